@@ -1,0 +1,317 @@
+"""Pydantic schema of the scoring model file (config/model.yaml).
+
+Every number of the scoring lives in the file; this module only says what a valid file is.
+Unknown keys are errors (a typo must never silently turn a rule off).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+GRADES = ("A", "B", "C", "D")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """How one field is matched. Several keys in one Match must all hold.
+
+    - `any`: the value equals one of these (case-insensitive for text)
+    - `glob`: shell-style pattern, case-insensitive (`*/pricing*`)
+    - `regex`: Python regular expression (searched, case-insensitive)
+    - `in_list` / `not_in_list`: one of the model's named `lists` (globs or plain values)
+    - `min` / `max`: numeric range, inclusive
+    - `exists`: the field is present and not empty (or absent, when false)
+    - `not`: the nested match must fail
+    """
+
+    any: list[str | int | float] | None = None
+    glob: str | None = None
+    regex: str | None = None
+    in_list: str | None = None
+    not_in_list: str | None = None
+    min: float | None = None
+    max: float | None = None
+    exists: bool | None = None
+    not_: Match | None = Field(default=None, alias="not")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            import re
+
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression ({exc})") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Match:
+        if not self.model_fields_set:
+            raise ValueError("a match needs at least one of any/glob/regex/in_list/min/max/...")
+        return self
+
+
+# In YAML a condition value may be a plain scalar (equality), a list (any of) or a Match.
+MatchValue = str | int | float | bool | list[str | int | float] | Match
+Conditions = dict[str, MatchValue]
+
+
+class NamedWhen(_Strict):
+    name: str
+    when: Conditions
+    description: str | None = None
+
+
+class FitRule(_Strict):
+    """Profile points. Fields: title, seniority, department, title_rule, employee_count,
+    annual_revenue_usd, industry, industry_group, country, email_kind, domain, company_source."""
+
+    name: str
+    when: Conditions
+    points: int
+    description: str | None = None
+
+
+class ForceGrade(_Strict):
+    """A condition that forces a grade (competitor, vendor, student, job seeker → D).
+
+    `when` may also test `fired` (names of engagement rules that fired)."""
+
+    name: str
+    when: Conditions
+    grade: Literal["A", "B", "C", "D"] = "D"
+    block_mql: bool = False
+    description: str | None = None
+
+
+class Fit(_Strict):
+    rules: list[FitRule] = Field(default_factory=list)
+    grades: dict[Literal["A", "B", "C"], int] = Field(
+        default_factory=lambda: {"A": 60, "B": 40, "C": 20},
+        description="Minimum fit points for each grade; below C's minimum is D.",
+    )
+    force: list[ForceGrade] = Field(default_factory=list)
+    add_to_score: bool = False
+    score_points: dict[Literal["A", "B", "C", "D"], int] = Field(
+        default_factory=lambda: {"A": 25, "B": 15, "C": 5, "D": 0},
+        description="Base points added to the score per grade when add_to_score is true.",
+    )
+
+    @field_validator("grades")
+    @classmethod
+    def _grades_descend(cls, v: dict[str, int]) -> dict[str, int]:
+        a, b, c = (v.get(g) for g in ("A", "B", "C"))
+        if a is None or b is None or c is None:
+            raise ValueError("grades must give a minimum for A, B and C")
+        if not a > b > c:
+            raise ValueError(f"grade minimums must descend A > B > C, got A={a} B={b} C={c}")
+        return v
+
+
+class Tier(_Strict):
+    when: Conditions = Field(default_factory=dict)
+    points: int
+    label: str
+
+
+class Frequency(_Strict):
+    """The rule fires once when its matching events show a pattern.
+
+    - `count`: at least N matching events (within `within_days`, else the discovery window)
+    - `distinct_days`: matching events on at least K distinct UTC days within `within_days`
+    """
+
+    count: int | None = Field(default=None, ge=1)
+    distinct_days: int | None = Field(default=None, ge=1)
+    within_days: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Frequency:
+        if (self.count is None) == (self.distinct_days is None):
+            raise ValueError("a frequency needs exactly one of count or distinct_days")
+        return self
+
+
+class EngagementRule(_Strict):
+    name: str
+    category: str
+    event: str | list[str]
+    when: Conditions = Field(default_factory=dict)
+    points: int | None = None
+    tiers: list[Tier] | None = None
+    frequency: Frequency | None = None
+    cap: int | None = Field(default=None, ge=0, description="Max |points| this rule gives in all.")
+    hand_raiser: bool = False
+    sales_signal: bool = False
+    description: str = Field(
+        default="",
+        description="Reason text; {field} placeholders take the first event's attributes.",
+    )
+
+    @model_validator(mode="after")
+    def _points_or_tiers(self) -> EngagementRule:
+        if (self.points is None) == (self.tiers is None):
+            raise ValueError("a rule needs exactly one of points or tiers")
+        if self.tiers is not None and self.frequency is not None:
+            raise ValueError("tiers apply per event; a frequency rule takes points")
+        return self
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return (self.event,) if isinstance(self.event, str) else tuple(self.event)
+
+
+class Category(_Strict):
+    cap: int | None = Field(default=None, ge=0, description="Max |points| of the category.")
+    description: str | None = None
+
+
+class Decay(_Strict):
+    mode: Literal["none", "linear", "half_life"] = "none"
+    half_life_days: float = Field(default=30.0, gt=0)
+    negative_decays: bool = Field(
+        default=False,
+        description="Negative points stay until removed by hand (an unsubscribe is a state).",
+    )
+    step_days: float = Field(
+        default=1.0, gt=0, description="How often a decaying score is due for a rescore."
+    )
+
+
+class Engagement(_Strict):
+    window_days: float = Field(default=60, gt=0)
+    decay: Decay = Field(default_factory=Decay)
+    categories: dict[str, Category] = Field(default_factory=dict)
+    rules: list[EngagementRule] = Field(default_factory=list)
+
+
+class MqlPolicy(_Strict):
+    threshold: float = 100
+    grades: list[Literal["A", "B", "C", "D"]] = Field(default_factory=lambda: ["A", "B", "C"])
+
+
+class SqlSignal(_Strict):
+    """Sales-owned signals that make an SQL. Points never do."""
+
+    lead_status: list[str] = Field(default_factory=list)
+    events: list[str] = Field(
+        default_factory=list, description="Engagement rules marked sales_signal, by name."
+    )
+
+
+class RecyclePolicy(_Strict):
+    enabled: bool = False
+    lead_status: list[str] = Field(default_factory=list)
+    from_stages: list[str] = Field(
+        default_factory=lambda: ["marketingqualifiedlead", "salesqualifiedlead"]
+    )
+    to_stage: str = "lead"
+
+
+class Lifecycle(_Strict):
+    mql: MqlPolicy = Field(default_factory=MqlPolicy)
+    sql: SqlSignal = Field(default_factory=SqlSignal)
+    recycle: RecyclePolicy = Field(default_factory=RecyclePolicy)
+    write_stage: bool = True
+    initial_stage: str = Field(
+        default="lead", description="Stage written for a contact with no stage at all."
+    )
+
+
+class ScoringModel(_Strict):
+    version: str = Field(min_length=1)
+    name: str = ""
+    description: str = ""
+    lists: dict[str, list[str]] = Field(default_factory=dict)
+    title_rules: str | None = Field(
+        default="titles.yaml", description="Title rule table, relative to the model file."
+    )
+    fit: Fit = Field(default_factory=Fit)
+    engagement: Engagement = Field(default_factory=Engagement)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+
+    @field_validator("lists")
+    @classmethod
+    def _lower_lists(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {k: [str(x).strip().lower() for x in vals] for k, vals in v.items()}
+
+
+
+def semantic_problems(raw: object) -> list[str]:
+    """Cross-reference checks on the raw file, run even when field validation failed.
+
+    Unknown categories, duplicate rule names, references to unknown lists or rules, bad regexes.
+    Defensive about shapes: a shape problem is pydantic's to report.
+    """
+    import re
+
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        return problems
+    lists = raw.get("lists") if isinstance(raw.get("lists"), dict) else {}
+    fit = raw.get("fit") if isinstance(raw.get("fit"), dict) else {}
+    eng = raw.get("engagement") if isinstance(raw.get("engagement"), dict) else {}
+    cats = eng.get("categories") if isinstance(eng.get("categories"), dict) else {}
+    rules = eng.get("rules") if isinstance(eng.get("rules"), list) else []
+    rule_names = {r.get("name") for r in rules if isinstance(r, dict)}
+
+    def check_match(where: str, value: object) -> None:
+        while isinstance(value, dict):
+            for ref_key in ("in_list", "not_in_list"):
+                ref = value.get(ref_key)
+                if isinstance(ref, str) and ref not in lists:
+                    problems.append(f"{where}.{ref_key}: unknown list {ref!r}")
+            rx = value.get("regex")
+            if isinstance(rx, str):
+                try:
+                    re.compile(rx)
+                except re.error as exc:
+                    problems.append(f"{where}.regex: invalid regular expression ({exc})")
+            value = value.get("not")
+
+    def check_when(where: str, when: object) -> None:
+        if not isinstance(when, dict):
+            return
+        for key, value in when.items():
+            check_match(f"{where}.{key}", value)
+            if key == "fired":
+                for n in value if isinstance(value, list) else [value]:
+                    if isinstance(n, str) and n not in rule_names:
+                        problems.append(f"{where}.fired: unknown engagement rule {n!r}")
+
+    for section in ("rules", "force"):
+        items = fit.get(section) if isinstance(fit.get(section), list) else []
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                check_when(f"fit.{section}[{i}].when", item.get("when"))
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            continue
+        cat = rule.get("category")
+        if isinstance(cat, str) and cat not in cats:
+            problems.append(f"engagement.rules[{i}].category: unknown category {cat!r}")
+        name = rule.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(f"engagement.rules[{i}].name: duplicate rule name {name!r}")
+            seen.add(name)
+        check_when(f"engagement.rules[{i}].when", rule.get("when"))
+        for j, tier in enumerate(rule.get("tiers") or []):
+            if isinstance(tier, dict):
+                check_when(f"engagement.rules[{i}].tiers[{j}].when", tier.get("when"))
+    lifecycle = raw.get("lifecycle") if isinstance(raw.get("lifecycle"), dict) else {}
+    sql = lifecycle.get("sql") if isinstance(lifecycle.get("sql"), dict) else {}
+    for n in sql.get("events") or []:
+        if n not in rule_names:
+            problems.append(f"lifecycle.sql.events: unknown engagement rule {n!r}")
+    return problems

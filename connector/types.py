@@ -1,0 +1,196 @@
+"""The project's own types. Every module speaks these; only CRM adapters know CRM shapes.
+
+Plain frozen dataclasses with slots: cheap to build in the scoring hot path, hashable where it
+matters, and free of any I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+# Canonical event types produced by the adapters (the model's rules match on these).
+EVENT_TYPES: tuple[str, ...] = (
+    "page_view",  # attributes: url, referrer, title
+    "form_submit",  # attributes: form (name), form_id, url
+    "email_delivered",  # attributes: campaign
+    "email_open",  # attributes: campaign
+    "email_click",  # attributes: campaign, url
+    "email_bounce",  # attributes: campaign
+    "email_unsubscribe",  # attributes: campaign
+    "webinar_registered",  # attributes: name
+    "webinar_attended",  # attributes: name, watched_share (0..1), minutes_watched
+    "meeting_booked",  # attributes: title  (a sales-owned signal)
+    "deal_opened",  # attributes: name     (a sales-owned signal)
+    "custom",  # attributes: name + anything the CRM sent
+)
+
+EmailKind = Literal["corporate", "free", "disposable", "invalid", "missing", "unknown"]
+
+# HubSpot's lifecycle stages, in order. Marketo adapters map their status field onto these.
+LIFECYCLE_ORDER: tuple[str, ...] = (
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+)
+MQL = "marketingqualifiedlead"
+SQL = "salesqualifiedlead"
+
+
+def stage_rank(stage: str | None) -> int:
+    """Rank of a lifecycle stage; -1 for empty, 99 for an unknown stage (never touched)."""
+    if not stage:
+        return -1
+    try:
+        return LIFECYCLE_ORDER.index(stage)
+    except ValueError:
+        return 99
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A CRM contact, normalized. `properties` keeps the raw CRM values for auditing."""
+
+    id: str
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    job_title: str | None = None
+    company_name: str | None = None
+    country: str | None = None
+    lifecycle_stage: str | None = None
+    lead_status: str | None = None
+    lead_status_changed_at: datetime | None = None
+    recycled_at: datetime | None = None
+    mql_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One engagement event. (source, source_id) is globally unique and makes replays idempotent."""
+
+    source: str
+    source_id: str
+    contact_id: str
+    type: str
+    occurred_at: datetime
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.source_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    """Firmographics for one registrable domain, with where they came from."""
+
+    domain: str
+    name: str | None = None
+    industry: str | None = None
+    industry_group: str | None = None
+    employee_count: int | None = None
+    employee_range: str | None = None
+    annual_revenue_usd: float | None = None
+    revenue_range: str | None = None
+    country: str | None = None
+    founded_year: int | None = None
+    source: str = "unknown"
+    as_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrichment:
+    """What enrichment knows about a contact's e-mail address and company."""
+
+    email_kind: EmailKind
+    domain: str | None = None  # registrable domain (acme.co.uk), lower-case ASCII
+    company: Company | None = None
+    error: str | None = None  # e.g. why the address is invalid; shown as a fit reason
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One rule that fired: its points and the events behind them."""
+
+    rule: str
+    category: str
+    points: float
+    text: str
+    event_ids: tuple[str, ...] = ()
+    kind: Literal["fit", "engagement", "lifecycle"] = "engagement"
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleDecision:
+    """What the lifecycle policy decided. `target_stage` is None when nothing is to be written."""
+
+    current_stage: str | None
+    target_stage: str | None
+    mql: bool
+    mql_reason: str | None
+    recycled: bool = False
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    contact_id: str
+    score: float  # engagement points (plus fit base points when the model says so)
+    engagement_points: float
+    fit_points: float
+    grade: str  # A, B, C or D
+    lifecycle: LifecycleDecision
+    profile_mismatch: bool  # behaviour yes, profile no
+    model_version: str
+    model_fingerprint: str
+    scored_at: datetime
+    next_change_at: datetime | None
+    reasons: tuple[Reason, ...] = ()
+    hand_raiser: bool = False
+
+    @property
+    def mql_reason(self) -> str | None:
+        return self.lifecycle.mql_reason
+
+    def top_reasons(self, limit: int = 6, max_chars: int = 480) -> str:
+        """The short text a rep reads in the CRM, largest contributions first."""
+        ranked = sorted(self.reasons, key=lambda r: (-abs(r.points), r.rule))
+        parts: list[str] = []
+        for r in ranked[:limit]:
+            part = r.text if r.kind != "engagement" else f"{_signed(r.points)} {r.text}"
+            if sum(len(p) + 2 for p in parts) + len(part) > max_chars:
+                break
+            parts.append(part)
+        return "; ".join(parts)
+
+
+def _signed(points: float) -> str:
+    value = int(points) if float(points).is_integer() else round(points, 1)
+    return f"+{value}" if points >= 0 else f"{value}"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBack:
+    """Properties to write for one contact (only those that differ from the last write)."""
+
+    contact_id: str
+    properties: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    contact_id: str
+    ok: bool
+    retryable: bool = False
+    error: str | None = None
+    archived: bool = False  # 404: the CRM no longer has it

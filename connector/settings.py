@@ -1,0 +1,97 @@
+"""Every knob, typed and documented. Env prefix LEADSCORE_, an optional env file, secrets as
+SecretStr (never printed, never stored).
+
+Precedence (highest first): explicit arguments, environment variables, the env file named by
+LEADSCORE_ENV_FILE (default `./leadscore.env` when present), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connector.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "config"
+FIXTURES_DIR = ROOT / "fixtures"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LEADSCORE_",
+        env_file=os.environ.get("LEADSCORE_ENV_FILE", "leadscore.env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    crm: Literal["hubspot", "marketo"] = Field("hubspot", description="Which CRM to sync.")
+    state_path: Path = Field(Path("leadscore.db"), description="SQLite state DB (created 0600).")
+    model_path: Path = Field(CONFIG_DIR / "model.yaml", description="The scoring model file.")
+
+    # HubSpot
+    hubspot_token: SecretStr | None = Field(None, description="Private-app access token.")
+    hubspot_base_url: str = Field("https://api.hubapi.com", description="API host.")
+    hubspot_client_secret: SecretStr | None = Field(None, description="App secret (webhooks v3).")
+    hubspot_search_page_size: int = Field(200, ge=1, le=200)
+    hubspot_write_batch: int = Field(100, ge=1, le=100)
+    hubspot_event_types: list[str] = Field(
+        default_factory=lambda: ["e_visited_page", "e_submitted_form"],
+        description="Events API types to read (custom pe<portal>_ types are added from config).",
+    )
+
+    # Marketo
+    marketo_base_url: str = Field("", description="https://<munchkin>.mktorest.com")
+    marketo_client_id: SecretStr | None = None
+    marketo_client_secret: SecretStr | None = None
+    marketo_write_batch: int = Field(300, ge=1, le=300)
+
+    # Sync behaviour
+    lookback_minutes: float = Field(
+        10.0, ge=0, description="Re-read this far behind the cursor (search index lag)."
+    )
+    request_timeout_seconds: float = Field(30.0, gt=0)
+    retry_attempts: int = Field(5, ge=1, le=20)
+    retry_max_seconds: float = Field(30.0, gt=0)
+    write_retry_attempts: int = Field(3, ge=1, le=10)
+    fail_on_dead_letters: bool = Field(
+        False, description="Exit non-zero when a sync dead-letters records."
+    )
+    dry_run: bool = Field(False, description="Compute everything, write nothing to the CRM.")
+
+    # Enrichment
+    firmographics_path: Path | None = Field(
+        FIXTURES_DIR / "firmographics.csv", description="Local firmographics CSV/JSON."
+    )
+    pdl_api_key: SecretStr | None = None
+    apollo_api_key: SecretStr | None = None
+    enrich_hit_ttl_days: float = 30
+    enrich_miss_ttl_days: float = 10
+    write_company_fields: bool = False
+
+    # Worker
+    sync_interval_minutes: float = Field(15.0, gt=0)
+    rescore_interval_minutes: float = Field(60.0, gt=0)
+    http_host: str = Field("127.0.0.1", description="Bind address of /healthz and /metrics.")
+    http_port: int = Field(9464, ge=0, le=65535)
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    def __repr__(self) -> str:  # SecretStr already masks; keep the repr short and safe
+        return f"Settings(crm={self.crm!r}, state_path={str(self.state_path)!r})"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings; a bad configuration lists all its errors at once, by name."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            lines.append(f"LEADSCORE_{name.upper()}: {err['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(lines)) from None

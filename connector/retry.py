@@ -53,7 +53,7 @@ def call_with_retry(
     exception propagates at once.
     """
     pol = policy or RetryPolicy()
-    rng = random.Random(pol.seed)  # noqa: S311 - jitter, not security
+    rng = random.Random(pol.seed)
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None

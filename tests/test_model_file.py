@@ -15,9 +15,7 @@ def test_default_model_loads_with_stable_fingerprint() -> None:
 
 
 def test_broken_model_lists_every_problem_with_location(tmp_path: Path) -> None:
-    (tmp_path / "titles.yaml").write_text(
-        (DEFAULT_MODEL_PATH.parent / "titles.yaml").read_text()
-    )
+    (tmp_path / "titles.yaml").write_text((DEFAULT_MODEL_PATH.parent / "titles.yaml").read_text())
     bad = tmp_path / "model.yaml"
     bad.write_text(
         """

@@ -245,7 +245,6 @@ class ScoringModel(_Strict):
         return {k: [str(x).strip().lower() for x in vals] for k, vals in v.items()}
 
 
-
 def semantic_problems(raw: object) -> list[str]:
     """Cross-reference checks on the raw file, run even when field validation failed.
 

@@ -6,11 +6,25 @@ Unknown keys are errors (a typo must never silently turn a rule off).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 GRADES = ("A", "B", "C", "D")
+Grade = Literal["A", "B", "C", "D"]
+GradeABC = Literal["A", "B", "C"]
+
+
+def _default_grades() -> dict[GradeABC, int]:
+    return {"A": 80, "B": 55, "C": 25}
+
+
+def _default_score_points() -> dict[Grade, int]:
+    return {"A": 25, "B": 15, "C": 5, "D": 0}
+
+
+def _default_mql_grades() -> list[Grade]:
+    return ["A", "B", "C"]
 
 
 class _Strict(BaseModel):
@@ -95,14 +109,14 @@ class ForceGrade(_Strict):
 
 class Fit(_Strict):
     rules: list[FitRule] = Field(default_factory=list)
-    grades: dict[Literal["A", "B", "C"], int] = Field(
-        default_factory=lambda: {"A": 60, "B": 40, "C": 20},
+    grades: dict[GradeABC, int] = Field(
+        default_factory=_default_grades,
         description="Minimum fit points for each grade; below C's minimum is D.",
     )
     force: list[ForceGrade] = Field(default_factory=list)
     add_to_score: bool = False
-    score_points: dict[Literal["A", "B", "C", "D"], int] = Field(
-        default_factory=lambda: {"A": 25, "B": 15, "C": 5, "D": 0},
+    score_points: dict[Grade, int] = Field(
+        default_factory=_default_score_points,
         description="Base points added to the score per grade when add_to_score is true.",
     )
 
@@ -196,7 +210,7 @@ class Engagement(_Strict):
 
 class MqlPolicy(_Strict):
     threshold: float = 100
-    grades: list[Literal["A", "B", "C", "D"]] = Field(default_factory=lambda: ["A", "B", "C"])
+    grades: list[Grade] = Field(default_factory=_default_mql_grades)
 
 
 class SqlSignal(_Strict):
@@ -256,11 +270,11 @@ def semantic_problems(raw: object) -> list[str]:
     problems: list[str] = []
     if not isinstance(raw, dict):
         return problems
-    lists = raw.get("lists") if isinstance(raw.get("lists"), dict) else {}
-    fit = raw.get("fit") if isinstance(raw.get("fit"), dict) else {}
-    eng = raw.get("engagement") if isinstance(raw.get("engagement"), dict) else {}
-    cats = eng.get("categories") if isinstance(eng.get("categories"), dict) else {}
-    rules = eng.get("rules") if isinstance(eng.get("rules"), list) else []
+    lists = _as_dict(raw.get("lists"))
+    fit = _as_dict(raw.get("fit"))
+    eng = _as_dict(raw.get("engagement"))
+    cats = _as_dict(eng.get("categories"))
+    rules = _as_list(eng.get("rules"))
     rule_names = {r.get("name") for r in rules if isinstance(r, dict)}
 
     def check_match(where: str, value: object) -> None:
@@ -288,8 +302,7 @@ def semantic_problems(raw: object) -> list[str]:
                         problems.append(f"{where}.fired: unknown engagement rule {n!r}")
 
     for section in ("rules", "force"):
-        items = fit.get(section) if isinstance(fit.get(section), list) else []
-        for i, item in enumerate(items):
+        for i, item in enumerate(_as_list(fit.get(section))):
             if isinstance(item, dict):
                 check_when(f"fit.{section}[{i}].when", item.get("when"))
     seen: set[str] = set()
@@ -305,12 +318,19 @@ def semantic_problems(raw: object) -> list[str]:
                 problems.append(f"engagement.rules[{i}].name: duplicate rule name {name!r}")
             seen.add(name)
         check_when(f"engagement.rules[{i}].when", rule.get("when"))
-        for j, tier in enumerate(rule.get("tiers") or []):
+        for j, tier in enumerate(_as_list(rule.get("tiers"))):
             if isinstance(tier, dict):
                 check_when(f"engagement.rules[{i}].tiers[{j}].when", tier.get("when"))
-    lifecycle = raw.get("lifecycle") if isinstance(raw.get("lifecycle"), dict) else {}
-    sql = lifecycle.get("sql") if isinstance(lifecycle.get("sql"), dict) else {}
-    for n in sql.get("events") or []:
+    sql = _as_dict(_as_dict(raw.get("lifecycle")).get("sql"))
+    for n in _as_list(sql.get("events")):
         if n not in rule_names:
             problems.append(f"lifecycle.sql.events: unknown engagement rule {n!r}")
     return problems
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []

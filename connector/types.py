@@ -163,15 +163,21 @@ class ScoreResult:
         return self.lifecycle.mql_reason
 
     def top_reasons(self, limit: int = 6, max_chars: int = 480) -> str:
-        """The short text a rep reads in the CRM, largest contributions first."""
-        ranked = sorted(self.reasons, key=lambda r: (-abs(r.points), r.rule))
-        parts: list[str] = []
-        for r in ranked[:limit]:
-            part = r.text if r.kind != "engagement" else f"{_signed(r.points)} {r.text}"
-            if sum(len(p) + 2 for p in parts) + len(part) > max_chars:
-                break
-            parts.append(part)
-        return "; ".join(parts)
+        """The short text a rep reads in the CRM: the largest engagement contributions first,
+        then the grade and why ("+50 watched webinar 'X' (full); ...; grade B: manager title")."""
+        engagement = sorted(
+            (r for r in self.reasons if r.kind == "engagement" and r.points != 0),
+            key=lambda r: (-abs(r.points), r.rule),
+        )
+        parts = [f"{_signed(r.points)} {r.text}" for r in engagement[:limit]]
+        parts += [r.text for r in self.reasons if r.rule == "grade"]
+        out = ""
+        for part in parts:
+            candidate = f"{out}; {part}" if out else part
+            if len(candidate) > max_chars:
+                return out or candidate[: max_chars - 1] + "…"
+            out = candidate
+        return out
 
 
 def _signed(points: float) -> str:

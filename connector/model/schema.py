@@ -236,8 +236,8 @@ class Lifecycle(_Strict):
     sql: SqlSignal = Field(default_factory=SqlSignal)
     recycle: RecyclePolicy = Field(default_factory=RecyclePolicy)
     write_stage: bool = True
-    initial_stage: str = Field(
-        default="lead", description="Stage written for a contact with no stage at all."
+    initial_stage: str | None = Field(
+        default=None, description="Stage written for a contact with no stage at all (off: None)."
     )
 
 

@@ -1,0 +1,372 @@
+"""The pure scoring core against the default model: exact numbers, exact reasons."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.model.loader import load_model
+from connector.scoring import score
+from connector.types import Company, Contact, Enrichment, Event, ScoreResult
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+MODEL = load_model()
+
+ACME = Company(
+    domain="acme-analytics.com",
+    name="Acme Analytics",
+    industry="computer software",
+    employee_count=850,
+    annual_revenue_usd=120_000_000,
+    country="US",
+    source="local_csv",
+    as_of="2026-10-01",
+)
+CORPORATE_ACME = Enrichment("corporate", "acme-analytics.com", ACME)
+GMAIL = Enrichment("free", "gmail.com", None)
+
+
+class Events:
+    """Builds events with unique ids, `days` before NOW."""
+
+    def __init__(self, contact_id: str = "1") -> None:
+        self.contact_id = contact_id
+        self.items: list[Event] = []
+
+    def add(self, type_: str, days: float, **attrs: Any) -> Event:
+        ev = Event(
+            "test",
+            f"e{len(self.items)}",
+            self.contact_id,
+            type_,
+            NOW - timedelta(days=days),
+            attrs,
+        )
+        self.items.append(ev)
+        return ev
+
+    def page(self, url: str, days: float, referrer: str | None = None) -> Event:
+        attrs: dict[str, Any] = {"url": url}
+        if referrer:
+            attrs["referrer"] = referrer
+        return self.add("page_view", days, **attrs)
+
+
+def by_rule(result: ScoreResult) -> dict[str, float]:
+    return {r.rule: r.points for r in result.reasons if r.kind == "engagement"}
+
+
+def dana() -> Contact:
+    return Contact(
+        "1",
+        email="dana.whitfield@acme-analytics.com",
+        job_title="VP Marketing",
+        country="US",
+        lifecycle_stage="lead",
+    )
+
+
+def worked_example() -> Events:
+    ev = Events()
+    for i in range(30):  # 30 blog posts over the last 12 days, on days 12..1
+        ev.page(f"https://example.com/blog/post-{i}", 12 - (i % 12) + 0.1)
+    ev.page("https://example.com/pricing", 1.5)
+    ev.page("https://example.com/pricing", 0.5)
+    ev.add("webinar_attended", 5, name="Scoring that sales trusts", watched_share=58 / 60)
+    return ev
+
+
+def test_worked_example_is_110_and_mql_without_a_hand_raise() -> None:
+    r = score(dana(), worked_example().items, CORPORATE_ACME, MODEL, NOW)
+    assert by_rule(r) == {
+        "pages_30": 10,
+        "webinar_attended": 50,
+        "return_visits": 25,
+        "pricing_repeat": 25,
+    }
+    assert r.score == 110
+    assert r.grade == "A"
+    assert r.fit_points == 90
+    assert r.lifecycle.mql is True
+    assert r.lifecycle.mql_reason == "threshold"
+    assert r.lifecycle.target_stage == "marketingqualifiedlead"
+    assert r.hand_raiser is False
+    assert r.profile_mismatch is False
+    top = r.top_reasons()
+    assert top.startswith("+50 watched webinar 'Scoring that sales trusts' (full); +25 ")
+    assert "+25 pricing page twice in 7 days" in top
+    assert "+25 visits on 3 days within 3 days" in top
+    assert "+10 30+ pages viewed" in top
+    assert top.endswith("grade A: decision-making title, company size 51-5,000")
+    pricing = next(x for x in r.reasons if x.rule == "pricing_repeat")
+    assert len(pricing.event_ids) == 2
+    assert r.model_version == "2026.11-default"
+    assert r.model_fingerprint == MODEL.fingerprint
+
+
+def test_fit_reasons_name_their_source_and_title_rule() -> None:
+    r = score(dana(), [], CORPORATE_ACME, MODEL, NOW)
+    texts = {x.rule: x.text for x in r.reasons if x.kind == "fit"}
+    assert texts["title_decision_maker"] == (
+        "+30 decision-making title (title 'VP Marketing' → vp by rule vice_president)"
+    )
+    assert texts["company_size_midmarket"] == (
+        "+20 company size 51-5,000 (850 employees, source local_csv 2026-10-01)"
+    )
+    assert texts["budget_revenue"] == (
+        "+10 revenue of $10M or more (revenue $120M, source local_csv 2026-10-01)"
+    )
+    assert r.score == 0
+    assert r.lifecycle.target_stage is None
+    assert r.next_change_at is None
+
+
+def test_demo_request_from_grade_d_profile_is_mql_at_once_with_mismatch_flag() -> None:
+    contact = Contact("2", email="riley@gmail.com", job_title="Freelance designer")
+    ev = Events("2")
+    ev.page("https://example.com/blog/a", 3)
+    ev.add("form_submit", 1, form="Request a demo", form_id="f-demo")
+    r = score(contact, ev.items, GMAIL, MODEL, NOW)
+    assert r.grade == "D"
+    assert r.fit_points == -10
+    assert by_rule(r) == {"demo_request": 100}
+    assert r.lifecycle.mql is True
+    assert r.lifecycle.mql_reason == "hand-raiser: Request a demo"
+    assert r.lifecycle.target_stage == "marketingqualifiedlead"
+    assert r.hand_raiser is True
+    assert r.profile_mismatch is True
+
+
+def test_job_seeker_ends_negative_grade_d_and_never_mql_by_points() -> None:
+    contact = Contact("3", email="jordan@outlook.com", job_title="Software Engineer")
+    ev = Events("3")
+    indeed = "https://www.indeed.com/viewjob?jk=abc"
+    ev.page("https://example.com/careers", 4, referrer=indeed)
+    ev.page("https://example.com/careers/open-roles", 3, referrer=indeed)
+    ev.page("https://example.com/careers", 2, referrer=indeed)
+    ev.page("https://example.com/blog/x", 2)
+    r = score(contact, ev.items, Enrichment("free", "outlook.com"), MODEL, NOW)
+    assert by_rule(r) == {"careers_repeat": -50, "job_board_referrer": -25}
+    assert r.score == -75
+    assert r.grade == "D"
+    forced = [x.text for x in r.reasons if x.rule == "job_seeker_behaviour"]
+    assert forced == ["grade D forced: job seeker (careers pages / job board)"]
+    assert r.lifecycle.mql is False
+    assert r.lifecycle.target_stage is None
+    # even with a huge amount of positive behaviour, grade D never makes an MQL by points
+    for i in range(8):
+        ev.add("webinar_attended", 1 + i, name=f"w{i}", watched_share=1.0)
+    r2 = score(contact, ev.items, Enrichment("free", "outlook.com"), MODEL, NOW)
+    assert r2.score == 25  # webinar category capped at 100; -75 negatives stay
+    assert r2.grade == "D"
+    assert r2.lifecycle.mql is False
+
+
+def test_competitor_contact_form_is_grade_d_and_blocked_from_mql() -> None:
+    contact = Contact(
+        "4",
+        email="morgan@rivalscore.io",
+        job_title="Product Marketing Manager",
+        lifecycle_stage="lead",
+    )
+    rival = Company("rivalscore.io", employee_count=120, industry="computer software", country="US")
+    ev = Events("4")
+    ev.add("form_submit", 2, form="Contact Us")
+    ev.page("https://example.com/pricing", 2)
+    r = score(contact, ev.items, Enrichment("corporate", "rivalscore.io", rival), MODEL, NOW)
+    assert r.grade == "D"
+    assert r.score == 100  # contact_us counts as behaviour, yet the competitor never becomes MQL
+    assert r.lifecycle.mql is False
+    assert r.lifecycle.target_stage is None
+    assert r.hand_raiser is False
+    forced = [x.text for x in r.reasons if x.rule == "competitor"]
+    assert forced == ["grade D forced: competitor domain (domain rivalscore.io); blocked from MQL"]
+
+
+def test_behaviour_older_than_the_window_stops_counting_and_next_change_says_when() -> None:
+    ev = Events()
+    webinar = ev.add("webinar_attended", 59, name="Old webinar", watched_share=1.0)
+    r = score(dana(), ev.items, CORPORATE_ACME, MODEL, NOW)
+    assert r.score == 50
+    assert r.next_change_at == webinar.occurred_at + timedelta(days=60)
+    later = score(dana(), ev.items, CORPORATE_ACME, MODEL, NOW + timedelta(days=2))
+    assert later.score == 0
+    assert later.next_change_at is None
+    old = Events()
+    old.add("webinar_attended", 61, name="Old webinar", watched_share=1.0)
+    assert score(dana(), old.items, CORPORATE_ACME, MODEL, NOW).score == 0
+
+
+def test_sales_set_sql_stays_sql_whatever_the_score() -> None:
+    contact = Contact(
+        "8",
+        email="t@globex.co.uk",
+        job_title="Head of RevOps",
+        lifecycle_stage="salesqualifiedlead",
+        lead_status="CONNECTED",
+    )
+    r = score(contact, worked_example().items, CORPORATE_ACME, MODEL, NOW)
+    assert r.score == 110
+    assert r.lifecycle.target_stage is None
+    assert r.lifecycle.current_stage == "salesqualifiedlead"
+    low = score(contact, [], CORPORATE_ACME, MODEL, NOW)
+    assert low.lifecycle.target_stage is None
+
+
+def test_lower_score_never_moves_an_mql_backward() -> None:
+    contact = Contact(
+        "1",
+        email="dana@acme-analytics.com",
+        job_title="VP Marketing",
+        lifecycle_stage="marketingqualifiedlead",
+    )
+    r = score(contact, [], CORPORATE_ACME, MODEL, NOW)
+    assert r.score == 0
+    assert r.lifecycle.target_stage is None
+    assert r.lifecycle.mql is True
+
+
+def test_lead_status_from_sales_makes_sql_points_never_do() -> None:
+    base = Contact(
+        "1",
+        email="dana@acme-analytics.com",
+        job_title="VP Marketing",
+        lifecycle_stage="marketingqualifiedlead",
+    )
+    r = score(base, worked_example().items, CORPORATE_ACME, MODEL, NOW)
+    assert r.lifecycle.target_stage is None  # 110 points: still MQL, never SQL
+    sql = Contact(**{**_fields(base), "lead_status": "CONNECTED"})
+    r2 = score(sql, [], CORPORATE_ACME, MODEL, NOW)
+    assert r2.lifecycle.target_stage == "salesqualifiedlead"
+    assert r2.lifecycle.note == "SQL from sales signal: lead status CONNECTED"
+    ev = Events()
+    ev.add("meeting_booked", 1, title="Intro call")
+    r3 = score(base, ev.items, CORPORATE_ACME, MODEL, NOW)
+    assert r3.lifecycle.target_stage == "salesqualifiedlead"
+    assert r3.lifecycle.note == "SQL from sales signal: meeting booked with sales"
+
+
+def _fields(c: Contact) -> dict[str, Any]:
+    return {f: getattr(c, f) for f in c.__slots__}  # type: ignore[attr-defined]
+
+
+def test_recycled_lead_goes_back_and_can_become_mql_again() -> None:
+    sql = Contact(
+        "1",
+        email="dana@acme-analytics.com",
+        job_title="VP Marketing",
+        lifecycle_stage="salesqualifiedlead",
+        lead_status="UNQUALIFIED",
+    )
+    ev = worked_example()
+    r = score(sql, ev.items, CORPORATE_ACME, MODEL, NOW)
+    assert r.lifecycle.recycled is True
+    assert r.lifecycle.target_stage == "lead"
+    assert r.lifecycle.note == "recycled to lead: lead status UNQUALIFIED"
+    # after the recycle, old engagement no longer counts ...
+    recycled_at = NOW
+    back = Contact(**{**_fields(sql), "lifecycle_stage": "lead", "recycled_at": recycled_at})
+    later = NOW + timedelta(days=1)
+    r2 = score(back, ev.items, CORPORATE_ACME, MODEL, later)
+    assert r2.score == 0
+    assert r2.lifecycle.recycled is False  # the status did not change since the recycle
+    assert r2.lifecycle.target_stage is None
+    # ... and new engagement after it makes an MQL again
+    fresh = [
+        Event(
+            "test",
+            "new-demo",
+            "1",
+            "form_submit",
+            later - timedelta(hours=1),
+            {"form": "Request a demo"},
+        )
+    ]
+    r3 = score(back, ev.items + fresh, CORPORATE_ACME, MODEL, later)
+    assert r3.score == 100
+    assert r3.lifecycle.target_stage == "marketingqualifiedlead"
+
+
+def test_duplicate_event_ids_count_once() -> None:
+    ev = Events()
+    e = ev.add("webinar_attended", 2, name="W", watched_share=0.6)
+    r = score(dana(), [e, e, e], CORPORATE_ACME, MODEL, NOW)
+    assert by_rule(r) == {"webinar_attended": 25}
+
+
+def test_caps_per_rule_and_per_category() -> None:
+    ev = Events()
+    for i in range(9):
+        ev.page(f"https://example.com/product/p{i}", 1 + i * 0.1)
+    for i in range(30):
+        ev.add("email_click", 2, campaign=f"c{i}")
+    r = score(dana(), ev.items, CORPORATE_ACME, MODEL, NOW)
+    rules = by_rule(r)
+    assert rules["product_page"] == 90
+    assert rules["cap:product"] == -30
+    assert rules["email_click"] == 90
+    assert rules["cap:email"] == -75
+    assert r.engagement_points == 60 + 15
+    ev2 = Events()
+    for i in range(3):
+        ev2.add("email_unsubscribe", 1 + i)
+    assert by_rule(score(dana(), ev2.items, CORPORATE_ACME, MODEL, NOW)) == {
+        "email_unsubscribe": -20
+    }
+
+
+def test_events_in_the_future_do_not_count_until_they_happen() -> None:
+    ev = Events()
+    future = ev.add("webinar_attended", -2, name="Future", watched_share=1.0)
+    r = score(dana(), ev.items, CORPORATE_ACME, MODEL, NOW)
+    assert r.score == 0
+    assert r.next_change_at == future.occurred_at
+
+
+@pytest.mark.parametrize(
+    ("title", "grade"),
+    [
+        ("VP Marketing", "A"),
+        ("Marketing Manager", "B"),
+        ("Account Executive", "B"),  # a sales rep: no decision-maker points
+        ("Marketing Intern", "C"),
+        ("Student", "D"),
+        ("Looking for opportunities", "D"),
+    ],
+)
+def test_grades_at_an_ideal_company(title: str, grade: str) -> None:
+    c = Contact("1", email="x@acme-analytics.com", job_title=title, country="US")
+    assert score(c, [], CORPORATE_ACME, MODEL, NOW).grade == grade
+
+
+def test_free_mail_decision_maker_is_c_and_unknown_is_d() -> None:
+    c = Contact("1", email="x@gmail.com", job_title="Marketing Director")
+    assert score(c, [], GMAIL, MODEL, NOW).grade == "C"
+    assert score(Contact("2"), [], None, MODEL, NOW).grade == "D"
+
+
+def test_invalid_email_gives_a_reason_not_a_crash() -> None:
+    c = Contact("1", email="not an email", job_title="CEO")
+    r = score(c, [], Enrichment("invalid", None, None, error="no @ in 'not an email'"), MODEL, NOW)
+    texts = [x.text for x in r.reasons]
+    assert "e-mail not usable: no @ in 'not an email'" in texts
+    assert r.grade == "D"  # 30 (title) + 10 (dept executive? no) - 30 invalid
+
+
+def test_linear_decay_and_half_life(tmp_path: Path) -> None:
+    src = Path(MODEL.path)
+    text = src.read_text(encoding="utf-8").replace("mode: none", "mode: linear")
+    (tmp_path / "model.yaml").write_text(text)
+    (tmp_path / "titles.yaml").write_text((src.parent / "titles.yaml").read_text())
+    linear = load_model(tmp_path / "model.yaml")
+    ev = Events()
+    ev.add("webinar_attended", 30, name="W", watched_share=1.0)
+    r = score(dana(), ev.items, CORPORATE_ACME, linear, NOW)
+    assert r.score == 25.0  # half the window gone, half the points
+    assert r.next_change_at == NOW + timedelta(days=1)
+    (tmp_path / "model.yaml").write_text(text.replace("mode: linear", "mode: half_life"))
+    half = load_model(tmp_path / "model.yaml")
+    assert score(dana(), ev.items, CORPORATE_ACME, half, NOW).score == 25.0  # 30-day half-life

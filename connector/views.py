@@ -1,0 +1,114 @@
+"""Terminal rendering (rich) of scores and explanations. No logic beyond layout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from connector.types import Contact, Event, ScoreResult
+
+STAGE_SHORT = {
+    "subscriber": "subscriber",
+    "lead": "lead",
+    "marketingqualifiedlead": "MQL",
+    "salesqualifiedlead": "SQL",
+    "opportunity": "opportunity",
+    "customer": "customer",
+    "evangelist": "evangelist",
+}
+
+
+def short_stage(stage: str | None) -> str:
+    return STAGE_SHORT.get(stage or "", stage or "—")
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
+
+
+def scores_table(rows: Iterable[tuple[Contact, ScoreResult]], title: str = "Scores") -> Table:
+    table = Table(title=title, show_lines=False, expand=False)
+    table.add_column("contact", overflow="fold", max_width=36)
+    table.add_column("grade", justify="center")
+    table.add_column("score", justify="right")
+    table.add_column("stage")
+    table.add_column("MQL reason", max_width=30, overflow="fold")
+    table.add_column("top reasons", overflow="fold", max_width=90)
+    for contact, r in rows:
+        stage = short_stage(r.lifecycle.current_stage)
+        if r.lifecycle.target_stage and r.lifecycle.target_stage != r.lifecycle.current_stage:
+            stage = f"{stage} → {short_stage(r.lifecycle.target_stage)}"
+        flag = " ⚑ behaviour yes, profile no" if r.profile_mismatch else ""
+        table.add_row(
+            contact.email or contact.id,
+            r.grade,
+            _num(r.score),
+            stage,
+            (r.lifecycle.mql_reason or "") + flag,
+            r.top_reasons(limit=4, max_chars=400),
+        )
+    return table
+
+
+def print_explanation(
+    console: Console, contact: Contact, result: ScoreResult, events: Sequence[Event]
+) -> None:
+    """Every point with its rule and the events behind it."""
+    by_key = {f"{e.source}:{e.source_id}": e for e in events}
+    name = " ".join(x for x in (contact.first_name, contact.last_name) if x)
+    console.print(
+        f"[bold]{contact.email or contact.id}[/bold] {name} · id {contact.id}"
+        f" · title {contact.job_title or '—'}"
+    )
+    console.print(
+        f"score [bold]{_num(result.score)}[/bold] (engagement {_num(result.engagement_points)})"
+        f" · grade [bold]{result.grade}[/bold] (fit {_num(result.fit_points)})"
+        f" · model {result.model_version} ({result.model_fingerprint})"
+        f" · scored at {result.scored_at.isoformat()}"
+    )
+    lc = result.lifecycle
+    stage = short_stage(lc.current_stage)
+    if lc.target_stage:
+        stage += f" → {short_stage(lc.target_stage)}"
+    extra = f" · {lc.note}" if lc.note else ""
+    mql = f" · MQL: {lc.mql_reason}" if lc.mql_reason else ""
+    flag = " · behaviour yes, profile no" if result.profile_mismatch else ""
+    console.print(f"stage {stage}{mql}{flag}{extra}")
+    if result.next_change_at:
+        console.print(f"next change with no new events: {result.next_change_at.isoformat()}")
+    fit = Table(title="Profile (fit)", title_justify="left")
+    fit.add_column("points", justify="right")
+    fit.add_column("rule")
+    fit.add_column("why", overflow="fold")
+    for r in result.reasons:
+        if r.kind == "fit" and r.rule != "grade":
+            fit.add_row(_num(r.points), r.rule, r.text)
+    console.print(fit)
+    eng = Table(title="Engagement", title_justify="left")
+    eng.add_column("points", justify="right")
+    eng.add_column("rule")
+    eng.add_column("why", overflow="fold")
+    eng.add_column("events", overflow="fold")
+    for r in sorted(
+        (r for r in result.reasons if r.kind == "engagement"), key=lambda r: -abs(r.points)
+    ):
+        lines = []
+        for key in r.event_ids[:8]:
+            ev = by_key.get(key)
+            if ev is None:
+                lines.append(key)
+                continue
+            what = (
+                ev.attributes.get("url")
+                or ev.attributes.get("form")
+                or ev.attributes.get("name")
+                or ev.attributes.get("campaign")
+                or ""
+            )
+            lines.append(f"{ev.occurred_at:%Y-%m-%d %H:%M} {ev.type} {str(what)[:60]}")
+        if len(r.event_ids) > 8:
+            lines.append(f"… and {len(r.event_ids) - 8} more")
+        eng.add_row(_num(r.points), r.rule, r.text, "\n".join(lines))
+    console.print(eng)

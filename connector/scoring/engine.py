@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +50,13 @@ class _CompiledRule:
     checks: list[FieldCheck]
     tiers: list[_CompiledTier] | None
     negative: bool
+    keeps: bool = False  # negative and negative points never decay: ignores the window
+    name: str = ""
+    is_frequency: bool = False
+
+    def __post_init__(self) -> None:
+        self.name = self.rule.name
+        self.is_frequency = self.rule.frequency is not None
 
     def points_for(self, attrs: Mapping[str, Any]) -> tuple[int, str | None] | None:
         if self.tiers is None:
@@ -85,8 +93,23 @@ class CompiledModel:
         self.force_rules: list[tuple[ForceGrade, list[FieldCheck]]] = [
             (f, compile_conditions(f.when, lists)) for f in m.fit.force
         ]
+        referenced: set[str] = set()
+        for cond in [r.when for r in m.fit.rules] + [f.when for f in m.fit.force]:
+            value = cond.get("fired")
+            if isinstance(value, list):
+                referenced.update(str(v) for v in value)
+            elif isinstance(value, str):
+                referenced.add(value)
+        self.fit_fired_names = frozenset(referenced)
         self.by_type: dict[str, list[_CompiledRule]] = {}
         self.rules: list[_CompiledRule] = []
+        # per event type: the attribute fields any of its rules read, and a memo from the tuple
+        # of those values to the rules that match (URLs repeat: one dict lookup per event)
+        self.type_fields: dict[str, tuple[str, ...]] = {}
+        self.memo: dict[
+            str, dict[tuple[Any, ...], list[tuple[_CompiledRule, int, str | None]]]
+        ] = {}
+        self._fit_memo: dict[tuple[Any, ...], tuple[float, str, bool, tuple[Reason, ...]]] = {}
         for r in m.engagement.rules:
             tiers = (
                 [
@@ -97,10 +120,76 @@ class CompiledModel:
                 else None
             )
             negative = _is_negative(r, r.tiers)
-            cr = _CompiledRule(r, compile_conditions(r.when, lists), tiers, negative)
+            keeps = negative and not m.engagement.decay.negative_decays
+            cr = _CompiledRule(r, compile_conditions(r.when, lists), tiers, negative, keeps)
             self.rules.append(cr)
             for et in r.event_types:
                 self.by_type.setdefault(et, []).append(cr)
+        for et, crs in self.by_type.items():
+            names: set[str] = set()
+            for cr in crs:
+                names.update(cr.rule.when)
+                for t in cr.rule.tiers or []:
+                    names.update(t.when)
+            self.type_fields[et] = tuple(sorted(names))
+            self.memo[et] = {}
+
+    def fit(
+        self, contact: Contact, enrichment: Enrichment | None, fired: frozenset[str]
+    ) -> tuple[float, str, bool, tuple[Reason, ...]]:
+        """(fit points, grade, MQL blocked, fit reasons), memoized on the profile inputs."""
+        fired = fired & self.fit_fired_names
+        key = (
+            contact.job_title,
+            contact.country,
+            contact.email if enrichment is None else None,
+            enrichment,
+            fired,
+        )
+        try:
+            hit = self._fit_memo.get(key)
+        except TypeError:
+            return _fit(self, contact, enrichment, fired)
+        if hit is None:
+            hit = _fit(self, contact, enrichment, fired)
+            if len(self._fit_memo) >= 50_000:
+                self._fit_memo.clear()
+            self._fit_memo[key] = hit
+        return hit
+
+    def matches(
+        self, type_: str, attrs: Mapping[str, Any]
+    ) -> list[tuple[_CompiledRule, int, str | None]]:
+        """Rules of this event type that match, with (points, tier label), memoized."""
+        fields = self.type_fields[type_]
+        memo = self.memo[type_]
+        sig = tuple(map(attrs.get, fields))
+        try:
+            hit = memo.get(sig)
+        except TypeError:  # an unhashable attribute value: match without the memo
+            return self._match(type_, attrs)
+        if hit is None:
+            hit = self._match(type_, attrs)
+            if len(memo) >= 50_000:
+                memo.clear()
+            memo[sig] = hit
+        return hit
+
+    def _match(
+        self, type_: str, attrs: Mapping[str, Any]
+    ) -> list[tuple[_CompiledRule, int, str | None]]:
+        out: list[tuple[_CompiledRule, int, str | None]] = []
+        get = attrs.get
+        for cr in self.by_type[type_]:
+            if cr.checks and not check_all(cr.checks, get):
+                continue
+            if cr.rule.frequency is not None:
+                out.append((cr, 0, None))
+                continue
+            got = cr.points_for(attrs)
+            if got is not None:
+                out.append((cr, got[0], got[1]))
+        return out
 
 
 def _is_negative(rule: EngagementRule, tiers: list[Tier] | None) -> bool:
@@ -232,6 +321,50 @@ def _fit_detail(fields: Iterable[str], facts: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _fit(
+    cm: CompiledModel, contact: Contact, enrichment: Enrichment | None, fired: frozenset[str]
+) -> tuple[float, str, bool, tuple[Reason, ...]]:
+    reasons: list[Reason] = []
+    facts = _fit_facts(cm, contact, enrichment)
+    facts["fired"] = fired
+    fit_points = 0.0
+    fit_texts: list[tuple[float, str]] = []
+    for rule, checks in cm.fit_rules:
+        if check_all(checks, facts.get):
+            fit_points += rule.points
+            detail = _fit_detail(rule.when.keys(), facts)
+            label = rule.description or rule.name
+            text = f"{_signed(rule.points)} {label}" + (f" ({detail})" if detail else "")
+            reasons.append(Reason(rule.name, "fit", float(rule.points), text, (), "fit"))
+            fit_texts.append((rule.points, label))
+    grade = _grade_for(cm, fit_points)
+    block_mql = False
+    forced: list[str] = []
+    for force, checks in cm.force_rules:
+        if not check_all(checks, facts.get):
+            continue
+        if _SEVERITY[force.grade] > _SEVERITY[grade]:
+            grade = force.grade
+        block_mql = block_mql or force.block_mql
+        detail = _fit_detail([k for k in force.when if k != "fired"], facts)
+        label = force.description or force.name
+        forced.append(label)
+        text = f"grade {force.grade} forced: {label}" + (f" ({detail})" if detail else "")
+        if force.block_mql:
+            text += "; blocked from MQL"
+        reasons.append(Reason(force.name, "fit", 0.0, text, (), "fit"))
+    if enrichment is not None and enrichment.error:
+        text = f"e-mail not usable: {enrichment.error}"
+        reasons.append(Reason("email_invalid", "fit", 0.0, text, (), "fit"))
+    if forced:
+        summary = f"grade {grade}: " + ", ".join(forced)
+    else:
+        best = [lbl for p, lbl in sorted(fit_texts, key=lambda x: -x[0]) if p > 0][:2]
+        summary = f"grade {grade}: " + (", ".join(best) if best else "no profile match")
+    reasons.append(Reason("grade", "fit", round(fit_points, 2), summary, (), "fit"))
+    return round(fit_points, 2), grade, block_mql, tuple(reasons)
+
+
 def _grade_for(cm: CompiledModel, fit_points: float) -> str:
     g = cm.model.fit.grades
     if fit_points >= g["A"]:
@@ -248,8 +381,7 @@ def _signed(points: float) -> str:
     return f"+{v}" if points >= 0 else f"{v}"
 
 
-def _chronological(ev: Event) -> tuple[datetime, str, str]:
-    return (ev.occurred_at, ev.source, ev.source_id)
+_chronological = attrgetter("occurred_at", "source", "source_id")
 
 
 def score(
@@ -270,9 +402,13 @@ def score(
     seen: set[tuple[str, str]] = set()
     future: datetime | None = None
 
+    by_type = cm.by_type
+    today = now.date()
+    no_decay = m.engagement.decay.mode == "none"
+    type_fields, memo = cm.type_fields, cm.memo
+    now_ts = now.timestamp()
     for ev in sorted(events, key=_chronological):
-        rules = cm.by_type.get(ev.type)
-        if not rules:
+        if ev.type not in by_type:
             continue
         k = (ev.source, ev.source_id)
         if k in seen:
@@ -285,37 +421,39 @@ def score(
             continue
         if recycled_at is not None and t <= recycled_at:
             continue
-        age = (now - t).total_seconds()
         attrs = ev.attributes
-        for cr in rules:
-            in_window = age < window_s or (cr.negative and not neg_decays)
-            if not in_window:
+        sig = tuple(map(attrs.get, type_fields[ev.type]))
+        try:
+            matched = memo[ev.type][sig]
+        except KeyError:
+            matched = cm.matches(ev.type, attrs)
+        except TypeError:  # unhashable attribute value
+            matched = cm.matches(ev.type, attrs)
+        if not matched:
+            continue
+        age = now_ts - t.timestamp()
+        key = f"{ev.source}:{ev.source_id}"
+        day = -1
+        for cr, ev_points, label in matched:
+            keeps = cr.keeps
+            if age >= window_s and not keeps:
                 continue
-            if cr.checks and not check_all(cr.checks, attrs.get):
-                continue
-            acc = accs.get(cr.rule.name)
+            acc = accs.get(cr.name)
             if acc is None:
-                acc = accs[cr.rule.name] = _Acc()
-            key = f"{ev.source}:{ev.source_id}"
-            if cr.rule.frequency is not None:
+                acc = accs[cr.name] = _Acc()
+                acc.first_attrs = attrs
+            if cr.is_frequency:
+                if day < 0:
+                    day = (today - t.date()).days
                 acc.times.append(age)
                 acc.keys.append(key)
-                acc.days.append((now.date() - t.date()).days)
-                if acc.first_attrs is None:
-                    acc.first_attrs = attrs
+                acc.days.append(day)
                 continue
-            got = cr.points_for(attrs)
-            if got is None:
-                continue
-            ev_points, label = got
-            w = _decay_weight(cm, age, cr.negative)
-            acc.points += ev_points * w
+            acc.points += ev_points if no_decay else ev_points * _decay_weight(cm, age, cr.negative)
             acc.event_ids.append(key)
             if label is not None:
                 acc.labels[label] = acc.labels.get(label, 0) + 1
-            if acc.first_attrs is None:
-                acc.first_attrs = attrs
-            if not (cr.negative and not neg_decays):
+            if not keeps:
                 acc.exits.append(window_s - age)
 
     # frequency rules fire once on their pattern
@@ -397,53 +535,8 @@ def score(
         engagement += total
     engagement = round(engagement, 2)
 
-    # fit
-    facts = _fit_facts(cm, contact, enrichment)
-    facts["fired"] = frozenset(fired)
-    fit_points = 0.0
-    fit_texts: list[tuple[float, str]] = []
-    for rule, checks in cm.fit_rules:
-        if check_all(checks, facts.get):
-            fit_points += rule.points
-            detail = _fit_detail(rule.when.keys(), facts)
-            label = rule.description or rule.name
-            text = f"{_signed(rule.points)} {label}" + (f" ({detail})" if detail else "")
-            reasons.append(Reason(rule.name, "fit", float(rule.points), text, (), "fit"))
-            fit_texts.append((rule.points, label))
-    grade = _grade_for(cm, fit_points)
-    block_mql = False
-    forced: list[str] = []
-    for force, checks in cm.force_rules:
-        if check_all(checks, facts.get):
-            if _SEVERITY[force.grade] > _SEVERITY[grade]:
-                grade = force.grade
-            block_mql = block_mql or force.block_mql
-            detail = _fit_detail([k for k in force.when if k != "fired"], facts)
-            label = force.description or force.name
-            forced.append(label)
-            suffix = "; blocked from MQL" if force.block_mql else ""
-            reasons.append(
-                Reason(
-                    force.name,
-                    "fit",
-                    0.0,
-                    f"grade {force.grade} forced: {label}"
-                    + (f" ({detail})" if detail else "")
-                    + suffix,
-                    (),
-                    "fit",
-                )
-            )
-    if enrichment is not None and enrichment.error:
-        reasons.append(
-            Reason("email_invalid", "fit", 0.0, f"e-mail not usable: {enrichment.error}", (), "fit")
-        )
-    if forced:
-        summary = f"grade {grade}: " + ", ".join(forced)
-    else:
-        best = [lbl for p, lbl in sorted(fit_texts, key=lambda x: -x[0]) if p > 0][:2]
-        summary = f"grade {grade}: " + (", ".join(best) if best else "no profile match")
-    reasons.append(Reason("grade", "fit", round(fit_points, 2), summary, (), "fit"))
+    fit_points, grade, block_mql, fit_reasons = cm.fit(contact, enrichment, frozenset(fired))
+    reasons.extend(fit_reasons)
 
     total = engagement
     if m.fit.add_to_score:
@@ -466,7 +559,10 @@ def score(
     behaviour_yes = hand_raise_text is not None or total >= m.lifecycle.mql.threshold
     mismatch = behaviour_yes and grade not in m.lifecycle.mql.grades
 
-    candidates: list[datetime] = [now + timedelta(seconds=s) for s in exits if s > 0]
+    positive_exits = [x for x in exits if x > 0]
+    candidates: list[datetime] = (
+        [now + timedelta(seconds=min(positive_exits))] if positive_exits else []
+    )
     if future is not None:
         candidates.append(future)
     if decaying:
@@ -477,7 +573,7 @@ def score(
         contact_id=contact.id,
         score=total,
         engagement_points=engagement,
-        fit_points=round(fit_points, 2),
+        fit_points=fit_points,
         grade=grade,
         lifecycle=decision,
         profile_mismatch=mismatch,

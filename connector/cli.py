@@ -6,20 +6,55 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
 
-from connector.errors import ConnectorError, InputError
+from connector.errors import ConfigError, ConnectorError, InputError
 from connector.model.loader import DEFAULT_MODEL_PATH, LoadedModel, validate_model_file
 from connector.offline import EnrichFn
 from connector.parse import parse_timestamp
+from connector.settings import Settings, load_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="leadscore")
-def cli() -> None:
-    """leadscore: explained lead scores for HubSpot and Marketo."""
+@click.option("--crm", type=click.Choice(["hubspot", "marketo"]), help="Overrides LEADSCORE_CRM.")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False),
+    help="State DB path (LEADSCORE_STATE_PATH).",
+)
+@click.pass_context
+def cli(ctx: click.Context, crm: str | None, state_path: str | None) -> None:
+    """leadscore: explained lead scores for HubSpot and Marketo.
+
+    Settings come from LEADSCORE_* environment variables or a leadscore.env file
+    (see config/leadscore.env.example); the options here override them.
+    """
+    overrides: dict[str, object] = {}
+    if crm:
+        overrides["crm"] = crm
+    if state_path:
+        overrides["state_path"] = Path(state_path)
+    ctx.obj = overrides
+
+
+def _settings(ctx: click.Context, **more: object) -> Settings:
+    overrides = dict(ctx.obj or {})
+    overrides.update({k: v for k, v in more.items() if v is not None})
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+def _fail(exc: ConnectorError) -> NoReturn:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
 
 
 @cli.command("validate-model")
@@ -139,6 +174,55 @@ def result_json(contact: object, r: object) -> dict[str, object]:
     }
 
 
+@cli.command("init-properties")
+@click.pass_context
+def init_properties_cmd(ctx: click.Context) -> None:
+    """Create the lead_scoring property group and our properties in the CRM (idempotent)."""
+    from connector.app import build_adapter
+
+    settings = _settings(ctx)
+    try:
+        adapter = build_adapter(settings)
+        try:
+            created = adapter.ensure_properties()
+        finally:
+            adapter.close()
+    except ConnectorError as exc:
+        _fail(exc)
+    if created:
+        click.echo("created: " + ", ".join(created))
+    else:
+        click.echo("all properties already exist; nothing to do")
+
+
+@cli.command("sync")
+@click.option("--dry-run", is_flag=True, help="Pull and score; show what would be written.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False))
+@click.pass_context
+def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
+    """One incremental pass: pull, score, write back what changed."""
+    from connector.app import open_app
+
+    settings = _settings(
+        ctx, dry_run=dry_run or None, model_path=Path(model_path) if model_path else None
+    )
+    model = _load_model_or_exit(str(settings.model_path))
+    try:
+        with open_app(settings, model) as app:
+            summary = app.pipeline.sync()
+    except ConnectorError as exc:
+        _fail(exc)
+    if dry_run:
+        click.echo(f"Would update {len(summary.changes)} contact(s) (dry run, nothing written).")
+        for cid, props in summary.changes[:20]:
+            click.echo(
+                f"  {cid}: "
+                + ", ".join(f"{k}={v[:40]!r}" for k, v in props.items() if k != "scored_at")
+            )
+    click.echo(summary.line())
+    sys.exit(summary.exit_code)
+
+
 @cli.command("explain")
 @click.argument("who")
 @click.option("--contacts", "contacts_path", type=click.Path(dir_okay=False))
@@ -159,7 +243,8 @@ def explain_cmd(
     model = _load_model_or_exit(model_path)
     now = _parse_now(now_text)
     if contacts_path is None:
-        raise click.UsageError("give --contacts/--events files (state DB mode: see `sync`)")
+        _explain_from_state(click.get_current_context(), who, model, now)
+        return
     run = score_files(contacts_path, events_path, model, now, enrich=_offline_enrich())
     for contact, r in run.scored:
         if who in (contact.id, (contact.email or "").lower(), contact.email):
@@ -167,6 +252,74 @@ def explain_cmd(
             return
     click.echo(f"error: no contact {who!r} in {Path(contacts_path).name}", err=True)
     sys.exit(1)
+
+
+def _explain_from_state(ctx: click.Context, who: str, model: LoadedModel, now: datetime) -> None:
+    """Explain from the state DB: the stored contact and events, scored as of now."""
+    from connector.app import build_enricher
+    from connector.scoring import score
+    from connector.state.store import StateStore
+    from connector.views import print_explanation
+
+    settings = _settings(ctx)
+    if not settings.state_path.exists():
+        click.echo(
+            f"error: no state DB at {settings.state_path}; run `leadscore sync` first", err=True
+        )
+        sys.exit(1)
+    try:
+        store = StateStore.open(settings.state_path)
+    except ConnectorError as exc:
+        _fail(exc)
+    try:
+        crm = settings.crm
+        cid = who
+        if "@" in who:
+            found = store.find_contact_ids_by_email(crm, [who.lower()])
+            cid = found.get(who.lower(), "")
+        cid = store.resolve_id(crm, cid) if cid else cid
+        contact = store.get_contact(crm, cid) if cid else None
+        if contact is None:
+            click.echo(f"error: no contact {who!r} in {settings.state_path}", err=True)
+            sys.exit(1)
+        events = store.events_for(crm, contact.id)
+        enricher = build_enricher(settings, store)
+        enrichment = None
+        if enricher is not None and contact.email:
+            enrichment = enricher.enrich_many([contact.email], now).get(contact.email)  # type: ignore[attr-defined]
+        result = score(contact, events, enrichment, model, now)
+        print_explanation(_console(), contact, result, events)
+        stored = store.get_score(crm, contact.id)
+        if stored is not None and stored.model_fingerprint != result.model_fingerprint:
+            click.echo(
+                f"note: the stored score used model {stored.model_version} "
+                f"({stored.model_fingerprint}); this explanation uses {model.version}"
+            )
+    finally:
+        store.close()
+
+
+def _state_cache(settings: Settings):  # type: ignore[no-untyped-def]
+    """The enrichment cache in the state DB when there is one (closed at exit)."""
+    import atexit
+
+    from connector.enrich.cache import InMemoryCompanyCache
+    from connector.state.store import StateStore
+
+    if not Path(settings.state_path).exists():
+        return InMemoryCompanyCache()
+    store = StateStore.open(settings.state_path)
+    atexit.register(store.close)
+    return store.company_cache
+
+
+def _register_plugins() -> None:
+    from connector.enrich.cli import make_enrich_command
+
+    cli.add_command(make_enrich_command(_state_cache))
+
+
+_register_plugins()
 
 
 def main() -> None:

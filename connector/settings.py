@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     hubspot_client_secret: SecretStr | None = Field(None, description="App secret (webhooks v3).")
     hubspot_search_page_size: int = Field(200, ge=1, le=200)
     hubspot_write_batch: int = Field(100, ge=1, le=100)
+    hubspot_search_per_second: float = Field(
+        4.0, gt=0, description="Client-side pace of search calls (HubSpot allows ~5/s)."
+    )
     hubspot_event_types: list[str] = Field(
         default_factory=lambda: ["e_visited_page", "e_submitted_form"],
         description="Events API types to read (custom pe<portal>_ types are added from config).",

@@ -1,0 +1,31 @@
+# leadscore worker: `docker run` it beside your CRM; state lives on the /data volume.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    LEADSCORE_STATE_PATH=/data/leadscore.db \
+    LEADSCORE_HTTP_HOST=0.0.0.0 \
+    LEADSCORE_HTTP_PORT=9464 \
+    LEADSCORE_LOG_JSON=true \
+    LEADSCORE_MODEL_PATH=/app/config/model.yaml \
+    LEADSCORE_FIRMOGRAPHICS_PATH=/app/fixtures/firmographics.csv
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY connector ./connector
+COPY config ./config
+COPY fixtures ./fixtures
+RUN pip install --no-cache-dir . \
+    && groupadd --system --gid 10001 leadscore \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin leadscore \
+    && mkdir -p /data \
+    && chown 10001:10001 /data
+
+USER 10001:10001
+VOLUME ["/data"]
+EXPOSE 9464
+HEALTHCHECK --interval=60s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os,sys,urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('LEADSCORE_HTTP_PORT', '9464'), timeout=4).status == 200 else 1)"]
+ENTRYPOINT ["leadscore"]
+CMD ["run"]

@@ -1,0 +1,99 @@
+"""Builds the pieces from settings. The CLI and the worker call these; so do tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from connector.crm.base import CrmAdapter
+from connector.errors import ConfigError
+from connector.model.loader import LoadedModel, load_model
+from connector.pipeline import Enricher, Pipeline, SyncOptions
+from connector.retry import RetryPolicy
+from connector.settings import Settings
+from connector.state.store import StateStore
+
+
+def build_adapter(settings: Settings) -> CrmAdapter:
+    policy = RetryPolicy(attempts=settings.retry_attempts, max_seconds=settings.retry_max_seconds)
+    if settings.crm == "hubspot":
+        from connector.crm.hubspot import HubSpotAdapter
+
+        if settings.hubspot_token is None:
+            raise ConfigError(
+                "LEADSCORE_HUBSPOT_TOKEN is not set (a HubSpot private-app token with the "
+                "crm.objects.contacts.read/write and crm.schemas.contacts.write scopes)"
+            )
+        return HubSpotAdapter(
+            settings.hubspot_token,
+            settings.hubspot_base_url,
+            timeout_s=settings.request_timeout_seconds,
+            retry=policy,
+            page_size=settings.hubspot_search_page_size,
+            write_batch=settings.hubspot_write_batch,
+            search_per_second=settings.hubspot_search_per_second,
+        )
+    if settings.crm == "marketo":
+        try:
+            from connector.crm.marketo import build_marketo_adapter
+        except ImportError as exc:  # pragma: no cover - until the Marketo adapter lands
+            raise ConfigError("the Marketo adapter is not available in this build") from exc
+        adapter: CrmAdapter = build_marketo_adapter(settings, policy)
+        return adapter
+    raise ConfigError(f"unknown CRM {settings.crm!r}")  # pragma: no cover
+
+
+def build_enricher(settings: Settings, store: StateStore) -> Enricher | None:
+    try:
+        from connector.enrich.enricher import build_enricher as build
+    except ImportError:  # pragma: no cover - enrichment not in this build
+        return None
+    return build(settings, cache=store.company_cache)
+
+
+def sync_options(settings: Settings) -> SyncOptions:
+    return SyncOptions(
+        lookback=timedelta(minutes=settings.lookback_minutes),
+        dry_run=settings.dry_run,
+        write_retry_attempts=settings.write_retry_attempts,
+        fail_on_dead_letters=settings.fail_on_dead_letters,
+    )
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: StateStore
+    adapter: CrmAdapter
+    model: LoadedModel
+    pipeline: Pipeline
+
+    def close(self) -> None:
+        self.adapter.close()
+        self.store.close()
+
+
+@contextmanager
+def open_app(settings: Settings, model: LoadedModel | None = None) -> Iterator[App]:
+    loaded = model or load_model(settings.model_path)
+    store = StateStore.open(settings.state_path)
+    try:
+        adapter = build_adapter(settings)
+    except BaseException:
+        store.close()
+        raise
+    enricher = build_enricher(settings, store)
+    pipeline = Pipeline(
+        store,
+        adapter,
+        loaded,
+        enricher=enricher,
+        options=sync_options(settings),  # type: ignore[arg-type]
+    )
+    app = App(settings, store, adapter, loaded, pipeline)
+    try:
+        yield app
+    finally:
+        app.close()

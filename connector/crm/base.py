@@ -1,0 +1,94 @@
+"""The one small protocol every CRM adapter implements, in the project's own types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from connector.types import Contact, Event, WriteBack, WriteOutcome
+
+# The properties the worker writes, by our own names; each adapter maps them onto CRM fields.
+SCORE_PROPERTIES: tuple[str, ...] = (
+    "score",
+    "grade",
+    "fit_score",
+    "reasons",
+    "model_version",
+    "scored_at",
+    "mql_reason",
+    "profile_mismatch",
+)
+STAGE = "lifecycle_stage"
+
+
+@dataclass
+class BadRecord:
+    """A record the CRM sent that we could not read: dead-lettered, never fatal."""
+
+    record_id: str
+    reason: str
+    payload: object = None
+
+
+@dataclass
+class ContactPage:
+    contacts: list[Contact]
+    position: str | None  # resume position after this page (keyset id or paging token)
+    events: list[Event] = field(default_factory=list)  # events derived from contact properties
+    merged: dict[str, str] = field(default_factory=dict)  # absorbed id → survivor id
+    bad: list[BadRecord] = field(default_factory=list)
+
+
+@dataclass
+class EventPage:
+    events: list[Event]
+    position: str | None  # resume position after this page
+    high_water: datetime | None  # newest event time on the page
+    unresolved: list[tuple[str, Event]] = field(default_factory=list)  # (email, event)
+    bad: list[BadRecord] = field(default_factory=list)
+
+
+@dataclass
+class ApiStats:
+    calls: dict[str, int] = field(default_factory=dict)
+    rate_limited: int = 0
+    retries: int = 0
+    slept_seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def count(self, kind: str) -> None:
+        self.calls[kind] = self.calls.get(kind, 0) + 1
+
+
+class CrmAdapter(Protocol):
+    name: str
+    stats: ApiStats
+
+    def ensure_properties(self) -> list[str]:
+        """Create the group and our properties where missing; return what was created."""
+        ...
+
+    def check_properties(self) -> None:
+        """Raise ConfigError naming what is missing (run init-properties)."""
+        ...
+
+    def pull_contacts(
+        self, since: datetime | None, until: datetime | None, position: str | None
+    ) -> Iterator[ContactPage]: ...
+
+    def event_streams(self) -> Sequence[str]: ...
+
+    def pull_events(
+        self, stream: str, since: datetime | None, until: datetime | None, position: str | None
+    ) -> Iterator[EventPage]: ...
+
+    def write(self, writes: Sequence[WriteBack]) -> list[WriteOutcome]: ...
+
+    def get_contact(self, contact_id: str) -> Contact | None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,496 @@
+"""One sync: pull → store → enrich → score → diff → write back → commit. The only module (with
+cli.py) that wires CRM, state, enrichment and scoring together.
+
+Guarantees, each with a test:
+- every pulled page is saved in the same SQLite transaction as the cursor position after it, so a
+  crash or a quota stop resumes from the last committed page and loses nothing;
+- events are idempotent by (source, id): replays change nothing;
+- only values that differ from what was last written are sent, so an idle resync writes nothing
+  although our own writes bump `lastmodifieddate`;
+- lifecycle moves forward only, and sales-owned stages are never touched (scoring decides);
+- every write has a per-record outcome: retryable failures are retried a bounded number of
+  times, the rest are dead-lettered with the CRM's message; archived contacts stop being written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from connector.crm.base import CrmAdapter
+from connector.errors import AuthError, ConnectorError, QuotaExhaustedError, StopRunError
+from connector.model.loader import LoadedModel
+from connector.scoring import score
+from connector.state import RUN_FAILED, RUN_OK, RUN_PARTIAL, RUN_STOPPED
+from connector.state.store import StateStore
+from connector.types import MQL, Contact, Enrichment, ScoreResult, WriteBack, WriteOutcome
+
+log = logging.getLogger(__name__)
+
+
+class Enricher(Protocol):
+    def enrich_many(self, emails: Iterable[str], now: datetime) -> dict[str, Enrichment]: ...
+
+
+@dataclass
+class SyncOptions:
+    lookback: timedelta = timedelta(minutes=10)
+    dry_run: bool = False
+    write_retry_attempts: int = 3
+    score_batch: int = 500
+    fail_on_dead_letters: bool = False
+    check_properties: bool = True
+
+
+@dataclass
+class SyncSummary:
+    crm: str
+    kind: str = "sync"
+    run_id: int | None = None
+    status: str = "ok"
+    message: str = ""
+    pulled: int = 0
+    new_events: int = 0
+    unmatched_events: int = 0
+    merged: int = 0
+    bad_records: int = 0
+    scored: int = 0
+    to_write: int = 0
+    written: int = 0
+    unchanged: int = 0
+    write_retries: int = 0
+    dead_lettered: int = 0
+    archived: int = 0
+    api_calls: int = 0
+    api_calls_by_kind: dict[str, int] = field(default_factory=dict)
+    rate_limited: int = 0
+    duration_s: float = 0.0
+    exit_code: int = 0
+    changes: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "pulled": self.pulled,
+            "new_events": self.new_events,
+            "unmatched_events": self.unmatched_events,
+            "merged": self.merged,
+            "bad_records": self.bad_records,
+            "scored": self.scored,
+            "to_write": self.to_write,
+            "written": self.written,
+            "unchanged": self.unchanged,
+            "write_retries": self.write_retries,
+            "dead_lettered": self.dead_lettered,
+            "archived": self.archived,
+            "rate_limited": self.rate_limited,
+            "api_calls_by_kind": self.api_calls_by_kind,
+        }
+
+    def line(self) -> str:
+        """The one-line summary a run logs and prints."""
+        return (
+            f"{self.kind} {self.crm} {self.status}: pulled {self.pulled}, new events "
+            f"{self.new_events}, scored {self.scored}, written {self.written}, unchanged "
+            f"{self.unchanged}, dead-lettered {self.dead_lettered}, API calls {self.api_calls}"
+            f" ({self.rate_limited} rate-limited), {self.duration_s:.1f}s"
+            + (f" — {self.message}" if self.message else "")
+        )
+
+
+def desired_properties(result: ScoreResult) -> dict[str, str]:
+    """What the CRM should show for this result, by our property names (scored_at excluded)."""
+    props = {
+        "score": _num(result.score),
+        "grade": result.grade,
+        "fit_score": _num(result.fit_points),
+        "reasons": result.top_reasons(),
+        "model_version": result.model_version,
+        "profile_mismatch": "true" if result.profile_mismatch else "false",
+    }
+    if result.lifecycle.mql_reason:
+        props["mql_reason"] = result.lifecycle.mql_reason
+    if result.lifecycle.target_stage:
+        props["lifecycle_stage"] = result.lifecycle.target_stage
+    return props
+
+
+def _num(v: float) -> str:
+    return str(round(v))
+
+
+def diff_properties(desired: dict[str, str], written: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in desired.items() if written.get(k) != v}
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _dt(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: StateStore,
+        adapter: CrmAdapter,
+        model: LoadedModel,
+        *,
+        enricher: Enricher | None = None,
+        options: SyncOptions | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.adapter = adapter
+        self.model = model
+        self.enricher = enricher
+        self.options = options or SyncOptions()
+        self.clock = clock
+        self.crm = adapter.name
+        self._properties_checked = False
+
+    # -- the main job -----------------------------------------------------------------------
+    def sync(self, *, rescore_all: bool = False) -> SyncSummary:
+        """One incremental pass. Never raises for CRM trouble: the summary says what stopped."""
+        summary = SyncSummary(self.crm)
+        started = time.monotonic()
+        calls_before = dict(self.adapter.stats.calls)
+        limited_before = self.adapter.stats.rate_limited
+        summary.run_id = self.store.start_run(self.crm, "sync", at=self.clock())
+        try:
+            if self.options.check_properties and not self._properties_checked:
+                self.adapter.check_properties()
+                self._properties_checked = True
+            touched = self._pull_contacts(summary)
+            touched |= self._pull_events(summary)
+            now = self.clock()
+            ids = set(touched)
+            ids.update(self.store.due_contact_ids(self.crm, now))
+            ids.update(self.store.pending_write_ids(self.crm))
+            if rescore_all:
+                ids.update(c.id for c in self.store.iter_contacts(self.crm))
+            self._score_and_write(sorted(ids, key=_id_key), now, summary)
+            if summary.dead_lettered and self.options.fail_on_dead_letters:
+                summary.status, summary.exit_code = "partial", 1
+        except QuotaExhaustedError as exc:
+            summary.status, summary.exit_code, summary.message = "quota", exc.exit_code, str(exc)
+        except AuthError as exc:
+            summary.status, summary.exit_code, summary.message = "auth", exc.exit_code, str(exc)
+        except StopRunError as exc:
+            summary.status, summary.exit_code, summary.message = "stopped", exc.exit_code, str(exc)
+        except ConnectorError as exc:
+            summary.status, summary.exit_code, summary.message = "error", exc.exit_code, str(exc)
+        finally:
+            summary.duration_s = time.monotonic() - started
+            now_calls = self.adapter.stats.calls
+            summary.api_calls_by_kind = {
+                k: v - calls_before.get(k, 0)
+                for k, v in now_calls.items()
+                if v - calls_before.get(k, 0)
+            }
+            summary.api_calls = sum(summary.api_calls_by_kind.values())
+            summary.rate_limited = self.adapter.stats.rate_limited - limited_before
+            status = {"ok": RUN_OK, "partial": RUN_PARTIAL}.get(summary.status, RUN_FAILED)
+            if summary.status in ("quota", "stopped"):
+                status = RUN_STOPPED
+            self.store.finish_run(
+                summary.run_id,
+                status,
+                summary.counts(),
+                summary.api_calls,
+                summary.dead_lettered + summary.bad_records,
+                summary.message or None,
+                at=self.clock(),
+            )
+            log.info(summary.line())
+        return summary
+
+    # -- pull ------------------------------------------------------------------------------
+    def _cursor(self, stream: str) -> dict[str, Any]:
+        raw = self.store.get_cursor(self.crm, stream)
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def _pull_contacts(self, summary: SyncSummary) -> set[str]:
+        cur = self._cursor("contacts")
+        run_start = self.clock()
+        if cur.get("position") is not None:  # an interrupted pass: resume it as it was
+            since = _dt(cur.get("since"))
+            next_since = _dt(cur.get("next_since")) or run_start
+        else:
+            prev = _dt(cur.get("since"))
+            since = prev - self.options.lookback if prev is not None else None
+            next_since = run_start
+        touched: set[str] = set()
+        position = cur.get("position")
+        for page in self.adapter.pull_contacts(since, None, position):
+            now = self.clock()
+            with self.store.transaction():
+                existing = {
+                    c.id: c
+                    for c in self.store.iter_contacts(
+                        self.crm, [c.id for c in page.contacts], include_inactive=True
+                    )
+                }
+                merged_contacts = [
+                    self._carry_state(c, existing.get(c.id), now) for c in page.contacts
+                ]
+                self.store.upsert_contacts(self.crm, merged_contacts, at=now)
+                touched.update(c.id for c in page.contacts)
+                touched |= self.store.insert_events(self.crm, page.events)
+                for absorbed, survivor in page.merged.items():
+                    if self.store.merged_into(self.crm, absorbed) != survivor:
+                        self.store.merge_contacts(self.crm, absorbed, survivor, now)
+                        summary.merged += 1
+                        touched.discard(absorbed)
+                        touched.add(survivor)
+                for bad in page.bad:
+                    self.store.add_dead_letter(
+                        self.crm, "input", bad.record_id, bad.payload, bad.reason, now
+                    )
+                self.store.set_cursor(
+                    self.crm,
+                    "contacts",
+                    json.dumps(
+                        {
+                            "since": _iso(since) if since else None,
+                            "position": page.position,
+                            "next_since": _iso(next_since),
+                        }
+                    ),
+                )
+            summary.pulled += len(page.contacts)
+            summary.bad_records += len(page.bad)
+        with self.store.transaction():
+            self.store.set_cursor(
+                self.crm, "contacts", json.dumps({"since": _iso(next_since), "position": None})
+            )
+        return touched
+
+    def _carry_state(self, fresh: Contact, old: Contact | None, now: datetime) -> Contact:
+        """Keep what the worker maintains itself across pulls (recycle, MQL date, status change)."""
+        from dataclasses import replace
+
+        if old is None:
+            return replace(
+                fresh, lead_status_changed_at=fresh.updated_at if fresh.lead_status else None
+            )
+        changed_at = old.lead_status_changed_at
+        if (fresh.lead_status or None) != (old.lead_status or None):
+            changed_at = fresh.updated_at or now
+        return replace(
+            fresh, lead_status_changed_at=changed_at, recycled_at=old.recycled_at, mql_at=old.mql_at
+        )
+
+    def _pull_events(self, summary: SyncSummary) -> set[str]:
+        touched: set[str] = set()
+        for stream in self.adapter.event_streams():
+            key = f"events:{stream}"
+            cur = self._cursor(key)
+            high = _dt(cur.get("high_water"))
+            if cur.get("position") is not None:
+                since = _dt(cur.get("since"))
+            else:
+                since = high - self.options.lookback if high is not None else None
+            for page in self.adapter.pull_events(stream, since, None, cur.get("position")):
+                now = self.clock()
+                with self.store.transaction():
+                    events = list(page.events)
+                    if page.unresolved:
+                        by_email = self.store.find_contact_ids_by_email(
+                            self.crm, {e for e, _ in page.unresolved}
+                        )
+                        for email, ev in page.unresolved:
+                            cid = by_email.get(email)
+                            if cid is None:
+                                summary.unmatched_events += 1
+                                continue
+                            events.append(_with_contact(ev, cid))
+                    resolved = [
+                        _with_contact(e, self.store.resolve_id(self.crm, e.contact_id))
+                        for e in events
+                    ]
+                    new_for, n_new = self.store.insert_events_counted(self.crm, resolved)
+                    touched |= new_for
+                    summary.new_events += n_new
+                    for bad in page.bad:
+                        self.store.add_dead_letter(
+                            self.crm, "input", bad.record_id, bad.payload, bad.reason, now
+                        )
+                    if page.high_water and (high is None or page.high_water > high):
+                        high = page.high_water
+                    self.store.set_cursor(
+                        self.crm,
+                        key,
+                        json.dumps(
+                            {
+                                "since": _iso(since) if since else None,
+                                "position": page.position,
+                                "high_water": _iso(high) if high else None,
+                            }
+                        ),
+                    )
+                summary.bad_records += len(page.bad)
+            with self.store.transaction():
+                self.store.set_cursor(
+                    self.crm,
+                    key,
+                    json.dumps({"position": None, "high_water": _iso(high) if high else None}),
+                )
+        return touched
+
+    # -- score, diff, write ----------------------------------------------------------------
+    def _score_and_write(self, ids: list[str], now: datetime, summary: SyncSummary) -> None:
+        batch = self.options.score_batch
+        for i in range(0, len(ids), batch):
+            chunk = ids[i : i + batch]
+            pairs = list(self.store.iter_contacts_with_events(self.crm, chunk))
+            enrichments = self._enrich([c for c, _ in pairs], now)
+            results = [
+                score(c, evs, enrichments.get((c.email or "").lower()), self.model, now)
+                for c, evs in pairs
+            ]
+            summary.scored += len(results)
+            writes, meta = self._plan_writes(pairs, results, now, summary)
+            with self.store.transaction():
+                self.store.save_scores(self.crm, results)
+                self.store.set_write_pending(self.crm, [w.contact_id for w in writes], True)
+            if self.options.dry_run:
+                summary.changes.extend((w.contact_id, dict(w.properties)) for w in writes)
+                continue
+            self._write(writes, meta, now, summary)
+
+    def _enrich(self, contacts: Sequence[Contact], now: datetime) -> dict[str, Enrichment]:
+        if self.enricher is None:
+            return {}
+        emails = [c.email for c in contacts if c.email]
+        found = self.enricher.enrich_many(emails, now)
+        return {k.lower(): v for k, v in found.items()}
+
+    def _plan_writes(
+        self,
+        pairs: Sequence[tuple[Contact, Any]],
+        results: Sequence[ScoreResult],
+        now: datetime,
+        summary: SyncSummary,
+    ) -> tuple[list[WriteBack], dict[str, ScoreResult]]:
+        written = self.store.get_written_many(self.crm, [c.id for c, _ in pairs])
+        writes: list[WriteBack] = []
+        meta: dict[str, ScoreResult] = {}
+        for (contact, _), result in zip(pairs, results, strict=True):
+            if not self.store.is_writable(self.crm, contact.id):
+                continue
+            desired = desired_properties(result)
+            last = written.get(contact.id, {})
+            if (
+                "lifecycle_stage" in desired
+                and desired["lifecycle_stage"] == (contact.lifecycle_stage or "")
+                and "lifecycle_stage" not in last
+            ):
+                desired.pop("lifecycle_stage")  # the CRM already shows it
+            changes = diff_properties(desired, last)
+            if not changes:
+                summary.unchanged += 1
+                continue
+            changes["scored_at"] = _iso(now)
+            writes.append(WriteBack(contact.id, changes))
+            meta[contact.id] = result
+        summary.to_write += len(writes)
+        return writes, meta
+
+    def _write(
+        self,
+        writes: list[WriteBack],
+        meta: dict[str, ScoreResult],
+        now: datetime,
+        summary: SyncSummary,
+    ) -> None:
+        # a recycled contact's stage goes backward: HubSpot needs it cleared first
+        recycle = [
+            w
+            for w in writes
+            if meta[w.contact_id].lifecycle.recycled and "lifecycle_stage" in w.properties
+        ]
+        if recycle and self.crm == "hubspot":
+            clears = [WriteBack(w.contact_id, {"lifecycle_stage": ""}) for w in recycle]
+            outcomes = self._send(clears, summary)
+            cleared = {o.contact_id for o in outcomes if o.ok}
+            writes = [w for w in writes if w.contact_id in cleared or w not in recycle]
+        pending = writes
+        for attempt in range(1, self.options.write_retry_attempts + 1):
+            outcomes = self._send(pending, summary)
+            by_id = {w.contact_id: w for w in pending}
+            retry: list[WriteBack] = []
+            with self.store.transaction():
+                at = self.clock()
+                for out in outcomes:
+                    w = by_id[out.contact_id]
+                    if out.ok:
+                        self._record_success(w, meta[w.contact_id], at)
+                        summary.written += 1
+                    elif out.archived:
+                        self.store.mark_archived(self.crm, w.contact_id, at)
+                        self.store.set_write_pending(self.crm, [w.contact_id], False)
+                        summary.archived += 1
+                    elif out.retryable and attempt < self.options.write_retry_attempts:
+                        retry.append(w)
+                    else:
+                        reason = out.error or "write failed"
+                        if out.retryable:
+                            reason = f"gave up after {attempt} attempts: {reason}"
+                        self.store.add_dead_letter(
+                            self.crm, "write", w.contact_id, dict(w.properties), reason, at
+                        )
+                        summary.dead_lettered += 1
+            if not retry:
+                return
+            summary.write_retries += len(retry)
+            pending = retry
+
+    def _send(self, writes: list[WriteBack], summary: SyncSummary) -> list[WriteOutcome]:
+        if not writes:
+            return []
+        return self.adapter.write(writes)
+
+    def _record_success(self, w: WriteBack, result: ScoreResult, at: datetime) -> None:
+        self.store.record_written(self.crm, w.contact_id, w.properties, at)
+        self.store.set_write_pending(self.crm, [w.contact_id], False)
+        self.store.resolve_dead_letters_for(self.crm, "write", w.contact_id, at)
+        stage = w.properties.get("lifecycle_stage")
+        if stage is None:
+            return
+        contact = self.store.get_contact(self.crm, w.contact_id)
+        if contact is None:
+            return
+        from dataclasses import replace
+
+        updated = replace(
+            contact,
+            lifecycle_stage=stage,
+            mql_at=at if stage == MQL else contact.mql_at,
+            recycled_at=at if result.lifecycle.recycled else contact.recycled_at,
+        )
+        self.store.upsert_contacts(self.crm, [updated], at=at)
+
+
+def _with_contact(ev: Any, contact_id: str) -> Any:
+    from dataclasses import replace
+
+    return ev if ev.contact_id == contact_id else replace(ev, contact_id=contact_id)
+
+
+def _id_key(cid: str) -> tuple[int, str]:
+    return (int(cid), cid) if cid.isdigit() else (1 << 62, cid)

@@ -1,0 +1,149 @@
+"""How values cross the SQLite boundary: datetimes, JSON, and scrubbing of secret-looking text.
+
+Datetimes are stored as fixed-width ISO-8601 UTC strings with microseconds and an explicit
+``+00:00`` offset (``2026-11-01T12:00:00.000000+00:00``), so string order is time order and
+``<=`` comparisons in SQL are correct. They come back as aware UTC datetimes. A naive datetime
+is a bug in the caller (is it local time? UTC?) and is rejected rather than guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import json.scanner
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+_decoder = json.JSONDecoder()
+_scan_once = json.scanner.make_scanner(cast(Any, _decoder))  # typeshed types it oddly
+
+
+def _decode_json(text: str) -> Any:
+    """`json.loads` minus the whitespace regexes: what we wrote has no padding. Anything
+    else (padding, trailing data, errors) goes through the stdlib decoder for its message."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return _decoder.decode(text)
+    return value if end == len(text) else _decoder.decode(text)
+
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_fast_encoder() -> Callable[[Any], str]:
+    """`_encoder.encode` without rebuilding the C encoder on every call (events are encoded
+    by the million; this halves the cost). Falls back to the stdlib path without `_json`."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has _json
+        return _encoder.encode
+    try:
+        c_encode = make(
+            None, _no_default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+        )
+    except TypeError:  # pragma: no cover - a future signature change
+        return _encoder.encode
+
+    def encode(value: Any) -> str:
+        return "".join(c_encode(value, 0))
+
+    return encode
+
+
+_encode_json = _make_fast_encoder()
+
+REDACTED = "**********"
+
+_SECRET_KEY = re.compile(
+    r"(?i)^(access_?token|refresh_?token|token|bearer|secret|client_?secret|password|passwd"
+    r"|api_?key|hapikey|private_?app_?token|authorization|cookie|set-cookie|credentials?)$"
+)
+_SECRET_TEXT = (
+    re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(
+        r"(?i)\b((?:access_?token|refresh_?token|api_?key|hapikey|client_?secret|password|secret)"
+        r"[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}]+"
+    ),
+)
+
+
+def encode_dt(value: datetime) -> str:
+    """An aware datetime as a fixed-width UTC ISO-8601 string."""
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored: add a tzinfo")
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
+
+
+def encode_opt_dt(value: datetime | None) -> str | None:
+    return None if value is None else encode_dt(value)
+
+
+def decode_dt(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def decode_opt_dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def encode_json(value: Any) -> str:
+    """Strict JSON for data that must round-trip exactly (contact properties, attributes)."""
+    return _encode_json(value)
+
+
+def encode_mapping(value: Mapping[str, Any]) -> str | None:
+    """An empty mapping is stored as NULL (saves space on millions of events)."""
+    return _encode_json(value if isinstance(value, dict) else dict(value)) if value else None
+
+
+def decode_mapping(value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    decoded = _decode_json(value)
+    if not isinstance(decoded, dict):
+        raise ValueError(f"expected a JSON object, got {type(decoded).__name__}")
+    return decoded
+
+
+def decode_json(value: str | None) -> Any:
+    return None if value is None else _decode_json(value)
+
+
+def redact_text(text: str) -> str:
+    """Mask bearer tokens and `key=value` secrets in free text (error messages, reasons)."""
+    for pattern in _SECRET_TEXT:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
+
+
+def redact(value: Any) -> Any:
+    """A JSON-able copy of `value` with secret-looking keys and texts masked.
+
+    Used for dead-letter payloads and run counts/messages: the state DB never stores
+    secrets. Objects with `get_secret_value` (pydantic `SecretStr`) are masked, datetimes
+    become ISO strings, anything else unknown becomes its `repr` (a payload must never make
+    recording a failure fail).
+    """
+    if isinstance(value, Mapping):
+        return {
+            str(k): REDACTED if _SECRET_KEY.search(str(k)) and v is not None else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if hasattr(value, "get_secret_value"):
+        return REDACTED
+    if isinstance(value, datetime):
+        return encode_dt(value) if value.tzinfo is not None else value.isoformat()
+    return redact_text(repr(value))

@@ -1,0 +1,277 @@
+"""Numbered schema migrations: small functions `mNNN_name(db)`, applied in order, each recorded
+in the `migrations` table in the same transaction as its DDL.
+
+To change the schema, append a new function (never edit an applied one) and add it to
+`MIGRATIONS`. A DB that records a version above `SCHEMA_VERSION` was written by a newer
+leadscore and is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlite_utils import Database
+
+from connector.errors import StateError
+from connector.state.codec import encode_dt
+
+Migration = Callable[[Database], None]
+
+
+def m001_initial(db: Database) -> None:
+    """Every table of the first release."""
+    db.create_table(
+        "contacts",
+        {
+            "crm": str,
+            "id": str,
+            "email": str,
+            "first_name": str,
+            "last_name": str,
+            "job_title": str,
+            "company_name": str,
+            "country": str,
+            "lifecycle_stage": str,
+            "lead_status": str,
+            "lead_status_changed_at": str,
+            "recycled_at": str,
+            "mql_at": str,
+            "created_at": str,
+            "updated_at": str,
+            "properties": str,  # JSON object, NULL when empty
+            "archived_at": str,
+            "merged_into": str,
+            "merged_at": str,
+            "first_seen_at": str,
+            "last_pulled_at": str,
+        },
+        pk=("crm", "id"),
+        not_null=("crm", "id", "first_seen_at"),
+    )
+    # Expression index: lookups must say `lower(email)` (SQLite lower() folds ASCII only).
+    db.execute("CREATE INDEX contacts_crm_email ON contacts (crm, lower(email))")
+    # Partial, so that the planner never prefers it for `merged_into IS NULL` (every live row).
+    db.execute(
+        "CREATE INDEX contacts_crm_merged_into ON contacts (crm, merged_into) "
+        "WHERE merged_into IS NOT NULL"
+    )
+
+    db.create_table(
+        "events",
+        {
+            "crm": str,
+            "source": str,
+            "source_id": str,
+            "contact_id": str,
+            "type": str,
+            "occurred_at": str,
+            "attributes": str,  # JSON object, NULL when empty
+        },
+        not_null=("crm", "source", "source_id", "contact_id", "type", "occurred_at"),
+    )
+    db.table("events").create_index(["crm", "source", "source_id"], "events_key", unique=True)
+    db.table("events").create_index(["crm", "contact_id", "occurred_at"], "events_crm_contact_time")
+
+    db.create_table(
+        "companies",
+        {
+            "domain": str,
+            "status": str,  # hit | miss
+            "company": str,  # JSON of connector.types.Company, NULL for a miss
+            "source": str,
+            "fetched_at": str,
+            "expires_at": str,
+        },
+        pk="domain",
+        not_null=("domain", "status", "fetched_at", "expires_at"),
+    )
+
+    db.create_table(
+        "scores",
+        {
+            "crm": str,
+            "contact_id": str,
+            "score": float,
+            "engagement_points": float,
+            "fit_points": float,
+            "grade": str,
+            "mql": int,
+            "mql_reason": str,
+            "current_stage": str,
+            "target_stage": str,
+            "recycled": int,
+            "lifecycle_note": str,
+            "profile_mismatch": int,
+            "hand_raiser": int,
+            "model_version": str,
+            "model_fingerprint": str,
+            "scored_at": str,
+            "next_change_at": str,
+            "reasons": str,  # JSON list of Reason objects
+        },
+        pk=("crm", "contact_id"),
+        not_null=("crm", "contact_id", "score", "grade", "mql", "model_version", "scored_at"),
+    )
+    db.table("scores").create_index(["crm", "next_change_at"], "scores_crm_next_change")
+
+    db.create_table(
+        "score_history",
+        {
+            "id": int,
+            "crm": str,
+            "contact_id": str,
+            "model_version": str,
+            "score": float,
+            "grade": str,
+            "mql": int,
+            "scored_at": str,
+        },
+        pk="id",
+        not_null=("crm", "contact_id", "model_version", "score", "grade", "mql", "scored_at"),
+    )
+    db.table("score_history").create_index(
+        ["crm", "contact_id", "scored_at"], "score_history_crm_contact_time"
+    )
+
+    db.create_table(
+        "written",
+        {"crm": str, "contact_id": str, "property": str, "value": str, "written_at": str},
+        pk=("crm", "contact_id", "property"),
+        not_null=("crm", "contact_id", "property", "value", "written_at"),
+    )
+
+    db.create_table(
+        "cursors",
+        {"crm": str, "stream": str, "value": str, "updated_at": str},
+        pk=("crm", "stream"),
+        not_null=("crm", "stream", "value", "updated_at"),
+    )
+
+    db.create_table(
+        "runs",
+        {
+            "id": int,
+            "crm": str,
+            "kind": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,
+            "counts": str,  # JSON object
+            "api_calls": int,
+            "errors": int,
+            "message": str,
+        },
+        pk="id",
+        not_null=("crm", "kind", "started_at", "status"),
+    )
+    db.table("runs").create_index(["crm", "kind", "status"], "runs_crm_kind_status")
+
+    db.create_table(
+        "dead_letters",
+        {
+            "id": int,
+            "crm": str,
+            "contact_id": str,  # '' when the failure is not about one contact
+            "kind": str,  # write | input | event | ...
+            "payload": str,  # JSON, secrets redacted
+            "reason": str,
+            "attempts": int,
+            "first_seen_at": str,
+            "last_tried_at": str,
+            "resolved_at": str,
+        },
+        pk="id",
+        not_null=("crm", "contact_id", "kind", "attempts", "first_seen_at", "last_tried_at"),
+        defaults={"contact_id": "", "attempts": 1},
+    )
+    # At most one open dead letter per (crm, kind, contact): a repeat failure bumps `attempts`.
+    db.execute(
+        "CREATE UNIQUE INDEX dead_letters_open ON dead_letters (crm, kind, contact_id) "
+        "WHERE resolved_at IS NULL"
+    )
+
+    db.create_table(
+        "jobs",
+        {"name": str, "state": str, "updated_at": str},
+        pk="name",
+        not_null=("name", "state", "updated_at"),
+    )
+
+
+def m002_write_backlog(db: Database) -> None:
+    """Contacts whose computed values have not reached the CRM yet (a quota stop, a crash
+    between scoring and writing): the next sync writes them even if nothing else changed."""
+    db.execute(
+        "CREATE TABLE write_backlog (crm TEXT NOT NULL, contact_id TEXT NOT NULL, "
+        "PRIMARY KEY (crm, contact_id)) WITHOUT ROWID"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_write_backlog)
+
+_NAME = re.compile(r"^m(\d{3})_(\w+)$")
+
+
+def _version(migration: Migration) -> tuple[int, str]:
+    match = _NAME.match(migration.__name__)
+    if match is None:  # pragma: no cover - guarded by the check below at import time
+        raise ValueError(f"migration {migration.__name__} is not named mNNN_name")
+    return int(match.group(1)), match.group(2)
+
+
+_VERSIONS = [_version(m)[0] for m in MIGRATIONS]
+if list(range(1, len(MIGRATIONS) + 1)) != _VERSIONS:  # pragma: no cover
+    raise RuntimeError(f"migrations must be numbered 1..N without gaps, got {_VERSIONS}")
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def applied_versions(db: Database, label: str) -> set[int]:
+    """Versions recorded in `migrations`; an empty set for a new DB. Refuses a foreign DB."""
+    tables = set(db.table_names())
+    if "migrations" not in tables:
+        if tables:
+            raise StateError(
+                f"state DB {label} is an SQLite database but not a leadscore state DB "
+                f"(it has tables {', '.join(sorted(tables)[:5])} and no migrations table)"
+            )
+        return set()
+    return {int(row[0]) for row in db.execute("SELECT version FROM migrations").fetchall()}
+
+
+def check_not_newer(versions: set[int], label: str) -> None:
+    newest = max(versions, default=0)
+    if newest > SCHEMA_VERSION:
+        raise StateError(
+            f"state DB {label} has schema version {newest}, written by a newer leadscore; "
+            f"this version knows up to {SCHEMA_VERSION}. Upgrade leadscore, or point "
+            "LEADSCORE_STATE_PATH at another file."
+        )
+
+
+def pending(versions: set[int]) -> list[Migration]:
+    return [m for m in MIGRATIONS if _version(m)[0] not in versions]
+
+
+def apply(db: Database, migrations: list[Migration], now: datetime | None = None) -> list[int]:
+    """Run `migrations` and record each. The caller holds the write transaction."""
+    if "migrations" not in db.table_names():
+        db.create_table(
+            "migrations",
+            {"version": int, "name": str, "applied_at": str},
+            pk="version",
+            not_null=("name", "applied_at"),
+        )
+    at = encode_dt(now or datetime.now(UTC))
+    done: list[int] = []
+    for migration in migrations:
+        version, name = _version(migration)
+        migration(db)
+        db.execute(
+            "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (version, name, at),
+        )
+        done.append(version)
+    return done

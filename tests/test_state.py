@@ -1,0 +1,765 @@
+"""The state DB: file safety, migrations, transactions, and exact round-trips of every table."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlite_utils import Database
+
+from connector.enrich.cache import CacheEntry, CompanyCache
+from connector.errors import StateError
+from connector.state import (
+    RUN_FAILED,
+    RUN_OK,
+    SCHEMA_VERSION,
+    StateStore,
+    migrations,
+)
+from connector.state.codec import decode_dt, encode_dt
+from connector.types import Company, Contact, Event, LifecycleDecision, Reason, ScoreResult
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+CRM = "hubspot"
+
+
+@pytest.fixture
+def store() -> Iterator[StateStore]:
+    with StateStore.memory() as s:
+        yield s
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state.db"
+
+
+def ev(
+    source_id: str, contact_id: str, days_ago: float, type_: str = "page_view", **attrs: object
+) -> Event:
+    return Event(
+        source="web",
+        source_id=source_id,
+        contact_id=contact_id,
+        type=type_,
+        occurred_at=NOW - timedelta(days=days_ago),
+        attributes=dict(attrs),
+    )
+
+
+def contact(id_: str, email: str | None = None, **kw: object) -> Contact:
+    return Contact(id=id_, email=email, **kw)  # type: ignore[arg-type]
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+# ---------------------------------------------------------------- file, WAL, migrations
+
+
+def test_file_and_wal_files_are_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "state.db"
+    old = os.umask(0o002)  # a permissive umask must not leak into the DB files
+    try:
+        with StateStore.open(path) as s:
+            assert mode(path) == 0o600
+            s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
+            s.set_cursor(CRM, "contacts", "42")
+            assert s.journal_mode == "wal"
+            wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+            assert wal.exists() and shm.exists()
+            assert mode(path) == mode(wal) == mode(shm) == 0o600
+        with StateStore.open(path) as s:  # re-created -wal/-shm on re-open: private too
+            s.set_cursor(CRM, "contacts", "43")
+            assert mode(Path(f"{path}-wal")) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_pragmas(db_path: Path) -> None:
+    with StateStore.open(db_path, busy_timeout=2.5) as s:
+        conn = s.db.conn
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
+
+
+def test_migrations_run_once_and_are_recorded(db_path: Path) -> None:
+    with StateStore.open(db_path) as s:
+        first = s.applied_migrations()
+        assert [(v, n) for v, n, _ in first] == [(1, "initial"), (2, "write_backlog")]
+        assert len(first) == SCHEMA_VERSION
+        s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
+    for _ in range(2):  # re-open is idempotent: nothing re-applied, data kept
+        with StateStore.open(db_path) as s:
+            assert s.applied_migrations() == first
+            assert s.count_contacts(CRM) == 1
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("SELECT count(*) FROM migrations").fetchone()[0] == SCHEMA_VERSION
+        tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    raw.close()
+    assert {
+        "contacts",
+        "events",
+        "companies",
+        "scores",
+        "score_history",
+        "written",
+        "cursors",
+        "runs",
+        "dead_letters",
+        "jobs",
+        "migrations",
+    } <= tables
+
+
+def test_a_new_migration_runs_once_and_a_failing_one_leaves_nothing(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    StateStore.open(db_path).close()
+
+    def m002_broken(db: Database) -> None:
+        db.execute("ALTER TABLE jobs ADD COLUMN note TEXT")
+        raise RuntimeError("migration bug")
+
+    def m002_job_note(db: Database) -> None:
+        db.execute("ALTER TABLE jobs ADD COLUMN note TEXT")  # fails if ever run twice
+
+    real = migrations.MIGRATIONS
+    nxt = len(real) + 1
+    m002_broken.__name__ = f"m{nxt:03d}_broken"
+    m002_job_note.__name__ = f"m{nxt:03d}_job_note"
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", nxt)
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*real, m002_broken))
+    with pytest.raises(RuntimeError, match="migration bug"):
+        StateStore.open(db_path)
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*real, m002_job_note))
+    for _ in range(2):
+        with StateStore.open(db_path) as s:
+            assert [(v, n) for v, n, _ in s.applied_migrations()] == [
+                (1, "initial"),
+                (2, "write_backlog"),
+                (nxt, "job_note"),
+            ]
+            assert "note" in s.db.table("jobs").columns_dict
+
+
+def test_db_from_a_newer_version_is_refused(db_path: Path) -> None:
+    StateStore.open(db_path).close()
+    raw = sqlite3.connect(db_path)
+    with raw:
+        raw.execute(
+            "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (SCHEMA_VERSION + 1, "future", encode_dt(NOW)),
+        )
+    raw.close()
+    with pytest.raises(
+        StateError, match=rf"schema version {SCHEMA_VERSION + 1}, written by a newer leadscore"
+    ):
+        StateStore.open(db_path)
+
+
+def test_garbage_file_is_refused_with_its_path(db_path: Path) -> None:
+    db_path.write_bytes(b"this is a CSV, not a database\n" * 200)
+    with pytest.raises(StateError) as info:
+        StateStore.open(db_path)
+    assert str(info.value).startswith(f"state DB {db_path} is not a valid SQLite database: ")
+    assert db_path.read_bytes().startswith(b"this is a CSV")  # untouched
+
+
+def test_corrupt_file_is_refused(db_path: Path) -> None:
+    with StateStore.open(db_path) as s:
+        s.upsert_contacts(CRM, [contact(str(i), f"{i}@acme.com") for i in range(50)], at=NOW)
+    data = bytearray(db_path.read_bytes())  # closing checkpointed the WAL into the file
+    data[100:4096] = b"\xa5" * (4096 - 100)  # the schema page, after a valid header
+    db_path.write_bytes(bytes(data))
+    with pytest.raises(StateError, match=r"is not a valid SQLite database: .*malformed"):
+        StateStore.open(db_path)
+
+
+def test_foreign_sqlite_db_is_refused(db_path: Path) -> None:
+    raw = sqlite3.connect(db_path)
+    with raw:
+        raw.execute("CREATE TABLE invoices (id INTEGER)")
+    raw.close()
+    with pytest.raises(StateError, match="not a leadscore state DB"):
+        StateStore.open(db_path)
+
+
+def test_locked_db_fails_fast_on_write(db_path: Path) -> None:
+    StateStore.open(db_path).close()
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("INSERT INTO cursors VALUES ('hubspot', 'x', '1', '2026')")
+        with StateStore.open(db_path, busy_timeout=0.1) as s:  # WAL: reading still works
+            assert s.get_cursor(CRM, "contacts") is None
+            started = time.monotonic()
+            with pytest.raises(StateError) as info:
+                s.set_cursor(CRM, "contacts", "1")
+            assert time.monotonic() - started < 2
+            assert str(db_path) in str(info.value)
+            assert "another process holds it" in str(info.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_locked_db_fails_fast_on_open(db_path: Path) -> None:
+    StateStore.open(db_path).close()
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        assert other.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
+        other.execute("BEGIN EXCLUSIVE")  # in rollback-journal mode this blocks readers too
+        other.execute("INSERT INTO cursors VALUES ('hubspot', 'x', '1', '2026')")
+        started = time.monotonic()
+        with pytest.raises(StateError, match="another process holds it") as info:
+            StateStore.open(db_path, busy_timeout=0.1)
+        assert time.monotonic() - started < 2
+        assert str(db_path) in str(info.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match="is a directory"):
+        StateStore.open(tmp_path)
+
+
+# ---------------------------------------------------------------- transactions
+
+
+def test_rollback_leaves_nothing_data_and_cursor_together(db_path: Path) -> None:
+    with StateStore.open(db_path) as s:
+        with pytest.raises(RuntimeError, match="boom"), s.transaction():
+            s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
+            assert s.insert_events(CRM, [ev("e1", "1", 1)]) == {"1"}
+            s.set_cursor(CRM, "contacts", "1000")
+            s.record_written(CRM, "1", {"score": "10"}, NOW)
+            with s.transaction():  # nested: a no-op block inside the outer transaction
+                s.set_cursor(CRM, "events", "9")
+            raise RuntimeError("boom")
+        assert not s.in_transaction
+        assert s.count_contacts(CRM) == 0
+        assert s.count_events(CRM) == 0
+        assert s.get_cursor(CRM, "contacts") is None
+        assert s.get_cursor(CRM, "events") is None
+        assert s.get_written(CRM, "1") == {}
+    with StateStore.open(db_path) as s:
+        assert s.count_contacts(CRM) == 0 and s.get_cursor(CRM, "contacts") is None
+
+
+def test_commit_boundaries(db_path: Path) -> None:
+    with StateStore.open(db_path) as s:
+        reader = sqlite3.connect(db_path, isolation_level=None)
+        try:
+
+            def cursor_seen_by_other_process() -> str | None:
+                row = reader.execute("SELECT value FROM cursors WHERE stream = 'c'").fetchone()
+                return None if row is None else str(row[0])
+
+            s.set_cursor(CRM, "c", "1")  # outside a transaction: commits on its own
+            assert cursor_seen_by_other_process() == "1"
+            with s.transaction():
+                s.set_cursor(CRM, "c", "2")
+                with s.transaction():
+                    s.set_cursor(CRM, "c", "3")
+                assert cursor_seen_by_other_process() == "1"  # inner exit did not commit
+            assert cursor_seen_by_other_process() == "3"
+        finally:
+            reader.close()
+
+
+# ---------------------------------------------------------------- contacts
+
+
+FULL = Contact(
+    id="101",
+    email="Ada.Lovelace@Acme-Analytics.com",
+    first_name="Ada",
+    last_name="Lovelace",
+    job_title="VP Engineering",
+    company_name="Acme Analytics",
+    country="GB",
+    lifecycle_stage="lead",
+    lead_status="OPEN",
+    lead_status_changed_at=datetime(2026, 10, 1, 9, 30, 15, 123456, tzinfo=UTC),
+    recycled_at=datetime(2026, 9, 1, tzinfo=UTC),
+    mql_at=datetime(2026, 10, 2, tzinfo=timezone(timedelta(hours=2))),
+    created_at=datetime(2025, 1, 1, tzinfo=UTC),
+    updated_at=NOW,
+    properties={"hs_object_id": "101", "numemployees": 850, "tags": ["a", "b"], "x": None},
+)
+
+
+def test_contact_round_trips_exactly(store: StateStore) -> None:
+    assert store.upsert_contacts(CRM, [FULL, contact("102")], at=NOW) == 2
+    got = store.get_contact(CRM, "101")
+    assert got == FULL
+    assert got is not None and got.mql_at is not None and got.mql_at.tzinfo is not None
+    assert store.get_contact(CRM, "102") == Contact(id="102")
+    assert store.get_contact("marketo", "101") is None  # keyed by crm too
+    assert store.get_contact(CRM, "nope") is None
+
+
+def test_upsert_updates_fields_keeps_first_seen(store: StateStore) -> None:
+    store.upsert_contacts(CRM, [contact("1", "a@acme.com", job_title="Analyst")], at=NOW)
+    later = NOW + timedelta(hours=1)
+    store.upsert_contacts(CRM, [contact("1", "a@acme.com", job_title="Manager")], at=later)
+    assert store.get_contact(CRM, "1") == contact("1", "a@acme.com", job_title="Manager")
+    row = store.db.execute(
+        "SELECT first_seen_at, last_pulled_at FROM contacts WHERE id = '1'"
+    ).fetchone()
+    assert (decode_dt(row[0]), decode_dt(row[1])) == (NOW, later)
+    assert store.count_contacts(CRM) == 1
+
+
+def test_naive_datetimes_are_rejected(store: StateStore) -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        store.upsert_contacts(CRM, [Contact(id="1", created_at=datetime(2026, 1, 1))])
+    assert store.count_contacts(CRM) == 0  # the failed batch rolled back
+
+
+def test_find_contact_ids_by_email(store: StateStore) -> None:
+    store.upsert_contacts(
+        CRM,
+        [
+            contact("1", "Ada@Acme.com"),
+            contact("2", "bob@acme.com"),
+            contact("3", "gone@acme.com"),
+            contact("4", "merged@acme.com"),
+            contact("5", None),
+        ],
+        at=NOW,
+    )
+    store.mark_archived(CRM, "3", NOW)
+    store.merge_contacts(CRM, "4", "2", NOW)
+    found = store.find_contact_ids_by_email(
+        CRM, ["ADA@acme.COM", "bob@acme.com", "gone@acme.com", "merged@acme.com", "x@y.z", ""]
+    )
+    assert found == {"ada@acme.com": "1", "bob@acme.com": "2"}
+    assert store.find_contact_ids_by_email("marketo", ["ada@acme.com"]) == {}
+
+
+def test_archived_contacts(store: StateStore) -> None:
+    store.upsert_contacts(CRM, [contact("1"), contact("2")], at=NOW)
+    assert store.is_writable(CRM, "1")
+    store.mark_archived(CRM, "1", NOW)
+    assert not store.is_writable(CRM, "1")
+    assert store.is_writable(CRM, "2")
+    assert store.is_writable(CRM, "unknown")
+    assert store.count_contacts(CRM) == 1
+    assert store.count_contacts(CRM, include_inactive=True) == 2
+    assert [c.id for c in store.iter_contacts(CRM)] == ["2"]
+    assert [c.id for c in store.iter_contacts(CRM, include_inactive=True)] == ["1", "2"]
+    store.mark_archived(CRM, "never-pulled", NOW)  # a 404 for an id we never stored
+    assert not store.is_writable(CRM, "never-pulled")
+    store.upsert_contacts(CRM, [contact("1")], at=NOW)  # the CRM returned it: live again
+    assert store.is_writable(CRM, "1")
+
+
+def test_iter_contacts_in_id_order_across_batches(store: StateStore) -> None:
+    ids = [f"{i:03d}" for i in range(10)]
+    store.upsert_contacts(CRM, [contact(i) for i in reversed(ids)], at=NOW)
+    assert [c.id for c in store.iter_contacts(CRM, batch=3)] == ids
+    assert [c.id for c in store.iter_contacts(CRM, ids=["007", "001", "x", "001"], batch=1)] == [
+        "001",
+        "007",
+    ]
+
+
+# ---------------------------------------------------------------- merges
+
+
+def test_merge_moves_events_without_duplicates_and_blocks_writes(store: StateStore) -> None:
+    store.upsert_contacts(CRM, [contact("A", "a@acme.com"), contact("B", "b@acme.com")], at=NOW)
+    store.insert_events(CRM, [ev("e1", "A", 3), ev("e2", "A", 2), ev("e3", "B", 1)])
+    # A replay after the merge reports e2 under the survivor: same source id, not a new event.
+    assert store.insert_events(CRM, [ev("e2", "B", 2)]) == set()
+    store.save_scores(CRM, [score_result("A"), score_result("B")])
+    store.record_written(CRM, "A", {"score": "10"}, NOW)
+    store.record_written(CRM, "B", {"score": "20"}, NOW)
+
+    assert store.merge_contacts(CRM, "A", "B", NOW) == 2
+    assert [(e.source_id, e.contact_id) for e in store.events_for(CRM, "B")] == [
+        ("e1", "B"),
+        ("e2", "B"),
+        ("e3", "B"),
+    ]
+    assert store.events_for(CRM, "A") == []
+    assert store.count_events(CRM) == 3
+    assert store.insert_events(CRM, [ev("e1", "B", 3), ev("e2", "A", 2)]) == set()
+    assert store.count_events(CRM) == 3
+
+    assert not store.is_writable(CRM, "A")
+    assert store.is_writable(CRM, "B")
+    assert store.resolve_id(CRM, "A") == "B"
+    assert store.merged_into(CRM, "A") == "B"
+    assert store.get_score(CRM, "A") is None and store.get_score(CRM, "B") is not None
+    assert store.get_written(CRM, "A") == {}
+    assert store.get_written(CRM, "B") == {"score": "20"}
+    assert [c.id for c in store.iter_contacts(CRM)] == ["B"]
+    assert store.get_contact(CRM, "A") == contact("A", "a@acme.com")  # still readable
+
+
+def test_merge_chains_and_reversal(store: StateStore) -> None:
+    store.upsert_contacts(CRM, [contact("A"), contact("B"), contact("C")], at=NOW)
+    store.insert_events(CRM, [ev("c1", "C", 1)])
+    store.merge_contacts(CRM, "C", "A", NOW)
+    store.merge_contacts(CRM, "A", "B", NOW)
+    assert store.resolve_id(CRM, "C") == "B"
+    assert store.merged_into(CRM, "C") == "B"  # re-pointed: chains stay short
+    assert [e.contact_id for e in store.events_for(CRM, "B")] == ["B"]
+    # Merging into an id that was itself merged away lands on the final survivor.
+    store.merge_contacts(CRM, "X-never-pulled", "A", NOW)
+    assert store.resolve_id(CRM, "X-never-pulled") == "B"
+    assert not store.is_writable(CRM, "X-never-pulled")
+    # The CRM now says B was merged into A: the newer fact wins, no loop.
+    store.merge_contacts(CRM, "B", "A", NOW)
+    assert store.resolve_id(CRM, "B") == "A"
+    assert store.resolve_id(CRM, "C") == "A"
+    assert store.is_writable(CRM, "A")
+    with pytest.raises(ValueError, match="into itself"):
+        store.merge_contacts(CRM, "A", "A", NOW)
+
+
+def test_resolve_id_loop_guard(store: StateStore) -> None:
+    store.db.execute(
+        "INSERT INTO contacts (crm, id, merged_into, first_seen_at) VALUES "
+        "('hubspot', 'P', 'Q', 'x'), ('hubspot', 'Q', 'P', 'x')"
+    )
+    with pytest.raises(StateError, match="loops"):
+        store.resolve_id(CRM, "P")
+
+
+# ---------------------------------------------------------------- events
+
+
+def test_events_are_idempotent_by_source_id(store: StateStore) -> None:
+    three = [ev("e1", "1", 3, url="/pricing"), ev("e2", "1", 1), ev("e3", "2", 2)]
+    assert store.insert_events(CRM, three) == {"1", "2"}
+    assert store.insert_events(CRM, three) == set()
+    assert store.count_events(CRM) == 3
+    assert store.insert_events(CRM, [ev("e3", "2", 2), ev("e4", "2", 0)]) == {"2"}
+    assert store.insert_events("marketo", three) == {"1", "2"}  # keyed by crm
+    assert store.count_events(CRM) == 4
+
+
+def test_events_round_trip_in_time_order(store: StateStore) -> None:
+    paris = timezone(timedelta(hours=1))
+    events = [
+        Event("hubspot_forms", "f1", "1", "form_submit", NOW.astimezone(paris), {"form": "Demo"}),
+        ev("p1", "1", 5, url="/pricing", referrer=None, n=2, share=0.75, nested={"a": [1]}),
+        ev("p2", "1", 5),  # same instant as p1: insertion order breaks the tie
+        ev("o1", "2", 1),
+    ]
+    store.insert_events(CRM, events)
+    got = store.events_for(CRM, "1")
+    assert got == [events[1], events[2], events[0]]
+    assert all(e.occurred_at.tzinfo is not None for e in got)
+
+
+def test_stream_yields_every_contact_with_exactly_its_events(store: StateStore) -> None:
+    ids = [f"c{i:02d}" for i in range(23)]
+    store.upsert_contacts(CRM, [contact(i, f"{i}@acme.com") for i in ids], at=NOW)
+    store.mark_archived(CRM, "c05", NOW)
+    expected: dict[str, list[Event]] = {i: [] for i in ids}
+    events: list[Event] = []
+    for n in range(120):
+        cid = ids[(n * 7) % len(ids)]
+        if n % 5 == 0:
+            continue  # some contacts get few or no events
+        e = ev(f"e{n}", cid, days_ago=(n * 13) % 30)
+        events.append(e)
+        expected[cid].append(e)
+    # events of contacts we have no row for must not leak into neighbours
+    events += [ev("orphan1", "c00a", 1), ev("orphan2", "zzz", 1), ev("orphan3", "a", 1)]
+    store.insert_events(CRM, reversed(events))
+    store.insert_events("marketo", [ev("m1", "c01", 1)])
+    for cid in expected:
+        expected[cid].sort(key=lambda e: e.occurred_at)
+    live = [i for i in ids if i != "c05"]
+
+    for batch in (1, 4, 22, 23, 1000):
+        got = list(store.iter_contacts_with_events(CRM, batch=batch))
+        assert [c.id for c, _ in got] == live
+        for c, evs in got:
+            assert c == contact(c.id, f"{c.id}@acme.com")
+            assert [e.source_id for e in evs] == [e.source_id for e in expected[c.id]]
+            assert [e.occurred_at for e in evs] == sorted(e.occurred_at for e in evs)
+
+    wanted = ["c17", "c03", "c05", "nope", "c11", "c03"]
+    for batch in (1, 2, 100):
+        got = list(store.iter_contacts_with_events(CRM, wanted, batch=batch))
+        assert [c.id for c, _ in got] == ["c03", "c11", "c17"]
+        assert all(evs == expected[c.id] for c, evs in got)
+
+
+def test_stream_reads_one_batch_at_a_time_and_allows_writes(store: StateStore) -> None:
+    ids = [f"c{i:03d}" for i in range(50)]
+    store.upsert_contacts(CRM, [contact(i) for i in ids], at=NOW)
+    store.insert_events(CRM, [ev(f"{i}-{k}", i, k) for i in ids for k in range(3)])
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        stream = store.iter_contacts_with_events(CRM, batch=8)
+        first = [next(stream) for _ in range(8)]
+        selects = [s for s in statements if s.lstrip().startswith("SELECT")]
+        assert len(selects) == 2  # one batch of contacts + their events, nothing more yet
+        assert [c.id for c, _ in first] == ids[:8]
+        seen = [c.id for c, _ in first]
+        for c, evs in stream:  # the caller may save scores while streaming
+            assert len(evs) == 3
+            store.save_scores(CRM, [score_result(c.id)])
+            seen.append(c.id)
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert seen == ids
+    assert sum(1 for _ in store.iter_scores(CRM, batch=7)) == 50 - 8
+
+
+def test_stream_rejects_bad_batch(store: StateStore) -> None:
+    with pytest.raises(ValueError, match="batch"):
+        list(store.iter_contacts_with_events(CRM, batch=0))
+
+
+# ---------------------------------------------------------------- scores
+
+
+def score_result(contact_id: str, score: float = 62.5, **kw: object) -> ScoreResult:
+    fields: dict[str, object] = {
+        "contact_id": contact_id,
+        "score": score,
+        "engagement_points": score - 10,
+        "fit_points": 10.0,
+        "grade": "B",
+        "lifecycle": LifecycleDecision(
+            current_stage="lead",
+            target_stage="marketingqualifiedlead",
+            mql=True,
+            mql_reason="hand-raiser: Contact Us form",
+            recycled=False,
+            note="threshold 50",
+        ),
+        "profile_mismatch": False,
+        "model_version": "2026.10",
+        "model_fingerprint": "sha256:abc",
+        "scored_at": NOW,
+        "next_change_at": NOW + timedelta(days=3),
+        "reasons": (
+            Reason("webinar", "webinar", 50, "watched webinar 'X' (full)", ("web:e1",)),
+            Reason("pricing", "web", 12.5, "pricing page twice", ("web:e2", "web:e3")),
+            Reason("grade", "fit", 0.0, "grade B: title Manager", (), "fit"),
+        ),
+        "hand_raiser": True,
+    }
+    fields.update(kw)
+    return ScoreResult(**fields)  # type: ignore[arg-type]
+
+
+def test_score_result_round_trips(store: StateStore) -> None:
+    a = score_result("1")
+    b = score_result(
+        "2",
+        score=0.0,
+        grade="D",
+        lifecycle=LifecycleDecision(None, None, False, None),
+        next_change_at=None,
+        reasons=(),
+        profile_mismatch=True,
+        hand_raiser=False,
+    )
+    assert store.save_scores(CRM, [a, b]) == 2
+    stored = store.get_score(CRM, "1")
+    assert stored is not None
+    assert stored.to_result() == a
+    assert stored.reasons == a.reasons and isinstance(stored.reasons[0], Reason)
+    assert (stored.mql, stored.mql_reason, stored.target_stage) == (
+        True,
+        "hand-raiser: Contact Us form",
+        "marketingqualifiedlead",
+    )
+    stored_b = store.get_score(CRM, "2")
+    assert stored_b is not None and stored_b.to_result() == b
+    assert store.get_score(CRM, "3") is None
+    assert [s.contact_id for s in store.iter_scores(CRM, batch=1)] == ["1", "2"]
+
+
+def test_due_contact_ids(store: StateStore) -> None:
+    store.save_scores(
+        CRM,
+        [
+            score_result("late", next_change_at=NOW + timedelta(days=2)),
+            score_result("due", next_change_at=NOW - timedelta(seconds=1)),
+            score_result("exact", next_change_at=NOW),
+            score_result("never", next_change_at=None),
+        ],
+    )
+    assert store.due_contact_ids(CRM, NOW) == ["due", "exact"]
+    # another offset for the same instant compares the same
+    assert store.due_contact_ids(CRM, NOW.astimezone(timezone(timedelta(hours=-5)))) == [
+        "due",
+        "exact",
+    ]
+
+
+def test_score_history_appends_only_changes(store: StateStore) -> None:
+    store.save_scores(CRM, [score_result("1", 10.0)])
+    store.save_scores(CRM, [score_result("1", 10.0, scored_at=NOW + timedelta(hours=1))])
+    store.save_scores(CRM, [score_result("1", 30.0, scored_at=NOW + timedelta(hours=2))])
+    store.save_scores(
+        CRM, [score_result("1", 30.0, model_version="2026.11", scored_at=NOW + timedelta(3))]
+    )
+    history = store.score_history(CRM, "1")
+    assert [(h["score"], h["model_version"]) for h in history] == [
+        (10.0, "2026.10"),
+        (30.0, "2026.10"),
+        (30.0, "2026.11"),
+    ]
+    current = store.get_score(CRM, "1")
+    assert current is not None and current.model_version == "2026.11"
+
+
+# ---------------------------------------------------------------- written, cursors, runs, jobs
+
+
+def test_written_values(store: StateStore) -> None:
+    store.record_written(CRM, "1", {"ls_score": "50", "ls_grade": "B"}, NOW)
+    store.record_written(CRM, "1", {"ls_score": "55"}, NOW + timedelta(minutes=1))
+    store.record_written(CRM, "2", {"ls_score": "5"}, NOW)
+    assert store.get_written(CRM, "1") == {"ls_score": "55", "ls_grade": "B"}
+    assert store.get_written_many(CRM, ["1", "2", "3"]) == {
+        "1": {"ls_score": "55", "ls_grade": "B"},
+        "2": {"ls_score": "5"},
+        "3": {},
+    }
+    assert store.get_written("marketo", "1") == {}
+
+
+def test_cursors(store: StateStore) -> None:
+    assert store.get_cursor(CRM, "contacts") is None
+    store.set_cursor(CRM, "contacts", "2026-11-01T00:00:00Z")
+    store.set_cursor(CRM, "contacts", "2026-11-02T00:00:00Z")
+    store.set_cursor("marketo", "contacts", "token-1")
+    assert store.get_cursor(CRM, "contacts") == "2026-11-02T00:00:00Z"
+    assert store.get_cursor("marketo", "contacts") == "token-1"
+
+
+def test_runs(store: StateStore) -> None:
+    r1 = store.start_run(CRM, "sync", at=NOW)
+    store.finish_run(r1, RUN_OK, {"pulled": 10, "written": 3}, 7, 0, None, at=NOW + timedelta(5))
+    r2 = store.start_run(CRM, "sync", at=NOW + timedelta(days=1))
+    store.finish_run(r2, RUN_FAILED, {}, 2, 1, "401 with Authorization: Bearer pat-na1-12345678")
+    r3 = store.start_run(CRM, "rescore", at=NOW)
+    runs = store.last_runs(CRM, 2)
+    assert [r.id for r in runs] == [r3, r2]
+    assert runs[0].status == "running" and runs[0].finished_at is None
+    assert runs[1].message is not None and "pat-na1-12345678" not in runs[1].message
+    ok = store.last_successful_run(CRM, "sync")
+    assert ok is not None and ok.id == r1
+    assert ok.counts == {"pulled": 10, "written": 3} and ok.api_calls == 7
+    assert ok.duration == timedelta(days=5)
+    assert store.last_successful_run(CRM, "rescore") is None
+    assert store.last_successful_run("marketo", "sync") is None
+    with pytest.raises(ValueError, match="no run"):
+        store.finish_run(999, RUN_OK, {}, 0, 0, None)
+
+
+def test_dead_letter_repeat_bumps_attempts(store: StateStore) -> None:
+    payload = {"properties": {"ls_score": "50"}, "access_token": "pat-secret"}
+    d1 = store.add_dead_letter(CRM, "write", "1", payload, "400 INVALID_OPTION", NOW)
+    d2 = store.add_dead_letter(CRM, "write", "1", payload, "400 again", NOW + timedelta(hours=1))
+    assert d1 == d2
+    store.add_dead_letter(CRM, "input", "1", {"email": "x"}, "bad email", NOW)
+    store.add_dead_letter(CRM, "event", None, {"raw": 1}, "no contact", NOW)
+    open_ = store.open_dead_letters(CRM)
+    assert len(open_) == 3 and store.count_open_dead_letters(CRM) == 3
+    first = open_[0]
+    assert (first.kind, first.contact_id, first.attempts, first.reason) == (
+        "write",
+        "1",
+        2,
+        "400 again",
+    )
+    assert (first.first_seen_at, first.last_tried_at) == (NOW, NOW + timedelta(hours=1))
+    assert first.payload == {"properties": {"ls_score": "50"}, "access_token": "**********"}
+    assert open_[2].contact_id is None
+    assert [d.kind for d in store.open_dead_letters(CRM, "input")] == ["input"]
+
+    assert store.resolve_dead_letter(d1, NOW)
+    assert not store.resolve_dead_letter(d1, NOW)
+    assert store.count_open_dead_letters(CRM) == 2
+    d3 = store.add_dead_letter(CRM, "write", "1", payload, "fails again", NOW)
+    assert d3 != d1  # after resolution a new failure opens a new dead letter
+    assert store.count_open_dead_letters(CRM) == 3
+    assert store.count_open_dead_letters("marketo") == 0
+
+
+def test_jobs(store: StateStore) -> None:
+    assert store.get_job("backfill:hubspot") is None
+    store.set_job("backfill:hubspot", {"after": "12345", "done": 100, "next_page_token": "t"})
+    store.set_job("backfill:hubspot", {"after": "23456", "done": 200, "next_page_token": "u"})
+    assert store.get_job("backfill:hubspot") == {
+        "after": "23456",
+        "done": 200,
+        "next_page_token": "u",
+    }
+    assert store.delete_job("backfill:hubspot")
+    assert not store.delete_job("backfill:hubspot")
+    assert store.get_job("backfill:hubspot") is None
+
+
+def test_company_cache(store: StateStore) -> None:
+    acme = Company(
+        domain="acme-analytics.com",
+        name="Acme Analytics",
+        industry="computer software",
+        employee_count=850,
+        annual_revenue_usd=120_000_000.0,
+        country="US",
+        source="local_csv",
+        as_of="2026-10-01",
+    )
+    hit = CacheEntry("acme-analytics.com", "hit", acme, "pdl", NOW, NOW + timedelta(days=30))
+    miss = CacheEntry("nowhere.example", "miss", None, "pdl+apollo", NOW, NOW + timedelta(days=1))
+    store.put_company_entry(hit)
+    store.put_company_entry(miss)
+    assert store.get_company_entry("acme-analytics.com") == hit
+    assert store.get_company_entry("nowhere.example") == miss
+    assert store.get_company_entry("other.com") is None
+    expired = CacheEntry("acme-analytics.com", "miss", None, "pdl", NOW, NOW - timedelta(days=1))
+    cache: CompanyCache = store.company_cache  # the enrichment protocol, over this DB
+    cache.put(expired)
+    assert cache.get("acme-analytics.com") == expired  # expired entries are returned too
+    assert cache.get("nowhere.example") == miss
+
+
+# ---------------------------------------------------------------- datetime encoding
+
+aware = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+) | st.datetimes(
+    min_value=datetime(1971, 1, 1),
+    max_value=datetime(2200, 1, 1),
+    timezones=st.builds(
+        timezone, st.integers(-14 * 60, 14 * 60).map(lambda m: timedelta(minutes=m))
+    ),
+)
+
+
+@given(aware, aware)
+def test_stored_datetimes_round_trip_and_sort_as_time(a: datetime, b: datetime) -> None:
+    ea, eb = encode_dt(a), encode_dt(b)
+    assert decode_dt(ea) == a and decode_dt(ea).utcoffset() == timedelta(0)
+    assert len(ea) == len(eb) == len("2026-11-01T12:00:00.000000+00:00")
+    assert (ea < eb) == (a < b)

@@ -174,6 +174,25 @@ def result_json(contact: object, r: object) -> dict[str, object]:
     }
 
 
+@cli.command("demo")
+@click.option(
+    "--keep-state",
+    "keep_path",
+    type=click.Path(dir_okay=False),
+    help="Keep the demo's state DB at this path (to try explain, report, ...).",
+)
+def demo_cmd(keep_path: str | None) -> None:
+    """Sandbox + demo portal: a full sync, the scored contacts with reasons, an idle resync."""
+    from connector.demo import run_demo
+
+    try:
+        result = run_demo(_console(), state_path=Path(keep_path) if keep_path else None)
+    except ConnectorError as exc:
+        _fail(exc)
+    bad = [s for s in (result.first, result.second) if s.exit_code]
+    sys.exit(bad[0].exit_code if bad else 0)
+
+
 @cli.command("init-properties")
 @click.pass_context
 def init_properties_cmd(ctx: click.Context) -> None:
@@ -313,10 +332,22 @@ def _state_cache(settings: Settings):  # type: ignore[no-untyped-def]
     return store.company_cache
 
 
+@cli.group("sandbox")
+def sandbox_group() -> None:
+    """Run a CRM emulator on 127.0.0.1 for manual trials."""
+
+
 def _register_plugins() -> None:
     from connector.enrich.cli import make_enrich_command
+    from connector.sandbox.hubspot_cli import sandbox_hubspot_cmd
 
     cli.add_command(make_enrich_command(_state_cache))
+    sandbox_group.add_command(sandbox_hubspot_cmd, "hubspot")
+    try:
+        from connector.sandbox.marketo_cli import sandbox_marketo_cmd
+    except ImportError:  # pragma: no cover - until the Marketo sandbox lands
+        return
+    sandbox_group.add_command(sandbox_marketo_cmd, "marketo")
 
 
 _register_plugins()

@@ -156,6 +156,7 @@ class Pipeline:
         self.clock = clock
         self.crm = adapter.name
         self._properties_checked = False
+        self._done: list[str] = []
 
     # -- the main job -----------------------------------------------------------------------
     def sync(self, *, rescore_all: bool = False) -> SyncSummary:
@@ -169,10 +170,10 @@ class Pipeline:
             if self.options.check_properties and not self._properties_checked:
                 self.adapter.check_properties()
                 self._properties_checked = True
-            touched = self._pull_contacts(summary)
-            touched |= self._pull_events(summary)
+            self._pull_contacts(summary)
+            self._pull_events(summary)
             now = self.clock()
-            ids = set(touched)
+            ids: set[str] = set()
             ids.update(self.store.due_contact_ids(self.crm, now))
             ids.update(self.store.pending_write_ids(self.crm))
             if rescore_all:
@@ -261,6 +262,8 @@ class Pipeline:
                     self.store.add_dead_letter(
                         self.crm, "input", bad.record_id, bad.payload, bad.reason, now
                     )
+                # "to score" is committed with the page: a stopped run loses no work
+                self.store.set_write_pending(self.crm, touched, True)
                 self.store.set_cursor(
                     self.crm,
                     "contacts",
@@ -325,6 +328,7 @@ class Pipeline:
                     ]
                     new_for, n_new = self.store.insert_events_counted(self.crm, resolved)
                     touched |= new_for
+                    self.store.set_write_pending(self.crm, new_for, True)
                     summary.new_events += n_new
                     for bad in page.bad:
                         self.store.add_dead_letter(
@@ -368,6 +372,8 @@ class Pipeline:
             with self.store.transaction():
                 self.store.save_scores(self.crm, results)
                 self.store.set_write_pending(self.crm, [w.contact_id for w in writes], True)
+                if not self.options.dry_run:
+                    self.store.set_write_pending(self.crm, self._done, False)
             if self.options.dry_run:
                 summary.changes.extend((w.contact_id, dict(w.properties)) for w in writes)
                 continue
@@ -390,8 +396,10 @@ class Pipeline:
         written = self.store.get_written_many(self.crm, [c.id for c, _ in pairs])
         writes: list[WriteBack] = []
         meta: dict[str, ScoreResult] = {}
+        done: list[str] = []
         for (contact, _), result in zip(pairs, results, strict=True):
             if not self.store.is_writable(self.crm, contact.id):
+                done.append(contact.id)
                 continue
             desired = desired_properties(result)
             last = written.get(contact.id, {})
@@ -404,11 +412,13 @@ class Pipeline:
             changes = diff_properties(desired, last)
             if not changes:
                 summary.unchanged += 1
+                done.append(contact.id)
                 continue
             changes["scored_at"] = _iso(now)
             writes.append(WriteBack(contact.id, changes))
             meta[contact.id] = result
         summary.to_write += len(writes)
+        self._done = done
         return writes, meta
 
     def _write(
@@ -429,7 +439,16 @@ class Pipeline:
             outcomes = self._send(clears, summary)
             cleared = {o.contact_id for o in outcomes if o.ok}
             writes = [w for w in writes if w.contact_id in cleared or w not in recycle]
-        pending = writes
+        size = max(1, int(getattr(self.adapter, "write_batch", 100)))
+        for i in range(0, len(writes), size):
+            self._write_batch(writes[i : i + size], meta, summary)
+
+    def _write_batch(
+        self, batch: list[WriteBack], meta: dict[str, ScoreResult], summary: SyncSummary
+    ) -> None:
+        """One CRM batch: send, then record every outcome before the next batch goes out,
+        so a stop (quota, crash) between batches never loses a write that was made."""
+        pending = batch
         for attempt in range(1, self.options.write_retry_attempts + 1):
             outcomes = self._send(pending, summary)
             by_id = {w.contact_id: w for w in pending}
@@ -454,6 +473,7 @@ class Pipeline:
                         self.store.add_dead_letter(
                             self.crm, "write", w.contact_id, dict(w.properties), reason, at
                         )
+                        self.store.set_write_pending(self.crm, [w.contact_id], False)
                         summary.dead_lettered += 1
             if not retry:
                 return

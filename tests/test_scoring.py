@@ -305,11 +305,20 @@ def test_caps_per_rule_and_per_category() -> None:
         ev.add("email_click", 2, campaign=f"c{i}")
     r = score(dana(), ev.items, CORPORATE_ACME, MODEL, NOW)
     rules = by_rule(r)
-    assert rules["product_page"] == 90
-    assert rules["cap:product"] == -30
-    assert rules["email_click"] == 90
-    assert rules["cap:email"] == -75
+    assert rules == {"product_page": 60, "email_click": 15}  # one rule per category: folded
+    texts = {x.rule: x.text for x in r.reasons}
+    assert texts["product_page"] == "product page ×9 (product capped at 60)"
     assert r.engagement_points == 60 + 15
+    # two rules in one capped category: the cap is its own reason, so reasons still add up
+    ev.add("form_submit", 1, form="Download the scoring guide")
+    r2 = score(dana(), ev.items, CORPORATE_ACME, MODEL, NOW)
+    assert by_rule(r2) == {
+        "product_page": 90,
+        "product_guide": 15,
+        "cap:product": -45,
+        "email_click": 15,
+    }
+    assert r2.engagement_points == 75
     ev2 = Events()
     for i in range(3):
         ev2.add("email_unsubscribe", 1 + i)

@@ -521,6 +521,19 @@ def score(
         cap = m.engagement.categories[cat].cap
         if cap is not None and abs(total) > cap:
             clamped = float(cap if total > 0 else -cap)
+            in_cat = [i for i, r in enumerate(reasons) if r.category == cat]
+            if len(in_cat) == 1:  # one rule: fold the cap into its own reason
+                only = reasons[in_cat[0]]
+                reasons[in_cat[0]] = Reason(
+                    only.rule,
+                    cat,
+                    clamped,
+                    f"{only.text} ({cat} capped at {cap})",
+                    only.event_ids,
+                    "engagement",
+                )
+                engagement += clamped
+                continue
             reasons.append(
                 Reason(
                     f"cap:{cat}",

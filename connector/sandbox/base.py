@@ -1,0 +1,788 @@
+"""CRM-neutral building blocks for the loopback API sandboxes (HubSpot now, Marketo later).
+
+What lives here knows nothing about any CRM:
+
+* time and JSON helpers (epoch-ms <-> ISO 8601 with milliseconds and ``Z``, opaque cursors);
+* :class:`Request` / :class:`Response` / :class:`RequestRecord` and the thread-safe
+  :class:`RequestLog` that tests read;
+* :class:`RollingWindowLimiter` (a rolling N-requests-per-window budget) and :class:`DailyQuota`,
+  both driven by a ``time_scale`` so a 10 s window can last 0.1 s in tests;
+* :class:`Faults` (what to inject, reproducible from a seed) and :class:`FaultInjector`;
+* :class:`SandboxApp`, the request pipeline (preflight -> fault decision -> route -> log), and
+  :class:`SandboxServer`, a ``ThreadingHTTPServer`` on 127.0.0.1 in a daemon thread that stops
+  cleanly (open connections are shut down, every handler thread is joined, no socket leaks).
+
+Fault semantics (the same for every sandbox built on this module). A faulted request is either
+applied fully or not at all, never half:
+
+=====================  ==========================================================  =========
+kind                   what the client sees                                        applied?
+=====================  ==========================================================  =========
+``error``              a 5xx from ``Faults.error_statuses``                        no
+``burst_429``          the CRM's 429 (a burst of ``burst_429_length`` requests)    no
+``drop``               the connection closes without a response                   no
+``drop_after_apply``   the request is applied, then the connection closes          **yes**
+``slow``               the request is applied, the response waits ``slow_seconds``  **yes**
+=====================  ==========================================================  =========
+
+``slow`` therefore models the nasty real case of a client that times out on a write that did
+happen; ``drop_after_apply`` is the same without any response at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import math
+import random
+import re
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+JSON = Any
+JsonDict = dict[str, Any]
+
+LOOPBACK = "127.0.0.1"
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+# --------------------------------------------------------------------------------------------
+# time helpers
+# --------------------------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DIGITS = re.compile(r"^-?\d+$")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_ms(dt: datetime) -> int:
+    """Epoch milliseconds of an aware datetime (naive datetimes are taken as UTC)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
+def iso_ms(ms: int) -> str:
+    """ISO 8601 in UTC with milliseconds and ``Z``: ``2026-11-01T12:00:00.000Z``."""
+    return (_NAIVE_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+
+
+def parse_time_ms(value: object) -> int:
+    """Epoch ms from epoch-ms (int or digit string), ISO 8601 (``Z`` or offset) or a date.
+
+    Raises ``ValueError`` for anything else (bools, floats with fractions, garbage).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise ValueError(f"not a timestamp: {value!r}")
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {value!r}")
+    text = value.strip()
+    if _DIGITS.match(text):
+        return int(text)
+    if not text:
+        raise ValueError("empty timestamp")
+    try:
+        dt = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(f"not a timestamp: {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return to_ms(dt)
+
+
+# --------------------------------------------------------------------------------------------
+# JSON helpers
+# --------------------------------------------------------------------------------------------
+
+
+def json_bytes(obj: JSON) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def encode_cursor(*parts: object) -> str:
+    """An opaque, URL-safe cursor made of a few values (decoded by :func:`decode_cursor`)."""
+    raw = "\x1f".join(str(p) for p in parts).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str, n_parts: int) -> list[str]:
+    """Inverse of :func:`encode_cursor`; ``ValueError`` if it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise ValueError(f"invalid cursor {cursor!r}") from None
+    parts = raw.split("\x1f")
+    if len(parts) != n_parts:
+        raise ValueError(f"invalid cursor {cursor!r}")
+    return parts
+
+
+def new_correlation_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --------------------------------------------------------------------------------------------
+# requests, responses and the request log
+# --------------------------------------------------------------------------------------------
+
+_NO_JSON = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One parsed HTTP request. ``json`` is the parsed body (None if empty or not JSON)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Mapping[str, str]  # lower-case names
+    raw_body: bytes = b""
+    json: JSON = None
+    json_error: str | None = None  # set when a non-empty body is not valid JSON
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    @classmethod
+    def build(
+        cls, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> Request:
+        split = urlsplit(target)
+        query = parse_qs(split.query, keep_blank_values=True)
+        parsed: JSON = None
+        error: str | None = None
+        if body.strip():
+            try:
+                parsed = json.loads(body.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                error = f"body is not UTF-8: {exc}"
+            except json.JSONDecodeError as exc:
+                error = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        return cls(
+            method=method.upper(),
+            path=split.path or "/",
+            query=query,
+            headers={k.lower(): v for k, v in headers.items()},
+            raw_body=body,
+            json=parsed,
+            json_error=error,
+        )
+
+
+@dataclass(slots=True)
+class Response:
+    """What to send back. ``drop`` closes the connection without a response."""
+
+    status: int
+    body: JSON = None  # JSON-serializable, or bytes/str sent as is with ``content_type``
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json;charset=utf-8"
+    drop: bool = False
+    delay: float = 0.0
+
+    def payload(self) -> bytes:
+        if self.body is None:
+            return b""
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str) and not self.content_type.startswith("application/json"):
+            return self.body.encode("utf-8")
+        return json_bytes(self.body)
+
+
+FaultKind = Literal["error", "burst_429", "drop", "drop_after_apply", "slow"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One entry of the request log. ``status`` is None when the connection was dropped."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: JSON
+    status: int | None
+    fault: FaultKind | None = None
+    at: float = 0.0  # time.monotonic() when the response was decided
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+class RequestLog:
+    """Thread-safe, append-only list of :class:`RequestRecord`; tests read snapshots."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+
+    def append(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def __iter__(self) -> Iterator[RequestRecord]:
+        return iter(self.snapshot())
+
+
+# --------------------------------------------------------------------------------------------
+# rate limits
+# --------------------------------------------------------------------------------------------
+
+Clock = Callable[[], float]
+
+
+class RollingWindowLimiter:
+    """At most ``limit`` accepted requests in any rolling window of ``window_seconds``.
+
+    ``window_seconds`` is the real window length (already multiplied by any time scale).
+    Rejected requests do not consume budget. Thread-safe.
+    """
+
+    def __init__(self, limit: int, window_seconds: float, clock: Clock = time.monotonic) -> None:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        if window_seconds <= 0:
+            raise ValueError("window_seconds must be > 0")
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self._clock = clock
+        self._hits: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    @property
+    def interval_ms(self) -> int:
+        return max(1, round(self.window_seconds * 1000))
+
+    def _expire(self, now: float) -> None:
+        edge = now - self.window_seconds
+        while self._hits and self._hits[0] <= edge:
+            self._hits.popleft()
+
+    def try_acquire(self) -> tuple[bool, int]:
+        """(accepted, remaining budget after this request)."""
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            if len(self._hits) >= self.limit:
+                return False, 0
+            self._hits.append(now)
+            return True, self.limit - len(self._hits)
+
+    def remaining(self) -> int:
+        with self._lock:
+            self._expire(self._clock())
+            return self.limit - len(self._hits)
+
+    def retry_after(self) -> float:
+        """Seconds until one more request would be accepted (0 if it would be now)."""
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            if len(self._hits) < self.limit:
+                return 0.0
+            return max(0.0, self._hits[0] + self.window_seconds - now)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._hits.clear()
+
+
+class DailyQuota:
+    """A request budget per (scaled) day. The day starts when the quota is created/reset."""
+
+    def __init__(self, limit: int, day_seconds: float, clock: Clock = time.monotonic) -> None:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self.limit = limit
+        self.day_seconds = day_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._start = clock()
+        self._used = 0
+
+    def _roll(self, now: float) -> None:
+        if now - self._start >= self.day_seconds:
+            days = int((now - self._start) // self.day_seconds)
+            self._start += days * self.day_seconds
+            self._used = 0
+
+    def try_acquire(self) -> tuple[bool, int]:
+        with self._lock:
+            self._roll(self._clock())
+            if self._used >= self.limit:
+                return False, 0
+            self._used += 1
+            return True, self.limit - self._used
+
+    def remaining(self) -> int:
+        with self._lock:
+            self._roll(self._clock())
+            return self.limit - self._used
+
+    def seconds_to_reset(self) -> float:
+        with self._lock:
+            now = self._clock()
+            self._roll(now)
+            return max(0.0, self._start + self.day_seconds - now)
+
+    def use(self, n: int) -> None:
+        """Spend ``n`` requests at once (a test hook to reach the daily limit quickly)."""
+        with self._lock:
+            self._roll(self._clock())
+            self._used = min(self.limit, self._used + n)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._start = self._clock()
+            self._used = 0
+
+
+# --------------------------------------------------------------------------------------------
+# fault injection
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What to inject; all off by default. Decisions are reproducible from ``seed``.
+
+    Rates are probabilities per eligible request (0..1). A request is eligible when its method
+    is in ``methods`` and its path starts with one of ``path_prefixes`` (empty = all).
+    Every ``burst_429_every``-th eligible request starts a burst of ``burst_429_length``
+    consecutive 429 answers (0 = never). Precedence when several fire at once:
+    burst_429 > error > drop > drop_after_apply > slow.
+    """
+
+    seed: int = 0
+    error_rate: float = 0.0
+    error_statuses: tuple[int, ...] = (500, 502, 503)
+    slow_rate: float = 0.0
+    slow_seconds: float = 2.0
+    drop_rate: float = 0.0
+    drop_after_apply_rate: float = 0.0
+    burst_429_every: int = 0
+    burst_429_length: int = 1
+    methods: tuple[str, ...] = ()
+    path_prefixes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "slow_rate", "drop_rate", "drop_after_apply_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"Faults.{name} must be within 0..1, got {value!r}")
+        if self.slow_seconds < 0:
+            raise ValueError("Faults.slow_seconds must be >= 0")
+        if self.burst_429_every < 0 or self.burst_429_length < 1:
+            raise ValueError("Faults.burst_429_every must be >= 0 and burst_429_length >= 1")
+        if not self.error_statuses or any(not 500 <= s <= 599 for s in self.error_statuses):
+            raise ValueError("Faults.error_statuses must be non-empty 5xx codes")
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.error_rate
+            or self.slow_rate
+            or self.drop_rate
+            or self.drop_after_apply_rate
+            or self.burst_429_every
+        )
+
+    def with_(self, **changes: Any) -> Faults:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultDecision:
+    kind: FaultKind | None = None
+    status: int = 0  # for ``error``: the 5xx status
+
+
+class FaultInjector:
+    """Decides, per request, which fault (if any) to inject. Thread-safe.
+
+    The random draws depend only on the seed and on the order of *eligible* requests, so a
+    sequential client sees the same faults on every run with the same seed.
+    """
+
+    def __init__(self, faults: Faults | None = None) -> None:
+        self._lock = threading.Lock()
+        self._faults = faults or Faults()
+        self._rng = random.Random(self._faults.seed)
+        self._count = 0
+        self._burst_left = 0
+
+    @property
+    def faults(self) -> Faults:
+        with self._lock:
+            return self._faults
+
+    def set(self, faults: Faults) -> None:
+        """Replace the fault plan and restart its random sequence from the seed."""
+        with self._lock:
+            self._faults = faults
+            self._rng = random.Random(faults.seed)
+            self._count = 0
+            self._burst_left = 0
+
+    def _eligible(self, f: Faults, method: str, path: str) -> bool:
+        if f.methods and method.upper() not in {m.upper() for m in f.methods}:
+            return False
+        return not f.path_prefixes or any(path.startswith(p) for p in f.path_prefixes)
+
+    def decide(self, method: str, path: str) -> FaultDecision:
+        with self._lock:
+            f = self._faults
+            if not f.active or not self._eligible(f, method, path):
+                return FaultDecision()
+            self._count += 1
+            # Always draw the same number of values so one knob does not shift the others.
+            r_error, r_drop, r_apply_drop, r_slow = (self._rng.random() for _ in range(4))
+            status = self._rng.choice(f.error_statuses)
+            if f.burst_429_every and self._count % f.burst_429_every == 0:
+                self._burst_left = f.burst_429_length
+            if self._burst_left > 0:
+                self._burst_left -= 1
+                return FaultDecision("burst_429")
+            if r_error < f.error_rate:
+                return FaultDecision("error", status)
+            if r_drop < f.drop_rate:
+                return FaultDecision("drop")
+            if r_apply_drop < f.drop_after_apply_rate:
+                return FaultDecision("drop_after_apply")
+            if r_slow < f.slow_rate:
+                return FaultDecision("slow")
+            return FaultDecision()
+
+
+# --------------------------------------------------------------------------------------------
+# the request pipeline
+# --------------------------------------------------------------------------------------------
+
+
+class SandboxApp:
+    """The CRM-neutral request pipeline; subclasses implement the CRM.
+
+    ``dispatch`` runs: ``preflight`` (auth, rate limits: answered as is, never faulted) ->
+    fault decision -> ``route`` (the CRM itself) -> ``finish`` (add headers) -> log.
+    Any exception escaping ``route`` is recorded in ``internal_errors`` and answered with
+    ``internal_error_response`` (tests assert that list stays empty).
+    """
+
+    def __init__(self, faults: Faults | None = None) -> None:
+        self.log = RequestLog()
+        self.injector = FaultInjector(faults)
+        self.stopping = threading.Event()
+        self.internal_errors: list[BaseException] = []
+        self._errors_lock = threading.Lock()
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def preflight(self, req: Request) -> tuple[Response | None, dict[str, str]]:
+        """Return (response to send now, headers to add to whatever is sent)."""
+        return None, {}
+
+    def route(self, req: Request) -> Response:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fault_response(self, req: Request, decision: FaultDecision) -> Response:
+        return Response(decision.status or 500, {"message": "injected fault"})
+
+    def internal_error_response(self, req: Request, exc: BaseException) -> Response:
+        return Response(500, {"message": f"sandbox internal error: {type(exc).__name__}"})
+
+    def finish(self, req: Request, resp: Response) -> None:
+        """Last look at a response before it is logged and sent (e.g. correlation headers)."""
+
+    # -- pipeline ------------------------------------------------------------------------------
+    def dispatch(self, req: Request) -> Response:
+        kind: FaultKind | None = None
+        try:
+            early, extra_headers = self.preflight(req)
+            if early is not None:
+                resp = early
+            else:
+                decision = self.injector.decide(req.method, req.path)
+                kind = decision.kind
+                if kind in ("error", "burst_429"):
+                    resp = self.fault_response(req, decision)
+                elif kind == "drop":
+                    resp = Response(0, drop=True)
+                else:
+                    resp = self.route(req)
+                    if kind == "drop_after_apply":
+                        resp.drop = True
+                    elif kind == "slow":
+                        resp.delay = self.injector.faults.slow_seconds
+            for k, v in extra_headers.items():
+                resp.headers.setdefault(k, v)
+            self.finish(req, resp)
+        except Exception as exc:
+            with self._errors_lock:
+                self.internal_errors.append(exc)
+            resp = self.internal_error_response(req, exc)
+        body: JSON = req.json
+        if req.json_error is not None:
+            body = req.raw_body.decode("utf-8", "replace")
+        self.log.append(
+            RequestRecord(
+                method=req.method,
+                path=req.path,
+                query=req.query,
+                body=body,
+                status=None if resp.drop else resp.status,
+                fault=kind,
+                at=time.monotonic(),
+            )
+        )
+        return resp
+
+
+# --------------------------------------------------------------------------------------------
+# the HTTP server
+# --------------------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "leadscore-sandbox/1"
+    sys_version = ""
+    server: _Server
+    timeout = 30  # idle keep-alive connections give up after this
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed HTTP (bad request line, oversized headers...): a JSON error, not HTML."""
+        self.close_connection = True
+        category = "VALIDATION_ERROR" if code < 500 else "INTERNAL_ERROR"
+        text = message or HTTPStatus(code).phrase
+        body = {"status": "error", "message": text, "correlationId": new_correlation_id(),
+                "category": category}  # fmt: skip
+        self._send(Response(code, body))
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default stderr access log (the app keeps its own request log)."""
+
+    def _read_body(self) -> bytes | None:
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        if "chunked" in te:
+            chunks: list[bytes] = []
+            total = 0
+            for _ in range(100_000):
+                line = self.rfile.readline(1024)
+                try:
+                    size = int(line.split(b";")[0].strip() or b"0", 16)
+                except ValueError:
+                    return None
+                if size == 0:
+                    self.rfile.readline(1024)
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY_BYTES:
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+            return None
+        length_text = self.headers.get("Content-Length")
+        if not length_text:
+            return b""
+        try:
+            length = int(length_text)
+        except ValueError:
+            return None
+        if length < 0 or length > MAX_BODY_BYTES:
+            return None
+        return self.rfile.read(length)
+
+    def _handle(self) -> None:
+        app = self.server.app
+        body = self._read_body()
+        if body is None:
+            self.close_connection = True
+            self.send_error(400, "Unreadable request body (bad Content-Length or chunking)")
+            return
+        headers = {k: v for k, v in self.headers.items()}
+        try:
+            req = Request.build(self.command, self.path, headers, body)
+        except ValueError:
+            self.send_error(400, "Malformed request target")
+            return
+        resp = app.dispatch(req)
+        if resp.delay > 0 and app.stopping.wait(resp.delay):
+            self.close_connection = True
+            return
+        if resp.drop:
+            self.close_connection = True
+            return
+        self._send(resp, head_only=self.command == "HEAD")
+
+    def _send(self, resp: Response, head_only: bool = False) -> None:
+        payload = resp.payload()
+        try:
+            self.send_response(resp.status)
+            if resp.status != 204 and resp.body is not None:
+                self.send_header("Content-Type", resp.content_type)
+            for k, v in resp.headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(0 if resp.status == 204 else len(payload)))
+            if not self.server.keep_alive:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            if payload and resp.status != 204 and not head_only:
+                self.wfile.write(payload)
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
+    do_GET = _handle
+    do_POST = _handle
+    do_PATCH = _handle
+    do_PUT = _handle
+    do_DELETE = _handle
+    do_HEAD = _handle
+    do_OPTIONS = _handle
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = True
+    allow_reuse_address = True
+    request_queue_size = 128  # the default 5 drops SYNs under concurrent clients (1 s stalls)
+
+    def __init__(self, address: tuple[str, int], app: SandboxApp, keep_alive: bool) -> None:
+        self.app = app
+        self.keep_alive = keep_alive
+        self._conn_lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Registered in the accepting thread, so stop() can never miss a connection.
+        with self._conn_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self._connections.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is nothing to report; anything else is a sandbox bug."""
+        exc = sys.exc_info()[1]
+        if exc is not None and not isinstance(exc, OSError):
+            with self.app._errors_lock:
+                self.app.internal_errors.append(exc)
+
+    def shutdown_connections(self) -> None:
+        with self._conn_lock:
+            conns = list(self._connections)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class SandboxServer:
+    """A :class:`SandboxApp` served over HTTP on 127.0.0.1 from a daemon thread.
+
+    ``keep_alive=False`` (default) answers every request with ``Connection: close``: clients
+    that never close their pools (the HubSpot SDK) then leave no open sockets behind, which
+    keeps ``ResourceWarning``-as-error test suites green. Set it True for benchmarks.
+    """
+
+    def __init__(
+        self, app: SandboxApp, port: int = 0, host: str = LOOPBACK, keep_alive: bool = False
+    ) -> None:
+        if host != LOOPBACK:
+            raise ValueError(f"sandboxes only bind {LOOPBACK}, not {host!r}")
+        self.app = app
+        self._server = _Server((host, port), app, keep_alive)
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    @property
+    def host(self) -> str:
+        return LOOPBACK
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.02},
+                name=f"sandbox-{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections, join every thread, close the socket. Idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self.app.stopping.set()
+            if self._thread is not None:
+                self._server.shutdown()
+                self._thread.join(timeout=10)
+            self._server.shutdown_connections()
+            self._server.server_close()  # joins handler threads (block_on_close)

@@ -1,0 +1,99 @@
+"""Shared fixtures: a HubSpot sandbox on loopback, an adapter on the official SDK, a state DB."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from connector.crm.hubspot import HubSpotAdapter
+from connector.enrich.enricher import build_enricher
+from connector.model.loader import LoadedModel, load_model
+from connector.pipeline import Pipeline, SyncOptions
+from connector.retry import RetryPolicy
+from connector.sandbox.demo_portal import build_demo_portal
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.settings import load_settings
+from connector.state.store import StateStore
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Harness:
+    sb: HubSpotSandbox
+    adapter: HubSpotAdapter
+    store: StateStore
+    pipeline: Pipeline
+    clock: list[datetime]
+
+    def writes(self) -> list[dict[str, Any]]:
+        """Every batch-update input the sandbox accepted (200/207), in order."""
+        out: list[dict[str, Any]] = []
+        for r in self.sb.requests:
+            if (
+                r.path.endswith("/batch/update")
+                and r.status in (200, 207)
+                and isinstance(r.body, dict)
+            ):
+                out.extend(r.body.get("inputs", []))
+        return out
+
+    def written_ids(self) -> list[str]:
+        return [str(i["id"]) for i in self.writes()]
+
+
+def make_harness(
+    tmp_path: Path,
+    portal: Any,
+    *,
+    model: LoadedModel | None = None,
+    options: SyncOptions | None = None,
+    **sandbox_kwargs: Any,
+) -> Iterator[Harness]:
+    kwargs: dict[str, Any] = {"now": NOW, "search_rate_limit": 10_000, "time_scale": 0.01}
+    kwargs.update(sandbox_kwargs)
+    with HubSpotSandbox.start(portal, **kwargs) as sb:
+        adapter = HubSpotAdapter(
+            SecretStr(sb.token),
+            sb.url,
+            search_per_second=10_000,
+            timeout_s=5,
+            retry=RetryPolicy(attempts=4, base_seconds=0.01, max_seconds=0.05, seed=1),
+        )
+        adapter.ensure_properties()
+        sb.clear_log()
+        store = StateStore.open(tmp_path / "state.db")
+        clock = [NOW]
+        enricher = build_enricher(load_settings(), cache=store.company_cache)
+        pipeline = Pipeline(
+            store,
+            adapter,
+            model or load_model(),
+            enricher=enricher,
+            options=options or SyncOptions(),
+            clock=lambda: clock[0],
+        )
+        try:
+            yield Harness(sb, adapter, store, pipeline, clock)
+        finally:
+            adapter.close()
+            store.close()
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Harness]:
+    yield from make_harness(tmp_path, build_demo_portal())
+
+
+@pytest.fixture
+def harness_factory(tmp_path: Path) -> Callable[..., Any]:
+    def factory(portal: Any, **kwargs: Any) -> Iterator[Harness]:
+        return make_harness(tmp_path, portal, **kwargs)
+
+    return factory

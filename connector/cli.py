@@ -337,17 +337,41 @@ def sandbox_group() -> None:
     """Run a CRM emulator on 127.0.0.1 for manual trials."""
 
 
+# Commands that live beside the code they drive. A module that is not there (yet) is skipped;
+# any other import error is a bug and surfaces.
+PLUGINS: tuple[tuple[str, str, str], ...] = (
+    ("connector.sandbox.marketo_cli", "sandbox_marketo_cmd", "sandbox marketo"),
+    ("connector.ops.analysis", "rescore_cmd", "rescore"),
+    ("connector.ops.analysis", "simulate_cmd", "simulate"),
+    ("connector.ops.analysis", "status_cmd", "status"),
+    ("connector.ops.analysis", "dead_letters_cmd", "dead-letters"),
+    ("connector.ops.report", "report_cmd", "report"),
+    ("connector.worker.cli", "run_cmd", "run"),
+    ("connector.worker.cli", "backfill_cmd", "backfill"),
+    ("connector.calibrate.cli", "calibrate_cmd", "calibrate"),
+)
+
+
 def _register_plugins() -> None:
+    import importlib
+
     from connector.enrich.cli import make_enrich_command
     from connector.sandbox.hubspot_cli import sandbox_hubspot_cmd
 
     cli.add_command(make_enrich_command(_state_cache))
     sandbox_group.add_command(sandbox_hubspot_cmd, "hubspot")
-    try:
-        from connector.sandbox.marketo_cli import sandbox_marketo_cmd
-    except ImportError:  # pragma: no cover - until the Marketo sandbox lands
-        return
-    sandbox_group.add_command(sandbox_marketo_cmd, "marketo")
+    for module, attr, name in PLUGINS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module.startswith(exc.name):
+                continue  # not built yet
+            raise
+        command = getattr(mod, attr)
+        if name.startswith("sandbox "):
+            sandbox_group.add_command(command, name.split()[1])
+        else:
+            cli.add_command(command, name)
 
 
 _register_plugins()

@@ -262,6 +262,11 @@ class Pipeline:
                     self.store.add_dead_letter(
                         self.crm, "input", bad.record_id, bad.payload, bad.reason, now
                     )
+                for gone in page.archived:  # deleted in the CRM: stop scoring and writing it
+                    self.store.mark_archived(self.crm, gone, now)
+                    touched.discard(gone)
+                    summary.archived += 1
+                self.store.set_write_pending(self.crm, page.archived, False)
                 # "to score" is committed with the page: a stopped run loses no work
                 self.store.set_write_pending(self.crm, touched, True)
                 self.store.set_cursor(
@@ -311,6 +316,17 @@ class Pipeline:
             for page in self.adapter.pull_events(stream, since, None, cur.get("position")):
                 now = self.clock()
                 with self.store.transaction():
+                    if page.contacts:  # contacts the stream saw first (Marketo): upsert them
+                        ids = [c.id for c in page.contacts]
+                        old = {
+                            c.id: c
+                            for c in self.store.iter_contacts(self.crm, ids, include_inactive=True)
+                        }
+                        fresh = [self._carry_state(c, old.get(c.id), now) for c in page.contacts]
+                        self.store.upsert_contacts(self.crm, fresh, at=now)
+                        touched.update(ids)
+                        self.store.set_write_pending(self.crm, ids, True)
+                        summary.pulled += len(ids)
                     events = list(page.events)
                     if page.unresolved:
                         by_email = self.store.find_contact_ids_by_email(
@@ -358,7 +374,11 @@ class Pipeline:
 
     # -- score, diff, write ----------------------------------------------------------------
     def _score_and_write(self, ids: list[str], now: datetime, summary: SyncSummary) -> None:
+        """Score in chunks (bounded memory); write in full CRM batches across chunks."""
         batch = self.options.score_batch
+        size = max(1, int(getattr(self.adapter, "write_batch", 100)))
+        buffer: list[WriteBack] = []
+        meta: dict[str, ScoreResult] = {}
         for i in range(0, len(ids), batch):
             chunk = ids[i : i + batch]
             pairs = list(self.store.iter_contacts_with_events(self.crm, chunk))
@@ -368,7 +388,7 @@ class Pipeline:
                 for c, evs in pairs
             ]
             summary.scored += len(results)
-            writes, meta = self._plan_writes(pairs, results, now, summary)
+            writes, chunk_meta = self._plan_writes(pairs, results, now, summary)
             with self.store.transaction():
                 self.store.save_scores(self.crm, results)
                 self.store.set_write_pending(self.crm, [w.contact_id for w in writes], True)
@@ -377,7 +397,16 @@ class Pipeline:
             if self.options.dry_run:
                 summary.changes.extend((w.contact_id, dict(w.properties)) for w in writes)
                 continue
-            self._write(writes, meta, now, summary)
+            buffer.extend(writes)
+            meta.update(chunk_meta)
+            full = len(buffer) - len(buffer) % size
+            if full:
+                self._write(buffer[:full], meta, now, summary)
+                for w in buffer[:full]:
+                    meta.pop(w.contact_id, None)
+                buffer = buffer[full:]
+        if buffer:
+            self._write(buffer, meta, now, summary)
 
     def _enrich(self, contacts: Sequence[Contact], now: datetime) -> dict[str, Enrichment]:
         if self.enricher is None:

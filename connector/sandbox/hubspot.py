@@ -850,8 +850,8 @@ class Portal:
         return values, problems
 
     # -- mutations -----------------------------------------------------------------------------
-    def _touch(self, rec: ContactRecord) -> None:
-        ms = max(self.now_ms(), rec.updated_ms + 1)
+    def _touch(self, rec: ContactRecord, at_ms: int | None = None) -> None:
+        ms = max(self.now_ms() if at_ms is None else at_ms, rec.updated_ms + 1)
         rec.updated_ms = ms
         rec.properties["lastmodifieddate"] = iso_ms(ms)
 
@@ -882,7 +882,7 @@ class Portal:
                 self._set(rec, name, value, source, ms)
             if "email" in values or "hs_additional_emails" in values:
                 self.recompute_rollups(rec, touch=False)
-            self._touch(rec)
+            self._touch(rec, ms)  # one instant for the write and its stage stamp
 
     def create_contact(
         self,

@@ -139,10 +139,14 @@ class CompiledModel:
     ) -> tuple[float, str, bool, tuple[Reason, ...]]:
         """(fit points, grade, MQL blocked, fit reasons), memoized on the profile inputs."""
         fired = fired & self.fit_fired_names
+        email_domain = None
+        if enrichment is None and contact.email:  # only the domain and presence matter
+            email_domain = contact.email.rsplit("@", 1)[-1].lower() if "@" in contact.email else ""
         key = (
             contact.job_title,
             contact.country,
-            contact.email if enrichment is None else None,
+            enrichment is None and bool(contact.email),
+            email_domain,
             enrichment,
             fired,
         )

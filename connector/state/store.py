@@ -398,8 +398,23 @@ def _event(row: Sequence[Any]) -> Event:
         row[0],
         row[3],
         _fromisoformat(row[4]),
-        decode_mapping(attrs) if attrs else {},
+        _attributes(attrs) if attrs else {},
     )
+
+
+_ATTR_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def _attributes(text: str) -> dict[str, Any]:
+    """Decoded event attributes, shared between events with the same JSON text (page views
+    repeat a few URLs millions of times). Callers treat attributes as read-only."""
+    hit = _ATTR_CACHE.get(text)
+    if hit is None:
+        hit = decode_mapping(text)
+        if len(_ATTR_CACHE) >= 200_000:
+            _ATTR_CACHE.clear()
+        _ATTR_CACHE[text] = hit
+    return hit
 
 
 _fromisoformat = datetime.fromisoformat

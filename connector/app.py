@@ -10,7 +10,7 @@ from datetime import timedelta
 from connector.crm.base import CrmAdapter
 from connector.errors import ConfigError
 from connector.model.loader import LoadedModel, load_model
-from connector.pipeline import Enricher, Pipeline, SyncOptions
+from connector.pipeline import COMPANY_FIELDS, Enricher, Pipeline, SyncOptions
 from connector.retry import RetryPolicy
 from connector.settings import Settings
 from connector.state.store import StateStore
@@ -34,6 +34,7 @@ def build_adapter(settings: Settings) -> CrmAdapter:
             page_size=settings.hubspot_search_page_size,
             write_batch=settings.hubspot_write_batch,
             search_per_second=settings.hubspot_search_per_second,
+            extra_properties=COMPANY_FIELDS if settings.write_company_fields else (),
         )
     if settings.crm == "marketo":
         try:
@@ -59,6 +60,7 @@ def sync_options(settings: Settings) -> SyncOptions:
         dry_run=settings.dry_run,
         write_retry_attempts=settings.write_retry_attempts,
         fail_on_dead_letters=settings.fail_on_dead_letters,
+        write_company_fields=settings.write_company_fields,
     )
 
 

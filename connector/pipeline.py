@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -45,6 +45,7 @@ class SyncOptions:
     score_batch: int = 500
     fail_on_dead_letters: bool = False
     check_properties: bool = True
+    write_company_fields: bool = False  # fill blank company/industry/country from enrichment
 
 
 @dataclass
@@ -125,6 +126,44 @@ def _num(v: float) -> str:
 
 def diff_properties(desired: dict[str, str], written: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in desired.items() if written.get(k) != v}
+
+
+def planned_changes(
+    contact: Contact, result: ScoreResult, written: Mapping[str, str]
+) -> dict[str, str]:
+    """The properties a sync sends for one contact (scored_at excluded): the desired values
+    that differ from the last write; a lifecycle stage the CRM already shows is not sent.
+    Empty when there is nothing to write. (`leadscore rescore --dry-run` counts with this.)"""
+    desired = desired_properties(result)
+    if (
+        "lifecycle_stage" in desired
+        and desired["lifecycle_stage"] == (contact.lifecycle_stage or "")
+        and "lifecycle_stage" not in written
+    ):
+        desired.pop("lifecycle_stage")  # the CRM already shows it
+    return diff_properties(desired, dict(written))
+
+
+COMPANY_FIELDS = ("company_name", "company_industry", "company_country")
+
+
+def company_fill(contact: Contact, enrichment: Enrichment | None) -> dict[str, str]:
+    """Company facts for the CRM fields that are still blank. Never overwrites what a person
+    (or a form) entered; free and disposable mail never get a company."""
+    company = enrichment.company if enrichment is not None else None
+    if company is None or enrichment is None or enrichment.email_kind != "corporate":
+        return {}
+    current = {
+        "company_name": contact.company_name,
+        "company_industry": contact.properties.get("industry"),
+        "company_country": contact.country,
+    }
+    offered = {
+        "company_name": company.name,
+        "company_industry": company.industry,
+        "company_country": company.country,
+    }
+    return {k: str(v) for k, v in offered.items() if v and not current.get(k)}
 
 
 def _iso(dt: datetime) -> str:
@@ -388,7 +427,7 @@ class Pipeline:
                 for c, evs in pairs
             ]
             summary.scored += len(results)
-            writes, chunk_meta = self._plan_writes(pairs, results, now, summary)
+            writes, chunk_meta = self._plan_writes(pairs, results, now, summary, enrichments)
             with self.store.transaction():
                 self.store.save_scores(self.crm, results)
                 self.store.set_write_pending(self.crm, [w.contact_id for w in writes], True)
@@ -421,6 +460,7 @@ class Pipeline:
         results: Sequence[ScoreResult],
         now: datetime,
         summary: SyncSummary,
+        enrichments: Mapping[str, Enrichment] | None = None,
     ) -> tuple[list[WriteBack], dict[str, ScoreResult]]:
         written = self.store.get_written_many(self.crm, [c.id for c, _ in pairs])
         writes: list[WriteBack] = []
@@ -430,15 +470,11 @@ class Pipeline:
             if not self.store.is_writable(self.crm, contact.id):
                 done.append(contact.id)
                 continue
-            desired = desired_properties(result)
             last = written.get(contact.id, {})
-            if (
-                "lifecycle_stage" in desired
-                and desired["lifecycle_stage"] == (contact.lifecycle_stage or "")
-                and "lifecycle_stage" not in last
-            ):
-                desired.pop("lifecycle_stage")  # the CRM already shows it
-            changes = diff_properties(desired, last)
+            changes = planned_changes(contact, result, last)
+            if self.options.write_company_fields and enrichments is not None:
+                fill = company_fill(contact, enrichments.get((contact.email or "").lower()))
+                changes.update(diff_properties(fill, dict(last)))
             if not changes:
                 summary.unchanged += 1
                 done.append(contact.id)
@@ -508,6 +544,13 @@ class Pipeline:
                 return
             summary.write_retries += len(retry)
             pending = retry
+
+    def write_planned(
+        self, writes: list[WriteBack], results: dict[str, ScoreResult], summary: SyncSummary
+    ) -> None:
+        """Send writes planned elsewhere (`leadscore dead-letters --retry`) through the same
+        path as a sync: batches, per-record outcomes, bounded retries, dead letters."""
+        self._write(writes, results, self.clock(), summary)
 
     def _send(self, writes: list[WriteBack], summary: SyncSummary) -> list[WriteOutcome]:
         if not writes:

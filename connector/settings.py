@@ -52,6 +52,38 @@ class Settings(BaseSettings):
     marketo_client_id: SecretStr | None = None
     marketo_client_secret: SecretStr | None = None
     marketo_write_batch: int = Field(300, ge=1, le=300)
+    marketo_field_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Our property -> Marketo REST field, merged over the defaults (JSON, e.g. "
+        '{"grade": "myGrade__c", "fit_score": "fitPoints__c"}; "" = do not write it).',
+    )
+    marketo_status_field: str = Field(
+        "leadStatus", description="Field read as the lead status (sales' own signal)."
+    )
+    marketo_stage_values: dict[str, str] = Field(
+        default_factory=dict,
+        description="Our lifecycle stage -> status value written (merged over the defaults, "
+        'e.g. {"marketingqualifiedlead": "MQL", "salesqualifiedlead": "SQL"}).',
+    )
+    marketo_status_stages: dict[str, str] = Field(
+        default_factory=dict,
+        description="Status value -> our lifecycle stage when reading (merged over the "
+        'defaults, e.g. {"Sales Accepted": "salesqualifiedlead"}; unmapped values are never '
+        "touched).",
+    )
+    marketo_activity_types: dict[str, str] = Field(
+        default_factory=dict,
+        description="Marketo activity type name -> our event type (merged over the defaults, "
+        'e.g. {"Attended Webinar": "webinar_attended"}; "" = do not read it).',
+    )
+    marketo_backfill_days: float = Field(
+        365.0, gt=0, description="First run: read lead changes and activities this far back."
+    )
+    marketo_rate_limit: int = Field(100, ge=1, description="Calls per rate window (606).")
+    marketo_rate_window_seconds: float = Field(20.0, gt=0)
+    marketo_export_poll_seconds: float = Field(
+        10.0, gt=0, description="Wait between bulk-export status polls (backfill)."
+    )
 
     # Sync behaviour
     lookback_minutes: float = Field(

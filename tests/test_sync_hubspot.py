@@ -243,3 +243,44 @@ def test_replayed_events_change_no_score_and_write_nothing(demo: Harness) -> Non
     assert {k: (v.score, v.grade) for k, v in before.items() if v} == {
         k: (v.score, v.grade) for k, v in after.items() if v
     }
+
+
+def test_company_fields_fill_blanks_only_when_enabled(harness_factory: Any) -> None:
+    portal = build_demo_portal()
+    for h in harness_factory(portal, options=SyncOptions(write_company_fields=True)):
+        h.sb.set_property("112", "company", "")  # blank: enrichment may fill it
+        h.sb.clear_log()
+        h.pipeline.sync()
+        by_id = {w["id"]: w["properties"] for w in h.writes()}
+        robin = by_id["112"]
+        assert (robin["company"], robin["industry"], robin["country"]) == (
+            "Acme Analytics",
+            "computer software",
+            "US",
+        )
+        dana = by_id["101"]  # the portal has her company and country: never overwritten
+        assert "company" not in dana and "country" not in dana
+        assert dana["industry"] == "computer software"
+        assert "company" not in by_id["102"] and "industry" not in by_id["102"]  # gmail
+        assert h.sb.contact("112").properties["company"] == "Acme Analytics"
+        h.sb.clear_log()
+        assert h.pipeline.sync().written == 0  # filled once, not re-sent
+
+
+def test_company_fields_are_not_written_by_default(demo: Harness) -> None:
+    demo.pipeline.sync()
+    assert all("company" not in w["properties"] for w in demo.writes())
+
+
+def test_company_write_back_checks_its_properties_before_writing(harness_factory: Any) -> None:
+    for h in harness_factory(build_demo_portal(), options=SyncOptions(write_company_fields=True)):
+        del h.sb.portal.properties["industry"]
+        h.adapter.extra_properties = ("company", "industry", "country")
+        result = h.pipeline.sync()
+        assert result.status == "error"
+        assert result.exit_code == 2
+        assert result.message == (
+            "HubSpot portal lacks the properties company write-back needs: industry "
+            "(create them, or set LEADSCORE_WRITE_COMPANY_FIELDS=false)"
+        )
+        assert h.writes() == []

@@ -39,6 +39,7 @@ class ContactPage:
     events: list[Event] = field(default_factory=list)  # events derived from contact properties
     merged: dict[str, str] = field(default_factory=dict)  # absorbed id → survivor id
     bad: list[BadRecord] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)  # ids deleted in the CRM (Marketo)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class EventPage:
     high_water: datetime | None  # newest event time on the page
     unresolved: list[tuple[str, Event]] = field(default_factory=list)  # (email, event)
     bad: list[BadRecord] = field(default_factory=list)
+    contacts: list[Contact] = field(default_factory=list)  # first seen here: upsert them first
 
 
 @dataclass

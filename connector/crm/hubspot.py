@@ -65,6 +65,9 @@ PROPERTY_NAMES: dict[str, str] = {
     "mql_reason": "leadscore_mql_reason",
     "profile_mismatch": "leadscore_profile_mismatch",
     STAGE: "lifecyclestage",
+    "company_name": "company",
+    "company_industry": "industry",
+    "company_country": "country",
 }
 PROPERTY_DEFS: list[dict[str, Any]] = [
     {
@@ -133,6 +136,8 @@ CONTACT_PROPERTIES = [
     "engagements_last_meeting_booked",
     "num_associated_deals",
     "hs_email_optout",
+    "industry",
+    "hs_analytics_source",
 ]
 
 EMAIL_TYPES = {
@@ -171,6 +176,7 @@ class HubSpotAdapter:
         pacer: RollingPacer | None = None,
         sleep: Callable[[float], None] = time.sleep,
         portal_id: int | None = None,
+        extra_properties: Sequence[str] = (),
     ) -> None:
         if token is None or not token.get_secret_value():
             raise ConfigError("LEADSCORE_HUBSPOT_TOKEN is not set")
@@ -188,6 +194,8 @@ class HubSpotAdapter:
             max_calls=max(1, int(search_per_second)), interval_s=1.0, headroom=1.0, sleep=sleep
         )
         self.portal_id = portal_id
+        # more CRM properties the sync will write (e.g. company fields): checked at start
+        self.extra_properties = tuple(PROPERTY_NAMES.get(p, p) for p in extra_properties)
         client = HubSpot(
             access_token=token.get_secret_value(),
             host=self.base_url,
@@ -225,26 +233,45 @@ class HubSpotAdapter:
 
     # -- the one place a call is made -------------------------------------------------------
     def _call(self, kind: str, fn: Callable[[], T], *, search: bool = False) -> T:
-        def attempt() -> T:
-            if search:
-                self.search_pacer.acquire()
-            else:
-                self.pacer.acquire()
-            self.stats.count(kind)
-            try:
-                result = fn()
-            except Exception as exc:  # mapped below; nothing escapes unmapped
-                raise self._map_error(exc) from None
-            headers = _headers_of(result)
-            if headers is not None and not search:
-                self.pacer.observe(headers)
-            return result
+        return call_with_retry(
+            partial(self._call_once, kind, fn, search=search),
+            self.retry_policy,
+            sleep=self._sleep,
+            on_retry=self._on_retry(kind),
+        )
 
+    def _call_once(self, kind: str, fn: Callable[[], T], *, search: bool = False) -> T:
+        if search:
+            self.search_pacer.acquire()
+        else:
+            self.pacer.acquire()
+        self.stats.count(kind)
+        try:
+            result = fn()
+        except Exception as exc:  # mapped below; nothing escapes unmapped
+            log.debug("hubspot %s failed: %s", kind, type(exc).__name__)
+            raise self._map_error(exc) from None
+        headers = _headers_of(result)
+        if headers is not None and not search:
+            self.pacer.observe(headers)
+        return result
+
+    def _on_retry(self, kind: str) -> Callable[[RetryableError, int], None]:
         def on_retry(exc: RetryableError, attempt_no: int) -> None:
             self.stats.retries += 1
             log.info("hubspot %s retry %d: %s", kind, attempt_no, exc)
 
-        return call_with_retry(attempt, self.retry_policy, sleep=self._sleep, on_retry=on_retry)
+        return on_retry
+
+    def _json_call(
+        self, kind: str, fn: Callable[[], Any], *, search: bool = False
+    ) -> tuple[dict[str, Any], int, Mapping[str, str]]:
+        """Call an SDK `*_with_http_info` method built with `_preload_content=False` and read
+        its JSON ourselves. The SDK's models turn a body that is not JSON (a proxy's HTML page,
+        a cut-off answer) into an empty page, which would end a stream early and lose records,
+        and one malformed record into an exception for the whole page; here the first is a
+        retryable error and the second one bad record."""
+        return self._call(kind, partial(_read_json, fn), search=search)
 
     def _map_error(self, exc: Exception) -> Exception:
         status = getattr(exc, "status", None)
@@ -264,7 +291,10 @@ class HubSpotAdapter:
             return exc
         if isinstance(exc, ValueError | TypeError | KeyError):
             return RetryableError(f"HubSpot sent an unreadable response: {type(exc).__name__}")
-        return exc
+        # anything else (the SDK's status-0 ApiException on TLS trouble, a model it cannot
+        # build...): stop the run with a message rather than a traceback
+        reason = getattr(exc, "reason", None) or str(exc)
+        return ConnectorError(f"HubSpot call failed: {type(exc).__name__}: {str(reason)[:200]}")
 
     def _map_status(self, status: int, body_text: str, headers: Mapping[str, str]) -> Exception:
         body = _json_or_none(body_text)
@@ -280,7 +310,7 @@ class HubSpotAdapter:
                 )
             wait = _retry_after(headers) or self.pacer.interval_s / 10
             self.pacer.backoff(wait)
-            return RetryableError(f"HubSpot rate limit ({policy or 'unknown policy'})", wait)
+            return _RateLimited(f"HubSpot rate limit ({policy or 'unknown policy'})", wait)
         if status in (401, 403):
             return AuthError(
                 f"HubSpot refused the token (HTTP {status}): {message[:120]}. "
@@ -292,23 +322,32 @@ class HubSpotAdapter:
 
     # -- properties ---------------------------------------------------------------------------
     def _property_names(self) -> set[str]:
-        data, _, _ = self._call(
+        data, _, _ = self._json_call(
             "properties.list",
-            lambda: self._props.get_all_with_http_info("contacts", _request_timeout=self.timeout_s),
+            partial(
+                self._props.get_all_with_http_info,
+                "contacts",
+                _request_timeout=self.timeout_s,
+                _preload_content=False,
+            ),
         )
-        return {p.name for p in data.results}
+        return {str(p.get("name")) for p in _results(data, "properties") if isinstance(p, Mapping)}
 
     def ensure_properties(self) -> list[str]:
         from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
         created: list[str] = []
-        groups, _, _ = self._call(
+        groups, _, _ = self._json_call(
             "groups.list",
-            lambda: self._groups.get_all_with_http_info(
-                "contacts", _request_timeout=self.timeout_s
+            partial(
+                self._groups.get_all_with_http_info,
+                "contacts",
+                _request_timeout=self.timeout_s,
+                _preload_content=False,
             ),
         )
-        if GROUP not in {g.name for g in groups.results}:
+        names = {g.get("name") for g in _results(groups, "groups") if isinstance(g, Mapping)}
+        if GROUP not in names:
             body = PropertyGroupCreate(
                 name=GROUP, label="Lead scoring (leadscore)", display_order=-1
             )
@@ -345,12 +384,20 @@ class HubSpotAdapter:
         return created
 
     def check_properties(self) -> None:
-        missing = sorted({p["name"] for p in PROPERTY_DEFS} - self._property_names())
+        names = self._property_names()
+        missing = sorted({p["name"] for p in PROPERTY_DEFS} - names)
         if missing:
             raise ConfigError(
                 "HubSpot portal lacks properties "
                 + ", ".join(missing)
                 + ": run `leadscore init-properties` first"
+            )
+        absent = sorted(set(self.extra_properties) - names)
+        if absent:
+            raise ConfigError(
+                "HubSpot portal lacks the properties company write-back needs: "
+                + ", ".join(absent)
+                + " (create them, or set LEADSCORE_WRITE_COMPANY_FIELDS=false)"
             )
 
     # -- contacts -----------------------------------------------------------------------------
@@ -380,33 +427,41 @@ class HubSpotAdapter:
                 properties=CONTACT_PROPERTIES,
                 limit=self.page_size,
             )
-            data, _, _ = self._call(
+            data, _, _ = self._json_call(
                 "contacts.search",
                 partial(
-                    self._search.do_search_with_http_info, request, _request_timeout=self.timeout_s
+                    self._search.do_search_with_http_info,
+                    request,
+                    _request_timeout=self.timeout_s,
+                    _preload_content=False,
                 ),
                 search=True,
             )
-            results = list(data.results or [])
+            results = _results(data, "contacts.search")
             if not results:
                 return
             page = ContactPage(contacts=[], position=None)
             ids: list[int] = []
             for obj in results:
+                raw_id = obj.get("id") if isinstance(obj, Mapping) else None
+                num_id = _numeric_id(raw_id)
+                if num_id is not None:
+                    ids.append(num_id)  # a bad record still moves the keyset on
                 try:
-                    contact, derived, merged = self._contact_from(obj.id, obj.properties or {})
+                    if not isinstance(obj, Mapping):
+                        raise InputError(f"expected an object, got {type(obj).__name__}")
+                    if num_id is None:
+                        raise InputError(f"id {raw_id!r} is not numeric")
+                    contact, derived, merged = self._contact_from(
+                        raw_id, obj.get("properties") or {}
+                    )
                 except InputError as exc:
-                    page.bad.append(BadRecord(str(obj.id), f"contact {obj.id}: {exc}"))
+                    page.bad.append(BadRecord(_rid(raw_id), f"contact {_rid(raw_id)}: {exc}", obj))
                     continue
                 page.contacts.append(contact)
                 page.events.extend(derived)
                 for absorbed in merged:
                     page.merged[absorbed] = contact.id
-            for obj in results:
-                try:
-                    ids.append(int(obj.id))
-                except (TypeError, ValueError):
-                    page.bad.append(BadRecord(str(obj.id), f"contact id {obj.id!r} is not numeric"))
             if not ids:
                 raise ConnectorError("HubSpot search page had no usable ids; stopping")
             new_last = max(ids)
@@ -424,17 +479,21 @@ class HubSpotAdapter:
 
     def get_contact(self, contact_id: str) -> Contact | None:
         try:
-            data, _, _ = self._call(
+            data, _, _ = self._json_call(
                 "contacts.get",
-                lambda: self._basic.get_by_id_with_http_info(
-                    contact_id, properties=CONTACT_PROPERTIES, _request_timeout=self.timeout_s
+                partial(
+                    self._basic.get_by_id_with_http_info,
+                    contact_id,
+                    properties=CONTACT_PROPERTIES,
+                    _request_timeout=self.timeout_s,
+                    _preload_content=False,
                 ),
             )
         except _HttpError as exc:
             if exc.status == 404:
                 return None
             raise
-        contact, _, _ = self._contact_from(data.id, data.properties or {})
+        contact, _, _ = self._contact_from(data.get("id"), data.get("properties") or {})
         return contact
 
     def _contact_from(
@@ -443,6 +502,8 @@ class HubSpotAdapter:
         cid = opt_text(raw_id, "id")
         if cid is None:
             raise InputError("id: missing")
+        if not isinstance(props, Mapping):
+            raise InputError(f"properties: expected an object, got {type(props).__name__}")
         updated = props.get("lastmodifieddate")
         contact = Contact(
             id=cid,

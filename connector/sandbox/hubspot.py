@@ -368,6 +368,7 @@ _DEFAULT_PROPERTY_TABLE: tuple[tuple[str, str, str, str, str, bool], ...] = (
     ("lastname", "Last Name", "string", "text", _CI, False),
     ("jobtitle", "Job Title", "string", "text", _CI, False),
     ("company", "Company Name", "string", "text", _CI, False),
+    ("industry", "Industry", "string", "text", _CI, False),
     ("country", "Country/Region", "string", "text", _CI, False),
     ("city", "City", "string", "text", _CI, False),
     ("phone", "Phone Number", "string", "phonenumber", _CI, False),

@@ -60,6 +60,7 @@ class AuthError(StopRunError):
     """Token missing, wrong or revoked (401/403): stop loudly, a human must act."""
 
     exit_code = 5
+    category: str | None = None  # the CRM's error category (e.g. MISSING_SCOPES), when given
 
 
 class StateError(ConnectorError):

@@ -31,7 +31,7 @@ def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
             ms = float(value)
             dt = datetime.fromtimestamp(ms / 1000.0, tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:
-            raise InputError(f"{field}: epoch milliseconds out of range ({value!r})") from exc
+            raise InputError(f"{field}: epoch milliseconds out of range ({_short(value)})") from exc
     elif isinstance(value, str):
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -44,7 +44,10 @@ def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
         raise InputError(f"{field}: expected a timestamp, got {type(value).__name__}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    dt = dt.astimezone(UTC)
+    try:
+        dt = dt.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-05:00 is past datetime.max in UTC
+        raise InputError(f"{field}: timestamp out of range ({_short(value)})") from None
     if dt < MIN_TS:
         raise InputError(f"{field}: timestamp before 1970 ({dt.isoformat()})")
     return dt
@@ -55,8 +58,19 @@ def opt_text(value: Any, field: str) -> str | None:
         return None
     if isinstance(value, bool | dict | list):
         raise InputError(f"{field}: expected text, got {type(value).__name__}")
-    text = str(value).strip()
+    try:
+        text = str(value).strip()
+    except ValueError:  # an integer too long to print (Python's 4,300-digit limit)
+        raise InputError(f"{field}: expected text, got {_short(value)}") from None
     return text[:MAX_TEXT] or None
+
+
+def _short(value: Any) -> str:
+    """A bounded, never-failing rendering of a bad value for an error message."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"a {value.bit_length()}-bit integer"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def opt_timestamp(value: Any, field: str) -> datetime | None:

@@ -22,15 +22,31 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from connector.crm.base import CrmAdapter
-from connector.errors import AuthError, ConnectorError, QuotaExhaustedError, StopRunError
+from connector.crm.base import ContactPage, CrmAdapter, EventPage
+from connector.errors import (
+    AuthError,
+    ConnectorError,
+    QuotaExhaustedError,
+    RetryableError,
+    StopRunError,
+)
 from connector.model.loader import LoadedModel
 from connector.scoring import score
 from connector.state import RUN_FAILED, RUN_OK, RUN_PARTIAL, RUN_STOPPED
 from connector.state.store import StateStore
-from connector.types import MQL, Contact, Enrichment, ScoreResult, WriteBack, WriteOutcome
+from connector.types import (
+    MQL,
+    Contact,
+    Enrichment,
+    Event,
+    ScoreResult,
+    WriteBack,
+    WriteOutcome,
+)
 
 log = logging.getLogger(__name__)
+
+MAX_FUTURE_SKEW = timedelta(days=1)  # an event dated further ahead than this is bad input
 
 
 class Enricher(Protocol):
@@ -196,16 +212,17 @@ class Pipeline:
         self.crm = adapter.name
         self._properties_checked = False
         self._done: list[str] = []
+        # Called at safe points with "page" (a pulled page was just committed: nothing is
+        # planned in memory), "score" (before a score chunk) or "write" (before a write batch).
+        # It may raise StopRunError to stop the run cleanly there (the worker's shutdown); at
+        # "page" it may also run other pipeline work (webhook refreshes) in this thread.
+        self.checkpoint: Callable[[str], None] | None = None
 
     # -- the main job -----------------------------------------------------------------------
     def sync(self, *, rescore_all: bool = False) -> SyncSummary:
         """One incremental pass. Never raises for CRM trouble: the summary says what stopped."""
-        summary = SyncSummary(self.crm)
-        started = time.monotonic()
-        calls_before = dict(self.adapter.stats.calls)
-        limited_before = self.adapter.stats.rate_limited
-        summary.run_id = self.store.start_run(self.crm, "sync", at=self.clock())
-        try:
+
+        def body(summary: SyncSummary) -> None:
             if self.options.check_properties and not self._properties_checked:
                 self.adapter.check_properties()
                 self._properties_checked = True
@@ -218,6 +235,21 @@ class Pipeline:
             if rescore_all:
                 ids.update(c.id for c in self.store.iter_contacts(self.crm))
             self._score_and_write(sorted(ids, key=_id_key), now, summary)
+
+        return self.run_pass("sync", body)
+
+    def run_pass(self, kind: str, body: Callable[[SyncSummary], None]) -> SyncSummary:
+        """Run `body` as one recorded run of `kind` (sync, rescore, webhook, backfill): a run
+        row, the API calls and 429s it made, CRM trouble mapped onto the summary's status, one
+        log line. Never raises for CRM trouble; any other exception is recorded as a failed
+        run and re-raised."""
+        summary = SyncSummary(self.crm, kind=kind)
+        started = time.monotonic()
+        calls_before = dict(self.adapter.stats.calls)
+        limited_before = self.adapter.stats.rate_limited
+        summary.run_id = self.store.start_run(self.crm, kind, at=self.clock())
+        try:
+            body(summary)
             if summary.dead_lettered and self.options.fail_on_dead_letters:
                 summary.status, summary.exit_code = "partial", 1
         except QuotaExhaustedError as exc:
@@ -228,6 +260,10 @@ class Pipeline:
             summary.status, summary.exit_code, summary.message = "stopped", exc.exit_code, str(exc)
         except ConnectorError as exc:
             summary.status, summary.exit_code, summary.message = "error", exc.exit_code, str(exc)
+        except BaseException as exc:  # a bug or a kill: recorded as failed, never as ok
+            summary.status, summary.exit_code = "error", 1
+            summary.message = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             summary.duration_s = time.monotonic() - started
             now_calls = self.adapter.stats.calls
@@ -250,8 +286,29 @@ class Pipeline:
                 summary.message or None,
                 at=self.clock(),
             )
-            log.info(summary.line())
+            log.info(
+                summary.line(),
+                extra={
+                    "summary": {
+                        "kind": summary.kind,
+                        "status": summary.status,
+                        "run_id": summary.run_id,
+                        "exit_code": summary.exit_code,
+                        "duration_s": round(summary.duration_s, 3),
+                        "api_calls": summary.api_calls,
+                        **summary.counts(),
+                    }
+                },
+            )
         return summary
+
+    def score_and_write(self, contact_ids: Iterable[str], summary: SyncSummary) -> None:
+        """Score these contacts as of now and write back only what changed (no pull)."""
+        self._score_and_write(sorted(set(contact_ids), key=_id_key), self.clock(), summary)
+
+    def _checkpoint(self, where: str) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint(where)
 
     # -- pull ------------------------------------------------------------------------------
     def _cursor(self, stream: str) -> dict[str, Any]:
@@ -277,37 +334,8 @@ class Pipeline:
         touched: set[str] = set()
         position = cur.get("position")
         for page in self.adapter.pull_contacts(since, None, position):
-            now = self.clock()
             with self.store.transaction():
-                existing = {
-                    c.id: c
-                    for c in self.store.iter_contacts(
-                        self.crm, [c.id for c in page.contacts], include_inactive=True
-                    )
-                }
-                merged_contacts = [
-                    self._carry_state(c, existing.get(c.id), now) for c in page.contacts
-                ]
-                self.store.upsert_contacts(self.crm, merged_contacts, at=now)
-                touched.update(c.id for c in page.contacts)
-                touched |= self.store.insert_events(self.crm, page.events)
-                for absorbed, survivor in page.merged.items():
-                    if self.store.merged_into(self.crm, absorbed) != survivor:
-                        self.store.merge_contacts(self.crm, absorbed, survivor, now)
-                        summary.merged += 1
-                        touched.discard(absorbed)
-                        touched.add(survivor)
-                for bad in page.bad:
-                    self.store.add_dead_letter(
-                        self.crm, "input", bad.record_id, bad.payload, bad.reason, now
-                    )
-                for gone in page.archived:  # deleted in the CRM: stop scoring and writing it
-                    self.store.mark_archived(self.crm, gone, now)
-                    touched.discard(gone)
-                    summary.archived += 1
-                self.store.set_write_pending(self.crm, page.archived, False)
-                # "to score" is committed with the page: a stopped run loses no work
-                self.store.set_write_pending(self.crm, touched, True)
+                touched |= self.save_contact_page(page, summary)
                 self.store.set_cursor(
                     self.crm,
                     "contacts",
@@ -319,12 +347,50 @@ class Pipeline:
                         }
                     ),
                 )
-            summary.pulled += len(page.contacts)
-            summary.bad_records += len(page.bad)
+            self._checkpoint("page")
         with self.store.transaction():
             self.store.set_cursor(
                 self.crm, "contacts", json.dumps({"since": _iso(next_since), "position": None})
             )
+        return touched
+
+    def save_contact_page(self, page: ContactPage, summary: SyncSummary) -> set[str]:
+        """Store one page of pulled contacts (upserted with what the worker maintains itself,
+        derived events, merges, deletions, bad records) and mark what it touched "to score".
+        Returns the touched ids. Call it inside the transaction that saves the position after
+        the page (a cursor, a backfill's job), so that both commit together."""
+        now = self.clock()
+        touched: set[str] = set()
+        with self.store.transaction():
+            existing = {
+                c.id: c
+                for c in self.store.iter_contacts(
+                    self.crm, [c.id for c in page.contacts], include_inactive=True
+                )
+            }
+            merged_contacts = [self._carry_state(c, existing.get(c.id), now) for c in page.contacts]
+            self.store.upsert_contacts(self.crm, merged_contacts, at=now)
+            touched.update(c.id for c in page.contacts)
+            touched |= self.store.insert_events(self.crm, page.events)
+            for absorbed, survivor in page.merged.items():
+                if self.store.merged_into(self.crm, absorbed) != survivor:
+                    self.store.merge_contacts(self.crm, absorbed, survivor, now)
+                    summary.merged += 1
+                    touched.discard(absorbed)
+                    touched.add(survivor)
+            for bad in page.bad:
+                self.store.add_dead_letter(
+                    self.crm, "input", bad.record_id, bad.payload, bad.reason, now
+                )
+            for gone in page.archived:  # deleted in the CRM: stop scoring and writing it
+                self.store.mark_archived(self.crm, gone, now)
+                touched.discard(gone)
+                summary.archived += 1
+            self.store.set_write_pending(self.crm, page.archived, False)
+            # "to score" is committed with the page: a stopped run loses no work
+            self.store.set_write_pending(self.crm, touched, True)
+        summary.pulled += len(page.contacts)
+        summary.bad_records += len(page.bad)
         return touched
 
     def _carry_state(self, fresh: Contact, old: Contact | None, now: datetime) -> Contact:
@@ -353,44 +419,13 @@ class Pipeline:
             else:
                 since = high - self.options.lookback if high is not None else None
             for page in self.adapter.pull_events(stream, since, None, cur.get("position")):
-                now = self.clock()
                 with self.store.transaction():
-                    if page.contacts:  # contacts the stream saw first (Marketo): upsert them
-                        ids = [c.id for c in page.contacts]
-                        old = {
-                            c.id: c
-                            for c in self.store.iter_contacts(self.crm, ids, include_inactive=True)
-                        }
-                        fresh = [self._carry_state(c, old.get(c.id), now) for c in page.contacts]
-                        self.store.upsert_contacts(self.crm, fresh, at=now)
-                        touched.update(ids)
-                        self.store.set_write_pending(self.crm, ids, True)
-                        summary.pulled += len(ids)
-                    events = list(page.events)
-                    if page.unresolved:
-                        by_email = self.store.find_contact_ids_by_email(
-                            self.crm, {e for e, _ in page.unresolved}
-                        )
-                        for email, ev in page.unresolved:
-                            cid = by_email.get(email)
-                            if cid is None:
-                                summary.unmatched_events += 1
-                                continue
-                            events.append(_with_contact(ev, cid))
-                    resolved = [
-                        _with_contact(e, self.store.resolve_id(self.crm, e.contact_id))
-                        for e in events
-                    ]
-                    new_for, n_new = self.store.insert_events_counted(self.crm, resolved)
-                    touched |= new_for
-                    self.store.set_write_pending(self.crm, new_for, True)
-                    summary.new_events += n_new
-                    for bad in page.bad:
-                        self.store.add_dead_letter(
-                            self.crm, "input", bad.record_id, bad.payload, bad.reason, now
-                        )
-                    if page.high_water and (high is None or page.high_water > high):
-                        high = page.high_water
+                    touched |= self.save_event_page(page, summary)
+                    # never past now: a future-dated event must not make the next pass skip
+                    # every event that happens until then
+                    page_high = min(page.high_water, self.clock()) if page.high_water else None
+                    if page_high and (high is None or page_high > high):
+                        high = page_high
                     self.store.set_cursor(
                         self.crm,
                         key,
@@ -402,7 +437,7 @@ class Pipeline:
                             }
                         ),
                     )
-                summary.bad_records += len(page.bad)
+                self._checkpoint("page")
             with self.store.transaction():
                 self.store.set_cursor(
                     self.crm,
@@ -411,14 +446,61 @@ class Pipeline:
                 )
         return touched
 
+    def save_event_page(self, page: EventPage, summary: SyncSummary) -> set[str]:
+        """Store one page of pulled engagement (idempotent by source id; e-mail events matched
+        to contacts by address) and mark the contacts that gained events "to score". Returns
+        them. Call it inside the transaction that saves the position after the page."""
+        now = self.clock()
+        touched: set[str] = set()
+        with self.store.transaction():
+            if page.contacts:  # contacts the stream saw first (Marketo): upsert them
+                ids = [c.id for c in page.contacts]
+                old = {
+                    c.id: c for c in self.store.iter_contacts(self.crm, ids, include_inactive=True)
+                }
+                fresh = [self._carry_state(c, old.get(c.id), now) for c in page.contacts]
+                self.store.upsert_contacts(self.crm, fresh, at=now)
+                touched.update(ids)
+                self.store.set_write_pending(self.crm, ids, True)
+                summary.pulled += len(ids)
+            events = list(page.events)
+            if page.unresolved:
+                by_email = self.store.find_contact_ids_by_email(
+                    self.crm, {e for e, _ in page.unresolved}
+                )
+                for email, ev in page.unresolved:
+                    cid = by_email.get(email)
+                    if cid is None:
+                        summary.unmatched_events += 1
+                        continue
+                    events.append(_with_contact(ev, cid))
+            resolved = [
+                _with_contact(e, self.store.resolve_id(self.crm, e.contact_id)) for e in events
+            ]
+            resolved = self._drop_future_events(resolved, now, summary)
+            new_for, n_new = self.store.insert_events_counted(self.crm, resolved)
+            touched |= new_for
+            self.store.set_write_pending(self.crm, new_for, True)
+            summary.new_events += n_new
+            for bad in page.bad:
+                self.store.add_dead_letter(
+                    self.crm, "input", bad.record_id, bad.payload, bad.reason, now
+                )
+        summary.bad_records += len(page.bad)
+        return touched
+
     # -- score, diff, write ----------------------------------------------------------------
     def _score_and_write(self, ids: list[str], now: datetime, summary: SyncSummary) -> None:
         """Score in chunks (bounded memory); write in full CRM batches across chunks."""
+        unknown = self._settle_in_flight()
+        if unknown:  # the CRM could not be asked about them: left pending for the next run
+            ids = [i for i in ids if i not in unknown]
         batch = self.options.score_batch
         size = max(1, int(getattr(self.adapter, "write_batch", 100)))
         buffer: list[WriteBack] = []
         meta: dict[str, ScoreResult] = {}
         for i in range(0, len(ids), batch):
+            self._checkpoint("score")
             chunk = ids[i : i + batch]
             pairs = list(self.store.iter_contacts_with_events(self.crm, chunk))
             enrichments = self._enrich([c for c, _ in pairs], now)
@@ -506,6 +588,7 @@ class Pipeline:
             writes = [w for w in writes if w.contact_id in cleared or w not in recycle]
         size = max(1, int(getattr(self.adapter, "write_batch", 100)))
         for i in range(0, len(writes), size):
+            self._checkpoint("write")
             self._write_batch(writes[i : i + size], meta, summary)
 
     def _write_batch(
@@ -515,11 +598,15 @@ class Pipeline:
         so a stop (quota, crash) between batches never loses a write that was made."""
         pending = batch
         for attempt in range(1, self.options.write_retry_attempts + 1):
+            # committed before the request goes out: if we die before the outcome is recorded,
+            # the next run reads these back instead of sending them again
+            self.store.set_in_flight(self.crm, {w.contact_id: w.properties for w in pending})
             outcomes = self._send(pending, summary)
             by_id = {w.contact_id: w for w in pending}
             retry: list[WriteBack] = []
             with self.store.transaction():
                 at = self.clock()
+                settled: list[str] = []
                 for out in outcomes:
                     w = by_id[out.contact_id]
                     if out.ok:
@@ -531,19 +618,60 @@ class Pipeline:
                         summary.archived += 1
                     elif out.retryable and attempt < self.options.write_retry_attempts:
                         retry.append(w)
-                    else:
-                        reason = out.error or "write failed"
-                        if out.retryable:
-                            reason = f"gave up after {attempt} attempts: {reason}"
+                        continue
+                    elif out.retryable:
+                        # the outcome is unknown: dead-lettered (counted, visible), but kept
+                        # pending and in flight, so the next run checks and finishes it
+                        reason = f"gave up after {attempt} attempts: {out.error or 'no answer'}"
                         self.store.add_dead_letter(
                             self.crm, "write", w.contact_id, dict(w.properties), reason, at
                         )
+                        summary.dead_lettered += 1
+                        continue
+                    else:
+                        self.store.add_dead_letter(
+                            self.crm,
+                            "write",
+                            w.contact_id,
+                            dict(w.properties),
+                            out.error or "write failed",
+                            at,
+                        )
                         self.store.set_write_pending(self.crm, [w.contact_id], False)
                         summary.dead_lettered += 1
+                    settled.append(w.contact_id)
+                self.store.clear_in_flight(self.crm, settled)
             if not retry:
                 return
             summary.write_retries += len(retry)
-            pending = retry
+            # an answer that never came may hide an applied write: read back before resending
+            try:
+                arrived = self._confirmed(retry)
+            except RetryableError as exc:  # cannot tell: never resend blind; the next run checks
+                with self.store.transaction():
+                    at = self.clock()
+                    for w in retry:
+                        self.store.add_dead_letter(
+                            self.crm,
+                            "write",
+                            w.contact_id,
+                            dict(w.properties),
+                            f"outcome unknown after {attempt} attempt(s), checked next run: {exc}",
+                            at,
+                        )
+                        summary.dead_lettered += 1
+                return
+            if arrived:
+                with self.store.transaction():
+                    at = self.clock()
+                    for w in retry:
+                        if w.contact_id in arrived:
+                            self._record_success(w, meta[w.contact_id], at)
+                            summary.written += 1
+                    self.store.clear_in_flight(self.crm, arrived)
+            pending = [w for w in retry if w.contact_id not in arrived]
+            if not pending:
+                return
 
     def write_planned(
         self, writes: list[WriteBack], results: dict[str, ScoreResult], summary: SyncSummary
@@ -558,8 +686,11 @@ class Pipeline:
         return self.adapter.write(writes)
 
     def _record_success(self, w: WriteBack, result: ScoreResult, at: datetime) -> None:
-        self.store.record_written(self.crm, w.contact_id, w.properties, at)
         self.store.set_write_pending(self.crm, [w.contact_id], False)
+        self._note_written(w, result.lifecycle.recycled, at)
+
+    def _note_written(self, w: WriteBack, recycled: bool, at: datetime) -> None:
+        self.store.record_written(self.crm, w.contact_id, w.properties, at)
         self.store.resolve_dead_letters_for(self.crm, "write", w.contact_id, at)
         stage = w.properties.get("lifecycle_stage")
         if stage is None:
@@ -573,9 +704,66 @@ class Pipeline:
             contact,
             lifecycle_stage=stage,
             mql_at=at if stage == MQL else contact.mql_at,
-            recycled_at=at if result.lifecycle.recycled else contact.recycled_at,
+            recycled_at=at if recycled else contact.recycled_at,
         )
         self.store.upsert_contacts(self.crm, [updated], at=at)
+
+    def _confirmed(self, writes: Sequence[WriteBack]) -> set[str]:
+        """The writes the CRM already shows (read back), when the adapter can tell; else none."""
+        confirm = getattr(self.adapter, "confirm_written", None)
+        if confirm is None or not writes:
+            return set()
+        return set(confirm(writes))
+
+    def _settle_in_flight(self) -> set[str]:
+        """Writes an earlier run sent without recording their outcome (it was killed, or gave
+        up on an answer that never came) may or may not have reached the CRM. Read back what it
+        shows: those that arrived are recorded as written, so the diff does not send them again;
+        the others are forgotten, so the diff sends what is still needed. Returns the ids whose
+        state is still unknown (the CRM could not be asked): they are not written this run."""
+        in_flight = self.store.writes_in_flight(self.crm)
+        if not in_flight or self.options.dry_run:
+            return set()
+        writes = [WriteBack(cid, props) for cid, props in in_flight.items()]
+        try:
+            arrived = self._confirmed(writes)
+        except RetryableError as exc:
+            log.warning("cannot check %d unconfirmed write(s) yet: %s", len(writes), exc)
+            return set(in_flight)
+        at = self.clock()
+        with self.store.transaction():
+            for w in writes:
+                if w.contact_id in arrived:
+                    stored = self.store.get_score(self.crm, w.contact_id)
+                    self._note_written(w, bool(stored and stored.recycled), at)
+            self.store.clear_in_flight(self.crm, in_flight)
+        if arrived:
+            log.info("%d write(s) of an interrupted run had arrived; not sent again", len(arrived))
+        return set()
+
+    def _drop_future_events(
+        self, events: list[Event], now: datetime, summary: SyncSummary
+    ) -> list[Event]:
+        """Events dated more than a day ahead are bad input (a broken clock, a typo'd import):
+        dead-lettered, never stored, so they neither score one day nor distort a cursor."""
+        limit = now + MAX_FUTURE_SKEW
+        keep = [e for e in events if e.occurred_at <= limit]
+        if len(keep) == len(events):
+            return events
+        for e in events:
+            if e.occurred_at > limit:
+                self.store.add_dead_letter(
+                    self.crm,
+                    "input",
+                    e.source_id,
+                    {"source": e.source, "id": e.source_id, "contact_id": e.contact_id,
+                     "type": e.type, "occurred_at": _iso(e.occurred_at)},
+                    f"event {e.source_id}: occurred_at {_iso(e.occurred_at)} is more than "
+                    f"{MAX_FUTURE_SKEW.days} day(s) in the future",
+                    now,
+                )  # fmt: skip
+                summary.bad_records += 1
+        return keep
 
 
 def _with_contact(ev: Any, contact_id: str) -> Any:

@@ -199,7 +199,7 @@ def test_daily_429_stops_the_run_keeps_the_cursor_and_the_next_run_finishes(
     portal = build_portal(1_000, events_per_contact=1, seed=5)
     for h in harness_factory(portal):
         h.sb.reset_limits()
-        h.sb.app.daily.limit = 3  # two search pages, then the day's quota is gone
+        h.sb.app.daily.limit = 4  # properties, events probe, two search pages: then quota gone
         first = h.pipeline.sync()
         assert first.status == "quota"
         assert first.exit_code == 4

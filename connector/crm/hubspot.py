@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -140,6 +141,17 @@ CONTACT_PROPERTIES = [
     "hs_analytics_source",
 ]
 
+# Roll-ups every plan has: read with the contacts when the events API is unavailable.
+ROLLUP_PROPERTIES = [
+    "hs_analytics_num_page_views",
+    "hs_analytics_last_visit_timestamp",
+    "first_conversion_event_name",
+    "first_conversion_date",
+    "recent_conversion_event_name",
+    "recent_conversion_date",
+]
+MAX_ROLLUP_VIEWS = 200  # page views derived per contact at most (enough for every volume rule)
+
 EMAIL_TYPES = {
     "OPEN": "email_open",
     "CLICK": "email_click",
@@ -196,6 +208,10 @@ class HubSpotAdapter:
         self.portal_id = portal_id
         # more CRM properties the sync will write (e.g. company fields): checked at start
         self.extra_properties = tuple(PROPERTY_NAMES.get(p, p) for p in extra_properties)
+        # True when the portal's events API is unavailable (plan or scope): engagement then
+        # comes from the roll-up properties on every plan (see ROLLUP_PROPERTIES)
+        self.rollups = False
+        self._probed = False
         client = HubSpot(
             access_token=token.get_secret_value(),
             host=self.base_url,
@@ -312,10 +328,12 @@ class HubSpotAdapter:
             self.pacer.backoff(wait)
             return _RateLimited(f"HubSpot rate limit ({policy or 'unknown policy'})", wait)
         if status in (401, 403):
-            return AuthError(
+            refused = AuthError(
                 f"HubSpot refused the token (HTTP {status}): {message[:120]}. "
                 "Check LEADSCORE_HUBSPOT_TOKEN and the app's scopes."
             )
+            refused.category = body.get("category") if isinstance(body, dict) else None
+            return refused
         if status >= 500:
             return RetryableError(f"HubSpot server error HTTP {status}")
         return _HttpError(status, message, body)
@@ -392,6 +410,7 @@ class HubSpotAdapter:
                 + ", ".join(missing)
                 + ": run `leadscore init-properties` first"
             )
+        self.probe_engagement()
         absent = sorted(set(self.extra_properties) - names)
         if absent:
             raise ConfigError(
@@ -399,6 +418,36 @@ class HubSpotAdapter:
                 + ", ".join(absent)
                 + " (create them, or set LEADSCORE_WRITE_COMPANY_FIELDS=false)"
             )
+
+    def probe_engagement(self) -> bool:
+        """Ask the events API for one event; 403/404 (not on the plan, or the token lacks the
+        scope) switches engagement to the roll-up properties. Returns True in roll-up mode."""
+        if self._probed:
+            return self.rollups
+        try:
+            self._call(
+                "events.probe",
+                partial(
+                    self._events.get_page_with_http_info,
+                    object_type="contact",
+                    limit=1,
+                    _request_timeout=self.timeout_s,
+                ),
+            )
+        except (_HttpError, AuthError) as exc:
+            status = exc.status if isinstance(exc, _HttpError) else 403
+            if isinstance(exc, AuthError) and exc.category != "MISSING_SCOPES":
+                raise  # a refused token stops the run; a missing scope is a plan limit
+            if status not in (403, 404):
+                raise
+            log.warning(
+                "HubSpot events API unavailable (HTTP %s): scoring engagement from roll-up "
+                "properties (page view counts, conversions, e-mail opt-out)",
+                status,
+            )
+            self.rollups = True
+        self._probed = True
+        return self.rollups
 
     # -- contacts -----------------------------------------------------------------------------
     def pull_contacts(
@@ -424,7 +473,7 @@ class HubSpotAdapter:
             request = PublicObjectSearchRequest(
                 filter_groups=[FilterGroup(filters=filters)] if filters else [],
                 sorts=["hs_object_id"],
-                properties=CONTACT_PROPERTIES,
+                properties=CONTACT_PROPERTIES + (ROLLUP_PROPERTIES if self.rollups else []),
                 limit=self.page_size,
             )
             data, _, _ = self._json_call(
@@ -552,13 +601,82 @@ class HubSpotAdapter:
                         {"name": "deal associated"},
                     )
                 )
+        if self.rollups:
+            derived.extend(_rollup_events(cid, props))
         merged_raw = props.get("hs_merged_object_ids") or ""
         merged = [m.strip() for m in str(merged_raw).split(";") if m.strip() and m.strip() != cid]
         return contact, derived, merged
 
+    def fetch_contact_page(self, contact_id: str) -> ContactPage | None:
+        """One contact as a one-contact page (with its derived events and merges), or None
+        when it does not exist: a webhook's contact, stored like a pulled page."""
+        try:
+            data, _, _ = self._json_call(
+                "contacts.get",
+                partial(
+                    self._basic.get_by_id_with_http_info,
+                    contact_id,
+                    properties=CONTACT_PROPERTIES + (ROLLUP_PROPERTIES if self.rollups else []),
+                    _request_timeout=self.timeout_s,
+                    _preload_content=False,
+                ),
+            )
+        except _HttpError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        contact, derived, merged = self._contact_from(data.get("id"), data.get("properties") or {})
+        page = ContactPage(contacts=[contact], position=None, events=derived)
+        for absorbed in merged:
+            page.merged[absorbed] = contact.id
+        return page
+
+    def pull_contact_events(self, contact_id: str, since: datetime | None) -> list[Event]:
+        """One contact's behavioural events since `since` (events API `objectId` filter), for
+        scoring a hand-raiser at once. Empty in roll-up mode (the contact carries them)."""
+        num_id = _numeric_id(contact_id)
+        if self.rollups or num_id is None:
+            return []
+        events: list[Event] = []
+        for page in self._pull_behavioral(since, None, None, object_id=num_id):
+            events.extend(page.events)
+        return events
+
+    def count_contacts(self, since: datetime | None, until: datetime | None) -> int | None:
+        """How many contacts changed in [since, until) (search `total`; one call), for a
+        progress bar. None when HubSpot does not say."""
+        from hubspot.crm.contacts import Filter, FilterGroup, PublicObjectSearchRequest
+
+        filters = []
+        if since is not None:
+            filters.append(
+                Filter(property_name="lastmodifieddate", operator="GTE", value=_ms(since))
+            )
+        if until is not None:
+            filters.append(
+                Filter(property_name="lastmodifieddate", operator="LT", value=_ms(until))
+            )
+        request = PublicObjectSearchRequest(
+            filter_groups=[FilterGroup(filters=filters)] if filters else [],
+            properties=["hs_object_id"],
+            limit=1,
+        )
+        data, _, _ = self._json_call(
+            "contacts.search",
+            partial(
+                self._search.do_search_with_http_info,
+                request,
+                _request_timeout=self.timeout_s,
+                _preload_content=False,
+            ),
+            search=True,
+        )
+        total = data.get("total")
+        return total if isinstance(total, int) and not isinstance(total, bool) else None
+
     # -- engagement ---------------------------------------------------------------------------
     def event_streams(self) -> Sequence[str]:
-        return ("events", "email")
+        return ("email",) if self.rollups else ("events", "email")
 
     def pull_events(
         self, stream: str, since: datetime | None, until: datetime | None, position: str | None
@@ -570,7 +688,11 @@ class HubSpotAdapter:
         raise ConfigError(f"unknown HubSpot event stream {stream!r}")
 
     def _pull_behavioral(
-        self, since: datetime | None, until: datetime | None, position: str | None
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        position: str | None,
+        object_id: int | None = None,
     ) -> Iterator[EventPage]:
         after = position
         for _ in range(MAX_PAGES):
@@ -580,27 +702,31 @@ class HubSpotAdapter:
                 "sort": ["ASCENDING"],
                 "_request_timeout": self.timeout_s,
             }
+            if object_id is not None:
+                kwargs["object_id"] = object_id
             if since is not None:
                 kwargs["occurred_after"] = since
             if until is not None:
                 kwargs["occurred_before"] = until
             if after:
                 kwargs["after"] = after
-            data, _, _ = self._call(
-                "events.list", partial(self._events.get_page_with_http_info, **kwargs)
+            data, _, _ = self._json_call(
+                "events.list",
+                partial(self._events.get_page_with_http_info, _preload_content=False, **kwargs),
             )
             page = EventPage(events=[], position=None, high_water=None)
-            for item in data.results or []:
+            for item in _results(data, "events.list"):
                 try:
                     ev = self._event_from(item)
                 except InputError as exc:
-                    page.bad.append(BadRecord(str(getattr(item, "id", "?")), f"event: {exc}"))
+                    rid = _rid(item.get("id") if isinstance(item, Mapping) else None)
+                    page.bad.append(BadRecord(rid, f"event {rid}: {exc}", item))
                     continue
                 if ev is not None:
                     page.events.append(ev)
                     if page.high_water is None or ev.occurred_at > page.high_water:
                         page.high_water = ev.occurred_at
-            nxt = data.paging.next.after if data.paging and data.paging.next else None
+            nxt = _next_after(data)
             if nxt is not None and nxt == after:
                 raise ConnectorError(f"events paging token did not advance ({nxt}); stopping")
             page.position = nxt
@@ -611,17 +737,20 @@ class HubSpotAdapter:
         raise ConnectorError(f"event paging exceeded {MAX_PAGES} pages")
 
     def _event_from(self, item: Any) -> Event | None:
-        eid = opt_text(getattr(item, "id", None), "id")
+        """One result of the events API (its JSON object) → an Event, or InputError."""
+        if not isinstance(item, Mapping):
+            raise InputError(f"expected an object, got {type(item).__name__}")
+        eid = opt_text(item.get("id"), "id")
         if eid is None:
             raise InputError("id: missing")
-        object_id = opt_text(getattr(item, "object_id", None), "objectId")
+        object_id = opt_text(item.get("objectId"), "objectId")
         if object_id is None:
-            raise InputError(f"{eid}: objectId missing")
-        etype = opt_text(getattr(item, "event_type", None), "eventType") or ""
-        at = parse_timestamp(getattr(item, "occurred_at", None), "occurredAt")
-        props = getattr(item, "properties", None) or {}
+            raise InputError("objectId missing")
+        etype = opt_text(item.get("eventType"), "eventType") or ""
+        at = parse_timestamp(item.get("occurredAt"), "occurredAt")
+        props = item.get("properties") or {}
         if not isinstance(props, Mapping):
-            raise InputError(f"{eid}: properties is not an object")
+            raise InputError(f"properties: expected an object, got {type(props).__name__}")
         attrs: dict[str, Any]
         if etype == "e_visited_page":
             ctype, attrs = (
@@ -672,10 +801,7 @@ class HubSpotAdapter:
                 if r.status_code >= 400:
                     r.raise_for_status()
                 self.pacer.observe(r.headers)
-                data = r.json()
-                if not isinstance(data, dict):
-                    raise ValueError("not an object")
-                return data
+                return _json_object(r.content, r.status_code, r.headers)
 
             data = self._call("email_events.list", get)
             page = EventPage(events=[], position=None, high_water=None)
@@ -686,8 +812,8 @@ class HubSpotAdapter:
                 try:
                     recipient, ev = self._email_event_from(item)
                 except InputError as exc:
-                    rid = str(item.get("id", "?")) if isinstance(item, dict) else "?"
-                    page.bad.append(BadRecord(rid, f"e-mail event: {exc}", item))
+                    rid = _rid(item.get("id") if isinstance(item, dict) else None)
+                    page.bad.append(BadRecord(rid, f"e-mail event {rid}: {exc}", item))
                     continue
                 if ev is None:
                     continue
@@ -712,7 +838,7 @@ class HubSpotAdapter:
             raise InputError("id: missing")
         recipient = (opt_text(item.get("recipient"), "recipient") or "").lower()
         if not recipient:
-            raise InputError(f"{eid}: recipient missing")
+            raise InputError("recipient missing")
         ctype = EMAIL_TYPES.get(str(item.get("type", "")).upper())
         if ctype is None:
             return recipient, None  # SENT, PROCESSED, ...: not engagement
@@ -730,50 +856,88 @@ class HubSpotAdapter:
         return outcomes
 
     def _write_batch(self, batch: Sequence[WriteBack]) -> list[WriteOutcome]:
-        from hubspot.crm.contacts import (
-            BatchInputSimplePublicObjectBatchInput,
-            SimplePublicObjectBatchInput,
-        )
+        """One batch update, retried by the one retry policy. An attempt that ends without a
+        readable answer (timeout, dropped connection, 5xx, a body that is not JSON) may have
+        been applied by HubSpot: before the next attempt the records are read back, and those
+        already showing our values count as written. So no record is applied twice; only a
+        429 is known not to have been applied and is simply sent again."""
+        remaining = list(batch)
+        confirmed: set[str] = set()
+        unsure = False
 
-        inputs = [
-            SimplePublicObjectBatchInput(
-                id=w.contact_id,
-                properties={PROPERTY_NAMES.get(k, k): v for k, v in w.properties.items()},
+        def attempt() -> tuple[dict[str, Any], int] | None:
+            nonlocal remaining, unsure
+            if unsure:
+                got = self.confirm_written(remaining)
+                confirmed.update(got)
+                remaining = [w for w in remaining if w.contact_id not in got]
+                unsure = False
+                if not remaining:
+                    return None
+            send = partial(
+                self._batch.update_with_http_info,
+                _batch_body(remaining),
+                _request_timeout=self.timeout_s,
+                _preload_content=False,
             )
-            for w in batch
-        ]
-        body = BatchInputSimplePublicObjectBatchInput(inputs=inputs)
+            unsure = True
+            try:
+                data, status, _ = self._call_once(
+                    "contacts.batch_update", partial(_read_json, send)
+                )
+            except _RateLimited:
+                unsure = False  # rejected before it was applied
+                raise
+            for key in ("results", "errors"):
+                if not isinstance(data.get(key, []), list):
+                    raise RetryableError(f"HubSpot batch update answer: {key} is not a list")
+            unsure = False
+            return data, status
+
+        failure: WriteOutcome | None = None
         try:
-            data, status, _ = self._call(
-                "contacts.batch_update",
-                lambda: self._batch.update_with_http_info(body, _request_timeout=self.timeout_s),
+            answer = call_with_retry(
+                attempt,
+                self.retry_policy,
+                sleep=self._sleep,
+                on_retry=self._on_retry("contacts.batch_update"),
             )
         except RetryableError as exc:
-            return [WriteOutcome(w.contact_id, False, True, str(exc)) for w in batch]
+            answer = None
+            failure = WriteOutcome("", False, True, str(exc))
         except _HttpError as exc:
-            archived = exc.status == 404
-            return [
-                WriteOutcome(w.contact_id, False, False, exc.message or str(exc), archived)
-                for w in batch
-            ]
+            answer = None
+            failure = WriteOutcome(
+                "", False, False, exc.message or str(exc), archived=exc.status == 404
+            )
         failed: dict[str, WriteOutcome] = {}
-        for err in getattr(data, "errors", None) or []:
-            category = str(getattr(err, "category", "") or "")
-            message = str(getattr(err, "message", "") or category)
-            ctx = getattr(err, "context", None) or {}
-            ids = ctx.get("ids") if isinstance(ctx, dict) else None
-            for cid in ids or []:
-                failed[str(cid)] = WriteOutcome(
-                    str(cid),
-                    ok=False,
-                    retryable=category in RETRYABLE_CATEGORIES,
-                    error=f"{category}: {message}"[:500],
-                    archived=category == "OBJECT_NOT_FOUND",
-                )
-        ok_ids = {str(r.id) for r in getattr(data, "results", None) or []}
+        ok_ids: set[str] = set()
+        status = 0
+        if answer is not None:
+            data, status = answer
+            for err in data.get("errors") or []:
+                if not isinstance(err, Mapping):
+                    continue
+                category = str(err.get("category") or "")
+                message = str(err.get("message") or category)
+                ctx = err.get("context")
+                ids = ctx.get("ids") if isinstance(ctx, Mapping) else None
+                for cid in ids if isinstance(ids, list) else []:
+                    failed[str(cid)] = WriteOutcome(
+                        str(cid),
+                        ok=False,
+                        retryable=category in RETRYABLE_CATEGORIES,
+                        error=f"{category}: {message}"[:500],
+                        archived=category == "OBJECT_NOT_FOUND",
+                    )
+            ok_ids = {str(r.get("id")) for r in data.get("results") or [] if isinstance(r, Mapping)}
         out: list[WriteOutcome] = []
         for w in batch:
-            if w.contact_id in failed:
+            if w.contact_id in confirmed:
+                out.append(WriteOutcome(w.contact_id, True))
+            elif failure is not None:
+                out.append(replace(failure, contact_id=w.contact_id))
+            elif w.contact_id in failed:
                 out.append(failed[w.contact_id])
             elif w.contact_id in ok_ids or status == 200:
                 out.append(WriteOutcome(w.contact_id, True))
@@ -782,6 +946,49 @@ class HubSpotAdapter:
                     WriteOutcome(w.contact_id, False, True, "not in HubSpot's batch response")
                 )
         return out
+
+    def confirm_written(self, writes: Sequence[WriteBack]) -> set[str]:
+        """The ids whose CRM values already equal the write, read back by batch read.
+
+        After a write whose outcome is unknown (the process died, the answer never came), this
+        tells a write HubSpot applied from one it never got, so nothing is sent twice.
+        """
+        from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
+        confirmed: set[str] = set()
+        for i in range(0, len(writes), 100):
+            chunk = writes[i : i + 100]
+            names = sorted({PROPERTY_NAMES.get(k, k) for w in chunk for k in w.properties})
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=w.contact_id) for w in chunk],
+                properties=names,
+                properties_with_history=[],
+            )
+            data, _, _ = self._json_call(
+                "contacts.batch_read",
+                partial(
+                    self._batch.read_with_http_info,
+                    body,
+                    _request_timeout=self.timeout_s,
+                    _preload_content=False,
+                ),
+            )
+            found: dict[str, Mapping[str, Any]] = {}
+            for rec in _results(data, "contacts.batch_read"):
+                if isinstance(rec, Mapping) and isinstance(rec.get("properties"), Mapping):
+                    found[str(rec.get("id"))] = rec["properties"]
+            for w in chunk:
+                shown = found.get(w.contact_id)
+                if shown is not None and all(
+                    _same_value(PROPERTY_NAMES.get(k, k), v, shown.get(PROPERTY_NAMES.get(k, k)))
+                    for k, v in w.properties.items()
+                ):
+                    confirmed.add(w.contact_id)
+        return confirmed
+
+
+class _RateLimited(RetryableError):
+    """A ten-secondly 429: HubSpot refused the call before doing anything."""
 
 
 class _HttpError(ConnectorError):
@@ -792,6 +999,104 @@ class _HttpError(ConnectorError):
         self.status = status
         self.message = message
         self.body = body
+
+
+def _batch_body(writes: Sequence[WriteBack]) -> Any:
+    from hubspot.crm.contacts import (
+        BatchInputSimplePublicObjectBatchInput,
+        SimplePublicObjectBatchInput,
+    )
+
+    return BatchInputSimplePublicObjectBatchInput(
+        inputs=[
+            SimplePublicObjectBatchInput(
+                id=w.contact_id,
+                properties={PROPERTY_NAMES.get(k, k): v for k, v in w.properties.items()},
+            )
+            for w in writes
+        ]
+    )
+
+
+def _read_json(fn: Callable[[], Any]) -> tuple[dict[str, Any], int, Mapping[str, str]]:
+    """Run an SDK call made with `_preload_content=False` and parse its body ourselves."""
+    resp = fn()
+    try:
+        raw = resp.data
+    finally:
+        resp.release_conn()
+    return _json_object(raw, resp.status, resp.headers), resp.status, resp.headers
+
+
+def _json_object(raw: bytes, status: int, headers: Mapping[str, str]) -> dict[str, Any]:
+    """The JSON object of a 2xx body, or a RetryableError saying what came instead."""
+    try:
+        data = json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        ctype = headers.get("content-type") or headers.get("Content-Type") or "no content type"
+        head = raw[:60].decode("utf-8", "replace")
+        raise RetryableError(
+            f"HubSpot answered HTTP {status} with a body that is not JSON ({ctype}, "
+            f"{len(raw)} bytes: {head!r}): a proxy page or a cut-off answer"
+        ) from None
+    if not isinstance(data, dict):
+        raise RetryableError(
+            f"HubSpot answered HTTP {status} with {type(data).__name__} instead of a JSON object"
+        )
+    return data
+
+
+def _results(data: Mapping[str, Any], what: str) -> list[Any]:
+    results = data.get("results")
+    if not isinstance(results, list):
+        raise RetryableError(f"HubSpot {what} answer has no results list")
+    return results
+
+
+def _next_after(data: Mapping[str, Any]) -> str | None:
+    paging = data.get("paging")
+    nxt = paging.get("next") if isinstance(paging, Mapping) else None
+    after = nxt.get("after") if isinstance(nxt, Mapping) else None
+    if paging is not None and not isinstance(paging, Mapping):
+        raise RetryableError("HubSpot events answer: paging is not an object")
+    if after is None or after == "":
+        return None
+    if isinstance(after, bool) or not isinstance(after, str | int):
+        raise RetryableError(f"HubSpot events answer: paging cursor is a {type(after).__name__}")
+    return str(after)
+
+
+def _numeric_id(raw: Any) -> int | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw if raw >= 0 else None
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 30:
+        return int(raw)
+    return None
+
+
+def _rid(raw: Any) -> str:
+    """A record id for messages and dead letters, whatever the CRM sent."""
+    if raw is None:
+        return "?"
+    text = raw if isinstance(raw, str) else repr(raw)
+    return text[:100]
+
+
+def _same_value(name: str, want: str, shown: Any) -> bool:
+    """Does the CRM show the value we wrote? (HubSpot returns a cleared value as "" or null.)"""
+    got = "" if shown is None else shown
+    if not isinstance(got, str):
+        return False
+    if want == got:
+        return True
+    if name == PROPERTY_NAMES["scored_at"] and want and got:
+        try:
+            return parse_timestamp(want) == parse_timestamp(got)
+        except InputError:
+            return False
+    return False
 
 
 def _headers_of(result: Any) -> Mapping[str, str] | None:
@@ -857,3 +1162,42 @@ def _snake(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = ["PROPERTY_DEFS", "PROPERTY_NAMES", "SCORE_PROPERTIES", "HubSpotAdapter"]
+
+
+def _rollup_events(cid: str, props: Mapping[str, Any]) -> list[Event]:
+    """Events derived from roll-up properties, with ids stable across reads, so a replay adds
+    nothing and only a grown count adds events. Page view k of a contact is
+    `rollup:pv:<id>:<k>`; a view first seen in this read is dated at the last visit (the
+    roll-ups keep no per-view date or URL, so URL rules cannot match them; volume and
+    distinct-day rules can)."""
+    out: list[Event] = []
+    for name_key, date_key in (
+        ("first_conversion_event_name", "first_conversion_date"),
+        ("recent_conversion_event_name", "recent_conversion_date"),
+    ):
+        name, when = props.get(name_key), props.get(date_key)
+        if name and when:
+            at = parse_timestamp(when, date_key)
+            out.append(
+                Event(
+                    "hubspot_rollup", f"conv:{cid}:{_ms(at)}", cid, "form_submit", at,
+                    {"form": str(name)[:200]},
+                )
+            )
+    views = props.get("hs_analytics_num_page_views")
+    last = props.get("hs_analytics_last_visit_timestamp")
+    if views not in (None, "") and last:
+        try:
+            count = int(float(str(views)))
+        except ValueError:
+            raise InputError(f"hs_analytics_num_page_views: not a number ({views!r})") from None
+        at = parse_timestamp(last, "hs_analytics_last_visit_timestamp")
+        first = max(1, count - MAX_ROLLUP_VIEWS + 1)
+        out.extend(
+            Event("hubspot_rollup", f"pv:{cid}:{k}", cid, "page_view", at, {})
+            for k in range(first, count + 1)
+        )
+    if str(props.get("hs_email_optout") or "").lower() == "true":
+        at = parse_timestamp(props.get("lastmodifieddate"), "lastmodifieddate")
+        out.append(Event("hubspot_rollup", f"optout:{cid}", cid, "email_unsubscribe", at, {}))
+    return out

@@ -1471,6 +1471,7 @@ class HubSpotApp(SandboxApp):
             raise ValueError("time_scale must be > 0")
         self.portal = portal
         self.token = token
+        self.events_api_enabled = True  # False: the events API answers 403 MISSING_SCOPES
         self.time_scale = time_scale
         self.ten_secondly = RollingWindowLimiter(rate_limit, 10.0 * time_scale)
         self.search_limiter = RollingWindowLimiter(search_rate_limit, 1.0 * time_scale)
@@ -2416,6 +2417,19 @@ class HubSpotApp(SandboxApp):
 
     # -- engagement ----------------------------------------------------------------------------
     def _events(self, req: Request, _: dict[str, str]) -> Response:
+        if not self.events_api_enabled:  # a portal below Enterprise, or a token without scope
+            return _error(
+                403,
+                "This app hasn't been granted all required scopes to make this call. "
+                "Read more about required scopes here: https://developers.hubspot.com/scopes.",
+                "MISSING_SCOPES",
+                errors=[
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {"requiredScopes": ["analytics.behavioral_events.read"]},
+                    }
+                ],
+            )
         object_type = req.param("objectType")
         object_id = req.param("objectId")
         if object_id is not None and not object_type:

@@ -540,6 +540,10 @@ def _company(text: str | None) -> Company | None:
     return Company(**{k: v for k, v in data.items() if k in _COMPANY_FIELDS})
 
 
+def _in_flight_key(crm: str, contact_id: str) -> str:
+    return f"write-in-flight:{crm}:{contact_id}"
+
+
 def _ids_param(ids: Iterable[str]) -> str:
     return encode_json(list(ids))
 
@@ -951,6 +955,45 @@ class StateStore:
             "SELECT contact_id FROM write_backlog WHERE crm = ? ORDER BY contact_id", (crm,)
         ).fetchall()
         return [r[0] for r in rows]
+
+    # -- writes in flight: sent, outcome not recorded yet (one `jobs` row per contact) -------
+    @_db_errors
+    def set_in_flight(self, crm: str, writes: Mapping[str, Mapping[str, str]]) -> None:
+        """Record writes about to be sent (`{contact id: properties}`), committed before the
+        request goes out: if the process dies before their outcome is recorded, the next run
+        knows which writes may have reached the CRM and checks instead of sending twice."""
+        if not writes:
+            return
+        when = encode_dt(_now())
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT INTO jobs (name, state, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET state = excluded.state, "
+                "updated_at = excluded.updated_at",
+                [
+                    (_in_flight_key(crm, cid), encode_json(dict(props)), when)
+                    for cid, props in writes.items()
+                ],
+            )
+
+    @_db_errors
+    def writes_in_flight(self, crm: str) -> dict[str, dict[str, str]]:
+        """`{contact id: properties}` of the writes whose outcome was never recorded."""
+        prefix = _in_flight_key(crm, "")
+        rows = self._conn.execute(
+            "SELECT name, state FROM jobs WHERE name >= ? AND name < ? ORDER BY name",
+            (prefix, prefix[:-1] + ";"),  # ";" sorts right after ":"
+        ).fetchall()
+        return {name[len(prefix) :]: decode_mapping(state) for name, state in rows}
+
+    @_db_errors
+    def clear_in_flight(self, crm: str, contact_ids: Iterable[str]) -> None:
+        """The outcome of these writes is recorded (or they are known not to have arrived)."""
+        keys = [(_in_flight_key(crm, cid),) for cid in contact_ids]
+        if not keys:
+            return
+        with self.transaction():
+            self._conn.executemany("DELETE FROM jobs WHERE name = ?", keys)
 
     @_db_errors
     def resolve_dead_letters_for(self, crm: str, kind: str, contact_id: str, at: datetime) -> int:

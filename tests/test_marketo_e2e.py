@@ -1,0 +1,199 @@
+"""End to end: the pipeline, the default model and the enricher against the Marketo demo
+instance over real HTTP. Same persona outcomes as HubSpot; an idle resync writes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from connector.app import open_app
+from connector.crm.marketo import MarketoAdapter
+from connector.enrich.enricher import build_enricher
+from connector.model.loader import load_model
+from connector.pipeline import Pipeline
+from connector.retry import RetryPolicy
+from connector.sandbox.marketo import WEBINAR_ATTENDED, WEBINAR_REGISTERED, MarketoSandbox
+from connector.settings import Settings, load_settings
+from connector.state.store import StateStore
+from connector.types import MQL, SQL
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "marketo_demo_instance.json"
+DEMO: dict[str, Any] = json.loads(FIXTURE.read_text(encoding="utf-8"))
+CRM = "marketo"
+MAPPED = {1, 2, 7, 8, 9, 10, 11, WEBINAR_ATTENDED, WEBINAR_REGISTERED}
+
+
+def offline_settings(**kw: Any) -> Settings:
+    return load_settings(pdl_api_key=None, apollo_api_key=None, **kw)
+
+
+@contextmanager
+def pipeline_for(sb: MarketoSandbox, store: StateStore) -> Iterator[Pipeline]:
+    adapter = MarketoAdapter(
+        sb.url,
+        SecretStr(sb.client_id),
+        SecretStr(sb.client_secret),
+        retry=RetryPolicy(attempts=4, base_seconds=0.001, max_seconds=0.02, seed=1),
+    )
+    enricher = build_enricher(offline_settings(), cache=store.company_cache)
+    try:
+        yield Pipeline(store, adapter, load_model(), enricher=enricher)
+    finally:
+        adapter.close()
+
+
+def writes_logged(sb: MarketoSandbox) -> list[dict[str, Any]]:
+    return [r.body for r in sb.calls("/rest/v1/leads.json", "POST") if r.effective_method == "POST"]
+
+
+def assert_persona_outcomes(sb: MarketoSandbox, store: StateStore) -> None:
+    def score(cid: str) -> Any:
+        found = store.get_score(CRM, cid)
+        assert found is not None, cid
+        return found
+
+    dana = score("101")
+    assert (dana.grade, dana.mql, dana.mql_reason, dana.score) == ("A", True, "threshold", 110)
+    lead = sb.lead(101).values
+    assert (lead["leadStatus"], lead["leadScore"], lead["leadGrade__c"]) == ("MQL", 110, "A")
+    assert lead["mqlReason__c"] == "threshold" and "webinar" in lead["leadScoreReasons__c"]
+    riley = score("102")
+    assert (riley.grade, riley.mql, riley.profile_mismatch) == ("D", True, True)
+    assert riley.mql_reason == "hand-raiser: Request a demo"
+    assert sb.lead(102).values["leadStatus"] == "MQL"
+    assert sb.lead(102).values["profileMismatch__c"] is True
+    jordan = score("103")
+    assert jordan.score < 0 and jordan.grade == "D" and not jordan.mql
+    morgan = score("104")
+    assert morgan.grade == "D" and not morgan.mql
+    assert sb.lead(104).values["leadStatus"] == "Open"  # competitor: never an MQL
+    assert score("105").grade == "D"  # student
+    assert score("107").score == 0  # stale: 90-100 days old engagement no longer counts
+    assert sb.lead(108).values["leadStatus"] == "SQL"  # sales' stage is never touched
+    taylor = store.get_contact(CRM, "108")
+    assert taylor is not None and taylor.lifecycle_stage == SQL
+    assert not store.is_writable(CRM, "111") and store.get_score(CRM, "111") is None
+
+
+def test_first_sync_scores_the_personas_and_an_idle_resync_writes_nothing(tmp_path: Path) -> None:
+    with MarketoSandbox.start(DEMO) as sb:
+        settings = offline_settings(
+            crm="marketo",
+            state_path=tmp_path / "state.db",
+            marketo_base_url=sb.url,
+            marketo_client_id=sb.client_id,
+            marketo_client_secret=sb.client_secret,
+        )
+        with open_app(settings) as app:
+            first = app.pipeline.sync()
+            assert first.status == "ok", first.message
+            live = len(sb.instance.live_leads())
+            assert (first.pulled, first.written, first.dead_lettered) == (live, live, 0)
+            assert first.archived == 1  # Jamie, from deletedleads
+            assert_persona_outcomes(sb, app.store)
+            [batch] = writes_logged(sb)
+            assert (batch["action"], batch["lookupField"], len(batch["input"])) == (
+                "updateOnly",
+                "id",
+                live,
+            )
+            assert 111 not in {r["id"] for r in batch["input"]}
+            assert app.store.get_contact(CRM, "101").lifecycle_stage == MQL  # type: ignore[union-attr]
+            mark = len(sb.requests)
+            second = app.pipeline.sync()
+            assert second.status == "ok", second.message
+            assert (second.written, second.to_write, second.dead_lettered) == (0, 0, 0)
+            assert second.pulled > 0  # our own leadStatus writes came back as lead changes
+            assert [
+                r for r in sb.requests[mark:] if r.method == "POST" and r.effective_method == "POST"
+            ] == []  # zero write calls
+            assert "leads.sync" not in second.api_calls_by_kind
+            cursor = json.loads(app.store.get_cursor(CRM, "events:activities") or "{}")
+            assert cursor["position"] is None and cursor["high_water"]
+        assert sb.internal_errors == []
+
+
+def test_incremental_sync_sees_new_activities_and_edits_to_old_leads() -> None:
+    with (
+        MarketoSandbox.start(DEMO) as sb,
+        StateStore.memory() as store,
+        pipeline_for(sb, store) as pipeline,
+    ):
+        assert pipeline.sync().status == "ok"
+        assert pipeline.sync().written == 0
+        sb.set_field(107, "title", "Student")  # Casey was created 400 days ago
+        sb.add_activity(105, 2, "Contact Us", {"Referrer URL": "https://x/contact"})
+        mark = len(writes_logged(sb))
+        third = pipeline.sync()
+        assert third.status == "ok", third.message
+        written = {r["id"] for body in writes_logged(sb)[mark:] for r in body["input"]}
+        assert written == {105, 107}
+        assert sb.lead(107).values["leadGrade__c"] == "D"
+        assert sb.lead(105).values["leadStatus"] == "MQL"
+        assert sb.lead(105).values["mqlReason__c"] == "hand-raiser: Contact Us"
+        assert pipeline.sync().written == 0
+
+
+def test_a_daily_quota_stop_keeps_the_cursor_and_the_next_run_finishes() -> None:
+    with (
+        MarketoSandbox.start(DEMO, daily_limit=17) as sb,
+        StateStore.memory() as store,
+        pipeline_for(sb, store) as pipeline,
+    ):
+        stopped = pipeline.sync()
+        assert (stopped.status, stopped.exit_code) == ("quota", 4)
+        assert "midnight US Central" in stopped.message
+        kept = json.loads(store.get_cursor(CRM, "events:activities") or "{}")
+        assert kept.get("position")  # committed pages are kept: the next run resumes there
+        sb.reset_limits()  # the quota resets
+        mark = len(sb.requests)
+        finished = pipeline.sync()
+        assert finished.status == "ok", finished.message
+        resumed = [r for r in sb.requests[mark:] if r.path.endswith("/activities.json")]
+        assert resumed[0].param("nextPageToken") == kept["position"]
+        assert_persona_outcomes(sb, store)
+        expected = {
+            a.guid
+            for a in sb.instance.activities
+            if a.type_id in MAPPED and sb.instance.lead(a.lead_id) is not None
+        }
+        assert store.count_events(CRM) == len(expected)
+
+
+def test_same_outcomes_as_hubspot_for_every_contact() -> None:
+    hubspot = pytest.importorskip("connector.sandbox.hubspot")
+    from connector.crm.hubspot import HubSpotAdapter
+    from connector.sandbox.demo_portal import build_demo_portal
+
+    outcomes: dict[str, dict[str, tuple[Any, ...]]] = {}
+    with MarketoSandbox.start(DEMO) as sb, StateStore.memory() as store:
+        with pipeline_for(sb, store) as pipeline:
+            assert pipeline.sync().status == "ok"
+        outcomes[CRM] = {
+            s.contact_id: (s.score, s.grade, s.mql, s.mql_reason, s.profile_mismatch)
+            for s in store.iter_scores(CRM)
+        }
+    with (
+        hubspot.HubSpotSandbox.start(build_demo_portal(), token="t") as hs,
+        StateStore.memory() as store,
+    ):
+        adapter = HubSpotAdapter(SecretStr("t"), hs.url)
+        try:
+            adapter.ensure_properties()
+            enricher = build_enricher(offline_settings(), cache=store.company_cache)
+            summary = Pipeline(store, adapter, load_model(), enricher=enricher).sync()
+            assert summary.status == "ok", summary.message
+        finally:
+            adapter.close()
+        outcomes["hubspot"] = {
+            s.contact_id: (s.score, s.grade, s.mql, s.mql_reason, s.profile_mismatch)
+            for s in store.iter_scores("hubspot")
+        }
+    assert outcomes[CRM] == outcomes["hubspot"]
+    assert len(outcomes[CRM]) >= 50

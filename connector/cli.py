@@ -181,12 +181,16 @@ def result_json(contact: object, r: object) -> dict[str, object]:
     type=click.Path(dir_okay=False),
     help="Keep the demo's state DB at this path (to try explain, report, ...).",
 )
-def demo_cmd(keep_path: str | None) -> None:
-    """Sandbox + demo portal: a full sync, the scored contacts with reasons, an idle resync."""
+@click.pass_context
+def demo_cmd(ctx: click.Context, keep_path: str | None) -> None:
+    """Sandbox + demo portal: a full sync, the scored contacts with reasons, an idle resync.
+
+    With `leadscore --crm marketo demo`: the Marketo sandbox with the same personas."""
     from connector.demo import run_demo
 
+    crm = str((ctx.obj or {}).get("crm", "hubspot"))
     try:
-        result = run_demo(_console(), state_path=Path(keep_path) if keep_path else None)
+        result = run_demo(_console(), state_path=Path(keep_path) if keep_path else None, crm=crm)
     except ConnectorError as exc:
         _fail(exc)
     bad = [s for s in (result.first, result.second) if s.exit_code]

@@ -1,6 +1,7 @@
 """`leadscore demo`: the embedded default. Starts the HubSpot sandbox with the demo portal on
-127.0.0.1, creates our properties, runs a full sync, shows what sales now sees in the CRM,
-then shows that a second sync writes nothing."""
+127.0.0.1 (or, with `--crm marketo`, the Marketo sandbox with the same personas), creates our
+properties, runs a full sync, shows what sales now sees in the CRM, then shows that a second
+sync writes nothing."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from connector.state.store import StateStore
 from connector.views import short_stage
 
 DEMO_FIXTURE = FIXTURES_DIR / "hubspot_demo_portal.json"
+MARKETO_FIXTURE = FIXTURES_DIR / "marketo_demo_instance.json"
 
 
 @dataclass
@@ -59,19 +61,15 @@ def run_demo(
     model: LoadedModel | None = None,
     now: datetime | None = None,
     keep_state: bool = False,
+    crm: str = "hubspot",
 ) -> DemoResult:
     from connector.enrich.enricher import build_enricher
-    from connector.sandbox.hubspot import HubSpotSandbox
 
     out = console or Console()
     loaded = model or load_model()
     fixed_now = now
-    with (
-        _state_path(state_path) as db_path,
-        HubSpotSandbox.start(_portal_source(), now=fixed_now) as sb,
-    ):
-        out.print(f"[bold]HubSpot sandbox[/bold] with the demo portal on {sb.url}")
-        adapter = HubSpotAdapter(SecretStr(sb.token), sb.url)
+    with _state_path(state_path) as db_path, _sandbox(crm, fixed_now) as (sb, adapter, reader):
+        out.print(f"[bold]{crm.title()} sandbox[/bold] with the demo data on {sb.url}")
         store = StateStore.open(db_path)
         try:
             created = adapter.ensure_properties()
@@ -85,23 +83,30 @@ def run_demo(
             pipeline = Pipeline(store, adapter, loaded, enricher=enricher, clock=clock)
             first = pipeline.sync()
             out.print(first.line())
-            rows = _crm_rows(sb, store)
-            out.print(_table(rows, loaded))
+            rows = [reader(c.id) for c in store.iter_contacts(crm)]
+            out.print(_table(rows, loaded, crm))
             second = pipeline.sync()
             out.print(second.line())
+            write_kind = "contacts.batch_update" if crm == "hubspot" else "leads.write"
+            write_calls = sum(
+                v
+                for k, v in second.api_calls_by_kind.items()
+                if "write" in k or k == write_kind or "batch_update" in k
+            )
             out.print(
                 f"[bold]second sync:[/bold] {second.written} write(s), {second.unchanged} "
                 f"contact(s) unchanged, {second.api_calls} API call(s), write calls "
-                f"{second.api_calls_by_kind.get('contacts.batch_update', 0)}"
+                f"{write_calls}"
             )
             if keep_state or state_path is not None:
+                flag = "" if crm == "hubspot" else " --crm marketo"
                 out.print(
-                    f"State DB kept at {db_path}: try `leadscore --state {db_path} explain "
-                    "dana.whitfield@acme-analytics.com`"
+                    f"State DB kept at {db_path}: try `leadscore{flag} --state {db_path} "
+                    "explain dana.whitfield@acme-analytics.com`"
                 )
             else:
                 out.print(
-                    "Next: `leadscore sandbox hubspot` to keep a sandbox running, then "
+                    f"Next: `leadscore sandbox {crm}` to keep a sandbox running, then "
                     "`leadscore sync` against it (see README)."
                 )
         finally:
@@ -110,30 +115,72 @@ def run_demo(
         return DemoResult(first, second, created, rows, db_path)
 
 
-def _crm_rows(sb: Any, store: StateStore) -> list[dict[str, Any]]:
-    """What sales sees in the CRM now, read back from the sandbox's stored contacts."""
-    rows: list[dict[str, Any]] = []
-    for contact in store.iter_contacts("hubspot"):
-        rec = sb.contact(contact.id)
-        props = rec.properties
-        rows.append(
-            {
-                "id": contact.id,
-                "email": props.get("email") or "",
-                "grade": props.get(PROPERTY_NAMES["grade"]) or "",
-                "score": props.get(PROPERTY_NAMES["score"]) or "",
-                "stage": props.get("lifecyclestage") or "",
-                "mql_reason": props.get(PROPERTY_NAMES["mql_reason"]) or "",
-                "mismatch": props.get(PROPERTY_NAMES["profile_mismatch"]) == "true",
-                "reasons": props.get(PROPERTY_NAMES["reasons"]) or "",
-            }
-        )
-    return rows
+@contextmanager
+def _sandbox(crm: str, now: datetime | None) -> Iterator[tuple[Any, Any, Any]]:
+    """(running sandbox, adapter on it, contact id -> what sales sees)."""
+    if crm == "hubspot":
+        from connector.sandbox.hubspot import HubSpotSandbox
+
+        with HubSpotSandbox.start(_portal_source(), now=now) as sb:
+            yield sb, HubSpotAdapter(SecretStr(sb.token), sb.url), lambda cid: _hubspot_row(sb, cid)
+        return
+    if crm == "marketo":
+        from connector.crm.marketo import DEFAULT_FIELD_MAP, MarketoAdapter
+        from connector.sandbox.marketo import MarketoSandbox
+
+        source: Any = MARKETO_FIXTURE
+        if not MARKETO_FIXTURE.exists():  # pragma: no cover - the fixture ships
+            from connector.sandbox.marketo_demo import build_demo_instance
+
+            source = build_demo_instance()
+        with MarketoSandbox.start(source, now=now) as msb:
+            adapter = MarketoAdapter(
+                msb.url, SecretStr(msb.client_id), SecretStr(msb.client_secret)
+            )
+            yield msb, adapter, lambda cid: _marketo_row(msb, cid, DEFAULT_FIELD_MAP)
+        return
+    raise ValueError(f"unknown CRM {crm!r}")
 
 
-def _table(rows: list[dict[str, Any]], model: LoadedModel) -> Table:
+def _hubspot_row(sb: Any, cid: str) -> dict[str, Any]:
+    props = sb.contact(cid).properties
+    return {
+        "id": cid,
+        "email": props.get("email") or "",
+        "grade": props.get(PROPERTY_NAMES["grade"]) or "",
+        "score": props.get(PROPERTY_NAMES["score"]) or "",
+        "stage": props.get("lifecyclestage") or "",
+        "mql_reason": props.get(PROPERTY_NAMES["mql_reason"]) or "",
+        "mismatch": props.get(PROPERTY_NAMES["profile_mismatch"]) == "true",
+        "reasons": props.get(PROPERTY_NAMES["reasons"]) or "",
+    }
+
+
+def _marketo_row(sb: Any, cid: str, fields: dict[str, str]) -> dict[str, Any]:
+    rec = sb.lead(cid)
+    values = rec.values if rec is not None else {}
+
+    def get(ours: str) -> Any:
+        name = fields.get(ours) or ""
+        return values.get(name) if name else None
+
+    score = get("score")
+    return {
+        "id": cid,
+        "email": values.get("email") or "",
+        "grade": get("grade") or "",
+        "score": "" if score is None else str(int(float(score))),
+        "stage": str(get("lifecycle_stage") or ""),
+        "mql_reason": get("mql_reason") or "",
+        "mismatch": str(get("profile_mismatch")).lower() == "true",
+        "reasons": get("reasons") or "",
+    }
+
+
+def _table(rows: list[dict[str, Any]], model: LoadedModel, crm: str = "hubspot") -> Table:
+    where = "HubSpot" if crm == "hubspot" else "Marketo"
     table = Table(
-        title=f"What sales sees in HubSpot now (model {model.version}, {model.fingerprint})",
+        title=f"What sales sees in {where} now (model {model.version}, {model.fingerprint})",
         title_justify="left",
     )
     table.add_column("contact", overflow="fold", max_width=34)

@@ -1,0 +1,277 @@
+"""`calibrate()`: outcomes → lift table → refit points → held-out comparison. Writes nothing.
+
+The caller (the CLI) writes the suggested model with `write_suggestion()`; nothing is applied:
+the admin reviews the file, `simulate`s it and then `rescore`s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from connector.calibrate.fit import (
+    ModelMetrics,
+    PointChange,
+    metrics,
+    refit_points,
+    require_sklearn,
+    tune_threshold,
+)
+from connector.calibrate.observe import Dataset, EnrichFn, Observation, OutcomeCounts, features_of
+from connector.calibrate.stats import RuleLift, lift_table
+from connector.calibrate.suggest import PathKey, load_suggested, model_edits, write_suggested
+from connector.model.loader import LoadedModel
+from connector.state.store import StateStore
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationOptions:
+    horizon: timedelta = timedelta(days=90)
+    target_mql_rate: float = 0.10
+    min_conversions: int = 30  # below this, nothing is suggested
+    test_fraction: float = 0.3  # the newest share of contacts (by first engagement) held out
+    min_test_contacts: int = 50
+    min_test_conversions: int = 5  # and as many non-conversions, in the test and training sets
+    min_rule_fires: int = 10  # fewer training contacts: the rule keeps its points
+    regularization: float = 1.0  # scikit-learn's C (inverse L2 strength)
+    allow_sign_flips: bool = False
+    rate_tolerance: float = 0.01  # keep the current threshold when this close to the target
+    version: str | None = None  # of the suggested model; default "<current>-calibrated-<date>"
+
+    def __post_init__(self) -> None:
+        if self.horizon <= timedelta(0):
+            raise ValueError("the horizon must be positive")
+        if not 0 < self.target_mql_rate < 1:
+            raise ValueError("the target MQL rate must be between 0 and 1 (0.1 = 10%)")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError("the test fraction must be between 0 and 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    version: str
+    threshold: float
+    current_threshold: float
+    target_mql_rate: float
+    train_mql_rate: float  # the suggested model's, replayed by the engine
+    train_mql_rate_current: float
+    scale: float  # points per log-odds unit
+    changes: tuple[PointChange, ...]
+    edits: dict[PathKey, Any]
+    header: tuple[str, ...]
+    model: LoadedModel  # validated by the real loader
+    text: str  # the YAML (title table by absolute path; `write_suggestion` makes it relative)
+
+    @property
+    def sign_flips(self) -> list[PointChange]:
+        """Rules whose sign the data says is wrong: applied (`sign flipped`) or not."""
+        return [
+            c
+            for c in self.changes
+            if c.status == "sign flipped" or (c.status == "sign kept" and "strongly" in c.note)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    train_contacts: int
+    test_contacts: int
+    split_at: datetime  # test contacts first engaged at or after this
+    current: ModelMetrics
+    suggested: ModelMetrics
+
+    @property
+    def better(self) -> bool:
+        a, b = self.current.auc, self.suggested.auc
+        return a is not None and b is not None and b > a
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationResult:
+    model_version: str
+    model_fingerprint: str
+    as_of: datetime
+    options: CalibrationOptions
+    counts: OutcomeCounts
+    lift: tuple[RuleLift, ...]
+    insufficient: str | None = None  # why nothing was suggested
+    suggestion: Suggestion | None = None
+    comparison: Comparison | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def never_fire(self) -> list[RuleLift]:
+        return [r for r in self.lift if r.verdict == "never fires"]
+
+    @property
+    def wrong_way(self) -> list[RuleLift]:
+        return [r for r in self.lift if r.verdict == "wrong way"]
+
+
+def _split(
+    obs: Sequence[Observation], fraction: float
+) -> tuple[list[Observation], list[Observation]]:
+    ordered = sorted(obs, key=lambda o: (o.first_engaged_at, o.contact_id))
+    n_test = round(len(ordered) * fraction)
+    cut = len(ordered) - n_test
+    return ordered[:cut], ordered[cut:]
+
+
+def _too_little(
+    counts: OutcomeCounts,
+    train: Sequence[Observation],
+    test: Sequence[Observation],
+    o: CalibrationOptions,
+) -> str | None:
+    if counts.converted < o.min_conversions:
+        return (
+            f"too little data: {counts.converted} conversion(s) among {counts.labelled} contact(s) "
+            f"with a known outcome; at least {o.min_conversions} are needed "
+            "(--min-conversions) before the points can be refit without fitting noise"
+        )
+    t_conv = sum(x.converted for x in test)
+    if len(test) < o.min_test_contacts:
+        return (
+            f"too little data: the held-out (newest) contacts number {len(test)}; at least "
+            f"{o.min_test_contacts} are needed to compare the models"
+        )
+    if min(t_conv, len(test) - t_conv) < o.min_test_conversions:
+        return (
+            f"too little data: the held-out contacts have {t_conv} conversion(s) and "
+            f"{len(test) - t_conv} non-conversion(s); at least {o.min_test_conversions} of each "
+            "are needed to compare the models"
+        )
+    r_conv = sum(x.converted for x in train)
+    if min(r_conv, len(train) - r_conv) < o.min_test_conversions:
+        return (
+            f"too little data: the training contacts have {r_conv} conversion(s) and "
+            f"{len(train) - r_conv} non-conversion(s)"
+        )
+    return None
+
+
+def calibrate(
+    store: StateStore,
+    crm: str,
+    model: LoadedModel,
+    *,
+    now: datetime,
+    options: CalibrationOptions | None = None,
+    enrich: EnrichFn | None = None,
+) -> CalibrationResult:
+    """Learn from outcomes (see the package docstring). Reads the state DB; writes nothing."""
+    o = options or CalibrationOptions()
+    require_sklearn()
+    ds = Dataset(store, crm, model, o.horizon, now, enrich)
+    obs = ds.observe(model)
+    lift = tuple(lift_table(model, obs))
+    base = CalibrationResult(model.version, model.fingerprint, now, o, ds.counts, lift)
+    train, test = _split(obs, o.test_fraction)
+    reason = _too_little(ds.counts, train, test, o)
+    if reason is not None:
+        return dataclasses.replace(base, insufficient=reason)
+
+    current_t = float(model.model.lifecycle.mql.threshold)
+    fit = refit_points(
+        features_of(model),
+        train,
+        threshold=current_t,
+        target_rate=o.target_mql_rate,
+        c=o.regularization,
+        min_fires=o.min_rule_fires,
+        allow_sign_flips=o.allow_sign_flips,
+    )
+    version = o.version or f"{model.version}-calibrated-{now:%Y-%m-%d}"
+    edits = model_edits(model, fit.changes, current_t, version)
+    draft, _ = load_suggested(model, edits)
+    train_ids = [x.contact_id for x in train]
+    draft_train = ds.observe(draft, train_ids)
+    threshold, train_rate = tune_threshold(
+        draft_train, current_t, o.target_mql_rate, o.rate_tolerance
+    )
+    notes: list[str] = []
+    hand_rate = sum(x.hand_raiser for x in draft_train) / max(1, len(draft_train))
+    if hand_rate > o.target_mql_rate + o.rate_tolerance:
+        notes.append(
+            f"hand-raisers alone are {hand_rate:.1%} of the training contacts, above the target "
+            f"MQL rate of {o.target_mql_rate:.1%}: they become MQLs whatever the threshold"
+        )
+    edits = model_edits(model, fit.changes, threshold, version)
+    header = _header(model, ds.counts.labelled, o, now, fit.changes, threshold)
+    suggested, text = load_suggested(model, edits, header)
+    test_ids = [x.contact_id for x in test]
+    sugg_test = ds.observe(suggested, test_ids)
+    current_rate = sum(x.mql_at(current_t) for x in train) / max(1, len(train))
+    suggestion = Suggestion(
+        version=version,
+        threshold=threshold,
+        current_threshold=current_t,
+        target_mql_rate=o.target_mql_rate,
+        train_mql_rate=train_rate,
+        train_mql_rate_current=current_rate,
+        scale=fit.scale,
+        changes=tuple(fit.changes),
+        edits=edits,
+        header=tuple(header),
+        model=suggested,
+        text=text,
+    )
+    comparison = Comparison(
+        train_contacts=len(train),
+        test_contacts=len(test),
+        split_at=test[0].first_engaged_at,
+        current=metrics(model.version, test, current_t),
+        suggested=metrics(version, sugg_test, threshold),
+    )
+    if not comparison.better:
+        notes.append(
+            "the suggested model does not rank the held-out contacts better than the current "
+            "one (ROC AUC): keep the current model unless the lift table says otherwise"
+        )
+    return dataclasses.replace(
+        base, suggestion=suggestion, comparison=comparison, notes=tuple(notes)
+    )
+
+
+def _header(
+    model: LoadedModel,
+    labelled: int,
+    o: CalibrationOptions,
+    now: datetime,
+    changes: Sequence[PointChange],
+    threshold: float,
+) -> list[str]:
+    days = o.horizon / timedelta(days=1)
+    lines = [
+        f"Suggested by `leadscore calibrate` on {now:%Y-%m-%d} from {labelled} contacts with a",
+        f"known outcome (horizon {days:g} days), starting from model {model.version}.",
+        "Only engagement points, tier points, lifecycle.mql.threshold and version differ from",
+        "it. NOT applied: review it, check it with `leadscore validate-model`, preview it with",
+        "`leadscore simulate --model` and `leadscore rescore --dry-run --model`, then apply it",
+        "with `leadscore rescore --model`.",
+    ]
+    if threshold != model.model.lifecycle.mql.threshold:
+        lines.append(f"MQL threshold: {model.model.lifecycle.mql.threshold:g} -> {threshold:g}.")
+    for c in changes:
+        if c.status == "sign flipped":
+            lines.append(f"SIGN FLIPPED: {c.feature} {c.current:+d} -> {c.suggested:+d}.")
+        elif c.status == "sign kept" and "strongly" in c.note:
+            lines.append(
+                f"Sign kept, but the data says {c.feature} points the wrong way "
+                f"(would be {c.data_suggests:+d}); decide with sales."
+            )
+    return [*lines, ""]
+
+
+def write_suggestion(
+    result: CalibrationResult, model: LoadedModel, out_path: str | Path
+) -> LoadedModel:
+    """Write the suggested model next to nothing else: one YAML file, validated as written."""
+    s = result.suggestion
+    if s is None:
+        raise ValueError("nothing to write: " + (result.insufficient or "no suggestion"))
+    return write_suggested(model, s.edits, out_path, s.header)

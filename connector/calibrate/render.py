@@ -1,0 +1,544 @@
+"""The calibration result for people: rich tables in the terminal, an HTML fragment for reports.
+
+`render_calibration_html(result)` returns a self-contained fragment (inline CSS and SVG, no
+script, no network) that `leadscore report`'s `render_html(..., extra_sections=[...])` can embed;
+`render_calibration_page(result)` wraps it in a standalone page.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from datetime import timedelta
+
+from rich.console import Console
+from rich.table import Table
+
+from connector.calibrate.core import CalibrationResult
+from connector.calibrate.fit import Band, ModelMetrics, PointChange
+from connector.calibrate.stats import Interval, RuleLift, ranked
+
+BAND_NAMES = (
+    "below 0",
+    "0 to ½ threshold",
+    "½ threshold to threshold",
+    "threshold to 2×",
+    "2× threshold and up",
+)
+NEXT_STEPS = (
+    "Nothing was applied. Review the suggested file, check it with `leadscore validate-model "
+    "{out}`, preview it with `leadscore simulate --model {out}` and `leadscore rescore "
+    "--dry-run --model {out}`, and only then apply it with `leadscore rescore --model {out}`."
+)
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1%}"
+
+
+def _ci(i: Interval | None, pct: bool = True) -> str:
+    if i is None:
+        return "–"
+    if pct:
+        return f"{i.value:.1%} [{i.low:.0%}–{i.high:.0%}]"
+    return f"{i.value:.2f} [{i.low:.2f}–{i.high:.2f}]"
+
+
+def _pts(p: int | None, grade: str | None = None) -> str:
+    if p is None:
+        return f"grade {grade}" if grade else "–"
+    return f"{p:+d}" if p else "0"
+
+
+def _num(v: float) -> str:
+    return f"{v:g}"
+
+
+def summary_lines(r: CalibrationResult) -> list[str]:
+    c = r.counts
+    days = r.options.horizon / timedelta(days=1)
+    lines = [
+        f"Model {r.model_version} ({r.model_fingerprint}), outcomes as of {r.as_of:%Y-%m-%d}, "
+        f"horizon {days:g} days after the first scored engagement.",
+        f"{c.contacts:,} contact(s): {c.labelled:,} with a known outcome, {c.converted:,} "
+        f"converted ({_pct(c.converted / c.labelled if c.labelled else None)}), "
+        f"{c.not_converted:,} did not.",
+        f"Left out: {c.inside_horizon:,} still inside their horizon, {c.converted_before:,} "
+        f"converted before engaging, {c.no_engagement:,} never engaged, {c.undated:,} "
+        "reached SQL at an unknown time.",
+    ]
+    if c.signals:
+        seen = ", ".join(f"{k} {v:,}" for k, v in sorted(c.signals.items(), key=lambda kv: -kv[1]))
+        lines.append(f"Conversions seen as: {seen}.")
+    return lines
+
+
+def flag_lines(r: CalibrationResult) -> list[str]:
+    out: list[str] = []
+    wrong = r.wrong_way
+    if wrong:
+        out.append(
+            "Points the wrong way: "
+            + "; ".join(
+                f"{x.name} ({_pts(x.points, x.grade)}, lift {_ci(x.lift, False)})" for x in wrong
+            )
+        )
+    never = r.never_fire
+    if never:
+        out.append(
+            f"Never fired on a contact with a known outcome ({len(never)}): "
+            + ", ".join(x.name for x in never)
+        )
+    return out
+
+
+def lift_rich(rows: Sequence[RuleLift]) -> Table:
+    t = Table(title="Rules: conversion with and without (95% intervals), highest lift first")
+    for col, justify in (
+        ("rule", "left"),
+        ("kind", "left"),
+        ("points", "right"),
+        ("fired", "right"),
+        ("converted with", "right"),
+        ("converted without", "right"),
+        ("lift", "right"),
+        ("verdict", "left"),
+    ):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for x in ranked(rows):
+        if x.fired == 0:
+            continue
+        style = {"wrong way": "bold red", "helps": "green", "hurts": "yellow"}.get(x.verdict, "")
+        t.add_row(
+            x.name,
+            x.kind,
+            _pts(x.points, x.grade),
+            f"{x.fired:,} ({x.fired_share:.0%})",
+            _ci(x.rate_with),
+            _ci(x.rate_without),
+            _ci(x.lift, False),
+            x.verdict,
+            style=style,
+        )
+    return t
+
+
+def _odds(c: PointChange) -> str:
+    return "–" if c.odds_ratio is None else f"×{c.odds_ratio:.2f}"
+
+
+def changes_rich(changes: Sequence[PointChange]) -> Table:
+    t = Table(title="Suggested points (odds × per unit: how each unit changes the odds)")
+    for col, justify in (
+        ("rule", "left"),
+        ("current", "right"),
+        ("suggested", "right"),
+        ("odds × / unit", "right"),
+        ("fired (train)", "right"),
+        ("status", "left"),
+        ("note", "left"),
+    ):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for c in changes:
+        if c.status == "kept: never fires":
+            continue
+        style = (
+            "bold red"
+            if c.status in ("sign flipped", "new sign")
+            else ("yellow" if c.status == "sign kept" else "")
+        )
+        t.add_row(
+            c.feature,
+            f"{c.current:+d}",
+            f"{c.suggested:+d}",
+            _odds(c),
+            f"{c.fires:,}",
+            c.status,
+            c.note,
+            style=style,
+        )
+    return t
+
+
+def comparison_rich(cur: ModelMetrics, sug: ModelMetrics, n_train: int) -> tuple[Table, Table]:
+    t = Table(
+        title=f"Held-out comparison: trained on {n_train:,} older contacts, "
+        f"tested on the {cur.contacts:,} newest"
+    )
+    t.add_column("")
+    t.add_column(f"current ({cur.version})", justify="right")
+    t.add_column(f"suggested ({sug.version})", justify="right")
+    for label, a, b in (
+        (
+            "contacts / converted",
+            f"{cur.contacts:,} / {cur.converted:,}",
+            f"{sug.contacts:,} / {sug.converted:,}",
+        ),
+        ("ROC AUC (peak score)", _auc(cur), _auc(sug)),
+        ("MQL threshold", _num(cur.threshold), _num(sug.threshold)),
+        (
+            "MQLs (rate)",
+            f"{cur.mql:,} ({_pct(cur.mql_rate)})",
+            f"{sug.mql:,} ({_pct(sug.mql_rate)})",
+        ),
+        ("precision at threshold", _pct(cur.precision), _pct(sug.precision)),
+        ("recall at threshold", _pct(cur.recall), _pct(sug.recall)),
+    ):
+        t.add_row(label, a, b)
+    bands = Table(title="Conversion by score band (held-out contacts)")
+    bands.add_column("band")
+    for name in ("current", "suggested"):
+        bands.add_column(f"{name}: scores", justify="right")
+        bands.add_column(f"{name}: contacts", justify="right")
+        bands.add_column(f"{name}: converted", justify="right")
+    for i, band_name in enumerate(BAND_NAMES):
+        cells = [band_name]
+        for m in (cur, sug):
+            band = m.bands[i]
+            cells += [band.label, f"{band.contacts:,}", _pct(band.rate)]
+        bands.add_row(*cells)
+    return t, bands
+
+
+def _auc(m: ModelMetrics) -> str:
+    return "–" if m.auc is None else f"{m.auc:.3f}"
+
+
+def print_calibration(
+    console: Console, r: CalibrationResult, *, out_path: str | None = None
+) -> None:
+    for line in summary_lines(r):
+        console.print(line, highlight=False)
+    console.print(lift_rich(r.lift))
+    for line in flag_lines(r):
+        console.print(line, highlight=False)
+    if r.insufficient is not None:
+        console.print(f"[bold]{r.insufficient}.[/bold] Nothing suggested.", highlight=False)
+        return
+    s, cmp_ = r.suggestion, r.comparison
+    assert s is not None and cmp_ is not None
+    console.print(changes_rich(s.changes))
+    kept = [c.feature for c in s.changes if c.status == "kept: never fires"]
+    if kept:
+        console.print(
+            f"Never fired in training, points kept ({len(kept)}): " + ", ".join(kept),
+            highlight=False,
+        )
+    console.print(
+        f"MQL threshold {_num(s.current_threshold)} → {_num(s.threshold)}; MQL rate on the "
+        f"training contacts: current {_pct(s.train_mql_rate_current)} → suggested "
+        f"{_pct(s.train_mql_rate)} (target {_pct(s.target_mql_rate)}).",
+        highlight=False,
+    )
+    for c in s.sign_flips:
+        applied = "APPLIED" if c.status == "sign flipped" else "not applied (--allow-sign-flips)"
+        console.print(
+            f"[bold red]Sign flip[/bold red] {c.feature}: {c.current:+d} → data says "
+            f"{c.data_suggests:+d}; {applied}.",
+            highlight=False,
+        )
+    t, b = comparison_rich(cmp_.current, cmp_.suggested, cmp_.train_contacts)
+    console.print(t)
+    console.print(b)
+    for note in r.notes:
+        console.print(f"note: {note}", highlight=False)
+    if out_path:
+        console.print(f"Wrote {out_path} (version {s.version}).", highlight=False)
+    console.print(NEXT_STEPS.format(out=out_path or "FILE"), highlight=False)
+
+
+# ---------------------------------------------------------------------------- HTML
+
+_CSS = """
+.lsc{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1f2933;
+  font-size:14px;line-height:1.45;max-width:1100px}
+.lsc h2{font-size:20px;margin:18px 0 6px}.lsc h3{font-size:16px;margin:16px 0 6px}
+.lsc table{border-collapse:collapse;margin:6px 0 12px}
+.lsc th,.lsc td{border-bottom:1px solid #d9e2ec;padding:3px 8px;text-align:right;
+  vertical-align:top}
+.lsc th{background:#f0f4f8;font-weight:600}
+.lsc td.l,.lsc th.l{text-align:left}
+.lsc .bad{color:#b42318;font-weight:600}.lsc .good{color:#1a7f37}.lsc .warn{color:#9a6700}
+.lsc .muted{color:#627d98}.lsc .box{background:#fff8e1;border-left:4px solid #f0b429;
+  padding:6px 10px;margin:8px 0}
+.lsc svg text{font-family:inherit;font-size:11px;fill:#334e68}
+"""
+
+
+def _e(v: object) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _table(
+    head: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    left: int = 1,
+    classes: Sequence[str] | None = None,
+    left_also: Sequence[int] = (),
+) -> str:
+    """A table of already-escaped cells; the first `left` columns (and `left_also`) are
+    left-aligned, the rest (numbers) right-aligned."""
+    lefts = set(range(left)) | set(left_also)
+    th = "".join(
+        f'<th class="l">{h}</th>' if i in lefts else f"<th>{h}</th>" for i, h in enumerate(head)
+    )
+    body = []
+    for n, row in enumerate(rows):
+        cls = f' class="{classes[n]}"' if classes and classes[n] else ""
+        tds = "".join(
+            f'<td class="l">{c}</td>' if i in lefts else f"<td>{c}</td>" for i, c in enumerate(row)
+        )
+        body.append(f"<tr{cls}>{tds}</tr>")
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _forest_svg(rows: Sequence[RuleLift]) -> str:
+    """Lift and its interval per rule on a log scale (0.1 to 10), 1 marked."""
+    shown = [x for x in ranked(rows) if x.lift is not None]
+    if not shown:
+        return ""
+    w, label_w, row_h = 640, 200, 18
+    h = row_h * len(shown) + 30
+    lo_v, hi_v = math.log(0.1), math.log(10.0)
+    span = w - label_w - 20
+
+    def x_of(v: float) -> float:
+        v = min(max(v, 0.1), 10.0)
+        return label_w + (math.log(v) - lo_v) / (hi_v - lo_v) * span
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}" role="img" aria-label="lift by rule">'
+    ]
+    for tick in (0.1, 0.25, 0.5, 1, 2, 4, 10):
+        x = x_of(tick)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="8" x2="{x:.1f}" y2="{h - 18}" '
+            f'stroke="{"#334e68" if tick == 1 else "#d9e2ec"}" stroke-width="1"/>'
+        )
+        parts.append(f'<text x="{x:.1f}" y="{h - 4}" text-anchor="middle">{tick:g}×</text>')
+    colors = {"wrong way": "#b42318", "helps": "#1a7f37", "hurts": "#9a6700"}
+    for i, row in enumerate(shown):
+        li = row.lift
+        assert li is not None
+        y = 16 + i * row_h
+        c = colors.get(row.verdict, "#627d98")
+        parts.append(f'<text x="{label_w - 6}" y="{y + 4}" text-anchor="end">{_e(row.name)}</text>')
+        parts.append(
+            f'<line x1="{x_of(li.low):.1f}" y1="{y}" x2="{x_of(li.high):.1f}" '
+            f'y2="{y}" stroke="{c}" stroke-width="2"/>'
+        )
+        parts.append(
+            f'<circle cx="{x_of(li.value):.1f}" cy="{y}" r="4" fill="{c}">'
+            f"<title>{_e(row.name)}: lift {_e(_ci(li, False))}</title></circle>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _bands_svg(cur: ModelMetrics, sug: ModelMetrics) -> str:
+    """Conversion rate by band, current and suggested side by side."""
+    w, h, left, bottom = 640, 220, 40, 40
+    n = len(BAND_NAMES)
+    group = (w - left - 10) / n
+    rates = [b.rate or 0.0 for m in (cur, sug) for b in m.bands]
+    top = max([*rates, 0.05])
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}" role="img" aria-label="conversion by score band">'
+    ]
+    for frac in (0.0, 0.5, 1.0):
+        y = h - bottom - frac * (h - bottom - 20)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{w - 10}" y2="{y:.1f}" stroke="#d9e2ec"/>'
+        )
+        parts.append(
+            f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{top * frac:.0%}</text>'
+        )
+    for i, name in enumerate(BAND_NAMES):
+        gx = left + i * group
+        for k, (m, color) in enumerate(((cur, "#9fb3c8"), (sug, "#2680c2"))):
+            b = m.bands[i]
+            bh = (b.rate or 0.0) / top * (h - bottom - 20)
+            x = gx + 8 + k * (group / 2 - 6)
+            bw = group / 2 - 10
+            parts.append(
+                f'<rect x="{x:.1f}" y="{h - bottom - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
+                f'fill="{color}"><title>{"current" if k == 0 else "suggested"} {_e(b.label)}: '
+                f"{b.converted}/{b.contacts} converted</title></rect>"
+            )
+        parts.append(
+            f'<text x="{gx + group / 2:.1f}" y="{h - bottom + 14}" '
+            f'text-anchor="middle">{_e(name)}</text>'
+        )
+    parts.append(
+        f'<rect x="{left}" y="{h - 14}" width="10" height="10" fill="#9fb3c8"/>'
+        f'<text x="{left + 14}" y="{h - 5}">current</text>'
+        f'<rect x="{left + 80}" y="{h - 14}" width="10" height="10" fill="#2680c2"/>'
+        f'<text x="{left + 94}" y="{h - 5}">suggested</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_calibration_html(result: CalibrationResult, out_path: str | None = None) -> str:
+    """A self-contained HTML fragment (one <section>): no script, no external resource.
+    `out_path`: where the suggested model was written, for the next-steps line."""
+    r = result
+    out = [
+        f'<section class="lsc" id="leadscore-calibration"><style>{_CSS}</style>',
+        "<h2>Calibration: how did the leads convert, and should the points change?</h2>",
+    ]
+    out += [f"<p>{_e(line)}</p>" for line in summary_lines(r)]
+    out.append("<h3>Rules: conversion with and without, highest lift first</h3>")
+    fired = [x for x in ranked(r.lift) if x.fired]
+    verdict_cls = {"wrong way": "bad", "helps": "good", "hurts": "warn"}
+    out.append(
+        _table(
+            [
+                "rule",
+                "kind",
+                "points",
+                "fired",
+                "converted with",
+                "converted without",
+                "lift",
+                "verdict",
+            ],
+            [
+                [
+                    _e(x.name),
+                    _e(x.kind),
+                    _e(_pts(x.points, x.grade)),
+                    _e(f"{x.fired:,} ({x.fired_share:.0%})"),
+                    _e(_ci(x.rate_with)),
+                    _e(_ci(x.rate_without)),
+                    _e(_ci(x.lift, False)),
+                    f'<span class="{verdict_cls.get(x.verdict, "muted")}">{_e(x.verdict)}</span>',
+                ]
+                for x in fired
+            ],
+            left=2,
+        )
+    )
+    out.append(_forest_svg(r.lift))
+    out += [f'<p class="box">{_e(line)}</p>' for line in flag_lines(r)]
+    if r.insufficient is not None or r.suggestion is None or r.comparison is None:
+        out.append(
+            f'<p class="box"><b>{_e(r.insufficient or "no suggestion")}.</b> '
+            "Nothing suggested.</p></section>"
+        )
+        return "".join(out)
+    s, c = r.suggestion, r.comparison
+    out.append(f"<h3>Suggested model {_e(s.version)}</h3>")
+    status_cls = {"sign flipped": "bad", "new sign": "bad", "sign kept": "warn"}
+    shown = [x for x in s.changes if x.status != "kept: never fires"]
+    out.append(
+        _table(
+            ["rule", "current", "suggested", "odds × / unit", "fired (train)", "status", "note"],
+            [
+                [
+                    _e(x.feature),
+                    _e(f"{x.current:+d}"),
+                    f"<b>{_e(f'{x.suggested:+d}')}</b>",
+                    _e(_odds(x)),
+                    _e(f"{x.fires:,}"),
+                    f'<span class="{status_cls.get(x.status, "")}">{_e(x.status)}</span>',
+                    _e(x.note),
+                ]
+                for x in shown
+            ],
+            left_also=(5, 6),
+        )
+    )
+    kept = [x.feature for x in s.changes if x.status == "kept: never fires"]
+    if kept:
+        out.append(
+            f'<p class="muted">Never fired in training, points kept: {_e(", ".join(kept))}</p>'
+        )
+    out.append(
+        f"<p>MQL threshold {_e(_num(s.current_threshold))} → <b>{_e(_num(s.threshold))}</b>; "
+        f"MQL rate on the training contacts: current {_e(_pct(s.train_mql_rate_current))} → "
+        f"suggested <b>{_e(_pct(s.train_mql_rate))}</b> (target {_e(_pct(s.target_mql_rate))}).</p>"
+    )
+    for x in s.sign_flips:
+        applied = "applied" if x.status == "sign flipped" else "not applied"
+        out.append(
+            f'<p class="box"><span class="bad">Sign flip</span> {_e(x.feature)}: '
+            f"{_e(f'{x.current:+d}')} → data says {_e(f'{x.data_suggests:+d}')} "
+            f"({applied}).</p>"
+        )
+    out.append(
+        f"<h3>Held-out comparison: trained on {c.train_contacts:,} older contacts, "
+        f"tested on the {c.test_contacts:,} newest (first engaged from "
+        f"{c.split_at:%Y-%m-%d})</h3>"
+    )
+    cur, sug = c.current, c.suggested
+
+    def auc(m: ModelMetrics) -> str:
+        return "–" if m.auc is None else f"{m.auc:.3f}"
+
+    better = "good" if c.better else "bad"
+    out.append(
+        _table(
+            ["", f"current ({_e(cur.version)})", f"suggested ({_e(sug.version)})"],
+            [
+                [
+                    "contacts / converted",
+                    _e(f"{cur.contacts:,} / {cur.converted:,}"),
+                    _e(f"{sug.contacts:,} / {sug.converted:,}"),
+                ],
+                [
+                    "ROC AUC (peak score)",
+                    _e(auc(cur)),
+                    f'<span class="{better}">{_e(auc(sug))}</span>',
+                ],
+                ["MQL threshold", _e(_num(cur.threshold)), _e(_num(sug.threshold))],
+                [
+                    "MQLs (rate)",
+                    _e(f"{cur.mql:,} ({_pct(cur.mql_rate)})"),
+                    _e(f"{sug.mql:,} ({_pct(sug.mql_rate)})"),
+                ],
+                ["precision at threshold", _e(_pct(cur.precision)), _e(_pct(sug.precision))],
+                ["recall at threshold", _e(_pct(cur.recall)), _e(_pct(sug.recall))],
+            ],
+        )
+    )
+    out.append("<h3>Conversion by score band (held-out contacts)</h3>")
+    out.append(
+        _table(
+            [
+                "band",
+                "current: scores",
+                "contacts",
+                "converted",
+                "suggested: scores",
+                "contacts",
+                "converted",
+            ],
+            [
+                [_e(name), *_band_cells(cur.bands[i]), *_band_cells(sug.bands[i])]
+                for i, name in enumerate(BAND_NAMES)
+            ],
+        )
+    )
+    out.append(_bands_svg(cur, sug))
+    out += [f'<p class="box">note: {_e(n)}</p>' for n in r.notes]
+    out.append(f"<p><b>{_e(NEXT_STEPS.format(out=out_path or 'FILE'))}</b></p></section>")
+    return "".join(out)
+
+
+def _band_cells(b: Band) -> list[str]:
+    return [_e(b.label), _e(f"{b.contacts:,}"), _e(_pct(b.rate))]
+
+
+def render_calibration_page(
+    result: CalibrationResult, title: str = "leadscore calibration", out_path: str | None = None
+) -> str:
+    """A standalone page around the fragment (used when `leadscore report` is not available)."""
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title></head><body>"
+        f"{render_calibration_html(result, out_path)}</body></html>\n"
+    )

@@ -1,0 +1,172 @@
+"""The suggested model as a YAML file: the current file with only the refit numbers changed.
+
+The current file's text is edited in place, scalar by scalar, at the positions PyYAML's composer
+reports: `points` of engagement rules, `points` of tiers, `lifecycle.mql.threshold` and `version`
+(plus `title_rules` when the new file lives in another folder, so it still finds the title table).
+Comments, key order and flow style stay as the team wrote them, so a plain diff shows exactly
+what changed. The edited text is parsed back and compared with the intended content; if they
+differ (an unusual layout: anchors, a missing key), the content is dumped whole instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from connector.calibrate.fit import PointChange
+from connector.errors import ModelError
+from connector.model.loader import LoadedModel, validate_model_file
+
+PathKey = tuple[str | int, ...]
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        raise TypeError("only numbers and strings are edited")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a YAML double-quoted one
+
+
+def _node_at(root: yaml.Node, path: PathKey) -> yaml.Node | None:
+    node: yaml.Node = root
+    for key in path:
+        if isinstance(key, int):
+            if not isinstance(node, yaml.SequenceNode) or key >= len(node.value):
+                return None
+            node = node.value[key]
+        else:
+            if not isinstance(node, yaml.MappingNode):
+                return None
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == key:
+                    node = v
+                    break
+            else:
+                return None
+    return node
+
+
+def _set(raw: Any, path: PathKey, value: Any) -> None:
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+
+
+def edit_yaml(text: str, edits: dict[PathKey, Any], header: Sequence[str] = ()) -> str:
+    """Return `text` with the scalar at each path replaced (see the module docstring)."""
+    raw = yaml.safe_load(text)
+    expected = copy.deepcopy(raw)
+    for path, value in edits.items():
+        _set(expected, path, value)
+    head = "".join(f"# {line}\n" if line else "#\n" for line in header)
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    spans: list[tuple[int, int, str]] = []
+    ok = root is not None
+    for path, value in edits.items():
+        node = _node_at(root, path) if root is not None else None
+        if not isinstance(node, yaml.ScalarNode) or node.start_mark is None:
+            ok = False
+            break
+        spans.append((node.start_mark.index, node.end_mark.index, _scalar(value)))
+    if ok:
+        out = text
+        for start, end, new in sorted(spans, reverse=True):
+            out = out[:start] + new + out[end:]
+        out = head + out
+        if yaml.safe_load(out) == expected:
+            return out
+    return head + yaml.safe_dump(expected, sort_keys=False, allow_unicode=True, width=100)
+
+
+def model_edits(
+    model: LoadedModel, changes: Sequence[PointChange], threshold: float, version: str
+) -> dict[PathKey, Any]:
+    """The (path → value) edits that make the suggested model from the current one."""
+    rules = model.model.engagement.rules
+    index = {r.name: i for i, r in enumerate(rules)}
+    edits: dict[PathKey, Any] = {("version",): version}
+    for ch in changes:
+        if not ch.changed:
+            continue
+        i = index[ch.rule]
+        tiers = rules[i].tiers
+        if ch.tier is None:
+            edits[("engagement", "rules", i, "points")] = ch.suggested
+        else:
+            assert tiers is not None
+            j = next(k for k, t in enumerate(tiers) if t.label == ch.tier)
+            edits[("engagement", "rules", i, "tiers", j, "points")] = ch.suggested
+    if threshold != model.model.lifecycle.mql.threshold:
+        edits[("lifecycle", "mql", "threshold")] = (
+            int(threshold) if float(threshold).is_integer() else threshold
+        )
+    return edits
+
+
+def render_suggested(
+    model: LoadedModel,
+    edits: dict[PathKey, Any],
+    out_path: Path,
+    header: Sequence[str] = (),
+    *,
+    absolute_titles: bool = False,
+) -> str:
+    """The suggested model's text for a file at `out_path`."""
+    source = Path(model.path)
+    text = source.read_text(encoding="utf-8")
+    raw = yaml.safe_load(text)
+    all_edits = dict(edits)
+    ref = raw.get("title_rules", "titles.yaml") if isinstance(raw, dict) else None
+    if isinstance(ref, str):
+        titles = (source.parent / ref).resolve()
+        out_dir = out_path.resolve().parent
+        if absolute_titles or Path(ref).is_absolute():
+            new_ref = str(titles)
+        else:
+            try:
+                new_ref = os.path.relpath(titles, out_dir)
+            except ValueError:  # another drive
+                new_ref = str(titles)
+        if new_ref != ref:
+            all_edits[("title_rules",)] = new_ref  # a missing key: the whole file is dumped
+    return edit_yaml(text, all_edits, header)
+
+
+def load_suggested(
+    model: LoadedModel, edits: dict[PathKey, Any], header: Sequence[str] = ()
+) -> tuple[LoadedModel, str]:
+    """Validate the suggested model through the real loader, from a temporary file; returns it
+    with its text (title table referenced by absolute path)."""
+    with tempfile.TemporaryDirectory(prefix="leadscore-calibrate-") as tmp:
+        path = Path(tmp) / "model.suggested.yaml"
+        text = render_suggested(model, edits, path, header, absolute_titles=True)
+        path.write_text(text, encoding="utf-8")
+        loaded, problems = validate_model_file(path)
+    if loaded is None:
+        raise ModelError(str(path), problems)
+    return loaded, text
+
+
+def write_suggested(
+    model: LoadedModel, edits: dict[PathKey, Any], out_path: str | Path, header: Sequence[str] = ()
+) -> LoadedModel:
+    """Write the suggested model to `out_path` and validate the file as written."""
+    out = Path(out_path)
+    text = render_suggested(model, edits, out, header)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    loaded, problems = validate_model_file(out)
+    if loaded is None:
+        raise ModelError(str(out), problems)
+    return loaded

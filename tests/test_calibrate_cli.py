@@ -1,0 +1,99 @@
+"""`leadscore calibrate` end to end through click's CliRunner, on a state DB file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from connector.cli import cli
+from connector.model.loader import validate_model_file
+from connector.state.store import StateStore
+from tests.test_calibrate import CRM, build_history, misset_model
+
+NOW_ARG = "2026-11-01T12:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("calibrate-cli")
+    db = tmp / "state.db"
+    store = StateStore.open(db)
+    try:
+        build_history(store, 800, seed=11)
+    finally:
+        store.close()
+    return db, Path(misset_model(tmp).path)
+
+
+def run(monkeypatch: pytest.MonkeyPatch, where: Path, *args: str) -> Result:
+    monkeypatch.chdir(where)  # no stray leadscore.env; default --out lands here
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_calibrate_writes_a_suggested_model_and_a_page(
+    setup: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, model = setup
+    res = run(
+        monkeypatch, tmp_path, "--state", str(db), "calibrate", "--model", str(model),
+        "--now", NOW_ARG, "--horizon", "90d", "--target-mql-rate", "0.1",
+        "--html", "calibration.html",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "model.suggested.yaml"
+    loaded, problems = validate_model_file(out)
+    assert problems == [] and loaded is not None
+    assert loaded.version == "misset-1-calibrated-2026-11-01"
+    text = res.output
+    assert "Rules: conversion with and without" in text
+    assert "Points the wrong way: product_guide" in text
+    assert "Held-out comparison" in text and "ROC AUC" in text
+    assert "Wrote model.suggested.yaml" in text
+    assert "Nothing was applied" in text and "leadscore simulate --model" in text
+    html = (tmp_path / "calibration.html").read_text(encoding="utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    assert 'id="leadscore-calibration"' in html and "<script" not in html
+    assert "wrote calibration.html" in text
+
+
+def test_calibrate_with_too_little_data_exits_3_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setup: tuple[Path, Path]
+) -> None:
+    db = tmp_path / "tiny.db"
+    store = StateStore.open(db)
+    try:
+        build_history(store, 40, seed=5)
+    finally:
+        store.close()
+    res = run(
+        monkeypatch, tmp_path, "--crm", CRM, "--state", str(db), "calibrate",
+        "--model", str(setup[1]), "--now", NOW_ARG, "--min-conversions", "30",
+    )  # fmt: skip
+    assert res.exit_code == 3, res.output
+    assert "too little data" in res.output and "Nothing suggested" in res.output
+    assert not (tmp_path / "model.suggested.yaml").exists()
+
+
+def test_calibrate_without_the_extra_says_how_to_install_it(
+    setup: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "numpy", None)
+    res = run(
+        monkeypatch, tmp_path, "--state", str(setup[0]), "calibrate", "--model", str(setup[1]),
+        "--now", NOW_ARG,
+    )  # fmt: skip
+    assert res.exit_code == 2
+    assert "pip install 'leadscore[calibrate]'" in res.output
+
+
+def test_calibrate_rejects_a_bad_horizon_and_a_missing_state_db(
+    setup: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    res = run(monkeypatch, tmp_path, "--state", str(setup[0]), "calibrate", "--horizon", "soon")
+    assert res.exit_code == 2 and "90d, 12w or 36h" in res.output
+    res = run(monkeypatch, tmp_path, "--state", str(tmp_path / "none.db"), "calibrate")
+    assert res.exit_code == 1 and "no state DB" in res.output
+    assert not (tmp_path / "none.db").exists()

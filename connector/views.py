@@ -100,13 +100,8 @@ def print_explanation(
             if ev is None:
                 lines.append(key)
                 continue
-            what = (
-                ev.attributes.get("url")
-                or ev.attributes.get("form")
-                or ev.attributes.get("name")
-                or ev.attributes.get("campaign")
-                or ""
-            )
+            a = ev.attributes
+            what = a.get("form") or a.get("name") or a.get("url") or a.get("campaign") or ""
             lines.append(f"{ev.occurred_at:%Y-%m-%d %H:%M} {ev.type} {str(what)[:60]}")
         if len(r.event_ids) > 8:
             lines.append(f"… and {len(r.event_ids) - 8} more")

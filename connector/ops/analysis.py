@@ -1,0 +1,248 @@
+"""Operator commands over the state DB: `rescore`, `simulate`, `status`, `dead-letters`.
+
+A thin click layer: the logic lives in `rescore.py`, `simulate.py`, `status.py` and
+`dead_letters.py` (plain functions tests call directly); `views.py` renders. Registered by
+`connector.cli.PLUGINS`. The global `--crm`/`--state` options arrive through `ctx.obj`.
+
+Exit codes: 0 done; 1 a problem with the input (no state DB, nothing stored, a bad model file,
+dead letters still failing after `--retry`); 2 bad usage or configuration; the pipeline's own
+codes when `rescore` applies (4 daily quota, 5 token refused, ...).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from connector.errors import ConnectorError
+from connector.ops.common import (
+    analysis_enricher,
+    console,
+    fail,
+    load_model_or_exit,
+    open_existing_store,
+    settings_from,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------------ rescore
+
+
+@click.command("rescore")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="The new model file.")
+@click.option("--dry-run", is_flag=True, help="Show before → after for everyone; write nothing.")
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many changed contacts to show in detail.",
+)
+@click.pass_context
+def rescore_cmd(ctx: click.Context, model_path: str | None, dry_run: bool, sample: int) -> None:
+    """After a model change: before → after for every stored contact, then apply it.
+
+    Shows grade transitions, MQLs gained and lost, score deltas and a sample of who changes
+    and why. Without --dry-run it then rescores everybody with the model and writes back
+    only what changed.
+    """
+    from connector.ops.rescore import preview_rescore
+    from connector.ops.views import print_preview
+
+    configured = settings_from(ctx)
+    settings = settings_from(ctx, model_path=Path(model_path) if model_path else None)
+    model = load_model_or_exit(str(settings.model_path))
+    out = console()
+    store = open_existing_store(settings)
+    try:
+        if store.count_contacts(settings.crm) == 0:
+            fail(f"no {settings.crm} contacts in {settings.state_path}; run `leadscore sync` first")
+        preview = preview_rescore(
+            store,
+            settings.crm,
+            model,
+            analysis_enricher(settings, store),
+            _now(),
+            sample=sample,
+            write_company_fields=settings.write_company_fields,
+        )
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    finally:
+        store.close()
+    print_preview(out, preview, dry_run=dry_run)
+    if dry_run:
+        click.echo(
+            f"Would update {preview.to_write} contact(s) (dry run, nothing written). "
+            "Apply with the same command without --dry-run."
+        )
+        return
+    from connector.app import open_app
+    from connector.ops.rescore import apply_rescore
+
+    try:
+        with open_app(settings, model) as app:
+            applied = apply_rescore(app.pipeline, model)
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    click.echo(applied.sync.line())
+    if applied.rescore is None:
+        click.echo("error: the sync before the rescore stopped; nothing was rescored", err=True)
+        sys.exit(applied.exit_code or 1)
+    click.echo(applied.rescore.line())
+    differs = ""
+    if applied.written != preview.to_write:
+        differs = (
+            f"; the sync first pulled {applied.sync.pulled} changed contact(s) from the CRM, "
+            f"{applied.sync.dead_lettered + applied.rescore.dead_lettered} were dead-lettered"
+        )
+    click.echo(
+        f"rescored with model {model.version}: wrote {applied.written} contact(s) "
+        f"(the preview said {preview.to_write}{differs})"
+    )
+    if Path(configured.model_path).resolve() != Path(settings.model_path).resolve():
+        click.echo(
+            f"note: LEADSCORE_MODEL_PATH is still {configured.model_path}: point it at "
+            f"{settings.model_path}, or the next sync scores changed contacts with the old model",
+            err=True,
+        )
+    sys.exit(applied.exit_code)
+
+
+# ------------------------------------------------------------------------ simulate
+
+
+@click.command("simulate")
+@click.option("--threshold", type=float, help="MQL threshold to try with the current model.")
+@click.option(
+    "--model", "model_path", type=click.Path(dir_okay=False), help="Another model file to try."
+)
+@click.pass_context
+def simulate_cmd(ctx: click.Context, threshold: float | None, model_path: str | None) -> None:
+    """What-if on the stored data: MQLs now vs at another threshold or with another model.
+
+    Exactly one of --threshold N or --model PATH. Nothing is written, to the state DB or
+    the CRM.
+    """
+    from connector.ops.simulate import simulate_model, simulate_threshold
+    from connector.ops.views import print_simulation
+
+    if (threshold is None) == (model_path is None):
+        fail("give exactly one of --threshold N or --model PATH", 2)
+    if threshold is not None and (not math.isfinite(threshold) or threshold < 0):
+        fail(f"--threshold must be a number of points, 0 or more (got {threshold:g})", 2)
+    settings = settings_from(ctx)
+    current = load_model_or_exit(str(settings.model_path))
+    other = load_model_or_exit(model_path) if model_path else None
+    store = open_existing_store(settings)
+    try:
+        if store.count_contacts(settings.crm) == 0:
+            fail(f"no {settings.crm} contacts in {settings.state_path}; run `leadscore sync` first")
+        enricher = analysis_enricher(settings, store)
+        if other is not None:
+            sim = simulate_model(store, settings.crm, current, other, enricher, _now())
+        else:
+            assert threshold is not None
+            sim = simulate_threshold(store, settings.crm, current, enricher, _now(), threshold)
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    finally:
+        store.close()
+    print_simulation(console(), sim)
+
+
+# ------------------------------------------------------------------------ status
+
+
+@click.command("status")
+@click.option(
+    "--runs",
+    "n_runs",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many recent runs to list.",
+)
+@click.pass_context
+def status_cmd(ctx: click.Context, n_runs: int) -> None:
+    """Last runs, cursors, queues and model versions, from the state DB (no CRM call)."""
+    from connector.model.loader import validate_model_file
+    from connector.ops.status import build_status
+    from connector.ops.views import print_status
+
+    settings = settings_from(ctx)
+    model, problems = validate_model_file(settings.model_path)
+    problem = f"{settings.model_path}: {'; '.join(problems)}" if problems else None
+    store = open_existing_store(settings)
+    try:
+        st = build_status(store, settings.crm, _now(), model, model_problem=problem, runs=n_runs)
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    finally:
+        store.close()
+    print_status(console(), st, str(settings.state_path))
+
+
+# ------------------------------------------------------------------------ dead letters
+
+
+@click.command("dead-letters")
+@click.option("--retry", is_flag=True, help="Re-send the write dead letters (diff-only).")
+@click.option("--kind", type=click.Choice(["write", "input"]), help="Only this kind.")
+@click.pass_context
+def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None) -> None:
+    """Open dead letters (contact, kind, attempts, reason); --retry re-sends the writes.
+
+    Exit 1 when a retried write fails again.
+    """
+    from connector.ops.dead_letters import contact_labels, list_dead_letters
+    from connector.ops.views import print_dead_letters
+
+    if retry and kind == "input":
+        fail(
+            "input dead letters are records the CRM sent that could not be read; they are "
+            "not re-sent (fix the record in the CRM and the next sync pulls it again)",
+            2,
+        )
+    settings = settings_from(ctx)
+    out = console()
+    store = open_existing_store(settings)
+    try:
+        letters = list_dead_letters(store, settings.crm, kind)
+        labels = contact_labels(
+            store, settings.crm, [d.contact_id for d in letters if d.contact_id]
+        )
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    finally:
+        store.close()
+    if not retry:
+        print_dead_letters(out, letters, labels, kind)
+        return
+    if not any(d.kind == "write" for d in letters):
+        click.echo("No open write dead letters to retry.")
+        return
+    from connector.app import open_app
+    from connector.ops.dead_letters import retry_write_dead_letters
+    from connector.ops.views import print_retry
+
+    model = load_model_or_exit(str(settings.model_path))
+    try:
+        with open_app(settings, model) as app:
+            result = retry_write_dead_letters(app.pipeline)
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    print_retry(out, result, labels)
+    summary = result.summary
+    if summary is not None and summary.exit_code:
+        click.echo(f"error: the retry stopped: {summary.message}", err=True)
+        sys.exit(summary.exit_code)
+    sys.exit(1 if result.still_open else 0)

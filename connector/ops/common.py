@@ -1,0 +1,163 @@
+"""Helpers shared by the operator commands: settings and the state DB from the click context,
+an enricher that never writes, rescoring stored contacts, and small formatting."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from itertools import islice
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
+
+import click
+
+from connector.enrich.cache import CacheEntry, CompanyCache
+from connector.errors import ConnectorError
+from connector.scoring import score
+from connector.state.store import StateStore
+from connector.types import Contact, Enrichment, Reason, ScoreResult
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from connector.model.loader import LoadedModel
+    from connector.pipeline import Enricher
+    from connector.settings import Settings
+
+SCORE_BATCH = 500
+
+
+# ------------------------------------------------------------------------ enrichment
+
+
+class ReadOnlyCompanyCache:
+    """The state DB's enrichment cache for reading; new answers stay in memory, so an analysis
+    (dry run, simulation) never writes to the DB."""
+
+    __slots__ = ("_base", "_mem")
+
+    def __init__(self, base: CompanyCache) -> None:
+        self._base = base
+        self._mem: dict[str, CacheEntry] = {}
+
+    def get(self, domain: str) -> CacheEntry | None:
+        return self._mem.get(domain.lower()) or self._base.get(domain)
+
+    def put(self, entry: CacheEntry) -> None:
+        self._mem[entry.domain.lower()] = entry
+
+
+def analysis_enricher(settings: Settings, store: StateStore) -> Enricher | None:
+    """The enricher `connector.app` builds, over a read-only view of the state DB's cache."""
+    try:
+        from connector.enrich.enricher import build_enricher
+    except ImportError:  # pragma: no cover - enrichment not in this build
+        return None
+    return build_enricher(settings, cache=ReadOnlyCompanyCache(store.company_cache))
+
+
+# ------------------------------------------------------------------------ rescoring
+
+
+def rescore_stored(
+    store: StateStore,
+    crm: str,
+    models: Sequence[LoadedModel],
+    enricher: Enricher | None,
+    now: datetime,
+    *,
+    batch: int = SCORE_BATCH,
+) -> Iterator[Rescored]:
+    """Every live stored contact scored with its stored events and enrichment, once per model,
+    as of `now` (exactly what a sync would compute). Streamed in batches; writes nothing."""
+    pairs = store.iter_contacts_with_events(crm)
+    while True:
+        chunk = list(islice(pairs, batch))
+        if not chunk:
+            return
+        found: dict[str, Enrichment] = {}
+        if enricher is not None:
+            emails = [c.email for c, _ in chunk if c.email]
+            found = {k.lower(): v for k, v in enricher.enrich_many(emails, now).items()}
+        for contact, events in chunk:
+            enrichment = found.get((contact.email or "").lower())
+            results = tuple(score(contact, events, enrichment, m, now) for m in models)
+            yield Rescored(contact, enrichment, results)
+
+
+class Rescored(NamedTuple):
+    contact: Contact
+    enrichment: Enrichment | None
+    results: tuple[ScoreResult, ...]
+
+
+# ------------------------------------------------------------------------ CLI plumbing
+
+
+def settings_from(ctx: click.Context, **more: object) -> Settings:
+    """Settings with the global `--crm`/`--state` options (exits 2 on a bad configuration)."""
+    from connector.cli import _settings
+
+    return _settings(ctx, **more)
+
+
+def load_model_or_exit(path: str) -> LoadedModel:
+    from connector.cli import _load_model_or_exit
+
+    return _load_model_or_exit(path)
+
+
+def console() -> Console:
+    from connector.cli import _console
+
+    return _console()
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def open_existing_store(settings: Settings) -> StateStore:
+    """The state DB, which must exist already (these commands never create one)."""
+    path = settings.state_path
+    if not path.exists():
+        fail(f"no state DB at {path}; run `leadscore sync` first (or pass --state PATH)")
+    try:
+        return StateStore.open(path)
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+
+
+# ------------------------------------------------------------------------ formatting
+
+
+def num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
+
+
+def signed(v: float) -> str:
+    return ("+" if v >= 0 else "") + num(v)
+
+
+def pct(x: float | None) -> str:
+    """A rate for people: 33%, 4.5%, — when there is nothing to divide by."""
+    if x is None:
+        return "—"
+    if 0 < x < 0.1:
+        return f"{x * 100:.1f}%"
+    return f"{x * 100:.0f}%"
+
+
+def reason_line(r: Reason) -> str:
+    """One reason as a rep reads it: `+25 pricing page twice in 7 days`, `fit +30 decision-making
+    title`, `fit: competitor domain`, `grade B: manager title`."""
+    if r.rule in ("grade", "fit_base"):
+        return r.text
+    if r.kind == "fit":
+        return f"fit: {r.text}" if r.points == 0 else f"fit {signed(r.points)} {r.text}"
+    return f"{signed(r.points)} {r.text}"
+
+
+def iso_min(dt: datetime | None) -> str:
+    return "—" if dt is None else dt.strftime("%Y-%m-%d %H:%M")

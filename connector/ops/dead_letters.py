@@ -1,0 +1,141 @@
+"""`leadscore dead-letters`: the records that could not be read or written, and a retry.
+
+A retry re-sends the *write* dead letters: for each, the properties are recomputed from the
+contact's stored score against the values last written (diff-only, as a sync does) and sent
+through the pipeline's own write path: batches, per-record outcomes, bounded retries. A success
+records the written values and resolves the dead letter; a failure bumps its `attempts` and
+keeps the CRM's newest message. A contact with nothing left to write (or that the CRM archived,
+or that was merged away) is resolved without a call. Input dead letters (records the CRM sent
+that could not be read) are never re-sent: the next sync pulls the fixed record again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from connector.pipeline import Pipeline, SyncSummary, planned_changes
+from connector.state.store import DeadLetter, StateStore
+from connector.types import ScoreResult, WriteBack
+
+KINDS: tuple[str, ...] = ("write", "input")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOutcome:
+    dead_letter_id: int
+    contact_id: str | None
+    outcome: str  # written | up to date | not writable | no score | failed
+    detail: str = ""
+    attempts: int = 0
+
+
+@dataclass
+class RetryResult:
+    outcomes: list[RetryOutcome] = field(default_factory=list)
+    summary: SyncSummary | None = None
+
+    def count(self, outcome: str) -> int:
+        return sum(o.outcome == outcome for o in self.outcomes)
+
+    @property
+    def resolved(self) -> int:
+        return sum(o.outcome in ("written", "up to date", "not writable") for o in self.outcomes)
+
+    @property
+    def still_open(self) -> int:
+        return len(self.outcomes) - self.resolved
+
+    def line(self) -> str:
+        calls = self.summary.api_calls if self.summary is not None else 0
+        parts = [
+            f"{self.count(key)} {label}"
+            for key, label in (
+                ("written", "written"),
+                ("up to date", "already up to date"),
+                ("not writable", "archived or merged"),
+                ("failed", "failed again"),
+                ("no score", "without a stored score"),
+            )
+            if self.count(key)
+        ]
+        return (
+            f"retried {len(self.outcomes)} write dead letter(s): {', '.join(parts)}; "
+            f"{calls} API call(s)"
+        )
+
+
+def list_dead_letters(store: StateStore, crm: str, kind: str | None = None) -> list[DeadLetter]:
+    """Open dead letters, oldest first (`kind`: write, input, or None for all)."""
+    return store.open_dead_letters(crm, kind)
+
+
+def contact_labels(store: StateStore, crm: str, ids: list[str]) -> dict[str, str]:
+    """`{id: e-mail}` for the ids the state DB knows (for display)."""
+    return {c.id: c.email or c.id for c in store.iter_contacts(crm, ids, include_inactive=True)}
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def retry_write_dead_letters(pipeline: Pipeline) -> RetryResult:
+    """Re-send every open write dead letter through `pipeline` (see the module docstring).
+    Recorded as a run of kind `dead-letters`; CRM trouble (quota, token) stops it cleanly and
+    shows in `result.summary` (status, message, exit code), as for a sync."""
+    store, crm = pipeline.store, pipeline.crm
+    result = RetryResult()
+    if not store.open_dead_letters(crm, "write"):
+        return result
+
+    def body(summary: SyncSummary) -> None:
+        letters = store.open_dead_letters(crm, "write")
+        now = pipeline.clock()
+        done: dict[int, RetryOutcome] = {}
+        writes: list[WriteBack] = []
+        meta: dict[str, ScoreResult] = {}
+        by_contact: dict[str, DeadLetter] = {}
+        for dl in letters:
+            cid = dl.contact_id
+            contact = store.get_contact(crm, cid) if cid else None
+            if cid is None or contact is None or not store.is_writable(crm, cid):
+                store.resolve_dead_letter(dl.id, now)
+                done[dl.id] = RetryOutcome(dl.id, cid, "not writable", "archived or merged")
+                continue
+            stored = store.get_score(crm, cid)
+            if stored is None:
+                done[dl.id] = RetryOutcome(
+                    dl.id, cid, "no score", "no stored score: the next sync scores it", dl.attempts
+                )
+                continue
+            score = stored.to_result()
+            changes = planned_changes(contact, score, store.get_written(crm, cid))
+            if not changes:
+                store.resolve_dead_letter(dl.id, now)
+                done[dl.id] = RetryOutcome(dl.id, cid, "up to date", "nothing left to write")
+                continue
+            changes["scored_at"] = _iso(now)
+            writes.append(WriteBack(cid, changes))
+            meta[cid] = score
+            by_contact[cid] = dl
+        summary.to_write = len(writes)
+        sent = {w.contact_id: w.properties for w in writes}
+        try:
+            pipeline.write_planned(writes, meta, summary)
+        finally:
+            still = {d.contact_id: d for d in store.open_dead_letters(crm, "write")}
+            for cid, dl in by_contact.items():
+                again = still.get(cid)
+                if again is not None and not store.is_writable(crm, cid):  # 404 meanwhile
+                    store.resolve_dead_letter(again.id, pipeline.clock())
+                    done[dl.id] = RetryOutcome(dl.id, cid, "not writable", "the CRM archived it")
+                elif again is not None:
+                    detail = again.reason or "write failed"
+                    done[dl.id] = RetryOutcome(dl.id, cid, "failed", detail, again.attempts)
+                else:
+                    props = ", ".join(sorted(k for k in sent[cid] if k != "scored_at"))
+                    done[dl.id] = RetryOutcome(dl.id, cid, "written", props)
+            result.outcomes = [done[dl.id] for dl in letters if dl.id in done]
+
+    result.summary = pipeline.run_pass("dead-letters", body)
+    return result

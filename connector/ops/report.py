@@ -1,0 +1,520 @@
+"""`leadscore report`: how scored leads converted, MQL → SQL → customer, by grade, score band,
+program and model version, from the state DB. A terminal table, and a self-contained HTML page
+with inline SVG charts (no JavaScript, nothing fetched) for the review with sales.
+
+How each number is counted (the page repeats this in its footnote):
+
+- The funnel comes from each live contact's lifecycle stage as last pulled from the CRM (the
+  CRM's own record): a contact *reached* a stage when its stage is that one or a later one
+  (MQL ⊇ SQL ⊇ customer; evangelist counts as customer). A contact we made an MQL that sales
+  later recycled to lead still counts as an MQL (`mql_at`). Unknown stages ("other") count as
+  contacts only.
+- Grade, score band and model version are those **at hand-off**: the first `score_history`
+  row in which the model said MQL; for a contact that never qualified, its current stored
+  score. So a model change does not rewrite how past MQLs are attributed.
+- Program: the first form or webinar in the contact's stored events ("form: Contact Us",
+  "webinar: …"), the program that captured them and the one teams tune; without one, the first
+  e-mail campaign they opened or clicked ("e-mail campaign 2003"; e-mails reach everyone, so they
+  come second); without that, HubSpot's original source (`hs_analytics_source`, when the
+  contact has it) as "source: ORGANIC_SEARCH"; else "(no program)".
+- `--since DATE` keeps the contacts created (CRM create date) on or after DATE.
+
+No contact-level data and no settings appear in the report: only counts, rates, program names
+and model versions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from connector.errors import ConnectorError, InputError
+from connector.ops.common import pct
+from connector.state.codec import decode_mapping
+from connector.state.store import StateStore
+from connector.types import LIFECYCLE_ORDER, MQL, SQL, stage_rank
+
+GRADES: tuple[str, ...] = ("A", "B", "C", "D")
+UNSCORED = "unscored"
+NO_PROGRAM = "(no program)"
+# (label, lower bound inclusive, upper bound exclusive)
+BANDS: tuple[tuple[str, float | None, float | None], ...] = (
+    ("<25", None, 25.0),
+    ("25–49", 25.0, 50.0),
+    ("50–99", 50.0, 100.0),
+    ("100+", 100.0, None),
+)
+PROGRAM_EVENTS: tuple[str, ...] = (
+    "form_submit",
+    "webinar_registered",
+    "webinar_attended",
+    "email_click",
+    "email_open",
+)
+_MQL_RANK = stage_rank(MQL)
+_SQL_RANK = stage_rank(SQL)
+_CUSTOMER_RANK = stage_rank("customer")
+_KNOWN = len(LIFECYCLE_ORDER)
+HTML_PROGRAM_ROWS = 25
+TERMINAL_PROGRAM_ROWS = 15
+
+
+# ------------------------------------------------------------------------ data
+
+
+@dataclass
+class Funnel:
+    """Contacts of one segment and how many reached MQL, SQL and customer."""
+
+    key: str
+    contacts: int = 0
+    mqls: int = 0
+    sqls: int = 0
+    customers: int = 0
+
+    @property
+    def mql_to_sql(self) -> float | None:
+        return self.sqls / self.mqls if self.mqls else None
+
+    @property
+    def sql_to_customer(self) -> float | None:
+        return self.customers / self.sqls if self.sqls else None
+
+    @property
+    def mql_to_customer(self) -> float | None:
+        return self.customers / self.mqls if self.mqls else None
+
+    @property
+    def mql_rate(self) -> float | None:
+        return self.mqls / self.contacts if self.contacts else None
+
+    def add(self, mql: bool, sql: bool, customer: bool) -> None:
+        self.contacts += 1
+        self.mqls += mql
+        self.sqls += sql
+        self.customers += customer
+
+
+@dataclass
+class Report:
+    crm: str
+    generated_at: datetime
+    since: datetime | None
+    total: Funnel
+    by_grade: list[Funnel]
+    by_band: list[Funnel]
+    by_program: list[Funnel]
+    by_model: list[Funnel]
+    models_in_scores: list[tuple[str, int]] = field(default_factory=list)  # current scores
+    unscored: int = 0
+
+
+def band_of(score: float) -> str:
+    for label, lo, hi in BANDS:
+        if (lo is None or score >= lo) and (hi is None or score < hi):
+            return label
+    return BANDS[-1][0]  # pragma: no cover - the bands cover every number
+
+
+def _program_label(event_type: str, attrs: dict[str, Any]) -> str | None:
+    if event_type == "form_submit":
+        name = attrs.get("form")
+        return f"form: {name}" if name else None
+    if event_type.startswith("webinar_"):
+        name = attrs.get("name")
+        return f"webinar: {name}" if name else None
+    campaign = attrs.get("campaign")
+    if campaign in (None, ""):
+        return None
+    text = str(campaign)
+    return f"e-mail campaign {text}" if text.isdigit() else f"e-mail: {text}"
+
+
+def _first_programs(store: StateStore, crm: str) -> dict[str, str]:
+    """contact id → its first program (see the module docstring), from the stored events: the
+    first form or webinar, else the first e-mail campaign opened or clicked."""
+    first: dict[str, str] = {}
+    email: dict[str, str] = {}
+    rows = store.db.execute(
+        "SELECT contact_id, type, attributes FROM events "
+        "WHERE crm = ? AND type IN (SELECT value FROM json_each(?)) "
+        "ORDER BY contact_id, occurred_at, rowid",
+        [crm, _json_list(PROGRAM_EVENTS)],
+    )
+    for cid, etype, attrs in rows:
+        if cid in first:
+            continue
+        is_email = etype.startswith("email_")
+        if is_email and cid in email:
+            continue
+        label = _program_label(etype, decode_mapping(attrs))
+        if label is not None:
+            (email if is_email else first)[cid] = label
+    return {**email, **first}
+
+
+def _json_list(items: Iterable[str]) -> str:
+    return json.dumps(list(items))
+
+
+def _handoff_scores(store: StateStore, crm: str) -> dict[str, tuple[float, str, str]]:
+    """contact id → (score, grade, model version) at hand-off: the first history row with the
+    MQL verdict, else the current stored score."""
+    out: dict[str, tuple[float, str, str]] = {}
+    for cid, sc, grade, version in store.db.execute(
+        "SELECT contact_id, score, grade, model_version FROM scores WHERE crm = ?", [crm]
+    ):
+        out[cid] = (float(sc), str(grade), str(version))
+    seen: set[str] = set()
+    for cid, sc, grade, version in store.db.execute(
+        "SELECT contact_id, score, grade, model_version FROM score_history "
+        "WHERE crm = ? AND mql = 1 ORDER BY contact_id, scored_at, id",
+        [crm],
+    ):
+        if cid not in seen:
+            seen.add(cid)
+            out[cid] = (float(sc), str(grade), str(version))
+    return out
+
+
+def build_report(
+    store: StateStore, crm: str, now: datetime, *, since: datetime | None = None
+) -> Report:
+    """Conversion by grade, band, program and model version (see the module docstring).
+    Reads only."""
+    total = Funnel("all contacts")
+    grades = {g: Funnel(g) for g in GRADES}
+    bands = {b[0]: Funnel(b[0]) for b in BANDS}
+    programs: dict[str, Funnel] = {}
+    models: dict[str, Funnel] = {}
+    unscored = Funnel(UNSCORED)
+    handoff = _handoff_scores(store, crm)
+    first_program = _first_programs(store, crm)
+    for contact in store.iter_contacts(crm):
+        if since is not None and (contact.created_at is None or contact.created_at < since):
+            continue
+        rank = stage_rank(contact.lifecycle_stage)
+        known = 0 <= rank < _KNOWN
+        sql = known and rank >= _SQL_RANK
+        customer = known and rank >= _CUSTOMER_RANK
+        mql = (known and rank >= _MQL_RANK) or contact.mql_at is not None
+        flags = (mql, sql, customer)
+        total.add(*flags)
+        at = handoff.get(contact.id)
+        if at is None:
+            unscored.add(*flags)
+        else:
+            sc, grade, version = at
+            grades.setdefault(grade, Funnel(grade)).add(*flags)
+            bands[band_of(sc)].add(*flags)
+            models.setdefault(version, Funnel(version)).add(*flags)
+        program = first_program.get(contact.id)
+        if program is None:
+            source = contact.properties.get("hs_analytics_source")
+            program = f"source: {source}" if source else NO_PROGRAM
+        programs.setdefault(program, Funnel(program)).add(*flags)
+    in_scores = [
+        (str(v), int(n))
+        for v, n in store.db.execute(
+            "SELECT model_version, count(*) FROM scores WHERE crm = ? GROUP BY model_version "
+            "ORDER BY count(*) DESC, model_version",
+            [crm],
+        )
+    ]
+    by_grade = list(grades.values())
+    by_band = list(bands.values())
+    if unscored.contacts:
+        by_grade.append(unscored)
+        by_band.append(Funnel(UNSCORED, *_counts(unscored)))
+    return Report(
+        crm=crm,
+        generated_at=now,
+        since=since,
+        total=total,
+        by_grade=by_grade,
+        by_band=by_band,
+        by_program=sorted(
+            programs.values(), key=lambda f: (f.key == NO_PROGRAM, -f.mqls, -f.contacts, f.key)
+        ),
+        by_model=sorted(models.values(), key=lambda f: (-f.contacts, f.key)),
+        models_in_scores=in_scores,
+        unscored=unscored.contacts,
+    )
+
+
+def _counts(f: Funnel) -> tuple[int, int, int, int]:
+    return (f.contacts, f.mqls, f.sqls, f.customers)
+
+
+# ------------------------------------------------------------------------ formatting
+
+
+def _of(part: int, whole: int) -> str:
+    return f"{part} of {whole}"
+
+
+# ------------------------------------------------------------------------ terminal
+
+
+def print_report(console: Console, r: Report) -> None:
+    cohort = f"contacts created since {r.since:%Y-%m-%d}" if r.since else "all contacts"
+    t = r.total
+    console.print(
+        f"[bold]Lead conversion[/bold] — {r.crm}, {cohort}, generated "
+        f"{r.generated_at:%Y-%m-%d %H:%M} UTC"
+    )
+    console.print(
+        f"{t.contacts} contact(s) · {t.mqls} MQL · {t.sqls} SQL · {t.customers} customer(s) · "
+        f"MQL→SQL {pct(t.mql_to_sql)} · SQL→customer {pct(t.sql_to_customer)} · "
+        f"MQL→customer {pct(t.mql_to_customer)}"
+    )
+    models = ", ".join(f"{v} ({n})" for v, n in r.models_in_scores) or "no stored scores"
+    console.print(f"model version in the stored scores: {models}")
+    console.print(_table("By grade at hand-off", "grade", r.by_grade))
+    console.print(_table("By score band at hand-off", "band", r.by_band))
+    rows = r.by_program[:TERMINAL_PROGRAM_ROWS]
+    title = "By program (first form or webinar, else e-mail campaign)"
+    if len(r.by_program) > len(rows):
+        title += f" — top {len(rows)} of {len(r.by_program)}"
+    console.print(_table(title, "program", rows))
+    console.print(_table("By model version at hand-off", "model", r.by_model))
+
+
+def _table(title: str, key: str, rows: Sequence[Funnel]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(key, overflow="fold", max_width=48)
+    for col in ("contacts", "MQL", "SQL", "customers", "MQL→SQL", "SQL→cust.", "MQL→cust."):
+        table.add_column(col, justify="right")
+    for f in rows:
+        table.add_row(
+            f.key,
+            str(f.contacts),
+            str(f.mqls),
+            str(f.sqls),
+            str(f.customers),
+            pct(f.mql_to_sql),
+            pct(f.sql_to_customer),
+            pct(f.mql_to_customer),
+        )
+    return table
+
+
+# ------------------------------------------------------------------------ HTML
+
+CRM_NAMES = {"hubspot": "HubSpot", "marketo": "Marketo"}
+BLUE = "#2563eb"
+GREEN = "#16a34a"
+
+_CSS = """
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f5f6f8; color: #1f2937;
+  font: 15px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1200px; margin: 0 auto; padding: 28px 32px 40px; }
+header h1 { margin: 0 0 4px; font-size: 26px; }
+header p { margin: 0; color: #4b5563; }
+.cards { display: grid; grid-template-columns: repeat(5, 1fr); gap: 14px; margin: 22px 0; }
+.card { background: #fff; border-radius: 10px; padding: 14px 16px;
+  box-shadow: 0 1px 2px rgba(0,0,0,.06); }
+.card .n { font-size: 28px; font-weight: 700; }
+.card .l { color: #4b5563; font-size: 13px; }
+.card .s { color: #6b7280; font-size: 12px; }
+.grid2 { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 18px; }
+section { background: #fff; border-radius: 10px; padding: 16px 18px; margin-bottom: 18px;
+  box-shadow: 0 1px 2px rgba(0,0,0,.06); min-width: 0; overflow-x: auto; }
+section h2 { margin: 0 0 10px; font-size: 17px; }
+svg.chart { max-width: 100%; height: auto; display: block; }
+svg text { font-family: inherit; fill: #374151; }
+svg .tick, svg .note { font-size: 11px; fill: #6b7280; }
+svg .group { font-size: 13px; font-weight: 600; }
+svg .value { font-size: 12px; font-weight: 600; }
+svg .legend { font-size: 12px; }
+svg .grid { stroke: #e5e7eb; stroke-width: 1; }
+svg .axis { stroke: #9ca3af; stroke-width: 1; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; margin-top: 10px; }
+th, td { padding: 5px 8px; border-bottom: 1px solid #eef0f3; text-align: right;
+  white-space: nowrap; }
+th { color: #4b5563; font-weight: 600; background: #fafbfc; white-space: normal;
+  vertical-align: bottom; }
+.grid2 table { font-size: 12px; }
+.grid2 th, .grid2 td { padding: 4px 5px; }
+th:first-child, td:first-child { text-align: left; white-space: normal; }
+td.rate { font-weight: 600; }
+footer { color: #6b7280; font-size: 12px; margin-top: 8px; }
+footer ul { padding-left: 18px; margin: 6px 0; }
+@media print { body { background: #fff; } section, .card { box-shadow: none;
+  border: 1px solid #e5e7eb; } }
+"""
+
+
+def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
+    """The report as one self-contained HTML page (inline CSS and SVG; no script, no URL).
+
+    `extra_sections`: pre-rendered HTML fragments (e.g. a `<section>` from the calibration),
+    inserted as they are after the built-in sections; the caller escapes their data."""
+    from connector.ops.svg import Bar, Group, funnel, grouped_bars
+
+    r, t = report, report.total
+    cohort = f"contacts created since {r.since:%Y-%m-%d}" if r.since is not None else "all contacts"
+    models = ", ".join(f"{v} ({n:,} contacts)" for v, n in r.models_in_scores) or "no scores"
+    generated = f"{r.generated_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+    def card(n: str, label: str, sub: str = "") -> str:
+        return (
+            f'<div class="card"><div class="n">{escape(n)}</div><div class="l">{escape(label)}'
+            f'</div><div class="s">{escape(sub)}</div></div>'
+        )
+
+    cards = "".join(
+        [
+            card(f"{t.contacts:,}", "contacts", cohort),
+            card(f"{t.mqls:,}", "MQLs", f"{pct(t.mql_rate)} of contacts"),
+            card(pct(t.mql_to_sql), "MQL → SQL", f"{_of(t.sqls, t.mqls)} MQLs"),
+            card(pct(t.sql_to_customer), "SQL → customer", f"{_of(t.customers, t.sqls)} SQLs"),
+            card(pct(t.mql_to_customer), "MQL → customer", f"{_of(t.customers, t.mqls)} MQLs"),
+        ]
+    )
+    steps = [
+        ("Contacts", t.contacts, ""),
+        ("MQL", t.mqls, f"  ·  {pct(t.mql_rate)} of contacts"),
+        ("SQL", t.sqls, f"  ·  {pct(t.mql_to_sql)} of MQLs"),
+        ("Customer", t.customers, f"  ·  {pct(t.sql_to_customer)} of SQLs"),
+    ]
+    series = (("MQL → SQL", BLUE), ("MQL → customer", GREEN))
+
+    def groups(rows: Sequence[Funnel]) -> list[Group]:
+        return [
+            Group(
+                f.key,
+                f"{f.mqls:,} MQL{'s' if f.mqls != 1 else ''}",
+                (
+                    Bar(
+                        f.mql_to_sql, pct(f.mql_to_sql), f"{f.key}: MQL → SQL {f.sqls} of {f.mqls}"
+                    ),
+                    Bar(
+                        f.mql_to_customer,
+                        pct(f.mql_to_customer),
+                        f"{f.key}: MQL → customer {f.customers} of {f.mqls}",
+                    ),
+                ),
+            )
+            for f in rows
+        ]
+
+    grade_chart = grouped_bars(groups(r.by_grade), series, title="Conversion by grade")
+    band_chart = grouped_bars(groups(r.by_band), series, title="Conversion by score band")
+    programs = r.by_program[:HTML_PROGRAM_ROWS]
+    more = len(r.by_program) - len(programs)
+    program_note = f" — top {len(programs)} of {len(r.by_program)} by MQLs" if more else ""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Lead conversion — {escape(r.crm)} — {escape(generated)}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        "<header><h1>Lead conversion: MQL → SQL → customer</h1>",
+        f"<p>{escape(CRM_NAMES.get(r.crm, r.crm))} · {escape(cohort)} · scoring model "
+        f"<strong>{escape(models)}</strong> · generated {escape(generated)}</p></header>",
+        f'<div class="cards">{cards}</div>',
+        '<section class="funnel"><h2>Funnel</h2>',
+        funnel(steps, colour=BLUE, width=760),
+        "</section>",
+        '<div class="grid2">',
+        '<section id="by-grade"><h2>Conversion by grade at hand-off</h2>',
+        grade_chart,
+        _html_table("grade", r.by_grade),
+        "</section>",
+        '<section id="by-band"><h2>Conversion by score band at hand-off</h2>',
+        band_chart,
+        _html_table("score band", r.by_band),
+        "</section></div>",
+        f'<section id="by-program"><h2>By program{escape(program_note)}</h2>',
+        _html_table("program", programs),
+        "</section>",
+        '<section id="by-model"><h2>By model version at hand-off</h2>',
+        _html_table("model version", r.by_model),
+        "</section>",
+        *extra_sections,
+        "<footer><strong>How these numbers are counted.</strong><ul>",
+        "<li>Stages are the CRM's lifecycle record as last synced; a contact reached a stage "
+        "when it is at that stage or a later one (customer includes evangelist). MQLs recycled "
+        "to lead by sales still count as MQLs.</li>",
+        "<li>Grade, score band and model version are those at hand-off: the score with which "
+        "the contact first qualified as MQL, or the current score for contacts that never "
+        "did.</li>",
+        "<li>Program: the first form or webinar in the contact's activity; without one, the "
+        "first e-mail campaign opened or clicked; without that, the CRM's original source."
+        "</li>",
+        f"<li>Generated by leadscore at {escape(generated)} from the state DB.</li>",
+        "</ul></footer></main></body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _html_table(key: str, rows: Sequence[Funnel]) -> str:
+    head = (
+        f"<tr><th>{escape(key)}</th><th>contacts</th><th>MQL</th><th>SQL</th><th>customers</th>"
+        "<th>MQL → SQL</th><th>SQL → customer</th><th>MQL → customer</th></tr>"
+    )
+    body = "".join(
+        f"<tr><td>{escape(f.key)}</td><td>{f.contacts:,}</td><td>{f.mqls:,}</td>"
+        f"<td>{f.sqls:,}</td><td>{f.customers:,}</td><td class='rate'>{pct(f.mql_to_sql)}</td>"
+        f"<td class='rate'>{pct(f.sql_to_customer)}</td>"
+        f"<td class='rate'>{pct(f.mql_to_customer)}</td></tr>"
+        for f in rows
+    )
+    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+
+
+# ------------------------------------------------------------------------ CLI
+
+
+def parse_since(text: str) -> datetime:
+    from connector.parse import parse_timestamp
+
+    try:
+        return parse_timestamp(text, "--since")
+    except InputError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--since: "), param_hint="--since") from None
+
+
+@click.command("report")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML page."
+)
+@click.option("--since", "since_text", help="Only contacts created on or after this date.")
+@click.pass_context
+def report_cmd(ctx: click.Context, html_path: str | None, since_text: str | None) -> None:
+    """Conversion MQL → SQL → customer by grade, score band, program and model version."""
+    from connector.ops.common import console, fail, open_existing_store, settings_from
+
+    since = parse_since(since_text) if since_text else None
+    settings = settings_from(ctx)
+    store = open_existing_store(settings)
+    try:
+        report = build_report(store, settings.crm, datetime.now(UTC), since=since)
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    finally:
+        store.close()
+    print_report(console(), report)
+    if html_path:
+        target = Path(html_path)
+        try:
+            target.write_text(render_html(report), encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {target}: {exc.strerror}")
+        click.echo(f"wrote {target}")
+    if report.total.contacts == 0:
+        click.echo("note: no contacts match; run `leadscore sync` first", err=True)
+    sys.exit(0)

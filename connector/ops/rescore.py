@@ -1,0 +1,263 @@
+"""`leadscore rescore`: what a model change does to every stored contact, then applying it.
+
+Before = the stored score of each contact (with the model version that produced it).
+After = the contact rescored with its stored events and enrichment at `now`, with the new model:
+exactly what the pipeline computes. The write count comes from `pipeline.planned_changes`, the
+function the sync itself uses, so the preview says how many contacts the real rescore writes
+(when the CRM has not changed meanwhile: the real run pulls first).
+
+"MQL-qualified" means the model's verdict (`mql_reason`: threshold or hand-raiser), whatever the
+stage; "moved to MQL" counts the contacts whose lifecycle stage would be written as MQL.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from connector.model.loader import LoadedModel
+from connector.ops.common import reason_line, rescore_stored
+from connector.pipeline import (
+    Enricher,
+    Pipeline,
+    SyncSummary,
+    company_fill,
+    diff_properties,
+    planned_changes,
+)
+from connector.state.store import StateStore, StoredScore
+from connector.types import MQL, Contact, Reason, ScoreResult
+
+NO_GRADE = "—"  # the "before" grade of a contact that had no stored score
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChange:
+    """One contact whose score, grade, MQL verdict or reasons change."""
+
+    contact_id: str
+    label: str  # e-mail, or the id
+    before_score: float | None
+    before_grade: str | None
+    before_mql: str | None
+    before_version: str | None
+    after_score: float
+    after_grade: str
+    after_mql: str | None
+    removed: tuple[str, ...]  # reasons that no longer apply (or apply differently)
+    added: tuple[str, ...]  # reasons that are new (or new values of changed ones)
+    writes: tuple[str, ...]  # the properties the rescore would send
+
+    @property
+    def delta(self) -> float:
+        return self.after_score - (self.before_score or 0.0)
+
+    @property
+    def mql_flip(self) -> bool:
+        return (self.before_mql is not None) != (self.after_mql is not None)
+
+    @property
+    def grade_change(self) -> bool:
+        return self.before_grade != self.after_grade
+
+
+@dataclass
+class RescorePreview:
+    crm: str
+    now: datetime
+    model_version: str
+    model_fingerprint: str
+    contacts: int = 0
+    unscored: int = 0  # live contacts without a stored score
+    stored_versions: Counter[str] = field(default_factory=Counter)  # "version (fingerprint)"
+    score_changes: int = 0
+    grade_changes: int = 0
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    mql_before: int = 0
+    mql_after: int = 0
+    new_mqls: int = 0
+    lost_mqls: int = 0
+    stage_to_mql: int = 0
+    write_ids: list[str] = field(default_factory=list)
+    write_properties: Counter[str] = field(default_factory=Counter)  # property -> contacts
+    delta_sum: float = 0.0
+    delta_n: int = 0
+    largest_up: ContactChange | None = None
+    largest_down: ContactChange | None = None
+    sample: list[ContactChange] = field(default_factory=list)
+    after: dict[str, tuple[float, str, str | None]] = field(default_factory=dict)
+
+    @property
+    def to_write(self) -> int:
+        return len(self.write_ids)
+
+    @property
+    def mean_delta(self) -> float:
+        return self.delta_sum / self.delta_n if self.delta_n else 0.0
+
+    def headline(self) -> str:
+        return (
+            f"{self.contacts} contact(s): {self.score_changes} score change(s), "
+            f"{self.grade_changes} grade change(s), MQL-qualified {self.mql_before} → "
+            f"{self.mql_after} (+{self.new_mqls} / −{self.lost_mqls}), "
+            f"{self.to_write} contact(s) to write"
+        )
+
+
+def _reason_key(r: Reason) -> tuple[str, str, float, str]:
+    return (r.rule, r.kind, round(r.points, 2), r.text)
+
+
+def reason_diff(
+    before: tuple[Reason, ...], after: tuple[Reason, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(removed, added) reasons, as rep-readable lines; event ids are ignored."""
+    old = {_reason_key(r): r for r in before}
+    new = {_reason_key(r): r for r in after}
+    removed = tuple(reason_line(r) for k, r in old.items() if k not in new)
+    added = tuple(reason_line(r) for k, r in new.items() if k not in old)
+    return removed, added
+
+
+def _priority(c: ContactChange) -> tuple[int, int, float]:
+    return (int(c.mql_flip), int(c.grade_change), abs(c.delta))
+
+
+def preview_rescore(
+    store: StateStore,
+    crm: str,
+    model: LoadedModel,
+    enricher: Enricher | None,
+    now: datetime,
+    *,
+    sample: int = 10,
+    keep_after: bool = False,
+    write_company_fields: bool = False,
+) -> RescorePreview:
+    """Before → after for every live stored contact. Reads only; writes nothing anywhere.
+
+    `sample`: how many contacts to keep in detail (MQL flips first, then grade changes, then
+    the largest score changes). `keep_after`: keep every contact's (score, grade, mql_reason)
+    after the rescore in `after` (tests compare it with what the real rescore stores).
+    `write_company_fields`: count the blank company fields a sync fills too (the setting)."""
+    out = RescorePreview(crm, now, model.version, model.fingerprint)
+    heap: list[tuple[tuple[int, int, float], int, ContactChange]] = []
+    seq = 0
+    for contact, enrichment, (result,) in rescore_stored(store, crm, [model], enricher, now):
+        stored = store.get_score(crm, contact.id)
+        written = store.get_written(crm, contact.id)
+        changes: dict[str, str] = {}
+        if store.is_writable(crm, contact.id):
+            changes = planned_changes(contact, result, written)
+            if write_company_fields:
+                changes.update(diff_properties(company_fill(contact, enrichment), written))
+        change = _compare(out, contact, stored, result, changes)
+        if keep_after:
+            out.after[contact.id] = (result.score, result.grade, result.lifecycle.mql_reason)
+        if change is None:
+            continue
+        for attr, better in (("largest_up", 1), ("largest_down", -1)):
+            best = getattr(out, attr)
+            if (
+                change.before_score is not None
+                and change.delta * better > 0
+                and (best is None or change.delta * better > best.delta * better)
+            ):
+                setattr(out, attr, change)
+        if sample > 0:
+            seq += 1
+            item = (_priority(change), -seq, change)  # ties: the earlier contact wins
+            if len(heap) < sample:
+                heapq.heappush(heap, item)
+            elif item[:2] > heap[0][:2]:
+                heapq.heapreplace(heap, item)
+    out.sample = [c for _, _, c in sorted(heap, key=lambda x: (x[0], x[1]), reverse=True)]
+    return out
+
+
+def _compare(
+    out: RescorePreview,
+    contact: Contact,
+    stored: StoredScore | None,
+    result: ScoreResult,
+    changes: dict[str, str],
+) -> ContactChange | None:
+    out.contacts += 1
+    after_mql = result.lifecycle.mql_reason
+    before_grade = stored.grade if stored is not None else NO_GRADE
+    out.transitions[(before_grade, result.grade)] += 1
+    if stored is None:
+        out.unscored += 1
+    else:
+        out.stored_versions[f"{stored.model_version} ({stored.model_fingerprint})"] += 1
+        out.delta_sum += result.score - stored.score
+        out.delta_n += 1
+    before_mql = stored.mql_reason if stored is not None else None
+    out.mql_before += before_mql is not None
+    out.mql_after += after_mql is not None
+    out.new_mqls += before_mql is None and after_mql is not None
+    out.lost_mqls += before_mql is not None and after_mql is None
+    grade_changed = stored is not None and stored.grade != result.grade
+    score_changed = stored is None or round(stored.score, 2) != round(result.score, 2)
+    out.grade_changes += grade_changed
+    out.score_changes += score_changed
+    if changes:
+        out.write_ids.append(contact.id)
+        out.stage_to_mql += changes.get("lifecycle_stage") == MQL
+        out.write_properties.update(changes.keys())
+    removed, added = reason_diff(stored.reasons if stored is not None else (), result.reasons)
+    visible = score_changed or grade_changed or removed or added or before_mql != after_mql
+    if not (visible or changes):
+        return None
+    return ContactChange(
+        contact_id=contact.id,
+        label=contact.email or contact.id,
+        before_score=stored.score if stored is not None else None,
+        before_grade=stored.grade if stored is not None else None,
+        before_mql=before_mql,
+        before_version=stored.model_version if stored is not None else None,
+        after_score=result.score,
+        after_grade=result.grade,
+        after_mql=after_mql,
+        removed=removed,
+        added=added,
+        writes=tuple(sorted(changes)),
+    )
+
+
+@dataclass
+class Applied:
+    """The two runs of an applied rescore."""
+
+    sync: SyncSummary  # pull what changed in the CRM first (scored with the new model)
+    rescore: SyncSummary | None  # then every live contact; None when the sync stopped
+
+    @property
+    def written(self) -> int:
+        return self.sync.written + (self.rescore.written if self.rescore is not None else 0)
+
+    @property
+    def exit_code(self) -> int:
+        codes = [self.sync.exit_code] + ([self.rescore.exit_code] if self.rescore else [])
+        return next((c for c in codes if c), 0)
+
+
+def apply_rescore(pipeline: Pipeline, model: LoadedModel) -> Applied:
+    """Rescore every live contact with `model` and write back only what changed.
+
+    First a normal sync (so the stages and properties we score against are the CRM's current
+    ones: a rescore never writes over what sales changed since the last sync), then one run of
+    kind `rescore` over everybody. Scores remember their model version; nothing is written
+    twice. The pipeline keeps `model` afterwards."""
+    pipeline.model = model
+    first = pipeline.sync()
+    if first.status in ("quota", "auth", "stopped", "error"):
+        return Applied(first, None)
+
+    def body(summary: SyncSummary) -> None:
+        ids = [c.id for c in pipeline.store.iter_contacts(pipeline.crm)]
+        pipeline.score_and_write(ids, summary)
+
+    return Applied(first, pipeline.run_pass("rescore", body))

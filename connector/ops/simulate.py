@@ -1,0 +1,212 @@
+"""`leadscore simulate`: what-if on the stored data. Nothing is written anywhere.
+
+Both sides are computed the same way, from the stored contacts, events and enrichment as of
+`now`: the current model and the simulated one (another threshold, or another model file).
+"MQL" here is the model's verdict (`mql_reason`: threshold or hand-raiser), whatever the stage.
+
+A threshold only changes the lifecycle decision, never the points, and the decision is
+monotone in it: a contact qualifies at threshold T exactly when it qualifies as a hand-raiser
+(the verdict at T = +∞) or when it would qualify by points at all (the verdict at T = −∞) and
+its score is ≥ T. So two scoring passes give the MQL count at every threshold of the curve.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from connector.model.loader import LoadedModel
+from connector.ops.common import num, rescore_stored
+from connector.pipeline import Enricher
+from connector.state.store import StateStore
+
+GRADES: tuple[str, ...] = ("A", "B", "C", "D")
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    score: float
+    grade: str
+    mql: str | None  # the MQL verdict (threshold / hand-raiser: ...) or None
+
+
+@dataclass(frozen=True, slots=True)
+class Flip:
+    """A contact whose MQL verdict differs between the current and the simulated setting."""
+
+    contact_id: str
+    label: str
+    current: Side
+    simulated: Side
+
+    @property
+    def gained(self) -> bool:
+        return self.simulated.mql is not None
+
+
+@dataclass
+class Simulation:
+    crm: str
+    now: datetime
+    current_label: str
+    simulated_label: str
+    contacts: int = 0
+    current_mqls: int = 0
+    simulated_mqls: int = 0
+    by_grade: dict[str, list[int]] = field(
+        default_factory=lambda: {g: [0, 0] for g in GRADES}
+    )  # grade -> [current MQLs, simulated MQLs]
+    flips: list[Flip] = field(default_factory=list)
+    curve: list[tuple[float, int]] = field(default_factory=list)  # (threshold, MQLs)
+    current_threshold: float | None = None
+    simulated_threshold: float | None = None
+
+    @property
+    def gained(self) -> int:
+        return sum(f.gained for f in self.flips)
+
+    @property
+    def lost(self) -> int:
+        return len(self.flips) - self.gained
+
+    def _count(self, side: Side, index: int) -> None:
+        if side.mql is None:
+            return
+        if index == 0:
+            self.current_mqls += 1
+        else:
+            self.simulated_mqls += 1
+        self.by_grade.setdefault(side.grade, [0, 0])[index] += 1
+
+
+def with_threshold(model: LoadedModel, threshold: float) -> LoadedModel:
+    """The same model with another MQL threshold (in memory; never stored or written)."""
+    lc = model.model.lifecycle
+    mql = lc.mql.model_copy(update={"threshold": threshold})
+    changed = model.model.model_copy(update={"lifecycle": lc.model_copy(update={"mql": mql})})
+    return replace(model, model=changed, fingerprint=f"{model.fingerprint}~t{threshold:g}")
+
+
+def nice_step(raw: float) -> float:
+    """The smallest of 1, 2, 5 × 10^k that is at least `raw`."""
+    raw = max(raw, 1e-9)
+    k = math.floor(math.log10(raw))
+    for mult in (1, 2, 5, 10):
+        step = mult * 10.0**k
+        if step >= raw * (1 - 1e-9):
+            return step
+    return 10.0 ** (k + 1)  # pragma: no cover
+
+
+def curve_thresholds(current: float, simulated: float, *, min_points: int = 9) -> list[float]:
+    """Thresholds around both settings, in round steps (100 → 60, 70 … 140)."""
+    step = nice_step(max(abs(current), abs(simulated), 10.0) / 10)
+    low, high = min(current, simulated), max(current, simulated)
+    lo = math.floor(low / step) * step - 2 * step
+    hi = math.ceil(high / step) * step + 2 * step
+    toggle = True
+    while round((hi - lo) / step) + 1 < min_points:
+        if toggle:
+            lo -= step
+        else:
+            hi += step
+        toggle = not toggle
+    if low >= 0:
+        lo = max(lo, 0.0)
+    values = {round(lo + i * step, 6) for i in range(round((hi - lo) / step) + 1)}
+    values |= {current, simulated}
+    return sorted(values)
+
+
+def _sides(pairs: Iterable[tuple[float, str, str | None]]) -> list[Side]:
+    return [Side(s, g, m) for s, g, m in pairs]
+
+
+def simulate_threshold(
+    store: StateStore,
+    crm: str,
+    model: LoadedModel,
+    enricher: Enricher | None,
+    now: datetime,
+    threshold: float,
+    *,
+    curve: list[float] | None = None,
+) -> Simulation:
+    """MQLs at the model's threshold vs `threshold`, by grade, who flips, and the curve."""
+    current_t = float(model.model.lifecycle.mql.threshold)
+    points = curve if curve is not None else curve_thresholds(current_t, threshold)
+    sim = Simulation(
+        crm,
+        now,
+        f"model {model.version}, threshold {num(current_t)}",
+        f"threshold {num(threshold)}",
+        current_threshold=current_t,
+        simulated_threshold=threshold,
+    )
+    by_points = with_threshold(model, -math.inf)  # qualifies by points at all
+    raised = with_threshold(model, math.inf)  # qualifies without points: hand-raisers
+    counts = [0] * len(points)
+    for contact, _, (lo, hi) in rescore_stored(store, crm, [by_points, raised], enricher, now):
+        sim.contacts += 1
+        hand = hi.lifecycle.mql_reason
+        eligible = lo.lifecycle.mql_reason is not None
+        for i, t in enumerate(points):
+            counts[i] += _verdict(hand, eligible, lo.score, t) is not None
+        cur, new = _sides(
+            [
+                (lo.score, lo.grade, _verdict(hand, eligible, lo.score, current_t)),
+                (lo.score, lo.grade, _verdict(hand, eligible, lo.score, threshold)),
+            ]
+        )
+        _tally(sim, contact.id, contact.email or contact.id, cur, new)
+    sim.curve = list(zip(points, counts, strict=True))
+    _order(sim)
+    return sim
+
+
+def _verdict(hand: str | None, eligible: bool, score: float, threshold: float) -> str | None:
+    """The MQL verdict at `threshold` from the verdicts at +∞ (`hand`) and −∞ (`eligible`)."""
+    if hand is not None:
+        return hand
+    return "threshold" if eligible and score >= threshold else None
+
+
+def simulate_model(
+    store: StateStore,
+    crm: str,
+    current: LoadedModel,
+    other: LoadedModel,
+    enricher: Enricher | None,
+    now: datetime,
+) -> Simulation:
+    """MQLs with the current model vs another model file, by grade, and who flips."""
+    sim = Simulation(
+        crm,
+        now,
+        f"model {current.version} ({current.fingerprint})",
+        f"model {other.version} ({other.fingerprint})",
+    )
+    for contact, _, (a, b) in rescore_stored(store, crm, [current, other], enricher, now):
+        sim.contacts += 1
+        cur, new = _sides(
+            [
+                (a.score, a.grade, a.lifecycle.mql_reason),
+                (b.score, b.grade, b.lifecycle.mql_reason),
+            ]
+        )
+        _tally(sim, contact.id, contact.email or contact.id, cur, new)
+    _order(sim)
+    return sim
+
+
+def _tally(sim: Simulation, cid: str, label: str, cur: Side, new: Side) -> None:
+    sim._count(cur, 0)
+    sim._count(new, 1)
+    if (cur.mql is None) != (new.mql is None):
+        sim.flips.append(Flip(cid, label, cur, new))
+
+
+def _order(sim: Simulation) -> None:
+    sim.flips.sort(key=lambda f: (not f.gained, -f.simulated.score, f.label))

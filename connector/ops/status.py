@@ -1,0 +1,144 @@
+"""`leadscore status`: what the worker did lately and what is waiting, from the state DB alone
+(no CRM call, no token needed)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connector.model.loader import LoadedModel
+from connector.state.store import RunRecord, StateStore
+
+# run counts worth a column, in order (the rest stay in the DB)
+RUN_COUNTS: tuple[tuple[str, str], ...] = (
+    ("pulled", "pulled"),
+    ("new_events", "events"),
+    ("scored", "scored"),
+    ("written", "written"),
+    ("unchanged", "unchanged"),
+    ("dead_lettered", "dead"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CursorInfo:
+    stream: str
+    since: datetime | None  # contacts changed since / events newer than (high water)
+    position: str | None  # a pass in progress resumes here
+    updated_at: datetime | None
+    raw: str
+
+    def describe(self) -> str:
+        parts = []
+        if self.since is not None:
+            parts.append(f"up to {self.since:%Y-%m-%d %H:%M:%S}")
+        if self.position is not None:
+            parts.append(f"pass in progress, resumes after {self.position}")
+        return "; ".join(parts) or ("not started" if self.raw in ("", "{}") else self.raw[:60])
+
+
+@dataclass
+class Status:
+    crm: str
+    now: datetime
+    runs: list[RunRecord] = field(default_factory=list)
+    cursors: list[CursorInfo] = field(default_factory=list)
+    contacts: int = 0
+    events: int = 0
+    scored: int = 0
+    pending_writes: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)  # kind -> open count
+    due: int = 0
+    model_in_use: str | None = None  # "version (fingerprint)"
+    model_problem: str | None = None
+    stored_models: list[tuple[str, str, int]] = field(default_factory=list)  # version, fp, n
+
+    @property
+    def open_dead_letters(self) -> int:
+        return sum(self.dead_letters.values())
+
+    @property
+    def scored_with_other_models(self) -> int:
+        if self.model_in_use is None:
+            return 0
+        return sum(n for v, fp, n in self.stored_models if f"{v} ({fp})" != self.model_in_use)
+
+
+def _cursor(stream: str, value: str, updated: str | None) -> CursorInfo:
+    data: Any
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = None
+    since = position = None
+    if isinstance(data, dict):
+        since = _dt(data.get("since") or data.get("high_water"))
+        pos = data.get("position")
+        position = None if pos is None else str(pos)
+    return CursorInfo(stream, since, position, _dt(updated), value)
+
+
+def _dt(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def build_status(
+    store: StateStore,
+    crm: str,
+    now: datetime,
+    model: LoadedModel | None = None,
+    *,
+    model_problem: str | None = None,
+    runs: int = 10,
+) -> Status:
+    """Everything `leadscore status` shows. Reads only."""
+    st = Status(crm, now)
+    st.runs = store.last_runs(crm, runs)
+    db = store.db
+    st.cursors = [
+        _cursor(stream, value, updated)
+        for stream, value, updated in db.execute(
+            "SELECT stream, value, updated_at FROM cursors WHERE crm = ? ORDER BY stream", [crm]
+        ).fetchall()
+    ]
+    st.contacts = store.count_contacts(crm)
+    st.events = store.count_events(crm)
+    st.pending_writes = len(store.pending_write_ids(crm))
+    st.dead_letters = Counter(d.kind for d in store.open_dead_letters(crm))
+    st.due = len(store.due_contact_ids(crm, now))
+    st.stored_models = [
+        (str(v), str(fp or ""), int(n))
+        for v, fp, n in db.execute(
+            "SELECT model_version, model_fingerprint, count(*) FROM scores WHERE crm = ? "
+            "GROUP BY model_version, model_fingerprint ORDER BY count(*) DESC, model_version",
+            [crm],
+        ).fetchall()
+    ]
+    st.scored = sum(n for _, _, n in st.stored_models)
+    if model is not None:
+        st.model_in_use = f"{model.version} ({model.fingerprint})"
+    st.model_problem = model_problem
+    return st
+
+
+def run_duration(run: RunRecord) -> str:
+    d = run.duration
+    if d is None:
+        return "running" if run.status == "running" else "—"
+    s = d.total_seconds()
+    if s < 60:
+        return f"{s:.1f}s"
+    return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def run_counts(run: RunRecord) -> str:
+    c = run.counts
+    return ", ".join(f"{label} {c[k]}" for k, label in RUN_COUNTS if c.get(k))

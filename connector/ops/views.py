@@ -1,0 +1,278 @@
+"""Terminal rendering (rich) of the operator commands' results. Layout only, no logic."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from connector.ops.common import iso_min, num, signed
+from connector.ops.dead_letters import RetryResult
+from connector.ops.rescore import NO_GRADE, ContactChange, RescorePreview
+from connector.ops.simulate import GRADES, Simulation
+from connector.ops.status import Status, run_counts, run_duration
+from connector.state.store import DeadLetter
+
+MAX_FLIPS = 30
+
+
+def _mql_short(reason: str | None) -> str:
+    if reason is None:
+        return "no"
+    return "yes (hand-raiser)" if reason.startswith("hand-raiser") else f"yes ({reason})"
+
+
+# ------------------------------------------------------------------------ rescore
+
+
+def print_preview(console: Console, p: RescorePreview, *, dry_run: bool) -> None:
+    stored = ", ".join(f"{v}: {n}" for v, n in p.stored_versions.most_common()) or "none"
+    console.print(
+        f"[bold]Rescore {'preview' if dry_run else 'plan'}[/bold] — model "
+        f"[bold]{p.model_version}[/bold] ({p.model_fingerprint}) vs the stored scores "
+        f"({stored}{f'; {p.unscored} never scored' if p.unscored else ''}), "
+        f"as of {p.now:%Y-%m-%d %H:%M} UTC"
+    )
+    console.print(p.headline() + (f" ({p.stage_to_mql} moved to MQL)" if p.stage_to_mql else ""))
+    parts = [f"mean {signed(round(p.mean_delta, 1))}"]
+    for label, c in (("largest rise", p.largest_up), ("largest drop", p.largest_down)):
+        if c is not None:
+            parts.append(
+                f"{label} {signed(c.delta)} ({c.label}: {num(c.before_score or 0)} → "
+                f"{num(c.after_score)})"
+            )
+    console.print(f"score change over {p.delta_n} scored contact(s): " + "; ".join(parts))
+    if p.write_properties:
+        console.print(
+            "properties to write: "
+            + ", ".join(f"{k} {n}" for k, n in p.write_properties.most_common())
+        )
+    console.print(_transitions(p))
+    if p.sample:
+        console.print(_sample_table(p.sample, f"Sample: {len(p.sample)} changed contact(s)"))
+
+
+def _transitions(p: RescorePreview) -> Table:
+    table = Table(title="Grade: stored (rows) → rescored (columns)", title_justify="left")
+    table.add_column("before \\ after")
+    for g in GRADES:
+        table.add_column(g, justify="right")
+    table.add_column("total", justify="right")
+    befores = [g for g in (*GRADES, NO_GRADE) if any(k[0] == g for k in p.transitions)]
+    for b in befores:
+        cells: list[Text | str] = []
+        for a in GRADES:
+            n = p.transitions.get((b, a), 0)
+            style = "dim" if (a == b or n == 0) else "bold yellow"
+            cells.append(Text(str(n) if n else "·", style=style))
+        total = sum(n for (x, _), n in p.transitions.items() if x == b)
+        table.add_row("never scored" if b == NO_GRADE else b, *cells, str(total))
+    return table
+
+
+def _sample_table(rows: list[ContactChange], title: str) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=True)
+    table.add_column("contact", overflow="fold", max_width=34)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("grade", justify="center", no_wrap=True)
+    table.add_column("MQL", max_width=28, overflow="fold")
+    table.add_column("reasons that differ", overflow="fold", max_width=90)
+    for c in rows:
+        before = "—" if c.before_score is None else num(c.before_score)
+        mql = _mql_short(c.before_mql)
+        if (c.before_mql is None) != (c.after_mql is None) or c.before_mql != c.after_mql:
+            mql = f"{mql} → {_mql_short(c.after_mql)}"
+        why = [f"[dim]was[/dim] {r}" for r in c.removed] + [
+            f"[green]now[/green] {r}" for r in c.added
+        ]
+        table.add_row(
+            c.label,
+            f"{before} → {num(c.after_score)}",
+            f"{c.before_grade or '—'} → {c.after_grade}",
+            mql,
+            "\n".join(why) or "writes " + ", ".join(c.writes),
+        )
+    return table
+
+
+# ------------------------------------------------------------------------ simulate
+
+
+def print_simulation(console: Console, s: Simulation) -> None:
+    console.print(
+        f"[bold]Simulation[/bold] on {s.contacts} stored contact(s) as of "
+        f"{s.now:%Y-%m-%d %H:%M} UTC — nothing is written"
+    )
+    console.print(
+        f"MQL-qualified: [bold]{s.current_mqls}[/bold] with {s.current_label} → "
+        f"[bold]{s.simulated_mqls}[/bold] with {s.simulated_label} "
+        f"(+{s.gained} / −{s.lost})"
+    )
+    grades = Table(title="MQL-qualified by grade", title_justify="left")
+    grades.add_column("grade")
+    grades.add_column("current", justify="right")
+    grades.add_column("simulated", justify="right")
+    grades.add_column("change", justify="right")
+    for g, (cur, sim) in s.by_grade.items():
+        grades.add_row(g, str(cur), str(sim), signed(sim - cur) if sim != cur else "·")
+    console.print(grades)
+    if s.curve:
+        console.print(_curve(s))
+    if s.flips:
+        flips = Table(
+            title=f"Would flip: {len(s.flips)} contact(s)"
+            + (f" (first {MAX_FLIPS})" if len(s.flips) > MAX_FLIPS else ""),
+            title_justify="left",
+        )
+        flips.add_column("contact", overflow="fold", max_width=40)
+        flips.add_column("grade", justify="center")
+        flips.add_column("score", justify="right")
+        flips.add_column("current")
+        flips.add_column("simulated")
+        for f in s.flips[:MAX_FLIPS]:
+            grade = f.current.grade
+            if f.simulated.grade != grade:
+                grade = f"{grade} → {f.simulated.grade}"
+            score = num(f.current.score)
+            if f.simulated.score != f.current.score:
+                score = f"{score} → {num(f.simulated.score)}"
+            flips.add_row(
+                f.label, grade, score, _mql_short(f.current.mql), _mql_short(f.simulated.mql)
+            )
+        console.print(flips)
+    else:
+        console.print("No contact would change its MQL verdict.")
+
+
+def _curve(s: Simulation) -> Table:
+    table = Table(title="MQL-qualified by threshold", title_justify="left")
+    table.add_column("threshold", justify="right")
+    table.add_column("MQLs", justify="right")
+    table.add_column("", min_width=30)
+    table.add_column("")
+    top = max((n for _, n in s.curve), default=0) or 1
+    for t, n in s.curve:
+        marks = []
+        if t == s.current_threshold:
+            marks.append("← current")
+        if t == s.simulated_threshold:
+            marks.append("← simulated")
+        bar = "█" * max(1 if n else 0, round(30 * n / top))
+        style = "bold" if marks else ""
+        table.add_row(Text(num(t), style=style), Text(str(n), style=style), bar, " ".join(marks))
+    return table
+
+
+# ------------------------------------------------------------------------ status
+
+
+def print_status(console: Console, st: Status, state_path: str) -> None:
+    console.print(f"[bold]leadscore status[/bold] — {st.crm}, state DB {state_path}")
+    if st.model_problem:
+        in_use = f"[red]invalid model file: {st.model_problem}[/red]"
+    else:
+        in_use = st.model_in_use or "—"
+    stored = ", ".join(f"{v} ({fp}): {n}" for v, fp, n in st.stored_models) or "no scores yet"
+    console.print(f"model in use: {in_use}; in stored scores: {stored}")
+    if st.scored_with_other_models:
+        console.print(
+            f"[yellow]{st.scored_with_other_models} stored score(s) come from another model: "
+            "preview with `leadscore rescore --dry-run`, apply with `leadscore rescore`[/yellow]"
+        )
+    dl = ", ".join(f"{k} {n}" for k, n in sorted(st.dead_letters.items()))
+    console.print(
+        f"contacts {st.contacts} · events {st.events} · scored {st.scored} · "
+        f"pending writes {st.pending_writes} · open dead letters {st.open_dead_letters}"
+        + (f" ({dl})" if dl else "")
+        + f" · due for rescore {st.due}"
+    )
+    cursors = Table(title="Cursors", title_justify="left")
+    cursors.add_column("stream")
+    cursors.add_column("position")
+    cursors.add_column("updated")
+    for c in st.cursors:
+        cursors.add_row(c.stream, c.describe(), iso_min(c.updated_at))
+    if not st.cursors:
+        cursors.add_row("—", "no sync has run yet", "")
+    console.print(cursors)
+    runs = Table(title=f"Last {len(st.runs)} run(s)", title_justify="left")
+    for col, just in (
+        ("#", "right"),
+        ("kind", "left"),
+        ("status", "left"),
+        ("started (UTC)", "left"),
+        ("duration", "right"),
+        ("counts", "left"),
+        ("API calls", "right"),
+        ("message", "left"),
+    ):
+        runs.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+    for r in st.runs:
+        color = {"ok": "green", "partial": "yellow", "running": "cyan"}.get(r.status, "red")
+        runs.add_row(
+            str(r.id),
+            r.kind,
+            Text(r.status, style=color),
+            iso_min(r.started_at),
+            run_duration(r),
+            run_counts(r),
+            str(r.api_calls),
+            (r.message or "")[:80],
+        )
+    console.print(runs)
+
+
+# ------------------------------------------------------------------------ dead letters
+
+
+def _who(contact_id: str | None, labels: dict[str, str]) -> str:
+    if not contact_id:
+        return "—"
+    label = labels.get(contact_id, "")
+    return f"{label} ({contact_id})" if label and label != contact_id else contact_id
+
+
+def print_dead_letters(
+    console: Console, letters: list[DeadLetter], labels: dict[str, str], kind: str | None
+) -> None:
+    if not letters:
+        console.print(f"No open {kind + ' ' if kind else ''}dead letters.")
+        return
+    table = Table(title=f"Open dead letters: {len(letters)}", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("contact", overflow="fold", max_width=36)
+    table.add_column("kind")
+    table.add_column("attempts", justify="right")
+    table.add_column("reason", overflow="fold", max_width=70)
+    table.add_column("first seen (UTC)")
+    table.add_column("last tried (UTC)")
+    for d in letters:
+        table.add_row(
+            str(d.id),
+            _who(d.contact_id, labels),
+            d.kind,
+            str(d.attempts),
+            d.reason or "",
+            iso_min(d.first_seen_at),
+            iso_min(d.last_tried_at),
+        )
+    console.print(table)
+
+
+def print_retry(console: Console, r: RetryResult, labels: dict[str, str]) -> None:
+    if not r.outcomes:
+        console.print("No open write dead letters to retry.")
+        return
+    table = Table(title="Retry", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("contact", overflow="fold", max_width=36)
+    table.add_column("outcome")
+    table.add_column("detail", overflow="fold", max_width=80)
+    for o in r.outcomes:
+        color = {"failed": "red", "no score": "yellow"}.get(o.outcome, "green")
+        detail = o.detail + (f" (attempts {o.attempts})" if o.outcome == "failed" else "")
+        table.add_row(
+            str(o.dead_letter_id), _who(o.contact_id, labels), Text(o.outcome, style=color), detail
+        )
+    console.print(table)
+    console.print(r.line())

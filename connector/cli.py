@@ -61,13 +61,7 @@ def _fail(exc: ConnectorError) -> NoReturn:
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 def validate_model_cmd(path: str | None) -> None:
     """Check a model file; list every problem with its location."""
-    target = path or str(DEFAULT_MODEL_PATH)
-    loaded, problems = validate_model_file(target)
-    if loaded is None:
-        for p in problems:
-            click.echo(f"{target}: {p}", err=True)
-        click.echo(f"{len(problems)} problem(s); nothing scored.", err=True)
-        sys.exit(1)
+    loaded = _load_model_or_exit(path)
     click.echo(f"OK {loaded.version} {loaded.fingerprint}")
 
 

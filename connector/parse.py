@@ -7,15 +7,16 @@ record or line and dead-letter it, and the rest flows on.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from connector.errors import InputError
 from connector.types import Contact, Event
 
+T = TypeVar("T")
 MIN_TS = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TEXT = 10_000  # longer free text is cut: a 1 MB "job title" is not a job title
 
@@ -154,8 +155,9 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any] | LineError]:
                 yield LineError(p.name, no, f"invalid JSON ({exc.msg} at column {exc.colno})")
 
 
-def load_contacts_file(path: str | Path) -> tuple[list[Contact], list[LineError]]:
-    contacts: list[Contact] = []
+def _load_file(path: str | Path, parse: Callable[[Any], T]) -> tuple[list[T], list[LineError]]:
+    """Every good record of a JSONL file, and a LineError (file:line: reason) per bad one."""
+    records: list[T] = []
     errors: list[LineError] = []
     name = Path(path).name
     for item in read_jsonl(path):
@@ -164,23 +166,15 @@ def load_contacts_file(path: str | Path) -> tuple[list[Contact], list[LineError]
             continue
         no, obj = item
         try:
-            contacts.append(contact_from_json(obj))
+            records.append(parse(obj))
         except InputError as exc:
             errors.append(LineError(name, no, str(exc)))
-    return contacts, errors
+    return records, errors
+
+
+def load_contacts_file(path: str | Path) -> tuple[list[Contact], list[LineError]]:
+    return _load_file(path, contact_from_json)
 
 
 def load_events_file(path: str | Path) -> tuple[list[Event], list[LineError]]:
-    events: list[Event] = []
-    errors: list[LineError] = []
-    name = Path(path).name
-    for item in read_jsonl(path):
-        if isinstance(item, LineError):
-            errors.append(item)
-            continue
-        no, obj = item
-        try:
-            events.append(event_from_json(obj))
-        except InputError as exc:
-            errors.append(LineError(name, no, str(exc)))
-    return events, errors
+    return _load_file(path, event_from_json)

@@ -425,13 +425,14 @@ class HubSpotAdapter:
         if self._probed:
             return self.rollups
         try:
-            self._call(
+            self._json_call(  # raw JSON: one malformed event must not fail the probe
                 "events.probe",
                 partial(
                     self._events.get_page_with_http_info,
                     object_type="contact",
                     limit=1,
                     _request_timeout=self.timeout_s,
+                    _preload_content=False,
                 ),
             )
         except (_HttpError, AuthError) as exc:
@@ -491,7 +492,7 @@ class HubSpotAdapter:
                 return
             page = ContactPage(contacts=[], position=None)
             ids: list[int] = []
-            for obj in results:
+            for pos, obj in enumerate(results, 1):
                 raw_id = obj.get("id") if isinstance(obj, Mapping) else None
                 num_id = _numeric_id(raw_id)
                 if num_id is not None:
@@ -505,7 +506,8 @@ class HubSpotAdapter:
                         raw_id, obj.get("properties") or {}
                     )
                 except InputError as exc:
-                    page.bad.append(BadRecord(_rid(raw_id), f"contact {_rid(raw_id)}: {exc}", obj))
+                    rid = _rid(raw_id, pos)
+                    page.bad.append(BadRecord(rid, f"contact {rid}: {exc}", obj))
                     continue
                 page.contacts.append(contact)
                 page.events.extend(derived)
@@ -603,8 +605,10 @@ class HubSpotAdapter:
                 )
         if self.rollups:
             derived.extend(_rollup_events(cid, props))
-        merged_raw = props.get("hs_merged_object_ids") or ""
-        merged = [m.strip() for m in str(merged_raw).split(";") if m.strip() and m.strip() != cid]
+        merged_raw = opt_text(props.get("hs_merged_object_ids"), "hs_merged_object_ids") or ""
+        merged = [m.strip() for m in merged_raw.split(";") if m.strip() and m.strip() != cid]
+        if any(_numeric_id(m) is None for m in merged):  # a garbage id would become a merge
+            raise InputError(f"hs_merged_object_ids: not a list of ids ({merged_raw[:60]!r})")
         return contact, derived, merged
 
     def fetch_contact_page(self, contact_id: str) -> ContactPage | None:
@@ -715,11 +719,11 @@ class HubSpotAdapter:
                 partial(self._events.get_page_with_http_info, _preload_content=False, **kwargs),
             )
             page = EventPage(events=[], position=None, high_water=None)
-            for item in _results(data, "events.list"):
+            for pos, item in enumerate(_results(data, "events.list"), 1):
                 try:
                     ev = self._event_from(item)
                 except InputError as exc:
-                    rid = _rid(item.get("id") if isinstance(item, Mapping) else None)
+                    rid = _rid(item.get("id") if isinstance(item, Mapping) else None, pos)
                     page.bad.append(BadRecord(rid, f"event {rid}: {exc}", item))
                     continue
                 if ev is not None:
@@ -808,11 +812,11 @@ class HubSpotAdapter:
             items = data.get("events")
             if not isinstance(items, list):
                 raise RetryableError("HubSpot e-mail events page without an events list")
-            for item in items:
+            for pos, item in enumerate(items, 1):
                 try:
                     recipient, ev = self._email_event_from(item)
                 except InputError as exc:
-                    rid = _rid(item.get("id") if isinstance(item, dict) else None)
+                    rid = _rid(item.get("id") if isinstance(item, dict) else None, pos)
                     page.bad.append(BadRecord(rid, f"e-mail event {rid}: {exc}", item))
                     continue
                 if ev is None:
@@ -1076,10 +1080,11 @@ def _numeric_id(raw: Any) -> int | None:
     return None
 
 
-def _rid(raw: Any) -> str:
-    """A record id for messages and dead letters, whatever the CRM sent."""
-    if raw is None:
-        return "?"
+def _rid(raw: Any, position: int | None = None) -> str:
+    """A record id for messages and dead letters, whatever the CRM sent (without an id: its
+    position on the page)."""
+    if raw is None or raw == "":
+        return f"#{position} on its page" if position is not None else "?"
     text = raw if isinstance(raw, str) else repr(raw)
     return text[:100]
 

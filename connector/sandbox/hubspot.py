@@ -134,6 +134,7 @@ from connector.sandbox.base import (
     to_ms,
     utc_now,
 )
+from connector.types import LIFECYCLE_ORDER
 
 __all__ = [
     "LEAD_STATUSES",
@@ -154,16 +155,7 @@ __all__ = [
 DEFAULT_PORTAL_ID = 4242
 DEFAULT_TOKEN = "demo-token"  # noqa: S105 - a public demo value, not a secret
 
-LIFECYCLE_STAGES: tuple[str, ...] = (
-    "subscriber",
-    "lead",
-    "marketingqualifiedlead",
-    "salesqualifiedlead",
-    "opportunity",
-    "customer",
-    "evangelist",
-    "other",
-)
+LIFECYCLE_STAGES: tuple[str, ...] = (*LIFECYCLE_ORDER, "other")  # HubSpot's options, in order
 LEAD_STATUSES: tuple[str, ...] = (
     "NEW",
     "OPEN",

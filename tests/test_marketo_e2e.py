@@ -197,3 +197,25 @@ def test_same_outcomes_as_hubspot_for_every_contact() -> None:
         }
     assert outcomes[CRM] == outcomes["hubspot"]
     assert len(outcomes[CRM]) >= 50
+
+
+def test_backfill_goes_through_bulk_export_and_never_moves_the_live_cursors(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from connector.worker.backfill import run_backfill
+
+    with MarketoSandbox.start(DEMO, export_seconds=0.01) as sb, StateStore.open(
+        tmp_path / "s.db"
+    ) as store, pipeline_for(sb, store) as pipeline:
+        now = pipeline.clock()
+        result = run_backfill(pipeline, now - timedelta(days=400), now)
+        assert result.summary.status == "ok", result.summary.message
+        assert result.job.stage == "done"
+        created = [r for r in sb.requests if r.path.endswith("/export/create.json")]
+        assert {r.path.split("/")[3] for r in created} == {"leads", "activities"}
+        assert all(store.get_cursor(CRM, s) is None for s in ("contacts", "events:activities"))
+        assert store.count_contacts(CRM) > 0
+        dana = store.get_score(CRM, "101")
+        assert dana is not None and dana.score == 110 and dana.grade == "A"

@@ -77,8 +77,16 @@ class RollingPacer:
         except ValueError:
             return
         if remaining is not None and remaining.strip() == "0":
+            # the window is full: in a rolling window the next slot frees when the oldest call
+            # in it ages out (ours, if we made it; else a fraction of the interval, since other
+            # apps on the portal share the budget) — not a whole interval from now
             with self._lock:
-                self._blocked_until = self._clock() + self.interval_s
+                now = self._clock()
+                oldest = next((t for t in self._calls if t > now - self.interval_s), None)
+                free_at = (
+                    oldest + self.interval_s if oldest is not None else (now + self.interval_s / 10)
+                )
+                self._blocked_until = max(self._blocked_until, free_at)
 
     def backoff(self, seconds: float) -> None:
         """After a 429: nobody calls for `seconds`."""

@@ -27,8 +27,13 @@ def main() -> None:
     args = ap.parse_args()
     time_scale = 0.1  # the sandbox's 10 s window becomes 1 s
     portal = build_portal(args.contacts, events_per_contact=1, seed=13)
-    with bench_harness(portal, rate_limit=args.rate, time_scale=time_scale,
-                       search_rate_limit=10, search_per_second=90) as b:
+    with bench_harness(
+        portal,
+        rate_limit=args.rate,
+        time_scale=time_scale,
+        search_rate_limit=10,
+        search_per_second=90,
+    ) as b:
         b.sb.reset_limits()
         result = run_backfill(b.pipeline, b.clock[0] - timedelta(days=400), b.clock[0])
         s = result.summary
@@ -41,12 +46,18 @@ def main() -> None:
         rate = (len(writes) - 1) / span if span > 0 else float("inf")
         allowed = args.rate  # per scaled second: rate_limit per 10 s * (1 / time_scale) / 10
         sspan = searches[-1].at - searches[0].at
-        print(f"searches: {len(searches)} in {sspan:.1f}s = {(len(searches) - 1) / sspan:.1f}/s "
-              f"(search limit {10 / time_scale / 1:.0f}/s, paced at 90/s)")
-        print(f"write phase: {len(writes)} batch updates in {span:.2f}s = {rate:.1f} calls/s; "
-              f"allowed {allowed}/s; 429s: {n429}")
-        print(f"utilisation of the allowed rate: {rate / allowed:.2f} (target >= 0.90), "
-              f"429s {n429} (target 0)")
+        print(
+            f"searches: {len(searches)} in {sspan:.1f}s = {(len(searches) - 1) / sspan:.1f}/s "
+            f"(search limit {10 / time_scale / 1:.0f}/s, paced at 90/s)"
+        )
+        print(
+            f"write phase: {len(writes)} batch updates in {span:.2f}s = {rate:.1f} calls/s; "
+            f"allowed {allowed}/s; 429s: {n429}"
+        )
+        print(
+            f"utilisation of the allowed rate: {rate / allowed:.2f} (target >= 0.90), "
+            f"429s {n429} (target 0)"
+        )
 
 
 if __name__ == "__main__":

@@ -80,11 +80,11 @@ class App:
 @contextmanager
 def open_app(settings: Settings, model: LoadedModel | None = None) -> Iterator[App]:
     loaded = model or load_model(settings.model_path)
-    store = StateStore.open(settings.state_path)
+    adapter = build_adapter(settings)  # a missing token fails here, before any file exists
     try:
-        adapter = build_adapter(settings)
+        store = StateStore.open(settings.state_path)
     except BaseException:
-        store.close()
+        adapter.close()
         raise
     enricher = build_enricher(settings, store)
     pipeline = Pipeline(

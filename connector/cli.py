@@ -69,14 +69,16 @@ def _console() -> Console:
     return Console(width=200 if not sys.stdout.isatty() else None, soft_wrap=False)
 
 
-def _load_model_or_exit(path: str | None) -> LoadedModel:
+def _load_model_or_exit(path: str | None, exit_code: int = 1) -> LoadedModel:
+    """The model, or every problem on stderr and exit (1 for the model commands; the sync
+    commands pass 2: a configuration error)."""
     target = path or str(DEFAULT_MODEL_PATH)
     loaded, problems = validate_model_file(target)
     if loaded is None:
         for p in problems:
             click.echo(f"{target}: {p}", err=True)
         click.echo(f"{len(problems)} problem(s) in the model file; nothing scored.", err=True)
-        sys.exit(1)
+        sys.exit(exit_code)
     return loaded
 
 
@@ -223,7 +225,7 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
     settings = _settings(
         ctx, dry_run=dry_run or None, model_path=Path(model_path) if model_path else None
     )
-    model = _load_model_or_exit(str(settings.model_path))
+    model = _load_model_or_exit(str(settings.model_path), exit_code=2)
     try:
         with open_app(settings, model) as app:
             summary = app.pipeline.sync()

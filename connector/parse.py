@@ -25,8 +25,10 @@ def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
     """ISO 8601 (with or without Z/offset; naive means UTC) or epoch milliseconds → aware UTC."""
     if isinstance(value, datetime):
         dt = value
-    elif isinstance(value, bool) or value is None or value == "":
+    elif value is None or value == "":
         raise InputError(f"{field}: missing timestamp")
+    elif isinstance(value, bool):
+        raise InputError(f"{field}: expected a timestamp, got bool")
     elif isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
         try:
             ms = float(value)

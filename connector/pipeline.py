@@ -9,7 +9,11 @@ Guarantees, each with a test:
   although our own writes bump `lastmodifieddate`;
 - lifecycle moves forward only, and sales-owned stages are never touched (scoring decides);
 - every write has a per-record outcome: retryable failures are retried a bounded number of
-  times, the rest are dead-lettered with the CRM's message; archived contacts stop being written.
+  times, the rest are dead-lettered with the CRM's message; archived contacts stop being written;
+- a write is recorded "in flight" before it is sent; one whose answer never came (timeout,
+  dropped connection, the process killed) is read back from the CRM before anything is sent
+  again, so no write is applied twice, and one given up on stays pending for the next run;
+- events dated more than a day ahead are bad input (dead-lettered), and no cursor moves past now.
 """
 
 from __future__ import annotations

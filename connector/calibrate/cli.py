@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from connector.errors import ConnectorError
+from connector.files import write_private
 
 if TYPE_CHECKING:
     from connector.calibrate.core import CalibrationResult
@@ -103,7 +104,7 @@ def write_html(
         else:
             page, kind = render_html(report, extra_sections=[fragment]), "report page"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    write_private(path, page)
     return kind
 
 

@@ -22,6 +22,7 @@ import yaml
 
 from connector.calibrate.fit import PointChange
 from connector.errors import ModelError
+from connector.files import write_private
 from connector.model.loader import LoadedModel, validate_model_file
 
 PathKey = tuple[str | int, ...]
@@ -151,7 +152,7 @@ def load_suggested(
     with tempfile.TemporaryDirectory(prefix="leadscore-calibrate-") as tmp:
         path = Path(tmp) / "model.suggested.yaml"
         text = render_suggested(model, edits, path, header, absolute_titles=True)
-        path.write_text(text, encoding="utf-8")
+        write_private(path, text)
         loaded, problems = validate_model_file(path)
     if loaded is None:
         raise ModelError(str(path), problems)
@@ -165,7 +166,7 @@ def write_suggested(
     out = Path(out_path)
     text = render_suggested(model, edits, out, header)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    write_private(out, text)
     loaded, problems = validate_model_file(out)
     if loaded is None:
         raise ModelError(str(out), problems)

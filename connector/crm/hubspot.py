@@ -47,7 +47,7 @@ from connector.errors import (
     QuotaExhaustedError,
     RetryableError,
 )
-from connector.parse import opt_text, parse_timestamp
+from connector.parse import MAX_TEXT, opt_text, parse_timestamp
 from connector.retry import RetryPolicy, call_with_retry
 from connector.types import Contact, Event, WriteBack, WriteOutcome
 
@@ -783,6 +783,8 @@ class HubSpotAdapter:
             ctype, attrs = "webinar_registered", {"name": props.get("webinar_name")}
         else:
             ctype, attrs = "custom", {"name": etype, **{k: v for k, v in props.items()}}
+        # free text is cut as contact fields are: a 1 MB "URL" is not a URL
+        attrs = {k: v[:MAX_TEXT] if isinstance(v, str) else v for k, v in attrs.items()}
         attrs = {k: v for k, v in attrs.items() if v is not None}
         return Event("hubspot_events", eid, object_id, ctype, at, attrs)
 
@@ -843,7 +845,7 @@ class HubSpotAdapter:
         recipient = (opt_text(item.get("recipient"), "recipient") or "").lower()
         if not recipient:
             raise InputError("recipient missing")
-        ctype = EMAIL_TYPES.get(str(item.get("type", "")).upper())
+        ctype = EMAIL_TYPES.get((opt_text(item.get("type"), "type") or "").upper())
         if ctype is None:
             return recipient, None  # SENT, PROCESSED, ...: not engagement
         at = parse_timestamp(item.get("created"), "created")
@@ -968,15 +970,19 @@ class HubSpotAdapter:
                 properties=names,
                 properties_with_history=[],
             )
-            data, _, _ = self._json_call(
-                "contacts.batch_read",
-                partial(
-                    self._batch.read_with_http_info,
-                    body,
-                    _request_timeout=self.timeout_s,
-                    _preload_content=False,
-                ),
-            )
+            try:
+                data, _, _ = self._json_call(
+                    "contacts.batch_read",
+                    partial(
+                        self._batch.read_with_http_info,
+                        body,
+                        _request_timeout=self.timeout_s,
+                        _preload_content=False,
+                    ),
+                )
+            except _HttpError as exc:  # cannot be read back for good: count as not applied
+                log.warning("hubspot cannot read back %d contact(s): %s", len(chunk), exc)
+                continue
             found: dict[str, Mapping[str, Any]] = {}
             for rec in _results(data, "contacts.batch_read"):
                 if isinstance(rec, Mapping) and isinstance(rec.get("properties"), Mapping):
@@ -1144,7 +1150,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 def _share(watched: Any, total: Any) -> float | None:
     try:
         w, t = float(watched), float(total)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a 400-digit integer is no duration
         return None
     if t <= 0 or w != w or t != t:
         return None

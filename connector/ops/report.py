@@ -39,6 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.errors import ConnectorError, InputError
+from connector.files import write_private
 from connector.ops.common import pct
 from connector.state.codec import decode_mapping
 from connector.state.store import StateStore
@@ -511,7 +512,7 @@ def report_cmd(ctx: click.Context, html_path: str | None, since_text: str | None
     if html_path:
         target = Path(html_path)
         try:
-            target.write_text(render_html(report), encoding="utf-8")
+            write_private(target, render_html(report))
         except OSError as exc:
             fail(f"cannot write {target}: {exc.strerror}")
         click.echo(f"wrote {target}")

@@ -49,7 +49,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Generic, Literal, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 JSON = Any
@@ -786,3 +787,69 @@ class SandboxServer:
                 self._thread.join(timeout=10)
             self._server.shutdown_connections()
             self._server.server_close()  # joins handler threads (block_on_close)
+
+
+AppT = TypeVar("AppT", bound=SandboxApp)
+
+
+class RunningSandbox(Generic[AppT]):
+    """What every running sandbox handle shares: lifecycle, address, request log, faults.
+    Use it as a context manager; `stop()` may be called more than once."""
+
+    def __init__(self, app: AppT, server: SandboxServer) -> None:
+        self.app = app
+        self._server = server
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    def clear_log(self) -> None:
+        self.app.log.clear()
+
+    @property
+    def internal_errors(self) -> list[BaseException]:
+        """Exceptions the sandbox itself raised while answering (should stay empty)."""
+        return list(self.app.internal_errors)
+
+    @property
+    def faults(self) -> Faults:
+        return self.app.injector.faults
+
+    @faults.setter
+    def faults(self, value: Faults) -> None:
+        self.app.injector.set(value)
+
+
+def fixture_or_default(
+    path: str | None, default: Path, build: Callable[[], dict[str, Any]]
+) -> str | dict[str, Any]:
+    """What a sandbox CLI serves: the given file, else the committed demo fixture, else a
+    freshly generated demo (same content; used when the package runs outside the repo)."""
+    if path is not None:
+        return path
+    if default.is_file():
+        return str(default)
+    return build()
+
+
+def wait_for_interrupt(stop: threading.Event) -> None:
+    """Block until Ctrl-C (or until ``stop`` is set, which tests use)."""
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass

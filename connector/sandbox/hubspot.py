@@ -123,6 +123,7 @@ from connector.sandbox.base import (
     RequestRecord,
     Response,
     RollingWindowLimiter,
+    RunningSandbox,
     SandboxApp,
     SandboxServer,
     decode_cursor,
@@ -2658,12 +2659,8 @@ def _to_ms_any(value: datetime | str | int | float | None) -> int | None:
     return parse_time_ms(value)
 
 
-class HubSpotSandbox:
+class HubSpotSandbox(RunningSandbox[HubSpotApp]):
     """A running HubSpot sandbox. Use :meth:`start` (a context manager), then ``stop()``."""
-
-    def __init__(self, app: HubSpotApp, server: SandboxServer) -> None:
-        self.app = app
-        self._server = server
 
     @classmethod
     def start(
@@ -2702,24 +2699,6 @@ class HubSpotSandbox:
         server.start()
         return cls(app, server)
 
-    # -- lifecycle -----------------------------------------------------------------------------
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> HubSpotSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
     @property
     def portal(self) -> Portal:
         return self.app.portal
@@ -2738,22 +2717,6 @@ class HubSpotSandbox:
     def requests(self) -> list[RequestRecord]:
         """A snapshot of the request log (oldest first)."""
         return self.app.log.snapshot()
-
-    def clear_log(self) -> None:
-        self.app.log.clear()
-
-    @property
-    def internal_errors(self) -> list[BaseException]:
-        """Exceptions the sandbox itself raised while answering (should stay empty)."""
-        return list(self.app.internal_errors)
-
-    @property
-    def faults(self) -> Faults:
-        return self.app.injector.faults
-
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.app.injector.set(value)
 
     def reset_limits(self) -> None:
         """Forget the ten-secondly, search and daily usage."""

@@ -12,31 +12,21 @@ from typing import Any
 
 import click
 
-from connector.sandbox.base import Faults
+from connector.sandbox.base import Faults, fixture_or_default, wait_for_interrupt
 from connector.sandbox.hubspot import DEFAULT_TOKEN, HubSpotSandbox
 
 DEMO_FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "hubspot_demo_portal.json"
 
 
 def load_fixture(path: str | None) -> str | dict[str, Any]:
-    """The portal to serve: the given file, else the committed demo fixture, else a freshly
-    generated demo portal (same content; used when the package runs outside the repo)."""
-    if path is not None:
-        return path
-    if DEMO_FIXTURE.is_file():
-        return str(DEMO_FIXTURE)
-    from connector.sandbox.demo_portal import build_demo_portal
+    """The portal to serve: the given file, else the committed demo fixture, else a fresh one."""
 
-    return build_demo_portal()
+    def build() -> dict[str, Any]:
+        from connector.sandbox.demo_portal import build_demo_portal
 
+        return build_demo_portal()
 
-def wait_for_interrupt(stop: threading.Event) -> None:
-    """Block until Ctrl-C (or until ``stop`` is set, which tests use)."""
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+    return fixture_or_default(path, DEMO_FIXTURE, build)
 
 
 @click.command("hubspot")

@@ -91,6 +91,7 @@ from connector.sandbox.base import (
     RequestRecord,
     Response,
     RollingWindowLimiter,
+    RunningSandbox,
     SandboxApp,
     SandboxServer,
     decode_cursor,
@@ -1793,12 +1794,8 @@ class MarketoApp(SandboxApp):
 # =============================================================================================
 
 
-class MarketoSandbox:
+class MarketoSandbox(RunningSandbox[MarketoApp]):
     """A running Marketo sandbox. Use :meth:`start` (a context manager), then ``stop()``."""
-
-    def __init__(self, app: MarketoApp, server: SandboxServer) -> None:
-        self.app = app
-        self._server = server
 
     @classmethod
     def start(
@@ -1848,24 +1845,6 @@ class MarketoSandbox:
         server.start()
         return cls(app, server)
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> MarketoSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
     @property
     def instance(self) -> Instance:
         return self.app.instance
@@ -1891,21 +1870,6 @@ class MarketoSandbox:
             for r in self.requests
             if r.path.endswith(path_suffix) and (method is None or r.effective_method == method)
         ]
-
-    def clear_log(self) -> None:
-        self.app.log.clear()
-
-    @property
-    def internal_errors(self) -> list[BaseException]:
-        return list(self.app.internal_errors)
-
-    @property
-    def faults(self) -> Faults:
-        return self.app.injector.faults
-
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.app.injector.set(value)
 
     @property
     def envelope_faults(self) -> EnvelopeFaults:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from connector.sandbox.base import Faults
+from connector.sandbox.base import Faults, fixture_or_default, wait_for_interrupt
 from connector.sandbox.marketo import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -25,24 +25,14 @@ DEMO_FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "marketo_demo_
 
 
 def load_fixture(path: str | None) -> str | dict[str, Any]:
-    """The instance to serve: the given file, else the committed demo fixture, else a freshly
-    generated demo instance (same content; used when the package runs outside the repo)."""
-    if path is not None:
-        return path
-    if DEMO_FIXTURE.is_file():
-        return str(DEMO_FIXTURE)
-    from connector.sandbox.marketo_demo import build_demo_instance
+    """The instance to serve: the given file, else the committed demo fixture, else a fresh one."""
 
-    return build_demo_instance()
+    def build() -> dict[str, Any]:
+        from connector.sandbox.marketo_demo import build_demo_instance
 
+        return build_demo_instance()
 
-def wait_for_interrupt(stop: threading.Event) -> None:
-    """Block until Ctrl-C (or until ``stop`` is set, which tests use)."""
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+    return fixture_or_default(path, DEMO_FIXTURE, build)
 
 
 @click.command("marketo")

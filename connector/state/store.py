@@ -719,7 +719,13 @@ class StateStore:
                     self._conn.execute("ROLLBACK")
             raise
         self._depth = 0
-        self._commit()
+        try:
+            self._commit()
+        except BaseException:  # an interrupted COMMIT (Ctrl-C, SIGTERM) must not leave it open
+            with contextlib.suppress(sqlite3.Error):
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+            raise
 
     @property
     def in_transaction(self) -> bool:

@@ -458,15 +458,7 @@ class HubSpotAdapter:
 
         last_id = int(position) if position else None
         for _ in range(MAX_PAGES):
-            filters = []
-            if since is not None:
-                filters.append(
-                    Filter(property_name="lastmodifieddate", operator="GTE", value=_ms(since))
-                )
-            if until is not None:
-                filters.append(
-                    Filter(property_name="lastmodifieddate", operator="LT", value=_ms(until))
-                )
+            filters = _window_filters(since, until)
             if last_id is not None:
                 filters.append(
                     Filter(property_name="hs_object_id", operator="GT", value=str(last_id))
@@ -649,17 +641,9 @@ class HubSpotAdapter:
     def count_contacts(self, since: datetime | None, until: datetime | None) -> int | None:
         """How many contacts changed in [since, until) (search `total`; one call), for a
         progress bar. None when HubSpot does not say."""
-        from hubspot.crm.contacts import Filter, FilterGroup, PublicObjectSearchRequest
+        from hubspot.crm.contacts import FilterGroup, PublicObjectSearchRequest
 
-        filters = []
-        if since is not None:
-            filters.append(
-                Filter(property_name="lastmodifieddate", operator="GTE", value=_ms(since))
-            )
-        if until is not None:
-            filters.append(
-                Filter(property_name="lastmodifieddate", operator="LT", value=_ms(until))
-            )
+        filters = _window_filters(since, until)
         request = PublicObjectSearchRequest(
             filter_groups=[FilterGroup(filters=filters)] if filters else [],
             properties=["hs_object_id"],
@@ -1110,6 +1094,18 @@ def _same_value(name: str, want: str, shown: Any) -> bool:
     return False
 
 
+def _window_filters(since: datetime | None, until: datetime | None) -> list[Any]:
+    """Search filters for contacts modified in [since, until)."""
+    from hubspot.crm.contacts import Filter
+
+    filters = []
+    if since is not None:
+        filters.append(Filter(property_name="lastmodifieddate", operator="GTE", value=_ms(since)))
+    if until is not None:
+        filters.append(Filter(property_name="lastmodifieddate", operator="LT", value=_ms(until)))
+    return filters
+
+
 def _headers_of(result: Any) -> Mapping[str, str] | None:
     if isinstance(result, tuple) and len(result) == 3:
         headers = result[2]
@@ -1191,7 +1187,11 @@ def _rollup_events(cid: str, props: Mapping[str, Any]) -> list[Event]:
             at = parse_timestamp(when, date_key)
             out.append(
                 Event(
-                    "hubspot_rollup", f"conv:{cid}:{_ms(at)}", cid, "form_submit", at,
+                    "hubspot_rollup",
+                    f"conv:{cid}:{_ms(at)}",
+                    cid,
+                    "form_submit",
+                    at,
                     {"form": str(name)[:200]},
                 )
             )

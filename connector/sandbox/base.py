@@ -853,3 +853,26 @@ def wait_for_interrupt(stop: threading.Event) -> None:
             pass
     except KeyboardInterrupt:
         pass
+
+
+def read_fixture(
+    data: Mapping[str, Any] | str | Path, now: datetime | None
+) -> tuple[Mapping[str, Any], datetime, Callable[[object, int], int]]:
+    """A sandbox fixture (dict or JSON file), the clock to load it at, and `when(value,
+    default)`: a fixture timestamp in epoch ms, shifted by (now - anchor) so demo data stays
+    recent."""
+    if isinstance(data, str | Path):
+        with open(data, encoding="utf-8") as fh:
+            data = json.load(fh)
+    if not isinstance(data, Mapping):
+        raise ValueError("a sandbox fixture must be a JSON object")
+    at = now or utc_now()
+    anchor = data.get("anchor")
+    shift = to_ms(at) - parse_time_ms(anchor) if anchor else 0
+
+    def when(value: object, default: int) -> int:
+        if value is None or value == "":
+            return default
+        return parse_time_ms(value) + shift
+
+    return data, at, when

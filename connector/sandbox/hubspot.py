@@ -132,8 +132,8 @@ from connector.sandbox.base import (
     iso_ms,
     new_correlation_id,
     parse_time_ms,
+    read_fixture,
     to_ms,
-    utc_now,
 )
 from connector.types import LIFECYCLE_ORDER
 
@@ -1278,20 +1278,9 @@ def load_portal(data: Mapping[str, Any] | str | Path, now: datetime | None = Non
          "merges": [["109", "110"]],                          # [primary, absorbed], in order
          "archived": ["111"]}
     """
-    if isinstance(data, str | Path):
-        with open(data, encoding="utf-8") as fh:
-            data = json.load(fh)
-    assert isinstance(data, Mapping)
-    now = now or utc_now()
-    anchor = data.get("anchor")
-    shift = to_ms(now) - parse_time_ms(anchor) if anchor else 0
+    data, now, when = read_fixture(data, now)
     portal = Portal(int(data.get("portal_id", DEFAULT_PORTAL_ID)), now=now)
     base_ms = portal.now_ms()
-
-    def when(value: object, default: int) -> int:
-        if value is None or value == "":
-            return default
-        return parse_time_ms(value) + shift
 
     with portal.lock:
         for g in data.get("groups", []):
@@ -1323,7 +1312,7 @@ def load_portal(data: Mapping[str, Any] | str | Path, now: datetime | None = Non
             for name, value in raw.items():
                 pdef = portal.properties.get(name)
                 if pdef is not None and pdef.type == "datetime" and value:
-                    values[name] = iso_ms(parse_time_ms(value) + shift)
+                    values[name] = iso_ms(when(value, 0))
                 else:
                     values[name] = value
             rec = portal.create_contact(values, contact_id=str(c["id"]), created_ms=created)

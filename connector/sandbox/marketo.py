@@ -97,6 +97,7 @@ from connector.sandbox.base import (
     decode_cursor,
     encode_cursor,
     parse_time_ms,
+    read_fixture,
     to_ms,
     utc_now,
 )
@@ -744,20 +745,9 @@ def load_instance(data: Mapping[str, Any] | str | Path, now: datetime | None = N
 
     Each lead gets its New Lead activity at ``createdAt``.
     """
-    if isinstance(data, str | Path):
-        with open(data, encoding="utf-8") as fh:
-            data = json.load(fh)
-    assert isinstance(data, Mapping)
-    now = now or utc_now()
-    anchor = data.get("anchor")
-    shift = to_ms(now) - parse_time_ms(anchor) if anchor else 0
+    data, now, when = read_fixture(data, now)
     inst = Instance(str(data.get("munchkin_id", DEFAULT_MUNCHKIN)), now=now)
     base = inst.now_ms()
-
-    def when(value: object, default: int) -> int:
-        if value is None or value == "":
-            return default
-        return parse_time_ms(value) + shift
 
     with inst.lock:
         for spec in data.get("fields", []):
@@ -781,7 +771,7 @@ def load_instance(data: Mapping[str, Any] | str | Path, now: datetime | None = N
             for name, value in list(values.items()):
                 fdef = inst.fields.get(name)
                 if fdef is not None and fdef.data_type == "datetime" and value:
-                    values[name] = parse_time_ms(value) + shift
+                    values[name] = when(value, 0)
             created = when(lead.get("createdAt"), base - 30 * _DAY_MS)
             updated = when(lead.get("updatedAt"), created)
             rec = inst.create_lead(

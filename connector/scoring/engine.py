@@ -403,21 +403,22 @@ def score(
     recycled_at = contact.recycled_at
     accs: dict[str, _Acc] = {}
     freq_rules: list[_CompiledRule] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     future: datetime | None = None
 
     by_type = cm.by_type
-    today = now.date()
+    today_idx = int(now.timestamp() // DAY)  # today's UTC day number
     no_decay = m.engagement.decay.mode == "none"
     type_fields, memo = cm.type_fields, cm.memo
     now_ts = now.timestamp()
     for ev in sorted(events, key=_chronological):
-        if ev.type not in by_type:
+        et = ev.type
+        if et not in by_type:
             continue
-        k = (ev.source, ev.source_id)
-        if k in seen:
+        key = ev.source + ":" + ev.source_id  # unique: source names never contain ":"
+        if key in seen:
             continue
-        seen.add(k)
+        seen.add(key)
         t = ev.occurred_at
         if t > now:
             if future is None or t < future:
@@ -426,17 +427,17 @@ def score(
         if recycled_at is not None and t <= recycled_at:
             continue
         attrs = ev.attributes
-        sig = tuple(map(attrs.get, type_fields[ev.type]))
+        sig = tuple(map(attrs.get, type_fields[et]))
         try:
-            matched = memo[ev.type][sig]
+            matched = memo[et][sig]
         except KeyError:
-            matched = cm.matches(ev.type, attrs)
+            matched = cm.matches(et, attrs)
         except TypeError:  # unhashable attribute value
-            matched = cm.matches(ev.type, attrs)
+            matched = cm.matches(et, attrs)
         if not matched:
             continue
-        age = now_ts - t.timestamp()
-        key = f"{ev.source}:{ev.source_id}"
+        ts = t.timestamp()
+        age = now_ts - ts
         day = -1
         for cr, ev_points, label in matched:
             keeps = cr.keeps
@@ -448,7 +449,7 @@ def score(
                 acc.first_attrs = attrs
             if cr.is_frequency:
                 if day < 0:
-                    day = (today - t.date()).days
+                    day = today_idx - int(ts // DAY)  # whole UTC days before now
                 acc.times.append(age)
                 acc.keys.append(key)
                 acc.days.append(day)

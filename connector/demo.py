@@ -69,7 +69,8 @@ def run_demo(
     loaded = model or load_model()
     fixed_now = now
     with _state_path(state_path) as db_path, _sandbox(crm, fixed_now) as (sb, adapter, reader):
-        out.print(f"[bold]{crm.title()} sandbox[/bold] with the demo data on {sb.url}")
+        name = {"hubspot": "HubSpot", "marketo": "Marketo"}.get(crm, crm)
+        out.print(f"[bold]{name} sandbox[/bold] with the demo data on {sb.url}")
         store = StateStore.open(db_path)
         try:
             created = adapter.ensure_properties()

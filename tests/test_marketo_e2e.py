@@ -206,9 +206,11 @@ def test_backfill_goes_through_bulk_export_and_never_moves_the_live_cursors(
 
     from connector.worker.backfill import run_backfill
 
-    with MarketoSandbox.start(DEMO, export_seconds=0.01) as sb, StateStore.open(
-        tmp_path / "s.db"
-    ) as store, pipeline_for(sb, store) as pipeline:
+    with (
+        MarketoSandbox.start(DEMO, export_seconds=0.01) as sb,
+        StateStore.open(tmp_path / "s.db") as store,
+        pipeline_for(sb, store) as pipeline,
+    ):
         now = pipeline.clock()
         result = run_backfill(pipeline, now - timedelta(days=400), now)
         assert result.summary.status == "ok", result.summary.message

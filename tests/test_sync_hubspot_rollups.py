@@ -23,10 +23,12 @@ def test_without_the_events_api_roll_ups_still_score_and_replays_add_nothing(
         dana = h.store.get_score("hubspot", "101")
         assert dana is not None
         assert {r.rule for r in dana.reasons if r.kind == "engagement"} == {"pages_30"}
-        rollup_events = [e for e in h.store.events_for("hubspot", "101")
-                         if e.source == "hubspot_rollup"]
-        assert len(rollup_events) == int(h.sb.contact("101").properties[
-            "hs_analytics_num_page_views"])
+        rollup_events = [
+            e for e in h.store.events_for("hubspot", "101") if e.source == "hubspot_rollup"
+        ]
+        assert len(rollup_events) == int(
+            h.sb.contact("101").properties["hs_analytics_num_page_views"]
+        )
         h.sb.clear_log()
         again = h.pipeline.sync(rescore_all=True)
         assert again.new_events == 0

@@ -4,8 +4,9 @@ instance over real HTTP. Same persona outcomes as HubSpot; an idle resync writes
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from connector.settings import Settings, load_settings
 from connector.state.store import StateStore
 from connector.types import MQL, SQL
 
+ANCHOR = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)  # the demo fixture's anchor
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "marketo_demo_instance.json"
 DEMO: dict[str, Any] = json.loads(FIXTURE.read_text(encoding="utf-8"))
 CRM = "marketo"
@@ -31,6 +33,12 @@ MAPPED = {1, 2, 7, 8, 9, 10, 11, WEBINAR_ATTENDED, WEBINAR_REGISTERED}
 
 def offline_settings(**kw: Any) -> Settings:
     return load_settings(pdl_api_key=None, apollo_api_key=None, **kw)
+
+
+def sandbox_clock(sb: MarketoSandbox) -> Callable[[], datetime]:
+    """The Marketo sandbox's own clock (pinned at the fixture's anchor by `start(now=...)`):
+    distinct-calendar-day rules must not depend on the hour the suite runs at."""
+    return lambda: datetime.fromtimestamp(sb.instance.now_ms() / 1000, tz=UTC)
 
 
 @contextmanager
@@ -43,7 +51,7 @@ def pipeline_for(sb: MarketoSandbox, store: StateStore) -> Iterator[Pipeline]:
     )
     enricher = build_enricher(offline_settings(), cache=store.company_cache)
     try:
-        yield Pipeline(store, adapter, load_model(), enricher=enricher)
+        yield Pipeline(store, adapter, load_model(), enricher=enricher, clock=sandbox_clock(sb))
     finally:
         adapter.close()
 
@@ -82,7 +90,7 @@ def assert_persona_outcomes(sb: MarketoSandbox, store: StateStore) -> None:
 
 
 def test_first_sync_scores_the_personas_and_an_idle_resync_writes_nothing(tmp_path: Path) -> None:
-    with MarketoSandbox.start(DEMO) as sb:
+    with MarketoSandbox.start(DEMO, now=ANCHOR) as sb:
         settings = offline_settings(
             crm="marketo",
             state_path=tmp_path / "state.db",
@@ -91,6 +99,7 @@ def test_first_sync_scores_the_personas_and_an_idle_resync_writes_nothing(tmp_pa
             marketo_client_secret=sb.client_secret,
         )
         with open_app(settings) as app:
+            app.pipeline.clock = sandbox_clock(sb)
             first = app.pipeline.sync()
             assert first.status == "ok", first.message
             live = len(sb.instance.live_leads())
@@ -121,7 +130,7 @@ def test_first_sync_scores_the_personas_and_an_idle_resync_writes_nothing(tmp_pa
 
 def test_incremental_sync_sees_new_activities_and_edits_to_old_leads() -> None:
     with (
-        MarketoSandbox.start(DEMO) as sb,
+        MarketoSandbox.start(DEMO, now=ANCHOR) as sb,
         StateStore.memory() as store,
         pipeline_for(sb, store) as pipeline,
     ):
@@ -142,7 +151,7 @@ def test_incremental_sync_sees_new_activities_and_edits_to_old_leads() -> None:
 
 def test_a_daily_quota_stop_keeps_the_cursor_and_the_next_run_finishes() -> None:
     with (
-        MarketoSandbox.start(DEMO, daily_limit=17) as sb,
+        MarketoSandbox.start(DEMO, now=ANCHOR, daily_limit=17) as sb,
         StateStore.memory() as store,
         pipeline_for(sb, store) as pipeline,
     ):
@@ -172,7 +181,7 @@ def test_same_outcomes_as_hubspot_for_every_contact() -> None:
     from connector.sandbox.demo_portal import build_demo_portal
 
     outcomes: dict[str, dict[str, tuple[Any, ...]]] = {}
-    with MarketoSandbox.start(DEMO) as sb, StateStore.memory() as store:
+    with MarketoSandbox.start(DEMO, now=ANCHOR) as sb, StateStore.memory() as store:
         with pipeline_for(sb, store) as pipeline:
             assert pipeline.sync().status == "ok"
         outcomes[CRM] = {
@@ -180,14 +189,16 @@ def test_same_outcomes_as_hubspot_for_every_contact() -> None:
             for s in store.iter_scores(CRM)
         }
     with (
-        hubspot.HubSpotSandbox.start(build_demo_portal(), token="t") as hs,
+        hubspot.HubSpotSandbox.start(build_demo_portal(), token="t", now=ANCHOR) as hs,
         StateStore.memory() as store,
     ):
         adapter = HubSpotAdapter(SecretStr("t"), hs.url)
         try:
             adapter.ensure_properties()
             enricher = build_enricher(offline_settings(), cache=store.company_cache)
-            summary = Pipeline(store, adapter, load_model(), enricher=enricher).sync()
+            summary = Pipeline(
+                store, adapter, load_model(), enricher=enricher, clock=hs.portal.now
+            ).sync()
             assert summary.status == "ok", summary.message
         finally:
             adapter.close()
@@ -207,7 +218,7 @@ def test_backfill_goes_through_bulk_export_and_never_moves_the_live_cursors(
     from connector.worker.backfill import run_backfill
 
     with (
-        MarketoSandbox.start(DEMO, export_seconds=0.01) as sb,
+        MarketoSandbox.start(DEMO, now=ANCHOR, export_seconds=0.01) as sb,
         StateStore.open(tmp_path / "s.db") as store,
         pipeline_for(sb, store) as pipeline,
     ):

@@ -469,16 +469,7 @@ class HubSpotAdapter:
                 properties=CONTACT_PROPERTIES + (ROLLUP_PROPERTIES if self.rollups else []),
                 limit=self.page_size,
             )
-            data, _, _ = self._json_call(
-                "contacts.search",
-                partial(
-                    self._search.do_search_with_http_info,
-                    request,
-                    _request_timeout=self.timeout_s,
-                    _preload_content=False,
-                ),
-                search=True,
-            )
+            data = self._search_json(request)
             results = _results(data, "contacts.search")
             if not results:
                 return
@@ -519,6 +510,20 @@ class HubSpotAdapter:
             if len(results) < self.page_size:
                 return
         raise ConnectorError(f"contact paging exceeded {MAX_PAGES} pages")
+
+    def _search_json(self, request: Any) -> dict[str, Any]:
+        """One contacts search (paced by the search limiter), its JSON body."""
+        data, _, _ = self._json_call(
+            "contacts.search",
+            partial(
+                self._search.do_search_with_http_info,
+                request,
+                _request_timeout=self.timeout_s,
+                _preload_content=False,
+            ),
+            search=True,
+        )
+        return data
 
     def get_contact(self, contact_id: str) -> Contact | None:
         try:
@@ -649,16 +654,7 @@ class HubSpotAdapter:
             properties=["hs_object_id"],
             limit=1,
         )
-        data, _, _ = self._json_call(
-            "contacts.search",
-            partial(
-                self._search.do_search_with_http_info,
-                request,
-                _request_timeout=self.timeout_s,
-                _preload_content=False,
-            ),
-            search=True,
-        )
+        data = self._search_json(request)
         total = data.get("total")
         return total if isinstance(total, int) and not isinstance(total, bool) else None
 

@@ -540,6 +540,24 @@ class SandboxApp:
         """Last look at a response before it is logged and sent (e.g. correlation headers)."""
 
     # -- pipeline ------------------------------------------------------------------------------
+    def apply_faults(
+        self, req: Request, handle: Callable[[Request], Response]
+    ) -> tuple[Response, FaultKind | None]:
+        """The seeded fault for this request: an error or 429 instead of `handle`, a dropped
+        connection, or `handle(req)` answered late or applied and then dropped."""
+        decision = self.injector.decide(req.method, req.path)
+        kind = decision.kind
+        if kind in ("error", "burst_429"):
+            return self.fault_response(req, decision), kind
+        if kind == "drop":
+            return Response(0, drop=True), kind
+        resp = handle(req)
+        if kind == "drop_after_apply":
+            resp.drop = True
+        elif kind == "slow":
+            resp.delay = self.injector.faults.slow_seconds
+        return resp, kind
+
     def dispatch(self, req: Request) -> Response:
         kind: FaultKind | None = None
         try:
@@ -547,18 +565,7 @@ class SandboxApp:
             if early is not None:
                 resp = early
             else:
-                decision = self.injector.decide(req.method, req.path)
-                kind = decision.kind
-                if kind in ("error", "burst_429"):
-                    resp = self.fault_response(req, decision)
-                elif kind == "drop":
-                    resp = Response(0, drop=True)
-                else:
-                    resp = self.route(req)
-                    if kind == "drop_after_apply":
-                        resp.drop = True
-                    elif kind == "slow":
-                        resp.delay = self.injector.faults.slow_seconds
+                resp, kind = self.apply_faults(req, self.route)
             for k, v in extra_headers.items():
                 resp.headers.setdefault(k, v)
             self.finish(req, resp)

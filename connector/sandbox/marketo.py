@@ -1103,19 +1103,7 @@ class MarketoApp(SandboxApp):
                     if scripted is not None:
                         resp = scripted
                     else:
-                        decision = self.injector.decide(req.method, req.path)
-                        kind = decision.kind
-                        if kind in ("error", "burst_429"):
-                            resp = self.fault_response(req, decision)
-                        elif kind == "drop":
-                            resp = Response(0, drop=True)
-                        else:
-                            env = self._envelope_fault(req)
-                            resp = env if env is not None else self.route(req)
-                            if kind == "drop_after_apply":
-                                resp.drop = True
-                            elif kind == "slow":
-                                resp.delay = self.injector.faults.slow_seconds
+                        resp, kind = self.apply_faults(req, self._route_or_envelope_fault)
         except Exception as exc:
             with self._errors_lock:
                 self.internal_errors.append(exc)
@@ -1146,6 +1134,11 @@ class MarketoApp(SandboxApp):
             )
         )
         return resp
+
+    def _route_or_envelope_fault(self, req: Request) -> Response:
+        """A seeded 604/608/611/713 in a 200 envelope, else the real answer."""
+        env = self._envelope_fault(req)
+        return env if env is not None else self.route(req)
 
     def _identity(self, req: Request) -> Response:
         params = dict(req.query)

@@ -552,10 +552,9 @@ class Pipeline:
         writes: list[WriteBack] = []
         meta: dict[str, ScoreResult] = {}
         done: list[str] = []
+        # `pairs` come from iter_contacts_with_events: archived and merged-away contacts are
+        # already left out, so every contact here is writable
         for (contact, _), result in zip(pairs, results, strict=True):
-            if not self.store.is_writable(self.crm, contact.id):
-                done.append(contact.id)
-                continue
             last = written.get(contact.id, {})
             changes = planned_changes(contact, result, last)
             if self.options.write_company_fields and enrichments is not None:

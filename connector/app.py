@@ -92,7 +92,7 @@ def open_app(settings: Settings, model: LoadedModel | None = None) -> Iterator[A
         adapter,
         loaded,
         enricher=enricher,
-        options=sync_options(settings),  # type: ignore[arg-type]
+        options=sync_options(settings),
     )
     app = App(settings, store, adapter, loaded, pipeline)
     try:

@@ -305,7 +305,7 @@ def _explain_from_state(ctx: click.Context, who: str, model: LoadedModel, now: d
         enricher = build_enricher(settings, store)
         enrichment = None
         if enricher is not None and contact.email:
-            enrichment = enricher.enrich_many([contact.email], now).get(contact.email)  # type: ignore[attr-defined]
+            enrichment = enricher.enrich_many([contact.email], now).get(contact.email)
         result = score(contact, events, enrichment, model, now)
         print_explanation(_console(), contact, result, events)
         stored = store.get_score(crm, contact.id)

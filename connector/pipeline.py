@@ -35,7 +35,7 @@ from connector.errors import (
     StopRunError,
 )
 from connector.model.loader import LoadedModel
-from connector.scoring import score
+from connector.scoring import score_rows
 from connector.state import RUN_FAILED, RUN_OK, RUN_PARTIAL, RUN_STOPPED
 from connector.state.store import StateStore
 from connector.types import (
@@ -506,11 +506,11 @@ class Pipeline:
         for i in range(0, len(ids), batch):
             self._checkpoint("score")
             chunk = ids[i : i + batch]
-            pairs = list(self.store.iter_contacts_with_events(self.crm, chunk))
+            pairs = list(self.store.iter_contacts_with_event_rows(self.crm, chunk))
             enrichments = self._enrich([c for c, _ in pairs], now)
             results = [
-                score(c, evs, enrichments.get((c.email or "").lower()), self.model, now)
-                for c, evs in pairs
+                score_rows(c, rows, enrichments.get((c.email or "").lower()), self.model, now)
+                for c, rows in pairs
             ]
             summary.scored += len(results)
             writes, chunk_meta = self._plan_writes(pairs, results, now, summary, enrichments)

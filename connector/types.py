@@ -93,6 +93,11 @@ class Event:
         return f"{self.source}:{self.source_id}"
 
 
+# One stored event as the state DB reads it for a rescore: (contact id, occurred_at as
+# fixed-width UTC ISO-8601 text, "source:source_id", type, attributes as JSON text or None).
+EventRow = tuple[str, str, str, str, str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Company:
     """Firmographics for one registrable domain, with where they came from."""

@@ -13,8 +13,8 @@ import click
 
 from connector.enrich.cache import CacheEntry, CompanyCache
 from connector.errors import ConnectorError
-from connector.scoring import score
-from connector.state.store import StateStore
+from connector.scoring import score_rows
+from connector.state.store import LAST_ID, StateStore
 from connector.types import Contact, Enrichment, Reason, ScoreResult
 
 if TYPE_CHECKING:
@@ -67,10 +67,13 @@ def rescore_stored(
     now: datetime,
     *,
     batch: int = SCORE_BATCH,
+    after: str = "",
+    upto: str = LAST_ID,
 ) -> Iterator[Rescored]:
-    """Every live stored contact scored with its stored events and enrichment, once per model,
-    as of `now` (exactly what a sync would compute). Streamed in batches; writes nothing."""
-    pairs = store.iter_contacts_with_events(crm)
+    """Every live stored contact (with an id in `(after, upto]`) scored with its stored events
+    and enrichment, once per model, as of `now` (exactly what a sync would compute). Streamed
+    in batches; writes nothing."""
+    pairs = store.iter_contacts_with_event_rows(crm, after=after, upto=upto)
     while True:
         chunk = list(islice(pairs, batch))
         if not chunk:
@@ -81,7 +84,7 @@ def rescore_stored(
             found = {k.lower(): v for k, v in enricher.enrich_many(emails, now).items()}
         for contact, events in chunk:
             enrichment = found.get((contact.email or "").lower())
-            results = tuple(score(contact, events, enrichment, m, now) for m in models)
+            results = tuple(score_rows(contact, events, enrichment, m, now) for m in models)
             yield Rescored(contact, enrichment, results)
 
 

@@ -6,17 +6,20 @@ Same input, same output. Duplicate event ids count once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from operator import attrgetter
 from typing import Any
 
 from connector.model.loader import LoadedModel
-from connector.model.schema import EngagementRule, ForceGrade, Tier
+from connector.model.schema import EngagementRule, ForceGrade, Match, Tier
 from connector.scoring.lifecycle import decide_lifecycle
 from connector.scoring.matchers import FieldCheck, check_all, compile_conditions
-from connector.types import Contact, Enrichment, Event, Reason, ScoreResult
+from connector.types import Contact, Enrichment, Event, EventRow, Reason, ScoreResult
 
 DAY = 86400.0
 _SEVERITY = {"A": 0, "B": 1, "C": 2, "D": 3}
@@ -125,14 +128,25 @@ class CompiledModel:
             self.rules.append(cr)
             for et in r.event_types:
                 self.by_type.setdefault(et, []).append(cr)
+        # per event type: for fields only ever compared with min/max, a function from the value
+        # to its range bucket (a webinar's watched share is unique per event; its bucket is not)
+        self.type_buckets: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
         for et, crs in self.by_type.items():
-            names: set[str] = set()
+            conds: dict[str, list[object]] = {}
             for cr in crs:
-                names.update(cr.rule.when)
+                for name, value in cr.rule.when.items():
+                    conds.setdefault(name, []).append(value)
                 for t in cr.rule.tiers or []:
-                    names.update(t.when)
-            self.type_fields[et] = tuple(sorted(names))
+                    for name, value in t.when.items():
+                        conds.setdefault(name, []).append(value)
+            self.type_fields[et] = tuple(sorted(conds))
             self.memo[et] = {}
+            buckets = tuple(_range_bucket(conds[name]) for name in self.type_fields[et])
+            if any(b is not None for b in buckets):
+                self.type_buckets[et] = buckets
+        # per event type: attributes JSON text -> (matching rules, decoded attributes); the
+        # full rescore's memo (`score_rows`), so repeated attribute texts are decoded once
+        self.text_memo: dict[str, dict[str | None, _TextHit]] = {et: {} for et in self.by_type}
 
     def fit(
         self, contact: Contact, enrichment: Enrichment | None, fired: frozenset[str]
@@ -161,6 +175,16 @@ class CompiledModel:
             self._fit_memo[key] = hit
         return hit
 
+    def match_text(self, type_: str, text: str | None) -> _TextHit:
+        """`matches` for attributes stored as JSON text, memoized on the text."""
+        attrs = _decode_attributes(text) if text else {}
+        hit: _TextHit = (self.matches(type_, attrs), attrs)
+        memo = self.text_memo[type_]
+        if len(memo) >= 100_000:
+            memo.clear()
+        memo[text] = hit
+        return hit
+
     def matches(
         self, type_: str, attrs: Mapping[str, Any]
     ) -> list[tuple[_CompiledRule, int, str | None]]:
@@ -168,6 +192,9 @@ class CompiledModel:
         fields = self.type_fields[type_]
         memo = self.memo[type_]
         sig = tuple(map(attrs.get, fields))
+        buckets = self.type_buckets.get(type_)
+        if buckets is not None:
+            sig = tuple(v if b is None else b(v) for b, v in zip(buckets, sig, strict=True))
         try:
             hit = memo.get(sig)
         except TypeError:  # an unhashable attribute value: match without the memo
@@ -194,6 +221,48 @@ class CompiledModel:
             if got is not None:
                 out.append((cr, got[0], got[1]))
         return out
+
+
+_NAN_BUCKET = ("nan",)
+
+
+def _range_bucket(conditions: list[object]) -> Callable[[Any], Any] | None:
+    """For a field whose every condition is a plain `min`/`max` range: value -> a key that is
+    equal for two numbers exactly when every one of those conditions judges them alike (the
+    count of lower bounds <= n and of upper bounds < n). Other values map to themselves."""
+    los: list[float] = []
+    his: list[float] = []
+    for c in conditions:
+        if not isinstance(c, Match) or (c.min is None and c.max is None):
+            return None
+        if any(v is not None for k, v in c if k not in ("min", "max")):
+            return None
+        if c.min is not None:
+            los.append(c.min)
+        if c.max is not None:
+            his.append(c.max)
+    los.sort()
+    his.sort()
+
+    def bucket(v: Any) -> Any:
+        if type(v) is not int and type(v) is not float:  # bools, text, lists: as they are
+            return v
+        n = float(v)
+        if n != n:
+            return _NAN_BUCKET
+        return (bisect_right(los, n), bisect_left(his, n))
+
+    return bucket
+
+
+_TextHit = tuple[list[tuple[_CompiledRule, int, str | None]], Mapping[str, Any]]
+
+
+def _decode_attributes(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"event attributes must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _is_negative(rule: EngagementRule, tiers: list[Tier] | None) -> bool:
@@ -387,6 +456,9 @@ def _signed(points: float) -> str:
 
 _chronological = attrgetter("occurred_at", "source", "source_id")
 
+# A prepared event: (timestamp, "source:source_id", the rules it matches, its attributes).
+_Item = tuple[float, str, "list[tuple[_CompiledRule, int, str | None]]", Mapping[str, Any]]
+
 
 def score(
     contact: Contact,
@@ -397,20 +469,39 @@ def score(
 ) -> ScoreResult:
     """Score one contact. `events` may contain duplicates and other contacts' merged events."""
     cm = compile_model(model)
-    m = cm.model
-    window_s = cm.window_s
-    neg_decays = m.engagement.decay.negative_decays
+    items, future = _event_items(cm, contact, events, now)
+    return _score_items(cm, model, contact, items, future, enrichment, now)
+
+
+def score_rows(
+    contact: Contact,
+    rows: Sequence[EventRow],
+    enrichment: Enrichment | None,
+    model: LoadedModel,
+    now: datetime,
+) -> ScoreResult:
+    """`score` over stored event rows, without building an `Event` per row: what a full
+    rescore of millions of stored events runs. Same result as `score` with the rows' events.
+
+    `rows` are one contact's, ordered by occurred_at (ties in any order), with distinct keys
+    (the state DB's unique index guarantees both); times are fixed-width UTC ISO-8601 text,
+    so text order is time order. Matching is memoized on the attributes' JSON text."""
+    cm = compile_model(model)
+    items, future = _row_items(cm, contact, rows, now)
+    return _score_items(cm, model, contact, items, future, enrichment, now)
+
+
+def _event_items(
+    cm: CompiledModel, contact: Contact, events: Iterable[Event], now: datetime
+) -> tuple[list[_Item], datetime | None]:
+    """The events that can score, oldest first, deduplicated and matched; and the earliest
+    event after `now` (it changes the score when its time comes)."""
+    by_type, type_fields, memo = cm.by_type, cm.type_fields, cm.memo
+    bucketed = cm.type_buckets
     recycled_at = contact.recycled_at
-    accs: dict[str, _Acc] = {}
-    freq_rules: list[_CompiledRule] = []
     seen: set[str] = set()
     future: datetime | None = None
-
-    by_type = cm.by_type
-    today_idx = int(now.timestamp() // DAY)  # today's UTC day number
-    no_decay = m.engagement.decay.mode == "none"
-    type_fields, memo = cm.type_fields, cm.memo
-    now_ts = now.timestamp()
+    items: list[_Item] = []
     for ev in sorted(events, key=_chronological):
         et = ev.type
         if et not in by_type:
@@ -427,16 +518,94 @@ def score(
         if recycled_at is not None and t <= recycled_at:
             continue
         attrs = ev.attributes
-        sig = tuple(map(attrs.get, type_fields[et]))
-        try:
-            matched = memo[et][sig]
-        except KeyError:
+        if et in bucketed:
             matched = cm.matches(et, attrs)
-        except TypeError:  # unhashable attribute value
-            matched = cm.matches(et, attrs)
-        if not matched:
+        else:
+            sig = tuple(map(attrs.get, type_fields[et]))
+            try:
+                matched = memo[et][sig]
+            except KeyError:
+                matched = cm.matches(et, attrs)
+            except TypeError:  # unhashable attribute value
+                matched = cm.matches(et, attrs)
+        if matched:
+            items.append((t.timestamp(), key, matched, attrs))
+    return items, future
+
+
+def _row_key(row: EventRow) -> tuple[str, str, str]:
+    source, _, source_id = row[2].partition(":")
+    return row[1], source, source_id
+
+
+def _row_items(
+    cm: CompiledModel, contact: Contact, rows: Sequence[EventRow], now: datetime
+) -> tuple[list[_Item], datetime | None]:
+    """`_event_items` for stored rows (see `score_rows`)."""
+    text_memo = cm.text_memo
+    now_text = _utc_text(now)
+    recycled = _utc_text(contact.recycled_at) if contact.recycled_at is not None else None
+    future: str | None = None
+    items: list[_Item] = []
+    previous = ""
+    tie = False
+    for _cid, at, key, et, text in rows:
+        if at == previous:
+            tie = True
+        previous = at
+        by_text = text_memo.get(et)
+        if by_text is None:  # no rule reads this type
             continue
-        ts = t.timestamp()
+        if at > now_text:
+            if future is None or at < future:
+                future = at
+            continue
+        if recycled is not None and at <= recycled:
+            continue
+        hit = by_text.get(text)
+        if hit is None:
+            hit = cm.match_text(et, text)
+        matched, attrs = hit
+        if matched:
+            items.append((_fromisoformat(at).timestamp(), key, matched, attrs))
+    if tie and not _in_key_order(rows):  # equal times: order as `score` does
+        return _row_items(cm, contact, sorted(rows, key=_row_key), now)
+    return items, _fromisoformat(future) if future is not None else None
+
+
+def _in_key_order(rows: Sequence[EventRow]) -> bool:
+    keys = [_row_key(r) for r in rows]
+    return all(a <= b for a, b in pairwise(keys))
+
+
+_fromisoformat = datetime.fromisoformat
+
+
+def _utc_text(t: datetime) -> str:
+    """`t` as the state DB stores times (connector.state.codec.encode_dt)."""
+    if t.tzinfo is not UTC:
+        t = t.astimezone(UTC)
+    return t.isoformat(timespec="microseconds")
+
+
+def _score_items(
+    cm: CompiledModel,
+    model: LoadedModel,
+    contact: Contact,
+    items: list[_Item],
+    future: datetime | None,
+    enrichment: Enrichment | None,
+    now: datetime,
+) -> ScoreResult:
+    m = cm.model
+    window_s = cm.window_s
+    neg_decays = m.engagement.decay.negative_decays
+    accs: dict[str, _Acc] = {}
+    freq_rules: list[_CompiledRule] = []
+    today_idx = int(now.timestamp() // DAY)  # today's UTC day number
+    no_decay = m.engagement.decay.mode == "none"
+    now_ts = now.timestamp()
+    for ts, key, matched, attrs in items:
         age = now_ts - ts
         day = -1
         for cr, ev_points, label in matched:

@@ -22,6 +22,8 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from itertools import groupby, pairwise
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
@@ -43,7 +45,15 @@ from connector.state.codec import (
     redact,
     redact_text,
 )
-from connector.types import Company, Contact, Event, LifecycleDecision, Reason, ScoreResult
+from connector.types import (
+    Company,
+    Contact,
+    Event,
+    EventRow,
+    LifecycleDecision,
+    Reason,
+    ScoreResult,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -212,18 +222,14 @@ SELECT id, email, first_name, last_name, job_title, company_name, country, lifec
   lead_status, lead_status_changed_at, recycled_at, mql_at, created_at, updated_at, properties
 FROM contacts WHERE crm = ? AND id = ?
 """
-_CONTACTS_FIRST = """
-SELECT id, email, first_name, last_name, job_title, company_name, country, lifecycle_stage,
-  lead_status, lead_status_changed_at, recycled_at, mql_at, created_at, updated_at, properties
-FROM contacts WHERE crm = ?1 AND (?2 OR (archived_at IS NULL AND merged_into IS NULL))
-ORDER BY id LIMIT ?3
-"""
 _CONTACTS_AFTER = """
 SELECT id, email, first_name, last_name, job_title, company_name, country, lifecycle_stage,
   lead_status, lead_status_changed_at, recycled_at, mql_at, created_at, updated_at, properties
-FROM contacts WHERE crm = ?1 AND id > ?4 AND (?2 OR (archived_at IS NULL AND merged_into IS NULL))
+FROM contacts WHERE crm = ?1 AND id > ?4 AND id <= ?5
+  AND (?2 OR (archived_at IS NULL AND merged_into IS NULL))
 ORDER BY id LIMIT ?3
 """
+LAST_ID = "\U0010ffff"  # sorts after every contact id (SQLite compares text as UTF-8 bytes)
 _CONTACTS_IN = """
 SELECT id, email, first_name, last_name, job_title, company_name, country, lifecycle_stage,
   lead_status, lead_status_changed_at, recycled_at, mql_at, created_at, updated_at, properties
@@ -269,6 +275,16 @@ _EVENTS_RANGE = """
 SELECT contact_id, source, source_id, type, occurred_at, attributes FROM events
 WHERE crm = ? AND contact_id >= ? AND contact_id <= ?
 ORDER BY contact_id, occurred_at, rowid
+"""
+_EVENT_ROWS_RANGE = """
+SELECT contact_id, occurred_at, source || ':' || source_id, type, attributes FROM events
+WHERE crm = ? AND contact_id >= ? AND contact_id <= ?
+ORDER BY contact_id, occurred_at
+"""
+_EVENT_ROWS_IN = """
+SELECT contact_id, occurred_at, source || ':' || source_id, type, attributes FROM events
+WHERE crm = ? AND contact_id IN (SELECT value FROM json_each(?))
+ORDER BY contact_id, occurred_at
 """
 _EVENTS_IN = """
 SELECT contact_id, source, source_id, type, occurred_at, attributes FROM events
@@ -418,22 +434,37 @@ def _attributes(text: str) -> dict[str, Any]:
 
 
 _fromisoformat = datetime.fromisoformat
+_first = itemgetter(0)
 
 
 def _reasons_json(reasons: Iterable[Reason]) -> str:
-    return encode_json(
-        [
-            {
-                "rule": r.rule,
-                "category": r.category,
-                "points": r.points,
-                "text": r.text,
-                "event_ids": list(r.event_ids),
-                "kind": r.kind,
-            }
-            for r in reasons
-        ]
-    )
+    """The reasons as a JSON list of objects (what `encode_json` of their dicts gives)."""
+    return "[" + ",".join(map(_reason_json, reasons)) + "]"
+
+
+_REASON_JSON: dict[Reason, str] = {}
+
+
+def _reason_json(r: Reason) -> str:
+    if r.event_ids:  # engagement: unique to its contact
+        return encode_json(_reason_dict(r))
+    hit = _REASON_JSON.get(r)  # profile reasons: the same few recur across contacts
+    if hit is None:
+        if len(_REASON_JSON) >= 20_000:
+            _REASON_JSON.clear()
+        hit = _REASON_JSON[r] = encode_json(_reason_dict(r))
+    return hit
+
+
+def _reason_dict(r: Reason) -> dict[str, Any]:
+    return {
+        "rule": r.rule,
+        "category": r.category,
+        "points": r.points,
+        "text": r.text,
+        "event_ids": list(r.event_ids),
+        "kind": r.kind,
+    }
 
 
 def _reasons(text: str | None) -> tuple[Reason, ...]:
@@ -1039,25 +1070,72 @@ class StateStore:
         No statement stays open between batches, so the caller may write (save scores) while
         iterating.
         """
-        ex = self._conn.execute
-        by_range = contact_ids is None
-        for rows in self._contact_batches(crm, contact_ids, include_inactive, batch):
-            if by_range:
-                event_rows = ex(_EVENTS_RANGE, (crm, rows[0][0], rows[-1][0])).fetchall()
-            else:
-                event_rows = ex(_EVENTS_IN, (crm, _ids_param(r[0] for r in rows))).fetchall()
-            grouped: dict[str, list[Event]] = {}
-            for er in event_rows:
-                bucket = grouped.get(er[0])
-                if bucket is None:
-                    bucket = grouped[er[0]] = []
-                bucket.append(_event(er))
-            del event_rows
+        for rows, grouped in self._grouped_events(
+            crm, contact_ids, batch, include_inactive, _EVENTS_RANGE, _EVENTS_IN
+        ):
+            for row in rows:
+                yield _contact(row), [_event(er) for er in grouped.pop(row[0], ())]
+
+    @_db_errors_iter
+    def iter_contacts_with_event_rows(
+        self,
+        crm: str,
+        contact_ids: Iterable[str] | None = None,
+        *,
+        batch: int = DEFAULT_BATCH,
+        include_inactive: bool = False,
+        after: str = "",
+        upto: str = LAST_ID,
+    ) -> Iterator[tuple[Contact, list[EventRow]]]:
+        """`iter_contacts_with_events` with each event as its stored row (`EventRow`, what
+        `connector.scoring.score_rows` takes) instead of an `Event`: a full rescore's path,
+        which skips decoding millions of attributes and times it does not need. Without
+        `contact_ids`, the contacts with ids in `(after, upto]` (see `split_live_ids`)."""
+        for rows, grouped in self._grouped_events(
+            crm,
+            contact_ids,
+            batch,
+            include_inactive,
+            _EVENT_ROWS_RANGE,
+            _EVENT_ROWS_IN,
+            after,
+            upto,
+        ):
             for row in rows:
                 yield _contact(row), grouped.pop(row[0], [])
 
+    def _grouped_events(
+        self,
+        crm: str,
+        contact_ids: Iterable[str] | None,
+        batch: int,
+        include_inactive: bool,
+        sql_range: str,
+        sql_in: str,
+        after: str = "",
+        upto: str = LAST_ID,
+    ) -> Iterator[tuple[list[Any], dict[str, list[Any]]]]:
+        """Batches of contact rows, with their event rows grouped by contact id (the event
+        rows come ordered by contact id: one range scan of the contact/time index)."""
+        ex = self._conn.execute
+        by_range = contact_ids is None
+        for rows in self._contact_batches(crm, contact_ids, include_inactive, batch, after, upto):
+            if by_range:
+                event_rows = ex(sql_range, (crm, rows[0][0], rows[-1][0])).fetchall()
+            else:
+                event_rows = ex(sql_in, (crm, _ids_param(r[0] for r in rows))).fetchall()
+            grouped = {cid: list(group) for cid, group in groupby(event_rows, _first)}
+            del event_rows
+            yield rows, grouped
+
     def _contact_batches(
-        self, crm: str, ids: Iterable[str] | None, include_inactive: bool, batch: int
+        self,
+        crm: str,
+        ids: Iterable[str] | None,
+        include_inactive: bool,
+        batch: int,
+        after: str = "",
+        upto: str = LAST_ID,
     ) -> Iterator[list[Any]]:
         if batch < 1:
             raise ValueError("batch must be >= 1")
@@ -1069,12 +1147,32 @@ class StateStore:
                 if rows:
                     yield rows
             return
-        rows = ex(_CONTACTS_FIRST, (crm, include_inactive, batch)).fetchall()
-        while rows:
-            yield rows
+        while True:
+            rows = ex(_CONTACTS_AFTER, (crm, include_inactive, batch, after, upto)).fetchall()
+            if rows:
+                yield rows
             if len(rows) < batch:
                 return
-            rows = ex(_CONTACTS_AFTER, (crm, include_inactive, batch, rows[-1][0])).fetchall()
+            after = rows[-1][0]
+
+    @_db_errors
+    def split_live_ids(self, crm: str, parts: int) -> list[tuple[str, str]]:
+        """The live contacts cut into at most `parts` id ranges `(after, upto]` of about equal
+        size, in id order, covering every id (`after` of the first is "", `upto` of the last
+        `LAST_ID`): the shares of a parallel rescore."""
+        total = self.count_contacts(crm)
+        parts = max(1, min(parts, total))
+        cuts: list[str] = []
+        for k in range(1, parts):
+            row = self._conn.execute(
+                "SELECT id FROM contacts WHERE crm = ? AND archived_at IS NULL "
+                "AND merged_into IS NULL ORDER BY id LIMIT 1 OFFSET ?",
+                (crm, total * k // parts - 1),
+            ).fetchone()
+            if row is not None and (not cuts or row[0] > cuts[-1]):
+                cuts.append(row[0])
+        bounds = ["", *cuts, LAST_ID]
+        return list(pairwise(bounds))
 
     # -- enrichment cache ----------------------------------------------------------------
 

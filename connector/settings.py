@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # Worker
     sync_interval_minutes: float = Field(15.0, gt=0)
     rescore_interval_minutes: float = Field(60.0, gt=0)
+    rescore_workers: int | None = Field(
+        None, ge=1, description="Processes for a full rescore (unset: every core)."
+    )
     http_host: str = Field("127.0.0.1", description="Bind address of /healthz and /metrics.")
     http_port: int = Field(9464, ge=0, le=65535)
     log_json: bool = False

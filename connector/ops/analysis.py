@@ -27,6 +27,8 @@ from connector.ops.common import (
     open_existing_store,
     settings_from,
 )
+from connector.pipeline import Enricher
+from connector.state.store import StateStore
 
 
 def _now() -> datetime:
@@ -46,8 +48,15 @@ def _now() -> datetime:
     show_default=True,
     help="How many changed contacts to show in detail.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes sharing the contacts [default: LEADSCORE_RESCORE_WORKERS, else every core].",
+)
 @click.pass_context
-def rescore_cmd(ctx: click.Context, model_path: str | None, dry_run: bool, sample: int) -> None:
+def rescore_cmd(
+    ctx: click.Context, model_path: str | None, dry_run: bool, sample: int, workers: int | None
+) -> None:
     """After a model change: before → after for every stored contact, then apply it.
 
     Shows grade transitions, MQLs gained and lost, score deltas and a sample of who changes
@@ -61,6 +70,11 @@ def rescore_cmd(ctx: click.Context, model_path: str | None, dry_run: bool, sampl
     settings = settings_from(ctx, model_path=Path(model_path) if model_path else None)
     model = load_model_or_exit(str(settings.model_path))
     out = console()
+    workers = workers or settings.rescore_workers
+
+    def read_only(st: StateStore) -> Enricher | None:
+        return analysis_enricher(settings, st)
+
     store = open_existing_store(settings)
     try:
         if store.count_contacts(settings.crm) == 0:
@@ -69,10 +83,12 @@ def rescore_cmd(ctx: click.Context, model_path: str | None, dry_run: bool, sampl
             store,
             settings.crm,
             model,
-            analysis_enricher(settings, store),
+            read_only(store),
             _now(),
             sample=sample,
             write_company_fields=settings.write_company_fields,
+            workers=workers,
+            enricher_for=read_only,
         )
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
@@ -85,12 +101,15 @@ def rescore_cmd(ctx: click.Context, model_path: str | None, dry_run: bool, sampl
             "Apply with the same command without --dry-run."
         )
         return
-    from connector.app import open_app
+    from connector.app import build_enricher, open_app
     from connector.ops.rescore import apply_rescore
+
+    def writable(st: StateStore) -> Enricher | None:  # what open_app gives its pipeline
+        return build_enricher(settings, st)
 
     try:
         with open_app(settings, model) as app:
-            applied = apply_rescore(app.pipeline, model)
+            applied = apply_rescore(app.pipeline, model, workers=workers, enricher_for=writable)
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
     click.echo(applied.sync.line())

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 
 from connector.model.loader import LoadedModel
-from connector.ops.common import reason_line, rescore_stored
+from connector.ops.common import SCORE_BATCH, Rescored, reason_line, rescore_stored
+from connector.ops.parallel import by_id_range
 from connector.pipeline import (
     Enricher,
     Pipeline,
@@ -27,7 +30,7 @@ from connector.pipeline import (
     diff_properties,
     planned_changes,
 )
-from connector.state.store import StateStore, StoredScore
+from connector.state.store import LAST_ID, StateStore, StoredScore
 from connector.types import MQL, Contact, Reason, ScoreResult
 
 NO_GRADE = "—"  # the "before" grade of a contact that had no stored score
@@ -97,6 +100,31 @@ class RescorePreview:
     def mean_delta(self) -> float:
         return self.delta_sum / self.delta_n if self.delta_n else 0.0
 
+    def merge(self, other: RescorePreview, sample: int) -> None:
+        """Add the preview of the next id range (`other`'s contacts all sort after ours)."""
+        self.contacts += other.contacts
+        self.unscored += other.unscored
+        self.stored_versions.update(other.stored_versions)
+        self.score_changes += other.score_changes
+        self.grade_changes += other.grade_changes
+        self.transitions.update(other.transitions)
+        self.mql_before += other.mql_before
+        self.mql_after += other.mql_after
+        self.new_mqls += other.new_mqls
+        self.lost_mqls += other.lost_mqls
+        self.stage_to_mql += other.stage_to_mql
+        self.write_ids.extend(other.write_ids)
+        self.write_properties.update(other.write_properties)
+        self.delta_sum += other.delta_sum
+        self.delta_n += other.delta_n
+        for attr, better in (("largest_up", 1), ("largest_down", -1)):
+            mine, theirs = getattr(self, attr), getattr(other, attr)
+            if theirs is not None and (mine is None or theirs.delta * better > mine.delta * better):
+                setattr(self, attr, theirs)
+        # best first; equal priorities keep contact order (the sort is stable)
+        self.sample = sorted(self.sample + other.sample, key=_priority, reverse=True)[:sample]
+        self.after.update(other.after)
+
     def headline(self) -> str:
         return (
             f"{self.contacts} contact(s): {self.score_changes} score change(s), "
@@ -125,6 +153,9 @@ def _priority(c: ContactChange) -> tuple[int, int, float]:
     return (int(c.mql_flip), int(c.grade_change), abs(c.delta))
 
 
+EnricherFor = Callable[[StateStore], "Enricher | None"]
+
+
 def preview_rescore(
     store: StateStore,
     crm: str,
@@ -135,46 +166,90 @@ def preview_rescore(
     sample: int = 10,
     keep_after: bool = False,
     write_company_fields: bool = False,
+    workers: int | None = 1,
+    enricher_for: EnricherFor | None = None,
 ) -> RescorePreview:
     """Before → after for every live stored contact. Reads only; writes nothing anywhere.
 
     `sample`: how many contacts to keep in detail (MQL flips first, then grade changes, then
     the largest score changes). `keep_after`: keep every contact's (score, grade, mql_reason)
     after the rescore in `after` (tests compare it with what the real rescore stores).
-    `write_company_fields`: count the blank company fields a sync fills too (the setting)."""
+    `write_company_fields`: count the blank company fields a sync fills too (the setting).
+    `workers`: processes sharing the contacts by id range (None: every core; see
+    `connector.ops.parallel`); with more than one, `enricher_for(store)` builds each
+    process's enricher on its own connection (without it, one process runs)."""
+
+    def job(st: StateStore, after: str, upto: str) -> RescorePreview:
+        enr = enricher_for(st) if enricher_for is not None else enricher
+        return _preview_range(
+            st, crm, model, enr, now, sample, keep_after, write_company_fields, after, upto
+        )
+
+    if enricher is not None and enricher_for is None:
+        workers = 1
+    parts = by_id_range(store, crm, job, workers)
+    out = parts[0]
+    for part in parts[1:]:
+        out.merge(part, sample)
+    return out
+
+
+def _preview_range(
+    store: StateStore,
+    crm: str,
+    model: LoadedModel,
+    enricher: Enricher | None,
+    now: datetime,
+    sample: int,
+    keep_after: bool,
+    write_company_fields: bool,
+    after: str,
+    upto: str,
+) -> RescorePreview:
     out = RescorePreview(crm, now, model.version, model.fingerprint)
     heap: list[tuple[tuple[int, int, float], int, ContactChange]] = []
     seq = 0
-    for contact, enrichment, (result,) in rescore_stored(store, crm, [model], enricher, now):
-        stored = store.get_score(crm, contact.id)
-        written = store.get_written(crm, contact.id)
-        changes: dict[str, str] = {}
-        if store.is_writable(crm, contact.id):
-            changes = planned_changes(contact, result, written)
+    rescored = rescore_stored(store, crm, [model], enricher, now, after=after, upto=upto)
+    for chunk in _chunks(rescored, SCORE_BATCH):
+        ids = [r.contact.id for r in chunk]
+        stored_scores = store.get_scores_many(crm, ids)
+        written_many = store.get_written_many(crm, ids)
+        for contact, enrichment, (result,) in chunk:
+            stored = stored_scores.get(contact.id)
+            # live contacts only (rescore_stored): every one is writable
+            changes = planned_changes(contact, result, written_many[contact.id])
             if write_company_fields:
-                changes.update(diff_properties(company_fill(contact, enrichment), written))
-        change = _compare(out, contact, stored, result, changes)
-        if keep_after:
-            out.after[contact.id] = (result.score, result.grade, result.lifecycle.mql_reason)
-        if change is None:
-            continue
-        for attr, better in (("largest_up", 1), ("largest_down", -1)):
-            best = getattr(out, attr)
-            if (
-                change.before_score is not None
-                and change.delta * better > 0
-                and (best is None or change.delta * better > best.delta * better)
-            ):
-                setattr(out, attr, change)
-        if sample > 0:
-            seq += 1
-            item = (_priority(change), -seq, change)  # ties: the earlier contact wins
-            if len(heap) < sample:
-                heapq.heappush(heap, item)
-            elif item[:2] > heap[0][:2]:
-                heapq.heapreplace(heap, item)
+                changes.update(
+                    diff_properties(company_fill(contact, enrichment), written_many[contact.id])
+                )
+            change = _compare(out, contact, stored, result, changes)
+            if keep_after:
+                out.after[contact.id] = (result.score, result.grade, result.lifecycle.mql_reason)
+            if change is None:
+                continue
+            for attr, better in (("largest_up", 1), ("largest_down", -1)):
+                best = getattr(out, attr)
+                if (
+                    change.before_score is not None
+                    and change.delta * better > 0
+                    and (best is None or change.delta * better > best.delta * better)
+                ):
+                    setattr(out, attr, change)
+            if sample > 0:
+                seq += 1
+                item = (_priority(change), -seq, change)  # ties: the earlier contact wins
+                if len(heap) < sample:
+                    heapq.heappush(heap, item)
+                elif item[:2] > heap[0][:2]:
+                    heapq.heapreplace(heap, item)
     out.sample = [c for _, _, c in sorted(heap, key=lambda x: (x[0], x[1]), reverse=True)]
     return out
+
+
+def _chunks(items: Iterable[Rescored], size: int) -> Iterator[list[Rescored]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
 
 
 def _compare(
@@ -244,20 +319,99 @@ class Applied:
         return next((c for c in codes if c), 0)
 
 
-def apply_rescore(pipeline: Pipeline, model: LoadedModel) -> Applied:
+def recompute_range(
+    store: StateStore,
+    crm: str,
+    model: LoadedModel,
+    enricher: Enricher | None,
+    now: datetime,
+    after: str = "",
+    upto: str = LAST_ID,
+    *,
+    write_company_fields: bool = False,
+) -> tuple[int, int]:
+    """Score the live contacts with ids in `(after, upto]` with `model`, save every score, and
+    put those whose CRM values would change on the write backlog (committed with their scores,
+    batch by batch: a stop loses nothing). No CRM call. Returns (scored, put on the backlog)."""
+    scored = backlog = 0
+    rescored = rescore_stored(store, crm, [model], enricher, now, after=after, upto=upto)
+    for chunk in _chunks(rescored, SCORE_BATCH):
+        written = store.get_written_many(crm, [r.contact.id for r in chunk])
+        changed: list[str] = []
+        for contact, enrichment, (result,) in chunk:
+            before = written[contact.id]
+            if planned_changes(contact, result, before) or (
+                write_company_fields and diff_properties(company_fill(contact, enrichment), before)
+            ):
+                changed.append(contact.id)
+        with store.transaction():
+            store.save_scores(crm, (r.results[0] for r in chunk))
+            store.set_write_pending(crm, changed, True)
+        scored += len(chunk)
+        backlog += len(changed)
+    return scored, backlog
+
+
+def recompute_all(
+    store: StateStore,
+    crm: str,
+    model: LoadedModel,
+    now: datetime,
+    *,
+    enricher_for: EnricherFor | None = None,
+    workers: int | None = None,
+    write_company_fields: bool = False,
+) -> tuple[int, int]:
+    """`recompute_range` over every live contact, by id range in `workers` processes
+    (`connector.ops.parallel`), each with the enricher `enricher_for(its store)` builds."""
+
+    def job(st: StateStore, after: str, upto: str) -> tuple[int, int]:
+        enricher = enricher_for(st) if enricher_for is not None else None
+        return recompute_range(
+            st, crm, model, enricher, now, after, upto, write_company_fields=write_company_fields
+        )
+
+    parts = by_id_range(store, crm, job, workers)
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+def apply_rescore(
+    pipeline: Pipeline,
+    model: LoadedModel,
+    *,
+    workers: int | None = 1,
+    enricher_for: EnricherFor | None = None,
+) -> Applied:
     """Rescore every live contact with `model` and write back only what changed.
 
     First a normal sync (so the stages and properties we score against are the CRM's current
     ones: a rescore never writes over what sales changed since the last sync), then one run of
-    kind `rescore` over everybody. Scores remember their model version; nothing is written
-    twice. The pipeline keeps `model` afterwards."""
+    kind `rescore` over everybody: every score is recomputed and saved locally (in `workers`
+    processes by id range; `enricher_for(store)` builds each one's enricher, and without it
+    a pipeline with an enricher rescores in one process), the contacts whose CRM values
+    change go on the write backlog, and the pipeline scores and writes those. Scores remember
+    their model version; nothing is written twice. The pipeline keeps `model` afterwards."""
     pipeline.model = model
     first = pipeline.sync()
     if first.status in ("quota", "auth", "stopped", "error"):
         return Applied(first, None)
+    if pipeline.enricher is not None and enricher_for is None:
+        workers = 1
+
+        def enricher_for(_store: StateStore) -> Enricher | None:
+            return pipeline.enricher
 
     def body(summary: SyncSummary) -> None:
-        ids = [c.id for c in pipeline.store.iter_contacts(pipeline.crm)]
-        pipeline.score_and_write(ids, summary)
+        scored, _ = recompute_all(
+            pipeline.store,
+            pipeline.crm,
+            model,
+            pipeline.clock(),
+            enricher_for=enricher_for,
+            workers=workers,
+            write_company_fields=pipeline.options.write_company_fields,
+        )
+        pipeline.score_and_write(pipeline.store.pending_write_ids(pipeline.crm), summary)
+        summary.scored = scored  # each contact once (those written were scored twice)
 
     return Applied(first, pipeline.run_pass("rescore", body))

@@ -77,10 +77,8 @@ class _Acc:
     event_ids: list[str] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
     first_attrs: Mapping[str, Any] | None = None
-    times: list[float] = field(default_factory=list)  # frequency rules: event ages (seconds)
-    keys: list[str] = field(default_factory=list)
-    days: list[int] = field(default_factory=list)  # frequency rules: days before `now`
-    exits: list[float] = field(default_factory=list)  # ages at which a counted event leaves
+    hits: list[_Item] = field(default_factory=list)  # frequency rules: the events, oldest first
+    exit: float | None = None  # seconds until the oldest counted event leaves the window
 
 
 class CompiledModel:
@@ -294,38 +292,40 @@ def _decay_weight(cm: CompiledModel, age_s: float, negative: bool) -> float:
 
 
 def _frequency_fires(
-    rule: EngagementRule, ages: list[float], keys: list[str], days: list[int]
+    rule: EngagementRule, hits: list[_Item], now_ts: float, today_idx: int
 ) -> tuple[bool, list[str], float]:
     """Return (fires, event ids of the qualifying burst, age of the burst's newest event).
 
-    The newest qualifying burst is chosen, so the reason names the events a rep remembers.
+    `hits` are the rule's events, oldest first. The newest qualifying burst is chosen, so the
+    reason names the events a rep remembers.
     """
     f = rule.frequency
     assert f is not None
-    order = sorted(range(len(ages)), key=lambda i: ages[i])  # newest first
+    if f.count is not None and len(hits) < f.count:
+        return False, [], 0.0
+    ages = [now_ts - h[0] for h in hits]
+    order = sorted(range(len(ages)), key=ages.__getitem__)  # newest first
     if f.count is not None:
         n = f.count
-        if len(order) < n:
-            return False, [], 0.0
         if f.within_days is None:
-            return True, [keys[i] for i in order], ages[order[0]]
+            return True, [hits[i][1] for i in order], ages[order[0]]
         span = f.within_days * DAY
         for i in range(len(order) - n + 1):
             if ages[order[i + n - 1]] - ages[order[i]] <= span:
                 burst = order[i : i + n]
-                return True, [keys[j] for j in burst], ages[burst[0]]
+                return True, [hits[j][1] for j in burst], ages[burst[0]]
         return False, [], 0.0
     assert f.distinct_days is not None
     within = f.within_days if f.within_days is not None else float("inf")
     by_day: dict[int, list[int]] = {}
     for i in order:
-        by_day.setdefault(days[i], []).append(i)
+        by_day.setdefault(today_idx - int(hits[i][0] // DAY), []).append(i)
     ordered = sorted(by_day)  # days before now, newest first
     k = f.distinct_days
     for i in range(len(ordered) - k + 1):
         if ordered[i + k - 1] - ordered[i] < within:
             idx = [j for d in ordered[i : i + k] for j in by_day[d]]
-            return True, [keys[j] for j in idx], min(ages[j] for j in idx)
+            return True, [hits[j][1] for j in idx], min(ages[j] for j in idx)
     return False, [], 0.0
 
 
@@ -581,11 +581,18 @@ def _in_key_order(rows: Sequence[EventRow]) -> bool:
 _fromisoformat = datetime.fromisoformat
 
 
+_LAST_TEXT: list[tuple[datetime, str]] = []
+
+
 def _utc_text(t: datetime) -> str:
-    """`t` as the state DB stores times (connector.state.codec.encode_dt)."""
-    if t.tzinfo is not UTC:
-        t = t.astimezone(UTC)
-    return t.isoformat(timespec="microseconds")
+    """`t` as the state DB stores times (connector.state.codec.encode_dt). A rescore asks for
+    the same `now` once per contact: the last answer is kept."""
+    if _LAST_TEXT and _LAST_TEXT[0][0] is t:
+        return _LAST_TEXT[0][1]
+    u = t if t.tzinfo is UTC else t.astimezone(UTC)
+    text = u.isoformat(timespec="microseconds")
+    _LAST_TEXT[:] = [(t, text)]
+    return text
 
 
 def _score_items(
@@ -605,30 +612,26 @@ def _score_items(
     today_idx = int(now.timestamp() // DAY)  # today's UTC day number
     no_decay = m.engagement.decay.mode == "none"
     now_ts = now.timestamp()
-    for ts, key, matched, attrs in items:
-        age = now_ts - ts
-        day = -1
-        for cr, ev_points, label in matched:
+    for item in items:  # oldest first: a rule's first counted event is its oldest
+        age = now_ts - item[0]
+        old = age >= window_s
+        for cr, ev_points, label in item[2]:
             keeps = cr.keeps
-            if age >= window_s and not keeps:
+            if old and not keeps:
                 continue
             acc = accs.get(cr.name)
             if acc is None:
                 acc = accs[cr.name] = _Acc()
-                acc.first_attrs = attrs
+                acc.first_attrs = item[3]
+                if not keeps:
+                    acc.exit = window_s - age
             if cr.is_frequency:
-                if day < 0:
-                    day = today_idx - int(ts // DAY)  # whole UTC days before now
-                acc.times.append(age)
-                acc.keys.append(key)
-                acc.days.append(day)
+                acc.hits.append(item)
                 continue
             acc.points += ev_points if no_decay else ev_points * _decay_weight(cm, age, cr.negative)
-            acc.event_ids.append(key)
+            acc.event_ids.append(item[1])
             if label is not None:
                 acc.labels[label] = acc.labels.get(label, 0) + 1
-            if not keeps:
-                acc.exits.append(window_s - age)
 
     # frequency rules fire once on their pattern
     for cr in cm.rules:
@@ -637,15 +640,13 @@ def _score_items(
         acc = accs.get(cr.rule.name)
         if acc is None:
             continue
-        fires, ids, newest_age = _frequency_fires(cr.rule, acc.times, acc.keys, acc.days)
+        fires, ids, newest_age = _frequency_fires(cr.rule, acc.hits, now_ts, today_idx)
         if not fires:
             del accs[cr.rule.name]
             continue
         assert cr.rule.points is not None
         acc.points = cr.rule.points * _decay_weight(cm, newest_age, cr.negative)
         acc.event_ids = ids
-        if not (cr.negative and not neg_decays):
-            acc.exits = [window_s - a for a in acc.times]
         freq_rules.append(cr)
 
     reasons: list[Reason] = []
@@ -667,7 +668,8 @@ def _score_items(
             capped = f" (capped at {r.cap})"
         pts = round(pts, 2)
         fired.add(r.name)
-        exits.extend(acc.exits)
+        if acc.exit is not None:
+            exits.append(acc.exit)
         if m.engagement.decay.mode != "none" and pts != 0 and not (cr.negative and not neg_decays):
             decaying = True
         text = _fmt(r.description or r.name, acc.first_attrs or {})

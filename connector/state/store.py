@@ -322,6 +322,12 @@ SELECT crm, contact_id, score, engagement_points, fit_points, grade, mql, mql_re
   model_version, model_fingerprint, scored_at, next_change_at, reasons
 FROM scores WHERE crm = ? AND contact_id = ?
 """
+_SELECT_SCORES_IN = """
+SELECT crm, contact_id, score, engagement_points, fit_points, grade, mql, mql_reason,
+  current_stage, target_stage, recycled, lifecycle_note, profile_mismatch, hand_raiser,
+  model_version, model_fingerprint, scored_at, next_change_at, reasons
+FROM scores WHERE crm = ? AND contact_id IN (SELECT value FROM json_each(?))
+"""
 _SCORES_AFTER = """
 SELECT crm, contact_id, score, engagement_points, fit_points, grade, mql, mql_reason,
   current_stage, target_stage, recycled, lifecycle_note, profile_mismatch, hand_raiser,
@@ -1240,6 +1246,15 @@ class StateStore:
     def get_score(self, crm: str, contact_id: str) -> StoredScore | None:
         row = self._conn.execute(_SELECT_SCORE, (crm, contact_id)).fetchone()
         return None if row is None else _stored_score(row)
+
+    @_db_errors
+    def get_scores_many(self, crm: str, ids: Iterable[str]) -> dict[str, StoredScore]:
+        """The current scores of those contacts that have one."""
+        out: dict[str, StoredScore] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids)), 5000):
+            for row in self._conn.execute(_SELECT_SCORES_IN, (crm, _ids_param(chunk))):
+                out[row[1]] = _stored_score(row)
+        return out
 
     @_db_errors_iter
     def iter_scores(self, crm: str, *, batch: int = DEFAULT_BATCH) -> Iterator[StoredScore]:

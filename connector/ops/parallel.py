@@ -1,0 +1,89 @@
+"""Work over every stored contact, shared among processes by contact-id range.
+
+A full rescore is CPU bound in Python (scoring, JSON), so one process uses one core. The live
+contacts are cut into id ranges of about equal size (`StateStore.split_live_ids`); each range
+runs in a forked process with its own connection to the state DB (WAL: readers run side by
+side, and each writer's short transactions wait for the others through the busy timeout).
+Results come back pickled, so a job returns a summary, never per-contact objects.
+
+One process (the caller's, with the caller's store) when `workers` is 1, when the contacts are
+too few to be worth a process, or where `fork` is not available.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+from connector.state.store import StateStore
+
+T = TypeVar("T")
+
+# below this many live contacts a rescore takes about a second: processes are not worth it
+MIN_CONTACTS_PER_WORKER = 20_000
+
+# the job of the pool being run, inherited by its forked workers (never pickled)
+_JOB: tuple[Callable[[StateStore, str, str], object], str, float] | None = None
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def plan_workers(store: StateStore, crm: str, workers: int | None) -> int:
+    """How many processes a rescore of `crm` uses: `workers` (None: every core), fewer when
+    there are fewer than `MIN_CONTACTS_PER_WORKER` contacts per process."""
+    wanted = default_workers() if workers is None else workers
+    if wanted < 1:
+        raise ValueError("workers must be >= 1")
+    if wanted == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(wanted, store.count_contacts(crm) // MIN_CONTACTS_PER_WORKER))
+
+
+def by_id_range(
+    store: StateStore,
+    crm: str,
+    job: Callable[[StateStore, str, str], T],
+    workers: int | None = None,
+) -> list[T]:
+    """`job(store, after, upto)` for each id range `(after, upto]` of the live contacts, in id
+    order. Each range runs in its own process (with its own `StateStore` on the same file) when
+    `plan_workers` says so; in this process with `store` otherwise. A job's exception is
+    raised here, after every range has ended."""
+    n = plan_workers(store, crm, workers)
+    ranges = store.split_live_ids(crm, n)
+    if n == 1 or len(ranges) == 1:
+        return [job(store, after, upto) for after, upto in ranges]
+    global _JOB
+    _JOB = (job, store.path, store.busy_timeout)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=len(ranges), mp_context=ctx) as pool:
+            futures = [pool.submit(_run, after, upto) for after, upto in ranges]
+            errors = [f.exception() for f in futures]
+            for error in errors:
+                if error is not None:
+                    raise error
+            return [f.result() for f in futures]  # type: ignore[misc]
+    finally:
+        _JOB = None
+
+
+def _run(after: str, upto: str) -> object:
+    assert _JOB is not None, "a by_id_range worker runs only in a forked process"
+    job, path, busy_timeout = _JOB
+    # the parent's heap came with the fork: keep the collector off it, and let it run less
+    # often (a job holds one batch of contacts; its garbage is freed by reference counting)
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    with StateStore.open(path, busy_timeout=busy_timeout) as store:
+        return job(store, after, upto)

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import math
 import random
+import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.model.loader import load_model
-from connector.scoring import score
-from connector.types import Company, Contact, Enrichment, Event
+from connector.model.loader import LoadedModel, load_model
+from connector.scoring import compile_model, score, score_rows
+from connector.state.codec import encode_dt, encode_mapping
+from connector.types import Company, Contact, Enrichment, Event, EventRow
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 MODEL = load_model()
@@ -145,3 +149,120 @@ def test_adding_a_negative_event_never_raises_the_score(
     before = score(contact, evs, enr, MODEL, NOW)
     after = score(contact, [*evs, neg], enr, MODEL, NOW)
     assert after.score <= before.score
+
+
+def load_model_text(path: str | Path, *edits: tuple[str, str]) -> LoadedModel:
+    """A copy of a model file (beside its title rules) with text replacements applied."""
+    src = Path(path)
+    folder = Path(tempfile.mkdtemp(prefix="leadscore-model-"))
+    (folder / "titles.yaml").write_text((src.parent / "titles.yaml").read_text())
+    text = src.read_text()
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    (folder / "model.yaml").write_text(text)
+    return load_model(folder / "model.yaml")
+
+
+# -- score_rows: the full rescore's path over stored rows gives exactly what score gives ---------
+
+DECAYING = {
+    mode: load_model_text(
+        MODEL.path,
+        ("    mode: none ", f"    mode: {mode} "),
+        ("negative_decays: false", "negative_decays: true"),
+    )
+    for mode in ("linear", "half_life")
+}
+
+
+def stored_rows(evs: list[Event], rng: random.Random) -> list[EventRow]:
+    """The events as the state DB returns them: one per key, ordered by time, ties in any
+    order, times as fixed-width UTC text, attributes as JSON text."""
+    unique = {(e.source, e.source_id): e for e in reversed(evs)}  # the first of a key wins
+    rows: list[EventRow] = [
+        (
+            e.contact_id,
+            encode_dt(e.occurred_at),
+            f"{e.source}:{e.source_id}",
+            e.type,
+            encode_mapping(e.attributes) if e.attributes else None,
+        )
+        for e in unique.values()
+    ]
+    rng.shuffle(rows)
+    rows.sort(key=lambda r: r[1])
+    return rows
+
+
+@st.composite
+def events_with_ties(draw: st.DrawFn) -> list[Event]:
+    """Events where several share a time and differ by source (the order then comes from the
+    source and the id), with webinar shares on and around the tier bounds."""
+    evs = draw(events(future=True))
+    times = [NOW - timedelta(days=d) for d in (0.5, 2, 2.0000001, 40)]
+    out = []
+    for e in evs:
+        if draw(st.booleans()):
+            e = replace(e, occurred_at=draw(st.sampled_from(times)))
+            e = replace(e, source=draw(st.sampled_from(["t", "a", "t-x", "z"])))
+        if e.type == "webinar_attended" and draw(st.booleans()):
+            share = draw(st.sampled_from([0.5, 0.9, 1, 0, 0.49999, "0.95", True, math.nan]))
+            e = replace(e, attributes={"name": "W", "watched_share": share})
+        out.append(e)
+    return out
+
+
+recycle_times = st.sampled_from([None, NOW - timedelta(days=2), NOW - timedelta(days=30)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    contacts,
+    events_with_ties(),
+    enrichments,
+    recycle_times,
+    st.sampled_from(["none", "linear", "half_life"]),
+    st.integers(0, 3),
+)
+def test_score_rows_is_score(
+    contact: Contact,
+    evs: list[Event],
+    enr: Enrichment | None,
+    recycled: datetime | None,
+    mode: str,
+    seed: int,
+) -> None:
+    model = MODEL if mode == "none" else DECAYING[mode]
+    contact = replace(contact, recycled_at=recycled)
+    rows = stored_rows(evs, random.Random(seed))
+    # what the DB keeps: one event per key (the unique index), the first one stored
+    kept = list({(e.source, e.source_id): e for e in reversed(evs)}.values())
+    expected = score(contact, kept, enr, model, NOW)
+    assert score_rows(contact, rows, enr, model, NOW) == expected
+    # again, with every memo warm: the same
+    assert score_rows(contact, rows, enr, model, NOW) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(-2, 2),
+            st.sampled_from([0.5, 0.9, 0.49999999, 0.9000001, True, False, None, "0.9", "x"]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_memoized_matching_by_range_bucket_is_exact(values: list[Any]) -> None:
+    """Matching memoized on the value's range bucket answers what matching each value afresh
+    answers, whatever values came before (a webinar's watched share is unique per event)."""
+    cm = compile_model(MODEL)
+    assert "webinar_attended" in cm.type_buckets
+    for v in values:
+        attrs = {"name": "W", "watched_share": v}
+        fresh = [(cr.name, pts, label) for cr, pts, label in cm._match("webinar_attended", attrs)]
+        memo = [(cr.name, pts, label) for cr, pts, label in cm.matches("webinar_attended", attrs)]
+        assert memo == fresh, v

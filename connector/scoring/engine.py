@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from connector.model.loader import LoadedModel
 from connector.model.schema import EngagementRule, ForceGrade, Match, Tier
@@ -47,7 +47,7 @@ class _CompiledTier:
     label: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity (`in` a tuple of matched rules)
 class _CompiledRule:
     rule: EngagementRule
     checks: list[FieldCheck]
@@ -77,7 +77,6 @@ class _Acc:
     event_ids: list[str] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
     first_attrs: Mapping[str, Any] | None = None
-    hits: list[_Item] = field(default_factory=list)  # frequency rules: the events, oldest first
     exit: float | None = None  # seconds until the oldest counted event leaves the window
 
 
@@ -107,9 +106,7 @@ class CompiledModel:
         # per event type: the attribute fields any of its rules read, and a memo from the tuple
         # of those values to the rules that match (URLs repeat: one dict lookup per event)
         self.type_fields: dict[str, tuple[str, ...]] = {}
-        self.memo: dict[
-            str, dict[tuple[Any, ...], list[tuple[_CompiledRule, int, str | None]]]
-        ] = {}
+        self.memo: dict[str, dict[tuple[Any, ...], _Matched]] = {}
         self._fit_memo: dict[tuple[Any, ...], tuple[float, str, bool, tuple[Reason, ...]]] = {}
         for r in m.engagement.rules:
             tiers = (
@@ -129,6 +126,7 @@ class CompiledModel:
         # per event type: for fields only ever compared with min/max, a function from the value
         # to its range bucket (a webinar's watched share is unique per event; its bucket is not)
         self.type_buckets: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
+        self.frequency_rules = [cr for cr in self.rules if cr.is_frequency]
         for et, crs in self.by_type.items():
             conds: dict[str, list[object]] = {}
             for cr in crs:
@@ -176,7 +174,7 @@ class CompiledModel:
     def match_text(self, type_: str, text: str | None) -> _TextHit:
         """`matches` for attributes stored as JSON text, memoized on the text."""
         attrs = _decode_attributes(text) if text else {}
-        hit: _TextHit = (self.matches(type_, attrs), attrs)
+        hit: _TextHit = (self.matched(type_, attrs), attrs)
         memo = self.text_memo[type_]
         if len(memo) >= 100_000:
             memo.clear()
@@ -187,6 +185,10 @@ class CompiledModel:
         self, type_: str, attrs: Mapping[str, Any]
     ) -> list[tuple[_CompiledRule, int, str | None]]:
         """Rules of this event type that match, with (points, tier label), memoized."""
+        return self.matched(type_, attrs).all
+
+    def matched(self, type_: str, attrs: Mapping[str, Any]) -> _Matched:
+        """`matches`, split for the scoring loop, memoized on the values the rules read."""
         fields = self.type_fields[type_]
         memo = self.memo[type_]
         sig = tuple(map(attrs.get, fields))
@@ -196,9 +198,9 @@ class CompiledModel:
         try:
             hit = memo.get(sig)
         except TypeError:  # an unhashable attribute value: match without the memo
-            return self._match(type_, attrs)
+            return _Matched.of(self._match(type_, attrs))
         if hit is None:
-            hit = self._match(type_, attrs)
+            hit = _Matched.of(self._match(type_, attrs))
             if len(memo) >= 50_000:
                 memo.clear()
             memo[sig] = hit
@@ -253,7 +255,26 @@ def _range_bucket(conditions: list[object]) -> Callable[[Any], Any] | None:
     return bucket
 
 
-_TextHit = tuple[list[tuple[_CompiledRule, int, str | None]], Mapping[str, Any]]
+class _Matched(NamedTuple):
+    """The rules one event matches: all of them, with (points, tier label), in rule order;
+    those that add points per event; the frequency rules (they count the event)."""
+
+    all: list[tuple[_CompiledRule, int, str | None]]
+    plain: list[tuple[_CompiledRule, int, str | None]]
+    frequency: tuple[_CompiledRule, ...]
+
+    @classmethod
+    def of(cls, entries: list[tuple[_CompiledRule, int, str | None]]) -> _Matched:
+        frequency = tuple(e[0] for e in entries if e[0].is_frequency)
+        # one tuple object per set of rules: the scoring loop compares them by identity
+        frequency = _FREQUENCY_SETS.setdefault(frequency, frequency)
+        return cls(entries, [e for e in entries if not e[0].is_frequency], frequency)
+
+
+_FREQUENCY_SETS: dict[tuple[_CompiledRule, ...], tuple[_CompiledRule, ...]] = {}
+
+
+_TextHit = tuple[_Matched, Mapping[str, Any]]
 
 
 def _decode_attributes(text: str) -> dict[str, Any]:
@@ -301,12 +322,12 @@ def _frequency_fires(
     """
     f = rule.frequency
     assert f is not None
-    if f.count is not None and len(hits) < f.count:
-        return False, [], 0.0
-    ages = [now_ts - h[0] for h in hits]
-    order = sorted(range(len(ages)), key=ages.__getitem__)  # newest first
     if f.count is not None:
         n = f.count
+        if len(hits) < n:
+            return False, [], 0.0
+        ages = [now_ts - h[0] for h in hits]
+        order = sorted(range(len(ages)), key=ages.__getitem__)  # newest first
         if f.within_days is None:
             return True, [hits[i][1] for i in order], ages[order[0]]
         span = f.within_days * DAY
@@ -317,16 +338,23 @@ def _frequency_fires(
         return False, [], 0.0
     assert f.distinct_days is not None
     within = f.within_days if f.within_days is not None else float("inf")
-    by_day: dict[int, list[int]] = {}
-    for i in order:
-        by_day.setdefault(today_idx - int(hits[i][0] // DAY), []).append(i)
-    ordered = sorted(by_day)  # days before now, newest first
     k = f.distinct_days
-    for i in range(len(ordered) - k + 1):
-        if ordered[i + k - 1] - ordered[i] < within:
-            idx = [j for d in ordered[i : i + k] for j in by_day[d]]
-            return True, [hits[j][1] for j in idx], min(ages[j] for j in idx)
-    return False, [], 0.0
+    day_of = [today_idx - int(h[0] // DAY) for h in hits]  # whole UTC days before now
+    days = sorted(set(day_of))  # newest first
+    for i in range(len(days) - k + 1):
+        if days[i + k - 1] - days[i] < within:
+            chosen = days[i : i + k]
+            break
+    else:
+        return False, [], 0.0
+    ages = [now_ts - h[0] for h in hits]
+    by_day: dict[int, list[int]] = {d: [] for d in chosen}
+    for j in sorted(range(len(ages)), key=ages.__getitem__):  # newest first
+        bucket = by_day.get(day_of[j])
+        if bucket is not None:
+            bucket.append(j)
+    idx = [j for d in chosen for j in by_day[d]]
+    return True, [hits[j][1] for j in idx], min(ages[j] for j in idx)
 
 
 def _fit_facts(
@@ -457,7 +485,7 @@ def _signed(points: float) -> str:
 _chronological = attrgetter("occurred_at", "source", "source_id")
 
 # A prepared event: (timestamp, "source:source_id", the rules it matches, its attributes).
-_Item = tuple[float, str, "list[tuple[_CompiledRule, int, str | None]]", Mapping[str, Any]]
+_Item = tuple[float, str, _Matched, Mapping[str, Any]]
 
 
 def score(
@@ -519,16 +547,16 @@ def _event_items(
             continue
         attrs = ev.attributes
         if et in bucketed:
-            matched = cm.matches(et, attrs)
+            matched = cm.matched(et, attrs)
         else:
             sig = tuple(map(attrs.get, type_fields[et]))
             try:
                 matched = memo[et][sig]
             except KeyError:
-                matched = cm.matches(et, attrs)
+                matched = cm.matched(et, attrs)
             except TypeError:  # unhashable attribute value
-                matched = cm.matches(et, attrs)
-        if matched:
+                matched = cm.matched(et, attrs)
+        if matched.all:
             items.append((t.timestamp(), key, matched, attrs))
     return items, future
 
@@ -566,7 +594,7 @@ def _row_items(
         if hit is None:
             hit = cm.match_text(et, text)
         matched, attrs = hit
-        if matched:
+        if matched.all:
             items.append((_fromisoformat(at).timestamp(), key, matched, attrs))
     if tie and not _in_key_order(rows):  # equal times: order as `score` does
         return _row_items(cm, contact, sorted(rows, key=_row_key), now)
@@ -608,14 +636,23 @@ def _score_items(
     window_s = cm.window_s
     neg_decays = m.engagement.decay.negative_decays
     accs: dict[str, _Acc] = {}
-    freq_rules: list[_CompiledRule] = []
     today_idx = int(now.timestamp() // DAY)  # today's UTC day number
     no_decay = m.engagement.decay.mode == "none"
     now_ts = now.timestamp()
+    counted: dict[_CompiledRule, list[_Item]] = {}  # frequency rule -> its events
     for item in items:  # oldest first: a rule's first counted event is its oldest
+        matched = item[2]
         age = now_ts - item[0]
         old = age >= window_s
-        for cr, ev_points, label in item[2]:
+        for cr in matched.frequency:
+            if old and not cr.keeps:
+                continue
+            hits = counted.get(cr)
+            if hits is None:
+                counted[cr] = [item]
+            else:
+                hits.append(item)
+        for cr, ev_points, label in matched.plain:
             keeps = cr.keeps
             if old and not keeps:
                 continue
@@ -625,29 +662,24 @@ def _score_items(
                 acc.first_attrs = item[3]
                 if not keeps:
                     acc.exit = window_s - age
-            if cr.is_frequency:
-                acc.hits.append(item)
-                continue
             acc.points += ev_points if no_decay else ev_points * _decay_weight(cm, age, cr.negative)
             acc.event_ids.append(item[1])
             if label is not None:
                 acc.labels[label] = acc.labels.get(label, 0) + 1
 
     # frequency rules fire once on their pattern
-    for cr in cm.rules:
-        if cr.rule.frequency is None:
-            continue
-        acc = accs.get(cr.rule.name)
-        if acc is None:
-            continue
-        fires, ids, newest_age = _frequency_fires(cr.rule, acc.hits, now_ts, today_idx)
+    for cr, hits in counted.items():
+        keeps = cr.keeps
+        fires, ids, newest_age = _frequency_fires(cr.rule, hits, now_ts, today_idx)
         if not fires:
-            del accs[cr.rule.name]
             continue
         assert cr.rule.points is not None
+        acc = accs[cr.name] = _Acc()
         acc.points = cr.rule.points * _decay_weight(cm, newest_age, cr.negative)
         acc.event_ids = ids
-        freq_rules.append(cr)
+        acc.first_attrs = hits[0][3]
+        if not keeps:
+            acc.exit = window_s - (now_ts - hits[0][0])
 
     reasons: list[Reason] = []
     fired: set[str] = set()

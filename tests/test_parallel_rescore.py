@@ -4,6 +4,7 @@ the same preview, the same saved scores, the same CRM writes, each once."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from dataclasses import asdict
 from datetime import timedelta
@@ -11,7 +12,9 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from connector.cli import cli
 from connector.enrich.enricher import build_enricher
 from connector.ops import parallel
 from connector.ops.parallel import by_id_range, plan_workers
@@ -23,7 +26,13 @@ from connector.synth import synth_dataset
 from connector.types import Contact
 
 from .conftest import NOW, Harness
-from .test_ops_rescore import PRODUCT_15, THRESHOLD_80, changed_model, read_only_enricher
+from .test_ops_rescore import (
+    PRODUCT_15,
+    THRESHOLD_80,
+    changed_model,
+    model_file,
+    read_only_enricher,
+)
 
 CRM = "hubspot"
 
@@ -187,3 +196,37 @@ def test_range_reads_leave_out_archived_and_merged_contacts(tmp_path: Path) -> N
     assert got == ids[1:]
     assert all(isinstance(c, Contact) for c, _ in store.iter_contacts_with_event_rows(CRM))
     store.close()
+
+
+def test_cli_rescore_with_workers_previews_and_writes_what_one_process_would(
+    demo: Harness, tmp_path: Path, two_workers: None
+) -> None:
+    assert demo.pipeline.sync().status == "ok"
+    path = str(model_file(tmp_path, "t80", THRESHOLD_80))
+    state = str(tmp_path / "state.db")
+
+    def would_update(*extra: str) -> int:
+        res = CliRunner().invoke(
+            cli, ["--state", state, "rescore", "--dry-run", "--model", path, *extra]
+        )
+        assert res.exit_code == 0, res.output
+        m = re.search(r"Would update (\d+) contact", res.output)
+        assert m is not None, res.output
+        return int(m.group(1))
+
+    expected = would_update("--workers", "1")
+    assert expected > 0
+    assert would_update("--workers", "2") == expected
+    demo.sb.clear_log()
+    env = {
+        "LEADSCORE_HUBSPOT_TOKEN": demo.sb.token,
+        "LEADSCORE_HUBSPOT_BASE_URL": demo.sb.url,
+        "LEADSCORE_RESCORE_WORKERS": "2",
+    }
+    res = CliRunner().invoke(cli, ["--state", state, "rescore", "--model", path], env=env)
+    assert res.exit_code == 0, res.output
+    assert f"wrote {expected} contact(s) (the preview said {expected})" in res.output
+    assert len(demo.written_ids()) == len(set(demo.written_ids())) == expected
+    bad = CliRunner().invoke(cli, ["--state", state, "rescore", "--dry-run", "--workers", "0"])
+    assert bad.exit_code == 2
+    assert "--workers" in bad.output

@@ -183,3 +183,18 @@ def test_cli_dry_run_writes_nothing_and_bad_input_is_one_line(
     assert missing.output.startswith("error: no state DB at")
     neg = CliRunner().invoke(cli, ["--state", state, "rescore", "--dry-run", "--sample", "-1"])
     assert neg.exit_code == 2
+
+
+def test_profile_reasons_show_their_points_once() -> None:
+    from connector.ops.common import reason_line
+
+    engine_made = Reason(
+        "company_size", "fit", 20.0, "+20 company size 51-5,000 (300 employees)", (), "fit"
+    )
+    assert reason_line(engine_made) == "fit +20 company size 51-5,000 (300 employees)"
+    plain = Reason("legacy", "fit", -5.0, "student title", (), "fit")
+    assert reason_line(plain) == "fit -5 student title"
+    assert reason_line(Reason("competitor", "fit", 0.0, "competitor domain", (), "fit")) == (
+        "fit: competitor domain"
+    )
+    assert reason_line(Reason("pricing", "product", 25, "pricing page")) == "+25 pricing page"

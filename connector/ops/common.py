@@ -158,7 +158,10 @@ def reason_line(r: Reason) -> str:
     if r.rule in ("grade", "fit_base"):
         return r.text
     if r.kind == "fit":
-        return f"fit: {r.text}" if r.points == 0 else f"fit {signed(r.points)} {r.text}"
+        if r.points == 0:
+            return f"fit: {r.text}"
+        points = signed(r.points)  # the engine's profile reasons start with their points
+        return f"fit {r.text}" if r.text.startswith(points + " ") else f"fit {points} {r.text}"
     return f"{signed(r.points)} {r.text}"
 
 

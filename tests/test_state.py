@@ -389,8 +389,10 @@ def test_merge_moves_events_without_duplicates_and_blocks_writes(store: StateSto
     store.save_scores(CRM, [score_result("A"), score_result("B")])
     store.record_written(CRM, "A", {"score": "10"}, NOW)
     store.record_written(CRM, "B", {"score": "20"}, NOW)
+    store.set_write_pending(CRM, ["A", "B"], True)
 
     assert store.merge_contacts(CRM, "A", "B", NOW) == 2
+    assert store.pending_write_ids(CRM) == ["B"]  # the absorbed one never lingers there
     assert [(e.source_id, e.contact_id) for e in store.events_for(CRM, "B")] == [
         ("e1", "B"),
         ("e2", "B"),

@@ -901,7 +901,7 @@ class StateStore:
 
         Moves the absorbed contact's events to the survivor (events are unique by
         (crm, source, source_id), so a move can never duplicate one), drops its current
-        score and written values, sets `merged_into` (a stub row is created if the absorbed
+        score, written values and place on the write backlog, sets `merged_into` (a stub row is created if the absorbed
         contact was never pulled) and re-points contacts merged into it earlier. If the
         survivor had itself been merged into the absorbed contact, the newer merge wins.
         Returns the number of events moved.
@@ -935,6 +935,9 @@ class StateStore:
             ).rowcount
             ex("DELETE FROM scores WHERE crm = ? AND contact_id = ?", (crm, absorbed_id))
             ex("DELETE FROM written WHERE crm = ? AND contact_id = ?", (crm, absorbed_id))
+            # nothing of it is written any more: off the backlog (the survivor is the one
+            # to score, and the caller marks it)
+            ex("DELETE FROM write_backlog WHERE crm = ? AND contact_id = ?", (crm, absorbed_id))
         return int(moved)
 
     # -- events --------------------------------------------------------------------------

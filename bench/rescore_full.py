@@ -93,10 +93,13 @@ def main() -> None:
     print(f"floor: read {f_n:,} events ordered by contact in {f_dt:.1f}s ({f_n / f_dt:,.0f}/s)")
     r_dt, c, backlog, n_workers = rescore(path, args.workers)
     # peak RSS of this process and of its largest worker (each holds its own batch)
-    rss_mib = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    ) / 1024
+    rss_mib = (
+        max(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+        )
+        / 1024
+    )
     print(
         f"rescore: {c:,} contacts, {f_n:,} events in {r_dt:.1f}s with {n_workers} process(es) "
         f"({f_n / r_dt:,.0f} events/s), {backlog:,} put on the write backlog; "

@@ -527,3 +527,65 @@ def test_bulk_export_rows_resume_and_failed_exports_are_recreated() -> None:
         start_ms = int(since.timestamp() * 1000)
         recent = [a for a in sb.instance.activities if a.type_id == 1 and a.date_ms >= start_ms]
         assert len(events) == len(recent) > 10 and {e.type for e in events} == {"page_view"}
+
+
+# -- writes whose answer never came ----------------------------------------------------------
+
+SCORES = [
+    WriteBack("101", {"score": "77", "grade": "B", "profile_mismatch": "true"}),
+    WriteBack("102", {"score": "12", "grade": "D", "mql_reason": ""}),
+]
+
+
+def sync_posts(sb: MarketoSandbox) -> list[Any]:
+    return sb.calls("/rest/v1/leads.json", "POST")
+
+
+def test_a_write_applied_but_unanswered_is_read_back_and_never_sent_twice(
+    sb: MarketoSandbox,
+) -> None:
+    sb.faults = Faults(
+        drop_after_apply_rate=1.0, methods=("POST",), path_prefixes=("/rest/v1/leads.json",)
+    )
+    with adapter_for(sb) as ad:
+        out = ad.write(SCORES)
+    assert out == [WriteOutcome("101", True), WriteOutcome("102", True)]
+    assert len(sync_posts(sb)) == 1  # applied once; the lost answer was not a reason to resend
+    [read] = [r for r in sb.calls("/rest/v1/leads.json", "GET") if "filterType" in r.query]
+    assert read.query["filterValues"] == ["101,102"]
+    assert set(read.query["fields"][0].split(",")) >= {"id", "leadScore", "leadGrade__c"}
+    dana, riley = sb.lead(101).values, sb.lead(102).values
+    assert (dana["leadScore"], dana["leadGrade__c"], dana["profileMismatch__c"]) == (77, "B", True)
+    assert (riley["leadScore"], riley.get("mqlReason__c")) == (12, None)
+
+
+def test_a_write_lost_before_it_arrived_is_read_back_then_sent_again_once(
+    sb: MarketoSandbox,
+) -> None:
+    sb.inject("drop", path="/rest/v1/leads.json", method="POST")  # never applied
+    with adapter_for(sb) as ad:
+        out = ad.write(SCORES)
+        assert ad.stats.retries == 1
+    assert out == [WriteOutcome("101", True), WriteOutcome("102", True)]
+    assert len(sync_posts(sb)) == 2  # the lost one and the one that arrived
+    assert sb.lead(101).values["leadScore"] == 77 and sb.lead(102).values["leadScore"] == 12
+
+
+def test_a_refused_write_is_sent_again_without_reading_back(sb: MarketoSandbox) -> None:
+    sb.inject("606", path="/rest/v1/leads.json", method="POST")  # refused before any work
+    with adapter_for(sb) as ad:
+        assert ad.write(SCORES) == [WriteOutcome("101", True), WriteOutcome("102", True)]
+    assert len(sync_posts(sb)) == 2
+    assert [r for r in sb.calls("/rest/v1/leads.json", "GET") if "filterType" in r.query] == []
+
+
+def test_confirm_written_compares_values_as_marketo_shows_them(sb: MarketoSandbox) -> None:
+    with adapter_for(sb) as ad:
+        assert ad.write(SCORES) == [WriteOutcome("101", True), WriteOutcome("102", True)]
+        assert ad.confirm_written(SCORES) == {"101", "102"}
+        changed = [WriteBack("101", {"score": "78"}), WriteBack("102", {"grade": "D"})]
+        assert ad.confirm_written(changed) == {"102"}
+        nothing_mapped = [WriteBack("103", {"lifecycle_stage": "evangelist"})]
+        assert ad.confirm_written(nothing_mapped) == {"103"}
+        assert ad.confirm_written([WriteBack("999999", {"score": "1"})]) == set()  # deleted
+        assert ad.confirm_written([WriteBack("abc", {"score": "1"})]) == set()

@@ -19,7 +19,12 @@ from connector.enrich.enricher import build_enricher
 from connector.model.loader import load_model
 from connector.pipeline import Pipeline
 from connector.retry import RetryPolicy
-from connector.sandbox.marketo import WEBINAR_ATTENDED, WEBINAR_REGISTERED, MarketoSandbox
+from connector.sandbox.marketo import (
+    WEBINAR_ATTENDED,
+    WEBINAR_REGISTERED,
+    Faults,
+    MarketoSandbox,
+)
 from connector.settings import Settings, load_settings
 from connector.state.store import StateStore
 from connector.types import MQL, SQL
@@ -232,3 +237,59 @@ def test_backfill_goes_through_bulk_export_and_never_moves_the_live_cursors(
         assert store.count_contacts(CRM) > 0
         dana = store.get_score(CRM, "101")
         assert dana is not None and dana.score == 110 and dana.grade == "A"
+
+
+def test_writes_applied_but_unanswered_are_each_applied_once(tmp_path: Path) -> None:
+    """Every leads.sync is applied and then its connection dropped: the adapter reads the
+    leads back instead of resending, so each lead is written once and the run is clean."""
+    faults = Faults(
+        drop_after_apply_rate=1.0, methods=("POST",), path_prefixes=("/rest/v1/leads.json",)
+    )
+    with MarketoSandbox.start(DEMO, now=ANCHOR, faults=faults) as sb:
+        store = StateStore.open(tmp_path / "state.db")
+        with pipeline_for(sb, store) as pipeline:
+            first = pipeline.sync()
+            assert first.status == "ok", first.message
+            live = len(sb.instance.live_leads())
+            assert (first.written, first.dead_lettered) == (live, 0)
+            sent = [rec["id"] for body in writes_logged(sb) for rec in body["input"]]
+            assert len(sent) == len(set(sent)) == live  # each lead in exactly one write
+            assert_persona_outcomes(sb, store)
+            assert store.writes_in_flight(CRM) == {}
+            second = pipeline.sync()
+            assert (second.status, second.written, second.to_write) == ("ok", 0, 0)
+        store.close()
+        assert sb.internal_errors == []
+
+
+def test_an_interrupted_runs_applied_write_is_confirmed_not_resent(tmp_path: Path) -> None:
+    """A run died after sending a write and before recording it: the next run reads the lead
+    back, finds the values there, records them as written and sends nothing."""
+    with MarketoSandbox.start(DEMO, now=ANCHOR) as sb:
+        store = StateStore.open(tmp_path / "state.db")
+        with pipeline_for(sb, store) as pipeline:
+            assert pipeline.sync().status == "ok"
+            dana = store.get_written(CRM, "101")
+            assert dana["score"] == "110"  # in Marketo since this first sync
+            # the lost run: it sent Dana's values (they arrived) and died before recording
+            # them; what it had recorded last was older
+            with store.transaction():
+                store.record_written(CRM, "101", {**dana, "score": "1"}, ANCHOR)
+                store.set_write_pending(CRM, ["101"], True)
+                store.set_in_flight(CRM, {"101": dana})
+            mark = len(sb.requests)
+            run = pipeline.sync()
+            assert run.status == "ok", run.message
+            assert store.writes_in_flight(CRM) == {}
+            assert store.get_written(CRM, "101") == dana  # recorded as arrived
+            later = [r for r in sb.requests[mark:] if r.path.endswith("/rest/v1/leads.json")]
+            reads = [r for r in later if r.effective_method == "GET" and "101" in str(r.query)]
+            assert reads  # it asked Marketo
+            resent = [
+                rec["id"]
+                for r in later
+                if r.effective_method == "POST" and isinstance(r.body, dict)
+                for rec in r.body["input"]
+            ]
+            assert 101 not in resent
+        store.close()

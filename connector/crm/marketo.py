@@ -134,6 +134,11 @@ class MarketoApiError(ConnectorError):
         self.message = message
 
 
+class _Rejected(RetryableError):
+    """Marketo refused the call before doing anything (HTTP 429, 606 rate, 615 concurrency):
+    a write it answered this way was not applied and may simply be sent again."""
+
+
 class _TokenRejected(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code} {message}")
@@ -384,28 +389,45 @@ class MarketoAdapter:
     ) -> Any:
         """One logical call: auth, envelope check, 601/602 handled once, retries by policy.
         Returns the envelope dict (or the `requests.Response` when `raw`)."""
+        return call_with_retry(
+            lambda: self._authed(kind, method, path, params, json_body, headers, raw),
+            self.retry_policy,
+            sleep=self._sleep,
+            on_retry=self._on_retry(kind),
+        )
 
-        def attempt() -> Any:
-            token = self._access_token()
-            try:
-                return self._once(kind, method, path, token, params, json_body, headers, raw)
-            except _TokenRejected:
-                self._drop_token(token)
-            token = self._access_token()  # one re-auth ...
-            try:
-                return self._once(kind, method, path, token, params, json_body, headers, raw)
-            except _TokenRejected as second:  # ... and one retry, never a loop
-                self._drop_token(token)
-                raise AuthError(
-                    f"Marketo rejected a freshly issued access token ({second.code}: "
-                    f"{second.message}); stopping instead of re-authenticating in a loop"
-                ) from None
-
+    def _on_retry(self, kind: str) -> Callable[[RetryableError, int], None]:
         def on_retry(exc: RetryableError, attempt_no: int) -> None:
             self.stats.retries += 1
             log.info("marketo %s retry %d: %s", kind, attempt_no, exc)
 
-        return call_with_retry(attempt, self.retry_policy, sleep=self._sleep, on_retry=on_retry)
+        return on_retry
+
+    def _authed(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        raw: bool = False,
+    ) -> Any:
+        """One attempt with a token; a token Marketo rejects (601/602) is renewed once."""
+        token = self._access_token()
+        try:
+            return self._once(kind, method, path, token, params, json_body, headers, raw)
+        except _TokenRejected:
+            self._drop_token(token)
+        token = self._access_token()  # one re-auth ...
+        try:
+            return self._once(kind, method, path, token, params, json_body, headers, raw)
+        except _TokenRejected as second:  # ... and one retry, never a loop
+            self._drop_token(token)
+            raise AuthError(
+                f"Marketo rejected a freshly issued access token ({second.code}: "
+                f"{second.message}); stopping instead of re-authenticating in a loop"
+            ) from None
 
     def _once(
         self,
@@ -447,7 +469,7 @@ class MarketoAdapter:
             self.stats.rate_limited += 1
             wait = self.rate_window_s / 5
             self.pacer.backoff(wait)
-            raise RetryableError(f"Marketo HTTP 429 ({kind})", wait)
+            raise _Rejected(f"Marketo HTTP 429 ({kind})", wait)
         if status >= 500:
             raise RetryableError(f"Marketo server error HTTP {status} ({kind})")
         if status in (401, 403):
@@ -492,7 +514,7 @@ class MarketoAdapter:
             self.stats.rate_limited += 1
             wait = self.rate_window_s / (5 if code == "606" else 20)  # 4 s / 1 s by default
             self.pacer.backoff(wait)
-            raise RetryableError(f"Marketo {code}: {message} ({kind})", wait)
+            raise _Rejected(f"Marketo {code}: {message} ({kind})", wait)
         if code in RETRYABLE_CODES:
             raise RetryableError(f"Marketo {code}: {message} ({kind})")
         if code == "603":
@@ -953,26 +975,31 @@ class MarketoAdapter:
             outcomes.extend(self._write_batch(writes[i : i + self.write_batch]))
         return outcomes
 
+    def _record_for(self, w: WriteBack) -> dict[str, Any]:
+        """The lead record a write sends: `id` and the mapped fields, typed for the instance."""
+        record: dict[str, Any] = {"id": int(w.contact_id)}
+        fmap = self.config.field_map
+        for ours, value in w.properties.items():
+            fname = fmap.get(ours, ours)
+            if not fname:
+                continue  # not mapped onto this instance
+            try:
+                record[fname] = self._value(ours, fname, value)
+            except LookupError:
+                log.warning("no Marketo status value for stage %r: not written", value)
+        return record
+
     def _write_batch(self, batch: Sequence[WriteBack]) -> list[WriteOutcome]:
         done: dict[str, WriteOutcome] = {}
         inputs: list[dict[str, Any]] = []
         sent: list[str] = []
-        fmap = self.config.field_map
         for w in batch:
             if not w.contact_id.isdigit():
                 done[w.contact_id] = WriteOutcome(
                     w.contact_id, False, False, "not a Marketo lead id"
                 )
                 continue
-            record: dict[str, Any] = {"id": int(w.contact_id)}
-            for ours, value in w.properties.items():
-                fname = fmap.get(ours, ours)
-                if not fname:
-                    continue  # not mapped onto this instance
-                try:
-                    record[fname] = self._value(ours, fname, value)
-                except LookupError:
-                    log.warning("no Marketo status value for stage %r: not written", value)
+            record = self._record_for(w)
             if len(record) == 1:
                 done[w.contact_id] = WriteOutcome(w.contact_id, True)
                 continue
@@ -983,22 +1010,67 @@ class MarketoAdapter:
         return [done[w.contact_id] for w in batch]
 
     def _send_batch(self, inputs: list[dict[str, Any]], ids: list[str]) -> dict[str, WriteOutcome]:
-        body = {"action": "updateOnly", "lookupField": "id", "input": inputs}
-        try:
-            data = self._call("leads.sync", "POST", "/rest/v1/leads.json", json_body=body)
-        except RetryableError as exc:
-            return {cid: WriteOutcome(cid, False, True, str(exc)) for cid in ids}
-        except MarketoApiError as exc:
-            return {
-                cid: WriteOutcome(cid, False, False, f"{exc.code}: {exc.message}") for cid in ids
+        """One leads.sync, retried by the one retry policy. An attempt that ends without a
+        readable answer (timeout, dropped connection, 5xx, a transient error code) may have
+        been applied: before the next attempt the leads are read back, and those already
+        showing our values count as written, so none is applied twice. Only a refusal before
+        any work (429, 606, 615) is simply sent again."""
+        remaining = list(zip(ids, inputs, strict=True))
+        arrived: set[str] = set()
+        unsure = False
+
+        def attempt() -> dict[str, Any] | None:
+            nonlocal remaining, unsure
+            if unsure:
+                got = self._records_shown([rec for _, rec in remaining])
+                arrived.update(got)
+                remaining = [(cid, rec) for cid, rec in remaining if cid not in got]
+                unsure = False
+                if not remaining:
+                    return None
+            body = {
+                "action": "updateOnly",
+                "lookupField": "id",
+                "input": [rec for _, rec in remaining],
             }
+            unsure = True
+            try:
+                data = self._authed("leads.sync", "POST", "/rest/v1/leads.json", json_body=body)
+            except _Rejected:
+                unsure = False
+                raise
+            except MarketoApiError:
+                unsure = False  # a definite refusal of the whole batch
+                raise
+            unsure = False
+            return dict(data)
+
+        try:
+            data = call_with_retry(
+                attempt, self.retry_policy, sleep=self._sleep, on_retry=self._on_retry("leads.sync")
+            )
+        except RetryableError as exc:
+            out = {cid: WriteOutcome(cid, True) for cid in arrived}
+            out.update({cid: WriteOutcome(cid, False, True, str(exc)) for cid, _ in remaining})
+            return out
+        except MarketoApiError as exc:
+            out = {cid: WriteOutcome(cid, True) for cid in arrived}
+            out.update(
+                {
+                    cid: WriteOutcome(cid, False, False, f"{exc.code}: {exc.message}")
+                    for cid, _ in remaining
+                }
+            )
+            return out
+        out = {cid: WriteOutcome(cid, True) for cid in arrived}
+        if data is None:
+            return out
         results = [r for r in data.get("result") or [] if isinstance(r, dict)]
         by_seq: dict[int, dict[str, Any]] = {}
         for pos, item in enumerate(results):
             seq = item.get("seq")
             by_seq[seq if isinstance(seq, int) else pos] = item
-        out: dict[str, WriteOutcome] = {}
-        for pos, cid in enumerate(ids):
+        for pos, (cid, _) in enumerate(remaining):
             r = by_seq.get(pos)
             status = str(r.get("status", "")) if r is not None else ""
             if r is None:
@@ -1020,6 +1092,59 @@ class MarketoAdapter:
                     archived=code == "1004",
                 )
         return out
+
+    def confirm_written(self, writes: Sequence[WriteBack]) -> set[str]:
+        """The ids whose Marketo values already equal the write, read back by id.
+
+        After a write whose outcome is unknown (the process died, the answer never came), this
+        tells a write Marketo applied from one it never got, so nothing is sent twice."""
+        if writes and self._fields is None:
+            self.describe()
+        confirmed: set[str] = set()
+        records: list[dict[str, Any]] = []
+        for w in writes:
+            if not w.contact_id.isdigit():
+                continue
+            record = self._record_for(w)
+            if len(record) == 1:
+                confirmed.add(w.contact_id)  # nothing of it is sent to this instance
+            else:
+                records.append(record)
+        return confirmed | self._records_shown(records)
+
+    def _records_shown(self, records: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Ids of the records whose every field Marketo already shows (<= 300 a read)."""
+        shown_ids: set[str] = set()
+        for i in range(0, len(records), MAX_BATCH):
+            chunk = records[i : i + MAX_BATCH]
+            names = sorted({k for rec in chunk for k in rec if k != "id"})
+            try:
+                data = self._call(
+                    "leads.get",
+                    "GET",
+                    "/rest/v1/leads.json",
+                    params={
+                        "filterType": "id",
+                        "filterValues": ",".join(str(rec["id"]) for rec in chunk),
+                        "fields": ",".join(["id", *names]),
+                        "batchSize": str(MAX_BATCH),
+                    },
+                )
+            except MarketoApiError as exc:  # cannot be read back for good: not applied
+                log.warning("marketo cannot read back %d lead(s): %s", len(chunk), exc)
+                continue
+            found = {
+                str(lead.get("id")): lead
+                for lead in data.get("result") or []
+                if isinstance(lead, dict)
+            }
+            for rec in chunk:
+                lead = found.get(str(rec["id"]))
+                if lead is not None and all(
+                    _shows(want, lead.get(k)) for k, want in rec.items() if k != "id"
+                ):
+                    shown_ids.add(str(rec["id"]))
+        return shown_ids
 
     # -- bulk export backfill --------------------------------------------------------------
     def backfill_export(
@@ -1217,6 +1342,33 @@ class MarketoAdapter:
             {k: (None if v == "null" else v) for k, v in row.items() if k is not None}
             for row in reader
         ]
+
+
+def _shows(want: Any, shown: Any) -> bool:
+    """Does Marketo show the value we wrote (`want`, typed as sent)? A cleared field reads back
+    as null or ""; numbers may come back as text or as floats; times in another format and
+    without their milliseconds."""
+    if want is None:
+        return shown is None or shown == ""
+    if isinstance(want, bool):
+        return shown is want or (isinstance(shown, str) and shown.lower() == str(want).lower())
+    if isinstance(want, int | float):
+        if isinstance(shown, bool) or shown is None:
+            return False
+        try:
+            return float(shown) == float(want)
+        except (TypeError, ValueError):
+            return False
+    if not isinstance(shown, str):
+        return False
+    if shown == want:
+        return True
+    try:  # Marketo keeps datetime fields to the second
+        return parse_timestamp(want).replace(microsecond=0) == parse_timestamp(shown).replace(
+            microsecond=0
+        )
+    except InputError:
+        return False
 
 
 def build_marketo_adapter(settings: Settings, policy: RetryPolicy) -> MarketoAdapter:

@@ -901,9 +901,10 @@ class StateStore:
 
         Moves the absorbed contact's events to the survivor (events are unique by
         (crm, source, source_id), so a move can never duplicate one), drops its current
-        score, written values and place on the write backlog, sets `merged_into` (a stub row is created if the absorbed
-        contact was never pulled) and re-points contacts merged into it earlier. If the
-        survivor had itself been merged into the absorbed contact, the newer merge wins.
+        score, written values and place on the write backlog, sets `merged_into` (a stub row
+        is created if the absorbed contact was never pulled) and re-points contacts merged
+        into it earlier. If the survivor had itself been merged into the absorbed contact, the
+        newer merge wins.
         Returns the number of events moved.
         """
         if absorbed_id == survivor_id:

@@ -26,7 +26,7 @@ T = TypeVar("T")
 # below this many live contacts a rescore takes about a second: processes are not worth it
 MIN_CONTACTS_PER_WORKER = 20_000
 
-WAL_CHECKPOINT_PAGES = 20_000  # SQLite's default is 1,000 (pages of 4 KiB)
+WAL_CHECKPOINT = "PRAGMA wal_autocheckpoint = 20000"  # pages of 4 KiB; SQLite's default: 1,000
 
 # the job of the pool being run, inherited by its forked workers (never pickled)
 _JOB: tuple[Callable[[StateStore, str, str], object], str, float] | None = None
@@ -91,5 +91,5 @@ def _run(after: str, upto: str) -> object:
         # a range rewrites most of its contacts' score rows: checkpoint the WAL every ~80 MB
         # instead of every 4 MB, so pages written many times (indexes, the history table's
         # end) are copied into the DB once per checkpoint, not once per commit or two
-        store.db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        store.db.execute(WAL_CHECKPOINT)
         return job(store, after, upto)

@@ -1045,24 +1045,19 @@ class MarketoAdapter:
             unsure = False
             return dict(data)
 
+        failed: tuple[bool, str] | None = None  # (retryable, why) when the batch failed whole
         try:
             data = call_with_retry(
                 attempt, self.retry_policy, sleep=self._sleep, on_retry=self._on_retry("leads.sync")
             )
         except RetryableError as exc:
-            out = {cid: WriteOutcome(cid, True) for cid in arrived}
-            out.update({cid: WriteOutcome(cid, False, True, str(exc)) for cid, _ in remaining})
-            return out
+            data, failed = None, (True, str(exc))
         except MarketoApiError as exc:
-            out = {cid: WriteOutcome(cid, True) for cid in arrived}
-            out.update(
-                {
-                    cid: WriteOutcome(cid, False, False, f"{exc.code}: {exc.message}")
-                    for cid, _ in remaining
-                }
-            )
+            data, failed = None, (False, f"{exc.code}: {exc.message}")
+        out = {cid: WriteOutcome(cid, True) for cid in arrived}  # read back: already there
+        if failed is not None:
+            out.update({cid: WriteOutcome(cid, False, *failed) for cid, _ in remaining})
             return out
-        out = {cid: WriteOutcome(cid, True) for cid in arrived}
         if data is None:
             return out
         results = [r for r in data.get("result") or [] if isinstance(r, dict)]

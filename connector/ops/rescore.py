@@ -363,7 +363,9 @@ def recompute_all(
     write_company_fields: bool = False,
 ) -> tuple[int, int]:
     """`recompute_range` over every live contact, by id range in `workers` processes
-    (`connector.ops.parallel`), each with the enricher `enricher_for(its store)` builds."""
+    (`connector.ops.parallel`), each with the enricher `enricher_for(its store)` builds.
+    Every score row is rewritten: the due-time index is rebuilt once at the end instead of
+    updated row by row (`StateStore.bulk_scoring`)."""
 
     def job(st: StateStore, after: str, upto: str) -> tuple[int, int]:
         enricher = enricher_for(st) if enricher_for is not None else None
@@ -371,7 +373,8 @@ def recompute_all(
             st, crm, model, enricher, now, after, upto, write_company_fields=write_company_fields
         )
 
-    parts = by_id_range(store, crm, job, workers)
+    with store.bulk_scoring():
+        parts = by_id_range(store, crm, job, workers)
     return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 

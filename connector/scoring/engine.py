@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from operator import attrgetter
@@ -54,12 +54,17 @@ class _CompiledRule:
     tiers: list[_CompiledTier] | None
     negative: bool
     keeps: bool = False  # negative and negative points never decay: ignores the window
+    index: int = 0  # its place in the model: reasons come in this order
     name: str = ""
     is_frequency: bool = False
+    min_hits: int = 0  # a frequency rule cannot fire on fewer events
 
     def __post_init__(self) -> None:
         self.name = self.rule.name
-        self.is_frequency = self.rule.frequency is not None
+        f = self.rule.frequency
+        self.is_frequency = f is not None
+        if f is not None:
+            self.min_hits = f.count if f.count is not None else f.distinct_days or 0
 
     def points_for(self, attrs: Mapping[str, Any]) -> tuple[int, str | None] | None:
         if self.tiers is None:
@@ -71,13 +76,23 @@ class _CompiledRule:
         return None
 
 
-@dataclass(slots=True)
 class _Acc:
-    points: float = 0.0
-    event_ids: list[str] = field(default_factory=list)
-    labels: dict[str, int] = field(default_factory=dict)
-    first_attrs: Mapping[str, Any] | None = None
-    exit: float | None = None  # seconds until the oldest counted event leaves the window
+    """What one rule collected from a contact's events (made once per fired rule)."""
+
+    __slots__ = ("event_ids", "exit", "first_attrs", "labels", "points")
+
+    def __init__(
+        self,
+        points: float,
+        event_ids: list[str],
+        first_attrs: Mapping[str, Any],
+        exit: float | None,  # seconds until the oldest counted event leaves the window
+    ) -> None:
+        self.points = points
+        self.event_ids = event_ids
+        self.labels: dict[str, int] | None = None  # tier label -> events
+        self.first_attrs = first_attrs
+        self.exit = exit
 
 
 class CompiledModel:
@@ -88,6 +103,10 @@ class CompiledModel:
         self.loaded = loaded
         self.model = m
         self.window_s = m.engagement.window_days * DAY
+        decay = m.engagement.decay
+        self.decay_mode = decay.mode
+        self.half_life_s = decay.half_life_days * DAY if decay.mode == "half_life" else 0.0
+        self.keeps_negative = not decay.negative_decays  # negative points never decay
         lists = m.lists
         self.fit_rules = [(r, compile_conditions(r.when, lists)) for r in m.fit.rules]
         self.force_rules: list[tuple[ForceGrade, list[FieldCheck]]] = [
@@ -119,7 +138,9 @@ class CompiledModel:
             )
             negative = _is_negative(r, r.tiers)
             keeps = negative and not m.engagement.decay.negative_decays
-            cr = _CompiledRule(r, compile_conditions(r.when, lists), tiers, negative, keeps)
+            cr = _CompiledRule(
+                r, compile_conditions(r.when, lists), tiers, negative, keeps, len(self.rules)
+            )
             self.rules.append(cr)
             for et in r.event_types:
                 self.by_type.setdefault(et, []).append(cr)
@@ -304,12 +325,14 @@ def compile_model(loaded: LoadedModel) -> CompiledModel:
 
 
 def _decay_weight(cm: CompiledModel, age_s: float, negative: bool) -> float:
-    d = cm.model.engagement.decay
-    if d.mode == "none" or (negative and not d.negative_decays):
+    if negative and cm.keeps_negative:
         return 1.0
-    if d.mode == "linear":
+    mode = cm.decay_mode
+    if mode == "half_life":
+        return float(0.5 ** (age_s / cm.half_life_s))
+    if mode == "linear":
         return max(0.0, 1.0 - age_s / cm.window_s)
-    return float(0.5 ** (age_s / (d.half_life_days * DAY)))
+    return 1.0
 
 
 def _frequency_fires(
@@ -483,6 +506,7 @@ def _signed(points: float) -> str:
 
 
 _chronological = attrgetter("occurred_at", "source", "source_id")
+_model_order = attrgetter("index")
 
 # A prepared event: (timestamp, "source:source_id", the rules it matches, its attributes).
 _Item = tuple[float, str, _Matched, Mapping[str, Any]]
@@ -635,7 +659,7 @@ def _score_items(
     m = cm.model
     window_s = cm.window_s
     neg_decays = m.engagement.decay.negative_decays
-    accs: dict[str, _Acc] = {}
+    accs: dict[_CompiledRule, _Acc] = {}
     today_idx = int(now.timestamp() // DAY)  # today's UTC day number
     no_decay = m.engagement.decay.mode == "none"
     now_ts = now.timestamp()
@@ -656,30 +680,36 @@ def _score_items(
             keeps = cr.keeps
             if old and not keeps:
                 continue
-            acc = accs.get(cr.name)
+            points = ev_points if no_decay else ev_points * _decay_weight(cm, age, cr.negative)
+            acc = accs.get(cr)
             if acc is None:
-                acc = accs[cr.name] = _Acc()
-                acc.first_attrs = item[3]
-                if not keeps:
-                    acc.exit = window_s - age
-            acc.points += ev_points if no_decay else ev_points * _decay_weight(cm, age, cr.negative)
-            acc.event_ids.append(item[1])
+                # 0.0 + : a float, and +0.0 where the points are -0.0 (as a running sum from 0)
+                acc = accs[cr] = _Acc(
+                    0.0 + points, [item[1]], item[3], None if keeps else window_s - age
+                )
+            else:
+                acc.points += points
+                acc.event_ids.append(item[1])
             if label is not None:
-                acc.labels[label] = acc.labels.get(label, 0) + 1
+                if acc.labels is None:
+                    acc.labels = {label: 1}
+                else:
+                    acc.labels[label] = acc.labels.get(label, 0) + 1
 
     # frequency rules fire once on their pattern
     for cr, hits in counted.items():
-        keeps = cr.keeps
+        if len(hits) < cr.min_hits:
+            continue
         fires, ids, newest_age = _frequency_fires(cr.rule, hits, now_ts, today_idx)
         if not fires:
             continue
         assert cr.rule.points is not None
-        acc = accs[cr.name] = _Acc()
-        acc.points = cr.rule.points * _decay_weight(cm, newest_age, cr.negative)
-        acc.event_ids = ids
-        acc.first_attrs = hits[0][3]
-        if not keeps:
-            acc.exit = window_s - (now_ts - hits[0][0])
+        accs[cr] = _Acc(
+            cr.rule.points * _decay_weight(cm, newest_age, cr.negative),
+            ids,
+            hits[0][3],
+            None if cr.keeps else window_s - (now_ts - hits[0][0]),
+        )
 
     reasons: list[Reason] = []
     fired: set[str] = set()
@@ -688,10 +718,9 @@ def _score_items(
     by_cat: dict[str, float] = {}
     exits: list[float] = []
     decaying = False
-    for cr in cm.rules:
-        acc = accs.get(cr.rule.name)
-        if acc is None:
-            continue
+    decays = m.engagement.decay.mode != "none"
+    for cr in sorted(accs, key=_model_order) if len(accs) > 1 else accs:
+        acc = accs[cr]
         r = cr.rule
         pts = acc.points
         capped = ""
@@ -699,30 +728,29 @@ def _score_items(
             pts = float(r.cap if pts > 0 else -r.cap)
             capped = f" (capped at {r.cap})"
         pts = round(pts, 2)
-        fired.add(r.name)
+        fired.add(cr.name)
         if acc.exit is not None:
             exits.append(acc.exit)
-        if m.engagement.decay.mode != "none" and pts != 0 and not (cr.negative and not neg_decays):
+        if decays and pts != 0 and not (cr.negative and not neg_decays):
             decaying = True
-        text = _fmt(r.description or r.name, acc.first_attrs or {})
+        text = _fmt(r.description or cr.name, acc.first_attrs)
         if acc.labels:
             text += (
                 " ("
                 + ", ".join(lbl if n == 1 else f"{lbl} ×{n}" for lbl, n in acc.labels.items())
                 + ")"
             )
-        n_events = len(acc.event_ids)
-        if r.frequency is None and n_events > 1 and not acc.labels:
-            text += f" ×{n_events}"
+        elif not cr.is_frequency and len(acc.event_ids) > 1:
+            text += f" ×{len(acc.event_ids)}"
         reasons.append(
-            Reason(r.name, r.category, pts, text + capped, tuple(acc.event_ids), "engagement")
+            Reason(cr.name, r.category, pts, text + capped, tuple(acc.event_ids), "engagement")
         )
         by_cat[r.category] = by_cat.get(r.category, 0.0) + pts
         if r.hand_raiser and hand_raise_text is None:
-            attrs = acc.first_attrs or {}
+            attrs = acc.first_attrs
             hand_raise_text = str(attrs.get("form") or attrs.get("name") or r.description)[:80]
         if r.sales_signal and sales_signal is None:
-            sales_signal = _fmt(r.description or r.name, acc.first_attrs or {})
+            sales_signal = _fmt(r.description or cr.name, acc.first_attrs)
 
     engagement = 0.0
     for cat, total in by_cat.items():

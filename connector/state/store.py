@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import socket
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -229,6 +230,15 @@ FROM contacts WHERE crm = ?1 AND id > ?4 AND id <= ?5
   AND (?2 OR (archived_at IS NULL AND merged_into IS NULL))
 ORDER BY id LIMIT ?3
 """
+# The index that finds the contacts whose score changes by a time (`due_contact_ids`). A full
+# rescore drops it and builds it again once at the end (`StateStore.bulk_scoring`).
+DUE_INDEX = "scores_crm_next_change"
+_CREATE_DUE_INDEX = (
+    'CREATE INDEX IF NOT EXISTS "scores_crm_next_change" ON "scores" ("crm", "next_change_at")'
+)
+_DROP_DUE_INDEX = 'DROP INDEX IF EXISTS "scores_crm_next_change"'
+_HAS_DUE_INDEX = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?"
+_BULK_JOB = "bulk-scoring"  # the `jobs` row naming the process that dropped the due index
 LAST_ID = "\U0010ffff"  # sorts after every contact id (SQLite compares text as UTF-8 bytes)
 _CONTACTS_IN = """
 SELECT id, email, first_name, last_name, job_title, company_name, country, lifecycle_stage,
@@ -443,6 +453,18 @@ _fromisoformat = datetime.fromisoformat
 _first = itemgetter(0)
 
 
+def _process_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True
+
+
 def _reasons_json(reasons: Iterable[Reason]) -> str:
     """The reasons as a JSON list of objects (what `encode_json` of their dicts gives)."""
     return "[" + ",".join(map(_reason_json, reasons)) + "]"
@@ -452,13 +474,45 @@ _REASON_JSON: dict[Reason, str] = {}
 
 
 def _reason_json(r: Reason) -> str:
-    if r.event_ids:  # engagement: unique to its contact
-        return encode_json(_reason_dict(r))
+    """`encode_json(_reason_dict(r))`, built faster: a full rescore encodes millions."""
+    if r.event_ids:  # engagement: unique to its contact, made of parts that recur
+        points = r.points
+        return (
+            _json_part(("rule", r.rule, r.category))
+            + (
+                float.__repr__(points)  # what JSON writes for a finite float
+                if type(points) is float and points - points == 0.0
+                else encode_json(points)
+            )
+            + _json_part(("text", r.text))
+            + encode_json(r.event_ids)
+            + _json_part(("kind", r.kind))
+        )
     hit = _REASON_JSON.get(r)  # profile reasons: the same few recur across contacts
     if hit is None:
         if len(_REASON_JSON) >= 20_000:
             _REASON_JSON.clear()
         hit = _REASON_JSON[r] = encode_json(_reason_dict(r))
+    return hit
+
+
+_JSON_PARTS: dict[tuple[str, ...], str] = {}
+
+
+def _json_part(key: tuple[str, ...]) -> str:
+    """The recurring text around an engagement reason's points and event ids."""
+    hit = _JSON_PARTS.get(key)
+    if hit is None:
+        if len(_JSON_PARTS) >= 20_000:
+            _JSON_PARTS.clear()
+        if key[0] == "rule":
+            hit = '{"rule":' + encode_json(key[1]) + ',"category":' + encode_json(key[2])
+            hit += ',"points":'
+        elif key[0] == "text":
+            hit = ',"text":' + encode_json(key[1]) + ',"event_ids":'
+        else:
+            hit = ',"kind":' + encode_json(key[1]) + "}"
+        _JSON_PARTS[key] = hit
     return hit
 
 
@@ -689,6 +743,7 @@ class StateStore:
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -65536")  # up to 64 MiB of page cache
         self._migrate()
+        self._restore_due_index()
 
     def _migrate(self) -> None:
         versions = migrations.applied_versions(self.db, self.path)
@@ -700,6 +755,39 @@ class StateStore:
             versions = migrations.applied_versions(self.db, self.path)
             migrations.check_not_newer(versions, self.path)
             migrations.apply(self.db, migrations.pending(versions))
+
+    def _has_due_index(self) -> bool:
+        return self._conn.execute(_HAS_DUE_INDEX, (DUE_INDEX,)).fetchone() is not None
+
+    def _restore_due_index(self) -> None:
+        """A `bulk_scoring` that died (killed, power cut) left the due index dropped: build it
+        again, unless the process that dropped it is still at work on this host."""
+        if self._has_due_index():
+            return
+        owner = self.get_job(_BULK_JOB) or {}
+        if owner.get("host") == socket.gethostname() and _process_alive(owner.get("pid")):
+            return
+        with self.transaction():
+            self._conn.execute(_CREATE_DUE_INDEX)
+            self._conn.execute("DELETE FROM jobs WHERE name = ?", (_BULK_JOB,))
+
+    @contextlib.contextmanager
+    def bulk_scoring(self) -> Iterator[None]:
+        """For a rescore that rewrites every score row: the due-time index is dropped while
+        it runs and built again, once, at the end. Kept up to date, it costs each contact two
+        writes at random places of the index (a 1M-contact rescore spent 2.3 µs per event
+        writing scores with it, 0.6 without; the rebuild takes ~5 s). Meanwhile
+        `due_contact_ids` still answers right, by a scan. If this process dies before the
+        end, the next `open` (here or anywhere on this host) builds the index again."""
+        with self.transaction():
+            self.set_job(_BULK_JOB, {"pid": os.getpid(), "host": socket.gethostname()})
+            self._conn.execute(_DROP_DUE_INDEX)
+        try:
+            yield
+        finally:
+            with self.transaction():
+                self._conn.execute(_CREATE_DUE_INDEX)
+                self._conn.execute("DELETE FROM jobs WHERE name = ?", (_BULK_JOB,))
 
     @_db_errors
     def applied_migrations(self) -> list[tuple[int, str, datetime]]:
@@ -1236,15 +1324,17 @@ class StateStore:
     def save_scores(self, crm: str, results: Iterable[ScoreResult]) -> int:
         """Upsert the current score of each contact; append a `score_history` row when score,
         grade, MQL flag or model version changed. Returns how many results were saved."""
-        n = 0
+        rows = [_score_row(crm, result) for result in results]
         with self.transaction(), contextlib.closing(self._conn.cursor()) as cursor:
-            ex = cursor.execute
-            for result in results:
-                row = _score_row(crm, result)
-                ex(_APPEND_HISTORY, row[:17])
-                ex(_UPSERT_SCORE, row)
-                n += 1
-        return n
+            if len({row[1] for row in rows}) == len(rows):
+                # one contact each: every history check can run before the upserts
+                cursor.executemany(_APPEND_HISTORY, [row[:17] for row in rows])
+                cursor.executemany(_UPSERT_SCORE, rows)
+            else:  # a contact twice: its second history check must see its first upsert
+                for row in rows:
+                    cursor.execute(_APPEND_HISTORY, row[:17])
+                    cursor.execute(_UPSERT_SCORE, row)
+        return len(rows)
 
     @_db_errors
     def get_score(self, crm: str, contact_id: str) -> StoredScore | None:

@@ -125,14 +125,20 @@ class SyncSummary:
 
 def desired_properties(result: ScoreResult) -> dict[str, str]:
     """What the CRM should show for this result, by our property names (scored_at excluded)."""
+    return _desired(result, result.top_reasons())
+
+
+def _desired(result: ScoreResult, reasons: str | None) -> dict[str, str]:
+    """`desired_properties`, without "reasons" when `reasons` is None."""
     props = {
         "score": _num(result.score),
         "grade": result.grade,
         "fit_score": _num(result.fit_points),
-        "reasons": result.top_reasons(),
-        "model_version": result.model_version,
-        "profile_mismatch": "true" if result.profile_mismatch else "false",
     }
+    if reasons is not None:
+        props["reasons"] = reasons
+    props["model_version"] = result.model_version
+    props["profile_mismatch"] = "true" if result.profile_mismatch else "false"
     if result.lifecycle.mql_reason:
         props["mql_reason"] = result.lifecycle.mql_reason
     if result.lifecycle.target_stage:
@@ -155,13 +161,30 @@ def planned_changes(
     that differ from the last write; a lifecycle stage the CRM already shows is not sent.
     Empty when there is nothing to write. (`leadscore rescore --dry-run` counts with this.)"""
     desired = desired_properties(result)
+    _drop_stage_shown(contact, desired, written)
+    return diff_properties(desired, dict(written))
+
+
+def needs_write(contact: Contact, result: ScoreResult, written: Mapping[str, str]) -> bool:
+    """`bool(planned_changes(...))`, cheaper: the reasons text (the costly property) is made
+    only when every other property is already what the CRM shows. A full rescore asks this
+    of every contact; after a model change its version alone answers."""
+    desired = _desired(result, None)
+    _drop_stage_shown(contact, desired, written)
+    if any(written.get(k) != v for k, v in desired.items()):
+        return True
+    return written.get("reasons") != result.top_reasons()
+
+
+def _drop_stage_shown(
+    contact: Contact, desired: dict[str, str], written: Mapping[str, str]
+) -> None:
     if (
         "lifecycle_stage" in desired
         and desired["lifecycle_stage"] == (contact.lifecycle_stage or "")
         and "lifecycle_stage" not in written
     ):
         desired.pop("lifecycle_stage")  # the CRM already shows it
-    return diff_properties(desired, dict(written))
 
 
 COMPANY_FIELDS = ("company_name", "company_industry", "company_country")

@@ -173,10 +173,8 @@ class ScoreResult:
     def top_reasons(self, limit: int = 6, max_chars: int = 480) -> str:
         """The short text a rep reads in the CRM: the largest engagement contributions first,
         then the grade and why ("+50 watched webinar 'X' (full); ...; grade B: manager title")."""
-        engagement = sorted(
-            (r for r in self.reasons if r.kind == "engagement" and r.points != 0),
-            key=lambda r: (-abs(r.points), r.rule),
-        )
+        engagement = [r for r in self.reasons if r.kind == "engagement" and r.points != 0]
+        engagement.sort(key=_largest_first)
         parts = [f"{_signed(r.points)} {r.text}" for r in engagement[:limit]]
         parts += [r.text for r in self.reasons if r.rule == "grade"]
         out = ""
@@ -186,6 +184,10 @@ class ScoreResult:
                 return out or candidate[: max_chars - 1] + "…"
             out = candidate
         return out
+
+
+def _largest_first(r: Reason) -> tuple[float, str]:
+    return (-abs(r.points), r.rule)
 
 
 def _signed(points: float) -> str:

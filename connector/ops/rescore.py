@@ -28,6 +28,7 @@ from connector.pipeline import (
     SyncSummary,
     company_fill,
     diff_properties,
+    needs_write,
     planned_changes,
 )
 from connector.state.store import LAST_ID, StateStore, StoredScore
@@ -340,7 +341,7 @@ def recompute_range(
         changed: list[str] = []
         for contact, enrichment, (result,) in chunk:
             before = written[contact.id]
-            if planned_changes(contact, result, before) or (
+            if needs_write(contact, result, before) or (
                 write_company_fields and diff_properties(company_fill(contact, enrichment), before)
             ):
                 changed.append(contact.id)

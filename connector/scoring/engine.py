@@ -120,6 +120,14 @@ class CompiledModel:
             elif isinstance(value, str):
                 referenced.add(value)
         self.fit_fired_names = frozenset(referenced)
+        # the profile rules' conditions on the e-mail domain, and what `fit` keys a domain by
+        self._domain_keys: dict[str | None, object] = {}
+        self.domain_checks = [
+            pred
+            for checks in [c for _, c in self.fit_rules] + [c for _, c in self.force_rules]
+            for name, pred in checks
+            if name == "domain"
+        ]
         self.by_type: dict[str, list[_CompiledRule]] = {}
         self.rules: list[_CompiledRule] = []
         # per event type: the attribute fields any of its rules read, and a memo from the tuple
@@ -168,19 +176,41 @@ class CompiledModel:
     def fit(
         self, contact: Contact, enrichment: Enrichment | None, fired: frozenset[str]
     ) -> tuple[float, str, bool, tuple[Reason, ...]]:
-        """(fit points, grade, MQL blocked, fit reasons), memoized on the profile inputs."""
+        """(fit points, grade, MQL blocked, fit reasons), memoized on what the profile rules
+        read: the title, the country, the e-mail kind, the company's facts (not its name),
+        and the domain only where a rule's domain condition holds (a competitor's domain
+        shows in its reason; any other domain changes nothing, and each company has one)."""
         fired = fired & self.fit_fired_names
-        email_domain = None
-        if enrichment is None and contact.email:  # only the domain and presence matter
-            email_domain = contact.email.rsplit("@", 1)[-1].lower() if "@" in contact.email else ""
-        key = (
-            contact.job_title,
-            contact.country,
-            enrichment is None and bool(contact.email),
-            email_domain,
-            enrichment,
-            fired,
-        )
+        email = contact.email
+        domain = enrichment.domain if enrichment is not None else None
+        if domain is None and email and "@" in email:
+            domain = email.rsplit("@", 1)[1].strip().lower() or None
+        if enrichment is None:
+            profile: tuple[Any, ...] = (bool(email),)
+        else:
+            c = enrichment.company
+            profile = (
+                enrichment.email_kind,
+                enrichment.error,
+                None
+                if c is None
+                else (
+                    c.employee_count,
+                    c.annual_revenue_usd,
+                    c.industry,
+                    c.industry_group,
+                    c.country,
+                    c.source,
+                    c.as_of,
+                ),
+            )
+        domain_key = self._domain_keys.get(domain)
+        if domain_key is None:
+            domain_key = domain if any(p(domain) for p in self.domain_checks) else _ANY_DOMAIN
+            if len(self._domain_keys) >= 50_000:
+                self._domain_keys.clear()
+            self._domain_keys[domain] = domain_key
+        key = (contact.job_title, contact.country, profile, domain_key, fired)
         try:
             hit = self._fit_memo.get(key)
         except TypeError:
@@ -245,6 +275,7 @@ class CompiledModel:
 
 
 _NAN_BUCKET = ("nan",)
+_ANY_DOMAIN = ("any domain no profile rule reads",)  # a `fit` memo key part
 
 
 def _range_bucket(conditions: list[object]) -> Callable[[Any], Any] | None:
@@ -283,13 +314,15 @@ class _Matched(NamedTuple):
     all: list[tuple[_CompiledRule, int, str | None]]
     plain: list[tuple[_CompiledRule, int, str | None]]
     frequency: tuple[_CompiledRule, ...]
+    frequency_kept: tuple[_CompiledRule, ...]  # those that count it past the window too
 
     @classmethod
     def of(cls, entries: list[tuple[_CompiledRule, int, str | None]]) -> _Matched:
         frequency = tuple(e[0] for e in entries if e[0].is_frequency)
         # one tuple object per set of rules: the scoring loop compares them by identity
         frequency = _FREQUENCY_SETS.setdefault(frequency, frequency)
-        return cls(entries, [e for e in entries if not e[0].is_frequency], frequency)
+        kept = tuple(cr for cr in frequency if cr.keeps)
+        return cls(entries, [e for e in entries if not e[0].is_frequency], frequency, kept)
 
 
 _FREQUENCY_SETS: dict[tuple[_CompiledRule, ...], tuple[_CompiledRule, ...]] = {}
@@ -668,9 +701,7 @@ def _score_items(
         matched = item[2]
         age = now_ts - item[0]
         old = age >= window_s
-        for cr in matched.frequency:
-            if old and not cr.keeps:
-                continue
+        for cr in matched.frequency_kept if old else matched.frequency:
             hits = counted.get(cr)
             if hits is None:
                 counted[cr] = [item]

@@ -13,11 +13,24 @@ Order of precedence:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
+
 from connector.model.schema import Lifecycle
 from connector.types import MQL, SQL, Contact, LifecycleDecision, stage_rank
 
 _MQL_RANK = stage_rank(MQL)
 _SQL_RANK = stage_rank(SQL)
+
+
+@functools.lru_cache(maxsize=64)
+def _upper_of(statuses: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(s.upper() for s in statuses)
+
+
+def _upper(statuses: Iterable[str]) -> frozenset[str]:
+    """The lead statuses upper-cased (a policy's lists, once per distinct list)."""
+    return _upper_of(tuple(statuses))
 
 
 def decide_lifecycle(
@@ -37,7 +50,7 @@ def decide_lifecycle(
     rec = policy.recycle
     if (
         rec.enabled
-        and status in {s.upper() for s in rec.lead_status}
+        and status in _upper(rec.lead_status)
         and current in rec.from_stages
         and (
             contact.recycled_at is None
@@ -70,7 +83,7 @@ def decide_lifecycle(
         )
 
     sql_reason: str | None = None
-    if status and status in {s.upper() for s in policy.sql.lead_status}:
+    if status and status in _upper(policy.sql.lead_status):
         sql_reason = f"lead status {status}"
     elif sales_signal is not None:
         sql_reason = sales_signal

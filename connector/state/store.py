@@ -470,7 +470,7 @@ def _reasons_json(reasons: Iterable[Reason]) -> str:
     return "[" + ",".join(map(_reason_json, reasons)) + "]"
 
 
-_REASON_JSON: dict[Reason, str] = {}
+_REASON_JSON: dict[tuple[Reason, str], str] = {}
 
 
 def _reason_json(r: Reason) -> str:
@@ -488,11 +488,14 @@ def _reason_json(r: Reason) -> str:
             + encode_json(r.event_ids)
             + _json_part(("kind", r.kind))
         )
-    hit = _REASON_JSON.get(r)  # profile reasons: the same few recur across contacts
+    # profile reasons: the same few recur across contacts (keyed with the points' text too:
+    # equal reasons may hold 0 and 0.0, or 0.0 and -0.0)
+    key = (r, repr(r.points))
+    hit = _REASON_JSON.get(key)
     if hit is None:
         if len(_REASON_JSON) >= 20_000:
             _REASON_JSON.clear()
-        hit = _REASON_JSON[r] = encode_json(_reason_dict(r))
+        hit = _REASON_JSON[key] = encode_json(_reason_dict(r))
     return hit
 
 
@@ -542,6 +545,18 @@ def _reasons(text: str | None) -> tuple[Reason, ...]:
     )
 
 
+_LAST_SCORED_AT: list[tuple[datetime, str]] = []
+
+
+def _scored_at_text(t: datetime) -> str:
+    """`encode_dt`, remembering the last answer: a rescore saves one `now` a million times."""
+    if _LAST_SCORED_AT and _LAST_SCORED_AT[0][0] is t:
+        return _LAST_SCORED_AT[0][1]
+    text = encode_dt(t)
+    _LAST_SCORED_AT[:] = [(t, text)]
+    return text
+
+
 def _score_row(crm: str, r: ScoreResult) -> tuple[Any, ...]:
     lc = r.lifecycle
     return (
@@ -561,7 +576,7 @@ def _score_row(crm: str, r: ScoreResult) -> tuple[Any, ...]:
         int(bool(r.hand_raiser)),
         r.model_version,
         r.model_fingerprint,
-        encode_dt(r.scored_at),
+        _scored_at_text(r.scored_at),
         encode_opt_dt(r.next_change_at),
         _reasons_json(r.reasons),
     )

@@ -178,8 +178,9 @@ def test_score_bands_edges() -> None:
     ]
 
 
-def row(key: str, *cells: str) -> str:
-    nums = "".join(f"<td>{c}</td>" for c in cells[:4])
+def row(key: str, *cells: str, sales: str = "0") -> str:
+    """An HTML table row: contacts, MQL, SQL, customers, then the rates (sales-sourced: 0)."""
+    nums = "".join(f"<td>{c}</td>" for c in (*cells[:4], sales))
     rates = "".join(f"<td class='rate'>{c}</td>" for c in cells[4:])
     return f"<tr><td>{key}</td>{nums}{rates}</tr>"
 
@@ -265,3 +266,46 @@ def test_cli_since_and_bad_input(store: StateStore, tmp_path: Path) -> None:
     assert missing.output.strip().startswith("error: no state DB at")
     assert len(missing.output.strip().splitlines()) == 1
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_sqls_that_never_were_mqls_are_sales_sourced_not_in_the_funnel(tmp_path: Path) -> None:
+    """A contact sales created as an SQL did not convert from MQL: counting it as an MQL would
+    inflate MQL -> SQL. Went through MQL: made MQL by us (`mql_at`), called MQL by the model
+    (history), or dated MQL by HubSpot (the property its portals stamp)."""
+    store = StateStore.open(tmp_path / "s.db")
+    mql_date = {"hs_lifecyclestage_marketingqualifiedlead_date": "2026-08-01T00:00:00.000Z"}
+    contacts = [
+        Contact(id="sales-sql", email="a@x.example", lifecycle_stage="salesqualifiedlead"),
+        Contact(id="sales-cust", email="b@x.example", lifecycle_stage="customer"),
+        Contact(
+            id="crm-mql", email="c@x.example", lifecycle_stage="opportunity", properties=mql_date
+        ),
+        Contact(id="model-mql", email="d@x.example", lifecycle_stage="salesqualifiedlead"),
+        Contact(
+            id="ours",
+            email="e@x.example",
+            lifecycle_stage="customer",
+            mql_at=NOW - timedelta(days=40),
+        ),
+        Contact(id="lead", email="f@x.example", lifecycle_stage="lead"),
+    ]
+    store.upsert_contacts(CRM, contacts, at=NOW)
+    store.save_scores(
+        CRM,
+        [
+            result("sales-sql", 40, "C", None, "v1", 5),
+            result("sales-cust", 70, "B", None, "v1", 5),
+            result("model-mql", 110, "A", "threshold", "v1", 20),
+            result("lead", 10, "C", None, "v1", 5),
+        ],
+    )
+    r = build_report(store, CRM, NOW)
+    t = r.total
+    assert (t.contacts, t.mqls, t.sqls, t.customers, t.sales_sourced) == (6, 3, 3, 1, 2)
+    assert (t.mql_to_sql, t.sql_to_customer) == (1.0, 1 / 3)
+    grades = {f.key: (f.contacts, f.mqls, f.sales_sourced) for f in r.by_grade}
+    assert grades["C"] == (2, 0, 1) and grades["B"] == (1, 0, 1) and grades["A"] == (1, 1, 0)
+    page = render_html(r)
+    assert '<div class="n">2</div><div class="l">sales-sourced</div>' in page
+    assert row("C", "2", "0", "0", "0", "—", "—", "—", sales="1") in page
+    store.close()

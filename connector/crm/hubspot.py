@@ -139,6 +139,7 @@ CONTACT_PROPERTIES = [
     "hs_email_optout",
     "industry",
     "hs_analytics_source",
+    "hs_lifecyclestage_marketingqualifiedlead_date",  # the report: did an SQL go through MQL
 ]
 
 # Roll-ups every plan has: read with the contacts when the events API is unavailable.

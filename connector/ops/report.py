@@ -9,6 +9,11 @@ How each number is counted (the page repeats this in its footnote):
   (MQL ⊇ SQL ⊇ customer; evangelist counts as customer). A contact we made an MQL that sales
   later recycled to lead still counts as an MQL (`mql_at`). Unknown stages ("other") count as
   contacts only.
+- A contact past MQL (SQL, opportunity, customer) counts in the funnel only if it went through
+  MQL: we made it an MQL (`mql_at`), our model called it an MQL in its score history, or the
+  CRM dated its MQL stage (HubSpot's `hs_lifecyclestage_marketingqualifiedlead_date`).
+  Otherwise sales created it as an SQL themselves: it is counted apart as *sales-sourced*,
+  so it inflates neither the MQLs nor MQL → SQL.
 - Grade, score band and model version are those **at hand-off**: the first `score_history`
   row in which the model said MQL; for a contact that never qualified, its current stored
   score. So a model change does not rewrite how past MQLs are attributed.
@@ -62,6 +67,8 @@ PROGRAM_EVENTS: tuple[str, ...] = (
     "email_click",
     "email_open",
 )
+# HubSpot's own record of when a contact entered MQL (real portals and our sandbox stamp it)
+MQL_DATE_PROPERTY = "hs_lifecyclestage_marketingqualifiedlead_date"
 _MQL_RANK = stage_rank(MQL)
 _SQL_RANK = stage_rank(SQL)
 _CUSTOMER_RANK = stage_rank("customer")
@@ -82,6 +89,7 @@ class Funnel:
     mqls: int = 0
     sqls: int = 0
     customers: int = 0
+    sales_sourced: int = 0  # past MQL without going through it: outside the MQL funnel
 
     @property
     def mql_to_sql(self) -> float | None:
@@ -99,11 +107,12 @@ class Funnel:
     def mql_rate(self) -> float | None:
         return self.mqls / self.contacts if self.contacts else None
 
-    def add(self, mql: bool, sql: bool, customer: bool) -> None:
+    def add(self, mql: bool, sql: bool, customer: bool, sales_sourced: bool = False) -> None:
         self.contacts += 1
         self.mqls += mql
         self.sqls += sql
         self.customers += customer
+        self.sales_sourced += sales_sourced
 
 
 @dataclass
@@ -168,9 +177,11 @@ def _json_list(items: Iterable[str]) -> str:
     return json.dumps(list(items))
 
 
-def _handoff_scores(store: StateStore, crm: str) -> dict[str, tuple[float, str, str]]:
+def _handoff_scores(
+    store: StateStore, crm: str
+) -> tuple[dict[str, tuple[float, str, str]], set[str]]:
     """contact id → (score, grade, model version) at hand-off: the first history row with the
-    MQL verdict, else the current stored score."""
+    MQL verdict, else the current stored score; and the contacts with such a row."""
     out: dict[str, tuple[float, str, str]] = {}
     for cid, sc, grade, version in store.db.execute(
         "SELECT contact_id, score, grade, model_version FROM scores WHERE crm = ?", [crm]
@@ -185,7 +196,7 @@ def _handoff_scores(store: StateStore, crm: str) -> dict[str, tuple[float, str, 
         if cid not in seen:
             seen.add(cid)
             out[cid] = (float(sc), str(grade), str(version))
-    return out
+    return out, seen
 
 
 def build_report(
@@ -199,17 +210,23 @@ def build_report(
     programs: dict[str, Funnel] = {}
     models: dict[str, Funnel] = {}
     unscored = Funnel(UNSCORED)
-    handoff = _handoff_scores(store, crm)
+    handoff, model_mqls = _handoff_scores(store, crm)
     first_program = _first_programs(store, crm)
     for contact in store.iter_contacts(crm):
         if since is not None and (contact.created_at is None or contact.created_at < since):
             continue
         rank = stage_rank(contact.lifecycle_stage)
         known = 0 <= rank < _KNOWN
-        sql = known and rank >= _SQL_RANK
-        customer = known and rank >= _CUSTOMER_RANK
-        mql = (known and rank >= _MQL_RANK) or contact.mql_at is not None
-        flags = (mql, sql, customer)
+        if known and rank > _MQL_RANK:  # past MQL: did it go through it?
+            mql = (
+                contact.mql_at is not None
+                or contact.id in model_mqls
+                or bool(contact.properties.get(MQL_DATE_PROPERTY))
+            )
+            flags = (mql, mql and rank >= _SQL_RANK, mql and rank >= _CUSTOMER_RANK, not mql)
+        else:
+            mql = (known and rank == _MQL_RANK) or contact.mql_at is not None
+            flags = (mql, False, False, False)
         total.add(*flags)
         at = handoff.get(contact.id)
         if at is None:
@@ -278,6 +295,11 @@ def print_report(console: Console, r: Report) -> None:
         f"{t.contacts} contact(s) · {t.mqls} MQL · {t.sqls} SQL · {t.customers} customer(s) · "
         f"MQL→SQL {pct(t.mql_to_sql)} · SQL→customer {pct(t.sql_to_customer)} · "
         f"MQL→customer {pct(t.mql_to_customer)}"
+        + (
+            f" · {t.sales_sourced} sales-sourced (past MQL without it: not in the funnel)"
+            if t.sales_sourced
+            else ""
+        )
     )
     models = ", ".join(f"{v} ({n})" for v, n in r.models_in_scores) or "no stored scores"
     console.print(f"model version in the stored scores: {models}")
@@ -294,7 +316,16 @@ def print_report(console: Console, r: Report) -> None:
 def _table(title: str, key: str, rows: Sequence[Funnel]) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column(key, overflow="fold", max_width=48)
-    for col in ("contacts", "MQL", "SQL", "customers", "MQL→SQL", "SQL→cust.", "MQL→cust."):
+    for col in (
+        "contacts",
+        "MQL",
+        "SQL",
+        "customers",
+        "sales-sourced",
+        "MQL→SQL",
+        "SQL→cust.",
+        "MQL→cust.",
+    ):
         table.add_column(col, justify="right")
     for f in rows:
         table.add_row(
@@ -303,6 +334,7 @@ def _table(title: str, key: str, rows: Sequence[Funnel]) -> Table:
             str(f.mqls),
             str(f.sqls),
             str(f.customers),
+            str(f.sales_sourced),
             pct(f.mql_to_sql),
             pct(f.sql_to_customer),
             pct(f.mql_to_customer),
@@ -383,6 +415,7 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
             card(pct(t.mql_to_sql), "MQL → SQL", f"{_of(t.sqls, t.mqls)} MQLs"),
             card(pct(t.sql_to_customer), "SQL → customer", f"{_of(t.customers, t.sqls)} SQLs"),
             card(pct(t.mql_to_customer), "MQL → customer", f"{_of(t.customers, t.mqls)} MQLs"),
+            card(f"{t.sales_sourced:,}", "sales-sourced", "SQLs that were never MQLs"),
         ]
     )
     steps = [
@@ -450,6 +483,9 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         "<li>Stages are the CRM's lifecycle record as last synced; a contact reached a stage "
         "when it is at that stage or a later one (customer includes evangelist). MQLs recycled "
         "to lead by sales still count as MQLs.</li>",
+        "<li>Contacts past MQL count only if they went through it (made MQL by leadscore, "
+        "called MQL by the model, or dated as MQL by the CRM); the others were created as SQLs "
+        "by sales and are shown apart as sales-sourced, outside every conversion rate.</li>",
         "<li>Grade, score band and model version are those at hand-off: the score with which "
         "the contact first qualified as MQL, or the current score for contacts that never "
         "did.</li>",
@@ -465,11 +501,13 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
 def _html_table(key: str, rows: Sequence[Funnel]) -> str:
     head = (
         f"<tr><th>{escape(key)}</th><th>contacts</th><th>MQL</th><th>SQL</th><th>customers</th>"
-        "<th>MQL → SQL</th><th>SQL → customer</th><th>MQL → customer</th></tr>"
+        "<th>sales-sourced</th><th>MQL → SQL</th><th>SQL → customer</th><th>MQL → customer</th>"
+        "</tr>"
     )
     body = "".join(
         f"<tr><td>{escape(f.key)}</td><td>{f.contacts:,}</td><td>{f.mqls:,}</td>"
-        f"<td>{f.sqls:,}</td><td>{f.customers:,}</td><td class='rate'>{pct(f.mql_to_sql)}</td>"
+        f"<td>{f.sqls:,}</td><td>{f.customers:,}</td><td>{f.sales_sourced:,}</td>"
+        f"<td class='rate'>{pct(f.mql_to_sql)}</td>"
         f"<td class='rate'>{pct(f.sql_to_customer)}</td>"
         f"<td class='rate'>{pct(f.mql_to_customer)}</td></tr>"
         for f in rows

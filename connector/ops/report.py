@@ -296,7 +296,7 @@ def print_report(console: Console, r: Report) -> None:
         f"MQL→SQL {pct(t.mql_to_sql)} · SQL→customer {pct(t.sql_to_customer)} · "
         f"MQL→customer {pct(t.mql_to_customer)}"
         + (
-            f" · {t.sales_sourced} sales-sourced (past MQL without it: not in the funnel)"
+            f" · {t.sales_sourced} sales-sourced SQL(s) (never MQL: outside the funnel)"
             if t.sales_sourced
             else ""
         )
@@ -356,7 +356,7 @@ body { margin: 0; background: #f5f6f8; color: #1f2937;
 main { max-width: 1200px; margin: 0 auto; padding: 28px 32px 40px; }
 header h1 { margin: 0 0 4px; font-size: 26px; }
 header p { margin: 0; color: #4b5563; }
-.cards { display: grid; grid-template-columns: repeat(5, 1fr); gap: 14px; margin: 22px 0; }
+.cards { display: grid; grid-template-columns: repeat(6, 1fr); gap: 14px; margin: 22px 0; }
 .card { background: #fff; border-radius: 10px; padding: 14px 16px;
   box-shadow: 0 1px 2px rgba(0,0,0,.06); }
 .card .n { font-size: 28px; font-weight: 700; }

@@ -97,7 +97,11 @@ def test_pragmas(db_path: Path) -> None:
 def test_migrations_run_once_and_are_recorded(db_path: Path) -> None:
     with StateStore.open(db_path) as s:
         first = s.applied_migrations()
-        assert [(v, n) for v, n, _ in first] == [(1, "initial"), (2, "write_backlog")]
+        assert [(v, n) for v, n, _ in first] == [
+            (1, "initial"),
+            (2, "write_backlog"),
+            (3, "score_history_triggers"),
+        ]
         assert len(first) == SCHEMA_VERSION
         s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
     for _ in range(2):  # re-open is idempotent: nothing re-applied, data kept
@@ -149,6 +153,7 @@ def test_a_new_migration_runs_once_and_a_failing_one_leaves_nothing(
             assert [(v, n) for v, n, _ in s.applied_migrations()] == [
                 (1, "initial"),
                 (2, "write_backlog"),
+                (3, "score_history_triggers"),
                 (nxt, "job_note"),
             ]
             assert "note" in s.db.table("jobs").columns_dict
@@ -771,8 +776,8 @@ def test_stored_datetimes_round_trip_and_sort_as_time(a: datetime, b: datetime) 
 def test_score_history_of_one_save_with_a_contact_twice_is_that_of_two_saves(
     store: StateStore,
 ) -> None:
-    """A batch is saved with one statement per table when its contacts are distinct; with a
-    contact twice, its second history check must see its first upsert."""
+    """A batch is saved with one statement; the history rows come from triggers on each
+    upsert, so a contact's second result in a batch is compared with its first."""
     store.save_scores(
         CRM,
         [
@@ -871,3 +876,23 @@ def test_reason_json_is_the_json_encoding_of_the_reason_dict(
     r = Reason(rule, category, points, text, event_ids, kind)  # type: ignore[arg-type]
     assert _reason_json(r) == encode_json(_reason_dict(r))
     assert _reasons(_reasons_json([r, r])) == (r, r)
+
+
+def test_a_db_from_before_the_history_triggers_gets_them_and_keeps_its_history(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = migrations.MIGRATIONS
+    monkeypatch.setattr(migrations, "MIGRATIONS", real[:2])
+    with StateStore.open(db_path) as old:  # schema 2: no triggers yet
+        old.db.execute(
+            "INSERT INTO score_history (crm, contact_id, model_version, score, grade, mql, "
+            "scored_at) VALUES (?, '1', '2026.10', 10.0, 'B', 0, ?)",
+            (CRM, encode_dt(NOW - timedelta(days=1))),
+        )
+    monkeypatch.setattr(migrations, "MIGRATIONS", real)
+    with StateStore.open(db_path) as new:
+        assert [v for v, _, _ in new.applied_migrations()] == [1, 2, 3]
+        new.save_scores(CRM, [score_result("1", 10.0)])  # a first score row: one history row
+        new.save_scores(CRM, [score_result("1", 10.0, scored_at=NOW + timedelta(hours=1))])
+        new.save_scores(CRM, [score_result("1", 20.0, scored_at=NOW + timedelta(hours=2))])
+        assert [h["score"] for h in new.score_history(CRM, "1")] == [10.0, 10.0, 20.0]

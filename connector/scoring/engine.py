@@ -693,9 +693,9 @@ def _score_items(
     window_s = cm.window_s
     neg_decays = m.engagement.decay.negative_decays
     accs: dict[_CompiledRule, _Acc] = {}
-    today_idx = int(now.timestamp() // DAY)  # today's UTC day number
-    no_decay = m.engagement.decay.mode == "none"
     now_ts = now.timestamp()
+    today_idx = int(now_ts // DAY)  # today's UTC day number
+    no_decay = m.engagement.decay.mode == "none"
     counted: dict[_CompiledRule, list[_Item]] = {}  # frequency rule -> its events
     for item in items:  # oldest first: a rule's first counted event is its oldest
         matched = item[2]

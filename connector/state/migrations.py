@@ -209,7 +209,33 @@ def m002_write_backlog(db: Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_write_backlog)
+def m003_score_history_triggers(db: Database) -> None:
+    """`score_history` gets a row when a contact's score, grade, MQL flag or model version
+    changes: appended by SQLite itself, from the upsert of the current score (it has the old
+    row at hand; a separate look-up per contact cost a full rescore ~3% of its time)."""
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS scores_history_insert AFTER INSERT ON scores "
+        "BEGIN INSERT INTO score_history "
+        "(crm, contact_id, model_version, score, grade, mql, scored_at) VALUES "
+        "(NEW.crm, NEW.contact_id, NEW.model_version, NEW.score, NEW.grade, NEW.mql, "
+        "NEW.scored_at); END"
+    )
+    db.execute(
+        "CREATE TRIGGER IF NOT EXISTS scores_history_update AFTER UPDATE ON scores "
+        "WHEN OLD.score IS NOT NEW.score OR OLD.grade IS NOT NEW.grade "
+        "OR OLD.mql IS NOT NEW.mql OR OLD.model_version IS NOT NEW.model_version "
+        "BEGIN INSERT INTO score_history "
+        "(crm, contact_id, model_version, score, grade, mql, scored_at) VALUES "
+        "(NEW.crm, NEW.contact_id, NEW.model_version, NEW.score, NEW.grade, NEW.mql, "
+        "NEW.scored_at); END"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    m001_initial,
+    m002_write_backlog,
+    m003_score_history_triggers,
+)
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")
 

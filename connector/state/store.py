@@ -317,15 +317,6 @@ ON CONFLICT (crm, contact_id) DO UPDATE SET
   model_fingerprint = excluded.model_fingerprint, scored_at = excluded.scored_at,
   next_change_at = excluded.next_change_at, reasons = excluded.reasons
 """
-# A history row only when what a report shows changed (score, grade, MQL flag, model version):
-# an idle rescore every sync must not grow the table by one row per contact.
-_APPEND_HISTORY = """
-INSERT INTO score_history (crm, contact_id, model_version, score, grade, mql, scored_at)
-SELECT ?1, ?2, ?15, ?3, ?6, ?7, ?17
-WHERE NOT EXISTS (
-  SELECT 1 FROM scores WHERE crm = ?1 AND contact_id = ?2 AND model_version = ?15
-    AND score = ?3 AND grade = ?6 AND mql = ?7)
-"""
 _SELECT_SCORE = """
 SELECT crm, contact_id, score, engagement_points, fit_points, grade, mql, mql_reason,
   current_stage, target_stage, recycled, lifecycle_note, profile_mismatch, hand_raiser,
@@ -1341,14 +1332,7 @@ class StateStore:
         grade, MQL flag or model version changed. Returns how many results were saved."""
         rows = [_score_row(crm, result) for result in results]
         with self.transaction(), contextlib.closing(self._conn.cursor()) as cursor:
-            if len({row[1] for row in rows}) == len(rows):
-                # one contact each: every history check can run before the upserts
-                cursor.executemany(_APPEND_HISTORY, [row[:17] for row in rows])
-                cursor.executemany(_UPSERT_SCORE, rows)
-            else:  # a contact twice: its second history check must see its first upsert
-                for row in rows:
-                    cursor.execute(_APPEND_HISTORY, row[:17])
-                    cursor.execute(_UPSERT_SCORE, row)
+            cursor.executemany(_UPSERT_SCORE, rows)  # history rows: migration 003's triggers
         return len(rows)
 
     @_db_errors

@@ -563,6 +563,29 @@ class Pipeline:
         found = self.enricher.enrich_many(emails, now)
         return {k.lower(): v for k, v in found.items()}
 
+    def changes_for(
+        self,
+        contact: Contact,
+        result: ScoreResult,
+        written: Mapping[str, str],
+        enrichments: Mapping[str, Enrichment] | None,
+    ) -> dict[str, str]:
+        """What a write of this contact sends (`scored_at` aside): the score properties that
+        differ from the last write and, with `write_company_fields`, the blank company
+        fields its enrichment can fill. Empty: nothing to write."""
+        changes = planned_changes(contact, result, written)
+        if self.options.write_company_fields and enrichments is not None:
+            fill = company_fill(contact, enrichments.get((contact.email or "").lower()))
+            changes.update(diff_properties(fill, dict(written)))
+        return changes
+
+    def enrichments_for(
+        self, contacts: Sequence[Contact], now: datetime
+    ) -> dict[str, Enrichment] | None:
+        """The enrichment of each contact's e-mail (lower-cased) when the writes need it
+        (`write_company_fields`); None otherwise."""
+        return self._enrich(contacts, now) if self.options.write_company_fields else None
+
     def _plan_writes(
         self,
         pairs: Sequence[tuple[Contact, Any]],
@@ -578,11 +601,7 @@ class Pipeline:
         # `pairs` come from iter_contacts_with_events: archived and merged-away contacts are
         # already left out, so every contact here is writable
         for (contact, _), result in zip(pairs, results, strict=True):
-            last = written.get(contact.id, {})
-            changes = planned_changes(contact, result, last)
-            if self.options.write_company_fields and enrichments is not None:
-                fill = company_fill(contact, enrichments.get((contact.email or "").lower()))
-                changes.update(diff_properties(fill, dict(last)))
+            changes = self.changes_for(contact, result, written.get(contact.id, {}), enrichments)
             if not changes:
                 summary.unchanged += 1
                 done.append(contact.id)

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from connector.cli import cli
 from connector.ops.dead_letters import list_dead_letters, retry_write_dead_letters
+from connector.pipeline import SyncOptions
+from connector.sandbox.base import Faults
+from connector.sandbox.demo_portal import build_demo_portal
 
 from .conftest import NOW, Harness
 
@@ -98,3 +102,35 @@ def test_retry_with_no_dead_letters_makes_no_call(demo: Harness) -> None:
     demo.sb.clear_log()
     result = retry_write_dead_letters(demo.pipeline)
     assert result.outcomes == [] and demo.sb.requests == []
+
+
+def test_retry_resends_the_company_fields_the_failed_write_carried(harness_factory: Any) -> None:
+    """With company write-back on, a dead-lettered write held company fields too: the retry
+    sends them (what a sync would send now), not only the score properties."""
+    options = SyncOptions(write_company_fields=True)
+    for h in harness_factory(build_demo_portal(), options=options):
+        h.sb.set_property("112", "company", "")  # blank: enrichment fills it
+        h.sb.faults = Faults(
+            error_rate=1.0,
+            error_statuses=(503,),
+            methods=("POST",),
+            path_prefixes=("/crm/v3/objects/contacts/batch/update",),
+        )
+        first = h.pipeline.sync()
+        assert first.written == 0 and first.dead_lettered > 0
+        assert "112" in {d.contact_id for d in list_dead_letters(h.store, CRM, "write")}
+        assert h.sb.contact("112").properties.get("company") in (None, "")
+        h.sb.faults = Faults()
+        h.sb.clear_log()
+        retried = retry_write_dead_letters(h.pipeline)
+        assert retried.still_open == 0
+        robin = {w["id"]: w["properties"] for w in h.writes()}["112"]
+        assert (robin["company"], robin["industry"], robin["country"]) == (
+            "Acme Analytics",
+            "computer software",
+            "US",
+        )
+        assert robin["leadscore_grade"] == h.store.get_score(CRM, "112").grade  # type: ignore[union-attr]
+        assert h.sb.contact("112").properties["company"] == "Acme Analytics"
+        h.sb.clear_log()
+        assert h.pipeline.sync().written == 0  # nothing left for the next sync

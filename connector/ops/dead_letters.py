@@ -1,7 +1,8 @@
 """`leadscore dead-letters`: the records that could not be read or written, and a retry.
 
 A retry re-sends the *write* dead letters: for each, the properties are recomputed from the
-contact's stored score against the values last written (diff-only, as a sync does) and sent
+contact's stored score against the values last written (diff-only, as a sync does; with
+`write_company_fields`, the blank company fields too) and sent
 through the pipeline's own write path: batches, per-record outcomes, bounded retries. A success
 records the written values and resolves the dead letter; a failure bumps its `attempts` and
 keeps the CRM's newest message. A contact with nothing left to write (or that the CRM archived,
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connector.pipeline import Pipeline, SyncSummary, planned_changes
+from connector.pipeline import Pipeline, SyncSummary
 from connector.state.store import DeadLetter, StateStore
 from connector.types import ScoreResult, WriteBack
 
@@ -95,9 +96,11 @@ def retry_write_dead_letters(pipeline: Pipeline) -> RetryResult:
         writes: list[WriteBack] = []
         meta: dict[str, ScoreResult] = {}
         by_contact: dict[str, DeadLetter] = {}
+        contacts = {dl.id: store.get_contact(crm, dl.contact_id) for dl in letters if dl.contact_id}
+        enrichments = pipeline.enrichments_for([c for c in contacts.values() if c], now)
         for dl in letters:
             cid = dl.contact_id
-            contact = store.get_contact(crm, cid) if cid else None
+            contact = contacts.get(dl.id)
             if cid is None or contact is None or not store.is_writable(crm, cid):
                 store.resolve_dead_letter(dl.id, now)
                 done[dl.id] = RetryOutcome(dl.id, cid, "not writable", "archived or merged")
@@ -109,7 +112,7 @@ def retry_write_dead_letters(pipeline: Pipeline) -> RetryResult:
                 )
                 continue
             score = stored.to_result()
-            changes = planned_changes(contact, score, store.get_written(crm, cid))
+            changes = pipeline.changes_for(contact, score, store.get_written(crm, cid), enrichments)
             if not changes:
                 store.resolve_dead_letter(dl.id, now)
                 done[dl.id] = RetryOutcome(dl.id, cid, "up to date", "nothing left to write")

@@ -230,3 +230,19 @@ def test_cli_rescore_with_workers_previews_and_writes_what_one_process_would(
     bad = CliRunner().invoke(cli, ["--state", state, "rescore", "--dry-run", "--workers", "0"])
     assert bad.exit_code == 2
     assert "--workers" in bad.output
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_hears_every_contact_once(tmp_path: Path, two_workers: None, workers: int) -> None:
+    """What the jobs `tick` reaches the caller's callback, from this process or the workers',
+    and adds up to the contacts done: the preview's and the recompute's progress bars."""
+    store = filled_store(tmp_path / "s.db", 60, archived=5)
+    model = changed_model(tmp_path, "p15", PRODUCT_15, THRESHOLD_80)
+    heard: list[int] = []
+    preview = preview_rescore(store, CRM, model, None, NOW, workers=workers, progress=heard.append)
+    assert preview.contacts == 55 and sum(heard) == 55 and all(n > 0 for n in heard)
+    heard.clear()
+    scored, _ = recompute_all(store, CRM, model, NOW, workers=workers, progress=heard.append)
+    assert scored == sum(heard) == 55
+    assert parallel._TICK is None  # nobody listens once it is over
+    store.close()

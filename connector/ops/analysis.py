@@ -22,6 +22,7 @@ from connector.errors import ConnectorError
 from connector.ops.common import (
     analysis_enricher,
     console,
+    contacts_progress,
     fail,
     load_model_or_exit,
     open_existing_store,
@@ -63,6 +64,7 @@ def rescore_cmd(
     and why. Without --dry-run it then rescores everybody with the model and writes back
     only what changed.
     """
+    from connector.ops.parallel import plan_workers
     from connector.ops.rescore import preview_rescore
     from connector.ops.views import print_preview
 
@@ -77,19 +79,24 @@ def rescore_cmd(
 
     store = open_existing_store(settings)
     try:
-        if store.count_contacts(settings.crm) == 0:
+        total = store.count_contacts(settings.crm)
+        if total == 0:
             fail(f"no {settings.crm} contacts in {settings.state_path}; run `leadscore sync` first")
-        preview = preview_rescore(
-            store,
-            settings.crm,
-            model,
-            read_only(store),
-            _now(),
-            sample=sample,
-            write_company_fields=settings.write_company_fields,
-            workers=workers,
-            enricher_for=read_only,
-        )
+        processes = plan_workers(store, settings.crm, workers)
+        label = f"Previewing model {model.version}: {total:,} contacts, {processes} process(es)"
+        with contacts_progress(label, total) as advance:
+            preview = preview_rescore(
+                store,
+                settings.crm,
+                model,
+                read_only(store),
+                _now(),
+                sample=sample,
+                write_company_fields=settings.write_company_fields,
+                workers=workers,
+                enricher_for=read_only,
+                progress=advance,
+            )
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
     finally:
@@ -109,7 +116,11 @@ def rescore_cmd(
 
     try:
         with open_app(settings, model) as app:
-            applied = apply_rescore(app.pipeline, model, workers=workers, enricher_for=writable)
+            label = f"Rescoring with model {model.version} (after a sync)"
+            with contacts_progress(label, total) as advance:
+                applied = apply_rescore(
+                    app.pipeline, model, workers=workers, enricher_for=writable, progress=advance
+                )
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
     click.echo(applied.sync.line())

@@ -3,8 +3,9 @@ an enricher that never writes, rescoring stored contacts, and small formatting."
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
@@ -114,6 +115,44 @@ def console() -> Console:
     from connector.cli import _console
 
     return _console()
+
+
+@contextlib.contextmanager
+def contacts_progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar with the time left, for work over `total` contacts: `advance(n)` as
+    `n` more are done. On standard error, and only on a terminal (logs and pipes get the
+    summary lines alone); gone when the work ends."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    err = Console(stderr=True)
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    with bar:
+        task = bar.add_task(label, total=total)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        yield advance
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

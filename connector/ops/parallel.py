@@ -8,6 +8,10 @@ Results come back pickled, so a job returns a summary, never per-contact objects
 
 One process (the caller's, with the caller's store) when `workers` is 1, when the contacts are
 too few to be worth a process, or where `fork` is not available.
+
+Progress: a job calls `tick(n)` as it finishes `n` more contacts; `by_id_range(progress=...)`
+hears the sum of every process's ticks (workers add to a counter in shared memory, which the
+caller polls).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import gc
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import TypeVar
 
 from connector.state.store import StateStore
@@ -30,6 +34,15 @@ WAL_CHECKPOINT = "PRAGMA wal_autocheckpoint = 20000"  # pages of 4 KiB; SQLite's
 
 # the job of the pool being run, inherited by its forked workers (never pickled)
 _JOB: tuple[Callable[[StateStore, str, str], object], str, float] | None = None
+# where a job's `tick` goes: the caller's progress callback, or (in a worker) the shared counter
+_TICK: Callable[[int], None] | None = None
+PROGRESS_POLL_S = 0.25
+
+
+def tick(n: int) -> None:
+    """A job's report that it finished `n` more contacts (a no-op when nobody listens)."""
+    if _TICK is not None:
+        _TICK(n)
 
 
 def default_workers() -> int:
@@ -56,28 +69,48 @@ def by_id_range(
     crm: str,
     job: Callable[[StateStore, str, str], T],
     workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[T]:
     """`job(store, after, upto)` for each id range `(after, upto]` of the live contacts, in id
     order. Each range runs in its own process (with its own `StateStore` on the same file) when
     `plan_workers` says so; in this process with `store` otherwise. A job's exception is
-    raised here, after every range has ended."""
+    raised here, after every range has ended. `progress(n)`: `n` more contacts done (what
+    the jobs `tick`), called in this process."""
+    global _JOB, _TICK
     n = plan_workers(store, crm, workers)
     ranges = store.split_live_ids(crm, n)
     if n == 1 or len(ranges) == 1:
-        return [job(store, after, upto) for after, upto in ranges]
-    global _JOB
-    _JOB = (job, store.path, store.busy_timeout)
+        _TICK = progress
+        try:
+            return [job(store, after, upto) for after, upto in ranges]
+        finally:
+            _TICK = None
+    ctx = multiprocessing.get_context("fork")
+    done = ctx.Value("q", 0)  # contacts finished, summed over the workers
+
+    def add(k: int) -> None:  # runs in the workers (inherited through the fork)
+        with done.get_lock():
+            done.value += k
+
+    _JOB, _TICK = (job, store.path, store.busy_timeout), add
     try:
-        ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=len(ranges), mp_context=ctx) as pool:
             futures = [pool.submit(_run, after, upto) for after, upto in ranges]
+            heard = 0
+            while True:
+                _, running = wait(futures, timeout=PROGRESS_POLL_S, return_when=FIRST_EXCEPTION)
+                if progress is not None and done.value > heard:
+                    progress(done.value - heard)
+                    heard = done.value
+                if not running or any(f.done() and f.exception() for f in futures):
+                    break
             errors = [f.exception() for f in futures]
             for error in errors:
                 if error is not None:
                     raise error
             return [f.result() for f in futures]  # type: ignore[misc]
     finally:
-        _JOB = None
+        _JOB, _TICK = None, None
 
 
 def _run(after: str, upto: str) -> object:

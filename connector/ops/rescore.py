@@ -21,7 +21,7 @@ from itertools import islice
 
 from connector.model.loader import LoadedModel
 from connector.ops.common import SCORE_BATCH, Rescored, reason_line, rescore_stored
-from connector.ops.parallel import by_id_range
+from connector.ops.parallel import by_id_range, tick
 from connector.pipeline import (
     Enricher,
     Pipeline,
@@ -169,6 +169,7 @@ def preview_rescore(
     write_company_fields: bool = False,
     workers: int | None = 1,
     enricher_for: EnricherFor | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> RescorePreview:
     """Before → after for every live stored contact. Reads only; writes nothing anywhere.
 
@@ -178,7 +179,8 @@ def preview_rescore(
     `write_company_fields`: count the blank company fields a sync fills too (the setting).
     `workers`: processes sharing the contacts by id range (None: every core; see
     `connector.ops.parallel`); with more than one, `enricher_for(store)` builds each
-    process's enricher on its own connection (without it, one process runs)."""
+    process's enricher on its own connection (without it, one process runs). `progress(n)`:
+    `n` more contacts previewed."""
 
     def job(st: StateStore, after: str, upto: str) -> RescorePreview:
         enr = enricher_for(st) if enricher_for is not None else enricher
@@ -188,7 +190,7 @@ def preview_rescore(
 
     if enricher is not None and enricher_for is None:
         workers = 1
-    parts = by_id_range(store, crm, job, workers)
+    parts = by_id_range(store, crm, job, workers, progress)
     out = parts[0]
     for part in parts[1:]:
         out.merge(part, sample)
@@ -243,6 +245,7 @@ def _preview_range(
                     heapq.heappush(heap, item)
                 elif item[:2] > heap[0][:2]:
                     heapq.heapreplace(heap, item)
+        tick(len(chunk))
     out.sample = [c for _, _, c in sorted(heap, key=lambda x: (x[0], x[1]), reverse=True)]
     return out
 
@@ -350,6 +353,7 @@ def recompute_range(
             store.set_write_pending(crm, changed, True)
         scored += len(chunk)
         backlog += len(changed)
+        tick(len(chunk))
     return scored, backlog
 
 
@@ -362,11 +366,12 @@ def recompute_all(
     enricher_for: EnricherFor | None = None,
     workers: int | None = None,
     write_company_fields: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int]:
     """`recompute_range` over every live contact, by id range in `workers` processes
     (`connector.ops.parallel`), each with the enricher `enricher_for(its store)` builds.
     Every score row is rewritten: the due-time index is rebuilt once at the end instead of
-    updated row by row (`StateStore.bulk_scoring`)."""
+    updated row by row (`StateStore.bulk_scoring`). `progress(n)`: `n` more contacts saved."""
 
     def job(st: StateStore, after: str, upto: str) -> tuple[int, int]:
         enricher = enricher_for(st) if enricher_for is not None else None
@@ -375,7 +380,7 @@ def recompute_all(
         )
 
     with store.bulk_scoring():
-        parts = by_id_range(store, crm, job, workers)
+        parts = by_id_range(store, crm, job, workers, progress)
     return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 
@@ -385,6 +390,7 @@ def apply_rescore(
     *,
     workers: int | None = 1,
     enricher_for: EnricherFor | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Applied:
     """Rescore every live contact with `model` and write back only what changed.
 
@@ -394,7 +400,8 @@ def apply_rescore(
     processes by id range; `enricher_for(store)` builds each one's enricher, and without it
     a pipeline with an enricher rescores in one process), the contacts whose CRM values
     change go on the write backlog, and the pipeline scores and writes those. Scores remember
-    their model version; nothing is written twice. The pipeline keeps `model` afterwards."""
+    their model version; nothing is written twice. The pipeline keeps `model` afterwards.
+    `progress(n)`: `n` more contacts recomputed and saved."""
     pipeline.model = model
     first = pipeline.sync()
     if first.status in ("quota", "auth", "stopped", "error"):
@@ -414,6 +421,7 @@ def apply_rescore(
             enricher_for=enricher_for,
             workers=workers,
             write_company_fields=pipeline.options.write_company_fields,
+            progress=progress,
         )
         pipeline.score_and_write(pipeline.store.pending_write_ids(pipeline.crm), summary)
         summary.scored = scored  # each contact once (those written were scored twice)

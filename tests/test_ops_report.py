@@ -4,6 +4,7 @@ in the terminal and in the self-contained HTML page."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -299,13 +300,31 @@ def test_sqls_that_never_were_mqls_are_sales_sourced_not_in_the_funnel(tmp_path:
             result("lead", 10, "C", None, "v1", 5),
         ],
     )
+    # a customer sales brought in, whom the model calls an MQL only afterwards (a form):
+    # no MQL evidence; and an SQL sales created that was never scored
+    store.upsert_contacts(
+        CRM,
+        [
+            Contact(id="late", email="g@x.example", lifecycle_stage="customer"),
+            Contact(id="unscored", email="h@x.example", lifecycle_stage="salesqualifiedlead"),
+        ],
+        at=NOW,
+    )
+    late = result("late", 120, "A", "hand-raiser: Contact Us", "v1", 2)
+    store.save_scores(
+        CRM, [replace(late, lifecycle=replace(late.lifecycle, current_stage="customer"))]
+    )
+    assert [h["mql"] for h in store.score_history(CRM, "late")] == [1]
     r = build_report(store, CRM, NOW)
     t = r.total
-    assert (t.contacts, t.mqls, t.sqls, t.customers, t.sales_sourced) == (6, 3, 3, 1, 2)
+    assert (t.contacts, t.mqls, t.sqls, t.customers, t.sales_sourced) == (8, 3, 3, 1, 4)
+    assert by_key(r.by_band)["unscored"] == by_key(r.by_grade)["unscored"] == (3, 2, 2, 1)
+    assert [f.sales_sourced for f in r.by_band if f.key == "unscored"] == [1]
+    assert [f.sales_sourced for f in r.by_grade if f.key == "unscored"] == [1]
     assert (t.mql_to_sql, t.sql_to_customer) == (1.0, 1 / 3)
     grades = {f.key: (f.contacts, f.mqls, f.sales_sourced) for f in r.by_grade}
-    assert grades["C"] == (2, 0, 1) and grades["B"] == (1, 0, 1) and grades["A"] == (1, 1, 0)
+    assert grades["C"] == (2, 0, 1) and grades["B"] == (1, 0, 1) and grades["A"] == (2, 1, 1)
     page = render_html(r)
-    assert '<div class="n">2</div><div class="l">sales-sourced</div>' in page
+    assert '<div class="n">4</div><div class="l">sales-sourced</div>' in page
     assert row("C", "2", "0", "0", "0", "—", "—", "—", sales="1") in page
     store.close()

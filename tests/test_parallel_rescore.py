@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sqlite3
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from datetime import timedelta
 from itertools import pairwise
@@ -245,4 +247,24 @@ def test_progress_hears_every_contact_once(tmp_path: Path, two_workers: None, wo
     scored, _ = recompute_all(store, CRM, model, NOW, workers=workers, progress=heard.append)
     assert scored == sum(heard) == 55
     assert parallel._TICK is None  # nobody listens once it is over
+    store.close()
+
+
+def test_a_worker_killed_mid_job_fails_the_run_instead_of_hanging(
+    tmp_path: Path, two_workers: None
+) -> None:
+    """Progress goes through shared memory without a lock: a worker that dies (the OOM
+    killer, SIGKILL) leaves nothing held, and the caller gets an error at once."""
+    store = filled_store(tmp_path / "s.db", 40)
+
+    def dies_on_second(st: StateStore, lo: str, hi: str) -> int:
+        parallel.tick(3)
+        if lo:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return 1
+
+    heard: list[int] = []
+    with pytest.raises(BrokenProcessPool):
+        by_id_range(store, CRM, dies_on_second, 2, progress=heard.append)
+    assert sum(heard) <= 6
     store.close()

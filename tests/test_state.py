@@ -101,6 +101,7 @@ def test_migrations_run_once_and_are_recorded(db_path: Path) -> None:
             (1, "initial"),
             (2, "write_backlog"),
             (3, "score_history_triggers"),
+            (4, "score_history_stage"),
         ]
         assert len(first) == SCHEMA_VERSION
         s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
@@ -154,6 +155,7 @@ def test_a_new_migration_runs_once_and_a_failing_one_leaves_nothing(
                 (1, "initial"),
                 (2, "write_backlog"),
                 (3, "score_history_triggers"),
+                (4, "score_history_stage"),
                 (nxt, "job_note"),
             ]
             assert "note" in s.db.table("jobs").columns_dict
@@ -891,8 +893,60 @@ def test_a_db_from_before_the_history_triggers_gets_them_and_keeps_its_history(
         )
     monkeypatch.setattr(migrations, "MIGRATIONS", real)
     with StateStore.open(db_path) as new:
-        assert [v for v, _, _ in new.applied_migrations()] == [1, 2, 3]
+        assert [v for v, _, _ in new.applied_migrations()] == [1, 2, 3, 4]
         new.save_scores(CRM, [score_result("1", 10.0)])  # a first score row: one history row
         new.save_scores(CRM, [score_result("1", 10.0, scored_at=NOW + timedelta(hours=1))])
         new.save_scores(CRM, [score_result("1", 20.0, scored_at=NOW + timedelta(hours=2))])
         assert [h["score"] for h in new.score_history(CRM, "1")] == [10.0, 10.0, 20.0]
+
+
+def drop_due_index_as(db_path: Path, host: str, pid: int, age: timedelta) -> None:
+    """What a rescore's `bulk_scoring` leaves while it runs (or after it died)."""
+    raw = sqlite3.connect(db_path)
+    with raw:
+        raw.execute('DROP INDEX "scores_crm_next_change"')
+        raw.execute(
+            "INSERT INTO jobs (name, state, updated_at) VALUES ('bulk-scoring', ?, ?)",
+            (encode_json({"pid": pid, "host": host}), encode_dt(datetime.now(UTC) - age)),
+        )
+    raw.close()
+
+
+def has_due_index(db_path: Path) -> bool:
+    raw = sqlite3.connect(db_path)
+    found = raw.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'scores_crm_next_change'"
+    ).fetchone()
+    raw.close()
+    return found == (1,)
+
+
+@pytest.mark.parametrize(
+    ("host", "pid", "age", "rebuilt"),
+    [
+        ("elsewhere", 1, timedelta(minutes=5), False),  # another container: its lease holds
+        ("elsewhere", 1, timedelta(hours=3), True),  # a lease that old: its rescore is gone
+        ("here", 0, timedelta(minutes=5), False),  # a live process here (this one)
+        ("here", 0, timedelta(hours=3), True),  # that old, the pid may be another's now
+    ],
+)
+def test_who_rebuilds_a_dropped_due_index(
+    db_path: Path, host: str, pid: int, age: timedelta, rebuilt: bool
+) -> None:
+    StateStore.open(db_path).close()
+    drop_due_index_as(
+        db_path, os.uname().nodename if host == "here" else host, pid or os.getpid(), age
+    )
+    with StateStore.open(db_path) as s:
+        assert has_due_index(db_path) is rebuilt
+        assert (s.get_job("bulk-scoring") is None) is rebuilt
+
+
+def test_a_failing_rescore_rebuilds_the_due_index_and_raises_its_own_error(
+    db_path: Path,
+) -> None:
+    with StateStore.open(db_path) as s:
+        with pytest.raises(ValueError, match="the rescore failed"), s.bulk_scoring():
+            assert not has_due_index(db_path)
+            raise ValueError("the rescore failed")
+        assert has_due_index(db_path) and s.get_job("bulk-scoring") is None

@@ -121,7 +121,9 @@ def console() -> Console:
 def contacts_progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
     """A progress bar with the time left, for work over `total` contacts: `advance(n)` as
     `n` more are done. On standard error, and only on a terminal (logs and pipes get the
-    summary lines alone); gone when the work ends."""
+    summary lines alone); gone when the work ends. Redrawn by `advance` alone, with no
+    refresh thread: the work forks worker processes, and a fork must not copy a lock that
+    another thread holds."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -144,13 +146,16 @@ def contacts_progress(label: str, total: int) -> Iterator[Callable[[int], None]]
         TimeRemainingColumn(),
         console=err,
         transient=True,
+        auto_refresh=False,
         disable=not err.is_terminal,
     )
     with bar:
         task = bar.add_task(label, total=total)
+        bar.refresh()
 
         def advance(n: int) -> None:
             bar.advance(task, n)
+            bar.refresh()
 
         yield advance
 

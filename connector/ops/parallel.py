@@ -10,8 +10,9 @@ One process (the caller's, with the caller's store) when `workers` is 1, when th
 too few to be worth a process, or where `fork` is not available.
 
 Progress: a job calls `tick(n)` as it finishes `n` more contacts; `by_id_range(progress=...)`
-hears the sum of every process's ticks (workers add to a counter in shared memory, which the
-caller polls).
+hears the sum of every process's ticks. Each range adds to its own slot of an array in shared
+memory, without a lock (one writer per slot: a worker killed mid-update blocks nobody), and
+the caller polls the sum.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from connector.state.store import StateStore
 
@@ -36,6 +37,7 @@ WAL_CHECKPOINT = "PRAGMA wal_autocheckpoint = 20000"  # pages of 4 KiB; SQLite's
 _JOB: tuple[Callable[[StateStore, str, str], object], str, float] | None = None
 # where a job's `tick` goes: the caller's progress callback, or (in a worker) the shared counter
 _TICK: Callable[[int], None] | None = None
+_DONE: Any = None  # a by_id_range's shared array: contacts finished per range
 PROGRESS_POLL_S = 0.25
 
 
@@ -76,7 +78,7 @@ def by_id_range(
     `plan_workers` says so; in this process with `store` otherwise. A job's exception is
     raised here, after every range has ended. `progress(n)`: `n` more contacts done (what
     the jobs `tick`), called in this process."""
-    global _JOB, _TICK
+    global _JOB, _TICK, _DONE
     n = plan_workers(store, crm, workers)
     ranges = store.split_live_ids(crm, n)
     if n == 1 or len(ranges) == 1:
@@ -86,22 +88,18 @@ def by_id_range(
         finally:
             _TICK = None
     ctx = multiprocessing.get_context("fork")
-    done = ctx.Value("q", 0)  # contacts finished, summed over the workers
-
-    def add(k: int) -> None:  # runs in the workers (inherited through the fork)
-        with done.get_lock():
-            done.value += k
-
-    _JOB, _TICK = (job, store.path, store.busy_timeout), add
+    _DONE = ctx.RawArray("q", len(ranges))  # contacts finished, per range
+    _JOB, _TICK = (job, store.path, store.busy_timeout), None
     try:
         with ProcessPoolExecutor(max_workers=len(ranges), mp_context=ctx) as pool:
-            futures = [pool.submit(_run, after, upto) for after, upto in ranges]
+            futures = [pool.submit(_run, after, upto, i) for i, (after, upto) in enumerate(ranges)]
             heard = 0
             while True:
                 _, running = wait(futures, timeout=PROGRESS_POLL_S, return_when=FIRST_EXCEPTION)
-                if progress is not None and done.value > heard:
-                    progress(done.value - heard)
-                    heard = done.value
+                now_done = sum(_DONE)
+                if progress is not None and now_done > heard:
+                    progress(now_done - heard)
+                    heard = now_done
                 if not running or any(f.done() and f.exception() for f in futures):
                     break
             errors = [f.exception() for f in futures]
@@ -110,12 +108,20 @@ def by_id_range(
                     raise error
             return [f.result() for f in futures]  # type: ignore[misc]
     finally:
-        _JOB, _TICK = None, None
+        _JOB, _TICK, _DONE = None, None, None
 
 
-def _run(after: str, upto: str) -> object:
+def _run(after: str, upto: str, slot: int) -> object:
     assert _JOB is not None, "a by_id_range worker runs only in a forked process"
     job, path, busy_timeout = _JOB
+    global _TICK
+    done = _DONE
+    assert done is not None
+
+    def add(k: int) -> None:  # this range's own slot: no other process writes it
+        done[slot] += k
+
+    _TICK = add
     # the parent's heap came with the fork: keep the collector off it, and let it run less
     # often (a job holds one batch of contacts; its garbage is freed by reference counting)
     gc.freeze()

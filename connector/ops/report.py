@@ -10,8 +10,10 @@ How each number is counted (the page repeats this in its footnote):
   later recycled to lead still counts as an MQL (`mql_at`). Unknown stages ("other") count as
   contacts only.
 - A contact past MQL (SQL, opportunity, customer) counts in the funnel only if it went through
-  MQL: we made it an MQL (`mql_at`), our model called it an MQL in its score history, or the
-  CRM dated its MQL stage (HubSpot's `hs_lifecyclestage_marketingqualifiedlead_date`).
+  MQL: we made it an MQL (`mql_at`), our model called it an MQL in its score history before
+  sales made it an SQL, or the CRM dated its MQL stage (HubSpot's
+  `hs_lifecyclestage_marketingqualifiedlead_date`, read from contacts pulled since this
+  version: a backfill re-reads the older ones).
   Otherwise sales created it as an SQL themselves: it is counted apart as *sales-sourced*,
   so it inflates neither the MQLs nor MQL → SQL.
 - Grade, score band and model version are those **at hand-off**: the first `score_history`
@@ -33,7 +35,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -181,19 +183,20 @@ def _handoff_scores(
     store: StateStore, crm: str
 ) -> tuple[dict[str, tuple[float, str, str]], set[str]]:
     """contact id → (score, grade, model version) at hand-off: the first history row with the
-    MQL verdict, else the current stored score; and the contacts with such a row."""
+    MQL verdict from before the contact reached SQL, else the current stored score; and the
+    contacts with such a row (a verdict given once sales owned the contact is no MQL)."""
     out: dict[str, tuple[float, str, str]] = {}
     for cid, sc, grade, version in store.db.execute(
         "SELECT contact_id, score, grade, model_version FROM scores WHERE crm = ?", [crm]
     ):
         out[cid] = (float(sc), str(grade), str(version))
     seen: set[str] = set()
-    for cid, sc, grade, version in store.db.execute(
-        "SELECT contact_id, score, grade, model_version FROM score_history "
+    for cid, sc, grade, version, stage in store.db.execute(
+        "SELECT contact_id, score, grade, model_version, stage FROM score_history "
         "WHERE crm = ? AND mql = 1 ORDER BY contact_id, scored_at, id",
         [crm],
     ):
-        if cid not in seen:
+        if cid not in seen and stage_rank(stage) < _SQL_RANK:  # rows from before: no stage
             seen.add(cid)
             out[cid] = (float(sc), str(grade), str(version))
     return out, seen
@@ -253,7 +256,7 @@ def build_report(
     by_band = list(bands.values())
     if unscored.contacts:
         by_grade.append(unscored)
-        by_band.append(Funnel(UNSCORED, *_counts(unscored)))
+        by_band.append(replace(unscored))
     return Report(
         crm=crm,
         generated_at=now,
@@ -268,10 +271,6 @@ def build_report(
         models_in_scores=in_scores,
         unscored=unscored.contacts,
     )
-
-
-def _counts(f: Funnel) -> tuple[int, int, int, int]:
-    return (f.contacts, f.mqls, f.sqls, f.customers)
 
 
 # ------------------------------------------------------------------------ formatting
@@ -484,8 +483,9 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         "when it is at that stage or a later one (customer includes evangelist). MQLs recycled "
         "to lead by sales still count as MQLs.</li>",
         "<li>Contacts past MQL count only if they went through it (made MQL by leadscore, "
-        "called MQL by the model, or dated as MQL by the CRM); the others were created as SQLs "
-        "by sales and are shown apart as sales-sourced, outside every conversion rate.</li>",
+        "called MQL by the model before sales took them, or dated as MQL by the CRM); the "
+        "others were created as SQLs by sales and are shown apart as sales-sourced, outside "
+        "every conversion rate.</li>",
         "<li>Grade, score band and model version are those at hand-off: the score with which "
         "the contact first qualified as MQL, or the current score for contacts that never "
         "did.</li>",

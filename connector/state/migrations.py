@@ -231,10 +231,36 @@ def m003_score_history_triggers(db: Database) -> None:
     )
 
 
+def m004_score_history_stage(db: Database) -> None:
+    """Each history row keeps the contact's lifecycle stage when it was scored: a contact the
+    model called an MQL only after sales had made it an SQL did not go through MQL (the
+    report's funnel). Rows from before have no stage."""
+    db.execute("ALTER TABLE score_history ADD COLUMN stage TEXT")
+    db.execute("DROP TRIGGER IF EXISTS scores_history_insert")
+    db.execute("DROP TRIGGER IF EXISTS scores_history_update")
+    db.execute(
+        "CREATE TRIGGER scores_history_insert AFTER INSERT ON scores "
+        "BEGIN INSERT INTO score_history "
+        "(crm, contact_id, model_version, score, grade, mql, scored_at, stage) VALUES "
+        "(NEW.crm, NEW.contact_id, NEW.model_version, NEW.score, NEW.grade, NEW.mql, "
+        "NEW.scored_at, NEW.current_stage); END"
+    )
+    db.execute(
+        "CREATE TRIGGER scores_history_update AFTER UPDATE ON scores "
+        "WHEN OLD.score IS NOT NEW.score OR OLD.grade IS NOT NEW.grade "
+        "OR OLD.mql IS NOT NEW.mql OR OLD.model_version IS NOT NEW.model_version "
+        "BEGIN INSERT INTO score_history "
+        "(crm, contact_id, model_version, score, grade, mql, scored_at, stage) VALUES "
+        "(NEW.crm, NEW.contact_id, NEW.model_version, NEW.score, NEW.grade, NEW.mql, "
+        "NEW.scored_at, NEW.current_stage); END"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_write_backlog,
     m003_score_history_triggers,
+    m004_score_history_stage,
 )
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")

@@ -106,7 +106,6 @@ class CompiledModel:
         decay = m.engagement.decay
         self.decay_mode = decay.mode
         self.half_life_s = decay.half_life_days * DAY if decay.mode == "half_life" else 0.0
-        self.keeps_negative = not decay.negative_decays  # negative points never decay
         lists = m.lists
         self.fit_rules = [(r, compile_conditions(r.when, lists)) for r in m.fit.rules]
         self.force_rules: list[tuple[ForceGrade, list[FieldCheck]]] = [
@@ -357,8 +356,9 @@ def compile_model(loaded: LoadedModel) -> CompiledModel:
     return cm
 
 
-def _decay_weight(cm: CompiledModel, age_s: float, negative: bool) -> float:
-    if negative and cm.keeps_negative:
+def _decay_weight(cm: CompiledModel, age_s: float, keeps: bool) -> float:
+    """The weight of points `age_s` old; 1 for a rule whose points never decay (`keeps`)."""
+    if keeps:
         return 1.0
     mode = cm.decay_mode
     if mode == "half_life":
@@ -691,7 +691,6 @@ def _score_items(
 ) -> ScoreResult:
     m = cm.model
     window_s = cm.window_s
-    neg_decays = m.engagement.decay.negative_decays
     accs: dict[_CompiledRule, _Acc] = {}
     now_ts = now.timestamp()
     today_idx = int(now_ts // DAY)  # today's UTC day number
@@ -711,7 +710,7 @@ def _score_items(
             keeps = cr.keeps
             if old and not keeps:
                 continue
-            points = ev_points if no_decay else ev_points * _decay_weight(cm, age, cr.negative)
+            points = ev_points if no_decay else ev_points * _decay_weight(cm, age, keeps)
             acc = accs.get(cr)
             if acc is None:
                 # 0.0 + : a float, and +0.0 where the points are -0.0 (as a running sum from 0)
@@ -736,7 +735,7 @@ def _score_items(
             continue
         assert cr.rule.points is not None
         accs[cr] = _Acc(
-            cr.rule.points * _decay_weight(cm, newest_age, cr.negative),
+            cr.rule.points * _decay_weight(cm, newest_age, cr.keeps),
             ids,
             hits[0][3],
             None if cr.keeps else window_s - (now_ts - hits[0][0]),
@@ -762,7 +761,7 @@ def _score_items(
         fired.add(cr.name)
         if acc.exit is not None:
             exits.append(acc.exit)
-        if decays and pts != 0 and not (cr.negative and not neg_decays):
+        if decays and pts != 0 and not cr.keeps:
             decaying = True
         text = _fmt(r.description or cr.name, acc.first_attrs)
         if acc.labels:

@@ -268,3 +268,20 @@ def test_a_worker_killed_mid_job_fails_the_run_instead_of_hanging(
         by_id_range(store, CRM, dies_on_second, 2, progress=heard.append)
     assert sum(heard) <= 6
     store.close()
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rich.console import Console
+
+    from connector.ops.common import contacts_progress
+
+    with contacts_progress("Previewing model v2: 5 contacts", 5) as advance:
+        advance(3)
+    assert capsys.readouterr().err == ""  # logs and pipes get the summary lines alone
+    monkeypatch.setattr(Console, "is_terminal", property(lambda self: True))
+    with contacts_progress("Previewing model v2: 5 contacts", 5) as advance:
+        advance(3)
+        drawn = capsys.readouterr().err
+    assert "Previewing model v2: 5 contacts" in drawn and "3/5" in drawn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -24,8 +25,8 @@ from connector.state import (
     StateStore,
     migrations,
 )
-from connector.state.codec import decode_dt, encode_dt, encode_json
-from connector.state.store import _reason_dict, _reason_json, _reasons, _reasons_json
+from connector.state.codec import decode_dt, decode_json, encode_dt, encode_json
+from connector.state.store import _reason_dict, _reasons, _reasons_json
 from connector.types import Company, Contact, Event, LifecycleDecision, Reason, ScoreResult
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -865,19 +866,47 @@ _texts = st.text(st.characters(codec="utf-8"), max_size=40)
 @given(
     rule=_texts,
     category=_texts,
-    points=st.one_of(st.floats(allow_nan=False, width=64), st.integers(-1000, 1000)),
+    points=st.one_of(st.floats(width=64), st.integers(-(2**70), 2**70)),
     text=_texts,
     event_ids=st.lists(_texts, max_size=4).map(tuple),
     kind=st.sampled_from(["engagement", "fit", "lifecycle"]),
 )
-def test_reason_json_is_the_json_encoding_of_the_reason_dict(
+def test_stored_reasons_decode_to_what_the_stdlib_encoding_of_their_dicts_holds(
     rule: str, category: str, points: float, text: str, event_ids: tuple[str, ...], kind: str
 ) -> None:
-    """The stored reasons are built from cached parts (a full rescore encodes millions): the
-    text is exactly what encoding each reason as a JSON object gives, and decodes back."""
+    """The stored reasons are written by orjson (a full rescore encodes millions): they hold
+    exactly the values of the stdlib encoding, -0.0, infinities, NaN and ints past 64 bits
+    included (orjson would write null or refuse: those take the stdlib path), and decode
+    back to the same reasons."""
     r = Reason(rule, category, points, text, event_ids, kind)  # type: ignore[arg-type]
-    assert _reason_json(r) == encode_json(_reason_dict(r))
-    assert _reasons(_reasons_json([r, r])) == (r, r)
+    stored = _reasons_json([r, r])
+    assert repr(json.loads(stored)) == repr(json.loads(encode_json([_reason_dict(r)] * 2)))
+    if points == points:  # NaN is not equal to itself
+        assert _reasons(stored) == (r, r)
+    if isinstance(points, float) and points in (float("inf"), float("-inf")):
+        assert "Infinity" in stored
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(width=64) | _texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_texts, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(value=_json_values)
+def test_stored_json_decodes_exactly_as_the_stdlib_reads_it(value: object) -> None:
+    """Stored JSON is read by orjson where it reads the same: an int past 64 bits stays an
+    exact int (orjson would read a float), NaN, infinities and -0.0 stay what they were."""
+    text = json.dumps(value, ensure_ascii=False)
+    assert repr(decode_json(text)) == repr(json.loads(text))
+    assert repr(decode_json(json.dumps(value))) == repr(json.loads(text))
+
+
+def test_a_lone_surrogate_and_bad_json_read_as_the_stdlib_reads_them() -> None:
+    assert decode_json('"\\ud800"') == json.loads('"\\ud800"')
+    with pytest.raises(json.JSONDecodeError, match="Expecting value: line 1 column 2"):
+        decode_json("[")
 
 
 def test_a_db_from_before_the_history_triggers_gets_them_and_keeps_its_history(

@@ -6,7 +6,6 @@ Same input, same output. Duplicate event ids count once.
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from itertools import pairwise
 from operator import attrgetter
 from typing import Any, NamedTuple
 
+from connector.fastjson import loads as fast_loads
 from connector.model.loader import LoadedModel
 from connector.model.schema import EngagementRule, ForceGrade, Match, Tier
 from connector.scoring.lifecycle import decide_lifecycle
@@ -331,7 +331,7 @@ _TextHit = tuple[_Matched, Mapping[str, Any]]
 
 
 def _decode_attributes(text: str) -> dict[str, Any]:
-    value = json.loads(text)
+    value = fast_loads(text)  # json.loads, by orjson where it reads the same
     if not isinstance(value, dict):
         raise ValueError(f"event attributes must be a JSON object, got {type(value).__name__}")
     return value

@@ -15,11 +15,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from connector.fastjson import loads_with
+
 _decoder = json.JSONDecoder()
 _scan_once = json.scanner.make_scanner(cast(Any, _decoder))  # typeshed types it oddly
 
 
-def _decode_json(text: str) -> Any:
+def _stdlib_decode(text: str) -> Any:
     """`json.loads` minus the whitespace regexes: what we wrote has no padding. Anything
     else (padding, trailing data, errors) goes through the stdlib decoder for its message."""
     try:
@@ -27,6 +29,10 @@ def _decode_json(text: str) -> Any:
     except StopIteration:
         return _decoder.decode(text)
     return value if end == len(text) else _decoder.decode(text)
+
+
+# orjson where it reads exactly what the stdlib reads (connector.fastjson)
+_decode_json = loads_with(_stdlib_decode)
 
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
+import orjson
 from sqlite_utils import Database
 
 from connector.enrich.cache import CacheEntry
@@ -459,57 +460,17 @@ def _process_alive(pid: object) -> bool:
 
 
 def _reasons_json(reasons: Iterable[Reason]) -> str:
-    """The reasons as a JSON list of objects (what `encode_json` of their dicts gives)."""
-    return "[" + ",".join(map(_reason_json, reasons)) + "]"
-
-
-_REASON_JSON: dict[tuple[Reason, str], str] = {}
-
-
-def _reason_json(r: Reason) -> str:
-    """`encode_json(_reason_dict(r))`, built faster: a full rescore encodes millions."""
-    if r.event_ids:  # engagement: unique to its contact, made of parts that recur
-        points = r.points
-        return (
-            _json_part(("rule", r.rule, r.category))
-            + (
-                float.__repr__(points)  # what JSON writes for a finite float
-                if type(points) is float and points - points == 0.0
-                else encode_json(points)
-            )
-            + _json_part(("text", r.text))
-            + encode_json(r.event_ids)
-            + _json_part(("kind", r.kind))
-        )
-    # profile reasons: the same few recur across contacts (keyed with the points' text too:
-    # equal reasons may hold 0 and 0.0, or 0.0 and -0.0)
-    key = (r, repr(r.points))
-    hit = _REASON_JSON.get(key)
-    if hit is None:
-        if len(_REASON_JSON) >= 20_000:
-            _REASON_JSON.clear()
-        hit = _REASON_JSON[key] = encode_json(_reason_dict(r))
-    return hit
-
-
-_JSON_PARTS: dict[tuple[str, ...], str] = {}
-
-
-def _json_part(key: tuple[str, ...]) -> str:
-    """The recurring text around an engagement reason's points and event ids."""
-    hit = _JSON_PARTS.get(key)
-    if hit is None:
-        if len(_JSON_PARTS) >= 20_000:
-            _JSON_PARTS.clear()
-        if key[0] == "rule":
-            hit = '{"rule":' + encode_json(key[1]) + ',"category":' + encode_json(key[2])
-            hit += ',"points":'
-        elif key[0] == "text":
-            hit = ',"text":' + encode_json(key[1]) + ',"event_ids":'
-        else:
-            hit = ',"kind":' + encode_json(key[1]) + "}"
-        _JSON_PARTS[key] = hit
-    return hit
+    """The reasons as a JSON list of objects: what `encode_json` of their dicts gives, written
+    by orjson (~2x faster; a full rescore encodes millions). orjson writes a non-finite number
+    as null and refuses ints past 64 bits: those (no model makes them) take the stdlib path."""
+    dicts = [_reason_dict(r) for r in reasons]
+    try:
+        out = orjson.dumps(dicts)
+    except TypeError:  # orjson.JSONEncodeError: an int past 64 bits
+        return encode_json(dicts)
+    if b"null" in out:  # a non-finite number (or the word in a text: exact either way)
+        return encode_json(dicts)
+    return out.decode()
 
 
 def _reason_dict(r: Reason) -> dict[str, Any]:
@@ -518,7 +479,7 @@ def _reason_dict(r: Reason) -> dict[str, Any]:
         "category": r.category,
         "points": r.points,
         "text": r.text,
-        "event_ids": list(r.event_ids),
+        "event_ids": r.event_ids,
         "kind": r.kind,
     }
 

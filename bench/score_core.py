@@ -11,12 +11,16 @@ import argparse
 import gc
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from connector.model.loader import load_model
-from connector.scoring import score
+from connector.scoring import BUILD, score
 from connector.synth import synth_dataset
 
 FLOOR = 250_000
+
+# the repository's model (this runs on an installed build too: see README, Benchmarks)
+MODEL = Path(__file__).resolve().parents[1] / "config" / "model.yaml"
 
 
 def main() -> None:
@@ -25,7 +29,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20, help="events per contact")
     args = ap.parse_args()
     now = datetime(2026, 11, 1, 12, tzinfo=UTC)
-    model = load_model()
+    model = load_model(MODEL)
     data = list(synth_dataset(args.size, args.events, now))
     n_events = sum(len(e) for _, _, e in data)
     # the 2M pre-built events are the harness's, not the scorer's: keep the collector from
@@ -41,6 +45,7 @@ def main() -> None:
     rate = n_events / dt
     print(f"contacts={args.size} events={n_events} seconds={dt:.2f} mql={mqls}")
     print(f"events/s={rate:,.0f} contacts/s={args.size / dt:,.0f}")
+    print(f"scoring core: {BUILD}")
     print(f"ratio to floor {FLOOR:,} events/s: {rate / FLOOR:.2f}")
 
 

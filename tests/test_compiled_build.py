@@ -1,0 +1,128 @@
+"""The Docker image's build: the modules `setup.py` compiles with mypyc (`LEADSCORE_COMPILE=1`),
+built into a wheel with the Dockerfile's own command, and the tests of those modules run on
+the compiled code. (No Docker engine here: the same command, run on this machine.)"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+BUILD = "LEADSCORE_COMPILE=1 python -m pip wheel --no-build-isolation --no-deps -w /wheels ."
+# the tests of the compiled modules: scoring, the state DB, a full rescore in 2 processes,
+# and a sync end to end against the HubSpot sandbox
+ON_COMPILED = [
+    "tests/test_scoring.py",
+    "tests/test_scoring_properties.py",
+    "tests/test_state.py",
+    "tests/test_parallel_rescore.py",
+    "tests/test_ops_rescore.py",
+    "tests/test_pipeline_plan.py",
+    "tests/test_sync_hubspot.py",
+]
+
+
+def _compiled_modules() -> list[str]:
+    """`COMPILED` from setup.py (read, not run: running it builds)."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "COMPILED":
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, list)
+            return [str(v) for v in value]
+    raise AssertionError("setup.py has no COMPILED list")
+
+
+def test_the_dockerfile_builds_the_wheel_with_the_command_tested_here() -> None:
+    assert BUILD in DOCKERFILE.replace("\\\n", " ").replace("  ", " ")
+    assert "COPY --from=build /wheels" in DOCKERFILE
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.so", "build"))
+
+
+def test_the_compiled_build_passes_the_tests_of_what_it_compiles(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    _copy_tree(ROOT / "connector", src / "connector")
+    wheels = tmp_path / "wheels"
+    env = {**os.environ, "LEADSCORE_COMPILE": "1"}
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps"]
+    build = subprocess.run(
+        [*pip_wheel, "-q", "-w", str(wheels), "."],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    (wheel,) = wheels.glob("leadscore-*.whl")
+
+    # every module setup.py names is in the wheel as an extension
+    names = zipfile.ZipFile(wheel).namelist()
+    extensions = [n for n in names if n.endswith(".so")]
+    for module in _compiled_modules():
+        stem = module.removesuffix(".py")
+        assert any(n.startswith(stem + ".cpython-") for n in extensions), module
+
+    # the repository with the wheel's extensions beside the sources (an extension module is
+    # imported before a .py of the same name), and the tests of those modules run on it
+    run = tmp_path / "run"
+    for name in ("connector", "tests", "config", "fixtures"):
+        _copy_tree(ROOT / name, run / name)
+    shutil.copy(ROOT / "pyproject.toml", run / "pyproject.toml")
+    with zipfile.ZipFile(wheel) as zf:
+        for n in extensions:
+            zf.extract(n, run)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.pop("LEADSCORE_COMPILE", None)
+    modules = [m.removesuffix(".py").replace("/", ".") for m in _compiled_modules()]
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import importlib, sys\nfor m in sys.argv[1:]:"
+            " print(importlib.import_module(m).__file__)",
+            *modules,
+        ],
+        cwd=run,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = probe.stdout.split()
+    assert len(loaded) == len(modules)
+    build_name = subprocess.run(
+        [sys.executable, "-c", "from connector.scoring import BUILD; print(BUILD)"],
+        cwd=run,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert build_name.stdout.strip() == "compiled by mypyc"
+    assert all(f.startswith(str(run)) and f.endswith(".so") for f in loaded), loaded
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *ON_COMPILED],
+        cwd=run,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert tests.returncode == 0, tests.stdout[-5000:] + tests.stderr[-2000:]

@@ -93,6 +93,8 @@ def test_pragmas(db_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
+        # the WAL is checkpointed every ~40 MiB (10,000 pages), not every 4 MiB
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000
 
 
 def test_migrations_run_once_and_are_recorded(db_path: Path) -> None:

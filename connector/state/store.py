@@ -706,6 +706,10 @@ class StateStore:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             self.journal_mode = str(mode[0]).lower() if mode else "unknown"
             conn.execute("PRAGMA synchronous = NORMAL")
+            # checkpoint the WAL into the DB every ~40 MiB, not every 4 MiB (the default):
+            # a full rescore rewrites ~1.4 GB of score rows at 1M contacts, and each
+            # checkpoint costs two fsyncs (measured: -6% on the rescore)
+            conn.execute("PRAGMA wal_autocheckpoint = 10000")
         else:
             self.journal_mode = "memory"
         conn.execute("PRAGMA foreign_keys = ON")

@@ -25,8 +25,15 @@ from connector.state import (
     StateStore,
     migrations,
 )
-from connector.state.codec import decode_dt, decode_json, encode_dt, encode_json
-from connector.state.store import _reason_dict, _reasons, _reasons_json
+from connector.state.codec import (
+    decode_dt,
+    decode_json,
+    decode_reasons,
+    encode_dt,
+    encode_json,
+    encode_reasons,
+    reason_dict,
+)
 from connector.types import Company, Contact, Event, LifecycleDecision, Reason, ScoreResult
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -881,10 +888,10 @@ def test_stored_reasons_decode_to_what_the_stdlib_encoding_of_their_dicts_holds(
     included (orjson would write null or refuse: those take the stdlib path), and decode
     back to the same reasons."""
     r = Reason(rule, category, points, text, event_ids, kind)  # type: ignore[arg-type]
-    stored = _reasons_json([r, r])
-    assert repr(json.loads(stored)) == repr(json.loads(encode_json([_reason_dict(r)] * 2)))
+    stored = encode_reasons([r, r])
+    assert repr(json.loads(stored)) == repr(json.loads(encode_json([reason_dict(r)] * 2)))
     if points == points:  # NaN is not equal to itself
-        assert _reasons(stored) == (r, r)
+        assert decode_reasons(stored) == (r, r)
     if isinstance(points, float) and points in (float("inf"), float("-inf")):
         assert "Infinity" in stored
 

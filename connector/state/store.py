@@ -29,23 +29,25 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
-import orjson
 from sqlite_utils import Database
 
 from connector.enrich.cache import CacheEntry
 from connector.errors import StateError
 from connector.state import migrations
 from connector.state.codec import (
+    contact_from_row,
     decode_dt,
     decode_json,
     decode_mapping,
     decode_opt_dt,
+    decode_reasons,
     encode_dt,
     encode_json,
     encode_mapping,
     encode_opt_dt,
     redact,
     redact_text,
+    score_row,
 )
 from connector.types import (
     Company,
@@ -395,26 +397,6 @@ def _contact_row(crm: str, c: Contact, pulled_at: str) -> tuple[Any, ...]:
     )
 
 
-def _contact(row: Sequence[Any]) -> Contact:
-    return Contact(
-        id=row[0],
-        email=row[1],
-        first_name=row[2],
-        last_name=row[3],
-        job_title=row[4],
-        company_name=row[5],
-        country=row[6],
-        lifecycle_stage=row[7],
-        lead_status=row[8],
-        lead_status_changed_at=decode_opt_dt(row[9]),
-        recycled_at=decode_opt_dt(row[10]),
-        mql_at=decode_opt_dt(row[11]),
-        created_at=decode_opt_dt(row[12]),
-        updated_at=decode_opt_dt(row[13]),
-        properties=decode_mapping(row[14]),
-    )
-
-
 def _event(row: Sequence[Any]) -> Event:
     # Hot path of a full rescore (millions of rows): positional, no helper for the datetime.
     attrs = row[5]
@@ -459,83 +441,6 @@ def _process_alive(pid: object) -> bool:
     return True
 
 
-def _reasons_json(reasons: Iterable[Reason]) -> str:
-    """The reasons as a JSON list of objects: what `encode_json` of their dicts gives, written
-    by orjson (~2x faster; a full rescore encodes millions). orjson writes a non-finite number
-    as null and refuses ints past 64 bits: those (no model makes them) take the stdlib path."""
-    dicts = [_reason_dict(r) for r in reasons]
-    try:
-        out = orjson.dumps(dicts)
-    except TypeError:  # orjson.JSONEncodeError: an int past 64 bits
-        return encode_json(dicts)
-    if b"null" in out:  # a non-finite number (or the word in a text: exact either way)
-        return encode_json(dicts)
-    return out.decode()
-
-
-def _reason_dict(r: Reason) -> dict[str, Any]:
-    return {
-        "rule": r.rule,
-        "category": r.category,
-        "points": r.points,
-        "text": r.text,
-        "event_ids": r.event_ids,
-        "kind": r.kind,
-    }
-
-
-def _reasons(text: str | None) -> tuple[Reason, ...]:
-    items = decode_json(text) or []
-    return tuple(
-        Reason(
-            rule=d["rule"],
-            category=d["category"],
-            points=d["points"],
-            text=d["text"],
-            event_ids=tuple(d.get("event_ids") or ()),
-            kind=d.get("kind", "engagement"),
-        )
-        for d in items
-    )
-
-
-_LAST_SCORED_AT: list[tuple[datetime, str]] = []
-
-
-def _scored_at_text(t: datetime) -> str:
-    """`encode_dt`, remembering the last answer: a rescore saves one `now` a million times."""
-    if _LAST_SCORED_AT and _LAST_SCORED_AT[0][0] is t:
-        return _LAST_SCORED_AT[0][1]
-    text = encode_dt(t)
-    _LAST_SCORED_AT[:] = [(t, text)]
-    return text
-
-
-def _score_row(crm: str, r: ScoreResult) -> tuple[Any, ...]:
-    lc = r.lifecycle
-    return (
-        crm,
-        r.contact_id,
-        float(r.score),
-        float(r.engagement_points),
-        float(r.fit_points),
-        r.grade,
-        int(bool(lc.mql)),
-        lc.mql_reason,
-        lc.current_stage,
-        lc.target_stage,
-        int(bool(lc.recycled)),
-        lc.note,
-        int(bool(r.profile_mismatch)),
-        int(bool(r.hand_raiser)),
-        r.model_version,
-        r.model_fingerprint,
-        _scored_at_text(r.scored_at),
-        encode_opt_dt(r.next_change_at),
-        _reasons_json(r.reasons),
-    )
-
-
 def _stored_score(row: Sequence[Any]) -> StoredScore:
     return StoredScore(
         crm=row[0],
@@ -556,7 +461,7 @@ def _stored_score(row: Sequence[Any]) -> StoredScore:
         model_fingerprint=row[15],
         scored_at=decode_dt(row[16]),
         next_change_at=decode_opt_dt(row[17]),
-        reasons=_reasons(row[18]),
+        reasons=decode_reasons(row[18]),
     )
 
 
@@ -882,7 +787,7 @@ class StateStore:
     def get_contact(self, crm: str, contact_id: str) -> Contact | None:
         """The stored contact, archived or merged ones included (see `resolve_id`)."""
         row = self._conn.execute(_SELECT_CONTACT, (crm, contact_id)).fetchone()
-        return None if row is None else _contact(row)
+        return None if row is None else contact_from_row(row)
 
     @_db_errors
     def resolve_id(self, crm: str, contact_id: str) -> str:
@@ -943,7 +848,7 @@ class StateStore:
         `include_inactive`."""
         for rows in self._contact_batches(crm, ids, include_inactive, batch):
             for row in rows:
-                yield _contact(row)
+                yield contact_from_row(row)
 
     @_db_errors
     def count_contacts(self, crm: str, *, include_inactive: bool = False) -> int:
@@ -1160,7 +1065,7 @@ class StateStore:
             crm, contact_ids, batch, include_inactive, _EVENTS_RANGE, _EVENTS_IN
         ):
             for row in rows:
-                yield _contact(row), [_event(er) for er in grouped.pop(row[0], ())]
+                yield contact_from_row(row), [_event(er) for er in grouped.pop(row[0], ())]
 
     @_db_errors_iter
     def iter_contacts_with_event_rows(
@@ -1188,7 +1093,7 @@ class StateStore:
             upto,
         ):
             for row in rows:
-                yield _contact(row), grouped.pop(row[0], [])
+                yield contact_from_row(row), grouped.pop(row[0], [])
 
     def _grouped_events(
         self,
@@ -1312,7 +1217,7 @@ class StateStore:
     def save_scores(self, crm: str, results: Iterable[ScoreResult]) -> int:
         """Upsert the current score of each contact; append a `score_history` row when score,
         grade, MQL flag or model version changed. Returns how many results were saved."""
-        rows = [_score_row(crm, result) for result in results]
+        rows = [score_row(crm, result) for result in results]
         with self.transaction(), contextlib.closing(self._conn.cursor()) as cursor:
             cursor.executemany(_UPSERT_SCORE, rows)  # history rows: migration 003's triggers
         return len(rows)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from operator import attrgetter
-from typing import Any, Final
+from typing import Any, NamedTuple
 
 from connector.fastjson import loads as fast_loads
 from connector.model.loader import LoadedModel
@@ -306,25 +306,14 @@ def _range_bucket(conditions: list[object]) -> Callable[[Any], Any] | None:
     return bucket
 
 
-class _Matched:
+class _Matched(NamedTuple):
     """The rules one event matches: all of them, with (points, tier label), in rule order;
-    those that add points per event; the frequency rules (they count the event). A plain
-    class with slots: the scoring loop reads these per event, and a compiled build (mypyc)
-    reads a native class's fields directly."""
+    those that add points per event; the frequency rules (they count the event)."""
 
-    __slots__ = ("all", "frequency", "frequency_kept", "plain")
-
-    def __init__(
-        self,
-        all: list[tuple[_CompiledRule, int, str | None]],
-        plain: list[tuple[_CompiledRule, int, str | None]],
-        frequency: tuple[_CompiledRule, ...],
-        frequency_kept: tuple[_CompiledRule, ...],  # those that count it past the window too
-    ) -> None:
-        self.all = all
-        self.plain = plain
-        self.frequency = frequency
-        self.frequency_kept = frequency_kept
+    all: list[tuple[_CompiledRule, int, str | None]]
+    plain: list[tuple[_CompiledRule, int, str | None]]
+    frequency: tuple[_CompiledRule, ...]
+    frequency_kept: tuple[_CompiledRule, ...]  # those that count it past the window too
 
     @classmethod
     def of(cls, entries: list[tuple[_CompiledRule, int, str | None]]) -> _Matched:
@@ -674,7 +663,7 @@ def _in_key_order(rows: Sequence[EventRow]) -> bool:
     return all(a <= b for a, b in pairwise(keys))
 
 
-_fromisoformat: Final = datetime.fromisoformat
+_fromisoformat = datetime.fromisoformat
 
 
 _LAST_TEXT: list[tuple[datetime, str]] = []

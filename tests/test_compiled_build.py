@@ -48,6 +48,21 @@ def _copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.so", "build"))
 
 
+def _python(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> str:
+    """Run `python ARGS`; its output, after checking that it exited 0."""
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
 def test_the_compiled_build_passes_the_tests_of_what_it_compiles(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
@@ -55,18 +70,10 @@ def test_the_compiled_build_passes_the_tests_of_what_it_compiles(tmp_path: Path)
         shutil.copy(ROOT / name, src / name)
     _copy_tree(ROOT / "connector", src / "connector")
     wheels = tmp_path / "wheels"
-    env = {**os.environ, "LEADSCORE_COMPILE": "1"}
-    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps"]
-    build = subprocess.run(
-        [*pip_wheel, "-q", "-w", str(wheels), "."],
-        cwd=src,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+    pip_wheel = ["-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q"]
+    _python(
+        [*pip_wheel, "-w", str(wheels), "."], src, {**os.environ, "LEADSCORE_COMPILE": "1"}, 900
     )
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     (wheel,) = wheels.glob("leadscore-*.whl")
 
     # every module setup.py names is in the wheel as an extension
@@ -88,41 +95,12 @@ def test_the_compiled_build_passes_the_tests_of_what_it_compiles(tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.pop("LEADSCORE_COMPILE", None)
     modules = [m.removesuffix(".py").replace("/", ".") for m in _compiled_modules()]
-    probe = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import importlib, sys\nfor m in sys.argv[1:]:"
-            " print(importlib.import_module(m).__file__)",
-            *modules,
-        ],
-        cwd=run,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    show = (
+        "import importlib, sys\nfor m in sys.argv[1:]: print(importlib.import_module(m).__file__)"
     )
-    loaded = probe.stdout.split()
+    loaded = _python(["-c", show, *modules], run, env, 60).split()
     assert len(loaded) == len(modules)
-    build_name = subprocess.run(
-        [sys.executable, "-c", "from connector.scoring import BUILD; print(BUILD)"],
-        cwd=run,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert build_name.stdout.strip() == "compiled by mypyc"
     assert all(f.startswith(str(run)) and f.endswith(".so") for f in loaded), loaded
-    tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *ON_COMPILED],
-        cwd=run,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    assert tests.returncode == 0, tests.stdout[-5000:] + tests.stderr[-2000:]
+    build = _python(["-c", "from connector.scoring import BUILD; print(BUILD)"], run, env, 60)
+    assert build.strip() == "compiled by mypyc"
+    _python(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *ON_COMPILED], run, env, 1200)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from connector.model.loader import load_model
-from connector.scoring import score
+from connector.scoring import score, score_rows
+from connector.state.codec import encode_dt, encode_json
 from connector.types import Company, Contact, Enrichment, Event, ScoreResult
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -198,6 +199,45 @@ def test_behaviour_older_than_the_window_stops_counting_and_next_change_says_whe
     old = Events()
     old.add("webinar_attended", 61, name="Old webinar", watched_share=1.0)
     assert score(dana(), old.items, CORPORATE_ACME, MODEL, NOW).score == 0
+
+
+def test_the_window_edge_is_exact_and_never_decaying_points_count_from_any_age() -> None:
+    """Events far past the window are not even prepared unless a never-decaying rule counts
+    them: the edge stays exact to the microsecond, on events and on stored rows alike."""
+    window = timedelta(days=60)
+    ev = Events()
+    for seconds in (-1.0, -0.5, -0.000001, 0.0, 0.000001, 0.5, 1.0, 2.0):
+        ev.add("webinar_attended", 0, name=f"W {seconds}", watched_share=1.0)
+        last = ev.items[-1]
+        ev.items[-1] = Event(
+            last.source,
+            last.source_id,
+            last.contact_id,
+            last.type,
+            NOW - window - timedelta(seconds=seconds),
+            last.attributes,
+        )
+    ev.add("email_unsubscribe", 200)
+    ev.page("https://example.com/careers", 300)
+    ev.page("https://example.com/jobs/1", 250)
+    ev.page("https://example.com/pricing", 90)
+    r = score(dana(), ev.items, CORPORATE_ACME, MODEL, NOW)
+    webinars = next(x for x in r.reasons if x.rule == "webinar_attended")
+    assert webinars.event_ids == ("test:e2", "test:e1", "test:e0")  # younger than the window
+    assert by_rule(r)["email_unsubscribe"] == -20
+    assert by_rule(r)["careers_repeat"] == -50
+    assert "pricing_repeat" not in by_rule(r)
+    rows = [
+        (
+            e.contact_id,
+            encode_dt(e.occurred_at),
+            f"{e.source}:{e.source_id}",
+            e.type,
+            encode_json(dict(e.attributes)),
+        )
+        for e in sorted(ev.items, key=lambda e: e.occurred_at)
+    ]
+    assert repr(score_rows(dana(), rows, CORPORATE_ACME, MODEL, NOW)) == repr(r)
 
 
 def test_sales_set_sql_stays_sql_whatever_the_score() -> None:

@@ -314,6 +314,7 @@ class _Matched(NamedTuple):
     plain: list[tuple[_CompiledRule, int, str | None]]
     frequency: tuple[_CompiledRule, ...]
     frequency_kept: tuple[_CompiledRule, ...]  # those that count it past the window too
+    counts_old: bool  # a rule here counts the event past the window (its points never decay)
 
     @classmethod
     def of(cls, entries: list[tuple[_CompiledRule, int, str | None]]) -> _Matched:
@@ -321,7 +322,9 @@ class _Matched(NamedTuple):
         # one tuple object per set of rules: the scoring loop compares them by identity
         frequency = _FREQUENCY_SETS.setdefault(frequency, frequency)
         kept = tuple(cr for cr in frequency if cr.keeps)
-        return cls(entries, [e for e in entries if not e[0].is_frequency], frequency, kept)
+        plain = [e for e in entries if not e[0].is_frequency]
+        counts_old = bool(kept) or any(e[0].keeps for e in plain)
+        return cls(entries, plain, frequency, kept, counts_old)
 
 
 _FREQUENCY_SETS: dict[tuple[_CompiledRule, ...], tuple[_CompiledRule, ...]] = {}
@@ -584,6 +587,9 @@ def _event_items(
     by_type, type_fields, memo = cm.by_type, cm.type_fields, cm.memo
     bucketed = cm.type_buckets
     recycled_at = contact.recycled_at
+    # past this (a second of margin for the float ages `_score_items` compares), an event
+    # counts only for a rule whose points never decay: the others are not even prepared
+    gone = now - timedelta(seconds=cm.window_s + 1)
     seen: set[str] = set()
     future: datetime | None = None
     items: list[_Item] = []
@@ -613,7 +619,7 @@ def _event_items(
                 matched = cm.matched(et, attrs)
             except TypeError:  # unhashable attribute value
                 matched = cm.matched(et, attrs)
-        if matched.all:
+        if matched.all and (matched.counts_old or t >= gone):
             items.append((t.timestamp(), key, matched, attrs))
     return items, future
 
@@ -630,6 +636,7 @@ def _row_items(
     text_memo = cm.text_memo
     now_text = _utc_text(now)
     recycled = _utc_text(contact.recycled_at) if contact.recycled_at is not None else None
+    gone = _gone_text(cm, now)  # as in `_event_items`
     future: str | None = None
     items: list[_Item] = []
     previous = ""
@@ -651,7 +658,7 @@ def _row_items(
         if hit is None:
             hit = cm.match_text(et, text)
         matched, attrs = hit
-        if matched.all:
+        if matched.all and (matched.counts_old or at >= gone):
             items.append((_fromisoformat(at).timestamp(), key, matched, attrs))
     if tie and not _in_key_order(rows):  # equal times: order as `score` does
         return _row_items(cm, contact, sorted(rows, key=_row_key), now)
@@ -677,6 +684,19 @@ def _utc_text(t: datetime) -> str:
     u = t if t.tzinfo is UTC else t.astimezone(UTC)
     text = u.isoformat(timespec="microseconds")
     _LAST_TEXT[:] = [(t, text)]
+    return text
+
+
+_LAST_GONE: list[tuple[datetime, float, str]] = []
+
+
+def _gone_text(cm: CompiledModel, now: datetime) -> str:
+    """The time (as DB text) past which an event counts only for never-decaying rules:
+    `_event_items`' `gone`. Asked once per contact with the same `now`: the last is kept."""
+    if _LAST_GONE and _LAST_GONE[0][0] is now and _LAST_GONE[0][1] == cm.window_s:
+        return _LAST_GONE[0][2]
+    text = _utc_text(now - timedelta(seconds=cm.window_s + 1))
+    _LAST_GONE[:] = [(now, cm.window_s, text)]
     return text
 
 

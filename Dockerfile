@@ -1,7 +1,8 @@
 # leadscore worker: `docker run` it beside your CRM; state lives on the /data volume.
 
 # Build stage: the wheel, with the scoring core and the state codec compiled by mypyc
-# (setup.py: LEADSCORE_COMPILE=1; a full rescore runs ~15-20% faster). The compiler stays here.
+# (setup.py: LEADSCORE_COMPILE=1; the core scores ~40% faster, a full rescore runs ~13% faster).
+# The compiler stays in this stage.
 FROM python:3.11-slim-bookworm AS build
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -10,7 +11,9 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY connector ./connector
+# mypyc type-checks what it compiles: the runtime dependencies (`.`) and stubs come first
 RUN pip install --no-cache-dir 'mypy>=1.10,<2' 'setuptools>=70.1' 'wheel>=0.42' \
+        'types-PyYAML>=6' 'types-requests>=2.31' . \
     && LEADSCORE_COMPILE=1 python -m pip wheel --no-build-isolation --no-deps -w /wheels .
 
 FROM python:3.11-slim-bookworm

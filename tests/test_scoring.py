@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from connector.model.loader import DEFAULT_MODEL_PATH as MODEL_PATH
 from connector.model.loader import load_model
 from connector.scoring import score, score_rows
 from connector.state.codec import encode_dt, encode_json
-from connector.types import Company, Contact, Enrichment, Event, ScoreResult
+from connector.types import Company, Contact, Enrichment, Event, EventRow, ScoreResult
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 MODEL = load_model()
@@ -201,6 +204,20 @@ def test_behaviour_older_than_the_window_stops_counting_and_next_change_says_whe
     assert score(dana(), old.items, CORPORATE_ACME, MODEL, NOW).score == 0
 
 
+def _rows(events: list[Event]) -> list[EventRow]:
+    """The events as the state DB stores them (what a full rescore scores)."""
+    return [
+        (
+            e.contact_id,
+            encode_dt(e.occurred_at),
+            f"{e.source}:{e.source_id}",
+            e.type,
+            encode_json(dict(e.attributes)),
+        )
+        for e in sorted(events, key=lambda e: e.occurred_at)
+    ]
+
+
 def test_the_window_edge_is_exact_and_never_decaying_points_count_from_any_age() -> None:
     """Events far past the window are not even prepared unless a never-decaying rule counts
     them: the edge stays exact to the microsecond, on events and on stored rows alike."""
@@ -227,17 +244,28 @@ def test_the_window_edge_is_exact_and_never_decaying_points_count_from_any_age()
     assert by_rule(r)["email_unsubscribe"] == -20
     assert by_rule(r)["careers_repeat"] == -50
     assert "pricing_repeat" not in by_rule(r)
-    rows = [
-        (
-            e.contact_id,
-            encode_dt(e.occurred_at),
-            f"{e.source}:{e.source_id}",
-            e.type,
-            encode_json(dict(e.attributes)),
-        )
-        for e in sorted(ev.items, key=lambda e: e.occurred_at)
-    ]
-    assert repr(score_rows(dana(), rows, CORPORATE_ACME, MODEL, NOW)) == repr(r)
+    assert repr(score_rows(dana(), _rows(ev.items), CORPORATE_ACME, MODEL, NOW)) == repr(r)
+
+
+@pytest.mark.parametrize("window_days", [1e6, 1e9, float("inf")])
+def test_a_window_reaching_before_year_one_scores_like_any_other(
+    tmp_path: Path, window_days: float
+) -> None:
+    """The window's start (`now` - window) does not exist for such windows: nothing is
+    past it, and every event is prepared and scored (it used to raise OverflowError)."""
+    raw = yaml.safe_load(MODEL_PATH.read_text())
+    raw["engagement"]["window_days"] = window_days
+    for f in MODEL_PATH.parent.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(raw))
+    model = load_model(tmp_path / "model.yaml")
+    ev = Events()
+    ev.add("email_unsubscribe", 4000)
+    ev.add("webinar_attended", 3000, name="W", watched_share=1.0)
+    r = score(dana(), ev.items, CORPORATE_ACME, model, NOW)
+    assert by_rule(r)["email_unsubscribe"] == -20
+    assert by_rule(r)["webinar_attended"] == 50
+    assert repr(score_rows(dana(), _rows(ev.items), CORPORATE_ACME, model, NOW)) == repr(r)
 
 
 def test_sales_set_sql_stays_sql_whatever_the_score() -> None:

@@ -6,6 +6,7 @@ Same input, same output. Duplicate event ids count once.
 
 from __future__ import annotations
 
+import contextlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -587,9 +588,7 @@ def _event_items(
     by_type, type_fields, memo = cm.by_type, cm.type_fields, cm.memo
     bucketed = cm.type_buckets
     recycled_at = contact.recycled_at
-    # past this (a second of margin for the float ages `_score_items` compares), an event
-    # counts only for a rule whose points never decay: the others are not even prepared
-    gone = now - timedelta(seconds=cm.window_s + 1)
+    gone = _gone(cm, now)
     seen: set[str] = set()
     future: datetime | None = None
     items: list[_Item] = []
@@ -673,30 +672,45 @@ def _in_key_order(rows: Sequence[EventRow]) -> bool:
 _fromisoformat = datetime.fromisoformat
 
 
-_LAST_TEXT: list[tuple[datetime, str]] = []
+# one-entry caches: (key, answer), replaced whole; read once (another thread may replace it)
+_LAST_TEXT: list[tuple[object, str]] = [(object(), "")]
 
 
 def _utc_text(t: datetime) -> str:
     """`t` as the state DB stores times (connector.state.codec.encode_dt). A rescore asks for
     the same `now` once per contact: the last answer is kept."""
-    if _LAST_TEXT and _LAST_TEXT[0][0] is t:
-        return _LAST_TEXT[0][1]
+    last = _LAST_TEXT[0]
+    if last[0] is t:
+        return last[1]
     u = t if t.tzinfo is UTC else t.astimezone(UTC)
     text = u.isoformat(timespec="microseconds")
-    _LAST_TEXT[:] = [(t, text)]
+    _LAST_TEXT[0] = (t, text)
     return text
 
 
-_LAST_GONE: list[tuple[datetime, float, str]] = []
+_EPOCH_START = datetime.min.replace(tzinfo=UTC)
+
+
+def _gone(cm: CompiledModel, now: datetime) -> datetime:
+    """The time past which an event counts only for a rule whose points never decay (the
+    others are not even prepared): the window's start, a second earlier (a margin for the
+    float ages `_score_items` compares). A window reaching before year 1 has no such time."""
+    try:
+        return now - timedelta(seconds=cm.window_s + 1)
+    except (OverflowError, ValueError):  # window_days past ~740,000, or infinite
+        return _EPOCH_START
+
+
+_LAST_GONE: list[tuple[object, float, str]] = [(object(), 0.0, "")]
 
 
 def _gone_text(cm: CompiledModel, now: datetime) -> str:
-    """The time (as DB text) past which an event counts only for never-decaying rules:
-    `_event_items`' `gone`. Asked once per contact with the same `now`: the last is kept."""
-    if _LAST_GONE and _LAST_GONE[0][0] is now and _LAST_GONE[0][1] == cm.window_s:
-        return _LAST_GONE[0][2]
-    text = _utc_text(now - timedelta(seconds=cm.window_s + 1))
-    _LAST_GONE[:] = [(now, cm.window_s, text)]
+    """`_gone` as DB text. Asked once per contact with the same `now`: the last is kept."""
+    last = _LAST_GONE[0]
+    if last[0] is now and last[1] == cm.window_s:
+        return last[2]
+    text = _utc_text(_gone(cm, now))
+    _LAST_GONE[0] = (now, cm.window_s, text)
     return text
 
 
@@ -859,9 +873,11 @@ def _score_items(
     mismatch = behaviour_yes and grade not in m.lifecycle.mql.grades
 
     positive_exits = [x for x in exits if x > 0]
-    candidates: list[datetime] = (
-        [now + timedelta(seconds=min(positive_exits))] if positive_exits else []
-    )
+    candidates: list[datetime] = []
+    if positive_exits:
+        # past year 9999 (a window of ~3M days): it never changes
+        with contextlib.suppress(OverflowError, ValueError):
+            candidates.append(now + timedelta(seconds=min(positive_exits)))
     if future is not None:
         candidates.append(future)
     if decaying:

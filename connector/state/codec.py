@@ -225,15 +225,17 @@ def decode_reasons(text: str | None) -> tuple[Reason, ...]:
     )
 
 
-_LAST_SCORED_AT: list[tuple[datetime, str]] = []
+# a one-entry cache: (key, answer), replaced whole; read once (another thread may replace it)
+_LAST_SCORED_AT: list[tuple[object, str]] = [(object(), "")]
 
 
 def scored_at_text(t: datetime) -> str:
     """`encode_dt`, remembering the last answer: a rescore saves one `now` a million times."""
-    if _LAST_SCORED_AT and _LAST_SCORED_AT[0][0] is t:
-        return _LAST_SCORED_AT[0][1]
+    last = _LAST_SCORED_AT[0]
+    if last[0] is t:
+        return last[1]
     text = encode_dt(t)
-    _LAST_SCORED_AT[:] = [(t, text)]
+    _LAST_SCORED_AT[0] = (t, text)
     return text
 
 

@@ -15,11 +15,14 @@ from connector.errors import ConfigError, ConnectorError, InputError
 from connector.model.loader import DEFAULT_MODEL_PATH, LoadedModel, validate_model_file
 from connector.offline import EnrichFn
 from connector.parse import parse_timestamp
+from connector.scoring import BUILD as SCORING_BUILD
 from connector.settings import Settings, load_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="leadscore")
+@click.version_option(
+    package_name="leadscore", message=f"%(prog)s %(version)s (scoring core: {SCORING_BUILD})"
+)
 @click.option("--crm", type=click.Choice(["hubspot", "marketo"]), help="Overrides LEADSCORE_CRM.")
 @click.option(
     "--state",

@@ -104,3 +104,11 @@ def test_explain_lists_every_point_with_its_events() -> None:
     missing = run("explain", "nobody@x.com", "--contacts", str(FIX / "contacts.jsonl"))
     assert missing.exit_code == 1
     assert "no contact 'nobody@x.com' in contacts.jsonl" in missing.stderr
+
+
+def test_version_says_which_build_of_the_scoring_core_runs() -> None:
+    """Pure Python here (the README's install); the Docker image's compiled build says
+    'compiled by mypyc' (tests/test_compiled_build.py)."""
+    r = run("--version")
+    assert r.exit_code == 0
+    assert r.output.rstrip().endswith(" 0.1.0 (scoring core: pure Python)"), r.output

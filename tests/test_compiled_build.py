@@ -55,10 +55,10 @@ def _copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.so", "build"))
 
 
-def _python(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> str:
-    """Run `python ARGS`; its output, after checking that it exited 0."""
+def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> str:
+    """Run `argv`; its output, after checking that it exited 0."""
     proc = subprocess.run(
-        [sys.executable, *args],
+        argv,
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -68,6 +68,10 @@ def _python(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> 
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+def _python(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> str:
+    return _run([sys.executable, *args], cwd, env, timeout)
 
 
 def test_the_compiled_build_passes_the_tests_of_what_it_compiles(tmp_path: Path) -> None:
@@ -89,16 +93,8 @@ def test_the_compiled_build_passes_the_tests_of_what_it_compiles(tmp_path: Path)
     ):
         assert was in command, was
         command = command.replace(was, now)
-    build = subprocess.run(
-        ["bash", "-c", command],
-        cwd=src,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    _run(["bash", "-c", command], src, clean_env, 900)
     (wheel,) = wheels.glob("leadscore-*.whl")
 
     # every module setup.py names is in the wheel as an extension

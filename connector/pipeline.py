@@ -165,6 +165,31 @@ def planned_changes(
     return diff_properties(desired, dict(written))
 
 
+def write_changes(
+    contact: Contact,
+    result: ScoreResult,
+    written: Mapping[str, str],
+    enrichment: Enrichment | None,
+    *,
+    company_fields: bool,
+) -> dict[str, str]:
+    """What a write of this contact sends (`scored_at` aside): the score properties that differ
+    from the last write (`planned_changes`) and, with `company_fields`, the blank company
+    fields its enrichment can fill. Empty: nothing to write. The sync, the dead-letter retry
+    and the rescore's preview all plan with this."""
+    changes = planned_changes(contact, result, written)
+    if company_fields:
+        changes.update(company_changes(contact, enrichment, written))
+    return changes
+
+
+def company_changes(
+    contact: Contact, enrichment: Enrichment | None, written: Mapping[str, str]
+) -> dict[str, str]:
+    """The blank company fields the enrichment fills, where they differ from the last write."""
+    return diff_properties(company_fill(contact, enrichment), dict(written))
+
+
 def needs_write(contact: Contact, result: ScoreResult, written: Mapping[str, str]) -> bool:
     """`bool(planned_changes(...))`, cheaper: the reasons text (the costly property) is made
     only when every other property is already what the CRM shows. A full rescore asks this
@@ -570,14 +595,13 @@ class Pipeline:
         written: Mapping[str, str],
         enrichments: Mapping[str, Enrichment] | None,
     ) -> dict[str, str]:
-        """What a write of this contact sends (`scored_at` aside): the score properties that
-        differ from the last write and, with `write_company_fields`, the blank company
-        fields its enrichment can fill. Empty: nothing to write."""
-        changes = planned_changes(contact, result, written)
-        if self.options.write_company_fields and enrichments is not None:
-            fill = company_fill(contact, enrichments.get((contact.email or "").lower()))
-            changes.update(diff_properties(fill, dict(written)))
-        return changes
+        """`write_changes` with this pipeline's `write_company_fields`, the contact's
+        enrichment looked up by e-mail in `enrichments` (see `enrichments_for`)."""
+        company_fields = self.options.write_company_fields and enrichments is not None
+        enrichment = (
+            enrichments.get((contact.email or "").lower()) if enrichments is not None else None
+        )
+        return write_changes(contact, result, written, enrichment, company_fields=company_fields)
 
     def enrichments_for(
         self, contacts: Sequence[Contact], now: datetime

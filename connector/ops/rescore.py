@@ -26,10 +26,9 @@ from connector.pipeline import (
     Enricher,
     Pipeline,
     SyncSummary,
-    company_fill,
-    diff_properties,
+    company_changes,
     needs_write,
-    planned_changes,
+    write_changes,
 )
 from connector.state.store import LAST_ID, StateStore, StoredScore
 from connector.types import MQL, Contact, Reason, ScoreResult
@@ -220,11 +219,13 @@ def _preview_range(
         for contact, enrichment, (result,) in chunk:
             stored = stored_scores.get(contact.id)
             # live contacts only (rescore_stored): every one is writable
-            changes = planned_changes(contact, result, written_many[contact.id])
-            if write_company_fields:
-                changes.update(
-                    diff_properties(company_fill(contact, enrichment), written_many[contact.id])
-                )
+            changes = write_changes(
+                contact,
+                result,
+                written_many[contact.id],
+                enrichment,
+                company_fields=write_company_fields,
+            )
             change = _compare(out, contact, stored, result, changes)
             if keep_after:
                 out.after[contact.id] = (result.score, result.grade, result.lifecycle.mql_reason)
@@ -345,7 +346,7 @@ def recompute_range(
         for contact, enrichment, (result,) in chunk:
             before = written[contact.id]
             if needs_write(contact, result, before) or (
-                write_company_fields and diff_properties(company_fill(contact, enrichment), before)
+                write_company_fields and company_changes(contact, enrichment, before)
             ):
                 changed.append(contact.id)
         with store.transaction():

@@ -13,6 +13,7 @@ import json.scanner
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, cast
 
 import orjson
@@ -197,12 +198,17 @@ def encode_reasons(reasons: Iterable[Reason]) -> str:
     return out.decode()
 
 
+# read as the object it is: the compiled build (mypyc) would turn an int read as `float` into
+# a float, and lose digits past 2**53
+_points = attrgetter("points")
+
+
 def reason_dict(r: Reason) -> dict[str, Any]:
     """A reason as the JSON object the state DB keeps."""
     return {
         "rule": r.rule,
         "category": r.category,
-        "points": r.points,
+        "points": _points(r),
         "text": r.text,
         "event_ids": r.event_ids,
         "kind": r.kind,

@@ -1,7 +1,6 @@
 """The project's own types. Every module speaks these; only CRM adapters know CRM shapes.
 
-Plain frozen dataclasses with slots: cheap to build in the scoring hot path, hashable where it
-matters, and free of any I/O.
+Records (`record`): dataclasses with slots, immutable and hashable, free of any I/O.
 """
 
 from __future__ import annotations
@@ -9,7 +8,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from typing_extensions import dataclass_transform
+
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: type[_T]) -> type[_T]:
+    """A dataclass with slots that mypy holds frozen (assigning a field is a type error), and
+    that hashes by its fields as a frozen one does; at run time its fields are set as a plain
+    dataclass's are. A frozen dataclass's `__init__` sets each field through
+    `object.__setattr__`, ~4x the cost, and a full rescore builds a dozen records per contact
+    (the contact, its reasons, its result): ~5% of a rescore's time."""
+    return dataclass(slots=True, unsafe_hash=True)(cls)
+
 
 # Canonical event types produced by the adapters (the model's rules match on these).
 EVENT_TYPES: tuple[str, ...] = (
@@ -53,7 +67,7 @@ def stage_rank(stage: str | None) -> int:
         return 99
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Contact:
     """A CRM contact, normalized. `properties` keeps the raw CRM values for auditing."""
 
@@ -74,12 +88,10 @@ class Contact:
     properties: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@record
 class Event:
     """One engagement event. (source, source_id) is globally unique and makes replays idempotent.
-
-    Treated as immutable by convention (use `dataclasses.replace`); not frozen, because a full
-    rescore builds millions of them and a frozen dataclass costs 4x as much to construct."""
+    A changed copy: `dataclasses.replace`."""
 
     source: str
     source_id: str
@@ -98,7 +110,7 @@ class Event:
 EventRow = tuple[str, str, str, str, str | None]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Company:
     """Firmographics for one registrable domain, with where they came from."""
 
@@ -116,7 +128,7 @@ class Company:
     as_of: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Enrichment:
     """What enrichment knows about a contact's e-mail address and company."""
 
@@ -126,7 +138,7 @@ class Enrichment:
     error: str | None = None  # e.g. why the address is invalid; shown as a fit reason
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reason:
     """One rule that fired: its points and the events behind them."""
 
@@ -138,7 +150,7 @@ class Reason:
     kind: Literal["fit", "engagement", "lifecycle"] = "engagement"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LifecycleDecision:
     """What the lifecycle policy decided. `target_stage` is None when nothing is to be written."""
 
@@ -150,7 +162,7 @@ class LifecycleDecision:
     note: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScoreResult:
     contact_id: str
     score: float  # engagement points (plus fit base points when the model says so)
@@ -195,7 +207,7 @@ def _signed(points: float) -> str:
     return f"+{value}" if points >= 0 else f"{value}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WriteBack:
     """Properties to write for one contact (only those that differ from the last write)."""
 
@@ -203,7 +215,7 @@ class WriteBack:
     properties: Mapping[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WriteOutcome:
     contact_id: str
     ok: bool

@@ -1,0 +1,90 @@
+"""The project's records (connector.types.record): immutable for the type checker, hashable and
+picklable as frozen dataclasses are, and plain dataclasses with slots at run time."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from connector.types import Contact, Event, LifecycleDecision, Reason, ScoreResult
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _result() -> ScoreResult:
+    return ScoreResult(
+        contact_id="c1",
+        score=40.0,
+        engagement_points=40.0,
+        fit_points=80.0,
+        grade="A",
+        lifecycle=LifecycleDecision("lead", None, False, None),
+        profile_mismatch=False,
+        model_version="v1",
+        model_fingerprint="f",
+        scored_at=datetime(2026, 11, 1, tzinfo=UTC),
+        next_change_at=None,
+        reasons=(Reason("demo", "hand_raiser", 40.0, "asked for a demo", ("hubspot:1",)),),
+    )
+
+
+def test_records_hash_and_compare_by_their_fields() -> None:
+    a, b = _result(), _result()
+    assert a == b and hash(a) == hash(b)
+    assert {a.reasons[0], b.reasons[0]} == {
+        Reason("demo", "hand_raiser", 40.0, "asked for a demo", ("hubspot:1",))
+    }
+    changed = dataclasses.replace(a.reasons[0], points=30.0)
+    assert changed != a.reasons[0] and hash(changed) != hash(a.reasons[0])
+    assert not hasattr(a, "__dict__")  # slots: no per-instance dict
+    assert (
+        Contact("c1").properties == {} and Contact("c1").properties is not Contact("c1").properties
+    )
+
+
+def test_records_survive_pickling() -> None:
+    """A parallel rescore's workers send their results back pickled."""
+    a = _result()
+    assert pickle.loads(pickle.dumps(a)) == a
+    ev = Event("hubspot", "1", "c1", "page_view", datetime(2026, 11, 1, tzinfo=UTC), {"url": "/x"})
+    assert pickle.loads(pickle.dumps(ev)) == ev
+
+
+def test_mypy_rejects_assigning_a_field(tmp_path: Path) -> None:
+    """What `frozen=True` enforced at run time, the type checker enforces (CI runs `mypy
+    --strict connector`): code that assigns a field of a record does not pass."""
+    snippet = tmp_path / "mutate.py"
+    snippet.write_text(
+        "from connector.types import Event, Reason\n"
+        "def f(r: Reason, e: Event) -> None:\n"
+        "    r.points = 1.0\n"
+        "    e.type = 'x'\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-error-summary",
+            str(snippet),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = sorted(
+        line.split(" error: ")[1] for line in proc.stdout.splitlines() if " error: " in line
+    )
+    assert lines == [
+        'Property "points" defined in "Reason" is read-only  [misc]',
+        'Property "type" defined in "Event" is read-only  [misc]',
+    ]

@@ -23,6 +23,7 @@ from connector.ops.parallel import by_id_range, plan_workers
 from connector.ops.rescore import apply_rescore, preview_rescore, recompute_all
 from connector.pipeline import Enricher
 from connector.settings import load_settings
+from connector.state import store as stmod
 from connector.state.store import LAST_ID, StateStore
 from connector.synth import synth_dataset
 from connector.types import Contact
@@ -85,6 +86,27 @@ def test_id_ranges_cover_every_live_contact_once_in_equal_shares(tmp_path: Path)
         ]
         assert got == shares
     assert store.split_live_ids(CRM, 5000) == store.split_live_ids(CRM, 993)
+    store.close()
+
+
+def test_the_live_contacts_index_follows_archives_merges_and_returns(tmp_path: Path) -> None:
+    """Counting and cutting read the index of the live contacts (migration 005): it must drop
+    an archived or merged contact and take back one the CRM returns."""
+    store = filled_store(tmp_path / "s.db", 40, archived=3)
+    ids = sorted(c.id for c in store.iter_contacts(CRM))
+    for sql in (stmod._COUNT_LIVE_CONTACTS, stmod._LIVE_ID_AT):
+        plan = store.db.execute("EXPLAIN QUERY PLAN " + sql, (CRM, 0)[: sql.count("?")])
+        assert "USING INDEX contacts_live" in plan.fetchall()[0][3]
+    store.merge_contacts(CRM, ids[0], ids[1], NOW)
+    returned = next(c for c, _, _ in synth_dataset(40, 0, NOW, seed=3))  # archived above
+    with store.transaction():
+        store.upsert_contacts(CRM, [returned], at=NOW)
+    live = sorted(c.id for c in store.iter_contacts(CRM))
+    assert len(live) == 40 - 3 - 1 + 1 and returned.id in live and ids[0] not in live
+    assert store.count_contacts(CRM) == len(live)
+    assert store.count_contacts(CRM, include_inactive=True) == 40
+    cut = store.split_live_ids(CRM, 2)[0][1]
+    assert cut == live[len(live) // 2 - 1]
     store.close()
 
 

@@ -112,6 +112,7 @@ def test_migrations_run_once_and_are_recorded(db_path: Path) -> None:
             (2, "write_backlog"),
             (3, "score_history_triggers"),
             (4, "score_history_stage"),
+            (5, "live_contacts_index"),
         ]
         assert len(first) == SCHEMA_VERSION
         s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
@@ -166,6 +167,7 @@ def test_a_new_migration_runs_once_and_a_failing_one_leaves_nothing(
                 (2, "write_backlog"),
                 (3, "score_history_triggers"),
                 (4, "score_history_stage"),
+                (5, "live_contacts_index"),
                 (nxt, "job_note"),
             ]
             assert "note" in s.db.table("jobs").columns_dict
@@ -933,7 +935,7 @@ def test_a_db_from_before_the_history_triggers_gets_them_and_keeps_its_history(
         )
     monkeypatch.setattr(migrations, "MIGRATIONS", real)
     with StateStore.open(db_path) as new:
-        assert [v for v, _, _ in new.applied_migrations()] == [1, 2, 3, 4]
+        assert [v for v, _, _ in new.applied_migrations()] == [1, 2, 3, 4, 5]
         new.save_scores(CRM, [score_result("1", 10.0)])  # a first score row: one history row
         new.save_scores(CRM, [score_result("1", 10.0, scored_at=NOW + timedelta(hours=1))])
         new.save_scores(CRM, [score_result("1", 20.0, scored_at=NOW + timedelta(hours=2))])

@@ -256,11 +256,27 @@ def m004_score_history_stage(db: Database) -> None:
     )
 
 
+def m005_live_contacts_index(db: Database) -> None:
+    """An index of the live contacts (neither archived nor merged) by id: counting them, and
+    cutting them into the id ranges of a parallel rescore, read this index instead of every
+    contact row (0.18 s → 0.03 s a count at a million contacts; a rescore counted three
+    times and walked half the table for each cut)."""
+    db.execute(_LIVE_CONTACTS_INDEX)
+
+
+# the WHERE of a query must repeat this one's for SQLite to use the index
+_LIVE_CONTACTS_INDEX = (
+    "CREATE INDEX IF NOT EXISTS contacts_live ON contacts (crm, id) "
+    "WHERE archived_at IS NULL AND merged_into IS NULL"
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_write_backlog,
     m003_score_history_triggers,
     m004_score_history_stage,
+    m005_live_contacts_index,
 )
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")

@@ -252,10 +252,15 @@ FROM contacts WHERE crm = ?1 AND id IN (SELECT value FROM json_each(?3))
   AND (?2 OR (archived_at IS NULL AND merged_into IS NULL))
 ORDER BY id
 """
-_COUNT_CONTACTS = """
-SELECT count(*) FROM contacts
-WHERE crm = ?1 AND (?2 OR (archived_at IS NULL AND merged_into IS NULL))
-"""
+_COUNT_CONTACTS = "SELECT count(*) FROM contacts WHERE crm = ?"
+# the live ones: the WHERE of the `contacts_live` index (migration 005), which answers these
+_COUNT_LIVE_CONTACTS = (
+    "SELECT count(*) FROM contacts WHERE crm = ? AND archived_at IS NULL AND merged_into IS NULL"
+)
+_LIVE_ID_AT = (
+    "SELECT id FROM contacts WHERE crm = ? AND archived_at IS NULL AND merged_into IS NULL "
+    "ORDER BY id LIMIT 1 OFFSET ?"
+)
 _FIND_BY_EMAIL = """
 SELECT lower(email), id FROM contacts
 WHERE crm = ? AND lower(email) IN (SELECT value FROM json_each(?))
@@ -852,7 +857,8 @@ class StateStore:
 
     @_db_errors
     def count_contacts(self, crm: str, *, include_inactive: bool = False) -> int:
-        row = self._conn.execute(_COUNT_CONTACTS, (crm, include_inactive)).fetchone()
+        sql = _COUNT_CONTACTS if include_inactive else _COUNT_LIVE_CONTACTS
+        row = self._conn.execute(sql, (crm,)).fetchone()
         return int(row[0])
 
     @_db_errors
@@ -1155,11 +1161,7 @@ class StateStore:
         parts = max(1, min(parts, total))
         cuts: list[str] = []
         for k in range(1, parts):
-            row = self._conn.execute(
-                "SELECT id FROM contacts WHERE crm = ? AND archived_at IS NULL "
-                "AND merged_into IS NULL ORDER BY id LIMIT 1 OFFSET ?",
-                (crm, total * k // parts - 1),
-            ).fetchone()
+            row = self._conn.execute(_LIVE_ID_AT, (crm, total * k // parts - 1)).fetchone()
             if row is not None and (not cuts or row[0] > cuts[-1]):
                 cuts.append(row[0])
         bounds = ["", *cuts, LAST_ID]

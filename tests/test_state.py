@@ -617,6 +617,27 @@ def test_score_result_round_trips(store: StateStore) -> None:
     assert [s.contact_id for s in store.iter_scores(CRM, batch=1)] == ["1", "2"]
 
 
+def test_stored_reasons_are_text_in_both_encodings(store: StateStore) -> None:
+    """orjson's UTF-8 bytes are bound as TEXT (CAST), the stdlib's text as it is: SQLite holds
+    text either way (JSON functions and other readers work on it), non-ASCII kept."""
+    fancy = Reason("pricing", "web", 12.5, "pricing — “Team” ×2 ✓", ("web:é1",))
+    odd = Reason("odd", "web", float("nan"), "not a number", ())  # the stdlib path
+    store.save_scores(
+        CRM, [score_result("1", reasons=(fancy,)), score_result("2", reasons=(fancy, odd))]
+    )
+    rows = store.db.execute(
+        "SELECT contact_id, typeof(reasons), reasons FROM scores ORDER BY contact_id"
+    ).fetchall()
+    assert [r[:2] for r in rows] == [("1", "text"), ("2", "text")]
+    assert rows[0][2] == encode_reasons([fancy]) and "NaN" in rows[1][2]
+    (text,) = store.db.execute(
+        "SELECT json_extract(reasons, '$[0].text') FROM scores WHERE contact_id = '1'"
+    ).fetchone()
+    assert text == "pricing — “Team” ×2 ✓"
+    one = store.get_score(CRM, "1")
+    assert one is not None and one.reasons == (fancy,)
+
+
 def test_due_contact_ids(store: StateStore) -> None:
     store.save_scores(
         CRM,

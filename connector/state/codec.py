@@ -184,10 +184,12 @@ def contact_from_row(row: Sequence[Any]) -> Contact:
     )
 
 
-def encode_reasons(reasons: Iterable[Reason]) -> str:
-    """The reasons as a JSON list of objects: what `encode_json` of their dicts gives, written
-    by orjson (~2x faster; a full rescore encodes millions). orjson writes a non-finite number
-    as null and refuses ints past 64 bits: those (no model makes them) take the stdlib path."""
+def reasons_json(reasons: Iterable[Reason]) -> bytes | str:
+    """The reasons as a JSON list of objects: what `encode_json` of their dicts gives. Written
+    by orjson (~2x faster; a full rescore encodes millions) as UTF-8 bytes, which the store
+    binds as TEXT (`CAST(? AS TEXT)`: no decoding to str for SQLite to encode back). orjson
+    writes a non-finite number as null and refuses ints past 64 bits: those (no model makes
+    them) take the stdlib path, as text."""
     dicts = [reason_dict(r) for r in reasons]
     try:
         out = orjson.dumps(dicts)
@@ -195,7 +197,13 @@ def encode_reasons(reasons: Iterable[Reason]) -> str:
         return encode_json(dicts)
     if b"null" in out:  # a non-finite number (or the word in a text: exact either way)
         return encode_json(dicts)
-    return out.decode()
+    return out
+
+
+def encode_reasons(reasons: Iterable[Reason]) -> str:
+    """`reasons_json` as text."""
+    out = reasons_json(reasons)
+    return out if isinstance(out, str) else out.decode()
 
 
 # read as the object it is: the compiled build (mypyc) would turn an int read as `float` into
@@ -267,5 +275,5 @@ def score_row(crm: str, r: ScoreResult) -> tuple[Any, ...]:
         r.model_fingerprint,
         scored_at_text(r.scored_at),
         encode_opt_dt(r.next_change_at),
-        encode_reasons(r.reasons),
+        reasons_json(r.reasons),
     )

@@ -316,7 +316,8 @@ _UPSERT_SCORE = """
 INSERT INTO scores (crm, contact_id, score, engagement_points, fit_points, grade, mql,
   mql_reason, current_stage, target_stage, recycled, lifecycle_note, profile_mismatch,
   hand_raiser, model_version, model_fingerprint, scored_at, next_change_at, reasons)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+  CAST(?19 AS TEXT))
 ON CONFLICT (crm, contact_id) DO UPDATE SET
   score = excluded.score, engagement_points = excluded.engagement_points,
   fit_points = excluded.fit_points, grade = excluded.grade, mql = excluded.mql,

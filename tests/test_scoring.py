@@ -315,6 +315,12 @@ def test_lead_status_from_sales_makes_sql_points_never_do() -> None:
     r3 = score(base, ev.items, CORPORATE_ACME, MODEL, NOW)
     assert r3.lifecycle.target_stage == "salesqualifiedlead"
     assert r3.lifecycle.note == "SQL from sales signal: meeting booked with sales"
+    ev.add("meeting_booked", 2, title="Demo")  # two: the reason counts them, the note does not
+    r4 = score(base, ev.items, CORPORATE_ACME, MODEL, NOW)
+    assert [r.text for r in r4.reasons if r.rule == "meeting_booked"] == [
+        "meeting booked with sales ×2"
+    ]
+    assert r4.lifecycle.note == "SQL from sales signal: meeting booked with sales"
 
 
 def _fields(c: Contact) -> dict[str, Any]:

@@ -59,13 +59,28 @@ class _CompiledRule:
     name: str = ""
     is_frequency: bool = False
     min_hits: int = 0  # a frequency rule cannot fire on fewer events
+    # the rule's fields a score reads, copied out of the model (pydantic) once: read per fired
+    # rule and contact, a compiled build reads them here as C struct fields
+    category: str = ""
+    cap: int | None = None
+    template: str = ""  # the reason's text: the description, or the rule's name
+    description: str = ""
+    hand_raiser: bool = False
+    sales_signal: bool = False
 
     def __post_init__(self) -> None:
-        self.name = self.rule.name
-        f = self.rule.frequency
+        r = self.rule
+        self.name = r.name
+        f = r.frequency
         self.is_frequency = f is not None
         if f is not None:
             self.min_hits = f.count if f.count is not None else f.distinct_days or 0
+        self.category = r.category
+        self.cap = r.cap
+        self.template = r.description or r.name
+        self.description = r.description
+        self.hand_raiser = r.hand_raiser
+        self.sales_signal = r.sales_signal
 
     def points_for(self, attrs: Mapping[str, Any]) -> tuple[int, str | None] | None:
         if self.tiers is None:
@@ -107,6 +122,14 @@ class CompiledModel:
         decay = m.engagement.decay
         self.decay_mode = decay.mode
         self.half_life_s = decay.half_life_days * DAY if decay.mode == "half_life" else 0.0
+        # what each score reads of the model, out of pydantic once (see `_CompiledRule`)
+        self.step_days = decay.step_days
+        self.category_caps: dict[str, int | None] = {
+            name: c.cap for name, c in m.engagement.categories.items()
+        }
+        self.mql_threshold = m.lifecycle.mql.threshold
+        self.mql_grades = tuple(m.lifecycle.mql.grades)
+        self.add_to_score = m.fit.add_to_score
         lists = m.lists
         self.fit_rules = [(r, compile_conditions(r.when, lists)) for r in m.fit.rules]
         self.force_rules: list[tuple[ForceGrade, list[FieldCheck]]] = [
@@ -728,7 +751,7 @@ def _score_items(
     accs: dict[_CompiledRule, _Acc] = {}
     now_ts = now.timestamp()
     today_idx = int(now_ts // DAY)  # today's UTC day number
-    no_decay = m.engagement.decay.mode == "none"
+    no_decay = cm.decay_mode == "none"
     counted: dict[_CompiledRule, list[_Item]] = {}  # frequency rule -> its events
     for item in items:  # oldest first: a rule's first counted event is its oldest
         matched = item[2]
@@ -782,22 +805,23 @@ def _score_items(
     by_cat: dict[str, float] = {}
     exits: list[float] = []
     decaying = False
-    decays = m.engagement.decay.mode != "none"
+    decays = not no_decay
     for cr in sorted(accs, key=_model_order) if len(accs) > 1 else accs:
         acc = accs[cr]
-        r = cr.rule
         pts = acc.points
         capped = ""
-        if r.cap is not None and abs(pts) > r.cap:
-            pts = float(r.cap if pts > 0 else -r.cap)
-            capped = f" (capped at {r.cap})"
+        rule_cap = cr.cap
+        if rule_cap is not None and abs(pts) > rule_cap:
+            pts = float(rule_cap if pts > 0 else -rule_cap)
+            capped = f" (capped at {rule_cap})"
         pts = round(pts, 2)
         fired.add(cr.name)
         if acc.exit is not None:
             exits.append(acc.exit)
         if decays and pts != 0 and not cr.keeps:
             decaying = True
-        text = _fmt(r.description or cr.name, acc.first_attrs)
+        said = _fmt(cr.template, acc.first_attrs)
+        text = said
         if acc.labels:
             text += (
                 " ("
@@ -806,19 +830,20 @@ def _score_items(
             )
         elif not cr.is_frequency and len(acc.event_ids) > 1:
             text += f" ×{len(acc.event_ids)}"
+        category = cr.category
         reasons.append(
-            Reason(cr.name, r.category, pts, text + capped, tuple(acc.event_ids), "engagement")
+            Reason(cr.name, category, pts, text + capped, tuple(acc.event_ids), "engagement")
         )
-        by_cat[r.category] = by_cat.get(r.category, 0.0) + pts
-        if r.hand_raiser and hand_raise_text is None:
+        by_cat[category] = by_cat.get(category, 0.0) + pts
+        if cr.hand_raiser and hand_raise_text is None:
             attrs = acc.first_attrs
-            hand_raise_text = str(attrs.get("form") or attrs.get("name") or r.description)[:80]
-        if r.sales_signal and sales_signal is None:
-            sales_signal = _fmt(r.description or cr.name, acc.first_attrs)
+            hand_raise_text = str(attrs.get("form") or attrs.get("name") or cr.description)[:80]
+        if cr.sales_signal and sales_signal is None:
+            sales_signal = said
 
     engagement = 0.0
     for cat, total in by_cat.items():
-        cap = m.engagement.categories[cat].cap
+        cap = cm.category_caps[cat]
         if cap is not None and abs(total) > cap:
             clamped = float(cap if total > 0 else -cap)
             in_cat = [i for i, r in enumerate(reasons) if r.category == cat]
@@ -852,7 +877,7 @@ def _score_items(
     reasons.extend(fit_reasons)
 
     total = engagement
-    if m.fit.add_to_score:
+    if cm.add_to_score:
         base = float(m.fit.score_points[grade])  # type: ignore[index]
         total += base
         reasons.append(
@@ -869,8 +894,8 @@ def _score_items(
         sales_signal=sales_signal,
         policy=m.lifecycle,
     )
-    behaviour_yes = hand_raise_text is not None or total >= m.lifecycle.mql.threshold
-    mismatch = behaviour_yes and grade not in m.lifecycle.mql.grades
+    behaviour_yes = hand_raise_text is not None or total >= cm.mql_threshold
+    mismatch = behaviour_yes and grade not in cm.mql_grades
 
     positive_exits = [x for x in exits if x > 0]
     candidates: list[datetime] = []
@@ -881,7 +906,7 @@ def _score_items(
     if future is not None:
         candidates.append(future)
     if decaying:
-        candidates.append(now + timedelta(days=m.engagement.decay.step_days))
+        candidates.append(now + timedelta(days=cm.step_days))
     next_change = min(candidates) if candidates else None
 
     return ScoreResult(

@@ -1,6 +1,7 @@
 """The project's own types. Every module speaks these; only CRM adapters know CRM shapes.
 
-Records (`record`): dataclasses with slots, immutable and hashable, free of any I/O.
+Records (`record`): dataclasses with slots that the type checker holds immutable, hashed and
+compared by their fields, free of any I/O.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def record(cls: type[_T]) -> type[_T]:
     that hashes by its fields as a frozen one does; at run time its fields are set as a plain
     dataclass's are. A frozen dataclass's `__init__` sets each field through
     `object.__setattr__`, ~4x the cost, and a full rescore builds a dozen records per contact
-    (the contact, its reasons, its result): ~5% of a rescore's time."""
+    (the contact, its reasons, its result): ~7% of a rescore's time. `tests/test_static_checks.py`
+    runs `mypy --strict connector` in CI, so code that assigns a field does not pass."""
     return dataclass(slots=True, unsafe_hash=True)(cls)
 
 

@@ -31,8 +31,8 @@ from connector.state.codec import (
     decode_reasons,
     encode_dt,
     encode_json,
-    encode_reasons,
     reason_dict,
+    reasons_json,
 )
 from connector.types import Company, Contact, Event, LifecycleDecision, Reason, ScoreResult
 
@@ -558,6 +558,13 @@ def test_stream_rejects_bad_batch(store: StateStore) -> None:
 # ---------------------------------------------------------------- scores
 
 
+def reasons_text(reasons: list[Reason]) -> str:
+    """The stored text of `reasons` (the codec hands the store orjson's bytes or the stdlib's
+    text; SQLite keeps text either way)."""
+    out = reasons_json(reasons)
+    return out if isinstance(out, str) else out.decode()
+
+
 def score_result(contact_id: str, score: float = 62.5, **kw: object) -> ScoreResult:
     fields: dict[str, object] = {
         "contact_id": contact_id,
@@ -629,7 +636,7 @@ def test_stored_reasons_are_text_in_both_encodings(store: StateStore) -> None:
         "SELECT contact_id, typeof(reasons), reasons FROM scores ORDER BY contact_id"
     ).fetchall()
     assert [r[:2] for r in rows] == [("1", "text"), ("2", "text")]
-    assert rows[0][2] == encode_reasons([fancy]) and "NaN" in rows[1][2]
+    assert rows[0][2] == reasons_text([fancy]) and "NaN" in rows[1][2]
     (text,) = store.db.execute(
         "SELECT json_extract(reasons, '$[0].text') FROM scores WHERE contact_id = '1'"
     ).fetchone()
@@ -913,7 +920,7 @@ def test_stored_reasons_decode_to_what_the_stdlib_encoding_of_their_dicts_holds(
     included (orjson would write null or refuse: those take the stdlib path), and decode
     back to the same reasons."""
     r = Reason(rule, category, points, text, event_ids, kind)  # type: ignore[arg-type]
-    stored = encode_reasons([r, r])
+    stored = reasons_text([r, r])
     assert repr(json.loads(stored)) == repr(json.loads(encode_json([reason_dict(r)] * 2)))
     if points == points:  # NaN is not equal to itself
         assert decode_reasons(stored) == (r, r)

@@ -200,12 +200,6 @@ def reasons_json(reasons: Iterable[Reason]) -> bytes | str:
     return out
 
 
-def encode_reasons(reasons: Iterable[Reason]) -> str:
-    """`reasons_json` as text."""
-    out = reasons_json(reasons)
-    return out if isinstance(out, str) else out.decode()
-
-
 # read as the object it is: the compiled build (mypyc) would turn an int read as `float` into
 # a float, and lose digits past 2**53
 _points = attrgetter("points")
@@ -224,7 +218,7 @@ def reason_dict(r: Reason) -> dict[str, Any]:
 
 
 def decode_reasons(text: str | None) -> tuple[Reason, ...]:
-    """`encode_reasons` read back."""
+    """`reasons_json` read back (as the stored text)."""
     items = decode_json(text) or []
     return tuple(
         Reason(

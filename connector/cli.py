@@ -69,7 +69,9 @@ def validate_model_cmd(path: str | None) -> None:
 
 
 def _console() -> Console:
-    return Console(width=200 if not sys.stdout.isatty() else None, soft_wrap=False)
+    from connector.console import make_console
+
+    return make_console()
 
 
 def _load_model_or_exit(path: str | None, exit_code: int = 1) -> LoadedModel:
@@ -180,8 +182,11 @@ def result_json(contact: object, r: object) -> dict[str, object]:
     type=click.Path(dir_okay=False),
     help="Keep the demo's state DB at this path (to try explain, report, ...).",
 )
+@click.option(
+    "--all", "show_all", is_flag=True, help="List every contact, not only the six personas."
+)
 @click.pass_context
-def demo_cmd(ctx: click.Context, keep_path: str | None) -> None:
+def demo_cmd(ctx: click.Context, keep_path: str | None, show_all: bool) -> None:
     """Sandbox + demo portal: a full sync, the scored contacts with reasons, an idle resync.
 
     With `leadscore --crm marketo demo`: the Marketo sandbox with the same personas."""
@@ -189,7 +194,12 @@ def demo_cmd(ctx: click.Context, keep_path: str | None) -> None:
 
     crm = str((ctx.obj or {}).get("crm", "hubspot"))
     try:
-        result = run_demo(_console(), state_path=Path(keep_path) if keep_path else None, crm=crm)
+        result = run_demo(
+            _console(),
+            state_path=Path(keep_path) if keep_path else None,
+            crm=crm,
+            show_all=show_all,
+        )
     except ConnectorError as exc:
         _fail(exc)
     bad = [s for s in (result.first, result.second) if s.exit_code]

@@ -30,7 +30,7 @@ def _num(v: float) -> str:
 
 def scores_table(rows: Iterable[tuple[Contact, ScoreResult]], title: str = "Scores") -> Table:
     table = Table(title=title, show_lines=False, expand=False)
-    table.add_column("contact", overflow="fold", max_width=36)
+    table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=36)
     table.add_column("grade", justify="center")
     table.add_column("score", justify="right")
     table.add_column("stage")
@@ -90,7 +90,7 @@ def print_explanation(
     eng.add_column("points", justify="right")
     eng.add_column("rule")
     eng.add_column("why", overflow="fold")
-    eng.add_column("events", overflow="fold")
+    eng.add_column("events", overflow="ellipsis", no_wrap=True)
     for r in sorted(
         (r for r in result.reasons if r.kind == "engagement"), key=lambda r: -abs(r.points)
     ):

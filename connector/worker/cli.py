@@ -28,6 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from connector.console import make_console
 from connector.errors import ConfigError, ConnectorError, InputError, StopRunError
 from connector.model.loader import LoadedModel, validate_model_file
 from connector.parse import parse_timestamp
@@ -312,7 +313,7 @@ def backfill_cmd(
         secrets=settings_secrets(settings),
     )
     model = _model(settings.model_path)
-    console = Console(stderr=False, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
+    console = make_console()
     interrupted: list[str] = []
 
     def checkpoint(where: str) -> None:

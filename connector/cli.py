@@ -269,6 +269,7 @@ def explain_cmd(
     now_text: str | None,
 ) -> None:
     """Every point of one contact's score, with its rule and events (WHO = e-mail or id)."""
+    from connector.explain import not_counted
     from connector.offline import score_files
     from connector.views import print_explanation
 
@@ -280,7 +281,9 @@ def explain_cmd(
     run = score_files(contacts_path, events_path, model, now, enrich=_offline_enrich())
     for contact, r in run.scored:
         if who in (contact.id, (contact.email or "").lower(), contact.email):
-            print_explanation(_console(), contact, r, run.events_by_contact[contact.id])
+            events = run.events_by_contact[contact.id]
+            skipped = [n.text for n in not_counted(contact, events, r, model, now)]
+            print_explanation(_console(), contact, r, events, skipped)
             return
     click.echo(f"error: no contact {who!r} in {Path(contacts_path).name}", err=True)
     sys.exit(1)
@@ -289,6 +292,7 @@ def explain_cmd(
 def _explain_from_state(ctx: click.Context, who: str, model: LoadedModel, now: datetime) -> None:
     """Explain from the state DB: the stored contact and events, scored as of now."""
     from connector.app import build_enricher
+    from connector.explain import history_lines, not_counted
     from connector.scoring import score
     from connector.state.store import StateStore
     from connector.views import print_explanation
@@ -320,7 +324,9 @@ def _explain_from_state(ctx: click.Context, who: str, model: LoadedModel, now: d
         if enricher is not None and contact.email:
             enrichment = enricher.enrich_many([contact.email], now).get(contact.email)
         result = score(contact, events, enrichment, model, now)
-        print_explanation(_console(), contact, result, events)
+        skipped = [n.text for n in not_counted(contact, events, result, model, now)]
+        history = history_lines(store.score_history(crm, contact.id))
+        print_explanation(_console(), contact, result, events, skipped, history)
         stored = store.get_score(crm, contact.id)
         if stored is not None and stored.model_fingerprint != result.model_fingerprint:
             click.echo(

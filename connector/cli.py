@@ -11,6 +11,7 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
+from connector.cli_help import COMPLETION, SectionedGroup, exit_codes_text, with_examples
 from connector.errors import ConfigError, ConnectorError, InputError
 from connector.model.loader import DEFAULT_MODEL_PATH, LoadedModel, validate_model_file
 from connector.offline import EnrichFn
@@ -19,7 +20,11 @@ from connector.scoring import BUILD as SCORING_BUILD
 from connector.settings import Settings, load_settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=SectionedGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=exit_codes_text() + "\n\n" + COMPLETION,
+)
 @click.version_option(
     package_name="leadscore", message=f"%(prog)s %(version)s (scoring core: {SCORING_BUILD})"
 )
@@ -64,7 +69,7 @@ def _fail(exc: ConnectorError) -> NoReturn:
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 def validate_model_cmd(path: str | None) -> None:
     """Check a model file; list every problem with its location."""
-    loaded = _load_model_or_exit(path)
+    loaded = _load_model_or_exit(path, exit_code=1)  # the problems found are its answer
     click.echo(f"OK {loaded.version} {loaded.fingerprint}")
 
 
@@ -74,9 +79,9 @@ def _console() -> Console:
     return make_console()
 
 
-def _load_model_or_exit(path: str | None, exit_code: int = 1) -> LoadedModel:
-    """The model, or every problem on stderr and exit (1 for the model commands; the sync
-    commands pass 2: a configuration error)."""
+def _load_model_or_exit(path: str | None, exit_code: int = 2) -> LoadedModel:
+    """The model, or every problem on stderr and exit 2 (a configuration error; validate-model
+    passes 1: the problems are what it was asked for)."""
     target = path or str(DEFAULT_MODEL_PATH)
     loaded, problems = validate_model_file(target)
     if loaded is None:
@@ -107,9 +112,25 @@ def _offline_enrich() -> EnrichFn | None:
 
 
 @cli.command("score")
-@click.option("--contacts", "contacts_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--events", "events_path", type=click.Path(dir_okay=False))
-@click.option("--model", "model_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--contacts",
+    "contacts_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Contacts, one JSON object a line.",
+)
+@click.option(
+    "--events",
+    "events_path",
+    type=click.Path(dir_okay=False),
+    help="Engagement events, one JSON object a line.",
+)
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file [default: config/model.yaml].",
+)
 @click.option("--now", "now_text", help="Score as of this ISO-8601 time (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per contact.")
 def score_cmd(
@@ -229,7 +250,12 @@ def init_properties_cmd(ctx: click.Context) -> None:
 
 @cli.command("sync")
 @click.option("--dry-run", is_flag=True, help="Pull and score; show what would be written.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file [default: LEADSCORE_MODEL_PATH].",
+)
 @click.pass_context
 def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
     """One incremental pass: pull, score, write back what changed."""
@@ -257,10 +283,25 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
 
 @cli.command("explain")
 @click.argument("who")
-@click.option("--contacts", "contacts_path", type=click.Path(dir_okay=False))
-@click.option("--events", "events_path", type=click.Path(dir_okay=False))
-@click.option("--model", "model_path", type=click.Path(dir_okay=False))
-@click.option("--now", "now_text")
+@click.option(
+    "--contacts",
+    "contacts_path",
+    type=click.Path(dir_okay=False),
+    help="Explain from this contacts JSONL file instead of the state DB.",
+)
+@click.option(
+    "--events",
+    "events_path",
+    type=click.Path(dir_okay=False),
+    help="The events JSONL file that goes with --contacts.",
+)
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file [default: config/model.yaml].",
+)
+@click.option("--now", "now_text", help="Explain as of this ISO-8601 time (default: now).")
 def explain_cmd(
     who: str,
     contacts_path: str | None,
@@ -394,6 +435,8 @@ def _register_plugins() -> None:
 
 
 _register_plugins()
+for _name, _command in cli.commands.items():
+    with_examples(_command, _name)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -67,8 +67,24 @@ def _fail(exc: ConnectorError) -> NoReturn:
 
 @cli.command("validate-model")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
-def validate_model_cmd(path: str | None) -> None:
-    """Check a model file; list every problem with its location."""
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: ok, version, problems.")
+def validate_model_cmd(path: str | None, as_json: bool) -> None:
+    """Check a model file; list every problem with its location (exit 1 if any)."""
+    if as_json:
+        from connector.jsonout import emit
+
+        target = path or str(DEFAULT_MODEL_PATH)
+        found, problems = validate_model_file(target)
+        emit(
+            {
+                "path": target,
+                "ok": found is not None,
+                "version": found.version if found else None,
+                "fingerprint": found.fingerprint if found else None,
+                "problems": problems,
+            }
+        )
+        sys.exit(0 if found is not None else 1)
     loaded = _load_model_or_exit(path, exit_code=1)  # the problems found are its answer
     click.echo(f"OK {loaded.version} {loaded.fingerprint}")
 
@@ -256,13 +272,26 @@ def init_properties_cmd(ctx: click.Context) -> None:
     type=click.Path(dir_okay=False),
     help="Model file [default: LEADSCORE_MODEL_PATH].",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="The run's summary (and dry-run changes) as JSON."
+)
 @click.pass_context
-def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
-    """One incremental pass: pull, score, write back what changed."""
+def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None, as_json: bool) -> None:
+    """One incremental pass: pull, score, write back what changed.
+
+    Logs go to standard error, as JSON lines with LEADSCORE_LOG_JSON=true."""
     from connector.app import open_app
+    from connector.worker.logs import configure_logging, settings_secrets
 
     settings = _settings(
         ctx, dry_run=dry_run or None, model_path=Path(model_path) if model_path else None
+    )
+    configure_logging(
+        json_lines=settings.log_json,
+        level=settings.log_level
+        if settings.log_json or settings.log_level.upper() != "INFO"
+        else "WARNING",  # text: the summary line below says it all
+        secrets=settings_secrets(settings),
     )
     model = _load_model_or_exit(str(settings.model_path), exit_code=2)
     try:
@@ -270,6 +299,11 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
             summary = app.pipeline.sync()
     except ConnectorError as exc:
         _fail(exc)
+    if as_json:
+        from connector.jsonout import emit
+
+        emit(sync_json(summary, dry_run=dry_run))
+        sys.exit(summary.exit_code)
     if dry_run:
         click.echo(f"Would update {len(summary.changes)} contact(s) (dry run, nothing written).")
         for cid, props in summary.changes[:20]:
@@ -279,6 +313,29 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
             )
     click.echo(summary.line())
     sys.exit(summary.exit_code)
+
+
+def sync_json(summary: object, *, dry_run: bool) -> dict[str, object]:
+    """A sync's summary for --json: status, exit code, every count, and in a dry run the
+    properties each contact would get."""
+    from connector.pipeline import SyncSummary
+
+    assert isinstance(summary, SyncSummary)
+    doc: dict[str, object] = {
+        "kind": summary.kind,
+        "crm": summary.crm,
+        "run_id": summary.run_id,
+        "status": summary.status,
+        "message": summary.message or None,
+        "exit_code": summary.exit_code,
+        "api_calls": summary.api_calls,
+        "duration_s": round(summary.duration_s, 3),
+        "dry_run": dry_run,
+        **summary.counts(),
+    }
+    if dry_run:
+        doc["changes"] = [{"id": cid, "properties": props} for cid, props in summary.changes]
+    return doc
 
 
 @cli.command("explain")
@@ -302,12 +359,16 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
     help="Model file [default: config/model.yaml].",
 )
 @click.option("--now", "now_text", help="Explain as of this ISO-8601 time (default: now).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="The score, reasons, what did not count, history."
+)
 def explain_cmd(
     who: str,
     contacts_path: str | None,
     events_path: str | None,
     model_path: str | None,
     now_text: str | None,
+    as_json: bool,
 ) -> None:
     """Every point of one contact's score, with its rule and events (WHO = e-mail or id)."""
     from connector.explain import not_counted
@@ -317,20 +378,37 @@ def explain_cmd(
     model = _load_model_or_exit(model_path)
     now = _parse_now(now_text)
     if contacts_path is None:
-        _explain_from_state(click.get_current_context(), who, model, now)
+        _explain_from_state(click.get_current_context(), who, model, now, as_json)
         return
     run = score_files(contacts_path, events_path, model, now, enrich=_offline_enrich())
     for contact, r in run.scored:
         if who in (contact.id, (contact.email or "").lower(), contact.email):
             events = run.events_by_contact[contact.id]
-            skipped = [n.text for n in not_counted(contact, events, r, model, now)]
-            print_explanation(_console(), contact, r, events, skipped)
+            skipped = not_counted(contact, events, r, model, now)
+            if as_json:
+                _emit_explanation(contact, r, skipped, None)
+                return
+            print_explanation(_console(), contact, r, events, [n.text for n in skipped])
             return
     click.echo(f"error: no contact {who!r} in {Path(contacts_path).name}", err=True)
     sys.exit(1)
 
 
-def _explain_from_state(ctx: click.Context, who: str, model: LoadedModel, now: datetime) -> None:
+def _emit_explanation(
+    contact: object, result: object, skipped: list[Any], history: list[dict[str, Any]] | None
+) -> None:
+    from connector.explain import NotCounted
+    from connector.jsonout import emit
+
+    doc: dict[str, object] = result_json(contact, result)
+    doc["not_counted"] = [n.as_json() for n in skipped if isinstance(n, NotCounted)]
+    doc["history"] = history
+    emit(doc)
+
+
+def _explain_from_state(
+    ctx: click.Context, who: str, model: LoadedModel, now: datetime, as_json: bool = False
+) -> None:
     """Explain from the state DB: the stored contact and events, scored as of now."""
     from connector.app import build_enricher
     from connector.explain import history_lines, not_counted
@@ -365,9 +443,13 @@ def _explain_from_state(ctx: click.Context, who: str, model: LoadedModel, now: d
         if enricher is not None and contact.email:
             enrichment = enricher.enrich_many([contact.email], now).get(contact.email)
         result = score(contact, events, enrichment, model, now)
-        skipped = [n.text for n in not_counted(contact, events, result, model, now)]
-        history = history_lines(store.score_history(crm, contact.id))
-        print_explanation(_console(), contact, result, events, skipped, history)
+        skipped = not_counted(contact, events, result, model, now)
+        rows = store.score_history(crm, contact.id)
+        if as_json:
+            _emit_explanation(contact, result, skipped, rows)
+            return
+        texts = [n.text for n in skipped]
+        print_explanation(_console(), contact, result, events, texts, history_lines(rows))
         stored = store.get_score(crm, contact.id)
         if stored is not None and stored.model_fingerprint != result.model_fingerprint:
             click.echo(

@@ -1,11 +1,16 @@
 """`leadscore --help`: commands grouped by what an admin is doing, an example per command, the
-exit codes of every command, shell completion."""
+exit codes of every command, shell completion; and Ctrl-C's exit code, the same everywhere."""
 
 from __future__ import annotations
+
+import sys
+from typing import Any
 
 import click
 
 from connector.errors import EXIT_CODES
+
+EXIT_INTERRUPTED = 130
 
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Try it", ("demo",)),
@@ -53,6 +58,14 @@ COMPLETION = (
 class SectionedGroup(click.Group):
     """A click group that lists its commands in SECTIONS, each with an example under its own
     --help (as its epilog)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Ctrl-C exits 130 (the table's "interrupted") for every command, not click's 1."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         super().add_command(cmd, name)

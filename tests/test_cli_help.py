@@ -3,7 +3,10 @@ codes table, shell completion."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+import pytest
 from click.testing import CliRunner
 
 from connector.cli import cli
@@ -72,3 +75,21 @@ def test_the_bash_completion_script_generates_and_completes() -> None:
         },
     )
     assert words.output.split() == ["plain,dead-letters", "plain,demo"]
+
+
+def test_ctrl_c_exits_130_whatever_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector.ops import status
+    from connector.state.store import StateStore
+
+    with StateStore.open(tmp_path / "s.db"):
+        pass
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(status, "build_status", interrupted)
+    res = CliRunner().invoke(cli, ["--state", str(tmp_path / "s.db"), "status"])
+    assert res.exit_code == 130 == max(EXIT_CODES)
+    assert res.stderr == "interrupted\n"

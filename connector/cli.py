@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -286,13 +287,14 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None, as_json:
     settings = _settings(
         ctx, dry_run=dry_run or None, model_path=Path(model_path) if model_path else None
     )
-    configure_logging(
+    handler = configure_logging(
         json_lines=settings.log_json,
         level=settings.log_level
         if settings.log_json or settings.log_level.upper() != "INFO"
         else "WARNING",  # text: the summary line below says it all
         secrets=settings_secrets(settings),
     )
+    ctx.call_on_close(lambda: _drop_log_handler(handler))
     model = _load_model_or_exit(str(settings.model_path), exit_code=2)
     try:
         with open_app(settings, model) as app:
@@ -313,6 +315,13 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None, as_json:
             )
     click.echo(summary.line())
     sys.exit(summary.exit_code)
+
+
+def _drop_log_handler(handler: logging.Handler) -> None:
+    """The command's log handler off the root logger when it ends (it writes to this
+    command's stderr)."""
+    logging.getLogger().removeHandler(handler)
+    handler.close()
 
 
 def sync_json(summary: object, *, dry_run: bool) -> dict[str, object]:

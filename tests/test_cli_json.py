@@ -197,30 +197,23 @@ def test_sync_json_and_json_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("LEADSCORE_STATE_PATH", str(tmp_path / "h.db"))
         runner = CliRunner()
         assert runner.invoke(cli, ["init-properties"]).exit_code == 0
-        try:
-            dry = runner.invoke(cli, ["sync", "--dry-run", "--json"])
-            assert dry.exit_code == 0, dry.output
-            doc = _json(dry)
-            assert (doc["status"], doc["exit_code"], doc["dry_run"]) == ("ok", 0, True)
-            assert (doc["pulled"], doc["scored"], doc["written"]) == (50, 50, 0)
-            changes = {c["id"]: c["properties"] for c in doc["changes"]}
-            assert len(changes) == 50
-            assert changes["102"]["mql_reason"] == "hand-raiser: Request a demo"
-            assert changes["101"]["grade"] == "A"
-            monkeypatch.setenv("LEADSCORE_LOG_JSON", "true")
-            real = runner.invoke(cli, ["sync", "--json"])
-            assert real.exit_code == 0, real.output
-            doc = _json(real)
-            assert (doc["status"], doc["dry_run"], doc["written"]) == ("ok", False, 50)
-            assert "changes" not in doc
-            logged = [json.loads(line) for line in real.stderr.splitlines()]
-            summaries = [r["summary"] for r in logged if "summary" in r]
-            assert [(s["kind"], s["status"], s["exit_code"]) for s in summaries] == [
-                ("sync", "ok", 0)
-            ]
-            assert sb.token not in real.stderr + real.stdout
-        finally:
-            for h in list(logging.getLogger().handlers):
-                if h.get_name() == "leadscore":
-                    logging.getLogger().removeHandler(h)
-                    h.close()
+        dry = runner.invoke(cli, ["sync", "--dry-run", "--json"])
+        assert dry.exit_code == 0, dry.output
+        doc = _json(dry)
+        assert (doc["status"], doc["exit_code"], doc["dry_run"]) == ("ok", 0, True)
+        assert (doc["pulled"], doc["scored"], doc["written"]) == (50, 50, 0)
+        changes = {c["id"]: c["properties"] for c in doc["changes"]}
+        assert len(changes) == 50
+        assert changes["102"]["mql_reason"] == "hand-raiser: Request a demo"
+        assert changes["101"]["grade"] == "A"
+        monkeypatch.setenv("LEADSCORE_LOG_JSON", "true")
+        real = runner.invoke(cli, ["sync", "--json"])
+        assert real.exit_code == 0, real.output
+        doc = _json(real)
+        assert (doc["status"], doc["dry_run"], doc["written"]) == ("ok", False, 50)
+        assert "changes" not in doc
+        logged = [json.loads(line) for line in real.stderr.splitlines()]
+        summaries = [r["summary"] for r in logged if "summary" in r]
+        assert [(s["kind"], s["status"], s["exit_code"]) for s in summaries] == [("sync", "ok", 0)]
+        assert sb.token not in real.stderr + real.stdout
+        assert not [h for h in logging.getLogger().handlers if h.get_name() == "leadscore"]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 
+from connector.cli_help import COMPLETION, SectionedGroup, exit_codes_text, with_examples
 from connector.errors import ConfigError, ConnectorError, InputError
 from connector.model.loader import DEFAULT_MODEL_PATH, LoadedModel, validate_model_file
 from connector.offline import EnrichFn
@@ -19,7 +21,11 @@ from connector.scoring import BUILD as SCORING_BUILD
 from connector.settings import Settings, load_settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=SectionedGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=exit_codes_text() + "\n\n" + COMPLETION,
+)
 @click.version_option(
     package_name="leadscore", message=f"%(prog)s %(version)s (scoring core: {SCORING_BUILD})"
 )
@@ -62,19 +68,37 @@ def _fail(exc: ConnectorError) -> NoReturn:
 
 @cli.command("validate-model")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
-def validate_model_cmd(path: str | None) -> None:
-    """Check a model file; list every problem with its location."""
-    loaded = _load_model_or_exit(path)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: ok, version, problems.")
+def validate_model_cmd(path: str | None, as_json: bool) -> None:
+    """Check a model file; list every problem with its location (exit 1 if any)."""
+    if as_json:
+        from connector.jsonout import emit
+
+        target = path or str(DEFAULT_MODEL_PATH)
+        found, problems = validate_model_file(target)
+        emit(
+            {
+                "path": target,
+                "ok": found is not None,
+                "version": found.version if found else None,
+                "fingerprint": found.fingerprint if found else None,
+                "problems": problems,
+            }
+        )
+        sys.exit(0 if found is not None else 1)
+    loaded = _load_model_or_exit(path, exit_code=1)  # the problems found are its answer
     click.echo(f"OK {loaded.version} {loaded.fingerprint}")
 
 
 def _console() -> Console:
-    return Console(width=200 if not sys.stdout.isatty() else None, soft_wrap=False)
+    from connector.console import make_console
+
+    return make_console()
 
 
-def _load_model_or_exit(path: str | None, exit_code: int = 1) -> LoadedModel:
-    """The model, or every problem on stderr and exit (1 for the model commands; the sync
-    commands pass 2: a configuration error)."""
+def _load_model_or_exit(path: str | None, exit_code: int = 2) -> LoadedModel:
+    """The model, or every problem on stderr and exit 2 (a configuration error; validate-model
+    passes 1: the problems are what it was asked for)."""
     target = path or str(DEFAULT_MODEL_PATH)
     loaded, problems = validate_model_file(target)
     if loaded is None:
@@ -105,9 +129,25 @@ def _offline_enrich() -> EnrichFn | None:
 
 
 @cli.command("score")
-@click.option("--contacts", "contacts_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--events", "events_path", type=click.Path(dir_okay=False))
-@click.option("--model", "model_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--contacts",
+    "contacts_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Contacts, one JSON object a line.",
+)
+@click.option(
+    "--events",
+    "events_path",
+    type=click.Path(dir_okay=False),
+    help="Engagement events, one JSON object a line.",
+)
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file [default: config/model.yaml].",
+)
 @click.option("--now", "now_text", help="Score as of this ISO-8601 time (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per contact.")
 def score_cmd(
@@ -180,8 +220,11 @@ def result_json(contact: object, r: object) -> dict[str, object]:
     type=click.Path(dir_okay=False),
     help="Keep the demo's state DB at this path (to try explain, report, ...).",
 )
+@click.option(
+    "--all", "show_all", is_flag=True, help="List every contact, not only the six personas."
+)
 @click.pass_context
-def demo_cmd(ctx: click.Context, keep_path: str | None) -> None:
+def demo_cmd(ctx: click.Context, keep_path: str | None, show_all: bool) -> None:
     """Sandbox + demo portal: a full sync, the scored contacts with reasons, an idle resync.
 
     With `leadscore --crm marketo demo`: the Marketo sandbox with the same personas."""
@@ -189,7 +232,12 @@ def demo_cmd(ctx: click.Context, keep_path: str | None) -> None:
 
     crm = str((ctx.obj or {}).get("crm", "hubspot"))
     try:
-        result = run_demo(_console(), state_path=Path(keep_path) if keep_path else None, crm=crm)
+        result = run_demo(
+            _console(),
+            state_path=Path(keep_path) if keep_path else None,
+            crm=crm,
+            show_all=show_all,
+        )
     except ConnectorError as exc:
         _fail(exc)
     bad = [s for s in (result.first, result.second) if s.exit_code]
@@ -219,21 +267,45 @@ def init_properties_cmd(ctx: click.Context) -> None:
 
 @cli.command("sync")
 @click.option("--dry-run", is_flag=True, help="Pull and score; show what would be written.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file [default: LEADSCORE_MODEL_PATH].",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="The run's summary (and dry-run changes) as JSON."
+)
 @click.pass_context
-def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
-    """One incremental pass: pull, score, write back what changed."""
+def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None, as_json: bool) -> None:
+    """One incremental pass: pull, score, write back what changed.
+
+    Logs go to standard error, as JSON lines with LEADSCORE_LOG_JSON=true."""
     from connector.app import open_app
+    from connector.worker.logs import configure_logging, settings_secrets
 
     settings = _settings(
         ctx, dry_run=dry_run or None, model_path=Path(model_path) if model_path else None
     )
+    handler = configure_logging(
+        json_lines=settings.log_json,
+        level=settings.log_level
+        if settings.log_json or settings.log_level.upper() != "INFO"
+        else "WARNING",  # text: the summary line below says it all
+        secrets=settings_secrets(settings),
+    )
+    ctx.call_on_close(lambda: _drop_log_handler(handler))
     model = _load_model_or_exit(str(settings.model_path), exit_code=2)
     try:
         with open_app(settings, model) as app:
             summary = app.pipeline.sync()
     except ConnectorError as exc:
         _fail(exc)
+    if as_json:
+        from connector.jsonout import emit
+
+        emit(sync_json(summary, dry_run=dry_run))
+        sys.exit(summary.exit_code)
     if dry_run:
         click.echo(f"Would update {len(summary.changes)} contact(s) (dry run, nothing written).")
         for cid, props in summary.changes[:20]:
@@ -245,40 +317,110 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
     sys.exit(summary.exit_code)
 
 
+def _drop_log_handler(handler: logging.Handler) -> None:
+    """The command's log handler off the root logger when it ends (it writes to this
+    command's stderr)."""
+    logging.getLogger().removeHandler(handler)
+    handler.close()
+
+
+def sync_json(summary: object, *, dry_run: bool) -> dict[str, object]:
+    """A sync's summary for --json: status, exit code, every count, and in a dry run the
+    properties each contact would get."""
+    from connector.pipeline import SyncSummary
+
+    assert isinstance(summary, SyncSummary)
+    doc: dict[str, object] = {
+        "kind": summary.kind,
+        "crm": summary.crm,
+        "run_id": summary.run_id,
+        "status": summary.status,
+        "message": summary.message or None,
+        "exit_code": summary.exit_code,
+        "api_calls": summary.api_calls,
+        "duration_s": round(summary.duration_s, 3),
+        "dry_run": dry_run,
+        **summary.counts(),
+    }
+    if dry_run:
+        doc["changes"] = [{"id": cid, "properties": props} for cid, props in summary.changes]
+    return doc
+
+
 @cli.command("explain")
 @click.argument("who")
-@click.option("--contacts", "contacts_path", type=click.Path(dir_okay=False))
-@click.option("--events", "events_path", type=click.Path(dir_okay=False))
-@click.option("--model", "model_path", type=click.Path(dir_okay=False))
-@click.option("--now", "now_text")
+@click.option(
+    "--contacts",
+    "contacts_path",
+    type=click.Path(dir_okay=False),
+    help="Explain from this contacts JSONL file instead of the state DB.",
+)
+@click.option(
+    "--events",
+    "events_path",
+    type=click.Path(dir_okay=False),
+    help="The events JSONL file that goes with --contacts.",
+)
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file [default: config/model.yaml].",
+)
+@click.option("--now", "now_text", help="Explain as of this ISO-8601 time (default: now).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="The score, reasons, what did not count, history."
+)
 def explain_cmd(
     who: str,
     contacts_path: str | None,
     events_path: str | None,
     model_path: str | None,
     now_text: str | None,
+    as_json: bool,
 ) -> None:
     """Every point of one contact's score, with its rule and events (WHO = e-mail or id)."""
+    from connector.explain import not_counted
     from connector.offline import score_files
     from connector.views import print_explanation
 
     model = _load_model_or_exit(model_path)
     now = _parse_now(now_text)
     if contacts_path is None:
-        _explain_from_state(click.get_current_context(), who, model, now)
+        _explain_from_state(click.get_current_context(), who, model, now, as_json)
         return
     run = score_files(contacts_path, events_path, model, now, enrich=_offline_enrich())
     for contact, r in run.scored:
         if who in (contact.id, (contact.email or "").lower(), contact.email):
-            print_explanation(_console(), contact, r, run.events_by_contact[contact.id])
+            events = run.events_by_contact[contact.id]
+            skipped = not_counted(contact, events, r, model, now)
+            if as_json:
+                _emit_explanation(contact, r, skipped, None)
+                return
+            print_explanation(_console(), contact, r, events, [n.text for n in skipped])
             return
     click.echo(f"error: no contact {who!r} in {Path(contacts_path).name}", err=True)
     sys.exit(1)
 
 
-def _explain_from_state(ctx: click.Context, who: str, model: LoadedModel, now: datetime) -> None:
+def _emit_explanation(
+    contact: object, result: object, skipped: list[Any], history: list[dict[str, Any]] | None
+) -> None:
+    from connector.explain import NotCounted
+    from connector.jsonout import emit
+
+    doc: dict[str, object] = result_json(contact, result)
+    doc["not_counted"] = [n.as_json() for n in skipped if isinstance(n, NotCounted)]
+    doc["history"] = history
+    emit(doc)
+
+
+def _explain_from_state(
+    ctx: click.Context, who: str, model: LoadedModel, now: datetime, as_json: bool = False
+) -> None:
     """Explain from the state DB: the stored contact and events, scored as of now."""
     from connector.app import build_enricher
+    from connector.explain import history_lines, not_counted
     from connector.scoring import score
     from connector.state.store import StateStore
     from connector.views import print_explanation
@@ -310,7 +452,13 @@ def _explain_from_state(ctx: click.Context, who: str, model: LoadedModel, now: d
         if enricher is not None and contact.email:
             enrichment = enricher.enrich_many([contact.email], now).get(contact.email)
         result = score(contact, events, enrichment, model, now)
-        print_explanation(_console(), contact, result, events)
+        skipped = not_counted(contact, events, result, model, now)
+        rows = store.score_history(crm, contact.id)
+        if as_json:
+            _emit_explanation(contact, result, skipped, rows)
+            return
+        texts = [n.text for n in skipped]
+        print_explanation(_console(), contact, result, events, texts, history_lines(rows))
         stored = store.get_score(crm, contact.id)
         if stored is not None and stored.model_fingerprint != result.model_fingerprint:
             click.echo(
@@ -378,6 +526,8 @@ def _register_plugins() -> None:
 
 
 _register_plugins()
+for _name, _command in cli.commands.items():
+    with_examples(_command, _name)
 
 
 def main() -> None:

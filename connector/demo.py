@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -25,6 +26,15 @@ from connector.state.store import StateStore
 from connector.views import short_stage
 
 DEMO_FIXTURE = FIXTURES_DIR / "hubspot_demo_portal.json"
+# The README's "What the demo shows", in its order: shown first, the rest summarised.
+PERSONAS: tuple[str, ...] = (
+    "dana.whitfield@acme-analytics.com",
+    "riley.chen1987@gmail.com",
+    "jordan.pike@outlook.com",
+    "morgan@rivalscore.io",
+    "taylor.brooks@globex.co.uk",
+    "casey@initech.com",
+)
 MARKETO_FIXTURE = FIXTURES_DIR / "marketo_demo_instance.json"
 
 
@@ -62,6 +72,7 @@ def run_demo(
     now: datetime | None = None,
     keep_state: bool = False,
     crm: str = "hubspot",
+    show_all: bool = False,
 ) -> DemoResult:
     from connector.enrich.enricher import build_enricher
 
@@ -74,10 +85,7 @@ def run_demo(
         store = StateStore.open(db_path)
         try:
             created = adapter.ensure_properties()
-            out.print(
-                "init-properties: created "
-                + (", ".join(created) if created else "nothing (all exist)")
-            )
+            out.print(f"init-properties: {_created_line(created)}")
             settings = load_settings()
             enricher = build_enricher(settings, cache=store.company_cache)
             clock = (lambda: fixed_now) if fixed_now is not None else (lambda: datetime.now(UTC))
@@ -85,7 +93,13 @@ def run_demo(
             first = pipeline.sync()
             out.print(first.line())
             rows = [reader(c.id) for c in store.iter_contacts(crm)]
-            out.print(_table(rows, loaded, crm))
+            if show_all:
+                out.print(_table(rows, loaded, crm))
+            else:
+                personas = [r for p in PERSONAS for r in rows if r["email"] == p]
+                out.print(_table(personas, loaded, crm, sort=False, title=": the personas"))
+                for line in _summary(rows, len(personas)):
+                    out.print(line, highlight=False)
             second = pipeline.sync()
             out.print(second.line())
             write_kind = "contacts.batch_update" if crm == "hubspot" else "leads.write"
@@ -103,7 +117,8 @@ def run_demo(
                 flag = "" if crm == "hubspot" else " --crm marketo"
                 out.print(
                     f"State DB kept at {db_path}: try `leadscore{flag} --state {db_path} "
-                    "explain dana.whitfield@acme-analytics.com`"
+                    "explain casey@initech.com`",
+                    highlight=False,
                 )
             else:
                 out.print(
@@ -178,18 +193,55 @@ def _marketo_row(sb: Any, cid: str, fields: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _table(rows: list[dict[str, Any]], model: LoadedModel, crm: str = "hubspot") -> Table:
+def _created_line(created: list[str]) -> str:
+    if not created:
+        return "nothing to create (all exist)"
+    props = [c for c in created if not c.startswith("group ")]
+    groups = [c for c in created if c.startswith("group ")]
+    return "created " + " and ".join([*groups, f"{len(props)} properties"] if props else groups)
+
+
+def _summary(rows: list[dict[str, Any]], shown: int) -> list[str]:
+    """All contacts in two lines (by grade, by stage) and where to read about the others."""
+
+    def counts(key: str, order: tuple[str, ...]) -> str:
+        got: dict[str, int] = {}
+        for r in rows:
+            label = short_stage(r[key]) if key == "stage" else (r[key] or "—")
+            got[label] = got.get(label, 0) + 1
+        ranked = sorted(got, key=lambda k: (order.index(k) if k in order else len(order), k))
+        return " · ".join(f"{k} {got[k]}" for k in ranked)
+
+    stages = ("subscriber", "lead", "MQL", "SQL", "opportunity", "customer")
+    return [
+        f"All {len(rows)} contacts by grade: {counts('grade', ('A', 'B', 'C', 'D'))}",
+        f"              by stage: {counts('stage', stages)}",
+        f"…and {len(rows) - shown} more: `leadscore demo --all` lists them, "
+        "`leadscore explain EMAIL` explains any (with `demo --keep-state PATH`).",
+    ]
+
+
+def _table(
+    rows: list[dict[str, Any]],
+    model: LoadedModel,
+    crm: str = "hubspot",
+    *,
+    sort: bool = True,
+    title: str = "",
+) -> Table:
     where = "HubSpot" if crm == "hubspot" else "Marketo"
     table = Table(
-        title=f"What sales sees in {where} now (model {model.version}, {model.fingerprint})",
+        title=f"What sales sees in {where} now{title} (model {model.version}, {model.fingerprint})",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
     )
-    table.add_column("contact", overflow="fold", max_width=34)
+    table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=36)
     table.add_column("grade", justify="center")
     table.add_column("score", justify="right")
-    table.add_column("stage")
-    table.add_column("MQL reason", max_width=28, overflow="fold")
-    table.add_column("top reasons", overflow="fold", max_width=80)
+    table.add_column("stage", no_wrap=True)
+    table.add_column("why (MQL reason, top reasons)", overflow="fold", ratio=1)
 
     def key(r: dict[str, Any]) -> tuple[float, str]:
         try:
@@ -197,14 +249,10 @@ def _table(rows: list[dict[str, Any]], model: LoadedModel, crm: str = "hubspot")
         except ValueError:
             return (0.0, r["email"])
 
-    for r in sorted(rows, key=key):
-        flag = " ⚑ behaviour yes, profile no" if r["mismatch"] else ""
-        table.add_row(
-            r["email"],
-            r["grade"],
-            r["score"],
-            short_stage(r["stage"]),
-            r["mql_reason"] + flag,
-            r["reasons"],
-        )
+    for r in sorted(rows, key=key) if sort else rows:
+        why = [f"MQL: {r['mql_reason']}"] if r["mql_reason"] else []
+        if r["mismatch"]:
+            why.append("⚑ behaviour yes, profile no")
+        why.append(r["reasons"])
+        table.add_row(r["email"], r["grade"], r["score"], short_stage(r["stage"]), "; ".join(why))
     return table

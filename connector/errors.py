@@ -67,3 +67,17 @@ class StateError(ConnectorError):
     """The state DB is corrupt, locked or from a newer version."""
 
     exit_code = 6
+
+
+# Every command's exit codes, one table (rendered into `leadscore --help` and the README).
+EXIT_CODES: dict[int, str] = {
+    0: "ok",
+    1: "input: dead letters, bad records (the rest still ran), no state DB, unknown contact",
+    2: "configuration or usage: settings, token missing, bad model file, bad option",
+    3: "too little data (calibrate); a run stopped before its end",
+    4: "daily API quota reached (the run stopped cleanly; the next one resumes)",
+    5: "token refused by the CRM (401/403)",
+    6: "state DB unusable (corrupt, locked, from a newer version)",
+    7: "CRM unreachable (reserved)",
+    130: "interrupted (Ctrl-C)",
+}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.table import Table
@@ -30,7 +31,7 @@ def _num(v: float) -> str:
 
 def scores_table(rows: Iterable[tuple[Contact, ScoreResult]], title: str = "Scores") -> Table:
     table = Table(title=title, show_lines=False, expand=False)
-    table.add_column("contact", overflow="fold", max_width=36)
+    table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=36)
     table.add_column("grade", justify="center")
     table.add_column("score", justify="right")
     table.add_column("stage")
@@ -53,9 +54,15 @@ def scores_table(rows: Iterable[tuple[Contact, ScoreResult]], title: str = "Scor
 
 
 def print_explanation(
-    console: Console, contact: Contact, result: ScoreResult, events: Sequence[Event]
+    console: Console,
+    contact: Contact,
+    result: ScoreResult,
+    events: Sequence[Event],
+    not_counted: Sequence[str] = (),
+    history: Sequence[str] = (),
 ) -> None:
-    """Every point with its rule and the events behind it."""
+    """Every point with its rule and the events behind it; then the events that add nothing
+    and why, and the stored score's history (lines from `connector.explain`)."""
     by_key = {f"{e.source}:{e.source_id}": e for e in events}
     name = " ".join(x for x in (contact.first_name, contact.last_name) if x)
     console.print(
@@ -87,10 +94,13 @@ def print_explanation(
             fit.add_row(_num(r.points), r.rule, r.text)
     console.print(fit)
     eng = Table(title="Engagement", title_justify="left")
-    eng.add_column("points", justify="right")
-    eng.add_column("rule")
-    eng.add_column("why", overflow="fold")
-    eng.add_column("events", overflow="fold")
+    eng.add_column("points", justify="right", no_wrap=True)
+    eng.add_column("rule", no_wrap=True)
+    eng.add_column("why", overflow="fold", min_width=16)
+    # an event a line, cut with an ellipsis (URLs are never broken across lines)
+    eng.add_column(
+        "events", overflow="ellipsis", no_wrap=True, max_width=max(24, console.width - 60)
+    )
     for r in sorted(
         (r for r in result.reasons if r.kind == "engagement"), key=lambda r: -abs(r.points)
     ):
@@ -102,8 +112,22 @@ def print_explanation(
                 continue
             a = ev.attributes
             what = a.get("form") or a.get("name") or a.get("url") or a.get("campaign") or ""
-            lines.append(f"{ev.occurred_at:%Y-%m-%d %H:%M} {ev.type} {str(what)[:60]}")
+            text = str(what)
+            if text.startswith(("https://", "http://")):  # the page: its path says enough
+                text = urlsplit(text).path or text
+            lines.append(f"{ev.occurred_at:%Y-%m-%d %H:%M} {ev.type} {text}")
         if len(r.event_ids) > 8:
             lines.append(f"… and {len(r.event_ids) - 8} more")
         eng.add_row(_num(r.points), r.rule, r.text, "\n".join(lines))
-    console.print(eng)
+    if eng.row_count:
+        console.print(eng)
+    else:
+        console.print("[bold]Engagement[/bold]: no event counts")
+    if not_counted:
+        console.print("[bold]Not counted[/bold]")
+        for line in not_counted:
+            console.print(f"  {line}", highlight=False)
+    if history:
+        console.print("[bold]History[/bold]")
+        for line in history:
+            console.print(f"  {line}", highlight=False)

@@ -97,3 +97,11 @@ def harness_factory(tmp_path: Path) -> Callable[..., Any]:
         return make_harness(tmp_path, portal, **kwargs)
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands' piped output is as wide as COLUMNS (else 100): tests that read phrases out of
+    tables get a wide one, so a phrase is not cut across cell lines. The width itself is tested
+    in tests/test_console.py and tests/test_demo.py, which set COLUMNS themselves."""
+    monkeypatch.setenv("COLUMNS", "200")

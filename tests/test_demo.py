@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from click.testing import CliRunner
 from rich.console import Console
 
 from connector.cli import cli
-from connector.demo import run_demo
+from connector.demo import DEMO_FIXTURE, run_demo
 
 from .conftest import NOW
 
@@ -78,3 +79,53 @@ def test_crm_option_selects_the_marketo_demo() -> None:
     assert out.exit_code == 0, out.output
     assert "Marketo sandbox with the demo data" in out.output
     assert "second sync: 0 write(s)" in out.output
+
+
+def _demo_lines(*args: str, columns: str = "100") -> list[str]:
+    out = CliRunner().invoke(cli, ["demo", *args], env={"COLUMNS": columns})
+    assert out.exit_code == 0, out.output
+    return out.output.splitlines()
+
+
+def test_demo_fits_a_100_column_screen_personas_first() -> None:
+    lines = _demo_lines()
+    assert len(lines) <= 40, "\n".join(lines)
+    assert max(len(line) for line in lines) <= 100
+    first = "\n".join(lines[:10])
+    assert "dana.whitfield@acme-analytics.com" in first
+    rows = [line.split() for line in lines if "@" in line and line.split()[0].count("@") == 1]
+    got = {r[0]: (r[1], r[2], r[3]) for r in rows}
+    # the six personas of the README, in its order, each whole on one line, with its scores
+    assert list(got) == [
+        "dana.whitfield@acme-analytics.com",
+        "riley.chen1987@gmail.com",
+        "jordan.pike@outlook.com",
+        "morgan@rivalscore.io",
+        "taylor.brooks@globex.co.uk",
+        "casey@initech.com",
+    ]
+    assert got["dana.whitfield@acme-analytics.com"] == ("A", "110", "MQL")
+    assert got["riley.chen1987@gmail.com"] == ("D", "100", "MQL")
+    assert got["jordan.pike@outlook.com"] == ("D", "-75", "lead")
+    assert got["morgan@rivalscore.io"] == ("D", "145", "lead")
+    assert got["taylor.brooks@globex.co.uk"] == ("A", "0", "SQL")
+    assert got["casey@initech.com"] == ("A", "0", "lead")
+    text = "\n".join(lines)
+    assert "All 50 contacts by grade: A 5 · B 17 · C 12 · D 16" in text
+    assert "by stage: subscriber 6 · lead 26 · MQL 17 · SQL 1" in text
+    assert "…and 44 more: `leadscore demo --all` lists them" in text
+
+
+def test_demo_all_lists_everyone_and_never_breaks_an_email() -> None:
+    lines = _demo_lines("--all", columns="80")
+    assert max(len(line) for line in lines) <= 80
+    firsts = [line.split()[0] for line in lines if line.split() and "@" in line.split()[0]]
+    assert len(firsts) == 50
+    portal = json.loads(DEMO_FIXTURE.read_text())
+    emails = {c["properties"]["email"] for c in portal["contacts"]}
+    # each address whole, or its beginning cut with an ellipsis, never broken across lines
+    for first in firsts:
+        assert first in emails or (
+            first.endswith("…") and any(e.startswith(first[:-1]) for e in emails)
+        ), first
+    assert any(f.endswith("…") for f in firsts)  # 80 columns: the longest are cut

@@ -176,7 +176,7 @@ def test_cli_dry_run_writes_nothing_and_bad_input_is_one_line(
     bad_model = tmp_path / "bad.yaml"
     bad_model.write_text("version: 1\nfit: [\n")
     res = CliRunner().invoke(cli, ["--state", state, "rescore", "--model", str(bad_model)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a bad model file is a configuration error, as for sync
     assert "not valid YAML" in res.output
     missing = CliRunner().invoke(cli, ["--state", str(tmp_path / "x.db"), "rescore", "--dry-run"])
     assert missing.exit_code == 1

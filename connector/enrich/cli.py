@@ -22,6 +22,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from connector.console import make_console
 from connector.enrich.cache import CacheEntry, CompanyCache, InMemoryCompanyCache, is_fresh
 from connector.enrich.enricher import Explanation, build_enricher
 from connector.errors import ConnectorError
@@ -75,7 +76,7 @@ def make_enrich_command(cache_factory: CacheFactory | None = None) -> click.Comm
         if as_json:
             click.echo(json.dumps(explanation_json(result), indent=2, sort_keys=True))
             return
-        print_explanation(Console(width=None if sys.stdout.isatty() else 160), result, now)
+        print_explanation(make_console(), result, now)
 
     return enrich_cmd
 

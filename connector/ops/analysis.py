@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from connector.errors import ConnectorError
+from connector.jsonout import jsonable
 from connector.ops.common import (
     analysis_enricher,
     console,
@@ -29,7 +30,7 @@ from connector.ops.common import (
     settings_from,
 )
 from connector.pipeline import Enricher
-from connector.state.store import StateStore
+from connector.state.store import DeadLetter, StateStore
 
 
 def _now() -> datetime:
@@ -54,9 +55,17 @@ def _now() -> datetime:
     type=click.IntRange(min=1),
     help="Processes sharing the contacts [default: LEADSCORE_RESCORE_WORKERS, else every core].",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="With --dry-run: the preview as one JSON document."
+)
 @click.pass_context
 def rescore_cmd(
-    ctx: click.Context, model_path: str | None, dry_run: bool, sample: int, workers: int | None
+    ctx: click.Context,
+    model_path: str | None,
+    dry_run: bool,
+    sample: int,
+    workers: int | None,
+    as_json: bool,
 ) -> None:
     """After a model change: before → after for every stored contact, then apply it.
 
@@ -68,6 +77,8 @@ def rescore_cmd(
     from connector.ops.rescore import preview_rescore
     from connector.ops.views import print_preview
 
+    if as_json and not dry_run:
+        fail("--json goes with --dry-run (the preview); apply without --json", 2)
     configured = settings_from(ctx)
     settings = settings_from(ctx, model_path=Path(model_path) if model_path else None)
     model = load_model_or_exit(str(settings.model_path))
@@ -101,6 +112,13 @@ def rescore_cmd(
         fail(str(exc), exc.exit_code)
     finally:
         store.close()
+    if as_json:
+        from connector.jsonout import emit
+
+        # `after` (every contact's new score) and `write_ids` stay out: counts and a sample
+        doc = jsonable(preview, skip=("after", "write_ids"))
+        emit({**doc, "dry_run": True})
+        return
     print_preview(out, preview, dry_run=dry_run)
     if dry_run:
         click.echo(
@@ -155,8 +173,11 @@ def rescore_cmd(
 @click.option(
     "--model", "model_path", type=click.Path(dir_okay=False), help="Another model file to try."
 )
+@click.option("--json", "as_json", is_flag=True, help="The simulation as one JSON document.")
 @click.pass_context
-def simulate_cmd(ctx: click.Context, threshold: float | None, model_path: str | None) -> None:
+def simulate_cmd(
+    ctx: click.Context, threshold: float | None, model_path: str | None, as_json: bool
+) -> None:
     """What-if on the stored data: MQLs now vs at another threshold or with another model.
 
     Exactly one of --threshold N or --model PATH. Nothing is written, to the state DB or
@@ -186,6 +207,16 @@ def simulate_cmd(ctx: click.Context, threshold: float | None, model_path: str | 
         fail(str(exc), exc.exit_code)
     finally:
         store.close()
+    if as_json:
+        from connector.jsonout import emit
+
+        doc = jsonable(sim, skip=("by_grade", "curve"))
+        doc["by_grade"] = {
+            g: {"current": now_n, "simulated": sim_n} for g, (now_n, sim_n) in sim.by_grade.items()
+        }
+        doc["curve"] = [{"threshold": t, "mqls": n} for t, n in sim.curve]
+        emit(doc)
+        return
     print_simulation(console(), sim)
 
 
@@ -201,8 +232,9 @@ def simulate_cmd(ctx: click.Context, threshold: float | None, model_path: str | 
     show_default=True,
     help="How many recent runs to list.",
 )
+@click.option("--json", "as_json", is_flag=True, help="The status as one JSON document.")
 @click.pass_context
-def status_cmd(ctx: click.Context, n_runs: int) -> None:
+def status_cmd(ctx: click.Context, n_runs: int, as_json: bool) -> None:
     """Last runs, cursors, queues and model versions, from the state DB (no CRM call)."""
     from connector.model.loader import validate_model_file
     from connector.ops.status import build_status
@@ -218,6 +250,17 @@ def status_cmd(ctx: click.Context, n_runs: int) -> None:
         fail(str(exc), exc.exit_code)
     finally:
         store.close()
+    if as_json:
+        from connector.jsonout import emit
+
+        doc = jsonable(st, skip=("cursors", "stored_models"))
+        doc["state_path"] = str(settings.state_path)
+        doc["cursors"] = [jsonable(c, skip=("raw",)) for c in st.cursors]
+        doc["stored_models"] = [
+            {"version": v, "fingerprint": fp, "contacts": n} for v, fp, n in st.stored_models
+        ]
+        emit(doc)
+        return
     print_status(console(), st, str(settings.state_path))
 
 
@@ -227,8 +270,9 @@ def status_cmd(ctx: click.Context, n_runs: int) -> None:
 @click.command("dead-letters")
 @click.option("--retry", is_flag=True, help="Re-send the write dead letters (diff-only).")
 @click.option("--kind", type=click.Choice(["write", "input"]), help="Only this kind.")
+@click.option("--json", "as_json", is_flag=True, help="The dead letters (or retry) as JSON.")
 @click.pass_context
-def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None) -> None:
+def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None, as_json: bool) -> None:
     """Open dead letters (contact, kind, attempts, reason); --retry re-sends the writes.
 
     Exit 1 when a retried write fails again.
@@ -255,9 +299,19 @@ def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None) -> None:
     finally:
         store.close()
     if not retry:
+        if as_json:
+            from connector.jsonout import emit
+
+            emit({"open": len(letters), "dead_letters": [_letter_json(d, labels) for d in letters]})
+            return
         print_dead_letters(out, letters, labels, kind)
         return
     if not any(d.kind == "write" for d in letters):
+        if as_json:
+            from connector.jsonout import emit
+
+            emit({"retried": [], "still_open": 0, "stopped": None})
+            return
         click.echo("No open write dead letters to retry.")
         return
     from connector.app import open_app
@@ -270,9 +324,37 @@ def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None) -> None:
             result = retry_write_dead_letters(app.pipeline)
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
-    print_retry(out, result, labels)
     summary = result.summary
+    if as_json:
+        from connector.jsonout import emit
+
+        emit(
+            {
+                "retried": [
+                    {**jsonable(o), "contact": labels.get(o.contact_id or "", None)}
+                    for o in result.outcomes
+                ],
+                "still_open": result.still_open,
+                "stopped": summary.message if summary is not None and summary.exit_code else None,
+            }
+        )
+    else:
+        print_retry(out, result, labels)
     if summary is not None and summary.exit_code:
         click.echo(f"error: the retry stopped: {summary.message}", err=True)
         sys.exit(summary.exit_code)
     sys.exit(1 if result.still_open else 0)
+
+
+def _letter_json(d: DeadLetter, labels: dict[str, str]) -> dict[str, object]:
+    """One dead letter for --json (its payload stays out: `leadscore dead-letters` is a list)."""
+    return {
+        "id": d.id,
+        "kind": d.kind,
+        "contact_id": d.contact_id,
+        "contact": labels.get(d.contact_id or "") or None,
+        "reason": d.reason,
+        "attempts": d.attempts,
+        "first_seen_at": d.first_seen_at.isoformat(),
+        "last_tried_at": d.last_tried_at.isoformat(),
+    }

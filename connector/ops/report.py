@@ -532,8 +532,11 @@ def parse_since(text: str) -> datetime:
     "--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML page."
 )
 @click.option("--since", "since_text", help="Only contacts created on or after this date.")
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON document.")
 @click.pass_context
-def report_cmd(ctx: click.Context, html_path: str | None, since_text: str | None) -> None:
+def report_cmd(
+    ctx: click.Context, html_path: str | None, since_text: str | None, as_json: bool
+) -> None:
     """Conversion MQL → SQL → customer by grade, score band, program and model version."""
     from connector.ops.common import console, fail, open_existing_store, settings_from
 
@@ -546,14 +549,23 @@ def report_cmd(ctx: click.Context, html_path: str | None, since_text: str | None
         fail(str(exc), exc.exit_code)
     finally:
         store.close()
-    print_report(console(), report)
+    if as_json:
+        from connector.jsonout import emit, jsonable
+
+        doc = jsonable(report, skip=("models_in_scores",))
+        doc["models_in_scores"] = [
+            {"version": v, "contacts": n} for v, n in report.models_in_scores
+        ]
+        emit(doc)
+    else:
+        print_report(console(), report)
     if html_path:
         target = Path(html_path)
         try:
             write_private(target, render_html(report))
         except OSError as exc:
             fail(f"cannot write {target}: {exc.strerror}")
-        click.echo(f"wrote {target}")
+        click.echo(f"wrote {target}", err=as_json)
     if report.total.contacts == 0:
         click.echo("note: no contacts match; run `leadscore sync` first", err=True)
     sys.exit(0)

@@ -72,7 +72,7 @@ def _transitions(p: RescorePreview) -> Table:
 
 def _sample_table(rows: list[ContactChange], title: str) -> Table:
     table = Table(title=title, title_justify="left", show_lines=True)
-    table.add_column("contact", overflow="fold", max_width=34)
+    table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=34)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("grade", justify="center", no_wrap=True)
     table.add_column("MQL", max_width=28, overflow="fold")
@@ -124,7 +124,7 @@ def print_simulation(console: Console, s: Simulation) -> None:
             + (f" (first {MAX_FLIPS})" if len(s.flips) > MAX_FLIPS else ""),
             title_justify="left",
         )
-        flips.add_column("contact", overflow="fold", max_width=40)
+        flips.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=40)
         flips.add_column("grade", justify="center")
         flips.add_column("score", justify="right")
         flips.add_column("current")
@@ -240,7 +240,7 @@ def print_dead_letters(
         return
     table = Table(title=f"Open dead letters: {len(letters)}", title_justify="left")
     table.add_column("#", justify="right")
-    table.add_column("contact", overflow="fold", max_width=36)
+    table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=36)
     table.add_column("kind")
     table.add_column("attempts", justify="right")
     table.add_column("reason", overflow="fold", max_width=70)
@@ -265,7 +265,7 @@ def print_retry(console: Console, r: RetryResult, labels: dict[str, str]) -> Non
         return
     table = Table(title="Retry", title_justify="left")
     table.add_column("#", justify="right")
-    table.add_column("contact", overflow="fold", max_width=36)
+    table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=36)
     table.add_column("outcome")
     table.add_column("detail", overflow="fold", max_width=80)
     for o in r.outcomes:

@@ -36,7 +36,8 @@ def load_fixture(path: str | None) -> str | dict[str, Any]:
               help="Portal fixture JSON (default: the demo portal).")  # fmt: skip
 @click.option("--rate-limit", type=click.IntRange(min=1), default=100, show_default=True,
               help="Requests per 10-second window.")  # fmt: skip
-@click.option("--daily-limit", type=click.IntRange(min=1), default=250_000, show_default=True)
+@click.option("--daily-limit", type=click.IntRange(min=1), default=250_000, show_default=True,
+              help="API calls a day before the sandbox answers 429 (daily quota).")  # fmt: skip
 @click.option("--token", default=DEFAULT_TOKEN, show_default=True,
               help="The bearer token the sandbox accepts.")  # fmt: skip
 @click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0,

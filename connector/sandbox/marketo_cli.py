@@ -40,7 +40,8 @@ def load_fixture(path: str | None) -> str | dict[str, Any]:
               help="Port on 127.0.0.1 (0 = any free port).")  # fmt: skip
 @click.option("--fixtures", "fixtures", type=click.Path(exists=True, dir_okay=False),
               help="Instance fixture JSON (default: the demo instance).")  # fmt: skip
-@click.option("--client-id", default=DEFAULT_CLIENT_ID, show_default=True)
+@click.option("--client-id", default=DEFAULT_CLIENT_ID, show_default=True,
+              help="The client id the identity endpoint accepts (a demo value).")  # fmt: skip
 @click.option("--client-secret", default=DEFAULT_CLIENT_SECRET, show_default=True,
               help="The client secret the identity endpoint accepts (a demo value).")  # fmt: skip
 @click.option("--token-ttl", type=click.FloatRange(min=1), default=3600.0, show_default=True,

@@ -28,6 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from connector.console import make_console
 from connector.errors import ConfigError, ConnectorError, InputError, StopRunError
 from connector.model.loader import LoadedModel, validate_model_file
 from connector.parse import parse_timestamp
@@ -184,7 +185,12 @@ def run_worker(
     help="The exact target URL set in the HubSpot app, when a proxy rewrites host or path "
     "(signature v3 covers the URL). Default: scheme, Host header and path as received.",
 )
-@click.option("--model", "model_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file [default: LEADSCORE_MODEL_PATH].",
+)
 @click.pass_context
 def run_cmd(
     ctx: click.Context, webhooks: bool, webhook_url: str | None, model_path: str | None
@@ -281,7 +287,12 @@ def _pages_note(stage: str, pages: int) -> str:
 @click.option("--until", "until_text", help="End of the window (default: when it first starts).")
 @click.option("--restart", is_flag=True, help="Discard an unfinished backfill of another window.")
 @click.option("--dry-run", is_flag=True, help="Pull and score; write nothing to the CRM.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file [default: LEADSCORE_MODEL_PATH].",
+)
 @click.pass_context
 def backfill_cmd(
     ctx: click.Context,
@@ -312,7 +323,7 @@ def backfill_cmd(
         secrets=settings_secrets(settings),
     )
     model = _model(settings.model_path)
-    console = Console(stderr=False, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
+    console = make_console()
     interrupted: list[str] = []
 
     def checkpoint(where: str) -> None:

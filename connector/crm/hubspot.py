@@ -49,6 +49,7 @@ from connector.errors import (
 )
 from connector.parse import MAX_TEXT, opt_text, parse_timestamp
 from connector.retry import RetryPolicy, call_with_retry
+from connector.text import clean_value
 from connector.types import Contact, Event, WriteBack, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -568,7 +569,7 @@ class HubSpotAdapter:
             if props.get("createdate")
             else None,
             updated_at=parse_timestamp(updated, "lastmodifieddate") if updated else None,
-            properties={k: v for k, v in props.items() if v is not None},
+            properties=clean_value({k: v for k, v in props.items() if v is not None}),
         )
         derived: list[Event] = []
         meeting = props.get("engagements_last_meeting_booked")
@@ -766,7 +767,7 @@ class HubSpotAdapter:
             ctype, attrs = "custom", {"name": etype, **{k: v for k, v in props.items()}}
         # free text is cut as contact fields are: a 1 MB "URL" is not a URL
         attrs = {k: v[:MAX_TEXT] if isinstance(v, str) else v for k, v in attrs.items()}
-        attrs = {k: v for k, v in attrs.items() if v is not None}
+        attrs = clean_value({k: v for k, v in attrs.items() if v is not None})
         return Event("hubspot_events", eid, object_id, ctype, at, attrs)
 
     def _pull_email(
@@ -831,7 +832,7 @@ class HubSpotAdapter:
             return recipient, None  # SENT, PROCESSED, ...: not engagement
         at = parse_timestamp(item.get("created"), "created")
         attrs = {"campaign": item.get("emailCampaignId"), "url": item.get("url")}
-        attrs = {k: v for k, v in attrs.items() if v is not None}
+        attrs = clean_value({k: v for k, v in attrs.items() if v is not None})
         # the contact id is resolved by the pipeline from the recipient address
         return recipient, Event("hubspot_email", eid, "", ctype, at, attrs)
 

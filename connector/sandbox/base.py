@@ -125,7 +125,14 @@ def parse_time_ms(value: object) -> int:
 
 
 def json_bytes(obj: JSON) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """UTF-8 JSON. Text holding a lone UTF-16 surrogate (a cut-off emoji, which real CRMs
+    store and serve) cannot be UTF-8: such a body is written all-ASCII, the surrogate as the
+    `\\ud83d` escape the real APIs send, instead of failing and dropping the connection."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode("ascii")
 
 
 def encode_cursor(*parts: object) -> str:

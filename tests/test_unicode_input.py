@@ -1,0 +1,322 @@
+"""Issue 19: text a CRM or a file really holds (a lone UTF-16 surrogate from a cut-off emoji,
+control characters, 10 kB strings, numbers where text is due) flows through sync and offline
+scoring; `init-properties` reports only what HubSpot shows it created."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from connector.cli import cli
+from connector.files import write_private
+from connector.parse import contact_from_json, event_from_json
+from connector.sandbox.base import PROXY_PAGE, Faults, json_bytes
+from connector.sandbox.demo_portal import build_demo_portal
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.marketo import MarketoSandbox
+from connector.state.store import StateStore
+from connector.text import clean_text, display_text
+from connector.types import Contact, Event
+from connector.worker.logs import JsonFormatter, RedactingFilter
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+CUT = "Jos\ud83d"  # "José" + half of an emoji, as a CRM import left it
+LONG = "x" * 10_240
+CONTROLS = "Ruiz\x00\x1b[31m"
+
+
+def _rows(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+# -- the text rules -------------------------------------------------------------------------
+
+
+def test_clean_text_replaces_lone_surrogates_only() -> None:
+    assert clean_text(CUT) == "Jos\ufffd"
+    assert clean_text("\ud83d\ude00 ok") == "\U0001f600 ok"  # a pair is its character
+    assert clean_text(CONTROLS) == CONTROLS  # stored as the CRM holds it
+    assert display_text(CUT + CONTROLS + "\tend\n") == "Jos\ufffdRuiz[31m\tend\n"
+
+
+def test_file_records_are_parsed_with_surrogates_replaced() -> None:
+    c = contact_from_json(
+        {
+            "id": 7,
+            "first_name": CUT,
+            "job_title": LONG,
+            "company_name": 12345,
+            "properties": {"note\ud800": [CUT]},
+        }
+    )
+    assert (c.id, c.first_name, c.job_title, c.company_name) == (
+        "7",
+        "Jos\ufffd",
+        "x" * 10_000,
+        "12345",
+    )
+    assert c.properties == {"note\ufffd": ["Jos\ufffd"]}
+    e = event_from_json(
+        {
+            "id": "e1",
+            "contact_id": "7",
+            "type": "page_view",
+            "occurred_at": "2026-11-01T00:00:00Z",
+            "attributes": {"title": CUT},
+        }
+    )
+    assert e.attributes == {"title": "Jos\ufffd"}
+
+
+# -- the sinks, handed such text directly ----------------------------------------------------
+
+
+def test_state_store_writes_text_with_a_lone_surrogate_replaced(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = StateStore.open(str(db))
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    try:
+        bad = Contact(id="1", first_name=CUT, last_name=CONTROLS, properties={"firstname": CUT})
+        assert (
+            store.upsert_contacts("hubspot", [bad, Contact(id="2", first_name="Ana")], at=at) == 2
+        )
+        ev = Event("file", "e1", "1", "page_view", at, {"title": CUT})
+        assert store.insert_events("hubspot", [ev]) == {"1"}
+        store.add_dead_letter("hubspot", "contact", "1", {"firstname": CUT}, f"bad {CUT}", at)
+    finally:
+        store.close()
+    assert _rows(db, "SELECT id, first_name, last_name, properties FROM contacts ORDER BY id") == [
+        ("1", "Jos\ufffd", CONTROLS, '{"firstname":"Jos\ufffd"}'),
+        ("2", "Ana", None, None),
+    ]
+    assert _rows(db, "SELECT source_id, attributes FROM events") == [
+        ("e1", '{"title":"Jos\ufffd"}')
+    ]
+    assert _rows(db, "SELECT contact_id, payload, reason FROM dead_letters") == [
+        ("1", '{"firstname":"Jos\ufffd"}', "bad Jos\ufffd")
+    ]
+
+
+def test_logs_and_exported_files_take_such_text(tmp_path: Path) -> None:
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # strict, as a log file is
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test_unicode_input")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("contact %s: %s", CUT, CONTROLS)
+    finally:
+        logger.removeHandler(handler)
+    stream.flush()
+    line = stream.buffer.getvalue().decode("utf-8")  # type: ignore[attr-defined]
+    assert json.loads(line)["message"] == "contact Jos\ufffd: Ruiz[31m"
+    out = tmp_path / "report.html"
+    write_private(out, f"<td>{CUT}{CONTROLS}</td>")
+    assert out.read_text(encoding="utf-8") == "<td>Jos\ufffdRuiz[31m</td>"
+
+
+def test_sandbox_serves_a_lone_surrogate_as_the_json_escape() -> None:
+    assert json_bytes({"firstname": CUT, "city": "Zürich"}) == (
+        b'{"firstname":"Jos\\ud83d","city":"Z\\u00fcrich"}'
+    )
+    assert json_bytes({"city": "Zürich"}) == '{"city":"Zürich"}'.encode()  # UTF-8 as before
+
+
+# -- a real sync against each sandbox ----------------------------------------------------------
+
+
+def test_hubspot_sync_stores_the_cut_emoji_replaced_and_every_contact_flows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "h.db"
+    with HubSpotSandbox.start(build_demo_portal()) as sb:
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
+        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(db))
+        runner = CliRunner()
+        assert runner.invoke(cli, ["init-properties"]).exit_code == 0
+        auth = {"Authorization": f"Bearer {sb.token}", "Content-Type": "application/json"}
+        # created over HTTP as an import would: the JSON escape of half an emoji
+        body = (
+            b'{"properties":{"email":"jose.ruiz@acme-analytics.com","firstname":"Jos\\ud83d",'
+            b'"lastname":"Ruiz\\u0000\\u001b[31m","jobtitle":"VP Marketing"}}'
+        )
+        created = requests.post(f"{sb.url}/crm/v3/objects/contacts", data=body, headers=auth)
+        assert created.status_code == 201, created.text
+        jose = created.json()["id"]
+        assert sb.contact(jose).properties["firstname"] == CUT
+        served = requests.get(
+            f"{sb.url}/crm/v3/objects/contacts/{jose}?properties=firstname", headers=auth
+        )
+        assert served.status_code == 200
+        assert b'"firstname":"Jos\\ud83d"' in served.content  # what the real API sends
+        # what HubSpot's own validation keeps out of HTTP writes: into the fixture directly
+        sb.portal.contacts["103"].properties.update(jobtitle=LONG, company=12345)
+
+        first = runner.invoke(cli, ["sync"])
+        assert first.exit_code == 0, first.output
+        assert "sync hubspot ok: pulled 51," in first.output
+        assert ", scored 51, written 51," in first.output
+        assert ", dead-lettered 0," in first.output
+        assert sb.app.internal_errors == []
+
+        assert _rows(
+            db,
+            "SELECT id, first_name, last_name, job_title, company_name FROM contacts "
+            "WHERE crm = 'hubspot' AND id IN (?, '103') ORDER BY id",
+            jose,
+        ) == [
+            ("103", "Jordan", "Pike", "x" * 10_000, "12345"),
+            (jose, "Jos\ufffd", CONTROLS, "VP Marketing", None),
+        ]
+        (props,) = _rows(db, "SELECT properties FROM contacts WHERE id = ?", jose)[0]
+        assert json.loads(str(props))["firstname"] == "Jos\ufffd"
+        assert _rows(db, "SELECT count(*) FROM dead_letters") == [(0,)]
+        scores = dict(_rows(db, "SELECT contact_id, score FROM scores WHERE crm = 'hubspot'"))
+        assert len(scores) == 51
+        for cid in (jose, "101", "103"):  # written back, the bad ones like the rest
+            assert sb.contact(cid).properties["leadscore_score"] == str(round(scores[cid]))
+        assert sb.contact(jose).properties["firstname"] == CUT  # names are never written
+
+        again = runner.invoke(cli, ["sync"])
+        assert again.exit_code == 0, again.output
+        assert ", written 0," in again.output and ", dead-lettered 0," in again.output
+        assert _rows(db, "SELECT count(*) FROM dead_letters") == [(0,)]
+
+
+def test_marketo_sync_stores_the_cut_emoji_replaced_and_every_lead_flows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "m.db"
+    with MarketoSandbox.start(FIXTURES / "marketo_demo_instance.json") as sb:
+        monkeypatch.setenv("LEADSCORE_MARKETO_BASE_URL", sb.url)
+        monkeypatch.setenv("LEADSCORE_MARKETO_CLIENT_ID", sb.client_id)
+        monkeypatch.setenv("LEADSCORE_MARKETO_CLIENT_SECRET", sb.client_secret)
+        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(db))
+        sb.set_field(101, "firstName", CUT)
+        sb.set_field(101, "lastName", CONTROLS)
+        sb.lead(103).values["title"] = LONG  # past the field length: into the fixture
+        sb.lead(103).values["company"] = 12345  # a number where text is due
+        runner = CliRunner()
+        first = runner.invoke(cli, ["--crm", "marketo", "sync"])
+        assert first.exit_code == 0, first.output
+        assert ", scored 50, written 50," in first.output
+        assert ", dead-lettered 0," in first.output
+        assert sb.app.internal_errors == []
+        assert _rows(
+            db,
+            "SELECT id, first_name, last_name, job_title, company_name FROM contacts "
+            "WHERE crm = 'marketo' AND id IN ('101', '103') ORDER BY id",
+        ) == [
+            ("101", "Jos\ufffd", CONTROLS, "VP Marketing", "Acme Analytics"),
+            ("103", "Jordan", "Pike", "x" * 10_000, "12345"),
+        ]
+        assert _rows(db, "SELECT count(*) FROM dead_letters") == [(0,)]
+        score = _rows(db, "SELECT score FROM scores WHERE crm = 'marketo' AND contact_id = '101'")
+        assert len(score) == 1
+        again = runner.invoke(cli, ["--crm", "marketo", "sync"])
+        assert again.exit_code == 0, again.output
+        assert ", written 0," in again.output and ", dead-lettered 0," in again.output
+
+
+def test_offline_score_and_explain_take_a_file_with_a_cut_emoji(tmp_path: Path) -> None:
+    contacts = tmp_path / "contacts.jsonl"
+    lines = (FIXTURES / "offline" / "contacts.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first.update(first_name=CUT, last_name=CONTROLS, company_name=12345)
+    first["job_title"] = "VP Marketing " + "\ud83d"  # the title shows in the reasons
+    lines[0] = json.dumps(first)  # ASCII: the surrogate as the escape "\ud83d"
+    assert "\\ud83d" in lines[0]
+    lines.append(json.dumps({"id": "5", "first_name": LONG, "job_title": 42}))
+    contacts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    now = "2026-11-01T12:00:00Z"
+    r = CliRunner().invoke(cli, ["score", "--contacts", str(contacts), "--now", now, "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {d["id"]: d for d in map(json.loads, r.stdout.splitlines())}
+    assert sorted(rows) == ["1", "2", "3", "4", "5"]
+    assert rows["1"]["grade"] == "A" and rows["5"]["grade"] == "D"
+    assert rows["1"]["reasons"][0]["text"] == (
+        "+30 decision-making title (title 'VP Marketing \ufffd' → vp by rule vice_president)"
+    )
+    # a real process writing to a real (strict UTF-8) pipe, as an admin runs it
+    exe = str(Path(sys.executable).parent / "leadscore")
+    for args in (["score"], ["explain", "1"]):
+        done = subprocess.run(
+            [exe, *args, "--contacts", str(contacts), "--now", now],
+            capture_output=True,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "200"},
+            timeout=120,
+            check=False,
+        )
+        assert (done.returncode, done.stderr) == (0, b""), done.stderr[-500:]
+    assert "title 'VP Marketing \ufffd'" in done.stdout.decode("utf-8")
+
+
+# -- init-properties believes HubSpot's answer, not its status code --------------------------
+
+
+def test_init_properties_behind_a_proxy_page_names_the_property_and_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with HubSpotSandbox.start(build_demo_portal()) as sb:
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
+        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(tmp_path / "h.db"))
+        runner = CliRunner()
+        assert runner.invoke(cli, ["init-properties"]).exit_code == 0
+        del sb.portal.properties["leadscore_fit_score"]  # a portal that lacks just this one
+        sb.clear_log()
+        sb.faults = Faults(proxy_page_rate=1.0, methods=("POST",))
+        held = runner.invoke(cli, ["init-properties"])
+        assert held.exit_code == 2
+        assert held.output == (
+            "error: cannot create property leadscore_fit_score: HubSpot answered HTTP 200 with "
+            f"text/html ({len(PROXY_PAGE)} bytes), not the property, and it is not in the list "
+            "read back (a proxy or firewall page?)\n"
+        )
+        assert [(r.method, r.path, r.status, r.fault) for r in sb.requests] == [
+            ("GET", "/crm/v3/properties/contacts/groups", 200, None),
+            ("GET", "/crm/v3/properties/contacts", 200, None),
+            ("POST", "/crm/v3/properties/contacts", 200, "proxy_page"),
+            ("GET", "/crm/v3/properties/contacts", 200, None),
+        ]
+        assert "leadscore_fit_score" not in sb.portal.properties
+        sb.faults = Faults()
+        fixed = runner.invoke(cli, ["init-properties"])
+        assert fixed.exit_code == 0, fixed.output
+        assert fixed.output == "created: leadscore_fit_score\n"
+        assert sb.portal.properties["leadscore_fit_score"].group_name == "lead_scoring"
+
+
+def test_init_properties_on_a_fresh_portal_behind_a_proxy_names_the_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with HubSpotSandbox.start(build_demo_portal()) as sb:
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
+        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(tmp_path / "h.db"))
+        sb.faults = Faults(proxy_page_rate=1.0, methods=("POST",))
+        held = CliRunner().invoke(cli, ["init-properties"])
+        assert held.exit_code == 2
+        assert held.output.startswith(
+            "error: cannot create property group lead_scoring: HubSpot answered HTTP 200 with "
+            "text/html"
+        )
+        assert "lead_scoring" not in sb.portal.groups

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from connector.cli import cli
 from connector.files import write_private
 from connector.parse import contact_from_json, event_from_json
-from connector.sandbox.base import PROXY_PAGE, Faults, json_bytes
+from connector.sandbox.base import PROXY_PAGE, Faults, Request, Response, json_bytes
 from connector.sandbox.demo_portal import build_demo_portal
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.marketo import MarketoSandbox
@@ -320,3 +320,35 @@ def test_init_properties_on_a_fresh_portal_behind_a_proxy_names_the_group(
             "text/html"
         )
         assert "lead_scoring" not in sb.portal.groups
+
+
+def test_a_batch_update_answered_by_an_empty_200_is_read_back_not_counted_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same class of bug in the write path: a 2xx JSON object without HubSpot's results
+    list (a proxy's `{}`) must not count every record of the batch as written."""
+    with HubSpotSandbox.start(build_demo_portal()) as sb:
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
+        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(tmp_path / "h.db"))
+        runner = CliRunner()
+        assert runner.invoke(cli, ["init-properties"]).exit_code == 0
+        real = sb.app.route
+        swallowed: list[str] = []
+
+        def route(req: Request) -> Response:
+            if req.path.endswith("/batch/update") and not swallowed:
+                swallowed.append(req.path)  # the batch never reaches HubSpot
+                return Response(200, {})
+            return real(req)
+
+        sb.app.route = route  # type: ignore[method-assign]
+        sb.clear_log()
+        done = runner.invoke(cli, ["sync"])
+        assert done.exit_code == 0, done.output
+        assert ", written 50," in done.output
+        assert swallowed == ["/crm/v3/objects/contacts/batch/update"]
+        writes = [r.path.rsplit("/", 2)[-2:] for r in sb.requests if "/batch/" in r.path]
+        assert writes == [["batch", "update"], ["batch", "read"], ["batch", "update"]]
+        missing = [c.id for c in sb.portal.live_contacts() if "leadscore_score" not in c.properties]
+        assert missing == []

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from connector.cli import cli
 from connector.files import write_private
+from connector.model.loader import validate_model_file
 from connector.parse import contact_from_json, event_from_json
 from connector.sandbox.base import PROXY_PAGE, Faults, Request, Response, json_bytes
 from connector.sandbox.demo_portal import build_demo_portal
@@ -27,7 +28,7 @@ from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.marketo import MarketoSandbox
 from connector.state.store import StateStore
 from connector.text import clean_text, display_text
-from connector.types import Contact, Event
+from connector.types import Contact, Event, LifecycleDecision, Reason, ScoreResult
 from connector.worker.logs import JsonFormatter, RedactingFilter
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -352,3 +353,39 @@ def test_a_batch_update_answered_by_an_empty_200_is_read_back_not_counted_writte
         assert writes == [["batch", "update"], ["batch", "read"], ["batch", "update"]]
         missing = [c.id for c in sb.portal.live_contacts() if "leadscore_score" not in c.properties]
         assert missing == []
+
+
+def test_scores_and_writes_in_flight_with_a_lone_surrogate_are_stored_replaced(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    store = StateStore.open(str(db))
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    decision = LifecycleDecision("lead", None, False, None)
+    result = ScoreResult(
+        "1", 30.0, 0.0, 30.0, "B", decision, False, "v1", "fp", at, None,
+        (Reason("title", "fit", 30.0, f"title '{CUT}'", (), "fit"),),
+    )  # fmt: skip
+    try:
+        assert store.save_scores("hubspot", [result]) == 1
+        store.set_in_flight("hubspot", {"1": {"leadscore_reasons": f"title '{CUT}'"}})
+        assert store.writes_in_flight("hubspot") == {
+            "1": {"leadscore_reasons": "title 'Jos\ufffd'"}
+        }
+    finally:
+        store.close()
+    (reasons,) = _rows(db, "SELECT reasons FROM scores WHERE contact_id = '1'")[0]
+    assert [r["text"] for r in json.loads(str(reasons))] == ["title 'Jos\ufffd'"]
+
+
+def test_a_model_file_with_a_lone_surrogate_escape_loads_replaced(tmp_path: Path) -> None:
+    config = Path(__file__).resolve().parents[1] / "config"
+    text = (config / "model.yaml").read_text("utf-8")
+    (tmp_path / "titles.yaml").write_bytes((config / "titles.yaml").read_bytes())
+    assert 'description: "manager title"' in text
+    path = tmp_path / "model.yaml"
+    path.write_text(text.replace('"manager title"', '"manager title \\ud83d"'), "utf-8")
+    model, problems = validate_model_file(path)
+    assert problems == [] and model is not None
+    manager = [r for r in model.model.fit.rules if r.name == "title_manager"]
+    assert [r.description for r in manager] == ["manager title \ufffd"]

@@ -1006,16 +1006,20 @@ class StateStore:
         if not writes:
             return
         when = encode_dt(_now())
+        rows = [
+            (_in_flight_key(crm, cid), encode_json(dict(props)), when)
+            for cid, props in writes.items()
+        ]
+        sql = (
+            "INSERT INTO jobs (name, state, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET state = excluded.state, "
+            "updated_at = excluded.updated_at"
+        )
         with self.transaction():
-            self._conn.executemany(
-                "INSERT INTO jobs (name, state, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET state = excluded.state, "
-                "updated_at = excluded.updated_at",
-                [
-                    (_in_flight_key(crm, cid), encode_json(dict(props)), when)
-                    for cid, props in writes.items()
-                ],
-            )
+            try:
+                self._conn.executemany(sql, rows)
+            except UnicodeEncodeError:  # a lone surrogate in a value: replaced (idempotent)
+                self._conn.executemany(sql, [clean_row(r) for r in rows])
 
     @_db_errors
     def writes_in_flight(self, crm: str) -> dict[str, dict[str, str]]:
@@ -1228,7 +1232,10 @@ class StateStore:
         grade, MQL flag or model version changed. Returns how many results were saved."""
         rows = [score_row(crm, result) for result in results]
         with self.transaction(), contextlib.closing(self._conn.cursor()) as cursor:
-            cursor.executemany(_UPSERT_SCORE, rows)  # history rows: migration 003's triggers
+            try:
+                cursor.executemany(_UPSERT_SCORE, rows)  # history rows: migration 003's triggers
+            except UnicodeEncodeError:  # a lone surrogate in a reason (model text): replaced
+                cursor.executemany(_UPSERT_SCORE, [clean_row(r) for r in rows])  # idempotent
         return len(rows)
 
     @_db_errors

@@ -423,6 +423,8 @@ class HubSpotAdapter:
             if exc.status == 409:
                 return False
             raise ConfigError(f"cannot create {what} {name}: {exc}{_so_far(created)}") from None
+        except RetryableError as exc:  # retries spent (5xx, timeouts): say which one
+            raise RetryableError(f"cannot create {what} {name}: {exc}{_so_far(created)}") from None
         answer = _json_or_none(raw.decode("utf-8", "replace"))
         if isinstance(answer, Mapping) and answer.get("name") == name:
             return True

@@ -11,21 +11,25 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 from click.testing import CliRunner
+from pydantic import SecretStr
 
 from connector.cli import cli
+from connector.crm.marketo import MarketoAdapter
 from connector.files import write_private
 from connector.model.loader import validate_model_file
 from connector.parse import contact_from_json, event_from_json
+from connector.retry import RetryPolicy
 from connector.sandbox.base import PROXY_PAGE, Faults, Request, Response, json_bytes
 from connector.sandbox.demo_portal import build_demo_portal
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.marketo import MarketoSandbox
+from connector.sandbox.marketo_demo import build_instance
 from connector.state.store import StateStore
 from connector.text import clean_text, display_text
 from connector.types import Contact, Event, LifecycleDecision, Reason, ScoreResult
@@ -389,3 +393,27 @@ def test_a_model_file_with_a_lone_surrogate_escape_loads_replaced(tmp_path: Path
     assert problems == [] and model is not None
     manager = [r for r in model.model.fit.rules if r.name == "title_manager"]
     assert [r.description for r in manager] == ["manager title \ufffd"]
+
+
+def test_marketo_bulk_export_with_a_cut_emoji_reads_every_lead() -> None:
+    """The bulk export is a CSV file: the sandbox sends the surrogate as "?" (as a Java UTF-8
+    encoder does) instead of failing the download, and the adapter reads every row."""
+    data = build_instance(12, 2, created_within_days=5)
+    now = datetime.now(UTC)
+    since, until = now - timedelta(days=6), now + timedelta(minutes=1)
+    with MarketoSandbox.start(data, export_seconds=0.01) as sb, StateStore.memory() as store:
+        sb.set_field(3, "firstName", CUT)
+        ad = MarketoAdapter(
+            sb.url, SecretStr(sb.client_id), SecretStr(sb.client_secret),
+            retry=RetryPolicy(attempts=2, base_seconds=0.001, max_seconds=0.01, seed=1),
+            rate_window_s=0.05, export_poll_s=0.01,
+        )  # fmt: skip
+        try:
+            pages = list(ad.backfill_export(since, until, store, window_field="createdAt"))
+        finally:
+            ad.close()
+        assert sb.app.internal_errors == []
+    leads = {c.id: c for p in pages for c in p.contacts}
+    assert sorted(leads, key=int) == [str(i) for i in range(1, 13)]
+    assert [p.bad for p in pages] == [[] for _ in pages]
+    assert leads["3"].first_name == "Jos?"

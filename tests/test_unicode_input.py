@@ -174,6 +174,9 @@ def test_hubspot_sync_stores_the_cut_emoji_replaced_and_every_contact_flows(
         assert b'"firstname":"Jos\\ud83d"' in served.content  # what the real API sends
         # what HubSpot's own validation keeps out of HTTP writes: into the fixture directly
         sb.portal.contacts["103"].properties.update(jobtitle=LONG, company=12345)
+        visit = sb.add_event(
+            jose, "e_visited_page", {"hs_url": "https://acme.example/pricing", "hs_page_title": CUT}
+        )
 
         first = runner.invoke(cli, ["sync"])
         assert first.exit_code == 0, first.output
@@ -193,6 +196,9 @@ def test_hubspot_sync_stores_the_cut_emoji_replaced_and_every_contact_flows(
         ]
         (props,) = _rows(db, "SELECT properties FROM contacts WHERE id = ?", jose)[0]
         assert json.loads(str(props))["firstname"] == "Jos\ufffd"
+        assert _rows(db, "SELECT type, attributes FROM events WHERE source_id = ?", visit.id) == [
+            ("page_view", '{"url":"https://acme.example/pricing","title":"Jos\ufffd"}')
+        ]
         assert _rows(db, "SELECT count(*) FROM dead_letters") == [(0,)]
         scores = dict(_rows(db, "SELECT contact_id, score FROM scores WHERE crm = 'hubspot'"))
         assert len(scores) == 51

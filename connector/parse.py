@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from connector.errors import InputError
+from connector.text import clean_text, clean_value
 from connector.types import Contact, Event
 
 T = TypeVar("T")
@@ -62,7 +63,7 @@ def opt_text(value: Any, field: str) -> str | None:
     if isinstance(value, bool | dict | list):
         raise InputError(f"{field}: expected text, got {type(value).__name__}")
     try:
-        text = str(value).strip()
+        text = clean_text(str(value)).strip()
     except ValueError:  # an integer too long to print (Python's 4,300-digit limit)
         raise InputError(f"{field}: expected text, got {_short(value)}") from None
     return text[:MAX_TEXT] or None
@@ -105,7 +106,7 @@ def contact_from_json(obj: Any) -> Contact:
         recycled_at=opt_timestamp(obj.get("recycled_at"), "recycled_at"),
         created_at=opt_timestamp(obj.get("created_at"), "created_at"),
         updated_at=opt_timestamp(obj.get("updated_at"), "updated_at"),
-        properties=dict(props),
+        properties=clean_value(dict(props)),
     )
 
 
@@ -130,7 +131,7 @@ def event_from_json(obj: Any, default_source: str = "file") -> Event:
         contact_id=contact_id,
         type=type_,
         occurred_at=parse_timestamp(obj.get("occurred_at"), "occurred_at"),
-        attributes=dict(attrs),
+        attributes=clean_value(dict(attrs)),
     )
 
 

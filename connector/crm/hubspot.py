@@ -49,6 +49,7 @@ from connector.errors import (
 )
 from connector.parse import MAX_TEXT, opt_text, parse_timestamp
 from connector.retry import RetryPolicy, call_with_retry
+from connector.text import clean_value
 from connector.types import Contact, Event, WriteBack, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -352,10 +353,7 @@ class HubSpotAdapter:
         )
         return {str(p.get("name")) for p in _results(data, "properties") if isinstance(p, Mapping)}
 
-    def ensure_properties(self) -> list[str]:
-        from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
-
-        created: list[str] = []
+    def _group_names(self) -> set[str]:
         groups, _, _ = self._json_call(
             "groups.list",
             partial(
@@ -365,42 +363,80 @@ class HubSpotAdapter:
                 _preload_content=False,
             ),
         )
-        names = {g.get("name") for g in _results(groups, "groups") if isinstance(g, Mapping)}
-        if GROUP not in names:
+        return {str(g.get("name")) for g in _results(groups, "groups") if isinstance(g, Mapping)}
+
+    def ensure_properties(self) -> list[str]:
+        from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
+
+        created: list[str] = []
+        if GROUP not in self._group_names():
             body = PropertyGroupCreate(
                 name=GROUP, label="Lead scoring (leadscore)", display_order=-1
             )
-            try:
-                self._call(
-                    "groups.create",
-                    lambda: self._groups.create_with_http_info(
-                        "contacts", body, _request_timeout=self.timeout_s
-                    ),
-                )
+            create_group = partial(
+                self._groups.create_with_http_info,
+                "contacts",
+                body,
+                _request_timeout=self.timeout_s,
+                _preload_content=False,
+            )
+            checked = self._create_checked(
+                "groups.create", "property group", GROUP, create_group, self._group_names, created
+            )
+            if checked:
                 created.append(f"group {GROUP}")
-            except _HttpError as exc:
-                if exc.status != 409:
-                    raise ConfigError(f"cannot create property group {GROUP}: {exc}") from None
         existing = self._property_names()
         for spec in PROPERTY_DEFS:
             if spec["name"] in existing:
                 continue
             prop = PropertyCreate(group_name=GROUP, **_snake(spec))
-            try:
-                self._call(
-                    "properties.create",
-                    partial(
-                        self._props.create_with_http_info,
-                        "contacts",
-                        prop,
-                        _request_timeout=self.timeout_s,
-                    ),
-                )
+            create = partial(
+                self._props.create_with_http_info,
+                "contacts",
+                prop,
+                _request_timeout=self.timeout_s,
+                _preload_content=False,
+            )
+            checked = self._create_checked(
+                "properties.create", "property", spec["name"], create, self._property_names, created
+            )
+            if checked:
                 created.append(spec["name"])
-            except _HttpError as exc:
-                if exc.status != 409:
-                    raise ConfigError(f"cannot create property {spec['name']}: {exc}") from None
         return created
+
+    def _create_checked(
+        self,
+        kind: str,
+        what: str,
+        name: str,
+        create: Callable[[], Any],
+        read_back: Callable[[], set[str]],
+        created: Sequence[str],
+    ) -> bool:
+        """Create `name`: True once HubSpot's answer (a JSON object with that name) or, failing
+        that, a read-back of the list shows it exists; False on 409 (it existed already).
+        Anything else (an error, a 200 carrying a proxy's HTML page and no such object) is a
+        ConfigError naming it: a property is never reported created on a status code alone."""
+        try:
+            raw, status, headers = self._call(kind, partial(_read_raw, create))
+        except _HttpError as exc:
+            if exc.status == 409:
+                return False
+            raise ConfigError(f"cannot create {what} {name}: {exc}{_so_far(created)}") from None
+        except RetryableError as exc:  # retries spent (5xx, timeouts): say which one
+            raise RetryableError(f"cannot create {what} {name}: {exc}{_so_far(created)}") from None
+        answer = _json_or_none(raw.decode("utf-8", "replace"))
+        if isinstance(answer, Mapping) and answer.get("name") == name:
+            return True
+        if name in read_back():
+            log.info("hubspot %s: answer did not show %s, the list read back does", kind, name)
+            return True
+        ctype = headers.get("content-type") or headers.get("Content-Type") or "no content type"
+        raise ConfigError(
+            f"cannot create {what} {name}: HubSpot answered HTTP {status} with {ctype} "
+            f"({len(raw)} bytes), not the {what}, and it is not in the list read back "
+            f"(a proxy or firewall page?){_so_far(created)}"
+        )
 
     def check_properties(self) -> None:
         names = self._property_names()
@@ -568,7 +604,7 @@ class HubSpotAdapter:
             if props.get("createdate")
             else None,
             updated_at=parse_timestamp(updated, "lastmodifieddate") if updated else None,
-            properties={k: v for k, v in props.items() if v is not None},
+            properties=clean_value({k: v for k, v in props.items() if v is not None}),
         )
         derived: list[Event] = []
         meeting = props.get("engagements_last_meeting_booked")
@@ -766,7 +802,7 @@ class HubSpotAdapter:
             ctype, attrs = "custom", {"name": etype, **{k: v for k, v in props.items()}}
         # free text is cut as contact fields are: a 1 MB "URL" is not a URL
         attrs = {k: v[:MAX_TEXT] if isinstance(v, str) else v for k, v in attrs.items()}
-        attrs = {k: v for k, v in attrs.items() if v is not None}
+        attrs = clean_value({k: v for k, v in attrs.items() if v is not None})
         return Event("hubspot_events", eid, object_id, ctype, at, attrs)
 
     def _pull_email(
@@ -831,7 +867,7 @@ class HubSpotAdapter:
             return recipient, None  # SENT, PROCESSED, ...: not engagement
         at = parse_timestamp(item.get("created"), "created")
         attrs = {"campaign": item.get("emailCampaignId"), "url": item.get("url")}
-        attrs = {k: v for k, v in attrs.items() if v is not None}
+        attrs = clean_value({k: v for k, v in attrs.items() if v is not None})
         # the contact id is resolved by the pipeline from the recipient address
         return recipient, Event("hubspot_email", eid, "", ctype, at, attrs)
 
@@ -875,9 +911,12 @@ class HubSpotAdapter:
             except _RateLimited:
                 unsure = False  # rejected before it was applied
                 raise
-            for key in ("results", "errors"):
-                if not isinstance(data.get(key, []), list):
-                    raise RetryableError(f"HubSpot batch update answer: {key} is not a list")
+            # a 2xx JSON object is not enough ("status 200 means written" would count a
+            # proxy's `{}` as every record written): HubSpot's answer always lists results
+            if not isinstance(data.get("results"), list):
+                raise RetryableError("HubSpot batch update answer has no results list")
+            if not isinstance(data.get("errors", []), list):
+                raise RetryableError("HubSpot batch update answer: errors is not a list")
             unsure = False
             return data, status
 
@@ -1009,14 +1048,24 @@ def _batch_body(writes: Sequence[WriteBack]) -> Any:
     )
 
 
-def _read_json(fn: Callable[[], Any]) -> tuple[dict[str, Any], int, Mapping[str, str]]:
-    """Run an SDK call made with `_preload_content=False` and parse its body ourselves."""
+def _read_raw(fn: Callable[[], Any]) -> tuple[bytes, int, Mapping[str, str]]:
+    """Run an SDK call made with `_preload_content=False`: its body, status and headers."""
     resp = fn()
     try:
         raw = resp.data
     finally:
         resp.release_conn()
-    return _json_object(raw, resp.status, resp.headers), resp.status, resp.headers
+    return raw, resp.status, resp.headers
+
+
+def _read_json(fn: Callable[[], Any]) -> tuple[dict[str, Any], int, Mapping[str, str]]:
+    """Run an SDK call made with `_preload_content=False` and parse its body ourselves."""
+    raw, status, headers = _read_raw(fn)
+    return _json_object(raw, status, headers), status, headers
+
+
+def _so_far(created: Sequence[str]) -> str:
+    return f" (created before it: {', '.join(created)})" if created else ""
 
 
 def _json_object(raw: bytes, status: int, headers: Mapping[str, str]) -> dict[str, Any]:

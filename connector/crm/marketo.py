@@ -53,6 +53,7 @@ from connector.errors import (
 )
 from connector.parse import opt_text, parse_timestamp
 from connector.retry import RetryPolicy, call_with_retry
+from connector.text import clean_value
 from connector.types import MQL, SQL, Contact, Event, WriteBack, WriteOutcome
 
 if TYPE_CHECKING:
@@ -626,7 +627,7 @@ class MarketoAdapter:
             lead_status=_normalize_status(status_raw),
             created_at=parse_timestamp(created, "createdAt") if created else None,
             updated_at=parse_timestamp(updated, "updatedAt") if updated else None,
-            properties={k: v for k, v in lead.items() if v is not None},
+            properties=clean_value({k: v for k, v in lead.items() if v is not None}),
         )
 
     def _get_leads(self, ids: Sequence[str]) -> tuple[list[Contact], list[BadRecord]]:
@@ -939,7 +940,7 @@ class MarketoAdapter:
             out = {"campaign": primary, "url": attrs.get("Link")}
         else:
             out = {"name": type_name, **attrs}
-        clean = {k: v for k, v in out.items() if v is not None and v != ""}
+        clean = clean_value({k: v for k, v in out.items() if v is not None and v != ""})
         return Event(SOURCE, guid, lead, etype, at, clean)
 
     # -- write-back ------------------------------------------------------------------------
@@ -1332,7 +1333,8 @@ class MarketoAdapter:
             and hashlib.sha256(data).hexdigest() != checksum.removeprefix("sha256:")
         ):
             raise RetryableError(f"Marketo export {export_id}: checksum mismatch")
-        reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
+        # bytes that are not UTF-8 (a cut-off character) become U+FFFD, not a failed export
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8", "replace")))
         return [
             {k: (None if v == "null" else v) for k, v in row.items() if k is not None}
             for row in reader

@@ -46,6 +46,7 @@ from connector.enrich.countries import country_code, tld_country
 from connector.enrich.email import normalize_domain, public_suffix, registrable_domain
 from connector.errors import ConfigError, RetryableError
 from connector.retry import RetryPolicy, call_with_retry
+from connector.text import clean_text
 from connector.types import Company
 
 log = logging.getLogger(__name__)
@@ -343,7 +344,7 @@ def _text(value: Any, field: str) -> str | None:
         return None
     if isinstance(value, bool | dict | list):
         raise ValueError(f"{field}: expected text, got {type(value).__name__}")
-    text = " ".join(str(value).split())
+    text = " ".join(clean_text(str(value)).split())
     if len(text) > MAX_TEXT:
         raise ValueError(f"{field} is longer than {MAX_TEXT} characters")
     return text or None

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from connector.errors import ModelError
 from connector.model.schema import ScoringModel, semantic_problems
 from connector.model.titles import TitleClassifier, TitleTable, validate_title_table
+from connector.text import clean_value
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "config" / "model.yaml"
 
@@ -71,7 +72,8 @@ def validate_model_file(path: str | Path) -> tuple[LoadedModel | None, list[str]
     """Return (model, []) or (None, every problem with its location)."""
     p = Path(path)
     try:
-        raw: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
+        # a "\ud83d" escape is a lone surrogate no UTF-8 sink can write: replaced by U+FFFD
+        raw: Any = clean_value(yaml.safe_load(p.read_text(encoding="utf-8")))
     except OSError as exc:
         return None, [f"cannot read model file ({exc.strerror})"]
     except yaml.YAMLError as exc:

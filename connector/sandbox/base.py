@@ -125,7 +125,14 @@ def parse_time_ms(value: object) -> int:
 
 
 def json_bytes(obj: JSON) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """UTF-8 JSON. Text holding a lone UTF-16 surrogate (a cut-off emoji, which real CRMs
+    store and serve) cannot be UTF-8: such a body is written all-ASCII, the surrogate as the
+    `\\ud83d` escape the real APIs send, instead of failing and dropping the connection."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode("ascii")
 
 
 def encode_cursor(*parts: object) -> str:
@@ -224,7 +231,14 @@ class Response:
         return json_bytes(self.body)
 
 
-FaultKind = Literal["error", "burst_429", "drop", "drop_after_apply", "slow"]
+FaultKind = Literal["error", "burst_429", "drop", "drop_after_apply", "slow", "proxy_page"]
+
+# what a proxy or firewall in front of the API answers: HTTP 200, an HTML page, no request made
+PROXY_PAGE = (
+    "<!DOCTYPE html><html><head><title>Access check</title></head><body>"
+    "<h1>Checking your connection</h1><p>This request was held by the network proxy.</p>"
+    "</body></html>"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,8 +410,10 @@ class Faults:
     Rates are probabilities per eligible request (0..1). A request is eligible when its method
     is in ``methods`` and its path starts with one of ``path_prefixes`` (empty = all).
     Every ``burst_429_every``-th eligible request starts a burst of ``burst_429_length``
-    consecutive 429 answers (0 = never). Precedence when several fire at once:
-    burst_429 > error > drop > drop_after_apply > slow.
+    consecutive 429 answers (0 = never). ``proxy_page_rate``: a 200 carrying a proxy's HTML
+    page (``PROXY_PAGE``) instead of the answer, the request never reaching the CRM.
+    Precedence when several fire at once:
+    burst_429 > error > proxy_page > drop > drop_after_apply > slow.
     """
 
     seed: int = 0
@@ -411,9 +427,11 @@ class Faults:
     burst_429_length: int = 1
     methods: tuple[str, ...] = ()
     path_prefixes: tuple[str, ...] = ()
+    proxy_page_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "slow_rate", "drop_rate", "drop_after_apply_rate"):
+        names = ("error_rate", "slow_rate", "drop_rate", "drop_after_apply_rate", "proxy_page_rate")
+        for name in names:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Faults.{name} must be within 0..1, got {value!r}")
@@ -432,6 +450,7 @@ class Faults:
             or self.drop_rate
             or self.drop_after_apply_rate
             or self.burst_429_every
+            or self.proxy_page_rate
         )
 
     def with_(self, **changes: Any) -> Faults:
@@ -485,6 +504,8 @@ class FaultInjector:
             # Always draw the same number of values so one knob does not shift the others.
             r_error, r_drop, r_apply_drop, r_slow = (self._rng.random() for _ in range(4))
             status = self._rng.choice(f.error_statuses)
+            # drawn only when asked for: plans without it keep their sequence
+            r_proxy = self._rng.random() if f.proxy_page_rate else 1.0
             if f.burst_429_every and self._count % f.burst_429_every == 0:
                 self._burst_left = f.burst_429_length
             if self._burst_left > 0:
@@ -492,6 +513,8 @@ class FaultInjector:
                 return FaultDecision("burst_429")
             if r_error < f.error_rate:
                 return FaultDecision("error", status)
+            if r_proxy < f.proxy_page_rate:
+                return FaultDecision("proxy_page")
             if r_drop < f.drop_rate:
                 return FaultDecision("drop")
             if r_apply_drop < f.drop_after_apply_rate:
@@ -551,6 +574,8 @@ class SandboxApp:
             return self.fault_response(req, decision), kind
         if kind == "drop":
             return Response(0, drop=True), kind
+        if kind == "proxy_page":
+            return Response(200, PROXY_PAGE, content_type="text/html"), kind
         resp = handle(req)
         if kind == "drop_after_apply":
             resp.drop = True

@@ -1636,7 +1636,8 @@ class MarketoApp(SandboxApp):
                 )
                 writer.writerow([cell(data.get(f)) for f in job.fields])
                 rows += 1
-        return out.getvalue().encode("utf-8"), rows
+        # a lone surrogate (a cut-off emoji) cannot be UTF-8: sent as "?", as a Java encoder does
+        return out.getvalue().encode("utf-8", "replace"), rows
 
     _ACTIVITY_EXPORT_FIELDS = (
         "marketoGUID",

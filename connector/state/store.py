@@ -49,6 +49,7 @@ from connector.state.codec import (
     redact_text,
     score_row,
 )
+from connector.text import clean_row
 from connector.types import (
     Company,
     Contact,
@@ -785,7 +786,11 @@ class StateStore:
         with self.transaction(), contextlib.closing(self._conn.cursor()) as cursor:
             execute = cursor.execute
             for contact in contacts:
-                execute(_UPSERT_CONTACT, _contact_row(crm, contact, pulled))
+                row = _contact_row(crm, contact, pulled)
+                try:
+                    execute(_UPSERT_CONTACT, row)
+                except UnicodeEncodeError:  # a lone surrogate the parse step did not see
+                    execute(_UPSERT_CONTACT, clean_row(row))
                 n += 1
         return n
 
@@ -948,18 +953,19 @@ class StateStore:
             sql = _INSERT_EVENT
             for e in events:
                 attrs = e.attributes
-                execute(
-                    sql,
-                    (
-                        crm,
-                        e.source,
-                        e.source_id,
-                        e.contact_id,
-                        e.type,
-                        encode_dt(e.occurred_at),
-                        encode_mapping(attrs) if attrs else None,
-                    ),
+                row = (
+                    crm,
+                    e.source,
+                    e.source_id,
+                    e.contact_id,
+                    e.type,
+                    encode_dt(e.occurred_at),
+                    encode_mapping(attrs) if attrs else None,
                 )
+                try:
+                    execute(sql, row)
+                except UnicodeEncodeError:  # a lone surrogate the parse step did not see
+                    execute(sql, clean_row(row))
                 if cursor.rowcount:
                     add(e.contact_id)
                     new += 1
@@ -1000,16 +1006,20 @@ class StateStore:
         if not writes:
             return
         when = encode_dt(_now())
+        rows = [
+            (_in_flight_key(crm, cid), encode_json(dict(props)), when)
+            for cid, props in writes.items()
+        ]
+        sql = (
+            "INSERT INTO jobs (name, state, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET state = excluded.state, "
+            "updated_at = excluded.updated_at"
+        )
         with self.transaction():
-            self._conn.executemany(
-                "INSERT INTO jobs (name, state, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET state = excluded.state, "
-                "updated_at = excluded.updated_at",
-                [
-                    (_in_flight_key(crm, cid), encode_json(dict(props)), when)
-                    for cid, props in writes.items()
-                ],
-            )
+            try:
+                self._conn.executemany(sql, rows)
+            except UnicodeEncodeError:  # a lone surrogate in a value: replaced (idempotent)
+                self._conn.executemany(sql, [clean_row(r) for r in rows])
 
     @_db_errors
     def writes_in_flight(self, crm: str) -> dict[str, dict[str, str]]:
@@ -1222,7 +1232,10 @@ class StateStore:
         grade, MQL flag or model version changed. Returns how many results were saved."""
         rows = [score_row(crm, result) for result in results]
         with self.transaction(), contextlib.closing(self._conn.cursor()) as cursor:
-            cursor.executemany(_UPSERT_SCORE, rows)  # history rows: migration 003's triggers
+            try:
+                cursor.executemany(_UPSERT_SCORE, rows)  # history rows: migration 003's triggers
+            except UnicodeEncodeError:  # a lone surrogate in a reason (model text): replaced
+                cursor.executemany(_UPSERT_SCORE, [clean_row(r) for r in rows])  # idempotent
         return len(rows)
 
     @_db_errors
@@ -1413,18 +1426,12 @@ class StateStore:
         and keeps the newest payload and reason. Secrets in payload/reason are masked.
         Returns the dead letter's id."""
         when = encode_dt(at)
+        # a dead letter is kept whatever its text: lone surrogates and controls are cleaned
+        row = clean_row(
+            (crm, kind, contact_id or "", encode_json(redact(payload)), redact_text(reason), when)
+        )
         with self.transaction():
-            rows = self._conn.execute(
-                _ADD_DEAD_LETTER,
-                (
-                    crm,
-                    kind,
-                    contact_id or "",
-                    encode_json(redact(payload)),
-                    redact_text(reason),
-                    when,
-                ),
-            ).fetchall()  # drain RETURNING before COMMIT
+            rows = self._conn.execute(_ADD_DEAD_LETTER, row).fetchall()  # drain RETURNING
         return int(rows[0][0])
 
     @_db_errors

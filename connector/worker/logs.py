@@ -16,6 +16,7 @@ from typing import IO, Any
 from pydantic import SecretStr
 
 from connector.state.codec import REDACTED, redact_text
+from connector.text import clean_text, display_text
 
 MASK = REDACTED  # the same mask as the state DB uses
 # HubSpot private-app / personal access tokens: pat-na1-1a2b3c4d-…, pat-eu1-…
@@ -30,14 +31,15 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asct
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` with known secret values and secret-looking tokens masked."""
+    """`text` with known secret values and secret-looking tokens masked (and lone surrogates
+    and control characters cleaned: a log line must be writable whatever a CRM sent)."""
     for value in secrets:
         if value and len(value) >= 4 and value in text:
             text = text.replace(value, MASK)
     text = _PAT.sub(MASK, text)
     text = _HAPIKEY.sub(lambda m: m.group(1) + MASK, text)
     text = _AUTH_HEADER.sub(lambda m: m.group(1) + MASK, text)
-    return redact_text(text)
+    return display_text(redact_text(text))
 
 
 class RedactingFilter(logging.Filter):
@@ -102,7 +104,7 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = record.exc_text
         if record.stack_info:
             out["stack"] = record.stack_info
-        return json.dumps(out, default=str, ensure_ascii=False)
+        return clean_text(json.dumps(out, default=str, ensure_ascii=False))
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

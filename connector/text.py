@@ -1,0 +1,50 @@
+"""Text from outside (CRM answers, files) made safe to store, encode and show.
+
+A CRM can hand back a lone UTF-16 surrogate (an emoji cut in half by some import: JSON
+`"Jos\\ud83d"`), which Python decodes but no UTF-8 sink (SQLite, a log file, an HTTP body)
+can encode. `clean_text` replaces every lone surrogate with U+FFFD (a surrogate pair becomes
+its character); it is applied where outside text enters the project's types, and the SQLite
+writes apply it again only when an encode fails, so clean text costs one regex search.
+
+Control characters (NUL, ESC...) are kept in stored values (a name is stored as the CRM
+holds it); `display_text` also drops C0 controls other than tab, newline and carriage
+return, for the places text is shown: log lines and exported files (the HTML report).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def clean_text(text: str) -> str:
+    """`text` with lone surrogates replaced by U+FFFD; the same object when there are none."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def clean_value(value: Any) -> Any:
+    """`clean_text` applied to every string (keys included) of a decoded JSON value."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_value(k): clean_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_value(v) for v in value]
+    return value
+
+
+def clean_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row of SQL parameters with every string cleaned (the retry after an encode error)."""
+    return tuple(clean_text(v) if isinstance(v, str) else v for v in row)
+
+
+def display_text(text: str) -> str:
+    """`clean_text`, and C0 control characters other than tab, newline and CR removed: text
+    that can be written to a UTF-8 log line or file and shown without garbling it."""
+    return _CONTROL.sub("", clean_text(text))

@@ -355,7 +355,7 @@ def build_enricher(
         cache if cache is not None else InMemoryCompanyCache(),
         settings.enrich_hit_ttl_days,
         settings.enrich_miss_ttl_days,
-        lists=load_domain_lists(overrides_path),
+        lists=load_domain_lists(overrides_path or settings.freemail_path),
     )
 
 

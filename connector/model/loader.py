@@ -14,8 +14,9 @@ from pydantic import ValidationError
 from connector.errors import ModelError
 from connector.model.schema import ScoringModel, semantic_problems
 from connector.model.titles import TitleClassifier, TitleTable, validate_title_table
+from connector.resources import DEFAULT_MODEL_PATH as _SHIPPED_MODEL
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "config" / "model.yaml"
+DEFAULT_MODEL_PATH = _SHIPPED_MODEL  # the default model, shipped in the package
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,8 @@ def _load_model_or_exit(path: str | None, exit_code: int = 1) -> LoadedModel:
             click.echo(f"{target}: {p}", err=True)
         click.echo(f"{len(problems)} problem(s) in the model file; nothing scored.", err=True)
         sys.exit(exit_code)
+    for note in loaded.notes:
+        click.echo(f"{target}: warning: {note}", err=True)
     return loaded
 
 

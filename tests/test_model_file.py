@@ -39,7 +39,7 @@ engagement:
     joined = "\n".join(problems)
     assert "fit.rules[0].points: must be an integer" in joined
     assert "engagement.rules[2].points: must be an integer" in joined
-    assert "engagement.rules[3].pionts: unknown key (typo?)" in joined
+    assert "engagement.rules[3].pionts: unknown key (did you mean 'points'?)" in joined
     assert "fit.grades: grade minimums must descend A > B > C, got A=10 B=40 C=20" in joined
     assert "engagement.rules[1].category: unknown category 'nope'" in joined
     assert "engagement.rules[1].when.url.in_list: unknown list 'missing'" in joined
@@ -265,4 +265,33 @@ def test_a_typo_in_the_title_rules_is_named_with_its_line_and_rule(tmp_path: Pat
         "title_rules: titles.yaml: line 4 (rule manager): seniority[2].seniority: unknown "
         "seniority 'manger' (did you mean 'manager'?); one of executive, vp, director, manager, "
         "senior, individual, entry, student, none, unknown"
+    ]
+
+
+def test_an_unknown_key_says_which_key_it_may_have_meant_at_its_own_level(
+    tmp_path: Path,
+) -> None:
+    path = _write(
+        tmp_path,
+        """version: x
+fti: {}
+fit:
+  rules:
+    - {name: a, when: {seniority: {globb: "x*"}}, points: 1, descripton: d}
+    - {name: b, when: {seniority: {}}, points: 1}
+engagement:
+  decay: {mode: none, halflife_days: 3}
+lifecycle: {mql: {treshold: 50}, zzz: 1}
+""",
+    )
+    _, problems = validate_model_file(path)
+    assert problems == [
+        "line 5 (rule a): fit.rules[0].when.seniority.globb: unknown key (did you mean 'glob'?)",
+        "line 5 (rule a): fit.rules[0].descripton: unknown key (did you mean 'description'?)",
+        "line 6 (rule b): fit.rules[1].when.seniority: a match needs at least one of "
+        "any/glob/regex/in_list/min/max/...",
+        "line 8: engagement.decay.halflife_days: unknown key (did you mean 'half_life_days'?)",
+        "line 9: lifecycle.mql.treshold: unknown key (did you mean 'threshold'?)",
+        "line 9: lifecycle.zzz: unknown key (typo?)",
+        "line 2: fti: unknown key (did you mean 'fit'?)",
     ]

@@ -108,7 +108,7 @@ def validate_model_file(path: str | Path) -> tuple[LoadedModel | None, list[str]
     try:
         model = ScoringModel.model_validate(raw)
     except ValidationError as exc:
-        found.extend(pydantic_problems(exc))
+        found.extend(pydantic_problems(exc, ScoringModel))
     found.extend(semantic_problems(raw))
     table: TitleTable | None = None
     title_problems: list[str] = []

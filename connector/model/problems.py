@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
@@ -40,19 +41,95 @@ def did_you_mean(value: str, known: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def pydantic_problems(exc: ValidationError) -> list[Problem]:
+def pydantic_problems(exc: ValidationError, schema: type[BaseModel] | None = None) -> list[Problem]:
+    """The errors of a validation against `schema` (which names the keys an unknown key may
+    have meant)."""
     out: list[Problem] = []
+    branch_errors: set[int] = set()
+    fitting: set[int] = set()  # the branch of the input's own shape (a mapping: the match)
     for err in exc.errors():
-        loc: Loc = tuple(p for p in err["loc"] if isinstance(p, int) or p not in _BRANCHES)
+        loc: Loc = tuple(p for p in err["loc"] if isinstance(p, int) or not _branch(p))
+        branches = [p for p in err["loc"] if isinstance(p, str) and _branch(p)]
+        if branches:
+            branch_errors.add(len(out))
+            if _fits(branches[-1], err.get("input")):
+                fitting.add(len(out))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] in ("int_parsing", "int_type", "int_from_float"):
             msg = "must be an integer"
         elif err["type"] == "extra_forbidden":
-            msg = "unknown key (typo?)"
+            known = keys_at(schema, loc[:-1]) if schema is not None and loc else ()
+            hint = did_you_mean(str(loc[-1]), known) if loc else ""
+            msg = f"unknown key{hint or ' (typo?)'}"
         elif err["type"] == "missing":
             msg = "required"
         out.append((loc, msg))
-    return out
+    # a union (a condition is a value, a list or a match) fails in every branch; when one branch
+    # got deeper (a match with a typo'd key), the others' "should be a valid string" is noise
+    deeper = [loc for loc, _ in out]
+    kept = [
+        i
+        for i, (loc, _) in enumerate(out)
+        if i not in branch_errors or not any(d[: len(loc)] == loc and d != loc for d in deeper)
+    ]
+    first: dict[Loc, int] = {}
+    for i in kept:
+        first.setdefault(out[i][0], i)
+    kept.sort(key=lambda i: (first[out[i][0]], i not in fitting))  # at one location: fitting first
+    return [out[i] for i in kept]
+
+
+def _fits(branch: str, value: object) -> bool:
+    if isinstance(value, dict):
+        return branch.startswith("function-") or branch == "Match"
+    if isinstance(value, list):
+        return branch.startswith("list[")
+    return False
+
+
+def _branch(part: str) -> bool:
+    """A union branch's name in a location (`str`, `function-after[_not_empty(), Match]`)."""
+    return part in _BRANCHES or part.startswith("function-")
+
+
+def keys_at(schema: type[BaseModel], loc: Loc) -> tuple[str, ...]:
+    """The keys the schema allows at `loc` (a mapping validated by a model class), or ()."""
+    tp: Any = schema
+    for part in (*loc, None):
+        tp = _unwrap(tp, part)
+        if part is None:
+            break
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(part, str):
+            fields = {f.alias or n: f for n, f in tp.model_fields.items()}
+            if part not in fields:
+                return ()
+            tp = fields[part].annotation
+        elif get_origin(tp) is list and isinstance(part, int):
+            tp = get_args(tp)[0]
+        elif get_origin(tp) is dict and isinstance(part, str):
+            tp = get_args(tp)[1]
+        else:
+            return ()
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tuple(f.alias or n for n, f in tp.model_fields.items())
+    return ()
+
+
+def _unwrap(tp: Any, part: str | int | None) -> Any:
+    """One member of a union: the model class (a mapping key or the end of the path), the list
+    (an index), else the first that is not None."""
+    if get_origin(tp) not in (Union, UnionType):
+        return tp
+    members = [a for a in get_args(tp) if a is not type(None)]
+    for m in members:
+        if isinstance(part, int) and get_origin(m) is list:
+            return m
+        if not isinstance(part, int) and isinstance(m, type) and issubclass(m, BaseModel):
+            return m
+    for m in members:
+        if not isinstance(part, int) and get_origin(m) is dict:
+            return m
+    return members[0] if members else tp
 
 
 def first_per_location(problems: Iterable[Problem]) -> list[Problem]:

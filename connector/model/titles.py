@@ -141,5 +141,5 @@ def validate_title_table(path: Path) -> tuple[TitleTable | None, list[str]]:
         return TitleTable.model_validate(data), []
     except ValidationError as exc:
         root = compose(text)
-        found = first_per_location(pydantic_problems(exc))
+        found = first_per_location(pydantic_problems(exc, TitleTable))
         return None, [f"{path.name}: {describe(p, data, root)}" for p in found]

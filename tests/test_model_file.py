@@ -295,3 +295,21 @@ lifecycle: {mql: {treshold: 50}, zzz: 1}
         "line 9: lifecycle.zzz: unknown key (typo?)",
         "line 2: fti: unknown key (did you mean 'fit'?)",
     ]
+
+
+def test_every_unknown_rule_of_a_list_is_named_with_its_index(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        MODEL
+        + """    - {name: meeting_booked, category: frequency, event: meeting_booked, points: 0,
+       sales_signal: true}
+lifecycle:
+  sql: {events: [meeting_bookd, pricing_twice, deal_opend]}
+""",
+    )
+    _, problems = validate_model_file(path)
+    assert problems == [
+        "line 23: lifecycle.sql.events[0]: unknown engagement rule 'meeting_bookd' (did you "
+        "mean 'meeting_booked'?)",
+        "line 23: lifecycle.sql.events[2]: unknown engagement rule 'deal_opend'",
+    ]

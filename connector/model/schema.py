@@ -303,11 +303,13 @@ def semantic_problems(raw: object) -> list[Problem]:
         for key, value in when.items():
             check_match((*where, key), value)
             if key == "fired":
-                for n in value if isinstance(value, list) else [value]:
+                named = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+                for k, n in named:
                     if isinstance(n, str) and n not in rule_names:
+                        loc: Loc = (*where, "fired") if k is None else (*where, "fired", k)
                         problems.append(
                             (
-                                (*where, "fired"),
+                                loc,
                                 f"unknown engagement rule {n!r}{did_you_mean(n, known_rules)}",
                             )
                         )
@@ -336,11 +338,11 @@ def semantic_problems(raw: object) -> list[Problem]:
             if isinstance(tier, dict):
                 check_when((*at, "tiers", j, "when"), tier.get("when"))
     sql = _as_dict(_as_dict(raw.get("lifecycle")).get("sql"))
-    for n in _as_list(sql.get("events")):
+    for k, n in enumerate(_as_list(sql.get("events"))):
         if n not in rule_names:
             problems.append(
                 (
-                    ("lifecycle", "sql", "events"),
+                    ("lifecycle", "sql", "events", k),
                     f"unknown engagement rule {n!r}{did_you_mean(str(n), known_rules)}",
                 )
             )

@@ -313,3 +313,19 @@ lifecycle:
         "mean 'meeting_booked'?)",
         "line 23: lifecycle.sql.events[2]: unknown engagement rule 'deal_opend'",
     ]
+
+
+def test_a_suggested_model_from_a_copy_without_titles_falls_back_the_same_way(
+    tmp_path: Path,
+) -> None:
+    from connector.calibrate.suggest import write_suggested
+
+    copy = tmp_path / "model.yaml"
+    copy.write_text(DEFAULT_MODEL_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    model = load_model(copy)
+    out = tmp_path / "out" / "suggested.yaml"
+    loaded = write_suggested(model, {("version",): "2026.12-cal"}, out)
+    text = out.read_text(encoding="utf-8")
+    assert "\ntitle_rules: titles.yaml\n" in text  # not pinned to the installed package
+    assert loaded.version == "2026.12-cal"
+    assert loaded.notes and "looked at " + str(out.parent / "titles.yaml") in loaded.notes[0]

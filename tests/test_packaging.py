@@ -152,3 +152,13 @@ def test_freemail_path_points_the_enricher_at_an_edited_copy(
     mine = build_enricher(load_settings(firmographics_path=None))
     assert mine.parse("dana@acme-analytics.com").kind == "free"
     assert mine.lists.overrides_path == str(edited.resolve())
+    # and the offline enrichment `calibrate` uses
+    from datetime import UTC, datetime
+
+    from connector.enrich.enricher import offline_enrich_fn
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    offline = offline_enrich_fn(None, load_settings().freemail_path)
+    assert offline(["dana@acme-analytics.com"], now)["dana@acme-analytics.com"].email_kind == "free"
+    shipped = offline_enrich_fn(None)(["dana@acme-analytics.com"], now)
+    assert shipped["dana@acme-analytics.com"].email_kind == "corporate"

@@ -79,7 +79,8 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_validate_model_init_model_and_de
         tmp_path, env,
     )  # fmt: skip
     assert inst.returncode == 0, inst.stderr[-3000:]
-    env["PYTHONPATH"] = sysconfig.get_paths()["purelib"]
+    paths = sysconfig.get_paths()
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([paths["purelib"], paths["platlib"]]))
     work = tmp_path / "elsewhere"  # outside the repository: no config/, no fixtures/
     work.mkdir()
     leadscore = str(venv / "bin" / "leadscore")

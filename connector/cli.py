@@ -80,7 +80,7 @@ def init_model_cmd(directory: str, force: bool) -> None:
     try:
         written = write_editable_copies(dest, force=force)
     except FileExistsError as exc:
-        click.echo(f"error: {exc} already exist(s); nothing written (--force overwrites)", err=True)
+        click.echo(f"error: {exc}; nothing written (--force overwrites)", err=True)
         sys.exit(1)
     except OSError as exc:
         click.echo(f"error: cannot write to {dest} ({exc.strerror})", err=True)

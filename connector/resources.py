@@ -41,7 +41,8 @@ def write_editable_copies(dest: Path, *, force: bool = False) -> list[Path]:
     targets = [dest / name for name in EDITABLE_FILES]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not force:
-        raise FileExistsError(", ".join(existing))
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise FileExistsError(f"{', '.join(existing)} already {verb}")
     dest.mkdir(parents=True, exist_ok=True)
     for name, target in zip(EDITABLE_FILES, targets, strict=True):
         target.write_bytes((DEFAULTS_DIR / name).read_bytes())

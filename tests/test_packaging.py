@@ -128,10 +128,14 @@ def test_init_model_writes_editable_copies_and_refuses_to_overwrite(tmp_path: Pa
     assert sorted(p.name for p in dest.iterdir()) == sorted(EDITABLE_FILES)
 
     (dest / "model.yaml").write_text("version: mine\n", encoding="utf-8")
+    (dest / "titles.yaml").unlink()
     again = runner.invoke(cli, ["init-model", str(dest)])
     assert again.exit_code == 1
-    assert f"error: {dest / 'model.yaml'}, " in again.output
-    assert "nothing written (--force overwrites)" in again.output
+    assert again.output == (
+        f"error: {dest / 'model.yaml'}, {dest / 'freemail.yaml'}, "
+        f"{dest / 'leadscore.env.example'} already exist; nothing written (--force overwrites)\n"
+    )
+    assert not (dest / "titles.yaml").exists()
     assert (dest / "model.yaml").read_text(encoding="utf-8") == "version: mine\n"
 
     forced = runner.invoke(cli, ["init-model", "--force", str(dest)])

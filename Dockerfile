@@ -11,6 +11,10 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY connector ./connector
+# connector/defaults and connector/demo_data are symlinks to these: the wheel ships the default
+# model, title rules, free-mail overrides and the demo firmographics
+COPY config ./config
+COPY fixtures/firmographics.csv ./fixtures/
 # mypyc type-checks what it compiles: the runtime dependencies (`.`) and stubs come first
 RUN pip install --no-cache-dir 'mypy>=1.10,<2' 'setuptools>=70.1' 'wheel>=0.42' \
         'types-PyYAML>=6' 'types-requests>=2.31' . \
@@ -24,13 +28,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LEADSCORE_STATE_PATH=/data/leadscore.db \
     LEADSCORE_HTTP_HOST=0.0.0.0 \
     LEADSCORE_HTTP_PORT=9464 \
-    LEADSCORE_LOG_JSON=true \
-    LEADSCORE_MODEL_PATH=/app/config/model.yaml \
-    LEADSCORE_FIRMOGRAPHICS_PATH=/app/fixtures/firmographics.csv
+    LEADSCORE_LOG_JSON=true
 
+# the default model and firmographics are inside the wheel; for your own model,
+# `leadscore init-model /data/model` and set LEADSCORE_MODEL_PATH=/data/model/model.yaml
 WORKDIR /app
-COPY config ./config
-COPY fixtures ./fixtures
 COPY --from=build /wheels /tmp/wheels
 RUN pip install --no-cache-dir /tmp/wheels/*.whl \
     && rm -rf /tmp/wheels \

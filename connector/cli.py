@@ -90,6 +90,35 @@ def validate_model_cmd(path: str | None, as_json: bool) -> None:
     click.echo(f"OK {loaded.version} {loaded.fingerprint}")
 
 
+@cli.command("init-model")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite files that already exist there.")
+def init_model_cmd(directory: str, force: bool) -> None:
+    """Write editable copies of the shipped model, title rules, free-mail overrides and
+    env example into DIRECTORY."""
+    from connector.resources import write_editable_copies
+
+    dest = Path(directory)
+    try:
+        written = write_editable_copies(dest, force=force)
+    except FileExistsError as exc:
+        click.echo(f"error: {exc}; nothing written (--force overwrites)", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"error: cannot write to {dest} ({exc.strerror})", err=True)
+        sys.exit(1)
+    for path in written:
+        click.echo(f"wrote {path}")
+    model = dest / "model.yaml"
+    click.echo(
+        "Next: edit them, bump `version`, then\n"
+        f"  leadscore validate-model {model}\n"
+        f"  leadscore rescore --dry-run --model {model}   # preview against the stored scores\n"
+        f"and set LEADSCORE_MODEL_PATH={model.resolve()} (and LEADSCORE_FREEMAIL_PATH="
+        f"{(dest / 'freemail.yaml').resolve()}) to put them in force."
+    )
+
+
 def _console() -> Console:
     from connector.console import make_console
 
@@ -106,6 +135,8 @@ def _load_model_or_exit(path: str | None, exit_code: int = 2) -> LoadedModel:
             click.echo(f"{target}: {p}", err=True)
         click.echo(f"{len(problems)} problem(s) in the model file; nothing scored.", err=True)
         sys.exit(exit_code)
+    for note in loaded.notes:
+        click.echo(f"{target}: warning: {note}", err=True)
     return loaded
 
 

@@ -15,10 +15,11 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.errors import ConfigError
+from connector.resources import DEFAULTS_DIR, DEMO_DATA_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = ROOT / "config"
-FIXTURES_DIR = ROOT / "fixtures"
+# the shipped defaults (config/ and fixtures/ of a checkout; inside the package once installed)
+CONFIG_DIR = DEFAULTS_DIR
+FIXTURES_DIR = DEMO_DATA_DIR
 
 
 class Settings(BaseSettings):
@@ -101,6 +102,9 @@ class Settings(BaseSettings):
     # Enrichment
     firmographics_path: Path | None = Field(
         FIXTURES_DIR / "firmographics.csv", description="Local firmographics CSV/JSON."
+    )
+    freemail_path: Path | None = Field(
+        None, description="Free-mail overrides file (default: the shipped freemail.yaml)."
     )
     pdl_api_key: SecretStr | None = None
     apollo_api_key: SecretStr | None = None

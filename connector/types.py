@@ -43,6 +43,22 @@ EVENT_TYPES: tuple[str, ...] = (
     "custom",  # attributes: name + anything the CRM sent
 )
 
+# The attributes each event type carries (what a rule's `when` may test); None: any (custom).
+EVENT_ATTRIBUTES: dict[str, tuple[str, ...] | None] = {
+    "page_view": ("url", "referrer", "title"),
+    "form_submit": ("form", "form_id", "url"),
+    "email_delivered": ("campaign", "url"),
+    "email_open": ("campaign", "url"),
+    "email_click": ("campaign", "url"),
+    "email_bounce": ("campaign", "url"),
+    "email_unsubscribe": ("campaign", "url"),
+    "webinar_registered": ("name",),
+    "webinar_attended": ("name", "watched_share", "minutes_watched"),
+    "meeting_booked": ("title",),
+    "deal_opened": ("name",),
+    "custom": None,
+}
+
 EmailKind = Literal["corporate", "free", "disposable", "invalid", "missing", "unknown"]
 
 # HubSpot's lifecycle stages, in order. Marketo adapters map their status field onto these.

@@ -62,7 +62,7 @@ def state_enrich_fn(settings: Settings, store: StateStore) -> EnrichFn | None:
         from connector.enrich.enricher import offline_enrich_fn
     except ImportError:  # pragma: no cover - enrichment not in this build
         return None
-    base = offline_enrich_fn(settings.firmographics_path)
+    base = offline_enrich_fn(settings.firmographics_path, settings.freemail_path)
 
     def enrich(emails: list[str], now: datetime) -> dict[str, Enrichment]:
         found = base(emails, now)

@@ -23,7 +23,7 @@ import yaml
 from connector.calibrate.fit import PointChange
 from connector.errors import ModelError
 from connector.files import write_private
-from connector.model.loader import LoadedModel, validate_model_file
+from connector.model.loader import LoadedModel, title_rules_path, validate_model_file
 
 PathKey = tuple[str | int, ...]
 
@@ -129,7 +129,9 @@ def render_suggested(
     raw = yaml.safe_load(text)
     all_edits = dict(edits)
     ref = raw.get("title_rules", "titles.yaml") if isinstance(raw, dict) else None
-    if isinstance(ref, str):
+    # a model whose missing titles.yaml the shipped rules stand in for keeps its reference:
+    # the suggested file falls back the same way (never pinned to the installed package)
+    if isinstance(ref, str) and title_rules_path(source, ref)[1] is None:
         titles = (source.parent / ref).resolve()
         out_dir = out_path.resolve().parent
         if absolute_titles or Path(ref).is_absolute():

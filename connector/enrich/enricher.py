@@ -355,12 +355,13 @@ def build_enricher(
         cache if cache is not None else InMemoryCompanyCache(),
         settings.enrich_hit_ttl_days,
         settings.enrich_miss_ttl_days,
-        lists=load_domain_lists(overrides_path),
+        lists=load_domain_lists(overrides_path or settings.freemail_path),
     )
 
 
 def offline_enrich_fn(
     firmographics_path: Path | None = DEFAULT_FIRMOGRAPHICS_PATH,
+    freemail_path: Path | None = None,
 ) -> Callable[[list[str], datetime], dict[str, Enrichment]]:
     """`enrich_many` over the local firmographics file and the domain heuristic only, with an
     in-memory cache: for offline scoring, which never calls out."""
@@ -370,7 +371,7 @@ def offline_enrich_fn(
         if local is not None:
             providers.append(local)
     providers.append(HeuristicProvider())
-    enricher = Enricher(providers, InMemoryCompanyCache())
+    enricher = Enricher(providers, InMemoryCompanyCache(), lists=load_domain_lists(freemail_path))
 
     def enrich(emails: list[str], now: datetime) -> dict[str, Enrichment]:
         return enricher.enrich_many(emails, now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,51 +13,44 @@ import yaml
 from pydantic import ValidationError
 
 from connector.errors import ModelError
+from connector.model.problems import (
+    Problem,
+    compose,
+    describe,
+    first_per_location,
+    pydantic_problems,
+)
+from connector.model.problems import format_errors as format_errors
 from connector.model.schema import ScoringModel, semantic_problems
 from connector.model.titles import TitleClassifier, TitleTable, validate_title_table
+from connector.model.vocabulary import vocabulary_problems
+from connector.resources import DEFAULT_MODEL_PATH as _SHIPPED_MODEL
+from connector.resources import DEFAULT_TITLES_PATH as _SHIPPED_TITLES
 from connector.text import clean_value
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "config" / "model.yaml"
+DEFAULT_MODEL_PATH = _SHIPPED_MODEL  # the default model, shipped in the package
+DEFAULT_TITLES_PATH = _SHIPPED_TITLES  # its title rules
+DEFAULT_TITLES_NAME = "titles.yaml"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A validated model with its title table, its path and its content fingerprint."""
+    """A validated model with its title table, its path and its content fingerprint.
+
+    `notes`: warnings an admin should read (the shipped title rules stood in for a missing
+    `titles.yaml` next to the model)."""
 
     model: ScoringModel
     titles: TitleClassifier
     path: str
     fingerprint: str
+    notes: tuple[str, ...] = ()
 
     @property
     def version(self) -> str:
         return self.model.version
-
-
-def format_errors(exc: ValidationError) -> list[str]:
-    out: list[str] = []
-    for err in exc.errors():
-        loc = ""
-        for part in err["loc"]:
-            if isinstance(part, int):
-                loc += f"[{part}]"
-            elif part in ("str", "int", "float", "bool", "list[union[str,int,float]]", "Match"):
-                continue  # union branch names add noise, not location
-            else:
-                loc += f".{part}" if loc else str(part)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] in ("int_parsing", "int_type", "int_from_float"):
-            msg = "must be an integer"
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown key (typo?)"
-        elif err["type"] == "missing":
-            msg = "required"
-        out.append(f"{loc}: {msg}" if loc else msg)
-    # a union error repeats one location per branch; keep the first message per location
-    seen: dict[str, str] = {}
-    for line in out:
-        seen.setdefault(line.split(":", 1)[0], line)
-    return list(seen.values())
 
 
 def fingerprint(model: ScoringModel, titles: TitleTable) -> str:
@@ -68,12 +62,40 @@ def fingerprint(model: ScoringModel, titles: TitleTable) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+def title_rules_path(model_path: Path, ref: str | None) -> tuple[Path, str | None, str | None]:
+    """Where the title table of the model at `model_path` is: (path, note, problem).
+
+    `title_rules` is relative to the model file's folder. A copy of the default model that
+    left its `titles.yaml` behind (the default name, absent there) falls back to the shipped
+    title rules, with a note naming where it looked; any other missing file is a problem
+    naming the path and what to do. `title_rules: null` means the shipped rules."""
+    if ref is None:
+        return DEFAULT_TITLES_PATH, None, None
+    path = model_path.parent / ref
+    if path.exists() or ref != DEFAULT_TITLES_NAME:
+        problem = None
+        if not path.is_file():
+            problem = (
+                f"no title rule file at {path} (title_rules {ref!r} is relative to the model's "
+                "folder): put the file there or fix title_rules; `leadscore init-model DIR` "
+                "writes a model with its titles.yaml"
+            )
+        return path, None, problem
+    note = (
+        f"title_rules: no {ref} next to the model (looked at {path}); using the shipped title "
+        f"rules ({DEFAULT_TITLES_PATH}). To edit them, copy that file there or run "
+        "`leadscore init-model DIR`"
+    )
+    return DEFAULT_TITLES_PATH, note, None
+
+
 def validate_model_file(path: str | Path) -> tuple[LoadedModel | None, list[str]]:
-    """Return (model, []) or (None, every problem with its location)."""
+    """Return (model, []) or (None, every problem with its line, rule name and location)."""
     p = Path(path)
     try:
+        text = p.read_text(encoding="utf-8")
         # a "\ud83d" escape is a lone surrogate no UTF-8 sink can write: replaced by U+FFFD
-        raw: Any = clean_value(yaml.safe_load(p.read_text(encoding="utf-8")))
+        raw: Any = clean_value(yaml.safe_load(text))
     except OSError as exc:
         return None, [f"cannot read model file ({exc.strerror})"]
     except yaml.YAMLError as exc:
@@ -83,21 +105,33 @@ def validate_model_file(path: str | Path) -> tuple[LoadedModel | None, list[str]
         return None, [f"{where}not valid YAML ({problem})"]
     if not isinstance(raw, dict):
         return None, ["the model file must be a mapping of keys (version, fit, engagement, ...)"]
-    problems: list[str] = []
+    found: list[Problem] = []
     model: ScoringModel | None = None
     try:
         model = ScoringModel.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(format_errors(exc))
-    problems.extend(p for p in semantic_problems(raw) if p not in problems)
+        found.extend(pydantic_problems(exc, ScoringModel))
+    found.extend(semantic_problems(raw))
     table: TitleTable | None = None
-    title_ref = raw.get("title_rules", "titles.yaml")
-    if isinstance(title_ref, str):
-        table, title_problems = validate_title_table(p.parent / title_ref)
-        problems.extend(f"title_rules: {t}" for t in title_problems)
+    title_problems: list[str] = []
+    notes: tuple[str, ...] = ()
+    title_ref = raw.get("title_rules", DEFAULT_TITLES_NAME)
+    if title_ref is None or isinstance(title_ref, str):
+        titles_path, note, missing = title_rules_path(p, title_ref)
+        if missing is not None:
+            found.append((("title_rules",), missing))
+        else:
+            table, title_problems = validate_title_table(titles_path)
+            notes = (note,) if note else ()
+    found.extend(vocabulary_problems(raw, table))
+    problems: list[str] = []
+    if found:
+        root = compose(text)
+        problems = [describe(f, raw, root) for f in first_per_location(found)]
+    problems.extend(f"title_rules: {t}" for t in title_problems)
     if problems or model is None or table is None:
         return None, problems
-    return LoadedModel(model, TitleClassifier(table), str(p), fingerprint(model, table)), []
+    return LoadedModel(model, TitleClassifier(table), str(p), fingerprint(model, table), notes), []
 
 
 def load_model(path: str | Path | None = None) -> LoadedModel:
@@ -105,4 +139,6 @@ def load_model(path: str | Path | None = None) -> LoadedModel:
     loaded, problems = validate_model_file(p)
     if loaded is None:
         raise ModelError(str(p), problems)
+    for note in loaded.notes:
+        log.warning("%s: %s", p, note)
     return loaded

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from connector.model.problems import Loc, Problem, did_you_mean
+
 GRADES = ("A", "B", "C", "D")
 Grade = Literal["A", "B", "C", "D"]
 GradeABC = Literal["A", "B", "C"]
@@ -259,7 +261,7 @@ class ScoringModel(_Strict):
         return {k: [str(x).strip().lower() for x in vals] for k, vals in v.items()}
 
 
-def semantic_problems(raw: object) -> list[str]:
+def semantic_problems(raw: object) -> list[Problem]:
     """Cross-reference checks on the raw file, run even when field validation failed.
 
     Unknown categories, duplicate rule names, references to unknown lists or rules, bad regexes.
@@ -267,7 +269,7 @@ def semantic_problems(raw: object) -> list[str]:
     """
     import re
 
-    problems: list[str] = []
+    problems: list[Problem] = []
     if not isinstance(raw, dict):
         return problems
     lists = _as_dict(raw.get("lists"))
@@ -276,55 +278,74 @@ def semantic_problems(raw: object) -> list[str]:
     cats = _as_dict(eng.get("categories"))
     rules = _as_list(eng.get("rules"))
     rule_names = {r.get("name") for r in rules if isinstance(r, dict)}
+    known_rules = sorted(n for n in rule_names if isinstance(n, str))
 
-    def check_match(where: str, value: object) -> None:
+    def check_match(where: Loc, value: object) -> None:
         while isinstance(value, dict):
             for ref_key in ("in_list", "not_in_list"):
                 ref = value.get(ref_key)
                 if isinstance(ref, str) and ref not in lists:
-                    problems.append(f"{where}.{ref_key}: unknown list {ref!r}")
+                    problems.append(
+                        ((*where, ref_key), f"unknown list {ref!r}{did_you_mean(ref, lists)}")
+                    )
             rx = value.get("regex")
             if isinstance(rx, str):
                 try:
                     re.compile(rx)
                 except re.error as exc:
-                    problems.append(f"{where}.regex: invalid regular expression ({exc})")
+                    problems.append(((*where, "regex"), f"invalid regular expression ({exc})"))
             value = value.get("not")
+            where = (*where, "not")
 
-    def check_when(where: str, when: object) -> None:
+    def check_when(where: Loc, when: object) -> None:
         if not isinstance(when, dict):
             return
         for key, value in when.items():
-            check_match(f"{where}.{key}", value)
+            check_match((*where, key), value)
             if key == "fired":
-                for n in value if isinstance(value, list) else [value]:
+                named = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+                for k, n in named:
                     if isinstance(n, str) and n not in rule_names:
-                        problems.append(f"{where}.fired: unknown engagement rule {n!r}")
+                        loc: Loc = (*where, "fired") if k is None else (*where, "fired", k)
+                        problems.append(
+                            (
+                                loc,
+                                f"unknown engagement rule {n!r}{did_you_mean(n, known_rules)}",
+                            )
+                        )
 
     for section in ("rules", "force"):
         for i, item in enumerate(_as_list(fit.get(section))):
             if isinstance(item, dict):
-                check_when(f"fit.{section}[{i}].when", item.get("when"))
+                check_when(("fit", section, i, "when"), item.get("when"))
     seen: set[str] = set()
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict):
             continue
+        at: Loc = ("engagement", "rules", i)
         cat = rule.get("category")
         if isinstance(cat, str) and cat not in cats:
-            problems.append(f"engagement.rules[{i}].category: unknown category {cat!r}")
+            problems.append(
+                ((*at, "category"), f"unknown category {cat!r}{did_you_mean(cat, cats)}")
+            )
         name = rule.get("name")
         if isinstance(name, str):
             if name in seen:
-                problems.append(f"engagement.rules[{i}].name: duplicate rule name {name!r}")
+                problems.append(((*at, "name"), f"duplicate rule name {name!r}"))
             seen.add(name)
-        check_when(f"engagement.rules[{i}].when", rule.get("when"))
+        check_when((*at, "when"), rule.get("when"))
         for j, tier in enumerate(_as_list(rule.get("tiers"))):
             if isinstance(tier, dict):
-                check_when(f"engagement.rules[{i}].tiers[{j}].when", tier.get("when"))
+                check_when((*at, "tiers", j, "when"), tier.get("when"))
     sql = _as_dict(_as_dict(raw.get("lifecycle")).get("sql"))
-    for n in _as_list(sql.get("events")):
+    for k, n in enumerate(_as_list(sql.get("events"))):
         if n not in rule_names:
-            problems.append(f"lifecycle.sql.events: unknown engagement rule {n!r}")
+            problems.append(
+                (
+                    ("lifecycle", "sql", "events", k),
+                    f"unknown engagement rule {n!r}{did_you_mean(str(n), known_rules)}",
+                )
+            )
     return problems
 
 

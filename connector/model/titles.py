@@ -14,6 +14,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from connector.model.problems import (
+    compose,
+    describe,
+    did_you_mean,
+    first_per_location,
+    pydantic_problems,
+)
+
 SENIORITIES = (
     "executive",
     "vp",
@@ -53,7 +61,10 @@ class TitleRule(BaseModel):
     @classmethod
     def _known(cls, v: str | None) -> str | None:
         if v is not None and v not in SENIORITIES:
-            raise ValueError(f"unknown seniority {v!r}; one of {', '.join(SENIORITIES)}")
+            raise ValueError(
+                f"unknown seniority {v!r}{did_you_mean(v, SENIORITIES)}; one of "
+                + ", ".join(SENIORITIES)
+            )
         return v
 
 
@@ -118,8 +129,10 @@ def load_title_table(path: Path) -> TitleTable:
 
 
 def validate_title_table(path: Path) -> tuple[TitleTable | None, list[str]]:
+    """The table, or every problem of the file with its line and rule name."""
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data: Any = yaml.safe_load(text)
     except OSError as exc:
         return None, [f"{path}: cannot read ({exc.strerror})"]
     except yaml.YAMLError as exc:
@@ -127,6 +140,6 @@ def validate_title_table(path: Path) -> tuple[TitleTable | None, list[str]]:
     try:
         return TitleTable.model_validate(data), []
     except ValidationError as exc:
-        from connector.model.loader import format_errors
-
-        return None, [f"{path.name}: {p}" for p in format_errors(exc)]
+        root = compose(text)
+        found = first_per_location(pydantic_problems(exc, TitleTable))
+        return None, [f"{path.name}: {describe(p, data, root)}" for p in found]

@@ -71,6 +71,8 @@ def _model(path: Path) -> LoadedModel:
         for p in problems:
             click.echo(f"{path}: {p}", err=True)
         _fail(f"{len(problems)} problem(s) in the model file", 2)
+    for note in loaded.notes:
+        click.echo(f"{path}: warning: {note}", err=True)
     return loaded
 
 

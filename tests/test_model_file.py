@@ -140,7 +140,7 @@ def test_a_typo_in_an_enumerated_value_is_named_with_the_known_values(tmp_path: 
     ]
     # and a preview with it refuses to run, rather than showing MQLs fall
     preview = CliRunner().invoke(cli, ["rescore", "--dry-run", "--model", str(path)])
-    assert preview.exit_code == 1
+    assert preview.exit_code == 2  # a bad model is a configuration error (exit 2)
     assert "unknown seniority 'manger'" in preview.output
 
 

@@ -55,6 +55,11 @@ def _settings(ctx: click.Context, **more: object) -> Settings:
         sys.exit(exc.exit_code)
 
 
+def _note(line: str) -> None:
+    """A warning to show before anything is written (on stderr)."""
+    click.echo(line, err=True)
+
+
 def _fail(exc: ConnectorError) -> NoReturn:
     click.echo(f"error: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -62,10 +67,40 @@ def _fail(exc: ConnectorError) -> NoReturn:
 
 @cli.command("validate-model")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
-def validate_model_cmd(path: str | None) -> None:
-    """Check a model file; list every problem with its location."""
+@click.pass_context
+def validate_model_cmd(ctx: click.Context, path: str | None) -> None:
+    """Check a model file; list every problem with its location.
+
+    With a state DB, also compares it with the model in force there: a model whose content
+    changed while its `version` did not gets a warning."""
     loaded = _load_model_or_exit(path)
     click.echo(f"OK {loaded.version} {loaded.fingerprint}")
+    for line in _compare_with_active(ctx, loaded):
+        click.echo(line, err=True)
+
+
+def _compare_with_active(ctx: click.Context, loaded: LoadedModel) -> list[str]:
+    """What the state DB's model in force says about `loaded` (nothing without a state DB or
+    with settings that do not load: validating a file needs neither)."""
+    from connector.active_model import describe_active, version_not_bumped
+    from connector.state.store import StateStore
+
+    try:
+        settings = load_settings(**dict(ctx.obj or {}))
+    except ConfigError:
+        return []
+    if not Path(settings.state_path).exists():
+        return []
+    try:
+        with StateStore.open(settings.state_path) as store:
+            active = store.get_active_model(settings.crm)
+    except ConnectorError as exc:
+        return [f"note: state DB not read ({exc})"]
+    if active is None or active.fingerprint == loaded.fingerprint:
+        return [] if active is None else ["note: this is the model in force"]
+    out = [f"note: the model in force is {describe_active(active)}"]
+    bumped = version_not_bumped(loaded, active.version, active.fingerprint)
+    return out if bumped is None else [*out, bumped]
 
 
 def _console() -> Console:
@@ -230,7 +265,7 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
     )
     model = _load_model_or_exit(str(settings.model_path), exit_code=2)
     try:
-        with open_app(settings, model) as app:
+        with open_app(settings, model, on_note=_note) as app:
             summary = app.pipeline.sync()
     except ConnectorError as exc:
         _fail(exc)

@@ -80,6 +80,17 @@ def rebuild(active: ActiveModel) -> LoadedModel:
         ) from None
 
 
+def in_force_or(store: StateStore, crm: str, fallback: LoadedModel) -> LoadedModel:
+    """For the commands that only read (simulate, explain): the model in force, or `fallback`
+    (the configured model) before any rollout."""
+    active = store.get_active_model(crm)
+    return (
+        fallback
+        if active is None or active.fingerprint == fallback.fingerprint
+        else rebuild(active)
+    )
+
+
 def version_not_bumped(new: LoadedModel, version: str, fp: str) -> str | None:
     """A warning when `new` has the version of another model (`version`, `fp`) but other
     content: the CRM's model version would not tell the two apart."""

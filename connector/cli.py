@@ -300,7 +300,8 @@ def explain_cmd(
     model = _load_model_or_exit(model_path)
     now = _parse_now(now_text)
     if contacts_path is None:
-        _explain_from_state(click.get_current_context(), who, model, now)
+        # without --model: the state DB's model in force
+        _explain_from_state(click.get_current_context(), who, model, now, model_path is None)
         return
     run = score_files(contacts_path, events_path, model, now, enrich=_offline_enrich())
     for contact, r in run.scored:
@@ -311,8 +312,12 @@ def explain_cmd(
     sys.exit(1)
 
 
-def _explain_from_state(ctx: click.Context, who: str, model: LoadedModel, now: datetime) -> None:
-    """Explain from the state DB: the stored contact and events, scored as of now."""
+def _explain_from_state(
+    ctx: click.Context, who: str, model: LoadedModel, now: datetime, in_force: bool = False
+) -> None:
+    """Explain from the state DB: the stored contact and events, scored as of now (with the
+    model in force when `in_force`, else with `model`)."""
+    from connector.active_model import in_force_or
     from connector.app import build_enricher
     from connector.scoring import score
     from connector.state.store import StateStore
@@ -330,6 +335,8 @@ def _explain_from_state(ctx: click.Context, who: str, model: LoadedModel, now: d
         _fail(exc)
     try:
         crm = settings.crm
+        if in_force:
+            model = in_force_or(store, crm, model)
         cid = who
         if "@" in who:
             found = store.find_contact_ids_by_email(crm, [who.lower()])

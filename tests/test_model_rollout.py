@@ -142,6 +142,15 @@ def test_a_rollout_is_not_undone_by_the_next_sync(
     )
     assert "come from another model" not in status.output
 
+    # the commands that only read use the model in force too
+    sim = runner.invoke(cli, ["simulate", "--threshold", "100"])
+    assert sim.exit_code == 0, sim.output
+    assert "with model 2026.12-v2, threshold 80 →" in " ".join(sim.output.split())
+    dana = runner.invoke(cli, ["explain", "dana.whitfield@acme-analytics.com"])
+    assert dana.exit_code == 0, dana.output
+    assert f"model 2026.12-v2 ({v2.fingerprint})" in dana.output
+    assert "the stored score used model" not in dana.output
+
     # LEADSCORE_MODEL_PATH names the old model: refused before any CRM call or DB write
     monkeypatch.setenv("LEADSCORE_MODEL_PATH", v1.path)
     before = dump(state)

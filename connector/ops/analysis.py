@@ -198,11 +198,14 @@ def simulate_cmd(ctx: click.Context, threshold: float | None, model_path: str | 
         fail("give exactly one of --threshold N or --model PATH", 2)
     if threshold is not None and (not math.isfinite(threshold) or threshold < 0):
         fail(f"--threshold must be a number of points, 0 or more (got {threshold:g})", 2)
+    from connector.active_model import in_force_or
+
     settings = settings_from(ctx)
     current = load_model_or_exit(str(settings.model_path))
     other = load_model_or_exit(model_path) if model_path else None
     store = open_existing_store(settings)
     try:
+        current = in_force_or(store, settings.crm, current)  # "now" is the model in force
         if store.count_contacts(settings.crm) == 0:
             fail(f"no {settings.crm} contacts in {settings.state_path}; run `leadscore sync` first")
         enricher = analysis_enricher(settings, store)

@@ -166,7 +166,10 @@ def model_in_force(
             f"{head}; nothing was written. Roll it out with `leadscore rescore --model "
             f"{configured.path}`, or drop LEADSCORE_MODEL_PATH / --model to keep the model in force"
         )
-    notes = [f"note: {head}: scoring with the model in force"]
+    notes = [
+        f"note: scoring with the model in force {describe_active(active)}; the default model "
+        f"file {configured.path} ({named}) is not in force"
+    ]
     bumped = version_not_bumped(configured, active.version, in_force.fingerprint)
     if bumped is not None:
         notes.append(bumped)

@@ -122,7 +122,11 @@ def test_a_rollout_is_not_undone_by_the_next_sync(
     assert sync.exit_code == 0, sync.output
     assert ", written 0," in sync.output
     assert write_calls(sandbox) == []
-    assert f"is not the model in force (2026.12-v2 ({v2.fingerprint})" in sync.output
+    assert f"note: scoring with the model in force 2026.12-v2 ({v2.fingerprint})" in sync.output
+    assert (
+        f"the default model file {v1.path} ({v1.version} ({v1.fingerprint})) is not in force"
+        in (sync.output)
+    )
     assert crm_versions(sandbox, state) == {"2026.12-v2"}
     assert {cid: dict(sandbox.contact(cid).properties) for cid in crm_after_rollout} == (
         crm_after_rollout

@@ -16,19 +16,22 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pydantic import SecretStr
 
 from connector.active_model import activate, model_in_force
 from connector.app import open_app
 from connector.cli import cli
+from connector.crm.hubspot import HubSpotAdapter
 from connector.model.loader import load_model
 from connector.model.snapshot import model_content, model_from_content
 from connector.offline import score_files
+from connector.pipeline import Pipeline
 from connector.sandbox.demo_portal import build_demo_portal
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.settings import load_settings
 from connector.state.store import StateStore
 
-from .conftest import NOW
+from .conftest import NOW, Harness
 from .test_ops_rescore import DEFAULT_VERSION, THRESHOLD_80, model_file
 
 CRM = "hubspot"
@@ -299,3 +302,35 @@ def test_the_stored_model_rebuilds_exactly(tmp_path: Path) -> None:
         found = model_in_force(store, CRM, v2, explicit=True)
         assert found.active is not None and found.active.content == content
         assert found.notes == []
+
+
+def test_a_rollout_whose_first_sync_stops_leaves_the_model_in_force(
+    demo: Harness, tmp_path: Path
+) -> None:
+    """The token is refused: nothing was rescored, so the old model stays in force."""
+    from connector.ops.rescore import apply_rescore
+
+    assert demo.pipeline.sync().status == "ok"
+    v1 = demo.pipeline.model
+    activate(demo.store, CRM, v1, now=NOW)
+    v2 = load_model(model_file(tmp_path, "model.v2", (DEFAULT_VERSION, V2), THRESHOLD_80))
+    refused = HubSpotAdapter(SecretStr("pat-na1-wrong"), demo.sb.url, timeout_s=5)
+    try:
+        pipeline = Pipeline(demo.store, refused, v1, clock=lambda: NOW)
+        applied = apply_rescore(pipeline, v2)
+    finally:
+        refused.close()
+    assert applied.rescore is None and applied.sync.status == "auth"
+    active = demo.store.get_active_model(CRM)
+    assert active is not None and active.fingerprint == v1.fingerprint
+    assert {s.model_fingerprint for s in demo.store.iter_scores(CRM)} == {v1.fingerprint}
+
+    applied = apply_rescore(demo.pipeline, v2)  # with the right token
+    assert applied.rescore is not None and applied.rescore.status == "ok"
+    active = demo.store.get_active_model(CRM)
+    assert active is not None and (active.version, active.fingerprint) == (
+        "2026.12-v2",
+        v2.fingerprint,
+    )
+    assert active.applied_at == NOW and active.applied_by == "rescore"
+    assert {s.model_fingerprint for s in demo.store.iter_scores(CRM)} == {v2.fingerprint}

@@ -91,6 +91,15 @@ def in_force_or(store: StateStore, crm: str, fallback: LoadedModel) -> LoadedMod
     )
 
 
+def file_of_active(active: ActiveModel) -> LoadedModel | None:
+    """The file the model in force was rolled out from, when it still holds that model (for
+    the commands that need a file: `calibrate` edits one)."""
+    from connector.model.loader import validate_model_file
+
+    loaded, _ = validate_model_file(active.source_path)
+    return loaded if loaded is not None and loaded.fingerprint == active.fingerprint else None
+
+
 def version_not_bumped(new: LoadedModel, version: str, fp: str) -> str | None:
     """A warning when `new` has the version of another model (`version`, `fp`) but other
     content: the CRM's model version would not tell the two apart."""

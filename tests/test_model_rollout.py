@@ -334,3 +334,23 @@ def test_a_rollout_whose_first_sync_stops_leaves_the_model_in_force(
     )
     assert active.applied_at == NOW and active.applied_by == "rescore"
     assert {s.model_fingerprint for s in demo.store.iter_scores(CRM)} == {v2.fingerprint}
+
+
+def test_calibrate_starts_from_the_model_in_force(sandbox: HubSpotSandbox, tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["sync"]).exit_code == 0
+    path = model_file(tmp_path, "model.v2", (DEFAULT_VERSION, V2), THRESHOLD_80)
+    v2 = load_model(path)
+    assert runner.invoke(cli, ["rescore", "--model", str(path)]).exit_code == 0
+    out = tmp_path / "suggested.yaml"
+    res = runner.invoke(cli, ["calibrate", "--out", str(out)])
+    assert res.exit_code == 3, res.output  # 50 demo contacts: too little data to suggest
+    assert f"Model 2026.12-v2 ({v2.fingerprint})" in res.output
+    assert "note: calibrating" not in res.output
+    path.write_text(path.read_text().replace("threshold: 80", "threshold: 85"))  # edited since
+    res = runner.invoke(cli, ["calibrate", "--out", str(out)])
+    v1 = load_model()
+    assert (
+        f"note: calibrating {v1.path} ({v1.version}, {v1.fingerprint}); the model in force is "
+        f"2026.12-v2 ({v2.fingerprint}), rolled out "
+    ) in res.output

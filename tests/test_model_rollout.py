@@ -354,3 +354,32 @@ def test_calibrate_starts_from_the_model_in_force(sandbox: HubSpotSandbox, tmp_p
         f"note: calibrating {v1.path} ({v1.version}, {v1.fingerprint}); the model in force is "
         f"2026.12-v2 ({v2.fingerprint}), rolled out "
     ) in res.output
+
+
+def test_a_rollout_while_leadscore_model_path_names_the_old_file(
+    sandbox: HubSpotSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's words: the rescore notes that LEADSCORE_MODEL_PATH still names the old file;
+    the next sync then refuses instead of writing the old model back."""
+    runner = CliRunner()
+    v1 = load_model()
+    monkeypatch.setenv("LEADSCORE_MODEL_PATH", v1.path)
+    assert runner.invoke(cli, ["sync"]).exit_code == 0
+    path = model_file(tmp_path, "model.v2", (DEFAULT_VERSION, V2), THRESHOLD_80)
+    res = runner.invoke(cli, ["rescore", "--model", str(path)])
+    assert res.exit_code == 0, res.output
+    assert (
+        f"note: LEADSCORE_MODEL_PATH still names {v1.path}, another model: sync, run and "
+        f"backfill refuse to start until it names {path} or is unset"
+    ) in res.output
+    sandbox.clear_log()
+    refused = runner.invoke(cli, ["sync"])
+    assert refused.exit_code == 2 and "is not the model in force" in refused.output
+    assert sandbox.requests == []
+    monkeypatch.setenv("LEADSCORE_MODEL_PATH", str(path))  # the admin follows the advice
+    ok = runner.invoke(cli, ["sync"])
+    assert ok.exit_code == 0, ok.output
+    assert ", written 0," in ok.output
+    assert "note:" not in ok.output and "warning:" not in ok.output
+    state = tmp_path / "state.db"
+    assert crm_versions(sandbox, state) == {"2026.12-v2"}

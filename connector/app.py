@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from connector.active_model import configured_explicitly, follow_active, model_in_force
 from connector.crm.base import CrmAdapter
 from connector.errors import ConfigError
 from connector.model.loader import LoadedModel, load_model
@@ -14,6 +16,8 @@ from connector.pipeline import COMPANY_FIELDS, Enricher, Pipeline, SyncOptions
 from connector.retry import RetryPolicy
 from connector.settings import Settings
 from connector.state.store import StateStore
+
+log = logging.getLogger("connector.app")
 
 
 def build_adapter(settings: Settings) -> CrmAdapter:
@@ -77,8 +81,25 @@ class App:
         self.store.close()
 
 
+def _log_note(line: str) -> None:
+    log.warning("%s", line.removeprefix("warning: ").removeprefix("note: "))
+
+
 @contextmanager
-def open_app(settings: Settings, model: LoadedModel | None = None) -> Iterator[App]:
+def open_app(
+    settings: Settings,
+    model: LoadedModel | None = None,
+    *,
+    rollout: bool = False,
+    on_note: Callable[[str], None] = _log_note,
+) -> Iterator[App]:
+    """The pieces wired from `settings`. `model`: the configured model (default: the file of
+    `settings.model_path`). The pipeline scores with the model in force
+    (`connector.active_model`): a configured model named explicitly that is not the active one
+    raises `ModelNotInForceError` before anything is written, and the pipeline follows a
+    rollout made meanwhile by another process. `on_note(line)` gets the warnings to show
+    before any write (stored scores from another model, ...). `rollout=True` (`leadscore
+    rescore`): `model` is used as given; the rescore makes it the active model."""
     loaded = model or load_model(settings.model_path)
     adapter = build_adapter(settings)  # a missing token fails here, before any file exists
     try:
@@ -86,6 +107,23 @@ def open_app(settings: Settings, model: LoadedModel | None = None) -> Iterator[A
     except BaseException:
         adapter.close()
         raise
+    active = None
+    if not rollout:
+        try:
+            found = model_in_force(
+                store,
+                settings.crm,
+                loaded,
+                explicit=configured_explicitly(settings),
+                record=not settings.dry_run,
+            )
+        except BaseException:
+            adapter.close()
+            store.close()
+            raise
+        loaded, active = found.model, found.active
+        for line in found.notes:
+            on_note(line)
     enricher = build_enricher(settings, store)
     pipeline = Pipeline(
         store,
@@ -94,6 +132,8 @@ def open_app(settings: Settings, model: LoadedModel | None = None) -> Iterator[A
         enricher=enricher,
         options=sync_options(settings),
     )
+    if not rollout:
+        pipeline.before_pass = follow_active(pipeline, active)
     app = App(settings, store, adapter, loaded, pipeline)
     try:
         yield app

@@ -61,6 +61,11 @@ def _settings(ctx: click.Context, **more: object) -> Settings:
         sys.exit(exc.exit_code)
 
 
+def _note(line: str) -> None:
+    """A warning to show before anything is written (on stderr)."""
+    click.echo(line, err=True)
+
+
 def _fail(exc: ConnectorError) -> NoReturn:
     click.echo(f"error: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -69,8 +74,12 @@ def _fail(exc: ConnectorError) -> NoReturn:
 @cli.command("validate-model")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: ok, version, problems.")
-def validate_model_cmd(path: str | None, as_json: bool) -> None:
-    """Check a model file; list every problem with its location (exit 1 if any)."""
+@click.pass_context
+def validate_model_cmd(ctx: click.Context, path: str | None, as_json: bool) -> None:
+    """Check a model file; list every problem with its location (exit 1 if any).
+
+    With a state DB, also compares it with the model in force there: a model whose content
+    changed while its `version` did not gets a warning."""
     if as_json:
         from connector.jsonout import emit
 
@@ -83,11 +92,38 @@ def validate_model_cmd(path: str | None, as_json: bool) -> None:
                 "version": found.version if found else None,
                 "fingerprint": found.fingerprint if found else None,
                 "problems": problems,
+                "notes": _compare_with_active(ctx, found) if found is not None else [],
             }
         )
         sys.exit(0 if found is not None else 1)
     loaded = _load_model_or_exit(path, exit_code=1)  # the problems found are its answer
     click.echo(f"OK {loaded.version} {loaded.fingerprint}")
+    for line in _compare_with_active(ctx, loaded):
+        click.echo(line, err=True)
+
+
+def _compare_with_active(ctx: click.Context, loaded: LoadedModel) -> list[str]:
+    """What the state DB's model in force says about `loaded` (nothing without a state DB or
+    with settings that do not load: validating a file needs neither)."""
+    from connector.active_model import describe_active, version_not_bumped
+    from connector.state.store import StateStore
+
+    try:
+        settings = load_settings(**dict(ctx.obj or {}))
+    except ConfigError:
+        return []
+    if not Path(settings.state_path).exists():
+        return []
+    try:
+        with StateStore.open(settings.state_path) as store:
+            active = store.get_active_model(settings.crm)
+    except ConnectorError as exc:
+        return [f"note: state DB not read ({exc})"]
+    if active is None or active.fingerprint == loaded.fingerprint:
+        return [] if active is None else ["note: this is the model in force"]
+    out = [f"note: the model in force is {describe_active(active)}"]
+    bumped = version_not_bumped(loaded, active.version, active.fingerprint)
+    return out if bumped is None else [*out, bumped]
 
 
 @cli.command("init-model")
@@ -328,7 +364,7 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None, as_json:
     ctx.call_on_close(lambda: _drop_log_handler(handler))
     model = _load_model_or_exit(str(settings.model_path), exit_code=2)
     try:
-        with open_app(settings, model) as app:
+        with open_app(settings, model, on_note=_note) as app:
             summary = app.pipeline.sync()
     except ConnectorError as exc:
         _fail(exc)
@@ -418,7 +454,10 @@ def explain_cmd(
     model = _load_model_or_exit(model_path)
     now = _parse_now(now_text)
     if contacts_path is None:
-        _explain_from_state(click.get_current_context(), who, model, now, as_json)
+        # without --model: the state DB's model in force
+        _explain_from_state(
+            click.get_current_context(), who, model, now, as_json, in_force=model_path is None
+        )
         return
     run = score_files(contacts_path, events_path, model, now, enrich=_offline_enrich())
     for contact, r in run.scored:
@@ -447,9 +486,16 @@ def _emit_explanation(
 
 
 def _explain_from_state(
-    ctx: click.Context, who: str, model: LoadedModel, now: datetime, as_json: bool = False
+    ctx: click.Context,
+    who: str,
+    model: LoadedModel,
+    now: datetime,
+    as_json: bool = False,
+    in_force: bool = False,
 ) -> None:
-    """Explain from the state DB: the stored contact and events, scored as of now."""
+    """Explain from the state DB: the stored contact and events, scored as of now (with the
+    model in force when `in_force`, else with `model`)."""
+    from connector.active_model import in_force_or
     from connector.app import build_enricher
     from connector.explain import history_lines, not_counted
     from connector.scoring import score
@@ -468,6 +514,8 @@ def _explain_from_state(
         _fail(exc)
     try:
         crm = settings.crm
+        if in_force:
+            model = in_force_or(store, crm, model)
         cid = who
         if "@" in who:
             found = store.find_contact_ids_by_email(crm, [who.lower()])

@@ -269,6 +269,9 @@ class Pipeline:
         # It may raise StopRunError to stop the run cleanly there (the worker's shutdown); at
         # "page" it may also run other pipeline work (webhook refreshes) in this thread.
         self.checkpoint: Callable[[str], None] | None = None
+        # Called at the start of every pass, inside its run (it may switch `model`: a running
+        # worker follows a model rolled out by another process; connector.active_model).
+        self.before_pass: Callable[[], None] | None = None
 
     # -- the main job -----------------------------------------------------------------------
     def sync(self, *, rescore_all: bool = False) -> SyncSummary:
@@ -301,6 +304,8 @@ class Pipeline:
         limited_before = self.adapter.stats.rate_limited
         summary.run_id = self.store.start_run(self.crm, kind, at=self.clock())
         try:
+            if self.before_pass is not None:
+                self.before_pass()
             body(summary)
             if summary.dead_lettered and self.options.fail_on_dead_letters:
                 summary.status, summary.exit_code = "partial", 1

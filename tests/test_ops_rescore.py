@@ -170,7 +170,11 @@ def test_cli_dry_run_writes_nothing_and_bad_input_is_one_line(
     assert res.exit_code == 0, res.output
     assert f"wrote {expected} contact(s) (the preview said {expected})" in res.output
     assert len(set(demo.written_ids())) == expected
-    assert "note: LEADSCORE_MODEL_PATH is still" in res.output
+    # threshold 80 under the same version: the rescore says so, and the model is now in force
+    assert f"warning: version not bumped: {path} is version 2026.11-default" in res.output
+    assert "(recorded in the state DB): sync, run and backfill score with it" in res.output
+    active = demo.store.get_active_model(CRM)
+    assert active is not None and active.fingerprint == load_model(path).fingerprint
     assert demo.sb.token not in res.output
 
     bad_model = tmp_path / "bad.yaml"

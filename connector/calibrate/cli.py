@@ -27,6 +27,7 @@ from connector.files import write_private
 if TYPE_CHECKING:
     from connector.calibrate.core import CalibrationResult
     from connector.calibrate.observe import EnrichFn
+    from connector.model.loader import LoadedModel
     from connector.settings import Settings
     from connector.state.store import StateStore
     from connector.types import Enrichment
@@ -48,6 +49,26 @@ def parse_horizon(text: str) -> timedelta:
     if value <= 0:
         raise click.BadParameter("the horizon must be positive", param_hint="--horizon")
     return delta[unit]
+
+
+def _model_in_force(settings: Settings, store: StateStore, model: LoadedModel) -> LoadedModel:
+    """Calibrate the model in force (connector.active_model) unless a model file was named:
+    its file, when that still holds it; else say which model is calibrated."""
+    from connector.active_model import configured_explicitly, describe_active, file_of_active
+
+    active = store.get_active_model(settings.crm)
+    if active is None or active.fingerprint == model.fingerprint:
+        return model
+    if not configured_explicitly(settings):
+        found = file_of_active(active)
+        if found is not None:
+            return found
+    click.echo(
+        f"note: calibrating {model.path} ({model.version}, {model.fingerprint}); the model in "
+        f"force is {describe_active(active)}",
+        err=True,
+    )
+    return model
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -222,6 +243,7 @@ def calibrate_cmd(
         store = StateStore.open(settings.state_path)
     except ConnectorError as exc:
         _fail(str(exc), exc.exit_code)
+    model = _model_in_force(settings, store, model)
     try:
         try:
             result = calibrate(

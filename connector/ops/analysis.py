@@ -73,6 +73,13 @@ def rescore_cmd(
     and why. Without --dry-run it then rescores everybody with the model and writes back
     only what changed.
     """
+    from connector.active_model import (
+        configured_explicitly,
+        describe,
+        describe_active,
+        rebuild,
+        version_not_bumped,
+    )
     from connector.ops.parallel import plan_workers
     from connector.ops.rescore import preview_rescore
     from connector.ops.views import print_preview
@@ -90,6 +97,18 @@ def rescore_cmd(
 
     store = open_existing_store(settings)
     try:
+        active = store.get_active_model(settings.crm)
+        if active is not None and not configured_explicitly(settings):
+            model = rebuild(active)  # no model named: rescore everybody with the model in force
+        if active is not None and active.fingerprint != model.fingerprint:
+            click.echo(f"note: the model in force is {describe_active(active)}", err=True)
+        # before any rollout, the model most stored scores come from stands for the one in force
+        stored = store.stored_models(settings.crm)[:1] if active is None else []
+        reference = [(active.version, active.fingerprint)] if active is not None else []
+        for version, fp in reference or [(v, f) for v, f, _ in stored]:
+            bumped = version_not_bumped(model, version, fp)
+            if bumped is not None:
+                click.echo(bumped, err=True)
         total = store.count_contacts(settings.crm)
         if total == 0:
             fail(f"no {settings.crm} contacts in {settings.state_path}; run `leadscore sync` first")
@@ -133,7 +152,7 @@ def rescore_cmd(
         return build_enricher(settings, st)
 
     try:
-        with open_app(settings, model) as app:
+        with open_app(settings, model, rollout=True) as app:
             label = f"Rescoring with model {model.version} (after a sync)"
             with contacts_progress(label, total) as advance:
                 applied = apply_rescore(
@@ -156,12 +175,22 @@ def rescore_cmd(
         f"rescored with model {model.version}: wrote {applied.written} contact(s) "
         f"(the preview said {preview.to_write}{differs})"
     )
-    if Path(configured.model_path).resolve() != Path(settings.model_path).resolve():
+    if active is None or active.fingerprint != model.fingerprint:
         click.echo(
-            f"note: LEADSCORE_MODEL_PATH is still {configured.model_path}: point it at "
-            f"{settings.model_path}, or the next sync scores changed contacts with the old model",
-            err=True,
+            f"model {describe(model.version, model.fingerprint)} is now the model in force "
+            "(recorded in the state DB): sync, run and backfill score with it"
         )
+    if configured_explicitly(configured) and model_path:
+        from connector.model.loader import validate_model_file
+
+        named, _ = validate_model_file(configured.model_path)
+        if named is None or named.fingerprint != model.fingerprint:
+            click.echo(
+                f"note: LEADSCORE_MODEL_PATH still names {configured.model_path}, another "
+                f"model: sync, run and backfill refuse to start until it names "
+                f"{settings.model_path} or is unset",
+                err=True,
+            )
     sys.exit(applied.exit_code)
 
 
@@ -190,11 +219,14 @@ def simulate_cmd(
         fail("give exactly one of --threshold N or --model PATH", 2)
     if threshold is not None and (not math.isfinite(threshold) or threshold < 0):
         fail(f"--threshold must be a number of points, 0 or more (got {threshold:g})", 2)
+    from connector.active_model import in_force_or
+
     settings = settings_from(ctx)
     current = load_model_or_exit(str(settings.model_path))
     other = load_model_or_exit(model_path) if model_path else None
     store = open_existing_store(settings)
     try:
+        current = in_force_or(store, settings.crm, current)  # "now" is the model in force
         if store.count_contacts(settings.crm) == 0:
             fail(f"no {settings.crm} contacts in {settings.state_path}; run `leadscore sync` first")
         enricher = analysis_enricher(settings, store)
@@ -236,6 +268,7 @@ def simulate_cmd(
 @click.pass_context
 def status_cmd(ctx: click.Context, n_runs: int, as_json: bool) -> None:
     """Last runs, cursors, queues and model versions, from the state DB (no CRM call)."""
+    from connector.active_model import configured_explicitly
     from connector.model.loader import validate_model_file
     from connector.ops.status import build_status
     from connector.ops.views import print_status
@@ -245,7 +278,15 @@ def status_cmd(ctx: click.Context, n_runs: int, as_json: bool) -> None:
     problem = f"{settings.model_path}: {'; '.join(problems)}" if problems else None
     store = open_existing_store(settings)
     try:
-        st = build_status(store, settings.crm, _now(), model, model_problem=problem, runs=n_runs)
+        st = build_status(
+            store,
+            settings.crm,
+            _now(),
+            model,
+            model_problem=problem,
+            explicit=configured_explicitly(settings),
+            runs=n_runs,
+        )
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
     finally:
@@ -320,7 +361,7 @@ def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None, as_json:
 
     model = load_model_or_exit(str(settings.model_path))
     try:
-        with open_app(settings, model) as app:
+        with open_app(settings, model, on_note=lambda line: click.echo(line, err=True)) as app:
             result = retry_write_dead_letters(app.pipeline)
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)

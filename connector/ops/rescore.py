@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
+from connector.active_model import activate
 from connector.model.loader import LoadedModel
 from connector.ops.common import SCORE_BATCH, Rescored, reason_line, rescore_stored
 from connector.ops.parallel import by_id_range, tick
@@ -402,7 +403,11 @@ def apply_rescore(
     a pipeline with an enricher rescores in one process), the contacts whose CRM values
     change go on the write backlog, and the pipeline scores and writes those. Scores remember
     their model version; nothing is written twice. The pipeline keeps `model` afterwards.
-    `progress(n)`: `n` more contacts recomputed and saved."""
+    `progress(n)`: `n` more contacts recomputed and saved.
+
+    Once the sync went through, `model` becomes the model in force (the state DB's active
+    model, `connector.active_model`), before any score is recomputed: every later sync, and a
+    running worker from its next pass, score with it (a dry-run pipeline records nothing)."""
     pipeline.model = model
     first = pipeline.sync()
     if first.status in ("quota", "auth", "stopped", "error"):
@@ -414,6 +419,8 @@ def apply_rescore(
             return pipeline.enricher
 
     def body(summary: SyncSummary) -> None:
+        if not pipeline.options.dry_run:
+            activate(pipeline.store, pipeline.crm, model, now=pipeline.clock())
         scored, _ = recompute_all(
             pipeline.store,
             pipeline.crm,

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from connector.active_model import describe, describe_active, rebuild, version_not_bumped
+from connector.errors import ConfigError
 from connector.model.loader import LoadedModel
 from connector.state.store import RunRecord, StateStore
 
@@ -52,8 +54,11 @@ class Status:
     pending_writes: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)  # kind -> open count
     due: int = 0
-    model_in_use: str | None = None  # "version (fingerprint)"
-    model_problem: str | None = None
+    model_in_use: str | None = None  # "version (fingerprint)": the model in force
+    model_problem: str | None = None  # the configured model file is invalid
+    active_model: str | None = None  # the state DB's model in force: version, when, from where
+    configured_model: str | None = None  # "path: version (fingerprint)" of the configured file
+    configured_notes: list[str] = field(default_factory=list)  # why it is not in force, ...
     stored_models: list[tuple[str, str, int]] = field(default_factory=list)  # version, fp, n
 
     @property
@@ -97,9 +102,12 @@ def build_status(
     model: LoadedModel | None = None,
     *,
     model_problem: str | None = None,
+    explicit: bool = False,
     runs: int = 10,
 ) -> Status:
-    """Everything `leadscore status` shows. Reads only."""
+    """Everything `leadscore status` shows. Reads only. `model`: the configured model file
+    (`explicit`: named by LEADSCORE_MODEL_PATH); the model in use is the state DB's model in
+    force when there is one (connector.active_model), else the configured one."""
     st = Status(crm, now)
     st.runs = store.last_runs(crm, runs)
     db = store.db
@@ -114,18 +122,31 @@ def build_status(
     st.pending_writes = len(store.pending_write_ids(crm))
     st.dead_letters = Counter(d.kind for d in store.open_dead_letters(crm))
     st.due = len(store.due_contact_ids(crm, now))
-    st.stored_models = [
-        (str(v), str(fp or ""), int(n))
-        for v, fp, n in db.execute(
-            "SELECT model_version, model_fingerprint, count(*) FROM scores WHERE crm = ? "
-            "GROUP BY model_version, model_fingerprint ORDER BY count(*) DESC, model_version",
-            [crm],
-        ).fetchall()
-    ]
+    st.stored_models = store.stored_models(crm)
     st.scored = sum(n for _, _, n in st.stored_models)
     if model is not None:
-        st.model_in_use = f"{model.version} ({model.fingerprint})"
+        st.model_in_use = describe(model.version, model.fingerprint)
+        st.configured_model = f"{model.path}: {st.model_in_use}"
     st.model_problem = model_problem
+    active = store.get_active_model(crm)
+    if active is None:
+        return st
+    st.active_model = describe_active(active)
+    fp = active.fingerprint
+    try:
+        fp = rebuild(active).fingerprint
+    except ConfigError as exc:
+        st.configured_notes.append(str(exc))
+    st.model_in_use = describe(active.version, fp)
+    if model is not None and model.fingerprint != fp:
+        st.configured_notes.append(
+            "not in force: sync, run and backfill refuse to start while LEADSCORE_MODEL_PATH "
+            f"names it; roll it out with `leadscore rescore --model {model.path}`"
+            if explicit
+            else "not in force (the default file; the model in force is used)"
+        )
+        if version_not_bumped(model, active.version, fp) is not None:
+            st.configured_notes.append(f"version not bumped: {model.version} with other content")
     return st
 
 

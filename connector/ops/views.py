@@ -168,12 +168,19 @@ def _curve(s: Simulation) -> Table:
 
 def print_status(console: Console, st: Status, state_path: str) -> None:
     console.print(f"[bold]leadscore status[/bold] — {st.crm}, state DB {state_path}")
-    if st.model_problem:
+    if st.model_problem and st.active_model is None:
         in_use = f"[red]invalid model file: {st.model_problem}[/red]"
     else:
         in_use = st.model_in_use or "—"
+    if st.model_problem and st.active_model is not None:
+        console.print(f"[red]invalid configured model file: {st.model_problem}[/red]")
     stored = ", ".join(f"{v} ({fp}): {n}" for v, fp, n in st.stored_models) or "no scores yet"
     console.print(f"model in use: {in_use}; in stored scores: {stored}")
+    if st.active_model is not None:
+        console.print(f"model in force (state DB): {st.active_model}")
+    if st.configured_model is not None:
+        notes = "".join(f" — [yellow]{n}[/yellow]" for n in st.configured_notes)
+        console.print(f"configured model file: {st.configured_model}{notes}")
     if st.scored_with_other_models:
         console.print(
             f"[yellow]{st.scored_with_other_models} stored score(s) come from another model: "

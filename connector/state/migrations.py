@@ -264,6 +264,18 @@ def m005_live_contacts_index(db: Database) -> None:
     db.execute(_LIVE_CONTACTS_INDEX)
 
 
+def m006_active_model(db: Database) -> None:
+    """The model in force, one per CRM: what `leadscore rescore` applied last (or, before any
+    rollout, the model the first sync used). `content` is the model's normalized content with
+    its title rules (JSON, what the fingerprint hashes): the worker rebuilds exactly that model
+    from it without the original file; `model_yaml` is the file's text as applied, for people."""
+    db.execute(
+        "CREATE TABLE active_model (crm TEXT NOT NULL PRIMARY KEY, version TEXT NOT NULL, "
+        "fingerprint TEXT NOT NULL, content TEXT NOT NULL, model_yaml TEXT, "
+        "source_path TEXT NOT NULL, applied_at TEXT NOT NULL, applied_by TEXT NOT NULL)"
+    )
+
+
 # the WHERE of a query must repeat this one's for SQLite to use the index
 _LIVE_CONTACTS_INDEX = (
     "CREATE INDEX IF NOT EXISTS contacts_live ON contacts (crm, id) "
@@ -277,6 +289,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m003_score_history_triggers,
     m004_score_history_stage,
     m005_live_contacts_index,
+    m006_active_model,
 )
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")

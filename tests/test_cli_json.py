@@ -179,6 +179,7 @@ def test_validate_model_json(tmp_path: Path) -> None:
         "version": model.version,
         "fingerprint": model.fingerprint,
         "problems": [],
+        "notes": [],  # no state DB: nothing to compare with
     }
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nfit: [\n")

@@ -11,6 +11,7 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
+from connector.cli_common import add_global_options, run_cli
 from connector.errors import ConfigError, ConnectorError, InputError
 from connector.model.loader import DEFAULT_MODEL_PATH, LoadedModel, validate_model_file
 from connector.offline import EnrichFn
@@ -220,13 +221,23 @@ def init_properties_cmd(ctx: click.Context) -> None:
 @cli.command("sync")
 @click.option("--dry-run", is_flag=True, help="Pull and score; show what would be written.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--allow-fresh-state",
+    is_flag=True,
+    help="Let a new state DB sync a portal that already carries our scores (rewrites all).",
+)
 @click.pass_context
-def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
+def sync_cmd(
+    ctx: click.Context, dry_run: bool, model_path: str | None, allow_fresh_state: bool
+) -> None:
     """One incremental pass: pull, score, write back what changed."""
     from connector.app import open_app
 
     settings = _settings(
-        ctx, dry_run=dry_run or None, model_path=Path(model_path) if model_path else None
+        ctx,
+        dry_run=dry_run or None,
+        model_path=Path(model_path) if model_path else None,
+        allow_fresh_state=allow_fresh_state or None,
     )
     model = _load_model_or_exit(str(settings.model_path), exit_code=2)
     try:
@@ -234,13 +245,12 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
             summary = app.pipeline.sync()
     except ConnectorError as exc:
         _fail(exc)
-    if dry_run:
-        click.echo(f"Would update {len(summary.changes)} contact(s) (dry run, nothing written).")
-        for cid, props in summary.changes[:20]:
-            click.echo(
-                f"  {cid}: "
-                + ", ".join(f"{k}={v[:40]!r}" for k, v in props.items() if k != "scored_at")
-            )
+    for note in summary.notes:
+        click.echo(f"note: {note}")
+    if dry_run and summary.status == "ok":
+        from connector.ops.views import print_sync_preview
+
+        print_sync_preview(_console(), summary.planned, len(summary.changes))
     click.echo(summary.line())
     sys.exit(summary.exit_code)
 
@@ -378,11 +388,8 @@ def _register_plugins() -> None:
 
 
 _register_plugins()
+add_global_options(cli)  # `leadscore sync --state x.db` as well as `leadscore --state x.db sync`
 
 
 def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except ConnectorError as exc:  # pragma: no cover - click handles most paths
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    run_cli(cli)  # a user error anywhere: one line and an exit code, never a traceback

@@ -56,6 +56,28 @@ from connector.types import Contact, Event, WriteBack, WriteOutcome
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# The private-app scopes our calls need, named once: the README ("Connect your portal"),
+# config/leadscore.env.example, the missing-token error and the 401/403 error all say these.
+REQUIRED_SCOPES = (
+    "crm.objects.contacts.read",  # search, read and batch-read contacts
+    "crm.objects.contacts.write",  # batch-update our properties and the lifecycle stage
+    "crm.schemas.contacts.read",  # list the properties (checked before every sync)
+    "crm.schemas.contacts.write",  # create the lead_scoring group and properties
+    "content",  # marketing e-mail events (GET /email/public/v1/events)
+)
+# Asked for when present: without it (or below Enterprise) engagement comes from roll-ups.
+OPTIONAL_SCOPES = ("analytics.behavioral_events.read",)  # events API (GET /events/v3/events)
+
+
+def scopes_text() -> str:
+    return (
+        " ".join(REQUIRED_SCOPES)
+        + " (and "
+        + " ".join(OPTIONAL_SCOPES)
+        + " for the events API on Enterprise portals)"
+    )
+
+
 GROUP = "lead_scoring"
 # our property name → (HubSpot internal name, label, type, fieldType, options)
 PROPERTY_NAMES: dict[str, str] = {
@@ -338,7 +360,7 @@ class HubSpotAdapter:
         if status in (401, 403):
             refused = AuthError(
                 f"HubSpot refused the token (HTTP {status}): {message[:120]}. "
-                "Check LEADSCORE_HUBSPOT_TOKEN and the app's scopes."
+                "Check LEADSCORE_HUBSPOT_TOKEN and the private app's scopes: " + scopes_text()
             )
             refused.category = body.get("category") if isinstance(body, dict) else None
             return refused
@@ -1176,7 +1198,15 @@ def _snake(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["PROPERTY_DEFS", "PROPERTY_NAMES", "SCORE_PROPERTIES", "HubSpotAdapter"]
+__all__ = [
+    "OPTIONAL_SCOPES",
+    "PROPERTY_DEFS",
+    "PROPERTY_NAMES",
+    "REQUIRED_SCOPES",
+    "SCORE_PROPERTIES",
+    "HubSpotAdapter",
+    "scopes_text",
+]
 
 
 def _rollup_events(cid: str, props: Mapping[str, Any]) -> list[Event]:

@@ -207,6 +207,7 @@ def status_cmd(ctx: click.Context, n_runs: int) -> None:
     from connector.model.loader import validate_model_file
     from connector.ops.status import build_status
     from connector.ops.views import print_status
+    from connector.settings import state_path_label
 
     settings = settings_from(ctx)
     model, problems = validate_model_file(settings.model_path)
@@ -218,7 +219,7 @@ def status_cmd(ctx: click.Context, n_runs: int) -> None:
         fail(str(exc), exc.exit_code)
     finally:
         store.close()
-    print_status(console(), st, str(settings.state_path))
+    print_status(console(), st, state_path_label(settings.state_path))
 
 
 # ------------------------------------------------------------------------ dead letters

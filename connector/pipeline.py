@@ -333,8 +333,9 @@ class Pipeline:
 
     def arm_fresh_state_guard(self) -> None:
         """Before a pass pulls: with a new state DB (no contact, no score stored yet) the
-        pulled contacts must not carry our scores (`allow_fresh_state` lifts it). Once a page
-        is stored the DB is no longer new, and every page stored was checked."""
+        pulled contacts must not carry our scores (`allow_fresh_state` lifts it). The check
+        holds for the whole pass until this DB saves scores of its own (a webhook handled
+        between two pages writes contacts a later page brings back)."""
         self._fresh_guard = (
             not self.options.allow_fresh_state
             and next(self.store.iter_contacts(self.crm, include_inactive=True, batch=1), None)
@@ -638,6 +639,7 @@ class Pipeline:
                 self.store.set_write_pending(self.crm, [w.contact_id for w in writes], True)
                 if not self.options.dry_run:
                     self.store.set_write_pending(self.crm, self._done, False)
+            self._fresh_guard = False  # our own scores now (a webhook's, between two pages)
             if self.options.dry_run:
                 summary.changes.extend((w.contact_id, dict(w.properties)) for w in writes)
                 self._keep_planned(pairs, writes, chunk_meta, summary)

@@ -221,23 +221,13 @@ def init_properties_cmd(ctx: click.Context) -> None:
 @cli.command("sync")
 @click.option("--dry-run", is_flag=True, help="Pull and score; show what would be written.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False))
-@click.option(
-    "--allow-fresh-state",
-    is_flag=True,
-    help="Let a new state DB sync a portal that already carries our scores (rewrites all).",
-)
 @click.pass_context
-def sync_cmd(
-    ctx: click.Context, dry_run: bool, model_path: str | None, allow_fresh_state: bool
-) -> None:
+def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None) -> None:
     """One incremental pass: pull, score, write back what changed."""
     from connector.app import open_app
 
     settings = _settings(
-        ctx,
-        dry_run=dry_run or None,
-        model_path=Path(model_path) if model_path else None,
-        allow_fresh_state=allow_fresh_state or None,
+        ctx, dry_run=dry_run or None, model_path=Path(model_path) if model_path else None
     )
     model = _load_model_or_exit(str(settings.model_path), exit_code=2)
     try:

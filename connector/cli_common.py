@@ -24,9 +24,17 @@ GLOBAL_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
 )
 
 
+# Commands that pull from the CRM into the state DB, where a new state DB meets the portal.
+PULLING_COMMANDS = frozenset({"sync", "backfill", "run", "rescore"})
+FRESH_STATE_HELP = (
+    "Let a new, empty state DB sync a portal that already carries our scores (every contact "
+    "is then written once) [LEADSCORE_ALLOW_FRESH_STATE]."
+)
+
+
 def _store(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def callback(ctx: click.Context, _: click.Parameter, value: Any) -> Any:
-        if value is not None:
+        if value is not None and value is not False:
             obj = ctx.find_root().obj
             if not isinstance(obj, dict):
                 obj = ctx.find_root().obj = {}
@@ -40,11 +48,24 @@ def _store(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
 
 def add_global_options(group: click.Group) -> None:
     """Give every command of `group` (not its sub-groups) `--crm` and `--state`, so that
-    `leadscore sync --state x.db` works as `leadscore --state x.db sync` does."""
-    for command in group.commands.values():
+    `leadscore sync --state x.db` works as `leadscore --state x.db sync` does, and the
+    commands that pull (`PULLING_COMMANDS`) `--allow-fresh-state`."""
+    for name, command in group.commands.items():
         if isinstance(command, click.Group):
             continue
         have = {o for p in command.params for o in getattr(p, "opts", [])}
+        if name in PULLING_COMMANDS and "--allow-fresh-state" not in have:
+            command.params.append(
+                click.Option(
+                    ["--allow-fresh-state", "_global_allow_fresh_state"],
+                    is_flag=True,
+                    default=False,
+                    expose_value=False,
+                    is_eager=True,
+                    callback=_store("allow_fresh_state"),
+                    help=FRESH_STATE_HELP,
+                )
+            )
         for flag, key, kind, text in GLOBAL_OPTIONS:
             if flag in have:
                 continue

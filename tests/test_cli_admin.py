@@ -198,6 +198,23 @@ def test_a_fresh_state_db_is_refused_against_a_scored_portal(
     assert ", written 0," in again.output
 
 
+def test_a_backfill_into_a_fresh_state_db_is_refused_too(
+    portal: HubSpotSandbox, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init-properties"]).exit_code == 0
+    assert runner.invoke(cli, ["sync", "--state", str(tmp_path / "first.db")]).exit_code == 0
+    writes = _writes(portal)
+    args = ["backfill", "--since", "2020-01-01", "--state", str(tmp_path / "second.db")]
+    refused = runner.invoke(cli, args)
+    assert refused.exit_code == 2, refused.output
+    assert "already carries a leadscore score" in refused.output
+    assert _writes(portal) == writes
+    allowed = runner.invoke(cli, [*args, "--allow-fresh-state"])
+    assert allowed.exit_code == 0, allowed.output
+    assert _writes(portal) > writes
+
+
 def test_global_options_work_after_the_command_name_too(tmp_path: Path) -> None:
     db = tmp_path / "after.db"
     for args in (["status", "--state", str(db)], ["--state", str(db), "status"]):

@@ -3,6 +3,7 @@ settings, the default state DB, a fresh DB against a scored portal, no traceback
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,18 @@ from connector.errors import ConfigError
 from connector.sandbox.demo_portal import build_demo_portal
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.settings import CONFIG_DIR, ROOT, default_state_path, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler() -> Iterator[None]:
+    """`run` and `backfill` install a log handler on the stream of the moment (a CliRunner's,
+    capsys'): take it off after each test, or a later test logs into a closed stream."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == "leadscore":
+            root.removeHandler(handler)
+            handler.close()
 
 
 @pytest.fixture

@@ -23,12 +23,12 @@ log = logging.getLogger("connector.app")
 def build_adapter(settings: Settings) -> CrmAdapter:
     policy = RetryPolicy(attempts=settings.retry_attempts, max_seconds=settings.retry_max_seconds)
     if settings.crm == "hubspot":
-        from connector.crm.hubspot import HubSpotAdapter
+        from connector.crm.hubspot import HubSpotAdapter, scopes_text
 
         if settings.hubspot_token is None:
             raise ConfigError(
                 "LEADSCORE_HUBSPOT_TOKEN is not set (a HubSpot private-app token with the "
-                "crm.objects.contacts.read/write and crm.schemas.contacts.write scopes)"
+                f"scopes {scopes_text()})"
             )
         return HubSpotAdapter(
             settings.hubspot_token,
@@ -65,6 +65,7 @@ def sync_options(settings: Settings) -> SyncOptions:
         write_retry_attempts=settings.write_retry_attempts,
         fail_on_dead_letters=settings.fail_on_dead_letters,
         write_company_fields=settings.write_company_fields,
+        allow_fresh_state=settings.allow_fresh_state,
     )
 
 

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from connector.cli_help import COMPLETION, SectionedGroup, exit_codes_text, with_examples
+from connector.cli_common import add_global_options, run_cli
 from connector.errors import ConfigError, ConnectorError, InputError
 from connector.model.loader import DEFAULT_MODEL_PATH, LoadedModel, validate_model_file
 from connector.offline import EnrichFn
@@ -368,18 +369,17 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None, as_json:
             summary = app.pipeline.sync()
     except ConnectorError as exc:
         _fail(exc)
+    for note in summary.notes:
+        click.echo(f"note: {note}", err=as_json)
     if as_json:
         from connector.jsonout import emit
 
         emit(sync_json(summary, dry_run=dry_run))
         sys.exit(summary.exit_code)
-    if dry_run:
-        click.echo(f"Would update {len(summary.changes)} contact(s) (dry run, nothing written).")
-        for cid, props in summary.changes[:20]:
-            click.echo(
-                f"  {cid}: "
-                + ", ".join(f"{k}={v[:40]!r}" for k, v in props.items() if k != "scored_at")
-            )
+    if dry_run and summary.status == "ok":
+        from connector.ops.views import print_sync_preview
+
+        print_sync_preview(_console(), summary.planned, len(summary.changes))
     click.echo(summary.line())
     sys.exit(summary.exit_code)
 
@@ -607,11 +607,8 @@ def _register_plugins() -> None:
 _register_plugins()
 for _name, _command in cli.commands.items():
     with_examples(_command, _name)
+add_global_options(cli)  # `leadscore sync --state x.db` as well as `leadscore --state x.db sync`
 
 
 def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except ConnectorError as exc:  # pragma: no cover - click handles most paths
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    run_cli(cli)  # a user error anywhere: one line and an exit code, never a traceback

@@ -24,6 +24,17 @@ class ModelError(ConfigError):
         super().__init__(f"{path}: {len(problems)} problem(s): " + "; ".join(problems))
 
 
+class MissingPropertiesError(ConfigError):
+    """The CRM lacks properties we write. `missing` names them; `remedy` says what to do
+    (`leadscore init-properties` on HubSpot). A dry run notes it and goes on: it writes
+    nothing."""
+
+    def __init__(self, message: str, missing: list[str], remedy: str) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.remedy = remedy
+
+
 class InputError(ConnectorError):
     """One input record is bad: skip it, dead-letter it, carry on with the rest."""
 
@@ -69,15 +80,23 @@ class StateError(ConnectorError):
     exit_code = 6
 
 
-# Every command's exit codes, one table (rendered into `leadscore --help` and the README).
+class UnreachableError(RetryableError):
+    """The CRM's host did not answer (connection refused, DNS, TLS, timeout, dropped
+    connection). Retried like any transient failure; when the attempts run out the run stops
+    with its own exit code, so a wrong URL or a network outage is not taken for bad data."""
+
+    exit_code = 7
+
+
+# Every exit code a command uses, in one place (README and `--help` list these).
 EXIT_CODES: dict[int, str] = {
-    0: "ok",
-    1: "input: dead letters, bad records (the rest still ran), no state DB, unknown contact",
-    2: "configuration or usage: settings, token missing, bad model file, bad option",
-    3: "too little data (calibrate); a run stopped before its end",
-    4: "daily API quota reached (the run stopped cleanly; the next one resumes)",
-    5: "token refused by the CRM (401/403)",
-    6: "state DB unusable (corrupt, locked, from a newer version)",
-    7: "CRM unreachable (reserved)",
-    130: "interrupted (Ctrl-C)",
+    0: "done",
+    1: "bad input records or dead letters (with LEADSCORE_FAIL_ON_DEAD_LETTERS), a failed run, no state DB, unknown contact",
+    2: "bad usage or configuration (settings, model file, missing properties, state path)",
+    3: "stopped cleanly, committed work kept (calibrate: too little data to suggest)",
+    4: "daily API quota reached (the next run resumes)",
+    5: "token missing, wrong or refused (401/403)",
+    6: "state DB unusable (corrupt, locked, from a newer leadscore)",
+    7: "CRM unreachable (connection refused, DNS, TLS, timeout)",
+    130: "interrupted (Ctrl-C; a backfill resumes when run again)",
 }

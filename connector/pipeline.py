@@ -29,7 +29,9 @@ from typing import Any, Protocol
 from connector.crm.base import ContactPage, CrmAdapter, EventPage
 from connector.errors import (
     AuthError,
+    ConfigError,
     ConnectorError,
+    MissingPropertiesError,
     QuotaExhaustedError,
     RetryableError,
     StopRunError,
@@ -66,6 +68,23 @@ class SyncOptions:
     fail_on_dead_letters: bool = False
     check_properties: bool = True
     write_company_fields: bool = False  # fill blank company/industry/country from enrichment
+    # a state DB without scores may sync a portal whose contacts already carry ours (it
+    # would rewrite every one of them); refused unless asked (`--allow-fresh-state`)
+    allow_fresh_state: bool = False
+    preview_rows: int = 20  # a dry run keeps this many planned writes in detail
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedWrite:
+    """One write a dry run would send: what we last wrote (our property names; empty on a new
+    state DB), what the CRM should show now, and the properties that differ."""
+
+    contact_id: str
+    email: str | None
+    stage: str | None  # the lifecycle stage the CRM shows now
+    before: dict[str, str]
+    after: dict[str, str]
+    changes: dict[str, str]
 
 
 @dataclass
@@ -93,6 +112,8 @@ class SyncSummary:
     duration_s: float = 0.0
     exit_code: int = 0
     changes: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    planned: list[PlannedWrite] = field(default_factory=list)  # a dry run's first writes
+    notes: list[str] = field(default_factory=list)  # one line each, for the person running it
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -263,6 +284,7 @@ class Pipeline:
         self.clock = clock
         self.crm = adapter.name
         self._properties_checked = False
+        self._fresh_guard = False  # set per sync: refuse contacts that carry our scores
         self._done: list[str] = []
         # Called at safe points with "page" (a pulled page was just committed: nothing is
         # planned in memory), "score" (before a score chunk) or "write" (before a write batch).
@@ -279,8 +301,8 @@ class Pipeline:
 
         def body(summary: SyncSummary) -> None:
             if self.options.check_properties and not self._properties_checked:
-                self.adapter.check_properties()
-                self._properties_checked = True
+                self._check_properties(summary)
+            self.arm_fresh_state_guard()
             self._pull_contacts(summary)
             self._pull_events(summary)
             now = self.clock()
@@ -292,6 +314,55 @@ class Pipeline:
             self._score_and_write(sorted(ids, key=_id_key), now, summary)
 
         return self.run_pass("sync", body)
+
+    def _check_properties(self, summary: SyncSummary) -> None:
+        """The CRM must have our properties before a real sync writes; a dry run writes
+        nothing, so it only notes what is missing (and still probes the events API)."""
+        try:
+            self.adapter.check_properties()
+        except MissingPropertiesError as exc:
+            if not self.options.dry_run:
+                raise
+            shown = ", ".join(exc.missing[:3]) + (", …" if len(exc.missing) > 3 else "")
+            summary.notes.append(
+                f"the CRM lacks {len(exc.missing)} of our properties ({shown}): "
+                f"{exc.remedy} before a real sync (this dry run writes nothing)"
+            )
+            probe = getattr(self.adapter, "probe_engagement", None)
+            if probe is not None:
+                probe()
+            return
+        self._properties_checked = True
+
+    def arm_fresh_state_guard(self) -> None:
+        """Before a pass pulls: with a new state DB (no contact, no score stored yet) the
+        pulled contacts must not carry our scores (`allow_fresh_state` lifts it). The check
+        holds for the whole pass until this DB saves scores of its own (a webhook handled
+        between two pages writes contacts a later page brings back)."""
+        self._fresh_guard = (
+            not self.options.allow_fresh_state
+            and next(self.store.iter_contacts(self.crm, include_inactive=True, batch=1), None)
+            is None
+            and next(self.store.iter_scores(self.crm, batch=1), None) is None
+        )
+
+    def _refuse_fresh_state(self, page: ContactPage) -> None:
+        """A state DB without scores pulling contacts that carry our scores: another state DB
+        has been scoring this portal (a different directory, a lost volume). Syncing on would
+        rewrite every contact, so stop before anything is stored or written."""
+        marker = getattr(self.adapter, "score_marker", None)
+        if not self._fresh_guard or not marker:
+            return
+        for c in page.contacts:
+            version = c.properties.get(marker)
+            if version:
+                raise ConfigError(
+                    f"contact {c.id} in the CRM already carries a leadscore score (model "
+                    f"{version}) but the state DB {self.store.path} has none: another state "
+                    "DB has been scoring this portal. Point --state (LEADSCORE_STATE_PATH) at "
+                    "it, or pass --allow-fresh-state (LEADSCORE_ALLOW_FRESH_STATE=true) to "
+                    "start afresh here (every contact is then written once)"
+                )
 
     def run_pass(self, kind: str, body: Callable[[SyncSummary], None]) -> SyncSummary:
         """Run `body` as one recorded run of `kind` (sync, rescore, webhook, backfill): a run
@@ -416,6 +487,7 @@ class Pipeline:
         derived events, merges, deletions, bad records) and mark what it touched "to score".
         Returns the touched ids. Call it inside the transaction that saves the position after
         the page (a cursor, a backfill's job), so that both commit together."""
+        self._refuse_fresh_state(page)
         now = self.clock()
         touched: set[str] = set()
         with self.store.transaction():
@@ -572,8 +644,10 @@ class Pipeline:
                 self.store.set_write_pending(self.crm, [w.contact_id for w in writes], True)
                 if not self.options.dry_run:
                     self.store.set_write_pending(self.crm, self._done, False)
+            self._fresh_guard = False  # our own scores now (a webhook's, between two pages)
             if self.options.dry_run:
                 summary.changes.extend((w.contact_id, dict(w.properties)) for w in writes)
+                self._keep_planned(pairs, writes, chunk_meta, summary)
                 continue
             buffer.extend(writes)
             meta.update(chunk_meta)
@@ -585,6 +659,33 @@ class Pipeline:
                 buffer = buffer[full:]
         if buffer:
             self._write(buffer, meta, now, summary)
+
+    def _keep_planned(
+        self,
+        pairs: Sequence[tuple[Contact, Any]],
+        writes: Sequence[WriteBack],
+        results: Mapping[str, ScoreResult],
+        summary: SyncSummary,
+    ) -> None:
+        """The dry run's first `preview_rows` writes in detail (before, after, changes)."""
+        room = self.options.preview_rows - len(summary.planned)
+        if room <= 0 or not writes:
+            return
+        chosen = list(writes[:room])
+        contacts = {c.id: c for c, _ in pairs}
+        written = self.store.get_written_many(self.crm, [w.contact_id for w in chosen])
+        for w in chosen:
+            contact = contacts[w.contact_id]
+            summary.planned.append(
+                PlannedWrite(
+                    w.contact_id,
+                    contact.email,
+                    contact.lifecycle_stage,
+                    dict(written.get(w.contact_id, {})),
+                    desired_properties(results[w.contact_id]),
+                    {k: v for k, v in w.properties.items() if k != "scored_at"},
+                )
+            )
 
     def _enrich(self, contacts: Sequence[Contact], now: datetime) -> dict[str, Enrichment]:
         if self.enricher is None:

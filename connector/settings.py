@@ -3,11 +3,20 @@ SecretStr (never printed, never stored).
 
 Precedence (highest first): explicit arguments, environment variables, the env file named by
 LEADSCORE_ENV_FILE (default `./leadscore.env` when present), then the defaults below.
+
+A `LEADSCORE_*` name that is no setting (a typo such as `LEADSCORE_HUBSPOT_URL`) is an error,
+with the closest real name, rather than silently ignored.
+
+The state DB lives in one place whatever the current directory: LEADSCORE_STATE_PATH, else
+`$XDG_STATE_HOME/leadscore/state.db` (`~/.local/state/leadscore/state.db`); the Docker image
+sets `/data/leadscore.db`.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +25,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.errors import ConfigError
 from connector.resources import DEFAULTS_DIR, DEMO_DATA_DIR
+
+ENV_PREFIX = "LEADSCORE_"
+# LEADSCORE_* names read outside Settings: the env file's own name, the compiled build
+# (setup.py), the webhook URL (`leadscore run --webhook-url`'s envvar)
+OTHER_ENV_NAMES = frozenset({"LEADSCORE_ENV_FILE", "LEADSCORE_COMPILE", "LEADSCORE_WEBHOOK_URL"})
+
+
+def default_state_path() -> Path:
+    """`$XDG_STATE_HOME/leadscore/state.db`, else `~/.local/state/leadscore/state.db`: the same
+    file from every directory (a relative default made a fresh DB wherever a command ran)."""
+    base = os.environ.get("XDG_STATE_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "state"
+    return root / "leadscore" / "state.db"
+
 
 # the shipped defaults (config/ and fixtures/ of a checkout; inside the package once installed)
 CONFIG_DIR = DEFAULTS_DIR
@@ -31,7 +54,15 @@ class Settings(BaseSettings):
     )
 
     crm: Literal["hubspot", "marketo"] = Field("hubspot", description="Which CRM to sync.")
-    state_path: Path = Field(Path("leadscore.db"), description="SQLite state DB (created 0600).")
+    state_path: Path = Field(
+        default_factory=default_state_path,
+        description="SQLite state DB (created 0600); default $XDG_STATE_HOME/leadscore/state.db.",
+    )
+    allow_fresh_state: bool = Field(
+        False,
+        description="Let a new, empty state DB sync a portal whose contacts already carry our "
+        "scores (normally refused: it would rewrite every contact).",
+    )
     model_path: Path = Field(CONFIG_DIR / "model.yaml", description="The scoring model file.")
 
     # HubSpot
@@ -127,13 +158,57 @@ class Settings(BaseSettings):
         return f"Settings(crm={self.crm!r}, state_path={str(self.state_path)!r})"
 
 
+def state_path_label(path: Path) -> str:
+    """The state DB path as commands show it, saying when it is the default location."""
+    if path == default_state_path():
+        return f"{path} (the default; LEADSCORE_STATE_PATH or --state to change)"
+    return str(path)
+
+
+def known_env_names() -> frozenset[str]:
+    return frozenset(ENV_PREFIX + n.upper() for n in Settings.model_fields) | OTHER_ENV_NAMES
+
+
+def unknown_env_names(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = None
+) -> list[str]:
+    """Every `LEADSCORE_*` name in the environment and in the env file that is no setting, as
+    `NAME (where; did you mean OTHER?)`, sorted."""
+    from dotenv import dotenv_values
+
+    env = os.environ if environ is None else environ
+    if env_file is None:
+        env_file = Settings.model_config.get("env_file")  # type: ignore[assignment]
+    sources: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        for name in dotenv_values(env_file):
+            sources.setdefault(name.upper(), str(env_file))
+    for name in env:
+        sources[name.upper()] = "environment"
+    known = known_env_names()
+    suffixes = {k[len(ENV_PREFIX) :]: k for k in known}
+    out = []
+    for name, where in sorted(sources.items()):
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        close = difflib.get_close_matches(name[len(ENV_PREFIX) :], suffixes, n=1, cutoff=0.6)
+        hint = f"; did you mean {suffixes[close[0]]}?" if close else ""
+        out.append(f"{name} ({where}{hint})")
+    return out
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build settings; a bad configuration lists all its errors at once, by name."""
+    """Build settings; a bad configuration lists all its errors at once, by name: unknown
+    `LEADSCORE_*` names (with the closest real one) and invalid values."""
+    lines = [f"unknown setting {u}" for u in unknown_env_names()]
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = []
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"])
             lines.append(f"LEADSCORE_{name.upper()}: {err['msg']}")
-        raise ConfigError("invalid settings: " + "; ".join(lines)) from None
+        settings = None
+    if lines:
+        raise ConfigError("invalid settings: " + "; ".join(lines))
+    assert settings is not None
+    return settings

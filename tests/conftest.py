@@ -24,6 +24,21 @@ from connector.state.store import StateStore
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
+@pytest.fixture(autouse=True)
+def _state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default state DB ($XDG_STATE_HOME/leadscore/state.db) in a per-test directory, never
+    the real home; subprocesses inherit it. Also drops LEADSCORE_* names the developer's shell
+    may carry, so that a stray one cannot fail the settings check."""
+    import os
+
+    home = tmp_path_factory.mktemp("state-home")
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    for name in list(os.environ):
+        if name.upper().startswith("LEADSCORE_") and name.upper() != "LEADSCORE_COMPILE":
+            monkeypatch.delenv(name)
+    return home
+
+
 @dataclass
 class Harness:
     sb: HubSpotSandbox

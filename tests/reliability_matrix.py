@@ -1839,6 +1839,8 @@ def secrets_never_leak(tmp: Path) -> Row:
         cli_db = tmp / "cli" / "state.db"
         env = child_env(sb, cli_db, token=FAKE_TOKEN)
         env.update(LEADSCORE_LOG_LEVEL="DEBUG", LEADSCORE_HUBSPOT_CLIENT_SECRET=FAKE_SECRET)
+        # a second state DB on a portal the in-process runs scored: on purpose here
+        env.update(LEADSCORE_ALLOW_FRESH_STATE="true")
         since = (datetime.now(UTC) - timedelta(days=400)).date().isoformat()
         html = tmp / "report.html"
         runs = [

@@ -38,12 +38,14 @@ from connector.crm.base import (
     ContactPage,
     EventPage,
 )
+from connector.crm.network import unreachable
 from connector.crm.pacing import RollingPacer
 from connector.errors import (
     AuthError,
     ConfigError,
     ConnectorError,
     InputError,
+    MissingPropertiesError,
     QuotaExhaustedError,
     RetryableError,
 )
@@ -54,6 +56,28 @@ from connector.types import Contact, Event, WriteBack, WriteOutcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# The private-app scopes our calls need, named once: the README ("Connect your portal"),
+# config/leadscore.env.example, the missing-token error and the 401/403 error all say these.
+REQUIRED_SCOPES = (
+    "crm.objects.contacts.read",  # search, read and batch-read contacts
+    "crm.objects.contacts.write",  # batch-update our properties and the lifecycle stage
+    "crm.schemas.contacts.read",  # list the properties (checked before every sync)
+    "crm.schemas.contacts.write",  # create the lead_scoring group and properties
+    "content",  # marketing e-mail events (GET /email/public/v1/events)
+)
+# Asked for when present: without it (or below Enterprise) engagement comes from roll-ups.
+OPTIONAL_SCOPES = ("analytics.behavioral_events.read",)  # events API (GET /events/v3/events)
+
+
+def scopes_text() -> str:
+    return (
+        " ".join(REQUIRED_SCOPES)
+        + " (and "
+        + " ".join(OPTIONAL_SCOPES)
+        + " for the events API on Enterprise portals)"
+    )
+
 
 GROUP = "lead_scoring"
 # our property name → (HubSpot internal name, label, type, fieldType, options)
@@ -141,6 +165,7 @@ CONTACT_PROPERTIES = [
     "industry",
     "hs_analytics_source",
     "hs_lifecyclestage_marketingqualifiedlead_date",  # the report: did an SQL go through MQL
+    "leadscore_model_version",  # ours: a new state DB sees that another one scored the portal
 ]
 
 # Roll-ups every plan has: read with the contacts when the events API is unavailable.
@@ -175,6 +200,8 @@ def _iso(dt: datetime) -> str:
 
 class HubSpotAdapter:
     name = "hubspot"
+    # the pulled property that shows a contact already carries our scores (see Pipeline)
+    score_marker = "leadscore_model_version"
 
     def __init__(
         self,
@@ -268,7 +295,7 @@ class HubSpotAdapter:
             result = fn()
         except Exception as exc:  # mapped below; nothing escapes unmapped
             log.debug("hubspot %s failed: %s", kind, type(exc).__name__)
-            raise self._map_error(exc) from None
+            raise self._map_error(exc, kind) from None
         headers = _headers_of(result)
         if headers is not None and not search:
             self.pacer.observe(headers)
@@ -291,7 +318,7 @@ class HubSpotAdapter:
         retryable error and the second one bad record."""
         return self._call(kind, partial(_read_json, fn), search=search)
 
-    def _map_error(self, exc: Exception) -> Exception:
+    def _map_error(self, exc: Exception, kind: str = "call") -> Exception:
         status = getattr(exc, "status", None)
         if isinstance(status, int) and status > 0:
             body_text = _body_text(getattr(exc, "body", None))
@@ -303,8 +330,10 @@ class HubSpotAdapter:
         if isinstance(
             exc,
             urllib3.exceptions.HTTPError | requests.ConnectionError | requests.Timeout | OSError,
-        ):
-            return RetryableError(f"HubSpot unreachable or timed out: {type(exc).__name__}")
+        ) or (status == 0 and "SSL" in str(getattr(exc, "reason", ""))):
+            # no HTTP answer: refused, DNS, TLS, timeout, dropped (the SDK turns TLS trouble
+            # into a status-0 ApiException)
+            return unreachable("HubSpot", self.base_url, exc, kind)
         if isinstance(exc, ConnectorError):
             return exc
         if isinstance(exc, ValueError | TypeError | KeyError):
@@ -332,7 +361,7 @@ class HubSpotAdapter:
         if status in (401, 403):
             refused = AuthError(
                 f"HubSpot refused the token (HTTP {status}): {message[:120]}. "
-                "Check LEADSCORE_HUBSPOT_TOKEN and the app's scopes."
+                "Check LEADSCORE_HUBSPOT_TOKEN and the private app's scopes: " + scopes_text()
             )
             refused.category = body.get("category") if isinstance(body, dict) else None
             return refused
@@ -442,18 +471,22 @@ class HubSpotAdapter:
         names = self._property_names()
         missing = sorted({p["name"] for p in PROPERTY_DEFS} - names)
         if missing:
-            raise ConfigError(
+            raise MissingPropertiesError(
                 "HubSpot portal lacks properties "
                 + ", ".join(missing)
-                + ": run `leadscore init-properties` first"
+                + ": run `leadscore init-properties` first",
+                missing,
+                "run `leadscore init-properties`",
             )
         self.probe_engagement()
         absent = sorted(set(self.extra_properties) - names)
         if absent:
-            raise ConfigError(
+            raise MissingPropertiesError(
                 "HubSpot portal lacks the properties company write-back needs: "
                 + ", ".join(absent)
-                + " (create them, or set LEADSCORE_WRITE_COMPANY_FIELDS=false)"
+                + " (create them, or set LEADSCORE_WRITE_COMPANY_FIELDS=false)",
+                absent,
+                "create them, or set LEADSCORE_WRITE_COMPANY_FIELDS=false,",
             )
 
     def probe_engagement(self) -> bool:
@@ -1214,7 +1247,15 @@ def _snake(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["PROPERTY_DEFS", "PROPERTY_NAMES", "SCORE_PROPERTIES", "HubSpotAdapter"]
+__all__ = [
+    "OPTIONAL_SCOPES",
+    "PROPERTY_DEFS",
+    "PROPERTY_NAMES",
+    "REQUIRED_SCOPES",
+    "SCORE_PROPERTIES",
+    "HubSpotAdapter",
+    "scopes_text",
+]
 
 
 def _rollup_events(cid: str, props: Mapping[str, Any]) -> list[Event]:

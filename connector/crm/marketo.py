@@ -42,12 +42,14 @@ import requests
 from pydantic import SecretStr
 
 from connector.crm.base import STAGE, ApiStats, BadRecord, ContactPage, EventPage
+from connector.crm.network import unreachable
 from connector.crm.pacing import RollingPacer
 from connector.errors import (
     AuthError,
     ConfigError,
     ConnectorError,
     InputError,
+    MissingPropertiesError,
     QuotaExhaustedError,
     RetryableError,
 )
@@ -342,9 +344,7 @@ class MarketoAdapter:
                 timeout=self.timeout_s,
             )
         except requests.RequestException as exc:
-            raise RetryableError(
-                f"Marketo identity endpoint unreachable or timed out: {type(exc).__name__}"
-            ) from None
+            raise unreachable("Marketo", self.base_url, exc, "identity") from None
         if r.status_code >= 500:
             raise RetryableError(f"Marketo identity endpoint error HTTP {r.status_code}")
         try:
@@ -459,12 +459,8 @@ class MarketoAdapter:
                 headers=hdrs,
                 timeout=self.timeout_s,
             )
-        except requests.Timeout:
-            raise RetryableError(f"Marketo timed out ({kind})") from None
-        except requests.RequestException as exc:
-            raise RetryableError(
-                f"Marketo unreachable or connection dropped ({kind}): {type(exc).__name__}"
-            ) from None
+        except requests.RequestException as exc:  # refused, DNS, TLS, timeout, dropped
+            raise unreachable("Marketo", self.base_url, exc, kind) from None
         status = r.status_code
         if status == 429:
             self.stats.rate_limited += 1
@@ -563,11 +559,14 @@ class MarketoAdapter:
         if read_only:
             problems.append("these lead fields are read-only: " + ", ".join(read_only))
         if problems:
-            raise ConfigError(
+            raise MissingPropertiesError(
                 "; ".join(problems)
                 + ". Marketo has no REST call to create lead fields: create them in Admin > "
                 "Field Management, or map ours onto existing fields with "
-                'LEADSCORE_MARKETO_FIELD_MAP (JSON, e.g. {"grade": "myGrade__c"}; "" skips one)'
+                'LEADSCORE_MARKETO_FIELD_MAP (JSON, e.g. {"grade": "myGrade__c"}; "" skips one)',
+                missing + read_only,
+                "create them in Admin > Field Management (or map them with "
+                "LEADSCORE_MARKETO_FIELD_MAP)",
             )
 
     def ensure_properties(self) -> list[str]:

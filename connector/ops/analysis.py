@@ -272,6 +272,7 @@ def status_cmd(ctx: click.Context, n_runs: int, as_json: bool) -> None:
     from connector.model.loader import validate_model_file
     from connector.ops.status import build_status
     from connector.ops.views import print_status
+    from connector.settings import state_path_label
 
     settings = settings_from(ctx)
     model, problems = validate_model_file(settings.model_path)
@@ -302,7 +303,7 @@ def status_cmd(ctx: click.Context, n_runs: int, as_json: bool) -> None:
         ]
         emit(doc)
         return
-    print_status(console(), st, str(settings.state_path))
+    print_status(console(), st, state_path_label(settings.state_path))
 
 
 # ------------------------------------------------------------------------ dead letters

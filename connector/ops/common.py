@@ -169,7 +169,12 @@ def open_existing_store(settings: Settings) -> StateStore:
     """The state DB, which must exist already (these commands never create one)."""
     path = settings.state_path
     if not path.exists():
-        fail(f"no state DB at {path}; run `leadscore sync` first (or pass --state PATH)")
+        from connector.settings import state_path_label
+
+        fail(
+            f"no state DB at {state_path_label(path)}; run `leadscore sync` first "
+            "(or pass --state PATH)"
+        )
     try:
         return StateStore.open(path)
     except ConnectorError as exc:

@@ -53,6 +53,7 @@ class ContactChange:
     removed: tuple[str, ...]  # reasons that no longer apply (or apply differently)
     added: tuple[str, ...]  # reasons that are new (or new values of changed ones)
     writes: tuple[str, ...]  # the properties the rescore would send
+    stage: str | None = None  # `sync --dry-run`: the stage shown, and where it would move
 
     @property
     def delta(self) -> float:

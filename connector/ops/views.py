@@ -11,7 +11,9 @@ from connector.ops.dead_letters import RetryResult
 from connector.ops.rescore import NO_GRADE, ContactChange, RescorePreview
 from connector.ops.simulate import GRADES, Simulation
 from connector.ops.status import Status, run_counts, run_duration
+from connector.pipeline import PlannedWrite
 from connector.state.store import DeadLetter
+from connector.views import short_stage
 
 MAX_FLIPS = 30
 
@@ -71,11 +73,17 @@ def _transitions(p: RescorePreview) -> Table:
 
 
 def _sample_table(rows: list[ContactChange], title: str) -> Table:
+    """Contacts whose score changes, before → after (the rescore preview's sample and the
+    rows of `sync --dry-run`, which also shows the lifecycle stage)."""
+    with_stage = any(c.stage is not None for c in rows)
     table = Table(title=title, title_justify="left", show_lines=True)
     table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=34)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("grade", justify="center", no_wrap=True)
-    table.add_column("MQL", max_width=28, overflow="fold")
+    if with_stage:  # the stage says MQL, and where the contact stands
+        table.add_column("stage", no_wrap=True)
+    else:
+        table.add_column("MQL", max_width=28, overflow="fold")
     table.add_column("reasons that differ", overflow="fold", max_width=90)
     for c in rows:
         before = "—" if c.before_score is None else num(c.before_score)
@@ -89,10 +97,65 @@ def _sample_table(rows: list[ContactChange], title: str) -> Table:
             c.label,
             f"{before} → {num(c.after_score)}",
             f"{c.before_grade or '—'} → {c.after_grade}",
-            mql,
+            (c.stage or "—") if with_stage else mql,
             "\n".join(why) or "writes " + ", ".join(c.writes),
         )
     return table
+
+
+# ------------------------------------------------------------------------ sync --dry-run
+
+REASON_WIDTH = 60  # a reason line longer than this ends in "…" at a word boundary
+
+
+def _reason_lines(text: str | None) -> list[str]:
+    return [r for r in (text or "").split("; ") if r]
+
+
+def _shorten(line: str, width: int = REASON_WIDTH) -> str:
+    if len(line) <= width:
+        return line
+    cut = line[: width - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def planned_change(p: PlannedWrite) -> ContactChange:
+    """A dry run's planned write as the rescore preview's row: before = what leadscore last
+    wrote (nothing on a new state DB), after = what the CRM should show now."""
+    old, new = _reason_lines(p.before.get("reasons")), _reason_lines(p.after.get("reasons"))
+    target = p.changes.get("lifecycle_stage")
+    stage = short_stage(p.stage)
+    return ContactChange(
+        contact_id=p.contact_id,
+        label=p.email or p.contact_id,
+        before_score=float(p.before["score"]) if p.before.get("score") else None,
+        before_grade=p.before.get("grade"),
+        before_mql=p.before.get("mql_reason"),
+        before_version=p.before.get("model_version"),
+        after_score=float(p.after.get("score") or 0),
+        after_grade=p.after.get("grade", "—"),
+        after_mql=p.after.get("mql_reason"),
+        removed=tuple(_shorten(r) for r in old if r not in new),
+        added=tuple(_shorten(r) for r in new if r not in old),
+        writes=tuple(sorted(p.changes)),
+        stage=f"{stage} → {short_stage(target)}" if target else stage,
+    )
+
+
+def print_sync_preview(console: Console, planned: list[PlannedWrite], total: int) -> None:
+    """`sync --dry-run`: the first planned writes in a table, then how many more."""
+    if planned:
+        console.print(
+            _sample_table(
+                [planned_change(p) for p in planned],
+                f"Would update {total} contact(s): the first {len(planned)}",
+            )
+        )
+    if total > len(planned):
+        console.print(f"…and {total - len(planned)} more")
+    console.print(f"Would update {total} contact(s) (dry run, nothing written).", highlight=False)
 
 
 # ------------------------------------------------------------------------ simulate

@@ -167,6 +167,7 @@ def _run_stages(
     since, until = job.window
     if pipeline.options.check_properties and not pipeline.options.dry_run:
         adapter.check_properties()
+    pipeline.arm_fresh_state_guard()
 
     def commit(updates: dict[str, Any], save: Callable[[], set[str]] | None = None) -> None:
         """Save a page (if any) and the job's new position in one transaction."""

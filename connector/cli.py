@@ -12,8 +12,8 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 
-from connector.cli_help import COMPLETION, SectionedGroup, exit_codes_text, with_examples
 from connector.cli_common import add_global_options, run_cli
+from connector.cli_help import COMPLETION, SectionedGroup, exit_codes_text, with_examples
 from connector.errors import ConfigError, ConnectorError, InputError
 from connector.model.loader import DEFAULT_MODEL_PATH, LoadedModel, validate_model_file
 from connector.offline import EnrichFn

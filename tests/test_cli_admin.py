@@ -16,7 +16,7 @@ from connector.crm.hubspot import OPTIONAL_SCOPES, REQUIRED_SCOPES
 from connector.errors import ConfigError
 from connector.sandbox.demo_portal import build_demo_portal
 from connector.sandbox.hubspot import HubSpotSandbox
-from connector.settings import CONFIG_DIR, ROOT, default_state_path, load_settings
+from connector.settings import CONFIG_DIR, default_state_path, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +103,7 @@ def test_the_scopes_are_named_alike_in_errors_the_env_example_and_the_readme(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     example = (CONFIG_DIR / "leadscore.env.example").read_text()
-    readme = (ROOT / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     res = CliRunner().invoke(cli, ["--state", str(tmp_path / "s.db"), "sync"])
     assert res.exit_code == 2
     for scope in (*REQUIRED_SCOPES, *OPTIONAL_SCOPES):

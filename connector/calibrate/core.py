@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from connector.calibrate.caps import CapChange, refit_caps
 from connector.calibrate.fit import (
     ModelMetrics,
     PointChange,
@@ -61,6 +62,7 @@ class Suggestion:
     train_mql_rate_current: float
     scale: float  # points per log-odds unit
     changes: tuple[PointChange, ...]
+    caps: tuple[CapChange, ...]
     edits: dict[PathKey, Any]
     header: tuple[str, ...]
     model: LoadedModel  # validated by the real loader
@@ -186,7 +188,8 @@ def calibrate(
         allow_sign_flips=o.allow_sign_flips,
     )
     version = o.version or f"{model.version}-calibrated-{now:%Y-%m-%d}"
-    edits = model_edits(model, fit.changes, current_t, version)
+    caps = refit_caps(model, fit.changes)
+    edits = model_edits(model, fit.changes, current_t, version, caps)
     draft, _ = load_suggested(model, edits)
     train_ids = [x.contact_id for x in train]
     draft_train = ds.observe(draft, train_ids)
@@ -200,8 +203,8 @@ def calibrate(
             f"hand-raisers alone are {hand_rate:.1%} of the training contacts, above the target "
             f"MQL rate of {o.target_mql_rate:.1%}: they become MQLs whatever the threshold"
         )
-    edits = model_edits(model, fit.changes, threshold, version)
-    header = _header(model, ds.counts.labelled, o, now, fit.changes, threshold)
+    edits = model_edits(model, fit.changes, threshold, version, caps)
+    header = _header(model, ds.counts.labelled, o, now, fit.changes, threshold, caps)
     suggested, text = load_suggested(model, edits, header)
     test_ids = [x.contact_id for x in test]
     sugg_test = ds.observe(suggested, test_ids)
@@ -215,6 +218,7 @@ def calibrate(
         train_mql_rate_current=current_rate,
         scale=fit.scale,
         changes=tuple(fit.changes),
+        caps=tuple(caps),
         edits=edits,
         header=tuple(header),
         model=suggested,
@@ -244,18 +248,23 @@ def _header(
     now: datetime,
     changes: Sequence[PointChange],
     threshold: float,
+    caps: Sequence[CapChange] = (),
 ) -> list[str]:
     days = o.horizon / timedelta(days=1)
     lines = [
         f"Suggested by `leadscore calibrate` on {now:%Y-%m-%d} from {labelled} contacts with a",
         f"known outcome (horizon {days:g} days), starting from model {model.version}.",
-        "Only engagement points, tier points, lifecycle.mql.threshold and version differ from",
-        "it. NOT applied: review it, check it with `leadscore validate-model`, preview it with",
-        "`leadscore simulate --model` and `leadscore rescore --dry-run --model`, then apply it",
-        "with `leadscore rescore --model`.",
+        "Only engagement points, tier points, the caps that scale with them,",
+        "lifecycle.mql.threshold and version differ from it. NOT applied: review it, check it",
+        "with `leadscore validate-model`, preview it with `leadscore simulate --model` and",
+        "`leadscore rescore --dry-run --model`, then apply it with `leadscore rescore --model`.",
     ]
     if threshold != model.model.lifecycle.mql.threshold:
         lines.append(f"MQL threshold: {model.model.lifecycle.mql.threshold:g} -> {threshold:g}.")
+    for cap in caps:
+        lines.append(
+            f"Cap of {cap.kind} {cap.name}: {cap.current} -> {cap.suggested} ({cap.meaning})."
+        )
     for c in changes:
         if c.status == "sign flipped":
             lines.append(f"SIGN FLIPPED: {c.feature} {c.current:+d} -> {c.suggested:+d}.")

@@ -275,10 +275,6 @@ def refit_points(
             status = "refit"
         if status == "sign flipped":
             note = f"sign flipped from {f.points:+d}: the data strongly says the other way"
-        if f.unit_cap is not None and abs(raw) > 0:
-            cap_pts = f.unit_cap * abs(f.points)
-            if abs(raw) > cap_pts:
-                note = (note + "; " if note else "") + f"a cap of {cap_pts:g} limits it"
         changes.append(
             PointChange(
                 f.name,

@@ -15,6 +15,7 @@ from datetime import timedelta
 from rich.console import Console
 from rich.table import Table
 
+from connector.calibrate.caps import CapChange
 from connector.calibrate.core import CalibrationResult
 from connector.calibrate.fit import Band, ModelMetrics, PointChange
 from connector.calibrate.stats import Interval, RuleLift, ranked
@@ -91,6 +92,16 @@ def flag_lines(r: CalibrationResult) -> list[str]:
             + ", ".join(x.name for x in never)
         )
     return out
+
+
+def cap_lines(caps: Sequence[CapChange]) -> list[str]:
+    """What changed in the caps, which move with the points so they keep their meaning."""
+    if not caps:
+        return []
+    return [
+        "Caps refit with the points (same meaning at the new scale): "
+        + "; ".join(f"{c.kind} {c.name} {c.current} → {c.suggested} ({c.meaning})" for c in caps)
+    ]
 
 
 def lift_rich(rows: Sequence[RuleLift]) -> Table:
@@ -219,6 +230,8 @@ def print_calibration(
     s, cmp_ = r.suggestion, r.comparison
     assert s is not None and cmp_ is not None
     console.print(changes_rich(s.changes))
+    for line in cap_lines(s.caps):
+        console.print(line, highlight=False)
     kept = [c.feature for c in s.changes if c.status == "kept: never fires"]
     if kept:
         console.print(
@@ -452,6 +465,7 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
             left_also=(5, 6),
         )
     )
+    out += [f"<p>{_e(line)}</p>" for line in cap_lines(s.caps)]
     kept = [x.feature for x in s.changes if x.status == "kept: never fires"]
     if kept:
         out.append(

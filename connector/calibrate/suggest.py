@@ -1,7 +1,8 @@
 """The suggested model as a YAML file: the current file with only the refit numbers changed.
 
 The current file's text is edited in place, scalar by scalar, at the positions PyYAML's composer
-reports: `points` of engagement rules, `points` of tiers, `lifecycle.mql.threshold` and `version`
+reports: `points` of engagement rules, `points` of tiers, the rule and category `cap`s that scale
+with them (caps.py), `lifecycle.mql.threshold` and `version`
 (plus `title_rules` when the new file lives in another folder, so it still finds the title table).
 Comments, key order and flow style stay as the team wrote them, so a plain diff shows exactly
 what changed. The edited text is parsed back and compared with the intended content; if they
@@ -20,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from connector.calibrate.caps import CapChange, cap_edits
 from connector.calibrate.fit import PointChange
 from connector.errors import ModelError
 from connector.files import write_private
@@ -91,12 +93,17 @@ def edit_yaml(text: str, edits: dict[PathKey, Any], header: Sequence[str] = ()) 
 
 
 def model_edits(
-    model: LoadedModel, changes: Sequence[PointChange], threshold: float, version: str
+    model: LoadedModel,
+    changes: Sequence[PointChange],
+    threshold: float,
+    version: str,
+    caps: Sequence[CapChange] = (),
 ) -> dict[PathKey, Any]:
     """The (path → value) edits that make the suggested model from the current one."""
     rules = model.model.engagement.rules
     index = {r.name: i for i, r in enumerate(rules)}
     edits: dict[PathKey, Any] = {("version",): version}
+    edits.update(cap_edits(model, caps))
     for ch in changes:
         if not ch.changed:
             continue

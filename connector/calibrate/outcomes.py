@@ -8,11 +8,13 @@ The rule (also in the package docstring and the README text):
 - **Conversion time**: the earliest *precise* timestamp of reaching SQL: the first sales-signal
   event (the rules marked `sales_signal` or named in `lifecycle.sql.events`: meeting booked,
   deal opened) or, when the contact's lead status is one of `lifecycle.sql.lead_status`, its
-  `lead_status_changed_at`. Without a precise timestamp, a contact whose stage is SQL or later
-  (opportunity, customer, ...) or whose lead status is a SQL status uses its `updated_at`: an
-  *upper bound* of the conversion time. It is trusted only when it settles the question (at or
-  before `t0 + horizon`); later than that the outcome is unknown and the contact is left out
-  ("undated").
+  `lead_status_changed_at`, or the date the contact *entered* a stage of SQL or later, as the
+  CRM records it (HubSpot's `hs_lifecyclestage_<stage>_date` / `hs_v2_date_entered_<stage>`,
+  read into the contact's properties). Without a precise timestamp, a contact whose stage is
+  SQL or later (opportunity, customer, ...) or whose lead status is a SQL status uses its
+  `updated_at`: an *upper bound* of the conversion time. It is trusted only when it settles
+  the question (at or before `t0 + horizon`); later than that the outcome is unknown and the
+  contact is left out ("undated").
 - **Outcome**: converted when the conversion time is within `[t0, t0 + horizon]`; not converted
   when the horizon has passed (`t0 + horizon <= as_of`) without it. Contacts whose horizon has not
   passed yet are left out whatever happened so far (counting only their early conversions would
@@ -27,8 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from connector.errors import InputError
 from connector.model.schema import ScoringModel
-from connector.types import SQL, Contact, Event, stage_rank
+from connector.parse import parse_timestamp
+from connector.types import LIFECYCLE_ORDER, SQL, Contact, Event, stage_rank
 
 Status = Literal[
     "converted", "not_converted", "inside_horizon", "converted_before", "no_engagement", "undated"
@@ -36,6 +40,30 @@ Status = Literal[
 LABELLED: frozenset[str] = frozenset({"converted", "not_converted"})
 
 _SQL_RANK = stage_rank(SQL)
+# (property, stage) pairs that record when a contact entered a stage of SQL or later
+STAGE_DATE_PROPERTIES: tuple[tuple[str, str], ...] = tuple(
+    (prop.format(stage=s), s)
+    for s in LIFECYCLE_ORDER[_SQL_RANK:]
+    for prop in ("hs_lifecyclestage_{stage}_date", "hs_v2_date_entered_{stage}")
+)
+
+
+def stage_entered_at(contact: Contact) -> tuple[datetime, str] | None:
+    """The earliest recorded entry into a stage of SQL or later: (when, stage), or None.
+    A value that is not a timestamp is ignored (the stage's other evidence still counts)."""
+    props = contact.properties
+    best: tuple[datetime, str] | None = None
+    for prop, stage in STAGE_DATE_PROPERTIES:
+        raw = props.get(prop)
+        if raw in (None, ""):
+            continue
+        try:
+            at = parse_timestamp(raw, prop)
+        except InputError:
+            continue
+        if best is None or at < best[0]:
+            best = (at, stage)
+    return best
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +147,9 @@ def outcome_for(
     changed = contact.lead_status_changed_at
     if sql_status and changed is not None and changed <= as_of:
         precise.append((changed, f"lead status {status_text}"))
+    entered = stage_entered_at(contact)
+    if entered is not None and entered[0] <= as_of:
+        precise.append((entered[0], f"entered {entered[1]}"))
     rank = stage_rank(contact.lifecycle_stage)
     reached = sql_status or (_SQL_RANK <= rank < 99)
     end = t0 + horizon

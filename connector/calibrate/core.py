@@ -17,12 +17,22 @@ from connector.calibrate.caps import CapChange, refit_caps
 from connector.calibrate.fit import (
     ModelMetrics,
     PointChange,
+    baseline_auc,
     metrics,
     refit_points,
     require_sklearn,
     tune_threshold,
 )
-from connector.calibrate.observe import Dataset, EnrichFn, Observation, OutcomeCounts, features_of
+from connector.calibrate.grades import GradeFit, refit_grades
+from connector.calibrate.observe import (
+    Dataset,
+    EnrichFn,
+    Observation,
+    OutcomeCounts,
+    features_of,
+    fit_features_of,
+    force_features_of,
+)
 from connector.calibrate.stats import RuleLift, lift_table
 from connector.calibrate.suggest import PathKey, load_suggested, model_edits, write_suggested
 from connector.model.loader import LoadedModel
@@ -39,6 +49,7 @@ class CalibrationOptions:
     min_test_conversions: int = 5  # and as many non-conversions, in the test and training sets
     min_rule_fires: int = 10  # fewer training contacts: the rule keeps its points
     regularization: float = 1.0  # scikit-learn's C (inverse L2 strength)
+    refit_profile: bool = True  # fit points, grade thresholds and grade points too
     allow_sign_flips: bool = False
     rate_tolerance: float = 0.01  # keep the current threshold when this close to the target
     version: str | None = None  # of the suggested model; default "<current>-calibrated-<date>"
@@ -63,6 +74,7 @@ class Suggestion:
     scale: float  # points per log-odds unit
     changes: tuple[PointChange, ...]
     caps: tuple[CapChange, ...]
+    grades: GradeFit | None
     edits: dict[PathKey, Any]
     header: tuple[str, ...]
     model: LoadedModel  # validated by the real loader
@@ -85,6 +97,14 @@ class Comparison:
     split_at: datetime  # test contacts first engaged at or after this
     current: ModelMetrics
     suggested: ModelMetrics
+    baseline_auc: float | None = None  # plain logistic regression, same features and split
+
+    @property
+    def gap(self) -> float | None:
+        """How much ranking (ROC AUC) the suggested points table leaves to the baseline."""
+        if self.baseline_auc is None or self.suggested.auc is None:
+            return None
+        return self.baseline_auc - self.suggested.auc
 
     @property
     def better(self) -> bool:
@@ -178,8 +198,9 @@ def calibrate(
         return dataclasses.replace(base, insufficient=reason)
 
     current_t = float(model.model.lifecycle.mql.threshold)
+    fit_feats = fit_features_of(model) if o.refit_profile else []
     fit = refit_points(
-        features_of(model),
+        [*features_of(model), *fit_feats],
         train,
         threshold=current_t,
         target_rate=o.target_mql_rate,
@@ -188,23 +209,41 @@ def calibrate(
         allow_sign_flips=o.allow_sign_flips,
     )
     version = o.version or f"{model.version}-calibrated-{now:%Y-%m-%d}"
-    caps = refit_caps(model, fit.changes)
-    edits = model_edits(model, fit.changes, current_t, version, caps)
+    notes: list[str] = []
+    grades = refit_grades(fit.changes, train) if fit_feats else None
+    changes = list(fit.changes)
+    if fit_feats and grades is None:
+        changes = [
+            dataclasses.replace(
+                c,
+                suggested=c.current,
+                status="kept: profile not refit",
+                note="fewer than four distinct profile scores: grades kept",
+            )
+            if c.section == "fit"
+            else c
+            for c in changes
+        ]
+        notes.append(
+            "the profile (fit points and grades) was not refit: its rules give fewer than four "
+            "distinct profile scores on the training contacts"
+        )
+    caps = refit_caps(model, changes)
+    edits = model_edits(model, changes, current_t, version, caps, grades)
     draft, _ = load_suggested(model, edits)
     train_ids = [x.contact_id for x in train]
     draft_train = ds.observe(draft, train_ids)
     threshold, train_rate = tune_threshold(
         draft_train, current_t, o.target_mql_rate, o.rate_tolerance
     )
-    notes: list[str] = []
     hand_rate = sum(x.hand_raiser for x in draft_train) / max(1, len(draft_train))
     if hand_rate > o.target_mql_rate + o.rate_tolerance:
         notes.append(
             f"hand-raisers alone are {hand_rate:.1%} of the training contacts, above the target "
             f"MQL rate of {o.target_mql_rate:.1%}: they become MQLs whatever the threshold"
         )
-    edits = model_edits(model, fit.changes, threshold, version, caps)
-    header = _header(model, ds.counts.labelled, o, now, fit.changes, threshold, caps)
+    edits = model_edits(model, changes, threshold, version, caps, grades)
+    header = _header(model, ds.counts.labelled, o, now, changes, threshold, caps, grades)
     suggested, text = load_suggested(model, edits, header)
     test_ids = [x.contact_id for x in test]
     sugg_test = ds.observe(suggested, test_ids)
@@ -217,20 +256,24 @@ def calibrate(
         train_mql_rate=train_rate,
         train_mql_rate_current=current_rate,
         scale=fit.scale,
-        changes=tuple(fit.changes),
+        changes=tuple(changes),
         caps=tuple(caps),
+        grades=grades,
         edits=edits,
         header=tuple(header),
         model=suggested,
         text=text,
     )
+    all_feats = [*features_of(model), *fit_features_of(model), *force_features_of(model)]
     comparison = Comparison(
         train_contacts=len(train),
         test_contacts=len(test),
         split_at=test[0].first_engaged_at,
         current=metrics(model.version, test, current_t),
         suggested=metrics(version, sugg_test, threshold),
+        baseline_auc=baseline_auc(all_feats, train, test, o.regularization),
     )
+    notes += _baseline_notes(comparison, ds.counts.converted, train)
     if not comparison.better:
         notes.append(
             "the suggested model does not rank the held-out contacts better than the current "
@@ -249,18 +292,26 @@ def _header(
     changes: Sequence[PointChange],
     threshold: float,
     caps: Sequence[CapChange] = (),
+    grades: GradeFit | None = None,
 ) -> list[str]:
     days = o.horizon / timedelta(days=1)
     lines = [
         f"Suggested by `leadscore calibrate` on {now:%Y-%m-%d} from {labelled} contacts with a",
         f"known outcome (horizon {days:g} days), starting from model {model.version}.",
-        "Only engagement points, tier points, the caps that scale with them,",
+        "Only points (engagement, tiers, profile), the caps that scale with them, the grades,",
         "lifecycle.mql.threshold and version differ from it. NOT applied: review it, check it",
         "with `leadscore validate-model`, preview it with `leadscore simulate --model` and",
         "`leadscore rescore --dry-run --model`, then apply it with `leadscore rescore --model`.",
     ]
     if threshold != model.model.lifecycle.mql.threshold:
         lines.append(f"MQL threshold: {model.model.lifecycle.mql.threshold:g} -> {threshold:g}.")
+    if grades is not None:
+        g, p = grades.grades, grades.score_points
+        lines.append(
+            f"Profile refit: grades A >= {g['A']}, B >= {g['B']}, C >= {g['C']} fit points; the "
+            f"grade now adds to the score (A {p['A']:+d}, B {p['B']:+d}, C {p['C']:+d}, "
+            f"D {p['D']:+d}); forced grades kept."
+        )
     for cap in caps:
         lines.append(
             f"Cap of {cap.kind} {cap.name}: {cap.current} -> {cap.suggested} ({cap.meaning})."
@@ -284,3 +335,25 @@ def write_suggestion(
     if s is None:
         raise ValueError("nothing to write: " + (result.insufficient or "no suggestion"))
     return write_suggested(model, s.edits, out_path, s.header)
+
+
+def _baseline_notes(c: Comparison, conversions: int, train: Sequence[Observation]) -> list[str]:
+    """Say plainly when the points table cannot get close to the plain logistic regression."""
+    gap = c.gap
+    if gap is None or gap <= 0.02:
+        return []
+    why: list[str] = []
+    if conversions < 200:
+        why.append(f"only {conversions} conversions: too few to pin every point down")
+    profile = sum(1 for o in train if any(k.startswith("fit:") for k in o.units))
+    if profile < len(train) // 2:
+        why.append("the profile rules hold for few contacts (grades A-D are coarse)")
+    why.append(
+        "a points table counts each rule within its caps and the profile in four grades, and "
+        "what predicts conversion may be something no rule expresses (see the proposed rules)"
+    )
+    return [
+        f"the plain logistic regression ranks the held-out contacts at ROC AUC "
+        f"{c.baseline_auc:.3f}, the suggested points table at {c.suggested.auc:.3f} "
+        f"({gap:.3f} below): " + "; ".join(why)
+    ]

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.calibrate.caps import CapChange
-from connector.calibrate.core import CalibrationResult
+from connector.calibrate.core import CalibrationResult, Comparison, Suggestion
 from connector.calibrate.fit import Band, ModelMetrics, PointChange
 from connector.calibrate.stats import Interval, RuleLift, ranked
 
@@ -102,6 +102,29 @@ def cap_lines(caps: Sequence[CapChange]) -> list[str]:
         "Caps refit with the points (same meaning at the new scale): "
         + "; ".join(f"{c.kind} {c.name} {c.current} → {c.suggested} ({c.meaning})" for c in caps)
     ]
+
+
+def grade_lines(s: Suggestion) -> list[str]:
+    g = s.grades
+    if g is None:
+        return []
+    p, n = g.score_points, g.contacts
+    return [
+        f"Profile refit with the same outcomes: grade A from {g.grades['A']} fit points, B from "
+        f"{g.grades['B']}, C from {g.grades['C']}; each grade now adds its points to the score "
+        + ", ".join(f"{k} {p[k]:+d} ({n[k]:,} training contacts)" for k in ("A", "B", "C", "D"))
+        + "; forced grades (student, competitor, ...) stay forced."
+    ]
+
+
+def baseline_line(c: Comparison) -> str:
+    if c.baseline_auc is None:
+        return "Plain logistic regression on the same features: – (cannot be fitted)."
+    return (
+        f"Plain logistic regression on the same features and split (the bar a points table can "
+        f"reach): ROC AUC {c.baseline_auc:.3f}; current {_auc(c.current)}, suggested "
+        f"{_auc(c.suggested)}."
+    )
 
 
 def lift_rich(rows: Sequence[RuleLift]) -> Table:
@@ -230,7 +253,7 @@ def print_calibration(
     s, cmp_ = r.suggestion, r.comparison
     assert s is not None and cmp_ is not None
     console.print(changes_rich(s.changes))
-    for line in cap_lines(s.caps):
+    for line in [*cap_lines(s.caps), *grade_lines(s)]:
         console.print(line, highlight=False)
     kept = [c.feature for c in s.changes if c.status == "kept: never fires"]
     if kept:
@@ -253,6 +276,7 @@ def print_calibration(
         )
     t, b = comparison_rich(cmp_.current, cmp_.suggested, cmp_.train_contacts)
     console.print(t)
+    console.print(baseline_line(cmp_), highlight=False)
     console.print(b)
     for note in r.notes:
         console.print(f"note: {note}", highlight=False)
@@ -465,7 +489,7 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
             left_also=(5, 6),
         )
     )
-    out += [f"<p>{_e(line)}</p>" for line in cap_lines(s.caps)]
+    out += [f"<p>{_e(line)}</p>" for line in [*cap_lines(s.caps), *grade_lines(s)]]
     kept = [x.feature for x in s.changes if x.status == "kept: never fires"]
     if kept:
         out.append(
@@ -519,6 +543,7 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
             ],
         )
     )
+    out.append(f"<p>{_e(baseline_line(c))}</p>")
     out.append("<h3>Conversion by score band (held-out contacts)</h3>")
     out.append(
         _table(

@@ -23,6 +23,7 @@ import yaml
 
 from connector.calibrate.caps import CapChange, cap_edits
 from connector.calibrate.fit import PointChange
+from connector.calibrate.grades import GradeFit
 from connector.errors import ModelError
 from connector.files import write_private
 from connector.model.loader import LoadedModel, validate_model_file
@@ -31,8 +32,10 @@ PathKey = tuple[str | int, ...]
 
 
 def _scalar(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        raise TypeError("only numbers and strings are edited")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        raise TypeError("only numbers, booleans and strings are edited")
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -98,14 +101,25 @@ def model_edits(
     threshold: float,
     version: str,
     caps: Sequence[CapChange] = (),
+    grades: GradeFit | None = None,
 ) -> dict[PathKey, Any]:
     """The (path → value) edits that make the suggested model from the current one."""
     rules = model.model.engagement.rules
     index = {r.name: i for i, r in enumerate(rules)}
+    fit_index = {r.name: i for i, r in enumerate(model.model.fit.rules)}
     edits: dict[PathKey, Any] = {("version",): version}
     edits.update(cap_edits(model, caps))
+    if grades is not None:
+        for g, v in grades.grades.items():
+            edits[("fit", "grades", g)] = v
+        for g, v in grades.score_points.items():
+            edits[("fit", "score_points", g)] = v
+        edits[("fit", "add_to_score")] = True
     for ch in changes:
         if not ch.changed:
+            continue
+        if ch.section == "fit":
+            edits[("fit", "rules", fit_index[ch.rule], "points")] = ch.suggested
             continue
         i = index[ch.rule]
         tiers = rules[i].tiers

@@ -585,3 +585,33 @@ def test_the_synthetic_refit_moves_the_count_once_cap(
     assert f"Cap of rule email_unsubscribe: 20 -> {abs(unsub.suggested)} (counts once)." in (
         result.suggestion.text
     )
+
+
+def test_yaml_additions_keep_the_teams_file_and_mark_what_is_new(tmp_path: Path) -> None:
+    """A new rule lands after the last rule, in the file's flow style, marked NEW; its category
+    is added; comments stay."""
+    from connector.calibrate.suggest import rule_additions
+
+    model = load_model()
+    rule = {
+        "name": "new_page_scholarship", "category": "suggested", "event": "page_view",
+        "points": 37, "cap": 37, "when": {"url": {"glob": "*/scholarship*"}},
+        "description": "page /scholarship (new: suggested by calibrate)",
+    }  # fmt: skip
+    out = tmp_path / "m.yaml"
+    loaded = write_suggested(model, {("version",): "v-new"}, out, (), rule_additions(model, [rule]))
+    text = out.read_text(encoding="utf-8")
+    assert "    # Sales-owned signals: no points, they make an SQL." in text
+    assert (
+        '       description: "deal opened"}\n'
+        "    - {name: new_page_scholarship, category: suggested, event: page_view, points: 37, "
+        "cap: 37, when: {url: {glob: '*/scholarship*'}}, description: 'page /scholarship (new: "
+        "suggested by calibrate)'}  # NEW: suggested by calibrate\n"
+    ) in text
+    assert (
+        '    sales: {description: "sales-owned signals (no points; they make an SQL)"}\n'
+        "    suggested: {description: rules added by leadscore calibrate (review each)}"
+        "  # NEW: suggested by calibrate\n"
+    ) in text
+    assert loaded.model.engagement.rules[-1].name == "new_page_scholarship"
+    assert "suggested" in loaded.model.engagement.categories

@@ -221,3 +221,29 @@ def test_profile_is_refit_into_readable_grades(
     out.write_text(s.text, encoding="utf-8")
     assert validate_model_file(out)[1] == []
     assert "Profile refit: grades A >=" in s.text
+
+
+def test_proposed_rules_include_the_planted_feature_and_not_the_noise(
+    edu: tuple[LoadedModel, CalibrationResult], tmp_path: Path
+) -> None:
+    s = edu[1].suggestion
+    assert s is not None
+    by_key = {c.key: c for c in s.candidates}
+    planted = by_key["page /scholarship"]
+    assert planted.strong and planted.added and planted.points is not None
+    assert planted.points > 10 and planted.lift is not None and planted.lift.low > 1.3
+    assert 0.08 * 1750 < planted.fired < 0.22 * 1750  # ~15% of the training contacts
+    noise = by_key["page /blog/noise"]
+    assert not noise.strong and not noise.added
+    assert [c.key for c in s.candidates if c.added] == ["page /scholarship"]
+    # pages the rules count (course pages, pricing) and the page everyone sees are no candidates
+    assert not any(k.startswith(("page /product", "page /pricing")) for k in by_key)
+    assert "page /" not in by_key and "referrer partner-courses.example" not in by_key
+    rule = next(r for r in s.model.model.engagement.rules if r.name == "new_page_scholarship")
+    assert rule.points == planted.points and rule.cap == planted.points
+    assert rule.category == "suggested" and "(new: suggested by calibrate)" in rule.description
+    assert f"NEW rule new_page_scholarship: {planted.points:+d}" in s.text
+    assert s.text.count("# NEW: suggested by calibrate") == 2  # the rule and its category
+    out = tmp_path / "suggested.yaml"
+    out.write_text(s.text, encoding="utf-8")
+    assert validate_model_file(out)[1] == []

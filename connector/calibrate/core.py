@@ -13,6 +13,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from connector.calibrate.candidates import (
+    Candidate,
+    candidate_features,
+    find_candidates,
+    with_candidate_units,
+)
 from connector.calibrate.caps import CapChange, refit_caps
 from connector.calibrate.fit import (
     ModelMetrics,
@@ -34,7 +40,14 @@ from connector.calibrate.observe import (
     force_features_of,
 )
 from connector.calibrate.stats import RuleLift, lift_table
-from connector.calibrate.suggest import PathKey, load_suggested, model_edits, write_suggested
+from connector.calibrate.suggest import (
+    Additions,
+    PathKey,
+    load_suggested,
+    model_edits,
+    rule_additions,
+    write_suggested,
+)
 from connector.model.loader import LoadedModel
 from connector.state.store import StateStore
 
@@ -50,6 +63,8 @@ class CalibrationOptions:
     min_rule_fires: int = 10  # fewer training contacts: the rule keeps its points
     regularization: float = 1.0  # scikit-learn's C (inverse L2 strength)
     refit_profile: bool = True  # fit points, grade thresholds and grade points too
+    propose_rules: bool = True  # look for rules to add (candidates.py)
+    min_candidate_support: int = 30  # training contacts a proposed rule must fire on
     allow_sign_flips: bool = False
     rate_tolerance: float = 0.01  # keep the current threshold when this close to the target
     version: str | None = None  # of the suggested model; default "<current>-calibrated-<date>"
@@ -76,6 +91,8 @@ class Suggestion:
     caps: tuple[CapChange, ...]
     grades: GradeFit | None
     edits: dict[PathKey, Any]
+    additions: Additions
+    candidates: tuple[Candidate, ...]
     header: tuple[str, ...]
     model: LoadedModel  # validated by the real loader
     text: str  # the YAML (title table by absolute path; `write_suggestion` makes it relative)
@@ -199,9 +216,15 @@ def calibrate(
 
     current_t = float(model.model.lifecycle.mql.threshold)
     fit_feats = fit_features_of(model) if o.refit_profile else []
+    cands = (
+        find_candidates(ds, model, train, min_support=o.min_candidate_support)
+        if o.propose_rules
+        else []
+    )
+    cand_feats = candidate_features(cands)
     fit = refit_points(
-        [*features_of(model), *fit_feats],
-        train,
+        [*features_of(model), *fit_feats, *cand_feats],
+        with_candidate_units(ds, train, cands),
         threshold=current_t,
         target_rate=o.target_mql_rate,
         c=o.regularization,
@@ -211,7 +234,10 @@ def calibrate(
     version = o.version or f"{model.version}-calibrated-{now:%Y-%m-%d}"
     notes: list[str] = []
     grades = refit_grades(fit.changes, train) if fit_feats else None
-    changes = list(fit.changes)
+    new_pts = {c.feature: c for c in fit.changes if c.section == "new"}
+    changes = [c for c in fit.changes if c.section != "new"]
+    cands, new_rules = _adopt(cands, new_pts)
+    additions = rule_additions(model, new_rules)
     if fit_feats and grades is None:
         changes = [
             dataclasses.replace(
@@ -230,7 +256,7 @@ def calibrate(
         )
     caps = refit_caps(model, changes)
     edits = model_edits(model, changes, current_t, version, caps, grades)
-    draft, _ = load_suggested(model, edits)
+    draft, _ = load_suggested(model, edits, (), additions)
     train_ids = [x.contact_id for x in train]
     draft_train = ds.observe(draft, train_ids)
     threshold, train_rate = tune_threshold(
@@ -244,7 +270,13 @@ def calibrate(
         )
     edits = model_edits(model, changes, threshold, version, caps, grades)
     header = _header(model, ds.counts.labelled, o, now, changes, threshold, caps, grades)
-    suggested, text = load_suggested(model, edits, header)
+    header[-1:-1] = [
+        f"NEW rule {c.name}: {c.points:+d} ({c.key}: lift {c.lift.value:.2f} "
+        f"[{c.lift.low:.2f}-{c.lift.high:.2f}] on {c.fired} training contacts)."
+        for c in cands
+        if c.added and c.points is not None and c.lift is not None
+    ]
+    suggested, text = load_suggested(model, edits, header, additions)
     test_ids = [x.contact_id for x in test]
     sugg_test = ds.observe(suggested, test_ids)
     current_rate = sum(x.mql_at(current_t) for x in train) / max(1, len(train))
@@ -260,6 +292,8 @@ def calibrate(
         caps=tuple(caps),
         grades=grades,
         edits=edits,
+        additions=additions,
+        candidates=tuple(cands),
         header=tuple(header),
         model=suggested,
         text=text,
@@ -334,7 +368,7 @@ def write_suggestion(
     s = result.suggestion
     if s is None:
         raise ValueError("nothing to write: " + (result.insufficient or "no suggestion"))
-    return write_suggested(model, s.edits, out_path, s.header)
+    return write_suggested(model, s.edits, out_path, s.header, s.additions)
 
 
 def _baseline_notes(c: Comparison, conversions: int, train: Sequence[Observation]) -> list[str]:
@@ -357,3 +391,23 @@ def _baseline_notes(c: Comparison, conversions: int, train: Sequence[Observation
         f"{c.baseline_auc:.3f}, the suggested points table at {c.suggested.auc:.3f} "
         f"({gap:.3f} below): " + "; ".join(why)
     ]
+
+
+def _adopt(
+    cands: Sequence[Candidate], fitted: dict[str, PointChange]
+) -> tuple[list[Candidate], list[dict[str, Any]]]:
+    """Strong candidates whose fitted points keep the sign of their lift (and are worth at
+    least 2 points) become new rules; every candidate keeps its fitted points for the report."""
+    out: list[Candidate] = []
+    rules: list[dict[str, Any]] = []
+    for c in cands:
+        ch = fitted.get(c.name)
+        if ch is None:
+            out.append(c)
+            continue
+        keep = ch.status == "refit" and abs(ch.suggested) >= 2
+        c = dataclasses.replace(c, points=ch.suggested, added=keep)
+        if keep:
+            rules.append(c.rule())
+        out.append(c)
+    return out, rules

@@ -117,6 +117,52 @@ def grade_lines(s: Suggestion) -> list[str]:
     ]
 
 
+CANDIDATE_COLUMNS = (
+    "candidate",
+    "contacts (train)",
+    "converted with",
+    "converted without",
+    "lift (95%)",
+    "strong",
+    "points",
+    "in the suggested model",
+)
+
+
+def candidate_rows(s: Suggestion) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for c in s.candidates:
+        rows.append(
+            [
+                c.key,
+                f"{c.fired:,}",
+                _pct(c.fired_converted / c.fired if c.fired else None),
+                _pct(c.not_fired_converted / c.not_fired if c.not_fired else None),
+                _ci(c.lift, False),
+                "yes" if c.strong else "no",
+                "–" if c.points is None else f"{c.points:+d}",
+                f"NEW: {c.name}" if c.added else ("profile: propose to sales" if c.event is None
+                                                  and c.strong else "no"),
+            ]
+        )  # fmt: skip
+    return rows
+
+
+def candidates_rich(s: Suggestion, limit: int = 15) -> Table | None:
+    rows = candidate_rows(s)[:limit]
+    if not rows:
+        return None
+    t = Table(
+        title="Rules it would add: what no current rule counts, highest lift first "
+        "(strong: the 99.9% interval excludes 1)"
+    )
+    for i, col in enumerate(CANDIDATE_COLUMNS):
+        t.add_column(col, justify="left" if i in (0, 5, 7) else "right")
+    for row in rows:
+        t.add_row(*row, style="bold green" if row[-1].startswith("NEW") else "")
+    return t
+
+
 def baseline_line(c: Comparison) -> str:
     if c.baseline_auc is None:
         return "Plain logistic regression on the same features: – (cannot be fitted)."
@@ -255,6 +301,9 @@ def print_calibration(
     console.print(changes_rich(s.changes))
     for line in [*cap_lines(s.caps), *grade_lines(s)]:
         console.print(line, highlight=False)
+    cands = candidates_rich(s)
+    if cands is not None:
+        console.print(cands)
     kept = [c.feature for c in s.changes if c.status == "kept: never fires"]
     if kept:
         console.print(
@@ -490,6 +539,16 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
         )
     )
     out += [f"<p>{_e(line)}</p>" for line in [*cap_lines(s.caps), *grade_lines(s)]]
+    rows = candidate_rows(s)[:15]
+    if rows:
+        out.append("<h3>Rules it would add (what no current rule counts)</h3>")
+        out.append(
+            _table(
+                [_e(c) for c in CANDIDATE_COLUMNS],
+                [[_e(x) for x in row] for row in rows],
+                left_also=(5, 7),
+            )
+        )
     kept = [x.feature for x in s.changes if x.status == "kept: never fires"]
     if kept:
         out.append(

@@ -69,12 +69,74 @@ def _set(raw: Any, path: PathKey, value: Any) -> None:
     target[path[-1]] = value
 
 
-def edit_yaml(text: str, edits: dict[PathKey, Any], header: Sequence[str] = ()) -> str:
-    """Return `text` with the scalar at each path replaced (see the module docstring)."""
+NEW_MARK = "  # NEW: suggested by calibrate"
+
+
+def _flow(value: Any) -> str:
+    return yaml.safe_dump(
+        value, default_flow_style=True, sort_keys=False, allow_unicode=True, width=10_000
+    ).strip()
+
+
+def _line_end(text: str, mark: Any) -> int:
+    """Where to insert a line after the node ending at `mark` (before a comment on its line)."""
+    index = int(mark.index)
+    line_start = text.rfind("\n", 0, index) + 1
+    if line_start > 0 and not text[line_start:index].strip():  # a block node ends where the
+        return line_start - 1  # next token starts: insert at the end of the line before
+    end = text.find("\n", int(mark.index))
+    return len(text) if end < 0 else end
+
+
+def _insertions(text: str, root: yaml.Node, adds: Additions) -> list[tuple[int, int, str]] | None:
+    """Text insertions that append items to block sequences and keys to block mappings."""
+    spans: list[tuple[int, int, str]] = []
+    for path, items in adds.items():
+        node = _node_at(root, path)
+        if isinstance(node, yaml.SequenceNode) and node.value and not node.flow_style:
+            last = node.value[-1]
+            line_start = text.rfind("\n", 0, last.start_mark.index) + 1
+            dash = text.find("-", line_start, last.start_mark.index)
+            if dash < 0:
+                return None
+            at = _line_end(text, last.end_mark)
+            pad = " " * (dash - line_start)
+            new = "".join(f"\n{pad}- {_flow(v)}{NEW_MARK}" for _k, v in items)
+        elif isinstance(node, yaml.MappingNode) and node.value and not node.flow_style:
+            k_last, v_last = node.value[-1]
+            at = _line_end(text, v_last.end_mark)
+            pad = " " * k_last.start_mark.column
+            new = "".join(f"\n{pad}{k}: {_flow(v)}{NEW_MARK}" for k, v in items)
+        else:
+            return None
+        spans.append((at, at, new))
+    return spans
+
+
+Additions = dict[PathKey, list[tuple[str | None, Any]]]
+
+
+def edit_yaml(
+    text: str,
+    edits: dict[PathKey, Any],
+    header: Sequence[str] = (),
+    additions: Additions | None = None,
+) -> str:
+    """Return `text` with the scalar at each path replaced (see the module docstring), and
+    `additions` appended: `(None, item)` to a sequence, `(key, value)` to a mapping."""
     raw = yaml.safe_load(text)
     expected = copy.deepcopy(raw)
     for path, value in edits.items():
         _set(expected, path, value)
+    for path, items in (additions or {}).items():
+        target = expected
+        for key in path:
+            target = target[key]
+        for k, v in items:
+            if k is None:
+                target.append(v)
+            else:
+                target[k] = v
     head = "".join(f"# {line}\n" if line else "#\n" for line in header)
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     spans: list[tuple[int, int, str]] = []
@@ -85,12 +147,20 @@ def edit_yaml(text: str, edits: dict[PathKey, Any], header: Sequence[str] = ()) 
             ok = False
             break
         spans.append((node.start_mark.index, node.end_mark.index, _scalar(value)))
+    if ok and root is not None and additions:
+        extra = _insertions(text, root, additions)
+        ok = extra is not None
+        spans += extra or []
     if ok:
         out = text
         for start, end, new in sorted(spans, reverse=True):
             out = out[:start] + new + out[end:]
         out = head + out
-        if yaml.safe_load(out) == expected:
+        try:
+            same = yaml.safe_load(out) == expected
+        except yaml.YAMLError:
+            same = False
+        if same:
             return out
     return head + yaml.safe_dump(expected, sort_keys=False, allow_unicode=True, width=100)
 
@@ -121,6 +191,8 @@ def model_edits(
         if ch.section == "fit":
             edits[("fit", "rules", fit_index[ch.rule], "points")] = ch.suggested
             continue
+        if ch.section != "engagement":  # a new rule: an addition, not an edit
+            continue
         i = index[ch.rule]
         tiers = rules[i].tiers
         if ch.tier is None:
@@ -143,6 +215,7 @@ def render_suggested(
     header: Sequence[str] = (),
     *,
     absolute_titles: bool = False,
+    additions: Additions | None = None,
 ) -> str:
     """The suggested model's text for a file at `out_path`."""
     source = Path(model.path)
@@ -162,17 +235,22 @@ def render_suggested(
                 new_ref = str(titles)
         if new_ref != ref:
             all_edits[("title_rules",)] = new_ref  # a missing key: the whole file is dumped
-    return edit_yaml(text, all_edits, header)
+    return edit_yaml(text, all_edits, header, additions)
 
 
 def load_suggested(
-    model: LoadedModel, edits: dict[PathKey, Any], header: Sequence[str] = ()
+    model: LoadedModel,
+    edits: dict[PathKey, Any],
+    header: Sequence[str] = (),
+    additions: Additions | None = None,
 ) -> tuple[LoadedModel, str]:
     """Validate the suggested model through the real loader, from a temporary file; returns it
     with its text (title table referenced by absolute path)."""
     with tempfile.TemporaryDirectory(prefix="leadscore-calibrate-") as tmp:
         path = Path(tmp) / "model.suggested.yaml"
-        text = render_suggested(model, edits, path, header, absolute_titles=True)
+        text = render_suggested(
+            model, edits, path, header, absolute_titles=True, additions=additions
+        )
         write_private(path, text)
         loaded, problems = validate_model_file(path)
     if loaded is None:
@@ -181,14 +259,32 @@ def load_suggested(
 
 
 def write_suggested(
-    model: LoadedModel, edits: dict[PathKey, Any], out_path: str | Path, header: Sequence[str] = ()
+    model: LoadedModel,
+    edits: dict[PathKey, Any],
+    out_path: str | Path,
+    header: Sequence[str] = (),
+    additions: Additions | None = None,
 ) -> LoadedModel:
     """Write the suggested model to `out_path` and validate the file as written."""
     out = Path(out_path)
-    text = render_suggested(model, edits, out, header)
+    text = render_suggested(model, edits, out, header, additions=additions)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_private(out, text)
     loaded, problems = validate_model_file(out)
     if loaded is None:
         raise ModelError(str(out), problems)
     return loaded
+
+
+def rule_additions(model: LoadedModel, rules: Sequence[dict[str, Any]]) -> Additions:
+    """New rules (and their category, when the model lacks it) as additions."""
+    if not rules:
+        return {}
+    adds: Additions = {("engagement", "rules"): [(None, r) for r in rules]}
+    cats = {r["category"] for r in rules} - set(model.model.engagement.categories)
+    if cats:
+        adds[("engagement", "categories")] = [
+            (c, {"description": "rules added by leadscore calibrate (review each)"})
+            for c in sorted(cats)
+        ]
+    return adds

@@ -547,8 +547,8 @@ def test_caps_keep_their_meaning_at_the_new_scale(tmp_path: Path) -> None:
     assert got == {
         ("rule", "webinar_question"): (20, 79, "counts once"),
         ("rule", "email_unsubscribe"): (20, 45, "counts once"),
-        ("category", "product"): (60, 180, "scaled with its rules (×3.00)"),
-        ("category", "webinar"): (100, 395, "scaled with its rules (×3.95)"),
+        ("category", "product"): (60, 180, "×3.00, as its rules"),
+        ("category", "webinar"): (100, 395, "×3.95, as its rules"),
     }
     out = tmp_path / "suggested.yaml"
     loaded = write_suggested(model, model_edits(model, changes, 100, "v-cal", caps), out)

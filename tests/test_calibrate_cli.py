@@ -51,6 +51,9 @@ def test_calibrate_writes_a_suggested_model_and_a_page(
     assert "Rules: conversion with and without" in text
     assert "Points the wrong way: product_guide" in text
     assert "Held-out comparison" in text and "ROC AUC" in text
+    assert "Plain logistic regression on the same features and split" in text
+    assert "Expected MQL → SQL rate on the held-out contacts (95% interval): suggested" in text
+    assert "Conversion by score band (held-out contacts, 95% intervals)" in text
     assert "Wrote model.suggested.yaml" in text
     assert "Nothing was applied" in text and "leadscore simulate --model" in text
     html = (tmp_path / "calibration.html").read_text(encoding="utf-8")

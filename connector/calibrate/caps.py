@@ -40,9 +40,7 @@ class CapChange:
             if abs(self.units - 1) < 1e-9:
                 return "counts once"
             return f"counts {self.units:g} times"
-        return (
-            f"scaled with its rules (×{self.suggested / self.current:.2f})" if self.current else ""
-        )
+        return f"×{self.suggested / self.current:.2f}, as its rules" if self.current else ""
 
 
 def _largest(points: Sequence[int]) -> int:

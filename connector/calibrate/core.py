@@ -342,8 +342,10 @@ def _header(
     if grades is not None:
         g, p = grades.grades, grades.score_points
         lines.append(
-            f"Profile refit: grades A >= {g['A']}, B >= {g['B']}, C >= {g['C']} fit points; the "
-            f"grade now adds to the score (A {p['A']:+d}, B {p['B']:+d}, C {p['C']:+d}, "
+            f"Profile refit: grades A >= {g['A']}, B >= {g['B']}, C >= {g['C']} fit points;"
+        )
+        lines.append(
+            f"the grade now adds to the score (A {p['A']:+d}, B {p['B']:+d}, C {p['C']:+d}, "
             f"D {p['D']:+d}); forced grades kept."
         )
     for cap in caps:

@@ -18,7 +18,7 @@ from rich.table import Table
 from connector.calibrate.caps import CapChange
 from connector.calibrate.core import CalibrationResult, Comparison, Suggestion
 from connector.calibrate.fit import Band, ModelMetrics, PointChange
-from connector.calibrate.stats import Interval, RuleLift, ranked
+from connector.calibrate.stats import Interval, RuleLift, ranked, wilson
 
 BAND_NAMES = (
     "below 0",
@@ -163,6 +163,18 @@ def candidates_rich(s: Suggestion, limit: int = 15) -> Table | None:
     return t
 
 
+def mql_sql_line(c: Comparison) -> str:
+    """What an MQL at the suggested threshold is worth: the held-out MQL → SQL rate."""
+    parts = []
+    for name, m in (("suggested", c.suggested), ("current", c.current)):
+        hits = round(m.precision * m.mql)
+        parts.append(
+            f"{name} (threshold {_num(m.threshold)}): {_ci(wilson(hits, m.mql))} of "
+            f"{m.mql:,} MQLs reached SQL"
+        )
+    return "Expected MQL → SQL rate on the held-out contacts (95% interval): " + "; ".join(parts)
+
+
 def baseline_line(c: Comparison) -> str:
     if c.baseline_auc is None:
         return "Plain logistic regression on the same features: – (cannot be fitted)."
@@ -266,7 +278,7 @@ def comparison_rich(cur: ModelMetrics, sug: ModelMetrics, n_train: int) -> tuple
         ("recall at threshold", _pct(cur.recall), _pct(sug.recall)),
     ):
         t.add_row(label, a, b)
-    bands = Table(title="Conversion by score band (held-out contacts)")
+    bands = Table(title="Conversion by score band (held-out contacts, 95% intervals)")
     bands.add_column("band")
     for name in ("current", "suggested"):
         bands.add_column(f"{name}: scores", justify="right")
@@ -276,7 +288,7 @@ def comparison_rich(cur: ModelMetrics, sug: ModelMetrics, n_train: int) -> tuple
         cells = [band_name]
         for m in (cur, sug):
             band = m.bands[i]
-            cells += [band.label, f"{band.contacts:,}", _pct(band.rate)]
+            cells += [band.label, f"{band.contacts:,}", _ci(wilson(band.converted, band.contacts))]
         bands.add_row(*cells)
     return t, bands
 
@@ -326,6 +338,7 @@ def print_calibration(
     t, b = comparison_rich(cmp_.current, cmp_.suggested, cmp_.train_contacts)
     console.print(t)
     console.print(baseline_line(cmp_), highlight=False)
+    console.print(mql_sql_line(cmp_), highlight=False)
     console.print(b)
     for note in r.notes:
         console.print(f"note: {note}", highlight=False)
@@ -603,7 +616,8 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
         )
     )
     out.append(f"<p>{_e(baseline_line(c))}</p>")
-    out.append("<h3>Conversion by score band (held-out contacts)</h3>")
+    out.append(f"<p>{_e(mql_sql_line(c))}</p>")
+    out.append("<h3>Conversion by score band (held-out contacts, 95% intervals)</h3>")
     out.append(
         _table(
             [
@@ -628,7 +642,7 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
 
 
 def _band_cells(b: Band) -> list[str]:
-    return [_e(b.label), _e(f"{b.contacts:,}"), _e(_pct(b.rate))]
+    return [_e(b.label), _e(f"{b.contacts:,}"), _e(_ci(wilson(b.converted, b.contacts)))]
 
 
 def render_calibration_page(

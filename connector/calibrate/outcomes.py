@@ -14,7 +14,9 @@ The rule (also in the package docstring and the README text):
   SQL or later (opportunity, customer, ...) or whose lead status is a SQL status uses its
   `updated_at`: an *upper bound* of the conversion time. It is trusted only when it settles
   the question (at or before `t0 + horizon`); later than that the outcome is unknown and the
-  contact is left out ("undated").
+  contact is left out ("undated"). On Marketo, with `Change Data Value` (and `Change Status in
+  Progression`) among the activity types read, the first change of the lead (or program)
+  status to a SQL stage or status is a precise timestamp too.
 - **Outcome**: converted when the conversion time is within `[t0, t0 + horizon]`; not converted
   when the horizon has passed (`t0 + horizon <= as_of`) without it. Contacts whose horizon has not
   passed yet are left out whatever happened so far (counting only their early conversions would
@@ -46,6 +48,18 @@ STAGE_DATE_PROPERTIES: tuple[tuple[str, str], ...] = tuple(
     for s in LIFECYCLE_ORDER[_SQL_RANK:]
     for prop in ("hs_lifecyclestage_{stage}_date", "hs_v2_date_entered_{stage}")
 )
+
+
+# Marketo lead/program status change activities, as the adapter reads them (custom events)
+STATUS_CHANGES = frozenset({"status_changed", "program_status_changed"})
+
+
+def _reaches_sql(ev: Event, types: SignalTypes) -> bool:
+    stage = ev.attributes.get("stage")
+    if isinstance(stage, str) and _SQL_RANK <= stage_rank(stage) < 99:
+        return True
+    status = ev.attributes.get("lead_status")
+    return isinstance(status, str) and status.upper() in types.sql_lead_status
 
 
 def stage_entered_at(contact: Contact) -> tuple[datetime, str] | None:
@@ -127,9 +141,14 @@ def outcome_for(
     """Apply the outcome rule of the module docstring to one contact."""
     t0: datetime | None = None
     first_sales: tuple[datetime, str] | None = None
+    status_change: tuple[datetime, str] | None = None
     for ev in events:
         t = ev.occurred_at
         if t > as_of:
+            continue
+        if ev.type == "custom" and ev.attributes.get("name") in STATUS_CHANGES:
+            if _reaches_sql(ev, types) and (status_change is None or t < status_change[0]):
+                status_change = (t, f"{ev.attributes['name']} to {ev.attributes.get('new_value')}")
             continue
         if ev.type in types.sales:
             if first_sales is None or t < first_sales[0]:
@@ -147,6 +166,8 @@ def outcome_for(
     changed = contact.lead_status_changed_at
     if sql_status and changed is not None and changed <= as_of:
         precise.append((changed, f"lead status {status_text}"))
+    if status_change is not None:
+        precise.append(status_change)
     entered = stage_entered_at(contact)
     if entered is not None and entered[0] <= as_of:
         precise.append((entered[0], f"entered {entered[1]}"))

@@ -64,6 +64,7 @@ class CalibrationOptions:
     regularization: float = 1.0  # scikit-learn's C (inverse L2 strength)
     refit_profile: bool = True  # fit points, grade thresholds and grade points too
     propose_rules: bool = True  # look for rules to add (candidates.py)
+    add_new_rules: bool = True  # and put the strong ones in the suggested model
     min_candidate_support: int = 30  # training contacts a proposed rule must fire on
     allow_sign_flips: bool = False
     rate_tolerance: float = 0.01  # keep the current threshold when this close to the target
@@ -221,7 +222,7 @@ def calibrate(
         if o.propose_rules
         else []
     )
-    cand_feats = candidate_features(cands)
+    cand_feats = candidate_features(cands) if o.add_new_rules else []
     fit = refit_points(
         [*features_of(model), *fit_feats, *cand_feats],
         with_candidate_units(ds, train, cands),
@@ -236,7 +237,7 @@ def calibrate(
     grades = refit_grades(fit.changes, train) if fit_feats else None
     new_pts = {c.feature: c for c in fit.changes if c.section == "new"}
     changes = [c for c in fit.changes if c.section != "new"]
-    cands, new_rules = _adopt(cands, new_pts)
+    cands, new_rules = _adopt(cands, new_pts, o.add_new_rules)
     additions = rule_additions(model, new_rules)
     if fit_feats and grades is None:
         changes = [
@@ -307,7 +308,7 @@ def calibrate(
         suggested=metrics(version, sugg_test, threshold),
         baseline_auc=baseline_auc(all_feats, train, test, o.regularization),
     )
-    notes += _baseline_notes(comparison, ds.counts.converted, train)
+    notes += _baseline_notes(comparison, ds.counts.converted, train, o)
     if not comparison.better:
         notes.append(
             "the suggested model does not rank the held-out contacts better than the current "
@@ -373,12 +374,16 @@ def write_suggestion(
     return write_suggested(model, s.edits, out_path, s.header, s.additions)
 
 
-def _baseline_notes(c: Comparison, conversions: int, train: Sequence[Observation]) -> list[str]:
+def _baseline_notes(
+    c: Comparison, conversions: int, train: Sequence[Observation], o: CalibrationOptions
+) -> list[str]:
     """Say plainly when the points table cannot get close to the plain logistic regression."""
     gap = c.gap
     if gap is None or gap <= 0.02:
         return []
     why: list[str] = []
+    if not o.refit_profile:
+        why.append("the profile was not refit (--keep-profile)")
     if conversions < 200:
         why.append(f"only {conversions} conversions: too few to pin every point down")
     profile = sum(1 for o in train if any(k.startswith("fit:") for k in o.units))
@@ -396,7 +401,7 @@ def _baseline_notes(c: Comparison, conversions: int, train: Sequence[Observation
 
 
 def _adopt(
-    cands: Sequence[Candidate], fitted: dict[str, PointChange]
+    cands: Sequence[Candidate], fitted: dict[str, PointChange], add: bool = True
 ) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """Strong candidates whose fitted points keep the sign of their lift (and are worth at
     least 2 points) become new rules; every candidate keeps its fitted points for the report."""
@@ -407,7 +412,7 @@ def _adopt(
         if ch is None:
             out.append(c)
             continue
-        keep = ch.status == "refit" and abs(ch.suggested) >= 2
+        keep = add and ch.status == "refit" and abs(ch.suggested) >= 2
         c = dataclasses.replace(c, points=ch.suggested, added=keep)
         if keep:
             rules.append(c.rule())

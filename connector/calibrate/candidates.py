@@ -144,28 +144,56 @@ def _profile_keys(c: Contact, counter: _Counter) -> Iterable[tuple[str, str]]:
         yield "country", c.country.strip().upper()[:40]
 
 
+class CandidateSearch:
+    """The candidates found on the training contacts, and which keys each contact has (so the
+    refit reads no event twice)."""
+
+    def __init__(self, candidates: list[Candidate], keys: dict[str, set[tuple[str, str]]]):
+        self.candidates = candidates
+        self.keys = keys
+
+
 def find_candidates(
     ds: Dataset,
     model: LoadedModel,
     train: Sequence[Observation],
     *,
     min_support: int,
-) -> list[Candidate]:
+) -> CandidateSearch:
     """Candidates on the training contacts, strongest lift first (see the module docstring)."""
     counter = _Counter(model)
     label = {o.contact_id: o.converted for o in train}
     seen: dict[tuple[str, str], set[str]] = {}
     event_of: dict[tuple[str, str], str] = {}
+    by_contact: dict[str, set[tuple[str, str]]] = {}
+    memo: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
     for contact, events, _enr, outcome in ds.iter_labelled(list(label)):
         end = outcome.observation_end(ds.horizon)
         keys: set[tuple[str, str]] = set()
         for ev in events:
-            if ev.occurred_at >= end or ev.type in ds.types.sales or counter.counted(ev):
+            if ev.occurred_at >= end or ev.type in ds.types.sales:
                 continue
-            for k in _event_keys(ev):
+            at = ev.attributes
+            sig: tuple[Any, ...] = (
+                ev.type,
+                at.get("url"),
+                at.get("referrer"),
+                at.get("form"),
+                at.get("campaign"),
+            )
+            try:
+                found = memo.get(sig)
+            except TypeError:  # an unhashable attribute
+                found, sig = None, ()
+            if found is None:
+                found = () if counter.counted(ev) else tuple(_event_keys(ev))
+                if sig and len(memo) < 200_000:
+                    memo[sig] = found
+            for k in found:
                 keys.add(k)
                 event_of.setdefault(k, ev.type)
         keys.update(_profile_keys(contact, counter))
+        by_contact[contact.id] = keys
         for k in keys:
             seen.setdefault(k, set()).add(contact.id)
     n = len(train)
@@ -183,7 +211,8 @@ def find_candidates(
         event = event_of.get((kind, value))
         out.append(Candidate(f"{kind} {value}", kind, value, event, n1, a, n0, c, li, strong))
     out.sort(key=lambda x: (not x.strong, -(x.lift.value if x.lift else 0.0), x.key))
-    return out
+    wanted = {(c.kind, c.value) for c in out if c.strong and c.event is not None}
+    return CandidateSearch(out, {cid: ks & wanted for cid, ks in by_contact.items()})
 
 
 def candidate_features(cands: Sequence[Candidate]) -> list[Feature]:
@@ -197,26 +226,20 @@ def candidate_features(cands: Sequence[Candidate]) -> list[Feature]:
 
 
 def with_candidate_units(
-    ds: Dataset, obs: Sequence[Observation], cands: Sequence[Candidate]
+    search: CandidateSearch | None, obs: Sequence[Observation]
 ) -> list[Observation]:
     """The observations with a unit per strong event candidate the contact has."""
     import dataclasses
 
-    wanted = {(c.kind, c.value): c.name for c in cands if c.strong and c.event is not None}
-    if not wanted:
+    if search is None:
         return list(obs)
-    has: dict[str, set[str]] = {}
-    by_id = {o.contact_id: o for o in obs}
-    for _contact, events, _enr, outcome in ds.iter_labelled(list(by_id)):
-        end = outcome.observation_end(ds.horizon)
-        for ev in events:
-            if ev.occurred_at >= end:
-                continue
-            for k in _event_keys(ev):
-                name = wanted.get(k)
-                if name is not None:
-                    has.setdefault(outcome.contact_id, set()).add(name)
-    return [
-        dataclasses.replace(o, units={**o.units, **dict.fromkeys(has.get(o.contact_id, ()), 1.0)})
-        for o in obs
-    ]
+    names = {(c.kind, c.value): c.name for c in search.candidates}
+    out: list[Observation] = []
+    for o in obs:
+        keys = search.keys.get(o.contact_id)
+        if keys:
+            units = dict(o.units)
+            units.update(dict.fromkeys((names[k] for k in keys), 1.0))
+            o = dataclasses.replace(o, units=units)
+        out.append(o)
+    return out

@@ -217,15 +217,16 @@ def calibrate(
 
     current_t = float(model.model.lifecycle.mql.threshold)
     fit_feats = fit_features_of(model) if o.refit_profile else []
-    cands = (
+    search = (
         find_candidates(ds, model, train, min_support=o.min_candidate_support)
         if o.propose_rules
-        else []
+        else None
     )
+    cands = search.candidates if search is not None else []
     cand_feats = candidate_features(cands) if o.add_new_rules else []
     fit = refit_points(
         [*features_of(model), *fit_feats, *cand_feats],
-        with_candidate_units(ds, train, cands),
+        with_candidate_units(search if cand_feats else None, train),
         threshold=current_t,
         target_rate=o.target_mql_rate,
         c=o.regularization,

@@ -247,3 +247,18 @@ def test_proposed_rules_include_the_planted_feature_and_not_the_noise(
     out = tmp_path / "suggested.yaml"
     out.write_text(s.text, encoding="utf-8")
     assert validate_model_file(out)[1] == []
+
+
+def test_the_page_shows_baseline_candidates_and_calibration(
+    edu: tuple[LoadedModel, CalibrationResult],
+) -> None:
+    from connector.calibrate import render_calibration_html
+
+    r = edu[1]
+    assert r.comparison is not None and r.comparison.baseline_auc is not None
+    page = render_calibration_html(r)
+    assert f"ROC AUC {r.comparison.baseline_auc:.3f}" in page
+    assert "Rules it would add" in page and "NEW: new_page_scholarship" in page
+    assert "Expected MQL → SQL rate on the held-out contacts (95% interval): suggested" in page
+    assert "Caps refit with the points" in page and "counts once" in page
+    assert "Profile refit with the same outcomes" in page and "<script" not in page

@@ -113,7 +113,10 @@ def grade_lines(s: Suggestion) -> list[str]:
         f"Profile refit with the same outcomes: grade A from {g.grades['A']} fit points, B from "
         f"{g.grades['B']}, C from {g.grades['C']}; each grade now adds its points to the score "
         + ", ".join(f"{k} {p[k]:+d} ({n[k]:,} training contacts)" for k in ("A", "B", "C", "D"))
-        + "; forced grades (student, competitor, ...) stay forced."
+        + "; forced grades (student, competitor, ...) stay forced; grades that may become MQLs "
+        + "by points: "
+        + ", ".join(s.model.model.lifecycle.mql.grades)
+        + "."
     ]
 
 

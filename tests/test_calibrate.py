@@ -615,3 +615,25 @@ def test_yaml_additions_keep_the_teams_file_and_mark_what_is_new(tmp_path: Path)
     ) in text
     assert loaded.model.engagement.rules[-1].name == "new_page_scholarship"
     assert "suggested" in loaded.model.engagement.categories
+
+
+def test_new_rule_names_never_collide() -> None:
+    """Two keys that slug alike, or a name a rule already has: one rule each name, at most."""
+    from connector.calibrate.candidates import Candidate, candidate_features
+    from connector.calibrate.core import _adopt
+    from connector.calibrate.stats import Interval
+
+    lift = Interval(2.0, 1.5, 2.6)
+    cands = [
+        Candidate(f"page {v}", "page", v, "page_view", 50, 30, 500, 100, lift, True)
+        for v in ("/a-b", "/a_b", "/taken")
+    ]
+    feats = candidate_features(cands)
+    assert [f.name for f in feats] == ["new_page_a_b", "new_page_taken"]
+    fitted = {
+        f.name: PointChange(f.name, f.name, None, "", 1, 30, "refit", section="new") for f in feats
+    }
+    out, rules = _adopt(cands, fitted, True, ["new_page_taken"])
+    assert [r["name"] for r in rules] == ["new_page_a_b"]
+    assert [c.added for c in out] == [True, False, False]
+    assert rules[0]["when"] == {"url": {"glob": "*/a-b*"}} and rules[0]["cap"] == 30

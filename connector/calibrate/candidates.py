@@ -83,6 +83,13 @@ class Candidate:
 
 
 def _event_keys(ev: Event) -> Iterable[tuple[str, str]]:
+    for kind, value in _raw_event_keys(ev):
+        if kind in ("page", "referrer", "utm_source") and any(ch in value for ch in "*?[]"):
+            continue  # not expressible as a glob without escaping: not proposed
+        yield kind, value
+
+
+def _raw_event_keys(ev: Event) -> Iterable[tuple[str, str]]:
     a = ev.attributes
     if ev.type == "page_view":
         url = str(a.get("url") or "")
@@ -217,12 +224,14 @@ def find_candidates(
 
 def candidate_features(cands: Sequence[Candidate]) -> list[Feature]:
     """Strong event candidates as refittable features (1 when the contact has the key)."""
-    return [
-        Feature(c.name, c.name, None, 1 if (c.lift and c.lift.value > 1) else -1, NEW_CATEGORY,
-                c.key, -1, None, 1.0, section="new")
-        for c in cands
-        if c.strong and c.event is not None
-    ]  # fmt: skip
+    out: list[Feature] = []
+    for c in cands:
+        if c.strong and c.event is not None and all(f.name != c.name for f in out):
+            out.append(
+                Feature(c.name, c.name, None, 1 if (c.lift and c.lift.value > 1) else -1,
+                        NEW_CATEGORY, c.key, -1, None, 1.0, section="new")
+            )  # fmt: skip
+    return out
 
 
 def with_candidate_units(

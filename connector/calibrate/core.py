@@ -7,7 +7,7 @@ the admin reviews the file, `simulate`s it and then `rescore`s.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -238,7 +238,8 @@ def calibrate(
     grades = refit_grades(fit.changes, train) if fit_feats else None
     new_pts = {c.feature: c for c in fit.changes if c.section == "new"}
     changes = [c for c in fit.changes if c.section != "new"]
-    cands, new_rules = _adopt(cands, new_pts, o.add_new_rules)
+    taken = [r.name for r in model.model.engagement.rules]
+    cands, new_rules = _adopt(cands, new_pts, o.add_new_rules, taken)
     additions = rule_additions(model, new_rules)
     if fit_feats and grades is None:
         changes = [
@@ -402,18 +403,24 @@ def _baseline_notes(
 
 
 def _adopt(
-    cands: Sequence[Candidate], fitted: dict[str, PointChange], add: bool = True
+    cands: Sequence[Candidate],
+    fitted: dict[str, PointChange],
+    add: bool = True,
+    taken: Iterable[str] = (),
 ) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """Strong candidates whose fitted points keep the sign of their lift (and are worth at
-    least 2 points) become new rules; every candidate keeps its fitted points for the report."""
+    least 2 points) become new rules, under a name no rule has yet; every candidate keeps its
+    fitted points for the report."""
     out: list[Candidate] = []
     rules: list[dict[str, Any]] = []
+    used = set(taken)
     for c in cands:
         ch = fitted.get(c.name)
-        if ch is None:
+        if ch is None or c.name in used:
             out.append(c)
             continue
         keep = add and ch.status == "refit" and abs(ch.suggested) >= 2
+        used.add(c.name)
         c = dataclasses.replace(c, points=ch.suggested, added=keep)
         if keep:
             rules.append(c.rule())

@@ -637,3 +637,30 @@ def test_new_rule_names_never_collide() -> None:
     assert [r["name"] for r in rules] == ["new_page_a_b"]
     assert [c.added for c in out] == [True, False, False]
     assert rules[0]["when"] == {"url": {"glob": "*/a-b*"}} and rules[0]["cap"] == 30
+
+
+def test_grades_cut_the_refit_profile_points_and_forced_grades_stay_forced() -> None:
+    from connector.calibrate.grades import refit_grades
+    from connector.calibrate.observe import Observation
+
+    changes = [
+        PointChange("fit:title", "title", None, "", 30, 40, "refit", section="fit"),
+        PointChange("fit:country", "country", None, "", 5, 10, "refit", section="fit"),
+        PointChange("pricing", "pricing", None, "", 25, 33, "refit"),
+    ]
+
+    def ob(i: int, *keys: str) -> Observation:
+        return Observation(str(i), NOW, False, units=dict.fromkeys(keys, 1.0))
+
+    train = [ob(i, "pricing") for i in range(4)]  # fit points 0
+    train += [ob(10 + i, "fit:country") for i in range(3)]  # 10
+    train += [ob(20 + i, "fit:title") for i in range(2)]  # 40
+    train += [ob(30, "fit:title", "fit:country")]  # 50
+    train += [ob(40, "fit:title", "fit:country", "force:student")]  # forced D
+    train += [ob(41, "fit:title", "fit:country", "force:partner_c")]  # forced C
+    g = refit_grades(changes, train, {"student": "D", "partner_c": "C"})
+    assert g is not None
+    assert g.grades == {"C": 10, "B": 40, "A": 50}
+    assert g.score_points == {"A": 50, "B": 40, "C": 10, "D": 0}
+    assert g.contacts == {"A": 1, "B": 2, "C": 4, "D": 5}
+    assert refit_grades(changes, train[:9]) is None  # three distinct values: not graded

@@ -235,7 +235,8 @@ def calibrate(
     )
     version = o.version or f"{model.version}-calibrated-{now:%Y-%m-%d}"
     notes: list[str] = []
-    grades = refit_grades(fit.changes, train) if fit_feats else None
+    force_grades = {f.name: f.grade for f in model.model.fit.force}
+    grades = refit_grades(fit.changes, train, force_grades) if fit_feats else None
     new_pts = {c.feature: c for c in fit.changes if c.section == "new"}
     changes = [c for c in fit.changes if c.section != "new"]
     taken = [r.name for r in model.model.engagement.rules]

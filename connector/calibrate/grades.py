@@ -11,7 +11,7 @@ reads as grades A-D:
 - each grade's **score points** (`fit.score_points`) are the mean suggested fit points of its
   contacts, and `fit.add_to_score` is turned on, so the profile counts in the score (and in its
   ranking) as much as the data says; a forced grade (student, competitor, ...) stays a forced
-  grade and takes its grade's points.
+  grade and takes its grade's points (forced contacts are left out of the cut and the means).
 
 With fewer than four distinct suggested fit values (too few profile rules fire) the profile is
 not refit and the report says so.
@@ -19,7 +19,7 @@ not refit and the report says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from connector.calibrate.fit import PointChange
@@ -73,10 +73,26 @@ def _partition(values: list[tuple[float, int]], groups: int) -> list[int]:
     return sorted(starts)
 
 
-def refit_grades(changes: Sequence[PointChange], train: Sequence[Observation]) -> GradeFit | None:
+def _forced_grade(o: Observation, force_grades: Mapping[str, str]) -> str | None:
+    """The most severe grade a forced-grade rule gives the contact (None: none fired)."""
+    grades = [
+        force_grades.get(k.removeprefix(FORCE_PREFIX), "D")
+        for k in o.units
+        if k.startswith(FORCE_PREFIX)
+    ]
+    return max(grades, key=GRADE_ORDER.index) if grades else None
+
+
+def refit_grades(
+    changes: Sequence[PointChange],
+    train: Sequence[Observation],
+    force_grades: Mapping[str, str] | None = None,
+) -> GradeFit | None:
     """Grade thresholds and per-grade score points from the suggested fit points (see the
-    module docstring); None when there are fewer than four distinct values to grade."""
-    forced = [any(k.startswith(FORCE_PREFIX) for k in o.units) for o in train]
+    module docstring); None when there are fewer than four distinct values to grade.
+    `force_grades`: forced-grade rule name -> its grade (default D)."""
+    forced_to = [_forced_grade(o, force_grades or {}) for o in train]
+    forced = [g is not None for g in forced_to]
     points = [round(fit_points_of(o, changes)) for o in train]
     counts: dict[int, int] = {}
     for p, f in zip(points, forced, strict=True):
@@ -98,11 +114,14 @@ def refit_grades(changes: Sequence[PointChange], train: Sequence[Observation]) -
 
     sums = dict.fromkeys(GRADE_ORDER, 0.0)
     n = dict.fromkeys(GRADE_ORDER, 0)
-    for p, f in zip(points, forced, strict=True):
-        g = "D" if f else grade_of(p)
+    plain = dict.fromkeys(GRADE_ORDER, 0)
+    for p, fg in zip(points, forced_to, strict=True):
+        g = grade_of(p)
+        if fg is not None:  # as the engine grades: the more severe of the two
+            n[max(g, fg, key=GRADE_ORDER.index)] += 1
+            continue
         n[g] += 1
-        if not f:
-            sums[g] += p
-    plain = {g: n[g] - (sum(forced) if g == "D" else 0) for g in GRADE_ORDER}
+        plain[g] += 1
+        sums[g] += p
     score_points = {g: round(sums[g] / plain[g]) if plain[g] else 0 for g in GRADE_ORDER}
     return GradeFit(grades, score_points, n)

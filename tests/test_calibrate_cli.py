@@ -134,3 +134,7 @@ def test_calibrate_can_keep_the_profile_and_leave_new_rules_out(
         r["name"] for r in old["engagement"]["rules"]
     ]
     assert "Profile refit" not in res.output and "page /scholarship" in res.output
+    out = " ".join(res.output.split())  # rich wraps long lines
+    assert "the plain logistic regression ranks the held-out contacts at ROC AUC" in out
+    assert "the profile was not refit (--keep-profile)" in out
+    assert "strong signals no rule of the suggested model counts: page /scholarship" in out

@@ -311,7 +311,7 @@ def calibrate(
         suggested=metrics(version, sugg_test, threshold),
         baseline_auc=baseline_auc(all_feats, train, test, o.regularization),
     )
-    notes += _baseline_notes(comparison, ds.counts.converted, train, o)
+    notes += _baseline_notes(comparison, ds.counts.converted, train, o, cands)
     if not comparison.better:
         notes.append(
             "the suggested model does not rank the held-out contacts better than the current "
@@ -378,9 +378,14 @@ def write_suggestion(
 
 
 def _baseline_notes(
-    c: Comparison, conversions: int, train: Sequence[Observation], o: CalibrationOptions
+    c: Comparison,
+    conversions: int,
+    train: Sequence[Observation],
+    o: CalibrationOptions,
+    cands: Sequence[Candidate] = (),
 ) -> list[str]:
-    """Say plainly when the points table cannot get close to the plain logistic regression."""
+    """Say plainly when the points table cannot get close to the plain logistic regression,
+    and why."""
     gap = c.gap
     if gap is None or gap <= 0.02:
         return []
@@ -389,12 +394,15 @@ def _baseline_notes(
         why.append("the profile was not refit (--keep-profile)")
     if conversions < 200:
         why.append(f"only {conversions} conversions: too few to pin every point down")
-    profile = sum(1 for o in train if any(k.startswith("fit:") for k in o.units))
+    profile = sum(1 for x in train if any(k.startswith("fit:") for k in x.units))
     if profile < len(train) // 2:
         why.append("the profile rules hold for few contacts (grades A-D are coarse)")
+    left_out = [x.key for x in cands if x.strong and not x.added][:5]
+    if left_out:
+        why.append("strong signals no rule of the suggested model counts: " + ", ".join(left_out))
     why.append(
-        "a points table counts each rule within its caps and the profile in four grades, and "
-        "what predicts conversion may be something no rule expresses (see the proposed rules)"
+        "a points table counts each rule within its caps and the profile in four grades, where "
+        "a regression weighs every count freely"
     )
     return [
         f"the plain logistic regression ranks the held-out contacts at ROC AUC "

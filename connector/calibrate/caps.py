@@ -50,7 +50,9 @@ def _largest(points: Sequence[int]) -> int:
 def refit_caps(model: LoadedModel, changes: Sequence[PointChange]) -> list[CapChange]:
     """The caps of the suggested model that change with the suggested points."""
     m = model.model
-    new_pts: dict[tuple[str, str | None], int] = {(c.rule, c.tier): c.suggested for c in changes}
+    new_pts: dict[tuple[str, str | None], int] = {
+        (c.rule, c.tier): c.suggested for c in changes if c.section == "engagement"
+    }
     out: list[CapChange] = []
     ratios: dict[str, list[float]] = {}
     for r in m.engagement.rules:

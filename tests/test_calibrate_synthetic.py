@@ -262,3 +262,22 @@ def test_the_page_shows_baseline_candidates_and_calibration(
     assert "Expected MQL → SQL rate on the held-out contacts (95% interval): suggested" in page
     assert "Caps refit with the points" in page and "counts once" in page
     assert "Profile refit with the same outcomes" in page and "<script" not in page
+
+
+def test_the_bar_is_met_without_the_added_rule_too(tmp_path: Path) -> None:
+    """The baseline sees only the current rules; the suggested table meets it on those alone."""
+    from connector.calibrate import CalibrationOptions
+
+    store = StateStore.memory()
+    build_education_history(store, 2500)
+    r = calibrate(
+        store,
+        CRM,
+        education_model(tmp_path),
+        now=NOW,
+        options=CalibrationOptions(add_new_rules=False),
+    )
+    c = r.comparison
+    assert c is not None and c.baseline_auc is not None and c.suggested.auc is not None
+    assert c.suggested.auc >= c.baseline_auc - 0.02
+    assert r.suggestion is not None and not any(x.added for x in r.suggestion.candidates)

@@ -383,7 +383,7 @@ def _replayed_rate(r: CalibrationResult, threshold: float) -> float:
     return sum(o.mql_at(threshold) for o in train) / len(train)
 
 
-def test_written_yaml_validates_and_changes_only_points(
+def test_written_yaml_validates_and_changes_only_points_and_caps(
     result: CalibrationResult, misset: LoadedModel, tmp_path: Path
 ) -> None:
     out = tmp_path / "elsewhere" / "model.suggested.yaml"
@@ -401,8 +401,11 @@ def test_written_yaml_validates_and_changes_only_points(
         raw["lifecycle"]["mql"].pop("threshold")
         for rule in raw["engagement"]["rules"]:
             rule.pop("points", None)
+            rule.pop("cap", None)  # caps move with the points (test_caps_*)
             for tier in rule.get("tiers", []):
                 tier.pop("points")
+        for cat in raw["engagement"]["categories"].values():
+            cat.pop("cap", None)
     assert new == old
     by_name = {r.name: r for r in loaded.model.engagement.rules}
     assert by_name["pricing_repeat"].points == _change(result, "pricing_repeat").suggested
@@ -513,3 +516,151 @@ def test_importing_the_command_does_not_load_scikit_learn() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------- caps
+
+
+def test_caps_keep_their_meaning_at_the_new_scale(tmp_path: Path) -> None:
+    """A count-once rule refit from 20 to 79 may give 79 (not 20); a category cap scales with
+    its rules; caps of unchanged rules stay."""
+    from connector.calibrate.caps import refit_caps
+    from connector.scoring.engine import score
+
+    raw = yaml.safe_load(DEFAULT_MODEL_PATH.read_text(encoding="utf-8"))
+    raw["title_rules"] = str(DEFAULT_MODEL_PATH.parent / "titles.yaml")
+    raw["engagement"]["rules"].append(
+        {"name": "webinar_question", "category": "webinar", "event": "custom", "points": 20,
+         "cap": 20, "when": {"name": "question"}, "description": "asked a question"}
+    )  # fmt: skip
+    src = tmp_path / "m.yaml"
+    src.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    model = load_model(src)
+    changes = [
+        PointChange("webinar_question", "webinar_question", None, "", 20, 79, "refit"),
+        PointChange("email_unsubscribe", "email_unsubscribe", None, "", -20, -45, "refit"),
+        PointChange("product_page", "product_page", None, "", 10, 30, "refit"),
+        PointChange("product_guide", "product_guide", None, "", 15, 15, "refit"),
+    ]
+    caps = refit_caps(model, changes)
+    got = {(c.kind, c.name): (c.current, c.suggested, c.meaning) for c in caps}
+    assert got == {
+        ("rule", "webinar_question"): (20, 79, "counts once"),
+        ("rule", "email_unsubscribe"): (20, 45, "counts once"),
+        ("category", "product"): (60, 180, "×3.00, as its rules"),
+        ("category", "webinar"): (100, 395, "×3.95, as its rules"),
+    }
+    out = tmp_path / "suggested.yaml"
+    loaded = write_suggested(model, model_edits(model, changes, 100, "v-cal", caps), out)
+    assert validate_model_file(out)[1] == []
+    rules = {r.name: r for r in loaded.model.engagement.rules}
+    assert rules["webinar_question"].cap == 79 and rules["job_board_referrer"].cap == 25
+    assert loaded.model.engagement.categories["product"].cap == 180
+    t = NOW - timedelta(days=1)
+    evs = [
+        _ev("c1", 0, "custom", t, name="question"),
+        _ev("c1", 1, "custom", t + timedelta(hours=1), name="question"),
+        _ev("c1", 2, "email_unsubscribe", t, campaign="a"),
+        _ev("c1", 3, "email_unsubscribe", t + timedelta(hours=2), campaign="b"),
+    ]
+    res = score(_contact(job_title="VP Marketing"), evs, None, loaded, NOW)
+    pts = {r.rule: r.points for r in res.reasons if r.kind == "engagement"}
+    assert pts == {"webinar_question": 79, "email_unsubscribe": -45}  # each still once
+    before = score(_contact(job_title="VP Marketing"), evs, None, model, NOW)
+    assert {r.rule: r.points for r in before.reasons if r.kind == "engagement"} == {
+        "webinar_question": 20,
+        "email_unsubscribe": -20,
+    }
+
+
+def test_the_synthetic_refit_moves_the_count_once_cap(
+    result: CalibrationResult, misset: LoadedModel
+) -> None:
+    unsub = _change(result, "email_unsubscribe")
+    assert result.suggestion is not None and unsub.suggested != -20
+    caps = {c.name: c for c in result.suggestion.caps}
+    assert caps["email_unsubscribe"].suggested == abs(unsub.suggested)
+    rules = {r.name: r for r in result.suggestion.model.model.engagement.rules}
+    assert rules["email_unsubscribe"].cap == abs(unsub.suggested)
+    assert f"Cap of rule email_unsubscribe: 20 -> {abs(unsub.suggested)} (counts once)." in (
+        result.suggestion.text
+    )
+
+
+def test_yaml_additions_keep_the_teams_file_and_mark_what_is_new(tmp_path: Path) -> None:
+    """A new rule lands after the last rule, in the file's flow style, marked NEW; its category
+    is added; comments stay."""
+    from connector.calibrate.suggest import rule_additions
+
+    model = load_model()
+    rule = {
+        "name": "new_page_scholarship", "category": "suggested", "event": "page_view",
+        "points": 37, "cap": 37, "when": {"url": {"glob": "*/scholarship*"}},
+        "description": "page /scholarship (new: suggested by calibrate)",
+    }  # fmt: skip
+    out = tmp_path / "m.yaml"
+    loaded = write_suggested(model, {("version",): "v-new"}, out, (), rule_additions(model, [rule]))
+    text = out.read_text(encoding="utf-8")
+    assert "    # Sales-owned signals: no points, they make an SQL." in text
+    assert (
+        '       description: "deal opened"}\n'
+        "    - {name: new_page_scholarship, category: suggested, event: page_view, points: 37, "
+        "cap: 37, when: {url: {glob: '*/scholarship*'}}, description: 'page /scholarship (new: "
+        "suggested by calibrate)'}  # NEW: suggested by calibrate\n"
+    ) in text
+    assert (
+        '    sales: {description: "sales-owned signals (no points; they make an SQL)"}\n'
+        "    suggested: {description: rules added by leadscore calibrate (review each)}"
+        "  # NEW: suggested by calibrate\n"
+    ) in text
+    assert loaded.model.engagement.rules[-1].name == "new_page_scholarship"
+    assert "suggested" in loaded.model.engagement.categories
+
+
+def test_new_rule_names_never_collide() -> None:
+    """Two keys that slug alike, or a name a rule already has: one rule each name, at most."""
+    from connector.calibrate.candidates import Candidate, candidate_features
+    from connector.calibrate.core import _adopt
+    from connector.calibrate.stats import Interval
+
+    lift = Interval(2.0, 1.5, 2.6)
+    cands = [
+        Candidate(f"page {v}", "page", v, "page_view", 50, 30, 500, 100, lift, True)
+        for v in ("/a-b", "/a_b", "/taken")
+    ]
+    feats = candidate_features(cands)
+    assert [f.name for f in feats] == ["new_page_a_b", "new_page_taken"]
+    fitted = {
+        f.name: PointChange(f.name, f.name, None, "", 1, 30, "refit", section="new") for f in feats
+    }
+    out, rules = _adopt(cands, fitted, True, ["new_page_taken"])
+    assert [r["name"] for r in rules] == ["new_page_a_b"]
+    assert [c.added for c in out] == [True, False, False]
+    assert rules[0]["when"] == {"url": {"glob": "*/a-b*"}} and rules[0]["cap"] == 30
+
+
+def test_grades_cut_the_refit_profile_points_and_forced_grades_stay_forced() -> None:
+    from connector.calibrate.grades import refit_grades
+    from connector.calibrate.observe import Observation
+
+    changes = [
+        PointChange("fit:title", "title", None, "", 30, 40, "refit", section="fit"),
+        PointChange("fit:country", "country", None, "", 5, 10, "refit", section="fit"),
+        PointChange("pricing", "pricing", None, "", 25, 33, "refit"),
+    ]
+
+    def ob(i: int, *keys: str) -> Observation:
+        return Observation(str(i), NOW, False, units=dict.fromkeys(keys, 1.0))
+
+    train = [ob(i, "pricing") for i in range(4)]  # fit points 0
+    train += [ob(10 + i, "fit:country") for i in range(3)]  # 10
+    train += [ob(20 + i, "fit:title") for i in range(2)]  # 40
+    train += [ob(30, "fit:title", "fit:country")]  # 50
+    train += [ob(40, "fit:title", "fit:country", "force:student")]  # forced D
+    train += [ob(41, "fit:title", "fit:country", "force:partner_c")]  # forced C
+    g = refit_grades(changes, train, {"student": "D", "partner_c": "C"})
+    assert g is not None
+    assert g.grades == {"C": 10, "B": 40, "A": 50}
+    assert g.score_points == {"A": 50, "B": 40, "C": 10, "D": 0}
+    assert g.contacts == {"A": 1, "B": 2, "C": 4, "D": 5}
+    assert refit_grades(changes, train[:9]) is None  # three distinct values: not graded

@@ -51,6 +51,9 @@ def test_calibrate_writes_a_suggested_model_and_a_page(
     assert "Rules: conversion with and without" in text
     assert "Points the wrong way: product_guide" in text
     assert "Held-out comparison" in text and "ROC AUC" in text
+    assert "Plain logistic regression on the same features and split" in text
+    assert "Expected MQL → SQL rate on the held-out contacts (95% interval): suggested" in text
+    assert "Conversion by score band (held-out contacts, 95% intervals)" in text
     assert "Wrote model.suggested.yaml" in text
     assert "Nothing was applied" in text and "leadscore simulate --model" in text
     html = (tmp_path / "calibration.html").read_text(encoding="utf-8")
@@ -97,3 +100,41 @@ def test_calibrate_rejects_a_bad_horizon_and_a_missing_state_db(
     res = run(monkeypatch, tmp_path, "--state", str(tmp_path / "none.db"), "calibrate")
     assert res.exit_code == 1 and "no state DB" in res.output
     assert not (tmp_path / "none.db").exists()
+
+
+def test_calibrate_can_keep_the_profile_and_leave_new_rules_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the education-shaped history the default refits the profile and adds a rule; the
+    flags keep the profile as written and leave the proposed rule out (still reported)."""
+    import yaml
+
+    from tests.test_calibrate_synthetic import build_education_history, education_model
+
+    db = tmp_path / "edu.db"
+    store = StateStore.open(db)
+    try:
+        build_education_history(store, 1200, seed=4)
+    finally:
+        store.close()
+    model = Path(education_model(tmp_path).path)
+    old = yaml.safe_load(model.read_text(encoding="utf-8"))
+    base = ["--state", str(db), "calibrate", "--model", str(model), "--now", NOW_ARG]
+    res = run(monkeypatch, tmp_path, *base, "--out", "full.yaml")
+    assert res.exit_code == 0, res.output
+    full = yaml.safe_load((tmp_path / "full.yaml").read_text(encoding="utf-8"))
+    assert full["fit"] != old["fit"] and full["fit"]["add_to_score"] is True
+    assert full["engagement"]["rules"][-1]["name"] == "new_page_scholarship"
+    assert "Profile refit with the same outcomes" in res.output
+    res = run(monkeypatch, tmp_path, *base, "--keep-profile", "--no-new-rules", "--out", "k.yaml")
+    assert res.exit_code == 0, res.output
+    kept = yaml.safe_load((tmp_path / "k.yaml").read_text(encoding="utf-8"))
+    assert kept["fit"] == old["fit"]
+    assert [r["name"] for r in kept["engagement"]["rules"]] == [
+        r["name"] for r in old["engagement"]["rules"]
+    ]
+    assert "Profile refit" not in res.output and "page /scholarship" in res.output
+    out = " ".join(res.output.split())  # rich wraps long lines
+    assert "the plain logistic regression ranks the held-out contacts at ROC AUC" in out
+    assert "the profile was not refit (--keep-profile)" in out
+    assert "strong signals no rule of the suggested model counts: page /scholarship" in out

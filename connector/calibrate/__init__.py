@@ -7,9 +7,11 @@
    of a type a non-sales engagement rule scores). The conversion time is the first sales-signal
    event (`meeting_booked`, `deal_opened`: the rules named in `lifecycle.sql.events` or marked
    `sales_signal`) or, for a SQL lead status (`lifecycle.sql.lead_status`), its
-   `lead_status_changed_at`, whichever is earlier; with neither, a contact whose stage is SQL or
-   later (opportunity, customer, ...) uses its `updated_at`, an upper bound, trusted only when it
-   falls within the horizon (otherwise the outcome is unknown and the contact is left out). It
+   `lead_status_changed_at`, the date it entered a stage of SQL or later (HubSpot's
+   `hs_lifecyclestage_<stage>_date`), or a Marketo status change activity, whichever is
+   earliest; with none, a contact whose stage is SQL or later (opportunity, customer, ...) uses
+   its `updated_at`, an upper bound, trusted only when it falls within the horizon (otherwise
+   the outcome is unknown and the contact is left out). It
    did *not* convert when the horizon passed without that. Left out: contacts still inside their
    horizon (converted or not), contacts that converted before their first scored engagement, and
    contacts with no scored engagement.
@@ -20,14 +22,18 @@
    intervals), lift with a log-ratio interval; rules that never fire or point the wrong way are
    named.
 4. **Refit** (fit.py): an L2 logistic regression (scikit-learn) on the rule firings of the older
-   contacts gives each rule a weight; the weights times one scale, rounded, are the suggested
+   contacts (engagement units, profile rules, and the strong candidate rules of
+   candidates.py) gives each a weight; the weights times one scale, rounded, are the suggested
    points, signs kept (disagreements reported, flips only with `--allow-sign-flips`), scaled so
-   the threshold yields the requested MQL rate. Rare rules keep their points.
+   the threshold yields the requested MQL rate. Rare rules keep their points. Caps move with
+   the points (caps.py); the profile's grade thresholds and per-grade score points follow from
+   the refit fit points (grades.py).
 5. **Comparison** (fit.py `metrics`) on the newer, held-out contacts: ROC AUC, precision and
-   recall of "would have been an MQL", conversion by score band, current vs suggested.
-6. **Output**: a YAML file (suggest.py: the current file with only points, tier points,
-   `lifecycle.mql.threshold` and `version` changed, comments kept), the terminal tables and an
-   HTML fragment (render.py). Nothing is applied.
+   recall of "would have been an MQL", conversion by score band, current vs suggested, and a
+   plain logistic regression on the same features and split (`baseline_auc`).
+6. **Output**: a YAML file (suggest.py: the current file with only points, caps, grades,
+   `lifecycle.mql.threshold` and `version` changed and new rules appended, marked `# NEW`,
+   comments kept), the terminal tables and an HTML fragment (render.py). Nothing is applied.
 
 Too little data (fewer than `min_conversions` conversions, or a held-out set that is too small
 or lacks conversions or non-conversions) suggests nothing; the CLI then exits 3.

@@ -191,6 +191,16 @@ def write_html(
     is_flag=True,
     help="Apply sign flips the data strongly supports (always reported).",
 )
+@click.option(
+    "--keep-profile",
+    is_flag=True,
+    help="Refit engagement points only: fit points and grades stay as they are.",
+)
+@click.option(
+    "--no-new-rules",
+    is_flag=True,
+    help="Propose rules to add, but keep them out of the suggested model.",
+)
 @click.option("--suggest-version", "version", help="Version of the suggested model.")
 @click.option(
     "--html",
@@ -211,6 +221,8 @@ def calibrate_cmd(
     test_fraction: float,
     min_rule_fires: int,
     allow_sign_flips: bool,
+    keep_profile: bool,
+    no_new_rules: bool,
     version: str | None,
     html_path: str | None,
     now_text: str | None,
@@ -234,6 +246,8 @@ def calibrate_cmd(
         min_test_contacts=min_test_contacts,
         min_rule_fires=min_rule_fires,
         allow_sign_flips=allow_sign_flips,
+        refit_profile=not keep_profile,
+        add_new_rules=not no_new_rules,
         version=version,
     )
     if not settings.state_path.exists():

@@ -7,23 +7,47 @@ the admin reviews the file, `simulate`s it and then `rescore`s.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from connector.calibrate.candidates import (
+    Candidate,
+    candidate_features,
+    find_candidates,
+    with_candidate_units,
+)
+from connector.calibrate.caps import CapChange, refit_caps
 from connector.calibrate.fit import (
     ModelMetrics,
     PointChange,
+    baseline_auc,
     metrics,
     refit_points,
     require_sklearn,
     tune_threshold,
 )
-from connector.calibrate.observe import Dataset, EnrichFn, Observation, OutcomeCounts, features_of
+from connector.calibrate.grades import GradeFit, refit_grades
+from connector.calibrate.observe import (
+    Dataset,
+    EnrichFn,
+    Observation,
+    OutcomeCounts,
+    features_of,
+    fit_features_of,
+    force_features_of,
+)
 from connector.calibrate.stats import RuleLift, lift_table
-from connector.calibrate.suggest import PathKey, load_suggested, model_edits, write_suggested
+from connector.calibrate.suggest import (
+    Additions,
+    PathKey,
+    load_suggested,
+    model_edits,
+    rule_additions,
+    write_suggested,
+)
 from connector.model.loader import LoadedModel
 from connector.state.store import StateStore
 
@@ -38,6 +62,10 @@ class CalibrationOptions:
     min_test_conversions: int = 5  # and as many non-conversions, in the test and training sets
     min_rule_fires: int = 10  # fewer training contacts: the rule keeps its points
     regularization: float = 1.0  # scikit-learn's C (inverse L2 strength)
+    refit_profile: bool = True  # fit points, grade thresholds and grade points too
+    propose_rules: bool = True  # look for rules to add (candidates.py)
+    add_new_rules: bool = True  # and put the strong ones in the suggested model
+    min_candidate_support: int = 30  # training contacts a proposed rule must fire on
     allow_sign_flips: bool = False
     rate_tolerance: float = 0.01  # keep the current threshold when this close to the target
     version: str | None = None  # of the suggested model; default "<current>-calibrated-<date>"
@@ -61,7 +89,11 @@ class Suggestion:
     train_mql_rate_current: float
     scale: float  # points per log-odds unit
     changes: tuple[PointChange, ...]
+    caps: tuple[CapChange, ...]
+    grades: GradeFit | None
     edits: dict[PathKey, Any]
+    additions: Additions
+    candidates: tuple[Candidate, ...]
     header: tuple[str, ...]
     model: LoadedModel  # validated by the real loader
     text: str  # the YAML (title table by absolute path; `write_suggestion` makes it relative)
@@ -83,6 +115,14 @@ class Comparison:
     split_at: datetime  # test contacts first engaged at or after this
     current: ModelMetrics
     suggested: ModelMetrics
+    baseline_auc: float | None = None  # plain logistic regression, same features and split
+
+    @property
+    def gap(self) -> float | None:
+        """How much ranking (ROC AUC) the suggested points table leaves to the baseline."""
+        if self.baseline_auc is None or self.suggested.auc is None:
+            return None
+        return self.baseline_auc - self.suggested.auc
 
     @property
     def better(self) -> bool:
@@ -176,9 +216,17 @@ def calibrate(
         return dataclasses.replace(base, insufficient=reason)
 
     current_t = float(model.model.lifecycle.mql.threshold)
+    fit_feats = fit_features_of(model) if o.refit_profile else []
+    search = (
+        find_candidates(ds, model, train, min_support=o.min_candidate_support)
+        if o.propose_rules
+        else None
+    )
+    cands = search.candidates if search is not None else []
+    cand_feats = candidate_features(cands) if o.add_new_rules else []
     fit = refit_points(
-        features_of(model),
-        train,
+        [*features_of(model), *fit_feats, *cand_feats],
+        with_candidate_units(search if cand_feats else None, train),
         threshold=current_t,
         target_rate=o.target_mql_rate,
         c=o.regularization,
@@ -186,23 +234,53 @@ def calibrate(
         allow_sign_flips=o.allow_sign_flips,
     )
     version = o.version or f"{model.version}-calibrated-{now:%Y-%m-%d}"
-    edits = model_edits(model, fit.changes, current_t, version)
-    draft, _ = load_suggested(model, edits)
+    notes: list[str] = []
+    force_grades = {f.name: f.grade for f in model.model.fit.force}
+    grades = refit_grades(fit.changes, train, force_grades) if fit_feats else None
+    new_pts = {c.feature: c for c in fit.changes if c.section == "new"}
+    changes = [c for c in fit.changes if c.section != "new"]
+    taken = [r.name for r in model.model.engagement.rules]
+    cands, new_rules = _adopt(cands, new_pts, o.add_new_rules, taken)
+    additions = rule_additions(model, new_rules)
+    if fit_feats and grades is None:
+        changes = [
+            dataclasses.replace(
+                c,
+                suggested=c.current,
+                status="kept: profile not refit",
+                note="fewer than four distinct profile scores: grades kept",
+            )
+            if c.section == "fit"
+            else c
+            for c in changes
+        ]
+        notes.append(
+            "the profile (fit points and grades) was not refit: its rules give fewer than four "
+            "distinct profile scores on the training contacts"
+        )
+    caps = refit_caps(model, changes)
+    edits = model_edits(model, changes, current_t, version, caps, grades)
+    draft, _ = load_suggested(model, edits, (), additions)
     train_ids = [x.contact_id for x in train]
     draft_train = ds.observe(draft, train_ids)
     threshold, train_rate = tune_threshold(
         draft_train, current_t, o.target_mql_rate, o.rate_tolerance
     )
-    notes: list[str] = []
     hand_rate = sum(x.hand_raiser for x in draft_train) / max(1, len(draft_train))
     if hand_rate > o.target_mql_rate + o.rate_tolerance:
         notes.append(
             f"hand-raisers alone are {hand_rate:.1%} of the training contacts, above the target "
             f"MQL rate of {o.target_mql_rate:.1%}: they become MQLs whatever the threshold"
         )
-    edits = model_edits(model, fit.changes, threshold, version)
-    header = _header(model, ds.counts.labelled, o, now, fit.changes, threshold)
-    suggested, text = load_suggested(model, edits, header)
+    edits = model_edits(model, changes, threshold, version, caps, grades)
+    header = _header(model, ds.counts.labelled, o, now, changes, threshold, caps, grades)
+    header[-1:-1] = [
+        f"NEW rule {c.name}: {c.points:+d} ({c.key}: lift {c.lift.value:.2f} "
+        f"[{c.lift.low:.2f}-{c.lift.high:.2f}] on {c.fired} training contacts)."
+        for c in cands
+        if c.added and c.points is not None and c.lift is not None
+    ]
+    suggested, text = load_suggested(model, edits, header, additions)
     test_ids = [x.contact_id for x in test]
     sugg_test = ds.observe(suggested, test_ids)
     current_rate = sum(x.mql_at(current_t) for x in train) / max(1, len(train))
@@ -214,19 +292,26 @@ def calibrate(
         train_mql_rate=train_rate,
         train_mql_rate_current=current_rate,
         scale=fit.scale,
-        changes=tuple(fit.changes),
+        changes=tuple(changes),
+        caps=tuple(caps),
+        grades=grades,
         edits=edits,
+        additions=additions,
+        candidates=tuple(cands),
         header=tuple(header),
         model=suggested,
         text=text,
     )
+    all_feats = [*features_of(model), *fit_features_of(model), *force_features_of(model)]
     comparison = Comparison(
         train_contacts=len(train),
         test_contacts=len(test),
         split_at=test[0].first_engaged_at,
         current=metrics(model.version, test, current_t),
         suggested=metrics(version, sugg_test, threshold),
+        baseline_auc=baseline_auc(all_feats, train, test, o.regularization),
     )
+    notes += _baseline_notes(comparison, ds.counts.converted, train, o, cands)
     if not comparison.better:
         notes.append(
             "the suggested model does not rank the held-out contacts better than the current "
@@ -244,18 +329,33 @@ def _header(
     now: datetime,
     changes: Sequence[PointChange],
     threshold: float,
+    caps: Sequence[CapChange] = (),
+    grades: GradeFit | None = None,
 ) -> list[str]:
     days = o.horizon / timedelta(days=1)
     lines = [
         f"Suggested by `leadscore calibrate` on {now:%Y-%m-%d} from {labelled} contacts with a",
         f"known outcome (horizon {days:g} days), starting from model {model.version}.",
-        "Only engagement points, tier points, lifecycle.mql.threshold and version differ from",
-        "it. NOT applied: review it, check it with `leadscore validate-model`, preview it with",
-        "`leadscore simulate --model` and `leadscore rescore --dry-run --model`, then apply it",
-        "with `leadscore rescore --model`.",
+        "Only points (engagement, tiers, profile), the caps that scale with them, the grades,",
+        "lifecycle.mql.threshold and version differ from it. NOT applied: review it, check it",
+        "with `leadscore validate-model`, preview it with `leadscore simulate --model` and",
+        "`leadscore rescore --dry-run --model`, then apply it with `leadscore rescore --model`.",
     ]
     if threshold != model.model.lifecycle.mql.threshold:
         lines.append(f"MQL threshold: {model.model.lifecycle.mql.threshold:g} -> {threshold:g}.")
+    if grades is not None:
+        g, p = grades.grades, grades.score_points
+        lines.append(
+            f"Profile refit: grades A >= {g['A']}, B >= {g['B']}, C >= {g['C']} fit points;"
+        )
+        lines.append(
+            f"the grade now adds to the score (A {p['A']:+d}, B {p['B']:+d}, C {p['C']:+d}, "
+            f"D {p['D']:+d}); forced grades kept."
+        )
+    for cap in caps:
+        lines.append(
+            f"Cap of {cap.kind} {cap.name}: {cap.current} -> {cap.suggested} ({cap.meaning})."
+        )
     for c in changes:
         if c.status == "sign flipped":
             lines.append(f"SIGN FLIPPED: {c.feature} {c.current:+d} -> {c.suggested:+d}.")
@@ -274,4 +374,64 @@ def write_suggestion(
     s = result.suggestion
     if s is None:
         raise ValueError("nothing to write: " + (result.insufficient or "no suggestion"))
-    return write_suggested(model, s.edits, out_path, s.header)
+    return write_suggested(model, s.edits, out_path, s.header, s.additions)
+
+
+def _baseline_notes(
+    c: Comparison,
+    conversions: int,
+    train: Sequence[Observation],
+    o: CalibrationOptions,
+    cands: Sequence[Candidate] = (),
+) -> list[str]:
+    """Say plainly when the points table cannot get close to the plain logistic regression,
+    and why."""
+    gap = c.gap
+    if gap is None or gap <= 0.02:
+        return []
+    why: list[str] = []
+    if not o.refit_profile:
+        why.append("the profile was not refit (--keep-profile)")
+    if conversions < 200:
+        why.append(f"only {conversions} conversions: too few to pin every point down")
+    profile = sum(1 for x in train if any(k.startswith("fit:") for k in x.units))
+    if profile < len(train) // 2:
+        why.append("the profile rules hold for few contacts (grades A-D are coarse)")
+    left_out = [x.key for x in cands if x.strong and not x.added][:5]
+    if left_out:
+        why.append("strong signals no rule of the suggested model counts: " + ", ".join(left_out))
+    why.append(
+        "a points table counts each rule within its caps and the profile in four grades, where "
+        "a regression weighs every count freely"
+    )
+    return [
+        f"the plain logistic regression ranks the held-out contacts at ROC AUC "
+        f"{c.baseline_auc:.3f}, the suggested points table at {c.suggested.auc:.3f} "
+        f"({gap:.3f} below): " + "; ".join(why)
+    ]
+
+
+def _adopt(
+    cands: Sequence[Candidate],
+    fitted: dict[str, PointChange],
+    add: bool = True,
+    taken: Iterable[str] = (),
+) -> tuple[list[Candidate], list[dict[str, Any]]]:
+    """Strong candidates whose fitted points keep the sign of their lift (and are worth at
+    least 2 points) become new rules, under a name no rule has yet; every candidate keeps its
+    fitted points for the report."""
+    out: list[Candidate] = []
+    rules: list[dict[str, Any]] = []
+    used = set(taken)
+    for c in cands:
+        ch = fitted.get(c.name)
+        if ch is None or c.name in used:
+            out.append(c)
+            continue
+        keep = add and ch.status == "refit" and abs(ch.suggested) >= 2
+        used.add(c.name)
+        c = dataclasses.replace(c, points=ch.suggested, added=keep)
+        if keep:
+            rules.append(c.rule())
+        out.append(c)
+    return out, rules

@@ -23,6 +23,7 @@ scikit-learn and numpy are imported lazily: `require_sklearn()` raises a `Config
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import warnings
 from collections.abc import Sequence
@@ -50,6 +51,7 @@ Status = Literal[
     "sign kept",
     "sign flipped",
     "new sign",
+    "kept: profile not refit",
 ]
 
 
@@ -80,6 +82,7 @@ class PointChange:
     fires: int = 0  # training contacts on which it fired
     data_suggests: int | None = None  # the unconstrained value when the sign was held/flipped
     note: str = ""
+    section: str = "engagement"  # "fit": a profile rule's points
 
     @property
     def odds_ratio(self) -> float | None:
@@ -275,10 +278,6 @@ def refit_points(
             status = "refit"
         if status == "sign flipped":
             note = f"sign flipped from {f.points:+d}: the data strongly says the other way"
-        if f.unit_cap is not None and abs(raw) > 0:
-            cap_pts = f.unit_cap * abs(f.points)
-            if abs(raw) > cap_pts:
-                note = (note + "; " if note else "") + f"a cap of {cap_pts:g} limits it"
         changes.append(
             PointChange(
                 f.name,
@@ -294,7 +293,33 @@ def refit_points(
                 note,
             )
         )
+    changes = [
+        dataclasses.replace(c, section=f.section) if f.section != "engagement" else c
+        for c, f in zip(changes, features, strict=True)
+    ]
     return PointsFit(changes, scale, intercept, rate(scale))
+
+
+def baseline_auc(
+    features: Sequence[Feature],
+    train: Sequence[Observation],
+    test: Sequence[Observation],
+    c: float = 1.0,
+) -> float | None:
+    """Held-out ROC AUC of a plain L2 logistic regression on the same features (every rule's
+    units, profile rules and forced grades as 0/1), no signs, caps or rounding: the bar a
+    points table can be held to."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    x_tr, x_te = _matrix(features, train), _matrix(features, test)
+    y_tr = np.array([1 if o.converted else 0 for o in train], dtype=np.int_)
+    y_te = np.array([1 if o.converted else 0 for o in test], dtype=np.int_)
+    if not (0 < y_tr.sum() < len(y_tr)) or not (0 < y_te.sum() < len(y_te)):
+        return None
+    used = (x_tr > 0).any(axis=0)
+    coef, _ = _logistic(x_tr[:, used], y_tr, c)
+    return float(roc_auc_score(y_te, x_te[:, used] @ coef))
 
 
 def _kept_note(status: Status, fires: int, min_fires: int) -> str:

@@ -51,6 +51,29 @@ class Feature:
     rule_index: int
     tier_index: int | None = None
     unit_cap: float | None = None  # most units the current model counts (rule/category caps)
+    section: str = "engagement"  # or "fit" (a profile rule: 1 when it holds) or "force"
+
+
+FIT_PREFIX = "fit:"
+FORCE_PREFIX = "force:"
+
+
+def fit_features_of(model: LoadedModel) -> list[Feature]:
+    """The profile rules as features (`fit:<name>`, 1 when the rule holds), in model order."""
+    return [
+        Feature(FIT_PREFIX + r.name, r.name, None, r.points, "fit", r.description or r.name, i,
+                section="fit")
+        for i, r in enumerate(model.model.fit.rules)
+    ]  # fmt: skip
+
+
+def force_features_of(model: LoadedModel) -> list[Feature]:
+    """The forced grades as features (`force:<name>`), for the plain logistic baseline."""
+    return [
+        Feature(FORCE_PREFIX + f.name, f.name, None, -1, "force", f.description or f.name, i,
+                section="force")
+        for i, f in enumerate(model.model.fit.force)
+    ]  # fmt: skip
 
 
 def features_of(model: LoadedModel) -> list[Feature]:
@@ -189,6 +212,9 @@ class FeatureReader:
         m = model.model
         self.rule_points = {r.name: r.points for r in m.engagement.rules}
         self.fit_names = {r.name for r in m.fit.rules} | {f.name for f in m.fit.force}
+        self.fit_keys = {r.name: FIT_PREFIX + r.name for r in m.fit.rules} | {
+            f.name: FORCE_PREFIX + f.name for f in m.fit.force
+        }
         self.mql_grades = set(m.lifecycle.mql.grades)
         self.blockers = {f.name for f in m.fit.force if f.block_mql}
 
@@ -204,6 +230,7 @@ class FeatureReader:
                 if reason.kind == "fit":
                     if reason.rule in self.fit_names:
                         fired.add(reason.rule)
+                        units[self.fit_keys[reason.rule]] = 1.0
                     continue
                 if not feats or reason.kind != "engagement":
                     continue

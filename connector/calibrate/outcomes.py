@@ -8,11 +8,15 @@ The rule (also in the package docstring and the README text):
 - **Conversion time**: the earliest *precise* timestamp of reaching SQL: the first sales-signal
   event (the rules marked `sales_signal` or named in `lifecycle.sql.events`: meeting booked,
   deal opened) or, when the contact's lead status is one of `lifecycle.sql.lead_status`, its
-  `lead_status_changed_at`. Without a precise timestamp, a contact whose stage is SQL or later
-  (opportunity, customer, ...) or whose lead status is a SQL status uses its `updated_at`: an
-  *upper bound* of the conversion time. It is trusted only when it settles the question (at or
-  before `t0 + horizon`); later than that the outcome is unknown and the contact is left out
-  ("undated").
+  `lead_status_changed_at`, or the date the contact *entered* a stage of SQL or later, as the
+  CRM records it (HubSpot's `hs_lifecyclestage_<stage>_date` / `hs_v2_date_entered_<stage>`,
+  read into the contact's properties). Without a precise timestamp, a contact whose stage is
+  SQL or later (opportunity, customer, ...) or whose lead status is a SQL status uses its
+  `updated_at`: an *upper bound* of the conversion time. It is trusted only when it settles
+  the question (at or before `t0 + horizon`); later than that the outcome is unknown and the
+  contact is left out ("undated"). On Marketo, with `Change Data Value` (and `Change Status in
+  Progression`) among the activity types read, the first change of the lead (or program)
+  status to a SQL stage or status is a precise timestamp too.
 - **Outcome**: converted when the conversion time is within `[t0, t0 + horizon]`; not converted
   when the horizon has passed (`t0 + horizon <= as_of`) without it. Contacts whose horizon has not
   passed yet are left out whatever happened so far (counting only their early conversions would
@@ -27,8 +31,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from connector.errors import InputError
 from connector.model.schema import ScoringModel
-from connector.types import SQL, Contact, Event, stage_rank
+from connector.parse import parse_timestamp
+from connector.types import LIFECYCLE_ORDER, SQL, Contact, Event, stage_rank
 
 Status = Literal[
     "converted", "not_converted", "inside_horizon", "converted_before", "no_engagement", "undated"
@@ -36,6 +42,42 @@ Status = Literal[
 LABELLED: frozenset[str] = frozenset({"converted", "not_converted"})
 
 _SQL_RANK = stage_rank(SQL)
+# (property, stage) pairs that record when a contact entered a stage of SQL or later
+STAGE_DATE_PROPERTIES: tuple[tuple[str, str], ...] = tuple(
+    (prop.format(stage=s), s)
+    for s in LIFECYCLE_ORDER[_SQL_RANK:]
+    for prop in ("hs_lifecyclestage_{stage}_date", "hs_v2_date_entered_{stage}")
+)
+
+
+# Marketo lead/program status change activities, as the adapter reads them (custom events)
+STATUS_CHANGES = frozenset({"status_changed", "program_status_changed"})
+
+
+def _reaches_sql(ev: Event, types: SignalTypes) -> bool:
+    stage = ev.attributes.get("stage")
+    if isinstance(stage, str) and _SQL_RANK <= stage_rank(stage) < 99:
+        return True
+    status = ev.attributes.get("lead_status")
+    return isinstance(status, str) and status.upper() in types.sql_lead_status
+
+
+def stage_entered_at(contact: Contact) -> tuple[datetime, str] | None:
+    """The earliest recorded entry into a stage of SQL or later: (when, stage), or None.
+    A value that is not a timestamp is ignored (the stage's other evidence still counts)."""
+    props = contact.properties
+    best: tuple[datetime, str] | None = None
+    for prop, stage in STAGE_DATE_PROPERTIES:
+        raw = props.get(prop)
+        if raw in (None, ""):
+            continue
+        try:
+            at = parse_timestamp(raw, prop)
+        except InputError:
+            continue
+        if best is None or at < best[0]:
+            best = (at, stage)
+    return best
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +141,14 @@ def outcome_for(
     """Apply the outcome rule of the module docstring to one contact."""
     t0: datetime | None = None
     first_sales: tuple[datetime, str] | None = None
+    status_change: tuple[datetime, str] | None = None
     for ev in events:
         t = ev.occurred_at
         if t > as_of:
+            continue
+        if ev.type == "custom" and ev.attributes.get("name") in STATUS_CHANGES:
+            if _reaches_sql(ev, types) and (status_change is None or t < status_change[0]):
+                status_change = (t, f"{ev.attributes['name']} to {ev.attributes.get('new_value')}")
             continue
         if ev.type in types.sales:
             if first_sales is None or t < first_sales[0]:
@@ -119,6 +166,11 @@ def outcome_for(
     changed = contact.lead_status_changed_at
     if sql_status and changed is not None and changed <= as_of:
         precise.append((changed, f"lead status {status_text}"))
+    if status_change is not None:
+        precise.append(status_change)
+    entered = stage_entered_at(contact)
+    if entered is not None and entered[0] <= as_of:
+        precise.append((entered[0], f"entered {entered[1]}"))
     rank = stage_rank(contact.lifecycle_stage)
     reached = sql_status or (_SQL_RANK <= rank < 99)
     end = t0 + horizon

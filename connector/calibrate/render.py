@@ -15,9 +15,10 @@ from datetime import timedelta
 from rich.console import Console
 from rich.table import Table
 
-from connector.calibrate.core import CalibrationResult
+from connector.calibrate.caps import CapChange
+from connector.calibrate.core import CalibrationResult, Comparison, Suggestion
 from connector.calibrate.fit import Band, ModelMetrics, PointChange
-from connector.calibrate.stats import Interval, RuleLift, ranked
+from connector.calibrate.stats import Interval, RuleLift, ranked, wilson
 
 BAND_NAMES = (
     "below 0",
@@ -91,6 +92,100 @@ def flag_lines(r: CalibrationResult) -> list[str]:
             + ", ".join(x.name for x in never)
         )
     return out
+
+
+def cap_lines(caps: Sequence[CapChange]) -> list[str]:
+    """What changed in the caps, which move with the points so they keep their meaning."""
+    if not caps:
+        return []
+    return [
+        "Caps refit with the points (same meaning at the new scale): "
+        + "; ".join(f"{c.kind} {c.name} {c.current} → {c.suggested} ({c.meaning})" for c in caps)
+    ]
+
+
+def grade_lines(s: Suggestion) -> list[str]:
+    g = s.grades
+    if g is None:
+        return []
+    p, n = g.score_points, g.contacts
+    return [
+        f"Profile refit with the same outcomes: grade A from {g.grades['A']} fit points, B from "
+        f"{g.grades['B']}, C from {g.grades['C']}; each grade now adds its points to the score "
+        + ", ".join(f"{k} {p[k]:+d} ({n[k]:,} training contacts)" for k in ("A", "B", "C", "D"))
+        + "; forced grades (student, competitor, ...) stay forced; grades that may become MQLs "
+        + "by points: "
+        + ", ".join(s.model.model.lifecycle.mql.grades)
+        + "."
+    ]
+
+
+CANDIDATE_COLUMNS = (
+    "candidate",
+    "contacts (train)",
+    "converted with",
+    "converted without",
+    "lift (95%)",
+    "strong",
+    "points",
+    "in the suggested model",
+)
+
+
+def candidate_rows(s: Suggestion) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for c in s.candidates:
+        rows.append(
+            [
+                c.key,
+                f"{c.fired:,}",
+                _pct(c.fired_converted / c.fired if c.fired else None),
+                _pct(c.not_fired_converted / c.not_fired if c.not_fired else None),
+                _ci(c.lift, False),
+                "yes" if c.strong else "no",
+                "–" if c.points is None else f"{c.points:+d}",
+                f"NEW: {c.name}" if c.added else ("profile: propose to sales" if c.event is None
+                                                  and c.strong else "no"),
+            ]
+        )  # fmt: skip
+    return rows
+
+
+def candidates_rich(s: Suggestion, limit: int = 15) -> Table | None:
+    rows = candidate_rows(s)[:limit]
+    if not rows:
+        return None
+    t = Table(
+        title="Rules it would add: what no current rule counts, highest lift first "
+        "(strong: the 99.9% interval excludes 1)"
+    )
+    for i, col in enumerate(CANDIDATE_COLUMNS):
+        t.add_column(col, justify="left" if i in (0, 5, 7) else "right")
+    for row in rows:
+        t.add_row(*row, style="bold green" if row[-1].startswith("NEW") else "")
+    return t
+
+
+def mql_sql_line(c: Comparison) -> str:
+    """What an MQL at the suggested threshold is worth: the held-out MQL → SQL rate."""
+    parts = []
+    for name, m in (("suggested", c.suggested), ("current", c.current)):
+        hits = round(m.precision * m.mql)
+        parts.append(
+            f"{name} (threshold {_num(m.threshold)}): {_ci(wilson(hits, m.mql))} of "
+            f"{m.mql:,} MQLs reached SQL"
+        )
+    return "Expected MQL → SQL rate on the held-out contacts (95% interval): " + "; ".join(parts)
+
+
+def baseline_line(c: Comparison) -> str:
+    if c.baseline_auc is None:
+        return "Plain logistic regression on the same features: – (cannot be fitted)."
+    return (
+        f"Plain logistic regression on the same features and split (the bar a points table can "
+        f"reach): ROC AUC {c.baseline_auc:.3f}; current {_auc(c.current)}, suggested "
+        f"{_auc(c.suggested)}."
+    )
 
 
 def lift_rich(rows: Sequence[RuleLift]) -> Table:
@@ -186,7 +281,7 @@ def comparison_rich(cur: ModelMetrics, sug: ModelMetrics, n_train: int) -> tuple
         ("recall at threshold", _pct(cur.recall), _pct(sug.recall)),
     ):
         t.add_row(label, a, b)
-    bands = Table(title="Conversion by score band (held-out contacts)")
+    bands = Table(title="Conversion by score band (held-out contacts, 95% intervals)")
     bands.add_column("band")
     for name in ("current", "suggested"):
         bands.add_column(f"{name}: scores", justify="right")
@@ -196,7 +291,7 @@ def comparison_rich(cur: ModelMetrics, sug: ModelMetrics, n_train: int) -> tuple
         cells = [band_name]
         for m in (cur, sug):
             band = m.bands[i]
-            cells += [band.label, f"{band.contacts:,}", _pct(band.rate)]
+            cells += [band.label, f"{band.contacts:,}", _ci(wilson(band.converted, band.contacts))]
         bands.add_row(*cells)
     return t, bands
 
@@ -219,6 +314,11 @@ def print_calibration(
     s, cmp_ = r.suggestion, r.comparison
     assert s is not None and cmp_ is not None
     console.print(changes_rich(s.changes))
+    for line in [*cap_lines(s.caps), *grade_lines(s)]:
+        console.print(line, highlight=False)
+    cands = candidates_rich(s)
+    if cands is not None:
+        console.print(cands)
     kept = [c.feature for c in s.changes if c.status == "kept: never fires"]
     if kept:
         console.print(
@@ -240,6 +340,8 @@ def print_calibration(
         )
     t, b = comparison_rich(cmp_.current, cmp_.suggested, cmp_.train_contacts)
     console.print(t)
+    console.print(baseline_line(cmp_), highlight=False)
+    console.print(mql_sql_line(cmp_), highlight=False)
     console.print(b)
     for note in r.notes:
         console.print(f"note: {note}", highlight=False)
@@ -452,6 +554,17 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
             left_also=(5, 6),
         )
     )
+    out += [f"<p>{_e(line)}</p>" for line in [*cap_lines(s.caps), *grade_lines(s)]]
+    rows = candidate_rows(s)[:15]
+    if rows:
+        out.append("<h3>Rules it would add (what no current rule counts)</h3>")
+        out.append(
+            _table(
+                [_e(c) for c in CANDIDATE_COLUMNS],
+                [[_e(x) for x in row] for row in rows],
+                left_also=(5, 7),
+            )
+        )
     kept = [x.feature for x in s.changes if x.status == "kept: never fires"]
     if kept:
         out.append(
@@ -505,7 +618,9 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
             ],
         )
     )
-    out.append("<h3>Conversion by score band (held-out contacts)</h3>")
+    out.append(f"<p>{_e(baseline_line(c))}</p>")
+    out.append(f"<p>{_e(mql_sql_line(c))}</p>")
+    out.append("<h3>Conversion by score band (held-out contacts, 95% intervals)</h3>")
     out.append(
         _table(
             [
@@ -530,7 +645,7 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
 
 
 def _band_cells(b: Band) -> list[str]:
-    return [_e(b.label), _e(f"{b.contacts:,}"), _e(_pct(b.rate))]
+    return [_e(b.label), _e(f"{b.contacts:,}"), _e(_ci(wilson(b.converted, b.contacts)))]
 
 
 def render_calibration_page(

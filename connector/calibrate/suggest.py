@@ -1,7 +1,8 @@
 """The suggested model as a YAML file: the current file with only the refit numbers changed.
 
 The current file's text is edited in place, scalar by scalar, at the positions PyYAML's composer
-reports: `points` of engagement rules, `points` of tiers, `lifecycle.mql.threshold` and `version`
+reports: `points` of engagement rules, `points` of tiers, the rule and category `cap`s that scale
+with them (caps.py), `lifecycle.mql.threshold` and `version`
 (plus `title_rules` when the new file lives in another folder, so it still finds the title table).
 Comments, key order and flow style stay as the team wrote them, so a plain diff shows exactly
 what changed. The edited text is parsed back and compared with the intended content; if they
@@ -20,7 +21,9 @@ from typing import Any
 
 import yaml
 
+from connector.calibrate.caps import CapChange, cap_edits
 from connector.calibrate.fit import PointChange
+from connector.calibrate.grades import GradeFit
 from connector.errors import ModelError
 from connector.files import write_private
 from connector.model.loader import LoadedModel, title_rules_path, validate_model_file
@@ -29,8 +32,10 @@ PathKey = tuple[str | int, ...]
 
 
 def _scalar(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        raise TypeError("only numbers and strings are edited")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        raise TypeError("only numbers, booleans and strings are edited")
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -64,12 +69,74 @@ def _set(raw: Any, path: PathKey, value: Any) -> None:
     target[path[-1]] = value
 
 
-def edit_yaml(text: str, edits: dict[PathKey, Any], header: Sequence[str] = ()) -> str:
-    """Return `text` with the scalar at each path replaced (see the module docstring)."""
+NEW_MARK = "  # NEW: suggested by calibrate"
+
+
+def _flow(value: Any) -> str:
+    return yaml.safe_dump(
+        value, default_flow_style=True, sort_keys=False, allow_unicode=True, width=10_000
+    ).strip()
+
+
+def _line_end(text: str, mark: Any) -> int:
+    """Where to insert a line after the node ending at `mark` (before a comment on its line)."""
+    index = int(mark.index)
+    line_start = text.rfind("\n", 0, index) + 1
+    if line_start > 0 and not text[line_start:index].strip():  # a block node ends where the
+        return line_start - 1  # next token starts: insert at the end of the line before
+    end = text.find("\n", int(mark.index))
+    return len(text) if end < 0 else end
+
+
+def _insertions(text: str, root: yaml.Node, adds: Additions) -> list[tuple[int, int, str]] | None:
+    """Text insertions that append items to block sequences and keys to block mappings."""
+    spans: list[tuple[int, int, str]] = []
+    for path, items in adds.items():
+        node = _node_at(root, path)
+        if isinstance(node, yaml.SequenceNode) and node.value and not node.flow_style:
+            last = node.value[-1]
+            line_start = text.rfind("\n", 0, last.start_mark.index) + 1
+            dash = text.find("-", line_start, last.start_mark.index)
+            if dash < 0:
+                return None
+            at = _line_end(text, last.end_mark)
+            pad = " " * (dash - line_start)
+            new = "".join(f"\n{pad}- {_flow(v)}{NEW_MARK}" for _k, v in items)
+        elif isinstance(node, yaml.MappingNode) and node.value and not node.flow_style:
+            k_last, v_last = node.value[-1]
+            at = _line_end(text, v_last.end_mark)
+            pad = " " * k_last.start_mark.column
+            new = "".join(f"\n{pad}{k}: {_flow(v)}{NEW_MARK}" for k, v in items)
+        else:
+            return None
+        spans.append((at, at, new))
+    return spans
+
+
+Additions = dict[PathKey, list[tuple[str | None, Any]]]
+
+
+def edit_yaml(
+    text: str,
+    edits: dict[PathKey, Any],
+    header: Sequence[str] = (),
+    additions: Additions | None = None,
+) -> str:
+    """Return `text` with the scalar at each path replaced (see the module docstring), and
+    `additions` appended: `(None, item)` to a sequence, `(key, value)` to a mapping."""
     raw = yaml.safe_load(text)
     expected = copy.deepcopy(raw)
     for path, value in edits.items():
         _set(expected, path, value)
+    for path, items in (additions or {}).items():
+        target = expected
+        for key in path:
+            target = target[key]
+        for k, v in items:
+            if k is None:
+                target.append(v)
+            else:
+                target[k] = v
     head = "".join(f"# {line}\n" if line else "#\n" for line in header)
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     spans: list[tuple[int, int, str]] = []
@@ -80,25 +147,51 @@ def edit_yaml(text: str, edits: dict[PathKey, Any], header: Sequence[str] = ()) 
             ok = False
             break
         spans.append((node.start_mark.index, node.end_mark.index, _scalar(value)))
+    if ok and root is not None and additions:
+        extra = _insertions(text, root, additions)
+        ok = extra is not None
+        spans += extra or []
     if ok:
         out = text
         for start, end, new in sorted(spans, reverse=True):
             out = out[:start] + new + out[end:]
         out = head + out
-        if yaml.safe_load(out) == expected:
+        try:
+            same = yaml.safe_load(out) == expected
+        except yaml.YAMLError:
+            same = False
+        if same:
             return out
     return head + yaml.safe_dump(expected, sort_keys=False, allow_unicode=True, width=100)
 
 
 def model_edits(
-    model: LoadedModel, changes: Sequence[PointChange], threshold: float, version: str
+    model: LoadedModel,
+    changes: Sequence[PointChange],
+    threshold: float,
+    version: str,
+    caps: Sequence[CapChange] = (),
+    grades: GradeFit | None = None,
 ) -> dict[PathKey, Any]:
     """The (path → value) edits that make the suggested model from the current one."""
     rules = model.model.engagement.rules
     index = {r.name: i for i, r in enumerate(rules)}
+    fit_index = {r.name: i for i, r in enumerate(model.model.fit.rules)}
     edits: dict[PathKey, Any] = {("version",): version}
+    edits.update(cap_edits(model, caps))
+    if grades is not None:
+        for g, v in grades.grades.items():
+            edits[("fit", "grades", g)] = v
+        for g, v in grades.score_points.items():
+            edits[("fit", "score_points", g)] = v
+        edits[("fit", "add_to_score")] = True
     for ch in changes:
         if not ch.changed:
+            continue
+        if ch.section == "fit":
+            edits[("fit", "rules", fit_index[ch.rule], "points")] = ch.suggested
+            continue
+        if ch.section != "engagement":  # a new rule: an addition, not an edit
             continue
         i = index[ch.rule]
         tiers = rules[i].tiers
@@ -122,6 +215,7 @@ def render_suggested(
     header: Sequence[str] = (),
     *,
     absolute_titles: bool = False,
+    additions: Additions | None = None,
 ) -> str:
     """The suggested model's text for a file at `out_path`."""
     source = Path(model.path)
@@ -143,17 +237,22 @@ def render_suggested(
                 new_ref = str(titles)
         if new_ref != ref:
             all_edits[("title_rules",)] = new_ref  # a missing key: the whole file is dumped
-    return edit_yaml(text, all_edits, header)
+    return edit_yaml(text, all_edits, header, additions)
 
 
 def load_suggested(
-    model: LoadedModel, edits: dict[PathKey, Any], header: Sequence[str] = ()
+    model: LoadedModel,
+    edits: dict[PathKey, Any],
+    header: Sequence[str] = (),
+    additions: Additions | None = None,
 ) -> tuple[LoadedModel, str]:
     """Validate the suggested model through the real loader, from a temporary file; returns it
     with its text (title table referenced by absolute path)."""
     with tempfile.TemporaryDirectory(prefix="leadscore-calibrate-") as tmp:
         path = Path(tmp) / "model.suggested.yaml"
-        text = render_suggested(model, edits, path, header, absolute_titles=True)
+        text = render_suggested(
+            model, edits, path, header, absolute_titles=True, additions=additions
+        )
         write_private(path, text)
         loaded, problems = validate_model_file(path)
     if loaded is None:
@@ -162,14 +261,32 @@ def load_suggested(
 
 
 def write_suggested(
-    model: LoadedModel, edits: dict[PathKey, Any], out_path: str | Path, header: Sequence[str] = ()
+    model: LoadedModel,
+    edits: dict[PathKey, Any],
+    out_path: str | Path,
+    header: Sequence[str] = (),
+    additions: Additions | None = None,
 ) -> LoadedModel:
     """Write the suggested model to `out_path` and validate the file as written."""
     out = Path(out_path)
-    text = render_suggested(model, edits, out, header)
+    text = render_suggested(model, edits, out, header, additions=additions)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_private(out, text)
     loaded, problems = validate_model_file(out)
     if loaded is None:
         raise ModelError(str(out), problems)
     return loaded
+
+
+def rule_additions(model: LoadedModel, rules: Sequence[dict[str, Any]]) -> Additions:
+    """New rules (and their category, when the model lacks it) as additions."""
+    if not rules:
+        return {}
+    adds: Additions = {("engagement", "rules"): [(None, r) for r in rules]}
+    cats = {r["category"] for r in rules} - set(model.model.engagement.categories)
+    if cats:
+        adds[("engagement", "categories")] = [
+            (c, {"description": "rules added by leadscore calibrate (review each)"})
+            for c in sorted(cats)
+        ]
+    return adds

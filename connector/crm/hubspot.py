@@ -166,6 +166,12 @@ CONTACT_PROPERTIES = [
     "hs_analytics_source",
     "hs_lifecyclestage_marketingqualifiedlead_date",  # the report: did an SQL go through MQL
     "leadscore_model_version",  # ours: a new state DB sees that another one scored the portal
+    # when the contact entered each sales stage (calibrate: a conversion's date; the
+    # last-modified time moves with every write, ours included)
+    "hs_lifecyclestage_salesqualifiedlead_date",
+    "hs_lifecyclestage_opportunity_date",
+    "hs_lifecyclestage_customer_date",
+    "first_deal_created_date",  # dates the derived deal_opened event
 ]
 
 # Roll-ups every plan has: read with the contacts when the events API is unavailable.
@@ -654,7 +660,8 @@ class HubSpotAdapter:
                 )
             )
         deals = props.get("num_associated_deals")
-        if deals not in (None, "", "0") and contact.updated_at is not None:
+        deal_at = _deal_created_at(props, contact.updated_at)
+        if deals not in (None, "", "0") and deal_at is not None:
             try:
                 has_deal = float(str(deals)) > 0
             except ValueError:
@@ -666,7 +673,7 @@ class HubSpotAdapter:
                         f"deal:{cid}",
                         cid,
                         "deal_opened",
-                        contact.updated_at,
+                        deal_at,
                         {"name": "deal associated"},
                     )
                 )
@@ -1299,3 +1306,14 @@ def _rollup_events(cid: str, props: Mapping[str, Any]) -> list[Event]:
         at = parse_timestamp(props.get("lastmodifieddate"), "lastmodifieddate")
         out.append(Event("hubspot_rollup", f"optout:{cid}", cid, "email_unsubscribe", at, {}))
     return out
+
+
+def _deal_created_at(props: Mapping[str, Any], updated_at: datetime | None) -> datetime | None:
+    """When the contact's first deal was created: `first_deal_created_date`, else the day it
+    became an opportunity (HubSpot moves a contact there when a deal is created with it), else
+    (older data) its last-modified time, an upper bound that our own writes move."""
+    for name in ("first_deal_created_date", "hs_lifecyclestage_opportunity_date"):
+        raw = props.get(name)
+        if raw:
+            return parse_timestamp(raw, name)
+    return updated_at

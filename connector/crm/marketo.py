@@ -229,6 +229,15 @@ def _next_reset(now: datetime) -> str:
     return _iso(midnight)
 
 
+# Activity types read (when configured in LEADSCORE_MARKETO_ACTIVITY_TYPES) as status changes
+STATUS_CHANGE_TYPES = frozenset({"change data value", "change status in progression"})
+
+
+def _squash(name: str) -> str:
+    """ "Lead Status" and "leadStatus" -> "leadstatus": a field's display and REST names."""
+    return re.sub(r"[\s_]+", "", name).lower()
+
+
 def _normalize_status(value: str | None) -> str | None:
     """ "Bad Timing" -> "BAD_TIMING": the model's lead-status lists use that spelling."""
     if not value:
@@ -935,12 +944,44 @@ class MarketoAdapter:
                 share = _share(watched, attrs.get("Webinar Minutes"))
                 if share is not None:
                     out["watched_share"] = share
+        elif type_name.lower() in STATUS_CHANGE_TYPES:
+            change = self._status_change(type_name, primary, attrs)
+            if change is None:  # another field's change (our own score writes among them)
+                return None
+            out, etype = change, "custom"
         elif etype.startswith("email_"):
             out = {"campaign": primary, "url": attrs.get("Link")}
         else:
             out = {"name": type_name, **attrs}
         clean = clean_value({k: v for k, v in out.items() if v is not None and v != ""})
         return Event(SOURCE, guid, lead, etype, at, clean)
+
+    def _status_change(
+        self, type_name: str, primary: Any, attrs: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """A lead status (Change Data Value on the status or stage field) or program status
+        (Change Status in Progression) change, as a `custom` event calibrate dates
+        conversions by: {name, field|program, new_value, stage, lead_status}."""
+        if type_name.lower() == "change data value":
+            wanted = {_squash(self.config.status_field), _squash(self.config.stage_field or "")}
+            if _squash(str(primary or "")) not in wanted - {""}:
+                return None
+            new = opt_text(attrs.get("New Value"), "New Value")
+            return {
+                "name": "status_changed",
+                "field": primary,
+                "new_value": new,
+                "stage": self._status_stages.get(new.strip().lower()) if new else None,
+                "lead_status": _normalize_status(new),
+            }
+        new = opt_text(attrs.get("New Status"), "New Status")
+        return {
+            "name": "program_status_changed",
+            "program": primary,
+            "new_value": new,
+            "stage": self._status_stages.get(new.strip().lower()) if new else None,
+            "lead_status": _normalize_status(new),
+        }
 
     # -- write-back ------------------------------------------------------------------------
     def _value(self, ours: str, fname: str, value: str) -> Any:

@@ -97,13 +97,13 @@ What hubspot-api-client 12.0.0 does with the answers (measured against this sand
 
 Where each part lives (one module per part of HubSpot's API docs; what both sandboxes share,
 the server, request log, paging cursors, rate limiters, fault injection and fixture loading, is
-in :mod:`connector.sandbox.base`):
+in :mod:`connector.sandbox.base`, ``sandbox/limits.py`` and ``sandbox/faults.py``):
 
 * ``portal``: the stored portal and every mutation (writes, the lifecycle-stage rules and
   ``hs_lifecyclestage_<stage>_date`` stamps, merges, archives, events, roll-ups);
   ``fixtures``: :func:`load_portal`;
-* ``objects``: the object endpoints and batch, generic over the declared object types
-  (``ObjectType``; contacts today); ``search``: CRM search;
+* ``objects``: the object endpoints, batch and merge, routed for every object type declared in
+  ``object_types`` (contacts today; the portal stores contacts only); ``search``: CRM search;
 * ``properties``: the property catalogue, value checks and the properties/groups endpoints;
 * ``events``: the events API and marketing e-mail events; ``forms``: forms and submissions;
 * ``limits``: authentication and rate limits; ``faults``: how injected faults look;
@@ -128,7 +128,7 @@ from connector.sandbox.hubspot.events import (
 )
 from connector.sandbox.hubspot.fixtures import load_portal
 from connector.sandbox.hubspot.forms import Form
-from connector.sandbox.hubspot.objects import (
+from connector.sandbox.hubspot.object_types import (
     ALWAYS_RETURNED,
     CONTACTS,
     DEFAULT_READ_PROPERTIES,

@@ -1,7 +1,7 @@
 """The HubSpot API application: the API modules combined, and the route table.
 
 A route is (method, path pattern, handler); ``{object}`` in a pattern is any declared object
-type (:data:`~connector.sandbox.hubspot.objects.OBJECT_TYPES`), so every object type gets the
+type (:data:`~connector.sandbox.hubspot.object_types.OBJECT_TYPES`), so every object type gets the
 same object, search and properties endpoints.
 """
 

@@ -1,13 +1,12 @@
 """CRM objects: ``/crm/v3/objects/{objectType}`` list, read, create, update, archive, the
 ``/batch/*`` endpoints and ``/merge``, for every declared :class:`ObjectType`.
 
-An object type is a declaration (``object_types``: :data:`CONTACTS`; :data:`OBJECT_TYPES` lists
-what is routed):
-its path names, its label in messages, what a read returns by default, what a search ``query``
-looks in and which properties identify a record (``idProperty``). The records themselves are
-kept by :class:`~connector.sandbox.hubspot.portal.Portal`, which today stores contacts only:
-serving companies (and later deals) means declaring them here and giving the portal a store
-per type.
+An object type is a declaration in ``object_types`` (``CONTACTS``; ``OBJECT_TYPES`` lists what
+is routed): its path names, its label in messages, what a read returns by default, what a
+search ``query`` looks in and which properties identify a record (``idProperty``). The records
+themselves are kept by :class:`~connector.sandbox.hubspot.portal.Portal`, which today stores
+contacts only: serving companies (and later deals) means declaring them there and giving the
+portal a store per type.
 """
 
 from __future__ import annotations
@@ -25,29 +24,8 @@ from connector.sandbox.hubspot.errors import (
     _error,
     _problems_message,
 )
-from connector.sandbox.hubspot.object_types import (
-    ALWAYS_RETURNED,
-    CONTACTS,
-    DEFAULT_READ_PROPERTIES,
-    OBJECT_TYPE_GROUP,
-    OBJECT_TYPES,
-    SEARCHABLE_BY_QUERY,
-    ObjectType,
-    object_type,
-)
+from connector.sandbox.hubspot.object_types import CONTACTS, ObjectType, object_type
 from connector.sandbox.hubspot.portal import ContactRecord
-
-__all__ = [
-    "ALWAYS_RETURNED",
-    "CONTACTS",
-    "DEFAULT_READ_PROPERTIES",
-    "OBJECT_TYPES",
-    "OBJECT_TYPE_GROUP",
-    "SEARCHABLE_BY_QUERY",
-    "ObjectType",
-    "ObjectsAPI",
-    "object_type",
-]
 
 
 class ObjectsAPI(HubSpotApi):

@@ -14,7 +14,8 @@ from typing import Any
 from connector.sandbox.base import JsonDict, Request, Response, parse_time_ms
 from connector.sandbox.hubspot.api import _is_int
 from connector.sandbox.hubspot.errors import _bad
-from connector.sandbox.hubspot.objects import ObjectsAPI, object_type
+from connector.sandbox.hubspot.object_types import object_type
+from connector.sandbox.hubspot.objects import ObjectsAPI
 from connector.sandbox.hubspot.portal import ContactRecord
 from connector.sandbox.hubspot.properties import _value_ms
 

@@ -60,7 +60,7 @@ Behaviour worth knowing (each one is exercised in ``tests/test_marketo_sandbox.p
 
 Where each part lives (one module per part of Marketo's API docs; what both sandboxes share,
 the server, request log, paging cursors, rate limiters, fault injection and fixture loading, is
-in :mod:`connector.sandbox.base`):
+in :mod:`connector.sandbox.base`, ``sandbox/limits.py`` and ``sandbox/faults.py``):
 
 * ``instance``: the stored instance and every mutation; ``fixtures``: :func:`load_instance`;
 * ``identity``: the token endpoint; ``limits``: the gate (token, quotas, rate, concurrency);

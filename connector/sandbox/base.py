@@ -46,7 +46,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -69,12 +69,14 @@ __all__ = [  # what the sandboxes and tests import from here, including the re-e
     "FaultInjector",
     "FaultKind",
     "Faults",
+    "Handler",
     "JsonDict",
     "Request",
     "RequestLog",
     "RequestRecord",
     "Response",
     "RollingWindowLimiter",
+    "Routes",
     "RunningSandbox",
     "SandboxApp",
     "SandboxServer",
@@ -329,6 +331,29 @@ class RequestLog:
 # --------------------------------------------------------------------------------------------
 # the request pipeline
 # --------------------------------------------------------------------------------------------
+
+
+Handler = Callable[[Request, dict[str, str]], Response]
+
+
+class Routes:
+    """A route table: (method, path pattern, handler), matched in order against the whole path."""
+
+    def __init__(self, table: Iterable[tuple[str, str, Handler]]) -> None:
+        self._table = [(method, re.compile(rx), handler) for method, rx, handler in table]
+
+    def find(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
+        """The handler for ``method`` on ``path`` and the path's named groups, and whether any
+        route knows the path (a known path asked with another method is the CRM's 405)."""
+        known = False
+        for route_method, rx, handler in self._table:
+            match = rx.fullmatch(path)
+            if match is None:
+                continue
+            known = True
+            if route_method == method:
+                return handler, match.groupdict(), True
+        return None, {}, known
 
 
 def logged_body(req: Request) -> JSON:

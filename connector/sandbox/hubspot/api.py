@@ -9,7 +9,7 @@ combines them and owns the route table.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode
 
@@ -17,7 +17,6 @@ from connector.sandbox.base import (
     DailyQuota,
     JsonDict,
     Request,
-    Response,
     RollingWindowLimiter,
     SandboxApp,
     decode_key_cursor,
@@ -27,8 +26,6 @@ from connector.sandbox.hubspot.errors import _bad
 
 if TYPE_CHECKING:
     from connector.sandbox.hubspot.portal import Portal
-
-Handler = Callable[[Request, dict[str, str]], Response]
 
 BATCH_MAX = 100
 _NUMERIC_ID = re.compile(r"^\d{1,18}$")

@@ -7,17 +7,17 @@ same object, search and properties endpoints.
 
 from __future__ import annotations
 
-import re
-
 from connector.sandbox.base import (
     DailyQuota,
     Faults,
+    Handler,
     Request,
     Response,
     RollingWindowLimiter,
+    Routes,
     new_correlation_id,
 )
-from connector.sandbox.hubspot.api import Handler, _unquote
+from connector.sandbox.hubspot.api import _unquote
 from connector.sandbox.hubspot.errors import BadRequest, _error
 from connector.sandbox.hubspot.events import EventsAPI
 from connector.sandbox.hubspot.faults import FaultAnswers
@@ -86,23 +86,16 @@ class HubSpotApp(SearchAPI, PropertiesAPI, EventsAPI, FormsAPI, FaultAnswers):
             ("GET", r"/marketing/v3/forms/(?P<id>[^/]+)", self._form),
             ("GET", r"/form-integrations/v1/submissions/forms/(?P<id>[^/]+)", self._submissions),
         ]
-        self._routes = [(m, re.compile(rx), h) for m, rx, h in table]
+        self._routes = Routes(table)
 
     def finish(self, req: Request, resp: Response) -> None:
         cid = resp.body.get("correlationId") if isinstance(resp.body, dict) else None
         resp.headers.setdefault("X-HubSpot-Correlation-Id", str(cid or new_correlation_id()))
 
     def route(self, req: Request) -> Response:
-        path = req.path.rstrip("/") or "/"
-        path_known = False
-        for method, rx, handler in self._routes:
-            match = rx.fullmatch(path)
-            if match is None:
-                continue
-            path_known = True
-            if method != req.method:
-                continue
-            groups = {k: _unquote(v) for k, v in match.groupdict().items()}
+        handler, groups, path_known = self._routes.find(req.method, req.path.rstrip("/") or "/")
+        if handler is not None:
+            groups = {k: _unquote(v) for k, v in groups.items()}
             try:
                 with self.portal.lock:
                     return handler(req, groups)

@@ -6,22 +6,22 @@ from __future__ import annotations
 
 import itertools
 import random
-import re
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs
 
 from connector.sandbox.base import (
     DailyQuota,
     FaultKind,
     Faults,
+    Handler,
     Request,
     RequestRecord,
     Response,
     RollingWindowLimiter,
+    Routes,
     logged_body,
 )
 from connector.sandbox.marketo.activities import ActivitiesAPI
@@ -100,7 +100,7 @@ class MarketoApp(IdentityAPI, LeadsAPI, ActivitiesAPI, BulkAPI, AuthAndLimits, F
         self._request_ids = itertools.count(0x1000)
         self._token_nonce = itertools.count(1)
         self._activity_pages = 0
-        table: list[tuple[str, str, Any]] = [
+        table: list[tuple[str, str, Handler]] = [
             ("GET", r"/rest/v1/leads\.json", self._get_leads),
             ("POST", r"/rest/v1/leads\.json", self._sync_leads),
             ("POST", r"/rest/v1/leads/delete\.json", self._delete_leads),
@@ -124,7 +124,7 @@ class MarketoApp(IdentityAPI, LeadsAPI, ActivitiesAPI, BulkAPI, AuthAndLimits, F
             ("GET", r"/bulk/v1/(?P<kind>leads|activities)/export/(?P<id>[^/]+)/file\.json",
              self._export_file),
         ]  # fmt: skip
-        self._routes = [(m, re.compile(rx), h) for m, rx, h in table]
+        self._routes = Routes(table)
 
     # -- the request pipeline ----------------------------------------------------------------
     def _method_override(self, req: Request) -> tuple[Request, str]:
@@ -202,18 +202,11 @@ class MarketoApp(IdentityAPI, LeadsAPI, ActivitiesAPI, BulkAPI, AuthAndLimits, F
         if self.hold_seconds > 0:
             self.stopping.wait(self.hold_seconds)
         path = req.path
-        known = False
-        for method, rx, handler in self._routes:
-            match = rx.fullmatch(path)
-            if match is None:
-                continue
-            known = True
-            if method != req.method:
-                continue
+        handler, groups, known = self._routes.find(req.method, path)
+        if handler is not None:
             try:
                 with self.instance.lock:
-                    resp: Response = handler(req, match.groupdict())
-                    return resp
+                    return handler(req, groups)
             except _BadRequest as exc:
                 return self.error(exc.code, exc.message)
         if known:

@@ -1,4 +1,4 @@
-"""CRM-neutral building blocks for the loopback API sandboxes (HubSpot now, Marketo later).
+"""CRM-neutral building blocks for the loopback API sandboxes (HubSpot and Marketo).
 
 What lives here knows nothing about any CRM:
 
@@ -6,8 +6,12 @@ What lives here knows nothing about any CRM:
 * :class:`Request` / :class:`Response` / :class:`RequestRecord` and the thread-safe
   :class:`RequestLog` that tests read;
 * :class:`RollingWindowLimiter` (a rolling N-requests-per-window budget) and :class:`DailyQuota`,
-  both driven by a ``time_scale`` so a 10 s window can last 0.1 s in tests;
-* :class:`Faults` (what to inject, reproducible from a seed) and :class:`FaultInjector`;
+  both driven by a ``time_scale`` so a 10 s window can last 0.1 s in tests (kept in
+  :mod:`connector.sandbox.limits`, re-exported here);
+* :class:`Faults` (what to inject, reproducible from a seed) and :class:`FaultInjector` (kept in
+  :mod:`connector.sandbox.faults`, re-exported here);
+* paging cursors (:func:`encode_cursor`, :func:`decode_key_cursor`), fixture loading
+  (:func:`read_fixture`, :func:`open_store`);
 * :class:`SandboxApp`, the request pipeline (preflight -> fault decision -> route -> log), and
   :class:`SandboxServer`, a ``ThreadingHTTPServer`` on 127.0.0.1 in a daemon thread that stops
   cleanly (open connections are shut down, every handler thread is joined, no socket leaks).
@@ -36,28 +40,70 @@ import binascii
 import contextlib
 import json
 import math
-import random
 import re
 import socket
 import sys
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Generic, Literal, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
+
+from connector.sandbox.faults import PROXY_PAGE, FaultDecision, FaultInjector, FaultKind, Faults
+from connector.sandbox.limits import Clock, DailyQuota, RollingWindowLimiter
+
+__all__ = [  # what the sandboxes and tests import from here, including the re-exports
+    "DAY_MS",
+    "JSON",
+    "LOOPBACK",
+    "MAX_BODY_BYTES",
+    "Clock",
+    "DailyQuota",
+    "FaultDecision",
+    "FaultInjector",
+    "FaultKind",
+    "Faults",
+    "Handler",
+    "JsonDict",
+    "Request",
+    "RequestLog",
+    "RequestRecord",
+    "Response",
+    "RollingWindowLimiter",
+    "Routes",
+    "RunningSandbox",
+    "SandboxApp",
+    "SandboxServer",
+    "decode_cursor",
+    "decode_key_cursor",
+    "encode_cursor",
+    "fixture_or_default",
+    "from_ms",
+    "iso_ms",
+    "iso_s",
+    "json_bytes",
+    "logged_body",
+    "new_correlation_id",
+    "open_store",
+    "parse_time_ms",
+    "read_fixture",
+    "to_ms",
+    "utc_now",
+    "wait_for_interrupt",
+]
 
 JSON = Any
 JsonDict = dict[str, Any]
 
 LOOPBACK = "127.0.0.1"
 MAX_BODY_BYTES = 10 * 1024 * 1024
+DAY_MS = 86_400_000
 
 # --------------------------------------------------------------------------------------------
 # time helpers
@@ -88,6 +134,11 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 def iso_ms(ms: int) -> str:
     """ISO 8601 in UTC with milliseconds and ``Z``: ``2026-11-01T12:00:00.000Z``."""
     return (_NAIVE_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+
+
+def iso_s(ms: int) -> str:
+    """Marketo's timestamp format: ISO 8601 UTC to the second with ``Z``."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time_ms(value: object) -> int:
@@ -152,6 +203,15 @@ def decode_cursor(cursor: str, n_parts: int) -> list[str]:
     if len(parts) != n_parts:
         raise ValueError(f"invalid cursor {cursor!r}")
     return parts
+
+
+def decode_key_cursor(cursor: str, tag: str) -> tuple[int, str]:
+    """The (epoch ms, id) key of a keyset cursor made by ``encode_cursor(tag, ms, id)``;
+    ValueError if it is malformed or was made for another listing (another ``tag``)."""
+    found, ms_text, key_id = decode_cursor(cursor, 3)
+    if found != tag:
+        raise ValueError(cursor)
+    return int(ms_text), key_id
 
 
 def new_correlation_id() -> str:
@@ -231,16 +291,6 @@ class Response:
         return json_bytes(self.body)
 
 
-FaultKind = Literal["error", "burst_429", "drop", "drop_after_apply", "slow", "proxy_page"]
-
-# what a proxy or firewall in front of the API answers: HTTP 200, an HTML page, no request made
-PROXY_PAGE = (
-    "<!DOCTYPE html><html><head><title>Access check</title></head><body>"
-    "<h1>Checking your connection</h1><p>This request was held by the network proxy.</p>"
-    "</body></html>"
-)
-
-
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
     """One entry of the request log. ``status`` is None when the connection was dropped."""
@@ -286,247 +336,38 @@ class RequestLog:
 
 
 # --------------------------------------------------------------------------------------------
-# rate limits
-# --------------------------------------------------------------------------------------------
-
-Clock = Callable[[], float]
-
-
-class RollingWindowLimiter:
-    """At most ``limit`` accepted requests in any rolling window of ``window_seconds``.
-
-    ``window_seconds`` is the real window length (already multiplied by any time scale).
-    Rejected requests do not consume budget. Thread-safe.
-    """
-
-    def __init__(self, limit: int, window_seconds: float, clock: Clock = time.monotonic) -> None:
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        if window_seconds <= 0:
-            raise ValueError("window_seconds must be > 0")
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self._clock = clock
-        self._hits: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    @property
-    def interval_ms(self) -> int:
-        return max(1, round(self.window_seconds * 1000))
-
-    def _expire(self, now: float) -> None:
-        edge = now - self.window_seconds
-        while self._hits and self._hits[0] <= edge:
-            self._hits.popleft()
-
-    def try_acquire(self) -> tuple[bool, int]:
-        """(accepted, remaining budget after this request)."""
-        with self._lock:
-            now = self._clock()
-            self._expire(now)
-            if len(self._hits) >= self.limit:
-                return False, 0
-            self._hits.append(now)
-            return True, self.limit - len(self._hits)
-
-    def remaining(self) -> int:
-        with self._lock:
-            self._expire(self._clock())
-            return self.limit - len(self._hits)
-
-    def retry_after(self) -> float:
-        """Seconds until one more request would be accepted (0 if it would be now)."""
-        with self._lock:
-            now = self._clock()
-            self._expire(now)
-            if len(self._hits) < self.limit:
-                return 0.0
-            return max(0.0, self._hits[0] + self.window_seconds - now)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._hits.clear()
-
-
-class DailyQuota:
-    """A request budget per (scaled) day. The day starts when the quota is created/reset."""
-
-    def __init__(self, limit: int, day_seconds: float, clock: Clock = time.monotonic) -> None:
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        self.limit = limit
-        self.day_seconds = day_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._start = clock()
-        self._used = 0
-
-    def _roll(self, now: float) -> None:
-        if now - self._start >= self.day_seconds:
-            days = int((now - self._start) // self.day_seconds)
-            self._start += days * self.day_seconds
-            self._used = 0
-
-    def try_acquire(self) -> tuple[bool, int]:
-        with self._lock:
-            self._roll(self._clock())
-            if self._used >= self.limit:
-                return False, 0
-            self._used += 1
-            return True, self.limit - self._used
-
-    def remaining(self) -> int:
-        with self._lock:
-            self._roll(self._clock())
-            return self.limit - self._used
-
-    def seconds_to_reset(self) -> float:
-        with self._lock:
-            now = self._clock()
-            self._roll(now)
-            return max(0.0, self._start + self.day_seconds - now)
-
-    def use(self, n: int) -> None:
-        """Spend ``n`` requests at once (a test hook to reach the daily limit quickly)."""
-        with self._lock:
-            self._roll(self._clock())
-            self._used = min(self.limit, self._used + n)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._start = self._clock()
-            self._used = 0
-
-
-# --------------------------------------------------------------------------------------------
-# fault injection
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Faults:
-    """What to inject; all off by default. Decisions are reproducible from ``seed``.
-
-    Rates are probabilities per eligible request (0..1). A request is eligible when its method
-    is in ``methods`` and its path starts with one of ``path_prefixes`` (empty = all).
-    Every ``burst_429_every``-th eligible request starts a burst of ``burst_429_length``
-    consecutive 429 answers (0 = never). ``proxy_page_rate``: a 200 carrying a proxy's HTML
-    page (``PROXY_PAGE``) instead of the answer, the request never reaching the CRM.
-    Precedence when several fire at once:
-    burst_429 > error > proxy_page > drop > drop_after_apply > slow.
-    """
-
-    seed: int = 0
-    error_rate: float = 0.0
-    error_statuses: tuple[int, ...] = (500, 502, 503)
-    slow_rate: float = 0.0
-    slow_seconds: float = 2.0
-    drop_rate: float = 0.0
-    drop_after_apply_rate: float = 0.0
-    burst_429_every: int = 0
-    burst_429_length: int = 1
-    methods: tuple[str, ...] = ()
-    path_prefixes: tuple[str, ...] = ()
-    proxy_page_rate: float = 0.0
-
-    def __post_init__(self) -> None:
-        names = ("error_rate", "slow_rate", "drop_rate", "drop_after_apply_rate", "proxy_page_rate")
-        for name in names:
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"Faults.{name} must be within 0..1, got {value!r}")
-        if self.slow_seconds < 0:
-            raise ValueError("Faults.slow_seconds must be >= 0")
-        if self.burst_429_every < 0 or self.burst_429_length < 1:
-            raise ValueError("Faults.burst_429_every must be >= 0 and burst_429_length >= 1")
-        if not self.error_statuses or any(not 500 <= s <= 599 for s in self.error_statuses):
-            raise ValueError("Faults.error_statuses must be non-empty 5xx codes")
-
-    @property
-    def active(self) -> bool:
-        return bool(
-            self.error_rate
-            or self.slow_rate
-            or self.drop_rate
-            or self.drop_after_apply_rate
-            or self.burst_429_every
-            or self.proxy_page_rate
-        )
-
-    def with_(self, **changes: Any) -> Faults:
-        return replace(self, **changes)
-
-
-@dataclass(frozen=True, slots=True)
-class FaultDecision:
-    kind: FaultKind | None = None
-    status: int = 0  # for ``error``: the 5xx status
-
-
-class FaultInjector:
-    """Decides, per request, which fault (if any) to inject. Thread-safe.
-
-    The random draws depend only on the seed and on the order of *eligible* requests, so a
-    sequential client sees the same faults on every run with the same seed.
-    """
-
-    def __init__(self, faults: Faults | None = None) -> None:
-        self._lock = threading.Lock()
-        self._faults = faults or Faults()
-        self._rng = random.Random(self._faults.seed)
-        self._count = 0
-        self._burst_left = 0
-
-    @property
-    def faults(self) -> Faults:
-        with self._lock:
-            return self._faults
-
-    def set(self, faults: Faults) -> None:
-        """Replace the fault plan and restart its random sequence from the seed."""
-        with self._lock:
-            self._faults = faults
-            self._rng = random.Random(faults.seed)
-            self._count = 0
-            self._burst_left = 0
-
-    def _eligible(self, f: Faults, method: str, path: str) -> bool:
-        if f.methods and method.upper() not in {m.upper() for m in f.methods}:
-            return False
-        return not f.path_prefixes or any(path.startswith(p) for p in f.path_prefixes)
-
-    def decide(self, method: str, path: str) -> FaultDecision:
-        with self._lock:
-            f = self._faults
-            if not f.active or not self._eligible(f, method, path):
-                return FaultDecision()
-            self._count += 1
-            # Always draw the same number of values so one knob does not shift the others.
-            r_error, r_drop, r_apply_drop, r_slow = (self._rng.random() for _ in range(4))
-            status = self._rng.choice(f.error_statuses)
-            # drawn only when asked for: plans without it keep their sequence
-            r_proxy = self._rng.random() if f.proxy_page_rate else 1.0
-            if f.burst_429_every and self._count % f.burst_429_every == 0:
-                self._burst_left = f.burst_429_length
-            if self._burst_left > 0:
-                self._burst_left -= 1
-                return FaultDecision("burst_429")
-            if r_error < f.error_rate:
-                return FaultDecision("error", status)
-            if r_proxy < f.proxy_page_rate:
-                return FaultDecision("proxy_page")
-            if r_drop < f.drop_rate:
-                return FaultDecision("drop")
-            if r_apply_drop < f.drop_after_apply_rate:
-                return FaultDecision("drop_after_apply")
-            if r_slow < f.slow_rate:
-                return FaultDecision("slow")
-            return FaultDecision()
-
-
-# --------------------------------------------------------------------------------------------
 # the request pipeline
 # --------------------------------------------------------------------------------------------
+
+
+Handler = Callable[[Request, dict[str, str]], Response]
+
+
+class Routes:
+    """A route table: (method, path pattern, handler), matched in order against the whole path."""
+
+    def __init__(self, table: Iterable[tuple[str, str, Handler]]) -> None:
+        self._table = [(method, re.compile(rx), handler) for method, rx, handler in table]
+
+    def find(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
+        """The handler for ``method`` on ``path`` and the path's named groups, and whether any
+        route knows the path (a known path asked with another method is the CRM's 405)."""
+        known = False
+        for route_method, rx, handler in self._table:
+            match = rx.fullmatch(path)
+            if match is None:
+                continue
+            known = True
+            if route_method == method:
+                return handler, match.groupdict(), True
+        return None, {}, known
+
+
+def logged_body(req: Request) -> JSON:
+    """A request body as the request log keeps it: the JSON, or the text that is not JSON."""
+    if req.json_error is not None:
+        return req.raw_body.decode("utf-8", "replace")
+    return req.json
 
 
 class SandboxApp:
@@ -544,6 +385,7 @@ class SandboxApp:
         self.stopping = threading.Event()
         self.internal_errors: list[BaseException] = []
         self._errors_lock = threading.Lock()
+        self.base_url = f"http://{LOOPBACK}"  # the served address, set by RunningSandbox.serve
 
     # -- hooks ---------------------------------------------------------------------------------
     def preflight(self, req: Request) -> tuple[Response | None, dict[str, str]]:
@@ -563,6 +405,12 @@ class SandboxApp:
         """Last look at a response before it is logged and sent (e.g. correlation headers)."""
 
     # -- pipeline ------------------------------------------------------------------------------
+    def internal_error(self, req: Request, exc: BaseException) -> Response:
+        """Record an exception the sandbox raised while answering, and answer it."""
+        with self._errors_lock:
+            self.internal_errors.append(exc)
+        return self.internal_error_response(req, exc)
+
     def apply_faults(
         self, req: Request, handle: Callable[[Request], Response]
     ) -> tuple[Response, FaultKind | None]:
@@ -595,18 +443,13 @@ class SandboxApp:
                 resp.headers.setdefault(k, v)
             self.finish(req, resp)
         except Exception as exc:
-            with self._errors_lock:
-                self.internal_errors.append(exc)
-            resp = self.internal_error_response(req, exc)
-        body: JSON = req.json
-        if req.json_error is not None:
-            body = req.raw_body.decode("utf-8", "replace")
+            resp = self.internal_error(req, exc)
         self.log.append(
             RequestRecord(
                 method=req.method,
                 path=req.path,
                 query=req.query,
-                body=body,
+                body=logged_body(req),
                 status=None if resp.drop else resp.status,
                 fault=kind,
                 at=time.monotonic(),
@@ -832,6 +675,14 @@ class RunningSandbox(Generic[AppT]):
         self.app = app
         self._server = server
 
+    @classmethod
+    def serve(cls, app: AppT, *, port: int = 0, keep_alive: bool = False) -> Self:
+        """Serve ``app`` on 127.0.0.1:``port`` (0 = any free port) and return the handle."""
+        server = SandboxServer(app, port=port, keep_alive=keep_alive)
+        app.base_url = server.url
+        server.start()
+        return cls(app, server)
+
     def stop(self) -> None:
         self._server.stop()
 
@@ -864,6 +715,25 @@ class RunningSandbox(Generic[AppT]):
     @faults.setter
     def faults(self, value: Faults) -> None:
         self.app.injector.set(value)
+
+
+StoreT = TypeVar("StoreT")
+
+
+def open_store(
+    source: StoreT | Mapping[str, Any] | str | Path | None,
+    store_type: type[StoreT],
+    empty: Callable[[], StoreT],
+    load: Callable[[Mapping[str, Any] | str | Path], StoreT],
+) -> StoreT:
+    """What a sandbox serves: the given store, an empty one (None), else a loaded fixture (a
+    dict or the path of a JSON file)."""
+    if isinstance(source, store_type):
+        return source
+    if source is None:
+        return empty()
+    assert isinstance(source, Mapping | str | Path)
+    return load(source)
 
 
 def fixture_or_default(

@@ -121,6 +121,8 @@ class FaultInjector:
             # Always draw the same number of values so one knob does not shift the others.
             r_error, r_drop, r_apply_drop, r_slow = (self._rng.random() for _ in range(4))
             status = self._rng.choice(f.error_statuses)
+            # drawn only when asked for: plans without it keep their sequence
+            r_proxy = self._rng.random() if f.proxy_page_rate else 1.0
             if f.burst_429_every and self._count % f.burst_429_every == 0:
                 self._burst_left = f.burst_429_length
             if self._burst_left > 0:
@@ -128,6 +130,8 @@ class FaultInjector:
                 return FaultDecision("burst_429")
             if r_error < f.error_rate:
                 return FaultDecision("error", status)
+            if r_proxy < f.proxy_page_rate:
+                return FaultDecision("proxy_page")
             if r_drop < f.drop_rate:
                 return FaultDecision("drop")
             if r_apply_drop < f.drop_after_apply_rate:

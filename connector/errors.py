@@ -91,10 +91,7 @@ class UnreachableError(RetryableError):
 # Every exit code a command uses, in one place (README and `--help` list these).
 EXIT_CODES: dict[int, str] = {
     0: "done",
-    1: (
-        "bad input records or dead letters (with LEADSCORE_FAIL_ON_DEAD_LETTERS), a failed run, "
-        "no state DB, unknown contact"
-    ),
+    1: "bad input records or dead letters, a failed run, no state DB, unknown contact",
     2: "bad usage or configuration (settings, model file, missing properties, state path)",
     3: "stopped cleanly, committed work kept (calibrate: too little data to suggest)",
     4: "daily API quota reached (the next run resumes)",

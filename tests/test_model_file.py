@@ -54,3 +54,26 @@ def test_validate_model_ok_prints_version_and_fingerprint() -> None:
     assert result.exit_code == 0, result.output
     loaded = load_model()
     assert result.output.strip() == f"OK {loaded.version} {loaded.fingerprint}"
+
+
+def test_an_empty_words_group_is_a_model_error_with_its_location(tmp_path: Path) -> None:
+    (tmp_path / "titles.yaml").write_text((DEFAULT_MODEL_PATH.parent / "titles.yaml").read_text())
+    bad = tmp_path / "model.yaml"
+    bad.write_text(
+        """
+version: "x"
+fit:
+  grades: {A: 80, B: 55, C: 25}
+  rules: []
+engagement:
+  categories: {c: {}}
+  rules:
+    - {name: a, category: c, event: form_submit, points: 5, when: {form: {words: [[book], []]}}}
+"""
+    )
+    loaded, problems = validate_model_file(bad)
+    assert loaded is None
+    assert len(problems) == 1, problems
+    assert problems == [
+        "engagement.rules[0].when.form.words: every words group needs at least one non-empty word"
+    ]

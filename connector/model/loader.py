@@ -33,7 +33,7 @@ class LoadedModel:
 
 
 def format_errors(exc: ValidationError) -> list[str]:
-    out: list[str] = []
+    found: list[tuple[str, str, str]] = []
     for err in exc.errors():
         loc = ""
         for part in err["loc"]:
@@ -41,6 +41,8 @@ def format_errors(exc: ValidationError) -> list[str]:
                 loc += f"[{part}]"
             elif part in ("str", "int", "float", "bool", "list[union[str,int,float]]", "Match"):
                 continue  # union branch names add noise, not location
+            elif part.startswith("function-"):
+                continue  # a validated branch (`function-after[_not_empty(), Match]`)
             else:
                 loc += f".{part}" if loc else str(part)
         msg = err["msg"].removeprefix("Value error, ")
@@ -50,7 +52,18 @@ def format_errors(exc: ValidationError) -> list[str]:
             msg = "unknown key (typo?)"
         elif err["type"] == "missing":
             msg = "required"
-        out.append(f"{loc}: {msg}" if loc else msg)
+        found.append((loc, msg, err["type"]))
+    # a union's other branches ("Input should be a valid string") say nothing when one branch
+    # reported a problem deeper down: keep the deeper one
+    out = [
+        f"{loc}: {msg}" if loc else msg
+        for loc, msg, kind in found
+        if not (
+            kind.endswith("_type")
+            and loc
+            and any(o != loc and o.startswith((loc + ".", loc + "[")) for o, _, _ in found)
+        )
+    ]
     # a union error repeats one location per branch; keep the first message per location
     seen: dict[str, str] = {}
     for line in out:

@@ -106,7 +106,10 @@ def build_status(
     st.cursors = [
         _cursor(stream, value, updated)
         for stream, value, updated in db.execute(
-            "SELECT stream, value, updated_at FROM cursors WHERE crm = ? ORDER BY stream", [crm]
+            # "properties": the CRM properties' creation stamps, not a position
+            "SELECT stream, value, updated_at FROM cursors WHERE crm = ? AND stream != "
+            "'properties' ORDER BY stream",
+            [crm],
         ).fetchall()
     ]
     st.contacts = store.count_contacts(crm)

@@ -44,6 +44,8 @@ Behaviour worth knowing (each one is exercised in ``tests/test_sandbox_hubspot*.
   the portal clock, strictly increasing per contact, even when the written values equal the
   stored ones. Custom events (``pe<portal>_*``) change no property, so they do not bump it:
   read them from the events API.
+* A property deleted (archived) and created again under the same name is a new, empty property:
+  no contact keeps a value of it, and none counts as modified.
 * ``lifecyclestage`` only moves forward; a backward value is rejected (400 on a single PATCH,
   a per-record ``VALIDATION_ERROR`` in a batch) unless the stage is first cleared with ``""``.
   Entering a stage stamps ``hs_lifecyclestage_<stage>_date`` once.
@@ -2276,7 +2278,8 @@ class HubSpotApp(SandboxApp):
             raise _bad(f"fieldType '{ftype}' is not valid for type '{ptype}'")
         if body["groupName"] not in self.portal.groups:
             raise _bad(f"Property group '{body['groupName']}' does not exist")
-        if name in self.portal.properties:
+        old = self.portal.properties.get(name)
+        if old is not None and not old.archived:
             return _error(
                 409,
                 f"Property named '{name}' already exists.",
@@ -2302,6 +2305,10 @@ class HubSpotApp(SandboxApp):
             created_ms=now,
             updated_ms=now,
         )
+        if old is not None:  # re-created after a delete: a new, empty property
+            for rec in self.portal.contacts.values():  # (no contact counts as modified)
+                rec.properties.pop(name, None)
+                rec.history.pop(name, None)
         self.portal.properties[name] = prop
         return Response(201, prop.to_json())
 

@@ -502,3 +502,21 @@ def test_forms_that_are_not_hand_raisers_stay_below_mql(form: str, rules: dict[s
     assert by_rule(r) == rules
     assert r.hand_raiser is False
     assert r.lifecycle.mql is False
+
+
+@pytest.mark.parametrize(
+    ("form", "rules"),
+    [
+        ("Newsletter signup", {"newsletter_signup": 2}),
+        ("Subscribe to the blog", {"newsletter_signup": 2}),
+        ("Unsubscribe from the newsletter", {}),  # leaving is no sign-up
+        ("Newsletter opt-out", {}),
+        ("Case studies", {"product_guide": 15}),
+        ("Guidelines for authors", {}),  # not a guide
+    ],
+)
+def test_content_forms_match_whole_words(form: str, rules: dict[str, int]) -> None:
+    ev = Events("2")
+    ev.add("form_submit", 1, form=form, form_id="f-1")
+    r = score(Contact("2", email="riley@gmail.com"), ev.items, GMAIL, MODEL, NOW)
+    assert by_rule(r) == rules

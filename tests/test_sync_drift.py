@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,3 +136,30 @@ def test_a_deleted_and_recreated_property_is_refilled_on_the_next_sync(
     demo.sb.clear_log()
     assert demo.pipeline.sync().written == 0
     assert batch_updates(demo) == []
+
+
+def test_the_worker_counts_repairs_in_its_metrics(demo: Harness, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from .test_worker_scheduler import get, service_for
+
+    service = service_for(demo, tmp_path)
+    with service:
+        service.start(schedule=False)
+        first = service.worker.run_sync()
+        assert first is not None and first.status == "ok"
+        sdk(demo).crm.contacts.basic_api.update(
+            "104", SimplePublicObjectInput(properties={"leadscore_grade": "A"})
+        )
+        second = service.worker.run_sync()
+        assert second is not None and (second.written, second.repaired) == (1, 1)
+        code, body = get(service.url + "/metrics")
+    assert code == 200
+    repaired = [
+        s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if s.name == "leadscore_contacts_repaired_total"
+    ]
+    assert repaired == [1.0]
+    assert crm(demo, "104", "leadscore_grade") == "D"

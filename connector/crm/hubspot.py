@@ -571,7 +571,8 @@ class HubSpotAdapter:
         self, raw_id: Any, props: Mapping[str, Any], *, ours: bool = False
     ) -> tuple[Contact, list[Event], list[str]]:
         """The contact, its derived events and merged ids. `ours`: our score properties were
-        asked for, so their values (absent or null: empty) go into `crm_values`."""
+        asked for, so the values HubSpot sent of them (null: empty) go into `crm_values`; one
+        it did not send at all (no `properties`) is not compared."""
         cid = opt_text(raw_id, "id")
         if cid is None:
             raise InputError("id: missing")
@@ -593,7 +594,9 @@ class HubSpotAdapter:
             else None,
             updated_at=parse_timestamp(updated, "lastmodifieddate") if updated else None,
             properties={k: v for k, v in props.items() if v is not None and k not in CHECKED_NAMES},
-            crm_values={key: _shown(props.get(name)) for name, key in CHECKED_NAMES.items()}
+            crm_values={
+                key: _shown(props[name]) for name, key in CHECKED_NAMES.items() if name in props
+            }
             if ours
             else None,
         )

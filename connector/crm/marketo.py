@@ -617,7 +617,8 @@ class MarketoAdapter:
 
     def _contact_from(self, lead: Mapping[str, Any], *, ours: bool = False) -> Contact:
         """The contact of a lead record; `ours`: the record was read with our score fields,
-        whose values (absent: empty) go into `crm_values`."""
+        whose values (null: empty) go into `crm_values`; a field the record lacks is not
+        compared."""
         lid = opt_text(lead.get("id"), "id")
         if lid is None:
             raise InputError("id: missing")
@@ -643,7 +644,7 @@ class MarketoAdapter:
             created_at=parse_timestamp(created, "createdAt") if created else None,
             updated_at=parse_timestamp(updated, "updatedAt") if updated else None,
             properties={k: v for k, v in lead.items() if v is not None and k not in checked},
-            crm_values={ours_name: _shown(lead.get(f)) for f, ours_name in checked.items()}
+            crm_values={key: _shown(lead[f]) for f, key in checked.items() if f in lead}
             if ours
             else None,
         )

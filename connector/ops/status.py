@@ -18,6 +18,7 @@ RUN_COUNTS: tuple[tuple[str, str], ...] = (
     ("new_events", "events"),
     ("scored", "scored"),
     ("written", "written"),
+    ("repaired", "repaired"),
     ("unchanged", "unchanged"),
     ("dead_lettered", "dead"),
 )

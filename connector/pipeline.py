@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from connector.crm.base import ContactPage, CrmAdapter, EventPage
+from connector.crm.base import CHECKED_PROPERTIES, ContactPage, CrmAdapter, EventPage
 from connector.errors import (
     AuthError,
     ConfigError,
@@ -102,6 +102,7 @@ class SyncSummary:
     scored: int = 0
     to_write: int = 0
     written: int = 0
+    repaired: int = 0  # contacts whose CRM values had drifted from our last write, rewritten
     unchanged: int = 0
     write_retries: int = 0
     dead_lettered: int = 0
@@ -125,6 +126,7 @@ class SyncSummary:
             "scored": self.scored,
             "to_write": self.to_write,
             "written": self.written,
+            "repaired": self.repaired,
             "unchanged": self.unchanged,
             "write_retries": self.write_retries,
             "dead_lettered": self.dead_lettered,
@@ -137,7 +139,8 @@ class SyncSummary:
         """The one-line summary a run logs and prints."""
         return (
             f"{self.kind} {self.crm} {self.status}: pulled {self.pulled}, new events "
-            f"{self.new_events}, scored {self.scored}, written {self.written}, unchanged "
+            f"{self.new_events}, scored {self.scored}, written {self.written}, repaired "
+            f"{self.repaired}, unchanged "
             f"{self.unchanged}, dead-lettered {self.dead_lettered}, API calls {self.api_calls}"
             f" ({self.rate_limited} rate-limited), {self.duration_s:.1f}s"
             + (f" — {self.message}" if self.message else "")
@@ -169,6 +172,16 @@ def _desired(result: ScoreResult, reasons: str | None) -> dict[str, str]:
 
 def _num(v: float) -> str:
     return str(round(v))
+
+
+def same_value(last: str, shown: str) -> bool:
+    """Does the CRM show what we wrote? Numbers compare by value ("42" and "42.0")."""
+    if last == shown:
+        return True
+    try:
+        return float(last) == float(shown)
+    except ValueError:
+        return False
 
 
 def diff_properties(desired: dict[str, str], written: dict[str, str]) -> dict[str, str]:
@@ -286,6 +299,10 @@ class Pipeline:
         self._properties_checked = False
         self._fresh_guard = False  # set per sync: refuse contacts that carry our scores
         self._done: list[str] = []
+        # contacts pulled this run whose CRM shows other values than our last write (a
+        # hand edit, a workflow, an emptied property): {id: {property: value shown}}
+        self._drift: dict[str, dict[str, str]] = {}
+        self._repairing: set[str] = set()
         # Called at safe points with "page" (a pulled page was just committed: nothing is
         # planned in memory), "score" (before a score chunk) or "write" (before a write batch).
         # It may raise StopRunError to stop the run cleanly there (the worker's shutdown); at
@@ -300,8 +317,12 @@ class Pipeline:
         """One incremental pass. Never raises for CRM trouble: the summary says what stopped."""
 
         def body(summary: SyncSummary) -> None:
-            if self.options.check_properties and not self._properties_checked:
-                self._check_properties(summary)
+            if self.options.check_properties:
+                listed = not self._properties_checked
+                if listed:
+                    self._check_properties(summary)
+                if not self.options.dry_run:
+                    self._refill_recreated_properties(refresh=not listed)
             self.arm_fresh_state_guard()
             self._pull_contacts(summary)
             self._pull_events(summary)
@@ -350,11 +371,11 @@ class Pipeline:
         """A state DB without scores pulling contacts that carry our scores: another state DB
         has been scoring this portal (a different directory, a lost volume). Syncing on would
         rewrite every contact, so stop before anything is stored or written."""
-        marker = getattr(self.adapter, "score_marker", None)
-        if not self._fresh_guard or not marker:
+        if not self._fresh_guard:
             return
         for c in page.contacts:
-            version = c.properties.get(marker)
+            # our model version as the CRM holds it (read back with every contact pulled)
+            version = (c.crm_values or {}).get("model_version")
             if version:
                 raise ConfigError(
                     f"contact {c.id} in the CRM already carries a leadscore score (model "
@@ -364,6 +385,31 @@ class Pipeline:
                     "start afresh here (every contact is then written once)"
                 )
 
+    def _refill_recreated_properties(self, *, refresh: bool) -> None:
+        """A score property deleted and re-created in the CRM is empty on every contact, also
+        on those no sync pulls again: when its creation stamp changed since the last check,
+        forget what we wrote to it and put those contacts on the backlog (written this run).
+        `refresh`: list the properties again (one call) rather than use `check_properties`'."""
+        stamps_of = getattr(self.adapter, "property_stamps", None)
+        stamps: dict[str, str] = stamps_of(refresh=refresh) if stamps_of is not None else {}
+        if not stamps:
+            return
+        before = self._cursor("properties")
+        for name in before.keys() - stamps.keys():
+            stamps[name] = ""  # deleted now: once re-created, its new stamp differs
+        if before == stamps:
+            return
+        for name, stamp in sorted(stamps.items()):
+            if stamp and before.get(name) not in (None, stamp):
+                n = self.store.forget_written_property(self.crm, name)
+                log.warning(
+                    "%s property for %r was re-created (now empty): refilling %d contact(s)",
+                    self.crm,
+                    name,
+                    n,
+                )
+        self.store.set_cursor(self.crm, "properties", json.dumps(stamps, sort_keys=True))
+
     def run_pass(self, kind: str, body: Callable[[SyncSummary], None]) -> SyncSummary:
         """Run `body` as one recorded run of `kind` (sync, rescore, webhook, backfill): a run
         row, the API calls and 429s it made, CRM trouble mapped onto the summary's status, one
@@ -371,6 +417,9 @@ class Pipeline:
         run and re-raised."""
         summary = SyncSummary(self.crm, kind=kind)
         started = time.monotonic()
+        # a pass run inside another (a webhook refresh) keeps its own
+        outer = self._drift, self._repairing
+        self._drift, self._repairing = {}, set()
         calls_before = dict(self.adapter.stats.calls)
         limited_before = self.adapter.stats.rate_limited
         summary.run_id = self.store.start_run(self.crm, kind, at=self.clock())
@@ -393,6 +442,7 @@ class Pipeline:
             summary.message = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            self._drift, self._repairing = outer
             summary.duration_s = time.monotonic() - started
             now_calls = self.adapter.stats.calls
             summary.api_calls_by_kind = {
@@ -499,6 +549,7 @@ class Pipeline:
             }
             merged_contacts = [self._carry_state(c, existing.get(c.id), now) for c in page.contacts]
             self.store.upsert_contacts(self.crm, merged_contacts, at=now)
+            self._note_drift(page.contacts)
             touched.update(c.id for c in page.contacts)
             touched |= self.store.insert_events(self.crm, page.events)
             for absorbed, survivor in page.merged.items():
@@ -521,6 +572,28 @@ class Pipeline:
         summary.pulled += len(page.contacts)
         summary.bad_records += len(page.bad)
         return touched
+
+    def _note_drift(self, contacts: Sequence[Contact]) -> None:
+        """Compare the score properties the CRM shows (read with the contacts) with our last
+        write: what differs is remembered for this run's plan, which writes it again where the
+        score still wants our value. A contact pulled because our own write changed it shows
+        what we wrote: no drift."""
+        read = [c for c in contacts if c.crm_values is not None]
+        if not read:
+            return
+        written = self.store.get_written_many(self.crm, [c.id for c in read])
+        for c in read:
+            last = written.get(c.id, {})
+            shown = c.crm_values or {}
+            drift = {
+                k: shown[k]
+                for k in CHECKED_PROPERTIES
+                if k in last and k in shown and not same_value(last[k], shown[k])
+            }
+            if drift:
+                self._drift[c.id] = drift
+            else:
+                self._drift.pop(c.id, None)
 
     def _carry_state(self, fresh: Contact, old: Contact | None, now: datetime) -> Contact:
         """Keep what the worker maintains itself across pulls (recycle, MQL date, status change)."""
@@ -731,11 +804,20 @@ class Pipeline:
         # `pairs` come from iter_contacts_with_events: archived and merged-away contacts are
         # already left out, so every contact here is writable
         for (contact, _), result in zip(pairs, results, strict=True):
-            changes = self.changes_for(contact, result, written.get(contact.id, {}), enrichments)
+            last = written.get(contact.id, {})
+            drift = self._drift.pop(contact.id, None)
+            # where the CRM was read and shows other values, diff with what it shows
+            shown = {**last, **drift} if drift else last
+            changes = self.changes_for(contact, result, shown, enrichments)
             if not changes:
                 summary.unchanged += 1
                 done.append(contact.id)
                 continue
+            if drift and any(k in changes for k in drift):
+                if self.options.dry_run:
+                    summary.repaired += 1  # would be
+                else:
+                    self._repairing.add(contact.id)  # counted when the write succeeds
             changes["scored_at"] = _iso(now)
             writes.append(WriteBack(contact.id, changes))
             meta[contact.id] = result
@@ -787,6 +869,7 @@ class Pipeline:
                     if out.ok:
                         self._record_success(w, meta[w.contact_id], at)
                         summary.written += 1
+                        summary.repaired += self._repaired(w.contact_id)
                     elif out.archived:
                         self.store.mark_archived(self.crm, w.contact_id, at)
                         self.store.set_write_pending(self.crm, [w.contact_id], False)
@@ -804,6 +887,8 @@ class Pipeline:
                         summary.dead_lettered += 1
                         continue
                     else:
+                        if _missing_property(out.error):  # deleted in the CRM: the next run
+                            self._properties_checked = False  # checks (and refills) again
                         self.store.add_dead_letter(
                             self.crm,
                             "write",
@@ -843,6 +928,7 @@ class Pipeline:
                         if w.contact_id in arrived:
                             self._record_success(w, meta[w.contact_id], at)
                             summary.written += 1
+                            summary.repaired += self._repaired(w.contact_id)
                     self.store.clear_in_flight(self.crm, arrived)
             pending = [w for w in retry if w.contact_id not in arrived]
             if not pending:
@@ -859,6 +945,12 @@ class Pipeline:
         if not writes:
             return []
         return self.adapter.write(writes)
+
+    def _repaired(self, contact_id: str) -> int:
+        if contact_id in self._repairing:
+            self._repairing.discard(contact_id)
+            return 1
+        return 0
 
     def _record_success(self, w: WriteBack, result: ScoreResult, at: datetime) -> None:
         self.store.set_write_pending(self.crm, [w.contact_id], False)
@@ -939,6 +1031,11 @@ class Pipeline:
                 )  # fmt: skip
                 summary.bad_records += 1
         return keep
+
+
+def _missing_property(error: str | None) -> bool:
+    text = (error or "").lower()
+    return "property_doesnt_exist" in text or ("property" in text and "does not exist" in text)
 
 
 def _with_contact(ev: Any, contact_id: str) -> Any:

@@ -104,6 +104,10 @@ class Contact:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
+    # our score properties as the CRM shows them right now, by our names ("" for empty), when
+    # they were read with the contact; None when not read. Never stored: a pull compares them
+    # with the last write at once (see `Pipeline.save_contact_page`).
+    crm_values: Mapping[str, str] | None = None
 
 
 @record

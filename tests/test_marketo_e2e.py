@@ -293,3 +293,34 @@ def test_an_interrupted_runs_applied_write_is_confirmed_not_resent(tmp_path: Pat
             ]
             assert 101 not in resent
         store.close()
+
+
+def test_hand_edited_or_cleared_score_fields_are_written_back_and_counted_repaired() -> None:
+    with (
+        MarketoSandbox.start(DEMO, now=ANCHOR) as sb,
+        StateStore.memory() as store,
+        pipeline_for(sb, store) as pipeline,
+    ):
+        assert pipeline.sync().status == "ok"
+        assert pipeline.sync().written == 0
+        sb.set_field(101, "leadScore", 999)  # a rep, a smart campaign, an import
+        sb.set_field(102, "leadGrade__c", None)  # emptied
+        mark = len(writes_logged(sb))
+        third = pipeline.sync()
+        assert third.status == "ok", third.message
+        assert (third.written, third.repaired) == (2, 2)
+        assert ", written 2, repaired 2, unchanged " in third.line()
+        [body] = writes_logged(sb)[mark:]
+        sent = {r["id"]: {k for k in r if k != "id"} for r in body["input"]}
+        assert sent == {
+            101: {"leadScore", "leadScoredAt__c"},
+            102: {"leadGrade__c", "leadScoredAt__c"},
+        }
+        assert sb.lead(101).values["leadScore"] == 110
+        assert sb.lead(102).values["leadGrade__c"] == "D"
+        # our own writes come back as lead changes: read, compared, nothing drifted
+        mark = len(writes_logged(sb))
+        fourth = pipeline.sync()
+        assert fourth.pulled >= 2
+        assert (fourth.written, fourth.repaired) == (0, 0)
+        assert writes_logged(sb)[mark:] == []

@@ -288,8 +288,8 @@ lifecycle: {mql: {treshold: 50}, zzz: 1}
     assert problems == [
         "line 5 (rule a): fit.rules[0].when.seniority.globb: unknown key (did you mean 'glob'?)",
         "line 5 (rule a): fit.rules[0].descripton: unknown key (did you mean 'description'?)",
-        "line 6 (rule b): fit.rules[1].when.seniority: a match needs at least one of "
-        "any/glob/regex/in_list/min/max/...",
+        "line 6 (rule b): fit.rules[1].when.seniority: a match needs one of "
+        "any/glob/regex/words/in_list/min/max/...",
         "line 8: engagement.decay.halflife_days: unknown key (did you mean 'half_life_days'?)",
         "line 9: lifecycle.mql.treshold: unknown key (did you mean 'threshold'?)",
         "line 9: lifecycle.zzz: unknown key (typo?)",
@@ -329,3 +329,27 @@ def test_a_suggested_model_from_a_copy_without_titles_falls_back_the_same_way(
     assert "\ntitle_rules: titles.yaml\n" in text  # not pinned to the installed package
     assert loaded.version == "2026.12-cal"
     assert loaded.notes and "looked at " + str(out.parent / "titles.yaml") in loaded.notes[0]
+
+
+def test_an_empty_words_group_is_a_model_error_with_its_location(tmp_path: Path) -> None:
+    (tmp_path / "titles.yaml").write_text((DEFAULT_MODEL_PATH.parent / "titles.yaml").read_text())
+    bad = tmp_path / "model.yaml"
+    bad.write_text(
+        """
+version: "x"
+fit:
+  grades: {A: 80, B: 55, C: 25}
+  rules: []
+engagement:
+  categories: {c: {}}
+  rules:
+    - {name: a, category: c, event: form_submit, points: 5, when: {form: {words: [[book], []]}}}
+"""
+    )
+    loaded, problems = validate_model_file(bad)
+    assert loaded is None
+    assert len(problems) == 1, problems
+    assert problems == [
+        "line 9 (rule a): engagement.rules[0].when.form.words: every words group needs at least "
+        "one non-empty word"
+    ]

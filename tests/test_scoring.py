@@ -453,3 +453,70 @@ def test_linear_decay_and_half_life(tmp_path: Path) -> None:
     (tmp_path / "model.yaml").write_text(text.replace("mode: linear", "mode: half_life"))
     half = load_model(tmp_path / "model.yaml")
     assert score(dana(), ev.items, CORPORATE_ACME, half, NOW).score == 25.0  # 30-day half-life
+
+
+@pytest.mark.parametrize(
+    ("form", "rule"),
+    [
+        ("Book a consultation", "consultation_request"),
+        ("Schedule a consultation", "consultation_request"),
+        ("Start free trial", "free_trial"),
+        ("Create an account", "account_created"),
+        ("Account sign-up", "account_created"),
+        ("Book a demo", "demo_request"),
+        ("Demos: book yours", "demo_request"),
+        ("Talk to sales", "contact_us"),
+        ("Get a quote", "quote_request"),
+        ("Let's start a project", "start_project"),
+    ],
+)
+def test_hand_raisers_in_any_wording_score_100_and_are_mql_at_once(form: str, rule: str) -> None:
+    contact = Contact("2", email="riley@gmail.com", job_title="Freelance designer")
+    ev = Events("2")
+    ev.add("form_submit", 1, form=form, form_id="f-1")
+    r = score(contact, ev.items, GMAIL, MODEL, NOW)
+    assert by_rule(r) == {rule: 100}
+    assert r.score == 100
+    assert r.hand_raiser is True
+    assert r.lifecycle.mql is True
+    assert r.lifecycle.mql_reason == f"hand-raiser: {form}"
+
+
+@pytest.mark.parametrize(
+    ("form", "rules"),
+    [
+        ("Subscribe to newsletter", {"newsletter_signup": 2}),
+        ("Download the guide", {"product_guide": 15}),
+        # whole words only: none of these is a hand-raise
+        ("Industrial IoT whitepaper", {"product_guide": 15}),
+        ("Demographics report", {}),
+        ("Contactless payments datasheet", {"product_guide": 15}),
+        ("Account settings", {}),
+    ],
+)
+def test_forms_that_are_not_hand_raisers_stay_below_mql(form: str, rules: dict[str, int]) -> None:
+    contact = Contact("2", email="riley@gmail.com", job_title="Freelance designer")
+    ev = Events("2")
+    ev.add("form_submit", 1, form=form, form_id="f-1")
+    r = score(contact, ev.items, GMAIL, MODEL, NOW)
+    assert by_rule(r) == rules
+    assert r.hand_raiser is False
+    assert r.lifecycle.mql is False
+
+
+@pytest.mark.parametrize(
+    ("form", "rules"),
+    [
+        ("Newsletter signup", {"newsletter_signup": 2}),
+        ("Subscribe to the blog", {"newsletter_signup": 2}),
+        ("Unsubscribe from the newsletter", {}),  # leaving is no sign-up
+        ("Newsletter opt-out", {}),
+        ("Case studies", {"product_guide": 15}),
+        ("Guidelines for authors", {}),  # not a guide
+    ],
+)
+def test_content_forms_match_whole_words(form: str, rules: dict[str, int]) -> None:
+    ev = Events("2")
+    ev.add("form_submit", 1, form=form, form_id="f-1")
+    r = score(Contact("2", email="riley@gmail.com"), ev.items, GMAIL, MODEL, NOW)
+    assert by_rule(r) == rules

@@ -21,6 +21,10 @@ SCORE_PROPERTIES: tuple[str, ...] = (
     "profile_mismatch",
 )
 STAGE = "lifecycle_stage"
+# The score properties compared with what the CRM shows (read with the contacts): a value a
+# person, a workflow or an import changed since our last write is written again. `scored_at`
+# is only a stamp of the write; the lifecycle stage belongs to sales once set.
+CHECKED_PROPERTIES: tuple[str, ...] = tuple(p for p in SCORE_PROPERTIES if p != "scored_at")
 
 
 @dataclass

@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from urllib3.util.retry import Retry
 
 from connector.crm.base import (
+    CHECKED_PROPERTIES,
     SCORE_PROPERTIES,
     STAGE,
     ApiStats,
@@ -174,6 +175,11 @@ CONTACT_PROPERTIES = [
     "first_deal_created_date",  # dates the derived deal_opened event
 ]
 
+# Our own score properties, read back with the contacts (a hand-edited or emptied one is
+# written again): HubSpot name → our name. Kept out of `Contact.properties`.
+CHECKED_NAMES: dict[str, str] = {PROPERTY_NAMES[p]: p for p in CHECKED_PROPERTIES}
+READ_PROPERTIES = CONTACT_PROPERTIES + list(CHECKED_NAMES)
+
 # Roll-ups every plan has: read with the contacts when the events API is unavailable.
 ROLLUP_PROPERTIES = [
     "hs_analytics_num_page_views",
@@ -247,6 +253,7 @@ class HubSpotAdapter:
         # comes from the roll-up properties on every plan (see ROLLUP_PROPERTIES)
         self.rollups = False
         self._probed = False
+        self._stamps: dict[str, str] = {}
         client = HubSpot(
             access_token=token.get_secret_value(),
             host=self.base_url,
@@ -377,6 +384,7 @@ class HubSpotAdapter:
 
     # -- properties ---------------------------------------------------------------------------
     def _property_names(self) -> set[str]:
+        """The contact property names; remembers when ours were created (`property_stamps`)."""
         data, _, _ = self._json_call(
             "properties.list",
             partial(
@@ -386,7 +394,21 @@ class HubSpotAdapter:
                 _preload_content=False,
             ),
         )
-        return {str(p.get("name")) for p in _results(data, "properties") if isinstance(p, Mapping)}
+        listed = [p for p in _results(data, "properties") if isinstance(p, Mapping)]
+        self._stamps = {
+            CHECKED_NAMES[str(p.get("name"))]: str(p.get("createdAt") or "")
+            for p in listed
+            if str(p.get("name")) in CHECKED_NAMES
+        }
+        return {str(p.get("name")) for p in listed}
+
+    def property_stamps(self, *, refresh: bool = False) -> dict[str, str]:
+        """When each of our properties was created, by our names, as of the last properties
+        list (`check_properties`; `refresh`: list them now, one call): a newer stamp means it
+        was deleted and re-created, so it is empty on every contact."""
+        if refresh or not self._stamps:
+            self._property_names()
+        return dict(self._stamps)
 
     def _group_names(self) -> set[str]:
         groups, _, _ = self._json_call(
@@ -542,7 +564,7 @@ class HubSpotAdapter:
             request = PublicObjectSearchRequest(
                 filter_groups=[FilterGroup(filters=filters)] if filters else [],
                 sorts=["hs_object_id"],
-                properties=CONTACT_PROPERTIES + (ROLLUP_PROPERTIES if self.rollups else []),
+                properties=READ_PROPERTIES + (ROLLUP_PROPERTIES if self.rollups else []),
                 limit=self.page_size,
             )
             data = self._search_json(request)
@@ -562,7 +584,7 @@ class HubSpotAdapter:
                     if num_id is None:
                         raise InputError(f"id {raw_id!r} is not numeric")
                     contact, derived, merged = self._contact_from(
-                        raw_id, obj.get("properties") or {}
+                        raw_id, obj.get("properties") or {}, ours=True
                     )
                 except InputError as exc:
                     rid = _rid(raw_id, pos)
@@ -621,8 +643,11 @@ class HubSpotAdapter:
         return contact
 
     def _contact_from(
-        self, raw_id: Any, props: Mapping[str, Any]
+        self, raw_id: Any, props: Mapping[str, Any], *, ours: bool = False
     ) -> tuple[Contact, list[Event], list[str]]:
+        """The contact, its derived events and merged ids. `ours`: our score properties were
+        asked for, so the values HubSpot sent of them (null: empty) go into `crm_values`; one
+        it did not send at all (no `properties`) is not compared."""
         cid = opt_text(raw_id, "id")
         if cid is None:
             raise InputError("id: missing")
@@ -643,7 +668,14 @@ class HubSpotAdapter:
             if props.get("createdate")
             else None,
             updated_at=parse_timestamp(updated, "lastmodifieddate") if updated else None,
-            properties=clean_value({k: v for k, v in props.items() if v is not None}),
+            properties=clean_value(
+                {k: v for k, v in props.items() if v is not None and k not in CHECKED_NAMES}
+            ),
+            crm_values={
+                key: _shown(props[name]) for name, key in CHECKED_NAMES.items() if name in props
+            }
+            if ours
+            else None,
         )
         derived: list[Event] = []
         meeting = props.get("engagements_last_meeting_booked")
@@ -694,7 +726,7 @@ class HubSpotAdapter:
                 partial(
                     self._basic.get_by_id_with_http_info,
                     contact_id,
-                    properties=CONTACT_PROPERTIES + (ROLLUP_PROPERTIES if self.rollups else []),
+                    properties=READ_PROPERTIES + (ROLLUP_PROPERTIES if self.rollups else []),
                     _request_timeout=self.timeout_s,
                     _preload_content=False,
                 ),
@@ -703,7 +735,9 @@ class HubSpotAdapter:
             if exc.status == 404:
                 return None
             raise
-        contact, derived, merged = self._contact_from(data.get("id"), data.get("properties") or {})
+        contact, derived, merged = self._contact_from(
+            data.get("id"), data.get("properties") or {}, ours=True
+        )
         page = ContactPage(contacts=[contact], position=None, events=derived)
         for absorbed in merged:
             page.merged[absorbed] = contact.id
@@ -1163,6 +1197,15 @@ def _rid(raw: Any, position: int | None = None) -> str:
         return f"#{position} on its page" if position is not None else "?"
     text = raw if isinstance(raw, str) else repr(raw)
     return text[:100]
+
+
+def _shown(value: Any) -> str:
+    """A property value as text, as we write it ("" for empty; HubSpot may send a number)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _same_value(name: str, want: str, shown: Any) -> bool:

@@ -41,7 +41,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from pydantic import SecretStr
 
-from connector.crm.base import STAGE, ApiStats, BadRecord, ContactPage, EventPage
+from connector.crm.base import (
+    CHECKED_PROPERTIES,
+    STAGE,
+    ApiStats,
+    BadRecord,
+    ContactPage,
+    EventPage,
+)
 from connector.crm.network import unreachable
 from connector.crm.pacing import RollingPacer
 from connector.errors import (
@@ -596,6 +603,12 @@ class MarketoAdapter:
                 names.append(extra)
         return names
 
+    def _checked_fields(self) -> dict[str, str]:
+        """Our score properties mapped onto this instance: Marketo field → our name. Read with
+        the leads and watched for changes, so a hand edit is seen and written again."""
+        fmap = self.config.field_map
+        return {fmap[p]: p for p in CHECKED_PROPERTIES if fmap.get(p)}
+
     def _stage_of(self, value: str | None) -> str | None:
         if not value:
             return None
@@ -611,7 +624,10 @@ class MarketoAdapter:
             return "other"
         return stage
 
-    def _contact_from(self, lead: Mapping[str, Any]) -> Contact:
+    def _contact_from(self, lead: Mapping[str, Any], *, ours: bool = False) -> Contact:
+        """The contact of a lead record; `ours`: the record was read with our score fields,
+        whose values (null: empty) go into `crm_values`; a field the record lacks is not
+        compared."""
         lid = opt_text(lead.get("id"), "id")
         if lid is None:
             raise InputError("id: missing")
@@ -623,6 +639,7 @@ class MarketoAdapter:
         status_raw = opt_text(lead.get(self.config.status_field), self.config.status_field)
         created = lead.get("createdAt")
         updated = lead.get("updatedAt")
+        checked = self._checked_fields() if ours else {}
         return Contact(
             id=lid,
             email=opt_text(lead.get("email"), "email"),
@@ -635,14 +652,19 @@ class MarketoAdapter:
             lead_status=_normalize_status(status_raw),
             created_at=parse_timestamp(created, "createdAt") if created else None,
             updated_at=parse_timestamp(updated, "updatedAt") if updated else None,
-            properties=clean_value({k: v for k, v in lead.items() if v is not None}),
+            properties=clean_value(
+                {k: v for k, v in lead.items() if v is not None and k not in checked}
+            ),
+            crm_values={key: _shown(lead[f]) for f, key in checked.items() if f in lead}
+            if ours
+            else None,
         )
 
     def _get_leads(self, ids: Sequence[str]) -> tuple[list[Contact], list[BadRecord]]:
         """Leads by id, <= 300 a call; ids Marketo does not return (deleted) are left out."""
         contacts: list[Contact] = []
         bad: list[BadRecord] = []
-        fields = ",".join(self._read_fields())
+        fields = ",".join(dict.fromkeys([*self._read_fields(), *self._checked_fields()]))
         for i in range(0, len(ids), MAX_BATCH):
             chunk = ids[i : i + MAX_BATCH]
             data = self._call(
@@ -661,7 +683,7 @@ class MarketoAdapter:
                     bad.append(BadRecord("?", "lead: not an object", lead))
                     continue
                 try:
-                    contact = self._contact_from(lead)
+                    contact = self._contact_from(lead, ours=True)
                 except InputError as exc:
                     bad.append(BadRecord(str(lead.get("id", "?")), f"lead: {exc}", lead))
                     continue
@@ -754,8 +776,8 @@ class MarketoAdapter:
     def _pull_changes(
         self, since: datetime | None, until: datetime | None, token: str | None
     ) -> Iterator[ContactPage]:
-        watched = [f for f in (*PROFILE_FIELDS, self.config.stage_field, self.config.status_field)
-                   if f]  # fmt: skip
+        watched = [f for f in (*PROFILE_FIELDS, self.config.stage_field, self.config.status_field,
+                               *self._checked_fields()) if f]  # fmt: skip
         params = {"fields": ",".join(dict.fromkeys(watched)), "batchSize": str(self.page_size)}
         start = token or self._paging_token(since)
         for results, nxt, _more in self._paged(
@@ -1406,6 +1428,15 @@ def _shows(want: Any, shown: Any) -> bool:
         )
     except InputError:
         return False
+
+
+def _shown(value: Any) -> str:
+    """A field value as text, as we write it ("" for empty, "true"/"false" for a boolean)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def build_marketo_adapter(settings: Settings, policy: RetryPolicy) -> MarketoAdapter:

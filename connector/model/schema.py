@@ -39,6 +39,10 @@ class Match(_Strict):
     - `any`: the value equals one of these (case-insensitive for text)
     - `glob`: shell-style pattern, case-insensitive (`*/pricing*`)
     - `regex`: Python regular expression (searched, case-insensitive)
+    - `words`: groups of words or phrases; every group must have one of its entries in the text
+      as a whole word, in any order, case-insensitive, a plural `s` and hyphens or spaces
+      between a phrase's words allowed: `[[book, schedule], [demo, consultation]]` matches
+      "Schedule a consultation" and "Demos: book yours", not "Demographics booklet"
     - `in_list` / `not_in_list`: one of the model's named `lists` (globs or plain values)
     - `min` / `max`: numeric range, inclusive
     - `exists`: the field is present and not empty (or absent, when false)
@@ -48,6 +52,7 @@ class Match(_Strict):
     any: list[str | int | float] | None = None
     glob: str | None = None
     regex: str | None = None
+    words: list[list[str]] | None = None
     in_list: str | None = None
     not_in_list: str | None = None
     min: float | None = None
@@ -69,10 +74,21 @@ class Match(_Strict):
                 raise ValueError(f"invalid regular expression ({exc})") from exc
         return v
 
+    @field_validator("words")
+    @classmethod
+    def _groups(cls, v: list[list[str]] | None) -> list[list[str]] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("words needs at least one group")
+            for group in v:
+                if not group or any(not w.split() for w in group):
+                    raise ValueError("every words group needs at least one non-empty word")
+        return v
+
     @model_validator(mode="after")
     def _not_empty(self) -> Match:
         if not self.model_fields_set:
-            raise ValueError("a match needs at least one of any/glob/regex/in_list/min/max/...")
+            raise ValueError("a match needs one of any/glob/regex/words/in_list/min/max/...")
         return self
 
 

@@ -7,6 +7,7 @@ a rep can see *why* "Account Executive" is not an executive.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,28 @@ class TitleRule(BaseModel):
         return v
 
 
+class TitleRewrite(BaseModel):
+    """Rewrite a spelling to one form before the rules read the title ("vice president" → VP)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pattern: str
+    replace: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from exc
+        return v
+
+
 class TitleTable(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    normalize: list[TitleRewrite] = Field(default_factory=list)
     seniority: list[TitleRule]
     department: list[TitleRule] = Field(default_factory=list)
 
@@ -87,11 +107,21 @@ class TitleInfo:
 _UNKNOWN = TitleInfo("unknown", None, None, None, frozenset())
 
 
+def fold(text: str) -> str:
+    """Accents off (é → e, ä → a) and ß → ss, so "Geschäftsführer" and "Geschaftsfuhrer" and
+    the patterns that name them compare alike; case is left to the rules' IGNORECASE."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("ß", "ss")
+
+
 class TitleClassifier:
     def __init__(self, table: TitleTable) -> None:
         self.table = table
-        self._sen = [(r, re.compile(r.pattern, re.IGNORECASE)) for r in table.seniority]
-        self._dep = [(r, re.compile(r.pattern, re.IGNORECASE)) for r in table.department]
+        self._rewrites = [
+            (re.compile(fold(r.pattern), re.IGNORECASE), r.replace) for r in table.normalize
+        ]
+        self._sen = [(r, re.compile(fold(r.pattern), re.IGNORECASE)) for r in table.seniority]
+        self._dep = [(r, re.compile(fold(r.pattern), re.IGNORECASE)) for r in table.department]
         self._cache: dict[str, TitleInfo] = {}
 
     def classify(self, title: str | None) -> TitleInfo:
@@ -101,10 +131,13 @@ class TitleClassifier:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
+        text = fold(key)
+        for rx_, replacement in self._rewrites:
+            text = rx_.sub(replacement, text)
         seniority, rule, flags = "individual", None, set()
         department, dep_rule = None, None
         for r, rx in self._sen:
-            if rx.search(key):
+            if rx.search(text):
                 if r.seniority and rule is None:
                     seniority, rule = r.seniority, r.name
                 if r.department and department is None:
@@ -114,7 +147,7 @@ class TitleClassifier:
                     break
         if department is None:
             for r, rx in self._dep:
-                if rx.search(key):
+                if rx.search(text):
                     department, dep_rule = r.department, r.name
                     break
         info = TitleInfo(seniority, department, rule, dep_rule, frozenset(flags))

@@ -20,6 +20,7 @@ RUN_COUNTS: tuple[tuple[str, str], ...] = (
     ("new_events", "events"),
     ("scored", "scored"),
     ("written", "written"),
+    ("repaired", "repaired"),
     ("unchanged", "unchanged"),
     ("dead_lettered", "dead"),
 )
@@ -114,7 +115,10 @@ def build_status(
     st.cursors = [
         _cursor(stream, value, updated)
         for stream, value, updated in db.execute(
-            "SELECT stream, value, updated_at FROM cursors WHERE crm = ? ORDER BY stream", [crm]
+            # "properties": the CRM properties' creation stamps, not a position
+            "SELECT stream, value, updated_at FROM cursors WHERE crm = ? AND stream != "
+            "'properties' ORDER BY stream",
+            [crm],
         ).fetchall()
     ]
     st.contacts = store.count_contacts(crm)

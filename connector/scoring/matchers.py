@@ -69,6 +69,18 @@ def _in_list(entries: list[str]) -> Predicate:
     return check
 
 
+def words_regex(groups: list[list[str]]) -> re.Pattern[str]:
+    """One lookahead per group: an entry of each, as whole words, anywhere and in any order."""
+
+    def entry(phrase: str) -> str:
+        return r"[\s\-]*".join(re.escape(w) for w in phrase.split()) + "s?"
+
+    looks = "".join(
+        r"(?=.*?\b(?:" + "|".join(entry(p) for p in group) + r")\b)" for group in groups
+    )
+    return re.compile(looks, re.IGNORECASE | re.DOTALL)
+
+
 def compile_match(m: Match, lists: Mapping[str, list[str]]) -> Predicate:
     checks: list[Predicate] = []
     if m.any is not None:
@@ -80,6 +92,9 @@ def compile_match(m: Match, lists: Mapping[str, list[str]]) -> Predicate:
     if m.regex is not None:
         rrx = re.compile(m.regex, re.IGNORECASE)
         checks.append(lambda v: v is not None and rrx.search(str(v)) is not None)
+    if m.words is not None:
+        wrx = words_regex(m.words)
+        checks.append(lambda v: v is not None and wrx.match(str(v)) is not None)
     if m.in_list is not None:
         checks.append(_in_list(lists[m.in_list]))
     if m.not_in_list is not None:

@@ -1346,6 +1346,22 @@ class StateStore:
                 [(crm, contact_id, k, v, when) for k, v in props.items()],
             )
 
+    @_db_errors
+    def forget_written_property(self, crm: str, prop: str) -> int:
+        """The CRM lost every value of `prop` (the property was deleted and re-created): forget
+        what we last wrote to it and put the live contacts that had it on the write backlog,
+        so the next plan writes it again. Returns how many contacts."""
+        with self.transaction():
+            live = (
+                "SELECT w.contact_id FROM written w JOIN contacts c ON c.crm = w.crm AND "
+                "c.id = w.contact_id WHERE w.crm = ? AND w.property = ? AND c.archived_at IS "
+                "NULL AND c.merged_into IS NULL"
+            )
+            ids = [r[0] for r in self._conn.execute(live, (crm, prop)).fetchall()]
+            self._conn.execute("DELETE FROM written WHERE crm = ? AND property = ?", (crm, prop))
+        self.set_write_pending(crm, ids, True)
+        return len(ids)
+
     # -- cursors -------------------------------------------------------------------------
 
     @_db_errors

@@ -8,6 +8,8 @@ Names (all labelled by `crm`):
     leadscore_contacts_scored_total            contacts scored
     leadscore_contacts_written_total           contacts written back (successful records)
     leadscore_write_unchanged_total            contacts scored with nothing to write
+    leadscore_contacts_repaired_total          contacts rewritten because the CRM showed other
+                                               values than our last write (hand edits)
     leadscore_api_calls_total{kind}            CRM API calls by kind (contacts.search, …)
     leadscore_api_rate_limited_total           429 answers
     leadscore_dead_letters_total{kind}         records dead-lettered (write, input)
@@ -46,6 +48,12 @@ class WorkerMetrics:
         self.unchanged = Counter(
             "leadscore_write_unchanged",
             "Contacts scored whose CRM values were already right (nothing sent)",
+            ["crm"],
+            registry=r,
+        )
+        self.repaired = Counter(
+            "leadscore_contacts_repaired",
+            "Contacts rewritten because the CRM showed other values than our last write",
             ["crm"],
             registry=r,
         )
@@ -103,7 +111,7 @@ class WorkerMetrics:
         self._seen_calls: dict[str, int] = {}
         self._seen_limited = 0
         # make the always-present series exist (at 0) before the first run
-        for c in (self.scored, self.written, self.unchanged, self.rate_limited):
+        for c in (self.scored, self.written, self.repaired, self.unchanged, self.rate_limited):
             c.labels(crm)
         for kind in ("write", "input"):
             self.dead_letters.labels(crm, kind)
@@ -115,6 +123,7 @@ class WorkerMetrics:
         self.scored.labels(crm).inc(summary.scored)
         self.written.labels(crm).inc(summary.written)
         self.unchanged.labels(crm).inc(summary.unchanged)
+        self.repaired.labels(crm).inc(summary.repaired)
         self.dead_letters.labels(crm, "write").inc(summary.dead_lettered)
         self.dead_letters.labels(crm, "input").inc(summary.bad_records)
         self.runs.labels(crm, summary.kind, summary.status).inc()

@@ -44,6 +44,8 @@ Behaviour worth knowing (each one is exercised in ``tests/test_sandbox_hubspot*.
   the portal clock, strictly increasing per contact, even when the written values equal the
   stored ones. Custom events (``pe<portal>_*``) change no property, so they do not bump it:
   read them from the events API.
+* A property deleted (archived) and created again under the same name is a new, empty property:
+  no contact keeps a value of it, and none counts as modified.
 * ``lifecyclestage`` only moves forward; a backward value is rejected (400 on a single PATCH,
   a per-record ``VALIDATION_ERROR`` in a batch) unless the stage is first cleared with ``""``.
   Entering a stage stamps ``hs_lifecyclestage_<stage>_date`` once.

@@ -453,7 +453,8 @@ class PropertiesAPI(HubSpotApi):
             raise _bad(f"fieldType '{ftype}' is not valid for type '{ptype}'")
         if body["groupName"] not in self.portal.groups:
             raise _bad(f"Property group '{body['groupName']}' does not exist")
-        if name in self.portal.properties:
+        old = self.portal.properties.get(name)
+        if old is not None and not old.archived:
             return _error(
                 409,
                 f"Property named '{name}' already exists.",
@@ -479,6 +480,10 @@ class PropertiesAPI(HubSpotApi):
             created_ms=now,
             updated_ms=now,
         )
+        if old is not None:  # re-created after a delete: a new, empty property
+            for rec in self.portal.contacts.values():  # (no contact counts as modified)
+                rec.properties.pop(name, None)
+                rec.history.pop(name, None)
         self.portal.properties[name] = prop
         return Response(201, prop.to_json())
 

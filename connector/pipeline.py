@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from connector.crm.base import CHECKED_PROPERTIES, ContactPage, CrmAdapter, EventPage
+from connector.crm.base import CHECKED_PROPERTIES, CRM_MQL_DATE, ContactPage, CrmAdapter, EventPage
 from connector.errors import (
     AuthError,
     ConfigError,
@@ -606,9 +606,14 @@ class Pipeline:
         changed_at = old.lead_status_changed_at
         if (fresh.lead_status or None) != (old.lead_status or None):
             changed_at = fresh.updated_at or now
-        return replace(
+        carried = replace(
             fresh, lead_status_changed_at=changed_at, recycled_at=old.recycled_at, mql_at=old.mql_at
         )
+        # the CRM's MQL date that only the pull of its status change showed (Marketo): kept
+        was, shown = old.properties.get(CRM_MQL_DATE), fresh.properties.get(CRM_MQL_DATE)
+        if isinstance(was, str) and was and not (isinstance(shown, str) and shown <= was):
+            carried = replace(carried, properties={**fresh.properties, CRM_MQL_DATE: was})
+        return carried
 
     def _pull_events(self, summary: SyncSummary) -> set[str]:
         touched: set[str] = set()

@@ -14,9 +14,11 @@ import pytest
 from pydantic import SecretStr
 
 from connector.app import open_app
+from connector.crm.base import CRM_MQL_DATE
 from connector.crm.marketo import MarketoAdapter
 from connector.enrich.enricher import build_enricher
 from connector.model.loader import load_model
+from connector.ops.report import build_report
 from connector.pipeline import Pipeline
 from connector.retry import RetryPolicy
 from connector.sandbox.marketo import (
@@ -324,3 +326,44 @@ def test_hand_edited_or_cleared_score_fields_are_written_back_and_counted_repair
         assert fourth.pulled >= 2
         assert (fourth.written, fourth.repaired) == (0, 0)
         assert writes_logged(sb)[mark:] == []
+
+
+def test_a_lead_marketo_made_an_mql_counts_in_the_reports_funnel_not_as_sales_sourced() -> None:
+    """Our model never made Casey (107) an MQL; Marketo did (sales, a smart campaign), and sales
+    took her to SQL before our next sync. The lead-status change is her MQL date, so the report
+    counts her as MQL and SQL; Jordan (103), taken straight to SQL, stays sales-sourced."""
+    with (
+        MarketoSandbox.start(DEMO, now=ANCHOR) as sb,
+        StateStore.memory() as store,
+        pipeline_for(sb, store) as pipeline,
+    ):
+        assert pipeline.sync().status == "ok"
+        before = build_report(store, CRM, pipeline.clock()).total
+        assert (before.mqls, before.sqls, before.sales_sourced) == (16, 0, 1)  # Taylor: SQL
+        sb.instance.advance(60)
+        sb.set_field(107, "leadStatus", "MQL", source="Smart campaign: MQL at 100")
+        mql_ms = sb.lead(107).updated_ms
+        sb.instance.advance(60)
+        sb.set_field(107, "leadStatus", "SQL")
+        sb.set_field(103, "leadStatus", "SQL")
+        assert pipeline.sync().status == "ok"
+        casey = store.get_contact(CRM, "107")
+        assert casey is not None and casey.lifecycle_stage == SQL and casey.mql_at is None
+        expected = datetime.fromtimestamp(mql_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert casey.properties[CRM_MQL_DATE] == expected
+        jordan = store.get_contact(CRM, "103")
+        assert jordan is not None and CRM_MQL_DATE not in jordan.properties
+        after = build_report(store, CRM, pipeline.clock()).total
+        assert (after.mqls, after.sqls, after.sales_sourced) == (17, 1, 2)
+        # syncs an hour later start past the 10-minute lookback: a pull of Casey for a new
+        # title no longer reads the status change, and her MQL date stays
+        sb.instance.advance(3600)
+        assert pipeline.sync().status == "ok"
+        sb.instance.advance(60)
+        sb.set_field(107, "title", "VP Sales Operations")
+        assert pipeline.sync().status == "ok"
+        casey = store.get_contact(CRM, "107")
+        assert casey is not None and casey.job_title == "VP Sales Operations"
+        assert casey.properties[CRM_MQL_DATE] == expected
+        again = build_report(store, CRM, pipeline.clock()).total
+        assert (again.mqls, again.sqls, again.sales_sourced) == (17, 1, 2)

@@ -4,10 +4,12 @@ hand-raiser written back within seconds (not at the next poll)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,12 +18,21 @@ from typing import Any
 import pytest
 from hubspot.exceptions import InvalidSignatureTimestampError
 from hubspot.utils.signature import Signature
+from pydantic import SecretStr
 
+from connector.crm.hubspot import HubSpotAdapter
 from connector.crm.pacing import RollingPacer
+from connector.enrich.enricher import build_enricher
+from connector.model.loader import load_model
+from connector.pipeline import Pipeline
+from connector.retry import RetryPolicy
 from connector.sandbox.demo_portal import build_demo_portal, build_portal
+from connector.settings import load_settings
+from connector.state.store import StateStore
 from connector.worker.service import WorkerService
 from connector.worker.webhooks import (
     RecentIds,
+    StoredIds,
     hand_raiser_contact,
     signature_v3,
     signing_uri,
@@ -308,3 +319,129 @@ def test_a_hand_raiser_arriving_during_a_long_sync_is_written_between_two_pages(
         assert h.written_ids().count("195") == 1  # the sync found it already written
         kinds = [s.kind for s in service.worker.history]
         assert kinds == ["webhook", "sync"]
+
+
+def signed(url: str, body: bytes) -> dict[str, str]:
+    ts = now_ms()
+    return {"X-HubSpot-Signature-v3": sign(body, url, ts), "X-HubSpot-Request-Timestamp": str(ts)}
+
+
+def wait_for(check: Any, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_redelivery_after_a_restart_is_acknowledged_not_processed_again(
+    demo: Harness, tmp_path: Path
+) -> None:
+    h = demo
+    db = tmp_path / "state.db"
+    assert h.pipeline.sync().status == "ok"
+    h.clock[0] = NOW + timedelta(minutes=2)
+    h.sb.submit_form("107", "Request a demo", NOW + timedelta(minutes=1), "https://x/demo")
+    h.sb.clear_log()
+    first = WorkerService(
+        h.pipeline,
+        state_path=db,
+        sync_interval_s=3600,
+        rescore_interval_s=3600,
+        client_secret=SECRET,
+        webhook_poll_s=0.05,
+    )
+    body = json.dumps([event(5001)]).encode()
+    with first:
+        first.start(schedule=False)
+        url = first.url + PATH
+        code, answer = post(url, body, signed(url, body))
+        assert (code, answer["queued"], answer["duplicates"]) == (200, 1, 0)
+        wait_for(lambda: h.written_ids() == ["107"])
+        wait_for(lambda: len(first.worker.history) == 1)
+    props = h.sb.contact("107").properties
+    assert props["leadscore_mql_reason"] == "hand-raiser: Request a demo"
+    with sqlite3.connect(db) as raw:
+        rows = raw.execute("SELECT event_id FROM webhook_events").fetchall()
+    raw.close()
+    assert rows == [("5001",)]
+
+    # a restart: new process objects (state DB connection, adapter, pipeline, service)
+    h.sb.clear_log()
+    store = StateStore.open(db)
+    adapter = HubSpotAdapter(
+        SecretStr(h.sb.token),
+        h.sb.url,
+        timeout_s=5,
+        retry=RetryPolicy(attempts=2, base_seconds=0.01, max_seconds=0.05, seed=1),
+    )
+    enricher = build_enricher(load_settings(), cache=store.company_cache)
+    pipeline = Pipeline(
+        store,
+        adapter,
+        load_model(),
+        enricher=enricher,
+        clock=lambda: NOW + timedelta(minutes=4),
+    )
+    second = WorkerService(
+        pipeline,
+        state_path=db,
+        sync_interval_s=3600,
+        rescore_interval_s=3600,
+        client_secret=SECRET,
+        webhook_poll_s=0.05,
+    )
+    try:
+        with second:
+            second.start(schedule=False)
+            url = second.url + PATH
+            # HubSpot redelivers the same event (it never saw our 200, say)
+            code, answer = post(url, body, signed(url, body))
+            assert (code, answer) == (
+                200,
+                {"received": 1, "duplicates": 1, "queued": 0, "ignored": 0},
+            )
+            time.sleep(0.3)  # six polls of the hand-raiser thread
+            assert h.sb.requests == []  # not fetched, not scored, not written again
+            assert second.worker.history == deque()
+            # a new event of the same contact is still handled: the restart lost nothing
+            fresh = json.dumps([event(5002)]).encode()
+            code, answer = post(url, fresh, signed(url, fresh))
+            assert (code, answer["queued"], answer["duplicates"]) == (200, 1, 0)
+            wait_for(lambda: len(second.worker.history) == 1)
+        paths = {(r.method, r.path) for r in h.sb.requests}
+        assert ("GET", "/crm/v3/objects/contacts/107") in paths
+        assert h.written_ids() == []  # fetched and scored again: nothing changed
+        with sqlite3.connect(db) as raw:
+            rows = raw.execute("SELECT event_id FROM webhook_events ORDER BY event_id").fetchall()
+        raw.close()
+        assert rows == [("5001",), ("5002",)]
+    finally:
+        adapter.close()
+        store.close()
+
+
+def test_stored_event_ids_are_pruned_by_age_and_by_count(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    StateStore.open(db).close()
+    clock = [NOW]
+    ids = StoredIds(
+        db, keep=timedelta(days=7), capacity=3, clock=lambda: clock[0], prune_every_s=0.0
+    )
+    try:
+        ids.add_many(["a"])
+        clock[0] = NOW + timedelta(days=1)
+        ids.add_many(["b", "c"])
+        assert ids.seen_many(["a", "b", "c", "d"]) == {"a", "b", "c"}
+        clock[0] = NOW + timedelta(days=7, hours=1)  # "a" is older than 7 days
+        ids.add_many(["d"])
+        assert ids.seen_many(["a", "b", "c", "d"]) == {"b", "c", "d"}
+        ids.add_many(["e", "b"])  # over 3: the oldest go; "b" keeps its first time
+        assert ids.seen_many(["a", "b", "c", "d", "e"]) == {"c", "d", "e"}
+    finally:
+        ids.close()
+    with sqlite3.connect(db) as raw:
+        rows = raw.execute(
+            "SELECT event_id, received_at FROM webhook_events ORDER BY received_at, event_id"
+        ).fetchall()
+    raw.close()
+    assert [r[0] for r in rows] == ["c", "d", "e"]

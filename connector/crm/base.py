@@ -26,6 +26,12 @@ STAGE = "lifecycle_stage"
 # is only a stamp of the write; the lifecycle stage belongs to sales once set.
 CHECKED_PROPERTIES: tuple[str, ...] = tuple(p for p in SCORE_PROPERTIES if p != "scored_at")
 
+# When the CRM itself put the contact in MQL, where the CRM has no such field of its own
+# (Marketo: derived from the status change the adapter reads), in `Contact.properties`, as
+# ISO-8601 UTC. A colon is in no CRM's field names, so it never shadows a real one. The
+# pipeline keeps the earliest across pulls (a later pull of the lead no longer shows it).
+CRM_MQL_DATE = "leadscore:mql_date"
+
 
 @dataclass
 class BadRecord:

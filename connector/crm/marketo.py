@@ -33,7 +33,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,6 +43,7 @@ from pydantic import SecretStr
 
 from connector.crm.base import (
     CHECKED_PROPERTIES,
+    CRM_MQL_DATE,
     STAGE,
     ApiStats,
     BadRecord,
@@ -785,6 +786,7 @@ class MarketoAdapter:
         ):
             page = ContactPage(contacts=[], position=f"lc:{nxt}")
             ids: list[str] = []
+            mql_dates: dict[str, str] = {}
             past_until = False
             for act in results:
                 lid = act.get("leadId")
@@ -795,12 +797,39 @@ class MarketoAdapter:
                     past_until = True
                     continue
                 ids.append(str(lid))
+                if self._made_mql(act):
+                    at = _iso(self._at(act))
+                    mql_dates[str(lid)] = min(at, mql_dates.get(str(lid), at))
             if ids:
                 contacts, bad = self._get_leads(list(dict.fromkeys(ids)))
-                page.contacts, page.bad = contacts, page.bad + bad
+                page.contacts = [self._with_mql_date(c, mql_dates.get(c.id)) for c in contacts]
+                page.bad = page.bad + bad
             yield page
             if past_until:
                 return
+
+    def _made_mql(self, act: Mapping[str, Any]) -> bool:
+        """A lead change (Change Data Value) that set the stage field to a status read as MQL:
+        Marketo's own record of when the lead became an MQL (sales, a smart campaign, us)."""
+        field_name = self.config.stage_field
+        if not field_name or act.get("activityDate") is None:
+            return False
+        for change in act.get("fields") or []:
+            if not isinstance(change, dict) or change.get("name") != field_name:
+                continue
+            value = change.get("newValue")
+            if isinstance(value, str) and self._status_stages.get(value.strip().lower()) == MQL:
+                return True
+        return False
+
+    @staticmethod
+    def _with_mql_date(contact: Contact, at: str | None) -> Contact:
+        if at is None:
+            return contact
+        shown = contact.properties.get(CRM_MQL_DATE)
+        if isinstance(shown, str) and shown <= at:
+            return contact
+        return replace(contact, properties={**contact.properties, CRM_MQL_DATE: at})
 
     def _pull_deleted(
         self, since: datetime | None, until: datetime | None, token: str | None

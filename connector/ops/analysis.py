@@ -97,6 +97,8 @@ def rescore_cmd(
 
     store = open_existing_store(settings)
     try:
+        if not dry_run:
+            _refuse_beside_a_run_worker(store)  # before anything else is said or read
         active = store.get_active_model(settings.crm)
         if active is not None and not configured_explicitly(settings):
             model = rebuild(active)  # no model named: rescore everybody with the model in force
@@ -153,6 +155,7 @@ def rescore_cmd(
 
     try:
         with open_app(settings, model, rollout=True) as app:
+            _refuse_beside_a_run_worker(app.store)  # one may have started during the preview
             label = f"Rescoring with model {model.version} (after a sync)"
             with contacts_progress(label, total) as advance:
                 applied = apply_rescore(
@@ -192,6 +195,20 @@ def rescore_cmd(
                 err=True,
             )
     sys.exit(applied.exit_code)
+
+
+def _refuse_beside_a_run_worker(store: StateStore) -> None:
+    """Applying a rescore syncs, rewrites every score and writes to the CRM: not beside a
+    `leadscore run` worker doing the same on this state DB (exit 6, as for a locked DB)."""
+    holder = store.run_lease_holder()
+    if holder is None:
+        return
+    fail(
+        f"a `leadscore run` worker (pid {holder['pid']} on {holder['host']}) is using "
+        f"{store.path}; stop it, apply the rescore, then start it again (it resumes where it "
+        "stopped). `leadscore rescore --dry-run` previews meanwhile",
+        6,
+    )
 
 
 # ------------------------------------------------------------------------ simulate

@@ -7,7 +7,11 @@ side, and each writer's short transactions wait for the others through the busy 
 Results come back pickled, so a job returns a summary, never per-contact objects.
 
 One process (the caller's, with the caller's store) when `workers` is 1, when the contacts are
-too few to be worth a process, or where `fork` is not available.
+too few to be worth a process, where `fork` is not available, and wherever forking is unsafe:
+called from any thread but the main one, or while this process runs threads that may hold
+locks (`single_process()`: the `run` worker's scheduler, HTTP and webhook threads). A fork
+copies only the calling thread; a lock another thread held at that moment (logging, the
+scheduler's, SQLite's) stays held forever in the child, which then hangs.
 
 Progress: a job calls `tick(n)` as it finishes `n` more contacts; `by_id_range(progress=...)`
 hears the sum of every process's ticks. Each range adds to its own slot of an array in shared
@@ -18,10 +22,13 @@ the caller polls the sum.
 from __future__ import annotations
 
 import gc
+import logging
 import multiprocessing
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from connector.state.store import StateStore
@@ -39,6 +46,32 @@ _JOB: tuple[Callable[[StateStore, str, str], object], str, float] | None = None
 _TICK: Callable[[int], None] | None = None
 _DONE: Any = None  # a by_id_range's shared array: contacts finished per range
 PROGRESS_POLL_S = 0.25
+# why this process must not fork now (one entry per `single_process` in force)
+_NO_FORK: list[str] = []
+_NO_FORK_LOCK = threading.Lock()
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def single_process(reason: str) -> Iterator[None]:
+    """While in force, `by_id_range` runs every range in the caller's process: this process
+    has threads that must not be forked (`reason` names them)."""
+    with _NO_FORK_LOCK:
+        _NO_FORK.append(reason)
+    try:
+        yield
+    finally:
+        with _NO_FORK_LOCK:
+            _NO_FORK.remove(reason)
+
+
+def fork_unsafe() -> str | None:
+    """Why forking from here is unsafe now, or None when it is safe."""
+    if threading.current_thread() is not threading.main_thread():
+        return f"called from thread {threading.current_thread().name!r}"
+    with _NO_FORK_LOCK:
+        return _NO_FORK[-1] if _NO_FORK else None
 
 
 def tick(n: int) -> None:
@@ -62,6 +95,10 @@ def plan_workers(store: StateStore, crm: str, workers: int | None) -> int:
     if wanted < 1:
         raise ValueError("workers must be >= 1")
     if wanted == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    unsafe = fork_unsafe()
+    if unsafe is not None:
+        log.info("rescoring in one process, not %d: %s", wanted, unsafe)
         return 1
     return max(1, min(wanted, store.count_contacts(crm) // MIN_CONTACTS_PER_WORKER))
 

@@ -13,7 +13,8 @@ How each number is counted (the page repeats this in its footnote):
   MQL: we made it an MQL (`mql_at`), our model called it an MQL in its score history before
   sales made it an SQL, or the CRM dated its MQL stage (HubSpot's
   `hs_lifecyclestage_marketingqualifiedlead_date`, read from contacts pulled since this
-  version: a backfill re-reads the older ones).
+  version: a backfill re-reads the older ones; on Marketo, the time its status field was
+  set to a value read as MQL, from the lead changes incremental syncs read since this version).
   Otherwise sales created it as an SQL themselves: it is counted apart as *sales-sourced*,
   so it inflates neither the MQLs nor MQL → SQL.
 - Grade, score band and model version are those **at hand-off**: the first `score_history`
@@ -45,6 +46,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from connector.crm.base import CRM_MQL_DATE
 from connector.errors import ConnectorError, InputError
 from connector.files import write_private
 from connector.ops.common import pct
@@ -225,6 +227,7 @@ def build_report(
                 contact.mql_at is not None
                 or contact.id in model_mqls
                 or bool(contact.properties.get(MQL_DATE_PROPERTY))
+                or bool(contact.properties.get(CRM_MQL_DATE))
             )
             flags = (mql, mql and rank >= _SQL_RANK, mql and rank >= _CUSTOMER_RANK, not mql)
         else:

@@ -259,6 +259,8 @@ _HAS_DUE_INDEX = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?"
 _BULK_JOB = "bulk-scoring"  # the `jobs` row naming the process that dropped the due index
 # how long a dropped due index is left to its rescore when its process cannot be checked
 BULK_LEASE = timedelta(hours=2)
+# the `jobs` row of a `leadscore run` worker using this DB (renewed after each of its runs)
+RUN_WORKER_JOB = "run-worker"
 LAST_ID = "\U0010ffff"  # sorts after every contact id (SQLite compares text as UTF-8 bytes)
 _CONTACTS_IN = """
 SELECT id, email, first_name, last_name, job_title, company_name, country, lifecycle_stage,
@@ -1566,6 +1568,94 @@ class StateStore:
         with self.transaction():
             cursor = self._conn.execute("DELETE FROM jobs WHERE name = ?", (name,))
         return cursor.rowcount > 0
+
+    # -- the run worker's lease ------------------------------------------------------------
+
+    def hold_run_lease(self, lease: timedelta) -> None:
+        """Record (or renew) that this process runs a `leadscore run` worker on this DB. Seen
+        from another host, it holds the DB for `lease` after the last renewal."""
+        self.set_job(
+            RUN_WORKER_JOB,
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "lease_s": lease.total_seconds(),
+            },
+        )
+
+    @_db_errors
+    def release_run_lease(self) -> bool:
+        """Remove this process's lease (not another worker's); whether there was one."""
+        holder = self.get_job(RUN_WORKER_JOB)
+        if holder is None:
+            return False
+        if holder.get("pid") != os.getpid() or holder.get("host") != socket.gethostname():
+            return False
+        return self.delete_job(RUN_WORKER_JOB)
+
+    @_db_errors
+    def run_lease_holder(self) -> dict[str, Any] | None:
+        """The `leadscore run` worker using this DB now, as {pid, host, renewed_at}: a live process
+        on this host, or (on another host or container, where its pid says nothing) a lease
+        renewed within its term. None when there is none, or it died."""
+        row = self._conn.execute(
+            "SELECT state, updated_at FROM jobs WHERE name = ?", (RUN_WORKER_JOB,)
+        ).fetchone()
+        if row is None:
+            return None
+        holder = decode_mapping(row[0])
+        renewed = decode_dt(row[1])
+        if holder.get("host") == socket.gethostname():
+            alive = _process_alive(holder.get("pid"))
+        else:
+            term = holder.get("lease_s")
+            seconds = float(term) if isinstance(term, int | float) else BULK_LEASE.total_seconds()
+            alive = _now() - renewed < timedelta(seconds=seconds)
+        if not alive:
+            return None
+        return {"pid": holder.get("pid"), "host": holder.get("host"), "renewed_at": renewed}
+
+    # -- webhook event ids ---------------------------------------------------------------
+
+    @_db_errors
+    def seen_webhook_events(self, event_ids: Sequence[str]) -> set[str]:
+        """The ones of `event_ids` already recorded (handled before, maybe by an earlier
+        process)."""
+        if not event_ids:
+            return set()
+        rows = self._conn.execute(
+            "SELECT event_id FROM webhook_events "
+            "WHERE event_id IN (SELECT value FROM json_each(?))",
+            (encode_json(list(event_ids)),),
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    @_db_errors
+    def remember_webhook_events(self, event_ids: Sequence[str], at: datetime) -> None:
+        """Record handled event ids (an id already there keeps its first time)."""
+        if not event_ids:
+            return
+        stamp = encode_dt(at)
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO webhook_events (event_id, received_at) VALUES (?, ?)",
+                [(e, stamp) for e in event_ids],
+            )
+
+    @_db_errors
+    def prune_webhook_events(self, older_than: datetime, keep_at_most: int) -> int:
+        """Forget the ids received before `older_than`, then all but the newest
+        `keep_at_most`; how many were forgotten."""
+        with self.transaction():
+            gone = self._conn.execute(
+                "DELETE FROM webhook_events WHERE received_at < ?", (encode_dt(older_than),)
+            ).rowcount
+            gone += self._conn.execute(
+                "DELETE FROM webhook_events WHERE event_id IN (SELECT event_id FROM "
+                "webhook_events ORDER BY received_at DESC, event_id DESC LIMIT -1 OFFSET ?)",
+                (max(0, keep_at_most),),
+            ).rowcount
+        return int(gone)
 
 
 class CompanyCacheView:

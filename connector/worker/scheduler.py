@@ -9,14 +9,20 @@
   committed page, before a score chunk or a write batch) raise `StopRunError`, so the run in
   flight ends with everything committed up to that boundary and nothing half-done; the next
   run resumes from the committed cursor. `shutdown()` then waits for it.
+- While it runs, the worker holds a lease on the state DB (a `jobs` row with its pid and host,
+  renewed after each run and every few minutes within one), so `leadscore rescore` refuses to
+  apply meanwhile; and nothing in this process forks (`connector.ops.parallel.single_process`):
+  a parallel rescore asked for here runs in one process.
 - Intervals are plain seconds (`sync_interval_s`, `rescore_interval_s`), so tests run the real
   scheduler on a fast clock; the pipeline's own clock (scoring's `now`) is injectable as well.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -25,7 +31,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connector.errors import StopRunError
+from connector.errors import ConnectorError, StopRunError
+from connector.ops.parallel import single_process
 from connector.pipeline import Pipeline, SyncSummary
 from connector.worker.metrics import WorkerMetrics
 from connector.worker.passes import rescore_due
@@ -34,6 +41,8 @@ log = logging.getLogger(__name__)
 
 SYNC_JOB = "sync"
 RESCORE_JOB = "rescore"
+MIN_LEASE = timedelta(hours=2)  # what another host waits after the worker's last renewal
+LEASE_RENEW_S = 300.0  # renewed at most this often within a long run
 
 
 class Worker:
@@ -64,6 +73,10 @@ class Worker:
         self.max_concurrent = 0  # how many passes ever ran at once (stays 1)
         self._active = 0
         self._count_lock = threading.Lock()
+        self._started = contextlib.ExitStack()
+        self._holds_lease = False
+        self._lease_renewed = 0.0
+        self.lease = max(MIN_LEASE, timedelta(seconds=3 * max(sync_interval_s, rescore_interval_s)))
         pipeline.checkpoint = self._checkpoint
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -73,6 +86,10 @@ class Worker:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        self._started.enter_context(single_process("inside the leadscore run worker's threads"))
+        with self.lock:
+            self._holds_lease = True
+            self._renew_lease(force=True)
         now = datetime.now(UTC)
         self.scheduler.add_job(
             self.run_sync,
@@ -104,6 +121,14 @@ class Worker:
         self.stopping.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
+        if self._holds_lease:
+            with self.lock:
+                self._holds_lease = False
+                try:
+                    self.pipeline.store.release_run_lease()
+                except ConnectorError as exc:  # a dead pid's lease is ignored anyway
+                    log.warning("could not release the state DB lease: %s", exc)
+        self._started.close()
 
     @property
     def busy(self) -> bool:
@@ -137,8 +162,21 @@ class Worker:
             self.record(summary)
             return summary
 
+    def _renew_lease(self, force: bool = False) -> None:
+        """Hold the state DB's run lease (caller holds the lock)."""
+        now = time.monotonic()
+        if not self._holds_lease or (not force and now - self._lease_renewed < LEASE_RENEW_S):
+            return
+        try:
+            self.pipeline.store.hold_run_lease(self.lease)
+        except ConnectorError as exc:  # the runs report a DB that stays unusable
+            log.warning("could not renew the state DB lease: %s", exc)
+            return
+        self._lease_renewed = now
+
     def record(self, summary: SyncSummary) -> None:
         """Metrics, history and listeners for a finished run (caller holds the lock)."""
+        self._renew_lease(force=True)
         if self.metrics is not None:
             self.metrics.observe_run(summary, finished_at=self.pipeline.clock())
             self.metrics.observe_api(self.pipeline.adapter.stats)
@@ -162,5 +200,6 @@ class Worker:
             raise StopRunError(
                 "shutdown requested: stopped at a committed boundary; the next run resumes here"
             )
+        self._renew_lease()
         if where == "page" and self.interleave is not None:
             self.interleave()

@@ -16,7 +16,7 @@ from connector.worker.metrics import WorkerMetrics
 from connector.worker.passes import refresh_contacts
 from connector.worker.scheduler import Worker
 from connector.worker.server import WEBHOOK_PATH, HealthCheck, WorkerServer
-from connector.worker.webhooks import ContactQueue, HandRaiserWorker, WebhookReceiver
+from connector.worker.webhooks import ContactQueue, HandRaiserWorker, StoredIds, WebhookReceiver
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,17 @@ class WorkerService:
         )
         self.receiver: WebhookReceiver | None = None
         self.hand_raisers: HandRaiserWorker | None = None
+        self.webhook_ids: StoredIds | None = None
         if client_secret:
             self.queue = ContactQueue()
-            self.receiver = WebhookReceiver(client_secret, self.queue, metrics=self.metrics)
+            try:  # handled event ids live in the state DB: a restart forgets none
+                self.webhook_ids = StoredIds(state_path)
+            except BaseException:
+                self.health.close()
+                raise
+            self.receiver = WebhookReceiver(
+                client_secret, self.queue, recent=self.webhook_ids, metrics=self.metrics
+            )
             self.hand_raisers = HandRaiserWorker(
                 self.queue,
                 self.worker.lock,
@@ -79,6 +87,8 @@ class WorkerService:
             )
         except BaseException:
             self.health.close()
+            if self.webhook_ids is not None:
+                self.webhook_ids.close()
             raise
 
     @property
@@ -119,6 +129,8 @@ class WorkerService:
         finally:
             self.server.stop()  # also closes the socket of a server never started
             self.health.close()
+            if self.webhook_ids is not None:
+                self.webhook_ids.close()
 
     def __enter__(self) -> WorkerService:
         return self

@@ -5,13 +5,15 @@ secret, method + full URI + raw body + `X-HubSpot-Request-Timestamp`)), compared
 time, with a timestamp at most 5 minutes away from our clock (older: a replay; newer: a clock
 we do not trust). Anything else answers 401 and changes nothing.
 
-The payload is a JSON array of events. Each `eventId` is remembered for an hour, so a replayed
-or redelivered event is acknowledged (2xx, or HubSpot retries it for a day) but not processed
-twice. A hand-raiser (a `contact.propertyChange` of a conversion property such as
-`recent_conversion_event_name`, or a form-submission event) queues its contact; a worker thread
-drains the queue under the pipeline lock and fetches, scores and writes back that contact within
-seconds (`connector.worker.passes.refresh_contacts`). Every other event is left to the next
-poll, which reads it anyway.
+The payload is a JSON array of events. Each handled `eventId` is remembered in the state DB
+(`StoredIds`, table `webhook_events`: 7 days, at most a million ids, older ones pruned), so a
+replayed or redelivered event is acknowledged (2xx, or HubSpot retries it for a day) but not
+processed twice, also after the worker restarted. A hand-raiser (a `contact.propertyChange`
+of a conversion property such as `recent_conversion_event_name`, or a form-submission event)
+queues its contact; a worker thread drains the queue under the pipeline lock and fetches,
+scores and writes back that contact within seconds (`connector.worker.passes.
+refresh_contacts`). Every other event is left to the next poll, which reads it anyway (so does
+a hand-raiser still queued when the worker stops).
 """
 
 from __future__ import annotations
@@ -22,12 +24,19 @@ import hmac
 import json
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from connector.errors import ConnectorError
+from connector.state.store import StateStore
+from connector.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +124,17 @@ def verify_v3(
     return Verdict(True)
 
 
+class SeenIds(Protocol):
+    """Where handled event ids are remembered."""
+
+    def seen_many(self, keys: Sequence[str]) -> set[str]: ...
+
+    def add_many(self, keys: Iterable[str]) -> None: ...
+
+
 class RecentIds:
-    """Event ids seen within `ttl_s` (at most `capacity`, oldest forgotten first)."""
+    """Event ids seen within `ttl_s` (at most `capacity`, oldest forgotten first), in memory
+    only (tests, and a receiver without a state DB)."""
 
     def __init__(
         self,
@@ -142,6 +160,11 @@ class RecentIds:
             self._expire(self._clock())
             return key in self._seen
 
+    def seen_many(self, keys: Sequence[str]) -> set[str]:
+        with self._lock:
+            self._expire(self._clock())
+            return {k for k in keys if k in self._seen}
+
     def add_many(self, keys: Iterable[str]) -> None:
         with self._lock:
             now = self._clock()
@@ -152,6 +175,65 @@ class RecentIds:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+
+WEBHOOK_IDS_KEEP = timedelta(days=7)  # HubSpot retries a failed delivery for about a day
+WEBHOOK_IDS_MAX = 1_000_000
+WEBHOOK_IDS_PRUNE_EVERY_S = 60.0
+WEBHOOK_DB_BUSY_TIMEOUT_S = 2.0  # then 503: HubSpot retries, its own timeout is 5 s
+
+
+class StoredIds:
+    """Handled event ids in the state DB (`webhook_events`), through a connection of its own
+    (the pipeline's belongs to the sync thread), so they survive a restart. Ids older than
+    `keep`, and all but the newest `capacity`, are pruned when it opens and then at most every
+    `prune_every_s` seconds as ids are added."""
+
+    def __init__(
+        self,
+        state_path: str | Path,
+        *,
+        keep: timedelta = WEBHOOK_IDS_KEEP,
+        capacity: int = WEBHOOK_IDS_MAX,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        prune_every_s: float = WEBHOOK_IDS_PRUNE_EVERY_S,
+        busy_timeout: float = WEBHOOK_DB_BUSY_TIMEOUT_S,
+    ) -> None:
+        self.keep = keep
+        self.capacity = capacity
+        self.prune_every_s = prune_every_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._store = StateStore.open(state_path, busy_timeout=busy_timeout)
+        self._pruned_at = time.monotonic()
+        try:
+            self.prune()
+        except BaseException:
+            self._store.close()
+            raise
+
+    def seen_many(self, keys: Sequence[str]) -> set[str]:
+        with self._lock:
+            return self._store.seen_webhook_events(keys)
+
+    def add_many(self, keys: Iterable[str]) -> None:
+        ids = list(keys)
+        with self._lock:
+            self._store.remember_webhook_events(ids, self._clock())
+        if time.monotonic() - self._pruned_at >= self.prune_every_s:
+            self.prune()
+
+    def prune(self) -> int:
+        with self._lock:
+            self._pruned_at = time.monotonic()
+            gone = self._store.prune_webhook_events(self._clock() - self.keep, self.capacity)
+        if gone:
+            log.debug("forgot %d webhook event id(s)", gone)
+        return gone
+
+    def close(self) -> None:
+        with self._lock:
+            self._store.close()
 
 
 class ContactQueue:
@@ -225,7 +307,7 @@ class WebhookReceiver:
         client_secret: str,
         queue: ContactQueue,
         *,
-        recent: RecentIds | None = None,
+        recent: SeenIds | None = None,
         metrics: Any = None,
         now_ms: Callable[[], int] | None = None,
     ) -> None:
@@ -233,7 +315,7 @@ class WebhookReceiver:
             raise ValueError("a client secret is required to verify webhooks")
         self._secret = client_secret
         self.queue = queue
-        self.recent = recent or RecentIds()
+        self.recent: SeenIds = recent or RecentIds()
         self.metrics = metrics
         self._now_ms = now_ms
         self._lock = threading.Lock()  # check-then-mark of event ids is one step
@@ -271,9 +353,20 @@ class WebhookReceiver:
             fresh: list[dict[str, Any]] = []
             keys: list[str] = []
             duplicates = 0
+            try:
+                known = self.recent.seen_many(
+                    [k for k in (_event_key(e) for e in events) if k is not None]
+                )
+            except (
+                ConnectorError,
+                sqlite3.Error,
+            ) as exc:  # the state DB is locked or gone: HubSpot retries
+                log.warning("webhook answered 503: event ids cannot be checked: %s", exc)
+                self._count_request("busy")
+                return WebhookResult(503, {"error": "busy, retry later"})
             for event in events:
                 key = _event_key(event)
-                if key is not None and (self.recent.seen(key) or key in keys):
+                if key is not None and (key in known or key in keys):
                     duplicates += 1
                     continue
                 fresh.append(event)
@@ -284,7 +377,15 @@ class WebhookReceiver:
                 log.warning("webhook queue full (%d new): HubSpot will retry", len(contacts))
                 self._count_request("busy")
                 return WebhookResult(503, {"error": "busy, retry later"})
-            self.recent.add_many(keys)  # remembered only once handled (a 503 is retried)
+            try:  # remembered only once handled (a 503 is retried)
+                self.recent.add_many(keys)
+            except (
+                ConnectorError,
+                sqlite3.Error,
+            ) as exc:  # handled all the same: a 503 would queue them twice
+                log.warning(
+                    "webhook event ids not recorded (a redelivery is handled again): %s", exc
+                )
         self._count_request("accepted")
         if self.metrics is not None:
             self.metrics.webhook_event("duplicate", duplicates)
@@ -311,7 +412,7 @@ def _event_key(event: Mapping[str, Any]) -> str | None:
     eid = event.get("eventId")
     if eid is None or isinstance(eid, bool) or str(eid).strip() == "":
         return None
-    return str(eid).strip()
+    return clean_text(str(eid).strip())  # a lone surrogate would not bind in SQLite
 
 
 class HandRaiserWorker:

@@ -42,30 +42,25 @@ FROM contacts WHERE crm = ? AND id = ?
 _CONTACTS_AFTER = """
 SELECT id, email, first_name, last_name, job_title, company_name, country, lifecycle_stage,
   lead_status, lead_status_changed_at, recycled_at, mql_at, created_at, updated_at, properties
-FROM contacts WHERE crm = ?1 AND id > ?4 AND id <= ?5
-  AND (?2 OR (archived_at IS NULL AND merged_into IS NULL))
+FROM contacts_with_live WHERE crm = ?1 AND id > ?4 AND id <= ?5 AND (?2 OR live)
 ORDER BY id LIMIT ?3
 """
 _CONTACTS_IN = """
 SELECT id, email, first_name, last_name, job_title, company_name, country, lifecycle_stage,
   lead_status, lead_status_changed_at, recycled_at, mql_at, created_at, updated_at, properties
-FROM contacts WHERE crm = ?1 AND id IN (SELECT value FROM json_each(?3))
-  AND (?2 OR (archived_at IS NULL AND merged_into IS NULL))
+FROM contacts_with_live WHERE crm = ?1 AND id IN (SELECT value FROM json_each(?3))
+  AND (?2 OR live)
 ORDER BY id
 """
 _COUNT_CONTACTS = "SELECT count(*) FROM contacts WHERE crm = ?"
-# the live ones: the WHERE of the `contacts_live` index (migration 005), which answers these
-_COUNT_LIVE_CONTACTS = (
-    "SELECT count(*) FROM contacts WHERE crm = ? AND archived_at IS NULL AND merged_into IS NULL"
-)
+# the live ones (`live`: see `base.CONTACTS_VIEW`): the `contacts_live` index answers these
+_COUNT_LIVE_CONTACTS = "SELECT count(*) FROM contacts_with_live WHERE crm = ? AND live"
 _LIVE_ID_AT = (
-    "SELECT id FROM contacts WHERE crm = ? AND archived_at IS NULL AND merged_into IS NULL "
-    "ORDER BY id LIMIT 1 OFFSET ?"
+    "SELECT id FROM contacts_with_live WHERE crm = ? AND live ORDER BY id LIMIT 1 OFFSET ?"
 )
 _FIND_BY_EMAIL = """
-SELECT lower(email), id FROM contacts
-WHERE crm = ? AND lower(email) IN (SELECT value FROM json_each(?))
-  AND archived_at IS NULL AND merged_into IS NULL
+SELECT lower(email), id FROM contacts_with_live
+WHERE crm = ? AND lower(email) IN (SELECT value FROM json_each(?)) AND live
 ORDER BY created_at IS NULL, created_at, id
 """
 _UPSERT_CONTACT = """
@@ -291,8 +286,7 @@ class ContactsMixin(StoreBase):
     def is_writable(self, crm: str, contact_id: str) -> bool:
         """False for an archived or merged-away contact; True otherwise (unknown ids too)."""
         row = self._conn.execute(
-            "SELECT archived_at IS NULL AND merged_into IS NULL FROM contacts "
-            "WHERE crm = ? AND id = ?",
+            "SELECT live FROM contacts_with_live WHERE crm = ? AND id = ?",
             (crm, contact_id),
         ).fetchone()
         return row is None or bool(row[0])

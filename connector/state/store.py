@@ -34,6 +34,7 @@ from connector.state.base import (
     StoreBase,
     _db_errors,
     _translate,
+    configure_connection,
 )
 from connector.state.codec import decode_dt
 from connector.state.companies import CompaniesMixin, CompanyCacheView
@@ -106,12 +107,18 @@ class StateStore(
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        bulk: bool = False,
     ) -> StateStore:
         """Open (creating it 0600 if missing) and migrate the state DB at `path`.
 
         Raises `StateError` when the file is not an SQLite database, is a leadscore DB of a
         newer schema, or is locked by another process for longer than `busy_timeout` seconds.
+        `bulk`: for a process that rewrites most score rows (a parallel rescore's worker):
+        the WAL is checkpointed less often (`configure_connection`).
         """
         p = Path(path)
         label = str(p)
@@ -135,7 +142,7 @@ class StateStore(
                 raise StateError(f"state DB {label} cannot be opened: {exc}") from exc
             try:
                 store = cls(conn, label, busy_timeout)
-                store._setup(wal=True)
+                store._setup(wal=True, bulk=bulk)
             except sqlite3.Error as exc:
                 conn.close()
                 translated = _translate(exc, label, busy_timeout)
@@ -162,21 +169,8 @@ class StateStore(
         return store
 
     @_db_errors
-    def _setup(self, *, wal: bool) -> None:
-        conn = self._conn  # busy timeout: set by sqlite3.connect(timeout=...)
-        if wal:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            self.journal_mode = str(mode[0]).lower() if mode else "unknown"
-            conn.execute("PRAGMA synchronous = NORMAL")
-            # checkpoint the WAL into the DB every ~40 MiB, not every 4 MiB (the default):
-            # a full rescore rewrites ~1.4 GB of score rows at 1M contacts, and each
-            # checkpoint costs two fsyncs (measured: -6% on the rescore)
-            conn.execute("PRAGMA wal_autocheckpoint = 10000")
-        else:
-            self.journal_mode = "memory"
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute("PRAGMA cache_size = -65536")  # up to 64 MiB of page cache
+    def _setup(self, *, wal: bool, bulk: bool = False) -> None:
+        self.journal_mode = configure_connection(self._conn, wal=wal, bulk=bulk)
         self._migrate()
         self._restore_due_index()
 

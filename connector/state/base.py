@@ -55,6 +55,18 @@ def _translate(exc: sqlite3.Error, label: str, timeout: float) -> StateError | N
     return None
 
 
+@contextlib.contextmanager
+def translated_errors(label: str, timeout: float) -> Iterator[None]:
+    """Raise SQLite's locked/corrupt/unusable errors as `StateError` naming the file."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        translated = _translate(exc, label, timeout)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
 def _db_errors(
     method: Callable[Concatenate[S, P], R],
 ) -> Callable[Concatenate[S, P], R]:
@@ -62,13 +74,8 @@ def _db_errors(
 
     @functools.wraps(method)
     def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with translated_errors(self.path, self.busy_timeout):
             return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            translated = _translate(exc, self.path, self.busy_timeout)
-            if translated is None:
-                raise
-            raise translated from exc
 
     return wrapper
 
@@ -80,13 +87,8 @@ def _db_errors_iter(
 
     @functools.wraps(method)
     def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
-        try:
+        with translated_errors(self.path, self.busy_timeout):
             yield from method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            translated = _translate(exc, self.path, self.busy_timeout)
-            if translated is None:
-                raise
-            raise translated from exc
 
     return wrapper
 

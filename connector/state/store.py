@@ -33,20 +33,12 @@ from connector.state.base import (
     LAST_ID,
     StoreBase,
     _db_errors,
-    _translate,
     configure_connection,
+    translated_errors,
 )
 from connector.state.codec import decode_dt
 from connector.state.companies import CompaniesMixin, CompanyCacheView
-from connector.state.contacts import (
-    _CONTACTS_AFTER,
-    _CONTACTS_IN,
-    _COUNT_CONTACTS,
-    _COUNT_LIVE_CONTACTS,
-    _FIND_BY_EMAIL,
-    _LIVE_ID_AT,
-    ContactsMixin,
-)
+from connector.state.contacts import _COUNT_LIVE_CONTACTS, _LIVE_ID_AT, ContactsMixin
 from connector.state.dead_letters import DeadLetter, DeadLettersMixin
 from connector.state.leases import BULK_LEASE, DUE_INDEX, LeasesMixin
 from connector.state.models import ActiveModel, ModelsMixin
@@ -61,7 +53,7 @@ from connector.state.runs import (
 )
 from connector.state.scores import ScoresMixin, StoredScore
 
-__all__ = [  # the names other modules (and tests, bench/) import from here
+__all__ = [  # the names imported from here before the split (tests: the two live queries)
     "BULK_LEASE",
     "DEFAULT_BATCH",
     "DEFAULT_BUSY_TIMEOUT",
@@ -72,11 +64,7 @@ __all__ = [  # the names other modules (and tests, bench/) import from here
     "RUN_PARTIAL",
     "RUN_RUNNING",
     "RUN_STOPPED",
-    "_CONTACTS_AFTER",
-    "_CONTACTS_IN",
-    "_COUNT_CONTACTS",
     "_COUNT_LIVE_CONTACTS",
-    "_FIND_BY_EMAIL",
     "_LIVE_ID_AT",
     "ActiveModel",
     "CompanyCacheView",
@@ -141,14 +129,9 @@ class StateStore(
             except sqlite3.Error as exc:
                 raise StateError(f"state DB {label} cannot be opened: {exc}") from exc
             try:
-                store = cls(conn, label, busy_timeout)
-                store._setup(wal=True, bulk=bulk)
-            except sqlite3.Error as exc:
-                conn.close()
-                translated = _translate(exc, label, busy_timeout)
-                if translated is None:
-                    raise
-                raise translated from exc
+                with translated_errors(label, busy_timeout):
+                    store = cls(conn, label, busy_timeout)
+                    store._setup(wal=True, bulk=bulk)
             except BaseException:
                 conn.close()
                 raise

@@ -23,6 +23,7 @@ from connector.model.loader import load_model
 from connector.ops.parallel import plan_workers
 from connector.ops.rescore import recompute_all
 from connector.scoring import BUILD
+from connector.state.base import configure_connection
 from connector.state.store import StateStore
 from connector.synth import synth_dataset
 
@@ -54,6 +55,7 @@ def build(path: Path, contacts: int, per_contact: int) -> None:
 
 def floor(path: Path) -> tuple[float, int]:
     conn = sqlite3.connect(path)
+    configure_connection(conn, wal=True)  # the store's settings: a like-for-like floor
     t0 = time.perf_counter()
     n = 0
     for _row in conn.execute(

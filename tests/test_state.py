@@ -25,6 +25,7 @@ from connector.state import (
     StateStore,
     migrations,
 )
+from connector.state.base import configure_connection
 from connector.state.codec import (
     decode_dt,
     decode_json,
@@ -1024,3 +1025,40 @@ def test_a_failing_rescore_rebuilds_the_due_index_and_raises_its_own_error(
             assert not has_due_index(db_path)
             raise ValueError("the rescore failed")
         assert has_due_index(db_path) and s.get_job("bulk-scoring") is None
+
+
+def test_every_connection_gets_the_same_settings_and_the_live_view(db_path: Path) -> None:
+    """One setup for every connection (`configure_connection`): the store's, a parallel
+    rescore worker's (`bulk`: a longer WAL checkpoint), a raw reader's. The `live` column is
+    the WHERE of the `contacts_live` index, and lives in a TEMP view: the file's schema has no
+    view."""
+    pragmas = ("journal_mode", "synchronous", "foreign_keys", "temp_store", "cache_size")
+    with StateStore.open(db_path) as s, StateStore.open(db_path, bulk=True) as w:
+        want = ("wal", 1, 1, 2, -65536)
+        for store in (s, w):
+            assert tuple(store.db.execute("PRAGMA " + p).fetchone()[0] for p in pragmas) == want
+        assert s.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10000
+        assert w.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 20000
+        index_sql, views = s.db.execute(
+            "SELECT (SELECT sql FROM sqlite_master WHERE name = 'contacts_live'), "
+            "(SELECT count(*) FROM sqlite_master WHERE type = 'view')"
+        ).fetchone()
+        view_sql = s.db.execute(
+            "SELECT sql FROM sqlite_temp_master WHERE name = 'contacts_with_live'"
+        ).fetchone()[0]
+        assert views == 0
+        condition = "archived_at IS NULL AND merged_into IS NULL"
+        assert (
+            index_sql.endswith("WHERE " + condition) and "(" + condition + ") AS live" in view_sql
+        )
+        with s.transaction():
+            s.upsert_contacts(CRM, [Contact(id=i) for i in ("1", "2", "3")], at=NOW)
+        s.mark_archived(CRM, "1", NOW)
+        s.merge_contacts(CRM, "2", "3", NOW)
+    raw = sqlite3.connect(db_path)
+    try:
+        configure_connection(raw, wal=True)
+        live = raw.execute("SELECT id FROM contacts_with_live WHERE live ORDER BY id").fetchall()
+        assert live == [("3",)]
+    finally:
+        raw.close()

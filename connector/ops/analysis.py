@@ -23,13 +23,13 @@ from connector.jsonout import jsonable
 from connector.ops.common import (
     analysis_enricher,
     console,
-    contacts_progress,
     fail,
     load_model_or_exit,
     open_existing_store,
     settings_from,
 )
 from connector.pipeline import Enricher
+from connector.progress import contacts_progress
 from connector.state.store import DeadLetter, StateStore
 
 

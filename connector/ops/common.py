@@ -3,9 +3,8 @@ an enricher that never writes, rescoring stored contacts, and small formatting."
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
@@ -14,6 +13,7 @@ import click
 
 from connector.enrich.cache import CacheEntry, CompanyCache
 from connector.errors import ConnectorError
+from connector.progress import contacts_progress as contacts_progress  # re-exported
 from connector.scoring import score_rows
 from connector.state.store import LAST_ID, StateStore
 from connector.types import Contact, Enrichment, Reason, ScoreResult
@@ -115,49 +115,6 @@ def console() -> Console:
     from connector.cli import _console
 
     return _console()
-
-
-@contextlib.contextmanager
-def contacts_progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar with the time left, for work over `total` contacts: `advance(n)` as
-    `n` more are done. On standard error, and only on a terminal (logs and pipes get the
-    summary lines alone); gone when the work ends. Redrawn by `advance` alone, with no
-    refresh thread: the work forks worker processes, and a fork must not copy a lock that
-    another thread holds."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    err = Console(stderr=True)
-    bar = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        auto_refresh=False,
-        disable=not err.is_terminal,
-    )
-    with bar:
-        task = bar.add_task(label, total=total)
-        bar.refresh()
-
-        def advance(n: int) -> None:
-            bar.advance(task, n)
-            bar.refresh()
-
-        yield advance
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -38,8 +38,6 @@ T = TypeVar("T")
 # below this many live contacts a rescore takes about a second: processes are not worth it
 MIN_CONTACTS_PER_WORKER = 20_000
 
-WAL_CHECKPOINT = "PRAGMA wal_autocheckpoint = 20000"  # pages of 4 KiB; SQLite's default: 1,000
-
 # the job of the pool being run, inherited by its forked workers (never pickled)
 _JOB: tuple[Callable[[StateStore, str, str], object], str, float] | None = None
 # where a job's `tick` goes: the caller's progress callback, or (in a worker) the shared counter
@@ -163,9 +161,6 @@ def _run(after: str, upto: str, slot: int) -> object:
     # often (a job holds one batch of contacts; its garbage is freed by reference counting)
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    with StateStore.open(path, busy_timeout=busy_timeout) as store:
-        # a range rewrites most of its contacts' score rows: checkpoint the WAL every ~80 MB
-        # instead of every 4 MB, so pages written many times (indexes, the history table's
-        # end) are copied into the DB once per checkpoint, not once per commit or two
-        store.db.execute(WAL_CHECKPOINT)
+    # a range rewrites most of its contacts' score rows: `bulk` checkpoints the WAL less often
+    with StateStore.open(path, busy_timeout=busy_timeout, bulk=True) as store:
         return job(store, after, upto)

@@ -212,23 +212,11 @@ def m002_write_backlog(db: Database) -> None:
 def m003_score_history_triggers(db: Database) -> None:
     """`score_history` gets a row when a contact's score, grade, MQL flag or model version
     changes: appended by SQLite itself, from the upsert of the current score (it has the old
-    row at hand; a separate look-up per contact cost a full rescore ~3% of its time)."""
-    db.execute(
-        "CREATE TRIGGER IF NOT EXISTS scores_history_insert AFTER INSERT ON scores "
-        "BEGIN INSERT INTO score_history "
-        "(crm, contact_id, model_version, score, grade, mql, scored_at) VALUES "
-        "(NEW.crm, NEW.contact_id, NEW.model_version, NEW.score, NEW.grade, NEW.mql, "
-        "NEW.scored_at); END"
-    )
-    db.execute(
-        "CREATE TRIGGER IF NOT EXISTS scores_history_update AFTER UPDATE ON scores "
-        "WHEN OLD.score IS NOT NEW.score OR OLD.grade IS NOT NEW.grade "
-        "OR OLD.mql IS NOT NEW.mql OR OLD.model_version IS NOT NEW.model_version "
-        "BEGIN INSERT INTO score_history "
-        "(crm, contact_id, model_version, score, grade, mql, scored_at) VALUES "
-        "(NEW.crm, NEW.contact_id, NEW.model_version, NEW.score, NEW.grade, NEW.mql, "
-        "NEW.scored_at); END"
-    )
+    row at hand; a separate look-up per contact cost a full rescore ~3% of its time).
+
+    The triggers this migration first created were replaced by m004's (which add the stage)
+    and are no longer created here: m004 always runs with it (`apply` runs every pending
+    migration in one transaction), drops any old ones and creates `_HISTORY_TRIGGERS`."""
 
 
 def m004_score_history_stage(db: Database) -> None:
@@ -238,22 +226,8 @@ def m004_score_history_stage(db: Database) -> None:
     db.execute("ALTER TABLE score_history ADD COLUMN stage TEXT")
     db.execute("DROP TRIGGER IF EXISTS scores_history_insert")
     db.execute("DROP TRIGGER IF EXISTS scores_history_update")
-    db.execute(
-        "CREATE TRIGGER scores_history_insert AFTER INSERT ON scores "
-        "BEGIN INSERT INTO score_history "
-        "(crm, contact_id, model_version, score, grade, mql, scored_at, stage) VALUES "
-        "(NEW.crm, NEW.contact_id, NEW.model_version, NEW.score, NEW.grade, NEW.mql, "
-        "NEW.scored_at, NEW.current_stage); END"
-    )
-    db.execute(
-        "CREATE TRIGGER scores_history_update AFTER UPDATE ON scores "
-        "WHEN OLD.score IS NOT NEW.score OR OLD.grade IS NOT NEW.grade "
-        "OR OLD.mql IS NOT NEW.mql OR OLD.model_version IS NOT NEW.model_version "
-        "BEGIN INSERT INTO score_history "
-        "(crm, contact_id, model_version, score, grade, mql, scored_at, stage) VALUES "
-        "(NEW.crm, NEW.contact_id, NEW.model_version, NEW.score, NEW.grade, NEW.mql, "
-        "NEW.scored_at, NEW.current_stage); END"
-    )
+    for trigger in _HISTORY_TRIGGERS:
+        db.execute(trigger)
 
 
 def m005_live_contacts_index(db: Database) -> None:
@@ -276,7 +250,25 @@ def m006_active_model(db: Database) -> None:
     )
 
 
-# the WHERE of a query must repeat this one's for SQLite to use the index
+# The history triggers (m003, with the stage since m004): one on insert, one on an update
+# that changes the score, grade, MQL flag or model version.
+_HISTORY_TRIGGERS = (
+    "CREATE TRIGGER scores_history_insert AFTER INSERT ON scores "
+    "BEGIN INSERT INTO score_history "
+    "(crm, contact_id, model_version, score, grade, mql, scored_at, stage) VALUES "
+    "(NEW.crm, NEW.contact_id, NEW.model_version, NEW.score, NEW.grade, NEW.mql, "
+    "NEW.scored_at, NEW.current_stage); END",
+    "CREATE TRIGGER scores_history_update AFTER UPDATE ON scores "
+    "WHEN OLD.score IS NOT NEW.score OR OLD.grade IS NOT NEW.grade "
+    "OR OLD.mql IS NOT NEW.mql OR OLD.model_version IS NOT NEW.model_version "
+    "BEGIN INSERT INTO score_history "
+    "(crm, contact_id, model_version, score, grade, mql, scored_at, stage) VALUES "
+    "(NEW.crm, NEW.contact_id, NEW.model_version, NEW.score, NEW.grade, NEW.mql, "
+    "NEW.scored_at, NEW.current_stage); END",
+)
+
+# the WHERE of a query must repeat this one's for SQLite to use the index (the queries use the
+# `live` column of connector.state.base.CONTACTS_VIEW, which is this condition)
 _LIVE_CONTACTS_INDEX = (
     "CREATE INDEX IF NOT EXISTS contacts_live ON contacts (crm, id) "
     "WHERE archived_at IS NULL AND merged_into IS NULL"

@@ -17,22 +17,14 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import TaskID
 
 from connector.console import make_console
 from connector.errors import ConfigError, ConnectorError, InputError, StopRunError
 from connector.model.loader import LoadedModel, validate_model_file
 from connector.parse import parse_timestamp
 from connector.pipeline import SyncSummary
+from connector.progress import progress_bar
 from connector.settings import Settings, load_settings
 from connector.state.codec import decode_dt
 from connector.worker.backfill import BackfillJob, run_backfill
@@ -220,18 +212,7 @@ class RichBackfillProgress:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[note]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
+        self.progress = progress_bar(console, transient=False, bold_label=True, note=True)
         self.tasks: dict[str, TaskID] = {}
         self.pages: dict[str, int] = {}
         self.contacts_total: int | None = None

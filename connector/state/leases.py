@@ -1,0 +1,96 @@
+"""The bulk-scoring lease: a full rescore drops the due-time index and builds it again at
+the end; a `jobs` row names the process (pid, host) that dropped it, so that a later `open`
+rebuilds an index left dropped by a process that died."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator
+from datetime import timedelta
+
+from connector.state.base import UPSERT_JOB, StoreBase, _db_errors, _now
+from connector.state.codec import decode_dt, decode_mapping, encode_dt, encode_json
+
+# The index that finds the contacts whose score changes by a time (`due_contact_ids`). A full
+# rescore drops it and builds it again once at the end (`StateStore.bulk_scoring`).
+DUE_INDEX = "scores_crm_next_change"
+_CREATE_DUE_INDEX = (
+    'CREATE INDEX IF NOT EXISTS "scores_crm_next_change" ON "scores" ("crm", "next_change_at")'
+)
+_DROP_DUE_INDEX = 'DROP INDEX IF EXISTS "scores_crm_next_change"'
+_HAS_DUE_INDEX = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?"
+_BULK_JOB = "bulk-scoring"  # the `jobs` row naming the process that dropped the due index
+# how long a dropped due index is left to its rescore when its process cannot be checked
+BULK_LEASE = timedelta(hours=2)
+
+
+def _process_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True
+
+
+class LeasesMixin(StoreBase):
+    """The due-time index and the lease of the rescore that dropped it."""
+
+    def _has_due_index(self) -> bool:
+        return self._conn.execute(_HAS_DUE_INDEX, (DUE_INDEX,)).fetchone() is not None
+
+    def _restore_due_index(self) -> None:
+        """A `bulk_scoring` that died (killed, power cut) left the due index dropped: build it
+        again, unless the one that dropped it may still be at work. That is: a live process
+        on this host, or (seen from another host or container, where its pid says nothing)
+        a lease younger than `BULK_LEASE`."""
+        if self._has_due_index():
+            return
+        row = self._conn.execute(
+            "SELECT state, updated_at FROM jobs WHERE name = ?", (_BULK_JOB,)
+        ).fetchone()
+        if row is not None:
+            owner = decode_mapping(row[0])
+            young = _now() - decode_dt(row[1]) < BULK_LEASE
+            if owner.get("host") == socket.gethostname():
+                if young and _process_alive(owner.get("pid")):
+                    return
+            elif young:
+                return
+        self._build_due_index()
+
+    def _build_due_index(self) -> None:
+        with self.transaction():
+            self._conn.execute(_CREATE_DUE_INDEX)
+            self._conn.execute("DELETE FROM jobs WHERE name = ?", (_BULK_JOB,))
+
+    @_db_errors
+    def _take_lease(self) -> None:
+        owner = {"pid": os.getpid(), "host": socket.gethostname()}
+        with self.transaction():
+            self._conn.execute(UPSERT_JOB, (_BULK_JOB, encode_json(owner), encode_dt(_now())))
+            self._conn.execute(_DROP_DUE_INDEX)
+
+    @contextlib.contextmanager
+    def bulk_scoring(self) -> Iterator[None]:
+        """For a rescore that rewrites every score row: the due-time index is dropped while
+        it runs and built again, once, at the end. Kept up to date, it costs each contact two
+        writes at random places of the index (a 1M-contact rescore spent 2.3 µs per event
+        writing scores with it, 0.6 without; the rebuild takes 2–5 s and holds the write lock
+        meanwhile). `due_contact_ids` still answers right, by a scan. If this process dies
+        before the end, a later `open` builds the index again (see `_restore_due_index`)."""
+        self._take_lease()
+        try:
+            yield
+        except BaseException:
+            # the rescore's own error is the one to see; a failed rebuild is left to `open`
+            with contextlib.suppress(sqlite3.Error):
+                self._build_due_index()
+            raise
+        self._build_due_index()

@@ -1,0 +1,225 @@
+"""Cursors, runs and resumable jobs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from connector.state.base import UPSERT_JOB, StoreBase, _db_errors, _now
+from connector.state.codec import (
+    decode_dt,
+    decode_mapping,
+    decode_opt_dt,
+    encode_dt,
+    encode_json,
+    redact,
+    redact_text,
+)
+from connector.state.leases import BULK_LEASE, _process_alive
+
+RUN_RUNNING = "running"
+RUN_OK = "ok"
+RUN_PARTIAL = "partial"
+RUN_FAILED = "failed"
+RUN_STOPPED = "stopped"
+# the `jobs` row of a `leadscore run` worker using this DB (renewed after each of its runs)
+RUN_WORKER_JOB = "run-worker"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    crm: str
+    kind: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    counts: dict[str, Any] = field(default_factory=dict)
+    api_calls: int = 0
+    errors: int = 0
+    message: str | None = None
+
+    @property
+    def duration(self) -> timedelta | None:
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+
+_SELECT_RUN = """
+SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message
+FROM runs WHERE id = ?
+"""
+_LAST_RUNS = """
+SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message
+FROM runs WHERE crm = ? ORDER BY id DESC LIMIT ?
+"""
+_LAST_RUN_WITH_STATUS = """
+SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message
+FROM runs WHERE crm = ? AND kind = ? AND status = ? ORDER BY id DESC LIMIT 1
+"""
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        id=row[0],
+        crm=row[1],
+        kind=row[2],
+        started_at=decode_dt(row[3]),
+        finished_at=decode_opt_dt(row[4]),
+        status=row[5],
+        counts=decode_mapping(row[6]),
+        api_calls=row[7] or 0,
+        errors=row[8] or 0,
+        message=row[9],
+    )
+
+
+class RunsMixin(StoreBase):
+    """Cursors, runs and jobs."""
+
+    # -- cursors -------------------------------------------------------------------------
+
+    @_db_errors
+    def get_cursor(self, crm: str, stream: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT value FROM cursors WHERE crm = ? AND stream = ?", (crm, stream)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    @_db_errors
+    def set_cursor(self, crm: str, stream: str, value: str) -> None:
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO cursors (crm, stream, value, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (crm, stream) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at",
+                (crm, stream, value, encode_dt(_now())),
+            )
+
+    # -- runs ----------------------------------------------------------------------------
+
+    @_db_errors
+    def start_run(self, crm: str, kind: str, *, at: datetime | None = None) -> int:
+        with self.transaction():
+            cursor = self._conn.execute(
+                "INSERT INTO runs (crm, kind, started_at, status, api_calls, errors) "
+                "VALUES (?, ?, ?, ?, 0, 0)",
+                (crm, kind, encode_dt(at or _now()), RUN_RUNNING),
+            )
+        return int(cursor.lastrowid or 0)
+
+    @_db_errors
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        counts: Mapping[str, Any] | None = None,
+        api_calls: int = 0,
+        errors: int = 0,
+        message: str | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """Close a run: status is `RUN_OK`, `RUN_PARTIAL`, `RUN_FAILED` or `RUN_STOPPED`."""
+        with self.transaction():
+            cursor = self._conn.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, counts = ?, api_calls = ?, "
+                "errors = ?, message = ? WHERE id = ?",
+                (
+                    encode_dt(at or _now()),
+                    status,
+                    encode_json(redact(dict(counts or {}))),
+                    api_calls,
+                    errors,
+                    None if message is None else redact_text(message),
+                    run_id,
+                ),
+            )
+            if cursor.rowcount == 0:
+                raise ValueError(f"no run with id {run_id}")
+
+    @_db_errors
+    def get_run(self, run_id: int) -> RunRecord | None:
+        row = self._conn.execute(_SELECT_RUN, (run_id,)).fetchone()
+        return None if row is None else _run(row)
+
+    @_db_errors
+    def last_runs(self, crm: str, n: int = 10) -> list[RunRecord]:
+        """The `n` most recent runs of `crm`, newest first."""
+        rows = self._conn.execute(_LAST_RUNS, (crm, n)).fetchall()
+        return [_run(r) for r in rows]
+
+    @_db_errors
+    def last_successful_run(self, crm: str, kind: str) -> RunRecord | None:
+        """The newest run of `kind` that finished with status `RUN_OK`."""
+        row = self._conn.execute(_LAST_RUN_WITH_STATUS, (crm, kind, RUN_OK)).fetchone()
+        return None if row is None else _run(row)
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    @_db_errors
+    def get_job(self, name: str) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT state FROM jobs WHERE name = ?", (name,)).fetchone()
+        return None if row is None else decode_mapping(row[0])
+
+    @_db_errors
+    def set_job(self, name: str, state: Mapping[str, Any]) -> None:
+        """Save a resumable job's progress (a JSON object: paging tokens, offsets; no
+        credentials)."""
+        with self.transaction():
+            self._conn.execute(UPSERT_JOB, (name, encode_json(dict(state)), encode_dt(_now())))
+
+    @_db_errors
+    def delete_job(self, name: str) -> bool:
+        with self.transaction():
+            cursor = self._conn.execute("DELETE FROM jobs WHERE name = ?", (name,))
+        return cursor.rowcount > 0
+
+    # -- the run worker's lease ------------------------------------------------------------
+
+    def hold_run_lease(self, lease: timedelta) -> None:
+        """Record (or renew) that this process runs a `leadscore run` worker on this DB. Seen
+        from another host, it holds the DB for `lease` after the last renewal."""
+        self.set_job(
+            RUN_WORKER_JOB,
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "lease_s": lease.total_seconds(),
+            },
+        )
+
+    @_db_errors
+    def release_run_lease(self) -> bool:
+        """Remove this process's lease (not another worker's); whether there was one."""
+        holder = self.get_job(RUN_WORKER_JOB)
+        if holder is None:
+            return False
+        if holder.get("pid") != os.getpid() or holder.get("host") != socket.gethostname():
+            return False
+        return self.delete_job(RUN_WORKER_JOB)
+
+    @_db_errors
+    def run_lease_holder(self) -> dict[str, Any] | None:
+        """The `leadscore run` worker using this DB now, as {pid, host, renewed_at}: a live process
+        on this host, or (on another host or container, where its pid says nothing) a lease
+        renewed within its term. None when there is none, or it died."""
+        row = self._conn.execute(
+            "SELECT state, updated_at FROM jobs WHERE name = ?", (RUN_WORKER_JOB,)
+        ).fetchone()
+        if row is None:
+            return None
+        holder = decode_mapping(row[0])
+        renewed = decode_dt(row[1])
+        if holder.get("host") == socket.gethostname():
+            alive = _process_alive(holder.get("pid"))
+        else:
+            term = holder.get("lease_s")
+            seconds = float(term) if isinstance(term, int | float) else BULK_LEASE.total_seconds()
+            alive = _now() - renewed < timedelta(seconds=seconds)
+        if not alive:
+            return None
+        return {"pid": holder.get("pid"), "host": holder.get("host"), "renewed_at": renewed}

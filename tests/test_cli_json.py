@@ -136,7 +136,8 @@ def test_rescore_dry_run_json(synced: list[str], demo: Harness) -> None:
     )
     # the 16 dead-lettered D contacts still differ in the CRM: a rescore would write them
     assert doc["to_write"] == 16 and doc["write_properties"]["grade"] == 16
-    assert doc["stored_versions"] == {"2026.11-default (122c60f1a5c0)": 50}
+    model = load_model()
+    assert doc["stored_versions"] == {f"{model.version} ({model.fingerprint})": 50}
     assert len(doc["sample"]) == 10 and doc["sample"][0]["label"] == "riley.chen1987@gmail.com"
     assert doc["dry_run"] is True and "after" not in doc and "write_ids" not in doc
     apply = CliRunner().invoke(cli, [*synced, "rescore", "--json"])

@@ -151,8 +151,9 @@ def init_model_cmd(directory: str, force: bool) -> None:
         "Next: edit them, bump `version`, then\n"
         f"  leadscore validate-model {model}\n"
         f"  leadscore rescore --dry-run --model {model}   # preview against the stored scores\n"
+        f"  leadscore rescore --model {model}   # roll it out: the model in force from now on\n"
         f"and set LEADSCORE_MODEL_PATH={model.resolve()} (and LEADSCORE_FREEMAIL_PATH="
-        f"{(dest / 'freemail.yaml').resolve()}) to put them in force."
+        f"{(dest / 'freemail.yaml').resolve()}) so the worker's settings name it too."
     )
 
 

@@ -312,6 +312,55 @@ class ObjectsAPI(HubSpotApi):
         ]
         return self._batch_response(results, [], started, ok=201)
 
+    def _unique_property(self, ot: ObjectType, name: object) -> str:
+        """An ``idProperty`` for an upsert: ``email`` for contacts or a unique-value property."""
+        pdef = self.portal.properties_of(ot).get(name) if isinstance(name, str) else None
+        if (
+            not isinstance(name, str)
+            or (
+                name not in ot.unique_properties
+                and (pdef is None or pdef.archived or not pdef.has_unique_value)
+            )
+            or name == "hs_object_id"
+        ):
+            raise _bad(f"idProperty '{name}' is not a unique-value property")
+        return name
+
+    def _find_unique(self, ot: ObjectType, name: str, value: str) -> ContactRecord | None:
+        if ot is CONTACTS and name == "email":
+            return self.portal.by_email(value)
+        for rec in self.portal.live_records(ot):
+            if rec.properties.get(name) == value:
+                return rec
+        return None
+
+    def _batch_upsert(self, req: Request, m: dict[str, str]) -> Response:
+        """``{inputs: [{id, idProperty, properties}]}``: update the record whose unique
+        ``idProperty`` has the value ``id``, or create it with that value."""
+        ot = object_type(m)
+        started = self.portal.now_ms()
+        inputs = self._inputs(self._json_object(req))
+        plan: list[tuple[ContactRecord | None, dict[str, str]]] = []
+        for item in inputs:
+            name = self._unique_property(ot, item.get("idProperty") or req.param("idProperty"))
+            value = _id_text(item.get("id"))
+            rec = self._find_unique(ot, name, value)
+            values, problems = self.portal.validate_writes(rec, self._properties_body(item), ot=ot)
+            if problems:
+                return self._validation_400(problems)
+            if rec is None:
+                values[name] = value
+            plan.append((rec, values))
+        results: list[JsonDict] = []
+        for rec, values in plan:
+            new = rec is None
+            if rec is None:
+                rec = self.portal.create_object(ot, values)
+            else:
+                self.portal.apply(rec, values)
+            results.append({**self.contact_json(rec, list(values), ot=ot), "new": new})
+        return self._batch_response(results, [], started)
+
     def _batch_archive(self, req: Request, m: dict[str, str]) -> Response:
         ot = object_type(m)
         inputs = self._inputs(self._json_object(req))

@@ -74,7 +74,7 @@ def test_committed_fixture_is_the_generator_output(capsys: pytest.CaptureFixture
 
 def test_portal_size_forms_and_filler_contacts() -> None:
     ids = [c["id"] for c in DEMO["contacts"]]
-    assert ids == [str(i) for i in range(101, 153)]
+    assert ids == [str(i) for i in range(101, 157)]  # 153..156: the Northwind Data committee
     total = len(DEMO["events"]) + len(DEMO["email_events"])
     assert 2_000 <= total <= 4_000
     assert [f["name"] for f in DEMO["forms"]] == list(FORM_NAMES)
@@ -319,7 +319,7 @@ def test_cli_command_serves_the_demo_portal_until_interrupted(
     lines = result.output.splitlines()
     assert lines[0] == f"HubSpot sandbox listening on {seen['url']}"
     assert lines[1] == "  token:    demo-token"
-    assert lines[2] == "  portal:   4242 (50 contacts)"
+    assert lines[2] == "  portal:   4242 (54 contacts, 13 companies)"
     assert lines[-1] == "Sandbox stopped."
     with pytest.raises(requests.ConnectionError):
         requests.get(seen["url"], timeout=2)

@@ -35,6 +35,22 @@ def test_demo_syncs_the_portal_and_the_second_sync_writes_nothing(tmp_path: Path
     riley = rows["riley.chen1987@gmail.com"]
     assert riley["mql_reason"] == "hand-raiser: Request a demo" and riley["mismatch"]
     assert rows["taylor.brooks@globex.co.uk"]["stage"] == "salesqualifiedlead"
+    # the Northwind Data buying committee: engaged together, none an MQL alone
+    committee = {
+        email: (rows[email]["grade"], rows[email]["score"], rows[email]["stage"])
+        for email in (
+            "elena.marsh@northwind-data.com",
+            "marcus.lee@northwind-data.com",
+            "nadia.okafor@northwind-data.com",
+            "tom.becker@northwind-data.com",
+        )
+    }
+    assert committee == {
+        "elena.marsh@northwind-data.com": ("A", "24", "lead"),
+        "marcus.lee@northwind-data.com": ("B", "40", "lead"),
+        "nadia.okafor@northwind-data.com": ("C", "20", "lead"),
+        "tom.becker@northwind-data.com": ("B", "15", "lead"),
+    }
     assert "leadscore_score" in ",".join(result.created)
     text = (tmp_path / "out.txt").read_text()
     assert "What sales sees in HubSpot now" in text

@@ -46,7 +46,11 @@ Endpoints (paths with or without a trailing slash; ``contacts`` may also be spel
   ``/batch/labels/archive``, ``GET .../labels``;
 * ``/events/v3/events/`` and ``/events/v3/events/event-types``;
 * ``/email/public/v1/events``; ``/marketing/v3/forms/`` (+ ``/{id}``);
-  ``/form-integrations/v1/submissions/forms/{guid}``.
+  ``/form-integrations/v1/submissions/forms/{guid}``;
+* routes that create engagement (see ``engagement``): ``POST
+  /submissions/v3/integration/submit/{portalId}/{formGuid}`` (no token) and
+  ``.../integration/secure/submit/...`` (a form submission event, the contact created by e-mail
+  if missing), ``POST /events/v3/send`` and ``/events/v3/send/batch`` (custom events, 204).
 
 Behaviour worth knowing (each one is exercised in ``tests/test_sandbox_hubspot*.py``):
 
@@ -125,6 +129,7 @@ in :mod:`connector.sandbox.base`, ``sandbox/limits.py`` and ``sandbox/faults.py`
   ``search``: CRM search; ``associations``: associations v4 (types in ``object_types``);
 * ``properties``: the property catalogue, value checks and the properties/groups endpoints;
 * ``events``: the events API and marketing e-mail events; ``forms``: forms and submissions;
+  ``engagement``: forms submission v3 and custom events send;
 * ``limits``: authentication and rate limits; ``faults``: how injected faults look;
 * ``errors``: HubSpot's error envelope; ``api``: the request helpers the modules share;
   ``app``: the route table; ``sandbox``: :class:`HubSpotSandbox`, the public handle.

@@ -34,6 +34,7 @@ from sqlite_utils import Database
 from connector.enrich.cache import CacheEntry
 from connector.errors import StateError
 from connector.state import migrations
+from connector.state.accounts import AccountsStateMixin
 from connector.state.codec import (
     contact_from_row,
     decode_dt,
@@ -550,7 +551,7 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 # ---------------------------------------------------------------------------- the store
 
 
-class StateStore:
+class StateStore(AccountsStateMixin):
     """The SQLite state DB. Open with `StateStore.open(path)` or `StateStore.memory()`.
 
     Not for concurrent use from several threads at once; other *processes* may read while

@@ -21,18 +21,29 @@ to make the old one 401), ``faults`` (settable :class:`Faults`), ``requests`` (s
 properties, occurred_at)``, ``add_email_event(contact_id, type, occurred_at, campaign_id=, url=)``,
 ``submit_form(contact_id, form_name_or_id, occurred_at, page_url)``, ``set_property(contact_id,
 name, value)`` (as a rep in the UI: any existing property, no stage rule), ``merge(primary,
-absorbed)``, ``archive(contact_id)``, ``contact(id)``. ``portal`` may be a :class:`Portal`, a
+absorbed)``, ``archive(contact_id)``, ``contact(id)``, ``company(id)`` and
+``associate(contact_id, company_id, primary=False)``; ``portal.companies[id]`` holds the
+companies. ``portal`` may be a :class:`Portal`, a
 fixture dict or a fixture path (see :func:`load_portal`); ``now`` fixes the portal clock (the
 fixture is shifted by ``now - anchor``; writes are then stamped just after ``now``).
 ``keep_alive=False`` answers ``Connection: close`` so SDK clients never leave open sockets.
 
-Endpoints (paths with or without a trailing slash; ``contacts`` may also be spelled ``0-1``):
+Endpoints (paths with or without a trailing slash; ``contacts`` may also be spelled ``0-1``,
+``companies`` ``0-2``):
 
-* ``/crm/v3/objects/contacts``: GET list (``limit`` <= 100, ``after``, ``properties``,
-  ``propertiesWithHistory``, ``archived``), POST create (409 on a duplicate e-mail),
-  ``/{id}`` GET / PATCH / DELETE (``idProperty=email`` supported), ``/search``,
-  ``/batch/read``, ``/batch/update``, ``/batch/create``, ``/batch/archive``, ``/merge``;
-* ``/crm/v3/properties/contacts`` (+ ``/{name}``, ``/groups``, ``/groups/{name}``);
+* ``/crm/v3/objects/{contacts|companies}``: GET list (``limit`` <= 100, ``after``,
+  ``properties``, ``propertiesWithHistory``, ``archived``), POST create (contacts: 409 on a
+  duplicate e-mail), ``/{id}`` GET / PATCH / DELETE (``idProperty=email`` for contacts),
+  ``/search``, ``/batch/read``, ``/batch/update``, ``/batch/create``, ``/batch/upsert``
+  (``idProperty`` = ``email`` or a unique-value property), ``/batch/archive``, ``/merge``;
+* ``/crm/v3/properties/{contacts|companies}`` (+ ``/{name}``, ``/groups``, ``/groups/{name}``),
+  one catalogue per type (companies: ``name, domain, hs_additional_domains, numberofemployees,
+  industry, annualrevenue, country, ... hs_lastmodifieddate, num_associated_contacts``);
+* associations v4 between contacts and companies (see ``associations``):
+  ``GET /crm/v4/objects/{type}/{id}/associations/{toType}``, ``PUT .../default/{toType}/{toId}``,
+  ``PUT|DELETE .../{toType}/{toId}``, ``POST /crm/v4/associations/{from}/{to}/batch/read``
+  (<= 1,000 inputs), ``/batch/create``, ``/batch/associate/default``, ``/batch/archive``,
+  ``/batch/labels/archive``, ``GET .../labels``;
 * ``/events/v3/events/`` and ``/events/v3/events/event-types``;
 * ``/email/public/v1/events``; ``/marketing/v3/forms/`` (+ ``/{id}``);
   ``/form-integrations/v1/submissions/forms/{guid}``.
@@ -42,7 +53,14 @@ Behaviour worth knowing (each one is exercised in ``tests/test_sandbox_hubspot*.
 * Every write (create, PATCH, batch update, merge, ``set_property``, and a roll-up change caused
   by a new page view, form submission or marketing e-mail event) sets ``lastmodifieddate`` to
   the portal clock, strictly increasing per contact, even when the written values equal the
-  stored ones. Custom events (``pe<portal>_*``) change no property, so they do not bump it:
+  stored ones. Companies stamp ``hs_lastmodifieddate`` instead (also the search cursor).
+* Associations: a change of a contact's primary company sets its read-only
+  ``associatedcompanyid`` and bumps its ``lastmodifieddate``; an unlabeled association alone
+  does not bump the contact (HubSpot documents neither; integrators report association-only
+  changes are missed by incremental syncs - re-read with ``batch/read``). A company's
+  ``num_associated_contacts`` follows its live contacts and bumps ``hs_lastmodifieddate``.
+  Associations follow a merge to the survivor; an archived record's are not returned.
+* Custom events (``pe<portal>_*``) change no contact property, so they do not bump it:
   read them from the events API.
 * ``lifecyclestage`` only moves forward; a backward value is rejected (400 on a single PATCH,
   a per-record ``VALIDATION_ERROR`` in a batch) unless the stage is first cleared with ``""``.
@@ -103,16 +121,16 @@ in :mod:`connector.sandbox.base`, ``sandbox/limits.py`` and ``sandbox/faults.py`
   ``hs_lifecyclestage_<stage>_date`` stamps, merges, archives, events, roll-ups);
   ``fixtures``: :func:`load_portal`;
 * ``objects``: the object endpoints, batch and merge, routed for every object type declared in
-  ``object_types`` (contacts today; the portal stores contacts only); ``search``: CRM search;
+  ``object_types`` (contacts and companies; the portal keeps one store per type);
+  ``search``: CRM search; ``associations``: associations v4 (types in ``object_types``);
 * ``properties``: the property catalogue, value checks and the properties/groups endpoints;
 * ``events``: the events API and marketing e-mail events; ``forms``: forms and submissions;
 * ``limits``: authentication and rate limits; ``faults``: how injected faults look;
 * ``errors``: HubSpot's error envelope; ``api``: the request helpers the modules share;
   ``app``: the route table; ``sandbox``: :class:`HubSpotSandbox`, the public handle.
 
-There are no association or webhook endpoints yet: they belong in ``associations`` and
-``webhooks`` modules next to ``objects`` (a class over ``api.HubSpotApi``, its routes in
-``app``).
+There are no webhook endpoints yet: they belong in a ``webhooks`` module next to ``objects``
+(a class over ``api.HubSpotApi``, its routes in ``app``).
 """
 
 from connector.sandbox.base import Faults
@@ -130,10 +148,13 @@ from connector.sandbox.hubspot.fixtures import load_portal
 from connector.sandbox.hubspot.forms import Form
 from connector.sandbox.hubspot.object_types import (
     ALWAYS_RETURNED,
+    ASSOCIATION_TYPES,
+    COMPANIES,
     CONTACTS,
     DEFAULT_READ_PROPERTIES,
     OBJECT_TYPES,
     SEARCHABLE_BY_QUERY,
+    AssociationType,
     ObjectType,
 )
 from connector.sandbox.hubspot.portal import DEFAULT_PORTAL_ID, ContactRecord, Portal
@@ -161,7 +182,9 @@ from connector.sandbox.hubspot.search import (
 __all__ = [
     "ALWAYS_RETURNED",
     "ANALYTICS_SOURCES",
+    "ASSOCIATION_TYPES",
     "BATCH_MAX",
+    "COMPANIES",
     "CONTACTS",
     "DEFAULT_PORTAL_ID",
     "DEFAULT_READ_PROPERTIES",
@@ -181,6 +204,7 @@ __all__ = [
     "SEARCH_MAX_GROUPS",
     "SEARCH_MAX_LIMIT",
     "SEARCH_MAX_RESULTS",
+    "AssociationType",
     "BadRequest",
     "ContactRecord",
     "EmailEvent",

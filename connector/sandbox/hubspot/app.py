@@ -18,6 +18,7 @@ from connector.sandbox.base import (
     new_correlation_id,
 )
 from connector.sandbox.hubspot.api import _unquote
+from connector.sandbox.hubspot.associations import AssociationsAPI
 from connector.sandbox.hubspot.errors import BadRequest, _error
 from connector.sandbox.hubspot.events import EventsAPI
 from connector.sandbox.hubspot.faults import FaultAnswers
@@ -31,9 +32,11 @@ DEFAULT_TOKEN = "demo-token"  # noqa: S105 - a public demo value, not a secret
 
 _OBJ = "/crm/v3/objects/" + OBJECT_TYPE_GROUP
 _PROP = "/crm/v3/properties/" + OBJECT_TYPE_GROUP
+_V4_OBJ = r"/crm/v4/objects/(?P<from>[^/]+)/(?P<id>[^/]+)/associations"
+_V4_PAIR = r"/crm/v4/associations/(?P<from>[^/]+)/(?P<to>[^/]+)"
 
 
-class HubSpotApp(SearchAPI, PropertiesAPI, EventsAPI, FormsAPI, FaultAnswers):
+class HubSpotApp(SearchAPI, PropertiesAPI, AssociationsAPI, EventsAPI, FormsAPI, FaultAnswers):
     """HubSpot's API over a :class:`Portal`: auth, limits, routes, HubSpot-shaped errors."""
 
     def __init__(
@@ -64,6 +67,7 @@ class HubSpotApp(SearchAPI, PropertiesAPI, EventsAPI, FormsAPI, FaultAnswers):
             ("POST", _OBJ + "/batch/read", self._batch_read),
             ("POST", _OBJ + "/batch/update", self._batch_update),
             ("POST", _OBJ + "/batch/create", self._batch_create),
+            ("POST", _OBJ + "/batch/upsert", self._batch_upsert),
             ("POST", _OBJ + "/batch/archive", self._batch_archive),
             ("POST", _OBJ + "/merge", self._merge),
             ("GET", _OBJ + r"/(?P<id>[^/]+)", self._get),
@@ -79,6 +83,16 @@ class HubSpotApp(SearchAPI, PropertiesAPI, EventsAPI, FormsAPI, FaultAnswers):
             ("GET", _PROP + r"/(?P<name>[^/]+)", self._get_property),
             ("PATCH", _PROP + r"/(?P<name>[^/]+)", self._update_property),
             ("DELETE", _PROP + r"/(?P<name>[^/]+)", self._archive_property),
+            ("GET", _V4_OBJ + r"/(?P<to>[^/]+)", self._assoc_list),
+            ("PUT", _V4_OBJ + r"/default/(?P<to>[^/]+)/(?P<toId>[^/]+)", self._assoc_put_default),
+            ("PUT", _V4_OBJ + r"/(?P<to>[^/]+)/(?P<toId>[^/]+)", self._assoc_put_labeled),
+            ("DELETE", _V4_OBJ + r"/(?P<to>[^/]+)/(?P<toId>[^/]+)", self._assoc_delete),
+            ("POST", _V4_PAIR + "/batch/read", self._assoc_batch_read),
+            ("POST", _V4_PAIR + "/batch/create", self._assoc_batch_create),
+            ("POST", _V4_PAIR + "/batch/associate/default", self._assoc_batch_default),
+            ("POST", _V4_PAIR + "/batch/archive", self._assoc_batch_archive),
+            ("POST", _V4_PAIR + "/batch/labels/archive", self._assoc_batch_labels_archive),
+            ("GET", _V4_PAIR + "/labels", self._assoc_labels),
             ("GET", r"/events/v3/events", self._events),
             ("GET", r"/events/v3/events/event-types", self._event_types),
             ("GET", r"/email/public/v1/events", self._email_events),

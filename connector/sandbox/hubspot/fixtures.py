@@ -11,6 +11,7 @@ from connector.sandbox.base import DAY_MS as _DAY_MS
 from connector.sandbox.base import iso_ms, read_fixture
 from connector.sandbox.hubspot.events import EmailEvent, WebEvent
 from connector.sandbox.hubspot.forms import Form
+from connector.sandbox.hubspot.object_types import COMPANIES
 from connector.sandbox.hubspot.portal import DEFAULT_PORTAL_ID, Portal, _deterministic_id
 from connector.sandbox.hubspot.properties import PropertyGroup, _property_from_spec, _title
 
@@ -29,7 +30,12 @@ def load_portal(data: Mapping[str, Any] | str | Path, now: datetime | None = Non
          "events": [{"id", "eventType", "objectId", "occurredAt", "properties"}],
          "email_events": [{"id", "type", "recipient", "created", "emailCampaignId", "url"}],
          "merges": [["109", "110"]],                          # [primary, absorbed], in order
-         "archived": ["111"]}
+         "archived": ["111"],
+         "companies": [{"id": "9001", "properties": {...}}],  # hs_lastmodifieddate ISO
+         "associations": [{"contact": "101", "company": "9001", "primary": true}]}
+
+    Associations are loaded after the contacts and companies and before the merges; they set
+    ``associatedcompanyid`` and ``num_associated_contacts`` without bumping any date.
     """
     data, now, when = read_fixture(data, now)
     portal = Portal(int(data.get("portal_id", DEFAULT_PORTAL_ID)), now=now)
@@ -110,6 +116,23 @@ def load_portal(data: Mapping[str, Any] | str | Path, now: datetime | None = Non
             bucket.sort(key=lambda ev: ev.key)
         for mails in (portal.email_events, *portal.email_by_recipient.values()):
             mails.sort(key=lambda ev: ev.key)
+        for co in data.get("companies", []):
+            raw = {str(k): "" if v is None else str(v) for k, v in co.get("properties", {}).items()}
+            created = when(
+                raw.pop("createdate", None) or co.get("createdAt"), base_ms - 30 * _DAY_MS
+            )
+            modified = when(raw.pop("hs_lastmodifieddate", None) or co.get("updatedAt"), created)
+            rec = portal.create_object(COMPANIES, raw, object_id=str(co["id"]), created_ms=created)
+            rec.updated_ms = max(modified, created)
+            rec.properties["hs_lastmodifieddate"] = iso_ms(rec.updated_ms)
+        for link in data.get("associations", []):
+            contact = portal.contacts[str(link["contact"])]
+            company = portal.companies[str(link["company"])]
+            portal._link(contact, company, {279, 1} if link.get("primary") else {279})
+            if link.get("primary"):
+                portal._set_primary_company(contact, company.id, touch=False)
+        for company in portal.companies.values():
+            portal._recount_contacts(company.id, touch=False)
         for primary, absorbed in data.get("merges", []):
             portal.merge(str(primary), str(absorbed), touch=False)
         for cid in data.get("archived", []):

@@ -1,12 +1,17 @@
 """CRM objects: ``/crm/v3/objects/{objectType}`` list, read, create, update, archive, the
 ``/batch/*`` endpoints and ``/merge``, for every declared :class:`ObjectType`.
 
-An object type is a declaration in ``object_types`` (``CONTACTS``; ``OBJECT_TYPES`` lists what
-is routed): its path names, its label in messages, what a read returns by default, what a
-search ``query`` looks in and which properties identify a record (``idProperty``). The records
-themselves are kept by :class:`~connector.sandbox.hubspot.portal.Portal`, which today stores
-contacts only: serving companies (and later deals) means declaring them there and giving the
-portal a store per type.
+An object type is a declaration in ``object_types`` (``CONTACTS``, ``COMPANIES``;
+``OBJECT_TYPES`` lists what is routed): its path names, its label in messages, what a read
+returns by default, what a search ``query`` looks in, which properties identify a record
+(``idProperty``) and which property a write stamps (``lastmodifieddate`` for contacts,
+``hs_lastmodifieddate`` for companies). The records themselves are kept by
+:class:`~connector.sandbox.hubspot.portal.Portal`, one store per declared type (serving deals
+means declaring them there and giving the portal a store for them).
+
+Companies differ from contacts only where HubSpot does: no e-mail (so no 409 on create and no
+``idProperty=email``), no events or roll-ups; a merge keeps the primary's values, fills the
+empty ones, records ``hs_merged_object_ids`` and moves the associations to the survivor.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ class ObjectsAPI(HubSpotApi):
     ) -> JsonDict:
         names: Iterable[str] = ot.default_read if props is None else (*props, *ot.always_returned)
         out: dict[str, str | None] = {}
-        known = self.portal.properties
+        known = self.portal.properties_of(ot)
         for name in names:
             value = rec.properties.get(name)
             if value is not None:
@@ -80,7 +85,7 @@ class ObjectsAPI(HubSpotApi):
             if id_property not in ot.unique_properties:
                 raise _bad(f"idProperty '{id_property}' is not a unique-value property")
             return self.portal.by_email(key)
-        return self.portal.resolve(key, include_archived=include_archived)
+        return self.portal.resolve(key, include_archived=include_archived, ot=ot)
 
     def _not_found(self, cid: str) -> Response:
         return _error(
@@ -144,12 +149,16 @@ class ObjectsAPI(HubSpotApi):
             start = int(after)
         if self._bool_param(req, "archived"):
             pool = sorted(
-                (c for c in self.portal.contacts.values() if c.archived and c.merged_into is None),
+                (
+                    c
+                    for c in self.portal.store(ot).records.values()
+                    if c.archived and c.merged_into is None
+                ),
                 key=lambda c: c.num_id,
             )
             ids = [c.num_id for c in pool]
         else:
-            pool, ids = self.portal.live_contacts(), self.portal.live_ids()
+            pool, ids = self.portal.live_records(ot), self.portal.live_ids(ot)
         i = bisect.bisect_left(ids, start)
         page = pool[i : i + limit]
         props = self._list_param(req, "properties")
@@ -181,7 +190,7 @@ class ObjectsAPI(HubSpotApi):
         rec = self._lookup(req, m["id"], ot=ot)
         if rec is None:
             return self._not_found(m["id"])
-        values, problems = self.portal.validate_writes(rec, props)
+        values, problems = self.portal.validate_writes(rec, props, ot=ot)
         if problems:
             return self._validation_400(problems)
         self.portal.apply(rec, values)
@@ -190,10 +199,10 @@ class ObjectsAPI(HubSpotApi):
     def _create(self, req: Request, m: dict[str, str]) -> Response:
         ot = object_type(m)
         props = self._properties_body(self._json_object(req))
-        values, problems = self.portal.validate_writes(None, props)
+        values, problems = self.portal.validate_writes(None, props, ot=ot)
         if problems:
             return self._validation_400(problems)
-        email = values.get("email")
+        email = values.get("email") if ot.unique_properties else None
         if email:
             existing = self.portal.by_email(email)
             if existing is not None:
@@ -202,14 +211,14 @@ class ObjectsAPI(HubSpotApi):
                     f"{ot.label.capitalize()} already exists. Existing ID: {existing.id}",
                     "CONFLICT",
                 )
-        rec = self.portal.create_contact(values)
+        rec = self.portal.create_object(ot, values)
         return Response(201, self.contact_json(rec, list(values), ot=ot))
 
     def _archive(self, req: Request, m: dict[str, str]) -> Response:
         ot = object_type(m)
         rec = self._lookup(req, m["id"], ot=ot)
         if rec is not None:
-            self.portal.archive(rec.id)
+            self.portal.archive(rec.id, ot=ot)
         return Response(204)
 
     def _batch_read(self, req: Request, m: dict[str, str]) -> Response:
@@ -231,7 +240,7 @@ class ObjectsAPI(HubSpotApi):
             rec = (
                 self.portal.by_email(cid)
                 if id_property == "email"
-                else self.portal.resolve(cid, include_archived=archived)
+                else self.portal.resolve(cid, include_archived=archived, ot=ot)
             )
             if rec is None:
                 missing.append(cid)
@@ -260,12 +269,12 @@ class ObjectsAPI(HubSpotApi):
             rec = (
                 self.portal.by_email(cid)
                 if item.get("idProperty") == "email"
-                else self.portal.resolve(cid)
+                else self.portal.resolve(cid, ot=ot)
             )
             if rec is None:
                 missing.append(cid)
                 continue
-            values, problems = self.portal.validate_writes(rec, item["properties"])
+            values, problems = self.portal.validate_writes(rec, item["properties"], ot=ot)
             plan.append((cid, rec, values, problems))
         results: list[JsonDict] = []
         errors: list[JsonDict] = []
@@ -286,10 +295,10 @@ class ObjectsAPI(HubSpotApi):
         prepared: list[dict[str, str]] = []
         emails: set[str] = set()
         for item in inputs:
-            values, problems = self.portal.validate_writes(None, self._properties_body(item))
+            values, problems = self.portal.validate_writes(None, self._properties_body(item), ot=ot)
             if problems:
                 return self._validation_400(problems)
-            email = values.get("email", "").lower()
+            email = values.get("email", "").lower() if ot.unique_properties else ""
             if email:
                 existing = self.portal.by_email(email)
                 if existing is not None or email in emails:
@@ -299,15 +308,65 @@ class ObjectsAPI(HubSpotApi):
                 emails.add(email)
             prepared.append(values)
         results = [
-            self.contact_json(self.portal.create_contact(v), list(v), ot=ot) for v in prepared
+            self.contact_json(self.portal.create_object(ot, v), list(v), ot=ot) for v in prepared
         ]
         return self._batch_response(results, [], started, ok=201)
 
-    def _batch_archive(self, req: Request, _: dict[str, str]) -> Response:
+    def _unique_property(self, ot: ObjectType, name: object) -> str:
+        """An ``idProperty`` for an upsert: ``email`` for contacts or a unique-value property."""
+        pdef = self.portal.properties_of(ot).get(name) if isinstance(name, str) else None
+        if (
+            not isinstance(name, str)
+            or (
+                name not in ot.unique_properties
+                and (pdef is None or pdef.archived or not pdef.has_unique_value)
+            )
+            or name == "hs_object_id"
+        ):
+            raise _bad(f"idProperty '{name}' is not a unique-value property")
+        return name
+
+    def _find_unique(self, ot: ObjectType, name: str, value: str) -> ContactRecord | None:
+        if ot is CONTACTS and name == "email":
+            return self.portal.by_email(value)
+        for rec in self.portal.live_records(ot):
+            if rec.properties.get(name) == value:
+                return rec
+        return None
+
+    def _batch_upsert(self, req: Request, m: dict[str, str]) -> Response:
+        """``{inputs: [{id, idProperty, properties}]}``: update the record whose unique
+        ``idProperty`` has the value ``id``, or create it with that value."""
+        ot = object_type(m)
+        started = self.portal.now_ms()
+        inputs = self._inputs(self._json_object(req))
+        plan: list[tuple[ContactRecord | None, dict[str, str]]] = []
+        for item in inputs:
+            name = self._unique_property(ot, item.get("idProperty") or req.param("idProperty"))
+            value = _id_text(item.get("id"))
+            rec = self._find_unique(ot, name, value)
+            values, problems = self.portal.validate_writes(rec, self._properties_body(item), ot=ot)
+            if problems:
+                return self._validation_400(problems)
+            if rec is None:
+                values[name] = value
+            plan.append((rec, values))
+        results: list[JsonDict] = []
+        for rec, values in plan:
+            new = rec is None
+            if rec is None:
+                rec = self.portal.create_object(ot, values)
+            else:
+                self.portal.apply(rec, values)
+            results.append({**self.contact_json(rec, list(values), ot=ot), "new": new})
+        return self._batch_response(results, [], started)
+
+    def _batch_archive(self, req: Request, m: dict[str, str]) -> Response:
+        ot = object_type(m)
         inputs = self._inputs(self._json_object(req))
         ids = [_id_text(item.get("id")) for item in inputs]
         for cid in ids:
-            self.portal.archive(cid)
+            self.portal.archive(cid, ot=ot)
         return Response(204)
 
     def _merge(self, req: Request, m: dict[str, str]) -> Response:
@@ -316,13 +375,14 @@ class ObjectsAPI(HubSpotApi):
         primary = _id_text(body.get("primaryObjectId"), "primaryObjectId")
         absorbed = _id_text(body.get("objectIdToMerge"), "objectIdToMerge")
         for cid in (primary, absorbed):
-            if self.portal.resolve(cid) is None:
+            if self.portal.resolve(cid, ot=ot) is None:
                 return self._not_found(cid)
         try:
-            survivor = self.portal.merge(primary, absorbed)
+            survivor = self.portal.merge(primary, absorbed, ot=ot)
         except ValueError:
             raise _bad(
-                f"Cannot merge {absorbed} into {primary}: they are already the same contact"
+                f"Cannot merge {absorbed} into {primary}: they are already the same "
+                f"{ot.singular or 'object'}"
             ) from None
         return Response(
             200, self.contact_json(survivor, [*ot.default_read, "hs_merged_object_ids"], ot=ot)

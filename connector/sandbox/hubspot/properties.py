@@ -179,6 +179,7 @@ _DEFAULT_PROPERTY_TABLE: tuple[tuple[str, str, str, str, str, bool], ...] = (
     ("lastmodifieddate", "Last Modified Date", "datetime", "date", _CI, True),
     ("hs_object_id", "Record ID", "number", "number", _CI, True),
     ("hs_merged_object_ids", "Merged Contact IDs", "enumeration", "checkbox", _CI, True),
+    ("associatedcompanyid", "Primary Associated Company ID", "number", "number", _CI, True),
     ("num_associated_deals", "Number of Associated Deals", "number", "number",
      "deal_information", True),
     ("engagements_last_meeting_booked", "Date of last meeting booked in meetings tool",
@@ -252,6 +253,63 @@ def default_properties(created_ms: int) -> list[PropertyDef]:
             updated_ms=created_ms,
         )
         for i, (name, label, ptype, ftype, group, read_only) in enumerate(table)
+    ]
+
+
+def default_company_groups() -> list[PropertyGroup]:
+    return [
+        PropertyGroup("companyinformation", "Company information", 0),
+        PropertyGroup("sales_properties", "Sales properties", 1),
+    ]
+
+
+_CO = "companyinformation"
+# fmt: off
+_COMPANY_PROPERTY_TABLE: tuple[tuple[str, str, str, str, str, bool], ...] = (
+    ("name", "Company name", "string", "text", _CO, False),
+    ("domain", "Company Domain Name", "string", "text", _CO, False),
+    ("hs_additional_domains", "Additional Domains", "string", "text", _CO, False),
+    ("numberofemployees", "Number of Employees", "number", "number", _CO, False),
+    ("industry", "Industry", "string", "text", _CO, False),
+    ("annualrevenue", "Annual Revenue", "number", "number", _CO, False),
+    ("country", "Country/Region", "string", "text", _CO, False),
+    ("city", "City", "string", "text", _CO, False),
+    ("phone", "Phone Number", "string", "phonenumber", _CO, False),
+    ("website", "Website URL", "string", "text", _CO, False),
+    ("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", _CO, False),
+    ("hubspot_owner_id", "Company owner", "string", "text", "sales_properties", False),
+    ("createdate", "Create Date", "datetime", "date", _CO, True),
+    ("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", _CO, True),
+    ("hs_object_id", "Record ID", "number", "number", _CO, True),
+    ("hs_merged_object_ids", "Merged Company IDs", "enumeration", "checkbox", _CO, True),
+    ("num_associated_contacts", "Number of Associated Contacts", "number", "number", _CO,
+     True),
+)
+# fmt: on
+
+
+def default_company_properties(created_ms: int) -> list[PropertyDef]:
+    """HubSpot's default company properties (the ones account scoring reads)."""
+    stages = [(s, _STAGE_LABELS.get(s, _title(s))) for s in LIFECYCLE_STAGES]
+    return [
+        PropertyDef(
+            name=name,
+            label=label,
+            type=ptype,
+            field_type=ftype,
+            group_name=group,
+            description=f"HubSpot default property: {label}.",
+            options=list(stages) if name == "lifecyclestage" else [],
+            hubspot_defined=True,
+            read_only=read_only,
+            calculated=read_only,
+            display_order=i,
+            has_unique_value=name == "hs_object_id",
+            form_field=group == _CO and not read_only,
+            created_ms=created_ms,
+            updated_ms=created_ms,
+        )
+        for i, (name, label, ptype, ftype, group, read_only) in enumerate(_COMPANY_PROPERTY_TABLE)
     ]
 
 
@@ -385,29 +443,33 @@ def _normalize_value(pdef: PropertyDef, raw: object) -> tuple[str | None, PropPr
 class PropertiesAPI(HubSpotApi):
     """``/crm/v3/properties/{objectType}``: definitions and groups of the portal's properties."""
 
-    def _live_property(self, name: str) -> PropertyDef:
-        prop = self.portal.properties.get(name)
+    def _live_property(self, m: dict[str, str], name: str) -> PropertyDef:
+        prop = self.portal.properties_of(object_type(m)).get(name)
         if prop is None or prop.archived:
             raise BadRequest(
                 _error(404, f"Unable to find property named '{name}'", "OBJECT_NOT_FOUND")
             )
         return prop
 
-    def _live_group(self, name: str) -> PropertyGroup:
-        group = self.portal.groups.get(name)
+    def _live_group(self, m: dict[str, str], name: str) -> PropertyGroup:
+        group = self.portal.store(object_type(m)).groups.get(name)
         if group is None or group.archived:
             raise BadRequest(
                 _error(404, f"Unable to find property group '{name}'", "OBJECT_NOT_FOUND")
             )
         return group
 
-    def _list_properties(self, req: Request, _: dict[str, str]) -> Response:
+    def _list_properties(self, req: Request, m: dict[str, str]) -> Response:
         archived = self._bool_param(req, "archived")
-        results = [p.to_json() for p in self.portal.properties.values() if p.archived == archived]
+        results = [
+            p.to_json()
+            for p in self.portal.properties_of(object_type(m)).values()
+            if p.archived == archived
+        ]
         return Response(200, {"results": results})
 
     def _get_property(self, req: Request, m: dict[str, str]) -> Response:
-        prop = self.portal.properties.get(m["name"])
+        prop = self.portal.properties_of(object_type(m)).get(m["name"])
         if prop is None or (prop.archived and not self._bool_param(req, "archived")):
             return _error(
                 404,
@@ -436,7 +498,7 @@ class PropertiesAPI(HubSpotApi):
             raise _bad(f"Enumeration property '{name}' needs at least one option")
         return options
 
-    def _create_property(self, req: Request, _: dict[str, str]) -> Response:
+    def _create_property(self, req: Request, m: dict[str, str]) -> Response:
         body = self._json_object(req)
         for key in ("name", "label", "type", "fieldType", "groupName"):
             if not isinstance(body.get(key), str) or not body[key]:
@@ -451,9 +513,9 @@ class PropertiesAPI(HubSpotApi):
             raise _bad(f"Invalid property type '{ptype}'")
         if ftype not in PROPERTY_TYPES[ptype]:
             raise _bad(f"fieldType '{ftype}' is not valid for type '{ptype}'")
-        if body["groupName"] not in self.portal.groups:
+        if body["groupName"] not in self.portal.store(object_type(m)).groups:
             raise _bad(f"Property group '{body['groupName']}' does not exist")
-        if name in self.portal.properties:
+        if name in self.portal.properties_of(object_type(m)):
             return _error(
                 409,
                 f"Property named '{name}' already exists.",
@@ -479,15 +541,18 @@ class PropertiesAPI(HubSpotApi):
             created_ms=now,
             updated_ms=now,
         )
-        self.portal.properties[name] = prop
+        self.portal.properties_of(object_type(m))[name] = prop
         return Response(201, prop.to_json())
 
     def _update_property(self, req: Request, m: dict[str, str]) -> Response:
         body = self._json_object(req)
-        prop = self._live_property(m["name"])
+        prop = self._live_property(m, m["name"])
         if prop.hubspot_defined:
             raise _bad(f"Property '{prop.name}' is HubSpot-defined; its definition is read-only")
-        if "groupName" in body and body["groupName"] not in self.portal.groups:
+        if (
+            "groupName" in body
+            and body["groupName"] not in self.portal.store(object_type(m)).groups
+        ):
             raise _bad(f"Property group '{body['groupName']}' does not exist")
         if "options" in body:
             prop.options = self._options(body["options"], prop.type, prop.name)
@@ -508,23 +573,30 @@ class PropertiesAPI(HubSpotApi):
         return Response(200, prop.to_json())
 
     def _archive_property(self, req: Request, m: dict[str, str]) -> Response:
-        prop = self._live_property(m["name"])
+        prop = self._live_property(m, m["name"])
         if prop.hubspot_defined:
             raise _bad(f"Property '{prop.name}' is HubSpot-defined and cannot be archived")
         prop.archived = True
         prop.updated_ms = self.portal.now_ms()
         return Response(204)
 
-    def _list_groups(self, req: Request, _: dict[str, str]) -> Response:
+    def _list_groups(self, req: Request, m: dict[str, str]) -> Response:
         return Response(
-            200, {"results": [g.to_json() for g in self.portal.groups.values() if not g.archived]}
+            200,
+            {
+                "results": [
+                    g.to_json()
+                    for g in self.portal.store(object_type(m)).groups.values()
+                    if not g.archived
+                ]
+            },
         )
 
     def _get_group(self, req: Request, m: dict[str, str]) -> Response:
-        group = self._live_group(m["name"])
+        group = self._live_group(m, m["name"])
         return Response(200, group.to_json())
 
-    def _create_group(self, req: Request, _: dict[str, str]) -> Response:
+    def _create_group(self, req: Request, m: dict[str, str]) -> Response:
         body = self._json_object(req)
         for key in ("name", "label"):
             if not isinstance(body.get(key), str) or not body[key]:
@@ -532,7 +604,7 @@ class PropertiesAPI(HubSpotApi):
         name = body["name"]
         if not _PROPERTY_NAME.match(name):
             raise _bad(f"Property group name '{name}' is invalid")
-        if name in self.portal.groups:
+        if name in self.portal.store(object_type(m)).groups:
             return _error(
                 409,
                 f"A property group named '{name}' already exists.",
@@ -541,12 +613,12 @@ class PropertiesAPI(HubSpotApi):
             )
         display = body.get("displayOrder", -1)
         group = PropertyGroup(name, body["label"], display if _is_int(display) else -1)
-        self.portal.groups[name] = group
+        self.portal.store(object_type(m)).groups[name] = group
         return Response(201, group.to_json())
 
     def _update_group(self, req: Request, m: dict[str, str]) -> Response:
         body = self._json_object(req)
-        group = self._live_group(m["name"])
+        group = self._live_group(m, m["name"])
         if "label" in body:
             if not isinstance(body["label"], str):
                 raise _bad("Invalid input JSON: 'label' must be a string")
@@ -556,9 +628,10 @@ class PropertiesAPI(HubSpotApi):
         return Response(200, group.to_json())
 
     def _archive_group(self, req: Request, m: dict[str, str]) -> Response:
-        group = self._live_group(m["name"])
+        group = self._live_group(m, m["name"])
         if any(
-            p.group_name == group.name and not p.archived for p in self.portal.properties.values()
+            p.group_name == group.name and not p.archived
+            for p in self.portal.properties_of(object_type(m)).values()
         ):
             raise _bad(f"Property group '{group.name}' still has properties")
         group.archived = True

@@ -19,6 +19,7 @@ from connector.sandbox.hubspot.app import DEFAULT_TOKEN, HubSpotApp
 from connector.sandbox.hubspot.errors import LookupFailed
 from connector.sandbox.hubspot.events import FORM_SUBMISSION, EmailEvent, WebEvent
 from connector.sandbox.hubspot.fixtures import load_portal
+from connector.sandbox.hubspot.object_types import COMPANIES
 from connector.sandbox.hubspot.portal import ContactRecord, Portal
 
 
@@ -159,3 +160,16 @@ class HubSpotSandbox(RunningSandbox[HubSpotApp]):
         if rec is None:
             raise LookupFailed(contact_id)
         return rec
+
+    def company(self, company_id: str) -> ContactRecord:
+        """The live company behind an id (merged ids resolve to the survivor)."""
+        rec = self.portal.resolve(company_id, ot=COMPANIES)
+        if rec is None:
+            raise LookupFailed(company_id)
+        return rec
+
+    def associate(self, contact_id: str, company_id: str, *, primary: bool = False) -> None:
+        """Associate a contact with a company (as primary: moves the contact's primary)."""
+        self.portal.associate(
+            self.contact(contact_id), self.company(company_id), {1} if primary else set()
+        )

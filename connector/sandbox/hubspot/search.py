@@ -17,7 +17,7 @@ from connector.sandbox.hubspot.errors import _bad
 from connector.sandbox.hubspot.object_types import object_type
 from connector.sandbox.hubspot.objects import ObjectsAPI
 from connector.sandbox.hubspot.portal import ContactRecord
-from connector.sandbox.hubspot.properties import _value_ms
+from connector.sandbox.hubspot.properties import PropertyDef, _value_ms
 
 SEARCH_MAX_LIMIT = 200
 
@@ -69,10 +69,13 @@ class _CompiledGroup:
 class SearchAPI(ObjectsAPI):
     """The search endpoint of every declared object type (results render as in ObjectsAPI)."""
 
+    # the catalogue of the type being searched (set per request; requests run under the lock)
+    _search_properties: dict[str, PropertyDef] = {}  # noqa: RUF012
+
     def _kind(self, name: str) -> str:
         if name == "hs_object_id":
             return "id"
-        pdef = self.portal.properties.get(name)
+        pdef = self._search_properties.get(name)
         if pdef is None:
             raise _bad(f"Property '{name}' does not exist", "VALIDATION_ERROR")
         if pdef.type == "number":
@@ -87,7 +90,7 @@ class SearchAPI(ObjectsAPI):
             return lambda c: c.num_id
         if name == "createdate":
             return lambda c: c.created_ms
-        if name == "lastmodifieddate":
+        if name == "lastmodifieddate" or name == "hs_lastmodifieddate":
             return lambda c: c.updated_ms
         if kind == "number":
 
@@ -215,6 +218,7 @@ class SearchAPI(ObjectsAPI):
 
     def _search(self, req: Request, m: dict[str, str]) -> Response:
         ot = object_type(m)
+        self._search_properties = self.portal.properties_of(ot)
         body = self._json_object(req)
         groups_raw = body.get("filterGroups", [])
         if groups_raw is None:
@@ -272,8 +276,8 @@ class SearchAPI(ObjectsAPI):
         if query is not None and not isinstance(query, str):
             raise _bad("Invalid input JSON: 'query' must be a string")
 
-        live = self.portal.live_contacts()
-        ids = self.portal.live_ids()
+        live = self.portal.live_records(ot)
+        ids = self.portal.live_ids(ot)
         compiled: list[_CompiledGroup] = []
         for g in groups_raw:
             cg = _CompiledGroup(0, len(live), [])

@@ -39,7 +39,7 @@ from connector.scoring.accounts import (
     member_hits,
     score_account,
 )
-from connector.state.accounts import company_account_id, domain_account_id
+from connector.state.accounts import StoredAccountScore, company_account_id, domain_account_id
 from connector.state.store import StoredScore
 from connector.types import (
     Account,
@@ -80,6 +80,8 @@ class AccountStage:
         self._compiled: CompiledAccounts | None = None
         self.contact_props: dict[str, dict[str, str]] = {}
         self.state = PassState()
+        # firmographics by registrable domain, from the enrichment of this pass's contacts
+        self.known: dict[str, Company] = {}
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -270,6 +272,9 @@ class AccountStage:
             return results
         contacts = [c for c, _ in pairs]
         ids = [c.id for c in contacts]
+        for e in enrichments.values():
+            if e.email_kind == "corporate" and e.domain and e.company is not None:
+                self.known[e.domain] = e.company
         links: dict[str, CompanyLinks] = {}
         if self._capable("company_links"):
             links = self.p.adapter.company_links(ids)  # type: ignore[attr-defined]
@@ -285,11 +290,24 @@ class AccountStage:
             left = self.store.clear_contact_accounts(
                 self.crm, [cid for cid, r in resolved.items() if r is None]
             )
-        dirty: set[str] = {r[0] for r in resolved.values() if r}
+        # an account is scored again only when a member's part in it changed (points, grade,
+        # the events behind them, the model) or someone joined or left: a contact pulled
+        # again because our own write bumped it changes nothing
+        before = self.store.get_scores_many(self.crm, ids)
+        fresh = {r.contact_id: r for r in results}
+        changed = {cid for cid in ids if _member_part(fresh[cid]) != _stored_part(before.get(cid))}
+        dirty: set[str] = {r[0] for cid, r in resolved.items() if r and cid in changed}
+        dirty |= {r[0] for cid, r in resolved.items() if r and cid in moved}
         dirty |= {old for old in moved.values() if old}
         dirty |= set(left.values())
-        fresh = {r.contact_id: r for r in results}
         scored = self.score_accounts(sorted(dirty), now, fresh)
+        rest = {r[0] for r in resolved.values() if r and r[0] not in scored}
+        if rest:
+            known = self.store.account_scores_many(self.crm, rest)
+            scored.update({a: _as_result(known[a]) for a in rest if a in known})
+            unknown = sorted(a for a in rest if a not in known)  # never scored yet
+            if unknown:
+                scored.update(self.score_accounts(unknown, now, fresh))
         out: list[ScoreResult] = []
         for contact, result in zip(contacts, results, strict=True):
             r = resolved.get(contact.id)
@@ -363,8 +381,10 @@ class AccountStage:
         """Blank firmographics filled from the enrichment cache of the company's domain."""
         if not company.domain:
             return company
-        entry = self.store.get_company_entry(company.domain)
-        known = entry.company if entry is not None else None
+        known = self.known.get(company.domain)
+        if known is None:
+            entry = self.store.get_company_entry(company.domain)
+            known = entry.company if entry is not None else None
         if known is None:
             return company
         return replace(
@@ -570,6 +590,37 @@ class AccountStage:
         self.store.set_write_pending(self.crm, members, True)
         self.store.add_accounts_due(self.crm, [company_account_id(company_id)], "archived")
         summary.archived += 1
+
+
+def _member_part(r: ScoreResult) -> tuple[Any, ...]:
+    """What of a contact's score its account reads (`member_hits`, `score_account`)."""
+    hits = tuple(
+        (x.rule, x.event_ids) for x in r.reasons if x.kind == "engagement" and x.points > 0
+    )
+    return (r.engagement_points, r.grade, r.model_fingerprint, hits)
+
+
+def _stored_part(s: StoredScore | None) -> tuple[Any, ...] | None:
+    return None if s is None else _member_part(s.to_result())
+
+
+def _as_result(s: StoredAccountScore) -> AccountResult:
+    return AccountResult(
+        account_id=s.account_id,
+        score=s.score,
+        engagement_points=s.engagement_points,
+        fit_points=s.fit_points,
+        grade=s.grade,
+        mqa=s.mqa,
+        mqa_reason=s.mqa_reason,
+        members=s.members,
+        engaged_contacts=s.engaged_contacts,
+        model_version=s.model_version,
+        model_fingerprint=s.model_fingerprint,
+        scored_at=s.scored_at,
+        next_change_at=s.next_change_at,
+        reasons=s.reasons,
+    )
 
 
 def _contact_values(acc: AccountResult | None) -> dict[str, str]:

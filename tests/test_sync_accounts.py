@@ -1,0 +1,284 @@
+"""Account-based scoring end to end against the HubSpot sandbox (issue 21): companies and
+associations v4 read with the official SDK, account scores, the MQA's lower MQL bar, company
+and contact writes seen by the sandbox, diff-only resyncs, moves, archived and merged
+companies, several companies, a company with no domain."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from connector.account_stage import AccountStage
+from connector.crm.hubspot import HubSpotAdapter
+from connector.enrich.enricher import build_enricher
+from connector.model.loader import load_model
+from connector.pipeline import Pipeline, SyncOptions
+from connector.retry import RetryPolicy
+from connector.sandbox.demo_portal import PRICING, PRODUCT, _Builder
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.hubspot.object_types import COMPANIES
+from connector.settings import load_settings
+from connector.state.store import StateStore
+from connector.types import MQL
+
+from .conftest import NOW, Harness
+
+ROOT = Path(__file__).resolve().parent.parent
+NORTHWIND = "9002"
+ACME = "9001"
+GLOBEX = "9003"
+STEALTH = "9004"  # no domain
+ACME_DUP = "9005"  # merged into Acme before the first sync
+
+
+def _portal() -> dict[str, Any]:
+    b = _Builder(seed=21)
+    # Northwind Data: a buying committee, none of them hot alone
+    b.contact("201", "Dana", "Whitfield", "dana@northwind-data.com", "VP Marketing", "lead",
+              company="Northwind Data", country="US")  # fmt: skip
+    b.contact("202", "Robin", "Hale", "robin@northwind-data.com", "Marketing Manager", "lead",
+              company="Northwind Data", country="US")  # fmt: skip
+    b.contact("203", "Rowan", "Okafor", "rowan@northwind-data.com", "Marketing Analyst",
+              "lead", company="Northwind Data", country="US")  # fmt: skip
+    b.contact("204", "Sam", "Quiet", "sam@northwind-data.com", "Engineer", "lead",
+              company="Northwind Data", country="US")  # fmt: skip
+    b.webinar("201", -5, "Scoring that sales trusts", 60)  # +50
+    b.view("201", -4, PRODUCT[0])
+    b.view("201", -3, PRODUCT[1])  # +20
+    b.view("202", -6, PRICING)
+    b.view("202", -5, PRICING)  # pricing twice in 7 days: +25
+    b.view("202", -5, PRODUCT[2])  # +10
+    b.view("203", -16, PRODUCT[0])
+    b.view("203", -12, PRODUCT[3])
+    b.view("203", -8, PRODUCT[2])  # +30 (never 3 days within 3 days)
+    b.webinar("203", -10, "Pipeline forecasting basics", 35)  # half: +25
+    # Acme: one person, two companies (Globex primary)
+    b.contact("301", "Alex", "Moreau", "alex@acme-analytics.com", "Director of Sales", "lead",
+              company="Acme Analytics", country="US")  # fmt: skip
+    b.view("301", -2, PRODUCT[0])
+    b.contact("302", "Kim", "Lee", "kim@globex.co.uk", "Head of Marketing", "lead",
+              company="Globex", country="GB")  # fmt: skip
+    b.view("302", -3, PRICING)
+    # a company with no domain; a contact with no company (corporate domain); free mail
+    b.contact("303", "Lou", "Stone", "lou@stealth.dev", "Founder", "lead")
+    b.view("303", -2, PRODUCT[1])
+    b.contact("304", "Pat", "Ng", "pat@initech.com", "Marketing Manager", "lead",
+              company="Initech", country="CA")  # fmt: skip
+    b.view("304", -2, PRODUCT[1])
+    b.contact("305", "Jo", "Free", "jo.free@gmail.com", "Marketing Manager", "lead")
+    b.view("305", -2, PRODUCT[1])
+    data = b.fixture(forms=True)
+    data["companies"] = [
+        {"id": ACME, "properties": {"name": "Acme Analytics", "domain": "acme-analytics.com",
+                                    "industry": "computer software", "numberofemployees": "850",
+                                    "annualrevenue": "120000000", "country": "US"}},
+        {"id": NORTHWIND, "properties": {"name": "Northwind Data", "domain": "northwind-data.com",
+                                         "industry": "computer software",
+                                         "numberofemployees": "400",
+                                         "annualrevenue": "60000000", "country": "US"}},
+        {"id": GLOBEX, "properties": {"name": "Globex", "domain": "globex.co.uk",
+                                      "industry": "financial services",
+                                      "numberofemployees": "12000", "country": "GB"}},
+        {"id": STEALTH, "properties": {"name": "Stealth Startup"}},
+        {"id": ACME_DUP, "properties": {"name": "Acme (dup)", "domain": "acmeanalytics.io"}},
+    ]  # fmt: skip
+    data["associations"] = [
+        *({"contact": c, "company": NORTHWIND, "primary": True} for c in ("201", "202", "203")),
+        {"contact": "204", "company": NORTHWIND, "primary": True},
+        {"contact": "301", "company": ACME_DUP, "primary": True},
+        {"contact": "302", "company": ACME, "primary": False},
+        {"contact": "302", "company": GLOBEX, "primary": True},
+        {"contact": "303", "company": STEALTH, "primary": True},
+    ]
+    return data
+
+
+@pytest.fixture
+def acc(tmp_path: Path) -> Iterator[Harness]:
+    firmo = tmp_path / "firmographics.csv"
+    shutil.copy(ROOT / "fixtures" / "firmographics.csv", firmo)
+    with firmo.open("a", encoding="utf-8") as f:
+        f.write(
+            "northwind-data.com,Northwind Data,computer software,technology,400,201-500,"
+            "60000000,$50M-$100M,US,2012,,local_csv,2026-10-01\n"
+        )
+    with HubSpotSandbox.start(_portal(), now=NOW, search_rate_limit=10_000, time_scale=0.01) as sb:
+        sb.portal.merge(ACME, ACME_DUP, touch=False, ot=COMPANIES)
+        adapter = HubSpotAdapter(
+            SecretStr(sb.token),
+            sb.url,
+            search_per_second=10_000,
+            timeout_s=5,
+            retry=RetryPolicy(attempts=4, base_seconds=0.01, max_seconds=0.05, seed=1),
+            accounts=True,
+        )
+        created = adapter.ensure_properties()
+        assert "company group lead_scoring" in created
+        assert "company leadscore_account_score" in created
+        assert "leadscore_account_grade" in created
+        sb.clear_log()
+        store = StateStore.open(tmp_path / "state.db")
+        clock = [NOW]
+        enricher = build_enricher(
+            load_settings(firmographics_path=firmo), cache=store.company_cache
+        )
+        pipeline = Pipeline(
+            store, adapter, load_model(), enricher=enricher, options=SyncOptions(),
+            clock=lambda: clock[0],
+        )  # fmt: skip
+        pipeline.accounts = AccountStage(pipeline)
+        try:
+            yield Harness(sb, adapter, store, pipeline, clock)
+        finally:
+            adapter.close()
+            store.close()
+
+
+def company_writes(h: Harness) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for r in h.sb.requests:
+        if r.path.rstrip("/") == "/crm/v3/objects/companies/batch/update" and r.status in (
+            200,
+            207,
+        ):
+            for item in r.body["inputs"]:
+                out.setdefault(str(item["id"]), {}).update(item["properties"])
+    return out
+
+
+def contact_writes(h: Harness) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for r in h.sb.requests:
+        if r.path.rstrip("/") == "/crm/v3/objects/contacts/batch/update" and r.status in (
+            200,
+            207,
+        ):
+            for item in r.body["inputs"]:
+                out.setdefault(str(item["id"]), {}).update(item["properties"])
+    return out
+
+
+def test_northwind_committee_is_an_mqa_and_writes_land_on_companies_and_contacts(
+    acc: Harness,
+) -> None:
+    first = acc.pipeline.sync()
+    assert first.status == "ok", first.message
+    assert first.dead_lettered == 0
+    store = acc.store
+    nw = store.account_score("hubspot", f"company:{NORTHWIND}")
+    assert nw is not None
+    # none of the people is an MQL alone (threshold 100)
+    scores = store.get_scores_many("hubspot", ["201", "202", "203", "204"])
+    assert {c: s.score for c, s in scores.items()} == {
+        "201": 70.0,
+        "202": 35.0,
+        "203": 55.0,
+        "204": 0.0,
+    }
+    assert nw.grade == "A" and nw.mqa
+    assert nw.engaged_contacts == ("201", "203", "202")
+    # roll-up 50 (of 70) + 50 (of 55) + 35; breadth 3 people 30; committee 3 roles 20;
+    # pricing/product pages by 2+ people within 7 days 25
+    assert nw.engagement_points == 135
+    assert nw.score == 210
+    assert nw.mqa_reason == "score 210 ≥ 100, grade A, 3 people engaged"
+    # the lower bar (60 at an MQA, grade A/B) makes exactly Dana an MQL
+    mql = {c for c, s in store.get_scores_many("hubspot", ["201", "202", "203", "204"]).items()
+           if s.mql}  # fmt: skip
+    assert mql == {"201"}
+    dana = acc.sb.contact("201").properties
+    assert dana["lifecyclestage"] == MQL
+    assert dana["leadscore_mql_reason"] == ("account MQA: company:9002 (score 70 ≥ 60 at an MQA)")
+    assert acc.sb.contact("203").properties["lifecyclestage"] == "lead"
+
+    companies = company_writes(acc)
+    assert set(companies) == {NORTHWIND, ACME, GLOBEX, STEALTH}  # not the merged-away 9005
+    assert companies[NORTHWIND] == {
+        "leadscore_account_score": "210",
+        "leadscore_account_grade": "A",
+        "leadscore_account_reasons": (
+            "+135 engagement of 3 people (at most 50 each): Dana Whitfield +50 (of 70), "
+            "Rowan Okafor +50 (of 55), Robin Hale +35; +30 3 people engaged in 30 days: Dana "
+            "Whitfield (VP Marketing), Rowan Okafor (Marketing Analyst), Robin Hale (Marketing "
+            "Manager); +25 pricing or product pages by 2+ people within 7 days: Dana "
+            "Whitfield, Rowan Okafor, Robin Hale; +20 buying committee, 3 roles: decision "
+            "maker (Dana Whitfield); champion (Robin Hale); practitioner (Rowan Okafor)"
+        ),
+        "leadscore_engaged_contacts": "3",
+        "leadscore_mqa_reason": "score 210 ≥ 100, grade A, 3 people engaged",
+        "leadscore_model_version": "2026.11-default",
+    }
+    assert companies[ACME]["leadscore_account_reasons"] == (
+        "+10 engagement of 1 person (at most 50 each): Alex Moreau +10; account grade A: "
+        "target account, company size 51-5,000"
+    )
+    assert acc.sb.company(NORTHWIND).properties["leadscore_account_score"] == "210"
+    # every member shows the account's heat
+    for cid in ("201", "202", "203", "204"):
+        props = acc.sb.contact(cid).properties
+        assert props["leadscore_account_score"] == "210", cid
+        assert props["leadscore_account_grade"] == "A", cid
+    # merged company: 301's primary 9005 was merged into Acme: the survivor's account
+    assert store.contact_accounts_many("hubspot", ["301"])["301"].account_id == f"company:{ACME}"
+    # several companies: the primary (Globex) wins; both ids kept
+    link = store.contact_accounts_many("hubspot", ["302"])["302"]
+    assert (link.account_id, link.source) == (f"company:{GLOBEX}", "primary_company")
+    assert set(link.company_ids) == {ACME, GLOBEX}
+    # a company with no domain: scored on what it has (grade D), written on its record
+    stealth = store.account_score("hubspot", f"company:{STEALTH}")
+    assert stealth is not None and stealth.grade == "D" and stealth.domain is None
+    assert companies[STEALTH]["leadscore_account_grade"] == "D"
+    # no company, corporate domain: a domain account, stored and shown on the contact only
+    ini = store.get_account("hubspot", "initech.com")
+    assert ini is not None and ini.account_id == "domain:initech.com"
+    # its firmographics from the contact's enrichment (300 people, IT services, CA)
+    assert (ini.grade, ini.fit_points, ini.score) == ("B", 50, 10)
+    assert acc.sb.contact("304").properties["leadscore_account_score"] == str(round(ini.score))
+    # free mail never forms an account
+    assert store.contact_accounts_many("hubspot", ["305"]) == {}
+    assert "leadscore_account_score" not in acc.sb.contact("305").properties
+    # every contact written once, every company once
+    ids = acc.written_ids()
+    assert len(ids) == len(set(ids))
+
+    acc.sb.clear_log()
+    acc.clock[0] = NOW + timedelta(minutes=15)
+    second = acc.pipeline.sync()
+    assert second.status == "ok", second.message
+    assert second.written == 0
+    assert company_writes(acc) == {}
+    assert acc.writes() == []
+    assert acc.pipeline.accounts is not None
+    assert acc.pipeline.accounts.state.accounts_scored == 0
+
+
+def test_one_new_event_rescores_only_its_account(acc: Harness) -> None:
+    acc.pipeline.sync()
+    acc.sb.clear_log()
+    acc.clock[0] = NOW + timedelta(minutes=15)
+    url = "https://www.leadscore-demo.com/product/explain"
+    acc.sb.add_event("202", "e_visited_page", {"hs_url": url}, NOW + timedelta(minutes=5))
+    summary = acc.pipeline.sync()
+    assert summary.status == "ok", summary.message
+    stage = acc.pipeline.accounts
+    assert stage is not None
+    assert stage.state.accounts_scored == 1
+    assert list(stage.state.scored) == [f"company:{NORTHWIND}"]
+    assert acc.store.get_score("hubspot", "202").score == 45  # type: ignore[union-attr]
+    nw = acc.store.account_score("hubspot", f"company:{NORTHWIND}")
+    assert nw is not None and nw.score == 220
+    # writes: Robin's score and every Northwind member's account score; Northwind's record
+    companies = company_writes(acc)
+    assert list(companies) == [NORTHWIND]
+    assert companies[NORTHWIND]["leadscore_account_score"] == "220"
+    written = contact_writes(acc)
+    assert set(written) == {"201", "202", "203", "204"}
+    assert set(written["201"]) == {"leadscore_account_score", "leadscore_scored_at"}
+    assert written["201"]["leadscore_account_score"] == "220"
+    assert written["202"]["leadscore_score"] == "45"

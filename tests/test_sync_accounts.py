@@ -282,3 +282,81 @@ def test_one_new_event_rescores_only_its_account(acc: Harness) -> None:
     assert set(written["201"]) == {"leadscore_account_score", "leadscore_scored_at"}
     assert written["201"]["leadscore_account_score"] == "220"
     assert written["202"]["leadscore_score"] == "45"
+
+
+def test_a_contact_moving_company_rescores_both_accounts(acc: Harness) -> None:
+    acc.pipeline.sync()
+    before = acc.store.account_score("hubspot", f"company:{NORTHWIND}")
+    assert before is not None and before.members == 4
+    acc.sb.clear_log()
+    acc.clock[0] = NOW + timedelta(minutes=15)
+    acc.sb.associate("203", ACME, primary=True)  # Rowan moves to Acme (primary)
+    summary = acc.pipeline.sync()
+    assert summary.status == "ok", summary.message
+    stage = acc.pipeline.accounts
+    assert stage is not None
+    assert sorted(stage.state.scored) == [f"company:{ACME}", f"company:{NORTHWIND}"]
+    link = acc.store.contact_accounts_many("hubspot", ["203"])["203"]
+    assert (link.account_id, set(link.company_ids)) == (f"company:{ACME}", {ACME, NORTHWIND})
+    nw = acc.store.account_score("hubspot", f"company:{NORTHWIND}")
+    acme = acc.store.account_score("hubspot", f"company:{ACME}")
+    assert nw is not None and acme is not None
+    assert (nw.members, nw.engaged_contacts) == (3, ("201", "202"))
+    assert (acme.members, acme.engaged_contacts) == (2, ("203", "301"))
+    companies = company_writes(acc)
+    assert set(companies) == {ACME, NORTHWIND}
+    assert companies[NORTHWIND]["leadscore_account_score"] == str(round(nw.score))
+    assert companies[ACME]["leadscore_account_score"] == str(round(acme.score))
+    # Rowan shows Acme's heat now; Northwind's members its new score
+    assert acc.sb.contact("203").properties["leadscore_account_score"] == str(round(acme.score))
+    assert acc.sb.contact("201").properties["leadscore_account_score"] == str(round(nw.score))
+
+
+def test_a_company_gone_at_write_time_is_marked_archived_and_its_contact_moves_on(
+    acc: Harness,
+) -> None:
+    acc.pipeline.sync()
+    acc.sb.clear_log()
+    acc.clock[0] = NOW + timedelta(minutes=15)
+    url = "https://www.leadscore-demo.com/product/scoring"
+    acc.sb.add_event("303", "e_visited_page", {"hs_url": url}, NOW + timedelta(minutes=5))
+    archived: list[str] = []
+
+    def archive_stealth(where: str) -> None:  # archived by someone between read and write
+        if where == "write" and not archived:
+            acc.sb.portal.archive(STEALTH, ot=COMPANIES)
+            archived.append(STEALTH)
+
+    acc.pipeline.checkpoint = archive_stealth
+    summary = acc.pipeline.sync()
+    acc.pipeline.checkpoint = None
+    assert summary.status == "ok", summary.message
+    assert summary.archived == 1 and summary.dead_lettered == 0
+    gone = acc.store.get_crm_companies("hubspot", [STEALTH])[STEALTH]
+    assert gone.archived
+    assert acc.store.pending_write_ids("hubspot") == ["303"]  # resolved again next pass
+    # the next pass: no live company left; 303 falls back to its corporate domain
+    acc.sb.clear_log()
+    acc.clock[0] = NOW + timedelta(minutes=30)
+    again = acc.pipeline.sync()
+    assert again.status == "ok", again.message
+    link = acc.store.contact_accounts_many("hubspot", ["303"])["303"]
+    assert (link.account_id, link.source) == ("domain:stealth.dev", "email_domain")
+    assert acc.store.account_score("hubspot", f"company:{STEALTH}") is None  # nobody left
+    assert company_writes(acc) == {}  # never written again
+
+
+def test_a_merged_company_moves_its_contacts_to_the_survivor(acc: Harness) -> None:
+    acc.pipeline.sync()
+    acc.sb.clear_log()
+    acc.clock[0] = NOW + timedelta(minutes=15)
+    acc.sb.portal.merge(ACME, GLOBEX, ot=COMPANIES)  # Globex merged into Acme
+    summary = acc.pipeline.sync()
+    assert summary.status == "ok", summary.message
+    assert acc.store.get_crm_companies("hubspot", [GLOBEX])[GLOBEX].merged_into == ACME
+    link = acc.store.contact_accounts_many("hubspot", ["302"])["302"]
+    assert link.account_id == f"company:{ACME}"
+    assert acc.store.account_score("hubspot", f"company:{GLOBEX}") is None
+    acme = acc.store.account_score("hubspot", f"company:{ACME}")
+    assert acme is not None and acme.members == 2
+    assert set(company_writes(acc)) <= {ACME}  # the merged-away record is never written

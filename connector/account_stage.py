@@ -342,8 +342,9 @@ class AccountStage:
             if not member_ids:
                 self.store.delete_account_score(self.crm, account_id)
                 continue
-            account, company_id = self._account(account_id)
-            members = self._members(member_ids, fresh)
+            contacts = list(self.store.iter_contacts(self.crm, list(member_ids)))
+            account, company_id = self._account(account_id, contacts)
+            members = self._members(contacts, fresh)
             result = score_account(self.ca, account, members, now)
             self.state.accounts_scored += 1
             self.store.save_account_score(
@@ -358,7 +359,7 @@ class AccountStage:
         self.store.clear_accounts_due(self.crm, done)
         return out
 
-    def _account(self, account_id: str) -> tuple[Account, str | None]:
+    def _account(self, account_id: str, contacts: Sequence[Contact]) -> tuple[Account, str | None]:
         kind, _, key = account_id.partition(":")
         if kind == "company":
             c = self.store.get_crm_companies(self.crm, [key]).get(key)
@@ -375,6 +376,14 @@ class AccountStage:
             return Account(account_id, self._fill(company), crm_id=key), key
         if kind == "domain":
             return Account(account_id, self._fill(Company(domain=key, source="domain"))), None
+        # keyed by the company field: the firmographics of the members' corporate domain
+        # (the first member, by id, whose domain enrichment knows)
+        for c in sorted(contacts, key=lambda c: _id_sort(c.id)):
+            domain = (c.email or "").rpartition("@")[2].lower()
+            known = self.known.get(domain) if domain else None
+            if known is not None:
+                name = c.company_name or known.name
+                return Account(account_id, replace(known, name=name, source="company_field")), None
         return Account(account_id, Company(domain="", name=key, source="company_field")), None
 
     def _fill(self, company: Company) -> Company:
@@ -402,8 +411,9 @@ class AccountStage:
         )
 
     def _members(
-        self, member_ids: Sequence[str], fresh: Mapping[str, ScoreResult]
+        self, contacts: Sequence[Contact], fresh: Mapping[str, ScoreResult]
     ) -> list[AccountMember]:
+        member_ids = [c.id for c in contacts]
         stored: dict[str, StoredScore] = self.store.get_scores_many(
             self.crm, [m for m in member_ids if m not in fresh]
         )
@@ -419,7 +429,7 @@ class AccountStage:
         times = self.store.event_times(self.crm, keys)
         titles = self.p.model.titles
         out: list[AccountMember] = []
-        for contact in self.store.iter_contacts(self.crm, list(member_ids)):
+        for contact in contacts:
             r = results.get(contact.id)
             if r is None:
                 continue  # not scored yet: it joins when it is
@@ -590,6 +600,10 @@ class AccountStage:
         self.store.set_write_pending(self.crm, members, True)
         self.store.add_accounts_due(self.crm, [company_account_id(company_id)], "archived")
         summary.archived += 1
+
+
+def _id_sort(cid: str) -> tuple[int, str]:
+    return (int(cid), cid) if cid.isdigit() else (1 << 62, cid)
 
 
 def _member_part(r: ScoreResult) -> tuple[Any, ...]:

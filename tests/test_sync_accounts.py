@@ -360,3 +360,68 @@ def test_a_merged_company_moves_its_contacts_to_the_survivor(acc: Harness) -> No
     acme = acc.store.account_score("hubspot", f"company:{ACME}")
     assert acme is not None and acme.members == 2
     assert set(company_writes(acc)) <= {ACME}  # the merged-away record is never written
+
+
+MARKETO_DEMO = ROOT / "fixtures" / "marketo_demo_instance.json"
+
+
+def test_marketo_account_values_land_on_lead_fields(tmp_path: Path) -> None:
+    """Marketo: the demo instance's leads carry no company record (no externalCompanyId), so
+    they are grouped by their company field; the account's values are written on each
+    lead's mapped fields (accountScore__c, accountGrade__c)."""
+    import json
+
+    from connector.crm.marketo import MarketoAdapter
+    from connector.sandbox.marketo import MarketoSandbox
+
+    demo = json.loads(MARKETO_DEMO.read_text(encoding="utf-8"))
+    with (
+        MarketoSandbox.start(demo, now=NOW) as sb,
+        StateStore.open(tmp_path / "state.db") as store,
+    ):
+        sb.instance.add_field({"name": "accountScore__c", "dataType": "integer"})
+        sb.instance.add_field({"name": "accountGrade__c", "dataType": "string", "length": 10})
+        adapter = MarketoAdapter(
+            sb.url,
+            SecretStr(sb.client_id),
+            SecretStr(sb.client_secret),
+            retry=RetryPolicy(attempts=4, base_seconds=0.001, max_seconds=0.02, seed=1),
+            accounts=True,
+        )
+        enricher = build_enricher(
+            load_settings(pdl_api_key=None, apollo_api_key=None), cache=store.company_cache
+        )
+        pipeline = Pipeline(store, adapter, load_model(), enricher=enricher, clock=lambda: NOW)
+        pipeline.accounts = AccountStage(pipeline)
+        try:
+            summary = pipeline.sync()
+            assert summary.status == "ok", summary.message
+            acme = store.account_score("marketo", "name:acme analytics")
+            assert acme is not None
+            # six engaged people: roll-up 6 x 50 (capped), breadth 30, committee 20, pricing
+            # together 25; grade A from the members' domain (acme-analytics.com, enriched)
+            assert (acme.score, acme.grade, acme.mqa, acme.fit_points) == (375, "A", True, 80)
+            assert acme.engaged_contacts == ("139", "149", "138", "136", "101", "112")
+            members = store.account_members("marketo", "name:acme analytics")
+            assert [(m.contact_id, m.score, m.source) for m in members] == [
+                ("139", 129, "company_field"),
+                ("149", 126, "company_field"),
+                ("138", 122, "company_field"),
+                ("136", 117, "company_field"),
+                ("101", 110, "company_field"),
+                ("112", 60, "company_field"),
+            ]
+            for lead_id in (101, 112):
+                values = sb.lead(lead_id).values
+                assert values["accountScore__c"] == round(acme.score), lead_id
+                assert values["accountGrade__c"] == acme.grade, lead_id
+            # Robin Hale (60 points, grade B) is an MQL only through the MQA's lower bar
+            robin = store.get_score("marketo", "112")
+            assert robin is not None and robin.mql and robin.score == 60
+            assert robin.mql_reason == "account MQA: name:acme analytics (score 60 ≥ 60 at an MQA)"
+            assert sb.lead(112).values["leadStatus"] == "MQL"
+            # free mail and no company field: no account, nothing written
+            assert store.contact_accounts_many("marketo", ["102"]) == {}
+            assert "accountScore__c" not in sb.lead(102).values
+        finally:
+            adapter.close()

@@ -331,8 +331,8 @@ class AccountStage:
         now: datetime,
         fresh: Mapping[str, ScoreResult] | None = None,
     ) -> dict[str, AccountResult]:
-        """Score these accounts from their members (stored scores, `fresh` ones first), save
-        them, take them off the backlog. An account left with no member loses its score."""
+        """Score these accounts from their members (stored scores, `fresh` ones first) and save
+        them. An account left with no member loses its score."""
         out: dict[str, AccountResult] = {}
         fresh = fresh or {}
         done: list[str] = []
@@ -356,7 +356,10 @@ class AccountStage:
             )
             out[account_id] = result
             self.state.scored[account_id] = result
-        self.store.clear_accounts_due(self.crm, done)
+        # kept in the backlog until `finish` has written their members and company record:
+        # a run stopped in between writes them next pass
+        self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
+        self.store.clear_accounts_due(self.crm, [a for a in done if a not in out])
         return out
 
     def _account(self, account_id: str, contacts: Sequence[Contact]) -> tuple[Account, str | None]:
@@ -462,6 +465,8 @@ class AccountStage:
             self.score_accounts(due, now)
         self._write_members(now, summary)
         self._write_companies(now, summary)
+        if not self.p.options.dry_run:
+            self.store.clear_accounts_due(self.crm, list(self.state.scored))
 
     def _write_members(self, now: datetime, summary: SyncSummary) -> None:
         """Members of the accounts scored this pass that no chunk wrote: their account values

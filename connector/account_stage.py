@@ -249,9 +249,8 @@ class AccountStage:
     def _live_company(self, ln: CompanyLinks, companies: Mapping[str, CrmCompany]) -> str | None:
         """The primary company if live; else the first live one by id (several companies,
         none primary, or the primary archived)."""
-        order = ([ln.primary] if ln.primary else []) + [
-            i for i in ln.company_ids if i != ln.primary
-        ]
+        others = sorted((i for i in ln.company_ids if i != ln.primary), key=_id_sort)
+        order = ([ln.primary] if ln.primary else []) + others
         for cid in order:
             live = self._follow(cid, companies)
             if live is not None:

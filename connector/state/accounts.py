@@ -359,10 +359,12 @@ class AccountsStateMixin:
         pairs = [k.split(":", 1) for k in dict.fromkeys(keys) if ":" in k]
         for i in range(0, len(pairs), 5000):
             chunk = pairs[i : i + 5000]
+            # CROSS JOIN keeps the keys as the outer loop: one unique-index lookup per key
+            # (a plain JOIN let SQLite scan the events once per key: quadratic)
             rows = self._conn.execute(
-                "SELECT e.source, e.source_id, e.occurred_at FROM events e JOIN "
-                "(SELECT json_extract(value, '$[0]') AS s, json_extract(value, '$[1]') AS i "
-                "FROM json_each(?)) k ON e.crm = ? AND e.source = k.s AND e.source_id = k.i",
+                "SELECT e.source, e.source_id, e.occurred_at FROM json_each(?) k CROSS JOIN "
+                "events e ON e.crm = ? AND e.source = json_extract(k.value, '$[0]') "
+                "AND e.source_id = json_extract(k.value, '$[1]')",
                 (json.dumps(chunk), crm),
             ).fetchall()
             for source, sid, at in rows:

@@ -72,6 +72,7 @@ class PassState:
     scored: dict[str, AccountResult] = field(default_factory=dict)
     in_chunk: set[str] = field(default_factory=set)
     accounts_scored: int = 0  # score_account calls (tests count them)
+    unwritten: set[str] = field(default_factory=set)  # company writes that failed
 
 
 class AccountStage:
@@ -464,8 +465,9 @@ class AccountStage:
             self.score_accounts(due, now)
         self._write_members(now, summary)
         self._write_companies(now, summary)
-        if not self.p.options.dry_run:
-            self.store.clear_accounts_due(self.crm, list(self.state.scored))
+        if not self.p.options.dry_run:  # a company write that failed stays due: next pass
+            done = [a for a in self.state.scored if a not in self.state.unwritten]
+            self.store.clear_accounts_due(self.crm, done)
 
     def _write_members(self, now: datetime, summary: SyncSummary) -> None:
         """Members of the accounts scored this pass that no chunk wrote: their account values
@@ -582,6 +584,7 @@ class AccountStage:
                     elif out.retryable and attempt < attempts:
                         retry.append(w)
                     else:
+                        self.state.unwritten.add(company_account_id(w.contact_id))
                         self.store.add_dead_letter(
                             self.crm,
                             "company_write",

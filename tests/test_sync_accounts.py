@@ -425,3 +425,36 @@ def test_marketo_account_values_land_on_lead_fields(tmp_path: Path) -> None:
             assert "accountScore__c" not in sb.lead(102).values
         finally:
             adapter.close()
+
+
+def test_company_writes_that_keep_failing_are_dead_lettered_and_written_next_pass(
+    acc: Harness,
+) -> None:
+    from connector.sandbox.faults import Faults
+
+    acc.sb.faults = Faults(
+        error_rate=1.0,
+        methods=("POST",),
+        path_prefixes=("/crm/v3/objects/companies/batch/update",),
+    )
+    first = acc.pipeline.sync()
+    assert first.status == "ok", first.message
+    assert first.dead_lettered == 4  # the four live companies; contacts all written
+    letters = acc.store.open_dead_letters("hubspot", "company_write")
+    assert sorted(d.contact_id for d in letters) == [ACME, NORTHWIND, GLOBEX, STEALTH]
+    assert all(d.reason.startswith(f"company {d.contact_id}: ") for d in letters)
+    assert company_writes(acc) == {}
+    due = acc.store.accounts_due("hubspot")
+    assert due == [f"company:{i}" for i in sorted((ACME, NORTHWIND, GLOBEX, STEALTH))]
+    acc.sb.faults = Faults()
+    acc.sb.clear_log()
+    acc.clock[0] = NOW + timedelta(minutes=15)
+    second = acc.pipeline.sync()
+    assert second.status == "ok", second.message
+    assert set(company_writes(acc)) == {ACME, NORTHWIND, GLOBEX, STEALTH}
+    assert acc.sb.company(NORTHWIND).properties["leadscore_account_score"] == "210"
+    assert acc.store.open_dead_letters("hubspot", "company_write") == []
+    assert acc.store.accounts_due("hubspot") == []
+    assert acc.writes() and all(  # contacts were written the first time: not again
+        "leadscore_score" not in i["properties"] for i in acc.writes()
+    )

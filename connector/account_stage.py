@@ -270,6 +270,8 @@ class AccountStage:
         results (MQL at an MQA) and fills `contact_props` for their writes."""
         if not self.enabled() or not pairs:
             return results
+        # the previous chunk's writes are planned already: keep only this chunk's values
+        self.contact_props = {}
         contacts = [c for c, _ in pairs]
         ids = [c.id for c in contacts]
         for e in enrichments.values():
@@ -483,6 +485,7 @@ class AccountStage:
             )
         if not others:
             return
+        self.contact_props = {}
         links = self.store.contact_accounts_many(self.crm, others)
         stored = self.store.get_scores_many(self.crm, others)
         written = self.store.get_written_many(self.crm, others)

@@ -458,3 +458,81 @@ def test_company_writes_that_keep_failing_are_dead_lettered_and_written_next_pas
     assert acc.writes() and all(  # contacts were written the first time: not again
         "leadscore_score" not in i["properties"] for i in acc.writes()
     )
+
+
+def test_marketo_without_company_records_falls_back_to_the_company_field() -> None:
+    """An instance that answers companies.json with 610/404 offers no company records:
+    `companies_available` goes False once and no further call is made."""
+    import json
+
+    from connector.crm.marketo import MarketoAdapter
+    from connector.sandbox.marketo import MarketoSandbox
+
+    demo = json.loads(MARKETO_DEMO.read_text(encoding="utf-8"))
+    with MarketoSandbox.start(demo, now=NOW) as sb:
+        adapter = MarketoAdapter(
+            sb.url,
+            SecretStr(sb.client_id),
+            SecretStr(sb.client_secret),
+            retry=RetryPolicy(attempts=2, base_seconds=0.001, max_seconds=0.01, seed=1),
+            accounts=True,
+        )
+        try:
+            assert adapter.get_companies(["C-1"]) == []
+            assert adapter.companies_available is False
+            calls = len(sb.calls("/rest/v1/companies.json"))
+            assert calls == 1
+            assert adapter.get_companies(["C-1"]) == []
+            assert len(sb.calls("/rest/v1/companies.json")) == calls  # not asked again
+        finally:
+            adapter.close()
+
+
+CANNED = "https://123-abc-456.mktorest.com"
+
+
+def test_marketo_company_records_are_read_by_external_company_id() -> None:
+    import responses
+
+    from connector.crm.base import CrmCompany
+    from connector.crm.marketo import MarketoAdapter
+
+    with responses.RequestsMock() as rsps:
+        rsps.post(
+            f"{CANNED}/identity/oauth/token",
+            json={"access_token": "tok", "token_type": "bearer", "expires_in": 3600},
+        )
+        rsps.get(
+            f"{CANNED}/rest/v1/companies.json",
+            json={
+                "requestId": "1",
+                "success": True,
+                "result": [
+                    {
+                        "seq": 0,
+                        "id": 7,
+                        "externalCompanyId": "NW-1",
+                        "company": "Northwind Data",
+                        "industry": "computer software",
+                        "numberOfEmployees": 400,
+                        "annualRevenue": 60000000,
+                        "billingCountry": "US",
+                        "website": "https://www.northwind-data.com/about",
+                    },
+                ],
+            },
+        )
+        adapter = MarketoAdapter(
+            CANNED, SecretStr("id"), SecretStr("secret"), accounts=True,
+            retry=RetryPolicy(attempts=1, base_seconds=0.001, max_seconds=0.01, seed=1),
+        )  # fmt: skip
+        try:
+            got = adapter.get_companies(["NW-1"])
+        finally:
+            adapter.close()
+        query = rsps.calls[1].request.url
+    assert got == [
+        CrmCompany("NW-1", "northwind-data.com", "Northwind Data", "computer software", 400,
+                   60_000_000.0, "US")
+    ]  # fmt: skip
+    assert "filterType=externalCompanyId" in query and "filterValues=NW-1" in query

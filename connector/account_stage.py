@@ -459,7 +459,10 @@ class AccountStage:
         due = [
             a
             for a in dict.fromkeys(
-                self.store.accounts_due(self.crm) + self.store.due_account_ids(self.crm, now)
+                self.store.accounts_due(self.crm)
+                + self.store.due_account_ids(self.crm, now)
+                # a model rolled out (`leadscore rescore`): every account under the new one
+                + self.store.stale_account_ids(self.crm, self.p.model.fingerprint)
             )
             if a not in self.state.scored
         ]

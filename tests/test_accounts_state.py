@@ -163,6 +163,8 @@ def test_account_scores_history_views_backlog_and_written(store: StateStore) -> 
         "company:9001",
         "domain:initech.com",
     ]
+    assert store.stale_account_ids(CRM, "fp") == []  # scored by the model in force
+    assert store.stale_account_ids(CRM, "new-model") == ["company:9001", "domain:initech.com"]
     store.add_accounts_due(CRM, ["company:9001", "company:9002"], "company changed")
     store.add_accounts_due(CRM, ["company:9001"], "again")  # once
     assert store.accounts_due(CRM) == ["company:9001", "company:9002"]

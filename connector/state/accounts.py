@@ -508,6 +508,15 @@ class AccountsStateMixin:
         ).fetchall()
         return [r[0] for r in rows]
 
+    def stale_account_ids(self, crm: str, fingerprint: str) -> list[str]:
+        """Accounts scored by another model than `fingerprint` (a rollout: rescored next)."""
+        rows = self._conn.execute(
+            "SELECT account_id FROM account_scores WHERE crm = ? AND model_fingerprint != ? "
+            "ORDER BY account_id",
+            (crm, fingerprint),
+        ).fetchall()
+        return [r[0] for r in rows]
+
     # -- the backlog of accounts to rescore ---------------------------------------------
     def add_accounts_due(self, crm: str, account_ids: Iterable[str], reason: str) -> None:
         with self.transaction():

@@ -470,6 +470,12 @@ class AccountStage:
             self.score_accounts(due, now)
         self._write_members(now, summary)
         self._write_companies(now, summary)
+        if self.state.accounts_scored:
+            summary.notes.append(
+                f"accounts: {self.state.accounts_scored} scored"
+                + (f", {len(self.state.unwritten)} company write(s) failed (kept for the next "
+                   "sync)" if self.state.unwritten else "")
+            )  # fmt: skip
         if not self.p.options.dry_run:  # a company write that failed stays due: next pass
             done = [a for a in self.state.scored if a not in self.state.unwritten]
             self.store.clear_accounts_due(self.crm, done)

@@ -170,6 +170,7 @@ def test_northwind_committee_is_an_mqa_and_writes_land_on_companies_and_contacts
     first = acc.pipeline.sync()
     assert first.status == "ok", first.message
     assert first.dead_lettered == 0
+    assert first.notes == ["accounts: 5 scored"]  # 4 companies and initech.com
     store = acc.store
     nw = store.account_score("hubspot", f"company:{NORTHWIND}")
     assert nw is not None
@@ -440,6 +441,7 @@ def test_company_writes_that_keep_failing_are_dead_lettered_and_written_next_pas
     first = acc.pipeline.sync()
     assert first.status == "ok", first.message
     assert first.dead_lettered == 4  # the four live companies; contacts all written
+    assert first.notes == ["accounts: 5 scored, 4 company write(s) failed (kept for the next sync)"]
     letters = acc.store.open_dead_letters("hubspot", "company_write")
     assert sorted(d.contact_id for d in letters) == [ACME, NORTHWIND, GLOBEX, STEALTH]
     assert all(d.reason.startswith(f"company {d.contact_id}: ") for d in letters)

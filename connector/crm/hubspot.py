@@ -69,6 +69,13 @@ REQUIRED_SCOPES = (
     "crm.schemas.contacts.write",  # create the lead_scoring group and properties
     "content",  # marketing e-mail events (GET /email/public/v1/events)
 )
+# Account-based scoring (LEADSCORE_ACCOUNTS) reads and writes companies too.
+ACCOUNT_SCOPES = (
+    "crm.objects.companies.read",  # search companies, read associations
+    "crm.objects.companies.write",  # batch-update the account properties
+    "crm.schemas.companies.read",  # check the company properties
+    "crm.schemas.companies.write",  # create the company lead_scoring group and properties
+)
 # Asked for when present: without it (or below Enterprise) engagement comes from roll-ups.
 OPTIONAL_SCOPES = ("analytics.behavioral_events.read",)  # events API (GET /events/v3/events)
 
@@ -444,7 +451,13 @@ class HubSpotAdapter:
         if status in (401, 403):
             refused = AuthError(
                 f"HubSpot refused the token (HTTP {status}): {message[:120]}. "
-                "Check LEADSCORE_HUBSPOT_TOKEN and the private app's scopes: " + scopes_text()
+                "Check LEADSCORE_HUBSPOT_TOKEN and the private app's scopes: "
+                + scopes_text()
+                + (
+                    " and, for account scoring, " + " ".join(ACCOUNT_SCOPES)
+                    if self.accounts
+                    else ""
+                )
             )
             refused.category = body.get("category") if isinstance(body, dict) else None
             return refused

@@ -367,9 +367,9 @@ MARKETO_DEMO = ROOT / "fixtures" / "marketo_demo_instance.json"
 
 
 def test_marketo_account_values_land_on_lead_fields(tmp_path: Path) -> None:
-    """Marketo: the demo instance's leads carry no company record (no externalCompanyId), so
-    they are grouped by their company field; the account's values are written on each
-    lead's mapped fields (accountScore__c, accountGrade__c)."""
+    """Marketo: the demo instance's leads carry their company record (`externalCompanyId`,
+    firmographics read from companies.json); the account's values are written on each lead's
+    mapped fields (accountScore__c, accountGrade__c), never on the company."""
     import json
 
     from connector.crm.marketo import MarketoAdapter
@@ -397,20 +397,20 @@ def test_marketo_account_values_land_on_lead_fields(tmp_path: Path) -> None:
         try:
             summary = pipeline.sync()
             assert summary.status == "ok", summary.message
-            acme = store.account_score("marketo", "name:acme analytics")
+            acme = store.account_score("marketo", "company:ACC-9001")
             assert acme is not None
             # six engaged people: roll-up 6 x 50 (capped), breadth 30, committee 20, pricing
-            # together 25; grade A from the members' domain (acme-analytics.com, enriched)
+            # together 25; grade A from the company record (acme-analytics.com, 850 people)
             assert (acme.score, acme.grade, acme.mqa, acme.fit_points) == (375, "A", True, 80)
             assert acme.engaged_contacts == ("139", "149", "138", "136", "101", "112")
-            members = store.account_members("marketo", "name:acme analytics")
+            members = store.account_members("marketo", "company:ACC-9001")
             assert [(m.contact_id, m.score, m.source) for m in members] == [
-                ("139", 129, "company_field"),
-                ("149", 126, "company_field"),
-                ("138", 122, "company_field"),
-                ("136", 117, "company_field"),
-                ("101", 110, "company_field"),
-                ("112", 60, "company_field"),
+                ("139", 129, "company_record"),
+                ("149", 126, "company_record"),
+                ("138", 122, "company_record"),
+                ("136", 117, "company_record"),
+                ("101", 110, "company_record"),
+                ("112", 60, "company_record"),
             ]
             for lead_id in (101, 112):
                 values = sb.lead(lead_id).values
@@ -419,11 +419,20 @@ def test_marketo_account_values_land_on_lead_fields(tmp_path: Path) -> None:
             # Robin Hale (60 points, grade B) is an MQL only through the MQA's lower bar
             robin = store.get_score("marketo", "112")
             assert robin is not None and robin.mql and robin.score == 60
-            assert robin.mql_reason == "account MQA: name:acme analytics (score 60 ≥ 60 at an MQA)"
+            assert robin.mql_reason == "account MQA: company:ACC-9001 (score 60 ≥ 60 at an MQA)"
             assert sb.lead(112).values["leadStatus"] == "MQL"
             # free mail and no company field: no account, nothing written
             assert store.contact_accounts_many("marketo", ["102"]) == {}
             assert "accountScore__c" not in sb.lead(102).values
+            # the Northwind Data committee: an MQA, but nobody reaches even the lower bar
+            nw = store.account_score("marketo", "company:ACC-9012")
+            assert nw is not None and (nw.score, nw.grade, nw.mqa) == (174, "A", True)
+            assert [(m.contact_id, m.score, m.mql) for m in store.account_members(
+                "marketo", "company:ACC-9012")] == [
+                ("154", 40, False), ("153", 24, False), ("155", 20, False), ("156", 15, False)
+            ]  # fmt: skip
+            # no company write on Marketo: its companies API was only read
+            assert sb.calls("/rest/v1/companies/sync.json") == []
         finally:
             adapter.close()
 
@@ -479,12 +488,13 @@ def test_marketo_without_company_records_falls_back_to_the_company_field() -> No
             retry=RetryPolicy(attempts=2, base_seconds=0.001, max_seconds=0.01, seed=1),
             accounts=True,
         )
+        sb.inject("610", path="/rest/v1/companies.json")
         try:
-            assert adapter.get_companies(["C-1"]) == []
+            assert adapter.get_companies(["ACC-9001"]) == []
             assert adapter.companies_available is False
             calls = len(sb.calls("/rest/v1/companies.json"))
             assert calls == 1
-            assert adapter.get_companies(["C-1"]) == []
+            assert adapter.get_companies(["ACC-9001"]) == []
             assert len(sb.calls("/rest/v1/companies.json")) == calls  # not asked again
         finally:
             adapter.close()

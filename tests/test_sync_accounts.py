@@ -548,3 +548,79 @@ def test_marketo_company_records_are_read_by_external_company_id() -> None:
                    60_000_000.0, "US")
     ]  # fmt: skip
     assert "filterType=externalCompanyId" in query and "filterValues=NW-1" in query
+
+
+@pytest.fixture
+def demo_accounts(tmp_path: Path) -> Iterator[Harness]:
+    from connector.sandbox.demo_portal import build_demo_portal
+
+    from .conftest import make_harness
+
+    for h in make_harness(tmp_path, build_demo_portal()):
+        h.adapter.accounts = True
+        h.adapter.ensure_properties()  # the company group and properties too
+        h.sb.clear_log()
+        h.pipeline.accounts = AccountStage(h.pipeline)
+        yield h
+
+
+def test_demo_portal_accounts_northwind_data_is_an_mqa_and_the_lower_bar_makes_three_mqls(
+    demo_accounts: Harness,
+) -> None:
+    h = demo_accounts
+    first = h.pipeline.sync()
+    assert first.status == "ok", first.message
+    assert (first.written, first.dead_lettered) == (54 + 12, 0)  # contacts + companies
+    assert first.notes == ["accounts: 12 scored"]
+    top = [(a.account_id, a.score, a.grade, a.mqa) for a in h.store.top_accounts("hubspot", 5)]
+    assert top == [
+        ("company:9001", 375, "A", True),
+        ("company:9004", 315, "C", False),
+        ("company:9007", 308, "C", False),
+        ("company:9002", 275, "B", True),
+        ("company:9012", 174, "A", True),
+    ]
+    # Northwind Data: an MQA from four people, none of them an MQL (alone or by the bar)
+    members = h.store.account_members("hubspot", "company:9012")
+    assert [(m.contact_id, m.score, m.grade, m.mql) for m in members] == [
+        ("154", 40, "B", False),
+        ("153", 24, "A", False),
+        ("155", 20, "C", False),
+        ("156", 15, "B", False),
+    ]
+    nw = company_writes(h)["9012"]
+    assert nw["leadscore_account_score"] == "174"
+    assert nw["leadscore_account_grade"] == "A"
+    assert nw["leadscore_engaged_contacts"] == "4"
+    assert nw["leadscore_mqa_reason"] == "score 174 ≥ 100, grade A, 4 people engaged"
+    assert nw["leadscore_account_reasons"].startswith(
+        "+99 engagement of 4 people (at most 50 each): Marcus Lee +40, Elena Marsh +24, "
+        "Nadia Okafor +20, Tom Becker +15; +30 4 people engaged in 30 days: "
+    )
+    assert h.sb.company("9012").properties["leadscore_account_score"] == "174"
+    for cid in ("153", "154", "155", "156"):
+        assert h.sb.contact(cid).properties["leadscore_account_score"] == "174", cid
+        assert h.sb.contact(cid).properties["lifecyclestage"] == "lead", cid
+    # the lower bar at an MQA (60, grade A/B) makes exactly these MQLs in the whole portal
+    by_account = sorted(
+        (s.contact_id, s.score, s.mql_reason)
+        for s in h.store.iter_scores("hubspot")
+        if s.mql_reason and s.mql_reason.startswith("account MQA")
+    )
+    assert by_account == [
+        ("112", 60, "account MQA: company:9001 (score 60 ≥ 60 at an MQA)"),
+        ("124", 92, "account MQA: company:9006 (score 92 ≥ 60 at an MQA)"),
+        ("148", 97, "account MQA: company:9002 (score 97 ≥ 60 at an MQA)"),
+    ]
+    assert h.sb.contact("112").properties["lifecyclestage"] == MQL
+    # Taylor (108) is on Globex (primary) and Wayne Enterprises: the primary wins
+    link = h.store.contact_accounts_many("hubspot", ["108"])["108"]
+    assert (link.account_id, link.company_ids) == ("company:9003", ("9003", "9008"))
+    # Vandelay Industries (no domain, no contacts) has no account to score
+    assert "9013" not in company_writes(h)
+
+    h.sb.clear_log()
+    h.clock[0] = NOW + timedelta(minutes=15)
+    idle = h.pipeline.sync()
+    assert (idle.status, idle.written, idle.notes) == ("ok", 0, [])
+    assert [r.path for r in h.sb.requests if r.path.endswith("/batch/update")] == []

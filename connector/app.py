@@ -39,6 +39,7 @@ def build_adapter(settings: Settings) -> CrmAdapter:
             write_batch=settings.hubspot_write_batch,
             search_per_second=settings.hubspot_search_per_second,
             extra_properties=COMPANY_FIELDS if settings.write_company_fields else (),
+            accounts=settings.accounts,
         )
     if settings.crm == "marketo":
         try:
@@ -133,6 +134,10 @@ def open_app(
         enricher=enricher,
         options=sync_options(settings),
     )
+    if settings.accounts:
+        from connector.account_stage import AccountStage
+
+        pipeline.accounts = AccountStage(pipeline)
     if not rollout:
         pipeline.before_pass = follow_active(pipeline, active)
     app = App(settings, store, adapter, loaded, pipeline)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.crm.base import CHECKED_PROPERTIES, CRM_MQL_DATE, ContactPage, CrmAdapter, EventPage
 from connector.errors import (
@@ -49,6 +49,9 @@ from connector.types import (
     WriteBack,
     WriteOutcome,
 )
+
+if TYPE_CHECKING:
+    from connector.account_stage import AccountStage
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +314,8 @@ class Pipeline:
         # Called at the start of every pass, inside its run (it may switch `model`: a running
         # worker follows a model rolled out by another process; connector.active_model).
         self.before_pass: Callable[[], None] | None = None
+        # account-based scoring (connector.account_stage), when enabled
+        self.accounts: AccountStage | None = None
 
     # -- the main job -----------------------------------------------------------------------
     def sync(self, *, rescore_all: bool = False) -> SyncSummary:
@@ -326,6 +331,8 @@ class Pipeline:
             self.arm_fresh_state_guard()
             self._pull_contacts(summary)
             self._pull_events(summary)
+            if self.accounts is not None:
+                self.accounts.pull(summary)
             now = self.clock()
             ids: set[str] = set()
             ids.update(self.store.due_contact_ids(self.crm, now))
@@ -333,6 +340,8 @@ class Pipeline:
             if rescore_all:
                 ids.update(c.id for c in self.store.iter_contacts(self.crm))
             self._score_and_write(sorted(ids, key=_id_key), now, summary)
+            if self.accounts is not None:
+                self.accounts.finish(now, summary)
 
         return self.run_pass("sync", body)
 
@@ -716,6 +725,8 @@ class Pipeline:
                 for c, rows in pairs
             ]
             summary.scored += len(results)
+            if self.accounts is not None:  # account scores; MQL at an MQA
+                results = self.accounts.on_chunk(pairs, results, enrichments, now)
             writes, chunk_meta = self._plan_writes(pairs, results, now, summary, enrichments)
             with self.store.transaction():
                 self.store.save_scores(self.crm, results)
@@ -785,7 +796,12 @@ class Pipeline:
         enrichment = (
             enrichments.get((contact.email or "").lower()) if enrichments is not None else None
         )
-        return write_changes(contact, result, written, enrichment, company_fields=company_fields)
+        changes = write_changes(contact, result, written, enrichment, company_fields=company_fields)
+        if self.accounts is not None:  # the account's values, diff-only (never written: "")
+            for k, v in self.accounts.contact_props.get(contact.id, {}).items():
+                if written.get(k, "") != v:
+                    changes[k] = v
+        return changes
 
     def enrichments_for(
         self, contacts: Sequence[Contact], now: datetime

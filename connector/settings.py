@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     enrich_hit_ttl_days: float = 30
     enrich_miss_ttl_days: float = 10
     write_company_fields: bool = False
+    accounts: bool = Field(
+        False,
+        description="Account-based scoring (the model's accounts: section): read companies "
+        "and associations, score accounts, write account values on companies and contacts.",
+    )
 
     # Worker
     sync_interval_minutes: float = Field(15.0, gt=0)

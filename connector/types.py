@@ -244,3 +244,62 @@ class WriteOutcome:
     retryable: bool = False
     error: str | None = None
     archived: bool = False  # 404: the CRM no longer has it
+
+
+@record
+class Account:
+    """A scored account: a CRM company record, or a registrable corporate e-mail domain for
+    contacts with no company. `id` is the account key (`company:<crm id>` or `domain:<domain>`)."""
+
+    id: str
+    company: Company  # firmographics (domain may be empty for a company with no domain)
+    crm_id: str | None = None  # the CRM's company id; None for a domain-keyed account
+    target: bool = False  # on the model's target-account list
+
+
+@record
+class AccountMember:
+    """What account scoring reads of one member contact: its score now and, for every
+    engagement rule that gave it positive points, the times (Unix seconds) of the events."""
+
+    contact_id: str
+    name: str
+    title: str | None
+    seniority: str
+    grade: str
+    engagement_points: float
+    hits: tuple[tuple[str, float], ...] = ()  # (engagement rule name, event time)
+
+
+@record
+class AccountResult:
+    account_id: str
+    score: float
+    engagement_points: float  # the members' capped roll-up
+    fit_points: float
+    grade: str
+    mqa: bool
+    mqa_reason: str | None
+    members: int
+    engaged_contacts: tuple[str, ...]  # contact ids, most engaged first
+    model_version: str
+    model_fingerprint: str
+    scored_at: datetime
+    next_change_at: datetime | None
+    reasons: tuple[Reason, ...] = ()
+
+    def top_reasons(self, max_chars: int = 480) -> str:
+        """The text a rep reads on the company: engagement parts by size, then the grade."""
+        parts = sorted(
+            (r for r in self.reasons if r.kind == "engagement" and r.points != 0),
+            key=_largest_first,
+        )
+        texts = [f"{_signed(r.points)} {r.text}" for r in parts]
+        texts += [r.text for r in self.reasons if r.rule == "grade"]
+        out = ""
+        for part in texts:
+            candidate = f"{out}; {part}" if out else part
+            if len(candidate) > max_chars:
+                return out or candidate[: max_chars - 1] + "…"
+            out = candidate
+        return out

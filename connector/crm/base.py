@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from connector.types import Contact, Event, WriteBack, WriteOutcome
 
@@ -104,3 +104,82 @@ class CrmAdapter(Protocol):
     def get_contact(self, contact_id: str) -> Contact | None: ...
 
     def close(self) -> None: ...
+
+
+# -- accounts (issue 21): optional capabilities; an adapter without them scores accounts by
+# e-mail domain (or the company field) only -------------------------------------------------
+
+# The account values a contact (HubSpot) or lead (Marketo) carries, by our names.
+CONTACT_ACCOUNT_PROPERTIES: tuple[str, ...] = ("account_score", "account_grade")
+# The values written on a company record (HubSpot), by our names.
+COMPANY_PROPERTIES: tuple[str, ...] = (
+    "account_score",
+    "account_grade",
+    "account_reasons",
+    "engaged_contacts",
+    "mqa_reason",
+    "model_version",
+)
+
+
+@dataclass(frozen=True)
+class CrmCompany:
+    """A company record as the CRM shows it (HubSpot company, Marketo company)."""
+
+    id: str
+    domain: str | None = None
+    name: str | None = None
+    industry: str | None = None
+    employee_count: int | None = None
+    annual_revenue_usd: float | None = None
+    country: str | None = None
+    updated_at: datetime | None = None
+    archived: bool = False
+    merged_into: str | None = None  # the survivor's id when merged away
+    properties: Mapping[str, Any] | None = None
+
+    def firmographics(self) -> tuple[Any, ...]:
+        return (
+            self.domain,
+            self.name,
+            self.industry,
+            self.employee_count,
+            self.annual_revenue_usd,
+            self.country,
+        )
+
+
+@dataclass
+class CompanyPage:
+    companies: list[CrmCompany]
+    position: str | None  # keyset position after this page
+    bad: list[BadRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CompanyLinks:
+    """The companies one contact is associated with: the primary one (HubSpot typeId 1) and
+    every id (several companies: the primary wins; none primary: the lowest id)."""
+
+    primary: str | None
+    company_ids: tuple[str, ...] = ()
+
+
+class AccountsAdapter(Protocol):
+    """What a CRM offers for account scoring (HubSpot: companies + associations v4)."""
+
+    def pull_companies(self, since: datetime | None, position: str | None) -> Iterator[CompanyPage]:
+        """Company records changed since `since`, keyset-paged from `position`."""
+        ...
+
+    def company_links(self, contact_ids: Sequence[str]) -> dict[str, CompanyLinks]:
+        """Each contact's associated companies (a contact with none maps to no entry)."""
+        ...
+
+    def write_companies(self, writes: Sequence[WriteBack]) -> list[WriteOutcome]:
+        """Batch-update company records (`WriteBack.contact_id` holds the company id)."""
+        ...
+
+    def get_companies(self, company_ids: Sequence[str]) -> list[CrmCompany]:
+        """Read these companies (those the CRM still has)."""
+        ...

@@ -36,7 +36,10 @@ from connector.crm.base import (
     STAGE,
     ApiStats,
     BadRecord,
+    CompanyLinks,
+    CompanyPage,
     ContactPage,
+    CrmCompany,
     EventPage,
 )
 from connector.crm.network import unreachable
@@ -67,6 +70,13 @@ REQUIRED_SCOPES = (
     "crm.schemas.contacts.write",  # create the lead_scoring group and properties
     "content",  # marketing e-mail events (GET /email/public/v1/events)
 )
+# Account-based scoring (LEADSCORE_ACCOUNTS) reads and writes companies too.
+ACCOUNT_SCOPES = (
+    "crm.objects.companies.read",  # search companies, read associations
+    "crm.objects.companies.write",  # batch-update the account properties
+    "crm.schemas.companies.read",  # check the company properties
+    "crm.schemas.companies.write",  # create the company lead_scoring group and properties
+)
 # Asked for when present: without it (or below Enterprise) engagement comes from roll-ups.
 OPTIONAL_SCOPES = ("analytics.behavioral_events.read",)  # events API (GET /events/v3/events)
 
@@ -95,6 +105,8 @@ PROPERTY_NAMES: dict[str, str] = {
     "company_name": "company",
     "company_industry": "industry",
     "company_country": "country",
+    "account_score": "leadscore_account_score",
+    "account_grade": "leadscore_account_grade",
 }
 PROPERTY_DEFS: list[dict[str, Any]] = [
     {
@@ -146,6 +158,68 @@ PROPERTY_DEFS: list[dict[str, Any]] = [
         ],
     },
 ]
+
+_GRADE_OPTIONS = [{"label": g, "value": g, "displayOrder": i} for i, g in enumerate("ABCD")]
+# Account scoring (issue 21): on every contact, the account's heat; on companies, the account.
+CONTACT_ACCOUNT_DEFS: list[dict[str, Any]] = [
+    {
+        "name": "leadscore_account_score",
+        "label": "Account score",
+        "type": "number",
+        "fieldType": "number",
+    },
+    {
+        "name": "leadscore_account_grade",
+        "label": "Account grade (A-D)",
+        "type": "enumeration",
+        "fieldType": "select",
+        "options": _GRADE_OPTIONS,
+    },
+]
+# our name → the company property
+COMPANY_PROPERTY_NAMES: dict[str, str] = {
+    "account_score": "leadscore_account_score",
+    "account_grade": "leadscore_account_grade",
+    "account_reasons": "leadscore_account_reasons",
+    "engaged_contacts": "leadscore_engaged_contacts",
+    "mqa_reason": "leadscore_mqa_reason",
+    "model_version": "leadscore_model_version",
+}
+COMPANY_PROPERTY_DEFS: list[dict[str, Any]] = [
+    *CONTACT_ACCOUNT_DEFS,
+    {
+        "name": "leadscore_account_reasons",
+        "label": "Account score reasons",
+        "type": "string",
+        "fieldType": "textarea",
+    },
+    {
+        "name": "leadscore_engaged_contacts",
+        "label": "Engaged contacts",
+        "type": "number",
+        "fieldType": "number",
+    },
+    {"name": "leadscore_mqa_reason", "label": "MQA reason", "type": "string", "fieldType": "text"},
+    {
+        "name": "leadscore_model_version",
+        "label": "Account score model version",
+        "type": "string",
+        "fieldType": "text",
+    },
+]
+COMPANY_READ_PROPERTIES = [
+    "name",
+    "domain",
+    "industry",
+    "numberofemployees",
+    "annualrevenue",
+    "country",
+    "hs_lastmodifieddate",
+    "hs_object_id",
+    "hs_merged_object_ids",
+]
+PRIMARY_COMPANY_TYPE_ID = 1  # contact → company "Primary" (HUBSPOT_DEFINED); 279 is unlabeled
+MAX_ASSOCIATION_INPUTS = 1000  # associations v4 batch read, since 2025-02-10
 
 CONTACT_PROPERTIES = [
     "email",
@@ -230,6 +304,7 @@ class HubSpotAdapter:
         sleep: Callable[[float], None] = time.sleep,
         portal_id: int | None = None,
         extra_properties: Sequence[str] = (),
+        accounts: bool = False,
     ) -> None:
         if token is None or not token.get_secret_value():
             raise ConfigError("LEADSCORE_HUBSPOT_TOKEN is not set")
@@ -254,6 +329,9 @@ class HubSpotAdapter:
         self.rollups = False
         self._probed = False
         self._stamps: dict[str, str] = {}
+        # account scoring: company properties in init-properties and the check, companies
+        # and associations read, companies written
+        self.accounts = accounts
         client = HubSpot(
             access_token=token.get_secret_value(),
             host=self.base_url,
@@ -266,7 +344,13 @@ class HubSpotAdapter:
         self._props = client.crm.properties.core_api
         self._groups = client.crm.properties.groups_api
         self._events = client.events.events_api
+        self._company_search = client.crm.companies.search_api
+        self._company_batch = client.crm.companies.batch_api
+        self._assoc = client.crm.associations.v4.batch_api
         self._apis = [
+            self._company_search,
+            self._company_batch,
+            self._assoc,
             self._search,
             self._basic,
             self._batch,
@@ -374,7 +458,13 @@ class HubSpotAdapter:
         if status in (401, 403):
             refused = AuthError(
                 f"HubSpot refused the token (HTTP {status}): {message[:120]}. "
-                "Check LEADSCORE_HUBSPOT_TOKEN and the private app's scopes: " + scopes_text()
+                "Check LEADSCORE_HUBSPOT_TOKEN and the private app's scopes: "
+                + scopes_text()
+                + (
+                    " and, for account scoring, " + " ".join(ACCOUNT_SCOPES)
+                    if self.accounts
+                    else ""
+                )
             )
             refused.category = body.get("category") if isinstance(body, dict) else None
             return refused
@@ -383,18 +473,21 @@ class HubSpotAdapter:
         return _HttpError(status, message, body)
 
     # -- properties ---------------------------------------------------------------------------
-    def _property_names(self) -> set[str]:
-        """The contact property names; remembers when ours were created (`property_stamps`)."""
+    def _property_names(self, object_type: str = "contacts") -> set[str]:
+        """The property names of `object_type`; for contacts, remembers when ours were created
+        (`property_stamps`)."""
         data, _, _ = self._json_call(
             "properties.list",
             partial(
                 self._props.get_all_with_http_info,
-                "contacts",
+                object_type,
                 _request_timeout=self.timeout_s,
                 _preload_content=False,
             ),
         )
         listed = [p for p in _results(data, "properties") if isinstance(p, Mapping)]
+        if object_type != "contacts":
+            return {str(p.get("name")) for p in listed}
         self._stamps = {
             CHECKED_NAMES[str(p.get("name"))]: str(p.get("createdAt") or "")
             for p in listed
@@ -410,12 +503,12 @@ class HubSpotAdapter:
             self._property_names()
         return dict(self._stamps)
 
-    def _group_names(self) -> set[str]:
+    def _group_names(self, object_type: str = "contacts") -> set[str]:
         groups, _, _ = self._json_call(
             "groups.list",
             partial(
                 self._groups.get_all_with_http_info,
-                "contacts",
+                object_type,
                 _request_timeout=self.timeout_s,
                 _preload_content=False,
             ),
@@ -423,43 +516,63 @@ class HubSpotAdapter:
         return {str(g.get("name")) for g in _results(groups, "groups") if isinstance(g, Mapping)}
 
     def ensure_properties(self) -> list[str]:
+        created: list[str] = []
+        contact_defs = PROPERTY_DEFS + (CONTACT_ACCOUNT_DEFS if self.accounts else [])
+        self._ensure_for("contacts", contact_defs, created)
+        if self.accounts:
+            self._ensure_for("companies", COMPANY_PROPERTY_DEFS, created)
+        return created
+
+    def _ensure_for(
+        self, object_type: str, defs: Sequence[Mapping[str, Any]], created: list[str]
+    ) -> None:
+        """Create the lead_scoring group and `defs` on `object_type` where missing."""
         from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
-        created: list[str] = []
-        if GROUP not in self._group_names():
+        label = "" if object_type == "contacts" else "company "
+        if GROUP not in self._group_names(object_type):
             body = PropertyGroupCreate(
                 name=GROUP, label="Lead scoring (leadscore)", display_order=-1
             )
             create_group = partial(
                 self._groups.create_with_http_info,
-                "contacts",
+                object_type,
                 body,
                 _request_timeout=self.timeout_s,
                 _preload_content=False,
             )
             checked = self._create_checked(
-                "groups.create", "property group", GROUP, create_group, self._group_names, created
+                "groups.create",
+                f"{label}property group",
+                GROUP,
+                create_group,
+                partial(self._group_names, object_type),
+                created,
             )
             if checked:
-                created.append(f"group {GROUP}")
-        existing = self._property_names()
-        for spec in PROPERTY_DEFS:
+                created.append(f"{label}group {GROUP}")
+        existing = self._property_names(object_type)
+        for spec in defs:
             if spec["name"] in existing:
                 continue
             prop = PropertyCreate(group_name=GROUP, **_snake(spec))
             create = partial(
                 self._props.create_with_http_info,
-                "contacts",
+                object_type,
                 prop,
                 _request_timeout=self.timeout_s,
                 _preload_content=False,
             )
             checked = self._create_checked(
-                "properties.create", "property", spec["name"], create, self._property_names, created
+                "properties.create",
+                f"{label}property",
+                spec["name"],
+                create,
+                partial(self._property_names, object_type),
+                created,
             )
             if checked:
-                created.append(spec["name"])
-        return created
+                created.append(f"{label}{spec['name']}")
 
     def _create_checked(
         self,
@@ -497,7 +610,15 @@ class HubSpotAdapter:
 
     def check_properties(self) -> None:
         names = self._property_names()
-        missing = sorted({p["name"] for p in PROPERTY_DEFS} - names)
+        wanted = PROPERTY_DEFS + (CONTACT_ACCOUNT_DEFS if self.accounts else [])
+        missing = sorted({p["name"] for p in wanted} - names)
+        if self.accounts:
+            company_names = self._property_names("companies")
+            missing += sorted(
+                f"companies.{p['name']}"
+                for p in COMPANY_PROPERTY_DEFS
+                if p["name"] not in company_names
+            )
         if missing:
             raise MissingPropertiesError(
                 "HubSpot portal lacks properties "
@@ -945,6 +1066,260 @@ class HubSpotAdapter:
         # the contact id is resolved by the pipeline from the recipient address
         return recipient, Event("hubspot_email", eid, "", ctype, at, attrs)
 
+    # -- accounts (companies, associations v4) -------------------------------------------
+    def pull_companies(self, since: datetime | None, position: str | None) -> Iterator[CompanyPage]:
+        """Companies modified since `since` (`hs_lastmodifieddate`), sorted by id and paged by
+        keyset (`hs_object_id GT last`), like contacts: never past the 10,000-result cap."""
+        from hubspot.crm.companies import Filter, FilterGroup, PublicObjectSearchRequest
+
+        last_id = int(position) if position else None
+        for _ in range(MAX_PAGES):
+            filters = []
+            if since is not None:
+                filters.append(
+                    Filter(property_name="hs_lastmodifieddate", operator="GTE", value=_ms(since))
+                )
+            if last_id is not None:
+                filters.append(
+                    Filter(property_name="hs_object_id", operator="GT", value=str(last_id))
+                )
+            request = PublicObjectSearchRequest(
+                filter_groups=[FilterGroup(filters=filters)] if filters else [],
+                sorts=["hs_object_id"],
+                properties=COMPANY_READ_PROPERTIES,
+                limit=self.page_size,
+            )
+            data, _, _ = self._json_call(
+                "companies.search",
+                partial(
+                    self._company_search.do_search_with_http_info,
+                    request,
+                    _request_timeout=self.timeout_s,
+                    _preload_content=False,
+                ),
+                search=True,
+            )
+            results = _results(data, "companies.search")
+            if not results:
+                return
+            page = CompanyPage(companies=[], position=None)
+            ids: list[int] = []
+            for pos, obj in enumerate(results, 1):
+                raw_id = obj.get("id") if isinstance(obj, Mapping) else None
+                num_id = _numeric_id(raw_id)
+                if num_id is not None:
+                    ids.append(num_id)
+                try:
+                    if not isinstance(obj, Mapping) or num_id is None:
+                        raise InputError(f"id {raw_id!r} is not numeric")
+                    company, merged = _company_from(str(num_id), obj.get("properties") or {})
+                except InputError as exc:
+                    rid = _rid(raw_id, pos)
+                    page.bad.append(BadRecord(rid, f"company {rid}: {exc}", obj))
+                    continue
+                page.companies.append(company)
+                page.companies.extend(CrmCompany(m, merged_into=company.id) for m in merged)
+            if not ids:
+                raise ConnectorError("HubSpot company search page had no usable ids; stopping")
+            new_last = max(ids)
+            if last_id is not None and new_last <= last_id:
+                raise ConnectorError(
+                    f"HubSpot company search page did not advance (last id {last_id} → "
+                    f"{new_last}); stopping instead of looping"
+                )
+            last_id = new_last
+            page.position = str(last_id)
+            yield page
+            if len(results) < self.page_size:
+                return
+        raise ConnectorError(f"company paging exceeded {MAX_PAGES} pages")
+
+    def get_companies(self, company_ids: Sequence[str]) -> list[CrmCompany]:
+        """Batch-read companies (100 a call); ids HubSpot no longer has are left out."""
+        from hubspot.crm.companies import (
+            BatchReadInputSimplePublicObjectId,
+            SimplePublicObjectId,
+        )
+
+        out: list[CrmCompany] = []
+        ids = [i for i in dict.fromkeys(company_ids) if _numeric_id(i) is not None]
+        for i in range(0, len(ids), 100):
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=c) for c in ids[i : i + 100]],
+                properties=COMPANY_READ_PROPERTIES,
+                properties_with_history=[],
+            )
+            try:
+                data, _, _ = self._json_call(
+                    "companies.batch_read",
+                    partial(
+                        self._company_batch.read_with_http_info,
+                        body,
+                        _request_timeout=self.timeout_s,
+                        _preload_content=False,
+                    ),
+                )
+            except _HttpError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            for obj in _results(data, "companies.batch_read"):
+                if not isinstance(obj, Mapping) or _numeric_id(obj.get("id")) is None:
+                    continue
+                try:
+                    company, _ = _company_from(str(obj["id"]), obj.get("properties") or {})
+                except InputError as exc:
+                    log.warning("hubspot company %s unreadable: %s", _rid(obj.get("id")), exc)
+                    continue
+                out.append(company)
+        return out
+
+    def company_links(self, contact_ids: Sequence[str]) -> dict[str, CompanyLinks]:
+        """Each contact's companies by associations v4 batch read (1,000 inputs a call; a
+        contact with more companies than one answer holds is read on by its `after`). The
+        primary company is the association of typeId 1; a contact with none maps to no
+        entry."""
+        from hubspot.crm.associations.v4 import (
+            BatchInputPublicFetchAssociationsBatchRequest,
+            PublicFetchAssociationsBatchRequest,
+        )
+
+        found: dict[str, list[str]] = {}
+        primary: dict[str, str] = {}
+        pending: list[tuple[str, str | None]] = [
+            (c, None) for c in dict.fromkeys(contact_ids) if _numeric_id(c) is not None
+        ]
+        for _ in range(MAX_PAGES):
+            if not pending:
+                break
+            chunk, pending = (
+                pending[:MAX_ASSOCIATION_INPUTS],
+                pending[MAX_ASSOCIATION_INPUTS:],
+            )
+            body = BatchInputPublicFetchAssociationsBatchRequest(
+                inputs=[PublicFetchAssociationsBatchRequest(id=c, after=a) for c, a in chunk]
+            )
+            data, _, _ = self._json_call(
+                "associations.batch_read",
+                partial(
+                    self._assoc.get_page_with_http_info,
+                    "contacts",
+                    "companies",
+                    body,
+                    _request_timeout=self.timeout_s,
+                    _preload_content=False,
+                ),
+            )
+            asked = {c: a for c, a in chunk}
+            for res in _results(data, "associations.batch_read"):
+                if not isinstance(res, Mapping):
+                    continue
+                frm = res.get("from")
+                cid = str(frm.get("id")) if isinstance(frm, Mapping) else None
+                if cid is None or cid not in asked:
+                    continue
+                for to in res.get("to") or []:
+                    if not isinstance(to, Mapping) or _numeric_id(to.get("toObjectId")) is None:
+                        continue
+                    company = str(to["toObjectId"])
+                    ids = found.setdefault(cid, [])
+                    if company not in ids:
+                        ids.append(company)
+                    types = to.get("associationTypes") or []
+                    if any(
+                        isinstance(t, Mapping)
+                        and t.get("typeId") == PRIMARY_COMPANY_TYPE_ID
+                        and t.get("category") == "HUBSPOT_DEFINED"
+                        for t in types
+                    ):
+                        primary[cid] = company
+                after = _next_after(res) if isinstance(res.get("paging"), Mapping) else None
+                if after is not None and after != asked[cid]:
+                    pending.append((cid, after))
+            # a contact with no association is absent from the answer (or a 207 error)
+        return {
+            cid: CompanyLinks(primary.get(cid), tuple(sorted(ids, key=_id_sort)))
+            for cid, ids in found.items()
+        }
+
+    def write_companies(self, writes: Sequence[WriteBack]) -> list[WriteOutcome]:
+        """Batch-update companies (`WriteBack.contact_id` is the company id), 100 a call,
+        a per-record outcome from 200 and 207 (404 / OBJECT_NOT_FOUND: archived). Setting a
+        property to the value it has is idempotent, so a batch whose answer never came is
+        simply sent again by the retry policy."""
+        from hubspot.crm.companies import (
+            BatchInputSimplePublicObjectBatchInput,
+            SimplePublicObjectBatchInput,
+        )
+
+        out: list[WriteOutcome] = []
+        for i in range(0, len(writes), self.write_batch):
+            batch = writes[i : i + self.write_batch]
+            body = BatchInputSimplePublicObjectBatchInput(
+                inputs=[
+                    SimplePublicObjectBatchInput(
+                        id=w.contact_id,
+                        properties={
+                            COMPANY_PROPERTY_NAMES.get(k, k): v for k, v in w.properties.items()
+                        },
+                    )
+                    for w in batch
+                ]
+            )
+            try:
+                data, status, _ = self._json_call(
+                    "companies.batch_update",
+                    partial(
+                        self._company_batch.update_with_http_info,
+                        body,
+                        _request_timeout=self.timeout_s,
+                        _preload_content=False,
+                    ),
+                )
+            except RetryableError as exc:
+                out.extend(WriteOutcome(w.contact_id, False, True, str(exc)) for w in batch)
+                continue
+            except _HttpError as exc:
+                out.extend(
+                    WriteOutcome(
+                        w.contact_id,
+                        False,
+                        False,
+                        exc.message or str(exc),
+                        archived=exc.status == 404 and len(batch) == 1,
+                    )
+                    for w in batch
+                )
+                continue
+            failed: dict[str, WriteOutcome] = {}
+            for err in data.get("errors") or []:
+                if not isinstance(err, Mapping):
+                    continue
+                category = str(err.get("category") or "")
+                message = str(err.get("message") or category)
+                ctx = err.get("context")
+                ids = ctx.get("ids") if isinstance(ctx, Mapping) else None
+                for cid in ids if isinstance(ids, list) else []:
+                    failed[str(cid)] = WriteOutcome(
+                        str(cid),
+                        ok=False,
+                        retryable=category in RETRYABLE_CATEGORIES,
+                        error=f"{category}: {message}"[:500],
+                        archived=category == "OBJECT_NOT_FOUND",
+                    )
+            ok_ids = {str(r.get("id")) for r in _results(data, "companies.batch_update")
+                      if isinstance(r, Mapping)}  # fmt: skip
+            for w in batch:
+                if w.contact_id in failed:
+                    out.append(failed[w.contact_id])
+                elif w.contact_id in ok_ids or status == 200:
+                    out.append(WriteOutcome(w.contact_id, True))
+                else:
+                    out.append(
+                        WriteOutcome(w.contact_id, False, True, "not in HubSpot's batch response")
+                    )
+        return out
+
     # -- write-back -----------------------------------------------------------------------
     def write(self, writes: Sequence[WriteBack]) -> list[WriteOutcome]:
         outcomes: list[WriteOutcome] = []
@@ -1306,6 +1681,49 @@ __all__ = [
     "HubSpotAdapter",
     "scopes_text",
 ]
+
+
+def _id_sort(cid: str) -> tuple[int, str]:
+    return (int(cid), cid) if cid.isdigit() else (1 << 62, cid)
+
+
+def _company_from(cid: str, props: Mapping[str, Any]) -> tuple[CrmCompany, list[str]]:
+    """A company search/read result → CrmCompany and the ids merged into it."""
+    if not isinstance(props, Mapping):
+        raise InputError(f"properties: expected an object, got {type(props).__name__}")
+    domain = (opt_text(props.get("domain"), "domain") or "").strip().lower()
+    domain = domain.removeprefix("https://").removeprefix("http://").removeprefix("www.")
+    domain = domain.split("/", 1)[0]
+    employees = _number(props.get("numberofemployees"), "numberofemployees")
+    revenue = _number(props.get("annualrevenue"), "annualrevenue")
+    updated = props.get("hs_lastmodifieddate")
+    merged_raw = opt_text(props.get("hs_merged_object_ids"), "hs_merged_object_ids") or ""
+    merged = [m.strip() for m in merged_raw.split(";") if m.strip() and m.strip() != cid]
+    if any(_numeric_id(m) is None for m in merged):
+        raise InputError(f"hs_merged_object_ids: not a list of ids ({merged_raw[:60]!r})")
+    company = CrmCompany(
+        id=cid,
+        domain=domain or None,
+        name=opt_text(props.get("name"), "name"),
+        industry=opt_text(props.get("industry"), "industry"),
+        employee_count=int(employees) if employees is not None else None,
+        annual_revenue_usd=revenue,
+        country=opt_text(props.get("country"), "country"),
+        updated_at=parse_timestamp(updated, "hs_lastmodifieddate") if updated else None,
+    )
+    return company, merged
+
+
+def _number(raw: Any, name: str) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise InputError(f"{name}: not a number ({str(raw)[:40]!r})") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InputError(f"{name}: not a number ({str(raw)[:40]!r})")
+    return value
 
 
 def _rollup_events(cid: str, props: Mapping[str, Any]) -> list[Event]:

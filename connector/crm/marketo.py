@@ -48,6 +48,7 @@ from connector.crm.base import (
     ApiStats,
     BadRecord,
     ContactPage,
+    CrmCompany,
     EventPage,
 )
 from connector.crm.network import unreachable
@@ -82,7 +83,17 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
     "mql_reason": "mqlReason__c",
     "profile_mismatch": "profileMismatch__c",
     STAGE: "leadStatus",
+    # account scoring (issue 21): the account's values on each lead (most instances cannot
+    # write company records); checked only when account scoring is on
+    "account_score": "accountScore__c",
+    "account_grade": "accountGrade__c",
 }
+ACCOUNT_FIELDS = frozenset({"account_score", "account_grade"})
+COMPANY_FIELDS_READ = "externalCompanyId,company,industry,numberOfEmployees,annualRevenue," + (
+    "billingCountry,website"
+)
+# answers meaning "this instance offers no company records" (CRM-synced or disabled)
+COMPANIES_UNAVAILABLE = frozenset({"404", "405", "605", "610"})
 # our lifecycle stage -> the status value written to the stage field
 DEFAULT_STAGE_VALUES: dict[str, str] = {
     "subscriber": "Subscriber",
@@ -290,9 +301,14 @@ class MarketoAdapter:
         export_max_polls: int = 2_000,
         export_chunk_bytes: int = 8 * 1024 * 1024,
         session: requests.Session | None = None,
+        accounts: bool = False,
     ) -> None:
         if not base_url:
             raise ConfigError("LEADSCORE_MARKETO_BASE_URL is not set")
+        # account scoring: the account fields are checked and written, `externalCompanyId`
+        # read with leads (where the instance has it), company records read where offered
+        self.accounts = accounts
+        self.companies_available = accounts
         for label, secret in (("CLIENT_ID", client_id), ("CLIENT_SECRET", client_secret)):
             if secret is None or not secret.get_secret_value():
                 raise ConfigError(f"LEADSCORE_MARKETO_{label} is not set")
@@ -555,7 +571,11 @@ class MarketoAdapter:
         return self._fields
 
     def _write_fields(self) -> dict[str, str]:
-        return {ours: f for ours, f in self.config.field_map.items() if f}
+        return {
+            ours: f
+            for ours, f in self.config.field_map.items()
+            if f and (self.accounts or ours not in ACCOUNT_FIELDS)
+        }
 
     def check_properties(self) -> None:
         fields = self.describe(refresh=True)
@@ -602,6 +622,8 @@ class MarketoAdapter:
         for extra in (self.config.stage_field, self.config.status_field):
             if extra and extra not in names:
                 names.append(extra)
+        if self.accounts and "externalCompanyId" in self.describe():
+            names.append("externalCompanyId")  # the lead's company record
         return names
 
     def _checked_fields(self) -> dict[str, str]:
@@ -609,6 +631,60 @@ class MarketoAdapter:
         the leads and watched for changes, so a hand edit is seen and written again."""
         fmap = self.config.field_map
         return {fmap[p]: p for p in CHECKED_PROPERTIES if fmap.get(p)}
+
+    # -- accounts ------------------------------------------------------------------------
+    def get_companies(self, company_ids: Sequence[str]) -> list[CrmCompany]:
+        """Company records by `externalCompanyId` (companies.json, 300 a call). An instance
+        that offers none (CRM-synced or disabled: 404/405/605/610) switches the account key
+        to the lead's company field for good: `companies_available` goes False."""
+        out: list[CrmCompany] = []
+        if not self.companies_available:
+            return out
+        ids = list(dict.fromkeys(company_ids))
+        for i in range(0, len(ids), MAX_BATCH):
+            try:
+                data = self._call(
+                    "companies.get",
+                    "GET",
+                    "/rest/v1/companies.json",
+                    params={
+                        "filterType": "externalCompanyId",
+                        "filterValues": ",".join(ids[i : i + MAX_BATCH]),
+                        "fields": COMPANY_FIELDS_READ,
+                    },
+                )
+            except MarketoApiError as exc:
+                if exc.code in COMPANIES_UNAVAILABLE:
+                    log.warning(
+                        "Marketo offers no company records here (%s): accounts are keyed by "
+                        "the lead's company field",
+                        exc.code,
+                    )
+                    self.companies_available = False
+                    return []
+                raise
+            for rec in data.get("result") or []:
+                if not isinstance(rec, dict) or not rec.get("externalCompanyId"):
+                    continue
+                employees = rec.get("numberOfEmployees")
+                revenue = rec.get("annualRevenue")
+                website = str(rec.get("website") or "").lower()
+                host = website.removeprefix("https://").removeprefix("http://")
+                domain = host.removeprefix("www.").split("/", 1)[0] or None
+                out.append(
+                    CrmCompany(
+                        id=str(rec["externalCompanyId"]),
+                        domain=domain,
+                        name=opt_text(rec.get("company"), "company"),
+                        industry=opt_text(rec.get("industry"), "industry"),
+                        employee_count=int(employees) if isinstance(employees, int) else None,
+                        annual_revenue_usd=float(revenue)
+                        if isinstance(revenue, int | float) and not isinstance(revenue, bool)
+                        else None,
+                        country=opt_text(rec.get("billingCountry"), "billingCountry"),
+                    )
+                )
+        return out
 
     def _stage_of(self, value: str | None) -> str | None:
         if not value:
@@ -1496,6 +1572,7 @@ def build_marketo_adapter(settings: Settings, policy: RetryPolicy) -> MarketoAda
         timeout_s=settings.request_timeout_seconds,
         retry=policy,
         write_batch=settings.marketo_write_batch,
+        accounts=settings.accounts,
         rate_limit=settings.marketo_rate_limit,
         rate_window_s=settings.marketo_rate_window_seconds,
         export_poll_s=settings.marketo_export_poll_seconds,

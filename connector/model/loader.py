@@ -47,15 +47,24 @@ class LoadedModel:
     path: str
     fingerprint: str
     notes: tuple[str, ...] = ()
+    target_accounts: frozenset[str] = frozenset()  # the accounts section's target domains
 
     @property
     def version(self) -> str:
         return self.model.version
 
 
-def fingerprint(model: ScoringModel, titles: TitleTable) -> str:
+def fingerprint(
+    model: ScoringModel, titles: TitleTable, targets: frozenset[str] = frozenset()
+) -> str:
+    content: dict[str, Any] = {
+        "model": model.model_dump(mode="json", by_alias=True),
+        "titles": titles.model_dump(),
+    }
+    if targets:
+        content["target_accounts"] = sorted(targets)
     payload = json.dumps(
-        {"model": model.model_dump(mode="json", by_alias=True), "titles": titles.model_dump()},
+        content,
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -129,9 +138,28 @@ def validate_model_file(path: str | Path) -> tuple[LoadedModel | None, list[str]
         root = compose(text)
         problems = [describe(f, raw, root) for f in first_per_location(found)]
     problems.extend(f"title_rules: {t}" for t in title_problems)
+    targets: frozenset[str] = frozenset()
+    accounts_raw = raw.get("accounts")
+    target_ref = accounts_raw.get("target_accounts") if isinstance(accounts_raw, dict) else None
+    if isinstance(target_ref, str):
+        target_path = p.parent / target_ref
+        if not target_path.exists() and (DEFAULT_MODEL_PATH.parent / target_ref).exists():
+            target_path = DEFAULT_MODEL_PATH.parent / target_ref  # a copied model: the shipped list
+        targets, target_problems = read_target_accounts(target_path)
+        problems.extend(f"accounts.target_accounts: {t}" for t in target_problems)
     if problems or model is None or table is None:
         return None, problems
-    return LoadedModel(model, TitleClassifier(table), str(p), fingerprint(model, table), notes), []
+    return (
+        LoadedModel(
+            model,
+            TitleClassifier(table),
+            str(p),
+            fingerprint(model, table, targets),
+            notes,
+            targets,
+        ),
+        [],
+    )
 
 
 def load_model(path: str | Path | None = None) -> LoadedModel:
@@ -142,3 +170,22 @@ def load_model(path: str | Path | None = None) -> LoadedModel:
     for note in loaded.notes:
         log.warning("%s: %s", p, note)
     return loaded
+
+
+def read_target_accounts(path: Path) -> tuple[frozenset[str], list[str]]:
+    """Target-account domains, one a line (`#` starts a comment); each a bare domain."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return frozenset(), [f"{path}: cannot read the target-account list ({exc.strerror})"]
+    domains: set[str] = set()
+    problems: list[str] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip().lower()
+        if not entry:
+            continue
+        if "@" in entry or "/" in entry or " " in entry or "." not in entry:
+            problems.append(f"{path.name}:{n}: not a domain: {entry[:80]!r}")
+            continue
+        domains.add(entry.removeprefix("www."))
+    return frozenset(domains), problems

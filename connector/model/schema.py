@@ -259,6 +259,199 @@ class Lifecycle(_Strict):
     )
 
 
+# --- accounts: how companies are keyed, graded and scored (the `accounts:` section) ---
+# An account's fit is its own firmographics (never a person's title); its engagement is a
+# roll-up of its member contacts' engagement with a per-contact cap, plus points for breadth
+# (distinct engaged people), buying-committee coverage (roles the title rules know) and
+# account-level rules ("two people on the pricing page within 7 days"). An MQA is a threshold
+# plus allowed grades; an MQA may lower the MQL bar for its well-fitting contacts.
+AccountKey = Literal["primary_company", "company_record", "company_field", "email_domain"]
+
+# Fields an account fit rule may test (the company's firmographics and the target list).
+ACCOUNT_FIT_FIELDS: tuple[str, ...] = (
+    "employee_count",
+    "annual_revenue_usd",
+    "industry",
+    "industry_group",
+    "country",
+    "domain",
+    "name",
+    "target_account",
+)
+
+
+class AccountFitRule(_Strict):
+    name: str
+    when: Conditions
+    points: int
+    description: str | None = None
+
+    @field_validator("when")
+    @classmethod
+    def _known_fields(cls, v: Conditions) -> Conditions:
+        unknown = sorted(set(v) - set(ACCOUNT_FIT_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown account field(s) {', '.join(unknown)}; "
+                f"known: {', '.join(ACCOUNT_FIT_FIELDS)}"
+            )
+        return v
+
+
+def _default_account_grades() -> dict[GradeABC, int]:
+    return {"A": 60, "B": 40, "C": 20}
+
+
+class AccountFit(_Strict):
+    rules: list[AccountFitRule] = Field(default_factory=list)
+    grades: dict[GradeABC, int] = Field(default_factory=_default_account_grades)
+
+    @field_validator("grades")
+    @classmethod
+    def _descend(cls, v: dict[str, int]) -> dict[str, int]:
+        a, b, c = (v.get(g) for g in ("A", "B", "C"))
+        if a is None or b is None or c is None:
+            raise ValueError("grades must give a minimum for A, B and C")
+        if not a > b > c:
+            raise ValueError(f"grade minimums must descend A > B > C, got A={a} B={b} C={c}")
+        return v
+
+
+class CountTier(_Strict):
+    """Points once at least `min` (people, roles) are reached; the highest tier reached wins."""
+
+    min: int = Field(ge=1)
+    points: int
+
+
+def _tiers_ascend(tiers: list[CountTier]) -> list[CountTier]:
+    mins = [t.min for t in tiers]
+    if mins != sorted(set(mins)):
+        raise ValueError("tiers must have distinct `min` values in ascending order")
+    return tiers
+
+
+class Breadth(_Strict):
+    """Points for the number of distinct engaged contacts within `within_days`."""
+
+    within_days: float = Field(default=30, gt=0)
+    min_points: float = Field(
+        default=1, description="A contact counts as engaged with at least this many points."
+    )
+    tiers: list[CountTier] = Field(default_factory=list)
+
+    @field_validator("tiers")
+    @classmethod
+    def _ascend(cls, v: list[CountTier]) -> list[CountTier]:
+        return _tiers_ascend(v)
+
+
+def _default_roles() -> dict[str, list[str]]:
+    return {
+        "decision_maker": ["executive", "vp", "director"],
+        "champion": ["manager"],
+        "practitioner": ["senior", "individual", "entry"],
+    }
+
+
+class Committee(_Strict):
+    """Points when the engaged contacts span buying-committee roles (from title seniority)."""
+
+    roles: dict[str, list[str]] = Field(default_factory=_default_roles)
+    tiers: list[CountTier] = Field(default_factory=list)
+
+    @field_validator("tiers")
+    @classmethod
+    def _ascend(cls, v: list[CountTier]) -> list[CountTier]:
+        return _tiers_ascend(v)
+
+    @model_validator(mode="after")
+    def _one_role_per_seniority(self) -> Committee:
+        seen: dict[str, str] = {}
+        for role, seniorities in self.roles.items():
+            for s in seniorities:
+                if s in seen:
+                    raise ValueError(f"seniority {s!r} is in two roles ({seen[s]!r} and {role!r})")
+                seen[s] = role
+        return self
+
+
+class AccountRule(_Strict):
+    """Fires once when at least `people` distinct contacts of the account had events matched
+    by one of the contact engagement rules `rules` within `within_days` of each other."""
+
+    name: str
+    rules: list[str] = Field(min_length=1)
+    people: int = Field(default=2, ge=1)
+    within_days: float = Field(default=7, gt=0)
+    points: int
+    description: str = ""
+
+
+class AccountEngagement(_Strict):
+    per_contact_cap: float = Field(
+        default=50, ge=0, description="At most this many of one contact's points count."
+    )
+    top_contacts: int | None = Field(
+        default=None,
+        ge=1,
+        description="Only the N most engaged contacts count (large accounts); None: all.",
+    )
+    breadth: Breadth = Field(default_factory=Breadth)
+    committee: Committee = Field(default_factory=Committee)
+    rules: list[AccountRule] = Field(default_factory=list)
+
+
+def _grades_ab() -> list[Grade]:
+    return ["A", "B"]
+
+
+def _default_account_key() -> list[AccountKey]:
+    return ["primary_company", "company_record", "email_domain"]
+
+
+class Mqa(_Strict):
+    threshold: float = 100
+    grades: list[Grade] = Field(default_factory=_grades_ab)
+    min_people: int = Field(default=1, ge=1, description="Engaged contacts an MQA needs.")
+    contact_mql_threshold: float | None = Field(
+        default=None,
+        description="At an MQA, a contact of `contact_grades` is MQL from this score (off: None).",
+    )
+    contact_grades: list[Grade] = Field(default_factory=_grades_ab)
+
+    @field_validator("grades", "contact_grades")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        for g in v:
+            if g not in GRADES:
+                raise ValueError(f"unknown grade {g!r}")
+        return v
+
+
+class AccountsModel(_Strict):
+    enabled: bool = True
+    key: list[AccountKey] = Field(
+        default_factory=_default_account_key,
+        description="How a contact finds its account, first that applies wins.",
+    )
+    target_accounts: str | None = Field(
+        default=None,
+        description="A file of target-account domains (one a line), relative to the model file.",
+    )
+    fit: AccountFit = Field(default_factory=AccountFit)
+    engagement: AccountEngagement = Field(default_factory=AccountEngagement)
+    mqa: Mqa = Field(default_factory=Mqa)
+
+    @model_validator(mode="after")
+    def _unique_rule_names(self) -> AccountsModel:
+        names = [r.name for r in self.fit.rules] + [r.name for r in self.engagement.rules]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate account rule name(s): {', '.join(dup)}")
+        return self
+
+
 class ScoringModel(_Strict):
     version: str = Field(min_length=1)
     name: str = ""
@@ -270,6 +463,9 @@ class ScoringModel(_Strict):
     fit: Fit = Field(default_factory=Fit)
     engagement: Engagement = Field(default_factory=Engagement)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    accounts: AccountsModel | None = Field(
+        default=None, description="Account scoring (companies); absent: contacts only."
+    )
 
     @field_validator("lists")
     @classmethod
@@ -362,6 +558,16 @@ def semantic_problems(raw: object) -> list[Problem]:
                     f"unknown engagement rule {n!r}{did_you_mean(str(n), known_rules)}",
                 )
             )
+    acc_eng = _as_dict(_as_dict(raw.get("accounts")).get("engagement"))
+    for i, rule in enumerate(_as_list(acc_eng.get("rules"))):
+        for j, n in enumerate(_as_list(_as_dict(rule).get("rules"))):
+            if n not in rule_names:
+                problems.append(
+                    (
+                        ("accounts", "engagement", "rules", i, "rules", j),
+                        f"unknown engagement rule {n!r}{did_you_mean(str(n), known_rules)}",
+                    )
+                )
     return problems
 
 

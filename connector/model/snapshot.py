@@ -23,11 +23,14 @@ from connector.model.titles import TitleClassifier, TitleTable
 
 def model_content(loaded: LoadedModel) -> str:
     """The model and its title rules, normalized, as one JSON text."""
+    content: dict[str, Any] = {
+        "model": loaded.model.model_dump(mode="json", by_alias=True),
+        "titles": loaded.titles.table.model_dump(mode="json"),
+    }
+    if loaded.target_accounts:
+        content["target_accounts"] = sorted(loaded.target_accounts)
     return json.dumps(
-        {
-            "model": loaded.model.model_dump(mode="json", by_alias=True),
-            "titles": loaded.titles.table.model_dump(mode="json"),
-        },
+        content,
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -51,4 +54,11 @@ def model_from_content(content: str, label: str) -> LoadedModel:
     problems.extend(f"{loc_text(loc)}: {msg}" for loc, msg in semantic_problems(data["model"]))
     if problems:
         raise ModelError(label, problems)
-    return LoadedModel(model, TitleClassifier(table), label, fingerprint(model, table))
+    targets = frozenset(str(d) for d in data.get("target_accounts") or ())
+    return LoadedModel(
+        model,
+        TitleClassifier(table),
+        label,
+        fingerprint(model, table, targets),
+        target_accounts=targets,
+    )

@@ -250,6 +250,76 @@ def m006_active_model(db: Database) -> None:
     )
 
 
+def m008_accounts(db: Database) -> None:
+    """Account-based scoring (issue 21). Independent of any other migration: its own tables.
+
+    - `crm_companies`: the CRM's company records (firmographics, archived/merged state), apart
+      from the enrichment cache `companies` (keyed by domain);
+    - `contact_accounts`: each contact's account key (`company:<id>` or `domain:<domain>`),
+      where it came from, and every company id it is associated with (several: primary wins);
+    - `account_scores` (+ `account_score_history` by trigger): the current account score;
+    - `account_written`: the company property values last written (diff-only);
+    - `accounts_due`: the persisted backlog of accounts to rescore (a stop loses none)."""
+    db.execute(
+        "CREATE TABLE crm_companies (crm TEXT NOT NULL, id TEXT NOT NULL, domain TEXT, "
+        "name TEXT, industry TEXT, employee_count INTEGER, annual_revenue_usd REAL, "
+        "country TEXT, archived_at TEXT, merged_into TEXT, updated_at TEXT, properties TEXT, "
+        "pulled_at TEXT NOT NULL, PRIMARY KEY (crm, id))"
+    )
+    db.execute("CREATE INDEX crm_companies_domain ON crm_companies (crm, lower(domain))")
+    db.execute(
+        "CREATE TABLE contact_accounts (crm TEXT NOT NULL, contact_id TEXT NOT NULL, "
+        "account_id TEXT NOT NULL, source TEXT NOT NULL, company_ids TEXT, "
+        "updated_at TEXT NOT NULL, PRIMARY KEY (crm, contact_id)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX contact_accounts_account ON contact_accounts (crm, account_id)")
+    db.execute(
+        "CREATE TABLE account_scores (crm TEXT NOT NULL, account_id TEXT NOT NULL, "
+        "company_id TEXT, domain TEXT, name TEXT, score REAL NOT NULL, "
+        "engagement_points REAL NOT NULL, fit_points REAL NOT NULL, grade TEXT NOT NULL, "
+        "mqa INTEGER NOT NULL, mqa_reason TEXT, members INTEGER NOT NULL, "
+        "engaged_contacts TEXT NOT NULL, reasons TEXT NOT NULL, model_version TEXT NOT NULL, "
+        "model_fingerprint TEXT NOT NULL, scored_at TEXT NOT NULL, next_change_at TEXT, "
+        "PRIMARY KEY (crm, account_id))"
+    )
+    db.execute("CREATE INDEX account_scores_next ON account_scores (crm, next_change_at)")
+    db.execute("CREATE INDEX account_scores_score ON account_scores (crm, score DESC)")
+    db.execute(
+        "CREATE TABLE account_score_history (id INTEGER PRIMARY KEY, crm TEXT NOT NULL, "
+        "account_id TEXT NOT NULL, model_version TEXT NOT NULL, score REAL NOT NULL, "
+        "grade TEXT NOT NULL, mqa INTEGER NOT NULL, scored_at TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE INDEX account_score_history_key ON account_score_history "
+        "(crm, account_id, scored_at)"
+    )
+    db.execute(
+        "CREATE TRIGGER account_scores_history_insert AFTER INSERT ON account_scores "
+        "BEGIN INSERT INTO account_score_history "
+        "(crm, account_id, model_version, score, grade, mqa, scored_at) VALUES "
+        "(NEW.crm, NEW.account_id, NEW.model_version, NEW.score, NEW.grade, NEW.mqa, "
+        "NEW.scored_at); END"
+    )
+    db.execute(
+        "CREATE TRIGGER account_scores_history_update AFTER UPDATE ON account_scores "
+        "WHEN OLD.score IS NOT NEW.score OR OLD.grade IS NOT NEW.grade "
+        "OR OLD.mqa IS NOT NEW.mqa OR OLD.model_version IS NOT NEW.model_version "
+        "BEGIN INSERT INTO account_score_history "
+        "(crm, account_id, model_version, score, grade, mqa, scored_at) VALUES "
+        "(NEW.crm, NEW.account_id, NEW.model_version, NEW.score, NEW.grade, NEW.mqa, "
+        "NEW.scored_at); END"
+    )
+    db.execute(
+        "CREATE TABLE account_written (crm TEXT NOT NULL, company_id TEXT NOT NULL, "
+        "property TEXT NOT NULL, value TEXT NOT NULL, written_at TEXT NOT NULL, "
+        "PRIMARY KEY (crm, company_id, property)) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE accounts_due (crm TEXT NOT NULL, account_id TEXT NOT NULL, "
+        "reason TEXT, PRIMARY KEY (crm, account_id)) WITHOUT ROWID"
+    )
+
+
 # The history triggers (m003, with the stage since m004): one on insert, one on an update
 # that changes the score, grade, MQL flag or model version.
 _HISTORY_TRIGGERS = (
@@ -295,6 +365,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m005_live_contacts_index,
     m006_active_model,
     m007_webhook_events,
+    m008_accounts,
 )
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")
@@ -308,11 +379,9 @@ def _version(migration: Migration) -> tuple[int, str]:
 
 
 _VERSIONS = [_version(m)[0] for m in MIGRATIONS]
-# Numbered in increasing order from 1. A gap is allowed (branches developed side by side each
-# take their own number); `pending` applies whatever a DB has not recorded, so a migration
-# that fills a gap later still runs once.
-if _VERSIONS[:1] != [1] or sorted(set(_VERSIONS)) != _VERSIONS:  # pragma: no cover
-    raise RuntimeError(f"migrations must be numbered increasingly from 1, got {_VERSIONS}")
+# Numbered 1..N without gaps, in order: a DB records the numbers it has applied.
+if list(range(1, len(_VERSIONS) + 1)) != _VERSIONS:  # pragma: no cover
+    raise RuntimeError(f"migrations must be numbered 1..N in order, got {_VERSIONS}")
 
 SCHEMA_VERSION = _VERSIONS[-1]
 

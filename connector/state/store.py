@@ -6,7 +6,7 @@ row that belongs to a CRM is keyed by `crm` too, so one file can serve HubSpot o
 
 `StateStore` opens, migrates and configures the DB; what it stores lives in one mixin module
 per concern (`contacts`, `companies`, `scores`, `runs`, `dead_letters`, `models`, `leases`,
-`webhooks`),
+`webhooks`, `accounts`),
 all on the connection and transactions of `connector.state.base.StoreBase`. To add a
 concern, write its mixin and add it to `StateStore`'s bases.
 
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from connector.errors import StateError
 from connector.state import migrations
+from connector.state.accounts import AccountsStateMixin
 from connector.state.base import (
     DEFAULT_BATCH,
     DEFAULT_BUSY_TIMEOUT,
@@ -88,6 +89,7 @@ class StateStore(
     ModelsMixin,
     LeasesMixin,
     WebhookEventsMixin,
+    AccountsStateMixin,
     StoreBase,
 ):
     """The SQLite state DB. Open with `StateStore.open(path)` or `StateStore.memory()`.

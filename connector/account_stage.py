@@ -1,0 +1,663 @@
+"""The account stage of a sync (issue 21): companies and associations in, account scores and
+company writes out. Called by the pipeline at three points of a pass:
+
+- `pull(summary)`, after contacts and events are pulled: changed companies (keyset-paged since
+  the `companies` cursor) are stored; an account whose firmographics changed is queued in the
+  persisted backlog `accounts_due`; the contacts of an archived or merged company are marked to
+  score, so their account is resolved again;
+- `on_chunk(pairs, results, now)`, for every chunk of scored contacts, before its writes are
+  planned: their companies are read (associations v4), their account keys resolved and
+  stored, and only the accounts they belong to (and those they left) are scored, from the
+  members' stored scores and this chunk's fresh ones; members at an MQA get the lower MQL bar
+  (`apply_account_mql`); each contact's `account_score`/`account_grade` join its write
+  (diff-only, like the other properties) through `contact_props`;
+- `finish(now, summary)`: the backlog (firmographics, breadth windows closing) is scored;
+  members of accounts scored this pass that were not in a chunk get their account values and
+  MQL through the same write path; company records are written diff-only, batched, with a
+  per-record outcome (a 404 marks the company archived; retryable errors are retried, then
+  dead-lettered).
+
+The work is linear in the members of the accounts touched: an account of 5,000 contacts costs
+one read of its members, their scores and their events' times, and one pass of `score_account`.
+An account none of whose members changed is not scored at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from connector.crm.base import CompanyLinks, CrmCompany
+from connector.errors import RetryableError
+from connector.scoring.accounts import (
+    CompiledAccounts,
+    apply_account_mql,
+    compile_accounts,
+    member_hits,
+    score_account,
+)
+from connector.state.accounts import StoredAccountScore, company_account_id, domain_account_id
+from connector.state.store import StoredScore
+from connector.types import (
+    Account,
+    AccountMember,
+    AccountResult,
+    Company,
+    Contact,
+    Enrichment,
+    ScoreResult,
+    WriteBack,
+)
+
+if TYPE_CHECKING:
+    from connector.pipeline import Pipeline, SyncSummary
+
+log = logging.getLogger(__name__)
+
+NAME_PREFIX = "name:"  # an account keyed by the company field (Marketo without company records)
+
+
+def name_account_id(name: str) -> str:
+    return NAME_PREFIX + " ".join(name.lower().split())
+
+
+@dataclass
+class PassState:
+    """What one pass learned: accounts scored (with their result), contacts handled in a
+    chunk (their writes carry the account values already)."""
+
+    scored: dict[str, AccountResult] = field(default_factory=dict)
+    in_chunk: set[str] = field(default_factory=set)
+    accounts_scored: int = 0  # score_account calls (tests count them)
+    unwritten: set[str] = field(default_factory=set)  # company writes that failed
+
+
+class AccountStage:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.p = pipeline
+        self._compiled: CompiledAccounts | None = None
+        self.contact_props: dict[str, dict[str, str]] = {}
+        self.state = PassState()
+        # firmographics by registrable domain, from the enrichment of this pass's contacts
+        self.known: dict[str, Company] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        return self.p.store
+
+    @property
+    def crm(self) -> str:
+        return self.p.crm
+
+    @property
+    def ca(self) -> CompiledAccounts:
+        loaded = self.p.model
+        if self._compiled is None or self._compiled.loaded.fingerprint != loaded.fingerprint:
+            self._compiled = compile_accounts(loaded, loaded.target_accounts)
+        return self._compiled
+
+    def enabled(self) -> bool:
+        section = self.p.model.model.accounts
+        return section is not None and section.enabled
+
+    def _capable(self, name: str) -> bool:
+        return callable(getattr(self.p.adapter, name, None))
+
+    # -- 1. companies ------------------------------------------------------------------------
+    def pull(self, summary: SyncSummary) -> None:
+        """Pull changed companies since the cursor; queue the accounts they change."""
+        self.state = PassState()
+        self.contact_props = {}
+        if not self.enabled() or not self._capable("pull_companies"):
+            return
+        cur = self.p._cursor("companies")
+        run_start = self.p.clock()
+        from connector.pipeline import _dt, _iso
+
+        if cur.get("position") is not None:
+            since = _dt(cur.get("since"))
+            next_since = _dt(cur.get("next_since")) or run_start
+        else:
+            prev = _dt(cur.get("since"))
+            since = prev - self.p.options.lookback if prev is not None else None
+            next_since = run_start
+        import json
+
+        pull = self.p.adapter.pull_companies  # type: ignore[attr-defined]
+        for page in pull(since, cur.get("position")):
+            with self.store.transaction():
+                self.save_companies(page.companies, summary)
+                for bad in page.bad:
+                    self.store.add_dead_letter(
+                        self.crm, "input", bad.record_id, bad.payload, bad.reason, run_start
+                    )
+                summary.bad_records += len(page.bad)
+                self.store.set_cursor(
+                    self.crm,
+                    "companies",
+                    json.dumps(
+                        {
+                            "since": _iso(since) if since else None,
+                            "position": page.position,
+                            "next_since": _iso(next_since),
+                        }
+                    ),
+                )
+            self.p._checkpoint("page")
+        with self.store.transaction():
+            self.store.set_cursor(
+                self.crm, "companies", json.dumps({"since": _iso(next_since), "position": None})
+            )
+
+    def save_companies(self, companies: Sequence[CrmCompany], summary: SyncSummary) -> None:
+        """Store company records; queue their accounts when their facts changed; contacts of
+        an archived or merged company are marked to score (their account is resolved again)."""
+        now = self.p.clock()
+        changed = self.store.upsert_crm_companies(self.crm, companies, now)
+        if not changed:
+            return
+        gone = [c.id for c in companies if c.id in changed and (c.archived or c.merged_into)]
+        live = [c for c in changed if c not in set(gone)]
+        self.store.add_accounts_due(
+            self.crm, self.store.account_ids_with_company(self.crm, live), "company changed"
+        )
+        if gone:
+            moved = self.store.contacts_with_company(self.crm, gone)
+            self.store.set_write_pending(self.crm, moved, True)
+            self.store.add_accounts_due(
+                self.crm, [company_account_id(g) for g in gone], "company archived or merged"
+            )
+
+    # -- 2. keys ---------------------------------------------------------------------------
+    def resolve(
+        self,
+        contacts: Sequence[Contact],
+        enrichments: Mapping[str, Enrichment],
+        links: Mapping[str, CompanyLinks],
+    ) -> dict[str, tuple[str, str, tuple[str, ...]] | None]:
+        """Each contact's (account id, source, company ids), or None: no account. The model's
+        `accounts.key` order; the first that applies wins."""
+        section = self.p.model.model.accounts
+        keys = list(section.key) if section is not None else []
+        wanted = {cid for ln in links.values() for cid in ln.company_ids}
+        wanted |= {
+            str(c.properties.get("externalCompanyId"))
+            for c in contacts
+            if c.properties.get("externalCompanyId")
+        }
+        companies: dict[str, CrmCompany] = self.store.get_crm_companies(self.crm, wanted)
+        missing = [c for c in wanted if c not in companies]
+        if missing and self._capable("get_companies"):
+            fetched = self.p.adapter.get_companies(missing)  # type: ignore[attr-defined]
+            self.store.upsert_crm_companies(self.crm, fetched, self.p.clock())
+            companies.update({c.id: c for c in fetched})
+        # Marketo: the lead's company record where the instance offers it, else its company
+        # field (HubSpot contacts have no company record key: primary company, else domain)
+        marketo = self.p.adapter.name == "marketo"
+        company_records = self._capable("get_companies") and bool(
+            getattr(self.p.adapter, "companies_available", True)
+        )
+        out: dict[str, tuple[str, str, tuple[str, ...]] | None] = {}
+        for c in contacts:
+            ln = links.get(c.id)
+            ids = ln.company_ids if ln is not None else ()
+            found: tuple[str, str, tuple[str, ...]] | None = None
+            for key in keys:
+                if key == "primary_company" and ln is not None:
+                    company = self._live_company(ln, companies)
+                    if company is not None:
+                        found = (company_account_id(company), key, ids)
+                elif key == "company_record" and marketo:
+                    ext = c.properties.get("externalCompanyId")
+                    if ext and company_records:
+                        company = self._follow(str(ext), companies)
+                        if company is not None:
+                            found = (company_account_id(company), key, (str(ext),))
+                    if found is None and c.company_name and c.company_name.strip():
+                        found = (name_account_id(c.company_name), "company_field", ids)
+                elif key == "company_field" and c.company_name and c.company_name.strip():
+                    found = (name_account_id(c.company_name), key, ids)
+                elif key == "email_domain":
+                    e = enrichments.get((c.email or "").lower())
+                    if e is not None and e.email_kind == "corporate" and e.domain:
+                        found = (domain_account_id(e.domain), key, ids)
+                if found is not None:
+                    break
+            out[c.id] = found
+        return out
+
+    def _follow(self, company_id: str, companies: Mapping[str, CrmCompany]) -> str | None:
+        """The live company an id stands for: a merged company's survivor (followed a few
+        hops), None when archived (or unknown to the CRM)."""
+        seen = 0
+        cid: str | None = company_id
+        while cid is not None and seen < 5:
+            c = companies.get(cid)
+            if c is None:
+                c = self.store.get_crm_companies(self.crm, [cid]).get(cid)
+            if c is None or c.archived:
+                return None
+            if c.merged_into is None:
+                return cid
+            cid = c.merged_into
+            seen += 1
+        return None
+
+    def _live_company(self, ln: CompanyLinks, companies: Mapping[str, CrmCompany]) -> str | None:
+        """The primary company if live; else the first live one by id (several companies,
+        none primary, or the primary archived)."""
+        others = sorted((i for i in ln.company_ids if i != ln.primary), key=_id_sort)
+        order = ([ln.primary] if ln.primary else []) + others
+        for cid in order:
+            live = self._follow(cid, companies)
+            if live is not None:
+                return live
+        return None
+
+    # -- 3. a chunk of scored contacts ------------------------------------------------------
+    def on_chunk(
+        self,
+        pairs: Sequence[tuple[Contact, Any]],
+        results: list[ScoreResult],
+        enrichments: Mapping[str, Enrichment],
+        now: datetime,
+    ) -> list[ScoreResult]:
+        """Resolve, score the accounts these contacts touch, apply the MQA bar; returns the
+        results (MQL at an MQA) and fills `contact_props` for their writes."""
+        if not self.enabled() or not pairs:
+            return results
+        # the previous chunk's writes are planned already: keep only this chunk's values
+        self.contact_props = {}
+        contacts = [c for c, _ in pairs]
+        ids = [c.id for c in contacts]
+        for e in enrichments.values():
+            if e.email_kind == "corporate" and e.domain and e.company is not None:
+                self.known[e.domain] = e.company
+        links: dict[str, CompanyLinks] = {}
+        if self._capable("company_links"):
+            links = self.p.adapter.company_links(ids)  # type: ignore[attr-defined]
+        resolved = self.resolve(contacts, enrichments, links)
+        from connector.state.accounts import ContactAccount
+
+        with self.store.transaction():
+            moved = self.store.set_contact_accounts(
+                self.crm,
+                [ContactAccount(cid, r[0], r[1], r[2]) for cid, r in resolved.items() if r],
+                now,
+            )
+            left = self.store.clear_contact_accounts(
+                self.crm, [cid for cid, r in resolved.items() if r is None]
+            )
+        # an account is scored again only when a member's part in it changed (points, grade,
+        # the events behind them, the model) or someone joined or left: a contact pulled
+        # again because our own write bumped it changes nothing
+        before = self.store.get_scores_many(self.crm, ids)
+        fresh = {r.contact_id: r for r in results}
+        changed = {cid for cid in ids if _member_part(fresh[cid]) != _stored_part(before.get(cid))}
+        dirty: set[str] = {r[0] for cid, r in resolved.items() if r and cid in changed}
+        dirty |= {r[0] for cid, r in resolved.items() if r and cid in moved}
+        dirty |= {old for old in moved.values() if old}
+        dirty |= set(left.values())
+        scored = self.score_accounts(sorted(dirty), now, fresh)
+        rest = {r[0] for r in resolved.values() if r and r[0] not in scored}
+        if rest:
+            known = self.store.account_scores_many(self.crm, rest)
+            scored.update({a: _as_result(known[a]) for a in rest if a in known})
+            unknown = sorted(a for a in rest if a not in known)  # never scored yet
+            if unknown:
+                scored.update(self.score_accounts(unknown, now, fresh))
+        out: list[ScoreResult] = []
+        for contact, result in zip(contacts, results, strict=True):
+            r = resolved.get(contact.id)
+            acc = scored.get(r[0]) if r else None
+            if acc is not None:
+                result = self._mql(contact, result, acc)
+            self.contact_props[contact.id] = _contact_values(acc)
+            self.state.in_chunk.add(contact.id)
+            out.append(result)
+        return out
+
+    def _mql(self, contact: Contact, result: ScoreResult, acc: AccountResult) -> ScoreResult:
+        model = self.p.model.model
+        blocked = frozenset(f.name for f in model.fit.force if f.block_mql)
+        return apply_account_mql(contact, result, acc, self.ca, model.lifecycle, blocked)
+
+    # -- 4. scoring --------------------------------------------------------------------------
+    def score_accounts(
+        self,
+        account_ids: Iterable[str],
+        now: datetime,
+        fresh: Mapping[str, ScoreResult] | None = None,
+    ) -> dict[str, AccountResult]:
+        """Score these accounts from their members (stored scores, `fresh` ones first) and save
+        them. An account left with no member loses its score."""
+        out: dict[str, AccountResult] = {}
+        fresh = fresh or {}
+        done: list[str] = []
+        for account_id in account_ids:
+            done.append(account_id)
+            member_ids = self.store.account_member_ids(self.crm, account_id)
+            if not member_ids:
+                self.store.delete_account_score(self.crm, account_id)
+                continue
+            contacts = list(self.store.iter_contacts(self.crm, list(member_ids)))
+            account, company_id = self._account(account_id, contacts)
+            members = self._members(contacts, fresh)
+            result = score_account(self.ca, account, members, now)
+            self.state.accounts_scored += 1
+            self.store.save_account_score(
+                self.crm,
+                result,
+                company_id=company_id,
+                domain=account.company.domain or None,
+                name=account.company.name,
+            )
+            out[account_id] = result
+            self.state.scored[account_id] = result
+        # kept in the backlog until `finish` has written their members and company record:
+        # a run stopped in between writes them next pass
+        self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
+        self.store.clear_accounts_due(self.crm, [a for a in done if a not in out])
+        return out
+
+    def _account(self, account_id: str, contacts: Sequence[Contact]) -> tuple[Account, str | None]:
+        kind, _, key = account_id.partition(":")
+        if kind == "company":
+            c = self.store.get_crm_companies(self.crm, [key]).get(key)
+            domain = (c.domain if c else None) or ""
+            company = Company(
+                domain=domain,
+                name=c.name if c else None,
+                industry=c.industry if c else None,
+                employee_count=c.employee_count if c else None,
+                annual_revenue_usd=c.annual_revenue_usd if c else None,
+                country=c.country if c else None,
+                source="crm",
+            )
+            return Account(account_id, self._fill(company), crm_id=key), key
+        if kind == "domain":
+            return Account(account_id, self._fill(Company(domain=key, source="domain"))), None
+        # keyed by the company field: the firmographics of the members' corporate domain
+        # (the first member, by id, whose domain enrichment knows)
+        for c in sorted(contacts, key=lambda c: _id_sort(c.id)):
+            domain = (c.email or "").rpartition("@")[2].lower()
+            known = self.known.get(domain) if domain else None
+            if known is not None:
+                name = c.company_name or known.name
+                return Account(account_id, replace(known, name=name, source="company_field")), None
+        return Account(account_id, Company(domain="", name=key, source="company_field")), None
+
+    def _fill(self, company: Company) -> Company:
+        """Blank firmographics filled from the enrichment cache of the company's domain."""
+        if not company.domain:
+            return company
+        known = self.known.get(company.domain)
+        if known is None:
+            entry = self.store.get_company_entry(company.domain)
+            known = entry.company if entry is not None else None
+        if known is None:
+            return company
+        return replace(
+            company,
+            name=company.name or known.name,
+            industry=company.industry or known.industry,
+            industry_group=company.industry_group or known.industry_group,
+            employee_count=company.employee_count
+            if company.employee_count is not None
+            else known.employee_count,
+            annual_revenue_usd=company.annual_revenue_usd
+            if company.annual_revenue_usd is not None
+            else known.annual_revenue_usd,
+            country=company.country or known.country,
+        )
+
+    def _members(
+        self, contacts: Sequence[Contact], fresh: Mapping[str, ScoreResult]
+    ) -> list[AccountMember]:
+        member_ids = [c.id for c in contacts]
+        stored: dict[str, StoredScore] = self.store.get_scores_many(
+            self.crm, [m for m in member_ids if m not in fresh]
+        )
+        results: dict[str, ScoreResult] = {cid: s.to_result() for cid, s in stored.items()}
+        results.update({m: fresh[m] for m in member_ids if m in fresh})
+        keys = [
+            k
+            for r in results.values()
+            for reason in r.reasons
+            if reason.kind == "engagement" and reason.points > 0
+            for k in reason.event_ids
+        ]
+        times = self.store.event_times(self.crm, keys)
+        titles = self.p.model.titles
+        out: list[AccountMember] = []
+        for contact in contacts:
+            r = results.get(contact.id)
+            if r is None:
+                continue  # not scored yet: it joins when it is
+            name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
+            out.append(
+                AccountMember(
+                    contact.id,
+                    name or contact.email or contact.id,
+                    contact.job_title,
+                    titles.classify(contact.job_title).seniority,
+                    r.grade,
+                    r.engagement_points,
+                    member_hits(r, times),
+                )
+            )
+        return out
+
+    # -- 5. the end of the pass ------------------------------------------------------------------
+    def finish(self, now: datetime, summary: SyncSummary) -> None:
+        if not self.enabled():
+            return
+        due = [
+            a
+            for a in dict.fromkeys(
+                self.store.accounts_due(self.crm)
+                + self.store.due_account_ids(self.crm, now)
+                # a model rolled out (`leadscore rescore`): every account under the new one
+                + self.store.stale_account_ids(self.crm, self.p.model.fingerprint)
+            )
+            if a not in self.state.scored
+        ]
+        if due:
+            self.score_accounts(due, now)
+        self._write_members(now, summary)
+        self._write_companies(now, summary)
+        if self.state.accounts_scored:
+            summary.notes.append(
+                f"accounts: {self.state.accounts_scored} scored"
+                + (f", {len(self.state.unwritten)} company write(s) failed (kept for the next "
+                   "sync)" if self.state.unwritten else "")
+            )  # fmt: skip
+        if not self.p.options.dry_run:  # a company write that failed stays due: next pass
+            done = [a for a in self.state.scored if a not in self.state.unwritten]
+            self.store.clear_accounts_due(self.crm, done)
+
+    def _write_members(self, now: datetime, summary: SyncSummary) -> None:
+        """Members of the accounts scored this pass that no chunk wrote: their account values
+        (and an MQL at an MQA) through the pipeline's write path, diff-only."""
+        from connector.pipeline import _iso
+
+        others: list[str] = []
+        for account_id in self.state.scored:
+            others.extend(
+                m
+                for m in self.store.account_member_ids(self.crm, account_id)
+                if m not in self.state.in_chunk
+            )
+        if not others:
+            return
+        self.contact_props = {}
+        links = self.store.contact_accounts_many(self.crm, others)
+        stored = self.store.get_scores_many(self.crm, others)
+        written = self.store.get_written_many(self.crm, others)
+        writes: list[WriteBack] = []
+        meta: dict[str, ScoreResult] = {}
+        changed_scores: list[ScoreResult] = []
+        for contact in self.store.iter_contacts(self.crm, others):
+            s = stored.get(contact.id)
+            link = links.get(contact.id)
+            if s is None or link is None:
+                continue
+            acc = self.state.scored.get(link.account_id)
+            result = s.to_result()
+            if acc is not None:
+                mql = self._mql(contact, result, acc)
+                if mql is not result:
+                    changed_scores.append(mql)
+                    result = mql
+            self.contact_props[contact.id] = _contact_values(acc)
+            changes = self.p.changes_for(contact, result, written.get(contact.id, {}), None)
+            if not changes:
+                continue
+            changes["scored_at"] = _iso(now)
+            writes.append(WriteBack(contact.id, changes))
+            meta[contact.id] = result
+        with self.store.transaction():
+            if changed_scores:
+                self.store.save_scores(self.crm, changed_scores)
+            self.store.set_write_pending(self.crm, [w.contact_id for w in writes], True)
+        summary.to_write += len(writes)
+        if self.p.options.dry_run:
+            summary.changes.extend((w.contact_id, dict(w.properties)) for w in writes)
+            return
+        if writes:
+            self.p._write(writes, meta, now, summary)
+
+    def company_changes(self, result: AccountResult) -> dict[str, str]:
+        """What a company record should show for this account, by our property names."""
+        return {
+            "account_score": str(round(result.score)),
+            "account_grade": result.grade,
+            "account_reasons": result.top_reasons(),
+            "engaged_contacts": str(len(result.engaged_contacts)),
+            "mqa_reason": result.mqa_reason or "",
+            "model_version": result.model_version,
+        }
+
+    def _write_companies(self, now: datetime, summary: SyncSummary) -> None:
+        """Company records of the accounts scored this pass: diff-only, batched, an outcome
+        per record. Domain- and name-keyed accounts have no record: stored only."""
+        if not self._capable("write_companies"):
+            return
+        targets: dict[str, dict[str, str]] = {}
+        for account_id, result in self.state.scored.items():
+            kind, _, company_id = account_id.partition(":")
+            if kind == "company":
+                targets[company_id] = self.company_changes(result)
+        if not targets:
+            return
+        companies = self.store.get_crm_companies(self.crm, list(targets))
+        written = self.store.get_account_written_many(self.crm, list(targets))
+        pending: list[WriteBack] = []
+        for company_id, desired in sorted(targets.items()):
+            c = companies.get(company_id)
+            if c is None or c.archived or c.merged_into:
+                continue
+            diff = {k: v for k, v in desired.items() if written[company_id].get(k) != v}
+            if diff:
+                pending.append(WriteBack(company_id, diff))
+        summary.to_write += len(pending)
+        if self.p.options.dry_run or not pending:
+            summary.changes.extend((f"company:{w.contact_id}", dict(w.properties)) for w in pending)
+            return
+        write = self.p.adapter.write_companies  # type: ignore[attr-defined]
+        attempts = self.p.options.write_retry_attempts
+        for attempt in range(1, attempts + 1):
+            self.p._checkpoint("write")
+            try:
+                outcomes = write(pending)
+            except RetryableError as exc:
+                outcomes = []
+                log.warning("company write failed: %s", exc)
+            by_id = {w.contact_id: w for w in pending}
+            retry: list[WriteBack] = []
+            at = self.p.clock()
+            with self.store.transaction():
+                for out in outcomes:
+                    w = by_id.get(out.contact_id)
+                    if w is None:
+                        continue
+                    if out.ok:
+                        self.store.record_account_written(self.crm, w.contact_id, w.properties, at)
+                        self.store.resolve_dead_letters_for(
+                            self.crm, "company_write", w.contact_id, at
+                        )
+                        summary.written += 1
+                    elif out.archived:
+                        self._company_gone(w.contact_id, at, summary)
+                    elif out.retryable and attempt < attempts:
+                        retry.append(w)
+                    else:
+                        self.state.unwritten.add(company_account_id(w.contact_id))
+                        self.store.add_dead_letter(
+                            self.crm,
+                            "company_write",
+                            w.contact_id,
+                            dict(w.properties),
+                            f"company {w.contact_id}: {out.error or 'write failed'}",
+                            at,
+                        )
+                        summary.dead_lettered += 1
+            if not retry:
+                return
+            summary.write_retries += len(retry)
+            pending = retry
+
+    def _company_gone(self, company_id: str, at: datetime, summary: SyncSummary) -> None:
+        """404 on write: the company is archived (or merged away). Never written again; its
+        contacts are resolved again next pass (another company, or their domain)."""
+        self.store.mark_company_archived(self.crm, company_id, at)
+        members = self.store.contacts_with_company(self.crm, [company_id])
+        self.store.set_write_pending(self.crm, members, True)
+        self.store.add_accounts_due(self.crm, [company_account_id(company_id)], "archived")
+        summary.archived += 1
+
+
+def _id_sort(cid: str) -> tuple[int, str]:
+    return (int(cid), cid) if cid.isdigit() else (1 << 62, cid)
+
+
+def _member_part(r: ScoreResult) -> tuple[Any, ...]:
+    """What of a contact's score its account reads (`member_hits`, `score_account`)."""
+    hits = tuple(
+        (x.rule, x.event_ids) for x in r.reasons if x.kind == "engagement" and x.points > 0
+    )
+    return (r.engagement_points, r.grade, r.model_fingerprint, hits)
+
+
+def _stored_part(s: StoredScore | None) -> tuple[Any, ...] | None:
+    return None if s is None else _member_part(s.to_result())
+
+
+def _as_result(s: StoredAccountScore) -> AccountResult:
+    return AccountResult(
+        account_id=s.account_id,
+        score=s.score,
+        engagement_points=s.engagement_points,
+        fit_points=s.fit_points,
+        grade=s.grade,
+        mqa=s.mqa,
+        mqa_reason=s.mqa_reason,
+        members=s.members,
+        engaged_contacts=s.engaged_contacts,
+        model_version=s.model_version,
+        model_fingerprint=s.model_fingerprint,
+        scored_at=s.scored_at,
+        next_change_at=s.next_change_at,
+        reasons=s.reasons,
+    )
+
+
+def _contact_values(acc: AccountResult | None) -> dict[str, str]:
+    """The account values a contact shows; blank when it has no account (cleared once)."""
+    if acc is None:
+        return {"account_score": "", "account_grade": ""}
+    return {"account_score": str(round(acc.score)), "account_grade": acc.grade}

@@ -1,0 +1,385 @@
+"""Account scoring: pure, like the contact engine (no I/O; `now` is an argument).
+
+An account's score is built from its members' contact scores, never from raw events twice:
+
+- **fit** (grade A-D): the company's own firmographics and the target-account list;
+- **roll-up**: each engaged member's engagement points, capped per contact (one noisy intern
+  cannot make an account hot), optionally only the `top_contacts` most engaged;
+- **breadth**: points for the number of distinct engaged people within `within_days`;
+- **committee**: points for the buying-committee roles (from title seniority) they span;
+- **account rules**: at least N people matched by given contact rules within D days.
+
+Every point has a reason naming the people (and rules) behind it. The work is linear in the
+members' rule hits: an account of 5,000 contacts costs 5,000 members' hits, sorted once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.model.loader import LoadedModel
+from connector.model.schema import AccountRule, AccountsModel, CountTier, Lifecycle
+from connector.scoring.matchers import FieldCheck, check_all, compile_conditions
+from connector.types import (
+    MQL,
+    Account,
+    AccountMember,
+    AccountResult,
+    Contact,
+    LifecycleDecision,
+    Reason,
+    ScoreResult,
+    stage_rank,
+)
+
+DAY = 86400.0
+_NAMES_SHOWN = 4  # people named in one reason before "…and N more"
+
+
+class CompiledAccounts:
+    """The `accounts:` section with its conditions compiled once."""
+
+    def __init__(self, loaded: LoadedModel, target_domains: frozenset[str] = frozenset()):
+        section = loaded.model.accounts
+        if section is None:
+            raise ValueError("the model has no accounts section")
+        self.loaded = loaded
+        self.section: AccountsModel = section
+        self.fit_rules: list[tuple[Any, list[FieldCheck]]] = [
+            (r, compile_conditions(r.when, loaded.model.lists)) for r in section.fit.rules
+        ]
+        self.role_of: dict[str, str] = {
+            seniority: role
+            for role, seniorities in section.engagement.committee.roles.items()
+            for seniority in seniorities
+        }
+        self.target_domains = target_domains
+
+
+def compile_accounts(loaded: LoadedModel, target_domains: Iterable[str] = ()) -> CompiledAccounts:
+    return CompiledAccounts(loaded, frozenset(d.strip().lower() for d in target_domains))
+
+
+def member_hits(
+    result: ScoreResult, event_times: Mapping[str, float]
+) -> tuple[tuple[str, float], ...]:
+    """(rule, event time) for every event behind the contact's positive engagement reasons;
+    `event_times` maps an event key ("source:source_id") to its Unix time."""
+    out: list[tuple[str, float]] = []
+    for r in result.reasons:
+        if r.kind != "engagement" or r.points <= 0:
+            continue
+        for key in r.event_ids:
+            t = event_times.get(key)
+            if t is not None:
+                out.append((r.rule, t))
+    return tuple(out)
+
+
+def score_account(
+    ca: CompiledAccounts,
+    account: Account,
+    members: Sequence[AccountMember],
+    now: datetime,
+) -> AccountResult:
+    sec = ca.section
+    eng = sec.engagement
+    now_ts = now.timestamp()
+    reasons: list[Reason] = []
+
+    fit_points, grade, fit_reasons = _fit(ca, account)
+
+    # roll-up: each member's points, capped; most engaged first, then by id for a stable order
+    engaged = sorted(
+        (m for m in members if m.engagement_points > 0),
+        key=lambda m: (-m.engagement_points, m.contact_id),
+    )
+    counted = engaged if eng.top_contacts is None else engaged[: eng.top_contacts]
+    parts = [(m, min(m.engagement_points, eng.per_contact_cap)) for m in counted]
+    rollup = round(sum(p for _, p in parts), 2)
+    if parts:
+        shown = ", ".join(
+            f"{m.name} {_signed(p)}"
+            + (f" (of {_num(m.engagement_points)})" if p < m.engagement_points else "")
+            for m, p in parts[:_NAMES_SHOWN]
+        )
+        more = len(parts) - _NAMES_SHOWN
+        text = (
+            f"engagement of {_people(len(parts))} (at most {_num(eng.per_contact_cap)} each): "
+            + shown
+            + (f", …and {more} more" if more > 0 else "")
+        )
+        if eng.top_contacts is not None and len(engaged) > len(counted):
+            text += f" (top {eng.top_contacts} of {len(engaged)} engaged)"
+        reasons.append(
+            Reason(
+                "member_engagement",
+                "account",
+                rollup,
+                text,
+                tuple(f"contact:{m.contact_id}" for m, _ in parts),
+            )
+        )
+
+    # breadth: distinct people engaged within the breadth window
+    b = eng.breadth
+    since = now_ts - b.within_days * DAY
+    recent: list[tuple[AccountMember, float]] = []
+    for m in engaged:
+        if m.engagement_points < b.min_points:
+            continue
+        last = max((t for _, t in m.hits if t <= now_ts), default=None)
+        if last is not None and last >= since:
+            recent.append((m, last))
+    next_change = min((last + b.within_days * DAY for _, last in recent), default=None)
+    breadth_points = _tier(b.tiers, len(recent))
+    if breadth_points:
+        names = _names([f"{m.name}{_title(m)}" for m, _ in recent])
+        reasons.append(
+            Reason(
+                "breadth",
+                "account",
+                float(breadth_points),
+                f"{_people(len(recent))} engaged in {_num(b.within_days)} days: {names}",
+                tuple(f"contact:{m.contact_id}" for m, _ in recent),
+            )
+        )
+
+    # committee: roles the recently engaged people span
+    roles: dict[str, list[AccountMember]] = {}
+    for m, _ in recent:
+        role = ca.role_of.get(m.seniority)
+        if role is not None:
+            roles.setdefault(role, []).append(m)
+    committee_points = _tier(eng.committee.tiers, len(roles))
+    if committee_points:
+        order = list(eng.committee.roles)
+        covered = sorted(roles, key=order.index)
+        text = f"buying committee, {len(covered)} roles: " + "; ".join(
+            f"{role.replace('_', ' ')} ({_names([m.name for m in roles[role]], 2)})"
+            for role in covered
+        )
+        reasons.append(
+            Reason(
+                "committee",
+                "account",
+                float(committee_points),
+                text,
+                tuple(f"contact:{m.contact_id}" for r in covered for m in roles[r]),
+            )
+        )
+
+    # account rules: N people matched by given rules within D days of each other
+    rule_points = 0.0
+    for rule in eng.rules:
+        fired = _account_rule(rule, members, now_ts)
+        if fired is None:
+            continue
+        rule_points += rule.points
+        who = _names([m.name for m in fired])
+        label = rule.description or rule.name
+        reasons.append(
+            Reason(
+                rule.name,
+                "account",
+                float(rule.points),
+                f"{label}: {who}",
+                tuple(f"contact:{m.contact_id}" for m in fired),
+            )
+        )
+
+    score = round(rollup + breadth_points + committee_points + rule_points, 2)
+    mqa = sec.mqa
+    is_mqa = score >= mqa.threshold and grade in mqa.grades and len(engaged) >= mqa.min_people
+    mqa_reason = (
+        f"score {_num(score)} ≥ {_num(mqa.threshold)}, grade {grade}, "
+        f"{_people(len(engaged))} engaged"
+        if is_mqa
+        else None
+    )
+    reasons.extend(fit_reasons)
+    return AccountResult(
+        account_id=account.id,
+        score=score,
+        engagement_points=rollup,
+        fit_points=fit_points,
+        grade=grade,
+        mqa=is_mqa,
+        mqa_reason=mqa_reason,
+        members=len(members),
+        engaged_contacts=tuple(m.contact_id for m in engaged),
+        model_version=ca.loaded.version,
+        model_fingerprint=ca.loaded.fingerprint,
+        scored_at=now,
+        next_change_at=None if next_change is None else datetime.fromtimestamp(next_change, UTC),
+        reasons=tuple(reasons),
+    )
+
+
+def _fit(ca: CompiledAccounts, account: Account) -> tuple[float, str, list[Reason]]:
+    c = account.company
+    domain = (c.domain or "").lower() or None
+    target = account.target or (domain is not None and domain in ca.target_domains)
+    facts: dict[str, Any] = {
+        "employee_count": c.employee_count,
+        "annual_revenue_usd": c.annual_revenue_usd,
+        "industry": c.industry,
+        "industry_group": c.industry_group,
+        "country": c.country,
+        "domain": domain,
+        "name": c.name,
+        "target_account": target,
+    }
+    points = 0.0
+    reasons: list[Reason] = []
+    labels: list[tuple[float, str]] = []
+    for rule, checks in ca.fit_rules:
+        if not check_all(checks, facts.get):
+            continue
+        points += rule.points
+        label = rule.description or rule.name
+        detail = _fit_detail(rule.when.keys(), facts)
+        reasons.append(
+            Reason(
+                rule.name,
+                "account_fit",
+                float(rule.points),
+                f"{_signed(rule.points)} {label}" + (f" ({detail})" if detail else ""),
+                (),
+                "fit",
+            )
+        )
+        labels.append((rule.points, label))
+    g = ca.section.fit.grades
+    grade = (
+        "A" if points >= g["A"] else "B" if points >= g["B"] else "C" if points >= g["C"] else "D"
+    )
+    best = [lbl for p, lbl in sorted(labels, key=lambda x: -x[0]) if p > 0][:2]
+    summary = f"account grade {grade}: " + (", ".join(best) if best else "no firmographic match")
+    reasons.append(Reason("grade", "account_fit", round(points, 2), summary, (), "fit"))
+    return round(points, 2), grade, reasons
+
+
+def _fit_detail(fields: Iterable[str], facts: Mapping[str, Any]) -> str:
+    out: list[str] = []
+    for name in fields:
+        v = facts.get(name)
+        if v is None or v == "" or v is False:
+            continue
+        if name == "employee_count":
+            out.append(f"{int(v):,} employees")
+        elif name == "annual_revenue_usd":
+            out.append(f"revenue ${float(v) / 1e6:,.0f}M")
+        elif name == "target_account":
+            out.append("on the target-account list")
+        else:
+            out.append(f"{name.replace('_', ' ')} {v}")
+    return ", ".join(out)
+
+
+def _account_rule(
+    rule: AccountRule, members: Sequence[AccountMember], now_ts: float
+) -> list[AccountMember] | None:
+    """The people of the most recent span of `within_days` in which at least `people`
+    distinct members were matched by the rule's contact rules; None when no span has them.
+    One sort and one pass: two pointers over the hits, counting hits per member."""
+    wanted = frozenset(rule.rules)
+    hits = sorted(
+        (t, i)
+        for i, m in enumerate(members)
+        for name, t in m.hits
+        if name in wanted and t <= now_ts
+    )
+    span = rule.within_days * DAY
+    count: dict[int, int] = {}
+    best: list[int] | None = None
+    lo = 0
+    for t, i in hits:
+        count[i] = count.get(i, 0) + 1
+        while hits[lo][0] < t - span:
+            j = hits[lo][1]
+            count[j] -= 1
+            if count[j] == 0:
+                del count[j]
+            lo += 1
+        if len(count) >= rule.people:
+            best = list(count)  # later spans overwrite: the most recent one wins
+    if best is None:
+        return None
+    return sorted((members[i] for i in best), key=lambda m: (-m.engagement_points, m.contact_id))
+
+
+def apply_account_mql(
+    contact: Contact,
+    result: ScoreResult,
+    account: AccountResult,
+    ca: CompiledAccounts,
+    lifecycle: Lifecycle,
+    blocked: frozenset[str] = frozenset(),
+) -> ScoreResult:
+    """A contact at an MQA becomes MQL at the lower contact threshold the model names, when
+    its grade is allowed and nothing else decided its stage (an MQL, SQL, recycle or a block
+    keep their decision). `blocked`: names of force rules that block MQL."""
+    mqa = ca.section.mqa
+    decision = result.lifecycle
+    if (
+        not account.mqa
+        or mqa.contact_mql_threshold is None
+        or decision.mql
+        or decision.recycled
+        or stage_rank(decision.target_stage) > stage_rank(MQL)
+        or stage_rank(decision.current_stage) >= stage_rank(MQL)
+        or result.grade not in mqa.contact_grades
+        or result.score < mqa.contact_mql_threshold
+        or any(r.rule in blocked for r in result.reasons)
+    ):
+        return result
+    reason = (
+        f"account MQA: {account.account_id} (score {_num(result.score)} ≥ "
+        f"{_num(mqa.contact_mql_threshold)} at an MQA)"
+    )
+    new = LifecycleDecision(
+        decision.current_stage,
+        MQL if lifecycle.write_stage else None,
+        mql=True,
+        mql_reason=reason,
+    )
+    return dataclasses.replace(result, lifecycle=new)
+
+
+def _of(counted: float, points: float) -> str:
+    return f" (of {_num(points)})" if counted < points else ""
+
+
+def _tier(tiers: Sequence[CountTier], n: int) -> int:
+    points = 0
+    for t in tiers:  # ascending by `min` (validated)
+        if n >= t.min:
+            points = t.points
+    return points
+
+
+def _names(names: Sequence[str], shown: int = _NAMES_SHOWN) -> str:
+    out = ", ".join(names[:shown])
+    if len(names) > shown:
+        out += f", …and {len(names) - shown} more"
+    return out
+
+
+def _title(m: AccountMember) -> str:
+    return f" ({m.title[:40]})" if m.title else ""
+
+
+def _people(n: int) -> str:
+    return f"{n} {'person' if n == 1 else 'people'}"
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
+
+
+def _signed(points: float) -> str:
+    return ("+" if points >= 0 else "") + _num(points)

@@ -1,0 +1,562 @@
+"""Account-based scoring state (issue 21): a mixin `StateStore` inherits.
+
+Tables (migration 008): `crm_companies` (the CRM's company records), `contact_accounts` (each
+contact's account key and where it came from), `account_scores` (+ history by trigger),
+`account_written` (company values last written, for diff-only writes) and `accounts_due` (the
+persisted backlog of accounts to rescore).
+
+An account id is `company:<crm company id>` or `domain:<registrable domain>`.
+
+Read API for views (the CLI's `leadscore accounts`, `explain --account`):
+- `top_accounts(crm, n)` -> list[StoredAccountScore], highest score first;
+- `get_account(crm, key)` -> StoredAccountScore | None, `key` an account id, a company id or a
+  domain;
+- `account_members(crm, account_id)` -> list[AccountMemberRow], highest contact score first;
+- `account_score(crm, account_id)` -> StoredAccountScore | None.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from connector.crm.base import CrmCompany
+from connector.state.base import StoreBase
+from connector.state.codec import (
+    decode_dt,
+    decode_opt_dt,
+    decode_reasons,
+    encode_dt,
+    encode_json,
+    encode_opt_dt,
+    reason_dict,
+)
+from connector.types import AccountResult, Reason
+
+ACCOUNT_SOURCES = ("primary_company", "company_record", "company_field", "email_domain")
+
+
+def company_account_id(company_id: str) -> str:
+    return f"company:{company_id}"
+
+
+def domain_account_id(domain: str) -> str:
+    return f"domain:{domain.lower()}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContactAccount:
+    """The account a contact belongs to: `source` says which key gave it; `company_ids` every
+    company it is associated with (several: the primary one wins)."""
+
+    contact_id: str
+    account_id: str
+    source: str
+    company_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAccountScore:
+    crm: str
+    account_id: str
+    company_id: str | None
+    domain: str | None
+    name: str | None
+    score: float
+    engagement_points: float
+    fit_points: float
+    grade: str
+    mqa: bool
+    mqa_reason: str | None
+    members: int
+    engaged_contacts: tuple[str, ...]
+    reasons: tuple[Reason, ...]
+    model_version: str
+    model_fingerprint: str
+    scored_at: datetime
+    next_change_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMemberRow:
+    """One member of an account for views: the contact, how it joined, its current score."""
+
+    contact_id: str
+    email: str | None
+    name: str
+    job_title: str | None
+    source: str
+    score: float | None
+    grade: str | None
+    mql: bool
+
+
+_SELECT_ACCOUNT = (
+    "SELECT crm, account_id, company_id, domain, name, score, engagement_points, fit_points, "
+    "grade, mqa, mqa_reason, members, engaged_contacts, reasons, model_version, "
+    "model_fingerprint, scored_at, next_change_at FROM account_scores "
+    "WHERE crm = ? AND account_id = ?"
+)
+_TOP_ACCOUNTS = (
+    "SELECT crm, account_id, company_id, domain, name, score, engagement_points, fit_points, "
+    "grade, mqa, mqa_reason, members, engaged_contacts, reasons, model_version, "
+    "model_fingerprint, scored_at, next_change_at FROM account_scores "
+    "WHERE crm = ? ORDER BY score DESC, account_id LIMIT ?"
+)
+_ACCOUNTS_IN = (
+    "SELECT crm, account_id, company_id, domain, name, score, engagement_points, fit_points, "
+    "grade, mqa, mqa_reason, members, engaged_contacts, reasons, model_version, "
+    "model_fingerprint, scored_at, next_change_at FROM account_scores "
+    "WHERE crm = ? AND account_id IN (SELECT value FROM json_each(?))"
+)
+_ACCOUNT_BY_DOMAIN = (
+    "SELECT crm, account_id, company_id, domain, name, score, engagement_points, fit_points, "
+    "grade, mqa, mqa_reason, members, engaged_contacts, reasons, model_version, "
+    "model_fingerprint, scored_at, next_change_at FROM account_scores "
+    "WHERE crm = ? AND lower(domain) = ? ORDER BY score DESC LIMIT 1"
+)
+
+
+def _account_row(row: Sequence[Any]) -> StoredAccountScore:
+    return StoredAccountScore(
+        crm=row[0],
+        account_id=row[1],
+        company_id=row[2],
+        domain=row[3],
+        name=row[4],
+        score=float(row[5]),
+        engagement_points=float(row[6]),
+        fit_points=float(row[7]),
+        grade=row[8],
+        mqa=bool(row[9]),
+        mqa_reason=row[10],
+        members=int(row[11]),
+        engaged_contacts=tuple(json.loads(row[12])),
+        reasons=decode_reasons(row[13]),
+        model_version=row[14],
+        model_fingerprint=row[15],
+        scored_at=decode_dt(row[16]),
+        next_change_at=decode_opt_dt(row[17]),
+    )
+
+
+def _company_row(row: Sequence[Any]) -> CrmCompany:
+    return CrmCompany(
+        id=row[0],
+        domain=row[1],
+        name=row[2],
+        industry=row[3],
+        employee_count=row[4],
+        annual_revenue_usd=row[5],
+        country=row[6],
+        updated_at=decode_opt_dt(row[7]),
+        archived=row[8] is not None,
+        merged_into=row[9],
+        properties=json.loads(row[10]) if row[10] else None,
+    )
+
+
+def _param(items: Iterable[str]) -> str:
+    return json.dumps(list(dict.fromkeys(items)))
+
+
+class AccountsStateMixin(StoreBase):
+    """Account tables of the state DB. Mixed into `StateStore` (uses its connection and
+    transactions); every statement is a literal, lists travel as one JSON parameter."""
+
+    # -- companies ---------------------------------------------------------------------
+    def upsert_crm_companies(
+        self, crm: str, companies: Iterable[CrmCompany], at: datetime
+    ) -> set[str]:
+        """Store pulled company records. Returns the ids whose firmographics, archived or
+        merged state changed (or that are new): their accounts need a rescore."""
+        items = list(companies)
+        old = self.get_crm_companies(crm, [c.id for c in items])
+        changed: set[str] = set()
+        when = encode_dt(at)
+        rows = []
+        for c in items:
+            prev = old.get(c.id)
+            if (
+                prev is None
+                or prev.firmographics() != c.firmographics()
+                or prev.archived != c.archived
+                or prev.merged_into != c.merged_into
+            ):
+                changed.add(c.id)
+            archived_at = (
+                None
+                if not c.archived
+                else (
+                    encode_dt(at)
+                    if prev is None or not prev.archived
+                    else self._archived_at(crm, c.id) or when
+                )
+            )
+            rows.append(
+                (
+                    crm,
+                    c.id,
+                    c.domain,
+                    c.name,
+                    c.industry,
+                    c.employee_count,
+                    c.annual_revenue_usd,
+                    c.country,
+                    archived_at,
+                    c.merged_into,
+                    encode_opt_dt(c.updated_at),
+                    encode_json(dict(c.properties)) if c.properties else None,
+                    when,
+                )
+            )
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT INTO crm_companies (crm, id, domain, name, industry, employee_count, "
+                "annual_revenue_usd, country, archived_at, merged_into, updated_at, properties, "
+                "pulled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (crm, id) DO UPDATE SET domain = excluded.domain, "
+                "name = excluded.name, industry = excluded.industry, "
+                "employee_count = excluded.employee_count, "
+                "annual_revenue_usd = excluded.annual_revenue_usd, country = excluded.country, "
+                "archived_at = excluded.archived_at, merged_into = excluded.merged_into, "
+                "updated_at = excluded.updated_at, properties = excluded.properties, "
+                "pulled_at = excluded.pulled_at",
+                rows,
+            )
+        return changed
+
+    def _archived_at(self, crm: str, company_id: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT archived_at FROM crm_companies WHERE crm = ? AND id = ?", (crm, company_id)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def get_crm_companies(self, crm: str, ids: Iterable[str]) -> dict[str, CrmCompany]:
+        rows = self._conn.execute(
+            "SELECT id, domain, name, industry, employee_count, annual_revenue_usd, country, "
+            "updated_at, archived_at, merged_into, properties FROM crm_companies "
+            "WHERE crm = ? AND id IN (SELECT value FROM json_each(?))",
+            (crm, _param(ids)),
+        ).fetchall()
+        return {r[0]: _company_row(r) for r in rows}
+
+    def mark_company_archived(self, crm: str, company_id: str, at: datetime) -> None:
+        """The CRM no longer has it (404 on write): never written again."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO crm_companies (crm, id, archived_at, pulled_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (crm, id) DO UPDATE SET archived_at = "
+                "coalesce(crm_companies.archived_at, excluded.archived_at)",
+                (crm, company_id, encode_dt(at), encode_dt(at)),
+            )
+
+    def company_ids_by_domain(self, crm: str, domain: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT id FROM crm_companies WHERE crm = ? AND lower(domain) = ? "
+            "AND archived_at IS NULL AND merged_into IS NULL ORDER BY id",
+            (crm, domain.lower()),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- contact -> account ---------------------------------------------------------------
+    def set_contact_accounts(
+        self, crm: str, links: Iterable[ContactAccount], at: datetime
+    ) -> dict[str, str | None]:
+        """Store each contact's account. Returns {contact id: previous account id (None if
+        it had none)} for the contacts whose account changed: both accounts need a rescore."""
+        items = list(links)
+        before = self.contact_accounts_many(crm, [x.contact_id for x in items])
+        moved: dict[str, str | None] = {}
+        when = encode_dt(at)
+        rows = []
+        for x in items:
+            prev = before.get(x.contact_id)
+            if prev is None or prev.account_id != x.account_id:
+                moved[x.contact_id] = prev.account_id if prev is not None else None
+            rows.append(
+                (crm, x.contact_id, x.account_id, x.source, json.dumps(list(x.company_ids)), when)
+            )
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT INTO contact_accounts (crm, contact_id, account_id, source, company_ids, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (crm, contact_id) DO UPDATE "
+                "SET account_id = excluded.account_id, source = excluded.source, "
+                "company_ids = excluded.company_ids, updated_at = excluded.updated_at",
+                rows,
+            )
+        return moved
+
+    def clear_contact_accounts(self, crm: str, contact_ids: Iterable[str]) -> dict[str, str]:
+        """Forget the account of contacts that no longer have one; returns {contact: old}."""
+        ids = list(contact_ids)
+        before = self.contact_accounts_many(crm, ids)
+        with self.transaction():
+            self._conn.execute(
+                "DELETE FROM contact_accounts WHERE crm = ? AND contact_id IN "
+                "(SELECT value FROM json_each(?))",
+                (crm, _param(ids)),
+            )
+        return {cid: x.account_id for cid, x in before.items()}
+
+    def contact_accounts_many(
+        self, crm: str, contact_ids: Iterable[str]
+    ) -> dict[str, ContactAccount]:
+        rows = self._conn.execute(
+            "SELECT contact_id, account_id, source, company_ids FROM contact_accounts "
+            "WHERE crm = ? AND contact_id IN (SELECT value FROM json_each(?))",
+            (crm, _param(contact_ids)),
+        ).fetchall()
+        return {
+            r[0]: ContactAccount(r[0], r[1], r[2], tuple(json.loads(r[3] or "[]"))) for r in rows
+        }
+
+    def account_member_ids(self, crm: str, account_id: str) -> list[str]:
+        """The live contacts of an account (archived and merged-away contacts left out)."""
+        rows = self._conn.execute(
+            "SELECT a.contact_id FROM contact_accounts a JOIN contacts c "
+            "ON c.crm = a.crm AND c.id = a.contact_id WHERE a.crm = ? AND a.account_id = ? "
+            "AND c.archived_at IS NULL AND c.merged_into IS NULL ORDER BY a.contact_id",
+            (crm, account_id),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def account_ids_with_company(self, crm: str, company_ids: Iterable[str]) -> set[str]:
+        """Accounts keyed by these companies, and accounts whose members list one of them."""
+        ids = list(company_ids)
+        out = {company_account_id(c) for c in ids}
+        rows = self._conn.execute(
+            "SELECT DISTINCT a.account_id FROM contact_accounts a, json_each(a.company_ids) j "
+            "WHERE a.crm = ? AND j.value IN (SELECT value FROM json_each(?))",
+            (crm, _param(ids)),
+        ).fetchall()
+        out.update(r[0] for r in rows)
+        return out
+
+    def contacts_with_company(self, crm: str, company_ids: Iterable[str]) -> list[str]:
+        """Contacts associated with one of these companies (primary or not)."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT a.contact_id FROM contact_accounts a, json_each(a.company_ids) j "
+            "WHERE a.crm = ? AND j.value IN (SELECT value FROM json_each(?)) "
+            "ORDER BY a.contact_id",
+            (crm, _param(company_ids)),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- events -------------------------------------------------------------------------
+    def event_times(self, crm: str, keys: Iterable[str]) -> dict[str, float]:
+        """{"source:source_id": Unix time} of the stored events with these keys."""
+        out: dict[str, float] = {}
+        pairs = [k.split(":", 1) for k in dict.fromkeys(keys) if ":" in k]
+        for i in range(0, len(pairs), 5000):
+            chunk = pairs[i : i + 5000]
+            # CROSS JOIN keeps the keys as the outer loop: one unique-index lookup per key
+            # (a plain JOIN let SQLite scan the events once per key: quadratic)
+            rows = self._conn.execute(
+                "SELECT e.source, e.source_id, e.occurred_at FROM json_each(?) k CROSS JOIN "
+                "events e ON e.crm = ? AND e.source = json_extract(k.value, '$[0]') "
+                "AND e.source_id = json_extract(k.value, '$[1]')",
+                (json.dumps(chunk), crm),
+            ).fetchall()
+            for source, sid, at in rows:
+                out[f"{source}:{sid}"] = decode_dt(at).timestamp()
+        return out
+
+    # -- account scores -----------------------------------------------------------------
+    def save_account_score(
+        self,
+        crm: str,
+        result: AccountResult,
+        *,
+        company_id: str | None,
+        domain: str | None,
+        name: str | None,
+    ) -> None:
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO account_scores (crm, account_id, company_id, domain, name, score, "
+                "engagement_points, fit_points, grade, mqa, mqa_reason, members, "
+                "engaged_contacts, reasons, model_version, model_fingerprint, scored_at, "
+                "next_change_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (crm, account_id) DO UPDATE SET company_id = excluded.company_id, "
+                "domain = excluded.domain, name = excluded.name, score = excluded.score, "
+                "engagement_points = excluded.engagement_points, "
+                "fit_points = excluded.fit_points, grade = excluded.grade, mqa = excluded.mqa, "
+                "mqa_reason = excluded.mqa_reason, members = excluded.members, "
+                "engaged_contacts = excluded.engaged_contacts, reasons = excluded.reasons, "
+                "model_version = excluded.model_version, "
+                "model_fingerprint = excluded.model_fingerprint, "
+                "scored_at = excluded.scored_at, next_change_at = excluded.next_change_at",
+                (
+                    crm,
+                    result.account_id,
+                    company_id,
+                    domain,
+                    name,
+                    result.score,
+                    result.engagement_points,
+                    result.fit_points,
+                    result.grade,
+                    int(result.mqa),
+                    result.mqa_reason,
+                    result.members,
+                    json.dumps(list(result.engaged_contacts)),
+                    encode_json([reason_dict(r) for r in result.reasons]),
+                    result.model_version,
+                    result.model_fingerprint,
+                    encode_dt(result.scored_at),
+                    encode_opt_dt(result.next_change_at),
+                ),
+            )
+
+    def delete_account_score(self, crm: str, account_id: str) -> None:
+        """An account with no member left (everyone moved away) has no score."""
+        with self.transaction():
+            self._conn.execute(
+                "DELETE FROM account_scores WHERE crm = ? AND account_id = ?", (crm, account_id)
+            )
+
+    def account_score(self, crm: str, account_id: str) -> StoredAccountScore | None:
+        row = self._conn.execute(_SELECT_ACCOUNT, (crm, account_id)).fetchone()
+        return None if row is None else _account_row(row)
+
+    def account_scores_many(
+        self, crm: str, account_ids: Iterable[str]
+    ) -> dict[str, StoredAccountScore]:
+        rows = self._conn.execute(
+            _ACCOUNTS_IN,
+            (crm, _param(account_ids)),
+        ).fetchall()
+        return {r[1]: _account_row(r) for r in rows}
+
+    def top_accounts(self, crm: str, n: int = 20) -> list[StoredAccountScore]:
+        """The `n` highest-scored accounts, highest first (ties by account id)."""
+        return [_account_row(r) for r in self._conn.execute(_TOP_ACCOUNTS, (crm, n))]
+
+    def get_account(self, crm: str, key: str) -> StoredAccountScore | None:
+        """An account by its id (`company:123`, `domain:acme.com`), its CRM company id
+        (`123`) or a domain (`acme.com`: the company account with that domain, else the
+        domain-keyed one)."""
+        k = key.strip()
+        for candidate in (k, company_account_id(k), domain_account_id(k)):
+            found = self.account_score(crm, candidate)
+            if found is not None:
+                return found
+        row = self._conn.execute(_ACCOUNT_BY_DOMAIN, (crm, k.lower())).fetchone()
+        return None if row is None else _account_row(row)
+
+    def account_members(self, crm: str, account_id: str) -> list[AccountMemberRow]:
+        """The live members of an account, highest contact score first (unscored last)."""
+        rows = self._conn.execute(
+            "SELECT c.id, c.email, c.first_name, c.last_name, c.job_title, a.source, s.score, "
+            "s.grade, s.mql FROM contact_accounts a JOIN contacts c ON c.crm = a.crm "
+            "AND c.id = a.contact_id LEFT JOIN scores s ON s.crm = a.crm "
+            "AND s.contact_id = a.contact_id WHERE a.crm = ? AND a.account_id = ? "
+            "AND c.archived_at IS NULL AND c.merged_into IS NULL "
+            "ORDER BY s.score IS NULL, s.score DESC, c.id",
+            (crm, account_id),
+        ).fetchall()
+        out: list[AccountMemberRow] = []
+        for cid, email, first, last, title, source, score, grade, mql in rows:
+            name = " ".join(p for p in (first, last) if p) or email or cid
+            out.append(
+                AccountMemberRow(
+                    cid,
+                    email,
+                    name,
+                    title,
+                    source,
+                    None if score is None else float(score),
+                    grade,
+                    bool(mql),
+                )
+            )
+        return out
+
+    def account_score_history(self, crm: str, account_id: str) -> list[dict[str, Any]]:
+        rows = self._conn.execute(
+            "SELECT model_version, score, grade, mqa, scored_at FROM account_score_history "
+            "WHERE crm = ? AND account_id = ? ORDER BY scored_at, id",
+            (crm, account_id),
+        ).fetchall()
+        return [
+            {
+                "model_version": r[0],
+                "score": r[1],
+                "grade": r[2],
+                "mqa": bool(r[3]),
+                "scored_at": decode_dt(r[4]),
+            }
+            for r in rows
+        ]
+
+    def due_account_ids(self, crm: str, now: datetime) -> list[str]:
+        """Accounts whose score changes by `now` (a person leaves the breadth window)."""
+        rows = self._conn.execute(
+            "SELECT account_id FROM account_scores WHERE crm = ? AND next_change_at <= ? "
+            "ORDER BY next_change_at, account_id",
+            (crm, encode_dt(now)),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def stale_account_ids(self, crm: str, fingerprint: str) -> list[str]:
+        """Accounts scored by another model than `fingerprint` (a rollout: rescored next)."""
+        rows = self._conn.execute(
+            "SELECT account_id FROM account_scores WHERE crm = ? AND model_fingerprint != ? "
+            "ORDER BY account_id",
+            (crm, fingerprint),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- the backlog of accounts to rescore ---------------------------------------------
+    def add_accounts_due(self, crm: str, account_ids: Iterable[str], reason: str) -> None:
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT INTO accounts_due (crm, account_id, reason) VALUES (?, ?, ?) "
+                "ON CONFLICT (crm, account_id) DO NOTHING",
+                [(crm, a, reason) for a in dict.fromkeys(account_ids)],
+            )
+
+    def accounts_due(self, crm: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT account_id FROM accounts_due WHERE crm = ? ORDER BY account_id", (crm,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def clear_accounts_due(self, crm: str, account_ids: Iterable[str]) -> None:
+        with self.transaction():
+            self._conn.execute(
+                "DELETE FROM accounts_due WHERE crm = ? AND account_id IN "
+                "(SELECT value FROM json_each(?))",
+                (crm, _param(account_ids)),
+            )
+
+    # -- company values written ---------------------------------------------------------
+    def get_account_written_many(
+        self, crm: str, company_ids: Iterable[str]
+    ) -> dict[str, dict[str, str]]:
+        wanted = list(dict.fromkeys(company_ids))
+        out: dict[str, dict[str, str]] = {i: {} for i in wanted}
+        rows = self._conn.execute(
+            "SELECT company_id, property, value FROM account_written WHERE crm = ? AND "
+            "company_id IN (SELECT value FROM json_each(?))",
+            (crm, _param(wanted)),
+        ).fetchall()
+        for cid, prop, value in rows:
+            out[cid][prop] = value
+        return out
+
+    def record_account_written(
+        self, crm: str, company_id: str, props: Mapping[str, str], at: datetime
+    ) -> None:
+        when = encode_dt(at)
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT INTO account_written (crm, company_id, property, value, written_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (crm, company_id, property) DO UPDATE SET "
+                "value = excluded.value, written_at = excluded.written_at",
+                [(crm, company_id, k, v, when) for k, v in props.items()],
+            )

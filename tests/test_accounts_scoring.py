@@ -1,0 +1,234 @@
+"""Account scoring core: fit grade, capped roll-up, breadth, committee, account rules, MQA."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connector.model.loader import load_model, validate_model_file
+from connector.scoring.accounts import apply_account_mql, compile_accounts, score_account
+from connector.types import (
+    MQL,
+    Account,
+    AccountMember,
+    Company,
+    Contact,
+    LifecycleDecision,
+    ScoreResult,
+)
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+DAY = 86400.0
+
+
+def _ts(days_ago: float) -> float:
+    return (NOW - timedelta(days=days_ago)).timestamp()
+
+
+def _member(
+    cid: str,
+    name: str,
+    seniority: str,
+    points: float,
+    hits: list[tuple[str, float]],
+    title: str | None = None,
+    grade: str = "B",
+) -> AccountMember:
+    return AccountMember(cid, name, title, seniority, grade, points, tuple(hits))
+
+
+ACME = Account(
+    "company:9001",
+    Company(
+        domain="acme-analytics.com",
+        name="Acme Analytics",
+        industry="computer software",
+        employee_count=850,
+        annual_revenue_usd=120_000_000,
+        country="US",
+    ),
+    crm_id="9001",
+)
+
+
+@pytest.fixture(scope="module")
+def ca():  # the default model's accounts section
+    loaded = load_model()
+    assert loaded.model.accounts is not None
+    return compile_accounts(loaded, loaded.target_accounts)
+
+
+def test_default_model_loads_target_accounts_into_the_fingerprint():
+    loaded = load_model()
+    assert "acme-analytics.com" in loaded.target_accounts
+
+
+def test_fit_grade_from_firmographics_and_target_list(ca):
+    r = score_account(ca, ACME, [], NOW)
+    # target 30 + size 20 + industry 15 + revenue 10 + country 5
+    assert r.fit_points == 80
+    assert r.grade == "A"
+    texts = [x.text for x in r.reasons if x.kind == "fit"]
+    assert "+30 target account (on the target-account list)" in texts
+    assert "+20 company size 51-5,000 (850 employees)" in texts
+    assert texts[-1] == "account grade A: target account, company size 51-5,000"
+    assert r.score == 0 and not r.mqa and r.engaged_contacts == ()
+
+
+def test_buying_committee_makes_an_mqa_where_no_single_person_is_hot(ca):
+    members = [
+        _member("1", "Dana Whitfield", "vp", 45, [("product_page", _ts(3))], "VP Marketing"),
+        _member("2", "Robin Hale", "manager", 40, [("product_page", _ts(5))], "Marketing Mgr"),
+        _member("3", "Rowan Okafor", "individual", 20, [("email_click", _ts(10))], "Analyst"),
+        _member("4", "Sam Lurker", "individual", 0, []),
+    ]
+    r = score_account(ca, ACME, members, NOW)
+    # roll-up 45+40+20 = 105; breadth 3 people (>= 10 points) -> 30; committee 3 roles -> 20;
+    # pricing/product by 2 people within 7 days -> 25
+    assert r.engagement_points == 105
+    assert r.score == 180
+    assert r.mqa and r.mqa_reason == "score 180 ≥ 100, grade A, 3 people engaged"
+    assert r.engaged_contacts == ("1", "2", "3")
+    assert r.members == 4
+    by_rule = {x.rule: x for x in r.reasons}
+    assert by_rule["breadth"].points == 30
+    assert by_rule["breadth"].text == (
+        "3 people engaged in 30 days: Dana Whitfield (VP Marketing), "
+        "Robin Hale (Marketing Mgr), Rowan Okafor (Analyst)"
+    )
+    assert by_rule["committee"].text == (
+        "buying committee, 3 roles: decision maker (Dana Whitfield); "
+        "champion (Robin Hale); practitioner (Rowan Okafor)"
+    )
+    assert by_rule["pricing_together"].text == (
+        "pricing or product pages by 2+ people within 7 days: Dana Whitfield, Robin Hale"
+    )
+    assert by_rule["pricing_together"].event_ids == ("contact:1", "contact:2")
+    assert r.top_reasons().startswith("+105 engagement of 3 people (at most 50 each)")
+    # the breadth window ends 30 days after the oldest counted person's last event
+    assert r.next_change_at == NOW - timedelta(days=10) + timedelta(days=30)
+
+
+def test_per_contact_cap_stops_one_noisy_contact(ca):
+    intern = _member("9", "Noisy Intern", "entry", 400, [("product_page", _ts(1))] * 40)
+    r = score_account(ca, ACME, [intern], NOW)
+    assert r.engagement_points == 50  # capped
+    assert r.score == 50  # one person: no breadth, no committee, no account rule
+    assert not r.mqa
+    rollup = next(x for x in r.reasons if x.rule == "member_engagement")
+    assert rollup.text == "engagement of 1 person (at most 50 each): Noisy Intern +50 (of 400)"
+
+
+def test_account_rule_needs_people_within_the_span(ca):
+    far_apart = [
+        _member("1", "A", "vp", 10, [("product_page", _ts(20))]),
+        _member("2", "B", "manager", 10, [("product_page", _ts(5))]),
+    ]
+    r = score_account(ca, ACME, far_apart, NOW)
+    assert "pricing_together" not in {x.rule for x in r.reasons}
+    close = [
+        _member("1", "A", "vp", 10, [("product_page", _ts(20)), ("pricing_repeat", _ts(9))]),
+        _member("2", "B", "manager", 10, [("product_page", _ts(5))]),
+    ]
+    r = score_account(ca, ACME, close, NOW)
+    assert "pricing_together" in {x.rule for x in r.reasons}
+
+
+def test_old_engagement_counts_in_the_rollup_but_not_in_breadth(ca):
+    members = [
+        _member("1", "A", "vp", 30, [("webinar_attended", _ts(45))]),
+        _member("2", "B", "manager", 30, [("webinar_attended", _ts(40))]),
+    ]
+    r = score_account(ca, ACME, members, NOW)
+    assert r.engagement_points == 60
+    assert {x.rule for x in r.reasons} == {"member_engagement"} | {
+        x.rule for x in r.reasons if x.kind == "fit"
+    }
+    assert r.next_change_at is None
+
+
+def test_large_account_counts_top_contacts_and_stays_linear(ca):
+    members = [
+        _member(str(i), f"P{i}", "individual", 10 + i % 7, [("product_page", _ts(i % 25))])
+        for i in range(5000)
+    ]
+    start = time.perf_counter()
+    r = score_account(ca, ACME, members, NOW)
+    elapsed = time.perf_counter() - start
+    assert r.engagement_points == 160  # the 10 most engaged, 16 points each
+    assert len(r.engaged_contacts) == 5000
+    rollup = next(x for x in r.reasons if x.rule == "member_engagement")
+    assert rollup.text.endswith("…and 6 more (top 10 of 5000 engaged)")
+    assert elapsed < 2.0  # linear; a quadratic pass over 5,000 members would take minutes
+
+
+def test_contact_at_an_mqa_becomes_mql_at_the_lower_bar(ca):
+    loaded = load_model()
+    members = [
+        _member("1", "Dana", "vp", 50, [("product_page", _ts(1))]),
+        _member("2", "Robin", "manager", 50, [("product_page", _ts(2))]),
+        _member("3", "Rowan", "individual", 20, [("email_click", _ts(3))]),
+    ]
+    acct = score_account(ca, ACME, members, NOW)
+    assert acct.mqa
+    contact = Contact("2", email="robin@acme-analytics.com", lifecycle_stage="lead")
+    base = ScoreResult(
+        "2",
+        65,
+        65,
+        60,
+        "B",
+        LifecycleDecision("lead", None, False, None),
+        False,
+        "v",
+        "f",
+        NOW,
+        None,
+    )
+    got = apply_account_mql(contact, base, acct, ca, loaded.model.lifecycle)
+    assert got.lifecycle.mql and got.lifecycle.target_stage == MQL
+    assert got.lifecycle.mql_reason == "account MQA: company:9001 (score 65 ≥ 60 at an MQA)"
+    # grade C, below the lower bar, or already past MQL: unchanged
+    for other in (
+        ScoreResult("2", 65, 65, 30, "C", base.lifecycle, False, "v", "f", NOW, None),
+        ScoreResult("2", 59, 59, 60, "B", base.lifecycle, False, "v", "f", NOW, None),
+        ScoreResult(
+            "2",
+            65,
+            65,
+            60,
+            "B",
+            LifecycleDecision("salesqualifiedlead", None, False, None),
+            False,
+            "v",
+            "f",
+            NOW,
+            None,
+        ),
+    ):
+        assert apply_account_mql(contact, other, acct, ca, loaded.model.lifecycle) is other
+
+
+def test_validation_names_unknown_account_fields_and_rules(tmp_path: Path):
+    text = (Path(load_model().path)).read_text(encoding="utf-8")
+    (tmp_path / "titles.yaml").write_text(
+        (Path(load_model().path).parent / "titles.yaml").read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    (tmp_path / "target_accounts.txt").write_text("acme.com\nnot a domain\n", encoding="utf-8")
+    bad = text.replace("when: {target_account: true}", "when: {target_acount: true}").replace(
+        "rules: [pricing_repeat, product_page]", "rules: [pricing_repeat, product_pgae]"
+    )
+    (tmp_path / "model.yaml").write_text(bad, encoding="utf-8")
+    loaded, problems = validate_model_file(tmp_path / "model.yaml")
+    assert loaded is None
+    joined = "\n".join(problems)
+    assert "unknown account field(s) target_acount" in joined
+    assert (
+        "(rule pricing_together): accounts.engagement.rules[0].rules[1]: unknown engagement "
+        "rule 'product_pgae' (did you mean 'product_page'?)"
+    ) in joined
+    assert "target_accounts.txt:2: not a domain: 'not a domain'" in joined

@@ -1,0 +1,293 @@
+"""Account state (migration 008, `connector.state.accounts`) and the account stage's pieces
+that need no CRM: key resolution, scoring a 5,000-contact account without quadratic work."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from connector.account_stage import AccountStage
+from connector.crm.base import CompanyLinks, CrmCompany
+from connector.crm.hubspot import HubSpotAdapter
+from connector.model.loader import load_model
+from connector.pipeline import Pipeline
+from connector.state.accounts import ContactAccount
+from connector.state.store import StateStore
+from connector.types import (
+    AccountResult,
+    Contact,
+    Enrichment,
+    Event,
+    LifecycleDecision,
+    Reason,
+    ScoreResult,
+)
+
+CRM = "hubspot"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    with StateStore.open(tmp_path / "state.db") as s:
+        yield s
+
+
+def account_result(
+    account_id: str, score: float, grade: str = "B", mqa: bool = False
+) -> AccountResult:
+    return AccountResult(
+        account_id=account_id,
+        score=score,
+        engagement_points=score,
+        fit_points=40.0,
+        grade=grade,
+        mqa=mqa,
+        mqa_reason="score ≥ 100" if mqa else None,
+        members=2,
+        engaged_contacts=("1", "2"),
+        model_version="2026.11",
+        model_fingerprint="fp",
+        scored_at=NOW,
+        next_change_at=NOW + timedelta(days=30),
+        reasons=(
+            Reason("breadth", "account", 15.0, "2 people engaged in 30 days: A, B", ("contact:1",)),
+        ),
+    )
+
+
+def test_companies_report_what_changed(store: StateStore) -> None:
+    acme = CrmCompany("9001", "acme.com", "Acme", "software", 850, 1.2e8, "US")
+    assert store.upsert_crm_companies(CRM, [acme], NOW) == {"9001"}  # new
+    assert store.upsert_crm_companies(CRM, [acme], NOW) == set()  # same facts
+    bigger = CrmCompany("9001", "acme.com", "Acme", "software", 900, 1.2e8, "US")
+    assert store.upsert_crm_companies(CRM, [bigger], NOW) == {"9001"}
+    merged = CrmCompany("9002", merged_into="9001")
+    assert store.upsert_crm_companies(CRM, [merged], NOW) == {"9002"}
+    got = store.get_crm_companies(CRM, ["9001", "9002", "404"])
+    assert set(got) == {"9001", "9002"}
+    assert got["9001"].employee_count == 900 and not got["9001"].archived
+    assert got["9002"].merged_into == "9001"
+    store.mark_company_archived(CRM, "9001", NOW)
+    assert store.get_crm_companies(CRM, ["9001"])["9001"].archived
+    assert store.company_ids_by_domain(CRM, "ACME.com") == []  # archived: not offered
+
+
+def test_contact_accounts_say_who_moved(store: StateStore) -> None:
+    store.upsert_contacts(CRM, [Contact("1", "a@acme.com"), Contact("2", "b@acme.com")], at=NOW)
+    moved = store.set_contact_accounts(
+        CRM,
+        [
+            ContactAccount("1", "company:9001", "primary_company", ("9001", "9003")),
+            ContactAccount("2", "domain:acme.com", "email_domain"),
+        ],
+        NOW,
+    )
+    assert moved == {"1": None, "2": None}
+    again = store.set_contact_accounts(
+        CRM, [ContactAccount("1", "company:9001", "primary_company", ("9001",))], NOW
+    )
+    assert again == {}  # same account (the company list may change)
+    move = store.set_contact_accounts(
+        CRM, [ContactAccount("2", "company:9001", "primary_company", ("9001",))], NOW
+    )
+    assert move == {"2": "domain:acme.com"}
+    assert store.account_member_ids(CRM, "company:9001") == ["1", "2"]
+    assert store.contacts_with_company(CRM, ["9001"]) == ["1", "2"]
+    assert store.account_ids_with_company(CRM, ["9001"]) == {"company:9001"}
+    store.set_contact_accounts(
+        CRM, [ContactAccount("1", "company:9001", "primary_company", ("9001", "9003"))], NOW
+    )
+    # a company changed: its own account and the accounts of everyone associated with it
+    assert store.account_ids_with_company(CRM, ["9003"]) == {"company:9003", "company:9001"}
+    assert store.clear_contact_accounts(CRM, ["2"]) == {"2": "company:9001"}
+    assert store.account_member_ids(CRM, "company:9001") == ["1"]
+    rows = store.db.execute(
+        "SELECT contact_id, account_id, source, company_ids FROM contact_accounts"
+    ).fetchall()
+    assert rows == [("1", "company:9001", "primary_company", '["9001", "9003"]')]
+
+
+def test_account_scores_history_views_backlog_and_written(store: StateStore) -> None:
+    store.upsert_contacts(
+        CRM,
+        [Contact("1", "a@acme.com", "Ann", "Lee"), Contact("2", "b@acme.com", "Bo", "Ng")],
+        at=NOW,
+    )
+    store.set_contact_accounts(
+        CRM,
+        [
+            ContactAccount("1", "company:9001", "primary_company", ("9001",)),
+            ContactAccount("2", "company:9001", "primary_company", ("9001",)),
+        ],
+        NOW,
+    )
+    store.save_account_score(CRM, account_result("company:9001", 80), company_id="9001",
+                             domain="acme.com", name="Acme")  # fmt: skip
+    store.save_account_score(CRM, account_result("domain:initech.com", 120, "A", True),
+                             company_id=None, domain="initech.com", name=None)  # fmt: skip
+    store.save_account_score(
+        CRM, account_result("company:9001", 80), company_id="9001", domain="acme.com", name="Acme"
+    )  # fmt: skip  (unchanged: no history)
+    store.save_account_score(CRM, account_result("company:9001", 95), company_id="9001",
+                             domain="acme.com", name="Acme")  # fmt: skip
+    got = store.account_score(CRM, "company:9001")
+    assert got is not None
+    assert (got.score, got.grade, got.mqa, got.company_id, got.domain) == (
+        95, "B", False, "9001", "acme.com"
+    )  # fmt: skip
+    assert got.engaged_contacts == ("1", "2")
+    assert got.reasons[0].text == "2 people engaged in 30 days: A, B"
+    assert [h["score"] for h in store.account_score_history(CRM, "company:9001")] == [80, 95]
+    assert [a.account_id for a in store.top_accounts(CRM, 5)] == [
+        "domain:initech.com",
+        "company:9001",
+    ]
+    assert [a.account_id for a in store.top_accounts(CRM, 1)] == ["domain:initech.com"]
+    for key in ("company:9001", "9001", "acme.com", "ACME.COM"):
+        found = store.get_account(CRM, key)
+        assert found is not None and found.account_id == "company:9001", key
+    assert store.get_account(CRM, "initech.com").account_id == "domain:initech.com"  # type: ignore[union-attr]
+    assert store.get_account(CRM, "nope.com") is None
+    members = store.account_members(CRM, "company:9001")
+    assert [(m.contact_id, m.name, m.source, m.score) for m in members] == [
+        ("1", "Ann Lee", "primary_company", None),
+        ("2", "Bo Ng", "primary_company", None),
+    ]
+    assert store.due_account_ids(CRM, NOW + timedelta(days=31)) == [
+        "company:9001",
+        "domain:initech.com",
+    ]
+    assert store.stale_account_ids(CRM, "fp") == []  # scored by the model in force
+    assert store.stale_account_ids(CRM, "new-model") == ["company:9001", "domain:initech.com"]
+    store.add_accounts_due(CRM, ["company:9001", "company:9002"], "company changed")
+    store.add_accounts_due(CRM, ["company:9001"], "again")  # once
+    assert store.accounts_due(CRM) == ["company:9001", "company:9002"]
+    store.clear_accounts_due(CRM, ["company:9001"])
+    assert store.accounts_due(CRM) == ["company:9002"]
+    store.record_account_written(CRM, "9001", {"account_score": "95", "account_grade": "B"}, NOW)
+    assert store.get_account_written_many(CRM, ["9001", "9002"]) == {
+        "9001": {"account_score": "95", "account_grade": "B"},
+        "9002": {},
+    }
+    store.delete_account_score(CRM, "company:9001")
+    assert store.account_score(CRM, "company:9001") is None
+
+
+def _stage(store: StateStore) -> AccountStage:
+    adapter = HubSpotAdapter(SecretStr("t"), "http://127.0.0.1:9", accounts=True)
+    pipeline = Pipeline(store, adapter, load_model(), clock=lambda: NOW)
+    return AccountStage(pipeline)
+
+
+def test_key_resolution_primary_several_archived_merged_and_free_mail(store: StateStore) -> None:
+    store.upsert_crm_companies(
+        CRM,
+        [
+            CrmCompany("10", "a.com", "A"),
+            CrmCompany("20", "b.com", "B", archived=True),
+            CrmCompany("30", merged_into="40"),
+            CrmCompany("40", "d.com", "D"),
+            CrmCompany("50"),  # no domain, no name: still a company
+        ],
+        NOW,
+    )
+    stage = _stage(store)
+    try:
+        contacts = [Contact(str(i), f"p{i}@x{i}.com") for i in range(1, 9)]
+        contacts[6] = Contact("7", "someone@gmail.com")
+        contacts[7] = Contact("8", "temp@mailinator.com")
+        links = {
+            "1": CompanyLinks("40", ("10", "40")),  # several: the primary wins
+            "2": CompanyLinks(None, ("40", "10")),  # none primary: the lowest live id
+            "3": CompanyLinks("20", ("10", "20")),  # primary archived: the other one
+            "4": CompanyLinks("30", ("30",)),  # merged: its survivor
+            "5": CompanyLinks("20", ("20",)),  # only an archived company: the domain
+            "6": CompanyLinks("50", ("50",)),
+        }
+        enrich = {
+            **{c.email: Enrichment("corporate", f"x{c.id}.com") for c in contacts[:6]},
+            "someone@gmail.com": Enrichment("free", "gmail.com"),
+            "temp@mailinator.com": Enrichment("disposable", "mailinator.com"),
+        }
+        got = stage.resolve(contacts, enrich, links)
+    finally:
+        stage.p.adapter.close()
+    assert got == {
+        "1": ("company:40", "primary_company", ("10", "40")),
+        "2": ("company:10", "primary_company", ("40", "10")),
+        "3": ("company:10", "primary_company", ("10", "20")),
+        "4": ("company:40", "primary_company", ("30",)),
+        "5": ("domain:x5.com", "email_domain", ("20",)),
+        "6": ("company:50", "primary_company", ("50",)),
+        "7": None,  # free mail never forms an account
+        "8": None,  # nor does disposable mail
+    }
+
+
+def _member_result(cid: str, points: float, key: str) -> ScoreResult:
+    return ScoreResult(
+        contact_id=cid,
+        score=points,
+        engagement_points=points,
+        fit_points=40.0,
+        grade="B",
+        lifecycle=LifecycleDecision("lead", None, False, None),
+        profile_mismatch=False,
+        model_version="2026.11-default",
+        model_fingerprint="fp",
+        scored_at=NOW,
+        next_change_at=None,
+        reasons=(Reason("product_page", "product", points, "product page", (key,)),),
+    )
+
+
+def _big_account(store: StateStore, n: int, account: str) -> None:
+    contacts = [Contact(f"{account}-{i}", f"p{i}@{account}.com", "P", str(i), "Marketing Manager")
+                for i in range(n)]  # fmt: skip
+    store.upsert_contacts(CRM, contacts, at=NOW)
+    store.insert_events(
+        CRM,
+        [Event("web", f"{c.id}-e", c.id, "page_view", NOW - timedelta(days=1)) for c in contacts],
+    )
+    store.save_scores(CRM, [_member_result(c.id, 10 + i % 90, f"web:{c.id}-e")
+                            for i, c in enumerate(contacts)])  # fmt: skip
+    store.set_contact_accounts(
+        CRM, [ContactAccount(c.id, f"domain:{account}.com", "email_domain") for c in contacts], NOW
+    )
+
+
+def test_a_5000_contact_account_costs_no_statement_per_member(store: StateStore) -> None:
+    _big_account(store, 1000, "small")
+    _big_account(store, 5000, "big")
+    stage = _stage(store)
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    try:
+        started = time.perf_counter()
+        small = stage.score_accounts(["domain:small.com"], NOW)["domain:small.com"]
+        n_small = len(statements)
+        statements.clear()
+        big = stage.score_accounts(["domain:big.com"], NOW)["domain:big.com"]
+        elapsed = time.perf_counter() - started
+    finally:
+        store._conn.set_trace_callback(None)
+        stage.p.adapter.close()
+    # no statement per member: reads are set-wise (contacts in batches of 1,000: 4 more)
+    assert len(statements) <= n_small + 4, statements
+    assert stage.state.accounts_scored == 2
+    assert big.members == 5000 and small.members == 1000
+    # caps: the 10 most engaged count, each at most 50
+    assert big.engagement_points == 500
+    assert len(big.engaged_contacts) == 5000
+    assert elapsed < 15  # linear: 6,000 members in about a second (a per-key scan took 30+)
+    stored = store.account_score(CRM, "domain:big.com")
+    assert stored is not None and stored.members == 5000
+    # every member is a manager: one committee role; 5,000 people engaged in 30 days
+    assert [r.rule for r in big.reasons][:2] == ["member_engagement", "breadth"]
+    assert big.reasons[0].text.endswith("(top 10 of 5000 engaged)")

@@ -17,7 +17,12 @@ from connector.pipeline.plan import (
 )
 from connector.pipeline.pull import MAX_FUTURE_SKEW
 from connector.pipeline.score import Enricher, PostScoreStage
+from connector.pipeline.stage import iso, parse_dt
 from connector.pipeline.summary import PlannedWrite, SyncOptions, SyncSummary
+
+# the time helpers under their names from before the split
+_iso = iso
+_dt = parse_dt
 
 __all__ = [
     "COMPANY_FIELDS",

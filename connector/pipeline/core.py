@@ -23,6 +23,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from connector.crm.base import ContactPage, CrmAdapter, EventPage
 from connector.errors import (
@@ -270,6 +271,20 @@ class Pipeline:
     def _checkpoint(self, where: str) -> None:
         if self.checkpoint is not None:
             self.checkpoint(where)
+
+    # the stage methods under their names from before the split (code outside this package
+    # written against the single module calls them)
+    def _cursor(self, stream: str) -> dict[str, Any]:
+        return self.puller.cursor(stream)
+
+    def _write(
+        self,
+        writes: list[WriteBack],
+        meta: dict[str, ScoreResult],
+        now: datetime,
+        summary: SyncSummary,
+    ) -> None:
+        self.writer.write(writes, meta, now, summary)
 
     # -- what other parts of leadscore call (each stage's entry point) -----------------------
     def arm_fresh_state_guard(self) -> None:

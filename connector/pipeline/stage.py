@@ -48,8 +48,7 @@ class Stage:
 
     def checkpoint(self, where: str) -> None:
         """A safe point ("page", "score", "write"): see `Pipeline.checkpoint`."""
-        if self.pipeline.checkpoint is not None:
-            self.pipeline.checkpoint(where)
+        self.pipeline._checkpoint(where)
 
 
 def iso(dt: datetime) -> str:

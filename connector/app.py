@@ -137,7 +137,7 @@ def open_app(
     if settings.accounts:
         from connector.account_stage import AccountStage
 
-        pipeline.accounts = AccountStage(pipeline)
+        pipeline.accounts = AccountStage(pipeline)  # also a post-score stage
     if not rollout:
         pipeline.before_pass = follow_active(pipeline, active)
     app = App(settings, store, adapter, loaded, pipeline)

@@ -1,0 +1,96 @@
+"""What a sync is asked to do (`SyncOptions`) and what it reports (`SyncSummary`, and a dry
+run's `PlannedWrite`s)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+
+@dataclass
+class SyncOptions:
+    lookback: timedelta = timedelta(minutes=10)
+    dry_run: bool = False
+    write_retry_attempts: int = 3
+    score_batch: int = 500
+    fail_on_dead_letters: bool = False
+    check_properties: bool = True
+    write_company_fields: bool = False  # fill blank company/industry/country from enrichment
+    # a state DB without scores may sync a portal whose contacts already carry ours (it
+    # would rewrite every one of them); refused unless asked (`--allow-fresh-state`)
+    allow_fresh_state: bool = False
+    preview_rows: int = 20  # a dry run keeps this many planned writes in detail
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedWrite:
+    """One write a dry run would send: what we last wrote (our property names; empty on a new
+    state DB), what the CRM should show now, and the properties that differ."""
+
+    contact_id: str
+    email: str | None
+    stage: str | None  # the lifecycle stage the CRM shows now
+    before: dict[str, str]
+    after: dict[str, str]
+    changes: dict[str, str]
+
+
+@dataclass
+class SyncSummary:
+    crm: str
+    kind: str = "sync"
+    run_id: int | None = None
+    status: str = "ok"
+    message: str = ""
+    pulled: int = 0
+    new_events: int = 0
+    unmatched_events: int = 0
+    merged: int = 0
+    bad_records: int = 0
+    scored: int = 0
+    to_write: int = 0
+    written: int = 0
+    repaired: int = 0  # contacts whose CRM values had drifted from our last write, rewritten
+    unchanged: int = 0
+    write_retries: int = 0
+    dead_lettered: int = 0
+    archived: int = 0
+    api_calls: int = 0
+    api_calls_by_kind: dict[str, int] = field(default_factory=dict)
+    rate_limited: int = 0
+    duration_s: float = 0.0
+    exit_code: int = 0
+    changes: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    planned: list[PlannedWrite] = field(default_factory=list)  # a dry run's first writes
+    notes: list[str] = field(default_factory=list)  # one line each, for the person running it
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "pulled": self.pulled,
+            "new_events": self.new_events,
+            "unmatched_events": self.unmatched_events,
+            "merged": self.merged,
+            "bad_records": self.bad_records,
+            "scored": self.scored,
+            "to_write": self.to_write,
+            "written": self.written,
+            "repaired": self.repaired,
+            "unchanged": self.unchanged,
+            "write_retries": self.write_retries,
+            "dead_lettered": self.dead_lettered,
+            "archived": self.archived,
+            "rate_limited": self.rate_limited,
+            "api_calls_by_kind": self.api_calls_by_kind,
+        }
+
+    def line(self) -> str:
+        """The one-line summary a run logs and prints."""
+        return (
+            f"{self.kind} {self.crm} {self.status}: pulled {self.pulled}, new events "
+            f"{self.new_events}, scored {self.scored}, written {self.written}, repaired "
+            f"{self.repaired}, unchanged "
+            f"{self.unchanged}, dead-lettered {self.dead_lettered}, API calls {self.api_calls}"
+            f" ({self.rate_limited} rate-limited), {self.duration_s:.1f}s"
+            + (f" — {self.message}" if self.message else "")
+        )

@@ -57,7 +57,7 @@ def test_dry_run_needs_no_properties_and_shows_a_table(
         "leadscore_model_version, …): run `leadscore init-properties` before a real sync "
         "(this dry run writes nothing)"
     )
-    assert lines[1] == "Would update 50 contact(s): the first 20"
+    assert lines[1] == "Would update 54 contact(s): the first 20"
     assert lines[3].split("┃")[1:-1] == [
         " contact                           ",
         "   score ",
@@ -80,10 +80,10 @@ def test_dry_run_needs_no_properties_and_shows_a_table(
     ) in lines
     assert sum(1 for line in lines if line.startswith("│ ") and "@" in line) == 20
     assert lines[-3:-1] == [
-        "…and 30 more",
-        "Would update 50 contact(s) (dry run, nothing written).",
+        "…and 34 more",
+        "Would update 54 contact(s) (dry run, nothing written).",
     ]
-    assert lines[-1].startswith("sync hubspot ok: pulled 50, new events 2322, scored 50, written 0")
+    assert lines[-1].startswith("sync hubspot ok: pulled 54, new events 2342, scored 54, written 0")
     assert "'leadscore" not in res.output  # no Python repr of property dicts
     assert _writes(portal) == 0
     assert not any(r.method == "POST" and "/properties/" in r.path for r in portal.requests)
@@ -162,7 +162,7 @@ def test_the_default_state_db_is_one_file_whatever_the_directory(
     monkeypatch.chdir(tmp_path / "a")
     first = runner.invoke(cli, ["sync"])
     assert first.exit_code == 0, first.output
-    assert ", written 50," in first.output
+    assert ", written 54," in first.output
     monkeypatch.chdir(tmp_path / "b")
     second = runner.invoke(cli, ["sync"])
     assert second.exit_code == 0, second.output
@@ -205,7 +205,7 @@ def test_a_fresh_state_db_is_refused_against_a_scored_portal(
         store.close()
     allowed = runner.invoke(cli, ["sync", "--state", second, "--allow-fresh-state"])
     assert allowed.exit_code == 0, allowed.output
-    assert ", written 50," in allowed.output
+    assert ", written 54," in allowed.output
     again = runner.invoke(cli, ["sync", "--state", second])  # no longer fresh
     assert again.exit_code == 0, again.output
     assert ", written 0," in again.output

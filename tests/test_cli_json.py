@@ -42,15 +42,15 @@ def test_status_json(synced: list[str], demo: Harness) -> None:
     doc = _json(CliRunner().invoke(cli, [*synced, "status", "--json"]))
     model = load_model()
     assert doc["crm"] == CRM and doc["now"] == NOW.isoformat()
-    assert (doc["contacts"], doc["scored"], doc["pending_writes"], doc["due"]) == (50, 50, 0, 0)
+    assert (doc["contacts"], doc["scored"], doc["pending_writes"], doc["due"]) == (54, 54, 0, 0)
     assert doc["events"] == demo.store.count_events(CRM)
     assert doc["dead_letters"] == {"write": 16} and doc["open_dead_letters"] == 16
     assert doc["model_in_use"] == f"{model.version} ({model.fingerprint})"
     assert doc["stored_models"] == [
-        {"version": model.version, "fingerprint": model.fingerprint, "contacts": 50}
+        {"version": model.version, "fingerprint": model.fingerprint, "contacts": 54}
     ]
     [run] = doc["runs"]
-    assert (run["kind"], run["status"], run["counts"]["written"]) == ("sync", "ok", 34)
+    assert (run["kind"], run["status"], run["counts"]["written"]) == ("sync", "ok", 38)
     assert run["counts"]["dead_lettered"] == 16
     assert [c["stream"] for c in doc["cursors"]] == ["contacts", "events:email", "events:events"]
 
@@ -97,7 +97,7 @@ def test_explain_json(synced: list[str]) -> None:
 
 def test_simulate_json(synced: list[str]) -> None:
     doc = _json(CliRunner().invoke(cli, [*synced, "simulate", "--threshold", "90", "--json"]))
-    assert (doc["contacts"], doc["current_mqls"], doc["simulated_mqls"]) == (50, 16, 18)
+    assert (doc["contacts"], doc["current_mqls"], doc["simulated_mqls"]) == (54, 16, 18)
     assert (doc["gained"], doc["lost"]) == (2, 0)
     assert (doc["current_threshold"], doc["simulated_threshold"]) == (100, 90)
     assert doc["by_grade"] == {
@@ -126,8 +126,8 @@ def test_rescore_dry_run_json(synced: list[str], demo: Harness) -> None:
     res = CliRunner().invoke(cli, [*synced, "rescore", "--dry-run", "--json"])
     doc = _json(res)
     assert len(demo.sb.requests) == before  # a preview: no CRM call
-    assert (doc["contacts"], doc["score_changes"], doc["grade_changes"]) == (50, 0, 0)
-    assert doc["transitions"] == {"A→A": 5, "B→B": 17, "C→C": 12, "D→D": 16}
+    assert (doc["contacts"], doc["score_changes"], doc["grade_changes"]) == (54, 0, 0)
+    assert doc["transitions"] == {"A→A": 6, "B→B": 19, "C→C": 13, "D→D": 16}
     assert (doc["mql_before"], doc["mql_after"], doc["new_mqls"], doc["lost_mqls"]) == (
         16,
         16,
@@ -136,7 +136,7 @@ def test_rescore_dry_run_json(synced: list[str], demo: Harness) -> None:
     )
     # the 16 dead-lettered D contacts still differ in the CRM: a rescore would write them
     assert doc["to_write"] == 16 and doc["write_properties"]["grade"] == 16
-    assert doc["stored_versions"] == {"2026.11-default (122c60f1a5c0)": 50}
+    assert doc["stored_versions"] == {"2026.11-default (122c60f1a5c0)": 54}
     assert len(doc["sample"]) == 10 and doc["sample"][0]["label"] == "riley.chen1987@gmail.com"
     assert doc["dry_run"] is True and "after" not in doc and "write_ids" not in doc
     apply = CliRunner().invoke(cli, [*synced, "rescore", "--json"])
@@ -147,23 +147,23 @@ def test_report_json(synced: list[str]) -> None:
     doc = _json(CliRunner().invoke(cli, [*synced, "report", "--json"]))
     assert doc["total"] == {
         "key": "all contacts",
-        "contacts": 50,
+        "contacts": 54,
         "mqls": 15,
         "sqls": 0,
         "customers": 0,
         "sales_sourced": 1,
-        "mql_rate": 0.3,
+        "mql_rate": 15 / 54,
         "mql_to_sql": 0.0,
         "sql_to_customer": None,
         "mql_to_customer": 0.0,
     }
     assert [(f["key"], f["contacts"], f["mqls"]) for f in doc["by_grade"]] == [
-        ("A", 5, 2),
-        ("B", 17, 9),
-        ("C", 12, 4),
+        ("A", 6, 2),
+        ("B", 19, 9),
+        ("C", 13, 4),
         ("D", 16, 0),
     ]
-    assert doc["models_in_scores"] == [{"version": "2026.11-default", "contacts": 50}]
+    assert doc["models_in_scores"] == [{"version": "2026.11-default", "contacts": 54}]
     assert doc["unscored"] == 0 and doc["since"] is None
 
 
@@ -202,16 +202,16 @@ def test_sync_json_and_json_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert dry.exit_code == 0, dry.output
         doc = _json(dry)
         assert (doc["status"], doc["exit_code"], doc["dry_run"]) == ("ok", 0, True)
-        assert (doc["pulled"], doc["scored"], doc["written"]) == (50, 50, 0)
+        assert (doc["pulled"], doc["scored"], doc["written"]) == (54, 54, 0)
         changes = {c["id"]: c["properties"] for c in doc["changes"]}
-        assert len(changes) == 50
+        assert len(changes) == 54
         assert changes["102"]["mql_reason"] == "hand-raiser: Request a demo"
         assert changes["101"]["grade"] == "A"
         monkeypatch.setenv("LEADSCORE_LOG_JSON", "true")
         real = runner.invoke(cli, ["sync", "--json"])
         assert real.exit_code == 0, real.output
         doc = _json(real)
-        assert (doc["status"], doc["dry_run"], doc["written"]) == ("ok", False, 50)
+        assert (doc["status"], doc["dry_run"], doc["written"]) == ("ok", False, 54)
         assert "changes" not in doc
         logged = [json.loads(line) for line in real.stderr.splitlines()]
         summaries = [r["summary"] for r in logged if "summary" in r]

@@ -24,8 +24,8 @@ def test_marketo_sync_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         runner = CliRunner()
         first = runner.invoke(cli, ["--crm", "marketo", "sync"])
         assert first.exit_code == 0, first.output
-        assert "sync marketo ok: pulled 50," in first.output
-        assert ", written 50," in first.output
+        assert "sync marketo ok: pulled 54," in first.output
+        assert ", written 54," in first.output
         second = runner.invoke(cli, ["--crm", "marketo", "sync"])
         assert second.exit_code == 0, second.output
         assert ", written 0," in second.output
@@ -47,7 +47,7 @@ def test_hubspot_sync_without_properties_says_what_to_run(
         assert runner.invoke(cli, ["init-properties"]).exit_code == 0
         dry = runner.invoke(cli, ["sync", "--dry-run"])
         assert dry.exit_code == 0, dry.output
-        assert "Would update 50 contact(s) (dry run, nothing written)." in dry.output
+        assert "Would update 54 contact(s) (dry run, nothing written)." in dry.output
         assert "leadscore_score" not in sb.contact("101").properties
         real = runner.invoke(cli, ["sync"])
         assert real.exit_code == 0, real.output

@@ -21,7 +21,7 @@ def test_demo_syncs_the_portal_and_the_second_sync_writes_nothing(tmp_path: Path
     finally:
         console.file.close()
     assert result.first.status == "ok" and result.second.status == "ok"
-    assert result.first.written == result.first.scored == 50
+    assert result.first.written == result.first.scored == 54
     assert result.second.written == 0
     assert result.second.api_calls_by_kind.get("contacts.batch_update", 0) == 0
     rows = {r["email"]: r for r in result.rows}
@@ -35,10 +35,26 @@ def test_demo_syncs_the_portal_and_the_second_sync_writes_nothing(tmp_path: Path
     riley = rows["riley.chen1987@gmail.com"]
     assert riley["mql_reason"] == "hand-raiser: Request a demo" and riley["mismatch"]
     assert rows["taylor.brooks@globex.co.uk"]["stage"] == "salesqualifiedlead"
+    # the Northwind Data buying committee: engaged together, none an MQL alone
+    committee = {
+        email: (rows[email]["grade"], rows[email]["score"], rows[email]["stage"])
+        for email in (
+            "elena.marsh@northwind-data.com",
+            "marcus.lee@northwind-data.com",
+            "nadia.okafor@northwind-data.com",
+            "tom.becker@northwind-data.com",
+        )
+    }
+    assert committee == {
+        "elena.marsh@northwind-data.com": ("A", "24", "lead"),
+        "marcus.lee@northwind-data.com": ("B", "40", "lead"),
+        "nadia.okafor@northwind-data.com": ("C", "20", "lead"),
+        "tom.becker@northwind-data.com": ("B", "15", "lead"),
+    }
     assert "leadscore_score" in ",".join(result.created)
     text = (tmp_path / "out.txt").read_text()
     assert "What sales sees in HubSpot now" in text
-    assert "second sync: 0 write(s), 50 contact(s) unchanged" in text
+    assert "second sync: 0 write(s), 54 contact(s) unchanged" in text
 
 
 def test_demo_command_exits_zero_and_explain_reads_its_kept_state(tmp_path: Path) -> None:
@@ -111,16 +127,16 @@ def test_demo_fits_a_100_column_screen_personas_first() -> None:
     assert got["taylor.brooks@globex.co.uk"] == ("A", "0", "SQL")
     assert got["casey@initech.com"] == ("A", "0", "lead")
     text = "\n".join(lines)
-    assert "All 50 contacts by grade: A 5 · B 17 · C 12 · D 16" in text
-    assert "by stage: subscriber 6 · lead 26 · MQL 17 · SQL 1" in text
-    assert "…and 44 more: `leadscore demo --all` lists them" in text
+    assert "All 54 contacts by grade: A 6 · B 19 · C 13 · D 16" in text
+    assert "by stage: subscriber 6 · lead 30 · MQL 17 · SQL 1" in text
+    assert "…and 48 more: `leadscore demo --all` lists them" in text
 
 
 def test_demo_all_lists_everyone_and_never_breaks_an_email() -> None:
     lines = _demo_lines("--all", columns="80")
     assert max(len(line) for line in lines) <= 80
     firsts = [line.split()[0] for line in lines if line.split() and "@" in line.split()[0]]
-    assert len(firsts) == 50
+    assert len(firsts) == 54
     portal = json.loads(DEMO_FIXTURE.read_text())
     emails = {c["properties"]["email"] for c in portal["contacts"]}
     # each address whole, or its beginning cut with an ellipsis, never broken across lines

@@ -66,7 +66,7 @@ def crm_versions(sb: HubSpotSandbox, state: Path) -> set[str]:
     ids = db_rows(
         state, "SELECT id FROM contacts WHERE archived_at IS NULL AND merged_into IS NULL"
     )
-    assert len(ids) == 50
+    assert len(ids) == 54
     return {sb.contact(str(cid)).properties.get("leadscore_model_version", "") for (cid,) in ids}
 
 
@@ -94,7 +94,7 @@ def test_a_rollout_is_not_undone_by_the_next_sync(
     v1 = load_model()
     first = runner.invoke(cli, ["sync"])
     assert first.exit_code == 0, first.output
-    assert ", written 50," in first.output
+    assert ", written 54," in first.output
     # the first run makes the configured model the model in force
     assert db_rows(state, "SELECT version, fingerprint, applied_by FROM active_model") == [
         (v1.version, v1.fingerprint, "first run")
@@ -107,7 +107,7 @@ def test_a_rollout_is_not_undone_by_the_next_sync(
     assert rollout.exit_code == 0, rollout.output
     m = re.search(r"wrote (\d+) contact\(s\) \(the preview said (\d+)\)", rollout.output)
     assert m is not None and m.group(1) == m.group(2), rollout.output
-    assert int(m.group(1)) == 50  # the model version changes on every contact
+    assert int(m.group(1)) == 54  # the model version changes on every contact
     assert f"model 2026.12-v2 ({v2.fingerprint}) is now the model in force" in rollout.output
     assert crm_versions(sandbox, state) == {"2026.12-v2"}
     assert db_rows(
@@ -140,7 +140,7 @@ def test_a_rollout_is_not_undone_by_the_next_sync(
     assert status.exit_code == 0, status.output
     assert (
         f"model in use: 2026.12-v2 ({v2.fingerprint}); "
-        f"in stored scores: 2026.12-v2 ({v2.fingerprint}): 50" in status.output
+        f"in stored scores: 2026.12-v2 ({v2.fingerprint}): 54" in status.output
     )
     assert f"model in force (state DB): 2026.12-v2 ({v2.fingerprint}), rolled out " in status.output
     assert (
@@ -197,7 +197,7 @@ def test_a_running_worker_follows_a_rollout_made_by_another_process(
     path = model_file(tmp_path, "model.v2", (DEFAULT_VERSION, V2), THRESHOLD_80)
     v2 = load_model(path)
     with open_app(settings, v1) as app:  # the worker, started before the rollout
-        assert app.pipeline.sync().written == 50
+        assert app.pipeline.sync().written == 54
         res = CliRunner().invoke(cli, ["rescore", "--model", str(path)])
         assert res.exit_code == 0, res.output
         assert crm_versions(sandbox, state) == {"2026.12-v2"}
@@ -223,13 +223,13 @@ def test_stored_scores_from_another_model_are_announced_before_any_write(
     with StateStore.open(tmp_path / "state.db") as store:
         activate(store, CRM, v2, now=NOW)
     status = runner.invoke(cli, ["status"])
-    assert "50 stored score(s) come from another model" in status.output
+    assert "54 stored score(s) come from another model" in status.output
     res = runner.invoke(cli, ["sync"])
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     warning = (
-        f"warning: 50 stored score(s) come from another model than the one in force 2026.12-v2 "
-        f"({v2.fingerprint}) ({v1.version} ({v1.fingerprint}): 50); this run rescores only the "
+        f"warning: 54 stored score(s) come from another model than the one in force 2026.12-v2 "
+        f"({v2.fingerprint}) ({v1.version} ({v1.fingerprint}): 54); this run rescores only the "
         "contacts that change: `leadscore rescore` rescores everybody with the model in force"
     )
     assert warning in lines
@@ -344,7 +344,7 @@ def test_calibrate_starts_from_the_model_in_force(sandbox: HubSpotSandbox, tmp_p
     assert runner.invoke(cli, ["rescore", "--model", str(path)]).exit_code == 0
     out = tmp_path / "suggested.yaml"
     res = runner.invoke(cli, ["calibrate", "--out", str(out)])
-    assert res.exit_code == 3, res.output  # 50 demo contacts: too little data to suggest
+    assert res.exit_code == 3, res.output  # 54 demo contacts: too little data to suggest
     assert f"Model 2026.12-v2 ({v2.fingerprint})" in res.output
     assert "note: calibrating" not in res.output
     path.write_text(path.read_text().replace("threshold: 80", "threshold: 85"))  # edited since

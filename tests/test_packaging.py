@@ -113,7 +113,7 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_validate_model_init_model_and_de
     assert rows["dana.whitfield@acme-analytics.com"].split()[1:5] == ["A", "110", "MQL", "MQL:"]
     assert "MQL: threshold;" in rows["dana.whitfield@acme-analytics.com"]
     assert rows["riley.chen1987@gmail.com"].split()[1:4] == ["D", "100", "MQL"]
-    assert "second sync: 0 write(s), 50 contact(s) unchanged" in demo.stdout
+    assert "second sync: 0 write(s), 54 contact(s) unchanged" in demo.stdout
 
 
 def test_init_model_writes_editable_copies_and_refuses_to_overwrite(tmp_path: Path) -> None:

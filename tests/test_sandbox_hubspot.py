@@ -250,7 +250,7 @@ def test_create_update_archive_and_duplicate_email(sb: HubSpotSandbox) -> None:
             }
         )
     )
-    assert created.id == "153"
+    assert created.id == "157"
     assert created.properties["email"] == "new.person@hooli.io"
     assert created.properties["createdate"] == created.properties["lastmodifieddate"]
     assert sb.requests[-1].status == 201
@@ -259,16 +259,16 @@ def test_create_update_archive_and_duplicate_email(sb: HubSpotSandbox) -> None:
         api.create(SimplePublicObjectInputForCreate(properties={"email": "NEW.person@hooli.io"}))
     assert info.value.status == 409
     assert body_of(info.value)["category"] == "CONFLICT"
-    assert body_of(info.value)["message"] == "Contact already exists. Existing ID: 153"
+    assert body_of(info.value)["message"] == "Contact already exists. Existing ID: 157"
 
-    updated = api.update("153", SimplePublicObjectInput(properties={"jobtitle": "CTO"}))
+    updated = api.update("157", SimplePublicObjectInput(properties={"jobtitle": "CTO"}))
     assert updated.properties["jobtitle"] == "CTO"
     assert updated.properties["lastmodifieddate"] > created.properties["lastmodifieddate"]
 
-    assert api.archive("153") is None
+    assert api.archive("157") is None
     assert sb.requests[-1].status == 204
     with pytest.raises(NotFoundException):
-        api.get_by_id("153")
+        api.get_by_id("157")
 
 
 def test_every_write_bumps_lastmodifieddate_even_when_nothing_changes(sb: HubSpotSandbox) -> None:
@@ -623,7 +623,7 @@ def test_search_filters_every_operator(sb: HubSpotSandbox) -> None:
     )
     # hs_object_id compares numerically: "99" < "101"
     assert ids(f("hs_object_id", "GT", "99"))[:2] == ["101", "102"]
-    assert ids(f("hs_object_id", "GTE", "150")) == ["150", "151", "152"]
+    assert ids(f("hs_object_id", "GTE", "150")) == ["150", "151", "152", "153", "154", "155", "156"]
     assert ids(f("hs_object_id", "LT", "103")) == ["101", "102"]
     assert ids(f("hs_object_id", "LTE", "103")) == ["101", "102", "103"]
     assert ids(f("hs_object_id", "BETWEEN", "108", high_value="112")) == ["108", "109", "112"]

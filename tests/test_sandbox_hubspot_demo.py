@@ -74,7 +74,7 @@ def test_committed_fixture_is_the_generator_output(capsys: pytest.CaptureFixture
 
 def test_portal_size_forms_and_filler_contacts() -> None:
     ids = [c["id"] for c in DEMO["contacts"]]
-    assert ids == [str(i) for i in range(101, 153)]
+    assert ids == [str(i) for i in range(101, 157)]  # 153..156: the Northwind Data committee
     total = len(DEMO["events"]) + len(DEMO["email_events"])
     assert 2_000 <= total <= 4_000
     assert [f["name"] for f in DEMO["forms"]] == list(FORM_NAMES)
@@ -319,8 +319,81 @@ def test_cli_command_serves_the_demo_portal_until_interrupted(
     lines = result.output.splitlines()
     assert lines[0] == f"HubSpot sandbox listening on {seen['url']}"
     assert lines[1] == "  token:    demo-token"
-    assert lines[2] == "  portal:   4242 (50 contacts)"
+    assert lines[2] == "  portal:   4242 (54 contacts, 13 companies)"
     assert lines[-1] == "Sandbox stopped."
     with pytest.raises(requests.ConnectionError):
         requests.get(seen["url"], timeout=2)
     assert CliRunner().invoke(hubspot_cli.sandbox_hubspot_cmd, ["--port", "70000"]).exit_code == 2
+
+
+def test_demo_companies_and_associations() -> None:
+    companies = {c["id"]: c["properties"] for c in DEMO["companies"]}
+    assert list(companies) == [str(i) for i in range(9001, 9014)]
+    assert companies["9012"] == {
+        "name": "Northwind Data",
+        "numberofemployees": "400",
+        "industry": "computer software",
+        "country": "US",
+        "domain": "northwind-data.com",
+        "annualrevenue": "60000000",
+        "createdate": companies["9012"]["createdate"],
+        "hs_lastmodifieddate": companies["9012"]["hs_lastmodifieddate"],
+    }
+    assert companies["9003"]["hs_additional_domains"] == "globex.com;globex-group.com"
+    assert "domain" not in companies["9013"]  # a company a rep created without a domain
+    # firmographics as in fixtures/firmographics.csv
+    csv = (FIXTURE.parent / "firmographics.csv").read_text(encoding="utf-8").splitlines()
+    rows = {line.split(",")[0]: line.split(",") for line in csv[1:]}
+    for props in companies.values():
+        if props.get("domain"):
+            row = rows[props["domain"]]
+            assert (props["name"], props["industry"], props["numberofemployees"]) == (
+                row[1],
+                row[2],
+                row[4],
+            )
+            assert props["country"] == row[8]
+    links = [(a["contact"], a["company"], a["primary"]) for a in DEMO["associations"]]
+    primary = {c: co for c, co, p in links if p}
+    assert primary["101"] == primary["112"] == "9001"
+    assert "102" not in primary and "106" not in primary  # free mail: no company
+    assert ("108", "9008", False) in links and primary["108"] == "9003"  # two companies
+    assert [c for c, co in primary.items() if co == "9010"] == ["104"]  # one-contact company
+    assert [c for c, co in primary.items() if co == "9012"] == ["153", "154", "155", "156"]
+    assert all(co != "9013" for _, co, _ in links)
+    for cid, props in ((c["id"], c["properties"]) for c in DEMO["contacts"]):
+        domain = props["email"].rsplit("@", 1)[1]
+        owner = next((k for k, v in companies.items() if v.get("domain") == domain), None)
+        assert primary.get(cid) == owner, cid
+
+
+def test_northwind_data_committee_is_recent_and_not_hand_raising() -> None:
+    titles = [props(str(i))["jobtitle"] for i in range(153, 157)]
+    assert titles == [
+        "VP Marketing",
+        "Marketing Manager",
+        "Data Analyst",
+        "Revenue Operations Analyst",
+    ]
+    for cid in ("153", "154", "155", "156"):
+        assert forms(cid) == []
+        assert all(-17 <= day_of(e["occurredAt"]) <= -2 for e in events_of(cid))
+    pricing_or_product = {
+        (cid, day)
+        for cid in ("153", "154", "155", "156")
+        for day, url in views(cid)
+        if url.startswith(("/pricing", "/product")) and day >= -5
+    }
+    # three of them on pricing/product pages within 5 days (Tom's product page is day -6)
+    assert {cid for cid, _ in pricing_or_product} == {"153", "154", "155"}
+
+
+def test_loaded_demo_portal_has_companies_roll_ups() -> None:
+    portal = load_portal(DEMO, now=ANCHOR_DT)
+    assert portal.companies["9012"].properties["num_associated_contacts"] == "4"
+    assert portal.companies["9009"].properties["num_associated_contacts"] == str(
+        sum(1 for c in portal.live_contacts() if c.properties["email"].endswith("@tinyshop.io"))
+    )  # the archived Jamie is not counted
+    assert portal.resolve("109").properties["associatedcompanyid"] == "9004"
+    assert portal.resolve("108").properties["associatedcompanyid"] == "9003"
+    assert "associatedcompanyid" not in portal.resolve("102").properties

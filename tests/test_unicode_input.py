@@ -180,8 +180,8 @@ def test_hubspot_sync_stores_the_cut_emoji_replaced_and_every_contact_flows(
 
         first = runner.invoke(cli, ["sync"])
         assert first.exit_code == 0, first.output
-        assert "sync hubspot ok: pulled 51," in first.output
-        assert ", scored 51, written 51," in first.output
+        assert "sync hubspot ok: pulled 55," in first.output
+        assert ", scored 55, written 55," in first.output
         assert ", dead-lettered 0," in first.output
         assert sb.app.internal_errors == []
 
@@ -201,7 +201,7 @@ def test_hubspot_sync_stores_the_cut_emoji_replaced_and_every_contact_flows(
         ]
         assert _rows(db, "SELECT count(*) FROM dead_letters") == [(0,)]
         scores = dict(_rows(db, "SELECT contact_id, score FROM scores WHERE crm = 'hubspot'"))
-        assert len(scores) == 51
+        assert len(scores) == 55
         for cid in (jose, "101", "103"):  # written back, the bad ones like the rest
             assert sb.contact(cid).properties["leadscore_score"] == str(round(scores[cid]))
         assert sb.contact(jose).properties["firstname"] == CUT  # names are never written
@@ -228,7 +228,7 @@ def test_marketo_sync_stores_the_cut_emoji_replaced_and_every_lead_flows(
         runner = CliRunner()
         first = runner.invoke(cli, ["--crm", "marketo", "sync"])
         assert first.exit_code == 0, first.output
-        assert ", scored 50, written 50," in first.output
+        assert ", scored 54, written 54," in first.output
         assert ", dead-lettered 0," in first.output
         assert sb.app.internal_errors == []
         assert _rows(
@@ -357,7 +357,7 @@ def test_a_batch_update_answered_by_an_empty_200_is_read_back_not_counted_writte
         sb.clear_log()
         done = runner.invoke(cli, ["sync"])
         assert done.exit_code == 0, done.output
-        assert ", written 50," in done.output
+        assert ", written 54," in done.output
         assert swallowed == ["/crm/v3/objects/contacts/batch/update"]
         writes = [r.path.rsplit("/", 2)[-2:] for r in sb.requests if "/batch/" in r.path]
         assert writes == [["batch", "update"], ["batch", "read"], ["batch", "update"]]

@@ -2,8 +2,11 @@
 
 * :func:`build_demo_portal` - the demo portal: twelve hand-written personas ("101".."112") whose
   engagement the scoring tests rely on, plus ``extra_contacts`` seeded filler contacts
-  ("113"...) so the portal has a few thousand events. Its output (``seed=7,
-  extra_contacts=40``) is committed as ``fixtures/hubspot_demo_portal.json``::
+  ("113"...) so the portal has a few thousand events, then the Northwind Data buying committee
+  (four contacts after the fillers, "153".."156" by default) and the companies
+  (:data:`DEMO_COMPANIES`, ids 9001..) with every corporate contact associated with its
+  company as primary. Its output (``seed=7, extra_contacts=40``) is committed as
+  ``fixtures/hubspot_demo_portal.json``::
 
       python -m connector.sandbox.demo_portal > fixtures/hubspot_demo_portal.json
 
@@ -122,6 +125,36 @@ COMPANY_DOMAINS = {
     "tinyshop.io": "TinyShop",
 }
 FREE_DOMAINS = ("gmail.com", "yahoo.com", "hotmail.com")
+# The demo companies (id, name, domain, employees, industry, annual revenue USD, country,
+# additional domains): the firmographics of fixtures/firmographics.csv for the corporate domains
+# of the demo contacts, the Northwind Data buying committee's company and one company a rep
+# created without a domain (no contacts).
+DEMO_COMPANIES: tuple[tuple[str, str, str, int, str, int, str, str], ...] = (
+    ("9001", "Acme Analytics", "acme-analytics.com", 850, "computer software", 120_000_000, "US",
+     "acmeanalytics.io"),
+    ("9002", "Initech", "initech.com", 300, "information technology and services", 45_000_000,
+     "CA", "initech.ca"),
+    ("9003", "Globex", "globex.co.uk", 12000, "financial services", 2_100_000_000, "GB",
+     "globex.com;globex-group.com"),
+    ("9004", "Northwind Logistics", "northwind-logistics.com", 2400, "logistics and supply chain",
+     400_000_000, "DE", "northwind-logistics.de"),
+    ("9005", "Umbrella Health", "umbrella-health.com", 7000, "hospital & health care",
+     900_000_000, "US", ""),
+    ("9006", "Hooli", "hooli.io", 1500, "internet", 250_000_000, "US", "hooli.com"),
+    ("9007", "Stark Industries", "stark-industries.com", 40000, "machinery", 9_000_000_000, "US",
+     "starkindustries.com"),
+    ("9008", "Wayne Enterprises", "wayne-enterprises.com", 25000, "financial services",
+     5_000_000_000, "US", ""),
+    ("9009", "TinyShop", "tinyshop.io", 4, "retail", 300_000, "US", ""),
+    ("9010", "RivalScore", "rivalscore.io", 120, "computer software", 15_000_000, "US", ""),
+    ("9011", "Stanford University", "stanford.edu", 15000, "higher education", 0, "US", ""),
+    ("9012", "Northwind Data", "northwind-data.com", 400, "computer software", 60_000_000, "US",
+     ""),
+    ("9013", "Vandelay Industries", "", 140, "import and export", 32_000_000, "US", ""),
+)  # fmt: skip
+NORTHWIND_DATA = "9012"
+# a contact associated with a second company (unlabeled): its primary company still wins
+SECOND_COMPANY = ("108", "9008")
 COUNTRIES = (("US", 40), ("GB", 15), ("CA", 10), ("DE", 10), ("FR", 6), ("AU", 6), ("IN", 8),
              ("NL", 5))  # fmt: skip
 REFERRERS = (
@@ -159,6 +192,8 @@ class _Builder:
         self.contacts: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.email_events: list[dict[str, Any]] = []
+        self.companies: list[dict[str, Any]] = []
+        self.associations: list[dict[str, Any]] = []
 
     def uid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -306,6 +341,8 @@ class _Builder:
             "email_events": self.email_events,
             "merges": merges or [],
             "archived": archived or [],
+            "companies": self.companies,
+            "associations": self.associations,
         }
 
 
@@ -471,11 +508,86 @@ def _add_fillers(b: _Builder, first_id: int, count: int) -> None:
                 b.webinar(cid, day, name, rng.randint(5, 60), 60)
 
 
+def _add_buying_committee(b: _Builder, first_id: int) -> list[str]:
+    """Northwind Data: four people, none an MQL alone (each well under 100 points, none a
+    hand-raiser), together an engaged account: 4 people active in 30 days, decision-maker,
+    manager and practitioners, two of them on pricing/product pages within 7 days."""
+    ids = [str(first_id + i) for i in range(4)]
+    vp, mgr, analyst, revops = ids
+    domain = "northwind-data.com"
+    people = (
+        (vp, "Elena", "Marsh", "VP Marketing", -150),
+        (mgr, "Marcus", "Lee", "Marketing Manager", -90),
+        (analyst, "Nadia", "Okafor", "Data Analyst", -60),
+        (revops, "Tom", "Becker", "Revenue Operations Analyst", -40),
+    )
+    for cid, first, last, title, created in people:
+        email = f"{first}.{last}@{domain}".lower()
+        b.contact(cid, first, last, email, title, "lead", company="Northwind Data",
+                  country="US", created_day=created)  # fmt: skip
+    # VP Marketing: two product pages, a single pricing view, an e-mail click.
+    b.view(vp, -12, PRODUCT[0], "https://www.google.com/", hour=9)
+    b.view(vp, -5, PRODUCT[1], "", hour=10)
+    b.view(vp, -4, PRICING, SITE + PRODUCT[1][0], hour=16)
+    b.mail("elena.marsh@northwind-data.com", "DELIVERED", -7, 2004)
+    b.mail("elena.marsh@northwind-data.com", "OPEN", -6, 2004)
+    b.mail("elena.marsh@northwind-data.com", "CLICK", -6, 2004, SITE + "/product/explain")
+    # Marketing Manager: half a webinar, a product page and a pricing view the same day.
+    b.registered(mgr, -17, "Scoring that sales trusts")
+    b.webinar(mgr, -10, "Scoring that sales trusts", 32, 60)
+    b.view(mgr, -3, PRODUCT[2], "", hour=11)
+    b.view(mgr, -3, PRICING, SITE + PRODUCT[2][0], hour=11, minute=30)
+    # Data Analyst: product pages a week apart, pricing once.
+    b.view(analyst, -8, PRODUCT[3], "https://www.linkedin.com/", hour=14)
+    b.view(analyst, -2, PRODUCT[0], "", hour=13)
+    b.view(analyst, -2, PRICING, SITE + PRODUCT[0][0], hour=13, minute=40)
+    # RevOps Analyst: newsletter e-mails, a blog post, one integrations page.
+    for day, campaign in ((-14, 2001), (-7, 2004)):
+        b.mail("tom.becker@northwind-data.com", "DELIVERED", day, campaign)
+        b.mail("tom.becker@northwind-data.com", "OPEN", day + 1, campaign)
+    b.mail("tom.becker@northwind-data.com", "CLICK", -13, 2001, SITE + BLOG[0][0])
+    b.view(revops, -13, BLOG[0], "", hour=12)
+    b.view(revops, -6, PRODUCT[1], "", hour=15)
+    return ids
+
+
+def _add_companies(b: _Builder) -> None:
+    """The companies of :data:`DEMO_COMPANIES`; every contact whose e-mail domain is a company's
+    domain is associated with it as primary; one contact also with a second company."""
+    by_domain: dict[str, str] = {}
+    for n, (cid, name, domain, employees, industry, revenue, country, aliases) in enumerate(
+        DEMO_COMPANIES
+    ):
+        props: dict[str, str] = {"name": name, "numberofemployees": str(employees),
+                                 "industry": industry, "country": country}  # fmt: skip
+        if domain:
+            props["domain"] = domain
+            by_domain[domain] = cid
+        if revenue:
+            props["annualrevenue"] = str(revenue)
+        if aliases:
+            props["hs_additional_domains"] = aliases
+        created = b.midnight - timedelta(days=500 - 5 * n, hours=-10)
+        props["createdate"] = _iso(created)
+        props["hs_lastmodifieddate"] = _iso(created + timedelta(days=2))
+        b.companies.append({"id": cid, "properties": props})
+    for c in b.contacts:
+        domain = c["properties"]["email"].rsplit("@", 1)[1]
+        if domain in by_domain:
+            b.associations.append({"contact": c["id"], "company": by_domain[domain],
+                                   "primary": True})  # fmt: skip
+    contact, company = SECOND_COMPANY
+    b.associations.append({"contact": contact, "company": company, "primary": False})
+
+
 def build_demo_portal(seed: int = 7, extra_contacts: int = 40) -> dict[str, Any]:
-    """The demo portal: personas "101".."112" plus ``extra_contacts`` filler contacts."""
+    """The demo portal: personas "101".."112", ``extra_contacts`` filler contacts, the
+    Northwind Data buying committee after them, and the companies with their associations."""
     b = _Builder(seed)
     _add_personas(b)
     _add_fillers(b, 113, extra_contacts)
+    _add_buying_committee(b, 113 + extra_contacts)
+    _add_companies(b)
     return b.fixture(archived=["111"], merges=[["109", "110"]])
 
 

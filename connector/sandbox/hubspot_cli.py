@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from connector.sandbox.base import Faults, fixture_or_default, wait_for_interrupt
-from connector.sandbox.hubspot import DEFAULT_TOKEN, HubSpotSandbox
+from connector.sandbox.hubspot import COMPANIES, DEFAULT_TOKEN, HubSpotSandbox
 
 DEMO_FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "hubspot_demo_portal.json"
 
@@ -77,9 +77,12 @@ def run_sandbox(
     )
     with sandbox:
         live = len(sandbox.portal.live_contacts())
+        companies = len(sandbox.portal.live_records(COMPANIES))
         click.echo(f"HubSpot sandbox listening on {sandbox.url}")
         click.echo(f"  token:    {token}")
-        click.echo(f"  portal:   {sandbox.portal.portal_id} ({live} contacts)")
+        click.echo(
+            f"  portal:   {sandbox.portal.portal_id} ({live} contacts, {companies} companies)"
+        )
         click.echo(f'  try:      curl -H "Authorization: Bearer {token}" '
                    f"{sandbox.url}/crm/v3/objects/contacts?limit=5")  # fmt: skip
         click.echo("Press Ctrl-C to stop.")

@@ -16,7 +16,9 @@
   Email Bounced (8), Unsubscribe Email (9), Open Email (10), Click Email (11) on the lead that
   owns the address. The merged-away HubSpot duplicate (110) is not a lead here: its activities
   belong to the survivor (109), as after a Marketo merge. The archived contact (111, Jamie) is
-  a deleted lead (Delete Lead activity, reported by ``deletedleads.json``).
+  a deleted lead (Delete Lead activity, reported by ``deletedleads.json``). The portal's
+  companies are Marketo companies (same ids, ``externalCompanyId`` = ``ACC-<id>``, ``website``
+  from the domain) and each lead carries its primary company's ``externalCompanyId``.
 
 * :func:`build_instance` - a large plain instance for paging, export and benchmark tests.
 
@@ -205,12 +207,19 @@ def build_demo_instance(seed: int = 7, extra_contacts: int = 40) -> dict[str, An
     leads: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
     owner_of_email: dict[str, int] = {}
+    primary_company = {
+        a["contact"]: external_company_id(a["company"])
+        for a in portal.get("associations", [])
+        if a.get("primary")
+    }
     for c in portal["contacts"]:
         cid = c["id"]
         if cid in absorbed:
             continue
         props = c["properties"]
         leads.append(_lead(cid, props))
+        if cid in primary_company:
+            leads[-1]["externalCompanyId"] = primary_company[cid]
         owner_of_email.setdefault(props["email"].lower(), int(cid))
         if props.get("lifecyclestage") == "salesqualifiedlead":
             changes.append(
@@ -246,7 +255,31 @@ def build_demo_instance(seed: int = 7, extra_contacts: int = 40) -> dict[str, An
         "changes": changes,
         "activities": activities,
         "deleted": deleted,
+        "companies": [_company(co) for co in portal.get("companies", [])],
     }
+
+
+def external_company_id(hubspot_company_id: str) -> str:
+    return f"ACC-{hubspot_company_id}"
+
+
+def _company(co: dict[str, Any]) -> dict[str, Any]:
+    props = co["properties"]
+    out: dict[str, Any] = {
+        "id": int(co["id"]),
+        "externalCompanyId": external_company_id(co["id"]),
+        "company": props["name"],
+    }
+    if props.get("domain"):
+        out["website"] = f"https://www.{props['domain']}"
+    out["numberOfEmployees"] = int(props["numberofemployees"])
+    out["industry"] = props["industry"]
+    if props.get("annualrevenue"):
+        out["annualRevenue"] = float(props["annualrevenue"])
+    out["billingCountry"] = props["country"]
+    out["createdAt"] = props["createdate"]
+    out["updatedAt"] = props["hs_lastmodifieddate"]
+    return out
 
 
 def build_instance(

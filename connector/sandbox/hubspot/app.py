@@ -19,6 +19,7 @@ from connector.sandbox.base import (
 )
 from connector.sandbox.hubspot.api import _unquote
 from connector.sandbox.hubspot.associations import AssociationsAPI
+from connector.sandbox.hubspot.engagement import EngagementAPI
 from connector.sandbox.hubspot.errors import BadRequest, _error
 from connector.sandbox.hubspot.events import EventsAPI
 from connector.sandbox.hubspot.faults import FaultAnswers
@@ -34,9 +35,19 @@ _OBJ = "/crm/v3/objects/" + OBJECT_TYPE_GROUP
 _PROP = "/crm/v3/properties/" + OBJECT_TYPE_GROUP
 _V4_OBJ = r"/crm/v4/objects/(?P<from>[^/]+)/(?P<id>[^/]+)/associations"
 _V4_PAIR = r"/crm/v4/associations/(?P<from>[^/]+)/(?P<to>[^/]+)"
+_SUBMIT = r"/submissions/v3/integration/submit/(?P<portal>[^/]+)/(?P<form>[^/]+)"
+_SECURE_SUBMIT = r"/submissions/v3/integration/secure/submit/(?P<portal>[^/]+)/(?P<form>[^/]+)"
 
 
-class HubSpotApp(SearchAPI, PropertiesAPI, AssociationsAPI, EventsAPI, FormsAPI, FaultAnswers):
+class HubSpotApp(
+    SearchAPI,
+    PropertiesAPI,
+    AssociationsAPI,
+    EngagementAPI,
+    EventsAPI,
+    FormsAPI,
+    FaultAnswers,
+):
     """HubSpot's API over a :class:`Portal`: auth, limits, routes, HubSpot-shaped errors."""
 
     def __init__(
@@ -93,6 +104,10 @@ class HubSpotApp(SearchAPI, PropertiesAPI, AssociationsAPI, EventsAPI, FormsAPI,
             ("POST", _V4_PAIR + "/batch/archive", self._assoc_batch_archive),
             ("POST", _V4_PAIR + "/batch/labels/archive", self._assoc_batch_labels_archive),
             ("GET", _V4_PAIR + "/labels", self._assoc_labels),
+            ("POST", r"/events/v3/send", self._send_event),
+            ("POST", r"/events/v3/send/batch", self._send_events),
+            ("POST", _SUBMIT, self._submit_form),
+            ("POST", _SECURE_SUBMIT, self._submit_form),
             ("GET", r"/events/v3/events", self._events),
             ("GET", r"/events/v3/events/event-types", self._event_types),
             ("GET", r"/email/public/v1/events", self._email_events),

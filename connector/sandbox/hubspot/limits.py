@@ -13,6 +13,7 @@ from connector.sandbox.hubspot.api import HubSpotApi
 from connector.sandbox.hubspot.errors import _error
 
 _SEARCH_PATH = re.compile(r"/crm/v3/objects/[^/]+/search/?")
+_PUBLIC_SUBMIT = re.compile(r"/submissions/v3/integration/submit/")
 
 
 class AuthAndLimits(HubSpotApi):
@@ -41,6 +42,8 @@ class AuthAndLimits(HubSpotApi):
         return Response(429, body, headers=dict(headers or {}))
 
     def preflight(self, req: Request) -> tuple[Response | None, dict[str, str]]:
+        if _PUBLIC_SUBMIT.match(req.path):  # forms submission: no authentication (CORS)
+            return None, {}
         auth = (req.header("authorization") or "").strip()
         if not auth:
             return _error(

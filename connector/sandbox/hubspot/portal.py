@@ -153,6 +153,7 @@ class Portal:
         self.email_events: list[EmailEvent] = []
         self.email_by_recipient: dict[str, list[EmailEvent]] = defaultdict(list)
         self.forms: dict[str, Form] = {}
+        self.event_uuids: dict[str, str] = {}  # uuid of a sent custom event -> its event id
         self._by_email: dict[str, str] = {}
         self._seq = 0
 

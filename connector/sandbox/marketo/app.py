@@ -27,6 +27,7 @@ from connector.sandbox.base import (
 from connector.sandbox.marketo.activities import ActivitiesAPI
 from connector.sandbox.marketo.api import _BadRequest
 from connector.sandbox.marketo.bulk import BulkAPI
+from connector.sandbox.marketo.companies import CompaniesAPI
 from connector.sandbox.marketo.faults import EnvelopeFaults, FaultAnswers, _Scripted
 from connector.sandbox.marketo.identity import IdentityAPI
 from connector.sandbox.marketo.instance import Instance
@@ -48,7 +49,9 @@ class MarketoRequestRecord(RequestRecord):
     error_codes: tuple[str, ...] = ()
 
 
-class MarketoApp(IdentityAPI, LeadsAPI, ActivitiesAPI, BulkAPI, AuthAndLimits, FaultAnswers):
+class MarketoApp(
+    IdentityAPI, LeadsAPI, CompaniesAPI, ActivitiesAPI, BulkAPI, AuthAndLimits, FaultAnswers
+):
     """Marketo's API over an :class:`Instance`: identity, envelopes, limits, routes."""
 
     def __init__(
@@ -107,6 +110,10 @@ class MarketoApp(IdentityAPI, LeadsAPI, ActivitiesAPI, BulkAPI, AuthAndLimits, F
             ("GET", r"/rest/v1/lead/(?P<id>\d+)\.json", self._get_lead),
             ("GET", r"/rest/v1/leads/describe\.json", self._describe),
             ("GET", r"/rest/v1/leads/describe2\.json", self._describe2),
+            ("GET", r"/rest/v1/companies/describe\.json", self._companies_describe),
+            ("GET", r"/rest/v1/companies\.json", self._companies_query),
+            ("POST", r"/rest/v1/companies/sync\.json", self._companies_sync),
+            ("POST", r"/rest/v1/companies\.json", self._companies_sync),
             ("GET", r"/rest/v1/activities/types\.json", self._activity_types),
             ("GET", r"/rest/v1/activities/pagingtoken\.json", self._paging_token),
             ("GET", r"/rest/v1/activities\.json", self._activities),
@@ -132,9 +139,12 @@ class MarketoApp(IdentityAPI, LeadsAPI, ActivitiesAPI, BulkAPI, AuthAndLimits, F
         if req.method != "POST" or "application/x-www-form-urlencoded" not in ctype:
             return req, req.method
         form = parse_qs(req.raw_body.decode("utf-8", "replace"), keep_blank_values=True)
-        if [v.upper() for v in form.get("_method", [])] != ["GET"]:
+        # ``_method=GET`` in the form body or in the query string (marketorestpython sends it
+        # there)
+        override = form.get("_method", []) + req.query.get("_method", [])
+        if [v.upper() for v in override] != ["GET"]:
             return req, req.method
-        query = {k: list(v) for k, v in req.query.items()}
+        query = {k: list(v) for k, v in req.query.items() if k != "_method"}
         for k, v in form.items():
             if k != "_method":
                 query.setdefault(k, []).extend(v)

@@ -12,6 +12,7 @@ from connector.sandbox.base import DAY_MS as _DAY_MS
 from connector.sandbox.base import iso_s, read_fixture
 from connector.sandbox.marketo.activities import NEW_LEAD, ActivityType
 from connector.sandbox.marketo.instance import DEFAULT_MUNCHKIN, Instance
+from connector.sandbox.marketo.leads import coerce
 
 
 def load_instance(data: Mapping[str, Any] | str | Path, now: datetime | None = None) -> Instance:
@@ -30,7 +31,8 @@ def load_instance(data: Mapping[str, Any] | str | Path, now: datetime | None = N
                          "primaryAttributeValue", "primaryAttributeValueId",
                          "attributes": {"name": value}}],
          "changes": [{"leadId", "at", "field", "value", "source"}],   # sales edits, in order
-         "deleted": [{"leadId": 111, "at": ISO}]}
+         "deleted": [{"leadId": 111, "at": ISO}],
+         "companies": [{"id": 1, "externalCompanyId": "ACC-9001", "company": ..., ...}]}
 
     Each lead gets its New Lead activity at ``createdAt``.
     """
@@ -53,6 +55,20 @@ def load_instance(data: Mapping[str, Any] | str | Path, now: datetime | None = N
                     for a in t.get("attributes", [])
                 ),
                 t.get("apiName"),
+            )
+        for co in data.get("companies", []):
+            defs = inst.company_fields
+            typed = {
+                k: coerce(defs[k], v)
+                for k, v in co.items()
+                if k not in ("id", "createdAt", "updatedAt")
+            }
+            created = when(co.get("createdAt"), base - 365 * _DAY_MS)
+            inst.create_company(
+                typed,
+                company_id=int(co["id"]),
+                created_ms=created,
+                updated_ms=when(co.get("updatedAt"), created),
             )
         pending: list[tuple[int, dict[str, Any]]] = []  # (date, activity spec) in time order
         for lead in data.get("leads", []):

@@ -22,6 +22,7 @@ from connector.sandbox.marketo.activities import (
     standard_activity_types,
 )
 from connector.sandbox.marketo.bulk import ExportJob
+from connector.sandbox.marketo.companies import CompanyRecord, company_fields
 from connector.sandbox.marketo.leads import (
     FieldDef,
     LeadRecord,
@@ -50,6 +51,11 @@ class Instance:
         self._next_lead_id = 1
         self._next_activity_id = 1
         self.exports: dict[str, ExportJob] = {}
+        # companies (see ``companies``): fields, records, and whether the API may write them
+        self.company_fields: dict[str, FieldDef] = company_fields()
+        self.companies: dict[int, CompanyRecord] = {}
+        self.companies_read_only = False
+        self._next_company_id = 1
 
     # -- clock -----------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -101,6 +107,41 @@ class Instance:
             for r in self.live_leads()
             if str(r.values.get("email") or "").strip().lower() == target
         ]
+
+    # -- companies ---------------------------------------------------------------------------
+    def company_by_external_id(self, external_id: str) -> CompanyRecord | None:
+        for rec in self.companies.values():
+            if rec.values.get("externalCompanyId") == external_id:
+                return rec
+        return None
+
+    def create_company(
+        self,
+        values: Mapping[str, Any],
+        *,
+        company_id: int | None = None,
+        created_ms: int | None = None,
+        updated_ms: int | None = None,
+    ) -> CompanyRecord:
+        """Create a company from already-typed values."""
+        with self.lock:
+            cid = company_id if company_id is not None else self._next_company_id
+            if cid in self.companies:
+                raise ValueError(f"company {cid} exists")
+            self._next_company_id = max(self._next_company_id, cid + 1)
+            at = created_ms if created_ms is not None else self.now_ms()
+            rec = CompanyRecord(cid, dict(values), at, max(at, updated_ms or at))
+            self.companies[cid] = rec
+            return rec
+
+    def update_company(self, rec: CompanyRecord, values: Mapping[str, Any]) -> None:
+        with self.lock:
+            rec.values.update(values)
+            rec.updated_ms = max(self.now_ms(), rec.updated_ms + 1000)
+
+    def leads_of_company(self, external_id: str) -> list[LeadRecord]:
+        """The live leads linked to a company (their ``externalCompanyId``)."""
+        return [r for r in self.live_leads() if r.values.get("externalCompanyId") == external_id]
 
     def create_lead(
         self,

@@ -78,6 +78,7 @@ STANDARD_FIELDS: tuple[tuple[str, str, str, int | None, bool, bool], ...] = (
     ("unsubscribed", "Unsubscribed", "boolean", None, False, False),
     ("createdAt", "Created At", "datetime", None, True, False),
     ("updatedAt", "Updated At", "datetime", None, True, False),
+    ("externalCompanyId", "External Company Id", "string", 100, False, False),
 )
 
 

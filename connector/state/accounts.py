@@ -442,6 +442,12 @@ class AccountsStateMixin:
         """The `n` highest-scored accounts, highest first (ties by account id)."""
         return [_account_row(r) for r in self._conn.execute(_TOP_ACCOUNTS, (crm, n))]
 
+    def count_account_scores(self, crm: str) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM account_scores WHERE crm = ?", (crm,)
+        ).fetchone()
+        return int(row[0])
+
     def get_account(self, crm: str, key: str) -> StoredAccountScore | None:
         """An account by its id (`company:123`, `domain:acme.com`), its CRM company id
         (`123`) or a domain (`acme.com`: the company account with that domain, else the

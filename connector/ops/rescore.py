@@ -68,6 +68,56 @@ class ContactChange:
         return self.before_grade != self.after_grade
 
 
+@dataclass(frozen=True, slots=True)
+class AccountChange:
+    """One account whose score, grade or MQA verdict changes with the new model."""
+
+    account_id: str
+    label: str
+    before_score: float | None
+    before_grade: str | None
+    before_mqa: bool
+    after_score: float
+    after_grade: str
+    after_mqa: bool
+    after_mqa_reason: str | None
+
+    @property
+    def delta(self) -> float:
+        return self.after_score - (self.before_score or 0.0)
+
+    @property
+    def mqa_flip(self) -> bool:
+        return self.before_mqa != self.after_mqa
+
+
+# what account scoring reads of a member, recorded by the contact preview:
+# (engagement points, grade, ((rule, event time), ...))
+MemberPart = tuple[float, str, tuple[tuple[str, float], ...]]
+
+
+@dataclass
+class AccountPreview:
+    """Before → after for every stored account, from its members' recomputed scores."""
+
+    accounts: int = 0
+    score_changes: int = 0
+    grade_changes: int = 0
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    mqa_before: int = 0
+    mqa_after: int = 0
+    became_mqa: int = 0
+    stopped_mqa: int = 0
+    sample: list[AccountChange] = field(default_factory=list)
+
+    def headline(self) -> str:
+        return (
+            f"{self.accounts} account(s): {self.score_changes} score change(s), "
+            f"{self.grade_changes} grade change(s), MQA {self.mqa_before} → {self.mqa_after} "
+            f"(+{self.became_mqa} became / −{self.stopped_mqa} stopped being MQA)"
+        )
+
+
 @dataclass
 class RescorePreview:
     crm: str
@@ -93,6 +143,10 @@ class RescorePreview:
     largest_down: ContactChange | None = None
     sample: list[ContactChange] = field(default_factory=list)
     after: dict[str, tuple[float, str, str | None]] = field(default_factory=dict)
+    # accounts on: each account member's part (recorded by the contact preview, in any
+    # process) and the accounts' preview computed from them in the parent
+    members: dict[str, MemberPart] = field(default_factory=dict)
+    accounts: AccountPreview | None = None
 
     @property
     def to_write(self) -> int:
@@ -126,6 +180,7 @@ class RescorePreview:
         # best first; equal priorities keep contact order (the sort is stable)
         self.sample = sorted(self.sample + other.sample, key=_priority, reverse=True)[:sample]
         self.after.update(other.after)
+        self.members.update(other.members)
 
     def headline(self) -> str:
         return (
@@ -195,6 +250,94 @@ def preview_rescore(
     out = parts[0]
     for part in parts[1:]:
         out.merge(part, sample)
+    if _accounts_on(model) and store.count_account_scores(crm):
+        out.accounts = preview_accounts(store, crm, model, out.members, now, sample=sample)
+    return out
+
+
+def _accounts_on(model: LoadedModel) -> bool:
+    section = model.model.accounts
+    return section is not None and section.enabled
+
+
+def preview_accounts(
+    store: StateStore,
+    crm: str,
+    model: LoadedModel,
+    members: dict[str, MemberPart],
+    now: datetime,
+    *,
+    sample: int = 10,
+) -> AccountPreview:
+    """Every stored account scored again with `model` from its members' recomputed parts
+    (`members`), compared with its stored score. Reads only."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from connector.account_stage import AccountStage
+    from connector.scoring.accounts import score_account
+    from connector.types import AccountMember
+
+    stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=crm, model=model)))
+    out = AccountPreview()
+    changes: list[AccountChange] = []
+    for account_id in store.account_ids(crm):
+        member_ids = store.account_member_ids(crm, account_id)
+        if not member_ids:
+            continue
+        contacts = list(store.iter_contacts(crm, member_ids))
+        account, _ = stage._account(account_id, contacts)
+        people: list[AccountMember] = []
+        for c in contacts:
+            part = members.get(c.id)
+            if part is None:
+                continue
+            name = " ".join(p for p in (c.first_name, c.last_name) if p)
+            people.append(
+                AccountMember(
+                    c.id,
+                    name or c.email or c.id,
+                    c.job_title,
+                    model.titles.classify(c.job_title).seniority,
+                    part[1],
+                    part[0],
+                    part[2],
+                )
+            )
+        result = score_account(stage.ca, account, people, now)
+        stored = store.account_score(crm, account_id)
+        out.accounts += 1
+        before_grade = stored.grade if stored is not None else NO_GRADE
+        out.transitions[(before_grade, result.grade)] += 1
+        before_mqa = stored is not None and stored.mqa
+        out.mqa_before += before_mqa
+        out.mqa_after += result.mqa
+        out.became_mqa += result.mqa and not before_mqa
+        out.stopped_mqa += before_mqa and not result.mqa
+        grade_changed = stored is not None and stored.grade != result.grade
+        score_changed = stored is None or round(stored.score, 2) != round(result.score, 2)
+        out.grade_changes += grade_changed
+        out.score_changes += score_changed
+        if score_changed or grade_changed or before_mqa != result.mqa:
+            label = (stored.name or stored.domain) if stored is not None else None
+            changes.append(
+                AccountChange(
+                    account_id,
+                    label or account.company.name or account.company.domain or account_id,
+                    stored.score if stored is not None else None,
+                    stored.grade if stored is not None else None,
+                    before_mqa,
+                    result.score,
+                    result.grade,
+                    result.mqa,
+                    result.mqa_reason,
+                )
+            )
+    changes.sort(
+        key=lambda c: (int(c.mqa_flip), int(c.before_grade != c.after_grade), abs(c.delta)),
+        reverse=True,
+    )
+    out.sample = changes[:sample]
     return out
 
 
@@ -213,11 +356,14 @@ def _preview_range(
     out = RescorePreview(crm, now, model.version, model.fingerprint)
     heap: list[tuple[tuple[int, int, float], int, ContactChange]] = []
     seq = 0
+    accounts = _accounts_on(model)
     rescored = rescore_stored(store, crm, [model], enricher, now, after=after, upto=upto)
     for chunk in _chunks(rescored, SCORE_BATCH):
         ids = [r.contact.id for r in chunk]
         stored_scores = store.get_scores_many(crm, ids)
         written_many = store.get_written_many(crm, ids)
+        if accounts:
+            _record_members(store, crm, chunk, out.members)
         for contact, enrichment, (result,) in chunk:
             stored = stored_scores.get(contact.id)
             # live contacts only (rescore_stored): every one is writable
@@ -251,6 +397,28 @@ def _preview_range(
         tick(len(chunk))
     out.sample = [c for _, _, c in sorted(heap, key=lambda x: (x[0], x[1]), reverse=True)]
     return out
+
+
+def _record_members(
+    store: StateStore, crm: str, chunk: list[Rescored], into: dict[str, MemberPart]
+) -> None:
+    """What account scoring reads of the chunk's account members, rescored."""
+    from connector.scoring.accounts import member_hits
+
+    linked = store.contact_accounts_many(crm, [r.contact.id for r in chunk])
+    if not linked:
+        return
+    results = [r.results[0] for r in chunk if r.contact.id in linked]
+    keys = [
+        k
+        for res in results
+        for reason in res.reasons
+        if reason.kind == "engagement" and reason.points > 0
+        for k in reason.event_ids
+    ]
+    times = store.event_times(crm, keys)
+    for res in results:
+        into[res.contact_id] = (res.engagement_points, res.grade, member_hits(res, times))
 
 
 def _chunks(items: Iterable[Rescored], size: int) -> Iterator[list[Rescored]]:
@@ -432,7 +600,18 @@ def apply_rescore(
             write_company_fields=pipeline.options.write_company_fields,
             progress=progress,
         )
+        stage = pipeline.accounts
+        if stage is not None and stage.enabled():
+            # every account is scored again after its members, from their new scores
+            from connector.account_stage import PassState
+
+            stage.state, stage.contact_props = PassState(), {}
+            pipeline.store.add_accounts_due(
+                pipeline.crm, pipeline.store.account_ids(pipeline.crm), "rescore"
+            )
         pipeline.score_and_write(pipeline.store.pending_write_ids(pipeline.crm), summary)
+        if stage is not None and stage.enabled():
+            stage.finish(pipeline.clock(), summary)
         summary.scored = scored  # each contact once (those written were scored twice)
 
     return Applied(first, pipeline.run_pass("rescore", body))

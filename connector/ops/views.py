@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -10,7 +12,7 @@ from rich.text import Text
 from connector.ops.accounts import AccountExplanation, AccountRow
 from connector.ops.common import iso_min, num, signed
 from connector.ops.dead_letters import RetryResult
-from connector.ops.rescore import NO_GRADE, ContactChange, RescorePreview
+from connector.ops.rescore import NO_GRADE, AccountPreview, ContactChange, RescorePreview
 from connector.ops.simulate import GRADES, Simulation
 from connector.ops.status import Status, run_counts, run_duration
 from connector.pipeline import PlannedWrite
@@ -54,6 +56,52 @@ def print_preview(console: Console, p: RescorePreview, *, dry_run: bool) -> None
     console.print(_transitions(p))
     if p.sample:
         console.print(_sample_table(p.sample, f"Sample: {len(p.sample)} changed contact(s)"))
+    if p.accounts is not None:
+        _print_account_preview(console, p.accounts)
+
+
+def _print_account_preview(console: Console, a: AccountPreview) -> None:
+    console.print(a.headline(), highlight=False)
+    console.print(_matrix(a.transitions, "Account grade: stored (rows) → rescored (columns)"))
+    if not a.sample:
+        return
+    table = Table(
+        title=f"Sample: {len(a.sample)} changed account(s), MQA flips first", title_justify="left"
+    )
+    table.add_column("account", overflow="ellipsis", no_wrap=True, max_width=30)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("grade", justify="center", no_wrap=True)
+    table.add_column("MQA", overflow="fold", max_width=60)
+    for c in a.sample:
+        before = "—" if c.before_score is None else num(c.before_score)
+        mqa = "MQA" if c.after_mqa else "no"
+        if c.mqa_flip:
+            mqa = f"became MQA ({c.after_mqa_reason})" if c.after_mqa else "stopped being MQA"
+        table.add_row(
+            c.label,
+            f"{before} → {num(c.after_score)}",
+            f"{c.before_grade or '—'} → {c.after_grade}",
+            mqa,
+        )
+    console.print(table)
+
+
+def _matrix(transitions: Counter[tuple[str, str]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("before \\ after")
+    for g in GRADES:
+        table.add_column(g, justify="right")
+    table.add_column("total", justify="right")
+    befores = [g for g in (*GRADES, NO_GRADE) if any(k[0] == g for k in transitions)]
+    for b in befores:
+        cells: list[Text | str] = []
+        for a in GRADES:
+            n = transitions.get((b, a), 0)
+            style = "dim" if (a == b or n == 0) else "bold yellow"
+            cells.append(Text(str(n) if n else "·", style=style))
+        total = sum(n for (x, _), n in transitions.items() if x == b)
+        table.add_row("never scored" if b == NO_GRADE else b, *cells, str(total))
+    return table
 
 
 def _transitions(p: RescorePreview) -> Table:

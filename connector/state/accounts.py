@@ -442,6 +442,15 @@ class AccountsStateMixin:
         """The `n` highest-scored accounts, highest first (ties by account id)."""
         return [_account_row(r) for r in self._conn.execute(_TOP_ACCOUNTS, (crm, n))]
 
+    def account_ids(self, crm: str) -> list[str]:
+        """Every account that has a member or a score (a rescore scores them all)."""
+        rows = self._conn.execute(
+            "SELECT account_id FROM contact_accounts WHERE crm = ? UNION "
+            "SELECT account_id FROM account_scores WHERE crm = ? ORDER BY 1",
+            (crm, crm),
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def count_account_scores(self, crm: str) -> int:
         row = self._conn.execute(
             "SELECT count(*) FROM account_scores WHERE crm = ?", (crm,)

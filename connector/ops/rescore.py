@@ -356,14 +356,16 @@ def _preview_range(
     out = RescorePreview(crm, now, model.version, model.fingerprint)
     heap: list[tuple[tuple[int, int, float], int, ContactChange]] = []
     seq = 0
-    accounts = _accounts_on(model)
-    rescored = rescore_stored(store, crm, [model], enricher, now, after=after, upto=upto)
+    times: dict[str, str] | None = {} if _accounts_on(model) else None
+    rescored = rescore_stored(
+        store, crm, [model], enricher, now, after=after, upto=upto, times=times
+    )
     for chunk in _chunks(rescored, SCORE_BATCH):
         ids = [r.contact.id for r in chunk]
         stored_scores = store.get_scores_many(crm, ids)
         written_many = store.get_written_many(crm, ids)
-        if accounts:
-            _record_members(store, crm, chunk, out.members)
+        if times is not None:
+            _record_members(store, crm, chunk, out.members, times)
         for contact, enrichment, (result,) in chunk:
             stored = stored_scores.get(contact.id)
             # live contacts only (rescore_stored): every one is writable
@@ -400,25 +402,30 @@ def _preview_range(
 
 
 def _record_members(
-    store: StateStore, crm: str, chunk: list[Rescored], into: dict[str, MemberPart]
+    store: StateStore,
+    crm: str,
+    chunk: list[Rescored],
+    into: dict[str, MemberPart],
+    times: dict[str, str],
 ) -> None:
-    """What account scoring reads of the chunk's account members, rescored."""
+    """What account scoring reads of the chunk's account members, rescored; `times`: the
+    chunk's events' times by key (from the rows just scored: no second read)."""
     from connector.scoring.accounts import member_hits
 
     linked = store.contact_accounts_many(crm, [r.contact.id for r in chunk])
     if not linked:
         return
     results = [r.results[0] for r in chunk if r.contact.id in linked]
-    keys = [
-        k
+    wanted = {
+        k: datetime.fromisoformat(times[k]).timestamp()
         for res in results
         for reason in res.reasons
         if reason.kind == "engagement" and reason.points > 0
         for k in reason.event_ids
-    ]
-    times = store.event_times(crm, keys)
+        if k in times
+    }
     for res in results:
-        into[res.contact_id] = (res.engagement_points, res.grade, member_hits(res, times))
+        into[res.contact_id] = (res.engagement_points, res.grade, member_hits(res, wanted))
 
 
 def _chunks(items: Iterable[Rescored], size: int) -> Iterator[list[Rescored]]:
@@ -504,13 +511,20 @@ def recompute_range(
     upto: str = LAST_ID,
     *,
     write_company_fields: bool = False,
+    member_parts: dict[str, MemberPart] | None = None,
 ) -> tuple[int, int]:
     """Score the live contacts with ids in `(after, upto]` with `model`, save every score, and
     put those whose CRM values would change on the write backlog (committed with their scores,
-    batch by batch: a stop loses nothing). No CRM call. Returns (scored, put on the backlog)."""
+    batch by batch: a stop loses nothing). No CRM call. Returns (scored, put on the backlog).
+    `member_parts`: filled with what account scoring reads of each account member."""
     scored = backlog = 0
-    rescored = rescore_stored(store, crm, [model], enricher, now, after=after, upto=upto)
+    times: dict[str, str] | None = {} if member_parts is not None else None
+    rescored = rescore_stored(
+        store, crm, [model], enricher, now, after=after, upto=upto, times=times
+    )
     for chunk in _chunks(rescored, SCORE_BATCH):
+        if member_parts is not None and times is not None:
+            _record_members(store, crm, chunk, member_parts, times)
         written = store.get_written_many(crm, [r.contact.id for r in chunk])
         changed: list[str] = []
         for contact, enrichment, (result,) in chunk:
@@ -538,20 +552,36 @@ def recompute_all(
     workers: int | None = None,
     write_company_fields: bool = False,
     progress: Callable[[int], None] | None = None,
+    member_parts: dict[str, MemberPart] | None = None,
 ) -> tuple[int, int]:
     """`recompute_range` over every live contact, by id range in `workers` processes
     (`connector.ops.parallel`), each with the enricher `enricher_for(its store)` builds.
     Every score row is rewritten: the due-time index is rebuilt once at the end instead of
-    updated row by row (`StateStore.bulk_scoring`). `progress(n)`: `n` more contacts saved."""
+    updated row by row (`StateStore.bulk_scoring`). `progress(n)`: `n` more contacts saved.
+    `member_parts`: filled with each account member's part (from every process), for
+    `AccountStage.rollup` to score the accounts without reading the scores back."""
 
-    def job(st: StateStore, after: str, upto: str) -> tuple[int, int]:
+    def job(st: StateStore, after: str, upto: str) -> tuple[int, int, dict[str, MemberPart]]:
         enricher = enricher_for(st) if enricher_for is not None else None
-        return recompute_range(
-            st, crm, model, enricher, now, after, upto, write_company_fields=write_company_fields
+        mine: dict[str, MemberPart] | None = {} if member_parts is not None else None
+        scored, backlog = recompute_range(
+            st,
+            crm,
+            model,
+            enricher,
+            now,
+            after,
+            upto,
+            write_company_fields=write_company_fields,
+            member_parts=mine,
         )
+        return scored, backlog, mine or {}
 
     with store.bulk_scoring():
         parts = by_id_range(store, crm, job, workers, progress)
+    if member_parts is not None:
+        for p in parts:
+            member_parts.update(p[2])
     return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 
@@ -590,6 +620,9 @@ def apply_rescore(
     def body(summary: SyncSummary) -> None:
         if not pipeline.options.dry_run:
             activate(pipeline.store, pipeline.crm, model, now=pipeline.clock())
+        stage = pipeline.accounts
+        accounts = stage is not None and stage.enabled()
+        parts: dict[str, MemberPart] | None = {} if accounts else None
         scored, _ = recompute_all(
             pipeline.store,
             pipeline.crm,
@@ -599,16 +632,15 @@ def apply_rescore(
             workers=workers,
             write_company_fields=pipeline.options.write_company_fields,
             progress=progress,
+            member_parts=parts,
         )
-        stage = pipeline.accounts
-        if stage is not None and stage.enabled():
-            # every account is scored again after its members, from their new scores
+        if stage is not None and parts is not None:
+            # every account is scored again after its members, from their new scores, before
+            # the writes (their MQL at an MQA reads the new account scores)
             from connector.account_stage import PassState
 
             stage.state, stage.contact_props = PassState(), {}
-            pipeline.store.add_accounts_due(
-                pipeline.crm, pipeline.store.account_ids(pipeline.crm), "rescore"
-            )
+            stage.rollup(parts, pipeline.clock())
         pipeline.score_and_write(pipeline.store.pending_write_ids(pipeline.crm), summary)
         if stage is not None and stage.enabled():
             stage.finish(pipeline.clock(), summary)

@@ -164,6 +164,23 @@ def _param(items: Iterable[str]) -> str:
     return json.dumps(list(dict.fromkeys(items)))
 
 
+def live_account_members(store: Any, crm: str) -> dict[str, list[tuple[str, str, str | None]]]:
+    """{account id: [(contact id, name, job title)]} of every account's live members, in one
+    read (a rescore rolls every account up)."""
+    rows = store.db.execute(
+        "SELECT a.account_id, c.id, c.first_name, c.last_name, c.email, c.job_title "
+        "FROM contact_accounts a JOIN contacts c ON c.crm = a.crm AND c.id = a.contact_id "
+        "WHERE a.crm = ? AND c.archived_at IS NULL AND c.merged_into IS NULL "
+        "ORDER BY a.account_id, c.id",
+        [crm],
+    )
+    out: dict[str, list[tuple[str, str, str | None]]] = {}
+    for account_id, cid, first, last, email, title in rows:
+        name = " ".join(p for p in (first, last) if p) or email or cid
+        out.setdefault(account_id, []).append((cid, name, title))
+    return out
+
+
 class AccountsStateMixin:
     """Account tables of the state DB. Mixed into `StateStore` (uses its connection and
     transactions); every statement is a literal, lists travel as one JSON parameter."""

@@ -234,3 +234,19 @@ def test_accounts_without_a_state_db_says_so(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["--state", str(tmp_path / "none.db"), "accounts"])
     assert res.exit_code == 1
     assert "no state DB at" in res.output and "run `leadscore sync` first" in res.output
+
+
+def test_accounts_on_a_state_db_without_account_scores_says_how_to_get_them(
+    tmp_path: Path,
+) -> None:
+    from connector.state.store import StateStore
+
+    db = tmp_path / "s.db"
+    StateStore.open(db).close()
+    res = CliRunner().invoke(cli, ["--state", str(db), "accounts"])
+    assert (res.exit_code, res.output) == (
+        0,
+        "No scored accounts yet: turn on LEADSCORE_ACCOUNTS=true and run `leadscore sync`.\n",
+    )
+    res = CliRunner().invoke(cli, ["--state", str(db), "accounts", "--json"])
+    assert json.loads(res.stdout) == {"accounts": [], "scored": 0}

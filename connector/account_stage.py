@@ -379,6 +379,7 @@ class AccountStage:
             [a.partition(":")[2] for a in members_of if a.startswith("company:")],
         )
         titles = self.p.model.titles
+        seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
         out: dict[str, AccountResult] = {}
         with self.store.transaction():
             for account_id, rows in members_of.items():
@@ -387,12 +388,15 @@ class AccountStage:
                     part = parts.get(cid)
                     if part is None:
                         continue  # not scored: it joins when it is
+                    level = seniority.get(title)
+                    if level is None:
+                        level = seniority[title] = titles.classify(title).seniority
                     people.append(
                         AccountMember(
                             cid,
                             name,
                             title,
-                            titles.classify(title).seniority,
+                            level,
                             part[1],
                             part[0],
                             part[2],

@@ -276,36 +276,42 @@ def preview_accounts(
 
     from connector.account_stage import AccountStage
     from connector.scoring.accounts import score_account
+    from connector.state.accounts import live_account_members
     from connector.types import AccountMember
 
     stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=crm, model=model)))
     out = AccountPreview()
     changes: list[AccountChange] = []
-    for account_id in store.account_ids(crm):
-        member_ids = store.account_member_ids(crm, account_id)
-        if not member_ids:
-            continue
-        contacts = list(store.iter_contacts(crm, member_ids))
-        account, _ = stage._account(account_id, contacts)
-        people: list[AccountMember] = []
-        for c in contacts:
-            part = members.get(c.id)
-            if part is None:
-                continue
-            name = " ".join(p for p in (c.first_name, c.last_name) if p)
-            people.append(
-                AccountMember(
-                    c.id,
-                    name or c.email or c.id,
-                    c.job_title,
-                    model.titles.classify(c.job_title).seniority,
-                    part[1],
-                    part[0],
-                    part[2],
-                )
+    members_of = live_account_members(store, crm)
+    companies = store.get_crm_companies(
+        crm, [a.partition(":")[2] for a in members_of if a.startswith("company:")]
+    )
+    stored_all = store.account_scores_many(crm, list(members_of))
+    seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
+
+    def level(title: str | None) -> str:
+        found = seniority.get(title)
+        if found is None:
+            found = seniority[title] = model.titles.classify(title).seniority
+        return found
+
+    for account_id, rows in members_of.items():
+        account, _ = stage._account_from(account_id, companies)
+        people = [
+            AccountMember(
+                cid,
+                name,
+                title,
+                level(title),
+                part[1],
+                part[0],
+                part[2],
             )
+            for cid, name, title in rows
+            if (part := members.get(cid)) is not None
+        ]
         result = score_account(stage.ca, account, people, now)
-        stored = store.account_score(crm, account_id)
+        stored = stored_all.get(account_id)
         out.accounts += 1
         before_grade = stored.grade if stored is not None else NO_GRADE
         out.transitions[(before_grade, result.grade)] += 1

@@ -371,7 +371,7 @@ def _preview_range(
         stored_scores = store.get_scores_many(crm, ids)
         written_many = store.get_written_many(crm, ids)
         if times is not None:
-            _record_members(store, crm, chunk, out.members, times)
+            _record_members(store, crm, chunk, out.members, times, model, now)
         for contact, enrichment, (result,) in chunk:
             stored = stored_scores.get(contact.id)
             # live contacts only (rescore_stored): every one is writable
@@ -413,25 +413,60 @@ def _record_members(
     chunk: list[Rescored],
     into: dict[str, MemberPart],
     times: dict[str, str],
+    model: LoadedModel,
+    now: datetime,
 ) -> None:
     """What account scoring reads of the chunk's account members, rescored; `times`: the
-    chunk's events' times by key (from the rows just scored: no second read)."""
-    from connector.scoring.accounts import member_hits
-
+    chunk's events' times by key (from the rows just scored: no second read). Of a member's
+    rule hits, only what `score_account` reads is kept: the latest one (breadth) and those of
+    the rules the account rules count."""
     linked = store.contact_accounts_many(crm, [r.contact.id for r in chunk])
     if not linked:
         return
-    results = [r.results[0] for r in chunk if r.contact.id in linked]
-    wanted = {
-        k: datetime.fromisoformat(times[k]).timestamp()
-        for res in results
-        for reason in res.reasons
-        if reason.kind == "engagement" and reason.points > 0
-        for k in reason.event_ids
-        if k in times
-    }
-    for res in results:
-        into[res.contact_id] = (res.engagement_points, res.grade, member_hits(res, wanted))
+    section = model.model.accounts
+    counted = (
+        frozenset(n for rule in section.engagement.rules for n in rule.rules)
+        if section
+        else frozenset()
+    )
+    now_ts = now.timestamp()
+    for r in chunk:
+        if r.contact.id not in linked:
+            continue
+        res = r.results[0]
+        hits: list[tuple[str, float]] = []
+        latest: tuple[str, str] | None = (
+            None  # (time text, rule): fixed-width UTC text sorts as time
+        )
+        for reason in res.reasons:
+            if reason.kind != "engagement" or reason.points <= 0:
+                continue
+            keep = reason.rule in counted
+            for k in reason.event_ids:
+                text = times.get(k)
+                if text is None:
+                    continue
+                if keep:
+                    hits.append((reason.rule, datetime.fromisoformat(text).timestamp()))
+                if latest is None or text > latest[0]:
+                    latest = (text, reason.rule)
+        if latest is not None:
+            t = datetime.fromisoformat(latest[0]).timestamp()
+            if t > now_ts:  # a future-dated event: breadth wants the latest one up to now
+                every = [
+                    (reason.rule, datetime.fromisoformat(times[k]).timestamp())
+                    for reason in res.reasons
+                    if reason.kind == "engagement" and reason.points > 0
+                    for k in reason.event_ids
+                    if k in times
+                ]
+                past = [h for h in every if h[1] <= now_ts]
+                hits = [h for h in every if h[0] in counted]
+                if past:
+                    hits.append(max(past, key=lambda h: h[1]))
+            elif latest[1] not in counted:  # a counted rule's hits are all kept already
+                hits.append((latest[1], t))
+        into[res.contact_id] = (res.engagement_points, res.grade, tuple(hits))
 
 
 def _chunks(items: Iterable[Rescored], size: int) -> Iterator[list[Rescored]]:
@@ -530,7 +565,7 @@ def recompute_range(
     )
     for chunk in _chunks(rescored, SCORE_BATCH):
         if member_parts is not None and times is not None:
-            _record_members(store, crm, chunk, member_parts, times)
+            _record_members(store, crm, chunk, member_parts, times, model, now)
         written = store.get_written_many(crm, [r.contact.id for r in chunk])
         changed: list[str] = []
         for contact, enrichment, (result,) in chunk:

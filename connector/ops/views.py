@@ -105,21 +105,7 @@ def _matrix(transitions: Counter[tuple[str, str]], title: str) -> Table:
 
 
 def _transitions(p: RescorePreview) -> Table:
-    table = Table(title="Grade: stored (rows) → rescored (columns)", title_justify="left")
-    table.add_column("before \\ after")
-    for g in GRADES:
-        table.add_column(g, justify="right")
-    table.add_column("total", justify="right")
-    befores = [g for g in (*GRADES, NO_GRADE) if any(k[0] == g for k in p.transitions)]
-    for b in befores:
-        cells: list[Text | str] = []
-        for a in GRADES:
-            n = p.transitions.get((b, a), 0)
-            style = "dim" if (a == b or n == 0) else "bold yellow"
-            cells.append(Text(str(n) if n else "·", style=style))
-        total = sum(n for (x, _), n in p.transitions.items() if x == b)
-        table.add_row("never scored" if b == NO_GRADE else b, *cells, str(total))
-    return table
+    return _matrix(p.transitions, "Grade: stored (rows) → rescored (columns)")
 
 
 def _sample_table(rows: list[ContactChange], title: str) -> Table:

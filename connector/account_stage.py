@@ -364,6 +364,87 @@ class AccountStage:
         self.store.clear_accounts_due(self.crm, [a for a in done if a not in out])
         return out
 
+    def rollup(
+        self,
+        parts: Mapping[str, tuple[float, str, tuple[tuple[str, float], ...]]],
+        now: datetime,
+    ) -> dict[str, AccountResult]:
+        """Every account scored from its members' parts (`parts`: contact id -> (engagement
+        points, grade, hits), recorded while the members were rescored: `leadscore rescore`),
+        saved in one transaction, and kept in the backlog until `finish` has written their
+        members and company records. One read of every account's members and companies; no
+        score is read back."""
+        from connector.state.accounts import live_account_members
+
+        members_of = live_account_members(self.store, self.crm)
+        companies = self.store.get_crm_companies(
+            self.crm,
+            [a.partition(":")[2] for a in members_of if a.startswith("company:")],
+        )
+        titles = self.p.model.titles
+        seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
+        out: dict[str, AccountResult] = {}
+        with self.store.transaction():
+            for account_id, rows in members_of.items():
+                people: list[AccountMember] = []
+                for cid, name, title in rows:
+                    part = parts.get(cid)
+                    if part is None:
+                        continue  # not scored: it joins when it is
+                    level = seniority.get(title)
+                    if level is None:
+                        level = seniority[title] = titles.classify(title).seniority
+                    people.append(
+                        AccountMember(
+                            cid,
+                            name,
+                            title,
+                            level,
+                            part[1],
+                            part[0],
+                            part[2],
+                        )
+                    )
+                account, company_id = self._account_from(account_id, companies)
+                result = score_account(self.ca, account, people, now)
+                self.state.accounts_scored += 1
+                self.store.save_account_score(
+                    self.crm,
+                    result,
+                    company_id=company_id,
+                    domain=account.company.domain or None,
+                    name=account.company.name,
+                )
+                out[account_id] = result
+                self.state.scored[account_id] = result
+            for gone in self.store.account_ids(self.crm):
+                if gone not in members_of:  # everyone left: no score
+                    self.store.delete_account_score(self.crm, gone)
+            self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
+        return out
+
+    def _account_from(
+        self, account_id: str, companies: Mapping[str, CrmCompany]
+    ) -> tuple[Account, str | None]:
+        kind, _, key = account_id.partition(":")
+        if kind == "company" and key in companies:
+            c = companies[key]
+            company = Company(
+                domain=c.domain or "",
+                name=c.name,
+                industry=c.industry,
+                employee_count=c.employee_count,
+                annual_revenue_usd=c.annual_revenue_usd,
+                country=c.country,
+                source="crm",
+            )
+            return Account(account_id, self._fill(company), crm_id=key), key
+        if kind == "domain":
+            return Account(account_id, self._fill(Company(domain=key, source="domain"))), None
+        members = list(self.store.iter_contacts(self.crm, self.store.account_member_ids(
+            self.crm, account_id)))  # fmt: skip
+        return self._account(account_id, members)
+
     def _account(self, account_id: str, contacts: Sequence[Contact]) -> tuple[Account, str | None]:
         kind, _, key = account_id.partition(":")
         if kind == "company":

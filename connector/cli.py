@@ -416,7 +416,13 @@ def sync_json(summary: object, *, dry_run: bool) -> dict[str, object]:
 
 
 @cli.command("explain")
-@click.argument("who")
+@click.argument("who", required=False)
+@click.option(
+    "--account",
+    "account_key",
+    metavar="DOMAIN|ID",
+    help="Explain an account (a company domain, CRM company id or account id) instead.",
+)
 @click.option(
     "--contacts",
     "contacts_path",
@@ -440,20 +446,34 @@ def sync_json(summary: object, *, dry_run: bool) -> dict[str, object]:
     "--json", "as_json", is_flag=True, help="The score, reasons, what did not count, history."
 )
 def explain_cmd(
-    who: str,
+    who: str | None,
+    account_key: str | None,
     contacts_path: str | None,
     events_path: str | None,
     model_path: str | None,
     now_text: str | None,
     as_json: bool,
 ) -> None:
-    """Every point of one contact's score, with its rule and events (WHO = e-mail or id)."""
+    """Every point of one contact's score, with its rule and events (WHO = e-mail or id).
+
+    With --account DOMAIN|ID: every point of an account's score with the people behind it,
+    its members, its history and what did not count."""
     from connector.explain import not_counted
     from connector.offline import score_files
     from connector.views import print_explanation
 
+    if (who is None) == (account_key is None):
+        click.echo("error: give a contact (e-mail or id) or --account DOMAIN|ID", err=True)
+        sys.exit(2)
+    if account_key is not None and contacts_path is not None:
+        click.echo("error: --account explains from the state DB, not from --contacts", err=True)
+        sys.exit(2)
     model = _load_model_or_exit(model_path)
     now = _parse_now(now_text)
+    if account_key is not None:
+        _explain_account(click.get_current_context(), account_key, model, now, as_json)
+        return
+    assert who is not None
     if contacts_path is None:
         # without --model: the state DB's model in force
         _explain_from_state(
@@ -547,6 +567,81 @@ def _explain_from_state(
             )
     finally:
         store.close()
+
+
+def _open_state_or_exit(settings: Settings) -> Any:
+    from connector.state.store import StateStore
+
+    if not settings.state_path.exists():
+        click.echo(
+            f"error: no state DB at {settings.state_path}; run `leadscore sync` first", err=True
+        )
+        sys.exit(1)
+    try:
+        return StateStore.open(settings.state_path)
+    except ConnectorError as exc:
+        _fail(exc)
+
+
+def _explain_account(
+    ctx: click.Context, key: str, model: LoadedModel, now: datetime, as_json: bool
+) -> None:
+    """`explain --account`: the stored account score, its people, members and history."""
+    from connector.active_model import in_force_or
+    from connector.ops.accounts import explain_account
+    from connector.ops.views import print_account_explanation
+
+    settings = _settings(ctx)
+    store = _open_state_or_exit(settings)
+    try:
+        model = in_force_or(store, settings.crm, model)
+        found = explain_account(store, settings.crm, key, model, now)
+    finally:
+        store.close()
+    if found is None:
+        click.echo(
+            f"error: no scored account {key!r} in {settings.state_path} (a domain, a CRM "
+            "company id or an account id; `leadscore accounts` lists them)",
+            err=True,
+        )
+        sys.exit(1)
+    if as_json:
+        from connector.jsonout import emit
+
+        emit(found)
+        return
+    print_account_explanation(_console(), found)
+
+
+@cli.command("accounts")
+@click.option(
+    "--top",
+    "top_n",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many accounts to list, hottest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The accounts as one JSON document.")
+@click.pass_context
+def accounts_cmd(ctx: click.Context, top_n: int, as_json: bool) -> None:
+    """The hottest accounts: grade, score, MQA and reason, engaged people, members."""
+    from connector.ops.accounts import top_account_rows
+    from connector.ops.views import print_accounts
+
+    settings = _settings(ctx)
+    store = _open_state_or_exit(settings)
+    try:
+        rows = top_account_rows(store, settings.crm, top_n)
+        scored = store.count_account_scores(settings.crm)
+    finally:
+        store.close()
+    if as_json:
+        from connector.jsonout import emit
+
+        emit({"scored": scored, "accounts": rows})
+        return
+    print_accounts(_console(), rows, scored)
 
 
 def _state_cache(settings: Settings):  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Set-up", ("init-properties", "init-model", "validate-model", "sandbox")),
     ("Daily", ("sync", "run", "backfill", "status")),
     ("Model changes", ("rescore", "simulate", "calibrate")),
-    ("Diagnosis", ("explain", "report", "dead-letters", "enrich", "score")),
+    ("Diagnosis", ("explain", "accounts", "report", "dead-letters", "enrich", "score")),
 )
 
 # One example (or two) per command, shown under its --help.
@@ -36,7 +36,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "rescore": ("leadscore rescore --model model.v2.yaml --dry-run",),
     "simulate": ("leadscore simulate --threshold 90", "leadscore simulate --model model.v2.yaml"),
     "calibrate": ("leadscore calibrate --horizon 90d --out model.suggested.yaml",),
-    "explain": ("leadscore explain dana.whitfield@acme-analytics.com",),
+    "explain": (
+        "leadscore explain dana.whitfield@acme-analytics.com",
+        "leadscore explain --account acme-analytics.com",
+    ),
+    "accounts": ("leadscore accounts --top 10", "leadscore accounts --json"),
     "report": ("leadscore report --html report.html --since 2026-01-01",),
     "dead-letters": ("leadscore dead-letters", "leadscore dead-letters --retry"),
     "enrich": ("leadscore enrich pat@example.com --all",),

@@ -90,6 +90,10 @@ def run_demo(
             enricher = build_enricher(settings, cache=store.company_cache)
             clock = (lambda: fixed_now) if fixed_now is not None else (lambda: datetime.now(UTC))
             pipeline = Pipeline(store, adapter, loaded, enricher=enricher, clock=clock)
+            if crm == "hubspot":  # the demo portal has companies: accounts are scored too
+                from connector.account_stage import AccountStage
+
+                pipeline.accounts = AccountStage(pipeline)
             first = pipeline.sync()
             out.print(first.line())
             rows = [reader(c.id) for c in store.iter_contacts(crm)]
@@ -100,6 +104,8 @@ def run_demo(
                 out.print(_table(personas, loaded, crm, sort=False, title=": the personas"))
                 for line in _summary(rows, len(personas)):
                     out.print(line, highlight=False)
+            if pipeline.accounts is not None:
+                out.print(_accounts(store, crm, out.width))
             second = pipeline.sync()
             out.print(second.line())
             write_kind = "contacts.batch_update" if crm == "hubspot" else "leads.write"
@@ -122,8 +128,8 @@ def run_demo(
                 )
             else:
                 out.print(
-                    f"Next: `leadscore sandbox {crm}` to keep a sandbox running, then "
-                    "`leadscore sync` against it (see README)."
+                    f"Next: `leadscore sandbox {crm}` keeps a sandbox running for "
+                    "`leadscore sync` (see README)."
                 )
         finally:
             adapter.close()
@@ -138,7 +144,8 @@ def _sandbox(crm: str, now: datetime | None) -> Iterator[tuple[Any, Any, Any]]:
         from connector.sandbox.hubspot import HubSpotSandbox
 
         with HubSpotSandbox.start(_portal_source(), now=now) as sb:
-            yield sb, HubSpotAdapter(SecretStr(sb.token), sb.url), lambda cid: _hubspot_row(sb, cid)
+            hubspot = HubSpotAdapter(SecretStr(sb.token), sb.url, accounts=True)
+            yield sb, hubspot, lambda cid: _hubspot_row(sb, cid)
         return
     if crm == "marketo":
         from connector.crm.marketo import DEFAULT_FIELD_MAP, MarketoAdapter
@@ -193,6 +200,27 @@ def _marketo_row(sb: Any, cid: str, fields: dict[str, str]) -> dict[str, Any]:
     }
 
 
+DEMO_ACCOUNTS = 5  # the MQAs first, hottest first
+
+
+def _accounts(store: StateStore, crm: str, width: int) -> Table:
+    """The hottest accounts, one line each: Northwind Data's committee is an MQA although
+    none of its four people is an MQL alone."""
+    from connector.ops.accounts import demo_account_rows
+    from connector.ops.views import accounts_table
+
+    rows = demo_account_rows(store, crm, DEMO_ACCOUNTS)
+    scored = store.count_account_scores(crm)
+    mqas = sum(1 for a in store.top_accounts(crm, scored) if a.mqa)
+    return accounts_table(
+        rows,
+        f"Accounts: {mqas} MQA of {scored} scored (`leadscore accounts`, "
+        "`explain --account DOMAIN`)",
+        compact=True,
+        width=width,
+    )
+
+
 def _created_line(created: list[str]) -> str:
     if not created:
         return "nothing to create (all exist)"
@@ -216,8 +244,8 @@ def _summary(rows: list[dict[str, Any]], shown: int) -> list[str]:
     return [
         f"All {len(rows)} contacts by grade: {counts('grade', ('A', 'B', 'C', 'D'))}",
         f"              by stage: {counts('stage', stages)}",
-        f"…and {len(rows) - shown} more: `leadscore demo --all` lists them, "
-        "`leadscore explain EMAIL` explains any (with `demo --keep-state PATH`).",
+        f"…and {len(rows) - shown} more: `leadscore demo --all` lists them; "
+        "`demo --keep-state PATH` to explain any.",
     ]
 
 

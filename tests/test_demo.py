@@ -21,9 +21,12 @@ def test_demo_syncs_the_portal_and_the_second_sync_writes_nothing(tmp_path: Path
     finally:
         console.file.close()
     assert result.first.status == "ok" and result.second.status == "ok"
-    assert result.first.written == result.first.scored == 54
+    # 54 contacts and the 12 companies that have members (accounts are on in the demo)
+    assert result.first.scored == 54 and result.first.written == 54 + 12
+    assert result.first.api_calls_by_kind["companies.batch_update"] == 1
     assert result.second.written == 0
     assert result.second.api_calls_by_kind.get("contacts.batch_update", 0) == 0
+    assert result.second.api_calls_by_kind.get("companies.batch_update", 0) == 0
     rows = {r["email"]: r for r in result.rows}
     dana = rows["dana.whitfield@acme-analytics.com"]
     assert (dana["grade"], dana["score"], dana["stage"], dana["mql_reason"]) == (
@@ -105,7 +108,10 @@ def _demo_lines(*args: str, columns: str = "100") -> list[str]:
 
 def test_demo_fits_a_100_column_screen_personas_first() -> None:
     lines = _demo_lines()
-    assert len(lines) <= 40, "\n".join(lines)
+    # one screen: the contacts part in 36 lines, and the accounts table in 8 (title, header,
+    # rule, five accounts one line each) — 44 at 100 columns, a laptop terminal's height
+    start = next(i for i, line in enumerate(lines) if line.startswith("Accounts: "))
+    assert len(lines) - 8 <= 36 and len(lines) <= 44, "\n".join(lines)
     assert max(len(line) for line in lines) <= 100
     first = "\n".join(lines[:10])
     assert "dana.whitfield@acme-analytics.com" in first
@@ -128,7 +134,26 @@ def test_demo_fits_a_100_column_screen_personas_first() -> None:
     assert got["casey@initech.com"] == ("A", "0", "lead")
     text = "\n".join(lines)
     assert "All 54 contacts by grade: A 6 · B 19 · C 13 · D 16" in text
-    assert "by stage: subscriber 6 · lead 30 · MQL 17 · SQL 1" in text
+    # two more MQLs than without accounts: grade A/B people with 60+ points at an MQA
+    assert "by stage: subscriber 5 · lead 29 · MQL 19 · SQL 1" in text
+    # the accounts table after the contacts: the MQAs, hottest first; Northwind Data's four
+    # people (none an MQL alone) make an MQA together
+    assert lines[start].rstrip() == (
+        "Accounts: 6 MQA of 12 scored (`leadscore accounts`, `explain --account DOMAIN`)"
+    )
+    assert [line.rstrip() for line in lines[start + 3 : start + 8]] == [
+        "Acme Analytics     A       375   MQA   6/6: Hannah Foster (Marketing Operations "
+        "Manager), Cameron L…",
+        "Initech            B       275   MQA   4/5: Cameron Underwood (Marketing Intern), "
+        "Devon Underwood (…",
+        "Northwind Data     A       174   MQA   4/4: Marcus Lee (Marketing Manager), Elena "
+        "Marsh (VP Marketi…",
+        "Hooli              B       154   MQA   3/3: Skyler Bennett (Demand Generation "
+        "Manager), Lucas Lindg…",
+        "Globex             B       131   MQA   2/3: Hayden Foster (Sales Development "
+        "Representative), Rowan…",
+    ]
+    assert lines[start + 8].startswith("sync hubspot ok: pulled 54, new events 0")
     assert "…and 48 more: `leadscore demo --all` lists them" in text
 
 

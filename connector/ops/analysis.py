@@ -136,8 +136,9 @@ def rescore_cmd(
     if as_json:
         from connector.jsonout import emit
 
-        # `after` (every contact's new score) and `write_ids` stay out: counts and a sample
-        doc = jsonable(preview, skip=("after", "write_ids"))
+        # `after` (every contact's new score), `write_ids` and `members` (each account
+        # member's part) stay out: counts and a sample
+        doc = jsonable(preview, skip=("after", "write_ids", "members"))
         emit({**doc, "dry_run": True})
         return
     print_preview(out, preview, dry_run=dry_run)

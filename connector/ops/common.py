@@ -70,15 +70,22 @@ def rescore_stored(
     batch: int = SCORE_BATCH,
     after: str = "",
     upto: str = LAST_ID,
+    times: dict[str, str] | None = None,
 ) -> Iterator[Rescored]:
     """Every live stored contact (with an id in `(after, upto]`) scored with its stored events
     and enrichment, once per model, as of `now` (exactly what a sync would compute). Streamed
-    in batches; writes nothing."""
+    in batches; writes nothing. `times`: refilled for each batch with its events' times
+    ({"source:source_id": ISO-8601 text}) before the batch's first contact is yielded."""
     pairs = store.iter_contacts_with_event_rows(crm, after=after, upto=upto)
     while True:
         chunk = list(islice(pairs, batch))
         if not chunk:
             return
+        if times is not None:  # each event's time by key, for the batch being yielded
+            times.clear()
+            for _contact, rows in chunk:
+                for row in rows:
+                    times[row[2]] = row[1]
         found: dict[str, Enrichment] = {}
         if enricher is not None:
             emails = [c.email for c, _ in chunk if c.email]

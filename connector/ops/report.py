@@ -131,6 +131,10 @@ class Report:
     by_model: list[Funnel]
     models_in_scores: list[tuple[str, int]] = field(default_factory=list)  # current scores
     unscored: int = 0
+    # accounts on (issue 21): contacts by their account's current grade, and MQA accounts'
+    # contacts vs the others; empty without account scores
+    by_account_grade: list[Funnel] = field(default_factory=list)
+    by_mqa: list[Funnel] = field(default_factory=list)
 
 
 def band_of(score: float) -> str:
@@ -204,6 +208,21 @@ def _handoff_scores(
     return out, seen
 
 
+NO_ACCOUNT = "no account"
+MQA_KEYS = ("MQA accounts", "other accounts", NO_ACCOUNT)
+
+
+def _contact_accounts(store: StateStore, crm: str) -> dict[str, tuple[str, bool]]:
+    """contact id → (its account's grade, whether the account is an MQA), for the contacts
+    whose account has a score."""
+    rows = store.db.execute(
+        "SELECT a.contact_id, s.grade, s.mqa FROM contact_accounts a JOIN account_scores s "
+        "ON s.crm = a.crm AND s.account_id = a.account_id WHERE a.crm = ?",
+        [crm],
+    )
+    return {str(cid): (str(grade), bool(mqa)) for cid, grade, mqa in rows}
+
+
 def build_report(
     store: StateStore, crm: str, now: datetime, *, since: datetime | None = None
 ) -> Report:
@@ -217,6 +236,10 @@ def build_report(
     unscored = Funnel(UNSCORED)
     handoff, model_mqls = _handoff_scores(store, crm)
     first_program = _first_programs(store, crm)
+    account_of = _contact_accounts(store, crm)
+    account_grades = {g: Funnel(g) for g in GRADES}
+    account_grades[NO_ACCOUNT] = Funnel(NO_ACCOUNT)
+    mqa = {k: Funnel(k) for k in MQA_KEYS}
     for contact in store.iter_contacts(crm):
         if since is not None and (contact.created_at is None or contact.created_at < since):
             continue
@@ -247,6 +270,13 @@ def build_report(
             source = contact.properties.get("hs_analytics_source")
             program = f"source: {source}" if source else NO_PROGRAM
         programs.setdefault(program, Funnel(program)).add(*flags)
+        acc = account_of.get(contact.id)
+        if acc is None:
+            account_grades[NO_ACCOUNT].add(*flags)
+            mqa[NO_ACCOUNT].add(*flags)
+        else:
+            account_grades.setdefault(acc[0], Funnel(acc[0])).add(*flags)
+            mqa[MQA_KEYS[0] if acc[1] else MQA_KEYS[1]].add(*flags)
     in_scores = [
         (str(v), int(n))
         for v, n in store.db.execute(
@@ -273,6 +303,8 @@ def build_report(
         by_model=sorted(models.values(), key=lambda f: (-f.contacts, f.key)),
         models_in_scores=in_scores,
         unscored=unscored.contacts,
+        by_account_grade=list(account_grades.values()) if account_of else [],
+        by_mqa=list(mqa.values()) if account_of else [],
     )
 
 
@@ -313,6 +345,10 @@ def print_report(console: Console, r: Report) -> None:
         title += f" — top {len(rows)} of {len(r.by_program)}"
     console.print(_table(title, "program", rows))
     console.print(_table("By model version at hand-off", "model", r.by_model))
+    if r.by_account_grade:
+        console.print(_table("By account grade (the account's current grade)", "account grade",
+                             r.by_account_grade))  # fmt: skip
+        console.print(_table("By MQA (the account's current verdict)", "account", r.by_mqa))
 
 
 def _table(title: str, key: str, rows: Sequence[Funnel]) -> Table:
@@ -480,6 +516,7 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         '<section id="by-model"><h2>By model version at hand-off</h2>',
         _html_table("model version", r.by_model),
         "</section>",
+        *_account_sections(r, groups, series),
         *extra_sections,
         "<footer><strong>How these numbers are counted.</strong><ul>",
         "<li>Stages are the CRM's lifecycle record as last synced; a contact reached a stage "
@@ -492,6 +529,8 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         "<li>Grade, score band and model version are those at hand-off: the score with which "
         "the contact first qualified as MQL, or the current score for contacts that never "
         "did.</li>",
+        "<li>Account grade and MQA (with account-based scoring on) are the contact's "
+        "account's current ones; contacts with no scored account are counted apart.</li>",
         "<li>Program: the first form or webinar in the contact's activity; without one, the "
         "first e-mail campaign opened or clicked; without that, the CRM's original source."
         "</li>",
@@ -499,6 +538,25 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         "</ul></footer></main></body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _account_sections(r: Report, groups: Any, series: Any) -> list[str]:
+    """Conversion by account grade and by MQA, side by side (accounts on only)."""
+    from connector.ops.svg import grouped_bars
+
+    if not r.by_account_grade:
+        return []
+    return [
+        '<div class="grid2">',
+        '<section id="by-account-grade"><h2>Conversion by account grade</h2>',
+        grouped_bars(groups(r.by_account_grade), series, title="Conversion by account grade"),
+        _html_table("account grade", r.by_account_grade),
+        "</section>",
+        '<section id="by-mqa"><h2>Conversion at MQA accounts</h2>',
+        grouped_bars(groups(r.by_mqa), series, title="Conversion at MQA accounts"),
+        _html_table("account", r.by_mqa),
+        "</section></div>",
+    ]
 
 
 def _html_table(key: str, rows: Sequence[Funnel]) -> str:

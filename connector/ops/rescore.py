@@ -68,6 +68,56 @@ class ContactChange:
         return self.before_grade != self.after_grade
 
 
+@dataclass(frozen=True, slots=True)
+class AccountChange:
+    """One account whose score, grade or MQA verdict changes with the new model."""
+
+    account_id: str
+    label: str
+    before_score: float | None
+    before_grade: str | None
+    before_mqa: bool
+    after_score: float
+    after_grade: str
+    after_mqa: bool
+    after_mqa_reason: str | None
+
+    @property
+    def delta(self) -> float:
+        return self.after_score - (self.before_score or 0.0)
+
+    @property
+    def mqa_flip(self) -> bool:
+        return self.before_mqa != self.after_mqa
+
+
+# what account scoring reads of a member, recorded by the contact preview:
+# (engagement points, grade, ((rule, event time), ...))
+MemberPart = tuple[float, str, tuple[tuple[str, float], ...]]
+
+
+@dataclass
+class AccountPreview:
+    """Before → after for every stored account, from its members' recomputed scores."""
+
+    accounts: int = 0
+    score_changes: int = 0
+    grade_changes: int = 0
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    mqa_before: int = 0
+    mqa_after: int = 0
+    became_mqa: int = 0
+    stopped_mqa: int = 0
+    sample: list[AccountChange] = field(default_factory=list)
+
+    def headline(self) -> str:
+        return (
+            f"{self.accounts} account(s): {self.score_changes} score change(s), "
+            f"{self.grade_changes} grade change(s), MQA {self.mqa_before} → {self.mqa_after} "
+            f"(+{self.became_mqa} became / −{self.stopped_mqa} stopped being MQA)"
+        )
+
+
 @dataclass
 class RescorePreview:
     crm: str
@@ -93,6 +143,10 @@ class RescorePreview:
     largest_down: ContactChange | None = None
     sample: list[ContactChange] = field(default_factory=list)
     after: dict[str, tuple[float, str, str | None]] = field(default_factory=dict)
+    # accounts on: each account member's part (recorded by the contact preview, in any
+    # process) and the accounts' preview computed from them in the parent
+    members: dict[str, MemberPart] = field(default_factory=dict)
+    accounts: AccountPreview | None = None
 
     @property
     def to_write(self) -> int:
@@ -126,6 +180,7 @@ class RescorePreview:
         # best first; equal priorities keep contact order (the sort is stable)
         self.sample = sorted(self.sample + other.sample, key=_priority, reverse=True)[:sample]
         self.after.update(other.after)
+        self.members.update(other.members)
 
     def headline(self) -> str:
         return (
@@ -195,6 +250,100 @@ def preview_rescore(
     out = parts[0]
     for part in parts[1:]:
         out.merge(part, sample)
+    if _accounts_on(model) and store.count_account_scores(crm):
+        out.accounts = preview_accounts(store, crm, model, out.members, now, sample=sample)
+    return out
+
+
+def _accounts_on(model: LoadedModel) -> bool:
+    section = model.model.accounts
+    return section is not None and section.enabled
+
+
+def preview_accounts(
+    store: StateStore,
+    crm: str,
+    model: LoadedModel,
+    members: dict[str, MemberPart],
+    now: datetime,
+    *,
+    sample: int = 10,
+) -> AccountPreview:
+    """Every stored account scored again with `model` from its members' recomputed parts
+    (`members`), compared with its stored score. Reads only."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from connector.account_stage import AccountStage
+    from connector.scoring.accounts import score_account
+    from connector.state.accounts import live_account_members
+    from connector.types import AccountMember
+
+    stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=crm, model=model)))
+    out = AccountPreview()
+    changes: list[AccountChange] = []
+    members_of = live_account_members(store, crm)
+    companies = store.get_crm_companies(
+        crm, [a.partition(":")[2] for a in members_of if a.startswith("company:")]
+    )
+    stored_all = store.account_scores_many(crm, list(members_of))
+    seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
+
+    def level(title: str | None) -> str:
+        found = seniority.get(title)
+        if found is None:
+            found = seniority[title] = model.titles.classify(title).seniority
+        return found
+
+    for account_id, rows in members_of.items():
+        account, _ = stage._account_from(account_id, companies)
+        people = [
+            AccountMember(
+                cid,
+                name,
+                title,
+                level(title),
+                part[1],
+                part[0],
+                part[2],
+            )
+            for cid, name, title in rows
+            if (part := members.get(cid)) is not None
+        ]
+        result = score_account(stage.ca, account, people, now)
+        stored = stored_all.get(account_id)
+        out.accounts += 1
+        before_grade = stored.grade if stored is not None else NO_GRADE
+        out.transitions[(before_grade, result.grade)] += 1
+        before_mqa = stored is not None and stored.mqa
+        out.mqa_before += before_mqa
+        out.mqa_after += result.mqa
+        out.became_mqa += result.mqa and not before_mqa
+        out.stopped_mqa += before_mqa and not result.mqa
+        grade_changed = stored is not None and stored.grade != result.grade
+        score_changed = stored is None or round(stored.score, 2) != round(result.score, 2)
+        out.grade_changes += grade_changed
+        out.score_changes += score_changed
+        if score_changed or grade_changed or before_mqa != result.mqa:
+            label = (stored.name or stored.domain) if stored is not None else None
+            changes.append(
+                AccountChange(
+                    account_id,
+                    label or account.company.name or account.company.domain or account_id,
+                    stored.score if stored is not None else None,
+                    stored.grade if stored is not None else None,
+                    before_mqa,
+                    result.score,
+                    result.grade,
+                    result.mqa,
+                    result.mqa_reason,
+                )
+            )
+    changes.sort(
+        key=lambda c: (int(c.mqa_flip), int(c.before_grade != c.after_grade), abs(c.delta)),
+        reverse=True,
+    )
+    out.sample = changes[:sample]
     return out
 
 
@@ -213,11 +362,16 @@ def _preview_range(
     out = RescorePreview(crm, now, model.version, model.fingerprint)
     heap: list[tuple[tuple[int, int, float], int, ContactChange]] = []
     seq = 0
-    rescored = rescore_stored(store, crm, [model], enricher, now, after=after, upto=upto)
+    times: dict[str, str] | None = {} if _accounts_on(model) else None
+    rescored = rescore_stored(
+        store, crm, [model], enricher, now, after=after, upto=upto, times=times
+    )
     for chunk in _chunks(rescored, SCORE_BATCH):
         ids = [r.contact.id for r in chunk]
         stored_scores = store.get_scores_many(crm, ids)
         written_many = store.get_written_many(crm, ids)
+        if times is not None:
+            _record_members(store, crm, chunk, out.members, times, model, now)
         for contact, enrichment, (result,) in chunk:
             stored = stored_scores.get(contact.id)
             # live contacts only (rescore_stored): every one is writable
@@ -251,6 +405,68 @@ def _preview_range(
         tick(len(chunk))
     out.sample = [c for _, _, c in sorted(heap, key=lambda x: (x[0], x[1]), reverse=True)]
     return out
+
+
+def _record_members(
+    store: StateStore,
+    crm: str,
+    chunk: list[Rescored],
+    into: dict[str, MemberPart],
+    times: dict[str, str],
+    model: LoadedModel,
+    now: datetime,
+) -> None:
+    """What account scoring reads of the chunk's account members, rescored; `times`: the
+    chunk's events' times by key (from the rows just scored: no second read). Of a member's
+    rule hits, only what `score_account` reads is kept: the latest one (breadth) and those of
+    the rules the account rules count."""
+    linked = store.contact_accounts_many(crm, [r.contact.id for r in chunk])
+    if not linked:
+        return
+    section = model.model.accounts
+    counted = (
+        frozenset(n for rule in section.engagement.rules for n in rule.rules)
+        if section
+        else frozenset()
+    )
+    now_ts = now.timestamp()
+    for r in chunk:
+        if r.contact.id not in linked:
+            continue
+        res = r.results[0]
+        hits: list[tuple[str, float]] = []
+        latest: tuple[str, str] | None = (
+            None  # (time text, rule): fixed-width UTC text sorts as time
+        )
+        for reason in res.reasons:
+            if reason.kind != "engagement" or reason.points <= 0:
+                continue
+            keep = reason.rule in counted
+            for k in reason.event_ids:
+                text = times.get(k)
+                if text is None:
+                    continue
+                if keep:
+                    hits.append((reason.rule, datetime.fromisoformat(text).timestamp()))
+                if latest is None or text > latest[0]:
+                    latest = (text, reason.rule)
+        if latest is not None:
+            t = datetime.fromisoformat(latest[0]).timestamp()
+            if t > now_ts:  # a future-dated event: breadth wants the latest one up to now
+                every = [
+                    (reason.rule, datetime.fromisoformat(times[k]).timestamp())
+                    for reason in res.reasons
+                    if reason.kind == "engagement" and reason.points > 0
+                    for k in reason.event_ids
+                    if k in times
+                ]
+                past = [h for h in every if h[1] <= now_ts]
+                hits = [h for h in every if h[0] in counted]
+                if past:
+                    hits.append(max(past, key=lambda h: h[1]))
+            elif latest[1] not in counted:  # a counted rule's hits are all kept already
+                hits.append((latest[1], t))
+        into[res.contact_id] = (res.engagement_points, res.grade, tuple(hits))
 
 
 def _chunks(items: Iterable[Rescored], size: int) -> Iterator[list[Rescored]]:
@@ -336,13 +552,20 @@ def recompute_range(
     upto: str = LAST_ID,
     *,
     write_company_fields: bool = False,
+    member_parts: dict[str, MemberPart] | None = None,
 ) -> tuple[int, int]:
     """Score the live contacts with ids in `(after, upto]` with `model`, save every score, and
     put those whose CRM values would change on the write backlog (committed with their scores,
-    batch by batch: a stop loses nothing). No CRM call. Returns (scored, put on the backlog)."""
+    batch by batch: a stop loses nothing). No CRM call. Returns (scored, put on the backlog).
+    `member_parts`: filled with what account scoring reads of each account member."""
     scored = backlog = 0
-    rescored = rescore_stored(store, crm, [model], enricher, now, after=after, upto=upto)
+    times: dict[str, str] | None = {} if member_parts is not None else None
+    rescored = rescore_stored(
+        store, crm, [model], enricher, now, after=after, upto=upto, times=times
+    )
     for chunk in _chunks(rescored, SCORE_BATCH):
+        if member_parts is not None and times is not None:
+            _record_members(store, crm, chunk, member_parts, times, model, now)
         written = store.get_written_many(crm, [r.contact.id for r in chunk])
         changed: list[str] = []
         for contact, enrichment, (result,) in chunk:
@@ -370,20 +593,36 @@ def recompute_all(
     workers: int | None = None,
     write_company_fields: bool = False,
     progress: Callable[[int], None] | None = None,
+    member_parts: dict[str, MemberPart] | None = None,
 ) -> tuple[int, int]:
     """`recompute_range` over every live contact, by id range in `workers` processes
     (`connector.ops.parallel`), each with the enricher `enricher_for(its store)` builds.
     Every score row is rewritten: the due-time index is rebuilt once at the end instead of
-    updated row by row (`StateStore.bulk_scoring`). `progress(n)`: `n` more contacts saved."""
+    updated row by row (`StateStore.bulk_scoring`). `progress(n)`: `n` more contacts saved.
+    `member_parts`: filled with each account member's part (from every process), for
+    `AccountStage.rollup` to score the accounts without reading the scores back."""
 
-    def job(st: StateStore, after: str, upto: str) -> tuple[int, int]:
+    def job(st: StateStore, after: str, upto: str) -> tuple[int, int, dict[str, MemberPart]]:
         enricher = enricher_for(st) if enricher_for is not None else None
-        return recompute_range(
-            st, crm, model, enricher, now, after, upto, write_company_fields=write_company_fields
+        mine: dict[str, MemberPart] | None = {} if member_parts is not None else None
+        scored, backlog = recompute_range(
+            st,
+            crm,
+            model,
+            enricher,
+            now,
+            after,
+            upto,
+            write_company_fields=write_company_fields,
+            member_parts=mine,
         )
+        return scored, backlog, mine or {}
 
     with store.bulk_scoring():
         parts = by_id_range(store, crm, job, workers, progress)
+    if member_parts is not None:
+        for p in parts:
+            member_parts.update(p[2])
     return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 
@@ -422,6 +661,9 @@ def apply_rescore(
     def body(summary: SyncSummary) -> None:
         if not pipeline.options.dry_run:
             activate(pipeline.store, pipeline.crm, model, now=pipeline.clock())
+        stage = pipeline.accounts
+        accounts = stage is not None and stage.enabled()
+        parts: dict[str, MemberPart] | None = {} if accounts else None
         scored, _ = recompute_all(
             pipeline.store,
             pipeline.crm,
@@ -431,8 +673,18 @@ def apply_rescore(
             workers=workers,
             write_company_fields=pipeline.options.write_company_fields,
             progress=progress,
+            member_parts=parts,
         )
+        if stage is not None and parts is not None:
+            # every account is scored again after its members, from their new scores, before
+            # the writes (their MQL at an MQA reads the new account scores)
+            from connector.account_stage import PassState
+
+            stage.state, stage.contact_props = PassState(), {}
+            stage.rollup(parts, pipeline.clock())
         pipeline.score_and_write(pipeline.store.pending_write_ids(pipeline.crm), summary)
+        if stage is not None and stage.enabled():
+            stage.finish(pipeline.clock(), summary)
         summary.scored = scored  # each contact once (those written were scored twice)
 
     return Applied(first, pipeline.run_pass("rescore", body))

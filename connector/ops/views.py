@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from connector.ops.accounts import AccountExplanation, AccountRow
 from connector.ops.common import iso_min, num, signed
 from connector.ops.dead_letters import RetryResult
-from connector.ops.rescore import NO_GRADE, ContactChange, RescorePreview
+from connector.ops.rescore import NO_GRADE, AccountPreview, ContactChange, RescorePreview
 from connector.ops.simulate import GRADES, Simulation
 from connector.ops.status import Status, run_counts, run_duration
 from connector.pipeline import PlannedWrite
@@ -52,24 +56,56 @@ def print_preview(console: Console, p: RescorePreview, *, dry_run: bool) -> None
     console.print(_transitions(p))
     if p.sample:
         console.print(_sample_table(p.sample, f"Sample: {len(p.sample)} changed contact(s)"))
+    if p.accounts is not None:
+        _print_account_preview(console, p.accounts)
 
 
-def _transitions(p: RescorePreview) -> Table:
-    table = Table(title="Grade: stored (rows) → rescored (columns)", title_justify="left")
+def _print_account_preview(console: Console, a: AccountPreview) -> None:
+    console.print(a.headline(), highlight=False)
+    console.print(_matrix(a.transitions, "Account grade: stored (rows) → rescored (columns)"))
+    if not a.sample:
+        return
+    table = Table(
+        title=f"Sample: {len(a.sample)} changed account(s), MQA flips first", title_justify="left"
+    )
+    table.add_column("account", overflow="ellipsis", no_wrap=True, max_width=30)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("grade", justify="center", no_wrap=True)
+    table.add_column("MQA", overflow="fold", max_width=60)
+    for c in a.sample:
+        before = "—" if c.before_score is None else num(c.before_score)
+        mqa = "MQA" if c.after_mqa else "no"
+        if c.mqa_flip:
+            mqa = f"became MQA ({c.after_mqa_reason})" if c.after_mqa else "stopped being MQA"
+        table.add_row(
+            c.label,
+            f"{before} → {num(c.after_score)}",
+            f"{c.before_grade or '—'} → {c.after_grade}",
+            mqa,
+        )
+    console.print(table)
+
+
+def _matrix(transitions: Counter[tuple[str, str]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
     table.add_column("before \\ after")
     for g in GRADES:
         table.add_column(g, justify="right")
     table.add_column("total", justify="right")
-    befores = [g for g in (*GRADES, NO_GRADE) if any(k[0] == g for k in p.transitions)]
+    befores = [g for g in (*GRADES, NO_GRADE) if any(k[0] == g for k in transitions)]
     for b in befores:
         cells: list[Text | str] = []
         for a in GRADES:
-            n = p.transitions.get((b, a), 0)
+            n = transitions.get((b, a), 0)
             style = "dim" if (a == b or n == 0) else "bold yellow"
             cells.append(Text(str(n) if n else "·", style=style))
-        total = sum(n for (x, _), n in p.transitions.items() if x == b)
+        total = sum(n for (x, _), n in transitions.items() if x == b)
         table.add_row("never scored" if b == NO_GRADE else b, *cells, str(total))
     return table
+
+
+def _transitions(p: RescorePreview) -> Table:
+    return _matrix(p.transitions, "Grade: stored (rows) → rescored (columns)")
 
 
 def _sample_table(rows: list[ContactChange], title: str) -> Table:
@@ -346,3 +382,135 @@ def print_retry(console: Console, r: RetryResult, labels: dict[str, str]) -> Non
         )
     console.print(table)
     console.print(r.line())
+
+
+# ------------------------------------------------------------------------ accounts
+
+
+def accounts_table(
+    rows: list[AccountRow], title: str, *, compact: bool = False, width: int = 100
+) -> Table:
+    """The hottest accounts: account (name, domain, members), grade, score, MQA (with its
+    reason), engaged people (names and titles, "…and N more"). `compact`: one line per
+    account (the demo)."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+        show_edge=not compact,
+        pad_edge=not compact,
+    )
+    account_w = min(
+        24, max((len(r.name if compact else r.domain or r.name) for r in rows), default=7)
+    )
+    table.add_column(
+        "account", overflow="ellipsis", no_wrap=True, min_width=account_w, max_width=24
+    )
+    table.add_column("grade", justify="center", no_wrap=True, min_width=5)
+    table.add_column("score", justify="right", no_wrap=True, min_width=5)
+    table.add_column(
+        "MQA",
+        no_wrap=compact,
+        overflow="ellipsis" if compact else "fold",
+        min_width=3 if compact else 14,
+        max_width=18,
+    )
+    # what the other columns leave (one line per person, cut with "…")
+    used = account_w + 5 + 5 + (18 + 16 if not compact else 3 + 12)
+    table.add_column(
+        "engaged people" if not compact else "engaged/members: people",
+        overflow="ellipsis",
+        no_wrap=True,
+        max_width=max(16, width - used),
+    )
+    for r in rows:
+        if compact:
+            line = f"{len(r.engaged)}/{r.members}: " + r.people(4)
+            table.add_row(r.name, r.grade, num(r.score), "MQA" if r.mqa else "—", line)
+            continue
+        mqa = Text(f"MQA: {r.mqa_reason}", style="bold green") if r.mqa else Text("—")
+        people = [p.name + (f", {p.title}" if p.title else "") for p in r.engaged[:3]]
+        if len(r.engaged) > 3:
+            people.append(f"…and {len(r.engaged) - 3} more")
+        account = r.name + (f"\n{r.domain}" if r.domain and r.domain != r.name else "")
+        table.add_row(
+            f"{account}\n{r.members} member{'' if r.members == 1 else 's'}",
+            r.grade,
+            num(r.score),
+            mqa,
+            "\n".join(people) or "—",
+        )
+    return table
+
+
+def print_accounts(console: Console, rows: list[AccountRow], scored: int) -> None:
+    if not rows:
+        console.print(
+            "No scored accounts yet: turn on LEADSCORE_ACCOUNTS=true and run `leadscore sync`."
+        )
+        return
+    mqas = sum(1 for r in rows if r.mqa)
+    console.print(
+        accounts_table(
+            rows,
+            f"The {len(rows)} hottest of {scored} scored account(s) ({mqas} MQA)",
+            width=console.width,
+        )
+    )
+
+
+def print_account_explanation(console: Console, x: AccountExplanation) -> None:
+    where = f" ({x.domain})" if x.domain and x.domain.lower() != x.name.lower() else ""
+    console.print(
+        f"[bold]{x.name}[/bold]{where} — {x.account_id}: score [bold]{num(x.score)}[/bold], "
+        f"grade [bold]{x.grade}[/bold], "
+        + (f"[bold green]MQA[/bold green] ({x.mqa_reason})" if x.mqa else "not an MQA")
+        + f"; model {x.model_version}, scored {iso_min(x.scored_at)} UTC",
+        highlight=False,
+    )
+    points = Table(title="Points", title_justify="left", show_lines=False)
+    points.add_column("points", justify="right", no_wrap=True)
+    points.add_column("rule", no_wrap=True)
+    points.add_column("why", overflow="fold", ratio=2)
+    points.add_column("people", overflow="fold", ratio=1)
+    for p in x.points:
+        if p.rule == "grade" and p.category == "account_fit":  # the sum of the fit rules
+            points.add_row(f"fit {num(p.points)}", "grade", p.text, "—")
+            continue
+        text = p.text
+        if p.category == "account_fit" and text.startswith(signed(p.points) + " "):
+            text = text[len(signed(p.points)) + 1 :]
+        points.add_row(signed(p.points), p.rule, text, ", ".join(p.people) or "—")
+    console.print(points)
+    members = Table(title=f"Members: {len(x.members)}", title_justify="left")
+    members.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=30)
+    members.add_column("title", overflow="ellipsis", no_wrap=True, max_width=18)
+    members.add_column("score", justify="right", no_wrap=True, min_width=5)
+    members.add_column("grade", justify="center", no_wrap=True, min_width=5)
+    members.add_column("stage", no_wrap=True, min_width=5)
+    members.add_column("engaged", justify="right", no_wrap=True, min_width=7)
+    members.add_column("counted", justify="right", no_wrap=True, min_width=7)
+    for m in x.members:
+        members.add_row(
+            m.email or m.name,
+            m.title or "—",
+            "—" if m.score is None else num(m.score),
+            m.grade or "—",
+            short_stage(m.stage),
+            num(m.engagement_points),
+            num(m.counted_points),
+        )
+    console.print(members)
+    if x.not_counted:
+        console.print("[bold]Did not count[/bold]")
+        for line in x.not_counted:
+            console.print(f"  - {line}", highlight=False)
+    if x.history:
+        console.print("[bold]History[/bold]")
+        for h in x.history:
+            at = h["scored_at"]
+            console.print(
+                f"  {iso_min(at)}  {h['model_version']}: score {num(float(h['score']))}, "
+                f"grade {h['grade']}" + (", MQA" if h["mqa"] else ""),
+                highlight=False,
+            )

@@ -163,6 +163,23 @@ def _param(items: Iterable[str]) -> str:
     return json.dumps(list(dict.fromkeys(items)))
 
 
+def live_account_members(store: Any, crm: str) -> dict[str, list[tuple[str, str, str | None]]]:
+    """{account id: [(contact id, name, job title)]} of every account's live members, in one
+    read (a rescore rolls every account up)."""
+    rows = store.db.execute(
+        "SELECT a.account_id, c.id, c.first_name, c.last_name, c.email, c.job_title "
+        "FROM contact_accounts a JOIN contacts_with_live c ON c.crm = a.crm AND "
+        "c.id = a.contact_id WHERE a.crm = ? AND c.live "
+        "ORDER BY a.account_id, c.id",
+        [crm],
+    )
+    out: dict[str, list[tuple[str, str, str | None]]] = {}
+    for account_id, cid, first, last, email, title in rows:
+        name = " ".join(p for p in (first, last) if p) or email or cid
+        out.setdefault(account_id, []).append((cid, name, title))
+    return out
+
+
 class AccountsStateMixin(StoreBase):
     """Account tables of the state DB. Mixed into `StateStore` (uses its connection and
     transactions); every statement is a literal, lists travel as one JSON parameter."""
@@ -435,6 +452,21 @@ class AccountsStateMixin(StoreBase):
     def top_accounts(self, crm: str, n: int = 20) -> list[StoredAccountScore]:
         """The `n` highest-scored accounts, highest first (ties by account id)."""
         return [_account_row(r) for r in self._conn.execute(_TOP_ACCOUNTS, (crm, n))]
+
+    def account_ids(self, crm: str) -> list[str]:
+        """Every account that has a member or a score (a rescore scores them all)."""
+        rows = self._conn.execute(
+            "SELECT account_id FROM contact_accounts WHERE crm = ? UNION "
+            "SELECT account_id FROM account_scores WHERE crm = ? ORDER BY 1",
+            (crm, crm),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def count_account_scores(self, crm: str) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM account_scores WHERE crm = ?", (crm,)
+        ).fetchone()
+        return int(row[0])
 
     def get_account(self, crm: str, key: str) -> StoredAccountScore | None:
         """An account by its id (`company:123`, `domain:acme.com`), its CRM company id

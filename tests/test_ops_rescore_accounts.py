@@ -1,0 +1,273 @@
+"""`rescore` with accounts on (issue 21): the dry run's account grade transitions and MQA flips,
+computed from the members' recomputed scores; the applied rescore rescores every account and
+writes the changed company values, diff-only. Against the HubSpot sandbox's demo portal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pydantic import SecretStr
+
+from connector.account_stage import AccountStage
+from connector.cli import cli
+from connector.crm.hubspot import HubSpotAdapter
+from connector.demo import _portal_source
+from connector.enrich.enricher import build_enricher
+from connector.model.loader import LoadedModel, load_model
+from connector.ops import analysis
+from connector.ops.common import ReadOnlyCompanyCache
+from connector.ops.rescore import AccountChange, apply_rescore, preview_rescore
+from connector.pipeline import Pipeline
+from connector.retry import RetryPolicy
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.settings import load_settings
+from connector.state.store import StateStore
+
+from .conftest import NOW, Harness
+
+CRM = "hubspot"
+
+
+def accounts_model(tmp_path: Path) -> Path:
+    """The default model, version bumped, account grade A from 85 (was 60) and an MQA from
+    150 points (was 100)."""
+    src = Path(load_model().path)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("titles.yaml", "target_accounts.txt"):
+        shutil.copy(src.parent / name, folder / name)
+    text = src.read_text()
+    for old, new in (
+        ('version: "2026.11-default"', 'version: "2026.12-accounts"'),
+        ("    grades: {A: 60, B: 40, C: 20}", "    grades: {A: 85, B: 40, C: 20}"),
+        ("  mqa: {threshold: 100, grades", "  mqa: {threshold: 150, grades"),
+    ):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = folder / "model.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def acc(tmp_path: Path) -> Iterator[Harness]:
+    """The demo portal (13 companies, the Northwind Data committee) synced with accounts on."""
+    with HubSpotSandbox.start(
+        _portal_source(), now=NOW, search_rate_limit=10_000, time_scale=0.01
+    ) as sb:
+        adapter = HubSpotAdapter(
+            SecretStr(sb.token),
+            sb.url,
+            search_per_second=10_000,
+            timeout_s=5,
+            retry=RetryPolicy(attempts=4, base_seconds=0.01, max_seconds=0.05, seed=1),
+            accounts=True,
+        )
+        adapter.ensure_properties()
+        store = StateStore.open(tmp_path / "state.db")
+        enricher = build_enricher(load_settings(), cache=store.company_cache)
+        pipeline = Pipeline(store, adapter, load_model(), enricher=enricher, clock=lambda: NOW)
+        pipeline.accounts = AccountStage(pipeline)
+        first = pipeline.sync()
+        assert first.status == "ok" and first.scored == 54
+        sb.clear_log()
+        try:
+            yield Harness(sb, adapter, store, pipeline, [NOW])
+        finally:
+            adapter.close()
+            store.close()
+
+
+def _preview(h: Harness, model: LoadedModel, workers: int = 1):  # type: ignore[no-untyped-def]
+    def enricher_for(st: StateStore):  # type: ignore[no-untyped-def]
+        return build_enricher(load_settings(), cache=ReadOnlyCompanyCache(st.company_cache))
+
+    return preview_rescore(
+        h.store,
+        CRM,
+        model,
+        enricher_for(h.store),
+        NOW,
+        sample=10,
+        workers=workers,
+        enricher_for=enricher_for,
+    )
+
+
+EXPECTED_SAMPLE = [
+    AccountChange("company:9003", "Globex", 131.0, "B", True, 131.0, "B", False, None),
+    AccountChange("company:9008", "Wayne Enterprises", 124.0, "B", True, 124.0, "B", False, None),
+    AccountChange(
+        "company:9001", "Acme Analytics", 375.0, "A", True, 375.0, "B", True,
+        "score 375 ≥ 150, grade B, 6 people engaged",
+    ),
+    AccountChange(
+        "company:9012", "Northwind Data", 174.0, "A", True, 174.0, "B", True,
+        "score 174 ≥ 150, grade B, 4 people engaged",
+    ),
+]  # fmt: skip
+
+
+def test_dry_run_shows_account_grade_transitions_and_mqa_flips(
+    acc: Harness, tmp_path: Path
+) -> None:
+    model = load_model(accounts_model(tmp_path))
+    before = list(acc.store.db.conn.iterdump())
+    preview = _preview(acc, model)
+    assert list(acc.store.db.conn.iterdump()) == before  # nothing written
+    assert acc.sb.requests == []  # no CRM call
+    a = preview.accounts
+    assert a is not None
+    assert (a.accounts, a.score_changes, a.grade_changes) == (12, 0, 2)
+    assert a.transitions == {("A", "B"): 2, ("B", "B"): 5, ("C", "C"): 4, ("D", "D"): 1}
+    assert (a.mqa_before, a.mqa_after, a.became_mqa, a.stopped_mqa) == (6, 4, 0, 2)
+    assert a.sample == EXPECTED_SAMPLE  # MQA flips first, then grade changes
+    # the same from two processes sharing the contacts (each records its members' parts)
+    two = _preview(acc, model, workers=2).accounts
+    assert two is not None
+    assert (two.transitions, two.sample) == (a.transitions, a.sample)
+
+
+def test_cli_dry_run_prints_the_account_matrix_and_flips(
+    acc: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analysis, "_now", lambda: NOW)
+    path = accounts_model(tmp_path)
+    state = str(tmp_path / "state.db")
+    env = {
+        "LEADSCORE_HUBSPOT_TOKEN": acc.sb.token,
+        "LEADSCORE_HUBSPOT_BASE_URL": acc.sb.url,
+        "LEADSCORE_ACCOUNTS": "true",
+        "COLUMNS": "100",
+    }
+    args = ["--state", state, "rescore", "--dry-run", "--model", str(path), "--workers", "1"]
+    res = CliRunner().invoke(cli, args, env=env)
+    assert res.exit_code == 0, res.output
+    lines = [line.rstrip() for line in res.output.splitlines()]
+    start = lines.index(
+        "12 account(s): 0 score change(s), 2 grade change(s), MQA 6 → 4 (+0 became / −2 "
+        "stopped being MQA)"
+    )
+    assert lines[start + 1 :] == [
+        "Account grade: stored (rows) → rescored",
+        "(columns)",
+        "┏━━━━━━━━━━━━━━━━┳━━━┳━━━┳━━━┳━━━┳━━━━━━━┓",
+        "┃ before \\ after ┃ A ┃ B ┃ C ┃ D ┃ total ┃",
+        "┡━━━━━━━━━━━━━━━━╇━━━╇━━━╇━━━╇━━━╇━━━━━━━┩",
+        "│ A              │ · │ 2 │ · │ · │     2 │",
+        "│ B              │ · │ 5 │ · │ · │     5 │",
+        "│ C              │ · │ · │ 4 │ · │     4 │",
+        "│ D              │ · │ · │ · │ 1 │     1 │",
+        "└────────────────┴───┴───┴───┴───┴───────┘",
+        "Sample: 4 changed account(s), MQA flips first",
+        "┏━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━━━━━━━━━┓",
+        "┃ account           ┃     score ┃ grade ┃ MQA               ┃",
+        "┡━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━━━━━━━━━━┩",
+        "│ Globex            │ 131 → 131 │ B → B │ stopped being MQA │",
+        "│ Wayne Enterprises │ 124 → 124 │ B → B │ stopped being MQA │",
+        "│ Acme Analytics    │ 375 → 375 │ A → B │ MQA               │",
+        "│ Northwind Data    │ 174 → 174 │ A → B │ MQA               │",
+        "└───────────────────┴───────────┴───────┴───────────────────┘",
+        "Would update 54 contact(s) (dry run, nothing written). Apply with the same command "
+        "without --dry-run.",
+    ]
+    res = CliRunner().invoke(cli, [*args, "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert "members" not in doc
+    assert doc["accounts"]["transitions"] == {"A→B": 2, "B→B": 5, "C→C": 4, "D→D": 1}
+    assert (doc["accounts"]["became_mqa"], doc["accounts"]["stopped_mqa"]) == (0, 2)
+    assert [s["label"] for s in doc["accounts"]["sample"]] == [
+        "Globex",
+        "Wayne Enterprises",
+        "Acme Analytics",
+        "Northwind Data",
+    ]
+
+
+def test_applied_rescore_rescores_every_account_and_writes_what_changed(
+    acc: Harness, tmp_path: Path
+) -> None:
+    model = load_model(accounts_model(tmp_path))
+    preview = _preview(acc, model)
+    applied = apply_rescore(acc.pipeline, model)
+    assert applied.rescore is not None
+    assert (applied.sync.status, applied.rescore.status) == ("ok", "ok")
+    stored = {
+        a.name: (a.score, a.grade, a.mqa, a.model_version) for a in acc.store.top_accounts(CRM, 20)
+    }
+    assert len(stored) == 12
+    assert {v[3] for v in stored.values()} == {"2026.12-accounts"}
+    assert preview.accounts is not None
+    for c in preview.accounts.sample:
+        assert stored[c.label][:3] == (c.after_score, c.after_grade, c.after_mqa)
+    companies: dict[str, dict[str, str]] = {}
+    for r in acc.sb.requests:
+        if r.path.rstrip("/") == "/crm/v3/objects/companies/batch/update" and r.status == 200:
+            for item in r.body["inputs"]:
+                companies.setdefault(str(item["id"]), {}).update(item["properties"])
+    # every company record shows the new model version; the grade and MQA changes are written
+    assert sorted(companies) == sorted(
+        k.split(":")[1] for k in acc.store.account_ids(CRM) if k.startswith("company:")
+    )
+    assert companies["9001"]["leadscore_account_grade"] == "B"
+    assert companies["9012"]["leadscore_account_grade"] == "B"
+    assert companies["9003"]["leadscore_mqa_reason"] == ""
+    assert companies["9008"]["leadscore_mqa_reason"] == ""
+    assert "leadscore_account_grade" not in companies["9003"]  # unchanged: not sent
+    assert {p["leadscore_model_version"] for p in companies.values()} == {"2026.12-accounts"}
+    # applied: a new preview finds no account left to change
+    again = _preview(acc, model).accounts
+    assert again is not None
+    assert (again.score_changes, again.grade_changes, again.became_mqa, again.stopped_mqa) == (
+        0, 0, 0, 0,
+    )  # fmt: skip
+
+
+def test_report_shows_conversion_by_account_grade_and_mqa(
+    acc: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sales takes two Acme MQLs (an MQA) and a Stark Industries MQL (not an MQA) to SQL;
+    Taylor at Globex (an MQA) was made an SQL by sales: sales-sourced, outside the rates."""
+    from connector.ops.report import build_report, render_html
+
+    for cid in ("139", "101", "145"):
+        acc.sb.portal.set_property(cid, "lifecyclestage", "salesqualifiedlead")
+    assert acc.pipeline.sync().status == "ok"
+    r = build_report(acc.store, CRM, NOW)
+    grades = {f.key: (f.contacts, f.mqls, f.sqls) for f in r.by_account_grade}
+    assert grades == {
+        "A": (10, 6, 2),
+        "B": (14, 6, 0),
+        "C": (12, 5, 1),
+        "D": (3, 0, 0),
+        "no account": (15, 2, 0),
+    }
+    assert {f.key: (f.contacts, f.mqls, f.sqls, f.mql_to_sql) for f in r.by_mqa} == {
+        "MQA accounts": (23, 12, 2, 2 / 12),
+        "other accounts": (16, 5, 1, 1 / 5),
+        "no account": (15, 2, 0, 0.0),
+    }
+    res = CliRunner().invoke(
+        cli, ["--state", str(tmp_path / "state.db"), "report"], env={"COLUMNS": "110"}
+    )
+    assert res.exit_code == 0, res.output
+    lines = [line.rstrip() for line in res.output.splitlines()]
+    start = lines.index("By MQA (the account's current verdict)")
+    assert lines[start + 4 : start + 7] == [
+        "│ MQA accounts   │       23 │  12 │   2 │         0 │             1 │     17% │        "
+        "0% │        0% │",
+        "│ other accounts │       16 │   5 │   1 │         0 │             0 │     20% │        "
+        "0% │        0% │",
+        "│ no account     │       15 │   2 │   0 │         0 │             0 │      0% │         "
+        "— │        0% │",
+    ]
+    html = render_html(r)
+    assert '<section id="by-account-grade"><h2>Conversion by account grade</h2>' in html
+    assert '<section id="by-mqa"><h2>Conversion at MQA accounts</h2>' in html
+    assert "<tr><td>MQA accounts</td><td>23</td><td>12</td><td>2</td>" in html

@@ -319,8 +319,14 @@ def init_properties_cmd(ctx: click.Context) -> None:
     from connector.app import build_adapter
 
     settings = _settings(ctx)
+    model = _load_model_or_exit(str(settings.model_path)) if settings.crm == "hubspot" else None
     try:
         adapter = build_adapter(settings)
+        if model is not None:  # the priority property's options: the model's labels
+            from connector.crm.hubspot import HubSpotAdapter
+
+            if isinstance(adapter, HubSpotAdapter):
+                adapter.priority_labels = tuple(model.model.priority.labels())
         try:
             created = adapter.ensure_properties()
         finally:

@@ -81,6 +81,7 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
     "scored_at": "leadScoredAt__c",
     "mql_reason": "mqlReason__c",
     "profile_mismatch": "profileMismatch__c",
+    "priority": "leadPriority__c",
     STAGE: "leadStatus",
 }
 # our lifecycle stage -> the status value written to the stage field

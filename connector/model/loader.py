@@ -21,7 +21,7 @@ from connector.model.problems import (
     pydantic_problems,
 )
 from connector.model.problems import format_errors as format_errors
-from connector.model.schema import ScoringModel, semantic_problems
+from connector.model.schema import Priority, ScoringModel, semantic_problems
 from connector.model.titles import TitleClassifier, TitleTable, validate_title_table
 from connector.model.vocabulary import vocabulary_problems
 from connector.resources import DEFAULT_MODEL_PATH as _SHIPPED_MODEL
@@ -54,8 +54,11 @@ class LoadedModel:
 
 
 def fingerprint(model: ScoringModel, titles: TitleTable) -> str:
+    content = model.model_dump(mode="json", by_alias=True)
+    if model.priority == Priority():  # the default bands: the fingerprint from before them
+        content.pop("priority")
     payload = json.dumps(
-        {"model": model.model_dump(mode="json", by_alias=True), "titles": titles.model_dump()},
+        {"model": content, "titles": titles.model_dump()},
         sort_keys=True,
         separators=(",", ":"),
     )

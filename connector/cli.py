@@ -259,6 +259,7 @@ def result_json(contact: object, r: object) -> dict[str, object]:
         "engagement_points": r.engagement_points,
         "fit_points": r.fit_points,
         "grade": r.grade,
+        "priority": r.priority,
         "mql": r.lifecycle.mql,
         "mql_reason": r.lifecycle.mql_reason,
         "stage": r.lifecycle.current_stage,

@@ -164,6 +164,7 @@ def _hubspot_row(sb: Any, cid: str) -> dict[str, Any]:
         "id": cid,
         "email": props.get("email") or "",
         "grade": props.get(PROPERTY_NAMES["grade"]) or "",
+        "priority": props.get(PROPERTY_NAMES["priority"]) or "",
         "score": props.get(PROPERTY_NAMES["score"]) or "",
         "stage": props.get("lifecyclestage") or "",
         "mql_reason": props.get(PROPERTY_NAMES["mql_reason"]) or "",
@@ -185,6 +186,7 @@ def _marketo_row(sb: Any, cid: str, fields: dict[str, str]) -> dict[str, Any]:
         "id": cid,
         "email": values.get("email") or "",
         "grade": get("grade") or "",
+        "priority": get("priority") or "",
         "score": "" if score is None else str(int(float(score))),
         "stage": str(get("lifecycle_stage") or ""),
         "mql_reason": get("mql_reason") or "",
@@ -239,6 +241,7 @@ def _table(
     )
     table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=36)
     table.add_column("grade", justify="center")
+    table.add_column("priority", justify="center")
     table.add_column("score", justify="right")
     table.add_column("stage", no_wrap=True)
     table.add_column("why (MQL reason, top reasons)", overflow="fold", ratio=1)
@@ -254,5 +257,12 @@ def _table(
         if r["mismatch"]:
             why.append("⚑ behaviour yes, profile no")
         why.append(r["reasons"])
-        table.add_row(r["email"], r["grade"], r["score"], short_stage(r["stage"]), "; ".join(why))
+        table.add_row(
+            r["email"],
+            r["grade"],
+            r["priority"],
+            r["score"],
+            short_stage(r["stage"]),
+            "; ".join(why),
+        )
     return table

@@ -20,6 +20,9 @@ How each number is counted (the page repeats this in its footnote):
 - Grade, score band and model version are those **at hand-off**: the first `score_history`
   row in which the model said MQL; for a contact that never qualified, its current stored
   score. So a model change does not rewrite how past MQLs are attributed.
+- Priority matrix: grade × engagement band at hand-off, the band of the hand-off score by the
+  priority bands of the model in force (the default bands before any rollout); each cell's
+  contacts and MQL → SQL rate (a heat map in the HTML page).
 - Program: the first form or webinar in the contact's stored events ("form: Contact Us",
   "webinar: …"), the program that captured them and the one teams tune; without one, the first
   e-mail campaign they opened or clicked ("e-mail campaign 2003"; e-mails reach everyone, so they
@@ -50,6 +53,7 @@ from connector.crm.base import CRM_MQL_DATE
 from connector.errors import ConnectorError, InputError
 from connector.files import write_private
 from connector.ops.common import pct
+from connector.scoring.engine import priority_bands, priority_label
 from connector.state.codec import decode_mapping
 from connector.state.store import StateStore
 from connector.types import LIFECYCLE_ORDER, MQL, SQL, stage_rank
@@ -131,6 +135,13 @@ class Report:
     by_model: list[Funnel]
     models_in_scores: list[tuple[str, int]] = field(default_factory=list)  # current scores
     unscored: int = 0
+    # grade × engagement band at hand-off: the band names (highest first) and one Funnel per
+    # cell keyed by its priority label ("A1"), grades A-D × bands in order
+    priority_bands: list[str] = field(default_factory=list)
+    by_priority: list[Funnel] = field(default_factory=list)
+
+    def priority_cell(self, grade: str, band: str) -> Funnel:
+        return next(f for f in self.by_priority if f.key == grade + band)
 
 
 def band_of(score: float) -> str:
@@ -204,14 +215,31 @@ def _handoff_scores(
     return out, seen
 
 
+def bands_in_force(store: StateStore, crm: str) -> tuple[tuple[float, str], ...]:
+    """The priority bands of the model in force; the default bands before any rollout."""
+    from connector.active_model import rebuild
+    from connector.model.schema import ScoringModel
+
+    active = store.get_active_model(crm)
+    model = rebuild(active).model if active is not None else ScoringModel(version="default")
+    return priority_bands(model)
+
+
 def build_report(
-    store: StateStore, crm: str, now: datetime, *, since: datetime | None = None
+    store: StateStore,
+    crm: str,
+    now: datetime,
+    *,
+    since: datetime | None = None,
+    bands: Sequence[tuple[float, str]] | None = None,
 ) -> Report:
-    """Conversion by grade, band, program and model version (see the module docstring).
-    Reads only."""
+    """Conversion by grade, band, priority cell, program and model version (see the module
+    docstring). `bands`: the priority bands (default: the model in force's). Reads only."""
+    bands = tuple(bands) if bands is not None else bands_in_force(store, crm)
+    cells = {g + name: Funnel(g + name) for g in GRADES for _, name in bands}
     total = Funnel("all contacts")
     grades = {g: Funnel(g) for g in GRADES}
-    bands = {b[0]: Funnel(b[0]) for b in BANDS}
+    bands_ = {b[0]: Funnel(b[0]) for b in BANDS}
     programs: dict[str, Funnel] = {}
     models: dict[str, Funnel] = {}
     unscored = Funnel(UNSCORED)
@@ -240,7 +268,10 @@ def build_report(
         else:
             sc, grade, version = at
             grades.setdefault(grade, Funnel(grade)).add(*flags)
-            bands[band_of(sc)].add(*flags)
+            bands_[band_of(sc)].add(*flags)
+            cell = cells.get(priority_label(grade, sc, bands))
+            if cell is not None:  # a grade outside A-D (never from the engine): no cell
+                cell.add(*flags)
             models.setdefault(version, Funnel(version)).add(*flags)
         program = first_program.get(contact.id)
         if program is None:
@@ -256,7 +287,7 @@ def build_report(
         )
     ]
     by_grade = list(grades.values())
-    by_band = list(bands.values())
+    by_band = list(bands_.values())
     if unscored.contacts:
         by_grade.append(unscored)
         by_band.append(replace(unscored))
@@ -273,6 +304,8 @@ def build_report(
         by_model=sorted(models.values(), key=lambda f: (-f.contacts, f.key)),
         models_in_scores=in_scores,
         unscored=unscored.contacts,
+        priority_bands=[name for _, name in bands],
+        by_priority=list(cells.values()),
     )
 
 
@@ -307,12 +340,41 @@ def print_report(console: Console, r: Report) -> None:
     console.print(f"model version in the stored scores: {models}")
     console.print(_table("By grade at hand-off", "grade", r.by_grade))
     console.print(_table("By score band at hand-off", "band", r.by_band))
+    console.print(_matrix(r))
     rows = r.by_program[:TERMINAL_PROGRAM_ROWS]
     title = "By program (first form or webinar, else e-mail campaign)"
     if len(r.by_program) > len(rows):
         title += f" — top {len(rows)} of {len(r.by_program)}"
     console.print(_table(title, "program", rows))
     console.print(_table("By model version at hand-off", "model", r.by_model))
+
+
+def _matrix(r: Report) -> Table:
+    """Grade × engagement band at hand-off: contacts, and MQL → SQL (SQLs of MQLs) per cell."""
+    table = Table(
+        title="Priority at hand-off (grade × engagement band)",
+        title_justify="left",
+        caption="cell: contacts · MQL→SQL (SQLs/MQLs)",
+        caption_justify="left",
+    )
+    table.add_column("grade")
+    for band in r.priority_bands:
+        table.add_column(f"band {band}", justify="right")
+    for grade in GRADES:
+        cells = [r.priority_cell(grade, band) for band in r.priority_bands]
+        table.add_row(
+            grade,
+            *(_cell_text(f) for f in cells),
+        )
+    return table
+
+
+def _cell_text(f: Funnel) -> str:
+    if not f.contacts:
+        return "—"
+    if not f.mqls:
+        return f"{f.contacts} · no MQL"
+    return f"{f.contacts} · {pct(f.mql_to_sql)} ({f.sqls}/{f.mqls})"
 
 
 def _table(title: str, key: str, rows: Sequence[Funnel]) -> Table:
@@ -385,6 +447,15 @@ th { color: #4b5563; font-weight: 600; background: #fafbfc; white-space: normal;
 .grid2 th, .grid2 td { padding: 4px 5px; }
 th:first-child, td:first-child { text-align: left; white-space: normal; }
 td.rate { font-weight: 600; }
+table.heat { width: auto; border-collapse: separate; border-spacing: 4px; }
+table.heat th { background: none; text-align: center; border: 0; padding: 4px 8px; }
+table.heat th.g { text-align: right; font-size: 15px; vertical-align: middle; }
+table.heat td { width: 150px; height: 64px; text-align: center; border: 0; border-radius: 6px;
+  padding: 6px 8px; vertical-align: middle; }
+table.heat td .r { font-size: 18px; font-weight: 700; display: block; }
+table.heat td .c { font-size: 11px; display: block; opacity: .85; }
+table.heat td.none { background: #f3f4f6; color: #9ca3af; }
+.heat-note { color: #6b7280; font-size: 12px; margin: 6px 0 0; }
 footer { color: #6b7280; font-size: 12px; margin-top: 8px; }
 footer ul { padding-left: 18px; margin: 6px 0; }
 @media print { body { background: #fff; } section, .card { box-shadow: none;
@@ -474,6 +545,9 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         band_chart,
         _html_table("score band", r.by_band),
         "</section></div>",
+        '<section id="priority"><h2>Priority at hand-off: grade × engagement band</h2>',
+        _heat_map(r),
+        "</section>",
         f'<section id="by-program"><h2>By program{escape(program_note)}</h2>',
         _html_table("program", programs),
         "</section>",
@@ -492,6 +566,9 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         "<li>Grade, score band and model version are those at hand-off: the score with which "
         "the contact first qualified as MQL, or the current score for contacts that never "
         "did.</li>",
+        "<li>Priority: the grade and the engagement band of the score at hand-off, by the "
+        "bands of the model in force; a cell's colour is its MQL → SQL rate (grey: no MQLs)."
+        "</li>",
         "<li>Program: the first form or webinar in the contact's activity; without one, the "
         "first e-mail campaign opened or clicked; without that, the CRM's original source."
         "</li>",
@@ -499,6 +576,45 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         "</ul></footer></main></body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _heat_map(r: Report) -> str:
+    """The grade × band matrix as a table whose cells are shaded by their MQL → SQL rate."""
+    head = (
+        "<tr><th></th>" + "".join(f"<th>band {escape(b)}</th>" for b in r.priority_bands) + "</tr>"
+    )
+    rows = []
+    for grade in GRADES:
+        tds = []
+        for band in r.priority_bands:
+            f = r.priority_cell(grade, band)
+            rate = f.mql_to_sql
+            counts = (
+                f"{f.contacts:,} contact{'s' if f.contacts != 1 else ''} · "
+                f"{f.sqls:,} of {f.mqls:,} MQLs"
+            )
+            title = escape(f"{f.key}: {counts}, MQL → SQL {pct(rate)}")
+            if rate is None:
+                tds.append(
+                    f'<td class="none" title="{title}"><span class="r">{escape(f.key)}</span>'
+                    f'<span class="c">{escape(counts)}</span></td>'
+                )
+                continue
+            alpha = 0.12 + 0.83 * rate
+            ink = "#fff" if alpha > 0.55 else "#1f2937"
+            tds.append(
+                f'<td style="background: rgba(37, 99, 235, {alpha:.2f}); color: {ink}" '
+                f'title="{title}"><span class="r">{escape(f.key)} · {pct(rate)}</span>'
+                f'<span class="c">{escape(counts)}</span></td>'
+            )
+        rows.append(f'<tr><th class="g">{grade}</th>{"".join(tds)}</tr>')
+    bands = ", ".join(escape(b) for b in r.priority_bands)
+    return (
+        f'<table class="heat"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+        f'<p class="heat-note">Rows: grade (profile fit). Columns: engagement band ({bands}, '
+        "hottest first). Each cell: its priority label and MQL → SQL rate, contacts, SQLs of "
+        "MQLs; darker blue converts better, grey has no MQLs.</p>"
+    )
 
 
 def _html_table(key: str, rows: Sequence[Funnel]) -> str:

@@ -240,7 +240,7 @@ def _table(
         pad_edge=False,
     )
     table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=36)
-    table.add_column("grade", justify="center")
+    # the priority label: the grade and the engagement band (A1: grade A, band 1)
     table.add_column("priority", justify="center")
     table.add_column("score", justify="right")
     table.add_column("stage", no_wrap=True)
@@ -259,8 +259,7 @@ def _table(
         why.append(r["reasons"])
         table.add_row(
             r["email"],
-            r["grade"],
-            r["priority"],
+            r["priority"] or r["grade"],
             r["score"],
             short_stage(r["stage"]),
             "; ".join(why),

@@ -260,7 +260,7 @@ def test_report_matrix_exact_cells(tmp_path: Path) -> None:
         assert '<section id="priority">' in html
         assert 'A1 · 67%</span><span class="c">3 contacts · 2 of 3 MQLs</span>' in html
         assert (
-            '<td class="none" title="C2: 1 contact · 0 of 0 MQLs, MQL → SQL —">'
+            '<td class="none" title="C2: 1 contact · no MQLs, MQL → SQL —">'
             '<span class="r">C2</span>'
         ) in html
         assert 'style="background: rgba(37, 99, 235, 0.67); color: #fff"' in html  # A1: 2/3

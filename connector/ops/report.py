@@ -138,6 +138,7 @@ class Report:
     # grade × engagement band at hand-off: the band names (highest first) and one Funnel per
     # cell keyed by its priority label ("A1"), grades A-D × bands in order
     priority_bands: list[str] = field(default_factory=list)
+    priority_band_ranges: list[str] = field(default_factory=list)  # "100+", "50–<100", "<50"
     by_priority: list[Funnel] = field(default_factory=list)
 
     def priority_cell(self, grade: str, band: str) -> Funnel:
@@ -225,6 +226,20 @@ def bands_in_force(store: StateStore, crm: str) -> tuple[tuple[float, str], ...]
     return priority_bands(model)
 
 
+def _band_ranges(bands: Sequence[tuple[float, str]]) -> list[str]:
+    """Each band's scores for people: "100+", "50–<100", ..., the last "<50" (it takes every
+    score below the band before it)."""
+    out: list[str] = []
+    for i, (low, _) in enumerate(bands):
+        if i == 0:
+            out.append(f"{low:g}+")
+        elif i == len(bands) - 1:
+            out.append(f"<{bands[i - 1][0]:g}")
+        else:
+            out.append(f"{low:g}–<{bands[i - 1][0]:g}")
+    return out
+
+
 def build_report(
     store: StateStore,
     crm: str,
@@ -305,6 +320,7 @@ def build_report(
         models_in_scores=in_scores,
         unscored=unscored.contacts,
         priority_bands=[name for _, name in bands],
+        priority_band_ranges=_band_ranges(bands),
         by_priority=list(cells.values()),
     )
 
@@ -358,8 +374,8 @@ def _matrix(r: Report) -> Table:
         caption_justify="left",
     )
     table.add_column("grade")
-    for band in r.priority_bands:
-        table.add_column(f"band {band}", justify="right")
+    for band, scores in zip(r.priority_bands, r.priority_band_ranges, strict=True):
+        table.add_column(f"band {band} ({scores})", justify="right")
     for grade in GRADES:
         cells = [r.priority_cell(grade, band) for band in r.priority_bands]
         table.add_row(
@@ -581,7 +597,12 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
 def _heat_map(r: Report) -> str:
     """The grade × band matrix as a table whose cells are shaded by their MQL → SQL rate."""
     head = (
-        "<tr><th></th>" + "".join(f"<th>band {escape(b)}</th>" for b in r.priority_bands) + "</tr>"
+        "<tr><th></th>"
+        + "".join(
+            f"<th>band {escape(b)}<br><small>score {escape(s)}</small></th>"
+            for b, s in zip(r.priority_bands, r.priority_band_ranges, strict=True)
+        )
+        + "</tr>"
     )
     rows = []
     for grade in GRADES:
@@ -589,9 +610,9 @@ def _heat_map(r: Report) -> str:
         for band in r.priority_bands:
             f = r.priority_cell(grade, band)
             rate = f.mql_to_sql
+            contacts = f"{f.contacts:,} contact{'s' if f.contacts != 1 else ''}"
             counts = (
-                f"{f.contacts:,} contact{'s' if f.contacts != 1 else ''} · "
-                f"{f.sqls:,} of {f.mqls:,} MQLs"
+                f"{contacts} · {f.sqls:,} of {f.mqls:,} MQLs" if f.mqls else f"{contacts} · no MQLs"
             )
             title = escape(f"{f.key}: {counts}, MQL → SQL {pct(rate)}")
             if rate is None:

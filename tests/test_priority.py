@@ -295,3 +295,26 @@ def test_report_cli_prints_the_matrix_on_the_demo_portal(demo: Harness) -> None:
         "│ A │ 2 · 0% (0/2) │ 1 · no MQL │ 2 · no MQL │",
         "│ D │ 6 · 0% (0/1) │ 2 · no MQL │ 8 · no MQL │",
     ]
+
+
+def test_after_an_upgrade_one_rescore_writes_the_priority_once_to_every_contact(
+    demo: Harness,
+) -> None:
+    from connector.ops.rescore import apply_rescore
+
+    demo.pipeline.sync()
+    demo.pipeline.sync()  # idle: our own writes pulled back
+    # the state a version before the priority left: no priority stored, none written
+    demo.store.db.execute("UPDATE scores SET priority = NULL")
+    demo.store.db.execute("DELETE FROM written WHERE property = 'priority'")
+    demo.sb.clear_log()
+    applied = apply_rescore(demo.pipeline, load_model())
+    assert applied.written == 50
+    assert {frozenset(w["properties"]) for w in demo.writes()} == {
+        frozenset({"leadscore_priority", "leadscore_scored_at"})
+    }
+    assert {w["id"]: w["properties"]["leadscore_priority"] for w in demo.writes()}.items() >= (
+        PERSONAS.items()
+    )
+    demo.sb.clear_log()
+    assert demo.pipeline.sync().written == 0 and demo.writes() == []

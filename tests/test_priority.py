@@ -3,6 +3,7 @@ written to the CRM, shown by explain and the demo, and the report's grade × ban
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -286,6 +287,12 @@ def test_report_cli_prints_the_matrix_on_the_demo_portal(demo: Harness) -> None:
     }
     path = str(demo.store.path)
     demo.store.close()
+    res = CliRunner().invoke(cli, ["--state", path, "report", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["priority_bands"] == ["1", "2", "3"]
+    assert doc["priority_band_ranges"] == ["100+", "50–<100", "<50"]
+    assert {f["key"]: (f["contacts"], f["mqls"], f["sqls"]) for f in doc["by_priority"]} == cells
     res = CliRunner().invoke(cli, ["--state", path, "report"])
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()

@@ -62,11 +62,14 @@ def test_default_labels_at_every_band_edge() -> None:
     cases = {
         ("A", 110): "A1",
         ("A", 100): "A1",
-        ("A", 99.99): "A2",
+        ("A", 99.4): "A2",
+        ("A", 99.5): "A1",  # the CRM shows 100 (leadscore_score is rounded)
         ("B", 50): "B2",
-        ("B", 49.5): "B3",
+        ("B", 49.5): "B2",  # shown as 50
+        ("B", 49.4): "B3",
         ("C", 0): "C3",
         ("C", 0.01): "C3",
+        ("C", -0.4): "C3",
         ("D", -75): "D3",
         ("D", 1000): "D1",
     }
@@ -78,7 +81,7 @@ def test_custom_bands_below_every_minimum_take_the_last_band() -> None:
     assert priority_label("B", 80, bands) == "Bhot"
     assert priority_label("B", 79, bands) == "Bwarm"
     assert priority_label("B", 5, bands) == "Bcold"
-    assert priority_label("B", 4.9, bands) == "Bcold"
+    assert priority_label("B", 4.4, bands) == "Bcold"
     assert priority_label("B", -30, bands) == "Bcold"
 
 

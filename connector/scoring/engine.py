@@ -568,9 +568,12 @@ def priority_bands(model: ScoringModel) -> tuple[tuple[float, str], ...]:
 
 def priority_label(grade: str, score: float, bands: Sequence[tuple[float, str]]) -> str:
     """The priority label `<grade><band>` (A1 … D3): the first band whose minimum the score
-    reaches, bands highest first; below every minimum, the last band."""
+    reaches, bands highest first; below every minimum, the last band. The score as the CRM
+    shows it (rounded as `leadscore_score` is written): a rep who reads 100 reads A1, and the
+    label changes only with the score shown, never in a write of its own."""
+    shown = round(score)
     for low, name in bands:
-        if score >= low:
+        if shown >= low:
             return grade + name
     return grade + bands[-1][1]
 

@@ -260,6 +260,7 @@ def result_json(contact: object, r: object) -> dict[str, object]:
         "engagement_points": r.engagement_points,
         "fit_points": r.fit_points,
         "grade": r.grade,
+        "priority": r.priority,
         "mql": r.lifecycle.mql,
         "mql_reason": r.lifecycle.mql_reason,
         "stage": r.lifecycle.current_stage,
@@ -320,8 +321,14 @@ def init_properties_cmd(ctx: click.Context) -> None:
     from connector.app import build_adapter
 
     settings = _settings(ctx)
+    model = _load_model_or_exit(str(settings.model_path)) if settings.crm == "hubspot" else None
     try:
         adapter = build_adapter(settings)
+        if model is not None:  # the priority property's options: the model's labels
+            from connector.crm.hubspot import HubSpotAdapter
+
+            if isinstance(adapter, HubSpotAdapter):
+                adapter.priority_labels = tuple(model.model.priority.labels())
         try:
             created = adapter.ensure_properties()
         finally:

@@ -171,6 +171,7 @@ def _hubspot_row(sb: Any, cid: str) -> dict[str, Any]:
         "id": cid,
         "email": props.get("email") or "",
         "grade": props.get(PROPERTY_NAMES["grade"]) or "",
+        "priority": props.get(PROPERTY_NAMES["priority"]) or "",
         "score": props.get(PROPERTY_NAMES["score"]) or "",
         "stage": props.get("lifecyclestage") or "",
         "mql_reason": props.get(PROPERTY_NAMES["mql_reason"]) or "",
@@ -192,6 +193,7 @@ def _marketo_row(sb: Any, cid: str, fields: dict[str, str]) -> dict[str, Any]:
         "id": cid,
         "email": values.get("email") or "",
         "grade": get("grade") or "",
+        "priority": get("priority") or "",
         "score": "" if score is None else str(int(float(score))),
         "stage": str(get("lifecycle_stage") or ""),
         "mql_reason": get("mql_reason") or "",
@@ -266,7 +268,8 @@ def _table(
         pad_edge=False,
     )
     table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=36)
-    table.add_column("grade", justify="center")
+    # the priority label: the grade and the engagement band (A1: grade A, band 1)
+    table.add_column("priority", justify="center")
     table.add_column("score", justify="right")
     table.add_column("stage", no_wrap=True)
     table.add_column("why (MQL reason, top reasons)", overflow="fold", ratio=1)
@@ -282,5 +285,11 @@ def _table(
         if r["mismatch"]:
             why.append("⚑ behaviour yes, profile no")
         why.append(r["reasons"])
-        table.add_row(r["email"], r["grade"], r["score"], short_stage(r["stage"]), "; ".join(why))
+        table.add_row(
+            r["email"],
+            r["priority"] or r["grade"],
+            r["score"],
+            short_stage(r["stage"]),
+            "; ".join(why),
+        )
     return table

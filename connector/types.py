@@ -199,6 +199,7 @@ class ScoreResult:
     next_change_at: datetime | None
     reasons: tuple[Reason, ...] = ()
     hand_raiser: bool = False
+    priority: str = ""  # grade + engagement band (A1 … D3); "" for a score stored before it
 
     @property
     def mql_reason(self) -> str | None:

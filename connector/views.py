@@ -33,6 +33,7 @@ def scores_table(rows: Iterable[tuple[Contact, ScoreResult]], title: str = "Scor
     table = Table(title=title, show_lines=False, expand=False)
     table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=36)
     table.add_column("grade", justify="center")
+    table.add_column("priority", justify="center")
     table.add_column("score", justify="right")
     table.add_column("stage")
     table.add_column("MQL reason", max_width=30, overflow="fold")
@@ -45,6 +46,7 @@ def scores_table(rows: Iterable[tuple[Contact, ScoreResult]], title: str = "Scor
         table.add_row(
             contact.email or contact.id,
             r.grade,
+            r.priority or "—",
             _num(r.score),
             stage,
             (r.lifecycle.mql_reason or "") + flag,
@@ -72,6 +74,7 @@ def print_explanation(
     console.print(
         f"score [bold]{_num(result.score)}[/bold] (engagement {_num(result.engagement_points)})"
         f" · grade [bold]{result.grade}[/bold] (fit {_num(result.fit_points)})"
+        f" · priority [bold]{result.priority or '—'}[/bold]"
         f" · model {result.model_version} ({result.model_fingerprint})"
         f" · scored at {result.scored_at.isoformat()}"
     )

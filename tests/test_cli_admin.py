@@ -53,7 +53,7 @@ def test_dry_run_needs_no_properties_and_shows_a_table(
     assert res.exit_code == 0, res.output
     lines = [line.rstrip() for line in res.output.splitlines()]
     assert lines[0] == (
-        "note: the CRM lacks 8 of our properties (leadscore_fit_score, leadscore_grade, "
+        "note: the CRM lacks 9 of our properties (leadscore_fit_score, leadscore_grade, "
         "leadscore_model_version, …): run `leadscore init-properties` before a real sync "
         "(this dry run writes nothing)"
     )

@@ -29,6 +29,7 @@ def test_demo_syncs_the_portal_and_the_second_sync_writes_nothing(tmp_path: Path
     assert result.second.api_calls_by_kind.get("companies.batch_update", 0) == 0
     rows = {r["email"]: r for r in result.rows}
     dana = rows["dana.whitfield@acme-analytics.com"]
+    assert dana["priority"] == "A1"  # leadPriority__c
     assert (dana["grade"], dana["score"], dana["stage"], dana["mql_reason"]) == (
         "A",
         "110",
@@ -82,6 +83,7 @@ def test_marketo_demo_gives_the_same_personas_and_an_idle_resync(tmp_path: Path)
     assert result.second.written == 0
     rows = {r["email"]: r for r in result.rows}
     dana = rows["dana.whitfield@acme-analytics.com"]
+    assert dana["priority"] == "A1"  # leadPriority__c
     assert (dana["grade"], dana["score"], dana["stage"], dana["mql_reason"]) == (
         "A",
         "110",
@@ -108,16 +110,18 @@ def _demo_lines(*args: str, columns: str = "100") -> list[str]:
 
 def test_demo_fits_a_100_column_screen_personas_first() -> None:
     lines = _demo_lines()
-    # one screen: the contacts part in 36 lines, and the accounts table in 8 (title, header,
-    # rule, five accounts one line each) — 44 at 100 columns, a laptop terminal's height
+    # one screen: the contacts part in 37 lines (the priority column leaves the reasons a little
+    # less room), and the accounts table in 8 (title, header, rule, five accounts one line each)
+    # — 45 at 100 columns, a laptop terminal's height
     start = next(i for i, line in enumerate(lines) if line.startswith("Accounts: "))
-    assert len(lines) - 8 <= 36 and len(lines) <= 44, "\n".join(lines)
+    assert len(lines) - 8 <= 37 and len(lines) <= 45, "\n".join(lines)
     assert max(len(line) for line in lines) <= 100
     first = "\n".join(lines[:10])
     assert "dana.whitfield@acme-analytics.com" in first
     rows = [line.split() for line in lines if "@" in line and line.split()[0].count("@") == 1]
     got = {r[0]: (r[1], r[2], r[3]) for r in rows}
-    # the six personas of the README, in its order, each whole on one line, with its scores
+    # the six personas of the README, in its order, each whole on one line, with its priority
+    # label (grade + engagement band), score and stage
     assert list(got) == [
         "dana.whitfield@acme-analytics.com",
         "riley.chen1987@gmail.com",
@@ -126,12 +130,12 @@ def test_demo_fits_a_100_column_screen_personas_first() -> None:
         "taylor.brooks@globex.co.uk",
         "casey@initech.com",
     ]
-    assert got["dana.whitfield@acme-analytics.com"] == ("A", "110", "MQL")
-    assert got["riley.chen1987@gmail.com"] == ("D", "100", "MQL")
-    assert got["jordan.pike@outlook.com"] == ("D", "-75", "lead")
-    assert got["morgan@rivalscore.io"] == ("D", "145", "lead")
-    assert got["taylor.brooks@globex.co.uk"] == ("A", "0", "SQL")
-    assert got["casey@initech.com"] == ("A", "0", "lead")
+    assert got["dana.whitfield@acme-analytics.com"] == ("A1", "110", "MQL")
+    assert got["riley.chen1987@gmail.com"] == ("D1", "100", "MQL")
+    assert got["jordan.pike@outlook.com"] == ("D3", "-75", "lead")
+    assert got["morgan@rivalscore.io"] == ("D1", "145", "lead")
+    assert got["taylor.brooks@globex.co.uk"] == ("A3", "0", "SQL")
+    assert got["casey@initech.com"] == ("A3", "0", "lead")
     text = "\n".join(lines)
     assert "All 54 contacts by grade: A 6 · B 19 · C 13 · D 16" in text
     # two more MQLs than without accounts: grade A/B people with 60+ points at an MQA

@@ -19,6 +19,7 @@ SCORE_PROPERTIES: tuple[str, ...] = (
     "scored_at",
     "mql_reason",
     "profile_mismatch",
+    "priority",
 )
 STAGE = "lifecycle_stage"
 # The score properties compared with what the CRM shows (read with the contacts): a value a

@@ -101,6 +101,7 @@ PROPERTY_NAMES: dict[str, str] = {
     "scored_at": "leadscore_scored_at",
     "mql_reason": "leadscore_mql_reason",
     "profile_mismatch": "leadscore_profile_mismatch",
+    "priority": "leadscore_priority",
     STAGE: "lifecyclestage",
     "company_name": "company",
     "company_industry": "industry",
@@ -158,6 +159,24 @@ PROPERTY_DEFS: list[dict[str, Any]] = [
         ],
     },
 ]
+PRIORITY_PROPERTY = "leadscore_priority"
+# the labels of the default model's bands (1: score 100+, 2: 50+, 3: below), best first
+DEFAULT_PRIORITY_LABELS: tuple[str, ...] = tuple(g + b for g in "ABCD" for b in "123")
+
+
+def priority_property(labels: Sequence[str]) -> dict[str, Any]:
+    """The priority property (grade + engagement band): an enumeration of the model's labels,
+    best first, so that a view sorts A1 first."""
+    return {
+        "name": PRIORITY_PROPERTY,
+        "label": "Lead priority (grade + engagement)",
+        "type": "enumeration",
+        "fieldType": "select",
+        "options": [{"label": v, "value": v, "displayOrder": i} for i, v in enumerate(labels)],
+    }
+
+
+PROPERTY_DEFS.append(priority_property(DEFAULT_PRIORITY_LABELS))
 
 _GRADE_OPTIONS = [{"label": g, "value": g, "displayOrder": i} for i, g in enumerate("ABCD")]
 # Account scoring (issue 21): on every contact, the account's heat; on companies, the account.
@@ -305,6 +324,7 @@ class HubSpotAdapter:
         portal_id: int | None = None,
         extra_properties: Sequence[str] = (),
         accounts: bool = False,
+        priority_labels: Sequence[str] = DEFAULT_PRIORITY_LABELS,
     ) -> None:
         if token is None or not token.get_secret_value():
             raise ConfigError("LEADSCORE_HUBSPOT_TOKEN is not set")
@@ -324,6 +344,8 @@ class HubSpotAdapter:
         self.portal_id = portal_id
         # more CRM properties the sync will write (e.g. company fields): checked at start
         self.extra_properties = tuple(PROPERTY_NAMES.get(p, p) for p in extra_properties)
+        # the options `ensure_properties` gives the priority property: the model's labels
+        self.priority_labels = tuple(priority_labels)
         # True when the portal's events API is unavailable (plan or scope): engagement then
         # comes from the roll-up properties on every plan (see ROLLUP_PROPERTIES)
         self.rollups = False
@@ -555,6 +577,8 @@ class HubSpotAdapter:
         for spec in defs:
             if spec["name"] in existing:
                 continue
+            if spec["name"] == PRIORITY_PROPERTY:
+                spec = priority_property(self.priority_labels)
             prop = PropertyCreate(group_name=GROUP, **_snake(spec))
             create = partial(
                 self._props.create_with_http_info,

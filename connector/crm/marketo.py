@@ -82,6 +82,7 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
     "scored_at": "leadScoredAt__c",
     "mql_reason": "mqlReason__c",
     "profile_mismatch": "profileMismatch__c",
+    "priority": "leadPriority__c",
     STAGE: "leadStatus",
     # account scoring (issue 21): the account's values on each lead (most instances cannot
     # write company records); checked only when account scoring is on

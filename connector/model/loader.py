@@ -21,7 +21,7 @@ from connector.model.problems import (
     pydantic_problems,
 )
 from connector.model.problems import format_errors as format_errors
-from connector.model.schema import ScoringModel, semantic_problems
+from connector.model.schema import Priority, ScoringModel, semantic_problems
 from connector.model.titles import TitleClassifier, TitleTable, validate_title_table
 from connector.model.vocabulary import vocabulary_problems
 from connector.resources import DEFAULT_MODEL_PATH as _SHIPPED_MODEL
@@ -57,10 +57,10 @@ class LoadedModel:
 def fingerprint(
     model: ScoringModel, titles: TitleTable, targets: frozenset[str] = frozenset()
 ) -> str:
-    content: dict[str, Any] = {
-        "model": model.model_dump(mode="json", by_alias=True),
-        "titles": titles.model_dump(),
-    }
+    dumped = model.model_dump(mode="json", by_alias=True)
+    if model.priority == Priority():  # the default bands: the fingerprint from before them
+        dumped.pop("priority")
+    content: dict[str, Any] = {"model": dumped, "titles": titles.model_dump()}
     if targets:
         content["target_accounts"] = sorted(targets)
     payload = json.dumps(

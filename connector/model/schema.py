@@ -6,6 +6,7 @@ Unknown keys are errors (a typo must never silently turn a rule off).
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -452,6 +453,48 @@ class AccountsModel(_Strict):
         return self
 
 
+class PriorityBand(_Strict):
+    """One engagement band of the priority label: scores at or above `min` (and below the
+    band before it) get `name`."""
+
+    name: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_+-]+$")
+    min: float
+
+
+def _default_bands() -> list[PriorityBand]:
+    return [
+        PriorityBand(name="1", min=100),
+        PriorityBand(name="2", min=50),
+        PriorityBand(name="3", min=0),
+    ]
+
+
+class Priority(_Strict):
+    """The priority label `<grade><band>` (A1 best fit and hottest … D3): the score's band,
+    highest first; a score below every band's `min` takes the last band."""
+
+    bands: list[PriorityBand] = Field(default_factory=_default_bands)
+
+    @field_validator("bands")
+    @classmethod
+    def _bands_descend(cls, v: list[PriorityBand]) -> list[PriorityBand]:
+        if not v:
+            raise ValueError("priority needs at least one band")
+        names = [b.name for b in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"band names must be unique, {', '.join(dupes)} repeats")
+        mins = [b.min for b in v]
+        if any(a <= b for a, b in pairwise(mins)):
+            shown = " > ".join(f"{b.name}={b.min:g}" for b in v)
+            raise ValueError(f"band minimums must descend, highest first, got {shown}")
+        return v
+
+    def labels(self) -> list[str]:
+        """Every label, best first (A1, A2, …, D3): the CRM property's options."""
+        return [g + b.name for g in GRADES for b in self.bands]
+
+
 class ScoringModel(_Strict):
     version: str = Field(min_length=1)
     name: str = ""
@@ -466,6 +509,8 @@ class ScoringModel(_Strict):
     accounts: AccountsModel | None = Field(
         default=None, description="Account scoring (companies); absent: contacts only."
     )
+
+    priority: Priority = Field(default_factory=Priority)
 
     @field_validator("lists")
     @classmethod

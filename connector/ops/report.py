@@ -20,6 +20,9 @@ How each number is counted (the page repeats this in its footnote):
 - Grade, score band and model version are those **at hand-off**: the first `score_history`
   row in which the model said MQL; for a contact that never qualified, its current stored
   score. So a model change does not rewrite how past MQLs are attributed.
+- Priority matrix: grade × engagement band at hand-off, the band of the hand-off score by the
+  priority bands of the model in force (the default bands before any rollout); each cell's
+  contacts and MQL → SQL rate (a heat map in the HTML page).
 - Program: the first form or webinar in the contact's stored events ("form: Contact Us",
   "webinar: …"), the program that captured them and the one teams tune; without one, the first
   e-mail campaign they opened or clicked ("e-mail campaign 2003"; e-mails reach everyone, so they
@@ -50,6 +53,7 @@ from connector.crm.base import CRM_MQL_DATE
 from connector.errors import ConnectorError, InputError
 from connector.files import write_private
 from connector.ops.common import pct
+from connector.scoring.engine import priority_bands, priority_label
 from connector.state.codec import decode_mapping
 from connector.state.store import StateStore
 from connector.types import LIFECYCLE_ORDER, MQL, SQL, stage_rank
@@ -135,6 +139,15 @@ class Report:
     # contacts vs the others; empty without account scores
     by_account_grade: list[Funnel] = field(default_factory=list)
     by_mqa: list[Funnel] = field(default_factory=list)
+
+    # grade × engagement band at hand-off: the band names (highest first) and one Funnel per
+    # cell keyed by its priority label ("A1"), grades A-D × bands in order
+    priority_bands: list[str] = field(default_factory=list)
+    priority_band_ranges: list[str] = field(default_factory=list)  # "100+", "50–<100", "<50"
+    by_priority: list[Funnel] = field(default_factory=list)
+
+    def priority_cell(self, grade: str, band: str) -> Funnel:
+        return next(f for f in self.by_priority if f.key == grade + band)
 
 
 def band_of(score: float) -> str:
@@ -223,14 +236,45 @@ def _contact_accounts(store: StateStore, crm: str) -> dict[str, tuple[str, bool]
     return {str(cid): (str(grade), bool(mqa)) for cid, grade, mqa in rows}
 
 
+def bands_in_force(store: StateStore, crm: str) -> tuple[tuple[float, str], ...]:
+    """The priority bands of the model in force; the default bands before any rollout."""
+    from connector.active_model import rebuild
+    from connector.model.schema import ScoringModel
+
+    active = store.get_active_model(crm)
+    model = rebuild(active).model if active is not None else ScoringModel(version="default")
+    return priority_bands(model)
+
+
+def _band_ranges(bands: Sequence[tuple[float, str]]) -> list[str]:
+    """Each band's scores for people: "100+", "50–<100", ..., the last "<50" (it takes every
+    score below the band before it)."""
+    out: list[str] = []
+    for i, (low, _) in enumerate(bands):
+        if i == 0:
+            out.append(f"{low:g}+")
+        elif i == len(bands) - 1:
+            out.append(f"<{bands[i - 1][0]:g}")
+        else:
+            out.append(f"{low:g}–<{bands[i - 1][0]:g}")
+    return out
+
+
 def build_report(
-    store: StateStore, crm: str, now: datetime, *, since: datetime | None = None
+    store: StateStore,
+    crm: str,
+    now: datetime,
+    *,
+    since: datetime | None = None,
+    bands: Sequence[tuple[float, str]] | None = None,
 ) -> Report:
-    """Conversion by grade, band, program and model version (see the module docstring).
-    Reads only."""
+    """Conversion by grade, band, priority cell, program and model version (see the module
+    docstring). `bands`: the priority bands (default: the model in force's). Reads only."""
+    bands = tuple(bands) if bands is not None else bands_in_force(store, crm)
+    cells = {g + name: Funnel(g + name) for g in GRADES for _, name in bands}
     total = Funnel("all contacts")
     grades = {g: Funnel(g) for g in GRADES}
-    bands = {b[0]: Funnel(b[0]) for b in BANDS}
+    bands_ = {b[0]: Funnel(b[0]) for b in BANDS}
     programs: dict[str, Funnel] = {}
     models: dict[str, Funnel] = {}
     unscored = Funnel(UNSCORED)
@@ -263,7 +307,10 @@ def build_report(
         else:
             sc, grade, version = at
             grades.setdefault(grade, Funnel(grade)).add(*flags)
-            bands[band_of(sc)].add(*flags)
+            bands_[band_of(sc)].add(*flags)
+            cell = cells.get(priority_label(grade, sc, bands))
+            if cell is not None:  # a grade outside A-D (never from the engine): no cell
+                cell.add(*flags)
             models.setdefault(version, Funnel(version)).add(*flags)
         program = first_program.get(contact.id)
         if program is None:
@@ -286,7 +333,7 @@ def build_report(
         )
     ]
     by_grade = list(grades.values())
-    by_band = list(bands.values())
+    by_band = list(bands_.values())
     if unscored.contacts:
         by_grade.append(unscored)
         by_band.append(replace(unscored))
@@ -305,6 +352,9 @@ def build_report(
         unscored=unscored.contacts,
         by_account_grade=list(account_grades.values()) if account_of else [],
         by_mqa=list(mqa.values()) if account_of else [],
+        priority_bands=[name for _, name in bands],
+        priority_band_ranges=_band_ranges(bands),
+        by_priority=list(cells.values()),
     )
 
 
@@ -339,6 +389,7 @@ def print_report(console: Console, r: Report) -> None:
     console.print(f"model version in the stored scores: {models}")
     console.print(_table("By grade at hand-off", "grade", r.by_grade))
     console.print(_table("By score band at hand-off", "band", r.by_band))
+    console.print(_matrix(r))
     rows = r.by_program[:TERMINAL_PROGRAM_ROWS]
     title = "By program (first form or webinar, else e-mail campaign)"
     if len(r.by_program) > len(rows):
@@ -349,6 +400,34 @@ def print_report(console: Console, r: Report) -> None:
         console.print(_table("By account grade (the account's current grade)", "account grade",
                              r.by_account_grade))  # fmt: skip
         console.print(_table("By MQA (the account's current verdict)", "account", r.by_mqa))
+
+
+def _matrix(r: Report) -> Table:
+    """Grade × engagement band at hand-off: contacts, and MQL → SQL (SQLs of MQLs) per cell."""
+    table = Table(
+        title="Priority at hand-off (grade × engagement band)",
+        title_justify="left",
+        caption="cell: contacts · MQL→SQL (SQLs/MQLs)",
+        caption_justify="left",
+    )
+    table.add_column("grade")
+    for band, scores in zip(r.priority_bands, r.priority_band_ranges, strict=True):
+        table.add_column(f"band {band} ({scores})", justify="right")
+    for grade in GRADES:
+        cells = [r.priority_cell(grade, band) for band in r.priority_bands]
+        table.add_row(
+            grade,
+            *(_cell_text(f) for f in cells),
+        )
+    return table
+
+
+def _cell_text(f: Funnel) -> str:
+    if not f.contacts:
+        return "—"
+    if not f.mqls:
+        return f"{f.contacts} · no MQL"
+    return f"{f.contacts} · {pct(f.mql_to_sql)} ({f.sqls}/{f.mqls})"
 
 
 def _table(title: str, key: str, rows: Sequence[Funnel]) -> Table:
@@ -421,6 +500,15 @@ th { color: #4b5563; font-weight: 600; background: #fafbfc; white-space: normal;
 .grid2 th, .grid2 td { padding: 4px 5px; }
 th:first-child, td:first-child { text-align: left; white-space: normal; }
 td.rate { font-weight: 600; }
+table.heat { width: auto; border-collapse: separate; border-spacing: 4px; }
+table.heat th { background: none; text-align: center; border: 0; padding: 4px 8px; }
+table.heat th.g { text-align: right; font-size: 15px; vertical-align: middle; }
+table.heat td { width: 150px; height: 64px; text-align: center; border: 0; border-radius: 6px;
+  padding: 6px 8px; vertical-align: middle; }
+table.heat td .r { font-size: 18px; font-weight: 700; display: block; }
+table.heat td .c { font-size: 11px; display: block; opacity: .85; }
+table.heat td.none { background: #f3f4f6; color: #9ca3af; }
+.heat-note { color: #6b7280; font-size: 12px; margin: 6px 0 0; }
 footer { color: #6b7280; font-size: 12px; margin-top: 8px; }
 footer ul { padding-left: 18px; margin: 6px 0; }
 @media print { body { background: #fff; } section, .card { box-shadow: none;
@@ -510,6 +598,9 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         band_chart,
         _html_table("score band", r.by_band),
         "</section></div>",
+        '<section id="priority"><h2>Priority at hand-off: grade × engagement band</h2>',
+        _heat_map(r),
+        "</section>",
         f'<section id="by-program"><h2>By program{escape(program_note)}</h2>',
         _html_table("program", programs),
         "</section>",
@@ -531,6 +622,9 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         "did.</li>",
         "<li>Account grade and MQA (with account-based scoring on) are the contact's "
         "account's current ones; contacts with no scored account are counted apart.</li>",
+        "<li>Priority: the grade and the engagement band of the score at hand-off, by the "
+        "bands of the model in force; a cell's colour is its MQL → SQL rate (grey: no MQLs)."
+        "</li>",
         "<li>Program: the first form or webinar in the contact's activity; without one, the "
         "first e-mail campaign opened or clicked; without that, the CRM's original source."
         "</li>",
@@ -557,6 +651,50 @@ def _account_sections(r: Report, groups: Any, series: Any) -> list[str]:
         _html_table("account", r.by_mqa),
         "</section></div>",
     ]
+
+
+def _heat_map(r: Report) -> str:
+    """The grade × band matrix as a table whose cells are shaded by their MQL → SQL rate."""
+    head = (
+        "<tr><th></th>"
+        + "".join(
+            f"<th>band {escape(b)}<br><small>score {escape(s)}</small></th>"
+            for b, s in zip(r.priority_bands, r.priority_band_ranges, strict=True)
+        )
+        + "</tr>"
+    )
+    rows = []
+    for grade in GRADES:
+        tds = []
+        for band in r.priority_bands:
+            f = r.priority_cell(grade, band)
+            rate = f.mql_to_sql
+            contacts = f"{f.contacts:,} contact{'s' if f.contacts != 1 else ''}"
+            counts = (
+                f"{contacts} · {f.sqls:,} of {f.mqls:,} MQLs" if f.mqls else f"{contacts} · no MQLs"
+            )
+            title = escape(f"{f.key}: {counts}, MQL → SQL {pct(rate)}")
+            if rate is None:
+                tds.append(
+                    f'<td class="none" title="{title}"><span class="r">{escape(f.key)}</span>'
+                    f'<span class="c">{escape(counts)}</span></td>'
+                )
+                continue
+            alpha = 0.12 + 0.83 * rate
+            ink = "#fff" if alpha > 0.55 else "#1f2937"
+            tds.append(
+                f'<td style="background: rgba(37, 99, 235, {alpha:.2f}); color: {ink}" '
+                f'title="{title}"><span class="r">{escape(f.key)} · {pct(rate)}</span>'
+                f'<span class="c">{escape(counts)}</span></td>'
+            )
+        rows.append(f'<tr><th class="g">{grade}</th>{"".join(tds)}</tr>')
+    bands = ", ".join(escape(b) for b in r.priority_bands)
+    return (
+        f'<table class="heat"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+        f'<p class="heat-note">Rows: grade (profile fit). Columns: engagement band ({bands}, '
+        "hottest first). Each cell: its priority label and MQL → SQL rate, contacts, SQLs of "
+        "MQLs; darker blue converts better, grey has no MQLs.</p>"
+    )
 
 
 def _html_table(key: str, rows: Sequence[Funnel]) -> str:

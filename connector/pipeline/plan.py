@@ -36,6 +36,8 @@ def _desired(result: ScoreResult, reasons: str | None) -> dict[str, str]:
         props["reasons"] = reasons
     props["model_version"] = result.model_version
     props["profile_mismatch"] = "true" if result.profile_mismatch else "false"
+    if result.priority:  # "" on a score stored before priority labels: nothing to write
+        props["priority"] = result.priority
     if result.lifecycle.mql_reason:
         props["mql_reason"] = result.lifecycle.mql_reason
     if result.lifecycle.target_stage:

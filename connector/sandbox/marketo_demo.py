@@ -24,7 +24,8 @@
 
 The instance has the custom fields the connector writes by default: ``leadGrade__c``,
 ``leadScoreReasons__c``, ``leadScoreModel__c``, ``leadScoredAt__c``, ``mqlReason__c``,
-``profileMismatch__c`` (``leadScore`` and ``leadStatus`` are standard fields).
+``profileMismatch__c``, ``leadPriority__c`` (``leadScore`` and ``leadStatus`` are standard
+fields).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ CUSTOM_FIELDS: list[dict[str, Any]] = [
     {"name": "leadScoredAt__c", "displayName": "Lead Scored At", "dataType": "datetime"},
     {"name": "mqlReason__c", "displayName": "MQL Reason", "dataType": "string", "length": 255},
     {"name": "profileMismatch__c", "displayName": "Profile Mismatch", "dataType": "boolean"},
+    {"name": "leadPriority__c", "displayName": "Lead Priority", "dataType": "string", "length": 10},
 ]  # fmt: skip
 
 _EMAIL_TYPES = {"DELIVERED": 7, "BOUNCE": 8, "UNSUBSCRIBED": 9, "OPEN": 10, "CLICK": 11}

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from connector.fastjson import loads as fast_loads
 from connector.model.loader import LoadedModel
-from connector.model.schema import EngagementRule, ForceGrade, Match, Tier
+from connector.model.schema import EngagementRule, ForceGrade, Match, ScoringModel, Tier
 from connector.scoring.lifecycle import decide_lifecycle
 from connector.scoring.matchers import FieldCheck, check_all, compile_conditions
 from connector.types import Contact, Enrichment, Event, EventRow, Reason, ScoreResult
@@ -130,6 +130,7 @@ class CompiledModel:
         self.mql_threshold = m.lifecycle.mql.threshold
         self.mql_grades = tuple(m.lifecycle.mql.grades)
         self.add_to_score = m.fit.add_to_score
+        self.priority_bands = priority_bands(m)
         lists = m.lists
         self.fit_rules = [(r, compile_conditions(r.when, lists)) for r in m.fit.rules]
         self.force_rules: list[tuple[ForceGrade, list[FieldCheck]]] = [
@@ -560,6 +561,23 @@ def _grade_for(cm: CompiledModel, fit_points: float) -> str:
     return "D"
 
 
+def priority_bands(model: ScoringModel) -> tuple[tuple[float, str], ...]:
+    """The model's priority bands as (min, name), highest first."""
+    return tuple((b.min, b.name) for b in model.priority.bands)
+
+
+def priority_label(grade: str, score: float, bands: Sequence[tuple[float, str]]) -> str:
+    """The priority label `<grade><band>` (A1 … D3): the first band whose minimum the score
+    reaches, bands highest first; below every minimum, the last band. The score as the CRM
+    shows it (rounded as `leadscore_score` is written): a rep who reads 100 reads A1, and the
+    label changes only with the score shown, never in a write of its own."""
+    shown = round(score)
+    for low, name in bands:
+        if shown >= low:
+            return grade + name
+    return grade + bands[-1][1]
+
+
 def _signed(points: float) -> str:
     v = int(points) if float(points).is_integer() else round(points, 1)
     return f"+{v}" if points >= 0 else f"{v}"
@@ -923,4 +941,5 @@ def _score_items(
         next_change_at=next_change,
         reasons=tuple(reasons),
         hand_raiser=hand_raise_text is not None and not block_mql,
+        priority=priority_label(grade, total, cm.priority_bands),
     )

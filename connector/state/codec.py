@@ -270,4 +270,5 @@ def score_row(crm: str, r: ScoreResult) -> tuple[Any, ...]:
         scored_at_text(r.scored_at),
         encode_opt_dt(r.next_change_at),
         reasons_json(r.reasons),
+        r.priority,
     )

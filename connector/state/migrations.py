@@ -357,6 +357,12 @@ def m007_webhook_events(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS webhook_events_received ON webhook_events (received_at)")
 
 
+def m009_score_priority(db: Database) -> None:
+    """The priority label of each current score (grade + engagement band, `A1` … `D3`), what
+    the CRM's priority property shows. Scores saved before have none ("") until rescored."""
+    db.execute("ALTER TABLE scores ADD COLUMN priority TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_write_backlog,
@@ -366,6 +372,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m006_active_model,
     m007_webhook_events,
     m008_accounts,
+    m009_score_priority,
 )
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")

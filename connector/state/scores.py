@@ -55,6 +55,7 @@ class StoredScore:
     scored_at: datetime
     next_change_at: datetime | None
     reasons: tuple[Reason, ...] = ()
+    priority: str = ""  # "" for a score saved before migration 008
 
     def to_result(self) -> ScoreResult:
         """The `ScoreResult` this row was saved from (equal to it, field for field)."""
@@ -79,15 +80,16 @@ class StoredScore:
             next_change_at=self.next_change_at,
             reasons=self.reasons,
             hand_raiser=self.hand_raiser,
+            priority=self.priority,
         )
 
 
 _UPSERT_SCORE = """
 INSERT INTO scores (crm, contact_id, score, engagement_points, fit_points, grade, mql,
   mql_reason, current_stage, target_stage, recycled, lifecycle_note, profile_mismatch,
-  hand_raiser, model_version, model_fingerprint, scored_at, next_change_at, reasons)
+  hand_raiser, model_version, model_fingerprint, scored_at, next_change_at, reasons, priority)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-  CAST(?19 AS TEXT))
+  CAST(?19 AS TEXT), ?20)
 ON CONFLICT (crm, contact_id) DO UPDATE SET
   score = excluded.score, engagement_points = excluded.engagement_points,
   fit_points = excluded.fit_points, grade = excluded.grade, mql = excluded.mql,
@@ -96,24 +98,25 @@ ON CONFLICT (crm, contact_id) DO UPDATE SET
   lifecycle_note = excluded.lifecycle_note, profile_mismatch = excluded.profile_mismatch,
   hand_raiser = excluded.hand_raiser, model_version = excluded.model_version,
   model_fingerprint = excluded.model_fingerprint, scored_at = excluded.scored_at,
-  next_change_at = excluded.next_change_at, reasons = excluded.reasons
+  next_change_at = excluded.next_change_at, reasons = excluded.reasons,
+  priority = excluded.priority
 """
 _SELECT_SCORE = """
 SELECT crm, contact_id, score, engagement_points, fit_points, grade, mql, mql_reason,
   current_stage, target_stage, recycled, lifecycle_note, profile_mismatch, hand_raiser,
-  model_version, model_fingerprint, scored_at, next_change_at, reasons
+  model_version, model_fingerprint, scored_at, next_change_at, reasons, priority
 FROM scores WHERE crm = ? AND contact_id = ?
 """
 _SELECT_SCORES_IN = """
 SELECT crm, contact_id, score, engagement_points, fit_points, grade, mql, mql_reason,
   current_stage, target_stage, recycled, lifecycle_note, profile_mismatch, hand_raiser,
-  model_version, model_fingerprint, scored_at, next_change_at, reasons
+  model_version, model_fingerprint, scored_at, next_change_at, reasons, priority
 FROM scores WHERE crm = ? AND contact_id IN (SELECT value FROM json_each(?))
 """
 _SCORES_AFTER = """
 SELECT crm, contact_id, score, engagement_points, fit_points, grade, mql, mql_reason,
   current_stage, target_stage, recycled, lifecycle_note, profile_mismatch, hand_raiser,
-  model_version, model_fingerprint, scored_at, next_change_at, reasons
+  model_version, model_fingerprint, scored_at, next_change_at, reasons, priority
 FROM scores WHERE crm = ? AND contact_id > ? ORDER BY contact_id LIMIT ?
 """
 
@@ -139,6 +142,7 @@ def _stored_score(row: Sequence[Any]) -> StoredScore:
         scored_at=decode_dt(row[16]),
         next_change_at=decode_opt_dt(row[17]),
         reasons=decode_reasons(row[18]),
+        priority=row[19] or "",
     )
 
 

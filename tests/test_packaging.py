@@ -110,9 +110,9 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_validate_model_init_model_and_de
     assert "no firmographics file" not in demo.stderr
     rows = {ln.split()[0]: ln for ln in demo.stdout.splitlines() if "@" in ln.split(" ", 1)[0]}
     # Dana's grade A needs her company's size from the shipped firmographics
-    assert rows["dana.whitfield@acme-analytics.com"].split()[1:5] == ["A", "110", "MQL", "MQL:"]
+    assert rows["dana.whitfield@acme-analytics.com"].split()[1:5] == ["A1", "110", "MQL", "MQL:"]
     assert "MQL: threshold;" in rows["dana.whitfield@acme-analytics.com"]
-    assert rows["riley.chen1987@gmail.com"].split()[1:4] == ["D", "100", "MQL"]
+    assert rows["riley.chen1987@gmail.com"].split()[1:4] == ["D1", "100", "MQL"]
     assert "second sync: 0 write(s), 54 contact(s) unchanged" in demo.stdout
 
 

@@ -29,7 +29,7 @@ from connector.errors import (
 )
 from connector.retry import RetryPolicy, call_with_retry
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("connector.crm.hubspot")  # the package logger, as before the split
 T = TypeVar("T")
 RETRYABLE_CATEGORIES = {"RATE_LIMITS", "RATE_LIMIT", "INTERNAL_ERROR", "TIMEOUT"}
 MAX_PAGES = 100_000  # a hard bound on any paging loop (20M records at 200 a page)

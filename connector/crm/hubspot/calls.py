@@ -28,6 +28,7 @@ from connector.errors import (
     RetryableError,
 )
 from connector.retry import RetryPolicy, call_with_retry
+from connector.types import WriteOutcome
 
 log = logging.getLogger("connector.crm.hubspot")  # the package logger, as before the split
 T = TypeVar("T")
@@ -89,6 +90,28 @@ def _json_object(raw: bytes, status: int, headers: Mapping[str, str]) -> dict[st
             f"HubSpot answered HTTP {status} with {type(data).__name__} instead of a JSON object"
         )
     return data
+
+
+def _error_outcomes(data: Mapping[str, Any]) -> dict[str, WriteOutcome]:
+    """The per-record failures of a batch update answer (200 or 207), by record id: its
+    `errors` list, each naming the ids it failed in `context.ids`."""
+    failed: dict[str, WriteOutcome] = {}
+    for err in data.get("errors") or []:
+        if not isinstance(err, Mapping):
+            continue
+        category = str(err.get("category") or "")
+        message = str(err.get("message") or category)
+        ctx = err.get("context")
+        ids = ctx.get("ids") if isinstance(ctx, Mapping) else None
+        for cid in ids if isinstance(ids, list) else []:
+            failed[str(cid)] = WriteOutcome(
+                str(cid),
+                ok=False,
+                retryable=category in RETRYABLE_CATEGORIES,
+                error=f"{category}: {message}"[:500],
+                archived=category == "OBJECT_NOT_FOUND",
+            )
+    return failed
 
 
 def _results(data: Mapping[str, Any], what: str) -> list[Any]:

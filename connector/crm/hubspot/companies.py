@@ -16,8 +16,8 @@ from connector.crm.base import (
 )
 from connector.crm.hubspot.calls import (
     MAX_PAGES,
-    RETRYABLE_CATEGORIES,
     HubSpotCalls,
+    _error_outcomes,
     _HttpError,
     _ms,
     _next_after,
@@ -310,22 +310,7 @@ class CompaniesMixin(HubSpotCalls):
                     for w in batch
                 )
                 continue
-            failed: dict[str, WriteOutcome] = {}
-            for err in data.get("errors") or []:
-                if not isinstance(err, Mapping):
-                    continue
-                category = str(err.get("category") or "")
-                message = str(err.get("message") or category)
-                ctx = err.get("context")
-                ids = ctx.get("ids") if isinstance(ctx, Mapping) else None
-                for cid in ids if isinstance(ids, list) else []:
-                    failed[str(cid)] = WriteOutcome(
-                        str(cid),
-                        ok=False,
-                        retryable=category in RETRYABLE_CATEGORIES,
-                        error=f"{category}: {message}"[:500],
-                        archived=category == "OBJECT_NOT_FOUND",
-                    )
+            failed = _error_outcomes(data)
             ok_ids = {str(r.get("id")) for r in _results(data, "companies.batch_update")
                       if isinstance(r, Mapping)}  # fmt: skip
             for w in batch:

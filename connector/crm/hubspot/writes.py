@@ -9,8 +9,8 @@ from functools import partial
 from typing import Any
 
 from connector.crm.hubspot.calls import (
-    RETRYABLE_CATEGORIES,
     HubSpotCalls,
+    _error_outcomes,
     _HttpError,
     _RateLimited,
     _read_json,
@@ -132,21 +132,7 @@ class WritesMixin(HubSpotCalls):
         status = 0
         if answer is not None:
             data, status = answer
-            for err in data.get("errors") or []:
-                if not isinstance(err, Mapping):
-                    continue
-                category = str(err.get("category") or "")
-                message = str(err.get("message") or category)
-                ctx = err.get("context")
-                ids = ctx.get("ids") if isinstance(ctx, Mapping) else None
-                for cid in ids if isinstance(ids, list) else []:
-                    failed[str(cid)] = WriteOutcome(
-                        str(cid),
-                        ok=False,
-                        retryable=category in RETRYABLE_CATEGORIES,
-                        error=f"{category}: {message}"[:500],
-                        archived=category == "OBJECT_NOT_FOUND",
-                    )
+            failed = _error_outcomes(data)
             ok_ids = {str(r.get("id")) for r in data.get("results") or [] if isinstance(r, Mapping)}
         out: list[WriteOutcome] = []
         for w in batch:

@@ -1,0 +1,194 @@
+"""Contact write-back: batch update (<= 100) with a per-record outcome for 200 and 207, and the
+read-back that confirms what the portal shows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+from connector.crm.hubspot.calls import (
+    HubSpotCalls,
+    _error_outcomes,
+    _HttpError,
+    _RateLimited,
+    _read_json,
+    _results,
+    log,
+)
+from connector.crm.hubspot.properties import PROPERTY_NAMES
+from connector.errors import (
+    InputError,
+    RetryableError,
+)
+from connector.parse import parse_timestamp
+from connector.retry import call_with_retry
+from connector.types import WriteBack, WriteOutcome
+
+
+def _batch_body(writes: Sequence[WriteBack]) -> Any:
+    from hubspot.crm.contacts import (
+        BatchInputSimplePublicObjectBatchInput,
+        SimplePublicObjectBatchInput,
+    )
+
+    return BatchInputSimplePublicObjectBatchInput(
+        inputs=[
+            SimplePublicObjectBatchInput(
+                id=w.contact_id,
+                properties={PROPERTY_NAMES.get(k, k): v for k, v in w.properties.items()},
+            )
+            for w in writes
+        ]
+    )
+
+
+def _same_value(name: str, want: str, shown: Any) -> bool:
+    """Does the CRM show the value we wrote? (HubSpot returns a cleared value as "" or null.)"""
+    got = "" if shown is None else shown
+    if not isinstance(got, str):
+        return False
+    if want == got:
+        return True
+    if name == PROPERTY_NAMES["scored_at"] and want and got:
+        try:
+            return parse_timestamp(want) == parse_timestamp(got)
+        except InputError:
+            return False
+    return False
+
+
+class WritesMixin(HubSpotCalls):
+    """Batch updates, outcomes and read-back."""
+
+    # -- write-back -----------------------------------------------------------------------
+    def write(self, writes: Sequence[WriteBack]) -> list[WriteOutcome]:
+        outcomes: list[WriteOutcome] = []
+        for i in range(0, len(writes), self.write_batch):
+            outcomes.extend(self._write_batch(writes[i : i + self.write_batch]))
+        return outcomes
+
+    def _write_batch(self, batch: Sequence[WriteBack]) -> list[WriteOutcome]:
+        """One batch update, retried by the one retry policy. An attempt that ends without a
+        readable answer (timeout, dropped connection, 5xx, a body that is not JSON) may have
+        been applied by HubSpot: before the next attempt the records are read back, and those
+        already showing our values count as written. So no record is applied twice; only a
+        429 is known not to have been applied and is simply sent again."""
+        remaining = list(batch)
+        confirmed: set[str] = set()
+        unsure = False
+
+        def attempt() -> tuple[dict[str, Any], int] | None:
+            nonlocal remaining, unsure
+            if unsure:
+                got = self.confirm_written(remaining)
+                confirmed.update(got)
+                remaining = [w for w in remaining if w.contact_id not in got]
+                unsure = False
+                if not remaining:
+                    return None
+            send = partial(
+                self._batch.update_with_http_info,
+                _batch_body(remaining),
+                _request_timeout=self.timeout_s,
+                _preload_content=False,
+            )
+            unsure = True
+            try:
+                data, status, _ = self._call_once(
+                    "contacts.batch_update", partial(_read_json, send)
+                )
+            except _RateLimited:
+                unsure = False  # rejected before it was applied
+                raise
+            # a 2xx JSON object is not enough ("status 200 means written" would count a
+            # proxy's `{}` as every record written): HubSpot's answer always lists results
+            if not isinstance(data.get("results"), list):
+                raise RetryableError("HubSpot batch update answer has no results list")
+            if not isinstance(data.get("errors", []), list):
+                raise RetryableError("HubSpot batch update answer: errors is not a list")
+            unsure = False
+            return data, status
+
+        failure: WriteOutcome | None = None
+        try:
+            answer = call_with_retry(
+                attempt,
+                self.retry_policy,
+                sleep=self._sleep,
+                on_retry=self._on_retry("contacts.batch_update"),
+            )
+        except RetryableError as exc:
+            answer = None
+            failure = WriteOutcome("", False, True, str(exc))
+        except _HttpError as exc:
+            answer = None
+            failure = WriteOutcome(
+                "", False, False, exc.message or str(exc), archived=exc.status == 404
+            )
+        failed: dict[str, WriteOutcome] = {}
+        ok_ids: set[str] = set()
+        status = 0
+        if answer is not None:
+            data, status = answer
+            failed = _error_outcomes(data)
+            ok_ids = {str(r.get("id")) for r in data.get("results") or [] if isinstance(r, Mapping)}
+        out: list[WriteOutcome] = []
+        for w in batch:
+            if w.contact_id in confirmed:
+                out.append(WriteOutcome(w.contact_id, True))
+            elif failure is not None:
+                out.append(replace(failure, contact_id=w.contact_id))
+            elif w.contact_id in failed:
+                out.append(failed[w.contact_id])
+            elif w.contact_id in ok_ids or status == 200:
+                out.append(WriteOutcome(w.contact_id, True))
+            else:
+                out.append(
+                    WriteOutcome(w.contact_id, False, True, "not in HubSpot's batch response")
+                )
+        return out
+
+    def confirm_written(self, writes: Sequence[WriteBack]) -> set[str]:
+        """The ids whose CRM values already equal the write, read back by batch read.
+
+        After a write whose outcome is unknown (the process died, the answer never came), this
+        tells a write HubSpot applied from one it never got, so nothing is sent twice.
+        """
+        from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
+        confirmed: set[str] = set()
+        for i in range(0, len(writes), 100):
+            chunk = writes[i : i + 100]
+            names = sorted({PROPERTY_NAMES.get(k, k) for w in chunk for k in w.properties})
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=w.contact_id) for w in chunk],
+                properties=names,
+                properties_with_history=[],
+            )
+            try:
+                data, _, _ = self._json_call(
+                    "contacts.batch_read",
+                    partial(
+                        self._batch.read_with_http_info,
+                        body,
+                        _request_timeout=self.timeout_s,
+                        _preload_content=False,
+                    ),
+                )
+            except _HttpError as exc:  # cannot be read back for good: count as not applied
+                log.warning("hubspot cannot read back %d contact(s): %s", len(chunk), exc)
+                continue
+            found: dict[str, Mapping[str, Any]] = {}
+            for rec in _results(data, "contacts.batch_read"):
+                if isinstance(rec, Mapping) and isinstance(rec.get("properties"), Mapping):
+                    found[str(rec.get("id"))] = rec["properties"]
+            for w in chunk:
+                shown = found.get(w.contact_id)
+                if shown is not None and all(
+                    _same_value(PROPERTY_NAMES.get(k, k), v, shown.get(PROPERTY_NAMES.get(k, k)))
+                    for k, v in w.properties.items()
+                ):
+                    confirmed.add(w.contact_id)
+        return confirmed

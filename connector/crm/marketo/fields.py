@@ -1,0 +1,92 @@
+"""The instance's lead fields: describe (cached), and the startup check that every configured
+field exists (Marketo fields are created in the admin UI, not by us)."""
+
+from __future__ import annotations
+
+from connector.crm.base import CHECKED_PROPERTIES
+from connector.crm.marketo.calls import MarketoCalls, log
+from connector.crm.marketo.config import ACCOUNT_FIELDS, PROFILE_FIELDS, FieldInfo
+from connector.errors import MissingPropertiesError
+
+
+class FieldsMixin(MarketoCalls):
+    """describe, check_properties / ensure_properties and the field lists."""
+
+    # -- fields ----------------------------------------------------------------------------
+    def describe(self, refresh: bool = False) -> dict[str, FieldInfo]:
+        """The instance's lead fields by REST name (cached)."""
+        if self._fields is None or refresh:
+            data = self._call("leads.describe", "GET", "/rest/v1/leads/describe.json")
+            fields: dict[str, FieldInfo] = {}
+            for item in data.get("result") or []:
+                rest = item.get("rest") if isinstance(item, dict) else None
+                if not isinstance(rest, dict) or not rest.get("name"):
+                    continue
+                name = str(rest["name"])
+                fields[name] = FieldInfo(
+                    name, str(item.get("dataType", "string")), bool(rest.get("readOnly"))
+                )
+            self._fields = fields
+        return self._fields
+
+    def _write_fields(self) -> dict[str, str]:
+        return {
+            ours: f
+            for ours, f in self.config.field_map.items()
+            if f and (self.accounts or ours not in ACCOUNT_FIELDS)
+        }
+
+    def check_properties(self) -> None:
+        fields = self.describe(refresh=True)
+        missing: list[str] = []
+        read_only: list[str] = []
+        for ours, fname in sorted(self._write_fields().items()):
+            info = fields.get(fname)
+            if info is None:
+                missing.append(f"{fname} (for {ours})")
+            elif info.read_only:
+                read_only.append(f"{fname} (for {ours})")
+        status = self.config.status_field
+        if status and status not in fields and f"{status} (for lead status)" not in missing:
+            missing.append(f"{status} (for lead status)")
+        problems: list[str] = []
+        if missing:
+            problems.append("the Marketo instance lacks lead fields " + ", ".join(missing))
+        if read_only:
+            problems.append("these lead fields are read-only: " + ", ".join(read_only))
+        if problems:
+            raise MissingPropertiesError(
+                "; ".join(problems)
+                + ". Marketo has no REST call to create lead fields: create them in Admin > "
+                "Field Management, or map ours onto existing fields with "
+                'LEADSCORE_MARKETO_FIELD_MAP (JSON, e.g. {"grade": "myGrade__c"}; "" skips one)',
+                missing + read_only,
+                "create them in Admin > Field Management (or map them with "
+                "LEADSCORE_MARKETO_FIELD_MAP)",
+            )
+
+    def ensure_properties(self) -> list[str]:
+        """Marketo lead fields cannot be created through the REST API, so nothing is created:
+        this checks that the mapped fields exist (ConfigError naming the missing ones, with
+        what to do) and returns []."""
+        log.info(
+            "Marketo lead fields cannot be created over REST; checking the mapped fields exist"
+        )
+        self.check_properties()
+        return []
+
+    # -- leads -----------------------------------------------------------------------------
+    def _read_fields(self) -> list[str]:
+        names = [*PROFILE_FIELDS, "createdAt", "updatedAt"]
+        for extra in (self.config.stage_field, self.config.status_field):
+            if extra and extra not in names:
+                names.append(extra)
+        if self.accounts and "externalCompanyId" in self.describe():
+            names.append("externalCompanyId")  # the lead's company record
+        return names
+
+    def _checked_fields(self) -> dict[str, str]:
+        """Our score properties mapped onto this instance: Marketo field → our name. Read with
+        the leads and watched for changes, so a hand edit is seen and written again."""
+        fmap = self.config.field_map
+        return {fmap[p]: p for p in CHECKED_PROPERTIES if fmap.get(p)}

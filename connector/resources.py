@@ -19,6 +19,7 @@ EDITABLE_FILES: tuple[str, ...] = (
     "model.yaml",
     "titles.yaml",
     "freemail.yaml",
+    "target_accounts.txt",
     "leadscore.env.example",
 )
 

@@ -121,7 +121,8 @@ def test_init_model_writes_editable_copies_and_refuses_to_overwrite(tmp_path: Pa
     dest = tmp_path / "model"
     first = runner.invoke(cli, ["init-model", str(dest)])
     assert first.exit_code == 0, first.output
-    assert first.output.splitlines()[:4] == [f"wrote {dest / n}" for n in EDITABLE_FILES]
+    n_files = len(EDITABLE_FILES)
+    assert first.output.splitlines()[:n_files] == [f"wrote {dest / n}" for n in EDITABLE_FILES]
     assert f"LEADSCORE_MODEL_PATH={dest / 'model.yaml'}" in first.output
     assert sorted(p.name for p in dest.iterdir()) == sorted(EDITABLE_FILES)
 
@@ -131,7 +132,8 @@ def test_init_model_writes_editable_copies_and_refuses_to_overwrite(tmp_path: Pa
     assert again.exit_code == 1
     assert again.output == (
         f"error: {dest / 'model.yaml'}, {dest / 'freemail.yaml'}, "
-        f"{dest / 'leadscore.env.example'} already exist; nothing written (--force overwrites)\n"
+        f"{dest / 'target_accounts.txt'}, {dest / 'leadscore.env.example'} already exist; "
+        "nothing written (--force overwrites)\n"
     )
     assert not (dest / "titles.yaml").exists()
     assert (dest / "model.yaml").read_text(encoding="utf-8") == "version: mine\n"

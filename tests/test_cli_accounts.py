@@ -34,7 +34,7 @@ def _run(db: Path, *args: str, columns: str = "100") -> tuple[int, list[str]]:
 
 
 ACCOUNTS_TOP3 = [
-    "The 3 hottest of 12 scored account(s) (1 MQA)",
+    "The 3 hottest of 12 scored account(s) (1 of them MQA)",
     "┏━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━┳━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓",
     "┃ account                 ┃ grade ┃ score ┃ MQA                ┃ engaged people                    ┃",
     "┡━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━╇━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩",

@@ -453,7 +453,7 @@ def print_accounts(console: Console, rows: list[AccountRow], scored: int) -> Non
     console.print(
         accounts_table(
             rows,
-            f"The {len(rows)} hottest of {scored} scored account(s) ({mqas} MQA)",
+            f"The {len(rows)} hottest of {scored} scored account(s) ({mqas} of them MQA)",
             width=console.width,
         )
     )

@@ -144,6 +144,21 @@ def _numeric_id(raw: Any) -> int | None:
     return None
 
 
+def _keyset_advance(last_id: int | None, ids: list[int], kind: str = "") -> int:
+    """The next keyset position after a search page with these numeric ids; a page with none,
+    or one that does not move past `last_id`, stops the run rather than loop (`kind`, e.g.
+    "company ", names the search in the error)."""
+    if not ids:
+        raise ConnectorError(f"HubSpot {kind}search page had no usable ids; stopping")
+    new_last = max(ids)
+    if last_id is not None and new_last <= last_id:
+        raise ConnectorError(
+            f"HubSpot {kind}search page did not advance (last id {last_id} → {new_last}); "
+            "stopping instead of looping"
+        )
+    return new_last
+
+
 def _rid(raw: Any, position: int | None = None) -> str:
     """A record id for messages and dead letters, whatever the CRM sent (without an id: its
     position on the page)."""

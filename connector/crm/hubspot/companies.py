@@ -19,6 +19,7 @@ from connector.crm.hubspot.calls import (
     HubSpotCalls,
     _error_outcomes,
     _HttpError,
+    _keyset_advance,
     _ms,
     _next_after,
     _numeric_id,
@@ -138,15 +139,7 @@ class CompaniesMixin(HubSpotCalls):
                     continue
                 page.companies.append(company)
                 page.companies.extend(CrmCompany(m, merged_into=company.id) for m in merged)
-            if not ids:
-                raise ConnectorError("HubSpot company search page had no usable ids; stopping")
-            new_last = max(ids)
-            if last_id is not None and new_last <= last_id:
-                raise ConnectorError(
-                    f"HubSpot company search page did not advance (last id {last_id} → "
-                    f"{new_last}); stopping instead of looping"
-                )
-            last_id = new_last
+            last_id = _keyset_advance(last_id, ids, "company ")
             page.position = str(last_id)
             yield page
             if len(results) < self.page_size:

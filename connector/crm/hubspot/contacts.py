@@ -16,6 +16,7 @@ from connector.crm.hubspot.calls import (
     MAX_PAGES,
     HubSpotCalls,
     _HttpError,
+    _keyset_advance,
     _ms,
     _numeric_id,
     _results,
@@ -118,15 +119,7 @@ class ContactsMixin(HubSpotCalls):
                 page.events.extend(derived)
                 for absorbed in merged:
                     page.merged[absorbed] = contact.id
-            if not ids:
-                raise ConnectorError("HubSpot search page had no usable ids; stopping")
-            new_last = max(ids)
-            if last_id is not None and new_last <= last_id:
-                raise ConnectorError(
-                    f"HubSpot search page did not advance (last id {last_id} → {new_last}); "
-                    "stopping instead of looping"
-                )
-            last_id = new_last
+            last_id = _keyset_advance(last_id, ids)
             page.position = str(last_id)
             yield page
             if len(results) < self.page_size:

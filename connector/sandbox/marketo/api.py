@@ -3,6 +3,7 @@ wrapped in, the error codes, the app's state as the modules see it, and the requ
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 import secrets
@@ -18,6 +19,7 @@ from connector.sandbox.base import (
     Response,
     RollingWindowLimiter,
     SandboxApp,
+    decode_cursor,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +53,28 @@ class _BadRequest(Exception):
         super().__init__(message or ERROR_MESSAGES.get(code, "error"))
         self.code = code
         self.message = message or ERROR_MESSAGES.get(code, "error")
+
+
+def _query_offset(
+    req: Request, tag: str, filter_type: str, values: Sequence[str], fields: Sequence[str]
+) -> tuple[int, str]:
+    """(offset, query key) of a filtered query (leads.json, companies.json): the key names the
+    query, and a `nextPageToken` is valid only for the query and the endpoint (`tag`) that
+    issued it."""
+    key = hashlib.sha1(  # noqa: S324 - a cache key, not security
+        f"{filter_type}|{','.join(values)}|{','.join(fields)}".encode()
+    ).hexdigest()[:12]
+    token = req.param("nextPageToken")
+    if not token:
+        return 0, key
+    try:
+        got_tag, off, got_key = decode_cursor(token, 3)
+        offset = int(off)
+    except ValueError:
+        raise _BadRequest("1003", "Invalid nextPageToken") from None
+    if got_tag != tag or got_key != key:
+        raise _BadRequest("1003", "Invalid nextPageToken")
+    return offset, key
 
 
 def _split(value: str | None) -> list[str]:

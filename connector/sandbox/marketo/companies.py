@@ -16,7 +16,6 @@ error code is unverified; public connectors treat such errors as "Companies unav
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +23,10 @@ from connector.sandbox.base import (
     JsonDict,
     Request,
     Response,
-    decode_cursor,
     encode_cursor,
     iso_s,
 )
-from connector.sandbox.marketo.api import MarketoApi, _BadRequest, _split
+from connector.sandbox.marketo.api import MarketoApi, _BadRequest, _query_offset, _split
 from connector.sandbox.marketo.leads import FieldDef, ValueProblem, coerce, render
 
 MAX_COMPANY_BATCH = 300
@@ -134,19 +132,7 @@ class CompaniesAPI(MarketoApi):
         else:
             lowered = {v.lower() for v in values}
             matches = [c for c in pool if str(c.values.get(filter_type) or "").lower() in lowered]
-        key = hashlib.sha1(  # noqa: S324 - a cache key, not security
-            f"{filter_type}|{','.join(values)}|{','.join(fields)}".encode()
-        ).hexdigest()[:12]
-        offset = 0
-        token = req.param("nextPageToken")
-        if token:
-            try:
-                tag, off, got = decode_cursor(token, 3)
-                offset = int(off)
-            except ValueError:
-                raise _BadRequest("1003", "Invalid nextPageToken") from None
-            if tag != "companies" or got != key:
-                raise _BadRequest("1003", "Invalid nextPageToken")
+        offset, key = _query_offset(req, "companies", filter_type, values, fields)
         page = matches[offset : offset + batch]
         result = [self._company_json(c, fields, offset + i) for i, c in enumerate(page)]
         if offset + batch < len(matches):

@@ -4,7 +4,6 @@ written value is coerced, and ``/rest/v1/leads.json`` (GET by filter, POST sync)
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +12,11 @@ from connector.sandbox.base import (
     JsonDict,
     Request,
     Response,
-    decode_cursor,
     encode_cursor,
     iso_s,
     parse_time_ms,
 )
-from connector.sandbox.marketo.api import MAX_BATCH, MarketoApi, _BadRequest, _split
+from connector.sandbox.marketo.api import MAX_BATCH, MarketoApi, _BadRequest, _query_offset, _split
 
 MAX_FILTER_VALUES = 300
 
@@ -208,19 +206,7 @@ class LeadsAPI(MarketoApi):
             ]
         if len(matches) > MAX_MATCHES:
             raise _BadRequest("1003", f"Too many results match the filter (> {MAX_MATCHES})")
-        query_key = hashlib.sha1(  # noqa: S324 - a cache key, not security
-            f"{filter_type}|{','.join(values)}|{','.join(fields)}".encode()
-        ).hexdigest()[:12]
-        offset = 0
-        token = req.param("nextPageToken")
-        if token:
-            try:
-                tag, off, key = decode_cursor(token, 3)
-                offset = int(off)
-            except ValueError:
-                raise _BadRequest("1003", "Invalid nextPageToken") from None
-            if tag != "leads" or key != query_key:
-                raise _BadRequest("1003", "Invalid nextPageToken")
+        offset, query_key = _query_offset(req, "leads", filter_type, values, fields)
         page = matches[offset : offset + batch]
         result = [self.instance.lead_json(r, fields) for r in page]
         nxt = offset + batch

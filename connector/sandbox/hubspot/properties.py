@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,20 +220,14 @@ _STAGE_LABELS = {
 }
 
 
-def default_properties(created_ms: int) -> list[PropertyDef]:
-    """HubSpot's default contact properties that the connector and its tests rely on."""
-    stages = [(s, _STAGE_LABELS.get(s, _title(s))) for s in LIFECYCLE_STAGES]
-    options: dict[str, list[tuple[str, str]]] = {
-        "lifecyclestage": stages,
-        "hs_lead_status": [(s, _title(s.lower())) for s in LEAD_STATUSES],
-        "hs_analytics_source": [(s, _title(s.lower())) for s in ANALYTICS_SOURCES],
-        "hs_email_optout": [("true", "True"), ("false", "False")],
-    }
-    table = list(_DEFAULT_PROPERTY_TABLE)
-    table += [
-        (f"hs_lifecyclestage_{s}_date", f"Date entered '{label}'", "datetime", "date", _CI, True)
-        for s, label in stages
-    ]
+def _hubspot_defined(
+    table: Sequence[tuple[str, str, str, str, str, bool]],
+    options: Mapping[str, list[tuple[str, str]]],
+    form_group: str,
+    created_ms: int,
+) -> list[PropertyDef]:
+    """HubSpot-defined properties from a (name, label, type, fieldType, group, read-only)
+    table: read-only ones are calculated; writable ones of `form_group` are form fields."""
     return [
         PropertyDef(
             name=name,
@@ -248,12 +242,29 @@ def default_properties(created_ms: int) -> list[PropertyDef]:
             calculated=read_only,
             display_order=i,
             has_unique_value=name == "hs_object_id",
-            form_field=group == _CI and not read_only,
+            form_field=group == form_group and not read_only,
             created_ms=created_ms,
             updated_ms=created_ms,
         )
         for i, (name, label, ptype, ftype, group, read_only) in enumerate(table)
     ]
+
+
+def default_properties(created_ms: int) -> list[PropertyDef]:
+    """HubSpot's default contact properties that the connector and its tests rely on."""
+    stages = [(s, _STAGE_LABELS.get(s, _title(s))) for s in LIFECYCLE_STAGES]
+    options: dict[str, list[tuple[str, str]]] = {
+        "lifecyclestage": stages,
+        "hs_lead_status": [(s, _title(s.lower())) for s in LEAD_STATUSES],
+        "hs_analytics_source": [(s, _title(s.lower())) for s in ANALYTICS_SOURCES],
+        "hs_email_optout": [("true", "True"), ("false", "False")],
+    }
+    table = list(_DEFAULT_PROPERTY_TABLE)
+    table += [
+        (f"hs_lifecyclestage_{s}_date", f"Date entered '{label}'", "datetime", "date", _CI, True)
+        for s, label in stages
+    ]
+    return _hubspot_defined(table, options, _CI, created_ms)
 
 
 def default_company_groups() -> list[PropertyGroup]:
@@ -291,26 +302,7 @@ _COMPANY_PROPERTY_TABLE: tuple[tuple[str, str, str, str, str, bool], ...] = (
 def default_company_properties(created_ms: int) -> list[PropertyDef]:
     """HubSpot's default company properties (the ones account scoring reads)."""
     stages = [(s, _STAGE_LABELS.get(s, _title(s))) for s in LIFECYCLE_STAGES]
-    return [
-        PropertyDef(
-            name=name,
-            label=label,
-            type=ptype,
-            field_type=ftype,
-            group_name=group,
-            description=f"HubSpot default property: {label}.",
-            options=list(stages) if name == "lifecyclestage" else [],
-            hubspot_defined=True,
-            read_only=read_only,
-            calculated=read_only,
-            display_order=i,
-            has_unique_value=name == "hs_object_id",
-            form_field=group == _CO and not read_only,
-            created_ms=created_ms,
-            updated_ms=created_ms,
-        )
-        for i, (name, label, ptype, ftype, group, read_only) in enumerate(_COMPANY_PROPERTY_TABLE)
-    ]
+    return _hubspot_defined(_COMPANY_PROPERTY_TABLE, {"lifecyclestage": stages}, _CO, created_ms)
 
 
 ROLLUP_PROPERTIES: tuple[str, ...] = (

@@ -138,7 +138,7 @@ def rescore_cmd(
 
         # `after` (every contact's new score), `write_ids` and `members` (each account
         # member's part) stay out: counts and a sample
-        doc = jsonable(preview, skip=("after", "write_ids", "members"))
+        doc = jsonable(preview, skip=("after", "write_ids", "members", "waiting"))
         emit({**doc, "dry_run": True})
         return
     print_preview(out, preview, dry_run=dry_run)

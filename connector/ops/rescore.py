@@ -32,7 +32,7 @@ from connector.pipeline import (
     write_changes,
 )
 from connector.state.store import LAST_ID, StateStore, StoredScore
-from connector.types import MQL, Contact, Reason, ScoreResult
+from connector.types import MQL, AccountResult, Contact, Enrichment, Reason, ScoreResult
 
 NO_GRADE = "—"  # the "before" grade of a contact that had no stored score
 
@@ -118,6 +118,19 @@ class AccountPreview:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """An account member whose MQL verdict depends on its account (an MQA lowers the bar):
+    what its preview needs once the account's new score is known."""
+
+    contact: Contact
+    enrichment: Enrichment | None
+    stored: StoredScore | None
+    result: ScoreResult
+    written: dict[str, str]
+    account_id: str
+
+
 @dataclass
 class RescorePreview:
     crm: str
@@ -147,6 +160,9 @@ class RescorePreview:
     # process) and the accounts' preview computed from them in the parent
     members: dict[str, MemberPart] = field(default_factory=dict)
     accounts: AccountPreview | None = None
+    # accounts on: the members an MQA would make MQL (its lower bar), whose verdict waits for
+    # their account's new score (`_settle_at_accounts`, in the parent, after the accounts)
+    waiting: list[Waiting] = field(default_factory=list)
 
     @property
     def to_write(self) -> int:
@@ -181,6 +197,7 @@ class RescorePreview:
         self.sample = sorted(self.sample + other.sample, key=_priority, reverse=True)[:sample]
         self.after.update(other.after)
         self.members.update(other.members)
+        self.waiting.extend(other.waiting)
 
     def headline(self) -> str:
         return (
@@ -250,9 +267,47 @@ def preview_rescore(
     out = parts[0]
     for part in parts[1:]:
         out.merge(part, sample)
-    if _accounts_on(model) and store.count_account_scores(crm):
-        out.accounts = preview_accounts(store, crm, model, out.members, now, sample=sample)
+    if _accounts_on(model) and (out.waiting or store.count_account_scores(crm)):
+        results: dict[str, AccountResult] = {}
+        accounts = preview_accounts(
+            store, crm, model, out.members, now, sample=sample, results=results
+        )
+        if store.count_account_scores(crm):
+            out.accounts = accounts
+        _settle_at_accounts(out, model, results, sample, keep_after, write_company_fields)
     return out
+
+
+def _settle_at_accounts(
+    out: RescorePreview,
+    model: LoadedModel,
+    accounts: dict[str, AccountResult],
+    sample: int,
+    keep_after: bool,
+    write_company_fields: bool,
+) -> None:
+    """The members waiting for their account's new score: MQL at an MQA (its lower bar, as the
+    applied rescore decides them: `AccountStage._mql`), then counted like every contact."""
+    from connector.scoring.accounts import apply_account_mql, compile_accounts
+
+    if not out.waiting:
+        return
+    ca = compile_accounts(model, model.target_accounts)
+    blocked = frozenset(f.name for f in model.model.fit.force if f.block_mql)
+    found: list[ContactChange] = []
+    for w in out.waiting:
+        result = w.result
+        acc = accounts.get(w.account_id)
+        if acc is not None:
+            result = apply_account_mql(w.contact, result, acc, ca, model.model.lifecycle, blocked)
+        change = _tally(out, w.contact, w.enrichment, w.stored, result, w.written,
+                        write_company_fields, keep_after)  # fmt: skip
+        if change is not None:
+            found.append(change)
+    out.waiting = []
+    # best first; equal priorities in contact order, as `merge` keeps them
+    merged = sorted(out.sample + found, key=lambda c: c.contact_id)
+    out.sample = sorted(merged, key=_priority, reverse=True)[:sample]
 
 
 def _accounts_on(model: LoadedModel) -> bool:
@@ -268,9 +323,11 @@ def preview_accounts(
     now: datetime,
     *,
     sample: int = 10,
+    results: dict[str, AccountResult] | None = None,
 ) -> AccountPreview:
     """Every stored account scored again with `model` from its members' recomputed parts
-    (`members`), compared with its stored score. Reads only."""
+    (`members`), compared with its stored score. Reads only. `results`: filled with every
+    account's new result."""
     from types import SimpleNamespace
     from typing import Any, cast
 
@@ -311,6 +368,8 @@ def preview_accounts(
             if (part := members.get(cid)) is not None
         ]
         result = score_account(stage.ca, account, people, now)
+        if results is not None:
+            results[account_id] = result
         stored = stored_all.get(account_id)
         out.accounts += 1
         before_grade = stored.grade if stored is not None else NO_GRADE
@@ -363,6 +422,7 @@ def _preview_range(
     heap: list[tuple[tuple[int, int, float], int, ContactChange]] = []
     seq = 0
     times: dict[str, str] | None = {} if _accounts_on(model) else None
+    waits = _waits_for_account(model)
     rescored = rescore_stored(
         store, crm, [model], enricher, now, after=after, upto=upto, times=times
     )
@@ -370,41 +430,76 @@ def _preview_range(
         ids = [r.contact.id for r in chunk]
         stored_scores = store.get_scores_many(crm, ids)
         written_many = store.get_written_many(crm, ids)
+        linked: dict[str, str] = {}
         if times is not None:
-            _record_members(store, crm, chunk, out.members, times, model, now)
+            linked = _record_members(store, crm, chunk, out.members, times, model, now)
         for contact, enrichment, (result,) in chunk:
             stored = stored_scores.get(contact.id)
-            # live contacts only (rescore_stored): every one is writable
-            changes = write_changes(
-                contact,
-                result,
-                written_many[contact.id],
-                enrichment,
-                company_fields=write_company_fields,
-            )
-            change = _compare(out, contact, stored, result, changes)
-            if keep_after:
-                out.after[contact.id] = (result.score, result.grade, result.lifecycle.mql_reason)
-            if change is None:
+            account_id = linked.get(contact.id)
+            if account_id is not None and waits is not None and waits(result):
+                # an MQA would make it MQL: decided once its account is scored again
+                out.waiting.append(
+                    Waiting(contact, enrichment, stored, result, written_many[contact.id],
+                            account_id)
+                )  # fmt: skip
                 continue
-            for attr, better in (("largest_up", 1), ("largest_down", -1)):
-                best = getattr(out, attr)
-                if (
-                    change.before_score is not None
-                    and change.delta * better > 0
-                    and (best is None or change.delta * better > best.delta * better)
-                ):
-                    setattr(out, attr, change)
-            if sample > 0:
-                seq += 1
-                item = (_priority(change), -seq, change)  # ties: the earlier contact wins
-                if len(heap) < sample:
-                    heapq.heappush(heap, item)
-                elif item[:2] > heap[0][:2]:
-                    heapq.heapreplace(heap, item)
+            change = _tally(out, contact, enrichment, stored, result, written_many[contact.id],
+                            write_company_fields, keep_after)  # fmt: skip
+            if change is None or sample <= 0:
+                continue
+            seq += 1
+            item = (_priority(change), -seq, change)  # ties: the earlier contact wins
+            if len(heap) < sample:
+                heapq.heappush(heap, item)
+            elif item[:2] > heap[0][:2]:
+                heapq.heapreplace(heap, item)
         tick(len(chunk))
     out.sample = [c for _, _, c in sorted(heap, key=lambda x: (x[0], x[1]), reverse=True)]
     return out
+
+
+def _waits_for_account(model: LoadedModel) -> Callable[[ScoreResult], bool] | None:
+    """With accounts on and an MQA bar for contacts: whether a contact's verdict depends on its
+    account (`account_mql_candidate`); None when none does."""
+    section = model.model.accounts
+    if section is None or not section.enabled or section.mqa.contact_mql_threshold is None:
+        return None
+    from connector.scoring.accounts import account_mql_candidate, compile_accounts
+
+    ca = compile_accounts(model, model.target_accounts)
+    blocked = frozenset(f.name for f in model.model.fit.force if f.block_mql)
+    return lambda result: account_mql_candidate(result, ca, blocked)
+
+
+def _tally(
+    out: RescorePreview,
+    contact: Contact,
+    enrichment: Enrichment | None,
+    stored: StoredScore | None,
+    result: ScoreResult,
+    written: dict[str, str],
+    write_company_fields: bool,
+    keep_after: bool,
+) -> ContactChange | None:
+    """One contact's before → after counted into `out` (live contacts only, from
+    `rescore_stored`: every one is writable); its change, or None when nothing shows."""
+    changes = write_changes(
+        contact, result, written, enrichment, company_fields=write_company_fields
+    )
+    change = _compare(out, contact, stored, result, changes)
+    if keep_after:
+        out.after[contact.id] = (result.score, result.grade, result.lifecycle.mql_reason)
+    if change is None:
+        return None
+    for attr, better in (("largest_up", 1), ("largest_down", -1)):
+        best = getattr(out, attr)
+        if (
+            change.before_score is not None
+            and change.delta * better > 0
+            and (best is None or change.delta * better > best.delta * better)
+        ):
+            setattr(out, attr, change)
+    return change
 
 
 def _record_members(
@@ -415,14 +510,14 @@ def _record_members(
     times: dict[str, str],
     model: LoadedModel,
     now: datetime,
-) -> None:
+) -> dict[str, str]:
     """What account scoring reads of the chunk's account members, rescored; `times`: the
     chunk's events' times by key (from the rows just scored: no second read). Of a member's
     rule hits, only what `score_account` reads is kept: the latest one (breadth) and those of
-    the rules the account rules count."""
+    the rules the account rules count. Returns each member's account id."""
     linked = store.contact_accounts_many(crm, [r.contact.id for r in chunk])
     if not linked:
-        return
+        return {}
     section = model.model.accounts
     counted = (
         frozenset(n for rule in section.engagement.rules for n in rule.rules)
@@ -467,6 +562,7 @@ def _record_members(
             elif latest[1] not in counted:  # a counted rule's hits are all kept already
                 hits.append((latest[1], t))
         into[res.contact_id] = (res.engagement_points, res.grade, tuple(hits))
+    return {cid: link.account_id for cid, link in linked.items()}
 
 
 def _chunks(items: Iterable[Rescored], size: int) -> Iterator[list[Rescored]]:

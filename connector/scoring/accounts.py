@@ -312,6 +312,29 @@ def _account_rule(
     return sorted((members[i] for i in best), key=lambda m: (-m.engagement_points, m.contact_id))
 
 
+def account_mql_candidate(
+    result: ScoreResult, ca: CompiledAccounts, blocked: frozenset[str] = frozenset()
+) -> bool:
+    """Whether an MQA would make this contact MQL-qualified (`apply_account_mql` with an
+    account that is an MQA): the model names a lower bar, the contact's grade is allowed and
+    its score reaches the bar, and nothing else decided (a verdict of the model, a stage past
+    MQL or an SQL from sales, a recycle, a block). `blocked`: names of force rules that block
+    MQL. A contact at the MQL stage already qualifies (the verdict, whatever the stage, like
+    the model's own): its stage stays."""
+    mqa = ca.section.mqa
+    decision = result.lifecycle
+    return not (
+        mqa.contact_mql_threshold is None
+        or decision.mql_reason is not None
+        or decision.recycled
+        or stage_rank(decision.target_stage) > stage_rank(MQL)
+        or stage_rank(decision.current_stage) > stage_rank(MQL)
+        or result.grade not in mqa.contact_grades
+        or result.score < mqa.contact_mql_threshold
+        or any(r.rule in blocked for r in result.reasons)
+    )
+
+
 def apply_account_mql(
     contact: Contact,
     result: ScoreResult,
@@ -322,28 +345,21 @@ def apply_account_mql(
 ) -> ScoreResult:
     """A contact at an MQA becomes MQL at the lower contact threshold the model names, when
     its grade is allowed and nothing else decided its stage (an MQL, SQL, recycle or a block
-    keep their decision). `blocked`: names of force rules that block MQL."""
-    mqa = ca.section.mqa
-    decision = result.lifecycle
-    if (
-        not account.mqa
-        or mqa.contact_mql_threshold is None
-        or decision.mql
-        or decision.recycled
-        or stage_rank(decision.target_stage) > stage_rank(MQL)
-        or stage_rank(decision.current_stage) >= stage_rank(MQL)
-        or result.grade not in mqa.contact_grades
-        or result.score < mqa.contact_mql_threshold
-        or any(r.rule in blocked for r in result.reasons)
-    ):
+    keep their decision; `account_mql_candidate`). `blocked`: names of force rules that block
+    MQL. A contact the CRM shows at MQL already keeps the verdict at every pass."""
+    if not account.mqa or not account_mql_candidate(result, ca, blocked):
         return result
+    mqa = ca.section.mqa
+    assert mqa.contact_mql_threshold is not None  # a candidate has a bar
+    decision = result.lifecycle
     reason = (
         f"account MQA: {account.account_id} (score {_num(result.score)} ≥ "
         f"{_num(mqa.contact_mql_threshold)} at an MQA)"
     )
+    shown = stage_rank(decision.current_stage) >= stage_rank(MQL)
     new = LifecycleDecision(
         decision.current_stage,
-        MQL if lifecycle.write_stage else None,
+        MQL if lifecycle.write_stage and not shown else None,
         mql=True,
         mql_reason=reason,
     )

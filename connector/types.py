@@ -150,6 +150,34 @@ class Company:
     as_of: str | None = None
 
 
+@dataclass(frozen=True)
+class CrmCompany:
+    """A company record as the CRM shows it (HubSpot company, Marketo company): what the CRM
+    adapters read and the state DB keeps (`connector.crm.base` re-exports it)."""
+
+    id: str
+    domain: str | None = None
+    name: str | None = None
+    industry: str | None = None
+    employee_count: int | None = None
+    annual_revenue_usd: float | None = None
+    country: str | None = None
+    updated_at: datetime | None = None
+    archived: bool = False
+    merged_into: str | None = None  # the survivor's id when merged away
+    properties: Mapping[str, Any] | None = None
+
+    def firmographics(self) -> tuple[Any, ...]:
+        return (
+            self.domain,
+            self.name,
+            self.industry,
+            self.employee_count,
+            self.annual_revenue_usd,
+            self.country,
+        )
+
+
 @record
 class Enrichment:
     """What enrichment knows about a contact's e-mail address and company."""

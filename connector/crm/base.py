@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from connector.types import Contact, Event, WriteBack, WriteOutcome
+from connector.types import CrmCompany as CrmCompany  # re-exported: its home was here
 
 # The properties the worker writes, by our own names; each adapter maps them onto CRM fields.
 SCORE_PROPERTIES: tuple[str, ...] = (
@@ -121,33 +122,6 @@ COMPANY_PROPERTIES: tuple[str, ...] = (
     "mqa_reason",
     "model_version",
 )
-
-
-@dataclass(frozen=True)
-class CrmCompany:
-    """A company record as the CRM shows it (HubSpot company, Marketo company)."""
-
-    id: str
-    domain: str | None = None
-    name: str | None = None
-    industry: str | None = None
-    employee_count: int | None = None
-    annual_revenue_usd: float | None = None
-    country: str | None = None
-    updated_at: datetime | None = None
-    archived: bool = False
-    merged_into: str | None = None  # the survivor's id when merged away
-    properties: Mapping[str, Any] | None = None
-
-    def firmographics(self) -> tuple[Any, ...]:
-        return (
-            self.domain,
-            self.name,
-            self.industry,
-            self.employee_count,
-            self.annual_revenue_usd,
-            self.country,
-        )
 
 
 @dataclass

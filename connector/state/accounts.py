@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connector.crm.base import CrmCompany
 from connector.state.base import StoreBase
 from connector.state.codec import (
     decode_dt,
@@ -34,7 +33,7 @@ from connector.state.codec import (
     encode_opt_dt,
     reason_dict,
 )
-from connector.types import AccountResult, Reason
+from connector.types import AccountResult, CrmCompany, Reason
 
 ACCOUNT_SOURCES = ("primary_company", "company_record", "company_field", "email_domain")
 

@@ -50,6 +50,7 @@ from connector.types import (
     Enrichment,
     ScoreResult,
     WriteBack,
+    WriteOutcome,
 )
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NAME_PREFIX = "name:"  # an account keyed by the company field (Marketo without company records)
+COMPANY_WRITE = "company-write"  # company writes in flight (`StateStore.set_in_flight(of=...)`)
 
 
 def name_account_id(name: str) -> str:
@@ -625,14 +627,22 @@ class AccountStage:
 
     def _write_companies(self, now: datetime, summary: SyncSummary) -> None:
         """Company records of the accounts scored this pass: diff-only, batched, an outcome
-        per record. Domain- and name-keyed accounts have no record: stored only."""
+        per record. Domain- and name-keyed accounts have no record: stored only. Like contact
+        writes, each batch is recorded in flight before it is sent; one whose answer never
+        came is read back before it is sent again (here, or by the next run:
+        `_settle_in_flight`), so no company is written twice."""
         if not self._capable("write_companies"):
             return
+        unknown = self._settle_in_flight()
         targets: dict[str, dict[str, str]] = {}
         for account_id, result in self.state.scored.items():
             kind, _, company_id = account_id.partition(":")
-            if kind == "company":
-                targets[company_id] = self.company_changes(result)
+            if kind != "company":
+                continue
+            if company_id in unknown:  # the CRM could not be asked: written next pass
+                self.state.unwritten.add(account_id)
+                continue
+            targets[company_id] = self.company_changes(result)
         if not targets:
             return
         companies = self.store.get_crm_companies(self.crm, list(targets))
@@ -653,44 +663,125 @@ class AccountStage:
         attempts = self.p.options.write_retry_attempts
         for attempt in range(1, attempts + 1):
             self.p._checkpoint("write")
+            # committed before the request goes out: a run that dies before the outcome is
+            # recorded leaves them to be read back, not sent again
+            props = {w.contact_id: w.properties for w in pending}
+            self.store.set_in_flight(self.crm, props, of=COMPANY_WRITE)
             try:
                 outcomes = write(pending)
-            except RetryableError as exc:
-                outcomes = []
+            except RetryableError as exc:  # no answer at all: every one may have arrived
                 log.warning("company write failed: %s", exc)
-            by_id = {w.contact_id: w for w in pending}
-            retry: list[WriteBack] = []
-            at = self.p.clock()
-            with self.store.transaction():
-                for out in outcomes:
-                    w = by_id.get(out.contact_id)
-                    if w is None:
-                        continue
-                    if out.ok:
-                        self.store.record_account_written(self.crm, w.contact_id, w.properties, at)
-                        self.store.resolve_dead_letters_for(
-                            self.crm, "company_write", w.contact_id, at
-                        )
-                        summary.written += 1
-                    elif out.archived:
-                        self._company_gone(w.contact_id, at, summary)
-                    elif out.retryable and attempt < attempts:
-                        retry.append(w)
-                    else:
-                        self.state.unwritten.add(company_account_id(w.contact_id))
-                        self.store.add_dead_letter(
-                            self.crm,
-                            "company_write",
-                            w.contact_id,
-                            dict(w.properties),
-                            f"company {w.contact_id}: {out.error or 'write failed'}",
-                            at,
-                        )
-                        summary.dead_lettered += 1
+                outcomes = [WriteOutcome(w.contact_id, False, True, str(exc)) for w in pending]
+            retry = self._record_company_outcomes(pending, outcomes, attempt, summary)
             if not retry:
                 return
             summary.write_retries += len(retry)
-            pending = retry
+            # an answer that never came may hide an applied write: read back before resending
+            try:
+                arrived = self._confirm(retry)
+            except RetryableError as exc:  # cannot tell: never resend blind; the next run checks
+                with self.store.transaction():
+                    at = self.p.clock()
+                    for w in retry:
+                        self._company_dead_letter(
+                            w, f"outcome unknown after {attempt} attempt(s), checked next run: "
+                            f"{exc}", at, summary)  # fmt: skip
+                return
+            with self.store.transaction():
+                at = self.p.clock()
+                for w in retry:
+                    if w.contact_id in arrived:
+                        self._company_written(w, at, summary)
+                self.store.clear_in_flight(self.crm, arrived, of=COMPANY_WRITE)
+            pending = [w for w in retry if w.contact_id not in arrived]
+            if not pending:
+                return
+
+    def _record_company_outcomes(
+        self,
+        pending: list[WriteBack],
+        outcomes: list[WriteOutcome],
+        attempt: int,
+        summary: SyncSummary,
+    ) -> list[WriteBack]:
+        """One attempt's outcomes, recorded in one transaction; returns the writes to retry.
+        A write whose outcome is still unknown after the last attempt is dead-lettered and
+        stays in flight: the next run reads it back."""
+        by_id = {w.contact_id: w for w in pending}
+        retry: list[WriteBack] = []
+        settled: list[str] = []
+        attempts = self.p.options.write_retry_attempts
+        with self.store.transaction():
+            at = self.p.clock()
+            for out in outcomes:
+                w = by_id.get(out.contact_id)
+                if w is None:
+                    continue
+                if out.ok:
+                    self._company_written(w, at, summary)
+                elif out.archived:
+                    self._company_gone(w.contact_id, at, summary)
+                elif out.retryable and attempt < attempts:
+                    retry.append(w)
+                    continue
+                elif out.retryable:
+                    reason = f"gave up after {attempt} attempts: {out.error or 'no answer'}"
+                    self._company_dead_letter(w, reason, at, summary)
+                    continue
+                else:
+                    self._company_dead_letter(w, out.error or "write failed", at, summary)
+                settled.append(w.contact_id)
+            self.store.clear_in_flight(self.crm, settled, of=COMPANY_WRITE)
+        return retry
+
+    def _company_written(self, w: WriteBack, at: datetime, summary: SyncSummary) -> None:
+        self.store.record_account_written(self.crm, w.contact_id, w.properties, at)
+        self.store.resolve_dead_letters_for(self.crm, "company_write", w.contact_id, at)
+        summary.written += 1
+
+    def _company_dead_letter(
+        self, w: WriteBack, reason: str, at: datetime, summary: SyncSummary
+    ) -> None:
+        self.state.unwritten.add(company_account_id(w.contact_id))
+        self.store.add_dead_letter(
+            self.crm, "company_write", w.contact_id, dict(w.properties),
+            f"company {w.contact_id}: {reason}", at,
+        )  # fmt: skip
+        summary.dead_lettered += 1
+
+    def _confirm(self, writes: Sequence[WriteBack]) -> set[str]:
+        """The company writes the CRM already shows (read back), when the adapter can tell."""
+        confirm = getattr(self.p.adapter, "confirm_companies_written", None)
+        if confirm is None or not writes:
+            return set()
+        return set(confirm(writes))
+
+    def _settle_in_flight(self) -> set[str]:
+        """Company writes an earlier run sent without recording their outcome (it was killed,
+        or gave up on an answer that never came): read back what the CRM shows; those that
+        arrived are recorded as written (the diff does not send them again), the others are
+        forgotten (the diff sends what is still needed). Returns the company ids whose state
+        is still unknown (the CRM could not be asked): not written this pass."""
+        in_flight = self.store.writes_in_flight(self.crm, of=COMPANY_WRITE)
+        if not in_flight or self.p.options.dry_run:
+            return set()
+        writes = [WriteBack(cid, props) for cid, props in in_flight.items()]
+        try:
+            arrived = self._confirm(writes)
+        except RetryableError as exc:
+            log.warning("cannot check %d unconfirmed company write(s) yet: %s", len(writes), exc)
+            return set(in_flight)
+        at = self.p.clock()
+        with self.store.transaction():
+            for w in writes:
+                if w.contact_id in arrived:
+                    self.store.record_account_written(self.crm, w.contact_id, w.properties, at)
+                    self.store.resolve_dead_letters_for(self.crm, "company_write", w.contact_id, at)
+            self.store.clear_in_flight(self.crm, in_flight, of=COMPANY_WRITE)
+        if arrived:
+            log.info("%d company write(s) of an interrupted run had arrived; not sent again",
+                     len(arrived))  # fmt: skip
+        return set()
 
     def _company_gone(self, company_id: str, at: datetime, summary: SyncSummary) -> None:
         """404 on write: the company is archived (or merged away). Never written again; its

@@ -152,9 +152,15 @@ class AccountsAdapter(Protocol):
         ...
 
     def write_companies(self, writes: Sequence[WriteBack]) -> list[WriteOutcome]:
-        """Batch-update company records (`WriteBack.contact_id` holds the company id)."""
+        """Batch-update company records (`WriteBack.contact_id` holds the company id); an
+        attempt whose answer never came is read back before it is sent again."""
         ...
 
     def get_companies(self, company_ids: Sequence[str]) -> list[CrmCompany]:
         """Read these companies (those the CRM still has)."""
+        ...
+
+    def confirm_companies_written(self, writes: Sequence[WriteBack]) -> set[str]:
+        """The company ids whose CRM values already equal the write (read back): a write whose
+        answer never came is checked with this before it is sent again."""
         ...

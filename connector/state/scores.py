@@ -146,8 +146,8 @@ def _stored_score(row: Sequence[Any]) -> StoredScore:
     )
 
 
-def _in_flight_key(crm: str, contact_id: str) -> str:
-    return f"write-in-flight:{crm}:{contact_id}"
+def _in_flight_key(crm: str, contact_id: str, of: str = "write") -> str:
+    return f"{of}-in-flight:{crm}:{contact_id}"
 
 
 # the live contacts holding a written value of one property
@@ -296,15 +296,18 @@ class ScoresMixin(StoreBase):
 
     # -- writes in flight: sent, outcome not recorded yet (one `jobs` row per contact) -------
     @_db_errors
-    def set_in_flight(self, crm: str, writes: Mapping[str, Mapping[str, str]]) -> None:
+    def set_in_flight(
+        self, crm: str, writes: Mapping[str, Mapping[str, str]], *, of: str = "write"
+    ) -> None:
         """Record writes about to be sent (`{contact id: properties}`), committed before the
         request goes out: if the process dies before their outcome is recorded, the next run
-        knows which writes may have reached the CRM and checks instead of sending twice."""
+        knows which writes may have reached the CRM and checks instead of sending twice.
+        `of`: whose writes ("write": contacts, "company-write": company records)."""
         if not writes:
             return
         when = encode_dt(_now())
         rows = [
-            (_in_flight_key(crm, cid), encode_json(dict(props)), when)
+            (_in_flight_key(crm, cid, of), encode_json(dict(props)), when)
             for cid, props in writes.items()
         ]
         sql = UPSERT_JOB
@@ -315,9 +318,9 @@ class ScoresMixin(StoreBase):
                 self._conn.executemany(sql, [clean_row(r) for r in rows])
 
     @_db_errors
-    def writes_in_flight(self, crm: str) -> dict[str, dict[str, str]]:
+    def writes_in_flight(self, crm: str, *, of: str = "write") -> dict[str, dict[str, str]]:
         """`{contact id: properties}` of the writes whose outcome was never recorded."""
-        prefix = _in_flight_key(crm, "")
+        prefix = _in_flight_key(crm, "", of)
         rows = self._conn.execute(
             "SELECT name, state FROM jobs WHERE name >= ? AND name < ? ORDER BY name",
             (prefix, prefix[:-1] + ";"),  # ";" sorts right after ":"
@@ -325,9 +328,9 @@ class ScoresMixin(StoreBase):
         return {name[len(prefix) :]: decode_mapping(state) for name, state in rows}
 
     @_db_errors
-    def clear_in_flight(self, crm: str, contact_ids: Iterable[str]) -> None:
+    def clear_in_flight(self, crm: str, contact_ids: Iterable[str], *, of: str = "write") -> None:
         """The outcome of these writes is recorded (or they are known not to have arrived)."""
-        keys = [(_in_flight_key(crm, cid),) for cid in contact_ids]
+        keys = [(_in_flight_key(crm, cid, of),) for cid in contact_ids]
         if not keys:
             return
         with self.transaction():

@@ -1,5 +1,5 @@
 """Account scoring on HubSpot: the companies pull, batch reads, contact-to-company links
-(associations v4, primary first) and company write-back."""
+(associations v4, primary first). Company write-back is in `writes.py`, with the contacts'."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from connector.crm.base import (
 from connector.crm.hubspot.calls import (
     MAX_PAGES,
     HubSpotCalls,
-    _error_outcomes,
     _HttpError,
     _keyset_advance,
     _ms,
@@ -27,14 +26,12 @@ from connector.crm.hubspot.calls import (
     _rid,
     log,
 )
-from connector.crm.hubspot.properties import COMPANY_PROPERTY_NAMES, COMPANY_READ_PROPERTIES
+from connector.crm.hubspot.properties import COMPANY_READ_PROPERTIES
 from connector.errors import (
     ConnectorError,
     InputError,
-    RetryableError,
 )
 from connector.parse import opt_text, parse_timestamp
-from connector.types import WriteBack, WriteOutcome
 
 PRIMARY_COMPANY_TYPE_ID = 1  # contact → company "Primary" (HUBSPOT_DEFINED); 279 is unlabeled
 MAX_ASSOCIATION_INPUTS = 1000  # associations v4 batch read, since 2025-02-10
@@ -253,66 +250,3 @@ class CompaniesMixin(HubSpotCalls):
             cid: CompanyLinks(primary.get(cid), tuple(sorted(ids, key=_id_sort)))
             for cid, ids in found.items()
         }
-
-    def write_companies(self, writes: Sequence[WriteBack]) -> list[WriteOutcome]:
-        """Batch-update companies (`WriteBack.contact_id` is the company id), 100 a call,
-        a per-record outcome from 200 and 207 (404 / OBJECT_NOT_FOUND: archived). Setting a
-        property to the value it has is idempotent, so a batch whose answer never came is
-        simply sent again by the retry policy."""
-        from hubspot.crm.companies import (
-            BatchInputSimplePublicObjectBatchInput,
-            SimplePublicObjectBatchInput,
-        )
-
-        out: list[WriteOutcome] = []
-        for i in range(0, len(writes), self.write_batch):
-            batch = writes[i : i + self.write_batch]
-            body = BatchInputSimplePublicObjectBatchInput(
-                inputs=[
-                    SimplePublicObjectBatchInput(
-                        id=w.contact_id,
-                        properties={
-                            COMPANY_PROPERTY_NAMES.get(k, k): v for k, v in w.properties.items()
-                        },
-                    )
-                    for w in batch
-                ]
-            )
-            try:
-                data, status, _ = self._json_call(
-                    "companies.batch_update",
-                    partial(
-                        self._company_batch.update_with_http_info,
-                        body,
-                        _request_timeout=self.timeout_s,
-                        _preload_content=False,
-                    ),
-                )
-            except RetryableError as exc:
-                out.extend(WriteOutcome(w.contact_id, False, True, str(exc)) for w in batch)
-                continue
-            except _HttpError as exc:
-                out.extend(
-                    WriteOutcome(
-                        w.contact_id,
-                        False,
-                        False,
-                        exc.message or str(exc),
-                        archived=exc.status == 404 and len(batch) == 1,
-                    )
-                    for w in batch
-                )
-                continue
-            failed = _error_outcomes(data)
-            ok_ids = {str(r.get("id")) for r in _results(data, "companies.batch_update")
-                      if isinstance(r, Mapping)}  # fmt: skip
-            for w in batch:
-                if w.contact_id in failed:
-                    out.append(failed[w.contact_id])
-                elif w.contact_id in ok_ids or status == 200:
-                    out.append(WriteOutcome(w.contact_id, True))
-                else:
-                    out.append(
-                        WriteOutcome(w.contact_id, False, True, "not in HubSpot's batch response")
-                    )
-        return out

@@ -25,12 +25,12 @@ An account none of whose members changed is not scored at all.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from connector.crm.base import CompanyLinks, CrmCompany
+from connector.crm.base import CompanyLinks, CompanyPage, CrmCompany
 from connector.errors import RetryableError
 from connector.scoring.accounts import (
     CompiledAccounts,
@@ -112,9 +112,8 @@ class AccountStage:
     # -- 1. companies ------------------------------------------------------------------------
     def pull(self, summary: SyncSummary) -> None:
         """Pull changed companies since the cursor; queue the accounts they change."""
-        self.state = PassState()
-        self.contact_props = {}
-        if not self.enabled() or not self._capable("pull_companies"):
+        self.reset()
+        if not self.can_pull():
             return
         cur = self.p._cursor("companies")
         run_start = self.p.clock()
@@ -129,15 +128,9 @@ class AccountStage:
             next_since = run_start
         import json
 
-        pull = self.p.adapter.pull_companies  # type: ignore[attr-defined]
-        for page in pull(since, cur.get("position")):
+        for page in self.company_pages(since, cur.get("position")):
             with self.store.transaction():
-                self.save_companies(page.companies, summary)
-                for bad in page.bad:
-                    self.store.add_dead_letter(
-                        self.crm, "input", bad.record_id, bad.payload, bad.reason, run_start
-                    )
-                summary.bad_records += len(page.bad)
+                self.save_company_page(page, summary)
                 self.store.set_cursor(
                     self.crm,
                     "companies",
@@ -154,6 +147,32 @@ class AccountStage:
             self.store.set_cursor(
                 self.crm, "companies", json.dumps({"since": _iso(next_since), "position": None})
             )
+
+    def reset(self) -> None:
+        """A new pass: nothing scored or planned yet (`pull` starts a sync's with it)."""
+        self.state = PassState()
+        self.contact_props = {}
+
+    def can_pull(self) -> bool:
+        """Account scoring is on and the CRM offers company records to pull."""
+        return self.enabled() and self._capable("pull_companies")
+
+    def company_pages(self, since: datetime | None, position: str | None) -> Iterator[CompanyPage]:
+        """The CRM's companies changed since `since`, paged from `position` (a sync passes its
+        cursor's, a backfill its window's start and its job's position)."""
+        pull = self.p.adapter.pull_companies  # type: ignore[attr-defined]
+        return cast(Iterator[CompanyPage], pull(since, position))
+
+    def save_company_page(self, page: CompanyPage, summary: SyncSummary) -> None:
+        """Store one pulled page (`save_companies`; its bad records dead-lettered). Call it in
+        the transaction that saves the position after the page."""
+        self.save_companies(page.companies, summary)
+        at = self.p.clock()
+        for bad in page.bad:
+            self.store.add_dead_letter(
+                self.crm, "input", bad.record_id, bad.payload, bad.reason, at
+            )
+        summary.bad_records += len(page.bad)
 
     def save_companies(self, companies: Sequence[CrmCompany], summary: SyncSummary) -> None:
         """Store company records; queue their accounts when their facts changed; contacts of

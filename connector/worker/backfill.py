@@ -8,7 +8,11 @@ and write back diff-only, like a sync.
 - Never moves the live incremental cursors (`contacts`, `events:*`): a backfill has an end
   (`--until`, or the moment it was first started) and keeps its own position.
 - Stages, in order: `contacts` (changed in [since, until)), `events:<stream>` for each of the
-  adapter's engagement streams (occurred in [since, until)), `score`, then `done`.
+  adapter's engagement streams (occurred in [since, until)), with account scoring on
+  `companies` (the company records changed since `since`; the live `companies` cursor stays),
+  `score`, then `done`. Scoring runs the account stage as a sync does: the contacts'
+  associations are read, their accounts scored, and the company records and members'
+  account values written, diff-only.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 DONE = "done"
 SCORE = "score"
+COMPANIES = "companies"
 
 
 def job_name(crm: str) -> str:
@@ -161,7 +166,16 @@ def _run_stages(
 ) -> None:
     store, adapter, crm = pipeline.store, pipeline.adapter, pipeline.crm
     name = job_name(crm)
-    stages = ["contacts", *(f"events:{s}" for s in adapter.event_streams()), SCORE]
+    accounts = pipeline.accounts if pipeline.accounts is not None else None
+    pull_companies = accounts is not None and accounts.can_pull()
+    stages = [
+        "contacts",
+        *(f"events:{s}" for s in adapter.event_streams()),
+        *([COMPANIES] if pull_companies else []),
+        SCORE,
+    ]
+    if job.stage == COMPANIES and not pull_companies:  # account scoring turned off meanwhile
+        job.stage, job.position = SCORE, None
     if job.stage not in stages:
         raise ConfigError(f"backfill job {name} names an unknown stage {job.stage!r}")
     since, until = job.window
@@ -169,7 +183,7 @@ def _run_stages(
         adapter.check_properties()
     pipeline.arm_fresh_state_guard()
 
-    def commit(updates: dict[str, Any], save: Callable[[], set[str]] | None = None) -> None:
+    def commit(updates: dict[str, Any], save: Callable[[], object] | None = None) -> None:
         """Save a page (if any) and the job's new position in one transaction."""
         new_state = {**job.to_state(), **updates}
         with store.transaction():
@@ -214,12 +228,30 @@ def _run_stages(
                 if observer is not None:
                     observer.page(job, stage, n)
                 _checkpoint(pipeline)
+        elif stage == COMPANIES:
+            assert accounts is not None
+            for cpage in accounts.company_pages(since, job.position):
+                commit(
+                    {
+                        "position": cpage.position,
+                        "pages": job.pages + 1,
+                        "stage_pages": _bump(job.stage_pages, stage),
+                    },
+                    partial(accounts.save_company_page, cpage, summary),
+                )
+                if observer is not None:
+                    observer.page(job, stage, len(cpage.companies))
+                _checkpoint(pipeline)
         else:  # score: everything the pages marked, plus contacts that are due anyway
             ids = set(store.pending_write_ids(crm))
             ids.update(store.due_contact_ids(crm, pipeline.clock()))
             if observer is not None:
                 observer.stage(job, stage, len(ids))
+            if accounts is not None:
+                accounts.reset()
             _score_with_progress(pipeline, job, ids, summary, observer)
+            if accounts is not None:  # the accounts due, members not in a chunk, companies
+                accounts.finish(pipeline.clock(), summary)
     commit({"stage": DONE, "position": None, "finished_at": encode_dt(datetime.now(UTC))})
 
 

@@ -39,6 +39,7 @@ STAGE_LABELS = {
     "contacts": "contacts",
     "events:events": "web events",
     "events:email": "e-mail events",
+    "companies": "companies",
     "score": "scoring",
 }
 

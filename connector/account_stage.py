@@ -757,6 +757,7 @@ class AccountStage:
         self.store.record_account_written(self.crm, w.contact_id, w.properties, at)
         self.store.resolve_dead_letters_for(self.crm, "company_write", w.contact_id, at)
         summary.written += 1
+        summary.companies_written += 1
 
     def _company_dead_letter(
         self, w: WriteBack, reason: str, at: datetime, summary: SyncSummary

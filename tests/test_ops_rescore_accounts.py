@@ -173,8 +173,8 @@ def test_cli_dry_run_prints_the_account_matrix_and_flips(
         "│ Acme Analytics    │ 375 → 375 │ A → B │ MQA               │",
         "│ Northwind Data    │ 174 → 174 │ A → B │ MQA               │",
         "└───────────────────┴───────────┴───────┴───────────────────┘",
-        "Would update 54 contact(s) (dry run, nothing written). Apply with the same command "
-        "without --dry-run.",
+        "Would update 54 contact(s) and 12 company record(s) (dry run, nothing written). Apply "
+        "with the same command without --dry-run.",
     ]
     res = CliRunner().invoke(cli, [*args, "--json"], env=env)
     assert res.exit_code == 0, res.output

@@ -96,6 +96,15 @@ def _check_preview_equals_run(acc: Harness, path: Path) -> tuple[set[str], set[s
         for i in r.body["inputs"]
     }
     assert contact_writes == set(preview.write_ids)
+    company_writes = [
+        str(i["id"])
+        for r in acc.sb.requests
+        if r.path.rstrip("/") == "/crm/v3/objects/companies/batch/update" and r.status == 200
+        for i in r.body["inputs"]
+    ]
+    assert len(company_writes) == len(set(company_writes))  # each once
+    assert applied.companies_written == len(company_writes) == a.companies_to_write
+    assert applied.written - applied.companies_written == len(contact_writes)
     return gained, lost
 
 
@@ -164,3 +173,17 @@ def test_two_processes_preview_the_same(acc: Harness, tmp_path: Path, workers: i
     )
     assert [c.contact_id for c in two.sample] == [c.contact_id for c in one.sample]
     assert two.write_ids == one.write_ids
+
+
+def test_dry_run_predicts_the_account_values_written_on_contacts(
+    acc: Harness, tmp_path: Path
+) -> None:
+    """Only the account section changes (same version: the contacts' own values stay): the
+    contacts written are the members whose account now shows another score or grade."""
+    acc.pipeline.sync()
+    acc.sb.clear_log()
+    edits = (
+        ("    grades: {A: 60, B: 40, C: 20}", "    grades: {A: 85, B: 40, C: 20}"),
+        ("per_contact_cap: 50 ", "per_contact_cap: 40 "),
+    )
+    _check_preview_equals_run(acc, _model(tmp_path, *edits))

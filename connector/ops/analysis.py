@@ -138,14 +138,16 @@ def rescore_cmd(
 
         # `after` (every contact's new score), `write_ids` and `members` (each account
         # member's part) stay out: counts and a sample
-        doc = jsonable(preview, skip=("after", "write_ids", "members", "waiting"))
+        doc = jsonable(preview, skip=("after", "write_ids", "members", "waiting", "shown"))
         emit({**doc, "dry_run": True})
         return
     print_preview(out, preview, dry_run=dry_run)
+    companies = preview.accounts.companies_to_write if preview.accounts is not None else 0
+    and_companies = f" and {companies} company record(s)" if companies else ""
     if dry_run:
         click.echo(
-            f"Would update {preview.to_write} contact(s) (dry run, nothing written). "
-            "Apply with the same command without --dry-run."
+            f"Would update {preview.to_write} contact(s){and_companies} (dry run, nothing "
+            "written). Apply with the same command without --dry-run."
         )
         return
     from connector.app import build_enricher, open_app
@@ -170,14 +172,20 @@ def rescore_cmd(
         sys.exit(applied.exit_code or 1)
     click.echo(applied.rescore.line())
     differs = ""
-    if applied.written != preview.to_write:
+    contacts = applied.written - applied.companies_written
+    if contacts != preview.to_write or applied.companies_written != companies:
         differs = (
             f"; the sync first pulled {applied.sync.pulled} changed contact(s) from the CRM, "
             f"{applied.sync.dead_lettered + applied.rescore.dead_lettered} were dead-lettered"
         )
+    wrote_companies = ""
+    if applied.companies_written or companies:
+        wrote_companies = (
+            f", {applied.companies_written} company record(s) (the preview said {companies})"
+        )
     click.echo(
-        f"rescored with model {model.version}: wrote {applied.written} contact(s) "
-        f"(the preview said {preview.to_write}{differs})"
+        f"rescored with model {model.version}: wrote {contacts} contact(s) "
+        f"(the preview said {preview.to_write}){wrote_companies}{differs}"
     )
     if active is None or active.fingerprint != model.fingerprint:
         click.echo(

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
 
@@ -109,6 +109,7 @@ class AccountPreview:
     became_mqa: int = 0
     stopped_mqa: int = 0
     sample: list[AccountChange] = field(default_factory=list)
+    companies_to_write: int = 0  # company records whose values change (diff-only)
 
     def headline(self) -> str:
         return (
@@ -163,6 +164,9 @@ class RescorePreview:
     # accounts on: the members an MQA would make MQL (its lower bar), whose verdict waits for
     # their account's new score (`_settle_at_accounts`, in the parent, after the accounts)
     waiting: list[Waiting] = field(default_factory=list)
+    # accounts on: every other member's account id, the account values last written on it
+    # and whether it is written anyway; its account values are compared in the parent too
+    shown: dict[str, tuple[str, str, str, bool]] = field(default_factory=dict)
 
     @property
     def to_write(self) -> int:
@@ -198,6 +202,7 @@ class RescorePreview:
         self.after.update(other.after)
         self.members.update(other.members)
         self.waiting.extend(other.waiting)
+        self.shown.update(other.shown)
 
     def headline(self) -> str:
         return (
@@ -267,7 +272,7 @@ def preview_rescore(
     out = parts[0]
     for part in parts[1:]:
         out.merge(part, sample)
-    if _accounts_on(model) and (out.waiting or store.count_account_scores(crm)):
+    if _accounts_on(model) and (out.waiting or out.shown or store.count_account_scores(crm)):
         results: dict[str, AccountResult] = {}
         accounts = preview_accounts(
             store, crm, model, out.members, now, sample=sample, results=results
@@ -286,12 +291,20 @@ def _settle_at_accounts(
     keep_after: bool,
     write_company_fields: bool,
 ) -> None:
-    """The members waiting for their account's new score: MQL at an MQA (its lower bar, as the
-    applied rescore decides them: `AccountStage._mql`), then counted like every contact."""
+    """What the members' accounts' new scores decide, as the applied rescore does: the
+    account values each member shows (`account_score`, `account_grade`, written diff-only:
+    a member whose own values stay is written for them), and the verdict of the members
+    waiting for it (MQL at an MQA, its lower bar: `AccountStage._mql`), counted like every
+    contact then."""
+    from connector.account_stage import _contact_values
     from connector.scoring.accounts import apply_account_mql, compile_accounts
 
-    if not out.waiting:
-        return
+    def diff(account_id: str, written: Mapping[str, str]) -> dict[str, str]:
+        acc = accounts.get(account_id)
+        if acc is None:  # not an account the rescore scores: its members are not touched
+            return {}
+        return {k: v for k, v in _contact_values(acc).items() if written.get(k, "") != v}
+
     ca = compile_accounts(model, model.target_accounts)
     blocked = frozenset(f.name for f in model.model.fit.force if f.block_mql)
     found: list[ContactChange] = []
@@ -300,11 +313,30 @@ def _settle_at_accounts(
         acc = accounts.get(w.account_id)
         if acc is not None:
             result = apply_account_mql(w.contact, result, acc, ca, model.model.lifecycle, blocked)
+        values = diff(w.account_id, w.written)
         change = _tally(out, w.contact, w.enrichment, w.stored, result, w.written,
-                        write_company_fields, keep_after)  # fmt: skip
+                        write_company_fields, keep_after, values)  # fmt: skip
         if change is not None:
             found.append(change)
     out.waiting = []
+    more: dict[str, list[str]] = {}
+    for cid, (account_id, score, grade, writes) in out.shown.items():
+        keys = sorted(diff(account_id, {"account_score": score, "account_grade": grade}))
+        if keys:
+            out.write_properties.update(keys)
+            more[cid] = keys
+            if not writes:
+                out.write_ids.append(cid)
+    out.shown = {}
+    if more:
+        out.write_ids.sort()  # contact order, as the ranges give them
+        found = [replace(c, writes=tuple(sorted({*c.writes, *more.get(c.contact_id, ())})))
+                 for c in found]  # fmt: skip
+        out.sample = [
+            replace(c, writes=tuple(sorted({*c.writes, *more[c.contact_id]})))
+            if c.contact_id in more else c
+            for c in out.sample
+        ]  # fmt: skip
     # best first; equal priorities in contact order, as `merge` keeps them
     merged = sorted(out.sample + found, key=lambda c: c.contact_id)
     out.sample = sorted(merged, key=_priority, reverse=True)[:sample]
@@ -344,6 +376,7 @@ def preview_accounts(
         crm, [a.partition(":")[2] for a in members_of if a.startswith("company:")]
     )
     stored_all = store.account_scores_many(crm, list(members_of))
+    shown = store.get_account_written_many(crm, list(companies))  # on the company records
     seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
 
     def level(title: str | None) -> str:
@@ -370,6 +403,12 @@ def preview_accounts(
         result = score_account(stage.ca, account, people, now)
         if results is not None:
             results[account_id] = result
+        record = companies.get(account_id.partition(":")[2]) if account.crm_id else None
+        if record is not None and not (record.archived or record.merged_into):
+            last = shown.get(record.id, {})
+            out.companies_to_write += any(
+                last.get(k) != v for k, v in stage.company_changes(result).items()
+            )
         stored = stored_all.get(account_id)
         out.accounts += 1
         before_grade = stored.grade if stored is not None else NO_GRADE
@@ -443,8 +482,13 @@ def _preview_range(
                             account_id)
                 )  # fmt: skip
                 continue
-            change = _tally(out, contact, enrichment, stored, result, written_many[contact.id],
+            written = written_many[contact.id]
+            change = _tally(out, contact, enrichment, stored, result, written,
                             write_company_fields, keep_after)  # fmt: skip
+            if account_id is not None:  # its account values: once the account is scored
+                writes = change is not None and bool(change.writes)
+                out.shown[contact.id] = (account_id, written.get("account_score", ""),
+                                         written.get("account_grade", ""), writes)  # fmt: skip
             if change is None or sample <= 0:
                 continue
             seq += 1
@@ -480,12 +524,15 @@ def _tally(
     written: dict[str, str],
     write_company_fields: bool,
     keep_after: bool,
+    account_values: Mapping[str, str] | None = None,
 ) -> ContactChange | None:
     """One contact's before → after counted into `out` (live contacts only, from
-    `rescore_stored`: every one is writable); its change, or None when nothing shows."""
+    `rescore_stored`: every one is writable); its change, or None when nothing shows.
+    `account_values`: the account values its write carries too (those that differ)."""
     changes = write_changes(
         contact, result, written, enrichment, company_fields=write_company_fields
     )
+    changes.update(account_values or {})
     change = _compare(out, contact, stored, result, changes)
     if keep_after:
         out.after[contact.id] = (result.score, result.grade, result.lifecycle.mql_reason)
@@ -631,6 +678,12 @@ class Applied:
     @property
     def written(self) -> int:
         return self.sync.written + (self.rescore.written if self.rescore is not None else 0)
+
+    @property
+    def companies_written(self) -> int:
+        """Of `written`, the company records (account scoring)."""
+        later = self.rescore.companies_written if self.rescore is not None else 0
+        return self.sync.companies_written + later
 
     @property
     def exit_code(self) -> int:

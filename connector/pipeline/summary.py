@@ -50,7 +50,8 @@ class SyncSummary:
     bad_records: int = 0
     scored: int = 0
     to_write: int = 0
-    written: int = 0
+    written: int = 0  # contacts and company records
+    companies_written: int = 0  # of which company records (account scoring)
     repaired: int = 0  # contacts whose CRM values had drifted from our last write, rewritten
     unchanged: int = 0
     write_retries: int = 0

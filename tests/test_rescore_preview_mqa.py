@@ -161,18 +161,28 @@ def _by_account(reason: str | None) -> bool:
     return (reason or "").startswith("account MQA")
 
 
-@pytest.mark.parametrize("workers", [2])
-def test_two_processes_preview_the_same(acc: Harness, tmp_path: Path, workers: int) -> None:
+def test_two_processes_preview_the_same(
+    acc: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes sharing the contacts by id range: each keeps its waiting members and
+    members' written account values; the parent settles them as one process does."""
+    from connector.ops import parallel
+
     path = _model(tmp_path, *NEW_BARS)
     one = _preview(acc, load_model(path))
-    two = _preview(acc, load_model(path), workers=workers)
+    monkeypatch.setattr(parallel, "MIN_CONTACTS_PER_WORKER", 1)
+    assert parallel.plan_workers(acc.store, CRM, 2) == 2
+    two = _preview(acc, load_model(path), workers=2)
     assert (two.new_mqls, two.lost_mqls, two.mql_after) == (
         one.new_mqls,
         one.lost_mqls,
         one.mql_after,
     )
-    assert [c.contact_id for c in two.sample] == [c.contact_id for c in one.sample]
-    assert two.write_ids == one.write_ids
+    assert two.new_mqls == 1  # Marcus Lee at Northwind Data
+    assert two.sample == one.sample
+    assert (two.write_ids, two.write_properties) == (one.write_ids, one.write_properties)
+    assert two.accounts is not None and one.accounts is not None
+    assert two.accounts.companies_to_write == one.accounts.companies_to_write == 12
 
 
 def test_dry_run_predicts_the_account_values_written_on_contacts(

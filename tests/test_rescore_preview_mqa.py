@@ -108,7 +108,7 @@ def _check_preview_equals_run(acc: Harness, path: Path) -> tuple[set[str], set[s
     return gained, lost
 
 
-def _preview_all(acc: Harness, path: Path):  # type: ignore[no-untyped-def]
+def _preview_all(acc: Harness, path: Path, accounts: bool = True):  # type: ignore[no-untyped-def]
     from connector.enrich.enricher import build_enricher
     from connector.ops.common import ReadOnlyCompanyCache
     from connector.ops.rescore import preview_rescore
@@ -128,6 +128,7 @@ def _preview_all(acc: Harness, path: Path):  # type: ignore[no-untyped-def]
         sample=100,
         keep_after=True,
         enricher_for=enricher_for,
+        accounts=accounts,
     )
 
 
@@ -197,3 +198,24 @@ def test_dry_run_predicts_the_account_values_written_on_contacts(
         ("per_contact_cap: 50 ", "per_contact_cap: 40 "),
     )
     _check_preview_equals_run(acc, _model(tmp_path, *edits))
+
+
+def test_dry_run_with_accounts_off_predicts_the_rescore_without_them(acc: Harness) -> None:
+    """LEADSCORE_ACCOUNTS off (the pipeline has no account stage) on a state DB that scored
+    accounts before: the applied rescore lowers no MQL bar and scores no account; the preview,
+    told so, neither (the MQLs an MQA made lose the verdict in both)."""
+    acc.pipeline.sync()
+    acc.pipeline.accounts = None
+    acc.sb.clear_log()
+    path = Path(load_model().path)
+    verdicts, accounts = _verdicts(acc.store), _accounts(acc.store)
+    preview = _preview_all(acc, path, accounts=False)
+    assert preview.accounts is None
+    applied = apply_rescore(acc.pipeline, load_model(path))
+    assert applied.rescore is not None and applied.rescore.status == "ok"
+    now = _verdicts(acc.store)
+    assert {c: v[2] for c, v in preview.after.items()} == now
+    lost = sorted(c for c, r in verdicts.items() if r is not None and now[c] is None)
+    assert lost == ["112", "124", "148"]  # MQL by their account's bar only
+    assert preview.lost_mqls == 3 and preview.new_mqls == 0
+    assert _accounts(acc.store) == accounts  # no account scored

@@ -128,6 +128,7 @@ def rescore_cmd(
                 workers=workers,
                 enricher_for=read_only,
                 progress=advance,
+                accounts=settings.accounts,
             )
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)

@@ -248,6 +248,7 @@ def preview_rescore(
     workers: int | None = 1,
     enricher_for: EnricherFor | None = None,
     progress: Callable[[int], None] | None = None,
+    accounts: bool = True,
 ) -> RescorePreview:
     """Before → after for every live stored contact. Reads only; writes nothing anywhere.
 
@@ -258,13 +259,16 @@ def preview_rescore(
     `workers`: processes sharing the contacts by id range (None: every core; see
     `connector.ops.parallel`); with more than one, `enricher_for(store)` builds each
     process's enricher on its own connection (without it, one process runs). `progress(n)`:
-    `n` more contacts previewed."""
+    `n` more contacts previewed. `accounts`: account scoring is on (`LEADSCORE_ACCOUNTS`);
+    off, the applied rescore scores no account, and neither does the preview."""
+    accounts = accounts and _accounts_on(model)
 
     def job(st: StateStore, after: str, upto: str) -> RescorePreview:
         enr = enricher_for(st) if enricher_for is not None else enricher
         return _preview_range(
-            st, crm, model, enr, now, sample, keep_after, write_company_fields, after, upto
-        )
+            st, crm, model, enr, now, sample, keep_after, write_company_fields, after, upto,
+            accounts,
+        )  # fmt: skip
 
     if enricher is not None and enricher_for is None:
         workers = 1
@@ -272,13 +276,13 @@ def preview_rescore(
     out = parts[0]
     for part in parts[1:]:
         out.merge(part, sample)
-    if _accounts_on(model) and (out.waiting or out.shown or store.count_account_scores(crm)):
+    if accounts and (out.waiting or out.shown or store.count_account_scores(crm)):
         results: dict[str, AccountResult] = {}
-        accounts = preview_accounts(
+        summary = preview_accounts(
             store, crm, model, out.members, now, sample=sample, results=results
         )
         if store.count_account_scores(crm):
-            out.accounts = accounts
+            out.accounts = summary
         _settle_at_accounts(out, model, results, sample, keep_after, write_company_fields)
     return out
 
@@ -456,12 +460,13 @@ def _preview_range(
     write_company_fields: bool,
     after: str,
     upto: str,
+    accounts: bool = True,
 ) -> RescorePreview:
     out = RescorePreview(crm, now, model.version, model.fingerprint)
     heap: list[tuple[tuple[int, int, float], int, ContactChange]] = []
     seq = 0
-    times: dict[str, str] | None = {} if _accounts_on(model) else None
-    waits = _waits_for_account(model)
+    times: dict[str, str] | None = {} if accounts and _accounts_on(model) else None
+    waits = _waits_for_account(model) if times is not None else None
     rescored = rescore_stored(
         store, crm, [model], enricher, now, after=after, upto=upto, times=times
     )

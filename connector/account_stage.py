@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from connector.crm.base import CompanyLinks, CrmCompany
+from connector.enrich.cache import CacheEntry
 from connector.errors import RetryableError
 from connector.scoring.accounts import (
     CompiledAccounts,
@@ -374,58 +375,74 @@ class AccountStage:
         saved in one transaction, and kept in the backlog until `finish` has written their
         members and company records. One read of every account's members and companies; no
         score is read back."""
-        from connector.state.accounts import live_account_members
+        from connector.state.accounts import account_score_row, live_account_members
 
         members_of = live_account_members(self.store, self.crm)
         companies = self.store.get_crm_companies(
             self.crm,
             [a.partition(":")[2] for a in members_of if a.startswith("company:")],
         )
+        cache = self._cache_entries(members_of, companies)
         titles = self.p.model.titles
         seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
         out: dict[str, AccountResult] = {}
-        with self.store.transaction():
-            for account_id, rows in members_of.items():
-                people: list[AccountMember] = []
-                for cid, name, title in rows:
-                    part = parts.get(cid)
-                    if part is None:
-                        continue  # not scored: it joins when it is
-                    level = seniority.get(title)
-                    if level is None:
-                        level = seniority[title] = titles.classify(title).seniority
-                    people.append(
-                        AccountMember(
-                            cid,
-                            name,
-                            title,
-                            level,
-                            part[1],
-                            part[0],
-                            part[2],
-                        )
-                    )
-                account, company_id = self._account_from(account_id, companies)
-                result = score_account(self.ca, account, people, now)
-                self.state.accounts_scored += 1
-                self.store.save_account_score(
+        rows = []
+        for account_id, member_rows in members_of.items():
+            people: list[AccountMember] = []
+            for cid, name, title in member_rows:
+                part = parts.get(cid)
+                if part is None:
+                    continue  # not scored: it joins when it is
+                level = seniority.get(title)
+                if level is None:
+                    level = seniority[title] = titles.classify(title).seniority
+                people.append(AccountMember(cid, name, title, level, part[1], part[0], part[2]))
+            account, company_id = self._account_from(account_id, companies, cache)
+            result = score_account(self.ca, account, people, now)
+            rows.append(
+                account_score_row(
                     self.crm,
                     result,
                     company_id=company_id,
                     domain=account.company.domain or None,
                     name=account.company.name,
                 )
-                out[account_id] = result
-                self.state.scored[account_id] = result
+            )
+            out[account_id] = result
+        self.state.accounts_scored += len(out)
+        self.state.scored.update(out)
+        with self.store.transaction():
+            self.store.save_account_score_rows(rows)
             for gone in self.store.account_ids(self.crm):
                 if gone not in members_of:  # everyone left: no score
                     self.store.delete_account_score(self.crm, gone)
             self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
         return out
 
+    def _cache_entries(
+        self, members_of: Mapping[str, object], companies: Mapping[str, CrmCompany]
+    ) -> dict[str, CacheEntry]:
+        """The enrichment cache's entries of the accounts' domains, read at once (what
+        `_fill` would read one account at a time)."""
+        domains: list[str] = []
+        for account_id in members_of:
+            kind, _, key = account_id.partition(":")
+            if kind == "company" and key in companies:
+                domains.append(companies[key].domain or "")
+            elif kind == "domain":
+                domains.append(key)
+        return self.store.get_company_entries(  # type: ignore[no-any-return]
+            d for d in domains if d and d not in self.known
+        )
+
     def _account_from(
-        self, account_id: str, companies: Mapping[str, CrmCompany]
+        self,
+        account_id: str,
+        companies: Mapping[str, CrmCompany],
+        cache: Mapping[str, CacheEntry] | None = None,
     ) -> tuple[Account, str | None]:
+        """The account and its company id, from the companies read (`cache`: the enrichment
+        cache's entries of the domains, read beforehand; None: read here)."""
         kind, _, key = account_id.partition(":")
         if kind == "company" and key in companies:
             c = companies[key]
@@ -438,9 +455,10 @@ class AccountStage:
                 country=c.country,
                 source="crm",
             )
-            return Account(account_id, self._fill(company), crm_id=key), key
+            return Account(account_id, self._fill(company, cache), crm_id=key), key
         if kind == "domain":
-            return Account(account_id, self._fill(Company(domain=key, source="domain"))), None
+            company = Company(domain=key, source="domain")
+            return Account(account_id, self._fill(company, cache)), None
         members = list(self.store.iter_contacts(self.crm, self.store.account_member_ids(
             self.crm, account_id)))  # fmt: skip
         return self._account(account_id, members)
@@ -472,13 +490,18 @@ class AccountStage:
                 return Account(account_id, replace(known, name=name, source="company_field")), None
         return Account(account_id, Company(domain="", name=key, source="company_field")), None
 
-    def _fill(self, company: Company) -> Company:
-        """Blank firmographics filled from the enrichment cache of the company's domain."""
+    def _fill(self, company: Company, cache: Mapping[str, CacheEntry] | None = None) -> Company:
+        """Blank firmographics filled from the enrichment cache of the company's domain
+        (`cache`: its entries read beforehand, by lower-cased domain)."""
         if not company.domain:
             return company
         known = self.known.get(company.domain)
         if known is None:
-            entry = self.store.get_company_entry(company.domain)
+            entry = (
+                self.store.get_company_entry(company.domain)
+                if cache is None
+                else cache.get(company.domain.lower())
+            )
             known = entry.company if entry is not None else None
         if known is None:
             return company

@@ -32,7 +32,7 @@ from connector.state.codec import (
     encode_dt,
     encode_json,
     encode_opt_dt,
-    reason_dict,
+    reasons_json,
 )
 from connector.types import AccountResult, Reason
 
@@ -178,6 +178,58 @@ def live_account_members(store: Any, crm: str) -> dict[str, list[tuple[str, str,
         name = " ".join(p for p in (first, last) if p) or email or cid
         out.setdefault(account_id, []).append((cid, name, title))
     return out
+
+
+# one account score as `account_scores` stores it (`account_score_row`)
+AccountScoreRow = tuple[Any, ...]
+
+_UPSERT_ACCOUNT = (
+    "INSERT INTO account_scores (crm, account_id, company_id, domain, name, score, "
+    "engagement_points, fit_points, grade, mqa, mqa_reason, members, "
+    "engaged_contacts, reasons, model_version, model_fingerprint, scored_at, "
+    "next_change_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?) "
+    "ON CONFLICT (crm, account_id) DO UPDATE SET company_id = excluded.company_id, "
+    "domain = excluded.domain, name = excluded.name, score = excluded.score, "
+    "engagement_points = excluded.engagement_points, "
+    "fit_points = excluded.fit_points, grade = excluded.grade, mqa = excluded.mqa, "
+    "mqa_reason = excluded.mqa_reason, members = excluded.members, "
+    "engaged_contacts = excluded.engaged_contacts, reasons = excluded.reasons, "
+    "model_version = excluded.model_version, "
+    "model_fingerprint = excluded.model_fingerprint, "
+    "scored_at = excluded.scored_at, next_change_at = excluded.next_change_at"
+)
+
+
+def account_score_row(
+    crm: str,
+    result: AccountResult,
+    *,
+    company_id: str | None,
+    domain: str | None,
+    name: str | None,
+) -> AccountScoreRow:
+    """An account score as the parameters of its upsert. The reasons are written by orjson
+    as UTF-8 bytes and stored as TEXT (`reasons_json`: the same text as `encode_json`)."""
+    return (
+        crm,
+        result.account_id,
+        company_id,
+        domain,
+        name,
+        result.score,
+        result.engagement_points,
+        result.fit_points,
+        result.grade,
+        int(result.mqa),
+        result.mqa_reason,
+        result.members,
+        json.dumps(list(result.engaged_contacts)),
+        reasons_json(result.reasons),
+        result.model_version,
+        result.model_fingerprint,
+        encode_dt(result.scored_at),
+        encode_opt_dt(result.next_change_at),
+    )
 
 
 class AccountsStateMixin(StoreBase):
@@ -392,42 +444,15 @@ class AccountsStateMixin(StoreBase):
         domain: str | None,
         name: str | None,
     ) -> None:
+        self.save_account_score_rows(
+            [account_score_row(crm, result, company_id=company_id, domain=domain, name=name)]
+        )
+
+    def save_account_score_rows(self, rows: Iterable[AccountScoreRow]) -> None:
+        """Save account scores encoded by `account_score_row`, in one statement (a rescore's
+        roll-up saves every account at once); history rows come from the triggers."""
         with self.transaction():
-            self._conn.execute(
-                "INSERT INTO account_scores (crm, account_id, company_id, domain, name, score, "
-                "engagement_points, fit_points, grade, mqa, mqa_reason, members, "
-                "engaged_contacts, reasons, model_version, model_fingerprint, scored_at, "
-                "next_change_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (crm, account_id) DO UPDATE SET company_id = excluded.company_id, "
-                "domain = excluded.domain, name = excluded.name, score = excluded.score, "
-                "engagement_points = excluded.engagement_points, "
-                "fit_points = excluded.fit_points, grade = excluded.grade, mqa = excluded.mqa, "
-                "mqa_reason = excluded.mqa_reason, members = excluded.members, "
-                "engaged_contacts = excluded.engaged_contacts, reasons = excluded.reasons, "
-                "model_version = excluded.model_version, "
-                "model_fingerprint = excluded.model_fingerprint, "
-                "scored_at = excluded.scored_at, next_change_at = excluded.next_change_at",
-                (
-                    crm,
-                    result.account_id,
-                    company_id,
-                    domain,
-                    name,
-                    result.score,
-                    result.engagement_points,
-                    result.fit_points,
-                    result.grade,
-                    int(result.mqa),
-                    result.mqa_reason,
-                    result.members,
-                    json.dumps(list(result.engaged_contacts)),
-                    encode_json([reason_dict(r) for r in result.reasons]),
-                    result.model_version,
-                    result.model_fingerprint,
-                    encode_dt(result.scored_at),
-                    encode_opt_dt(result.next_change_at),
-                ),
-            )
+            self._conn.executemany(_UPSERT_ACCOUNT, rows)
 
     def delete_account_score(self, crm: str, account_id: str) -> None:
         """An account with no member left (everyone moved away) has no score."""

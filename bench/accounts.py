@@ -151,7 +151,7 @@ def full(args: argparse.Namespace) -> None:
             recompute_all(store, CRM, model, NOW, workers=workers, member_parts=parts)
             m_dt = time.perf_counter() - t0
             t1 = time.perf_counter()
-            done = stage.rollup(parts, NOW)
+            done = stage.rollup(parts, NOW, workers=workers)
             r_dt = time.perf_counter() - t1
             a_times.append(m_dt + r_dt)
             print(

@@ -681,7 +681,7 @@ def apply_rescore(
             from connector.account_stage import PassState
 
             stage.state, stage.contact_props = PassState(), {}
-            stage.rollup(parts, pipeline.clock())
+            stage.rollup(parts, pipeline.clock(), workers=workers)
         pipeline.score_and_write(pipeline.store.pending_write_ids(pipeline.crm), summary)
         if stage is not None and stage.enabled():
             stage.finish(pipeline.clock(), summary)

@@ -1,0 +1,174 @@
+"""The full rescore's account roll-up (`AccountStage.rollup`) in several processes saves exactly
+what it saves in one: the same account rows, history rows and backlog, the same results, in
+the same order; and each account gets what the sync's own path (`score_accounts`, from the
+stored scores and their events' times) gives it. On the demo portal and on a synthetic one."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from connector import account_stage
+from connector.account_stage import AccountStage
+from connector.crm.base import CrmCompany
+from connector.enrich.cache import CacheEntry
+from connector.model.loader import LoadedModel, load_model
+from connector.ops import parallel
+from connector.ops.rescore import MemberPart, recompute_all
+from connector.state.accounts import ContactAccount, company_account_id
+from connector.state.store import StateStore
+from connector.synth import synth_dataset
+from connector.types import AccountResult, Company
+
+from .conftest import NOW, Harness
+from .test_ops_rescore_accounts import acc  # noqa: F401  (the demo portal's fixture)
+
+CRM = "hubspot"
+TABLES = {
+    "account_scores": "crm, account_id",
+    "account_score_history": "id",
+    "accounts_due": "crm, account_id",
+}
+
+
+@pytest.fixture
+def processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Processes even for a dozen accounts (the real minimum is 2,000 per process), and for
+    the contacts' recompute (20,000)."""
+    monkeypatch.setattr(account_stage, "MIN_ACCOUNTS_PER_PROCESS", 1)
+    monkeypatch.setattr(parallel, "MIN_CONTACTS_PER_WORKER", 1)
+
+
+def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            t: conn.execute(f"SELECT * FROM {t} ORDER BY {order}").fetchall()
+            for t, order in TABLES.items()
+        }
+    finally:
+        conn.close()
+
+
+def copy(store: StateStore, to: Path) -> Path:
+    dest = sqlite3.connect(to)
+    store.db.conn.backup(dest)
+    dest.close()
+    return to
+
+
+def rollup_in(
+    path: Path, model: LoadedModel, parts: dict[str, MemberPart], workers: int
+) -> tuple[dict[str, AccountResult], dict[str, list[tuple[Any, ...]]], int]:
+    with StateStore.open(path) as store:
+        stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
+        out = stage.rollup(parts, NOW, workers=workers)
+        counted = stage.state.accounts_scored
+        assert list(stage.state.scored.items()) == list(out.items())
+    return out, rows(path), counted
+
+
+def check_same_in_one_and_two_processes(
+    store: StateStore, model: LoadedModel, tmp_path: Path
+) -> dict[str, AccountResult]:
+    parts: dict[str, MemberPart] = {}
+    recompute_all(store, CRM, model, NOW, workers=2, member_parts=parts)
+    one, two = copy(store, tmp_path / "one.db"), copy(store, tmp_path / "two.db")
+    res1, rows1, n1 = rollup_in(one, model, parts, workers=1)
+    res2, rows2, n2 = rollup_in(two, model, parts, workers=2)
+    assert list(res2.items()) == list(res1.items())  # equal results, in the same order
+    assert rows2 == rows1  # byte for byte: scores, reasons' text, history ids, backlog
+    assert n1 == n2 == len(res1) == len(rows1["account_scores"])
+    # a second roll-up (the rows exist: updated in place, no new history) agrees too
+    again1, again_rows1, _ = rollup_in(one, model, parts, workers=1)
+    again2, again_rows2, _ = rollup_in(two, model, parts, workers=2)
+    assert again1 == again2 == res1
+    assert again_rows1 == again_rows2 == rows1
+    return res1
+
+
+def check_same_as_the_sync_path(
+    store: StateStore, model: LoadedModel, rolled: dict[str, AccountResult]
+) -> None:
+    """`score_accounts` reads every member's stored score and its events' times: the roll-up,
+    from the parts the recompute recorded, must agree on every account."""
+    stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
+    synced = stage.score_accounts(list(rolled), NOW)
+    assert synced == rolled
+
+
+def test_demo_portal_rollup_in_two_processes_is_the_one_process_rollup(
+    acc: Harness,  # noqa: F811
+    tmp_path: Path,
+    processes: None,
+) -> None:
+    model = acc.pipeline.model
+    rolled = check_same_in_one_and_two_processes(acc.store, model, tmp_path)
+    assert len(rolled) == 12
+    assert sum(r.mqa for r in rolled.values()) == 6
+    assert rolled["company:9012"].reasons[0].text.startswith("engagement of 4 people")
+    check_same_as_the_sync_path(acc.store, model, rolled)
+
+
+def synthetic_store(path: Path, contacts: int, companies: int) -> StateStore:
+    """`bench/accounts.py full` at a small size: each contact in company `id mod companies`;
+    every fifth company has no industry in the CRM, filled from the enrichment cache."""
+    store = StateStore.open(path)
+    crm_companies = [
+        CrmCompany(
+            id=str(700_000 + i),
+            domain=f"company{i}.example",
+            name=f"Company {i}",
+            industry=None if i % 5 == 0 else ("computer software", "retail")[i % 2],
+            employee_count=20 + (i * 37) % 20_000,
+            annual_revenue_usd=float(1_000_000 + (i * 7919) % 500_000_000),
+            country="US" if i % 3 else "DE",
+            updated_at=NOW,
+        )
+        for i in range(companies)
+    ]
+    store.upsert_crm_companies(CRM, crm_companies, NOW)
+    for i in range(0, companies, 5):
+        store.put_company_entry(
+            CacheEntry(
+                domain=f"Company{i}.example",
+                status="hit",
+                company=Company(domain=f"company{i}.example", industry="financial services"),
+                source="test",
+                fetched_at=NOW,
+                expires_at=NOW + timedelta(days=30),
+            )
+        )
+    batch_c, batch_e, links = [], [], []
+    for contact, _enrichment, events in synth_dataset(contacts, 12, NOW, seed=11):
+        batch_c.append(contact)
+        batch_e.extend(events)
+        company = str(700_000 + int(contact.id) % companies)
+        links.append(
+            ContactAccount(contact.id, company_account_id(company), "primary_company", (company,))
+        )
+    with store.transaction():
+        store.upsert_contacts(CRM, batch_c, at=NOW)
+        store.insert_events(CRM, batch_e)
+    store.set_contact_accounts(CRM, links, NOW)
+    return store
+
+
+def test_synthetic_portal_rollup_in_two_processes_is_the_one_process_rollup(
+    tmp_path: Path, processes: None
+) -> None:
+    model = load_model(Path(__file__).resolve().parents[1] / "config" / "model.yaml")
+    with synthetic_store(tmp_path / "state.db", 1_500, 150) as store:
+        rolled = check_same_in_one_and_two_processes(store, model, tmp_path)
+        assert len(rolled) == 150
+        assert {r.members for r in rolled.values()} == {10}
+        assert 0 < sum(r.mqa for r in rolled.values()) < 150
+        # the cache filled the blank industry of every fifth company
+        fit = {x.text for x in rolled["company:700005"].reasons if x.rule == "account_industry"}
+        assert fit == {"+15 target industry (industry financial services)"}
+        check_same_as_the_sync_path(store, model, rolled)

@@ -6,7 +6,7 @@ stored scores and their events' times) gives it. On the demo portal and on a syn
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -20,10 +20,17 @@ from connector.enrich.cache import CacheEntry
 from connector.model.loader import LoadedModel, load_model
 from connector.ops import parallel
 from connector.ops.rescore import MemberPart, recompute_all
+from connector.scoring.accounts import member_part
 from connector.state.accounts import ContactAccount, company_account_id
 from connector.state.store import StateStore
 from connector.synth import synth_dataset
-from connector.types import AccountResult, Company
+from connector.types import (
+    AccountResult,
+    Company,
+    LifecycleDecision,
+    Reason,
+    ScoreResult,
+)
 
 from .conftest import NOW, Harness
 from .test_ops_rescore_accounts import acc  # noqa: F401  (the demo portal's fixture)
@@ -172,3 +179,46 @@ def test_synthetic_portal_rollup_in_two_processes_is_the_one_process_rollup(
         fit = {x.text for x in rolled["company:700005"].reasons if x.rule == "account_industry"}
         assert fit == {"+15 target industry (industry financial services)"}
         check_same_as_the_sync_path(store, model, rolled)
+
+
+def _result(points: float, reasons: tuple[Reason, ...]) -> ScoreResult:
+    return ScoreResult(
+        "7", points, points, 0.0, "B", LifecycleDecision(None, None, False, None), False,
+        "v", "f", NOW, None, reasons,
+    )  # fmt: skip
+
+
+def test_member_part_keeps_the_latest_hit_and_the_counted_rules_hits() -> None:
+    times = {
+        "e:1": "2026-10-01T10:00:00.000000+00:00",
+        "e:2": "2026-10-20T10:00:00.000000+00:00",
+        "e:3": "2026-10-25T10:00:00.000000+00:00",
+        "e:4": "2026-10-30T10:00:00.000000+00:00",
+        "e:9": "2026-11-03T10:00:00.000000+00:00",  # after NOW (a future-dated event)
+    }
+    ts = {k: datetime.fromisoformat(v).timestamp() for k, v in times.items()}
+    reasons = (
+        Reason("product_page", "engagement", 20.0, "", ("e:1", "e:2")),
+        Reason("webinar", "engagement", 30, "", ("e:3", "e:4", "e:unknown")),
+        Reason("unsubscribed", "engagement", -10.0, "", ("e:9",)),  # negative: not a hit
+        Reason("grade", "fit", 40.0, "", ("e:4",), "fit"),  # not engagement
+    )
+    counted = frozenset({"product_page"})
+    now_ts = NOW.timestamp()
+    part = member_part(_result(50, reasons), times, counted, now_ts)
+    # the counted rule's hits, then the latest hit of any rule (the webinar's e:4)
+    assert part == (50, "B", (("product_page", ts["e:1"]), ("product_page", ts["e:2"]),
+                              ("webinar", ts["e:4"])))  # fmt: skip
+    assert type(part[0]) is int  # the points as the result holds them, in either build
+    # the latest hit is a counted rule's: kept once
+    later = (Reason("product_page", "engagement", 5.0, "", ("e:1", "e:4")),)
+    assert member_part(_result(5.0, later), times, counted, now_ts)[2] == (
+        ("product_page", ts["e:1"]), ("product_page", ts["e:4"]),
+    )  # fmt: skip
+    # a future-dated hit: the latest one up to now counts for breadth, besides the counted
+    future = (*reasons[:2], Reason("pricing", "engagement", 5.0, "", ("e:9", "e:3")))
+    assert member_part(_result(55.0, future), times, counted, now_ts)[2] == (
+        ("product_page", ts["e:1"]), ("product_page", ts["e:2"]), ("webinar", ts["e:4"]),
+    )  # fmt: skip
+    # nothing known: no hits
+    assert member_part(_result(0.0, reasons), {}, counted, now_ts) == (0.0, "B", ())

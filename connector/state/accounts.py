@@ -385,6 +385,16 @@ class AccountsStateMixin(StoreBase):
             r[0]: ContactAccount(r[0], r[1], r[2], tuple(json.loads(r[3] or "[]"))) for r in rows
         }
 
+    def linked_contact_ids(self, crm: str, contact_ids: Iterable[str]) -> set[str]:
+        """Those of these contacts that have an account (`contact_accounts_many`'s keys,
+        without decoding the rows: a rescore asks for every batch)."""
+        rows = self._conn.execute(
+            "SELECT contact_id FROM contact_accounts "
+            "WHERE crm = ? AND contact_id IN (SELECT value FROM json_each(?))",
+            (crm, _param(contact_ids)),
+        ).fetchall()
+        return {r[0] for r in rows}
+
     def account_member_ids(self, crm: str, account_id: str) -> list[str]:
         """The live contacts of an account (archived and merged-away contacts left out)."""
         rows = self._conn.execute(

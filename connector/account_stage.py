@@ -28,7 +28,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from connector.crm.base import CompanyLinks, CrmCompany
 from connector.enrich.cache import CacheEntry
@@ -40,7 +40,14 @@ from connector.scoring.accounts import (
     member_hits,
     score_account,
 )
-from connector.state.accounts import StoredAccountScore, company_account_id, domain_account_id
+from connector.state.accounts import (
+    AccountScoreRow,
+    StoredAccountScore,
+    account_score_row,
+    company_account_id,
+    domain_account_id,
+    live_account_members,
+)
 from connector.state.store import StoredScore
 from connector.types import (
     Account,
@@ -378,64 +385,35 @@ class AccountStage:
         """Every account scored from its members' parts (`parts`: contact id -> (engagement
         points, grade, hits), recorded while the members were rescored: `leadscore rescore`),
         saved in one transaction, and kept in the backlog until `finish` has written their
-        members and company records. One read of every account's members and companies; no
+        members and company records. One read of the accounts' members and companies; no
         score is read back. `workers`: processes sharing the accounts by id range (None: every
         core; one below `MIN_ACCOUNTS_PER_PROCESS` accounts a process, or where forking is
-        unsafe: `connector.ops.parallel`); they read nothing, the rows are saved here."""
+        unsafe: `connector.ops.parallel`); each reads its range's members and companies on a
+        connection of its own, and the rows come back to be saved here."""
         from connector.ops.parallel import forked, plan_processes
-        from connector.state.accounts import (
-            AccountScoreRow,
-            account_score_row,
-            live_account_members,
-        )
 
-        members_of = live_account_members(self.store, self.crm)
-        companies = self.store.get_crm_companies(
-            self.crm,
-            [a.partition(":")[2] for a in members_of if a.startswith("company:")],
-        )
-        cache = self._cache_entries(members_of, companies)
-        # accounts whose firmographics need more reads (a name-keyed account's members, an
-        # unknown company): read here, before any process forks
-        read_first = {
-            a: self._account_from(a, companies, cache)
-            for a in members_of
-            if not _from_companies(a, companies)
-        }
-        ca, crm, titles = self.ca, self.crm, self.p.model.titles
-        seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
-
-        def score(account_id: str) -> tuple[AccountScoreRow, AccountResult]:
-            people: list[AccountMember] = []
-            for cid, name, title in members_of[account_id]:
-                part = parts.get(cid)
-                if part is None:
-                    continue  # not scored: it joins when it is
-                level = seniority.get(title)
-                if level is None:
-                    level = seniority[title] = titles.classify(title).seniority
-                people.append(AccountMember(cid, name, title, level, part[1], part[0], part[2]))
-            found = read_first.get(account_id)
-            account, company_id = found or self._account_from(account_id, companies, cache)
-            result = score_account(ca, account, people, now)
-            row = account_score_row(
-                crm,
-                result,
-                company_id=company_id,
-                domain=account.company.domain or None,
-                name=account.company.name,
-            )
-            return row, result
-
-        ids = list(members_of)
+        ids = self.store.account_ids(self.crm)
         n = plan_processes(workers, len(ids), MIN_ACCOUNTS_PER_PROCESS)
-        if n == 1:
-            scored = [score(a) for a in ids]
+        if n == 1 or self.store.path == ":memory:":
+            scored = self._score_range(parts, now, "", None)
         else:
-            cut = [len(ids) * i // n for i in range(n + 1)]
+            # ranges (after, upto] of about equal numbers of accounts
+            cuts = [""] + [ids[len(ids) * i // n - 1] for i in range(1, n)] + [None]
+            path, timeout = self.store.path, self.store.busy_timeout
+            ca, model, known = self.ca, self.p.model, self.known
 
             def job(i: int) -> list[tuple[AccountScoreRow, tuple[Any, ...]]]:
-                return [(row, _pack(r)) for row, r in map(score, ids[cut[i] : cut[i + 1]])]
+                from types import SimpleNamespace
+
+                from connector.state.store import StateStore
+
+                with StateStore.open(path, busy_timeout=timeout) as store:
+                    stage = AccountStage(
+                        cast(Any, SimpleNamespace(store=store, crm=self.crm, model=model))
+                    )
+                    stage._compiled, stage.known = ca, known
+                    got = stage._score_range(parts, now, cast(str, cuts[i]), cuts[i + 1])
+                return [(row, _pack(r)) for row, r in got]
 
             scored = [(row, _unpack(r)) for rows in forked(job, n) for row, r in rows]
         out = {result.account_id: result for _, result in scored}
@@ -444,9 +422,49 @@ class AccountStage:
         with self.store.transaction():
             self.store.save_account_score_rows(row for row, _ in scored)
             for gone in self.store.account_ids(self.crm):
-                if gone not in members_of:  # everyone left: no score
+                if gone not in out:  # everyone left: no score
                     self.store.delete_account_score(self.crm, gone)
             self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
+        return out
+
+    def _score_range(
+        self,
+        parts: Mapping[str, tuple[float, str, tuple[tuple[str, float], ...]]],
+        now: datetime,
+        after: str,
+        upto: str | None,
+    ) -> list[tuple[AccountScoreRow, AccountResult]]:
+        """`rollup`'s work on the accounts with ids in `(after, upto]` (None: no upper
+        bound) that have a live member: their rows to save and their results, by id."""
+        members_of = live_account_members(self.store, self.crm, after, upto)
+        companies = self.store.get_crm_companies(
+            self.crm,
+            [a.partition(":")[2] for a in members_of if a.startswith("company:")],
+        )
+        cache = self._cache_entries(members_of, companies)
+        ca, crm, titles = self.ca, self.crm, self.p.model.titles
+        seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
+        out: list[tuple[AccountScoreRow, AccountResult]] = []
+        for account_id, member_rows in members_of.items():
+            people: list[AccountMember] = []
+            for cid, name, title in member_rows:
+                part = parts.get(cid)
+                if part is None:
+                    continue  # not scored: it joins when it is
+                level = seniority.get(title)
+                if level is None:
+                    level = seniority[title] = titles.classify(title).seniority
+                people.append(AccountMember(cid, name, title, level, part[1], part[0], part[2]))
+            account, company_id = self._account_from(account_id, companies, cache)
+            result = score_account(ca, account, people, now)
+            row = account_score_row(
+                crm,
+                result,
+                company_id=company_id,
+                domain=account.company.domain or None,
+                name=account.company.name,
+            )
+            out.append((row, result))
         return out
 
     def _cache_entries(
@@ -753,12 +771,6 @@ class AccountStage:
         self.store.set_write_pending(self.crm, members, True)
         self.store.add_accounts_due(self.crm, [company_account_id(company_id)], "archived")
         summary.archived += 1
-
-
-def _from_companies(account_id: str, companies: Mapping[str, CrmCompany]) -> bool:
-    """Whether `_account_from` makes this account from the companies read and the cache."""
-    kind, _, key = account_id.partition(":")
-    return kind == "domain" or (kind == "company" and key in companies)
 
 
 def _pack(r: AccountResult) -> tuple[Any, ...]:

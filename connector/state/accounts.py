@@ -163,17 +163,21 @@ def _param(items: Iterable[str]) -> str:
     return json.dumps(list(dict.fromkeys(items)))
 
 
-def live_account_members(store: Any, crm: str) -> dict[str, list[tuple[str, str, str | None]]]:
-    """{account id: [(contact id, name, job title)]} of every account's live members, in one
-    read (a rescore rolls every account up)."""
+def live_account_members(
+    store: Any, crm: str, after: str = "", upto: str | None = None
+) -> dict[str, list[tuple[str, str, str | None]]]:
+    """{account id: [(contact id, name, job title)]} of the live members of every account
+    with an id in `(after, upto]` (None: no upper bound), in one read (a rescore rolls every
+    account up)."""
     # the account index (crm, account_id, contact_id) gives the order, each contact read by
     # its key: no sort (CROSS JOIN keeps SQLite from starting at the contacts)
     rows = store.db.execute(
         "SELECT a.account_id, c.id, c.first_name, c.last_name, c.email, c.job_title "
         "FROM contact_accounts a CROSS JOIN contacts_with_live c ON c.crm = a.crm AND "
-        "c.id = a.contact_id WHERE a.crm = ? AND c.live "
+        "c.id = a.contact_id WHERE a.crm = ? AND a.account_id > ? "
+        "AND (? IS NULL OR a.account_id <= ?) AND c.live "
         "ORDER BY a.account_id, a.contact_id",
-        [crm],
+        [crm, after, upto, upto],
     )
     out: dict[str, list[tuple[str, str, str | None]]] = {}
     for account_id, cid, first, last, email, title in rows:

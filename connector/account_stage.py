@@ -28,6 +28,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import starmap
 from typing import TYPE_CHECKING, Any, cast
 
 from connector.crm.base import CompanyLinks, CrmCompany
@@ -797,7 +798,7 @@ def _pack(r: AccountResult) -> tuple[Any, ...]:
 def _unpack(t: tuple[Any, ...]) -> AccountResult:
     return AccountResult(
         t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12],
-        tuple(Reason(*x) for x in t[13]),
+        tuple(starmap(Reason, t[13])),
     )  # fmt: skip
 
 

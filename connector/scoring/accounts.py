@@ -81,7 +81,7 @@ def member_hits(
 
 
 def member_part(
-    result: ScoreResult, times: Mapping[str, str], counted: frozenset[str], now_ts: float
+    result: ScoreResult, times: dict[str, str], counted: frozenset[str], now_ts: float
 ) -> tuple[Any, str, tuple[tuple[str, float], ...]]:
     """What account scoring reads of a member: (engagement points, grade, rule hits), the
     hits as (rule, event time) for its positive engagement reasons' events whose time
@@ -95,15 +95,18 @@ def member_part(
         if reason.kind != "engagement" or reason.points <= 0:
             continue
         rule = reason.rule
-        keep = rule in counted
-        for k in reason.event_ids:
-            text = times.get(k)
-            if text is None:
-                continue
-            if keep:
-                hits.append((rule, datetime.fromisoformat(text).timestamp()))
-            if text > latest_text:
-                latest_text, latest_rule = text, rule
+        if rule in counted:
+            for k in reason.event_ids:
+                text = times.get(k)
+                if text is not None:
+                    hits.append((rule, datetime.fromisoformat(text).timestamp()))
+                    if text > latest_text:
+                        latest_text, latest_rule = text, rule
+        else:
+            for k in reason.event_ids:
+                text = times.get(k)
+                if text is not None and text > latest_text:
+                    latest_text, latest_rule = text, rule
     if latest_text:
         t = datetime.fromisoformat(latest_text).timestamp()
         if t > now_ts:  # a future-dated event: breadth wants the latest one up to now

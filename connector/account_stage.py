@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 # below this many accounts a process, the roll-up runs in one (2,000 take ~0.3 s)
 MIN_ACCOUNTS_PER_PROCESS = 2_000
+PIECES_PER_PROCESS = 4  # id ranges each roll-up process scores, one after the other
 
 NAME_PREFIX = "name:"  # an account keyed by the company field (Marketo without company records)
 
@@ -398,25 +399,30 @@ class AccountStage:
         if n == 1 or self.store.path == ":memory:":
             scored = self._score_range(parts, now, "", None)
         else:
-            # ranges (after, upto] of about equal numbers of accounts
-            cuts = [""] + [ids[len(ids) * i // n - 1] for i in range(1, n)] + [None]
+            # ranges (after, upto] of about equal numbers of accounts, a few a process: the
+            # results of the first are unpacked here while the processes score the rest
+            k = n * PIECES_PER_PROCESS
+            cuts = [""] + [ids[len(ids) * i // k - 1] for i in range(1, k)] + [None]
             path, timeout = self.store.path, self.store.busy_timeout
             ca, model, known = self.ca, self.p.model, self.known
+            stores: list[Any] = []  # a process's own connection, opened by its first piece
 
             def job(i: int) -> list[tuple[AccountScoreRow, tuple[Any, ...]]]:
                 from types import SimpleNamespace
 
                 from connector.state.store import StateStore
 
-                with StateStore.open(path, busy_timeout=timeout) as store:
+                if not stores:
+                    store = StateStore.open(path, busy_timeout=timeout)
                     stage = AccountStage(
                         cast(Any, SimpleNamespace(store=store, crm=self.crm, model=model))
                     )
                     stage._compiled, stage.known = ca, known
-                    got = stage._score_range(parts, now, cast(str, cuts[i]), cuts[i + 1])
+                    stores.append(stage)
+                got = stores[0]._score_range(parts, now, cast(str, cuts[i]), cuts[i + 1])
                 return [(row, _pack(r)) for row, r in got]
 
-            scored = [(row, _unpack(r)) for rows in forked(job, n) for row, r in rows]
+            scored = [(row, _unpack(r)) for rows in forked(job, k, n) for row, r in rows]
         out = {result.account_id: result for _, result in scored}
         self.state.accounts_scored += len(out)
         self.state.scored.update(out)

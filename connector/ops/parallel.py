@@ -121,27 +121,27 @@ def plan_processes(workers: int | None, items: int, min_per_process: int) -> int
 _PART_JOB: Callable[[int], object] | None = None
 
 
-def forked(job: Callable[[int], T], n: int) -> list[T]:
-    """`[job(0), ..., job(n - 1)]`, each in its own forked process (`n` from
-    `plan_processes`); the results come back pickled, so keep them flat (tuples of plain
-    values pickle ~10x faster than records). A job must not touch the caller's database
-    connection (SQLite's must not cross a fork): it works on what the caller read before.
-    A job's exception is raised here, after every job has ended."""
+def forked(job: Callable[[int], T], pieces: int, processes: int) -> Iterator[T]:
+    """`job(0)`, ..., `job(pieces - 1)` in `processes` forked processes (from
+    `plan_processes`), yielded in order as they come: the caller works on the first while
+    the processes make the rest. The results come back pickled, so keep them flat (tuples of
+    plain values pickle ~10x faster than records). A job must not touch the caller's
+    database connection (SQLite's must not cross a fork): it opens its own, or works on what
+    the caller read before. A job's exception is raised here; the pieces not started yet are
+    dropped."""
     global _PART_JOB
-    if n == 1:
-        return [job(0)]
+    if processes == 1:
+        yield from map(job, range(pieces))
+        return
     ctx = multiprocessing.get_context("fork")
     _PART_JOB = job
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=ctx)
     try:
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
-            futures = [pool.submit(_run_part, i) for i in range(n)]
-            wait(futures)
-            for f in futures:
-                error = f.exception()
-                if error is not None:
-                    raise error
-            return [f.result() for f in futures]  # type: ignore[misc]
+        futures = [pool.submit(_run_part, i) for i in range(pieces)]
+        for f in futures:
+            yield f.result()  # type: ignore[misc]
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         _PART_JOB = None
 
 

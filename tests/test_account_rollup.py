@@ -5,6 +5,7 @@ stored scores and their events' times) gives it. On the demo portal and on a syn
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -222,3 +223,23 @@ def test_member_part_keeps_the_latest_hit_and_the_counted_rules_hits() -> None:
     )  # fmt: skip
     # nothing known: no hits
     assert member_part(_result(0.0, reasons), {}, counted, now_ts) == (0.0, "B", ())
+
+
+def _piece(i: int) -> tuple[int, int]:
+    if i == 3 and os.environ.get("ROLLUP_TEST_FAIL") == "1":
+        raise ValueError(f"piece {i} failed")
+    return i, os.getpid()
+
+
+def test_forked_pieces_come_back_in_order_and_a_failure_is_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    got = list(parallel.forked(_piece, 6, 2))
+    assert [i for i, _ in got] == [0, 1, 2, 3, 4, 5]
+    pids = {pid for _, pid in got}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert list(parallel.forked(_piece, 3, 1)) == [(0, os.getpid()), (1, os.getpid()),
+                                                    (2, os.getpid())]  # fmt: skip
+    monkeypatch.setenv("ROLLUP_TEST_FAIL", "1")
+    with pytest.raises(ValueError, match="piece 3 failed"):
+        list(parallel.forked(_piece, 6, 2))

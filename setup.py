@@ -18,10 +18,12 @@ import os
 
 from setuptools import setup
 
-# the full rescore's inner loop: the scoring core and the JSON it reads. (Compiling the state
+# the full rescore's inner loop: the scoring core (with the account roll-up's scoring and the
+# member parts a rescore records for it) and the JSON it reads. (Compiling the state
 # store and the types too measured no faster, and their classes could no longer be patched.)
 COMPILED = [
     "connector/fastjson.py",
+    "connector/scoring/accounts.py",
     "connector/scoring/engine.py",
     "connector/scoring/matchers.py",
     "connector/scoring/lifecycle.py",

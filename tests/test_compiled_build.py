@@ -15,11 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 BUILD = "LEADSCORE_COMPILE=1 python -m pip wheel --no-build-isolation --no-deps -w /wheels ."
-# the tests of the compiled modules: scoring, the state DB, a full rescore in 2 processes,
-# and a sync end to end against the HubSpot sandbox
+# the tests of the compiled modules: scoring (accounts too: their roll-up in 2 processes),
+# the state DB, a full rescore in 2 processes, and a sync end to end against the HubSpot sandbox
 ON_COMPILED = [
     "tests/test_scoring.py",
     "tests/test_scoring_properties.py",
+    "tests/test_accounts_scoring.py",
+    "tests/test_account_rollup.py",
     "tests/test_state.py",
     "tests/test_parallel_rescore.py",
     "tests/test_ops_rescore.py",

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from itertools import islice
+from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 import click
@@ -84,8 +85,7 @@ def rescore_stored(
         if times is not None:  # each event's time by key, for the batch being yielded
             times.clear()
             for _contact, rows in chunk:
-                for row in rows:
-                    times[row[2]] = row[1]
+                times.update(map(_key_and_time, rows))
         found: dict[str, Enrichment] = {}
         if enricher is not None:
             emails = [c.email for c, _ in chunk if c.email]
@@ -94,6 +94,9 @@ def rescore_stored(
             enrichment = found.get((contact.email or "").lower())
             results = tuple(score_rows(contact, events, enrichment, m, now) for m in models)
             yield Rescored(contact, enrichment, results)
+
+
+_key_and_time = itemgetter(2, 1)  # an event row's (key, time text)
 
 
 class Rescored(NamedTuple):

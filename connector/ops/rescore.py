@@ -31,6 +31,7 @@ from connector.pipeline import (
     needs_write,
     write_changes,
 )
+from connector.scoring.accounts import member_part
 from connector.state.store import LAST_ID, StateStore, StoredScore
 from connector.types import MQL, AccountResult, Contact, Enrichment, Reason, ScoreResult
 
@@ -566,7 +567,7 @@ def _record_members(
     """What account scoring reads of the chunk's account members, rescored; `times`: the
     chunk's events' times by key (from the rows just scored: no second read). Of a member's
     rule hits, only what `score_account` reads is kept: the latest one (breadth) and those of
-    the rules the account rules count. Returns each member's account id."""
+    the rules the account rules count (`member_part`). Returns each member's account id."""
     linked = store.contact_accounts_many(crm, [r.contact.id for r in chunk])
     if not linked:
         return {}
@@ -578,42 +579,9 @@ def _record_members(
     )
     now_ts = now.timestamp()
     for r in chunk:
-        if r.contact.id not in linked:
-            continue
-        res = r.results[0]
-        hits: list[tuple[str, float]] = []
-        latest: tuple[str, str] | None = (
-            None  # (time text, rule): fixed-width UTC text sorts as time
-        )
-        for reason in res.reasons:
-            if reason.kind != "engagement" or reason.points <= 0:
-                continue
-            keep = reason.rule in counted
-            for k in reason.event_ids:
-                text = times.get(k)
-                if text is None:
-                    continue
-                if keep:
-                    hits.append((reason.rule, datetime.fromisoformat(text).timestamp()))
-                if latest is None or text > latest[0]:
-                    latest = (text, reason.rule)
-        if latest is not None:
-            t = datetime.fromisoformat(latest[0]).timestamp()
-            if t > now_ts:  # a future-dated event: breadth wants the latest one up to now
-                every = [
-                    (reason.rule, datetime.fromisoformat(times[k]).timestamp())
-                    for reason in res.reasons
-                    if reason.kind == "engagement" and reason.points > 0
-                    for k in reason.event_ids
-                    if k in times
-                ]
-                past = [h for h in every if h[1] <= now_ts]
-                hits = [h for h in every if h[0] in counted]
-                if past:
-                    hits.append(max(past, key=lambda h: h[1]))
-            elif latest[1] not in counted:  # a counted rule's hits are all kept already
-                hits.append((latest[1], t))
-        into[res.contact_id] = (res.engagement_points, res.grade, tuple(hits))
+        if r.contact.id in linked:
+            res = r.results[0]
+            into[res.contact_id] = member_part(res, times, counted, now_ts)
     return {cid: link.account_id for cid, link in linked.items()}
 
 
@@ -835,7 +803,7 @@ def apply_rescore(
             from connector.account_stage import PassState
 
             stage.state, stage.contact_props = PassState(), {}
-            stage.rollup(parts, pipeline.clock())
+            stage.rollup(parts, pipeline.clock(), workers=workers)
         pipeline.score_and_write(pipeline.store.pending_write_ids(pipeline.crm), summary)
         if stage is not None and stage.enabled():
             stage.finish(pipeline.clock(), summary)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from connector.model.loader import LoadedModel
@@ -77,6 +78,60 @@ def member_hits(
             if t is not None:
                 out.append((r.rule, t))
     return tuple(out)
+
+
+def member_part(
+    result: ScoreResult, times: dict[str, str], counted: frozenset[str], now_ts: float
+) -> tuple[Any, str, tuple[tuple[str, float], ...]]:
+    """What account scoring reads of a member: (engagement points, grade, rule hits), the
+    hits as (rule, event time) for its positive engagement reasons' events whose time
+    `times` knows (event key -> ISO-8601 UTC text). Only the hits `score_account` reads are
+    kept: the latest one up to `now_ts` (breadth) and every one of the rules in `counted`
+    (those the account rules count)."""
+    hits: list[tuple[str, float]] = []
+    latest_text = ""  # fixed-width UTC text sorts as time
+    latest_rule = ""
+    for reason in result.reasons:
+        if reason.kind != "engagement" or reason.points <= 0:
+            continue
+        rule = reason.rule
+        if rule in counted:
+            for k in reason.event_ids:
+                text = times.get(k)
+                if text is not None:
+                    hits.append((rule, datetime.fromisoformat(text).timestamp()))
+                    if text > latest_text:
+                        latest_text, latest_rule = text, rule
+        else:
+            for k in reason.event_ids:
+                text = times.get(k)
+                if text is not None and text > latest_text:
+                    latest_text, latest_rule = text, rule
+    if latest_text:
+        t = datetime.fromisoformat(latest_text).timestamp()
+        if t > now_ts:  # a future-dated event: breadth wants the latest one up to now
+            every = [
+                (reason.rule, datetime.fromisoformat(times[k]).timestamp())
+                for reason in result.reasons
+                if reason.kind == "engagement" and reason.points > 0
+                for k in reason.event_ids
+                if k in times
+            ]
+            past = [h for h in every if h[1] <= now_ts]
+            hits = [h for h in every if h[0] in counted]
+            if past:
+                hits.append(max(past, key=_hit_time))
+        elif latest_rule not in counted:  # a counted rule's hits are all kept already
+            hits.append((latest_rule, t))
+    # the points as the result holds them (the compiled build would make an int a float)
+    return (_engagement_points(result), result.grade, tuple(hits))
+
+
+def _hit_time(hit: tuple[str, float]) -> float:
+    return hit[1]
+
+
+_engagement_points = attrgetter("engagement_points")
 
 
 def score_account(

@@ -31,7 +31,7 @@ from connector.state.codec import (
     encode_dt,
     encode_json,
     encode_opt_dt,
-    reason_dict,
+    reasons_json,
 )
 from connector.types import AccountResult, CrmCompany, Reason
 
@@ -162,21 +162,79 @@ def _param(items: Iterable[str]) -> str:
     return json.dumps(list(dict.fromkeys(items)))
 
 
-def live_account_members(store: Any, crm: str) -> dict[str, list[tuple[str, str, str | None]]]:
-    """{account id: [(contact id, name, job title)]} of every account's live members, in one
-    read (a rescore rolls every account up)."""
+def live_account_members(
+    store: Any, crm: str, after: str = "", upto: str | None = None
+) -> dict[str, list[tuple[str, str, str | None]]]:
+    """{account id: [(contact id, name, job title)]} of the live members of every account
+    with an id in `(after, upto]` (None: no upper bound), in one read (a rescore rolls every
+    account up)."""
+    # the account index (crm, account_id, contact_id) gives the order, each contact read by
+    # its key: no sort (CROSS JOIN keeps SQLite from starting at the contacts)
     rows = store.db.execute(
         "SELECT a.account_id, c.id, c.first_name, c.last_name, c.email, c.job_title "
-        "FROM contact_accounts a JOIN contacts_with_live c ON c.crm = a.crm AND "
-        "c.id = a.contact_id WHERE a.crm = ? AND c.live "
-        "ORDER BY a.account_id, c.id",
-        [crm],
+        "FROM contact_accounts a CROSS JOIN contacts_with_live c ON c.crm = a.crm AND "
+        "c.id = a.contact_id WHERE a.crm = ? AND a.account_id > ? "
+        "AND (? IS NULL OR a.account_id <= ?) AND c.live "
+        "ORDER BY a.account_id, a.contact_id",
+        [crm, after, upto, upto],
     )
     out: dict[str, list[tuple[str, str, str | None]]] = {}
     for account_id, cid, first, last, email, title in rows:
         name = " ".join(p for p in (first, last) if p) or email or cid
         out.setdefault(account_id, []).append((cid, name, title))
     return out
+
+
+# one account score as `account_scores` stores it (`account_score_row`)
+AccountScoreRow = tuple[Any, ...]
+
+_UPSERT_ACCOUNT = (
+    "INSERT INTO account_scores (crm, account_id, company_id, domain, name, score, "
+    "engagement_points, fit_points, grade, mqa, mqa_reason, members, "
+    "engaged_contacts, reasons, model_version, model_fingerprint, scored_at, "
+    "next_change_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?) "
+    "ON CONFLICT (crm, account_id) DO UPDATE SET company_id = excluded.company_id, "
+    "domain = excluded.domain, name = excluded.name, score = excluded.score, "
+    "engagement_points = excluded.engagement_points, "
+    "fit_points = excluded.fit_points, grade = excluded.grade, mqa = excluded.mqa, "
+    "mqa_reason = excluded.mqa_reason, members = excluded.members, "
+    "engaged_contacts = excluded.engaged_contacts, reasons = excluded.reasons, "
+    "model_version = excluded.model_version, "
+    "model_fingerprint = excluded.model_fingerprint, "
+    "scored_at = excluded.scored_at, next_change_at = excluded.next_change_at"
+)
+
+
+def account_score_row(
+    crm: str,
+    result: AccountResult,
+    *,
+    company_id: str | None,
+    domain: str | None,
+    name: str | None,
+) -> AccountScoreRow:
+    """An account score as the parameters of its upsert. The reasons are written by orjson
+    as UTF-8 bytes and stored as TEXT (`reasons_json`: the same text as `encode_json`)."""
+    return (
+        crm,
+        result.account_id,
+        company_id,
+        domain,
+        name,
+        result.score,
+        result.engagement_points,
+        result.fit_points,
+        result.grade,
+        int(result.mqa),
+        result.mqa_reason,
+        result.members,
+        json.dumps(list(result.engaged_contacts)),
+        reasons_json(result.reasons),
+        result.model_version,
+        result.model_fingerprint,
+        encode_dt(result.scored_at),
+        encode_opt_dt(result.next_change_at),
+    )
 
 
 class AccountsStateMixin(StoreBase):
@@ -330,6 +388,16 @@ class AccountsStateMixin(StoreBase):
             r[0]: ContactAccount(r[0], r[1], r[2], tuple(json.loads(r[3] or "[]"))) for r in rows
         }
 
+    def linked_contact_ids(self, crm: str, contact_ids: Iterable[str]) -> set[str]:
+        """Those of these contacts that have an account (`contact_accounts_many`'s keys,
+        without decoding the rows: a rescore asks for every batch)."""
+        rows = self._conn.execute(
+            "SELECT contact_id FROM contact_accounts "
+            "WHERE crm = ? AND contact_id IN (SELECT value FROM json_each(?))",
+            (crm, _param(contact_ids)),
+        ).fetchall()
+        return {r[0] for r in rows}
+
     def account_member_ids(self, crm: str, account_id: str) -> list[str]:
         """The live contacts of an account (archived and merged-away contacts left out)."""
         rows = self._conn.execute(
@@ -391,42 +459,15 @@ class AccountsStateMixin(StoreBase):
         domain: str | None,
         name: str | None,
     ) -> None:
+        self.save_account_score_rows(
+            [account_score_row(crm, result, company_id=company_id, domain=domain, name=name)]
+        )
+
+    def save_account_score_rows(self, rows: Iterable[AccountScoreRow]) -> None:
+        """Save account scores encoded by `account_score_row`, in one statement (a rescore's
+        roll-up saves every account at once); history rows come from the triggers."""
         with self.transaction():
-            self._conn.execute(
-                "INSERT INTO account_scores (crm, account_id, company_id, domain, name, score, "
-                "engagement_points, fit_points, grade, mqa, mqa_reason, members, "
-                "engaged_contacts, reasons, model_version, model_fingerprint, scored_at, "
-                "next_change_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (crm, account_id) DO UPDATE SET company_id = excluded.company_id, "
-                "domain = excluded.domain, name = excluded.name, score = excluded.score, "
-                "engagement_points = excluded.engagement_points, "
-                "fit_points = excluded.fit_points, grade = excluded.grade, mqa = excluded.mqa, "
-                "mqa_reason = excluded.mqa_reason, members = excluded.members, "
-                "engaged_contacts = excluded.engaged_contacts, reasons = excluded.reasons, "
-                "model_version = excluded.model_version, "
-                "model_fingerprint = excluded.model_fingerprint, "
-                "scored_at = excluded.scored_at, next_change_at = excluded.next_change_at",
-                (
-                    crm,
-                    result.account_id,
-                    company_id,
-                    domain,
-                    name,
-                    result.score,
-                    result.engagement_points,
-                    result.fit_points,
-                    result.grade,
-                    int(result.mqa),
-                    result.mqa_reason,
-                    result.members,
-                    json.dumps(list(result.engaged_contacts)),
-                    encode_json([reason_dict(r) for r in result.reasons]),
-                    result.model_version,
-                    result.model_fingerprint,
-                    encode_dt(result.scored_at),
-                    encode_opt_dt(result.next_change_at),
-                ),
-            )
+            self._conn.executemany(_UPSERT_ACCOUNT, rows)
 
     def delete_account_score(self, crm: str, account_id: str) -> None:
         """An account with no member left (everyone moved away) has no score."""

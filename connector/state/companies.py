@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import asdict, fields
+from typing import Any
 
 from connector.enrich.cache import CacheEntry
 from connector.state.base import StoreBase, _db_errors
@@ -17,6 +20,17 @@ def _company(text: str | None) -> Company | None:
     if not isinstance(data, dict):
         return None
     return Company(**{k: v for k, v in data.items() if k in _COMPANY_FIELDS})
+
+
+def _entry(row: Any) -> CacheEntry:
+    return CacheEntry(
+        domain=row[0],
+        status=row[1],
+        company=_company(row[2]),
+        source=row[3],
+        fetched_at=decode_dt(row[4]),
+        expires_at=decode_dt(row[5]),
+    )
 
 
 class CompaniesMixin(StoreBase):
@@ -38,16 +52,19 @@ class CompaniesMixin(StoreBase):
             "WHERE domain = ?",
             (domain.lower(),),
         ).fetchone()
-        if row is None:
-            return None
-        return CacheEntry(
-            domain=row[0],
-            status=row[1],
-            company=_company(row[2]),
-            source=row[3],
-            fetched_at=decode_dt(row[4]),
-            expires_at=decode_dt(row[5]),
-        )
+        return None if row is None else _entry(row)
+
+    @_db_errors
+    def get_company_entries(self, domains: Iterable[str]) -> dict[str, CacheEntry]:
+        """`get_company_entry` of many domains in one read, by lower-cased domain (an account
+        roll-up fills every account's blank firmographics from the cache)."""
+        wanted = sorted({d.lower() for d in domains})
+        rows = self._conn.execute(
+            "SELECT domain, status, company, source, fetched_at, expires_at FROM companies "
+            "WHERE domain IN (SELECT value FROM json_each(?))",
+            (json.dumps(wanted),),
+        ).fetchall()
+        return {row[0]: _entry(row) for row in rows}
 
     @_db_errors
     def put_company_entry(self, entry: CacheEntry) -> None:

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from connector.calibrate import CalibrationOptions, CalibrationResult, calibrate
 from connector.calibrate.accounts import AccountObservation, GroupRate, MqaRule
 from connector.calibrate.cli import state_enrich_fn
+from connector.calibrate.render_accounts import render_accounts_html, threshold_lines
 from connector.cli import cli
 from connector.model.loader import load_model
 from connector.settings import load_settings
@@ -133,6 +134,17 @@ def test_a_suggested_mqa_threshold_separates_the_converting_accounts(sqls: Harne
     }
     assert a.suggested_threshold == 174 and a.current is not None
     assert a.current.threshold == 100
+    lines = threshold_lines(a)
+    assert lines[0] == (
+        "Suggested MQA threshold: 174 (current 100): 3 MQA(s), 66.7% [21%–94%] converted; the "
+        "others 0.0% [0%–56%]; 100.0% of the converting accounts were MQAs, 25.0% of the others."
+    )
+    html = render_accounts_html(a)
+    assert (
+        '<tr class="good"><td class="l">174</td><td>3</td><td>2</td><td>66.7% [21%–94%]</td>'
+        "<td>0.0% [0%–56%]</td><td>100.0%</td><td>25.0%</td><td>0.75</td><td>suggested</td></tr>"
+        in html
+    )
 
 
 def test_a_contact_counts_at_an_mqa_only_inside_its_own_observation() -> None:

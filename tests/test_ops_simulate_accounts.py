@@ -290,3 +290,29 @@ def test_cli_simulate_bad_mqa_threshold_is_one_line_exit_2(tmp_path: Path, value
     assert res.output == (
         f"error: --mqa-threshold must be a number of points, 0 or more (got {float(value):g})\n"
     )
+
+
+def test_cli_simulate_accounts_on_before_any_account_is_resolved(
+    demo: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accounts turned on, but the state DB was synced without them: said in one line."""
+    monkeypatch.setattr(analysis, "_now", lambda: NOW)
+    assert demo.pipeline.sync().status == "ok"
+    res = CliRunner().invoke(
+        cli,
+        ["--state", str(tmp_path / "state.db"), "simulate", "--threshold", "90", "--json"],
+        env={"LEADSCORE_ACCOUNTS": "true"},
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["accounts"]["accounts"] == 0 and doc["accounts"]["flips"] == []
+    res = CliRunner().invoke(
+        cli,
+        ["--state", str(tmp_path / "state.db"), "simulate", "--threshold", "90"],
+        env={"LEADSCORE_ACCOUNTS": "true"},
+    )
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[-1] == (
+        "Accounts: none with members in the state DB yet (a sync with LEADSCORE_ACCOUNTS=true "
+        "resolves them)."
+    )

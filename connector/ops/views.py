@@ -249,6 +249,13 @@ def print_simulation(console: Console, s: Simulation) -> None:
 def _print_account_simulation(console: Console, a: AccountSimulation) -> None:
     """Accounts: grade transitions, MQA flips (by name and domain), and the contacts whose
     verdict is their account's on either side."""
+    if not a.accounts:
+        console.print(
+            "Accounts: none with members in the state DB yet (a sync with LEADSCORE_ACCOUNTS=true "
+            "resolves them).",
+            highlight=False,
+        )
+        return
     t0, t1 = a.current_mqa_threshold, a.simulated_mqa_threshold
     bars = "" if t0 == t1 else f" (MQA threshold {_opt(t0)} → {_opt(t1)})"
     console.print(

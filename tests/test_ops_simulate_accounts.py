@@ -72,6 +72,15 @@ def test_the_current_side_is_what_the_sync_stored(acc: Harness) -> None:
         "124",
         "148",
     ]
+    # the curve counts the account MQLs too: each point is a simulation at that threshold
+    curve = dict(sim.curve)
+    assert curve[100] == 19
+    for t in (60, 80, 90, 120):
+        at = simulate_threshold(acc.store, CRM, load_model(), _enricher(acc), NOW, t, accounts=True)
+        assert curve[t] == at.simulated_mqls, t
+    assert [curve[t] for t in (60, 70, 80, 90, 100, 110, 120, 130, 140)] == [
+        26, 25, 20, 19, 19, 18, 17, 11, 11,
+    ]  # fmt: skip
     # accounts off (the setting): the contacts alone, as before
     off = simulate_threshold(acc.store, CRM, load_model(), _enricher(acc), NOW, 100)
     assert (off.current_mqls, off.accounts) == (16, None)

@@ -138,3 +138,27 @@ def test_calibrate_can_keep_the_profile_and_leave_new_rules_out(
     assert "the plain logistic regression ranks the held-out contacts at ROC AUC" in out
     assert "the profile was not refit (--keep-profile)" in out
     assert "strong signals no rule of the suggested model counts: page /scholarship" in out
+
+
+def test_calibrate_json_is_one_document_with_the_suggestion(
+    setup: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--json: the calibration as one JSON document on stdout (the suggested model's YAML is
+    the file --out names); the page's line goes to stderr."""
+    import json
+
+    db, model = setup
+    res = run(
+        monkeypatch, tmp_path, "--state", str(db), "calibrate", "--model", str(model),
+        "--now", NOW_ARG, "--json", "--html", "calibration.html",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["written"] == "model.suggested.yaml" and doc["insufficient"] is None
+    assert doc["suggestion"]["version"] == "misset-1-calibrated-2026-11-01"
+    assert "text" not in doc["suggestion"] and "model" not in doc["suggestion"]
+    assert doc["counts"]["converted"] + doc["counts"]["not_converted"] == doc["counts"]["labelled"]
+    assert {r["name"] for r in doc["lift"]} >= {"pricing_repeat", "product_guide"}
+    assert doc["comparison"]["suggested"]["auc"] > doc["comparison"]["current"]["auc"]
+    assert doc["accounts"] is None  # account scoring off
+    assert res.stderr == "wrote calibration.html (report page)\n"

@@ -35,6 +35,11 @@
    `lifecycle.mql.threshold` and `version` changed and new rules appended, marked `# NEW`,
    comments kept), the terminal tables and an HTML fragment (render.py). Nothing is applied.
 
+7. **Accounts** (accounts.py, with account scoring on): account outcomes from the members'
+   outcomes, each account replayed with the sync's account scorer; conversion by account grade
+   and MQA, the lift of an MQA for its contacts, and a suggested MQA threshold (reported, never
+   written to the model).
+
 Too little data (fewer than `min_conversions` conversions, or a held-out set that is too small
 or lacks conversions or non-conversions) suggests nothing; the CLI then exits 3.
 

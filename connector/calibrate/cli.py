@@ -100,6 +100,13 @@ def state_enrich_fn(settings: Settings, store: StateStore) -> EnrichFn | None:
     return enrich
 
 
+def _emit_json(result: CalibrationResult, written: str | None) -> None:
+    from connector.calibrate.jsondoc import calibration_document
+    from connector.jsonout import emit
+
+    emit(calibration_document(result, written))
+
+
 def write_html(
     path: Path,
     result: CalibrationResult,
@@ -209,6 +216,7 @@ def write_html(
     help="Also write an HTML page (inline SVG/CSS, nothing fetched).",
 )
 @click.option("--now", "now_text", help="Outcomes as of this ISO-8601 time (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="The calibration as one JSON document.")
 @click.pass_context
 def calibrate_cmd(
     ctx: click.Context,
@@ -226,6 +234,7 @@ def calibrate_cmd(
     version: str | None,
     html_path: str | None,
     now_text: str | None,
+    as_json: bool = False,
 ) -> None:
     """How did the scored leads convert, and should the points change? Suggests a model
     (written to --out, never applied): review it, `simulate` it, then `rescore`."""
@@ -249,6 +258,7 @@ def calibrate_cmd(
         refit_profile=not keep_profile,
         add_new_rules=not no_new_rules,
         version=version,
+        accounts=settings.accounts,
     )
     if not settings.state_path.exists():
         _fail(f"no state DB at {settings.state_path}; run `leadscore sync` first (or --state PATH)")
@@ -279,13 +289,16 @@ def calibrate_cmd(
             except ConnectorError as exc:  # pragma: no cover - validated before writing
                 _fail(str(exc), exc.exit_code)
             written = out_path
-        print_calibration(console, result, out_path=written)
+        if as_json:
+            _emit_json(result, written)
+        else:
+            print_calibration(console, result, out_path=written)
         if html_path:
             try:
                 kind = write_html(Path(html_path), result, store, settings.crm, now, written)
             except OSError as exc:
                 _fail(f"cannot write {html_path}: {exc.strerror}")
-            click.echo(f"wrote {html_path} ({kind})")
+            click.echo(f"wrote {html_path} ({kind})", err=as_json)
     finally:
         store.close()
     sys.exit(EXIT_TOO_LITTLE_DATA if result.suggestion is None else 0)

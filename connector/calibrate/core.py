@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from connector.calibrate.accounts import AccountCalibration, account_coverage
 from connector.calibrate.candidates import (
     Candidate,
     candidate_features,
@@ -69,6 +70,8 @@ class CalibrationOptions:
     allow_sign_flips: bool = False
     rate_tolerance: float = 0.01  # keep the current threshold when this close to the target
     version: str | None = None  # of the suggested model; default "<current>-calibrated-<date>"
+    accounts: bool = False  # account coverage (accounts.py): account scoring is on
+    min_account_conversions: int = 10  # and as many non-conversions, to suggest an MQA threshold
 
     def __post_init__(self) -> None:
         if self.horizon <= timedelta(0):
@@ -142,6 +145,7 @@ class CalibrationResult:
     suggestion: Suggestion | None = None
     comparison: Comparison | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    accounts: AccountCalibration | None = None  # with account scoring on
 
     @property
     def never_fire(self) -> list[RuleLift]:
@@ -209,7 +213,17 @@ def calibrate(
     ds = Dataset(store, crm, model, o.horizon, now, enrich)
     obs = ds.observe(model)
     lift = tuple(lift_table(model, obs))
-    base = CalibrationResult(model.version, model.fingerprint, now, o, ds.counts, lift)
+    base = CalibrationResult(
+        model.version,
+        model.fingerprint,
+        now,
+        o,
+        ds.counts,
+        lift,
+        accounts=account_coverage(ds, model, min_conversions=o.min_account_conversions)
+        if o.accounts
+        else None,
+    )
     train, test = _split(obs, o.test_fraction)
     reason = _too_little(ds.counts, train, test, o)
     if reason is not None:

@@ -310,6 +310,7 @@ def print_calibration(
         console.print(line, highlight=False)
     if r.insufficient is not None:
         console.print(f"[bold]{r.insufficient}.[/bold] Nothing suggested.", highlight=False)
+        _print_accounts(console, r)
         return
     s, cmp_ = r.suggestion, r.comparison
     assert s is not None and cmp_ is not None
@@ -345,9 +346,17 @@ def print_calibration(
     console.print(b)
     for note in r.notes:
         console.print(f"note: {note}", highlight=False)
+    _print_accounts(console, r)
     if out_path:
         console.print(f"Wrote {out_path} (version {s.version}).", highlight=False)
     console.print(NEXT_STEPS.format(out=out_path or "FILE"), highlight=False)
+
+
+def _print_accounts(console: Console, r: CalibrationResult) -> None:
+    if r.accounts is not None:
+        from connector.calibrate.render_accounts import print_accounts
+
+        print_accounts(console, r.accounts)
 
 
 # ---------------------------------------------------------------------------- HTML
@@ -356,6 +365,7 @@ _CSS = """
 .lsc{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1f2933;
   font-size:14px;line-height:1.45;max-width:1100px}
 .lsc h2{font-size:20px;margin:18px 0 6px}.lsc h3{font-size:16px;margin:16px 0 6px}
+.lsc h4{font-size:14px;margin:12px 0 4px}.lsc tr.good td{background:#e3f9e5}
 .lsc table{border-collapse:collapse;margin:6px 0 12px}
 .lsc th,.lsc td{border-bottom:1px solid #d9e2ec;padding:3px 8px;text-align:right;
   vertical-align:top}
@@ -528,9 +538,9 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
     out += [f'<p class="box">{_e(line)}</p>' for line in flag_lines(r)]
     if r.insufficient is not None or r.suggestion is None or r.comparison is None:
         out.append(
-            f'<p class="box"><b>{_e(r.insufficient or "no suggestion")}.</b> '
-            "Nothing suggested.</p></section>"
+            f'<p class="box"><b>{_e(r.insufficient or "no suggestion")}.</b> Nothing suggested.</p>'
         )
+        out.append(_accounts_html(r) + "</section>")
         return "".join(out)
     s, c = r.suggestion, r.comparison
     out.append(f"<h3>Suggested model {_e(s.version)}</h3>")
@@ -640,8 +650,17 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
     )
     out.append(_bands_svg(cur, sug))
     out += [f'<p class="box">note: {_e(n)}</p>' for n in r.notes]
+    out.append(_accounts_html(r))
     out.append(f"<p><b>{_e(NEXT_STEPS.format(out=out_path or 'FILE'))}</b></p></section>")
     return "".join(out)
+
+
+def _accounts_html(r: CalibrationResult) -> str:
+    if r.accounts is None:
+        return ""
+    from connector.calibrate.render_accounts import render_accounts_html
+
+    return render_accounts_html(r.accounts)
 
 
 def _band_cells(b: Band) -> list[str]:

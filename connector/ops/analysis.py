@@ -20,6 +20,7 @@ import click
 
 from connector.errors import ConnectorError
 from connector.jsonout import jsonable
+from connector.model.loader import LoadedModel
 from connector.ops.common import (
     analysis_enricher,
     console,
@@ -229,26 +230,39 @@ def _refuse_beside_a_run_worker(store: StateStore) -> None:
 @click.option(
     "--model", "model_path", type=click.Path(dir_okay=False), help="Another model file to try."
 )
+@click.option(
+    "--mqa-threshold",
+    type=float,
+    help="MQA threshold to try (account scoring on), alone or with --threshold / --model.",
+)
 @click.option("--json", "as_json", is_flag=True, help="The simulation as one JSON document.")
 @click.pass_context
 def simulate_cmd(
-    ctx: click.Context, threshold: float | None, model_path: str | None, as_json: bool
+    ctx: click.Context,
+    threshold: float | None,
+    model_path: str | None,
+    mqa_threshold: float | None,
+    as_json: bool,
 ) -> None:
     """What-if on the stored data: MQLs now vs at another threshold or with another model.
 
-    Exactly one of --threshold N or --model PATH. Nothing is written, to the state DB or
-    the CRM.
+    One of --threshold N or --model PATH, or --mqa-threshold N (with either, or alone).
+    With account scoring on, also the accounts: grade changes, MQA flips and the contacts
+    their MQA qualifies. Nothing is written, to the state DB or the CRM.
     """
     from connector.ops.simulate import simulate_model, simulate_threshold
     from connector.ops.views import print_simulation
 
-    if (threshold is None) == (model_path is None):
-        fail("give exactly one of --threshold N or --model PATH", 2)
+    if (threshold is not None and model_path is not None) or (
+        threshold is None and model_path is None and mqa_threshold is None
+    ):
+        fail("give exactly one of --threshold N or --model PATH (or --mqa-threshold N)", 2)
     if threshold is not None and (not math.isfinite(threshold) or threshold < 0):
         fail(f"--threshold must be a number of points, 0 or more (got {threshold:g})", 2)
     from connector.active_model import in_force_or
 
     settings = settings_from(ctx)
+    _check_mqa_threshold(mqa_threshold, settings.accounts)
     current = load_model_or_exit(str(settings.model_path))
     other = load_model_or_exit(model_path) if model_path else None
     store = open_existing_store(settings)
@@ -256,12 +270,35 @@ def simulate_cmd(
         current = in_force_or(store, settings.crm, current)  # "now" is the model in force
         if store.count_contacts(settings.crm) == 0:
             fail(f"no {settings.crm} contacts in {settings.state_path}; run `leadscore sync` first")
+        _check_mqa_section(mqa_threshold, other or current)
         enricher = analysis_enricher(settings, store)
+        accounts = settings.accounts
         if other is not None:
-            sim = simulate_model(store, settings.crm, current, other, enricher, _now())
+            sim = simulate_model(
+                store,
+                settings.crm,
+                current,
+                other,
+                enricher,
+                _now(),
+                accounts=accounts,
+                mqa_threshold=mqa_threshold,
+            )
         else:
-            assert threshold is not None
-            sim = simulate_threshold(store, settings.crm, current, enricher, _now(), threshold)
+            alone = threshold is None  # the MQA threshold alone: no contact threshold curve
+            if threshold is None:
+                threshold = float(current.model.lifecycle.mql.threshold)
+            sim = simulate_threshold(
+                store,
+                settings.crm,
+                current,
+                enricher,
+                _now(),
+                threshold,
+                curve=[] if alone else None,
+                accounts=accounts,
+                mqa_threshold=mqa_threshold,
+            )
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
     finally:
@@ -277,6 +314,27 @@ def simulate_cmd(
         emit(doc)
         return
     print_simulation(console(), sim)
+
+
+def _check_mqa_threshold(mqa_threshold: float | None, accounts_on: bool) -> None:
+    """`--mqa-threshold` needs a number of points and account scoring on (exit 2)."""
+    if mqa_threshold is None:
+        return
+    if not math.isfinite(mqa_threshold) or mqa_threshold < 0:
+        fail(f"--mqa-threshold must be a number of points, 0 or more (got {mqa_threshold:g})", 2)
+    if not accounts_on:
+        fail("--mqa-threshold needs account scoring on (LEADSCORE_ACCOUNTS=true)", 2)
+
+
+def _check_mqa_section(mqa_threshold: float | None, model: LoadedModel) -> None:
+    from connector.ops.simulate_accounts import accounts_enabled
+
+    if mqa_threshold is not None and not accounts_enabled(model):
+        fail(
+            f"--mqa-threshold: the model {model.version} ({model.path}) has no enabled "
+            "accounts: section",
+            2,
+        )
 
 
 # ------------------------------------------------------------------------ status

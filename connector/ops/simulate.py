@@ -8,6 +8,11 @@ A threshold only changes the lifecycle decision, never the points, and the decis
 monotone in it: a contact qualifies at threshold T exactly when it qualifies as a hand-raiser
 (the verdict at T = +∞) or when it would qualify by points at all (the verdict at T = −∞) and
 its score is ≥ T. So two scoring passes give the MQL count at every threshold of the curve.
+
+With account scoring on (`accounts=True` and an `accounts:` section), each side also rolls its
+accounts up and applies the MQA's contact bar (simulate_accounts.py): a contact the threshold
+leaves out is MQL-qualified at an MQA from `accounts.mqa.contact_mql_threshold`. The account
+scores read points, never the MQL threshold, so the curve stays two scoring passes.
 """
 
 from __future__ import annotations
@@ -19,8 +24,18 @@ from datetime import datetime
 
 from connector.model.loader import LoadedModel
 from connector.ops.common import num, rescore_stored
+from connector.ops.simulate_accounts import (
+    AccountContactFlip,
+    AccountSides,
+    AccountSimulation,
+    accounts_enabled,
+    by_account,
+    strip,
+    with_mqa_threshold,
+)
 from connector.pipeline import Enricher
 from connector.state.store import StateStore
+from connector.types import Contact, ScoreResult
 
 GRADES: tuple[str, ...] = ("A", "B", "C", "D")
 
@@ -62,6 +77,7 @@ class Simulation:
     curve: list[tuple[float, int]] = field(default_factory=list)  # (threshold, MQLs)
     current_threshold: float | None = None
     simulated_threshold: float | None = None
+    accounts: AccountSimulation | None = None  # with account scoring on
 
     @property
     def gained(self) -> int:
@@ -133,25 +149,45 @@ def simulate_threshold(
     threshold: float,
     *,
     curve: list[float] | None = None,
+    accounts: bool = False,
+    mqa_threshold: float | None = None,
 ) -> Simulation:
-    """MQLs at the model's threshold vs `threshold`, by grade, who flips, and the curve."""
+    """MQLs at the model's threshold vs `threshold`, by grade, who flips, and the curve.
+    `accounts`: account scoring is on (the setting); `mqa_threshold`: the MQA threshold to
+    try on the simulated side (the curve is that side's)."""
     current_t = float(model.model.lifecycle.mql.threshold)
     points = curve if curve is not None else curve_thresholds(current_t, threshold)
+    simulated = f"threshold {num(threshold)}"
+    if mqa_threshold is not None:
+        simulated += f", MQA threshold {num(mqa_threshold)}"
     sim = Simulation(
         crm,
         now,
         f"model {model.version}, threshold {num(current_t)}",
-        f"threshold {num(threshold)}",
+        simulated,
         current_threshold=current_t,
         simulated_threshold=threshold,
     )
     by_points = with_threshold(model, -math.inf)  # qualifies by points at all
     raised = with_threshold(model, math.inf)  # qualifies without points: hand-raisers
+    acc: AccountSides | None = None
+    if accounts and accounts_enabled(model):
+        other = model if mqa_threshold is None else with_mqa_threshold(model, mqa_threshold)
+        acc = AccountSides(store, crm, [model, other])
+        acc.parts[1] = acc.parts[0]  # the same points on both sides
+    blocked = _blockers(model)
+    deferred: list[tuple[Contact, ScoreResult, str | None, bool]] = []
+    times: dict[str, str] | None = {} if acc is not None else None
     counts = [0] * len(points)
-    for contact, _, (lo, hi) in rescore_stored(store, crm, [by_points, raised], enricher, now):
+    rescored = rescore_stored(store, crm, [by_points, raised], enricher, now, times=times)
+    for contact, _, (lo, hi) in rescored:
         sim.contacts += 1
         hand = hi.lifecycle.mql_reason
         eligible = lo.lifecycle.mql_reason is not None
+        if acc is not None and times is not None and acc.linked(contact.id):
+            acc.record(0, lo, times)  # tallied once its account is scored
+            deferred.append((contact, strip(hi, blocked), hand, eligible))
+            continue
         for i, t in enumerate(points):
             counts[i] += _verdict(hand, eligible, lo.score, t) is not None
         cur, new = _sides(
@@ -161,9 +197,44 @@ def simulate_threshold(
             ]
         )
         _tally(sim, contact.id, contact.email or contact.id, cur, new)
+    if acc is not None:
+        acc.score(now)
+        for contact, res, hand, eligible in deferred:
+            bar = (acc.verdict(0, contact, res), acc.verdict(1, contact, res))
+            for i, t in enumerate(points):
+                counts[i] += (_verdict(hand, eligible, res.score, t) or bar[1]) is not None
+            was = _verdict(hand, eligible, res.score, current_t) or bar[0]
+            will = _verdict(hand, eligible, res.score, threshold) or bar[1]
+            cur, new = _sides([(res.score, res.grade, was), (res.score, res.grade, will)])
+            acc.count(cur.mql, new.mql)
+            _tally(sim, contact.id, contact.email or contact.id, cur, new)
     sim.curve = list(zip(points, counts, strict=True))
     _order(sim)
+    if acc is not None:
+        sim.accounts = _account_summary(sim, acc)
     return sim
+
+
+def _blockers(model: LoadedModel) -> frozenset[str]:
+    return frozenset(f.name for f in model.model.fit.force if f.block_mql)
+
+
+def _account_summary(sim: Simulation, acc: AccountSides) -> AccountSimulation:
+    out = acc.summary()
+    out.contact_flips = [
+        AccountContactFlip(
+            f.contact_id,
+            f.label,
+            acc.label_of(f.contact_id),
+            f.simulated.grade,
+            f.simulated.score,
+            f.current.mql,
+            f.simulated.mql,
+        )
+        for f in sim.flips
+        if by_account(f.current.mql) or by_account(f.simulated.mql)
+    ]
+    return out
 
 
 def _verdict(hand: str | None, eligible: bool, score: float, threshold: float) -> str | None:
@@ -180,16 +251,36 @@ def simulate_model(
     other: LoadedModel,
     enricher: Enricher | None,
     now: datetime,
+    *,
+    accounts: bool = False,
+    mqa_threshold: float | None = None,
 ) -> Simulation:
-    """MQLs with the current model vs another model file, by grade, and who flips."""
+    """MQLs with the current model vs another model file, by grade, and who flips.
+    `accounts`: account scoring is on (the setting); `mqa_threshold`: the other model with
+    this MQA threshold."""
+    if mqa_threshold is not None and accounts_enabled(other):
+        other = with_mqa_threshold(other, mqa_threshold)
     sim = Simulation(
         crm,
         now,
         f"model {current.version} ({current.fingerprint})",
-        f"model {other.version} ({other.fingerprint})",
+        f"model {other.version} ({other.fingerprint})"
+        + (f", MQA threshold {num(mqa_threshold)}" if mqa_threshold is not None else ""),
     )
-    for contact, _, (a, b) in rescore_stored(store, crm, [current, other], enricher, now):
+    acc: AccountSides | None = None
+    if accounts and (accounts_enabled(current) or accounts_enabled(other)):
+        acc = AccountSides(store, crm, [current, other])
+    blocked = (_blockers(current), _blockers(other))
+    deferred: list[tuple[Contact, ScoreResult, ScoreResult]] = []
+    times: dict[str, str] | None = {} if acc is not None else None
+    rescored = rescore_stored(store, crm, [current, other], enricher, now, times=times)
+    for contact, _, (a, b) in rescored:
         sim.contacts += 1
+        if acc is not None and times is not None and acc.linked(contact.id):
+            acc.record(0, a, times)
+            acc.record(1, b, times)
+            deferred.append((contact, strip(a, blocked[0]), strip(b, blocked[1])))
+            continue
         cur, new = _sides(
             [
                 (a.score, a.grade, a.lifecycle.mql_reason),
@@ -197,7 +288,20 @@ def simulate_model(
             ]
         )
         _tally(sim, contact.id, contact.email or contact.id, cur, new)
+    if acc is not None:
+        acc.score(now)
+        for contact, a, b in deferred:
+            cur, new = _sides(
+                [
+                    (a.score, a.grade, a.lifecycle.mql_reason or acc.verdict(0, contact, a)),
+                    (b.score, b.grade, b.lifecycle.mql_reason or acc.verdict(1, contact, b)),
+                ]
+            )
+            acc.count(cur.mql, new.mql)
+            _tally(sim, contact.id, contact.email or contact.id, cur, new)
     _order(sim)
+    if acc is not None:
+        sim.accounts = _account_summary(sim, acc)
     return sim
 
 

@@ -14,6 +14,7 @@ from connector.ops.common import iso_min, num, signed
 from connector.ops.dead_letters import RetryResult
 from connector.ops.rescore import NO_GRADE, AccountPreview, ContactChange, RescorePreview
 from connector.ops.simulate import GRADES, Simulation
+from connector.ops.simulate_accounts import AccountSimulation, by_account
 from connector.ops.status import Status, run_counts, run_duration
 from connector.pipeline import PlannedWrite
 from connector.state.store import DeadLetter
@@ -236,15 +237,92 @@ def print_simulation(console: Console, s: Simulation) -> None:
             if f.simulated.score != f.current.score:
                 score = f"{score} → {num(f.simulated.score)}"
             flips.add_row(
-                f.label, grade, score, _mql_short(f.current.mql), _mql_short(f.simulated.mql)
+                f.label, grade, score, _sim_short(f.current.mql), _sim_short(f.simulated.mql)
             )
         console.print(flips)
     else:
         console.print("No contact would change its MQL verdict.")
+    if s.accounts is not None:
+        _print_account_simulation(console, s.accounts)
+
+
+def _print_account_simulation(console: Console, a: AccountSimulation) -> None:
+    """Accounts: grade transitions, MQA flips (by name and domain), and the contacts whose
+    verdict is their account's on either side."""
+    if not a.accounts:
+        console.print(
+            "Accounts: none with members in the state DB yet (a sync with LEADSCORE_ACCOUNTS=true "
+            "resolves them).",
+            highlight=False,
+        )
+        return
+    t0, t1 = a.current_mqa_threshold, a.simulated_mqa_threshold
+    bars = "" if t0 == t1 else f" (MQA threshold {_opt(t0)} → {_opt(t1)})"
+    console.print(
+        f"Accounts: {a.accounts}; MQAs {a.current_mqas} → {a.simulated_mqas} "
+        f"(+{a.became_mqa} became / −{a.stopped_mqa} stopped being MQA){bars}; contacts "
+        f"MQL-qualified by their account's MQA {a.account_mqls[0]} → {a.account_mqls[1]}",
+        highlight=False,
+    )
+    console.print(_matrix(a.transitions, "Account grade: current (rows) → simulated (columns)"))
+    if a.flips:
+        table = Table(title=f"MQA flips: {len(a.flips)} account(s)", title_justify="left")
+        table.add_column("account", overflow="ellipsis", no_wrap=True, max_width=44)
+        table.add_column("score", justify="right", no_wrap=True)
+        table.add_column("grade", justify="center", no_wrap=True)
+        table.add_column("MQA", overflow="fold", max_width=60)
+        for f in a.flips:
+            score = num(f.current_score)
+            if f.simulated_score != f.current_score:
+                score = f"{score} → {num(f.simulated_score)}"
+            grade = f.current_grade
+            if f.simulated_grade != grade:
+                grade = f"{grade} → {f.simulated_grade}"
+            mqa = f"becomes MQA ({f.simulated_reason})" if f.gained else "stops being MQA"
+            table.add_row(f.label, score, grade, mqa)
+        console.print(table)
+    else:
+        console.print("No account would change its MQA verdict.")
+    if a.contact_flips:
+        table = Table(
+            title=f"Contacts whose MQL verdict changes with their account: {len(a.contact_flips)}"
+            + (f" (first {MAX_FLIPS})" if len(a.contact_flips) > MAX_FLIPS else ""),
+            title_justify="left",
+        )
+        table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=40)
+        table.add_column("account", overflow="ellipsis", no_wrap=True, max_width=36)
+        table.add_column("grade", justify="center")
+        table.add_column("score", justify="right")
+        table.add_column("current", no_wrap=True)
+        table.add_column("simulated", no_wrap=True)
+        for c in a.contact_flips[:MAX_FLIPS]:
+            table.add_row(
+                c.label,
+                c.account,
+                c.grade,
+                num(c.score),
+                _sim_short(c.current),
+                _sim_short(c.simulated),
+            )
+        console.print(table)
+
+
+def _sim_short(reason: str | None) -> str:
+    """A simulated verdict in a cell: an MQL through the account names no more than that (the
+    account section names the account)."""
+    return "yes (account MQA)" if by_account(reason) else _mql_short(reason)
+
+
+def _opt(v: float | None) -> str:
+    return "—" if v is None else num(v)
 
 
 def _curve(s: Simulation) -> Table:
-    table = Table(title="MQL-qualified by threshold", title_justify="left")
+    title = "MQL-qualified by threshold"
+    a = s.accounts
+    if a is not None and a.current_mqa_threshold != a.simulated_mqa_threshold:
+        title += f" (at MQA threshold {_opt(a.simulated_mqa_threshold)})"
+    table = Table(title=title, title_justify="left")
     table.add_column("threshold", justify="right")
     table.add_column("MQLs", justify="right")
     table.add_column("", min_width=30)

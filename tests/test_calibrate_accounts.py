@@ -1,0 +1,226 @@
+"""`leadscore calibrate` with accounts on (issue 21): account outcomes from the members'
+outcomes, conversion by account grade and MQA, the lift of an MQA for its contacts and a
+suggested MQA threshold, replayed with the sync's account scorer. Against the HubSpot sandbox's
+demo portal: sales takes four contacts to SQL (two at Acme Analytics, one at Stark Industries,
+the VP Marketing of the Northwind Data committee), outcomes 91 days after the portal's clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connector.calibrate import CalibrationOptions, CalibrationResult, calibrate
+from connector.calibrate.accounts import AccountObservation, GroupRate, MqaRule
+from connector.calibrate.cli import state_enrich_fn
+from connector.calibrate.render_accounts import render_accounts_html, threshold_lines
+from connector.cli import cli
+from connector.model.loader import load_model
+from connector.settings import load_settings
+
+from .conftest import NOW, Harness
+from .test_ops_rescore_accounts import acc
+
+__all__ = ["acc"]
+CRM = "hubspot"
+AS_OF = NOW + timedelta(days=91)
+SQLS = ("101", "139", "145", "153")
+
+
+@pytest.fixture
+def sqls(acc: Harness) -> Iterator[Harness]:
+    for cid in SQLS:
+        acc.sb.portal.set_property(cid, "lifecyclestage", "salesqualifiedlead")
+    assert acc.pipeline.sync().status == "ok"
+    yield acc
+
+
+def _calibrate(h: Harness, **options: object) -> CalibrationResult:
+    return calibrate(
+        h.store,
+        CRM,
+        load_model(),
+        now=AS_OF,
+        options=CalibrationOptions(accounts=True, **options),  # type: ignore[arg-type]
+        enrich=state_enrich_fn(load_settings(), h.store),
+    )
+
+
+PEAKS = {
+    "Acme Analytics (acme-analytics.com)": ("A", "converted", 375.0),
+    "Initech (initech.com)": ("B", "not_converted", 275.0),
+    "Globex (globex.co.uk)": ("B", "converted_before", 131.0),
+    "Northwind Logistics (northwind-logistics.com)": ("C", "not_converted", 315.0),
+    "Umbrella Health (umbrella-health.com)": ("C", "not_converted", None),
+    "Hooli (hooli.io)": ("B", "not_converted", 173.0),
+    "Stark Industries (stark-industries.com)": ("C", "converted", 308.0),
+    "Wayne Enterprises (wayne-enterprises.com)": ("B", "not_converted", 124.0),
+    "TinyShop (tinyshop.io)": ("D", "not_converted", 149.0),
+    "RivalScore (rivalscore.io)": ("B", "not_converted", None),
+    "Stanford University (stanford.edu)": ("C", "not_converted", None),
+    "Northwind Data (northwind-data.com)": ("A", "converted", 174.0),
+}
+
+
+def _rates(groups: Sequence[GroupRate]) -> dict[str, tuple[int, int]]:
+    return {g.key: (g.total, g.converted) for g in groups}
+
+
+def test_accounts_convert_when_a_member_does_by_grade_and_mqa(sqls: Harness) -> None:
+    r = _calibrate(sqls)
+    a = r.accounts
+    assert a is not None
+    assert (a.accounts, a.converted, a.not_converted, a.left_out) == (
+        12,
+        3,
+        8,
+        {"converted_before": 1},  # Globex: Taylor was a SQL before engaging
+    )
+    seen = {o.label: (o.grade, o.status, o.peak(2)) for o in a.observations}
+    assert seen == PEAKS
+    assert _rates(a.by_grade) == {"A": (2, 2), "B": (4, 0), "C": (4, 1), "D": (1, 0)}
+    assert _rates(a.by_mqa) == {"MQA": (5, 2), "not MQA": (6, 1)}
+    assert [g.rate.value if g.rate else None for g in a.by_mqa] == [0.4, 1 / 6]
+    # contacts: at an MQA during their own observation, at another account, none
+    assert _rates(a.contacts) == {
+        "at an MQA": (20, 3),
+        "at another account": (18, 1),
+        "no scored account": (15, 0),
+    }
+    lift = a.contact_lift
+    assert lift is not None and round(lift.value, 6) == 2.7  # (3/20) / (1/18)
+    assert (round(lift.low, 2), round(lift.high, 2)) == (0.31, 23.69)
+    # too few accounts to suggest an MQA threshold: said, nothing suggested
+    assert a.suggested is None
+    assert a.insufficient == (
+        "not enough data: 2 converted and 4 not converted account(s) of grade A, B with a "
+        "known outcome; at least 10 of each are needed to suggest an MQA threshold"
+    )
+    assert a.current is not None
+    assert (a.current.mqas, a.current.mqas_converted, a.current.others) == (5, 2, 1)
+
+
+def test_the_replay_rolls_accounts_up_as_the_sync_does(sqls: Harness) -> None:
+    """An account whose last engaged day is its best one peaks at the score the sync stored
+    for it at the portal's clock (the same scorer, from the same members' points)."""
+    a = _calibrate(sqls).accounts
+    assert a is not None
+    stored = {s.account_id: s.score for s in sqls.store.top_accounts(CRM, 20)}
+    peaks = {o.account_id: o.peak(1) for o in a.observations}
+    for account_id in ("company:9001", "company:9002", "company:9012"):  # Acme, Initech, NWD
+        assert peaks[account_id] == stored[account_id], account_id
+
+
+def test_a_suggested_mqa_threshold_separates_the_converting_accounts(sqls: Harness) -> None:
+    """With a lower minimum: 174 (Northwind Data's committee) makes both converting A/B
+    accounts MQAs and one of the four others (Initech), the best separation."""
+    a = _calibrate(sqls, min_account_conversions=2).accounts
+    assert a is not None and a.insufficient is None
+    rows = {
+        r.threshold: (r.mqas, r.mqas_converted, r.recall, r.false_rate, r.separation)
+        for r in a.thresholds
+    }
+    assert rows == {
+        100: (5, 2, 1.0, 0.75, 0.25),
+        124: (5, 2, 1.0, 0.75, 0.25),
+        173: (4, 2, 1.0, 0.5, 0.5),
+        174: (3, 2, 1.0, 0.25, 0.75),
+        275: (2, 1, 0.5, 0.25, 0.25),
+        375: (1, 1, 0.5, 0.0, 0.5),
+    }
+    assert a.suggested_threshold == 174 and a.current is not None
+    assert a.current.threshold == 100
+    lines = threshold_lines(a)
+    assert lines[0] == (
+        "Suggested MQA threshold: 174 (current 100): 3 MQA(s), 66.7% [21%–94%] converted; the "
+        "others 0.0% [0%–56%]; 100.0% of the converting accounts were MQAs, 25.0% of the others."
+    )
+    html = render_accounts_html(a)
+    assert (
+        '<tr class="good"><td class="l">174</td><td>3</td><td>2</td><td>66.7% [21%–94%]</td>'
+        "<td>0.0% [0%–56%]</td><td>100.0%</td><td>25.0%</td><td>0.75</td><td>suggested</td></tr>"
+        in html
+    )
+
+
+def test_a_contact_counts_at_an_mqa_only_inside_its_own_observation() -> None:
+    from datetime import UTC, datetime
+
+    rule = MqaRule(100.0, ("A", "B"), 2)
+    day = [datetime(2026, 9, d, 23, 59, tzinfo=UTC) for d in (1, 2, 3)]
+    o = AccountObservation(
+        "company:1", "X", "B", "converted", 3, day[0], day[2],
+        ((day[0], 80.0, 2), (day[1], 120.0, 1), (day[2], 130.0, 2)),
+    )  # fmt: skip
+    assert o.peak(2) == 130.0 and o.peak(1) == 130.0 and o.peak(3) is None
+    assert not o.mqa_between(day[0], day[2], 100, rule)  # 120 with one person only
+    assert o.mqa_between(day[0], day[2] + timedelta(seconds=1), 100, rule)
+    assert rule.mqa(o) and not rule.mqa(o, 131)
+    c = AccountObservation("company:2", "Y", "C", "converted", 3, day[0], day[2], o.trail)
+    assert not rule.mqa(c) and not c.mqa_between(day[0], day[2] + timedelta(days=1), 0, rule)
+
+
+def test_cli_calibrate_prints_and_writes_the_accounts(sqls: Harness, tmp_path: Path) -> None:
+    state = str(tmp_path / "state.db")
+    page = tmp_path / "calibration.html"
+    args = ["--state", state, "calibrate", "--now", AS_OF.isoformat(), "--out",
+            str(tmp_path / "s.yaml")]  # fmt: skip
+    env = {"LEADSCORE_ACCOUNTS": "true", "COLUMNS": "120"}
+    res = CliRunner().invoke(cli, [*args, "--html", str(page)], env=env)
+    assert res.exit_code == 3, res.output  # too few contact conversions: nothing suggested
+    lines = [line.rstrip() for line in res.output.splitlines()]
+    start = lines.index(
+        "Accounts: an account converted when any of its people (its contacts today) converted "
+        "within the horizon; it is replayed"
+    )
+    assert lines[start + 2 : start + 13] == [
+        "12 account(s): 11 with a known outcome, 3 converted (27.3%), 8 did not; left out: 1 "
+        "with a member converted before",
+        "engaging.",
+        "Account conversion by account grade (today's grade)",
+        "┏━━━━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┓",
+        "┃ account grade ┃ accounts ┃ converted ┃        rate (95%) ┃",
+        "┡━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━┩",
+        "│ A             │        2 │         2 │ 100.0% [34%–100%] │",
+        "│ B             │        4 │         0 │     0.0% [0%–49%] │",
+        "│ C             │        4 │         1 │    25.0% [5%–70%] │",
+        "│ D             │        1 │         0 │     0.0% [0%–79%] │",
+        "└───────────────┴──────────┴───────────┴───────────────────┘",
+    ]
+    assert (
+        "Lift of being at an MQA for a contact (converted at an MQA / at another account, 95% "
+        "interval): 2.70 [0.31–23.69]." in lines
+    )
+    assert lines[-3:] == [
+        "MQA threshold: not enough data: 2 converted and 4 not converted account(s) of grade A, "
+        "B with a known outcome; at least",
+        "10 of each are needed to suggest an MQA threshold. Nothing suggested.",
+        f"wrote {page} (report page)",
+    ]
+    html = page.read_text()
+    assert '<div id="calibration-accounts"><h3>Accounts: conversion by grade and MQA</h3>' in html
+    assert (
+        '<tr><td class="l">at an MQA</td><td>20</td><td>3</td><td>15.0% [5%–36%]</td></tr>' in html
+    )
+    # --json: one document on stdout, the page's line on stderr
+    res = CliRunner().invoke(cli, [*args, "--json"], env=env)
+    assert res.exit_code == 3
+    doc = json.loads(res.stdout)
+    acc = doc["accounts"]
+    assert (acc["converted"], acc["not_converted"], acc["labelled"]) == (3, 8, 11)
+    assert {g["key"]: g["converted"] for g in acc["by_grade"]} == {"A": 2, "B": 0, "C": 1, "D": 0}
+    assert acc["suggested_threshold"] is None and acc["insufficient"].startswith("not enough")
+    northwind = next(o for o in acc["observations"] if o["account_id"] == "company:9012")
+    assert (northwind["status"], northwind["peak_score"], northwind["mqa"]) == (
+        "converted",
+        174.0,
+        True,
+    )
+    assert doc["suggestion"] is None and doc["counts"]["converted"] == 4
+    # accounts off (the setting): no account coverage
+    res = CliRunner().invoke(cli, [*args, "--json"], env={"COLUMNS": "120"})
+    assert res.exit_code == 3 and json.loads(res.stdout)["accounts"] is None

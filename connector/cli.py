@@ -321,14 +321,16 @@ def init_properties_cmd(ctx: click.Context) -> None:
     from connector.app import build_adapter
 
     settings = _settings(ctx)
-    model = _load_model_or_exit(str(settings.model_path)) if settings.crm == "hubspot" else None
+    model = _load_model_or_exit(str(settings.model_path))
     try:
         adapter = build_adapter(settings)
-        if model is not None:  # the priority property's options: the model's labels
-            from connector.crm.hubspot import HubSpotAdapter
+        from connector.crm.hubspot import HubSpotAdapter
 
-            if isinstance(adapter, HubSpotAdapter):
-                adapter.priority_labels = tuple(model.model.priority.labels())
+        if isinstance(adapter, HubSpotAdapter):  # the priority options: the model's labels
+            adapter.priority_labels = tuple(model.model.priority.labels())
+        use = getattr(adapter, "use_named_scores", None)
+        if callable(use):  # each named score's properties (Marketo: checks its fields)
+            use(tuple(n.name for n in model.named))
         try:
             created = adapter.ensure_properties()
         finally:

@@ -3,7 +3,7 @@ read-back that confirms what the portal shows."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -27,7 +27,7 @@ from connector.retry import call_with_retry
 from connector.types import WriteBack, WriteOutcome
 
 
-def _batch_body(writes: Sequence[WriteBack]) -> Any:
+def _batch_body(writes: Sequence[WriteBack], name: Callable[[str], str]) -> Any:
     from hubspot.crm.contacts import (
         BatchInputSimplePublicObjectBatchInput,
         SimplePublicObjectBatchInput,
@@ -37,7 +37,7 @@ def _batch_body(writes: Sequence[WriteBack]) -> Any:
         inputs=[
             SimplePublicObjectBatchInput(
                 id=w.contact_id,
-                properties={PROPERTY_NAMES.get(k, k): v for k, v in w.properties.items()},
+                properties={name(k): v for k, v in w.properties.items()},
             )
             for w in writes
         ]
@@ -90,7 +90,7 @@ class WritesMixin(HubSpotCalls):
                     return None
             send = partial(
                 self._batch.update_with_http_info,
-                _batch_body(remaining),
+                _batch_body(remaining, self.hs_name),
                 _request_timeout=self.timeout_s,
                 _preload_content=False,
             )
@@ -161,7 +161,7 @@ class WritesMixin(HubSpotCalls):
         confirmed: set[str] = set()
         for i in range(0, len(writes), 100):
             chunk = writes[i : i + 100]
-            names = sorted({PROPERTY_NAMES.get(k, k) for w in chunk for k in w.properties})
+            names = sorted({self.hs_name(k) for w in chunk for k in w.properties})
             body = BatchReadInputSimplePublicObjectId(
                 inputs=[SimplePublicObjectId(id=w.contact_id) for w in chunk],
                 properties=names,
@@ -187,7 +187,7 @@ class WritesMixin(HubSpotCalls):
             for w in chunk:
                 shown = found.get(w.contact_id)
                 if shown is not None and all(
-                    _same_value(PROPERTY_NAMES.get(k, k), v, shown.get(PROPERTY_NAMES.get(k, k)))
+                    _same_value(self.hs_name(k), v, shown.get(self.hs_name(k)))
                     for k, v in w.properties.items()
                 ):
                     confirmed.add(w.contact_id)

@@ -1,0 +1,357 @@
+"""Named scores (issue 23): several scores per portal in one model file. The top-level sections
+are the lifecycle score (today's property names); `scores:` declares the others, each written
+as leadscore_<name>_score / _grade / _reasons / _priority, diff-only, in the contact's one
+write. The example model config/examples/two_products.yaml has `analytics` (lifecycle) and
+`services` (threshold 60)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hubspot.crm.contacts import SimplePublicObjectInput
+
+from connector.cli import cli
+from connector.errors import MissingPropertiesError
+from connector.model.loader import (
+    DEFAULT_MODEL_PATH,
+    LoadedModel,
+    load_model,
+    validate_model_file,
+)
+from connector.sandbox.demo_portal import build_demo_portal
+from connector.sandbox.hubspot import HubSpotSandbox
+
+from .conftest import NOW, Harness, make_harness
+from .test_sync_drift import batch_updates, sdk
+
+EXAMPLE = DEFAULT_MODEL_PATH.parent / "examples" / "two_products.yaml"
+SERVICES_KEYS = (
+    "leadscore_services_score",
+    "leadscore_services_grade",
+    "leadscore_services_reasons",
+    "leadscore_services_priority",
+)
+
+# the demo personas' services score as the CRM shows it: score, grade, priority, reasons
+SERVICES = {
+    "101": (
+        "80",
+        "A",
+        "A2",
+        "qualified (60+); +40 watched webinar 'Scoring that sales trusts' (full); "
+        "+30 implementation docs ×10 (docs capped at 30); +10 pricing page twice in 7 days; "
+        "grade A: decision-making title, company size 51-5,000",
+    ),
+    "102": (
+        "60",
+        "D",
+        "D2",
+        "qualified (60+); +60 asked to talk ('Request a demo'); grade D: no profile match",
+    ),
+    "103": ("0", "D", "D3", "grade D: no profile match"),
+    "104": (
+        "70",
+        "D",
+        "D2",
+        "qualified (60+); +60 asked to talk ('Contact Us'); +10 pricing page twice in 7 days; "
+        "grade D: competitor domain",
+    ),
+    "105": (
+        "5",
+        "D",
+        "D3",
+        "+5 watched webinar 'Scoring that sales trusts' (part); grade D: student",
+    ),
+    "106": ("0", "C", "C3", "grade C: decision-making title, works in marketing, sales or revops"),
+    "112": (
+        "15",
+        "B",
+        "B3",
+        "+15 downloaded 'Download the scoring guide'; grade B: company size 51-5,000, "
+        "manager title",
+    ),
+}
+# the lifecycle (analytics) score is the default model's: the same values as the demo
+LIFECYCLE = {"101": ("110", "A", "A1"), "102": ("100", "D", "D1"), "104": ("145", "D", "D1")}
+
+
+def _two() -> LoadedModel:
+    return load_model(EXAMPLE)
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[Harness]:
+    """The demo portal synced with the two-score model; init-properties run with it."""
+    for h in make_harness(tmp_path, build_demo_portal(), model=_two()):
+        assert h.adapter.named_scores == ("services",)  # the pipeline told the adapter
+        assert h.adapter.ensure_properties() == list(SERVICES_KEYS)
+        h.sb.clear_log()
+        yield h
+
+
+def _props(h: Harness, cid: str) -> dict[str, Any]:
+    return dict(h.sb.contact(cid).properties)
+
+
+# ------------------------------------------------------------------ the model file
+
+
+def test_the_example_model_declares_two_scores_and_the_default_keeps_its_fingerprint() -> None:
+    m = _two()
+    assert m.lifecycle_name == "analytics"
+    assert m.score_names() == ["analytics", "services"]
+    (services,) = m.named
+    assert (services.name, services.threshold) == ("services", 60)
+    assert services.keys == (
+        "services_score",
+        "services_grade",
+        "services_reasons",
+        "services_priority",
+    )
+    # built once per loaded model, never per contact
+    assert m.named is m.named and m.named_score("services") is services
+    # the derived model: the score's engagement, the shared fit, no accounts, the threshold
+    derived = services.loaded.model
+    assert [r.name for r in derived.engagement.rules] == [
+        "talk_to_services",
+        "docs_page",
+        "webinar_attended",
+        "guide_download",
+        "pricing_repeat",
+    ]
+    assert derived.fit == m.model.fit and derived.accounts is None
+    assert derived.lifecycle.mql.threshold == 60 and not derived.lifecycle.write_stage
+    assert services.loaded.fingerprint == m.fingerprint
+    # a one-score model: no named scores, the fingerprint from before named scores existed
+    default = load_model()
+    assert default.named == () and default.score_names() == ["lifecycle"]
+    assert default.fingerprint == "1f804c095b9b"
+
+
+def _bad_model(tmp_path: Path, scores: str) -> Path:
+    text = EXAMPLE.read_text().replace("title_rules: ../titles.yaml", "title_rules: null")
+    head, _, _ = text.partition("scores:\n")
+    path = tmp_path / "bad.yaml"
+    path.write_text(head + "scores:\n" + scores)
+    return path
+
+
+def test_validate_model_names_duplicate_names_and_property_clashes_with_their_line(
+    tmp_path: Path,
+) -> None:
+    path = _bad_model(
+        tmp_path,
+        "  - {name: services, engagement: {rules: []}}\n"  # line +1
+        "  - {name: fit, engagement: {rules: []}}\n"
+        "  - {name: account, engagement: {rules: []}}\n"
+        "  - {name: analytics, engagement: {rules: []}}\n"
+        "  - {name: priority, engagement: {rules: []}}\n"
+        "  - {name: Services-2, engagement: {rules: []}}\n"
+        "  - {name: services, engagement: {rules: []}}\n"
+        "  - name: web\n"
+        "    engagment: {rules: []}\n"
+        "  - name: docs\n"
+        "    engagement:\n"
+        "      rules:\n"
+        "        - {name: d, category: docs, event: page_veiw, points: 5}\n",
+    )
+    first = path.read_text().splitlines().index("scores:") + 2  # the first score's line
+    loaded, problems = validate_model_file(path)
+    assert loaded is None
+    assert problems == [
+        f"line {first + 7} (score web): scores[7].engagement: required",
+        f"line {first + 8} (score web): scores[7].engagment: unknown key "
+        "(did you mean 'engagement'?)",
+        f"line {first + 1} (score fit): scores[1].name: score name 'fit' would write "
+        "leadscore_fit_score, which leadscore already writes",
+        f"line {first + 2} (score account): scores[2].name: score name 'account' would write "
+        "leadscore_account_grade, which leadscore already writes",
+        f"line {first + 3} (score analytics): scores[3].name: score name 'analytics' is the "
+        "lifecycle score's name (lifecycle_score)",
+        f"line {first + 4} (score priority): scores[4].name: score name 'priority' is reserved "
+        "(its properties would read as leadscore's own)",
+        f"line {first + 5} (score Services-2): scores[5].name: score name 'Services-2' must be "
+        "lowercase letters, digits and _ (a letter first)",
+        f"line {first + 6} (score services): scores[6].name: duplicate score name 'services' "
+        "(also scores[0])",
+        f"line {first + 12} (score docs, rule d): scores[8].engagement.rules[0].category: "
+        "unknown category 'docs'",
+        f"line {first + 12} (score docs, rule d): scores[8].engagement.rules[0].event: "
+        "unknown event type 'page_veiw' (did you mean 'page_view'?)",
+    ]
+    res = CliRunner().invoke(cli, ["validate-model", str(path)])
+    assert res.exit_code == 1
+    assert "duplicate score name 'services' (also scores[0])" in res.output
+    assert "10 problem(s) in the model file" in res.output
+
+
+def test_validate_model_accepts_the_example() -> None:
+    res = CliRunner().invoke(cli, ["validate-model", str(EXAMPLE)])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith(f"OK 2026.11-two-products {_two().fingerprint}")
+
+
+# ------------------------------------------------------------------ HubSpot: a sync
+
+
+def test_a_sync_writes_every_score_of_a_contact_in_one_batch_input(two: Harness) -> None:
+    first = two.pipeline.sync()
+    assert first.status == "ok", first.message
+    assert (first.scored, first.written) == (54, 54)
+    for cid, (score, grade, priority, reasons) in SERVICES.items():
+        props = _props(two, cid)
+        shown = tuple(props.get(k) for k in SERVICES_KEYS)
+        assert shown == (score, grade, reasons, priority), cid
+    for cid, (score, grade, priority) in LIFECYCLE.items():  # today's names, unchanged
+        props = _props(two, cid)
+        assert (props["leadscore_score"], props["leadscore_grade"]) == (score, grade)
+        assert props["leadscore_priority"] == priority
+    # one batch update; each contact ONE input carrying both scores (and the stage once)
+    (inputs,) = batch_updates(two)
+    assert len(inputs) == 54 and len({i["id"] for i in inputs}) == 54
+    dana = next(i["properties"] for i in inputs if i["id"] == "101")
+    assert set(dana) == {
+        "leadscore_score",
+        "leadscore_grade",
+        "leadscore_fit_score",
+        "leadscore_reasons",
+        "leadscore_model_version",
+        "leadscore_profile_mismatch",
+        "leadscore_priority",
+        "leadscore_mql_reason",
+        "lifecyclestage",
+        "leadscore_scored_at",
+        *SERVICES_KEYS,
+    }
+    assert all(set(SERVICES_KEYS) <= set(i["properties"]) for i in inputs)
+    # the state DB: one named_scores row per contact, and what was written
+    rows = sqlite3.connect(two.store.path).execute(
+        "SELECT contact_id, score, engagement_points, fit_points, grade, priority, qualified, "
+        "model_version, model_fingerprint FROM named_scores WHERE crm = 'hubspot' AND "
+        "score_name = 'services' AND contact_id IN ('101', '102', '103') ORDER BY contact_id"
+    )
+    fp = _two().fingerprint
+    assert rows.fetchall() == [
+        ("101", 80.0, 80.0, 90.0, "A", "A2", 1, "2026.11-two-products", fp),
+        ("102", 60.0, 60.0, -10.0, "D", "D2", 1, "2026.11-two-products", fp),
+        ("103", 0.0, 0.0, -10.0, "D", "D3", 0, "2026.11-two-products", fp),
+    ]
+    assert two.store.get_written("hubspot", "101")["services_score"] == "80"
+    stored = two.store.named_scores_of("hubspot", "101")
+    fired = [(s.score_name, [r.rule for r in s.reasons if r.kind == "engagement"]) for s in stored]
+    assert fired == [("services", ["docs_page", "webinar_attended", "pricing_repeat"])]
+
+    two.sb.clear_log()
+    second = two.pipeline.sync()  # idle: nothing of either score is written again
+    assert (second.written, second.unchanged) == (0, 54)
+    assert batch_updates(two) == []
+
+
+def test_a_hand_edited_named_score_is_repaired_alone(two: Harness) -> None:
+    assert two.pipeline.sync().written == 54
+    sdk(two).crm.contacts.basic_api.update(
+        "101", SimplePublicObjectInput(properties={"leadscore_services_score": "999"})
+    )
+    two.sb.clear_log()
+    second = two.pipeline.sync()
+    assert (second.written, second.repaired) == (1, 1)
+    ((update,),) = batch_updates(two)
+    assert update["id"] == "101"
+    assert set(update["properties"]) == {"leadscore_services_score", "leadscore_scored_at"}
+    assert _props(two, "101")["leadscore_services_score"] == "80"
+    two.sb.clear_log()
+    assert two.pipeline.sync().written == 0
+
+
+def test_a_change_of_one_score_writes_only_that_score(two: Harness) -> None:
+    """A new docs page view moves no analytics rule (generic pages score through the 30+
+    bonus): only the services values change, and only they are written."""
+    assert two.pipeline.sync().written == 54
+    # Riley (102) reads the docs: +5 services, nothing for analytics
+    two.clock[0] = NOW + timedelta(minutes=15)
+    two.sb.add_event(
+        "102",
+        "e_visited_page",
+        {"hs_url": "https://www.leadscore.example/docs/install"},
+        NOW + timedelta(minutes=5),
+    )
+    two.sb.clear_log()
+    second = two.pipeline.sync()
+    assert second.written == 1
+    ((update,),) = batch_updates(two)
+    assert update["id"] == "102"
+    assert update["properties"] == {
+        "leadscore_services_score": "65",
+        "leadscore_services_reasons": "qualified (60+); +60 asked to talk ('Request a demo'); "
+        "+5 implementation docs; grade D: no profile match",
+        "leadscore_scored_at": update["properties"]["leadscore_scored_at"],
+    }
+
+
+def test_a_sync_refuses_a_portal_without_the_named_properties(tmp_path: Path) -> None:
+    for h in make_harness(tmp_path, build_demo_portal(), model=_two()):
+        # the harness created the one-score properties only
+        with pytest.raises(MissingPropertiesError) as err:
+            h.adapter.check_properties()
+        assert err.value.missing == sorted(SERVICES_KEYS)
+        assert "run `leadscore init-properties` first" in str(err.value)
+        summary = h.pipeline.sync()
+        assert (summary.status, summary.exit_code, summary.written) == ("error", 2, 0)
+
+
+def test_init_properties_creates_each_named_scores_properties(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with HubSpotSandbox.start(portal="fixtures/hubspot_demo_portal.json") as sb:
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
+        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(tmp_path / "s.db"))
+        monkeypatch.setenv("LEADSCORE_MODEL_PATH", str(EXAMPLE))
+        res = CliRunner().invoke(cli, ["init-properties"])
+        assert res.exit_code == 0, res.output
+        assert res.output.rstrip().endswith(", ".join(SERVICES_KEYS))
+        from hubspot import HubSpot
+
+        api = HubSpot(access_token=sb.token, host=sb.url).crm.properties.core_api
+        listed = {p.name: p for p in api.get_all("contacts").results}
+        got = {
+            k: (listed[k].type, listed[k].field_type, listed[k].group_name, listed[k].label)
+            for k in SERVICES_KEYS
+        }
+        assert got == {
+            "leadscore_services_score": ("number", "number", "lead_scoring", "Services score"),
+            "leadscore_services_grade": (
+                "enumeration",
+                "select",
+                "lead_scoring",
+                "Services grade (profile A-D)",
+            ),
+            "leadscore_services_reasons": (
+                "string",
+                "textarea",
+                "lead_scoring",
+                "Services score reasons",
+            ),
+            "leadscore_services_priority": (
+                "enumeration",
+                "select",
+                "lead_scoring",
+                "Services priority (grade + engagement)",
+            ),
+        }
+        options = [o.value for o in listed["leadscore_services_priority"].options]
+        assert options == [g + b for g in "ABCD" for b in "123"]
+        assert [o.value for o in listed["leadscore_services_grade"].options] == list("ABCD")
+        again = CliRunner().invoke(cli, ["init-properties"])
+        assert again.output == "all properties already exist; nothing to do\n"
+
+
+def _json(res: Any) -> Any:
+    return json.loads(res.output)

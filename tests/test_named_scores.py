@@ -29,6 +29,7 @@ from connector.sandbox.demo_portal import build_demo_portal
 from connector.sandbox.hubspot import HubSpotSandbox
 
 from .conftest import NOW, Harness, make_harness
+from .test_ops_rescore import read_only_enricher
 from .test_sync_drift import batch_updates, sdk
 
 EXAMPLE = DEFAULT_MODEL_PATH.parent / "examples" / "two_products.yaml"
@@ -355,3 +356,141 @@ def test_init_properties_creates_each_named_scores_properties(
 
 def _json(res: Any) -> Any:
     return json.loads(res.output)
+
+
+# ------------------------------------------------------------------ rescore --score
+
+
+def _services_changed(tmp_path: Path) -> LoadedModel:
+    """The example with the services score changed only: threshold 50, a full webinar 45
+    (its category capped at 45)."""
+    text = EXAMPLE.read_text().replace("title_rules: ../titles.yaml", "title_rules: null")
+    for old, new in (
+        ("    threshold: 60", "    threshold: 50"),
+        ("        webinar: {cap: 40}", "        webinar: {cap: 45}"),
+        ("{when: {watched_share: {min: 0.9}}, points: 40, label: full}",
+         "{when: {watched_share: {min: 0.9}}, points: 45, label: full}"),
+    ):  # fmt: skip
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path / "services_v2.yaml"
+    path.write_text(text)
+    return load_model(path)
+
+
+def _settle(h: Harness) -> None:
+    """A first sync, then one that pulls back what our writes touched: the next sync (of a
+    rescore) pulls nothing and writes only what the rescore changes."""
+    assert h.pipeline.sync().written == 54
+    h.clock[0] = NOW + timedelta(minutes=15)
+    assert h.pipeline.sync().written == 0
+    h.clock[0] = NOW + timedelta(minutes=30)
+
+
+def test_rescore_of_one_named_score_writes_only_its_properties(
+    two: Harness, tmp_path: Path
+) -> None:
+    from connector.ops.rescore import apply_rescore, preview_named, preview_rescore
+
+    _settle(two)
+    model = _services_changed(tmp_path)
+    enricher = read_only_enricher(two.store)
+    preview = preview_named(two.store, "hubspot", model, "services", enricher, two.clock[0])
+    full = preview_rescore(two.store, "hubspot", model, enricher, two.clock[0])
+    assert full.named["services"] == preview  # the full preview counts the same
+    lifecycle_rows = two.store.db.execute("SELECT * FROM scores ORDER BY contact_id").fetchall()
+    two.sb.clear_log()
+
+    applied = apply_rescore(two.pipeline, model, score="services")
+
+    assert applied.rescore is not None
+    assert (applied.sync.written, applied.rescore.status) == (0, "ok")
+    assert applied.rescore.written == preview.to_write == 4
+    assert (preview.score_changes, preview.qualified_before, preview.qualified_after) == (2, 4, 4)
+    inputs = [i for batch in batch_updates(two) for i in batch]
+    assert [i["id"] for i in inputs] == ["101", "102", "104", "135"]
+    assert all(set(i["properties"]) <= set(SERVICES_KEYS) for i in inputs)
+    dana = next(i["properties"] for i in inputs if i["id"] == "101")
+    assert dana == {
+        "leadscore_services_score": "85",
+        "leadscore_services_reasons": "qualified (50+); +45 watched webinar 'Scoring that "
+        "sales trusts' (full); +30 implementation docs ×10 (docs capped at 30); +10 pricing "
+        "page twice in 7 days; grade A: decision-making title, company size 51-5,000",
+    }
+    riley = next(i["properties"] for i in inputs if i["id"] == "102")
+    assert riley == {
+        "leadscore_services_reasons": "qualified (50+); +60 asked to talk ('Request a demo'); "
+        "grade D: no profile match"
+    }
+    # the lifecycle scores were not touched; the services rows were
+    assert two.store.db.execute("SELECT * FROM scores ORDER BY contact_id").fetchall() == (
+        lifecycle_rows
+    )
+    (dana_row,) = two.store.named_scores_of("hubspot", "101")
+    assert (dana_row.score, dana_row.priority, dana_row.qualified) == (85.0, "A2", True)
+    two.sb.clear_log()
+    again = apply_rescore(two.pipeline, model, score="services")
+    assert again.rescore is not None and again.written == 0 and batch_updates(two) == []
+
+
+def test_rescore_of_every_score_writes_both_in_one_input_and_of_the_lifecycle_score_alone(
+    two: Harness, tmp_path: Path
+) -> None:
+    from connector.ops.rescore import apply_rescore
+
+    _settle(two)
+    model = _services_changed(tmp_path)
+    two.sb.clear_log()
+    only_lifecycle = apply_rescore(two.pipeline, model, score="analytics")
+    assert only_lifecycle.written == 0  # the lifecycle score did not change: nothing written
+    assert batch_updates(two) == []
+    assert two.pipeline.named.only is None  # restored after the run
+    applied = apply_rescore(two.pipeline, model)  # every score: the services changes now
+    assert applied.written == 4
+    assert all(
+        set(i["properties"]) <= {*SERVICES_KEYS, "leadscore_scored_at"}
+        for batch in batch_updates(two)
+        for i in batch
+    )
+
+
+def test_rescore_cli_takes_score(two: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    import connector.ops.analysis as analysis
+    from connector.active_model import activate
+
+    assert two.pipeline.sync().written == 54
+    activate(two.store, "hubspot", _two(), now=NOW)
+    path = str(two.store.path)
+    monkeypatch.setattr(analysis, "_now", lambda: NOW)
+    res = CliRunner().invoke(cli, ["--state", path, "rescore", "--dry-run", "--score", "servces"])
+    assert res.exit_code == 2
+    assert res.output == (
+        "error: --score: the model has no score 'servces' (did you mean 'services'?); "
+        "its scores: analytics, services\n"
+    )
+    res = CliRunner().invoke(cli, ["--state", path, "rescore", "--dry-run", "--score", "services"])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines() == [
+        "score services: 54 contact(s), 0 score change(s), qualified 4 → 4, 0 contact(s) to write",
+        "Would update 0 contact(s) (score services only; dry run, nothing written). Apply with "
+        "the same command without --dry-run.",
+    ]
+    res = CliRunner().invoke(
+        cli, ["--state", path, "rescore", "--dry-run", "--score", "services", "--json"]
+    )
+    assert _json(res) == {
+        "name": "services",
+        "threshold": 60.0,
+        "contacts": 54,
+        "unscored": 0,
+        "score_changes": 0,
+        "qualified_before": 4,
+        "qualified_after": 4,
+        "to_write": 0,
+        "dry_run": True,
+    }
+    res = CliRunner().invoke(cli, ["--state", path, "rescore", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "score services: 54 contact(s), 0 score change(s), qualified 4 → 4, 0 contact(s)" in (
+        res.output.replace("\n", " ")
+    )

@@ -40,6 +40,8 @@ def print_preview(console: Console, p: RescorePreview, *, dry_run: bool) -> None
         f"as of {p.now:%Y-%m-%d %H:%M} UTC"
     )
     console.print(p.headline() + (f" ({p.stage_to_mql} moved to MQL)" if p.stage_to_mql else ""))
+    for named in p.named.values():  # the model's other scores (the counts above cover all)
+        console.print(named.headline(), highlight=False)
     parts = [f"mean {signed(round(p.mean_delta, 1))}"]
     for label, c in (("largest rise", p.largest_up), ("largest drop", p.largest_down)):
         if c is not None:

@@ -65,12 +65,13 @@ def _num(v: float) -> str:
 
 
 class NamedScoreStage:
-    """The post-score stage of named scores. `only`: compute just that score (a `rescore
-    --score NAME`); None: every named score of the pipeline's model."""
+    """The post-score stage of named scores. `only`: compute just these scores (by name; an
+    empty set: none, a `rescore --score` of the lifecycle score); None: every named score of
+    the pipeline's model."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.p = pipeline
-        self.only: str | None = None
+        self.only: frozenset[str] | None = None
         # this chunk's named-score values by contact ({id: {key: value}}), for its writes
         self.contact_props: dict[str, dict[str, str]] = {}
         self._pending: list[tuple[str, ScoreResult, bool]] = []
@@ -78,7 +79,7 @@ class NamedScoreStage:
     def models(self) -> tuple[NamedModel, ...]:
         named = self.p.model.named
         if self.only is not None:
-            named = tuple(n for n in named if n.name == self.only)
+            named = tuple(n for n in named if n.name in self.only)
         return named
 
     def checked_keys(self) -> tuple[str, ...]:

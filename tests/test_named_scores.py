@@ -494,3 +494,50 @@ def test_rescore_cli_takes_score(two: Harness, monkeypatch: pytest.MonkeyPatch) 
     assert "score services: 54 contact(s), 0 score change(s), qualified 4 → 4, 0 contact(s)" in (
         res.output.replace("\n", " ")
     )
+
+
+# ------------------------------------------------------------------ explain
+
+
+def test_explain_shows_every_score_the_lifecycle_one_first(two: Harness) -> None:
+    from connector.active_model import activate
+
+    assert two.pipeline.sync().written == 54
+    activate(two.store, "hubspot", _two(), now=NOW)
+    path = str(two.store.path)
+    at = ["--now", "2026-11-01T12:00:00Z"]
+    res = CliRunner().invoke(cli, ["--state", path, "explain", "101", *at])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "score analytics 110 (engagement 110) · grade A (fit 90) · priority A1" in out
+    assert (
+        "score services: 80 (engagement 80) · grade A (fit 90) · priority A2 · qualified (60+)"
+        in (out)
+    )
+    assert out.index("score analytics") < out.index("Engagement (services)")
+    services = out[out.index("Engagement (services)") :]
+    assert "│     40 │ webinar_attended │ watched webinar 'Scoring that sales trusts' (full)" in (
+        services
+    )
+    assert "implementation docs ×10 (docs capped at 30)" in services
+    assert "2026-10-23 10:13 page_view /docs/getting-started" in services
+    res = CliRunner().invoke(cli, ["--state", path, "explain", "103", "--json", *at])
+    doc = _json(res)
+    assert (doc["score_name"], doc["score"], doc["priority"]) == ("analytics", -75, "D3")
+    assert doc["named_scores"] == [
+        {
+            "name": "services",
+            "score": 0.0,
+            "engagement_points": 0.0,
+            "fit_points": -10,
+            "grade": "D",
+            "priority": "D3",
+            "threshold": 60.0,
+            "qualified": False,
+            "top_reasons": "grade D: no profile match",
+            "reasons": doc["named_scores"][0]["reasons"],
+        }
+    ]
+    # a `fired` force rule of the shared fit tests the rules of the score being computed:
+    # services has no careers rule, so only the free e-mail (and no profile match) grade D
+    assert [r["rule"] for r in doc["named_scores"][0]["reasons"]] == ["free_email", "grade"]

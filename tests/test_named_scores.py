@@ -541,3 +541,66 @@ def test_explain_shows_every_score_the_lifecycle_one_first(two: Harness) -> None
     # a `fired` force rule of the shared fit tests the rules of the score being computed:
     # services has no careers rule, so only the free e-mail (and no profile match) grade D
     assert [r["rule"] for r in doc["named_scores"][0]["reasons"]] == ["free_email", "grade"]
+
+
+# ------------------------------------------------------------------ report --score
+
+
+def test_report_of_a_named_score_tables_its_values_and_its_verdict(
+    two: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector.active_model import activate
+    from connector.ops.report import build_report
+
+    assert two.pipeline.sync().written == 54
+    activate(two.store, "hubspot", _two(), now=NOW)
+    lifecycle = build_report(two.store, "hubspot", NOW)
+    services = build_report(two.store, "hubspot", NOW, score="services")
+    assert (lifecycle.score_name, lifecycle.by_qualified) == (None, [])
+    assert services.score_name == "services"
+    # the funnel is the lifecycle's; the score tables are the services score's
+    assert services.total == lifecycle.total
+    counts = dict(
+        two.store.db.execute(
+            "SELECT qualified, count(*) FROM named_scores WHERE score_name = 'services' "
+            "GROUP BY qualified"
+        ).fetchall()
+    )
+    assert counts == {0: 50, 1: 4}
+    assert [(f.key, f.contacts, f.mqls) for f in services.by_qualified] == [
+        ("qualified", 4, 3),  # Morgan (a competitor) is qualified but no MQL
+        ("not qualified", 50, 13),
+    ]
+    assert [(f.key, f.contacts) for f in services.by_band] == [
+        ("<25", 26),
+        ("25–49", 24),
+        ("50–99", 4),
+        ("100+", 0),
+    ]
+    assert [(f.key, f.contacts) for f in lifecycle.by_band] != [
+        (f.key, f.contacts) for f in services.by_band
+    ]
+    # Dana is A1 on the lifecycle score (110), A2 on services (80): nobody reaches 100 there
+    assert services.priority_cell("A", "1").contacts == 0
+    assert services.priority_cell("A", "2").contacts == 1
+    assert lifecycle.priority_cell("A", "1").contacts >= 1
+    assert services.models_in_scores == [("2026.11-two-products", 54)]
+
+    path = str(two.store.path)
+    res = CliRunner().invoke(cli, ["--state", path, "report", "--score", "services", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = _json(res)
+    assert doc["score_name"] == "services"
+    assert [(f["key"], f["contacts"]) for f in doc["by_qualified"]] == [
+        ("qualified", 4),
+        ("not qualified", 50),
+    ]
+    res = CliRunner().invoke(cli, ["--state", path, "report", "--score", "analytics", "--json"])
+    assert (_json(res)["score_name"], _json(res)["by_qualified"]) == (None, [])
+    res = CliRunner().invoke(cli, ["--state", path, "report", "--score", "sales"])
+    assert res.exit_code == 2
+    assert res.output == (
+        "error: --score: the model has no score 'sales'; its scores: analytics, services\n"
+    )
+    res = CliRunner().invoke(cli, ["--state", path, "report", "--score", "services"])
+    assert "By services verdict (its threshold)" in res.output

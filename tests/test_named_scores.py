@@ -604,3 +604,47 @@ def test_report_of_a_named_score_tables_its_values_and_its_verdict(
     )
     res = CliRunner().invoke(cli, ["--state", path, "report", "--score", "services"])
     assert "By services verdict (its threshold)" in res.output
+
+
+# ------------------------------------------------------------------ simulate --score
+
+
+def test_simulate_a_named_score_counts_its_qualified_contacts(
+    two: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import connector.ops.analysis as analysis
+    from connector.active_model import activate
+    from connector.ops.named_simulate import simulate_named_model, simulate_named_threshold
+
+    assert two.pipeline.sync().written == 54
+    model = _two()
+    activate(two.store, "hubspot", model, now=NOW)
+    (services,) = model.named
+    enricher = read_only_enricher(two.store)
+    sim = simulate_named_threshold(two.store, "hubspot", services, enricher, NOW, 50)
+    assert (sim.contacts, sim.current_mqls, sim.simulated_mqls) == (54, 4, 4)
+    # the curve against the stored services scores (computed by the sync at the same time)
+    stored = [s.score for s in two.store.iter_named_scores("hubspot", "services")]
+    assert sim.curve == [(t, sum(x >= t for x in stored)) for t, _ in sim.curve]
+    assert [t for t, _ in sim.curve] == [10, 20, 30, 40, 50, 60, 70, 80, 90]
+    assert dict(sim.curve)[40] == 15 and dict(sim.curve)[10] == 39
+    low = simulate_named_threshold(two.store, "hubspot", services, enricher, NOW, 40)
+    assert (low.current_mqls, low.simulated_mqls, low.gained, low.lost) == (4, 15, 11, 0)
+    assert low.by_grade == {"A": [1, 1], "B": [1, 6], "C": [0, 3], "D": [2, 5]}
+    # the same score in another model file: threshold 50, a full webinar 45
+    (other,) = _services_changed(tmp_path).named
+    vs = simulate_named_model(two.store, "hubspot", services, other, enricher, NOW, "a", "b")
+    assert (vs.current_mqls, vs.simulated_mqls, vs.flips) == (4, 4, [])  # none at 50-59
+
+    monkeypatch.setattr(analysis, "_now", lambda: NOW)
+    path = str(two.store.path)
+    args = ["--state", path, "simulate", "--score", "services", "--threshold", "40"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "services-qualified: 4 with score services, threshold 60 → 15 with threshold 40 " in (
+        res.output
+    )
+    doc = _json(CliRunner().invoke(cli, [*args, "--json"]))
+    assert (doc["score"], doc["current_mqls"], doc["simulated_mqls"]) == ("services", 4, 15)
+    res = CliRunner().invoke(cli, ["--state", path, "simulate", "--score", "x", "--threshold", "1"])
+    assert res.exit_code == 2 and "the model has no score 'x'" in res.output

@@ -34,7 +34,8 @@ from connector.progress import contacts_progress
 from connector.state.store import DeadLetter, StateStore
 
 if TYPE_CHECKING:
-    from connector.model.loader import LoadedModel
+    from connector.model.loader import LoadedModel, NamedModel
+    from connector.ops.simulate import Simulation
     from connector.settings import Settings
 
 
@@ -307,9 +308,19 @@ def _refuse_beside_a_run_worker(store: StateStore) -> None:
     "--model", "model_path", type=click.Path(dir_okay=False), help="Another model file to try."
 )
 @click.option("--json", "as_json", is_flag=True, help="The simulation as one JSON document.")
+@click.option(
+    "--score",
+    "score_name",
+    metavar="NAME",
+    help="Simulate this score of a model with several (its threshold) [default: the lifecycle].",
+)
 @click.pass_context
 def simulate_cmd(
-    ctx: click.Context, threshold: float | None, model_path: str | None, as_json: bool
+    ctx: click.Context,
+    threshold: float | None,
+    model_path: str | None,
+    as_json: bool,
+    score_name: str | None,
 ) -> None:
     """What-if on the stored data: MQLs now vs at another threshold or with another model.
 
@@ -334,7 +345,11 @@ def simulate_cmd(
         if store.count_contacts(settings.crm) == 0:
             fail(f"no {settings.crm} contacts in {settings.state_path}; run `leadscore sync` first")
         enricher = analysis_enricher(settings, store)
-        if other is not None:
+        check_score_name(current, score_name)
+        named = current.named_score(score_name) if score_name is not None else None
+        if named is not None:
+            sim = _simulate_named(store, settings.crm, current, named, other, enricher, threshold)
+        elif other is not None:
             sim = simulate_model(store, settings.crm, current, other, enricher, _now())
         else:
             assert threshold is not None
@@ -351,9 +366,42 @@ def simulate_cmd(
             g: {"current": now_n, "simulated": sim_n} for g, (now_n, sim_n) in sim.by_grade.items()
         }
         doc["curve"] = [{"threshold": t, "mqls": n} for t, n in sim.curve]
+        if named is not None:  # a named score: its "MQLs" are the qualified contacts
+            doc["score"] = named.name
         emit(doc)
         return
-    print_simulation(console(), sim)
+    print_simulation(console(), sim, score=named.name if named is not None else None)
+
+
+def _simulate_named(
+    store: StateStore,
+    crm: str,
+    current: LoadedModel,
+    named: NamedModel,
+    other: LoadedModel | None,
+    enricher: Enricher | None,
+    threshold: float | None,
+) -> Simulation:
+    """`simulate --score NAME` of a named score: another threshold, or the same score in
+    another model file (which must have it)."""
+    from connector.ops.named_simulate import simulate_named_model, simulate_named_threshold
+
+    if other is None:
+        assert threshold is not None
+        return simulate_named_threshold(store, crm, named, enricher, _now(), threshold)
+    theirs = other.named_score(named.name)
+    if theirs is None:
+        fail(f"--score: the model {other.path} has no score {named.name!r}", 2)
+    return simulate_named_model(
+        store,
+        crm,
+        named,
+        theirs,
+        enricher,
+        _now(),
+        f"model {current.version} ({current.fingerprint})",
+        f"model {other.version} ({other.fingerprint})",
+    )
 
 
 # ------------------------------------------------------------------------ status

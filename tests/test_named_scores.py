@@ -648,3 +648,79 @@ def test_simulate_a_named_score_counts_its_qualified_contacts(
     assert (doc["score"], doc["current_mqls"], doc["simulated_mqls"]) == ("services", 4, 15)
     res = CliRunner().invoke(cli, ["--state", path, "simulate", "--score", "x", "--threshold", "1"])
     assert res.exit_code == 2 and "the model has no score 'x'" in res.output
+
+
+# ------------------------------------------------------------------ Marketo
+
+
+def test_marketo_writes_the_mapped_fields_of_a_named_score(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import SecretStr
+
+    from connector.crm.marketo import MarketoAdapter
+    from connector.crm.marketo.config import MarketoConfig, named_field_map
+    from connector.enrich.enricher import build_enricher
+    from connector.pipeline import Pipeline
+    from connector.sandbox.marketo import MarketoSandbox
+    from connector.state.store import StateStore
+
+    from .test_marketo_e2e import ANCHOR, FIXTURE, offline_settings, sandbox_clock
+
+    assert named_field_map(["services", "product_a"]) == {
+        "services_score": "servicesScore__c",
+        "services_grade": "servicesGrade__c",
+        "services_reasons": "servicesReasons__c",
+        "services_priority": "servicesPriority__c",
+        "product_a_score": "productAScore__c",
+        "product_a_grade": "productAGrade__c",
+        "product_a_reasons": "productAReasons__c",
+        "product_a_priority": "productAPriority__c",
+    }
+    # an admin maps the priority onto a field of their own and skips the reasons
+    config = MarketoConfig.with_overrides(
+        field_map={"services_priority": "svcPriority__c", "services_reasons": ""}
+    )
+    with (
+        MarketoSandbox.start(FIXTURE, now=ANCHOR) as sb,
+        StateStore.open(tmp_path / "m.db") as store,
+    ):
+        adapter = MarketoAdapter(
+            sb.url, SecretStr(sb.client_id), SecretStr(sb.client_secret), config=config
+        )
+        enricher = build_enricher(offline_settings(), cache=store.company_cache)
+        try:
+            pipeline = Pipeline(store, adapter, _two(), enricher=enricher, clock=sandbox_clock(sb))
+            assert adapter.named_scores == ("services",)
+            with pytest.raises(MissingPropertiesError) as err:  # not created in the admin UI
+                adapter.check_properties()
+            assert err.value.missing == [
+                "servicesGrade__c (for services_grade)",
+                "svcPriority__c (for services_priority)",
+                "servicesScore__c (for services_score)",
+            ]
+            sb.instance.add_field({"name": "servicesScore__c", "dataType": "integer"})
+            sb.instance.add_field({"name": "servicesGrade__c", "dataType": "string"})
+            sb.instance.add_field({"name": "svcPriority__c", "dataType": "string"})
+            first = pipeline.sync()
+            assert first.status == "ok", first.message
+            got = {
+                cid: tuple(
+                    sb.lead(int(cid)).values.get(f)
+                    for f in ("servicesScore__c", "servicesGrade__c", "svcPriority__c")
+                )
+                for cid in ("101", "102", "103", "104", "112")
+            }
+            assert got == {
+                "101": (80, "A", "A2"),
+                "102": (60, "D", "D2"),
+                "103": (0, "D", "D3"),
+                "104": (70, "D", "D2"),
+                "112": (15, "B", "B3"),
+            }
+            assert "servicesReasons__c" not in sb.lead(101).values
+            assert sb.lead(101).values.get("leadScore") == 110  # the lifecycle score's field
+            again = pipeline.sync()
+            assert (again.status, again.written) == ("ok", 0)
+        finally:
+            adapter.close()

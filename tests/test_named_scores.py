@@ -1,7 +1,7 @@
 """Named scores (issue 23): several scores per portal in one model file. The top-level sections
 are the lifecycle score (today's property names); `scores:` declares the others, each written
 as leadscore_<name>_score / _grade / _reasons / _priority, diff-only, in the contact's one
-write. The example model config/examples/two_products.yaml has `analytics` (lifecycle) and
+write. The example model config/two_products.yaml has `analytics` (lifecycle) and
 `services` (threshold 60)."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .conftest import NOW, Harness, make_harness
 from .test_ops_rescore import read_only_enricher
 from .test_sync_drift import batch_updates, sdk
 
-EXAMPLE = DEFAULT_MODEL_PATH.parent / "examples" / "two_products.yaml"
+EXAMPLE = DEFAULT_MODEL_PATH.parent / "two_products.yaml"
 SERVICES_KEYS = (
     "leadscore_services_score",
     "leadscore_services_grade",
@@ -137,7 +137,7 @@ def test_the_example_model_declares_two_scores_and_the_default_keeps_its_fingerp
 
 
 def _bad_model(tmp_path: Path, scores: str) -> Path:
-    text = EXAMPLE.read_text().replace("title_rules: ../titles.yaml", "title_rules: null")
+    text = EXAMPLE.read_text().replace("title_rules: titles.yaml", "title_rules: null")
     head, _, _ = text.partition("scores:\n")
     path = tmp_path / "bad.yaml"
     path.write_text(head + "scores:\n" + scores)
@@ -364,7 +364,7 @@ def _json(res: Any) -> Any:
 def _services_changed(tmp_path: Path) -> LoadedModel:
     """The example with the services score changed only: threshold 50, a full webinar 45
     (its category capped at 45)."""
-    text = EXAMPLE.read_text().replace("title_rules: ../titles.yaml", "title_rules: null")
+    text = EXAMPLE.read_text().replace("title_rules: titles.yaml", "title_rules: null")
     for old, new in (
         ("    threshold: 60", "    threshold: 50"),
         ("        webinar: {cap: 40}", "        webinar: {cap: 45}"),

@@ -724,3 +724,27 @@ def test_marketo_writes_the_mapped_fields_of_a_named_score(
             assert (again.status, again.written) == ("ok", 0)
         finally:
             adapter.close()
+
+
+def test_calibrate_takes_the_lifecycle_score_and_says_a_named_one_is_not_refit(
+    two: Harness,
+) -> None:
+    from connector.active_model import activate
+
+    assert two.pipeline.sync().written == 54
+    activate(two.store, "hubspot", _two(), now=NOW)
+    path = str(two.store.path)
+    out = str(Path(two.store.path).parent / "suggested.yaml")
+    base = ["--state", path, "calibrate", "--now", "2026-11-01T12:00:00Z", "--out", out]
+    res = CliRunner().invoke(cli, [*base, "--score", "services"])
+    assert res.exit_code == 2
+    assert res.output == (
+        "error: --score services: calibrate learns the lifecycle score (analytics) only so "
+        "far; a named score's rules are not refit (see `leadscore simulate --score NAME` and "
+        "`leadscore report --score NAME`)\n"
+    )
+    res = CliRunner().invoke(cli, [*base, "--score", "service"])
+    assert res.exit_code == 2 and "no score 'service' (did you mean 'services'?)" in res.output
+    plain = CliRunner().invoke(cli, base)
+    named = CliRunner().invoke(cli, [*base, "--score", "analytics"])
+    assert (named.exit_code, named.output) == (plain.exit_code, plain.output)

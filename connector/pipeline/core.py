@@ -68,6 +68,7 @@ class Pipeline:
         self.store = store
         self.adapter = adapter
         self._model = model
+        self._named_names: tuple[str, ...] = ()  # the model's named scores (`model`)
         self.enricher = enricher
         self.options = options or SyncOptions()
         self.clock = clock
@@ -107,10 +108,14 @@ class Pipeline:
 
     @model.setter
     def model(self, loaded: LoadedModel) -> None:
+        before = self._named_names
         self._model = loaded
+        self._named_names = tuple(n.name for n in loaded.named)
         use = getattr(self.adapter, "use_named_scores", None)
         if callable(use):
-            use(tuple(n.name for n in loaded.named))
+            use(self._named_names)
+        if self._named_names != before:  # other properties now: checked again before writing
+            self.properties_checked = False
 
     @property
     def accounts(self) -> AccountStage | None:

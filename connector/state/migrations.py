@@ -366,7 +366,8 @@ def m009_score_priority(db: Database) -> None:
 def m010_named_scores(db: Database) -> None:
     """The named scores of a model with several (`scores:` in the model file; issue 23): one
     row per contact and score name, beside the lifecycle score in `scores`. What was written
-    of them to the CRM is in `written` like any other property."""
+    of them to the CRM is in `written` like any other property. No index besides the key:
+    a full rescore upserts every row; only `report --score` reads all of one score's rows."""
     db.execute(
         "CREATE TABLE IF NOT EXISTS named_scores ("
         "crm TEXT NOT NULL, contact_id TEXT NOT NULL, score_name TEXT NOT NULL, "
@@ -375,7 +376,6 @@ def m010_named_scores(db: Database) -> None:
         "reasons TEXT NOT NULL, model_version TEXT NOT NULL, model_fingerprint TEXT NOT NULL, "
         "scored_at TEXT NOT NULL, PRIMARY KEY (crm, contact_id, score_name)) WITHOUT ROWID"
     )
-    db.execute("CREATE INDEX IF NOT EXISTS named_scores_by_name ON named_scores (crm, score_name)")
 
 
 MIGRATIONS: tuple[Migration, ...] = (

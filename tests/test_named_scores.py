@@ -748,3 +748,19 @@ def test_calibrate_takes_the_lifecycle_score_and_says_a_named_one_is_not_refit(
     plain = CliRunner().invoke(cli, base)
     named = CliRunner().invoke(cli, [*base, "--score", "analytics"])
     assert (named.exit_code, named.output) == (plain.exit_code, plain.output)
+
+
+def test_a_pipeline_whose_model_gains_a_named_score_checks_the_properties_again(
+    tmp_path: Path,
+) -> None:
+    for h in make_harness(tmp_path, build_demo_portal()):
+        assert h.pipeline.sync().status == "ok"
+        assert h.pipeline.properties_checked and h.adapter.named_scores == ()
+        h.pipeline.model = load_model()  # the same scores: nothing to check again
+        assert h.pipeline.properties_checked
+        h.pipeline.model = _two()  # a rollout with a services score (a worker follows it)
+        assert not h.pipeline.properties_checked
+        assert h.adapter.named_scores == ("services",)
+        summary = h.pipeline.sync()  # the portal lacks them: nothing written, exit 2
+        assert (summary.status, summary.exit_code, summary.written) == ("error", 2, 0)
+        assert "leadscore_services_grade" in summary.message

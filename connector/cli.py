@@ -321,14 +321,16 @@ def init_properties_cmd(ctx: click.Context) -> None:
     from connector.app import build_adapter
 
     settings = _settings(ctx)
-    model = _load_model_or_exit(str(settings.model_path)) if settings.crm == "hubspot" else None
+    model = _load_model_or_exit(str(settings.model_path))
     try:
         adapter = build_adapter(settings)
-        if model is not None:  # the priority property's options: the model's labels
-            from connector.crm.hubspot import HubSpotAdapter
+        from connector.crm.hubspot import HubSpotAdapter
 
-            if isinstance(adapter, HubSpotAdapter):
-                adapter.priority_labels = tuple(model.model.priority.labels())
+        if isinstance(adapter, HubSpotAdapter):  # the priority options: the model's labels
+            adapter.priority_labels = tuple(model.model.priority.labels())
+        use = getattr(adapter, "use_named_scores", None)
+        if callable(use):  # each named score's properties (Marketo: checks its fields)
+            use(tuple(n.name for n in model.named))
         try:
             created = adapter.ensure_properties()
         finally:
@@ -492,25 +494,78 @@ def explain_cmd(
         if who in (contact.id, (contact.email or "").lower(), contact.email):
             events = run.events_by_contact[contact.id]
             skipped = not_counted(contact, events, r, model, now)
+            named = _named_results(model, contact, events, run.enrichments.get(contact.id), now)
             if as_json:
-                _emit_explanation(contact, r, skipped, None)
+                _emit_explanation(contact, r, skipped, None, model, named)
                 return
-            print_explanation(_console(), contact, r, events, [n.text for n in skipped])
+            print_explanation(
+                _console(),
+                contact,
+                r,
+                events,
+                [n.text for n in skipped],
+                score_name=model.lifecycle_name if named else None,
+            )
+            _print_named(named, events)
             return
     click.echo(f"error: no contact {who!r} in {Path(contacts_path).name}", err=True)
     sys.exit(1)
 
 
 def _emit_explanation(
-    contact: object, result: object, skipped: list[Any], history: list[dict[str, Any]] | None
+    contact: object,
+    result: object,
+    skipped: list[Any],
+    history: list[dict[str, Any]] | None,
+    model: LoadedModel | None = None,
+    named: list[tuple[Any, Any]] | None = None,
 ) -> None:
     from connector.explain import NotCounted
     from connector.jsonout import emit
+    from connector.pipeline.named import is_qualified, named_reasons
 
     doc: dict[str, object] = result_json(contact, result)
     doc["not_counted"] = [n.as_json() for n in skipped if isinstance(n, NotCounted)]
     doc["history"] = history
+    if named and model is not None:  # a model with named scores: the lifecycle one's name
+        doc["score_name"] = model.lifecycle_name
+        doc["named_scores"] = [
+            {
+                "name": n.name,
+                **{
+                    k: v
+                    for k, v in result_json(contact, r).items()
+                    if k in ("score", "engagement_points", "fit_points", "grade", "priority")
+                },
+                "threshold": n.threshold,
+                "qualified": is_qualified(n, r),
+                "top_reasons": named_reasons(n, r),
+                "reasons": result_json(contact, r)["reasons"],
+            }
+            for n, r in named
+        ]
     emit(doc)
+
+
+def _named_results(
+    model: LoadedModel,
+    contact: Any,
+    events: Any,
+    enrichment: Any,
+    now: datetime,
+) -> list[tuple[Any, Any]]:
+    """Each named score of the model for this contact, as of `now` (explain)."""
+    from connector.scoring import score
+
+    return [(n, score(contact, events, enrichment, n.loaded, now)) for n in model.named]
+
+
+def _print_named(named: list[tuple[Any, Any]], events: Any) -> None:
+    from connector.views import print_named_explanation
+
+    console = _console()
+    for n, r in named:
+        print_named_explanation(console, n.name, n.threshold, r, events)
 
 
 def _explain_from_state(
@@ -561,11 +616,21 @@ def _explain_from_state(
         result = score(contact, events, enrichment, model, now)
         skipped = not_counted(contact, events, result, model, now)
         rows = store.score_history(crm, contact.id)
+        named = _named_results(model, contact, events, enrichment, now)
         if as_json:
-            _emit_explanation(contact, result, skipped, rows)
+            _emit_explanation(contact, result, skipped, rows, model, named)
             return
         texts = [n.text for n in skipped]
-        print_explanation(_console(), contact, result, events, texts, history_lines(rows))
+        print_explanation(
+            _console(),
+            contact,
+            result,
+            events,
+            texts,
+            history_lines(rows),
+            score_name=model.lifecycle_name if named else None,
+        )
+        _print_named(named, events)
         stored = store.get_score(crm, contact.id)
         if stored is not None and stored.model_fingerprint != result.model_fingerprint:
             click.echo(

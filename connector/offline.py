@@ -22,6 +22,7 @@ class OfflineRun:
     events_by_contact: dict[str, list[Event]] = field(default_factory=dict)
     errors: list[LineError] = field(default_factory=list)
     orphan_events: int = 0
+    enrichments: dict[str, Enrichment | None] = field(default_factory=dict)  # by contact id
 
 
 def score_files(
@@ -52,4 +53,5 @@ def score_files(
         enr = enrichments.get(c.email) if c.email else None
         run.scored.append((c, score(c, evs, enr, model, now)))
         run.events_by_contact[c.id] = evs
+        run.enrichments[c.id] = enr
     return run

@@ -62,9 +62,11 @@ def print_explanation(
     events: Sequence[Event],
     not_counted: Sequence[str] = (),
     history: Sequence[str] = (),
+    score_name: str | None = None,
 ) -> None:
     """Every point with its rule and the events behind it; then the events that add nothing
-    and why, and the stored score's history (lines from `connector.explain`)."""
+    and why, and the stored score's history (lines from `connector.explain`). `score_name`:
+    the lifecycle score's name, in a model with named scores."""
     by_key = {f"{e.source}:{e.source_id}": e for e in events}
     name = " ".join(x for x in (contact.first_name, contact.last_name) if x)
     console.print(
@@ -72,7 +74,8 @@ def print_explanation(
         f" · title {contact.job_title or '—'}"
     )
     console.print(
-        f"score [bold]{_num(result.score)}[/bold] (engagement {_num(result.engagement_points)})"
+        f"score {score_name + ' ' if score_name else ''}[bold]{_num(result.score)}[/bold]"
+        f" (engagement {_num(result.engagement_points)})"
         f" · grade [bold]{result.grade}[/bold] (fit {_num(result.fit_points)})"
         f" · priority [bold]{result.priority or '—'}[/bold]"
         f" · model {result.model_version} ({result.model_fingerprint})"
@@ -96,7 +99,22 @@ def print_explanation(
         if r.kind == "fit" and r.rule != "grade":
             fit.add_row(_num(r.points), r.rule, r.text)
     console.print(fit)
-    eng = Table(title="Engagement", title_justify="left")
+    _print_engagement(console, result, by_key, "Engagement")
+    if not_counted:
+        console.print("[bold]Not counted[/bold]")
+        for line in not_counted:
+            console.print(f"  {line}", highlight=False)
+    if history:
+        console.print("[bold]History[/bold]")
+        for line in history:
+            console.print(f"  {line}", highlight=False)
+
+
+def _print_engagement(
+    console: Console, result: ScoreResult, by_key: dict[str, Event], title: str
+) -> None:
+    """The engagement reasons of `result`, each with its events, largest first."""
+    eng = Table(title=title, title_justify="left")
     eng.add_column("points", justify="right", no_wrap=True)
     eng.add_column("rule", no_wrap=True)
     eng.add_column("why", overflow="fold", min_width=16)
@@ -125,12 +143,28 @@ def print_explanation(
     if eng.row_count:
         console.print(eng)
     else:
-        console.print("[bold]Engagement[/bold]: no event counts")
-    if not_counted:
-        console.print("[bold]Not counted[/bold]")
-        for line in not_counted:
-            console.print(f"  {line}", highlight=False)
-    if history:
-        console.print("[bold]History[/bold]")
-        for line in history:
-            console.print(f"  {line}", highlight=False)
+        console.print(f"[bold]{title}[/bold]: no event counts")
+
+
+def print_named_explanation(
+    console: Console,
+    name: str,
+    threshold: float | None,
+    result: ScoreResult,
+    events: Sequence[Event],
+) -> None:
+    """One named score (a model's `scores:`): its headline and every engagement point with
+    its events. Its fit is the shared one unless the score overrides it (its grade says)."""
+    by_key = {f"{e.source}:{e.source_id}": e for e in events}
+    qualified = threshold is not None and result.score >= threshold
+    verdict = ""
+    if threshold is not None:
+        verdict = f" · {'qualified' if qualified else 'not qualified'} ({_num(threshold)}+)"
+    console.print(
+        f"[bold]score {name}[/bold]: [bold]{_num(result.score)}[/bold]"
+        f" (engagement {_num(result.engagement_points)})"
+        f" · grade [bold]{result.grade}[/bold] (fit {_num(result.fit_points)})"
+        f" · priority [bold]{result.priority or '—'}[/bold]{verdict}",
+        highlight=False,
+    )
+    _print_engagement(console, result, by_key, f"Engagement ({name})")

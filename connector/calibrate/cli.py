@@ -217,6 +217,12 @@ def write_html(
 )
 @click.option("--now", "now_text", help="Outcomes as of this ISO-8601 time (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="The calibration as one JSON document.")
+@click.option(
+    "--score",
+    "score_name",
+    metavar="NAME",
+    help="The score to calibrate [default: the lifecycle score, the only one for now].",
+)
 @click.pass_context
 def calibrate_cmd(
     ctx: click.Context,
@@ -234,7 +240,8 @@ def calibrate_cmd(
     version: str | None,
     html_path: str | None,
     now_text: str | None,
-    as_json: bool = False,
+    as_json: bool,
+    score_name: str | None = None,
 ) -> None:
     """How did the scored leads convert, and should the points change? Suggests a model
     (written to --out, never applied): review it, `simulate` it, then `rescore`."""
@@ -268,6 +275,17 @@ def calibrate_cmd(
     except ConnectorError as exc:
         _fail(str(exc), exc.exit_code)
     model = _model_in_force(settings, store, model)
+    if score_name is not None and score_name != model.lifecycle_name:
+        from connector.ops.analysis import check_score_name
+
+        store.close()
+        check_score_name(model, score_name)  # an unknown name: exit 2, with a did-you-mean
+        _fail(
+            f"--score {score_name}: calibrate learns the lifecycle score "
+            f"({model.lifecycle_name}) only so far; a named score's rules are not refit "
+            "(see `leadscore simulate --score NAME` and `leadscore report --score NAME`)",
+            2,
+        )
     try:
         try:
             result = calibrate(

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,15 @@ from connector.model.problems import (
     pydantic_problems,
 )
 from connector.model.problems import format_errors as format_errors
-from connector.model.schema import Priority, ScoringModel, semantic_problems
+from connector.model.schema import (
+    NAMED_SUFFIXES,
+    Lifecycle,
+    MqlPolicy,
+    NamedScore,
+    Priority,
+    ScoringModel,
+    semantic_problems,
+)
 from connector.model.titles import TitleClassifier, TitleTable, validate_title_table
 from connector.model.vocabulary import vocabulary_problems
 from connector.resources import DEFAULT_MODEL_PATH as _SHIPPED_MODEL
@@ -53,6 +62,67 @@ class LoadedModel:
     def version(self) -> str:
         return self.model.version
 
+    @property
+    def lifecycle_name(self) -> str:
+        """The lifecycle score's name (`lifecycle_score`, else "lifecycle")."""
+        return self.model.lifecycle_score or "lifecycle"
+
+    @cached_property
+    def named(self) -> tuple[NamedModel, ...]:
+        """The model's named scores (`scores:`), each as a model the engine scores with:
+        built once per loaded model, never per contact."""
+        return tuple(derive_named(self, s) for s in self.model.scores)
+
+    def named_score(self, name: str) -> NamedModel | None:
+        return next((n for n in self.named if n.name == name), None)
+
+    def score_names(self) -> list[str]:
+        """Every score's name, the lifecycle score first."""
+        return [self.lifecycle_name, *(n.name for n in self.named)]
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """One named score: `loaded` is the base model with this score's engagement (and fit
+    override), which `connector.scoring.score_rows` scores with as it scores any model."""
+
+    name: str
+    loaded: LoadedModel
+    threshold: float | None
+    description: str = ""
+
+    def key(self, suffix: str) -> str:
+        """Our property key: `services_score`, `services_grade`, ..."""
+        return f"{self.name}_{suffix}"
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self.key(s) for s in NAMED_SUFFIXES)
+
+
+def derive_named(base: LoadedModel, score: NamedScore) -> NamedModel:
+    """The model a named score is computed with: the base with its engagement, its fit (or
+    the shared one), no accounts, no named scores, and its threshold as the MQL threshold
+    (the derived lifecycle decision is never written: only the lifecycle score moves stages).
+    The fingerprint is the base's: a named score belongs to the model file that holds it."""
+    m = base.model
+    threshold = score.threshold if score.threshold is not None else m.lifecycle.mql.threshold
+    lifecycle = Lifecycle(
+        mql=MqlPolicy(threshold=threshold, grades=m.lifecycle.mql.grades), write_stage=False
+    )
+    derived = m.model_copy(
+        update={
+            "engagement": score.engagement,
+            "fit": score.fit if score.fit is not None else m.fit,
+            "lifecycle": lifecycle,
+            "accounts": None,
+            "scores": [],
+            "lifecycle_score": None,
+        }
+    )
+    loaded = LoadedModel(derived, base.titles, base.path, base.fingerprint, ())
+    return NamedModel(score.name, loaded, score.threshold, score.description)
+
 
 def fingerprint(
     model: ScoringModel, titles: TitleTable, targets: frozenset[str] = frozenset()
@@ -60,6 +130,9 @@ def fingerprint(
     dumped = model.model_dump(mode="json", by_alias=True)
     if model.priority == Priority():  # the default bands: the fingerprint from before them
         dumped.pop("priority")
+    if not model.scores and model.lifecycle_score is None:  # one score: as before them
+        dumped.pop("scores")
+        dumped.pop("lifecycle_score")
     content: dict[str, Any] = {"model": dumped, "titles": titles.model_dump()}
     if targets:
         content["target_accounts"] = sorted(targets)
@@ -133,6 +206,10 @@ def validate_model_file(path: str | Path) -> tuple[LoadedModel | None, list[str]
             table, title_problems = validate_title_table(titles_path)
             notes = (note,) if note else ()
     found.extend(vocabulary_problems(raw, table))
+    for i, item in enumerate(raw.get("scores") or []):
+        if isinstance(item, dict):  # a named score's own engagement (and fit) sections
+            sub = {k: item[k] for k in ("engagement", "fit") if k in item}
+            found.extend((("scores", i, *loc), msg) for loc, msg in vocabulary_problems(sub, table))
     problems: list[str] = []
     if found:
         root = compose(text)

@@ -196,6 +196,17 @@ def rule_name(raw: object, loc: Loc) -> str | None:
     return name
 
 
+def _inner_rule(raw: object, loc: Loc) -> str | None:
+    """The rule a named score's problem sits in (`scores[i].engagement.rules[j]`)."""
+    if not isinstance(raw, dict):
+        return None
+    scores = raw.get("scores")
+    i = loc[1]
+    if not isinstance(scores, list) or not isinstance(i, int) or not 0 <= i < len(scores):
+        return None
+    return rule_name(scores[i], loc[2:])
+
+
 def describe(problem: Problem, raw: object, root: yaml.Node | None) -> str:
     """`line 97 (rule pricing_twice): engagement.rules[3].event: message`"""
     loc, msg = problem
@@ -204,7 +215,11 @@ def describe(problem: Problem, raw: object, root: yaml.Node | None) -> str:
     if line is not None:
         where.append(f"line {line}")
     name = rule_name(raw, loc)
-    if name is not None:
+    if name is not None and loc[:1] == ("scores",) and len(loc) > 1:
+        # a named score's problem: the score, and the rule inside it
+        inner = _inner_rule(raw, loc)
+        where.append(f"(score {name}, rule {inner})" if inner else f"(score {name})")
+    elif name is not None:
         where.append(f"(rule {name})")
     head = " ".join(where)
     body = f"{loc_text(loc)}: {msg}" if loc else msg

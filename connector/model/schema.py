@@ -495,6 +495,73 @@ class Priority(_Strict):
         return [g + b.name for g in GRADES for b in self.bands]
 
 
+# Named scores (issue 23): the top-level fit/engagement/lifecycle sections are the lifecycle
+# score, written under today's property names (leadscore_score, ...); `scores:` declares the
+# others, each written as leadscore_<name>_score, _grade, _reasons, _priority.
+SCORE_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+NAMED_SUFFIXES: tuple[str, ...] = ("score", "grade", "reasons", "priority")
+# property names of ours a named score's `leadscore_<name>_<suffix>` must not take (contacts
+# and companies): `fit` would make leadscore_fit_score, `account` leadscore_account_score
+RESERVED_PROPERTY_NAMES: frozenset[str] = frozenset(
+    {
+        "leadscore_score",
+        "leadscore_grade",
+        "leadscore_fit_score",
+        "leadscore_reasons",
+        "leadscore_model_version",
+        "leadscore_scored_at",
+        "leadscore_mql_reason",
+        "leadscore_profile_mismatch",
+        "leadscore_priority",
+        "leadscore_account_score",
+        "leadscore_account_grade",
+        "leadscore_account_reasons",
+        "leadscore_engaged_contacts",
+        "leadscore_mqa_reason",
+    }
+)
+# names whose keys would read as ours (`model_version`, `scored_at`, `mql_reason`, ...)
+RESERVED_SCORE_NAMES: frozenset[str] = frozenset(
+    {"fit", "account", "priority", "mql", "model", "scored", "profile", "engaged", "mqa"}
+)
+
+
+def named_property_names(name: str) -> dict[str, str]:
+    """A named score's keys (ours) → HubSpot property names: `services_score` →
+    `leadscore_services_score`, ..."""
+    return {f"{name}_{s}": f"leadscore_{name}_{s}" for s in NAMED_SUFFIXES}
+
+
+def score_name_problem(name: str, lifecycle_name: str | None) -> str | None:
+    """Why `name` cannot name a score (None: it can)."""
+    import re
+
+    if not re.match(SCORE_NAME_PATTERN, name):
+        return f"score name {name!r} must be lowercase letters, digits and _ (a letter first)"
+    if lifecycle_name is not None and name == lifecycle_name:
+        return f"score name {name!r} is the lifecycle score's name (lifecycle_score)"
+    clash = sorted(set(named_property_names(name).values()) & RESERVED_PROPERTY_NAMES)
+    if clash:
+        return f"score name {name!r} would write {clash[0]}, which leadscore already writes"
+    if name in RESERVED_SCORE_NAMES:
+        return f"score name {name!r} is reserved (its properties would read as leadscore's own)"
+    return None
+
+
+class NamedScore(_Strict):
+    """A score besides the lifecycle score: its own engagement rules and window, the shared
+    fit unless `fit` overrides it, and a `threshold` at or above which the contact is
+    qualified for it (reported, never moves the lifecycle stage)."""
+
+    name: str = Field(min_length=1, max_length=40)
+    description: str = ""
+    engagement: Engagement
+    fit: Fit | None = Field(default=None, description="Overrides the shared fit section.")
+    threshold: float | None = Field(
+        default=None, description="Qualified at or above this score (reported only)."
+    )
+
+
 class ScoringModel(_Strict):
     version: str = Field(min_length=1)
     name: str = ""
@@ -511,6 +578,15 @@ class ScoringModel(_Strict):
     )
 
     priority: Priority = Field(default_factory=Priority)
+    lifecycle_score: str | None = Field(
+        default=None,
+        description="The name of the top-level score (the one that drives the lifecycle).",
+        pattern=SCORE_NAME_PATTERN,
+        max_length=40,
+    )
+    scores: list[NamedScore] = Field(
+        default_factory=list, description="More scores, each with its own CRM properties."
+    )
 
     @field_validator("lists")
     @classmethod
@@ -613,7 +689,42 @@ def semantic_problems(raw: object) -> list[Problem]:
                         f"unknown engagement rule {n!r}{did_you_mean(str(n), known_rules)}",
                     )
                 )
+    problems.extend(named_score_problems(raw))
     return problems
+
+
+def named_score_problems(raw: dict[str, Any]) -> list[Problem]:
+    """The `scores:` list: names (pattern, duplicates, the lifecycle score's name, property
+    names that clash with ours) and, per score, the checks of the top-level sections (its
+    categories, duplicate rule names, unknown lists)."""
+    problems: list[Problem] = []
+    life = raw.get("lifecycle_score")
+    life_name = life if isinstance(life, str) else None
+    seen: dict[str, int] = {}
+    for i, item in enumerate(_as_list(raw.get("scores"))):
+        if not isinstance(item, dict):
+            continue
+        name = item.get("name")
+        if isinstance(name, str):
+            why = score_name_problem(name, life_name)
+            if name in seen:
+                why = f"duplicate score name {name!r} (also scores[{seen[name]}])"
+            if why is not None:
+                problems.append((("scores", i, "name"), why))
+            seen.setdefault(name, i)
+        sub: dict[str, Any] = {"lists": raw.get("lists"), "engagement": item.get("engagement")}
+        if "fit" in item:
+            sub["fit"] = item.get("fit")
+        else:  # `fired` in the shared fit names this score's rules too
+            sub["fit"] = {}
+        for loc, msg in semantic_problems_of_sections(sub):
+            problems.append((("scores", i, *loc), msg))
+    return problems
+
+
+def semantic_problems_of_sections(sub: dict[str, Any]) -> list[Problem]:
+    """`semantic_problems` of a named score's own sections (no `scores` inside)."""
+    return semantic_problems({k: v for k, v in sub.items() if k != "scores"})
 
 
 def _as_dict(value: object) -> dict[str, Any]:

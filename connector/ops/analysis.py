@@ -15,6 +15,7 @@ import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -32,6 +33,11 @@ from connector.ops.common import (
 from connector.pipeline import Enricher
 from connector.progress import contacts_progress
 from connector.state.store import DeadLetter, StateStore
+
+if TYPE_CHECKING:
+    from connector.model.loader import LoadedModel, NamedModel
+    from connector.ops.simulate import Simulation
+    from connector.settings import Settings
 
 
 def _now() -> datetime:
@@ -59,6 +65,12 @@ def _now() -> datetime:
 @click.option(
     "--json", "as_json", is_flag=True, help="With --dry-run: the preview as one JSON document."
 )
+@click.option(
+    "--score",
+    "score_name",
+    metavar="NAME",
+    help="Only this score of a model with several (its properties alone) [default: all].",
+)
 @click.pass_context
 def rescore_cmd(
     ctx: click.Context,
@@ -67,6 +79,7 @@ def rescore_cmd(
     sample: int,
     workers: int | None,
     as_json: bool,
+    score_name: str | None,
 ) -> None:
     """After a model change: before → after for every stored contact, then apply it.
 
@@ -115,6 +128,10 @@ def rescore_cmd(
         total = store.count_contacts(settings.crm)
         if total == 0:
             fail(f"no {settings.crm} contacts in {settings.state_path}; run `leadscore sync` first")
+        check_score_name(model, score_name)
+        if score_name is not None and model.named_score(score_name) is not None:
+            _rescore_named(ctx, settings, store, model, score_name, dry_run, as_json, total)
+            return
         processes = plan_workers(store, settings.crm, workers)
         label = f"Previewing model {model.version}: {total:,} contacts, {processes} process(es)"
         with contacts_progress(label, total) as advance:
@@ -164,7 +181,12 @@ def rescore_cmd(
             label = f"Rescoring with model {model.version} (after a sync)"
             with contacts_progress(label, total) as advance:
                 applied = apply_rescore(
-                    app.pipeline, model, workers=workers, enricher_for=writable, progress=advance
+                    app.pipeline,
+                    model,
+                    workers=workers,
+                    enricher_for=writable,
+                    progress=advance,
+                    score=score_name,
                 )
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
@@ -208,6 +230,71 @@ def rescore_cmd(
     sys.exit(applied.exit_code)
 
 
+def check_score_name(model: LoadedModel, name: str | None) -> None:
+    """`--score NAME` must name one of the model's scores (exit 2, with a did-you-mean)."""
+    if name is None or name in model.score_names():
+        return
+    from connector.model.problems import did_you_mean
+
+    known = model.score_names()
+    fail(
+        f"--score: the model has no score {name!r}{did_you_mean(name, known)}; "
+        f"its scores: {', '.join(known)}",
+        2,
+    )
+
+
+def _rescore_named(
+    ctx: click.Context,
+    settings: Settings,
+    store: StateStore,
+    model: LoadedModel,
+    name: str,
+    dry_run: bool,
+    as_json: bool,
+    total: int,
+) -> None:
+    """`rescore --score NAME` of a named score: its preview (before → after, how many to
+    write), then, without --dry-run, a sync and that score alone recomputed and written."""
+    from connector.ops.rescore import apply_rescore, preview_named
+
+    preview = preview_named(
+        store, settings.crm, model, name, analysis_enricher(settings, store), _now()
+    )
+    store.close()
+    if as_json:
+        from connector.jsonout import emit
+
+        emit({**jsonable(preview), "dry_run": True})
+        return
+    click.echo(preview.headline())
+    if dry_run:
+        click.echo(
+            f"Would update {preview.to_write} contact(s) (score {name} only; dry run, nothing "
+            "written). Apply with the same command without --dry-run."
+        )
+        return
+    from connector.app import open_app
+
+    try:
+        with open_app(settings, model, rollout=True) as app:
+            _refuse_beside_a_run_worker(app.store)
+            with contacts_progress(f"Rescoring score {name} (after a sync)", total) as advance:
+                applied = apply_rescore(app.pipeline, model, progress=advance, score=name)
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    click.echo(applied.sync.line())
+    if applied.rescore is None:
+        click.echo("error: the sync before the rescore stopped; nothing was rescored", err=True)
+        sys.exit(applied.exit_code or 1)
+    click.echo(applied.rescore.line())
+    click.echo(
+        f"rescored score {name} with model {model.version}: wrote {applied.rescore.written} "
+        f"contact(s), its properties only (the preview said {preview.to_write})"
+    )
+    sys.exit(applied.exit_code)
+
+
 def _refuse_beside_a_run_worker(store: StateStore) -> None:
     """Applying a rescore syncs, rewrites every score and writes to the CRM: not beside a
     `leadscore run` worker doing the same on this state DB (exit 6, as for a locked DB)."""
@@ -236,6 +323,12 @@ def _refuse_beside_a_run_worker(store: StateStore) -> None:
     help="MQA threshold to try (account scoring on), alone or with --threshold / --model.",
 )
 @click.option("--json", "as_json", is_flag=True, help="The simulation as one JSON document.")
+@click.option(
+    "--score",
+    "score_name",
+    metavar="NAME",
+    help="Simulate this score of a model with several (its threshold) [default: the lifecycle].",
+)
 @click.pass_context
 def simulate_cmd(
     ctx: click.Context,
@@ -243,6 +336,7 @@ def simulate_cmd(
     model_path: str | None,
     mqa_threshold: float | None,
     as_json: bool,
+    score_name: str | None,
 ) -> None:
     """What-if on the stored data: MQLs now vs at another threshold or with another model.
 
@@ -273,7 +367,11 @@ def simulate_cmd(
         _check_mqa_section(mqa_threshold, other or current)
         enricher = analysis_enricher(settings, store)
         accounts = settings.accounts
-        if other is not None:
+        check_score_name(current, score_name)
+        named = current.named_score(score_name) if score_name is not None else None
+        if named is not None:
+            sim = _simulate_named(store, settings.crm, current, named, other, enricher, threshold)
+        elif other is not None:
             sim = simulate_model(
                 store,
                 settings.crm,
@@ -311,9 +409,42 @@ def simulate_cmd(
             g: {"current": now_n, "simulated": sim_n} for g, (now_n, sim_n) in sim.by_grade.items()
         }
         doc["curve"] = [{"threshold": t, "mqls": n} for t, n in sim.curve]
+        if named is not None:  # a named score: its "MQLs" are the qualified contacts
+            doc["score"] = named.name
         emit(doc)
         return
-    print_simulation(console(), sim)
+    print_simulation(console(), sim, score=named.name if named is not None else None)
+
+
+def _simulate_named(
+    store: StateStore,
+    crm: str,
+    current: LoadedModel,
+    named: NamedModel,
+    other: LoadedModel | None,
+    enricher: Enricher | None,
+    threshold: float | None,
+) -> Simulation:
+    """`simulate --score NAME` of a named score: another threshold, or the same score in
+    another model file (which must have it)."""
+    from connector.ops.named_simulate import simulate_named_model, simulate_named_threshold
+
+    if other is None:
+        assert threshold is not None
+        return simulate_named_threshold(store, crm, named, enricher, _now(), threshold)
+    theirs = other.named_score(named.name)
+    if theirs is None:
+        fail(f"--score: the model {other.path} has no score {named.name!r}", 2)
+    return simulate_named_model(
+        store,
+        crm,
+        named,
+        theirs,
+        enricher,
+        _now(),
+        f"model {current.version} ({current.fingerprint})",
+        f"model {other.version} ({other.fingerprint})",
+    )
 
 
 def _check_mqa_threshold(mqa_threshold: float | None, accounts_on: bool) -> None:

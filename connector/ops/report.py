@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -145,6 +146,11 @@ class Report:
     priority_bands: list[str] = field(default_factory=list)
     priority_band_ranges: list[str] = field(default_factory=list)  # "100+", "50–<100", "<50"
     by_priority: list[Funnel] = field(default_factory=list)
+    # `report --score NAME` of a named score (issue 23): the score tables (grade, band,
+    # priority cell, model) are that score's current stored values (a named score keeps no
+    # history), and its verdict against its threshold; None: the lifecycle score
+    score_name: str | None = None
+    by_qualified: list[Funnel] = field(default_factory=list)
 
     def priority_cell(self, grade: str, band: str) -> Funnel:
         return next(f for f in self.by_priority if f.key == grade + band)
@@ -225,6 +231,23 @@ NO_ACCOUNT = "no account"
 MQA_KEYS = ("MQA accounts", "other accounts", NO_ACCOUNT)
 
 
+QUALIFIED_KEYS = ("qualified", "not qualified")
+
+
+def _named_handoff(
+    store: StateStore, crm: str, name: str
+) -> tuple[dict[str, tuple[float, str, str]], set[str]]:
+    """contact id → (score, grade, model version) of a named score, its current stored value
+    (named scores keep no history), and the contacts qualified for it."""
+    out: dict[str, tuple[float, str, str]] = {}
+    qualified: set[str] = set()
+    for s in store.iter_named_scores(crm, name):
+        out[s.contact_id] = (s.score, s.grade, s.model_version)
+        if s.qualified:
+            qualified.add(s.contact_id)
+    return out, qualified
+
+
 def _contact_accounts(store: StateStore, crm: str) -> dict[str, tuple[str, bool]]:
     """contact id → (its account's grade, whether the account is an MQA), for the contacts
     whose account has a score."""
@@ -267,9 +290,12 @@ def build_report(
     *,
     since: datetime | None = None,
     bands: Sequence[tuple[float, str]] | None = None,
+    score: str | None = None,
 ) -> Report:
     """Conversion by grade, band, priority cell, program and model version (see the module
-    docstring). `bands`: the priority bands (default: the model in force's). Reads only."""
+    docstring). `bands`: the priority bands (default: the model in force's). `score`: a named
+    score's name: its values in the score tables, and conversion by its verdict (qualified
+    or not); the conversion itself (MQL → SQL → customer) is the lifecycle's. Reads only."""
     bands = tuple(bands) if bands is not None else bands_in_force(store, crm)
     cells = {g + name: Funnel(g + name) for g in GRADES for _, name in bands}
     total = Funnel("all contacts")
@@ -279,6 +305,10 @@ def build_report(
     models: dict[str, Funnel] = {}
     unscored = Funnel(UNSCORED)
     handoff, model_mqls = _handoff_scores(store, crm)
+    qualified: set[str] = set()
+    verdicts = {k: Funnel(k) for k in QUALIFIED_KEYS}
+    if score is not None:
+        handoff, qualified = _named_handoff(store, crm, score)
     first_program = _first_programs(store, crm)
     account_of = _contact_accounts(store, crm)
     account_grades = {g: Funnel(g) for g in GRADES}
@@ -302,6 +332,8 @@ def build_report(
             flags = (mql, False, False, False)
         total.add(*flags)
         at = handoff.get(contact.id)
+        if score is not None and at is not None:
+            verdicts[QUALIFIED_KEYS[contact.id not in qualified]].add(*flags)
         if at is None:
             unscored.add(*flags)
         else:
@@ -324,14 +356,19 @@ def build_report(
         else:
             account_grades.setdefault(acc[0], Funnel(acc[0])).add(*flags)
             mqa[MQA_KEYS[0] if acc[1] else MQA_KEYS[1]].add(*flags)
-    in_scores = [
-        (str(v), int(n))
-        for v, n in store.db.execute(
-            "SELECT model_version, count(*) FROM scores WHERE crm = ? GROUP BY model_version "
-            "ORDER BY count(*) DESC, model_version",
-            [crm],
-        )
-    ]
+    counted = Counter(v for _, _, v in handoff.values()) if score is not None else None
+    in_scores = (
+        sorted(((str(v), n) for v, n in counted.items()), key=lambda x: (-x[1], x[0]))
+        if counted is not None
+        else [
+            (str(v), int(n))
+            for v, n in store.db.execute(
+                "SELECT model_version, count(*) FROM scores WHERE crm = ? "
+                "GROUP BY model_version ORDER BY count(*) DESC, model_version",
+                [crm],
+            )
+        ]
+    )
     by_grade = list(grades.values())
     by_band = list(bands_.values())
     if unscored.contacts:
@@ -355,6 +392,8 @@ def build_report(
         priority_bands=[name for _, name in bands],
         priority_band_ranges=_band_ranges(bands),
         by_priority=list(cells.values()),
+        score_name=score,
+        by_qualified=list(verdicts.values()) if score is not None else [],
     )
 
 
@@ -375,6 +414,12 @@ def print_report(console: Console, r: Report) -> None:
         f"[bold]Lead conversion[/bold] — {r.crm}, {cohort}, generated "
         f"{r.generated_at:%Y-%m-%d %H:%M} UTC"
     )
+    if r.score_name is not None:
+        console.print(
+            f"score [bold]{r.score_name}[/bold]: grades, bands and priority are its current "
+            "values; MQL, SQL and customer are the lifecycle's",
+            highlight=False,
+        )
     console.print(
         f"{t.contacts} contact(s) · {t.mqls} MQL · {t.sqls} SQL · {t.customers} customer(s) · "
         f"MQL→SQL {pct(t.mql_to_sql)} · SQL→customer {pct(t.sql_to_customer)} · "
@@ -387,6 +432,9 @@ def print_report(console: Console, r: Report) -> None:
     )
     models = ", ".join(f"{v} ({n})" for v, n in r.models_in_scores) or "no stored scores"
     console.print(f"model version in the stored scores: {models}")
+    if r.by_qualified:
+        title = f"By {r.score_name} verdict (its threshold)"
+        console.print(_table(title, "verdict", r.by_qualified))
     console.print(_table("By grade at hand-off", "grade", r.by_grade))
     console.print(_table("By score band at hand-off", "band", r.by_band))
     console.print(_matrix(r))
@@ -584,7 +632,14 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         f"<style>{_CSS}</style></head><body><main>",
         "<header><h1>Lead conversion: MQL → SQL → customer</h1>",
         f"<p>{escape(CRM_NAMES.get(r.crm, r.crm))} · {escape(cohort)} · scoring model "
-        f"<strong>{escape(models)}</strong> · generated {escape(generated)}</p></header>",
+        f"<strong>{escape(models)}</strong> · generated {escape(generated)}"
+        + (
+            f" · score <strong>{escape(r.score_name)}</strong> (grades, bands and priority are "
+            "its current values; the stages are the lifecycle's)"
+            if r.score_name
+            else ""
+        )
+        + "</p></header>",
         f'<div class="cards">{cards}</div>',
         '<section class="funnel"><h2>Funnel</h2>',
         funnel(steps, colour=BLUE, width=760),
@@ -598,6 +653,16 @@ def render_html(report: Report, extra_sections: Sequence[str] = ()) -> str:
         band_chart,
         _html_table("score band", r.by_band),
         "</section></div>",
+        *(
+            [
+                f'<section id="by-verdict"><h2>Conversion by {escape(r.score_name or "")} '
+                "verdict (its threshold)</h2>",
+                _html_table("verdict", r.by_qualified),
+                "</section>",
+            ]
+            if r.by_qualified
+            else []
+        ),
         '<section id="priority"><h2>Priority at hand-off: grade × engagement band</h2>',
         _heat_map(r),
         "</section>",
@@ -732,18 +797,41 @@ def parse_since(text: str) -> datetime:
 )
 @click.option("--since", "since_text", help="Only contacts created on or after this date.")
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON document.")
+@click.option(
+    "--score",
+    "score_name",
+    metavar="NAME",
+    help="The score tables of this score of a model with several [default: the lifecycle one].",
+)
 @click.pass_context
 def report_cmd(
-    ctx: click.Context, html_path: str | None, since_text: str | None, as_json: bool
+    ctx: click.Context,
+    html_path: str | None,
+    since_text: str | None,
+    as_json: bool,
+    score_name: str | None,
 ) -> None:
     """Conversion MQL → SQL → customer by grade, score band, program and model version."""
-    from connector.ops.common import console, fail, open_existing_store, settings_from
+    from connector.active_model import in_force_or
+    from connector.ops.analysis import check_score_name
+    from connector.ops.common import (
+        console,
+        fail,
+        load_model_or_exit,
+        open_existing_store,
+        settings_from,
+    )
 
     since = parse_since(since_text) if since_text else None
     settings = settings_from(ctx)
     store = open_existing_store(settings)
     try:
-        report = build_report(store, settings.crm, datetime.now(UTC), since=since)
+        named: str | None = None
+        if score_name is not None:  # the model in force says which scores there are
+            model = in_force_or(store, settings.crm, load_model_or_exit(str(settings.model_path)))
+            check_score_name(model, score_name)
+            named = score_name if model.named_score(score_name) is not None else None
+        report = build_report(store, settings.crm, datetime.now(UTC), since=since, score=named)
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
     finally:

@@ -17,10 +17,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from itertools import islice
 
 from connector.active_model import activate
-from connector.model.loader import LoadedModel
+from connector.model.loader import LoadedModel, NamedModel
 from connector.ops.common import SCORE_BATCH, Rescored, reason_line, rescore_stored
 from connector.ops.parallel import by_id_range, tick
 from connector.pipeline import (
@@ -31,9 +32,19 @@ from connector.pipeline import (
     needs_write,
     write_changes,
 )
+from connector.pipeline.named import is_qualified, named_properties
 from connector.scoring.accounts import member_part
+from connector.state.named import StoredNamedScore
 from connector.state.store import LAST_ID, StateStore, StoredScore
-from connector.types import MQL, AccountResult, Contact, Enrichment, Reason, ScoreResult
+from connector.types import (
+    MQL,
+    AccountResult,
+    Contact,
+    Enrichment,
+    Reason,
+    ScoreResult,
+    WriteBack,
+)
 
 NO_GRADE = "—"  # the "before" grade of a contact that had no stored score
 
@@ -131,6 +142,40 @@ class Waiting:
     result: ScoreResult
     written: dict[str, str]
     account_id: str
+    extra: dict[str, str] = field(default_factory=dict)  # the named scores' changed values
+
+
+@dataclass
+class NamedPreview:
+    """Before → after of one named score (a model's `scores:`) over every stored contact."""
+
+    name: str
+    threshold: float | None = None
+    contacts: int = 0
+    unscored: int = 0  # contacts without a stored value of this score
+    score_changes: int = 0
+    qualified_before: int = 0
+    qualified_after: int = 0
+    to_write: int = 0  # contacts whose CRM values of this score change
+
+    def merge(self, other: NamedPreview) -> None:
+        self.contacts += other.contacts
+        self.unscored += other.unscored
+        self.score_changes += other.score_changes
+        self.qualified_before += other.qualified_before
+        self.qualified_after += other.qualified_after
+        self.to_write += other.to_write
+
+    def headline(self) -> str:
+        qualified = (
+            f", qualified {self.qualified_before} → {self.qualified_after}"
+            if self.threshold is not None
+            else ""
+        )
+        return (
+            f"score {self.name}: {self.contacts} contact(s), {self.score_changes} score "
+            f"change(s){qualified}, {self.to_write} contact(s) to write"
+        )
 
 
 @dataclass
@@ -168,6 +213,8 @@ class RescorePreview:
     # accounts on: every other member's account id, the account values last written on it
     # and whether it is written anyway; its account values are compared in the parent too
     shown: dict[str, tuple[str, str, str, bool]] = field(default_factory=dict)
+    # the model's named scores, each previewed like the lifecycle score (by name)
+    named: dict[str, NamedPreview] = field(default_factory=dict)
 
     @property
     def to_write(self) -> int:
@@ -204,6 +251,11 @@ class RescorePreview:
         self.members.update(other.members)
         self.waiting.extend(other.waiting)
         self.shown.update(other.shown)
+        for name, part in other.named.items():
+            if name in self.named:
+                self.named[name].merge(part)
+            else:
+                self.named[name] = part
 
     def headline(self) -> str:
         return (
@@ -318,7 +370,7 @@ def _settle_at_accounts(
         acc = accounts.get(w.account_id)
         if acc is not None:
             result = apply_account_mql(w.contact, result, acc, ca, model.model.lifecycle, blocked)
-        values = diff(w.account_id, w.written)
+        values = {**w.extra, **diff(w.account_id, w.written)}
         change = _tally(out, w.contact, w.enrichment, w.stored, result, w.written,
                         write_company_fields, keep_after, values)  # fmt: skip
         if change is not None:
@@ -468,29 +520,50 @@ def _preview_range(
     seq = 0
     times: dict[str, str] | None = {} if accounts and _accounts_on(model) else None
     waits = _waits_for_account(model) if times is not None else None
+    named = model.named
+    out.named = {n.name: NamedPreview(n.name, n.threshold) for n in named}
     rescored = rescore_stored(
-        store, crm, [model], enricher, now, after=after, upto=upto, times=times
+        store,
+        crm,
+        [model, *(n.loaded for n in named)],  # the events read once for every score
+        enricher,
+        now,
+        after=after,
+        upto=upto,
+        times=times,
     )
     for chunk in _chunks(rescored, SCORE_BATCH):
         ids = [r.contact.id for r in chunk]
         stored_scores = store.get_scores_many(crm, ids)
         written_many = store.get_written_many(crm, ids)
+        stored_named = {n.name: store.named_scores_many(crm, n.name, ids) for n in named}
         linked: dict[str, str] = {}
         if times is not None:
             linked = _record_members(store, crm, chunk, out.members, times, model, now)
-        for contact, enrichment, (result,) in chunk:
+        for contact, enrichment, (result, *named_results) in chunk:
             stored = stored_scores.get(contact.id)
+            extra: dict[str, str] = {}  # the named scores' values that change
+            for n, r in zip(named, named_results, strict=True):
+                extra.update(
+                    _preview_named(
+                        out.named[n.name],
+                        n,
+                        r,
+                        stored_named[n.name].get(contact.id),
+                        written_many[contact.id],
+                    )
+                )
             account_id = linked.get(contact.id)
             if account_id is not None and waits is not None and waits(result):
                 # an MQA would make it MQL: decided once its account is scored again
                 out.waiting.append(
                     Waiting(contact, enrichment, stored, result, written_many[contact.id],
-                            account_id)
+                            account_id, extra)
                 )  # fmt: skip
                 continue
             written = written_many[contact.id]
             change = _tally(out, contact, enrichment, stored, result, written,
-                            write_company_fields, keep_after)  # fmt: skip
+                            write_company_fields, keep_after, extra)  # fmt: skip
             if account_id is not None:  # its account values: once the account is scored
                 writes = change is not None and bool(change.writes)
                 out.shown[contact.id] = (account_id, written.get("account_score", ""),
@@ -553,6 +626,55 @@ def _tally(
         ):
             setattr(out, attr, change)
     return change
+
+
+def _preview_named(
+    out: NamedPreview,
+    named: NamedModel,
+    result: ScoreResult,
+    stored: StoredNamedScore | None,
+    written: Mapping[str, str],
+) -> dict[str, str]:
+    """Count one contact's named score in `out`; returns its CRM values that change."""
+    out.contacts += 1
+    if stored is None:
+        out.unscored += 1
+    if stored is None or round(stored.score, 2) != round(result.score, 2):
+        out.score_changes += 1
+    out.qualified_before += stored is not None and stored.qualified
+    out.qualified_after += is_qualified(named, result)
+    diff = named_changes(named, result, written)
+    out.to_write += bool(diff)
+    return diff
+
+
+def named_changes(
+    named: NamedModel, result: ScoreResult, written: Mapping[str, str]
+) -> dict[str, str]:
+    """The values of one named score that differ from what the CRM was last written."""
+    return {k: v for k, v in named_properties(named, result).items() if written.get(k, "") != v}
+
+
+def preview_named(
+    store: StateStore,
+    crm: str,
+    model: LoadedModel,
+    name: str,
+    enricher: Enricher | None,
+    now: datetime,
+) -> NamedPreview:
+    """Before → after of one named score over every live stored contact (`rescore --score
+    NAME --dry-run`). Reads only."""
+    named = model.named_score(name)
+    assert named is not None
+    out = NamedPreview(name, named.threshold)
+    for chunk in _chunks(rescore_stored(store, crm, [named.loaded], enricher, now), SCORE_BATCH):
+        ids = [r.contact.id for r in chunk]
+        stored = store.named_scores_many(crm, name, ids)
+        written = store.get_written_many(crm, ids)
+        for contact, _enrichment, (result,) in chunk:
+            _preview_named(out, named, result, stored.get(contact.id), written[contact.id])
+    return out
 
 
 def _record_members(
@@ -675,29 +797,45 @@ def recompute_range(
     *,
     write_company_fields: bool = False,
     member_parts: dict[str, MemberPart] | None = None,
+    with_named: bool = True,
 ) -> tuple[int, int]:
     """Score the live contacts with ids in `(after, upto]` with `model`, save every score, and
     put those whose CRM values would change on the write backlog (committed with their scores,
     batch by batch: a stop loses nothing). No CRM call. Returns (scored, put on the backlog).
-    `member_parts`: filled with what account scoring reads of each account member."""
+    `member_parts`: filled with what account scoring reads of each account member.
+    `with_named`: the model's named scores too, from the same event rows (read once)."""
     scored = backlog = 0
     times: dict[str, str] | None = {} if member_parts is not None else None
+    named = model.named if with_named else ()
     rescored = rescore_stored(
-        store, crm, [model], enricher, now, after=after, upto=upto, times=times
+        store,
+        crm,
+        [model, *(n.loaded for n in named)],  # the events read once for every score
+        enricher,
+        now,
+        after=after,
+        upto=upto,
+        times=times,
     )
     for chunk in _chunks(rescored, SCORE_BATCH):
         if member_parts is not None and times is not None:
             _record_members(store, crm, chunk, member_parts, times, model, now)
         written = store.get_written_many(crm, [r.contact.id for r in chunk])
         changed: list[str] = []
-        for contact, enrichment, (result,) in chunk:
+        named_rows: list[tuple[str, ScoreResult, bool]] = []
+        for contact, enrichment, (result, *named_results) in chunk:
             before = written[contact.id]
-            if needs_write(contact, result, before) or (
+            write = needs_write(contact, result, before) or (
                 write_company_fields and company_changes(contact, enrichment, before)
-            ):
+            )
+            for n, r in zip(named, named_results, strict=True):
+                named_rows.append((n.name, r, is_qualified(n, r)))
+                write = write or bool(named_changes(n, r, before))
+            if write:
                 changed.append(contact.id)
         with store.transaction():
             store.save_scores(crm, (r.results[0] for r in chunk))
+            store.save_named_scores(crm, named_rows)
             store.set_write_pending(crm, changed, True)
         scored += len(chunk)
         backlog += len(changed)
@@ -716,6 +854,7 @@ def recompute_all(
     write_company_fields: bool = False,
     progress: Callable[[int], None] | None = None,
     member_parts: dict[str, MemberPart] | None = None,
+    with_named: bool = True,
 ) -> tuple[int, int]:
     """`recompute_range` over every live contact, by id range in `workers` processes
     (`connector.ops.parallel`), each with the enricher `enricher_for(its store)` builds.
@@ -737,6 +876,7 @@ def recompute_all(
             upto,
             write_company_fields=write_company_fields,
             member_parts=mine,
+            with_named=with_named,
         )
         return scored, backlog, mine or {}
 
@@ -755,8 +895,13 @@ def apply_rescore(
     workers: int | None = 1,
     enricher_for: EnricherFor | None = None,
     progress: Callable[[int], None] | None = None,
+    score: str | None = None,
 ) -> Applied:
     """Rescore every live contact with `model` and write back only what changed.
+
+    `score`: only that score (`rescore --score NAME`): the lifecycle score's name recomputes
+    and writes the lifecycle score alone (no named score), a named score's name that score
+    alone (its four properties, nothing else); None: every score.
 
     First a normal sync (so the stages and properties we score against are the CRM's current
     ones: a rescore never writes over what sales changed since the last sync), then one run of
@@ -780,9 +925,24 @@ def apply_rescore(
         def enricher_for(_store: StateStore) -> Enricher | None:
             return pipeline.enricher
 
+    named = model.named_score(score) if score is not None else None
+    if named is not None:
+        return Applied(
+            first, pipeline.run_pass("rescore", partial(_apply_named, pipeline, named, progress))
+        )
+    lifecycle_only = score is not None  # the lifecycle score's name: no named score
+
     def body(summary: SyncSummary) -> None:
         if not pipeline.options.dry_run:
             activate(pipeline.store, pipeline.crm, model, now=pipeline.clock())
+        if lifecycle_only:
+            pipeline.named.only = frozenset()
+        try:
+            _recompute_and_write(summary)
+        finally:
+            pipeline.named.only = None
+
+    def _recompute_and_write(summary: SyncSummary) -> None:
         stage = pipeline.accounts
         accounts = stage is not None and stage.enabled()
         parts: dict[str, MemberPart] | None = {} if accounts else None
@@ -796,6 +956,7 @@ def apply_rescore(
             write_company_fields=pipeline.options.write_company_fields,
             progress=progress,
             member_parts=parts,
+            with_named=not lifecycle_only,
         )
         if stage is not None and parts is not None:
             # every account is scored again after its members, from their new scores, before
@@ -810,3 +971,41 @@ def apply_rescore(
         summary.scored = scored  # each contact once (those written were scored twice)
 
     return Applied(first, pipeline.run_pass("rescore", body))
+
+
+def _apply_named(
+    pipeline: Pipeline,
+    named: NamedModel,
+    progress: Callable[[int], None] | None,
+    summary: SyncSummary,
+) -> None:
+    """`rescore --score NAME` of a named score: recompute it for every live contact from the
+    stored events, save it, and write the contacts whose values of it differ from what the
+    CRM was last written: those four properties only, diff-only, through the sync's write
+    path (batches, per-record outcomes, dead letters). The model becomes the model in force."""
+    store, crm = pipeline.store, pipeline.crm
+    now = pipeline.clock()
+    if not pipeline.options.dry_run:
+        activate(store, crm, pipeline.model, now=now)
+    writes: list[WriteBack] = []
+    meta: dict[str, ScoreResult] = {}
+    rescored = rescore_stored(store, crm, [named.loaded], pipeline.enricher, now)
+    for chunk in _chunks(rescored, SCORE_BATCH):
+        written = store.get_written_many(crm, [r.contact.id for r in chunk])
+        rows: list[tuple[str, ScoreResult, bool]] = []
+        for contact, _enrichment, (result,) in chunk:
+            rows.append((named.name, result, is_qualified(named, result)))
+            changes = named_changes(named, result, written[contact.id])
+            if changes:
+                writes.append(WriteBack(contact.id, changes))
+                meta[contact.id] = result
+        store.save_named_scores(crm, rows)
+        summary.scored += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    summary.to_write += len(writes)
+    summary.unchanged += summary.scored - len(writes)
+    if pipeline.options.dry_run:
+        summary.changes.extend((w.contact_id, dict(w.properties)) for w in writes)
+        return
+    pipeline.write_planned(writes, meta, summary)

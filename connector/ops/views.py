@@ -41,6 +41,8 @@ def print_preview(console: Console, p: RescorePreview, *, dry_run: bool) -> None
         f"as of {p.now:%Y-%m-%d %H:%M} UTC"
     )
     console.print(p.headline() + (f" ({p.stage_to_mql} moved to MQL)" if p.stage_to_mql else ""))
+    for named in p.named.values():  # the model's other scores (the counts above cover all)
+        console.print(named.headline(), highlight=False)
     parts = [f"mean {signed(round(p.mean_delta, 1))}"]
     for label, c in (("largest rise", p.largest_up), ("largest drop", p.largest_down)):
         if c is not None:
@@ -198,17 +200,19 @@ def print_sync_preview(console: Console, planned: list[PlannedWrite], total: int
 # ------------------------------------------------------------------------ simulate
 
 
-def print_simulation(console: Console, s: Simulation) -> None:
+def print_simulation(console: Console, s: Simulation, *, score: str | None = None) -> None:
+    """`score`: a named score's simulation (its verdict: qualified at its threshold)."""
+    what = f"{score}-qualified" if score else "MQL-qualified"
     console.print(
         f"[bold]Simulation[/bold] on {s.contacts} stored contact(s) as of "
         f"{s.now:%Y-%m-%d %H:%M} UTC — nothing is written"
     )
     console.print(
-        f"MQL-qualified: [bold]{s.current_mqls}[/bold] with {s.current_label} → "
+        f"{what}: [bold]{s.current_mqls}[/bold] with {s.current_label} → "
         f"[bold]{s.simulated_mqls}[/bold] with {s.simulated_label} "
         f"(+{s.gained} / −{s.lost})"
     )
-    grades = Table(title="MQL-qualified by grade", title_justify="left")
+    grades = Table(title=f"{what} by grade", title_justify="left")
     grades.add_column("grade")
     grades.add_column("current", justify="right")
     grades.add_column("simulated", justify="right")
@@ -217,7 +221,7 @@ def print_simulation(console: Console, s: Simulation) -> None:
         grades.add_row(g, str(cur), str(sim), signed(sim - cur) if sim != cur else "·")
     console.print(grades)
     if s.curve:
-        console.print(_curve(s))
+        console.print(_curve(s, what))
     if s.flips:
         flips = Table(
             title=f"Would flip: {len(s.flips)} contact(s)"
@@ -241,7 +245,7 @@ def print_simulation(console: Console, s: Simulation) -> None:
             )
         console.print(flips)
     else:
-        console.print("No contact would change its MQL verdict.")
+        console.print(f"No contact would change its {'verdict' if score else 'MQL verdict'}.")
     if s.accounts is not None:
         _print_account_simulation(console, s.accounts)
 
@@ -317,14 +321,14 @@ def _opt(v: float | None) -> str:
     return "—" if v is None else num(v)
 
 
-def _curve(s: Simulation) -> Table:
-    title = "MQL-qualified by threshold"
+def _curve(s: Simulation, what: str = "MQL-qualified") -> Table:
+    title = f"{what} by threshold"
     a = s.accounts
     if a is not None and a.current_mqa_threshold != a.simulated_mqa_threshold:
         title += f" (at MQA threshold {_opt(a.simulated_mqa_threshold)})"
     table = Table(title=title, title_justify="left")
     table.add_column("threshold", justify="right")
-    table.add_column("MQLs", justify="right")
+    table.add_column("MQLs" if what == "MQL-qualified" else "qualified", justify="right")
     table.add_column("", min_width=30)
     table.add_column("")
     top = max((n for _, n in s.curve), default=0) or 1

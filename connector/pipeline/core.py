@@ -34,6 +34,7 @@ from connector.errors import (
     StopRunError,
 )
 from connector.model.loader import LoadedModel
+from connector.pipeline.named import NamedScoreStage
 from connector.pipeline.plan import Planner
 from connector.pipeline.pull import Puller
 from connector.pipeline.score import Enricher, PostScoreStage, Scorer
@@ -66,7 +67,8 @@ class Pipeline:
     ) -> None:
         self.store = store
         self.adapter = adapter
-        self.model = model
+        self._model = model
+        self._named_names: tuple[str, ...] = ()  # the model's named scores (`model`)
         self.enricher = enricher
         self.options = options or SyncOptions()
         self.clock = clock
@@ -80,6 +82,11 @@ class Pipeline:
         # their write-back is planned and their scores saved (connector.pipeline.score
         # `PostScoreStage`): where account scoring plugs in.
         self.post_score: list[PostScoreStage] = []
+        # named scores (the model's `scores:`, issue 23): computed from the chunk's rows,
+        # written with the contact's other properties (a no-op for a one-score model)
+        self.named = NamedScoreStage(self)
+        self.post_score.append(self.named)
+        self.model = model  # tells the adapter the model's named scores
         # Called at safe points with "page" (a pulled page was just committed: nothing is
         # planned in memory), "score" (before a score chunk) or "write" (before a write batch).
         # It may raise StopRunError to stop the run cleanly there (the worker's shutdown); at
@@ -91,6 +98,24 @@ class Pipeline:
         # account-based scoring (connector.account_stage), when enabled: it pulls companies and
         # associations after the events, runs as a post-score stage, and writes companies last
         self._accounts: AccountStage | None = None
+
+    @property
+    def model(self) -> LoadedModel:
+        """The model this pipeline scores with. Setting it (a rollout, a worker following the
+        model in force) also tells the adapter which named scores' properties it writes,
+        reads back and checks."""
+        return self._model
+
+    @model.setter
+    def model(self, loaded: LoadedModel) -> None:
+        before = self._named_names
+        self._model = loaded
+        self._named_names = tuple(n.name for n in loaded.named)
+        use = getattr(self.adapter, "use_named_scores", None)
+        if callable(use):
+            use(self._named_names)
+        if self._named_names != before:  # other properties now: checked again before writing
+            self.properties_checked = False
 
     @property
     def accounts(self) -> AccountStage | None:
@@ -273,6 +298,10 @@ class Pipeline:
             writes, chunk_meta = self.planner.plan(pairs, results, now, summary, enrichments)
             with self.store.transaction():
                 self.store.save_scores(self.crm, results)
+                for stage in self.post_score:  # what a stage keeps of the chunk (named scores)
+                    save = getattr(stage, "save_chunk", None)
+                    if callable(save):
+                        save()
                 self.store.set_write_pending(self.crm, [w.contact_id for w in writes], True)
                 if not self.options.dry_run:
                     self.store.set_write_pending(self.crm, self.planner.done, False)

@@ -161,12 +161,13 @@ class Planner(Stage):
         if not read:
             return
         written = self.store.get_written_many(self.crm, [c.id for c in read])
+        checked = CHECKED_PROPERTIES + self.pipeline.named.checked_keys()
         for c in read:
             last = written.get(c.id, {})
             shown = c.crm_values or {}
             drift = {
                 k: shown[k]
-                for k in CHECKED_PROPERTIES
+                for k in checked
                 if k in last and k in shown and not same_value(last[k], shown[k])
             }
             if drift:
@@ -195,9 +196,15 @@ class Planner(Stage):
             enrichments.get((contact.email or "").lower()) if enrichments is not None else None
         )
         changes = write_changes(contact, result, written, enrichment, company_fields=company_fields)
-        accounts = self.pipeline.accounts
-        if accounts is not None:  # the account's values, diff-only (never written: "")
-            for k, v in accounts.contact_props.get(contact.id, {}).items():
+        # what the post-score stages contribute (the account's values, the named scores),
+        # diff-only (never written: ""), in the contact's one write
+        for stage in self.pipeline.post_score:
+            contributed: Mapping[str, Mapping[str, str]] | None = getattr(
+                stage, "contact_props", None
+            )
+            if not contributed:
+                continue
+            for k, v in contributed.get(contact.id, {}).items():
                 if written.get(k, "") != v:
                     changes[k] = v
         return changes

@@ -742,16 +742,23 @@ def _gone(cm: CompiledModel, now: datetime) -> datetime:
         return _EPOCH_START
 
 
-_LAST_GONE: list[tuple[object, float, str]] = [(object(), 0.0, "")]
+# by window length: (now, text); several models (a model's named scores, a simulation)
+# score each contact in turn, each with its own window
+_GONE_TEXTS: dict[float, tuple[object, str]] = {}
 
 
 def _gone_text(cm: CompiledModel, now: datetime) -> str:
-    """`_gone` as DB text. Asked once per contact with the same `now`: the last is kept."""
-    last = _LAST_GONE[0]
-    if last[0] is now and last[1] == cm.window_s:
-        return last[2]
-    text = _utc_text(_gone(cm, now))
-    _LAST_GONE[0] = (now, cm.window_s, text)
+    """`_gone` as DB text. Asked once per contact and model with the same `now`: the last
+    one of each window length is kept (and `_utc_text`'s cache of `now` is left alone)."""
+    window = cm.window_s
+    last = _GONE_TEXTS.get(window)
+    if last is not None and last[0] is now:
+        return last[1]
+    gone = _gone(cm, now)
+    text = (gone if gone.tzinfo is UTC else gone.astimezone(UTC)).isoformat(timespec="microseconds")
+    if len(_GONE_TEXTS) >= 16:
+        _GONE_TEXTS.clear()
+    _GONE_TEXTS[window] = (now, text)
     return text
 
 

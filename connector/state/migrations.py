@@ -363,6 +363,21 @@ def m009_score_priority(db: Database) -> None:
     db.execute("ALTER TABLE scores ADD COLUMN priority TEXT")
 
 
+def m010_named_scores(db: Database) -> None:
+    """The named scores of a model with several (`scores:` in the model file; issue 23): one
+    row per contact and score name, beside the lifecycle score in `scores`. What was written
+    of them to the CRM is in `written` like any other property. No index besides the key:
+    a full rescore upserts every row; only `report --score` reads all of one score's rows."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS named_scores ("
+        "crm TEXT NOT NULL, contact_id TEXT NOT NULL, score_name TEXT NOT NULL, "
+        "score REAL NOT NULL, engagement_points REAL NOT NULL, fit_points REAL NOT NULL, "
+        "grade TEXT NOT NULL, priority TEXT NOT NULL, qualified INTEGER NOT NULL, "
+        "reasons TEXT NOT NULL, model_version TEXT NOT NULL, model_fingerprint TEXT NOT NULL, "
+        "scored_at TEXT NOT NULL, PRIMARY KEY (crm, contact_id, score_name)) WITHOUT ROWID"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_write_backlog,
@@ -373,6 +388,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m007_webhook_events,
     m008_accounts,
     m009_score_priority,
+    m010_named_scores,
 )
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")

@@ -6,7 +6,7 @@ row that belongs to a CRM is keyed by `crm` too, so one file can serve HubSpot o
 
 `StateStore` opens, migrates and configures the DB; what it stores lives in one mixin module
 per concern (`contacts`, `companies`, `scores`, `runs`, `dead_letters`, `models`, `leases`,
-`webhooks`, `accounts`),
+`webhooks`, `accounts`, `named`),
 all on the connection and transactions of `connector.state.base.StoreBase`. To add a
 concern, write its mixin and add it to `StateStore`'s bases.
 
@@ -44,6 +44,7 @@ from connector.state.contacts import _COUNT_LIVE_CONTACTS, _LIVE_ID_AT, Contacts
 from connector.state.dead_letters import DeadLetter, DeadLettersMixin
 from connector.state.leases import BULK_LEASE, DUE_INDEX, LeasesMixin
 from connector.state.models import ActiveModel, ModelsMixin
+from connector.state.named import NamedScoresMixin
 from connector.state.runs import (
     RUN_FAILED,
     RUN_OK,
@@ -90,6 +91,7 @@ class StateStore(
     LeasesMixin,
     WebhookEventsMixin,
     AccountsStateMixin,
+    NamedScoresMixin,
     StoreBase,
 ):
     """The SQLite state DB. Open with `StateStore.open(path)` or `StateStore.memory()`.

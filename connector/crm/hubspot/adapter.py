@@ -68,6 +68,8 @@ class HubSpotAdapter(SchemaMixin, ContactsMixin, EventsMixin, CompaniesMixin, Wr
         # comes from the roll-up properties on every plan (see ROLLUP_PROPERTIES)
         # the options `ensure_properties` gives the priority property: the model's labels
         self.priority_labels = tuple(priority_labels)
+        # the model's named scores (`use_named_scores`; the pipeline sets them from its model)
+        self.named_scores: tuple[str, ...] = ()
         self.rollups = False
         self._probed = False
         self._stamps: dict[str, str] = {}

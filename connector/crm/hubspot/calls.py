@@ -18,7 +18,14 @@ import urllib3
 from pydantic import SecretStr
 
 from connector.crm.base import ApiStats
-from connector.crm.hubspot.properties import ACCOUNT_SCOPES, scopes_text
+from connector.crm.hubspot.properties import (
+    ACCOUNT_SCOPES,
+    CHECKED_NAMES,
+    PROPERTY_NAMES,
+    READ_PROPERTIES,
+    named_property_names,
+    scopes_text,
+)
 from connector.crm.network import unreachable
 from connector.crm.pacing import RollingPacer
 from connector.errors import (
@@ -220,6 +227,7 @@ class HubSpotCalls:
     portal_id: int | None
     extra_properties: tuple[str, ...]
     priority_labels: tuple[str, ...]
+    named_scores: tuple[str, ...]
     rollups: bool
     accounts: bool
     _token: SecretStr
@@ -237,6 +245,31 @@ class HubSpotCalls:
     _assoc: Any
     _apis: list[Any]
     _http: requests.Session
+
+    # -- our property names (the named scores of the model in use among them) ---------------
+    def use_named_scores(self, names: tuple[str, ...]) -> None:
+        """The model's named scores (issue 23): their properties are written, read back
+        (drift), created by init-properties and required by the startup check."""
+        if names != self.named_scores:
+            self.named_scores = names
+            self._stamps = {}
+
+    def hs_name(self, key: str) -> str:
+        """The HubSpot property name of one of our keys (`services_score` →
+        `leadscore_services_score`); a key that is not ours is its own name."""
+        found = PROPERTY_NAMES.get(key)
+        if found is not None:
+            return found
+        return named_property_names(self.named_scores).get(key, key)
+
+    def checked_names(self) -> dict[str, str]:
+        """Our score properties read back with the contacts: HubSpot name → our key."""
+        named = named_property_names(self.named_scores)
+        return {**CHECKED_NAMES, **{hs: key for key, hs in named.items()}}
+
+    def read_properties(self) -> list[str]:
+        """What a contact read asks for: the profile, ours, and the named scores'."""
+        return READ_PROPERTIES + list(named_property_names(self.named_scores).values())
 
     # -- the one place a call is made -------------------------------------------------------
     def _call(self, kind: str, fn: Callable[[], T], *, search: bool = False) -> T:

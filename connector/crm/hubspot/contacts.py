@@ -24,9 +24,7 @@ from connector.crm.hubspot.calls import (
 )
 from connector.crm.hubspot.events import _rollup_events
 from connector.crm.hubspot.properties import (
-    CHECKED_NAMES,
     CONTACT_PROPERTIES,
-    READ_PROPERTIES,
     ROLLUP_PROPERTIES,
 )
 from connector.errors import (
@@ -89,7 +87,7 @@ class ContactsMixin(HubSpotCalls):
             request = PublicObjectSearchRequest(
                 filter_groups=[FilterGroup(filters=filters)] if filters else [],
                 sorts=["hs_object_id"],
-                properties=READ_PROPERTIES + (ROLLUP_PROPERTIES if self.rollups else []),
+                properties=self.read_properties() + (ROLLUP_PROPERTIES if self.rollups else []),
                 limit=self.page_size,
             )
             data = self._search_json(request)
@@ -171,6 +169,7 @@ class ContactsMixin(HubSpotCalls):
         if not isinstance(props, Mapping):
             raise InputError(f"properties: expected an object, got {type(props).__name__}")
         updated = props.get("lastmodifieddate")
+        checked = self.checked_names()
         contact = Contact(
             id=cid,
             email=(opt_text(props.get("email"), "email") or None),
@@ -186,11 +185,9 @@ class ContactsMixin(HubSpotCalls):
             else None,
             updated_at=parse_timestamp(updated, "lastmodifieddate") if updated else None,
             properties=clean_value(
-                {k: v for k, v in props.items() if v is not None and k not in CHECKED_NAMES}
+                {k: v for k, v in props.items() if v is not None and k not in checked}
             ),
-            crm_values={
-                key: _shown(props[name]) for name, key in CHECKED_NAMES.items() if name in props
-            }
+            crm_values={key: _shown(props[name]) for name, key in checked.items() if name in props}
             if ours
             else None,
         )
@@ -243,7 +240,7 @@ class ContactsMixin(HubSpotCalls):
                 partial(
                     self._basic.get_by_id_with_http_info,
                     contact_id,
-                    properties=READ_PROPERTIES + (ROLLUP_PROPERTIES if self.rollups else []),
+                    properties=self.read_properties() + (ROLLUP_PROPERTIES if self.rollups else []),
                     _request_timeout=self.timeout_s,
                     _preload_content=False,
                 ),

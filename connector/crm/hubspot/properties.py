@@ -132,6 +132,54 @@ def priority_property(labels: Sequence[str]) -> dict[str, Any]:
 PROPERTY_DEFS.append(priority_property(DEFAULT_PRIORITY_LABELS))
 
 _GRADE_OPTIONS = [{"label": g, "value": g, "displayOrder": i} for i, g in enumerate("ABCD")]
+
+
+# Named scores (a model's `scores:` list, issue 23): each writes four contact properties,
+# `leadscore_<name>_score`, `_grade`, `_reasons` and `_priority`, in the lead_scoring group;
+# our keys are `<name>_score`, ... (the lifecycle score keeps the names above).
+def named_property_names(names: Sequence[str]) -> dict[str, str]:
+    """Our keys of these named scores → HubSpot property names."""
+    return {
+        f"{n}_{suffix}": f"leadscore_{n}_{suffix}"
+        for n in names
+        for suffix in ("score", "grade", "reasons", "priority")
+    }
+
+
+def named_property_defs(names: Sequence[str], labels: Sequence[str]) -> list[dict[str, Any]]:
+    """The property definitions of these named scores (`labels`: the priority options)."""
+    defs: list[dict[str, Any]] = []
+    for n in names:
+        title = n.replace("_", " ").capitalize()
+        defs += [
+            {
+                "name": f"leadscore_{n}_score",
+                "label": f"{title} score",
+                "type": "number",
+                "fieldType": "number",
+            },
+            {
+                "name": f"leadscore_{n}_grade",
+                "label": f"{title} grade (profile A-D)",
+                "type": "enumeration",
+                "fieldType": "select",
+                "options": _GRADE_OPTIONS,
+            },
+            {
+                "name": f"leadscore_{n}_reasons",
+                "label": f"{title} score reasons",
+                "type": "string",
+                "fieldType": "textarea",
+            },
+            {
+                **priority_property(labels),
+                "name": f"leadscore_{n}_priority",
+                "label": f"{title} priority (grade + engagement)",
+            },
+        ]
+    return defs
+
+
 # Account scoring (issue 21): on every contact, the account's heat; on companies, the account.
 CONTACT_ACCOUNT_DEFS: list[dict[str, Any]] = [
     {

@@ -16,12 +16,12 @@ from connector.crm.hubspot.calls import (
     log,
 )
 from connector.crm.hubspot.properties import (
-    CHECKED_NAMES,
     COMPANY_PROPERTY_DEFS,
     CONTACT_ACCOUNT_DEFS,
     GROUP,
     PRIORITY_PROPERTY,
     PROPERTY_DEFS,
+    named_property_defs,
     priority_property,
 )
 from connector.errors import (
@@ -70,10 +70,11 @@ class SchemaMixin(HubSpotCalls):
         listed = [p for p in _results(data, "properties") if isinstance(p, Mapping)]
         if object_type != "contacts":
             return {str(p.get("name")) for p in listed}
+        checked = self.checked_names()
         self._stamps = {
-            CHECKED_NAMES[str(p.get("name"))]: str(p.get("createdAt") or "")
+            checked[str(p.get("name"))]: str(p.get("createdAt") or "")
             for p in listed
-            if str(p.get("name")) in CHECKED_NAMES
+            if str(p.get("name")) in checked
         }
         return {str(p.get("name")) for p in listed}
 
@@ -97,9 +98,18 @@ class SchemaMixin(HubSpotCalls):
         )
         return {str(g.get("name")) for g in _results(groups, "groups") if isinstance(g, Mapping)}
 
+    def _contact_defs(self) -> list[dict[str, Any]]:
+        """Our contact properties: the lifecycle score's, the account's (accounts on) and
+        each named score's (`leadscore_<name>_score`, ...)."""
+        return (
+            PROPERTY_DEFS
+            + (CONTACT_ACCOUNT_DEFS if self.accounts else [])
+            + named_property_defs(self.named_scores, self.priority_labels)
+        )
+
     def ensure_properties(self) -> list[str]:
         created: list[str] = []
-        contact_defs = PROPERTY_DEFS + (CONTACT_ACCOUNT_DEFS if self.accounts else [])
+        contact_defs = self._contact_defs()
         self._ensure_for("contacts", contact_defs, created)
         if self.accounts:
             self._ensure_for("companies", COMPANY_PROPERTY_DEFS, created)
@@ -194,7 +204,7 @@ class SchemaMixin(HubSpotCalls):
 
     def check_properties(self) -> None:
         names = self._property_names()
-        wanted = PROPERTY_DEFS + (CONTACT_ACCOUNT_DEFS if self.accounts else [])
+        wanted = self._contact_defs()
         missing = sorted({p["name"] for p in wanted} - names)
         if self.accounts:
             company_names = self._property_names("companies")

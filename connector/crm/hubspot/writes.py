@@ -6,7 +6,7 @@ read back before anything is sent again."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -47,13 +47,16 @@ CONTACTS = _Object("contacts", PROPERTY_NAMES, "hubspot.crm.contacts", True)
 COMPANIES = _Object("companies", COMPANY_PROPERTY_NAMES, "hubspot.crm.companies", False)
 
 
-def _batch_body(writes: Sequence[WriteBack], obj: _Object = CONTACTS) -> Any:
+def _batch_body(
+    writes: Sequence[WriteBack], obj: _Object = CONTACTS, name: Callable[[str], str] | None = None
+) -> Any:
+    namer = name or (lambda k: obj.names.get(k, k))
     models = importlib.import_module(obj.sdk)
     return models.BatchInputSimplePublicObjectBatchInput(
         inputs=[
             models.SimplePublicObjectBatchInput(
                 id=w.contact_id,
-                properties={obj.names.get(k, k): v for k, v in w.properties.items()},
+                properties={namer(k): v for k, v in w.properties.items()},
             )
             for w in writes
         ]
@@ -77,6 +80,12 @@ def _same_value(name: str, want: str, shown: Any) -> bool:
 
 class WritesMixin(HubSpotCalls):
     """Batch updates, outcomes and read-back."""
+
+    def _namer(self, obj: _Object) -> Callable[[str], str]:
+        """Our key → the object's HubSpot property name (contacts: with the named scores')."""
+        if obj is CONTACTS:
+            return self.hs_name
+        return lambda k: obj.names.get(k, k)
 
     # -- write-back -----------------------------------------------------------------------
     def write(self, writes: Sequence[WriteBack]) -> list[WriteOutcome]:
@@ -120,7 +129,7 @@ class WritesMixin(HubSpotCalls):
                     return None
             send = partial(
                 self._batch_api(obj).update_with_http_info,
-                _batch_body(remaining, obj),
+                _batch_body(remaining, obj, self._namer(obj)),
                 _request_timeout=self.timeout_s,
                 _preload_content=False,
             )
@@ -196,7 +205,8 @@ class WritesMixin(HubSpotCalls):
         confirmed: set[str] = set()
         for i in range(0, len(writes), 100):
             chunk = writes[i : i + 100]
-            names = sorted({obj.names.get(k, k) for w in chunk for k in w.properties})
+            name = self._namer(obj)
+            names = sorted({name(k) for w in chunk for k in w.properties})
             body = models.BatchReadInputSimplePublicObjectId(
                 inputs=[models.SimplePublicObjectId(id=w.contact_id) for w in chunk],
                 properties=names,
@@ -222,8 +232,7 @@ class WritesMixin(HubSpotCalls):
             for w in chunk:
                 shown = found.get(w.contact_id)
                 if shown is not None and all(
-                    _same_value(obj.names.get(k, k), v, shown.get(obj.names.get(k, k)))
-                    for k, v in w.properties.items()
+                    _same_value(name(k), v, shown.get(name(k))) for k, v in w.properties.items()
                 ):
                     confirmed.add(w.contact_id)
         return confirmed

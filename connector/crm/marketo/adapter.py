@@ -69,6 +69,7 @@ class MarketoAdapter(BulkMixin, WritesMixin, CompaniesMixin):
         self._client_id = client_id
         self._client_secret = client_secret
         self.config = config or MarketoConfig()
+        self.named_scores: tuple[str, ...] = ()  # the model's (`use_named_scores`)
         self.timeout_s = timeout_s
         self.retry_policy = retry or RetryPolicy()
         self.page_size = max(1, min(page_size, MAX_BATCH))

@@ -18,7 +18,7 @@ import requests
 from pydantic import SecretStr
 
 from connector.crm.base import ApiStats
-from connector.crm.marketo.config import FieldInfo, MarketoConfig
+from connector.crm.marketo.config import FieldInfo, MarketoConfig, named_field_map
 from connector.crm.network import unreachable
 from connector.crm.pacing import RollingPacer
 from connector.errors import (
@@ -96,6 +96,7 @@ class MarketoCalls:
     export_max_polls: int
     export_chunk_bytes: int
     long_query: int
+    named_scores: tuple[str, ...]
     _client_id: SecretStr
     _client_secret: SecretStr
     _sleep: Callable[[float], None]
@@ -111,6 +112,17 @@ class MarketoCalls:
     _known: set[str]
     _status_stages: dict[str, str]
     _warned_statuses: set[str]
+
+    # -- our fields ------------------------------------------------------------------------
+    def use_named_scores(self, names: tuple[str, ...]) -> None:
+        """The model's named scores (issue 23): their fields are written, read back and
+        checked at start."""
+        self.named_scores = names
+
+    def field_map(self) -> dict[str, str]:
+        """Our property → Marketo field: the configured map, and the named scores' fields
+        (defaults `servicesScore__c`, ... unless LEADSCORE_MARKETO_FIELD_MAP names them)."""
+        return {**named_field_map(self.named_scores), **self.config.field_map}
 
     # -- auth ------------------------------------------------------------------------------
     def _access_token(self) -> str:

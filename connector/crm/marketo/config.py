@@ -6,7 +6,7 @@ Every field declaration lives here; `fields.py` describes and checks them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from connector.crm.base import STAGE
@@ -30,6 +30,22 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
     "account_grade": "accountGrade__c",
 }
 ACCOUNT_FIELDS = frozenset({"account_score", "account_grade"})
+NAMED_SUFFIXES = ("score", "grade", "reasons", "priority")
+
+
+def named_field_map(names: Sequence[str]) -> dict[str, str]:
+    """The default fields of named scores (issue 23): `services_score` → `servicesScore__c`,
+    `product_a_grade` → `productAGrade__c` (camelCase, like the account fields); override or
+    skip ("") each with LEADSCORE_MARKETO_FIELD_MAP."""
+    out: dict[str, str] = {}
+    for n in names:
+        head, *rest = n.split("_")
+        camel = head + "".join(p[:1].upper() + p[1:] for p in rest)
+        for suffix in NAMED_SUFFIXES:
+            out[f"{n}_{suffix}"] = f"{camel}{suffix.capitalize()}__c"
+    return out
+
+
 COMPANY_FIELDS_READ = "externalCompanyId,company,industry,numberOfEmployees,annualRevenue," + (
     "billingCountry,website"
 )

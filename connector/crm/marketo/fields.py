@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from connector.crm.base import CHECKED_PROPERTIES
 from connector.crm.marketo.calls import MarketoCalls, log
-from connector.crm.marketo.config import ACCOUNT_FIELDS, PROFILE_FIELDS, FieldInfo
+from connector.crm.marketo.config import (
+    ACCOUNT_FIELDS,
+    PROFILE_FIELDS,
+    FieldInfo,
+    named_field_map,
+)
 from connector.errors import MissingPropertiesError
 
 
@@ -32,7 +37,7 @@ class FieldsMixin(MarketoCalls):
     def _write_fields(self) -> dict[str, str]:
         return {
             ours: f
-            for ours, f in self.config.field_map.items()
+            for ours, f in self.field_map().items()
             if f and (self.accounts or ours not in ACCOUNT_FIELDS)
         }
 
@@ -88,5 +93,6 @@ class FieldsMixin(MarketoCalls):
     def _checked_fields(self) -> dict[str, str]:
         """Our score properties mapped onto this instance: Marketo field → our name. Read with
         the leads and watched for changes, so a hand edit is seen and written again."""
-        fmap = self.config.field_map
-        return {fmap[p]: p for p in CHECKED_PROPERTIES if fmap.get(p)}
+        fmap = self.field_map()
+        named = [k for k in named_field_map(self.named_scores) if fmap.get(k)]
+        return {fmap[p]: p for p in (*CHECKED_PROPERTIES, *named) if fmap.get(p)}

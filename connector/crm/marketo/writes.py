@@ -84,7 +84,7 @@ class WritesMixin(FieldsMixin):
     def _record_for(self, w: WriteBack) -> dict[str, Any]:
         """The lead record a write sends: `id` and the mapped fields, typed for the instance."""
         record: dict[str, Any] = {"id": int(w.contact_id)}
-        fmap = self.config.field_map
+        fmap = self.field_map()
         for ours, value in w.properties.items():
             fname = fmap.get(ours, ours)
             if not fname:

@@ -30,6 +30,16 @@ def _default_mql_grades() -> list[Grade]:
     return ["A", "B", "C"]
 
 
+def _grades_descend(v: dict[str, int]) -> dict[str, int]:
+    """A grade section's minimums: one each for A, B and C, descending."""
+    a, b, c = (v.get(g) for g in ("A", "B", "C"))
+    if a is None or b is None or c is None:
+        raise ValueError("grades must give a minimum for A, B and C")
+    if not a > b > c:
+        raise ValueError(f"grade minimums must descend A > B > C, got A={a} B={b} C={c}")
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -141,13 +151,8 @@ class Fit(_Strict):
 
     @field_validator("grades")
     @classmethod
-    def _grades_descend(cls, v: dict[str, int]) -> dict[str, int]:
-        a, b, c = (v.get(g) for g in ("A", "B", "C"))
-        if a is None or b is None or c is None:
-            raise ValueError("grades must give a minimum for A, B and C")
-        if not a > b > c:
-            raise ValueError(f"grade minimums must descend A > B > C, got A={a} B={b} C={c}")
-        return v
+    def _descend(cls, v: dict[str, int]) -> dict[str, int]:
+        return _grades_descend(v)
 
 
 class Tier(_Strict):
@@ -310,12 +315,7 @@ class AccountFit(_Strict):
     @field_validator("grades")
     @classmethod
     def _descend(cls, v: dict[str, int]) -> dict[str, int]:
-        a, b, c = (v.get(g) for g in ("A", "B", "C"))
-        if a is None or b is None or c is None:
-            raise ValueError("grades must give a minimum for A, B and C")
-        if not a > b > c:
-            raise ValueError(f"grade minimums must descend A > B > C, got A={a} B={b} C={c}")
-        return v
+        return _grades_descend(v)
 
 
 class CountTier(_Strict):

@@ -313,6 +313,21 @@ class HubSpotCalls:
         retryable error and the second one bad record."""
         return self._call(kind, partial(_read_json, fn), search=search)
 
+    def _search_call(self, kind: str, api: Any, request: Any) -> dict[str, Any]:
+        """One CRM search (`api`: an SDK `search_api`), paced by the search limiter: its JSON
+        body."""
+        data, _, _ = self._json_call(
+            kind,
+            partial(
+                api.do_search_with_http_info,
+                request,
+                _request_timeout=self.timeout_s,
+                _preload_content=False,
+            ),
+            search=True,
+        )
+        return data
+
     def _map_error(self, exc: Exception, kind: str = "call") -> Exception:
         status = getattr(exc, "status", None)
         if isinstance(status, int) and status > 0:

@@ -106,16 +106,7 @@ class CompaniesMixin(HubSpotCalls):
                 properties=COMPANY_READ_PROPERTIES,
                 limit=self.page_size,
             )
-            data, _, _ = self._json_call(
-                "companies.search",
-                partial(
-                    self._company_search.do_search_with_http_info,
-                    request,
-                    _request_timeout=self.timeout_s,
-                    _preload_content=False,
-                ),
-                search=True,
-            )
+            data = self._search_call("companies.search", self._company_search, request)
             results = _results(data, "companies.search")
             if not results:
                 return

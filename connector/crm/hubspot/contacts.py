@@ -126,17 +126,7 @@ class ContactsMixin(HubSpotCalls):
 
     def _search_json(self, request: Any) -> dict[str, Any]:
         """One contacts search (paced by the search limiter), its JSON body."""
-        data, _, _ = self._json_call(
-            "contacts.search",
-            partial(
-                self._search.do_search_with_http_info,
-                request,
-                _request_timeout=self.timeout_s,
-                _preload_content=False,
-            ),
-            search=True,
-        )
-        return data
+        return self._search_call("contacts.search", self._search, request)
 
     def get_contact(self, contact_id: str) -> Contact | None:
         try:

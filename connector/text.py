@@ -48,3 +48,13 @@ def display_text(text: str) -> str:
     """`clean_text`, and C0 control characters other than tab, newline and CR removed: text
     that can be written to a UTF-8 log line or file and shown without garbling it."""
     return _CONTROL.sub("", clean_text(text))
+
+
+def shown_value(value: Any) -> str:
+    """A CRM property/field value as text, as we write it: "" for empty, "true"/"false" for a
+    boolean (HubSpot and Marketo may send a number or a boolean where text is due)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

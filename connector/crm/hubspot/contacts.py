@@ -32,17 +32,8 @@ from connector.errors import (
     InputError,
 )
 from connector.parse import opt_text, parse_timestamp
-from connector.text import clean_value
+from connector.text import clean_value, shown_value
 from connector.types import Contact, Event
-
-
-def _shown(value: Any) -> str:
-    """A property value as text, as we write it ("" for empty; HubSpot may send a number)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _window_filters(since: datetime | None, until: datetime | None) -> list[Any]:
@@ -177,7 +168,9 @@ class ContactsMixin(HubSpotCalls):
             properties=clean_value(
                 {k: v for k, v in props.items() if v is not None and k not in checked}
             ),
-            crm_values={key: _shown(props[name]) for name, key in checked.items() if name in props}
+            crm_values={
+                key: shown_value(props[name]) for name, key in checked.items() if name in props
+            }
             if ours
             else None,
         )

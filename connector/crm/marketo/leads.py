@@ -22,7 +22,7 @@ from connector.errors import (
     InputError,
 )
 from connector.parse import opt_text, parse_timestamp
-from connector.text import clean_value
+from connector.text import clean_value, shown_value
 from connector.types import MQL, Contact
 
 KNOWN_IDS_MAX = 1_000_000
@@ -33,15 +33,6 @@ def _normalize_status(value: str | None) -> str | None:
     if not value:
         return None
     return re.sub(r"[\s\-]+", "_", value.strip()).upper() or None
-
-
-def _shown(value: Any) -> str:
-    """A field value as text, as we write it ("" for empty, "true"/"false" for a boolean)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class LeadsMixin(FieldsMixin):
@@ -93,7 +84,7 @@ class LeadsMixin(FieldsMixin):
             properties=clean_value(
                 {k: v for k, v in lead.items() if v is not None and k not in checked}
             ),
-            crm_values={key: _shown(lead[f]) for f, key in checked.items() if f in lead}
+            crm_values={key: shown_value(lead[f]) for f, key in checked.items() if f in lead}
             if ours
             else None,
         )

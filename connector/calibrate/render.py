@@ -65,11 +65,7 @@ def _num(v: float) -> str:
 
 def _bar(r: CalibrationResult) -> str:
     """What the threshold is called: a named score's qualifies a contact for it."""
-    return (
-        f"Threshold of {r.score} (qualified, the MQL bar of its replay)"
-        if r.named
-        else ("MQL threshold")
-    )
+    return f"Threshold of {r.score}" if r.named else "MQL threshold"
 
 
 def summary_lines(r: CalibrationResult) -> list[str]:
@@ -82,7 +78,7 @@ def summary_lines(r: CalibrationResult) -> list[str]:
             [
                 f"Score {r.score}: a named score, replayed with its own rules, window and "
                 "threshold; the outcomes are the lifecycle score's (SQL signals and statuses), "
-                f"the first scored engagement is the first event {r.score}'s rules score."
+                f"the first scored engagement is the first event of a type its rules score."
             ]
             if r.named
             else []

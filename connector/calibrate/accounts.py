@@ -393,7 +393,7 @@ def _summarise(
         insufficient = (
             f"not enough data: {pos} converted and {neg} not converted account(s) of grade "
             f"{grades} with a known outcome; at least {min_conversions} of each are needed to "
-            "suggest an MQA threshold"
+            "suggest an MQA threshold (--min-accounts)"
         )
     else:
         scored = [r for r in rows if r.separation is not None]

@@ -277,7 +277,9 @@ def changes_rich(changes: Sequence[PointChange]) -> Table:
     return t
 
 
-def comparison_rich(cur: ModelMetrics, sug: ModelMetrics, n_train: int) -> tuple[Table, Table]:
+def comparison_rich(
+    cur: ModelMetrics, sug: ModelMetrics, n_train: int, bar: str = "MQL threshold"
+) -> tuple[Table, Table]:
     t = Table(
         title=f"Held-out comparison: trained on {n_train:,} older contacts, "
         f"tested on the {cur.contacts:,} newest"
@@ -292,7 +294,7 @@ def comparison_rich(cur: ModelMetrics, sug: ModelMetrics, n_train: int) -> tuple
             f"{sug.contacts:,} / {sug.converted:,}",
         ),
         ("ROC AUC (peak score)", _auc(cur), _auc(sug)),
-        ("MQL threshold", _num(cur.threshold), _num(sug.threshold)),
+        (bar, _num(cur.threshold), _num(sug.threshold)),
         (
             "MQLs (rate)",
             f"{cur.mql:,} ({_pct(cur.mql_rate)})",
@@ -360,7 +362,12 @@ def print_calibration(
             f"{c.data_suggests:+d}; {applied}.",
             highlight=False,
         )
-    t, b = comparison_rich(cmp_.current, cmp_.suggested, cmp_.train_contacts)
+    t, b = comparison_rich(
+        cmp_.current,
+        cmp_.suggested,
+        cmp_.train_contacts,
+        "threshold" if r.named else "MQL threshold",
+    )
     console.print(t)
     console.print(baseline_line(cmp_), highlight=False)
     console.print(mql_sql_line(cmp_), highlight=False)
@@ -640,7 +647,11 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
                     _e(auc(cur)),
                     f'<span class="{better}">{_e(auc(sug))}</span>',
                 ],
-                ["MQL threshold", _e(_num(cur.threshold)), _e(_num(sug.threshold))],
+                [
+                    "threshold" if r.named else "MQL threshold",
+                    _e(_num(cur.threshold)),
+                    _e(_num(sug.threshold)),
+                ],
                 [
                     "MQLs (rate)",
                     _e(f"{cur.mql:,} ({_pct(cur.mql_rate)})"),

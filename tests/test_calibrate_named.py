@@ -247,3 +247,64 @@ def test_cli_without_score_calibrates_the_lifecycle_score_and_says_so(
         "error: --score: the model has no score 'service' (did you mean 'services'?); its "
         "scores: analytics, services\n"
     )
+
+
+def test_a_score_with_its_own_fit_and_no_threshold_refits_them_in_its_entry(
+    portal: Harness, folder: Path
+) -> None:
+    """services with a `fit:` of its own (the shared one's rules, renamed points) and no
+    `threshold` (the lifecycle's 100 stands in): its profile is refit in its entry, and the
+    threshold the data asks for is added to the entry, as the one-score model suggests them."""
+    raw = yaml.safe_load((folder / "two_products.yaml").read_text(encoding="utf-8"))
+    own_fit = copy.deepcopy(raw["fit"])
+    own_fit["force"] = [f for f in own_fit["force"] if "fired" not in f["when"]]
+    raw["scores"][0]["fit"] = own_fit
+    del raw["scores"][0]["threshold"]
+    variant = folder / "own_fit.yaml"
+    variant.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    named = _run(portal, variant, "services", target_mql_rate=0.3)
+    alone_raw = yaml.safe_load(_alone(folder).read_text(encoding="utf-8"))
+    alone_raw["lifecycle"]["mql"]["threshold"] = raw["lifecycle"]["mql"]["threshold"]
+    alone_path = folder / "own_fit_alone.yaml"
+    alone_path.write_text(yaml.safe_dump(alone_raw, sort_keys=False), encoding="utf-8")
+    alone = _run(portal, alone_path, None, target_mql_rate=0.3)
+    s, a = named.suggestion, alone.suggestion
+    assert s is not None and a is not None, (named.insufficient, alone.insufficient)
+    assert [(c.feature, c.suggested, c.status) for c in s.changes] == [
+        (c.feature, c.suggested, c.status) for c in a.changes
+    ]
+    assert (s.threshold, s.current_threshold) == (a.threshold, 100.0)
+    assert s.threshold != 100.0  # 30% of the training contacts qualify below it
+    assert s.grades is not None and s.grades == a.grades
+    out = folder / "own_fit.suggested.yaml"
+    write_suggestion(named, load_model(variant), out)
+    text = out.read_text(encoding="utf-8")
+    after = yaml.safe_load(text)
+    # appended to the entry in place (the rest of the file's text kept), not a document end
+    assert f"\n  threshold: {s.threshold:g}  # NEW: suggested by calibrate\n" in text
+    assert "\n..." not in text
+    expected = copy.deepcopy(raw)
+    expected["version"] = s.version
+    entry = expected["scores"][0]
+    entry["threshold"] = s.threshold  # added: the entry had none
+    fit_points = {c.rule: c.suggested for c in s.changes if c.section == "fit"}
+    for rule in entry["fit"]["rules"]:
+        rule["points"] = fit_points[rule["name"]]
+    entry["fit"]["grades"] = dict(s.grades.grades)
+    entry["fit"]["score_points"] = dict(s.grades.score_points)
+    entry["fit"]["add_to_score"] = True
+    eng = {(c.rule, c.tier): c.suggested for c in s.changes if c.section == "engagement"}
+    for rule in entry["engagement"]["rules"]:
+        if "points" in rule:
+            rule["points"] = eng[rule["name"], None]
+        for tier in rule.get("tiers", []):
+            tier["points"] = eng[rule["name"], tier["label"]]
+    for cap in s.caps:
+        assert cap.kind == "category"
+        entry["engagement"]["categories"][cap.name]["cap"] = cap.suggested
+    assert {k: v for k, v in after.items() if k != "scores"} == {
+        k: v for k, v in expected.items() if k != "scores"
+    }  # the lifecycle score, its fit and the file's other keys: as they were
+    assert after["scores"] == expected["scores"]
+    loaded, problems = validate_model_file(out)
+    assert problems == [] and loaded is not None

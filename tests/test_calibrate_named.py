@@ -308,3 +308,16 @@ def test_a_score_with_its_own_fit_and_no_threshold_refits_them_in_its_entry(
     assert after["scores"] == expected["scores"]
     loaded, problems = validate_model_file(out)
     assert problems == [] and loaded is not None
+
+
+def test_account_coverage_stays_with_the_lifecycle_score(
+    portal: Harness, folder: Path, named: CalibrationResult
+) -> None:
+    with_accounts = _run(portal, folder / "two_products.yaml", "services", accounts=True)
+    assert with_accounts.accounts is None
+    assert with_accounts.notes[1] == (
+        "account coverage belongs to the lifecycle score (analytics): run calibrate without "
+        "--score for it"
+    )
+    assert with_accounts.suggestion is not None and named.suggestion is not None
+    assert with_accounts.suggestion.changes == named.suggestion.changes

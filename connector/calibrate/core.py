@@ -225,6 +225,11 @@ def calibrate(
             f"section with the lifecycle score ({whole.lifecycle_name}); calibrate that score "
             "to refit it"
         )
+    if target.named and o.accounts:
+        notes.append(
+            f"account coverage belongs to the lifecycle score ({whole.lifecycle_name}): run "
+            "calibrate without --score for it"
+        )
     ds = Dataset(store, crm, model, o.horizon, now, enrich, types=target.signal_types(whole))
     obs = ds.observe(model)
     lift = tuple(lift_table(model, obs))

@@ -8,19 +8,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
 
 from connector.calibrate import CalibrationOptions, CalibrationResult, calibrate
-from connector.calibrate.accounts import AccountObservation, GroupRate, MqaRule
+from connector.calibrate.accounts import (
+    AccountObservation,
+    GroupRate,
+    MqaRule,
+    account_coverage,
+)
 from connector.calibrate.cli import state_enrich_fn
 from connector.calibrate.render_accounts import render_accounts_html, threshold_lines
 from connector.cli import cli
 from connector.model.loader import load_model
 from connector.settings import load_settings
+from connector.state.accounts import ContactAccount
+from connector.state.store import StateStore
+from connector.types import AccountMember, Contact, Event
 
 from .conftest import NOW, Harness
 from .test_ops_rescore_accounts import acc
@@ -98,7 +108,8 @@ def test_accounts_convert_when_a_member_does_by_grade_and_mqa(sqls: Harness) -> 
     assert a.suggested is None
     assert a.insufficient == (
         "not enough data: 2 converted and 4 not converted account(s) of grade A, B with a "
-        "known outcome; at least 10 of each are needed to suggest an MQA threshold"
+        "known outcome; at least 10 of each are needed to suggest an MQA threshold "
+        "(--min-accounts)"
     )
     assert a.current is not None
     assert (a.current.mqas, a.current.mqas_converted, a.current.others) == (5, 2, 1)
@@ -198,7 +209,7 @@ def test_cli_calibrate_prints_and_writes_the_accounts(sqls: Harness, tmp_path: P
     assert lines[-3:] == [
         "MQA threshold: not enough data: 2 converted and 4 not converted account(s) of grade A, "
         "B with a known outcome; at least",
-        "10 of each are needed to suggest an MQA threshold. Nothing suggested.",
+        "10 of each are needed to suggest an MQA threshold (--min-accounts). Nothing suggested.",
         f"wrote {page} (report page)",
     ]
     html = page.read_text()
@@ -224,3 +235,116 @@ def test_cli_calibrate_prints_and_writes_the_accounts(sqls: Harness, tmp_path: P
     # accounts off (the setting): no account coverage
     res = CliRunner().invoke(cli, [*args, "--json"], env={"COLUMNS": "120"})
     assert res.exit_code == 3 and json.loads(res.stdout)["accounts"] is None
+
+
+def test_cli_min_accounts_lowers_the_account_minimum(sqls: Harness, tmp_path: Path) -> None:
+    """--min-accounts 2: the threshold the API suggests with min_account_conversions=2 (above);
+    a bad value: click's one error line naming the option, exit 2, nothing written."""
+    out = tmp_path / "s.yaml"
+    args = ["--state", str(tmp_path / "state.db"), "calibrate", "--now", AS_OF.isoformat(),
+            "--out", str(out), "--json"]  # fmt: skip
+    env = {"LEADSCORE_ACCOUNTS": "true"}
+    res = CliRunner().invoke(cli, [*args, "--min-accounts", "2"], env=env)
+    assert res.exit_code == 3  # too few contact conversions: no model suggested
+    acc = json.loads(res.stdout)["accounts"]
+    assert (acc["min_conversions"], acc["suggested_threshold"], acc["insufficient"]) == (
+        2,
+        174,
+        None,
+    )
+    res = CliRunner().invoke(cli, [*args, "--min-accounts", "3"], env=env)
+    acc = json.loads(res.stdout)["accounts"]
+    assert acc["suggested_threshold"] is None
+    assert acc["insufficient"] == (
+        "not enough data: 2 converted and 4 not converted account(s) of grade A, B with a known "
+        "outcome; at least 3 of each are needed to suggest an MQA threshold (--min-accounts)"
+    )
+    for bad, why in (("0", "0 is not in the range x>=1."), ("x", "'x' is not a valid integer")):
+        res = CliRunner().invoke(cli, [*args, "--min-accounts", bad], env=env)
+        assert res.exit_code == 2
+        assert res.output.splitlines()[-1].startswith(
+            f"Error: Invalid value for '--min-accounts': {why}"
+        )
+    assert not out.exists()
+
+
+def _big_account(store: StateStore, n: int, domain: str, start: datetime) -> None:
+    """n managers at one e-mail domain, each on two product pages on consecutive days (member
+    i on days i % 20 and i % 20 + 1 after `start`)."""
+    contacts = [Contact(f"{domain}-{i}", f"p{i}@{domain}", "P", str(i), "Marketing Manager")
+                for i in range(n)]  # fmt: skip
+    store.upsert_contacts(CRM, contacts, at=start)
+    store.insert_events(
+        CRM,
+        [
+            Event(
+                "web",
+                f"{c.id}-{d}",
+                c.id,
+                "page_view",
+                start + timedelta(days=i % 20 + d, hours=9),
+                {"url": "https://x.io/product"},
+            )
+            for i, c in enumerate(contacts)
+            for d in (0, 1)
+        ],
+    )
+    store.set_contact_accounts(
+        CRM, [ContactAccount(c.id, f"domain:{domain}", "email_domain") for c in contacts], start
+    )
+
+
+def test_a_5000_member_account_is_replayed_in_linear_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each member is scored once per day it had an event (2 days each), not at each of the
+    account's 21 checkpoints: 10,000 engine runs for 5,000 members, 5,000 for 2,500 (a
+    re-score of every member at every checkpoint would be about 110,000). The last checkpoint
+    is what scoring every member there from scratch and rolling them up gives."""
+    import connector.calibrate.accounts as mod
+    from connector.account_stage import AccountStage
+    from connector.calibrate.observe import Dataset, as_plain_lead
+    from connector.scoring.accounts import member_hits, score_account
+    from connector.scoring.engine import score
+
+    start = NOW - timedelta(days=200)
+    store = StateStore.open(tmp_path / "state.db")
+    calls = [0]
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        calls[0] += 1
+        return score(*args, **kw)
+
+    monkeypatch.setattr(mod, "score", counted)
+    model = load_model()
+    try:
+        runs: dict[int, int] = {}
+        for n, domain in ((2500, "half.com"), (5000, "big.com")):
+            _big_account(store, n, domain, start)
+            ds = Dataset(store, CRM, model, timedelta(days=90), NOW)
+            calls[0] = 0
+            a = account_coverage(ds, model)
+            assert a is not None
+            runs[n] = calls[0]
+            big = next(o for o in a.observations if o.account_id == f"domain:{domain}")
+            assert (big.members, big.status, len(big.trail)) == (n, "not_converted", 21)
+        assert runs == {2500: 2 * 2500, 5000: 2 * 5000 + 2 * 2500}  # the first account again
+        # the last checkpoint from scratch: every member scored there, rolled up
+        at, got, engaged = big.trail[-1]
+        assert at == datetime.combine((start + timedelta(days=20)).date(), time.max, tzinfo=UTC)
+        stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
+        account, _ = stage._account_from("domain:big.com", {})
+        people = []
+        for contact, events in store.iter_contacts_with_events(
+            CRM, [f"big.com-{i}" for i in range(5000)]
+        ):
+            r = score(as_plain_lead(contact, at), events, None, model, at)
+            times = {e.key: e.occurred_at.timestamp() for e in events}
+            people.append(
+                AccountMember(contact.id, f"P {contact.last_name}", contact.job_title,
+                              "manager", r.grade, r.engagement_points, member_hits(r, times))
+            )  # fmt: skip
+        whole = score_account(stage.ca, account, people, at)
+        assert (got, engaged) == (whole.score, len(whole.engaged_contacts)) == (got, 5000)
+    finally:
+        store.close()

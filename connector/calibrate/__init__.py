@@ -40,6 +40,11 @@
    and MQA, the lift of an MQA for its contacts, and a suggested MQA threshold (reported, never
    written to the model).
 
+8. **Named scores** (target.py, `calibrate --score NAME`): a score of the model's `scores:` is
+   calibrated as above on the model the sync scores it with (its own rules, window, decay and
+   threshold; its own fit, else the shared one, kept), from the same outcomes; every edit of
+   the suggested file lands in its `scores:` entry (and `version`).
+
 Too little data (fewer than `min_conversions` conversions, or a held-out set that is too small
 or lacks conversions or non-conversions) suggests nothing; the CLI then exits 3.
 

@@ -235,35 +235,78 @@ def _replay(
     end: datetime,
 ) -> tuple[tuple[datetime, float, int], ...]:
     """The account's (checkpoint, score, engaged people) at the end of each day any member had
-    a scored event, from its members scored as plain leads (see the module docstring)."""
+    a scored event, from its members scored as plain leads (see the module docstring).
+
+    Linear in the members' events, not in members × checkpoints: a member is scored again only
+    at a checkpoint where it has a new event, its last score said it would change
+    (`next_change_at`: an event leaving the window, decay) or it was recycled in between;
+    otherwise its last part is reused as it is. So the engine runs at most (events + score
+    changes) times per member, and each checkpoint adds one roll-up of the engaged members."""
     every = [e for _, events in pairs for e in events if e.occurred_at < end]
     enrichment = _enrichments(ds, [c for c, _ in pairs])
-    titles = model.titles
+    members = [
+        _Member(c, sorted((e for e in evs if e.occurred_at < end), key=_at)) for c, evs in pairs
+    ]
     out: list[tuple[datetime, float, int]] = []
     for at in checkpoints(every, ds.types, start, end):
         people: list[AccountMember] = []
-        for contact, events in pairs:
-            seen = [e for e in events if e.occurred_at <= at]
-            if not seen:
-                continue
-            email = contact.email or ""
-            result = score(as_plain_lead(contact, at), seen, enrichment.get(email), model, at)
-            times = {e.key: e.occurred_at.timestamp() for e in seen}
-            name, title = names.get(contact.id, (contact.id, contact.job_title))
-            people.append(
-                AccountMember(
-                    contact.id,
-                    name,
-                    title,
-                    titles.classify(title).seniority,
-                    result.grade,
-                    result.engagement_points,
-                    member_hits(result, times),
-                )
-            )
+        for m in members:
+            part = m.at(at, model, enrichment, names)
+            if part is not None:
+                people.append(part)
         acc = score_account(stage.ca, account, people, at)
         out.append((at, acc.score, len(acc.engaged_contacts)))
     return tuple(out)
+
+
+def _at(e: Event) -> datetime:
+    return e.occurred_at
+
+
+class _Member:
+    """One member during an account's replay: its events in time order, how many it had at
+    its last score, and the part that score gave the account."""
+
+    __slots__ = ("contact", "events", "part", "recycled", "seen", "until")
+
+    def __init__(self, contact: Contact, events: list[Event]) -> None:
+        self.contact, self.events = contact, events
+        self.seen = 0
+        self.part: AccountMember | None = None
+        self.until: datetime | None = None  # its score changes at this time (None: never)
+        self.recycled = False
+
+    def at(
+        self,
+        at: datetime,
+        model: LoadedModel,
+        enrichment: Mapping[str, Enrichment],
+        names: Mapping[str, tuple[str, str | None]],
+    ) -> AccountMember | None:
+        n = self.seen
+        while n < len(self.events) and self.events[n].occurred_at <= at:
+            n += 1
+        if n == 0:
+            return None
+        c = self.contact
+        recycled = c.recycled_at is not None and c.recycled_at < at
+        stale = self.until is not None and at >= self.until
+        if self.part is None or n != self.seen or stale or recycled != self.recycled:
+            seen = self.events[:n]
+            result = score(as_plain_lead(c, at), seen, enrichment.get(c.email or ""), model, at)
+            times = {e.key: e.occurred_at.timestamp() for e in seen}
+            name, title = names.get(c.id, (c.id, c.job_title))
+            self.part = AccountMember(
+                c.id,
+                name,
+                title,
+                model.titles.classify(title).seniority,
+                result.grade,
+                result.engagement_points,
+                member_hits(result, times),
+            )
+            self.seen, self.until, self.recycled = n, result.next_change_at, recycled
+        return self.part
 
 
 def _enrichments(ds: Dataset, contacts: Sequence[Contact]) -> dict[str, Enrichment]:
@@ -350,7 +393,7 @@ def _summarise(
         insufficient = (
             f"not enough data: {pos} converted and {neg} not converted account(s) of grade "
             f"{grades} with a known outcome; at least {min_conversions} of each are needed to "
-            "suggest an MQA threshold"
+            "suggest an MQA threshold (--min-accounts)"
         )
     else:
         scored = [r for r in rows if r.separation is not None]

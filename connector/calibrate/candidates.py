@@ -123,7 +123,10 @@ class _Counter:
 
     def counted(self, ev: Event) -> bool:
         """Does a rule with a condition of its own count this event? (A rule without
-        conditions counts every event of its type, unless it is a frequency rule.)"""
+        conditions counts every event of its type, unless it is a frequency rule.) An event
+        of a type no rule listens to (an `email_delivered` a named score ignores) is not."""
+        if ev.type not in self.cm.type_fields:
+            return False
         for cr, _pts, _label in self.cm.matches(ev.type, ev.attributes):
             when = cr.rule.when
             if not when:

@@ -173,6 +173,14 @@ def write_html(
     help="Fewer conversions than this: nothing is suggested (exit 3).",
 )
 @click.option(
+    "--min-accounts",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="With account scoring on: fewer converted (or non-converted) accounts than this: no "
+    "MQA threshold is suggested.",
+)
+@click.option(
     "--min-test-contacts",
     type=click.IntRange(1),
     default=50,
@@ -221,7 +229,9 @@ def write_html(
     "--score",
     "score_name",
     metavar="NAME",
-    help="The score to calibrate [default: the lifecycle score, the only one for now].",
+    help="The score to calibrate: the lifecycle score or a named score (`scores:`); its "
+    "section alone changes in --out. [default: the lifecycle score only; name each other "
+    "score in its own run]",
 )
 @click.pass_context
 def calibrate_cmd(
@@ -231,6 +241,7 @@ def calibrate_cmd(
     out_path: str,
     target_mql_rate: float,
     min_conversions: int,
+    min_accounts: int,
     min_test_contacts: int,
     test_fraction: float,
     min_rule_fires: int,
@@ -266,6 +277,7 @@ def calibrate_cmd(
         add_new_rules=not no_new_rules,
         version=version,
         accounts=settings.accounts,
+        min_account_conversions=min_accounts,
     )
     if not settings.state_path.exists():
         _fail(f"no state DB at {settings.state_path}; run `leadscore sync` first (or --state PATH)")
@@ -275,16 +287,17 @@ def calibrate_cmd(
     except ConnectorError as exc:
         _fail(str(exc), exc.exit_code)
     model = _model_in_force(settings, store, model)
-    if score_name is not None and score_name != model.lifecycle_name:
+    if score_name is not None and score_name not in model.score_names():
         from connector.ops.analysis import check_score_name
 
         store.close()
         check_score_name(model, score_name)  # an unknown name: exit 2, with a did-you-mean
-        _fail(
-            f"--score {score_name}: calibrate learns the lifecycle score "
-            f"({model.lifecycle_name}) only so far; a named score's rules are not refit "
-            "(see `leadscore simulate --score NAME` and `leadscore report --score NAME`)",
-            2,
+    others = [n for n in model.score_names()[1:] if score_name is None]
+    if others:
+        click.echo(
+            f"note: calibrating the lifecycle score ({model.lifecycle_name}); the model's "
+            f"other scores ({', '.join(others)}) are calibrated one at a time with --score NAME",
+            err=True,
         )
     try:
         try:
@@ -295,6 +308,7 @@ def calibrate_cmd(
                 now=now,
                 options=options,
                 enrich=state_enrich_fn(settings, store),
+                score=score_name,
             )
         except ConnectorError as exc:
             _fail(str(exc), exc.exit_code)

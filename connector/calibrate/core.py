@@ -49,6 +49,7 @@ from connector.calibrate.suggest import (
     rule_additions,
     write_suggested,
 )
+from connector.calibrate.target import ScoreTarget, score_target
 from connector.model.loader import LoadedModel
 from connector.state.store import StateStore
 
@@ -146,6 +147,8 @@ class CalibrationResult:
     comparison: Comparison | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     accounts: AccountCalibration | None = None  # with account scoring on
+    score: str = "lifecycle"  # the score calibrated (the lifecycle score's name, or a named one)
+    named: bool = False  # a named score (`scores:`), not the lifecycle score
 
     @property
     def never_fire(self) -> list[RuleLift]:
@@ -206,11 +209,28 @@ def calibrate(
     now: datetime,
     options: CalibrationOptions | None = None,
     enrich: EnrichFn | None = None,
+    score: str | None = None,
 ) -> CalibrationResult:
-    """Learn from outcomes (see the package docstring). Reads the state DB; writes nothing."""
+    """Learn from outcomes (see the package docstring). Reads the state DB; writes nothing.
+    `score`: a named score to calibrate (target.py); None: the lifecycle score."""
     o = options or CalibrationOptions()
     require_sklearn()
-    ds = Dataset(store, crm, model, o.horizon, now, enrich)
+    target = score_target(model, score)
+    whole, model = model, target.view(model)
+    notes: list[str] = []
+    if target.named and not target.own_fit and o.refit_profile:
+        o = dataclasses.replace(o, refit_profile=False)
+        notes.append(
+            f"the profile (fit points and grades) was not refit: {target.name} shares the fit "
+            f"section with the lifecycle score ({whole.lifecycle_name}); calibrate that score "
+            "to refit it"
+        )
+    if target.named and o.accounts:
+        notes.append(
+            f"account coverage belongs to the lifecycle score ({whole.lifecycle_name}): run "
+            "calibrate without --score for it"
+        )
+    ds = Dataset(store, crm, model, o.horizon, now, enrich, types=target.signal_types(whole))
     obs = ds.observe(model)
     lift = tuple(lift_table(model, obs))
     base = CalibrationResult(
@@ -220,9 +240,12 @@ def calibrate(
         o,
         ds.counts,
         lift,
+        notes=tuple(notes),
         accounts=account_coverage(ds, model, min_conversions=o.min_account_conversions)
-        if o.accounts
+        if o.accounts and not target.named
         else None,
+        score=target.name,
+        named=target.named,
     )
     train, test = _split(obs, o.test_fraction)
     reason = _too_little(ds.counts, train, test, o)
@@ -248,7 +271,6 @@ def calibrate(
         allow_sign_flips=o.allow_sign_flips,
     )
     version = o.version or f"{model.version}-calibrated-{now:%Y-%m-%d}"
-    notes: list[str] = []
     force_grades = {f.name: f.grade for f in model.model.fit.force}
     grades = refit_grades(fit.changes, train, force_grades) if fit_feats else None
     new_pts = {c.feature: c for c in fit.changes if c.section == "new"}
@@ -273,10 +295,12 @@ def calibrate(
             "distinct profile scores on the training contacts"
         )
     caps = refit_caps(model, changes)
-    edits = model_edits(model, changes, current_t, version, caps, grades)
-    draft, _ = load_suggested(model, edits, (), additions)
+    edits, adds = target.scope(
+        model_edits(model, changes, current_t, version, caps, grades), additions
+    )
+    draft, _ = load_suggested(whole, edits, (), adds)
     train_ids = [x.contact_id for x in train]
-    draft_train = ds.observe(draft, train_ids)
+    draft_train = ds.observe(target.view(draft), train_ids)
     threshold, train_rate = tune_threshold(
         draft_train, current_t, o.target_mql_rate, o.rate_tolerance
     )
@@ -286,17 +310,19 @@ def calibrate(
             f"hand-raisers alone are {hand_rate:.1%} of the training contacts, above the target "
             f"MQL rate of {o.target_mql_rate:.1%}: they become MQLs whatever the threshold"
         )
-    edits = model_edits(model, changes, threshold, version, caps, grades)
-    header = _header(model, ds.counts.labelled, o, now, changes, threshold, caps, grades)
+    edits, adds = target.scope(
+        model_edits(model, changes, threshold, version, caps, grades), additions
+    )
+    header = _header(model, ds.counts.labelled, o, now, changes, threshold, caps, grades, target)
     header[-1:-1] = [
         f"NEW rule {c.name}: {c.points:+d} ({c.key}: lift {c.lift.value:.2f} "
         f"[{c.lift.low:.2f}-{c.lift.high:.2f}] on {c.fired} training contacts)."
         for c in cands
         if c.added and c.points is not None and c.lift is not None
     ]
-    suggested, text = load_suggested(model, edits, header, additions)
+    suggested, text = load_suggested(whole, edits, header, adds)
     test_ids = [x.contact_id for x in test]
-    sugg_test = ds.observe(suggested, test_ids)
+    sugg_test = ds.observe(target.view(suggested), test_ids)
     current_rate = sum(x.mql_at(current_t) for x in train) / max(1, len(train))
     suggestion = Suggestion(
         version=version,
@@ -310,7 +336,7 @@ def calibrate(
         caps=tuple(caps),
         grades=grades,
         edits=edits,
-        additions=additions,
+        additions=adds,
         candidates=tuple(cands),
         header=tuple(header),
         model=suggested,
@@ -325,7 +351,7 @@ def calibrate(
         suggested=metrics(version, sugg_test, threshold),
         baseline_auc=baseline_auc(all_feats, train, test, o.regularization),
     )
-    notes += _baseline_notes(comparison, ds.counts.converted, train, o, cands)
+    notes += _baseline_notes(comparison, ds.counts.converted, train, o, cands, target)
     if not comparison.better:
         notes.append(
             "the suggested model does not rank the held-out contacts better than the current "
@@ -345,18 +371,37 @@ def _header(
     threshold: float,
     caps: Sequence[CapChange] = (),
     grades: GradeFit | None = None,
+    target: ScoreTarget | None = None,
 ) -> list[str]:
     days = o.horizon / timedelta(days=1)
     lines = [
         f"Suggested by `leadscore calibrate` on {now:%Y-%m-%d} from {labelled} contacts with a",
         f"known outcome (horizon {days:g} days), starting from model {model.version}.",
-        "Only points (engagement, tiers, profile), the caps that scale with them, the grades,",
-        "lifecycle.mql.threshold and version differ from it. NOT applied: review it, check it",
-        "with `leadscore validate-model`, preview it with `leadscore simulate --model` and",
-        "`leadscore rescore --dry-run --model`, then apply it with `leadscore rescore --model`.",
     ]
-    if threshold != model.model.lifecycle.mql.threshold:
-        lines.append(f"MQL threshold: {model.model.lifecycle.mql.threshold:g} -> {threshold:g}.")
+    old_t = model.model.lifecycle.mql.threshold
+    if target is not None and target.index is not None:
+        where = f"scores[{target.index}] ({target.name})"
+        lines += [
+            f"Only score {target.name} was calibrated: the points of its rules and tiers, the",
+            f"caps that scale with them{', its profile' if target.own_fit else ''}, its "
+            "threshold and version differ;",
+            f"everything outside {where} is as it was.",
+            "NOT applied: review it, check it with `leadscore validate-model`, preview it with",
+            f"`leadscore simulate --score {target.name} --model`, then apply it with",
+            "`leadscore rescore --model`.",
+        ]
+        if threshold != old_t:
+            lines.append(f"Threshold of {target.name}: {old_t:g} -> {threshold:g}.")
+    else:
+        lines += [
+            "Only points (engagement, tiers, profile), the caps that scale with them, the grades,",
+            "lifecycle.mql.threshold and version differ from it. NOT applied: review it, check it",
+            "with `leadscore validate-model`, preview it with `leadscore simulate --model` and",
+            "`leadscore rescore --dry-run --model`, then apply it with "
+            "`leadscore rescore --model`.",
+        ]
+        if threshold != old_t:
+            lines.append(f"MQL threshold: {old_t:g} -> {threshold:g}.")
     if grades is not None:
         g, p = grades.grades, grades.score_points
         lines.append(
@@ -397,6 +442,7 @@ def _baseline_notes(
     train: Sequence[Observation],
     o: CalibrationOptions,
     cands: Sequence[Candidate] = (),
+    target: ScoreTarget | None = None,
 ) -> list[str]:
     """Say plainly when the points table cannot get close to the plain logistic regression,
     and why."""
@@ -405,7 +451,12 @@ def _baseline_notes(
         return []
     why: list[str] = []
     if not o.refit_profile:
-        why.append("the profile was not refit (--keep-profile)")
+        shared = target is not None and target.named and not target.own_fit
+        why.append(
+            "the profile was not refit ("
+            + ("shared with the lifecycle score" if shared else "--keep-profile")
+            + ")"
+        )
     if conversions < 200:
         why.append(f"only {conversions} conversions: too few to pin every point down")
     profile = sum(1 for x in train if any(k.startswith("fit:") for k in x.units))

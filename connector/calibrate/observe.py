@@ -329,6 +329,7 @@ class Dataset:
         as_of: datetime,
         enrich: EnrichFn | None = None,
         batch: int = 500,
+        types: SignalTypes | None = None,
     ) -> None:
         self.store = store
         self.crm = crm
@@ -336,7 +337,7 @@ class Dataset:
         self.as_of = as_of
         self.enrich = enrich
         self.batch = batch
-        self.types = SignalTypes.of(model.model)
+        self.types = types or SignalTypes.of(model.model)
         self.counts = OutcomeCounts()
         self.outcomes: dict[str, Outcome] = {}
         self._enrichment: dict[str, Enrichment] = {}

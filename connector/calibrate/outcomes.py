@@ -130,6 +130,13 @@ class SignalTypes:
             frozenset(s.upper() for s in model.lifecycle.sql.lead_status),
         )
 
+    @classmethod
+    def for_score(cls, base: ScoringModel, score: ScoringModel) -> SignalTypes:
+        """A named score's: the lifecycle model's conversions (its sales signals and SQL lead
+        statuses: the same outcomes), engagement as the named score's own rules listen to it."""
+        lifecycle, own = cls.of(base), cls.of(score)
+        return cls(own.scored - lifecycle.sales, lifecycle.sales, lifecycle.sql_lead_status)
+
 
 def outcome_for(
     contact: Contact,

@@ -34,6 +34,13 @@ NEXT_STEPS = (
 )
 
 
+def next_steps(r: CalibrationResult, out_path: str | None) -> str:
+    text = NEXT_STEPS.format(out=out_path or "FILE")
+    if r.named:
+        text = text.replace("simulate --model", f"simulate --score {r.score} --model")
+    return text
+
+
 def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v:.1%}"
 
@@ -56,12 +63,26 @@ def _num(v: float) -> str:
     return f"{v:g}"
 
 
+def _bar(r: CalibrationResult) -> str:
+    """What the threshold is called: a named score's qualifies a contact for it."""
+    return f"Threshold of {r.score}" if r.named else "MQL threshold"
+
+
 def summary_lines(r: CalibrationResult) -> list[str]:
     c = r.counts
     days = r.options.horizon / timedelta(days=1)
     lines = [
         f"Model {r.model_version} ({r.model_fingerprint}), outcomes as of {r.as_of:%Y-%m-%d}, "
         f"horizon {days:g} days after the first scored engagement.",
+        *(
+            [
+                f"Score {r.score}: a named score, replayed with its own rules, window and "
+                "threshold; the outcomes are the lifecycle score's (SQL signals and statuses), "
+                f"the first scored engagement is the first event of a type its rules score."
+            ]
+            if r.named
+            else []
+        ),
         f"{c.contacts:,} contact(s): {c.labelled:,} with a known outcome, {c.converted:,} "
         f"converted ({_pct(c.converted / c.labelled if c.labelled else None)}), "
         f"{c.not_converted:,} did not.",
@@ -256,7 +277,9 @@ def changes_rich(changes: Sequence[PointChange]) -> Table:
     return t
 
 
-def comparison_rich(cur: ModelMetrics, sug: ModelMetrics, n_train: int) -> tuple[Table, Table]:
+def comparison_rich(
+    cur: ModelMetrics, sug: ModelMetrics, n_train: int, bar: str = "MQL threshold"
+) -> tuple[Table, Table]:
     t = Table(
         title=f"Held-out comparison: trained on {n_train:,} older contacts, "
         f"tested on the {cur.contacts:,} newest"
@@ -271,7 +294,7 @@ def comparison_rich(cur: ModelMetrics, sug: ModelMetrics, n_train: int) -> tuple
             f"{sug.contacts:,} / {sug.converted:,}",
         ),
         ("ROC AUC (peak score)", _auc(cur), _auc(sug)),
-        ("MQL threshold", _num(cur.threshold), _num(sug.threshold)),
+        (bar, _num(cur.threshold), _num(sug.threshold)),
         (
             "MQLs (rate)",
             f"{cur.mql:,} ({_pct(cur.mql_rate)})",
@@ -327,7 +350,7 @@ def print_calibration(
             highlight=False,
         )
     console.print(
-        f"MQL threshold {_num(s.current_threshold)} → {_num(s.threshold)}; MQL rate on the "
+        f"{_bar(r)} {_num(s.current_threshold)} → {_num(s.threshold)}; MQL rate on the "
         f"training contacts: current {_pct(s.train_mql_rate_current)} → suggested "
         f"{_pct(s.train_mql_rate)} (target {_pct(s.target_mql_rate)}).",
         highlight=False,
@@ -339,7 +362,12 @@ def print_calibration(
             f"{c.data_suggests:+d}; {applied}.",
             highlight=False,
         )
-    t, b = comparison_rich(cmp_.current, cmp_.suggested, cmp_.train_contacts)
+    t, b = comparison_rich(
+        cmp_.current,
+        cmp_.suggested,
+        cmp_.train_contacts,
+        "threshold" if r.named else "MQL threshold",
+    )
     console.print(t)
     console.print(baseline_line(cmp_), highlight=False)
     console.print(mql_sql_line(cmp_), highlight=False)
@@ -349,7 +377,7 @@ def print_calibration(
     _print_accounts(console, r)
     if out_path:
         console.print(f"Wrote {out_path} (version {s.version}).", highlight=False)
-    console.print(NEXT_STEPS.format(out=out_path or "FILE"), highlight=False)
+    console.print(next_steps(r, out_path), highlight=False)
 
 
 def _print_accounts(console: Console, r: CalibrationResult) -> None:
@@ -500,7 +528,9 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
     r = result
     out = [
         f'<section class="lsc" id="leadscore-calibration"><style>{_CSS}</style>',
-        "<h2>Calibration: how did the leads convert, and should the points change?</h2>",
+        "<h2>Calibration"
+        + (f" of score {_e(r.score)}" if r.named else "")
+        + ": how did the leads convert, and should the points change?</h2>",
     ]
     out += [f"<p>{_e(line)}</p>" for line in summary_lines(r)]
     out.append("<h3>Rules: conversion with and without, highest lift first</h3>")
@@ -581,7 +611,7 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
             f'<p class="muted">Never fired in training, points kept: {_e(", ".join(kept))}</p>'
         )
     out.append(
-        f"<p>MQL threshold {_e(_num(s.current_threshold))} → <b>{_e(_num(s.threshold))}</b>; "
+        f"<p>{_e(_bar(r))} {_e(_num(s.current_threshold))} → <b>{_e(_num(s.threshold))}</b>; "
         f"MQL rate on the training contacts: current {_e(_pct(s.train_mql_rate_current))} → "
         f"suggested <b>{_e(_pct(s.train_mql_rate))}</b> (target {_e(_pct(s.target_mql_rate))}).</p>"
     )
@@ -617,7 +647,11 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
                     _e(auc(cur)),
                     f'<span class="{better}">{_e(auc(sug))}</span>',
                 ],
-                ["MQL threshold", _e(_num(cur.threshold)), _e(_num(sug.threshold))],
+                [
+                    "threshold" if r.named else "MQL threshold",
+                    _e(_num(cur.threshold)),
+                    _e(_num(sug.threshold)),
+                ],
                 [
                     "MQLs (rate)",
                     _e(f"{cur.mql:,} ({_pct(cur.mql_rate)})"),
@@ -651,7 +685,7 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
     out.append(_bands_svg(cur, sug))
     out += [f'<p class="box">note: {_e(n)}</p>' for n in r.notes]
     out.append(_accounts_html(r))
-    out.append(f"<p><b>{_e(NEXT_STEPS.format(out=out_path or 'FILE'))}</b></p></section>")
+    out.append(f"<p><b>{_e(next_steps(r, out_path))}</b></p></section>")
     return "".join(out)
 
 

@@ -73,6 +73,8 @@ NEW_MARK = "  # NEW: suggested by calibrate"
 
 
 def _flow(value: Any) -> str:
+    if not isinstance(value, dict | list):  # a scalar: no document-end marker after it
+        return _scalar(value)
     return yaml.safe_dump(
         value, default_flow_style=True, sort_keys=False, allow_unicode=True, width=10_000
     ).strip()

@@ -650,6 +650,44 @@ def test_simulate_a_named_score_counts_its_qualified_contacts(
     assert res.exit_code == 2 and "the model has no score 'x'" in res.output
 
 
+def test_simulate_a_score_new_in_the_model_file_previews_it_against_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`simulate --score services --model two_products.yaml` on a portal whose model in force
+    (the default) has no services score yet: nobody is services-qualified now, and the file's
+    score qualifies exactly the contacts its own scoring puts at 60 or more."""
+    import connector.ops.analysis as analysis
+    from connector.scoring import score_rows
+
+    for h in make_harness(tmp_path, build_demo_portal()):
+        assert h.pipeline.sync().written == 54
+        assert h.pipeline.model.named == ()
+        (services,) = _two().named
+        enricher = read_only_enricher(h.store)
+        expected = set()
+        for contact, rows in h.store.iter_contacts_with_event_rows("hubspot"):
+            e = enricher.enrich_many([contact.email], NOW) if contact.email else {}
+            found = {k.lower(): v for k, v in e.items()}.get((contact.email or "").lower())
+            if score_rows(contact, rows, found, services.loaded, NOW).score >= 60:
+                expected.add(contact.email or contact.id)
+        assert len(expected) == 4  # as the two-score sync stores them (qualified: 4 of 54)
+        monkeypatch.setattr(analysis, "_now", lambda: NOW)
+        path = str(h.store.path)
+        args = ["--state", path, "simulate", "--score", "services", "--model", str(EXAMPLE)]
+        doc = _json(CliRunner().invoke(cli, [*args, "--json"]))
+        assert (doc["score"], doc["contacts"]) == ("services", 54)
+        assert (doc["current_mqls"], doc["simulated_mqls"]) == (0, 4)
+        assert {f["label"] for f in doc["flips"]} == expected
+        assert all(f["current"]["score"] == 0 for f in doc["flips"])
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 0, res.output
+        assert "no score 'services'" in res.output
+        # a name neither model has is still refused, naming the file's scores
+        res = CliRunner().invoke(cli, [*args[:4], "x", *args[5:]])
+        assert res.exit_code == 2
+        assert "has no score 'x'" in res.output and "services" in res.output
+
+
 # ------------------------------------------------------------------ Marketo
 
 

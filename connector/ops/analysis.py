@@ -230,13 +230,18 @@ def rescore_cmd(
     sys.exit(applied.exit_code)
 
 
-def check_score_name(model: LoadedModel, name: str | None) -> None:
-    """`--score NAME` must name one of the model's scores (exit 2, with a did-you-mean)."""
-    if name is None or name in model.score_names():
+def check_score_name(
+    model: LoadedModel, name: str | None, other: LoadedModel | None = None
+) -> None:
+    """`--score NAME` must name one of the model's scores, or of `other` (a `--model` file
+    that may add a score) when given (exit 2, with a did-you-mean)."""
+    known = list(model.score_names())
+    if other is not None:
+        known += [n for n in other.score_names() if n not in known]
+    if name is None or name in known:
         return
     from connector.model.problems import did_you_mean
 
-    known = model.score_names()
     fail(
         f"--score: the model has no score {name!r}{did_you_mean(name, known)}; "
         f"its scores: {', '.join(known)}",
@@ -367,8 +372,9 @@ def simulate_cmd(
         _check_mqa_section(mqa_threshold, other or current)
         enricher = analysis_enricher(settings, store)
         accounts = settings.accounts
-        check_score_name(current, score_name)
-        named = current.named_score(score_name) if score_name is not None else None
+        # a score new in --model (not in the model in force yet) is previewed against none
+        check_score_name(current, score_name, other)
+        named = _named_of(current, other, score_name)
         if named is not None:
             sim = _simulate_named(store, settings.crm, current, named, other, enricher, threshold)
         elif other is not None:
@@ -416,6 +422,19 @@ def simulate_cmd(
     print_simulation(console(), sim, score=named.name if named is not None else None)
 
 
+def _named_of(
+    current: LoadedModel, other: LoadedModel | None, name: str | None
+) -> NamedModel | None:
+    """The named score `--score NAME` simulates: the model in force's, or --model's when the
+    score is new there."""
+    if name is None:
+        return None
+    found = current.named_score(name)
+    if found is None and other is not None:
+        found = other.named_score(name)
+    return found
+
+
 def _simulate_named(
     store: StateStore,
     crm: str,
@@ -435,14 +454,16 @@ def _simulate_named(
     theirs = other.named_score(named.name)
     if theirs is None:
         fail(f"--score: the model {other.path} has no score {named.name!r}", 2)
+    mine = current.named_score(named.name)  # None: the score is new in --model
     return simulate_named_model(
         store,
         crm,
-        named,
+        mine,
         theirs,
         enricher,
         _now(),
-        f"model {current.version} ({current.fingerprint})",
+        f"model {current.version} ({current.fingerprint})"
+        + ("" if mine is not None else f", no score {named.name!r}"),
         f"model {other.version} ({other.fingerprint})",
     )
 

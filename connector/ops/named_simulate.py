@@ -60,7 +60,7 @@ def simulate_named_threshold(
 def simulate_named_model(
     store: StateStore,
     crm: str,
-    current: NamedModel,
+    current: NamedModel | None,
     other: NamedModel,
     enricher: Enricher | None,
     now: datetime,
@@ -68,16 +68,22 @@ def simulate_named_model(
     other_label: str,
 ) -> Simulation:
     """Qualified for the score with the current model vs another model file's same score
-    (its rules, fit and threshold); the events are read once for both."""
+    (its rules, fit and threshold); the events are read once for both. `current` None: the
+    score is new in the other file (nobody is qualified for it now, its score 0)."""
     sim = Simulation(crm, now, current_label, other_label)
-    models = [current.loaded, other.loaded]
-    for contact, _, (a, b) in rescore_stored(store, crm, models, enricher, now):
+    models = [other.loaded] if current is None else [other.loaded, current.loaded]
+    for contact, _, (b, *a) in rescore_stored(store, crm, models, enricher, now):
         sim.contacts += 1
+        now_side = (
+            _side(a[0].score, a[0].grade, current.threshold)
+            if current is not None
+            else Side(0.0, b.grade, None)
+        )
         _tally(
             sim,
             contact.id,
             contact.email or contact.id,
-            _side(a.score, a.grade, current.threshold),
+            now_side,
             _side(b.score, b.grade, other.threshold),
         )
     _order(sim)

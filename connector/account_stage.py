@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import starmap
@@ -166,6 +167,26 @@ class AccountStage:
         """A new pass: nothing scored or planned yet (`pull` starts a sync's with it)."""
         self.state = PassState()
         self.contact_props = {}
+
+    @contextmanager
+    def scoring_pass(self, summary: SyncSummary) -> Iterator[None]:
+        """Around the scoring of a pass that pulls no company (the worker's `rescore_due`
+        and `refresh_contacts`, a backfill's score stage), as a sync drives the stage: a new
+        pass state first, `finish` after the last chunk (the accounts due, the members of the
+        accounts scored that no chunk wrote, the company records), so a contact rescored
+        there rolls its account up and its values are written as a sync writes them. A pass
+        run inside another (a webhook refresh between two pages of a sync) gives the outer
+        pass its state back; a pass of its own leaves its state to be read, as a sync does.
+        A pass stopped inside (a shutdown) skips `finish`: its accounts stay due."""
+        outer = self.state, self.contact_props
+        nested = getattr(self.p, "passes_running", 1) > 1
+        self.reset()
+        try:
+            yield
+            self.finish(self.p.clock(), summary)
+        finally:
+            if nested:
+                self.state, self.contact_props = outer
 
     def can_pull(self) -> bool:
         """Account scoring is on and the CRM offers company records to pull."""

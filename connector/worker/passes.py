@@ -4,6 +4,11 @@
   scored and written diff-only, without pulling anything;
 - `refresh_contacts`: a few contacts fetched one by one (the contact and its recent events),
   scored and written now (webhook hand-raisers).
+
+With account scoring on, both drive the account stage as a sync does after its pull
+(`AccountStage.scoring_pass`): a contact rescored here rolls its account up, and the
+account's changed values are written diff-only (the company record, every member's account
+score and grade), once; the accounts whose breadth window closed are scored too.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ def rescore_due(pipeline: Pipeline) -> SyncSummary:
 
     def body(summary: SyncSummary) -> None:
         due = pipeline.store.due_contact_ids(pipeline.crm, pipeline.clock())
-        pipeline.score_and_write(due, summary)
+        score_and_write(pipeline, due, summary)
 
     return pipeline.run_pass("rescore", body)
 
@@ -67,6 +72,16 @@ def refresh_contacts(
                         EventPage(events=events, position=None, high_water=None), summary
                     )
             touched.add(store.resolve_id(crm, contact.id))
-        pipeline.score_and_write(touched, summary)
+        score_and_write(pipeline, touched, summary)
 
     return pipeline.run_pass("webhook", body)
+
+
+def score_and_write(pipeline: Pipeline, contact_ids: Iterable[str], summary: SyncSummary) -> None:
+    """`Pipeline.score_and_write`, inside the account stage's pass when accounts are on."""
+    stage = pipeline.accounts
+    if stage is None:
+        pipeline.score_and_write(contact_ids, summary)
+        return
+    with stage.scoring_pass(summary):
+        pipeline.score_and_write(contact_ids, summary)

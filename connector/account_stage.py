@@ -75,6 +75,15 @@ PIECES_PER_PROCESS = 4  # id ranges each roll-up process scores, one after the o
 
 NAME_PREFIX = "name:"  # an account keyed by the company field (Marketo without company records)
 COMPANY_WRITE = "company-write"  # company writes in flight (`StateStore.set_in_flight(of=...)`)
+# what a company record shows of its account (`AccountStage.company_changes`)
+COMPANY_VALUES = (
+    "account_score",
+    "account_grade",
+    "account_reasons",
+    "engaged_contacts",
+    "mqa_reason",
+    "model_version",
+)
 
 
 def name_account_id(name: str) -> str:
@@ -89,6 +98,9 @@ class PassState:
     scored: dict[str, AccountResult] = field(default_factory=dict)
     in_chunk: set[str] = field(default_factory=set)
     accounts_scored: int = 0  # score_account calls (tests count them)
+    # accounts left with no live member (everyone moved away, archived or merged away): no
+    # score any more; their company record's values are cleared (`_write_companies`)
+    emptied: set[str] = field(default_factory=set)
     unwritten: set[str] = field(default_factory=set)  # company writes that failed
 
 
@@ -398,7 +410,7 @@ class AccountStage:
             done.append(account_id)
             member_ids = self.store.account_member_ids(self.crm, account_id)
             if not member_ids:
-                self.store.delete_account_score(self.crm, account_id)
+                self.drop(account_id)
                 continue
             contacts = list(self.store.iter_contacts(self.crm, list(member_ids)))
             account, company_id = self._account(account_id, contacts)
@@ -417,8 +429,17 @@ class AccountStage:
         # kept in the backlog until `finish` has written their members and company record:
         # a run stopped in between writes them next pass
         self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
-        self.store.clear_accounts_due(self.crm, [a for a in done if a not in out])
+        self.store.clear_accounts_due(
+            self.crm, [a for a in done if a not in out and a not in self.state.emptied]
+        )
         return out
+
+    def drop(self, account_id: str) -> None:
+        """An account left with no live member loses its score; its company record's values
+        are cleared at the end of the pass, and it stays in the backlog until they are."""
+        self.store.delete_account_score(self.crm, account_id)
+        self.state.emptied.add(account_id)
+        self.store.add_accounts_due(self.crm, [account_id], "no member left, values to clear")
 
     def rollup(
         self,
@@ -472,7 +493,7 @@ class AccountStage:
             self.store.save_account_score_rows(row for row, _ in scored)
             for gone in self.store.account_ids(self.crm):
                 if gone not in out:  # everyone left: no score
-                    self.store.delete_account_score(self.crm, gone)
+                    self.drop(gone)
             self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
         return out
 
@@ -665,7 +686,7 @@ class AccountStage:
                 # a model rolled out (`leadscore rescore`): every account under the new one
                 + self.store.stale_account_ids(self.crm, self.p.model.fingerprint)
             )
-            if a not in self.state.scored
+            if a not in self.state.scored and a not in self.state.emptied
         ]
         if due:
             self.score_accounts(due, now)
@@ -678,7 +699,11 @@ class AccountStage:
                    "sync)" if self.state.unwritten else "")
             )  # fmt: skip
         if not self.p.options.dry_run:  # a company write that failed stays due: next pass
-            done = [a for a in self.state.scored if a not in self.state.unwritten]
+            done = [
+                a
+                for a in (*self.state.scored, *self.state.emptied)
+                if a not in self.state.unwritten
+            ]
             self.store.clear_accounts_due(self.crm, done)
 
     def _write_members(self, now: datetime, summary: SyncSummary) -> None:
@@ -732,8 +757,11 @@ class AccountStage:
         if writes:
             self.p._write(writes, meta, now, summary)
 
-    def company_changes(self, result: AccountResult) -> dict[str, str]:
-        """What a company record should show for this account, by our property names."""
+    def company_changes(self, result: AccountResult | None) -> dict[str, str]:
+        """What a company record should show for this account, by our property names (None:
+        the account has no score any more: every value blank)."""
+        if result is None:
+            return dict.fromkeys(COMPANY_VALUES, "")
         return {
             "account_score": str(round(result.score)),
             "account_grade": result.grade,
@@ -744,16 +772,19 @@ class AccountStage:
         }
 
     def _write_companies(self, now: datetime, summary: SyncSummary) -> None:
-        """Company records of the accounts scored this pass: diff-only, batched, an outcome
-        per record. Domain- and name-keyed accounts have no record: stored only. Like contact
-        writes, each batch is recorded in flight before it is sent; one whose answer never
-        came is read back before it is sent again (here, or by the next run:
-        `_settle_in_flight`), so no company is written twice."""
+        """Company records of the accounts scored this pass, and of those left with no live
+        member (their values cleared: blank, sent only over values written): diff-only,
+        batched, an outcome per record. Domain- and name-keyed accounts have no record:
+        stored only. Like contact writes, each batch is recorded in flight before it is
+        sent; one whose answer never came is read back before it is sent again (here, or by
+        the next run: `_settle_in_flight`), so no company is written twice."""
         if not self._capable("write_companies"):
             return
         unknown = self._settle_in_flight()
         targets: dict[str, dict[str, str]] = {}
-        for account_id, result in self.state.scored.items():
+        results: list[tuple[str, AccountResult | None]] = list(self.state.scored.items())
+        results += [(a, None) for a in sorted(self.state.emptied)]
+        for account_id, result in results:
             kind, _, company_id = account_id.partition(":")
             if kind != "company":
                 continue
@@ -770,7 +801,7 @@ class AccountStage:
             c = companies.get(company_id)
             if c is None or c.archived or c.merged_into:
                 continue
-            diff = {k: v for k, v in desired.items() if written[company_id].get(k) != v}
+            diff = company_diff(desired, written[company_id])
             if diff:
                 pending.append(WriteBack(company_id, diff))
         summary.to_write += len(pending)
@@ -910,6 +941,14 @@ class AccountStage:
         self.store.set_write_pending(self.crm, members, True)
         self.store.add_accounts_due(self.crm, [company_account_id(company_id)], "archived")
         summary.archived += 1
+
+
+def company_diff(desired: Mapping[str, str], written: Mapping[str, str]) -> dict[str, str]:
+    """The company values to send: those that differ from the last written ones. Values
+    cleared (all blank: the account lost its score) are sent only over values written."""
+    if not any(desired.values()):
+        return {k: v for k, v in desired.items() if written.get(k, "") != v}
+    return {k: v for k, v in desired.items() if written.get(k) != v}
 
 
 def _pack(r: AccountResult) -> tuple[Any, ...]:

@@ -101,8 +101,17 @@ def _portal() -> dict[str, Any]:
 
 @pytest.fixture
 def acc(tmp_path: Path) -> Iterator[Harness]:
+    yield from accounts_harness(tmp_path)
+
+
+def accounts_harness(tmp_path: Path, *, firmographics: bool = True) -> Iterator[Harness]:
+    """The portal above on the sandbox, accounts on. `firmographics=False`: an empty
+    firmographics file (the companies' own records only)."""
     firmo = tmp_path / "firmographics.csv"
     shutil.copy(ROOT / "fixtures" / "firmographics.csv", firmo)
+    if not firmographics:
+        header = firmo.read_text(encoding="utf-8").splitlines()[0]
+        firmo.write_text(header + "\n", encoding="utf-8")
     with firmo.open("a", encoding="utf-8") as f:
         f.write(
             "northwind-data.com,Northwind Data,computer software,technology,400,201-500,"

@@ -12,7 +12,13 @@ from rich.text import Text
 from connector.ops.accounts import AccountExplanation, AccountRow
 from connector.ops.common import iso_min, num, signed
 from connector.ops.dead_letters import RetryResult
-from connector.ops.rescore import NO_GRADE, AccountPreview, ContactChange, RescorePreview
+from connector.ops.rescore import (
+    NO_GRADE,
+    NO_SCORE,
+    AccountPreview,
+    ContactChange,
+    RescorePreview,
+)
 from connector.ops.simulate import GRADES, Simulation
 from connector.ops.simulate_accounts import AccountSimulation, by_account
 from connector.ops.status import Status, run_counts, run_duration
@@ -66,6 +72,7 @@ def print_preview(console: Console, p: RescorePreview, *, dry_run: bool) -> None
 def _print_account_preview(console: Console, a: AccountPreview) -> None:
     console.print(a.headline(), highlight=False)
     console.print(_matrix(a.transitions, "Account grade: stored (rows) → rescored (columns)"))
+    console.print(a.companies_line(), highlight=False)
     if not a.sample:
         return
     table = Table(
@@ -80,9 +87,11 @@ def _print_account_preview(console: Console, a: AccountPreview) -> None:
         mqa = "MQA" if c.after_mqa else "no"
         if c.mqa_flip:
             mqa = f"became MQA ({c.after_mqa_reason})" if c.after_mqa else "stopped being MQA"
+        if c.dropped:
+            mqa += " (no live member left: values cleared)"
         table.add_row(
             c.label,
-            f"{before} → {num(c.after_score)}",
+            f"{before} → {'—' if c.dropped else num(c.after_score)}",
             f"{c.before_grade or '—'} → {c.after_grade}",
             mqa,
         )
@@ -92,13 +101,15 @@ def _print_account_preview(console: Console, a: AccountPreview) -> None:
 def _matrix(transitions: Counter[tuple[str, str]], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("before \\ after")
-    for g in GRADES:
+    # an account left with no live member: a column of its own (accounts only)
+    afters = (*GRADES, NO_SCORE) if any(k[1] == NO_SCORE for k in transitions) else GRADES
+    for g in afters:
         table.add_column(g, justify="right")
     table.add_column("total", justify="right")
     befores = [g for g in (*GRADES, NO_GRADE) if any(k[0] == g for k in transitions)]
     for b in befores:
         cells: list[Text | str] = []
-        for a in GRADES:
+        for a in afters:
             n = transitions.get((b, a), 0)
             style = "dim" if (a == b or n == 0) else "bold yellow"
             cells.append(Text(str(n) if n else "·", style=style))

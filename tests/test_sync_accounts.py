@@ -217,8 +217,8 @@ def test_northwind_committee_is_an_mqa_and_writes_land_on_companies_and_contacts
             "Rowan Okafor +50 (of 55), Robin Hale +35; +30 3 people engaged in 30 days: Dana "
             "Whitfield (VP Marketing), Rowan Okafor (Marketing Analyst), Robin Hale (Marketing "
             "Manager); +25 pricing or product pages by 2+ people within 7 days: Dana "
-            "Whitfield, Rowan Okafor, Robin Hale; +20 buying committee, 3 roles: decision "
-            "maker (Dana Whitfield); champion (Robin Hale); practitioner (Rowan Okafor)"
+            "Whitfield, Rowan Okafor, Robin Hale; account grade A: target account, company "
+            "size 51-5,000; … +1 more"  # the committee (+20): in the state DB and explain
         ),
         "leadscore_engaged_contacts": "3",
         "leadscore_mqa_reason": "score 210 ≥ 100, grade A, 3 people engaged",

@@ -129,9 +129,8 @@ def test_a_webhook_refresh_writes_the_account_values_of_the_refreshed_contact(
                 "Rowan Okafor +50 (of 55), Robin Hale +45; +30 3 people engaged in 30 days: "
                 "Dana Whitfield (VP Marketing), Rowan Okafor (Marketing Analyst), Robin Hale "
                 "(Marketing Manager); +25 pricing or product pages by 2+ people within 7 days: "
-                "Dana Whitfield, Robin Hale; +20 buying committee, 3 roles: "
-                "decision maker (Dana Whitfield); champion (Robin Hale); practitioner (Rowan "
-                "Okafor)"
+                "Dana Whitfield, Robin Hale; account grade A: target account, company size "
+                "51-5,000; … +1 more"
             ),
             "leadscore_mqa_reason": "score 220 ≥ 100, grade A, 3 people engaged",
         }

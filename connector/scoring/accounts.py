@@ -217,8 +217,7 @@ def score_account(
         order = list(eng.committee.roles)
         covered = sorted(roles, key=order.index)
         text = f"buying committee, {len(covered)} roles: " + "; ".join(
-            f"{role.replace('_', ' ')} ({_names(roles[role], shown=2)})"
-            for role in covered
+            f"{role.replace('_', ' ')} ({_names(roles[role], shown=2)})" for role in covered
         )
         reasons.append(
             Reason(

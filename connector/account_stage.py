@@ -537,6 +537,33 @@ class AccountStage:
             out.append((row, result))
         return out
 
+    def score_parts(
+        self,
+        members_of: Mapping[str, Sequence[tuple[str, str, str | None]]],
+        companies: Mapping[str, CrmCompany],
+        parts: Mapping[str, tuple[float, str, tuple[tuple[str, float], ...]]],
+        now: datetime,
+    ) -> Iterator[tuple[str, Account, AccountResult]]:
+        """Every account of `members_of` (`live_account_members`) scored from its members'
+        parts (contact id -> (engagement points, grade, hits); a member without one is not
+        scored yet and left out), each job title classified once: (account id, account,
+        result), one account at a time. Reads the company records' facts from `companies`;
+        writes nothing (`rescore --dry-run`, `simulate`)."""
+        ca, titles = self.ca, self.p.model.titles
+        seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
+        for account_id, rows in members_of.items():
+            people: list[AccountMember] = []
+            for cid, name, title in rows:
+                part = parts.get(cid)
+                if part is None:
+                    continue
+                level = seniority.get(title)
+                if level is None:
+                    level = seniority[title] = titles.classify(title).seniority
+                people.append(AccountMember(cid, name, title, level, part[1], part[0], part[2]))
+            account, _ = self._account_from(account_id, companies)
+            yield account_id, account, score_account(ca, account, people, now)
+
     def _cache_entries(
         self, members_of: Mapping[str, object], companies: Mapping[str, CrmCompany]
     ) -> dict[str, CacheEntry]:

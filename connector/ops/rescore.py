@@ -442,9 +442,7 @@ def preview_accounts(
     from typing import Any, cast
 
     from connector.account_stage import AccountStage
-    from connector.scoring.accounts import score_account
     from connector.state.accounts import live_account_members
-    from connector.types import AccountMember
 
     stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=crm, model=model)))
     out = AccountPreview()
@@ -455,30 +453,7 @@ def preview_accounts(
     )
     stored_all = store.account_scores_many(crm, list(members_of))
     shown = store.get_account_written_many(crm, list(companies))  # on the company records
-    seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
-
-    def level(title: str | None) -> str:
-        found = seniority.get(title)
-        if found is None:
-            found = seniority[title] = model.titles.classify(title).seniority
-        return found
-
-    for account_id, rows in members_of.items():
-        account, _ = stage._account_from(account_id, companies)
-        people = [
-            AccountMember(
-                cid,
-                name,
-                title,
-                level(title),
-                part[1],
-                part[0],
-                part[2],
-            )
-            for cid, name, title in rows
-            if (part := members.get(cid)) is not None
-        ]
-        result = score_account(stage.ca, account, people, now)
+    for account_id, account, result in stage.score_parts(members_of, companies, members, now):
         if results is not None:
             results[account_id] = result
         record = companies.get(account_id.partition(":")[2]) if account.crm_id else None

@@ -18,7 +18,7 @@ from connector.ops.rescore import NO_SCORE, apply_rescore, preview_rescore
 from connector.ops.views import print_preview
 
 from .conftest import NOW, Harness
-from .test_sync_accounts import NORTHWIND, accounts_harness, company_writes
+from .test_sync_accounts import ACME, NORTHWIND, accounts_harness, company_writes
 
 MEMBERS = ("201", "202", "203", "204")
 BLANK = dict.fromkeys(
@@ -110,3 +110,28 @@ def test_dry_run_counts_the_cleared_account_values_the_applied_rescore_writes(
     h.sb.clear_log()
     second = apply_rescore(h.pipeline, model)
     assert second.written == 0 and company_writes(h) == {}
+
+
+def test_a_sync_clears_the_company_values_of_an_account_everyone_left(plain: Harness) -> None:
+    h = plain
+    assert h.pipeline.sync().status == "ok"
+    h.sb.clear_log()
+    h.clock[0] = NOW + timedelta(minutes=15)
+    url = "https://www.leadscore-demo.com/product/explain"
+    for cid in MEMBERS:  # the whole committee moves to Acme (a new event: pulled and scored)
+        h.sb.associate(cid, ACME, primary=True)
+        h.sb.add_event(cid, "e_visited_page", {"hs_url": url}, NOW + timedelta(minutes=5))
+    summary = h.pipeline.sync()
+    assert summary.status == "ok", summary.message
+    assert h.store.account_score("hubspot", f"company:{NORTHWIND}") is None
+    acme = h.store.account_score("hubspot", f"company:{ACME}")
+    assert acme is not None and acme.members == 5
+    writes = company_writes(h)
+    assert writes[NORTHWIND] == BLANK  # cleared, once
+    assert set(writes) == {NORTHWIND, ACME}
+    assert h.store.accounts_due("hubspot") == []
+    # the next sync clears nothing again
+    h.sb.clear_log()
+    h.clock[0] = NOW + timedelta(minutes=30)
+    again = h.pipeline.sync()
+    assert again.status == "ok" and again.written == 0 and company_writes(h) == {}

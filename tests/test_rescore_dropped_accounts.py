@@ -75,8 +75,8 @@ def test_dry_run_counts_the_cleared_account_values_the_applied_rescore_writes(
     print_preview(console, preview, dry_run=True)
     shown = console.export_text()
     assert (
-        "5 account(s): 1 score change(s), 0 grade change(s), 1 lose their score (no live "
-        "member), MQA 1 → 0 (+0 became / −1 stopped being MQA)"
+        "5 account(s): 1 score change(s), 0 grade change(s), 1 left with no live member "
+        "(score dropped), MQA 1 → 0 (+0 became / −1 stopped being MQA)"
     ) in shown
     assert "┃ before \\ after ┃ A ┃ B ┃ C ┃ D ┃ no score ┃ total ┃" in shown
     assert "│ A              │ 1 │ · │ · │ · │        1 │     2 │" in shown

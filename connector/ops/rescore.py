@@ -135,7 +135,7 @@ class AccountPreview:
     companies_to_clear: int = 0  # of `companies_to_write`, the records whose values clear
 
     def headline(self) -> str:
-        gone = f", {self.dropped} lose their score (no live member)" if self.dropped else ""
+        gone = f", {self.dropped} left with no live member (score dropped)" if self.dropped else ""
         return (
             f"{self.accounts} account(s): {self.score_changes} score change(s), "
             f"{self.grade_changes} grade change(s){gone}, MQA {self.mqa_before} → "

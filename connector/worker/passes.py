@@ -14,8 +14,9 @@ score and grade), once; the accounts whose breadth window closed are scored too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
+from functools import partial
 
 from connector.crm.base import ContactPage, EventPage
 from connector.pipeline import Pipeline, SyncSummary
@@ -79,9 +80,15 @@ def refresh_contacts(
 
 def score_and_write(pipeline: Pipeline, contact_ids: Iterable[str], summary: SyncSummary) -> None:
     """`Pipeline.score_and_write`, inside the account stage's pass when accounts are on."""
+    score_in_pass(pipeline, summary, partial(pipeline.score_and_write, contact_ids, summary))
+
+
+def score_in_pass(pipeline: Pipeline, summary: SyncSummary, score: Callable[[], None]) -> None:
+    """Run `score` (a pass's scoring) inside the account stage's pass when accounts are on
+    (`AccountStage.scoring_pass`: a new pass state, then `finish`)."""
     stage = pipeline.accounts
     if stage is None:
-        pipeline.score_and_write(contact_ids, summary)
+        score()
         return
     with stage.scoring_pass(summary):
-        pipeline.score_and_write(contact_ids, summary)
+        score()

@@ -439,20 +439,32 @@ def _names(
     members: Sequence[AccountMember], *, shown: int = _NAMES_SHOWN, titles: bool = False
 ) -> str:
     """The first `shown` people by name (with their titles), then "…and N more"."""
-    out = ", ".join(_person(m) + (_title(m) if titles else "") for m in members[:shown])
+    head = members[:shown]
+    if titles:
+        out = ", ".join([_person(m) + _title(m) for m in head])
+    else:
+        out = ", ".join([_person(m) for m in head])
     if len(members) > shown:
         out += f", …and {len(members) - shown} more"
     return out
 
 
 def _person(m: AccountMember) -> str:
-    """A member's name as reasons show it: `shown_text` (a 10 kB name imported by mistake
-    must not fill the company's reasons)."""
-    return shown_text(m.name, NAME_SHOWN)
+    """A member's name as reasons show it (`shown_text`: a 10 kB name imported by mistake
+    must not fill the company's reasons); the usual name as it is, after one check."""
+    name = m.name
+    if len(name) <= NAME_SHOWN and name.isprintable():
+        return name
+    return shown_text(name, NAME_SHOWN)
 
 
 def _title(m: AccountMember) -> str:
-    return f" ({shown_text(m.title, TITLE_SHOWN)})" if m.title else ""
+    title = m.title
+    if not title:
+        return ""
+    if len(title) <= TITLE_SHOWN and title.isprintable():
+        return f" ({title})"
+    return f" ({shown_text(title, TITLE_SHOWN)})"
 
 
 def shown_text(text: str, limit: int) -> str:

@@ -5,14 +5,22 @@ record, every member's account score, diff-only, each once; the next pass writes
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 from connector.pipeline import SyncSummary
 from connector.worker.passes import refresh_contacts
 from connector.worker.scheduler import Worker
 
 from .conftest import NOW, Harness
-from .test_sync_accounts import NORTHWIND, acc, company_writes, contact_writes
+from .test_sync_accounts import (
+    NORTHWIND,
+    acc,
+    company_writes,
+    contact_writes,
+    marketo_accounts,
+)
 
 __all__ = ["acc"]  # the fixture, used by name
 
@@ -176,3 +184,40 @@ def test_a_refresh_inside_a_sync_gives_the_sync_its_account_state_back(acc: Harn
     assert summary.notes == [] and summary.written == 0
     assert company_writes(acc)[NORTHWIND]["leadscore_account_score"] == "220"
     assert sorted(acc.written_ids()) == ["201", "202", "203", "204", NORTHWIND]
+
+
+def test_marketo_a_decay_rescore_writes_the_account_score_on_every_member_lead_once(
+    tmp_path: Path,
+) -> None:
+    clock = [NOW]
+    with marketo_accounts(tmp_path, clock) as (sb, pipeline):
+        assert pipeline.sync().status == "ok"
+        store = pipeline.store
+        committee = ["153", "154", "155", "156"]  # Northwind Data (ACC-9012), an MQA at 174
+        nw = store.account_score("marketo", "company:ACC-9012")
+        assert nw is not None and (nw.score, nw.mqa) == (174, True)
+        # Marcus Lee's (154) score decays first: his events leave the window by then
+        first = store.get_score("marketo", "154")
+        assert first is not None and first.next_change_at is not None
+        clock[0] = first.next_change_at + timedelta(minutes=1)
+        before = len(sb.calls("/rest/v1/leads.json", "POST"))
+        worker = Worker(pipeline, sync_interval_s=3600, rescore_interval_s=3600)
+        summary = worker.run_rescore()
+        assert summary is not None and summary.status == "ok", summary
+        assert summary.notes == ["accounts: 12 scored"]
+        assert store.get_score("marketo", "154").score == 35  # type: ignore[union-attr]
+        nw = store.account_score("marketo", "company:ACC-9012")
+        assert nw is not None and (nw.score, nw.grade) == (119, "A")
+        for lead_id in committee:  # every member's lead field, as a sync writes it
+            assert sb.lead(int(lead_id)).values["accountScore__c"] == 119, lead_id
+        posts = sb.calls("/rest/v1/leads.json", "POST")[before:]
+        sent = [str(row["id"]) for p in posts for row in p.body["input"]]
+        assert len(sent) == len(set(sent)) == summary.written  # each lead once
+        assert {c: n for c, n in Counter(sent).items() if c in committee} == dict.fromkeys(
+            committee, 1
+        )
+        assert sb.calls("/rest/v1/companies/sync.json") == []  # never a company write
+        # the next pass: nothing due, nothing written
+        again = worker.run_rescore()
+        assert again is not None and (again.status, again.written) == ("ok", 0)
+        assert len(sb.calls("/rest/v1/leads.json", "POST")) == before + len(posts)

@@ -248,3 +248,24 @@ def test_a_5000_member_account_is_written_to_hubspot_whole_and_explained_in_full
         "Robin " + CONTROLS,
         "Jos\ufffd Okafor",
     ]
+
+
+def test_explain_account_in_a_terminal_shows_names_shortened_and_no_control_character(
+    big: Harness,
+) -> None:
+    if big.store.account_score("hubspot", f"company:{BIG}") is None:
+        assert big.pipeline.sync().status == "ok"
+    res = CliRunner().invoke(
+        cli,
+        ["--state", str(big.store.path), "explain", "--account", "bigco.com"],
+        env={"LEADSCORE_ACCOUNTS": "true", "LEADSCORE_HUBSPOT_TOKEN": "x", "COLUMNS": "200"},
+    )
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "\x00" not in res.output  # nothing reaches the tty
+    assert "Robin Ruiz[31m" in res.output
+    assert "Dana Zed" + "x" * 51 + "…" in res.output  # 60 characters of the 10 kB name
+    assert "x" * 200 not in res.output.replace("\n", "").replace("│", "").replace(" ", "")
+    # the 50 highest-scored members, then how many more (--json lists all)
+    assert "Members: 5000 (the 50 highest scored; `--json` lists all)" in res.output
+    assert "…and 4950 more member(s)" in res.output
+    assert len(res.output.splitlines()) < 250

@@ -23,10 +23,13 @@ from connector.ops.simulate import GRADES, Simulation
 from connector.ops.simulate_accounts import AccountSimulation, by_account
 from connector.ops.status import Status, run_counts, run_duration
 from connector.pipeline import PlannedWrite
+from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, shown_text
 from connector.state.store import DeadLetter
+from connector.text import display_text
 from connector.views import short_stage
 
 MAX_FLIPS = 30
+MEMBERS_SHOWN = 50  # `explain --account`: members listed in the terminal (--json: all)
 
 
 def _mql_short(reason: str | None) -> str:
@@ -522,7 +525,11 @@ def accounts_table(
             table.add_row(r.name, r.grade, num(r.score), "MQA" if r.mqa else "—", line)
             continue
         mqa = Text(f"MQA: {r.mqa_reason}", style="bold green") if r.mqa else Text("—")
-        people = [p.name + (f", {p.title}" if p.title else "") for p in r.engaged[:3]]
+        people = [
+            shown_text(p.name, NAME_SHOWN)
+            + (f", {shown_text(p.title, TITLE_SHOWN)}" if p.title else "")
+            for p in r.engaged[:3]
+        ]
         if len(r.engaged) > 3:
             people.append(f"…and {len(r.engaged) - 3} more")
         account = r.name + (f"\n{r.domain}" if r.domain and r.domain != r.name else "")
@@ -573,9 +580,17 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
         text = p.text
         if p.category == "account_fit" and text.startswith(signed(p.points) + " "):
             text = text[len(signed(p.points)) + 1 :]
-        points.add_row(signed(p.points), p.rule, text, ", ".join(p.people) or "—")
+        # names as reasons show them (a 10 kB name, control characters); --json: whole
+        people = ", ".join(shown_text(n, NAME_SHOWN) for n in p.people)
+        points.add_row(signed(p.points), p.rule, display_text(text), people or "—")
     console.print(points)
-    members = Table(title=f"Members: {len(x.members)}", title_justify="left")
+    shown = x.members[:MEMBERS_SHOWN]
+    more = len(x.members) - len(shown)
+    members = Table(
+        title=f"Members: {len(x.members)}"
+        + (f" (the {len(shown)} highest scored; `--json` lists all)" if more else ""),
+        title_justify="left",
+    )
     members.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=30)
     members.add_column("title", overflow="ellipsis", no_wrap=True, max_width=18)
     members.add_column("score", justify="right", no_wrap=True, min_width=5)
@@ -583,10 +598,10 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
     members.add_column("stage", no_wrap=True, min_width=5)
     members.add_column("engaged", justify="right", no_wrap=True, min_width=7)
     members.add_column("counted", justify="right", no_wrap=True, min_width=7)
-    for m in x.members:
+    for m in shown:
         members.add_row(
-            m.email or m.name,
-            m.title or "—",
+            shown_text(m.email or m.name, NAME_SHOWN),
+            shown_text(m.title, TITLE_SHOWN) if m.title else "—",
             "—" if m.score is None else num(m.score),
             m.grade or "—",
             short_stage(m.stage),
@@ -594,6 +609,8 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
             num(m.counted_points),
         )
     console.print(members)
+    if more:
+        console.print(f"…and {more} more member(s)", highlight=False)
     if x.not_counted:
         console.print("[bold]Did not count[/bold]")
         for line in x.not_counted:

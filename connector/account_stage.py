@@ -32,7 +32,7 @@ from datetime import datetime
 from itertools import starmap
 from typing import TYPE_CHECKING, Any, cast
 
-from connector.crm.base import CompanyLinks, CompanyPage, CrmCompany
+from connector.crm.base import COMPANY_PROPERTIES, CompanyLinks, CompanyPage, CrmCompany
 from connector.enrich.cache import CacheEntry
 from connector.errors import RetryableError
 from connector.scoring.accounts import (
@@ -75,15 +75,6 @@ PIECES_PER_PROCESS = 4  # id ranges each roll-up process scores, one after the o
 
 NAME_PREFIX = "name:"  # an account keyed by the company field (Marketo without company records)
 COMPANY_WRITE = "company-write"  # company writes in flight (`StateStore.set_in_flight(of=...)`)
-# what a company record shows of its account (`AccountStage.company_changes`)
-COMPANY_VALUES = (
-    "account_score",
-    "account_grade",
-    "account_reasons",
-    "engaged_contacts",
-    "mqa_reason",
-    "model_version",
-)
 
 
 def name_account_id(name: str) -> str:
@@ -788,7 +779,7 @@ class AccountStage:
         """What a company record should show for this account, by our property names (None:
         the account has no score any more: every value blank)."""
         if result is None:
-            return dict.fromkeys(COMPANY_VALUES, "")
+            return dict.fromkeys(COMPANY_PROPERTIES, "")
         return {
             "account_score": str(round(result.score)),
             "account_grade": result.grade,

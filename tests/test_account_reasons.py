@@ -15,21 +15,16 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
-from pydantic import SecretStr
 
-from connector.account_stage import AccountStage
 from connector.cli import cli
-from connector.crm.hubspot import HubSpotAdapter
 from connector.model.loader import load_model
-from connector.pipeline import Pipeline, SyncOptions
-from connector.retry import RetryPolicy
 from connector.sandbox.demo_portal import PRICING, PRODUCT, _Builder
-from connector.sandbox.hubspot import HubSpotSandbox
 from connector.scoring.accounts import compile_accounts, score_account, shown_text
 from connector.state.store import StateStore
 from connector.types import ACCOUNT_REASONS_MAX, Account, AccountMember, Company
 
 from .conftest import NOW, Harness
+from .test_sync_accounts import accounts_harness
 
 LONG = "Zed" + "x" * 10_237  # a 10 kB first name, as a bad import leaves it
 CONTROLS = "Ruiz\x00\x1b[31m"
@@ -178,31 +173,7 @@ def _big_portal() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    tmp = tmp_path_factory.mktemp("big")
-    with HubSpotSandbox.start(
-        _big_portal(), now=NOW, search_rate_limit=10_000, time_scale=0.01
-    ) as sb:
-        adapter = HubSpotAdapter(
-            SecretStr(sb.token),
-            sb.url,
-            search_per_second=10_000,
-            timeout_s=30,
-            retry=RetryPolicy(attempts=4, base_seconds=0.01, max_seconds=0.05, seed=1),
-            accounts=True,
-        )
-        adapter.ensure_properties()
-        sb.clear_log()
-        store = StateStore.open(tmp / "state.db")
-        clock = [NOW]
-        pipeline = Pipeline(
-            store, adapter, load_model(), options=SyncOptions(), clock=lambda: clock[0]
-        )
-        pipeline.accounts = AccountStage(pipeline)
-        try:
-            yield Harness(sb, adapter, store, pipeline, clock)
-        finally:
-            adapter.close()
-            store.close()
+    yield from accounts_harness(tmp_path_factory.mktemp("big"), portal=_big_portal())
 
 
 def test_a_5000_member_account_is_written_to_hubspot_whole_and_explained_in_full(

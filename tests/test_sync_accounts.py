@@ -105,9 +105,11 @@ def acc(tmp_path: Path) -> Iterator[Harness]:
     yield from accounts_harness(tmp_path)
 
 
-def accounts_harness(tmp_path: Path, *, firmographics: bool = True) -> Iterator[Harness]:
-    """The portal above on the sandbox, accounts on. `firmographics=False`: an empty
-    firmographics file (the companies' own records only)."""
+def accounts_harness(
+    tmp_path: Path, *, firmographics: bool = True, portal: dict[str, Any] | None = None
+) -> Iterator[Harness]:
+    """The portal above (or `portal`) on the sandbox, accounts on. `firmographics=False`: an
+    empty firmographics file (the companies' own records only)."""
     firmo = tmp_path / "firmographics.csv"
     shutil.copy(ROOT / "fixtures" / "firmographics.csv", firmo)
     if not firmographics:
@@ -118,8 +120,10 @@ def accounts_harness(tmp_path: Path, *, firmographics: bool = True) -> Iterator[
             "northwind-data.com,Northwind Data,computer software,technology,400,201-500,"
             "60000000,$50M-$100M,US,2012,,local_csv,2026-10-01\n"
         )
-    with HubSpotSandbox.start(_portal(), now=NOW, search_rate_limit=10_000, time_scale=0.01) as sb:
-        sb.portal.merge(ACME, ACME_DUP, touch=False, ot=COMPANIES)
+    data = _portal() if portal is None else portal
+    with HubSpotSandbox.start(data, now=NOW, search_rate_limit=10_000, time_scale=0.01) as sb:
+        if portal is None:
+            sb.portal.merge(ACME, ACME_DUP, touch=False, ot=COMPANIES)
         adapter = HubSpotAdapter(
             SecretStr(sb.token),
             sb.url,

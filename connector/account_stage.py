@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import starmap
 from typing import TYPE_CHECKING, Any, cast
 
-from connector.crm.base import CompanyLinks, CompanyPage, CrmCompany
+from connector.crm.base import COMPANY_PROPERTIES, CompanyLinks, CompanyPage, CrmCompany
 from connector.enrich.cache import CacheEntry
 from connector.errors import RetryableError
 from connector.scoring.accounts import (
@@ -88,6 +89,9 @@ class PassState:
     scored: dict[str, AccountResult] = field(default_factory=dict)
     in_chunk: set[str] = field(default_factory=set)
     accounts_scored: int = 0  # score_account calls (tests count them)
+    # accounts left with no live member (everyone moved away, archived or merged away): no
+    # score any more; their company record's values are cleared (`_write_companies`)
+    emptied: set[str] = field(default_factory=set)
     unwritten: set[str] = field(default_factory=set)  # company writes that failed
 
 
@@ -166,6 +170,26 @@ class AccountStage:
         """A new pass: nothing scored or planned yet (`pull` starts a sync's with it)."""
         self.state = PassState()
         self.contact_props = {}
+
+    @contextmanager
+    def scoring_pass(self, summary: SyncSummary) -> Iterator[None]:
+        """Around the scoring of a pass that pulls no company (the worker's `rescore_due`
+        and `refresh_contacts`, a backfill's score stage), as a sync drives the stage: a new
+        pass state first, `finish` after the last chunk (the accounts due, the members of the
+        accounts scored that no chunk wrote, the company records), so a contact rescored
+        there rolls its account up and its values are written as a sync writes them. A pass
+        run inside another (a webhook refresh between two pages of a sync) gives the outer
+        pass its state back; a pass of its own leaves its state to be read, as a sync does.
+        A pass stopped inside (a shutdown) skips `finish`: its accounts stay due."""
+        outer = self.state, self.contact_props
+        nested = getattr(self.p, "passes_running", 1) > 1
+        self.reset()
+        try:
+            yield
+            self.finish(self.p.clock(), summary)
+        finally:
+            if nested:
+                self.state, self.contact_props = outer
 
     def can_pull(self) -> bool:
         """Account scoring is on and the CRM offers company records to pull."""
@@ -377,7 +401,7 @@ class AccountStage:
             done.append(account_id)
             member_ids = self.store.account_member_ids(self.crm, account_id)
             if not member_ids:
-                self.store.delete_account_score(self.crm, account_id)
+                self.drop(account_id)
                 continue
             contacts = list(self.store.iter_contacts(self.crm, list(member_ids)))
             account, company_id = self._account(account_id, contacts)
@@ -396,8 +420,17 @@ class AccountStage:
         # kept in the backlog until `finish` has written their members and company record:
         # a run stopped in between writes them next pass
         self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
-        self.store.clear_accounts_due(self.crm, [a for a in done if a not in out])
+        self.store.clear_accounts_due(
+            self.crm, [a for a in done if a not in out and a not in self.state.emptied]
+        )
         return out
+
+    def drop(self, account_id: str) -> None:
+        """An account left with no live member loses its score; its company record's values
+        are cleared at the end of the pass, and it stays in the backlog until they are."""
+        self.store.delete_account_score(self.crm, account_id)
+        self.state.emptied.add(account_id)
+        self.store.add_accounts_due(self.crm, [account_id], "no member left, values to clear")
 
     def rollup(
         self,
@@ -451,7 +484,7 @@ class AccountStage:
             self.store.save_account_score_rows(row for row, _ in scored)
             for gone in self.store.account_ids(self.crm):
                 if gone not in out:  # everyone left: no score
-                    self.store.delete_account_score(self.crm, gone)
+                    self.drop(gone)
             self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
         return out
 
@@ -494,6 +527,33 @@ class AccountStage:
             )
             out.append((row, result))
         return out
+
+    def score_parts(
+        self,
+        members_of: Mapping[str, Sequence[tuple[str, str, str | None]]],
+        companies: Mapping[str, CrmCompany],
+        parts: Mapping[str, tuple[float, str, tuple[tuple[str, float], ...]]],
+        now: datetime,
+    ) -> Iterator[tuple[str, Account, AccountResult]]:
+        """Every account of `members_of` (`live_account_members`) scored from its members'
+        parts (contact id -> (engagement points, grade, hits); a member without one is not
+        scored yet and left out), each job title classified once: (account id, account,
+        result), one account at a time. Reads the company records' facts from `companies`;
+        writes nothing (`rescore --dry-run`, `simulate`)."""
+        ca, titles = self.ca, self.p.model.titles
+        seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
+        for account_id, rows in members_of.items():
+            people: list[AccountMember] = []
+            for cid, name, title in rows:
+                part = parts.get(cid)
+                if part is None:
+                    continue
+                level = seniority.get(title)
+                if level is None:
+                    level = seniority[title] = titles.classify(title).seniority
+                people.append(AccountMember(cid, name, title, level, part[1], part[0], part[2]))
+            account, _ = self._account_from(account_id, companies)
+            yield account_id, account, score_account(ca, account, people, now)
 
     def _cache_entries(
         self, members_of: Mapping[str, object], companies: Mapping[str, CrmCompany]
@@ -644,7 +704,7 @@ class AccountStage:
                 # a model rolled out (`leadscore rescore`): every account under the new one
                 + self.store.stale_account_ids(self.crm, self.p.model.fingerprint)
             )
-            if a not in self.state.scored
+            if a not in self.state.scored and a not in self.state.emptied
         ]
         if due:
             self.score_accounts(due, now)
@@ -657,7 +717,11 @@ class AccountStage:
                    "sync)" if self.state.unwritten else "")
             )  # fmt: skip
         if not self.p.options.dry_run:  # a company write that failed stays due: next pass
-            done = [a for a in self.state.scored if a not in self.state.unwritten]
+            done = [
+                a
+                for a in (*self.state.scored, *self.state.emptied)
+                if a not in self.state.unwritten
+            ]
             self.store.clear_accounts_due(self.crm, done)
 
     def _write_members(self, now: datetime, summary: SyncSummary) -> None:
@@ -711,8 +775,11 @@ class AccountStage:
         if writes:
             self.p._write(writes, meta, now, summary)
 
-    def company_changes(self, result: AccountResult) -> dict[str, str]:
-        """What a company record should show for this account, by our property names."""
+    def company_changes(self, result: AccountResult | None) -> dict[str, str]:
+        """What a company record should show for this account, by our property names (None:
+        the account has no score any more: every value blank)."""
+        if result is None:
+            return dict.fromkeys(COMPANY_PROPERTIES, "")
         return {
             "account_score": str(round(result.score)),
             "account_grade": result.grade,
@@ -723,16 +790,19 @@ class AccountStage:
         }
 
     def _write_companies(self, now: datetime, summary: SyncSummary) -> None:
-        """Company records of the accounts scored this pass: diff-only, batched, an outcome
-        per record. Domain- and name-keyed accounts have no record: stored only. Like contact
-        writes, each batch is recorded in flight before it is sent; one whose answer never
-        came is read back before it is sent again (here, or by the next run:
-        `_settle_in_flight`), so no company is written twice."""
+        """Company records of the accounts scored this pass, and of those left with no live
+        member (their values cleared: blank, sent only over values written): diff-only,
+        batched, an outcome per record. Domain- and name-keyed accounts have no record:
+        stored only. Like contact writes, each batch is recorded in flight before it is
+        sent; one whose answer never came is read back before it is sent again (here, or by
+        the next run: `_settle_in_flight`), so no company is written twice."""
         if not self._capable("write_companies"):
             return
         unknown = self._settle_in_flight()
         targets: dict[str, dict[str, str]] = {}
-        for account_id, result in self.state.scored.items():
+        results: list[tuple[str, AccountResult | None]] = list(self.state.scored.items())
+        results += [(a, None) for a in sorted(self.state.emptied)]
+        for account_id, result in results:
             kind, _, company_id = account_id.partition(":")
             if kind != "company":
                 continue
@@ -749,7 +819,7 @@ class AccountStage:
             c = companies.get(company_id)
             if c is None or c.archived or c.merged_into:
                 continue
-            diff = {k: v for k, v in desired.items() if written[company_id].get(k) != v}
+            diff = company_diff(desired, written[company_id])
             if diff:
                 pending.append(WriteBack(company_id, diff))
         summary.to_write += len(pending)
@@ -889,6 +959,14 @@ class AccountStage:
         self.store.set_write_pending(self.crm, members, True)
         self.store.add_accounts_due(self.crm, [company_account_id(company_id)], "archived")
         summary.archived += 1
+
+
+def company_diff(desired: Mapping[str, str], written: Mapping[str, str]) -> dict[str, str]:
+    """The company values to send: those that differ from the last written ones. Values
+    cleared (all blank: the account lost its score) are sent only over values written."""
+    if not any(desired.values()):
+        return {k: v for k, v in desired.items() if written.get(k, "") != v}
+    return {k: v for k, v in desired.items() if written.get(k) != v}
 
 
 def _pack(r: AccountResult) -> tuple[Any, ...]:

@@ -6,7 +6,7 @@ compared by their fields, free of any I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -249,6 +249,28 @@ class ScoreResult:
         return out
 
 
+# What a company's `account_reasons` shows, at most: a rep reads it on the record, so the
+# limit is for reading; the CRMs take far more (HubSpot: 65,536 characters a text property;
+# Marketo: 255 a string field, 30,000 bytes a text area; Marketo gets no account reasons).
+ACCOUNT_REASONS_MAX = 480
+
+
+def _fit_reasons(parts: Sequence[str], tail: Sequence[str], max_chars: int) -> str:
+    """`parts` (largest first) then `tail` (kept whatever fits), joined by "; ", in at most
+    `max_chars` characters: whole parts only, the first k that fit with the tail, then
+    "… +N more" for the N left out. A tail alone too long is cut at a space, ending in "…"."""
+    text = "; ".join([*parts, *tail])
+    if len(text) <= max_chars:
+        return text
+    for k in range(len(parts) - 1, -1, -1):
+        text = "; ".join([*parts[:k], *tail, f"… +{len(parts) - k} more"])
+        if len(text) <= max_chars:
+            return text
+    cut = text[: max_chars - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > 0 else cut).rstrip(" ,;:") + "…"
+
+
 def _largest_first(r: Reason) -> tuple[float, str]:
     return (-abs(r.points), r.rule)
 
@@ -317,18 +339,14 @@ class AccountResult:
     next_change_at: datetime | None
     reasons: tuple[Reason, ...] = ()
 
-    def top_reasons(self, max_chars: int = 480) -> str:
-        """The text a rep reads on the company: engagement parts by size, then the grade."""
+    def top_reasons(self, max_chars: int = ACCOUNT_REASONS_MAX) -> str:
+        """The text a rep reads on the company: engagement parts by size, then the grade.
+        Cut at a reason boundary: the largest parts that fit and the grade, then "… +N more"
+        (the N parts left out; every one is in the state DB and `explain --account`)."""
         parts = sorted(
             (r for r in self.reasons if r.kind == "engagement" and r.points != 0),
             key=_largest_first,
         )
         texts = [f"{_signed(r.points)} {r.text}" for r in parts]
-        texts += [r.text for r in self.reasons if r.rule == "grade"]
-        out = ""
-        for part in texts:
-            candidate = f"{out}; {part}" if out else part
-            if len(candidate) > max_chars:
-                return out or candidate[: max_chars - 1] + "…"
-            out = candidate
-        return out
+        grade = [r.text for r in self.reasons if r.rule == "grade"]
+        return _fit_reasons(texts, grade, max_chars)

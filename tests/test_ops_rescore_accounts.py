@@ -164,6 +164,7 @@ def test_cli_dry_run_prints_the_account_matrix_and_flips(
         "│ C              │ · │ · │ 4 │ · │     4 │",
         "│ D              │ · │ · │ · │ 1 │     1 │",
         "└────────────────┴───┴───┴───┴───┴───────┘",
+        "company record(s) to write: 12",
         "Sample: 4 changed account(s), MQA flips first",
         "┏━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━━━━━━━━━┓",
         "┃ account           ┃     score ┃ grade ┃ MQA               ┃",

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import timedelta
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,15 +102,28 @@ def _portal() -> dict[str, Any]:
 
 @pytest.fixture
 def acc(tmp_path: Path) -> Iterator[Harness]:
+    yield from accounts_harness(tmp_path)
+
+
+def accounts_harness(
+    tmp_path: Path, *, firmographics: bool = True, portal: dict[str, Any] | None = None
+) -> Iterator[Harness]:
+    """The portal above (or `portal`) on the sandbox, accounts on. `firmographics=False`: an
+    empty firmographics file (the companies' own records only)."""
     firmo = tmp_path / "firmographics.csv"
     shutil.copy(ROOT / "fixtures" / "firmographics.csv", firmo)
+    if not firmographics:
+        header = firmo.read_text(encoding="utf-8").splitlines()[0]
+        firmo.write_text(header + "\n", encoding="utf-8")
     with firmo.open("a", encoding="utf-8") as f:
         f.write(
             "northwind-data.com,Northwind Data,computer software,technology,400,201-500,"
             "60000000,$50M-$100M,US,2012,,local_csv,2026-10-01\n"
         )
-    with HubSpotSandbox.start(_portal(), now=NOW, search_rate_limit=10_000, time_scale=0.01) as sb:
-        sb.portal.merge(ACME, ACME_DUP, touch=False, ot=COMPANIES)
+    data = _portal() if portal is None else portal
+    with HubSpotSandbox.start(data, now=NOW, search_rate_limit=10_000, time_scale=0.01) as sb:
+        if portal is None:
+            sb.portal.merge(ACME, ACME_DUP, touch=False, ot=COMPANIES)
         adapter = HubSpotAdapter(
             SecretStr(sb.token),
             sb.url,
@@ -208,8 +222,8 @@ def test_northwind_committee_is_an_mqa_and_writes_land_on_companies_and_contacts
             "Rowan Okafor +50 (of 55), Robin Hale +35; +30 3 people engaged in 30 days: Dana "
             "Whitfield (VP Marketing), Rowan Okafor (Marketing Analyst), Robin Hale (Marketing "
             "Manager); +25 pricing or product pages by 2+ people within 7 days: Dana "
-            "Whitfield, Rowan Okafor, Robin Hale; +20 buying committee, 3 roles: decision "
-            "maker (Dana Whitfield); champion (Robin Hale); practitioner (Rowan Okafor)"
+            "Whitfield, Rowan Okafor, Robin Hale; account grade A: target account, company "
+            "size 51-5,000; … +1 more"  # the committee (+20): in the state DB and explain
         ),
         "leadscore_engaged_contacts": "3",
         "leadscore_mqa_reason": "score 210 ≥ 100, grade A, 3 people engaged",
@@ -370,6 +384,52 @@ def test_marketo_account_values_land_on_lead_fields(tmp_path: Path) -> None:
     """Marketo: the demo instance's leads carry their company record (`externalCompanyId`,
     firmographics read from companies.json); the account's values are written on each lead's
     mapped fields (accountScore__c, accountGrade__c), never on the company."""
+    with marketo_accounts(tmp_path, [NOW]) as (sb, pipeline):
+        store = pipeline.store
+        summary = pipeline.sync()
+        assert summary.status == "ok", summary.message
+        acme = store.account_score("marketo", "company:ACC-9001")
+        assert acme is not None
+        # six engaged people: roll-up 6 x 50 (capped), breadth 30, committee 20, pricing
+        # together 25; grade A from the company record (acme-analytics.com, 850 people)
+        assert (acme.score, acme.grade, acme.mqa, acme.fit_points) == (375, "A", True, 80)
+        assert acme.engaged_contacts == ("139", "149", "138", "136", "101", "112")
+        members = store.account_members("marketo", "company:ACC-9001")
+        assert [(m.contact_id, m.score, m.source) for m in members] == [
+            ("139", 129, "company_record"),
+            ("149", 126, "company_record"),
+            ("138", 122, "company_record"),
+            ("136", 117, "company_record"),
+            ("101", 110, "company_record"),
+            ("112", 60, "company_record"),
+        ]
+        for lead_id in (101, 112):
+            values = sb.lead(lead_id).values
+            assert values["accountScore__c"] == round(acme.score), lead_id
+            assert values["accountGrade__c"] == acme.grade, lead_id
+        # Robin Hale (60 points, grade B) is an MQL only through the MQA's lower bar
+        robin = store.get_score("marketo", "112")
+        assert robin is not None and robin.mql and robin.score == 60
+        assert robin.mql_reason == "account MQA: company:ACC-9001 (score 60 ≥ 60 at an MQA)"
+        assert sb.lead(112).values["leadStatus"] == "MQL"
+        # free mail and no company field: no account, nothing written
+        assert store.contact_accounts_many("marketo", ["102"]) == {}
+        assert "accountScore__c" not in sb.lead(102).values
+        # the Northwind Data committee: an MQA, but nobody reaches even the lower bar
+        nw = store.account_score("marketo", "company:ACC-9012")
+        assert nw is not None and (nw.score, nw.grade, nw.mqa) == (174, "A", True)
+        assert [(m.contact_id, m.score, m.mql) for m in store.account_members(
+            "marketo", "company:ACC-9012")] == [
+            ("154", 40, False), ("153", 24, False), ("155", 20, False), ("156", 15, False)
+        ]  # fmt: skip
+        # no company write on Marketo: its companies API was only read
+        assert sb.calls("/rest/v1/companies/sync.json") == []
+
+
+@contextmanager
+def marketo_accounts(tmp_path: Path, clock: list[datetime]) -> Iterator[tuple[Any, Pipeline]]:
+    """The Marketo demo instance on its sandbox with the account fields, and a pipeline with
+    accounts on at `clock[0]`."""
     import json
 
     from connector.crm.marketo import MarketoAdapter
@@ -392,47 +452,10 @@ def test_marketo_account_values_land_on_lead_fields(tmp_path: Path) -> None:
         enricher = build_enricher(
             load_settings(pdl_api_key=None, apollo_api_key=None), cache=store.company_cache
         )
-        pipeline = Pipeline(store, adapter, load_model(), enricher=enricher, clock=lambda: NOW)
+        pipeline = Pipeline(store, adapter, load_model(), enricher=enricher, clock=lambda: clock[0])
         pipeline.accounts = AccountStage(pipeline)
         try:
-            summary = pipeline.sync()
-            assert summary.status == "ok", summary.message
-            acme = store.account_score("marketo", "company:ACC-9001")
-            assert acme is not None
-            # six engaged people: roll-up 6 x 50 (capped), breadth 30, committee 20, pricing
-            # together 25; grade A from the company record (acme-analytics.com, 850 people)
-            assert (acme.score, acme.grade, acme.mqa, acme.fit_points) == (375, "A", True, 80)
-            assert acme.engaged_contacts == ("139", "149", "138", "136", "101", "112")
-            members = store.account_members("marketo", "company:ACC-9001")
-            assert [(m.contact_id, m.score, m.source) for m in members] == [
-                ("139", 129, "company_record"),
-                ("149", 126, "company_record"),
-                ("138", 122, "company_record"),
-                ("136", 117, "company_record"),
-                ("101", 110, "company_record"),
-                ("112", 60, "company_record"),
-            ]
-            for lead_id in (101, 112):
-                values = sb.lead(lead_id).values
-                assert values["accountScore__c"] == round(acme.score), lead_id
-                assert values["accountGrade__c"] == acme.grade, lead_id
-            # Robin Hale (60 points, grade B) is an MQL only through the MQA's lower bar
-            robin = store.get_score("marketo", "112")
-            assert robin is not None and robin.mql and robin.score == 60
-            assert robin.mql_reason == "account MQA: company:ACC-9001 (score 60 ≥ 60 at an MQA)"
-            assert sb.lead(112).values["leadStatus"] == "MQL"
-            # free mail and no company field: no account, nothing written
-            assert store.contact_accounts_many("marketo", ["102"]) == {}
-            assert "accountScore__c" not in sb.lead(102).values
-            # the Northwind Data committee: an MQA, but nobody reaches even the lower bar
-            nw = store.account_score("marketo", "company:ACC-9012")
-            assert nw is not None and (nw.score, nw.grade, nw.mqa) == (174, "A", True)
-            assert [(m.contact_id, m.score, m.mql) for m in store.account_members(
-                "marketo", "company:ACC-9012")] == [
-                ("154", 40, False), ("153", 24, False), ("155", 20, False), ("156", 15, False)
-            ]  # fmt: skip
-            # no company write on Marketo: its companies API was only read
-            assert sb.calls("/rest/v1/companies/sync.json") == []
+            yield sb, pipeline
         finally:
             adapter.close()
 

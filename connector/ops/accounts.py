@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from connector.model.loader import LoadedModel
-from connector.scoring.accounts import member_hits
+from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, member_hits, shown_text
 from connector.state.accounts import AccountMemberRow, StoredAccountScore
 from connector.state.store import StateStore
 from connector.types import Reason
@@ -50,9 +50,18 @@ class AccountRow:
 
     def people(self, shown: int = PEOPLE_SHOWN) -> str:
         """`Elena Marsh (VP Marketing), Marcus Lee (Marketing Manager), …and 2 more`."""
-        parts = [p.name + (f" ({p.title})" if p.title else "") for p in self.engaged[:shown]]
+        parts = [
+            shown_text(p.name, NAME_SHOWN)
+            + (f" ({shown_text(p.title, TITLE_SHOWN)})" if p.title else "")
+            for p in self.engaged[:shown]
+        ]
         more = len(self.engaged) - shown
         return ", ".join(parts) + (f", …and {more} more" if more > 0 else "")
+
+
+def _who(x: MemberLine) -> str:
+    """A member named in an explanation's lines, as reasons name people (`shown_text`)."""
+    return shown_text(x.name, NAME_SHOWN)
 
 
 def account_label(a: StoredAccountScore) -> str:
@@ -195,7 +204,7 @@ def explain_account(
         for x in members:
             if x.contact_id in counted_ids and x.engagement_points > cap:
                 skipped.append(
-                    f"{x.name}: {_num(x.engagement_points - cap)} of {_num(x.engagement_points)} "
+                    f"{_who(x)}: {_num(x.engagement_points - cap)} of {_num(x.engagement_points)} "
                     f"points over the {_num(cap)}-point cap per person"
                 )
     engaged = [x for x in members if x.engagement_points > 0]
@@ -204,7 +213,7 @@ def explain_account(
         skipped.append(
             f"{len(left_out)} engaged {'person' if len(left_out) == 1 else 'people'} beyond the "
             f"top {top} most engaged: "
-            + ", ".join(x.name for x in left_out[:4])
+            + ", ".join(_who(x) for x in left_out[:4])
             + (f", …and {len(left_out) - 4} more" if len(left_out) > 4 else "")
         )
     if section is not None:
@@ -227,7 +236,7 @@ def explain_account(
                 continue
             if x.engagement_points < b.min_points:
                 skipped.append(
-                    f"{x.name}: {_num(x.engagement_points)} points, under the "
+                    f"{_who(x)}: {_num(x.engagement_points)} points, under the "
                     f"{_num(b.min_points)} that count toward breadth"
                 )
                 continue
@@ -236,14 +245,14 @@ def explain_account(
             if last is not None and last < since:
                 day = datetime.fromtimestamp(last, now.tzinfo).strftime("%Y-%m-%d")
                 skipped.append(
-                    f"{x.name}: last engaged {day}, outside the {_num(b.within_days)}-day "
+                    f"{_who(x)}: last engaged {day}, outside the {_num(b.within_days)}-day "
                     "breadth window"
                 )
     quiet = [x for x in members if x.engagement_points <= 0]
     if quiet:
         skipped.append(
             f"{len(quiet)} member(s) with no engagement points: "
-            + ", ".join(x.name for x in quiet[:4])
+            + ", ".join(_who(x) for x in quiet[:4])
             + (f", …and {len(quiet) - 4} more" if len(quiet) > 4 else "")
         )
     why = tuple(

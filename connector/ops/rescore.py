@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from connector.active_model import activate
 from connector.model.loader import LoadedModel, NamedModel
@@ -40,13 +41,18 @@ from connector.types import (
     MQL,
     AccountResult,
     Contact,
+    CrmCompany,
     Enrichment,
     Reason,
     ScoreResult,
     WriteBack,
 )
 
+if TYPE_CHECKING:
+    from connector.account_stage import AccountStage
+
 NO_GRADE = "—"  # the "before" grade of a contact that had no stored score
+NO_SCORE = "no score"  # the "after" of an account left with no live member: score dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,7 @@ class AccountChange:
     after_grade: str
     after_mqa: bool
     after_mqa_reason: str | None
+    dropped: bool = False  # no live member left: its score goes, its company values cleared
 
     @property
     def delta(self) -> float:
@@ -122,13 +129,27 @@ class AccountPreview:
     stopped_mqa: int = 0
     sample: list[AccountChange] = field(default_factory=list)
     companies_to_write: int = 0  # company records whose values change (diff-only)
+    # accounts left with no live member (all moved away, archived or merged away): the
+    # applied rescore drops their score and clears their company record's values
+    dropped: int = 0
+    companies_to_clear: int = 0  # of `companies_to_write`, the records whose values clear
 
     def headline(self) -> str:
+        gone = f", {self.dropped} left with no live member (score dropped)" if self.dropped else ""
         return (
             f"{self.accounts} account(s): {self.score_changes} score change(s), "
-            f"{self.grade_changes} grade change(s), MQA {self.mqa_before} → {self.mqa_after} "
-            f"(+{self.became_mqa} became / −{self.stopped_mqa} stopped being MQA)"
+            f"{self.grade_changes} grade change(s){gone}, MQA {self.mqa_before} → "
+            f"{self.mqa_after} (+{self.became_mqa} became / −{self.stopped_mqa} stopped being "
+            "MQA)"
         )
+
+    def companies_line(self) -> str:
+        cleared = (
+            f" ({self.companies_to_clear} cleared: their account has no live member left)"
+            if self.companies_to_clear
+            else ""
+        )
+        return f"company record(s) to write: {self.companies_to_write}{cleared}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,9 +442,7 @@ def preview_accounts(
     from typing import Any, cast
 
     from connector.account_stage import AccountStage
-    from connector.scoring.accounts import score_account
     from connector.state.accounts import live_account_members
-    from connector.types import AccountMember
 
     stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=crm, model=model)))
     out = AccountPreview()
@@ -434,38 +453,11 @@ def preview_accounts(
     )
     stored_all = store.account_scores_many(crm, list(members_of))
     shown = store.get_account_written_many(crm, list(companies))  # on the company records
-    seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
-
-    def level(title: str | None) -> str:
-        found = seniority.get(title)
-        if found is None:
-            found = seniority[title] = model.titles.classify(title).seniority
-        return found
-
-    for account_id, rows in members_of.items():
-        account, _ = stage._account_from(account_id, companies)
-        people = [
-            AccountMember(
-                cid,
-                name,
-                title,
-                level(title),
-                part[1],
-                part[0],
-                part[2],
-            )
-            for cid, name, title in rows
-            if (part := members.get(cid)) is not None
-        ]
-        result = score_account(stage.ca, account, people, now)
+    for account_id, account, result in stage.score_parts(members_of, companies, members, now):
         if results is not None:
             results[account_id] = result
         record = companies.get(account_id.partition(":")[2]) if account.crm_id else None
-        if record is not None and not (record.archived or record.merged_into):
-            last = shown.get(record.id, {})
-            out.companies_to_write += any(
-                last.get(k) != v for k, v in stage.company_changes(result).items()
-            )
+        out.companies_to_write += _company_writes(stage, record, result, shown)
         stored = stored_all.get(account_id)
         out.accounts += 1
         before_grade = stored.grade if stored is not None else NO_GRADE
@@ -494,12 +486,67 @@ def preview_accounts(
                     result.mqa_reason,
                 )
             )
+    changes += _preview_dropped(store, crm, stage, set(members_of), out)
     changes.sort(
         key=lambda c: (int(c.mqa_flip), int(c.before_grade != c.after_grade), abs(c.delta)),
         reverse=True,
     )
     out.sample = changes[:sample]
     return out
+
+
+def _company_writes(
+    stage: AccountStage,
+    record: CrmCompany | None,
+    result: AccountResult | None,
+    written: Mapping[str, Mapping[str, str]],
+) -> bool:
+    """Whether the applied rescore writes this company record (`result` None: its values
+    cleared): a live record whose values differ from those last written."""
+    from connector.account_stage import company_diff
+
+    if record is None or record.archived or record.merged_into:
+        return False
+    return bool(company_diff(stage.company_changes(result), written.get(record.id, {})))
+
+
+def _preview_dropped(
+    store: StateStore, crm: str, stage: AccountStage, live: set[str], out: AccountPreview
+) -> list[AccountChange]:
+    """The accounts the applied rescore drops (`AccountStage.rollup`: no live member left,
+    every member moved away, archived or merged away): counted into `out` (their score goes,
+    an MQA stops being one, their company record's values are cleared); their changes."""
+    gone = [a for a in store.account_ids(crm) if a not in live]
+    if not gone:
+        return []
+    stored_all = store.account_scores_many(crm, gone)
+    records = store.get_crm_companies(
+        crm, [a.partition(":")[2] for a in gone if a.startswith("company:")]
+    )
+    written = store.get_account_written_many(crm, list(records))
+    changes: list[AccountChange] = []
+    for account_id in gone:
+        kind, _, key = account_id.partition(":")
+        cleared = _company_writes(stage, records.get(key) if kind == "company" else None, None,
+                                  written)  # fmt: skip
+        out.companies_to_write += cleared
+        out.companies_to_clear += cleared
+        stored = stored_all.get(account_id)
+        if stored is None:  # never scored: nothing shown goes
+            continue
+        out.accounts += 1
+        out.dropped += 1
+        out.transitions[(stored.grade, NO_SCORE)] += 1
+        out.score_changes += 1
+        out.mqa_before += stored.mqa
+        out.stopped_mqa += stored.mqa
+        changes.append(
+            AccountChange(
+                account_id, stored.name or stored.domain or account_id, stored.score,
+                stored.grade, stored.mqa, 0.0, NO_SCORE, False, None, dropped=True,
+            )
+        )  # fmt: skip
+    return changes
 
 
 def _preview_range(

@@ -21,9 +21,8 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 from connector.model.loader import LoadedModel
-from connector.scoring.accounts import apply_account_mql, member_hits, score_account
+from connector.scoring.accounts import apply_account_mql, member_hits
 from connector.types import (
-    AccountMember,
     AccountResult,
     Company,
     Contact,
@@ -166,22 +165,9 @@ class AccountSides:
         for side, stage in enumerate(self.stages):
             if stage is None:
                 continue
-            titles = self.models[side].titles
-            seniority: dict[str | None, str] = {}
-            parts = self.parts[side]
-            for account_id, rows in self.members_of.items():
-                account, _ = stage._account_from(account_id, companies)
-                people: list[AccountMember] = []
-                for cid, name, title in rows:
-                    part = parts.get(cid)
-                    if part is None:
-                        continue
-                    if title not in seniority:
-                        seniority[title] = titles.classify(title).seniority
-                    people.append(
-                        AccountMember(cid, name, title, seniority[title], part[1], part[0], part[2])
-                    )
-                self.results[side][account_id] = score_account(stage.ca, account, people, now)
+            scored = stage.score_parts(self.members_of, companies, self.parts[side], now)
+            for account_id, account, result in scored:
+                self.results[side][account_id] = result
                 if account_id not in self.labels:
                     self.labels[account_id] = _label(account_id, account.company)
 

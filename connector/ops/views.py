@@ -12,15 +12,24 @@ from rich.text import Text
 from connector.ops.accounts import AccountExplanation, AccountRow
 from connector.ops.common import iso_min, num, signed
 from connector.ops.dead_letters import RetryResult
-from connector.ops.rescore import NO_GRADE, AccountPreview, ContactChange, RescorePreview
+from connector.ops.rescore import (
+    NO_GRADE,
+    NO_SCORE,
+    AccountPreview,
+    ContactChange,
+    RescorePreview,
+)
 from connector.ops.simulate import GRADES, Simulation
 from connector.ops.simulate_accounts import AccountSimulation, by_account
 from connector.ops.status import Status, run_counts, run_duration
 from connector.pipeline import PlannedWrite
+from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, shown_text
 from connector.state.store import DeadLetter
+from connector.text import display_text
 from connector.views import short_stage
 
 MAX_FLIPS = 30
+MEMBERS_SHOWN = 50  # `explain --account`: members listed in the terminal (--json: all)
 
 
 def _mql_short(reason: str | None) -> str:
@@ -66,6 +75,7 @@ def print_preview(console: Console, p: RescorePreview, *, dry_run: bool) -> None
 def _print_account_preview(console: Console, a: AccountPreview) -> None:
     console.print(a.headline(), highlight=False)
     console.print(_matrix(a.transitions, "Account grade: stored (rows) → rescored (columns)"))
+    console.print(a.companies_line(), highlight=False)
     if not a.sample:
         return
     table = Table(
@@ -80,9 +90,11 @@ def _print_account_preview(console: Console, a: AccountPreview) -> None:
         mqa = "MQA" if c.after_mqa else "no"
         if c.mqa_flip:
             mqa = f"became MQA ({c.after_mqa_reason})" if c.after_mqa else "stopped being MQA"
+        if c.dropped:
+            mqa += " (no live member left: values cleared)"
         table.add_row(
             c.label,
-            f"{before} → {num(c.after_score)}",
+            f"{before} → {'—' if c.dropped else num(c.after_score)}",
             f"{c.before_grade or '—'} → {c.after_grade}",
             mqa,
         )
@@ -92,13 +104,15 @@ def _print_account_preview(console: Console, a: AccountPreview) -> None:
 def _matrix(transitions: Counter[tuple[str, str]], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("before \\ after")
-    for g in GRADES:
+    # an account left with no live member: a column of its own (accounts only)
+    afters = (*GRADES, NO_SCORE) if any(k[1] == NO_SCORE for k in transitions) else GRADES
+    for g in afters:
         table.add_column(g, justify="right")
     table.add_column("total", justify="right")
     befores = [g for g in (*GRADES, NO_GRADE) if any(k[0] == g for k in transitions)]
     for b in befores:
         cells: list[Text | str] = []
-        for a in GRADES:
+        for a in afters:
             n = transitions.get((b, a), 0)
             style = "dim" if (a == b or n == 0) else "bold yellow"
             cells.append(Text(str(n) if n else "·", style=style))
@@ -511,7 +525,11 @@ def accounts_table(
             table.add_row(r.name, r.grade, num(r.score), "MQA" if r.mqa else "—", line)
             continue
         mqa = Text(f"MQA: {r.mqa_reason}", style="bold green") if r.mqa else Text("—")
-        people = [p.name + (f", {p.title}" if p.title else "") for p in r.engaged[:3]]
+        people = [
+            shown_text(p.name, NAME_SHOWN)
+            + (f", {shown_text(p.title, TITLE_SHOWN)}" if p.title else "")
+            for p in r.engaged[:3]
+        ]
         if len(r.engaged) > 3:
             people.append(f"…and {len(r.engaged) - 3} more")
         account = r.name + (f"\n{r.domain}" if r.domain and r.domain != r.name else "")
@@ -562,9 +580,17 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
         text = p.text
         if p.category == "account_fit" and text.startswith(signed(p.points) + " "):
             text = text[len(signed(p.points)) + 1 :]
-        points.add_row(signed(p.points), p.rule, text, ", ".join(p.people) or "—")
+        # names as reasons show them (a 10 kB name, control characters); --json: whole
+        people = ", ".join(shown_text(n, NAME_SHOWN) for n in p.people)
+        points.add_row(signed(p.points), p.rule, display_text(text), people or "—")
     console.print(points)
-    members = Table(title=f"Members: {len(x.members)}", title_justify="left")
+    shown = x.members[:MEMBERS_SHOWN]
+    more = len(x.members) - len(shown)
+    members = Table(
+        title=f"Members: {len(x.members)}"
+        + (f" (the {len(shown)} highest scored; `--json` lists all)" if more else ""),
+        title_justify="left",
+    )
     members.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=30)
     members.add_column("title", overflow="ellipsis", no_wrap=True, max_width=18)
     members.add_column("score", justify="right", no_wrap=True, min_width=5)
@@ -572,10 +598,10 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
     members.add_column("stage", no_wrap=True, min_width=5)
     members.add_column("engaged", justify="right", no_wrap=True, min_width=7)
     members.add_column("counted", justify="right", no_wrap=True, min_width=7)
-    for m in x.members:
+    for m in shown:
         members.add_row(
-            m.email or m.name,
-            m.title or "—",
+            shown_text(m.email or m.name, NAME_SHOWN),
+            shown_text(m.title, TITLE_SHOWN) if m.title else "—",
             "—" if m.score is None else num(m.score),
             m.grade or "—",
             short_stage(m.stage),
@@ -583,6 +609,8 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
             num(m.counted_points),
         )
     console.print(members)
+    if more:
+        console.print(f"…and {more} more member(s)", highlight=False)
     if x.not_counted:
         console.print("[bold]Did not count[/bold]")
         for line in x.not_counted:

@@ -98,6 +98,8 @@ class Pipeline:
         # account-based scoring (connector.account_stage), when enabled: it pulls companies and
         # associations after the events, runs as a post-score stage, and writes companies last
         self._accounts: AccountStage | None = None
+        # passes running now: 2 while a webhook refresh runs between two pages of a sync
+        self.passes_running = 0
 
     @property
     def model(self) -> LoadedModel:
@@ -219,6 +221,7 @@ class Pipeline:
         calls_before = dict(self.adapter.stats.calls)
         limited_before = self.adapter.stats.rate_limited
         summary.run_id = self.store.start_run(self.crm, kind, at=self.clock())
+        self.passes_running += 1
         try:
             if self.before_pass is not None:
                 self.before_pass()
@@ -238,6 +241,7 @@ class Pipeline:
             summary.message = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            self.passes_running -= 1
             planner.drift, planner.repairing = outer
             summary.duration_s = time.monotonic() - started
             now_calls = self.adapter.stats.calls

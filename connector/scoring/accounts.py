@@ -24,6 +24,7 @@ from typing import Any
 from connector.model.loader import LoadedModel
 from connector.model.schema import AccountRule, AccountsModel, CountTier, Lifecycle
 from connector.scoring.matchers import FieldCheck, check_all, compile_conditions
+from connector.text import display_text
 from connector.types import (
     MQL,
     Account,
@@ -38,6 +39,8 @@ from connector.types import (
 
 DAY = 86400.0
 _NAMES_SHOWN = 4  # people named in one reason before "…and N more"
+NAME_SHOWN = 60  # characters of a person's name a reason shows (longer: cut, with "…")
+TITLE_SHOWN = 40  # characters of a job title a reason shows
 
 
 class CompiledAccounts:
@@ -157,7 +160,7 @@ def score_account(
     rollup = round(sum(p for _, p in parts), 2)
     if parts:
         shown = ", ".join(
-            f"{m.name} {_signed(p)}"
+            f"{_person(m)} {_signed(p)}"
             + (f" (of {_num(m.engagement_points)})" if p < m.engagement_points else "")
             for m, p in parts[:_NAMES_SHOWN]
         )
@@ -192,7 +195,7 @@ def score_account(
     next_change = min((last + b.within_days * DAY for _, last in recent), default=None)
     breadth_points = _tier(b.tiers, len(recent))
     if breadth_points:
-        names = _names([f"{m.name}{_title(m)}" for m, _ in recent])
+        names = _names([m for m, _ in recent], titles=True)
         reasons.append(
             Reason(
                 "breadth",
@@ -214,8 +217,7 @@ def score_account(
         order = list(eng.committee.roles)
         covered = sorted(roles, key=order.index)
         text = f"buying committee, {len(covered)} roles: " + "; ".join(
-            f"{role.replace('_', ' ')} ({_names([m.name for m in roles[role]], 2)})"
-            for role in covered
+            f"{role.replace('_', ' ')} ({_names(roles[role], shown=2)})" for role in covered
         )
         reasons.append(
             Reason(
@@ -234,7 +236,7 @@ def score_account(
         if fired is None:
             continue
         rule_points += rule.points
-        who = _names([m.name for m in fired])
+        who = _names(fired)
         label = rule.description or rule.name
         reasons.append(
             Reason(
@@ -433,15 +435,52 @@ def _tier(tiers: Sequence[CountTier], n: int) -> int:
     return points
 
 
-def _names(names: Sequence[str], shown: int = _NAMES_SHOWN) -> str:
-    out = ", ".join(names[:shown])
-    if len(names) > shown:
-        out += f", …and {len(names) - shown} more"
+def _names(
+    members: Sequence[AccountMember], *, shown: int = _NAMES_SHOWN, titles: bool = False
+) -> str:
+    """The first `shown` people by name (with their titles), then "…and N more"."""
+    head = members[:shown]
+    if titles:
+        out = ", ".join([_person(m) + _title(m) for m in head])
+    else:
+        out = ", ".join([_person(m) for m in head])
+    if len(members) > shown:
+        out += f", …and {len(members) - shown} more"
     return out
 
 
+def _person(m: AccountMember) -> str:
+    """A member's name as reasons show it (`shown_text`: a 10 kB name imported by mistake
+    must not fill the company's reasons); the usual name as it is, after one check."""
+    name = m.name
+    if len(name) <= NAME_SHOWN and name.isprintable():
+        return name
+    return shown_text(name, NAME_SHOWN)
+
+
 def _title(m: AccountMember) -> str:
-    return f" ({m.title[:40]})" if m.title else ""
+    title = m.title
+    if not title:
+        return ""
+    if len(title) <= TITLE_SHOWN and title.isprintable():
+        return f" ({title})"
+    return f" ({shown_text(title, TITLE_SHOWN)})"
+
+
+def shown_text(text: str, limit: int) -> str:
+    """CRM text as a reason shows it: control characters dropped and lone surrogates
+    replaced (`display_text`), at most `limit` characters (longer: cut at a space where
+    there is one, ending in "…")."""
+    if len(text) <= limit and text.isprintable():
+        return text  # the usual name: as it is, at the cost of one check
+    text = display_text(text).replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"
 
 
 def _people(n: int) -> str:

@@ -28,6 +28,7 @@ from connector.crm.base import ContactPage, EventPage
 from connector.errors import ConfigError, ConnectorError
 from connector.pipeline import Pipeline, SyncSummary
 from connector.state.codec import decode_dt, encode_dt
+from connector.worker.passes import score_in_pass
 
 log = logging.getLogger(__name__)
 
@@ -247,11 +248,10 @@ def _run_stages(
             ids.update(store.due_contact_ids(crm, pipeline.clock()))
             if observer is not None:
                 observer.stage(job, stage, len(ids))
-            if accounts is not None:
-                accounts.reset()
-            _score_with_progress(pipeline, job, ids, summary, observer)
-            if accounts is not None:  # the accounts due, members not in a chunk, companies
-                accounts.finish(pipeline.clock(), summary)
+            # with accounts on, inside the account stage's pass: then the accounts due, the
+            # members no chunk wrote, the company records
+            score_in_pass(pipeline, summary, partial(_score_with_progress, pipeline, job, ids,
+                                                     summary, observer))  # fmt: skip
     commit({"stage": DONE, "position": None, "finished_at": encode_dt(datetime.now(UTC))})
 
 

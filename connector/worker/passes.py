@@ -4,13 +4,19 @@
   scored and written diff-only, without pulling anything;
 - `refresh_contacts`: a few contacts fetched one by one (the contact and its recent events),
   scored and written now (webhook hand-raisers).
+
+With account scoring on, both drive the account stage as a sync does after its pull
+(`AccountStage.scoring_pass`): a contact rescored here rolls its account up, and the
+account's changed values are written diff-only (the company record, every member's account
+score and grade), once; the accounts whose breadth window closed are scored too.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
+from functools import partial
 
 from connector.crm.base import ContactPage, EventPage
 from connector.pipeline import Pipeline, SyncSummary
@@ -23,7 +29,7 @@ def rescore_due(pipeline: Pipeline) -> SyncSummary:
 
     def body(summary: SyncSummary) -> None:
         due = pipeline.store.due_contact_ids(pipeline.crm, pipeline.clock())
-        pipeline.score_and_write(due, summary)
+        score_and_write(pipeline, due, summary)
 
     return pipeline.run_pass("rescore", body)
 
@@ -67,6 +73,22 @@ def refresh_contacts(
                         EventPage(events=events, position=None, high_water=None), summary
                     )
             touched.add(store.resolve_id(crm, contact.id))
-        pipeline.score_and_write(touched, summary)
+        score_and_write(pipeline, touched, summary)
 
     return pipeline.run_pass("webhook", body)
+
+
+def score_and_write(pipeline: Pipeline, contact_ids: Iterable[str], summary: SyncSummary) -> None:
+    """`Pipeline.score_and_write`, inside the account stage's pass when accounts are on."""
+    score_in_pass(pipeline, summary, partial(pipeline.score_and_write, contact_ids, summary))
+
+
+def score_in_pass(pipeline: Pipeline, summary: SyncSummary, score: Callable[[], None]) -> None:
+    """Run `score` (a pass's scoring) inside the account stage's pass when accounts are on
+    (`AccountStage.scoring_pass`: a new pass state, then `finish`)."""
+    stage = pipeline.accounts
+    if stage is None:
+        score()
+        return
+    with stage.scoring_pass(summary):
+        score()

@@ -65,7 +65,8 @@ from connector.types import (
 )
 
 if TYPE_CHECKING:
-    from connector.pipeline import Pipeline, SyncSummary
+    from connector.model.loader import LoadedModel
+    from connector.pipeline import Enricher, Pipeline, SyncSummary
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,18 @@ class AccountStage:
         self.state = PassState()
         # firmographics by registrable domain, from the enrichment of this pass's contacts
         self.known: dict[str, Company] = {}
+        self._local_seen: dict[str, Company | None] = {}  # the local providers' answers
+
+    @classmethod
+    def detached(
+        cls, store: Any, crm: str, model: LoadedModel, enricher: Enricher | None = None
+    ) -> AccountStage:
+        """A stage outside any pipeline (the rescore's preview, simulate, calibrate, a
+        roll-up process): `store`, `crm` and `model` are all it reads, and `enricher`'s
+        local providers fill the accounts' firmographics (`_local`)."""
+        from types import SimpleNamespace
+
+        return cls(cast(Any, SimpleNamespace(store=store, crm=crm, model=model, enricher=enricher)))
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -333,9 +346,7 @@ class AccountStage:
         self.contact_props = {}
         contacts = [c for c, _ in pairs]
         ids = [c.id for c in contacts]
-        for e in enrichments.values():
-            if e.email_kind == "corporate" and e.domain and e.company is not None:
-                self.known[e.domain] = e.company
+        self.learn(enrichments.values())
         links: dict[str, CompanyLinks] = {}
         if self._capable("company_links"):
             links = self.p.adapter.company_links(ids)  # type: ignore[attr-defined]
@@ -459,6 +470,7 @@ class AccountStage:
             cuts = [""] + [ids[len(ids) * i // k - 1] for i in range(1, k)] + [None]
             path, timeout = self.store.path, self.store.busy_timeout
             ca, model, known = self.ca, self.p.model, self.known
+            enricher = getattr(self.p, "enricher", None)  # its local providers (`_local`)
             stores: list[Any] = []  # a process's own connection, opened by its first piece
 
             def job(i: int) -> list[tuple[AccountScoreRow, tuple[Any, ...]]]:
@@ -469,7 +481,12 @@ class AccountStage:
                 if not stores:
                     store = StateStore.open(path, busy_timeout=timeout)
                     stage = AccountStage(
-                        cast(Any, SimpleNamespace(store=store, crm=self.crm, model=model))
+                        cast(
+                            Any,
+                            SimpleNamespace(
+                                store=store, crm=self.crm, model=model, enricher=enricher
+                            ),
+                        )
                     )
                     stage._compiled, stage.known = ca, known
                     stores.append(stage)
@@ -620,18 +637,36 @@ class AccountStage:
         # (the first member, by id, whose domain enrichment knows)
         for c in sorted(contacts, key=lambda c: _id_sort(c.id)):
             domain = (c.email or "").rpartition("@")[2].lower()
-            known = self.known.get(domain) if domain else None
+            known = (self.known.get(domain) or self._local(domain)) if domain else None
             if known is not None:
                 name = c.company_name or known.name
                 return Account(account_id, replace(known, name=name, source="company_field")), None
         return Account(account_id, Company(domain="", name=key, source="company_field")), None
+
+    def learn(self, enrichments: Iterable[Enrichment]) -> None:
+        """Keep the firmographics the contacts' enrichment found, by registrable domain: what
+        an account of that domain is filled from."""
+        for e in enrichments:
+            if e.email_kind == "corporate" and e.domain and e.company is not None:
+                self.known[e.domain] = e.company
+
+    def _local(self, domain: str) -> Company | None:
+        """The local providers' firmographics of `domain` (the firmographics file: never
+        cached, so a roll-up outside a sync, which enriches no member, asks them as the sync's
+        enrichment did; asked before the cache, as enrichment does), once a domain."""
+        if domain in self._local_seen:
+            return self._local_seen[domain]
+        enricher = getattr(self.p, "enricher", None)
+        found = enricher.local_company(domain) if enricher is not None else None
+        self._local_seen[domain] = found
+        return found
 
     def _fill(self, company: Company, cache: Mapping[str, CacheEntry] | None = None) -> Company:
         """Blank firmographics filled from the enrichment cache of the company's domain
         (`cache`: its entries read beforehand, by lower-cased domain)."""
         if not company.domain:
             return company
-        known = self.known.get(company.domain)
+        known = self.known.get(company.domain) or self._local(company.domain.lower())
         if known is None:
             entry = (
                 self.store.get_company_entry(company.domain)

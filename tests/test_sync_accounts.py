@@ -647,3 +647,32 @@ def test_demo_portal_accounts_northwind_data_is_an_mqa_and_the_lower_bar_makes_t
     idle = h.pipeline.sync()
     assert (idle.status, idle.written, idle.notes) == ("ok", 0, [])
     assert [r.path for r in h.sb.requests if r.path.endswith("/batch/update")] == []
+
+
+def test_a_rescore_outside_the_sync_keeps_the_firmographics_file_s_accounts(
+    acc: Harness,
+) -> None:
+    """The local firmographics file is not cached (only remote answers are): a roll-up outside
+    a sync (the rescore's dry run and its applied roll-up, simulate, calibrate) asks the local
+    providers for an account's domain, as the sync's enrichment did. Right after a sync, a
+    dry run with the same model changes no account; the applied rescore writes nothing."""
+    from connector.ops.rescore import apply_rescore, preview_rescore
+
+    assert acc.pipeline.sync().status == "ok"
+    stored = {a: (r.score, r.grade) for a, r in _account_scores(acc).items()}
+    grades = sorted(g for _, g in stored.values())
+    assert "B" in grades  # Globex and Initech are B from the file (industry, size)
+    model = acc.pipeline.model
+    preview = preview_rescore(acc.store, "hubspot", model, acc.pipeline.enricher, NOW, workers=1)
+    a = preview.accounts
+    assert a is not None
+    assert (a.score_changes, a.grade_changes, a.became_mqa, a.stopped_mqa) == (0, 0, 0, 0)
+    acc.sb.clear_log()
+    apply_rescore(acc.pipeline, model, workers=1)
+    after = {a: (r.score, r.grade) for a, r in _account_scores(acc).items()}
+    assert after == stored
+    assert [r.path for r in acc.sb.requests if "batch/update" in r.path] == []
+
+
+def _account_scores(h: Harness) -> dict[str, Any]:
+    return h.store.account_scores_many("hubspot", h.store.account_ids("hubspot"))  # type: ignore[no-any-return]

@@ -33,8 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 from connector.calibrate.observe import Dataset, as_plain_lead, checkpoints
 from connector.calibrate.outcomes import Outcome, outcome_for
@@ -169,7 +168,8 @@ def account_coverage(
     members_of = live_account_members(store, crm)
     if not members_of:
         return None
-    stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=crm, model=model)))
+    stage = AccountStage.detached(store, crm, model)
+    stage.learn(ds.enrichments())  # the firmographics the members' enrichment found
     companies = store.get_crm_companies(
         crm, [a.partition(":")[2] for a in members_of if a.startswith("company:")]
     )

@@ -358,6 +358,10 @@ class Dataset:
                 if hit is not None:
                     self._enrichment[e] = hit
 
+    def enrichments(self) -> Iterable[Enrichment]:
+        """The enrichment of every contact read (by e-mail address)."""
+        return self._enrichment.values()
+
     def iter_labelled(
         self, ids: Iterable[str] | None = None
     ) -> Iterator[tuple[Contact, list[Event], Enrichment | None, Outcome]]:

@@ -169,6 +169,17 @@ class Enricher:
         """Run the chain (with the cache) for one registrable domain."""
         return self._resolve(domain, _utc(now))
 
+    def local_company(self, domain: str) -> Company | None:
+        """What the local providers (a firmographics file...: no network, never cached) say
+        of a registrable domain, the first that knows it: what `enrich` finds for the
+        domain's people when no remote provider is asked. None: none knows it."""
+        for provider in self.providers:
+            if not provider.remote:
+                result = self._ask(provider, domain)
+                if result.status == "hit" and result.company is not None:
+                    return result.company
+        return None
+
     def explain(self, email: str | None, now: datetime, *, ask_all: bool = False) -> Explanation:
         """What the address parses to, what each provider said and what the cache holds.
 

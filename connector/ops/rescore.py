@@ -353,8 +353,10 @@ def preview_rescore(
     if accounts and (out.waiting or out.shown or store.count_account_scores(crm)):
         results: dict[str, AccountResult] = {}
         summary = preview_accounts(
-            store, crm, model, out.members, now, sample=sample, results=results
-        )
+            store, crm, model, out.members, now, sample=sample, results=results,
+            enricher=enricher if enricher is not None or enricher_for is None
+            else enricher_for(store),
+        )  # fmt: skip
         if store.count_account_scores(crm):
             out.accounts = summary
         _settle_at_accounts(out, model, results, sample, keep_after, write_company_fields)
@@ -434,17 +436,17 @@ def preview_accounts(
     *,
     sample: int = 10,
     results: dict[str, AccountResult] | None = None,
+    enricher: Enricher | None = None,
 ) -> AccountPreview:
     """Every stored account scored again with `model` from its members' recomputed parts
     (`members`), compared with its stored score. Reads only. `results`: filled with every
-    account's new result."""
-    from types import SimpleNamespace
-    from typing import Any, cast
+    account's new result. `enricher`: its local providers fill the accounts' firmographics
+    as the sync's enrichment does (`AccountStage._local`)."""
 
     from connector.account_stage import AccountStage
     from connector.state.accounts import live_account_members
 
-    stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=crm, model=model)))
+    stage = AccountStage.detached(store, crm, model, enricher)
     out = AccountPreview()
     changes: list[AccountChange] = []
     members_of = live_account_members(store, crm)

@@ -173,7 +173,7 @@ def simulate_threshold(
     acc: AccountSides | None = None
     if accounts and accounts_enabled(model):
         other = model if mqa_threshold is None else with_mqa_threshold(model, mqa_threshold)
-        acc = AccountSides(store, crm, [model, other])
+        acc = AccountSides(store, crm, [model, other], enricher)
         acc.parts[1] = acc.parts[0]  # the same points on both sides
     blocked = _blockers(model)
     deferred: list[tuple[Contact, ScoreResult, str | None, bool]] = []
@@ -269,7 +269,7 @@ def simulate_model(
     )
     acc: AccountSides | None = None
     if accounts and (accounts_enabled(current) or accounts_enabled(other)):
-        acc = AccountSides(store, crm, [current, other])
+        acc = AccountSides(store, crm, [current, other], enricher)
     blocked = (_blockers(current), _blockers(other))
     deferred: list[tuple[Contact, ScoreResult, ScoreResult]] = []
     times: dict[str, str] | None = {} if acc is not None else None

@@ -17,8 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from connector.model.loader import LoadedModel
 from connector.scoring.accounts import apply_account_mql, member_hits
@@ -31,6 +30,7 @@ from connector.types import (
 )
 
 if TYPE_CHECKING:
+    from connector.pipeline import Enricher
     from connector.state.store import StateStore
 
 NO_ACCOUNT_GRADE = "—"  # a side whose model has no (enabled) accounts section
@@ -111,7 +111,13 @@ class AccountSides:
     """Members' parts recorded while the contacts are rescored (one side per model), every
     account scored per side from them, and the MQA bar for the contacts at an MQA."""
 
-    def __init__(self, store: StateStore, crm: str, models: Sequence[LoadedModel]) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        crm: str,
+        models: Sequence[LoadedModel],
+        enricher: Enricher | None = None,
+    ) -> None:
         from connector.account_stage import AccountStage
         from connector.state.accounts import live_account_members
 
@@ -125,9 +131,7 @@ class AccountSides:
         # the sync's own account builder (firmographics from the company record, filled from
         # the enrichment cache), one per side: its compiled `accounts:` section
         self.stages = [
-            AccountStage(cast(Any, SimpleNamespace(store=store, crm=crm, model=m)))
-            if accounts_enabled(m)
-            else None
+            AccountStage.detached(store, crm, m, enricher) if accounts_enabled(m) else None
             for m in self.models
         ]
         self.parts: list[dict[str, tuple[float, str, tuple[tuple[str, float], ...]]]] = [

@@ -692,7 +692,8 @@ def _record_members(
     a member's rule hits, only what `score_account` reads is kept: the latest one (breadth)
     and those of the rules the account rules count (`member_part`). Returns each member's
     account id."""
-    linked = store.contact_accounts_many(crm, [r.contact.id for r in chunk])
+    ids = [r.contact.id for r in chunk]
+    linked = store.account_ids_between(crm, min(ids), max(ids)) if ids else {}
     if not linked:
         return {}
     section = model.model.accounts
@@ -702,11 +703,14 @@ def _record_members(
         else frozenset()
     )
     now_ts = now.timestamp()
+    mine: dict[str, str] = {}
     for r in chunk:
-        if r.contact.id in linked:
+        account_id = linked.get(r.contact.id)
+        if account_id is not None:
+            mine[r.contact.id] = account_id
             res = r.results[0]
             into[res.contact_id] = member_part(res, counted, now_ts)
-    return {cid: link.account_id for cid, link in linked.items()}
+    return mine
 
 
 def _with_hit_times(model: LoadedModel, rescored: Iterator[Rescored]) -> Iterator[Rescored]:

@@ -25,10 +25,11 @@ An account none of whose members changed is not scored at all.
 from __future__ import annotations
 
 import logging
+import marshal
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import starmap
 from typing import TYPE_CHECKING, Any, cast
 
@@ -473,7 +474,7 @@ class AccountStage:
             enricher = getattr(self.p, "enricher", None)  # its local providers (`_local`)
             stores: list[Any] = []  # a process's own connection, opened by its first piece
 
-            def job(i: int) -> list[tuple[AccountScoreRow, tuple[Any, ...]]]:
+            def job(i: int) -> bytes:
                 from types import SimpleNamespace
 
                 from connector.state.store import StateStore
@@ -491,15 +492,19 @@ class AccountStage:
                     stage._compiled, stage.known = ca, known
                     stores.append(stage)
                 got = stores[0]._score_range(parts, now, cast(str, cuts[i]), cuts[i + 1])
-                return [(row, _pack(r)) for row, r in got]
+                return marshal.dumps([(row, _pack(r)) for row, r in got])
 
-            scored = [(row, _unpack(r)) for rows in forked(job, k, n) for row, r in rows]
+            scored = [
+                (row, _unpack(r, now))
+                for piece in forked(job, k, n)
+                for row, r in marshal.loads(piece)  # noqa: S302 (our own process wrote it)
+            ]
         out = {result.account_id: result for _, result in scored}
         self.state.accounts_scored += len(out)
         self.state.scored.update(out)
         with self.store.transaction():
             self.store.save_account_score_rows(row for row, _ in scored)
-            for gone in self.store.account_ids(self.crm):
+            for gone in ids:  # those with a member or a score before (`out` has no other)
                 if gone not in out:  # everyone left: no score
                     self.drop(gone)
             self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
@@ -1005,8 +1010,11 @@ def company_diff(desired: Mapping[str, str], written: Mapping[str, str]) -> dict
 
 
 def _pack(r: AccountResult) -> tuple[Any, ...]:
-    """An account result as plain tuples: what a roll-up process sends back (a record
-    pickles ~10x slower than a tuple of its fields)."""
+    """An account result as plain tuples, what a roll-up process sends back: marshalled (a
+    record pickles ~10x slower than a tuple of its fields, and marshal writes those tuples
+    ~1.7x faster than pickle). `next_change_at` as Unix seconds; `scored_at`, the roll-up's `now`
+    (`score_account`'s), is not sent."""
+    nxt = r.next_change_at
     return (
         r.account_id,
         r.score,
@@ -1019,16 +1027,17 @@ def _pack(r: AccountResult) -> tuple[Any, ...]:
         r.engaged_contacts,
         r.model_version,
         r.model_fingerprint,
-        r.scored_at,
-        r.next_change_at,
+        None if nxt is None else nxt.timestamp(),
         tuple((x.rule, x.category, x.points, x.text, x.event_ids, x.kind) for x in r.reasons),
     )
 
 
-def _unpack(t: tuple[Any, ...]) -> AccountResult:
+def _unpack(t: tuple[Any, ...], now: datetime) -> AccountResult:
+    nxt = t[11]
     return AccountResult(
-        t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12],
-        tuple(starmap(Reason, t[13])),
+        t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], now,
+        None if nxt is None else datetime.fromtimestamp(nxt, UTC),
+        tuple(starmap(Reason, t[12])),
     )  # fmt: skip
 
 

@@ -182,47 +182,64 @@ def test_synthetic_portal_rollup_in_two_processes_is_the_one_process_rollup(
         check_same_as_the_sync_path(store, model, rolled)
 
 
-def _result(points: float, reasons: tuple[Reason, ...]) -> ScoreResult:
+def _result(
+    points: float,
+    reasons: tuple[Reason, ...],
+    times: tuple[tuple[float, ...], ...] | None,
+) -> ScoreResult:
     return ScoreResult(
         "7", points, points, 0.0, "B", LifecycleDecision(None, None, False, None), False,
-        "v", "f", NOW, None, reasons,
+        "v", "f", NOW, None, reasons, hit_times=times,
     )  # fmt: skip
 
 
 def test_member_part_keeps_the_latest_hit_and_the_counted_rules_hits() -> None:
-    times = {
-        "e:1": "2026-10-01T10:00:00.000000+00:00",
-        "e:2": "2026-10-20T10:00:00.000000+00:00",
-        "e:3": "2026-10-25T10:00:00.000000+00:00",
-        "e:4": "2026-10-30T10:00:00.000000+00:00",
-        "e:9": "2026-11-03T10:00:00.000000+00:00",  # after NOW (a future-dated event)
+    ts = {
+        k: datetime.fromisoformat(v).timestamp()
+        for k, v in {
+            "e:1": "2026-10-01T10:00:00.000000+00:00",
+            "e:2": "2026-10-20T10:00:00.000000+00:00",
+            "e:3": "2026-10-25T10:00:00.000000+00:00",
+            "e:4": "2026-10-30T10:00:00.000000+00:00",
+            "e:9": "2026-11-03T10:00:00.000000+00:00",  # after NOW (a future-dated event)
+        }.items()
     }
-    ts = {k: datetime.fromisoformat(v).timestamp() for k, v in times.items()}
     reasons = (
         Reason("product_page", "engagement", 20.0, "", ("e:1", "e:2")),
-        Reason("webinar", "engagement", 30, "", ("e:3", "e:4", "e:unknown")),
+        Reason("webinar", "engagement", 30, "", ("e:3", "e:4")),
         Reason("unsubscribed", "engagement", -10.0, "", ("e:9",)),  # negative: not a hit
-        Reason("grade", "fit", 40.0, "", ("e:4",), "fit"),  # not engagement
+        Reason("grade", "fit", 40.0, "", (), "fit"),  # not engagement: no times
     )
+    times = ((ts["e:1"], ts["e:2"]), (ts["e:3"], ts["e:4"]), (ts["e:9"],))
     counted = frozenset({"product_page"})
     now_ts = NOW.timestamp()
-    part = member_part(_result(50, reasons), times, counted, now_ts)
+    part = member_part(_result(50, reasons, times), counted, now_ts)
     # the counted rule's hits, then the latest hit of any rule (the webinar's e:4)
     assert part == (50, "B", (("product_page", ts["e:1"]), ("product_page", ts["e:2"]),
                               ("webinar", ts["e:4"])))  # fmt: skip
     assert type(part[0]) is int  # the points as the result holds them, in either build
     # the latest hit is a counted rule's: kept once
     later = (Reason("product_page", "engagement", 5.0, "", ("e:1", "e:4")),)
-    assert member_part(_result(5.0, later), times, counted, now_ts)[2] == (
+    assert member_part(_result(5.0, later, ((ts["e:1"], ts["e:4"]),)), counted, now_ts)[2] == (
         ("product_page", ts["e:1"]), ("product_page", ts["e:4"]),
     )  # fmt: skip
     # a future-dated hit: the latest one up to now counts for breadth, besides the counted
     future = (*reasons[:2], Reason("pricing", "engagement", 5.0, "", ("e:9", "e:3")))
-    assert member_part(_result(55.0, future), times, counted, now_ts)[2] == (
+    future_times = (*times[:2], (ts["e:9"], ts["e:3"]))
+    assert member_part(_result(55.0, future, future_times), counted, now_ts)[2] == (
         ("product_page", ts["e:1"]), ("product_page", ts["e:2"]), ("webinar", ts["e:4"]),
     )  # fmt: skip
-    # nothing known: no hits
-    assert member_part(_result(0.0, reasons), {}, counted, now_ts) == (0.0, "B", ())
+    # equal latest times: the first rule in the reasons' order
+    tied = (Reason("pricing", "engagement", 5.0, "", ("e:4",)), reasons[1])
+    tied_times = ((ts["e:4"],), times[1])
+    assert member_part(_result(35.0, tied, tied_times), counted, now_ts)[2] == (
+        ("pricing", ts["e:4"]),
+    )
+    # no positive engagement: no hits
+    assert member_part(_result(0.0, reasons[2:], times[2:]), counted, now_ts) == (0.0, "B", ())
+    # a result scored without its events' times: a clear error, not an empty part
+    with pytest.raises(ValueError, match="contact 7: scored without its events' times"):
+        member_part(_result(50, reasons, None), counted, now_ts)
 
 
 def _piece(i: int) -> tuple[int, int]:

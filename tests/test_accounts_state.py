@@ -291,3 +291,31 @@ def test_a_5000_contact_account_costs_no_statement_per_member(store: StateStore)
     # every member is a manager: one committee role; 5,000 people engaged in 30 days
     assert [r.rule for r in big.reasons][:2] == ["member_engagement", "breadth"]
     assert big.reasons[0].text.endswith("(top 10 of 5000 engaged)")
+
+
+def test_account_ids_between_reads_a_range_of_contact_ids(store: StateStore) -> None:
+    """What a rescore reads for each batch it scores: the accounts of the contacts with ids
+    from the batch's first to its last (text order, both included), of this CRM only."""
+    ids = ["10", "11", "12", "2", "3"]  # text order: "10" < "11" < "12" < "2" < "3"
+    store.upsert_contacts(CRM, [Contact(i, f"{i}@acme.com") for i in ids], at=NOW)
+    store.set_contact_accounts(
+        CRM,
+        [
+            ContactAccount("10", "company:1", "primary_company", ("1",)),
+            ContactAccount("12", "domain:acme.com", "email_domain"),
+            ContactAccount("2", "company:2", "primary_company", ("2",)),
+            ContactAccount("3", "company:1", "primary_company", ("1",)),
+        ],
+        NOW,
+    )
+    store.set_contact_accounts(
+        "marketo", [ContactAccount("11", "company:9", "primary_company", ("9",))], NOW
+    )
+    assert store.account_ids_between(CRM, "10", "2") == {
+        "10": "company:1",
+        "12": "domain:acme.com",
+        "2": "company:2",
+    }
+    assert store.account_ids_between(CRM, "11", "11") == {}  # another CRM's
+    assert store.account_ids_between(CRM, "3", "3") == {"3": "company:1"}
+    assert store.account_ids_between("marketo", "", "9") == {"11": "company:9"}

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from connector.model.loader import LoadedModel, load_model
 from connector.scoring import compile_model, score, score_rows
+from connector.scoring.engine import keeping_hit_times
 from connector.state.codec import encode_dt, encode_mapping
 from connector.types import Company, Contact, Enrichment, Event, EventRow
 
@@ -266,3 +267,40 @@ def test_memoized_matching_by_range_bucket_is_exact(values: list[Any]) -> None:
         fresh = [(cr.name, pts, label) for cr, pts, label in cm._match("webinar_attended", attrs)]
         memo = [(cr.name, pts, label) for cr, pts, label in cm.matches("webinar_attended", attrs)]
         assert memo == fresh, v
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    contacts,
+    events_with_ties(),
+    enrichments,
+    st.sampled_from(["none", "linear", "half_life"]),
+    st.integers(0, 3),
+)
+def test_kept_hit_times_are_each_rule_reasons_event_times(
+    contact: Contact, evs: list[Event], enr: Enrichment | None, mode: str, seed: int
+) -> None:
+    """Within `keeping_hit_times`, a result carries, for each rule reason (they come first),
+    the Unix time of each of its events, in its `event_ids` order (frequency rules' bursts
+    too); the score is the same, and outside it no times are kept."""
+    model = MODEL if mode == "none" else DECAYING[mode]
+    rows = stored_rows(evs, random.Random(seed))
+    kept = list({(e.source, e.source_id): e for e in reversed(evs)}.values())
+    at = {f"{e.source}:{e.source_id}": e.occurred_at.timestamp() for e in kept}
+    plain = score_rows(contact, rows, enr, model, NOW)
+    assert plain.hit_times is None
+    with keeping_hit_times(model):
+        results = [
+            score_rows(contact, rows, enr, model, NOW),
+            score(contact, kept, enr, model, NOW),
+        ]
+    assert score_rows(contact, rows, enr, model, NOW).hit_times is None  # off again
+    rule_names = {r.name for r in model.model.engagement.rules}
+    for result in results:
+        assert result == plain
+        assert result.hit_times is not None
+        n = len(result.hit_times)
+        assert all(r.rule in rule_names for r in result.reasons[:n])
+        assert not any(r.rule in rule_names for r in result.reasons[n:])
+        for reason, times in zip(result.reasons, result.hit_times, strict=False):
+            assert times == tuple(at[k] for k in reason.event_ids)

@@ -35,6 +35,7 @@ from connector.pipeline import (
 )
 from connector.pipeline.named import is_qualified, named_properties
 from connector.scoring.accounts import member_part
+from connector.scoring.engine import keeping_hit_times
 from connector.state.named import StoredNamedScore
 from connector.state.store import LAST_ID, StateStore, StoredScore
 from connector.types import (
@@ -567,8 +568,8 @@ def _preview_range(
     out = RescorePreview(crm, now, model.version, model.fingerprint)
     heap: list[tuple[tuple[int, int, float], int, ContactChange]] = []
     seq = 0
-    times: dict[str, str] | None = {} if accounts and _accounts_on(model) else None
-    waits = _waits_for_account(model) if times is not None else None
+    members = accounts and _accounts_on(model)
+    waits = _waits_for_account(model) if members else None
     named = model.named
     out.named = {n.name: NamedPreview(n.name, n.threshold) for n in named}
     rescored = rescore_stored(
@@ -579,16 +580,17 @@ def _preview_range(
         now,
         after=after,
         upto=upto,
-        times=times,
     )
+    if members:
+        rescored = _with_hit_times(model, rescored)
     for chunk in _chunks(rescored, SCORE_BATCH):
         ids = [r.contact.id for r in chunk]
         stored_scores = store.get_scores_many(crm, ids)
         written_many = store.get_written_many(crm, ids)
         stored_named = {n.name: store.named_scores_many(crm, n.name, ids) for n in named}
         linked: dict[str, str] = {}
-        if times is not None:
-            linked = _record_members(store, crm, chunk, out.members, times, model, now)
+        if members:
+            linked = _record_members(store, crm, chunk, out.members, model, now)
         for contact, enrichment, (result, *named_results) in chunk:
             stored = stored_scores.get(contact.id)
             extra: dict[str, str] = {}  # the named scores' values that change
@@ -731,15 +733,16 @@ def _record_members(
     crm: str,
     chunk: list[Rescored],
     into: dict[str, MemberPart],
-    times: dict[str, str],
     model: LoadedModel,
     now: datetime,
 ) -> dict[str, str]:
-    """What account scoring reads of the chunk's account members, rescored; `times`: the
-    chunk's events' times by key (from the rows just scored: no second read). Of a member's
-    rule hits, only what `score_account` reads is kept: the latest one (breadth) and those of
-    the rules the account rules count (`member_part`). Returns each member's account id."""
-    linked = store.contact_accounts_many(crm, [r.contact.id for r in chunk])
+    """What account scoring reads of the chunk's account members, rescored (`model`'s results
+    carry their events' times: `_with_hit_times`; no second read, nothing parsed again). Of
+    a member's rule hits, only what `score_account` reads is kept: the latest one (breadth)
+    and those of the rules the account rules count (`member_part`). Returns each member's
+    account id."""
+    ids = [r.contact.id for r in chunk]
+    linked = store.account_ids_between(crm, min(ids), max(ids)) if ids else {}
     if not linked:
         return {}
     section = model.model.accounts
@@ -749,11 +752,21 @@ def _record_members(
         else frozenset()
     )
     now_ts = now.timestamp()
+    mine: dict[str, str] = {}
     for r in chunk:
-        if r.contact.id in linked:
+        account_id = linked.get(r.contact.id)
+        if account_id is not None:
+            mine[r.contact.id] = account_id
             res = r.results[0]
-            into[res.contact_id] = member_part(res, times, counted, now_ts)
-    return {cid: link.account_id for cid, link in linked.items()}
+            into[res.contact_id] = member_part(res, counted, now_ts)
+    return mine
+
+
+def _with_hit_times(model: LoadedModel, rescored: Iterator[Rescored]) -> Iterator[Rescored]:
+    """`rescored`, its `model` results carrying each rule's event times (what `member_part`
+    reads), from the times the scorer parsed already."""
+    with keeping_hit_times(model):
+        yield from rescored
 
 
 def _chunks(items: Iterable[Rescored], size: int) -> Iterator[list[Rescored]]:
@@ -854,7 +867,6 @@ def recompute_range(
     `member_parts`: filled with what account scoring reads of each account member.
     `with_named`: the model's named scores too, from the same event rows (read once)."""
     scored = backlog = 0
-    times: dict[str, str] | None = {} if member_parts is not None else None
     named = model.named if with_named else ()
     rescored = rescore_stored(
         store,
@@ -864,11 +876,12 @@ def recompute_range(
         now,
         after=after,
         upto=upto,
-        times=times,
     )
+    if member_parts is not None:
+        rescored = _with_hit_times(model, rescored)
     for chunk in _chunks(rescored, SCORE_BATCH):
-        if member_parts is not None and times is not None:
-            _record_members(store, crm, chunk, member_parts, times, model, now)
+        if member_parts is not None:
+            _record_members(store, crm, chunk, member_parts, model, now)
         written = store.get_written_many(crm, [r.contact.id for r in chunk])
         changed: list[str] = []
         named_rows: list[tuple[str, ScoreResult, bool]] = []

@@ -84,54 +84,43 @@ def member_hits(
 
 
 def member_part(
-    result: ScoreResult, times: dict[str, str], counted: frozenset[str], now_ts: float
+    result: ScoreResult, counted: frozenset[str], now_ts: float
 ) -> tuple[Any, str, tuple[tuple[str, float], ...]]:
     """What account scoring reads of a member: (engagement points, grade, rule hits), the
-    hits as (rule, event time) for its positive engagement reasons' events whose time
-    `times` knows (event key -> ISO-8601 UTC text). Only the hits `score_account` reads are
-    kept: the latest one up to `now_ts` (breadth) and every one of the rules in `counted`
-    (those the account rules count)."""
+    hits as (rule, event time) for its positive engagement reasons' events, their times from
+    the scorer (`result.hit_times`: scored within `engine.keeping_hit_times`). Only the hits
+    `score_account` reads are kept: the latest one up to `now_ts` (breadth) and every one of
+    the rules in `counted` (those the account rules count)."""
+    by_reason = result.hit_times
+    if by_reason is None:
+        raise ValueError(
+            f"contact {result.contact_id}: scored without its events' times "
+            "(score within scoring.engine.keeping_hit_times)"
+        )
     hits: list[tuple[str, float]] = []
-    latest_text = ""  # fixed-width UTC text sorts as time
+    latest = -_INF
     latest_rule = ""
-    for reason in result.reasons:
+    # the rule reasons come first, each with its events' times
+    for reason, times in zip(result.reasons, by_reason, strict=False):
         if reason.kind != "engagement" or reason.points <= 0:
             continue
         rule = reason.rule
         if rule in counted:
-            for k in reason.event_ids:
-                text = times.get(k)
-                if text is not None:
-                    hits.append((rule, datetime.fromisoformat(text).timestamp()))
-                    if text > latest_text:
-                        latest_text, latest_rule = text, rule
+            for t in times:
+                hits.append((rule, t))
+                if latest < t <= now_ts:
+                    latest, latest_rule = t, rule
         else:
-            for k in reason.event_ids:
-                text = times.get(k)
-                if text is not None and text > latest_text:
-                    latest_text, latest_rule = text, rule
-    if latest_text:
-        t = datetime.fromisoformat(latest_text).timestamp()
-        if t > now_ts:  # a future-dated event: breadth wants the latest one up to now
-            every = [
-                (reason.rule, datetime.fromisoformat(times[k]).timestamp())
-                for reason in result.reasons
-                if reason.kind == "engagement" and reason.points > 0
-                for k in reason.event_ids
-                if k in times
-            ]
-            past = [h for h in every if h[1] <= now_ts]
-            hits = [h for h in every if h[0] in counted]
-            if past:
-                hits.append(max(past, key=_hit_time))
-        elif latest_rule not in counted:  # a counted rule's hits are all kept already
-            hits.append((latest_rule, t))
+            for t in times:
+                if latest < t <= now_ts:
+                    latest, latest_rule = t, rule
+    if latest_rule and latest_rule not in counted:  # a counted rule's hits are all kept
+        hits.append((latest_rule, latest))
     # the points as the result holds them (the compiled build would make an int a float)
     return (_engagement_points(result), result.grade, tuple(hits))
 
 
-def _hit_time(hit: tuple[str, float]) -> float:
-    return hit[1]
+_INF = float("inf")
 
 
 _engagement_points = attrgetter("engagement_points")

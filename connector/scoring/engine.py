@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -95,7 +95,7 @@ class _CompiledRule:
 class _Acc:
     """What one rule collected from a contact's events (made once per fired rule)."""
 
-    __slots__ = ("event_ids", "exit", "first_attrs", "labels", "points")
+    __slots__ = ("event_ids", "exit", "first_attrs", "labels", "points", "times")
 
     def __init__(
         self,
@@ -103,9 +103,11 @@ class _Acc:
         event_ids: list[str],
         first_attrs: Mapping[str, Any],
         exit: float | None,  # seconds until the oldest counted event leaves the window
+        times: list[float] | None,  # the events' Unix times, when kept (`keeping_hit_times`)
     ) -> None:
         self.points = points
         self.event_ids = event_ids
+        self.times = times
         self.labels: dict[str, int] | None = None  # tier label -> events
         self.first_attrs = first_attrs
         self.exit = exit
@@ -118,6 +120,7 @@ class CompiledModel:
         m = loaded.model
         self.loaded = loaded
         self.model = m
+        self.hit_times = False  # results carry their rules' event times (`keeping_hit_times`)
         self.window_s = m.engagement.window_days * DAY
         decay = m.engagement.decay
         self.decay_mode = decay.mode
@@ -384,6 +387,19 @@ def compile_model(loaded: LoadedModel) -> CompiledModel:
     return cm
 
 
+@contextlib.contextmanager
+def keeping_hit_times(loaded: LoadedModel) -> Iterator[None]:
+    """Within it, `loaded`'s results carry each rule reason's event times
+    (`ScoreResult.hit_times`, what account scoring reads), in this process."""
+    cm = compile_model(loaded)
+    before = cm.hit_times
+    cm.hit_times = True
+    try:
+        yield
+    finally:
+        cm.hit_times = before
+
+
 def _decay_weight(cm: CompiledModel, age_s: float, keeps: bool) -> float:
     """The weight of points `age_s` old; 1 for a rule whose points never decay (`keeps`)."""
     if keeps:
@@ -398,8 +414,8 @@ def _decay_weight(cm: CompiledModel, age_s: float, keeps: bool) -> float:
 
 def _frequency_fires(
     rule: EngagementRule, hits: list[_Item], now_ts: float, today_idx: int
-) -> tuple[bool, list[str], float]:
-    """Return (fires, event ids of the qualifying burst, age of the burst's newest event).
+) -> tuple[bool, list[_Item], float]:
+    """Return (fires, the events of the qualifying burst, age of the burst's newest event).
 
     `hits` are the rule's events, oldest first. The newest qualifying burst is chosen, so the
     reason names the events a rep remembers.
@@ -413,12 +429,12 @@ def _frequency_fires(
         ages = [now_ts - h[0] for h in hits]
         order = sorted(range(len(ages)), key=ages.__getitem__)  # newest first
         if f.within_days is None:
-            return True, [hits[i][1] for i in order], ages[order[0]]
+            return True, [hits[i] for i in order], ages[order[0]]
         span = f.within_days * DAY
         for i in range(len(order) - n + 1):
             if ages[order[i + n - 1]] - ages[order[i]] <= span:
                 burst = order[i : i + n]
-                return True, [hits[j][1] for j in burst], ages[burst[0]]
+                return True, [hits[j] for j in burst], ages[burst[0]]
         return False, [], 0.0
     assert f.distinct_days is not None
     within = f.within_days if f.within_days is not None else float("inf")
@@ -438,7 +454,7 @@ def _frequency_fires(
         if bucket is not None:
             bucket.append(j)
     idx = [j for d in chosen for j in by_day[d]]
-    return True, [hits[j][1] for j in idx], min(ages[j] for j in idx)
+    return True, [hits[j] for j in idx], min(ages[j] for j in idx)
 
 
 def _fit_facts(
@@ -777,6 +793,7 @@ def _score_items(
     now_ts = now.timestamp()
     today_idx = int(now_ts // DAY)  # today's UTC day number
     no_decay = cm.decay_mode == "none"
+    keep_times = cm.hit_times
     counted: dict[_CompiledRule, list[_Item]] = {}  # frequency rule -> its events
     for item in items:  # oldest first: a rule's first counted event is its oldest
         matched = item[2]
@@ -797,11 +814,18 @@ def _score_items(
             if acc is None:
                 # 0.0 + : a float, and +0.0 where the points are -0.0 (as a running sum from 0)
                 acc = accs[cr] = _Acc(
-                    0.0 + points, [item[1]], item[3], None if keeps else window_s - age
+                    0.0 + points,
+                    [item[1]],
+                    item[3],
+                    None if keeps else window_s - age,
+                    [item[0]] if keep_times else None,
                 )
             else:
                 acc.points += points
                 acc.event_ids.append(item[1])
+                times = acc.times
+                if times is not None:
+                    times.append(item[0])
             if label is not None:
                 if acc.labels is None:
                     acc.labels = {label: 1}
@@ -812,18 +836,20 @@ def _score_items(
     for cr, hits in counted.items():
         if len(hits) < cr.min_hits:
             continue
-        fires, ids, newest_age = _frequency_fires(cr.rule, hits, now_ts, today_idx)
+        fires, burst, newest_age = _frequency_fires(cr.rule, hits, now_ts, today_idx)
         if not fires:
             continue
         assert cr.rule.points is not None
         accs[cr] = _Acc(
             cr.rule.points * _decay_weight(cm, newest_age, cr.keeps),
-            ids,
+            [h[1] for h in burst],
             hits[0][3],
             None if cr.keeps else window_s - (now_ts - hits[0][0]),
+            [h[0] for h in burst] if keep_times else None,
         )
 
     reasons: list[Reason] = []
+    hit_times: list[tuple[float, ...]] | None = [] if keep_times else None  # by reason
     fired: set[str] = set()
     hand_raise_text: str | None = None
     sales_signal: str | None = None
@@ -859,6 +885,8 @@ def _score_items(
         reasons.append(
             Reason(cr.name, category, pts, text + capped, tuple(acc.event_ids), "engagement")
         )
+        if hit_times is not None and acc.times is not None:
+            hit_times.append(tuple(acc.times))
         by_cat[category] = by_cat.get(category, 0.0) + pts
         if cr.hand_raiser and hand_raise_text is None:
             attrs = acc.first_attrs
@@ -949,4 +977,5 @@ def _score_items(
         reasons=tuple(reasons),
         hand_raiser=hand_raise_text is not None and not block_mql,
         priority=priority_label(grade, total, cm.priority_bands),
+        hit_times=None if hit_times is None else tuple(hit_times),
     )

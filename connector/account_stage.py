@@ -475,20 +475,11 @@ class AccountStage:
             stores: list[Any] = []  # a process's own connection, opened by its first piece
 
             def job(i: int) -> bytes:
-                from types import SimpleNamespace
-
                 from connector.state.store import StateStore
 
                 if not stores:
                     store = StateStore.open(path, busy_timeout=timeout)
-                    stage = AccountStage(
-                        cast(
-                            Any,
-                            SimpleNamespace(
-                                store=store, crm=self.crm, model=model, enricher=enricher
-                            ),
-                        )
-                    )
+                    stage = AccountStage.detached(store, self.crm, model, enricher)
                     stage._compiled, stage.known = ca, known
                     stores.append(stage)
                 got = stores[0]._score_range(parts, now, cast(str, cuts[i]), cuts[i + 1])

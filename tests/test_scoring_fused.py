@@ -241,3 +241,71 @@ def test_one_model_is_score_rows() -> None:
     (result,) = score_rows_many(contact, rows, None, [MODEL], NOW)
     assert result == score_rows(contact, rows, None, MODEL, NOW)
     assert result.engagement_points == 1.0
+
+
+TEMPLATE_PARTS = ["submitted '", "{form}", "{name!r}", "{share:>8}", "{a.b}", "{a[0]}", "{x[k]}"]
+TEMPLATE_PARTS += ["{0}", "{}", "{a:{b}}", "{", "}", "{{", "}}", "{form!s:.3}", "{nope}", " ×2"]
+ATTR_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=100),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.sampled_from(["k", "b"]), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(TEMPLATE_PARTS), max_size=5).map("".join),
+    st.dictionaries(st.sampled_from(["form", "name", "share", "a", "x", "other"]), ATTR_VALUES),
+)
+def test_a_reason_formatted_from_the_fields_it_reads_is_the_same_text(
+    template: str, attrs: dict[str, Any]
+) -> None:
+    """`_fmt` given the template's fields (turning only those into text) says what it says
+    turning every attribute into text, whatever the template: plain, odd or broken."""
+    fields = engine._template_fields(template)
+    assert engine._fmt(template, attrs, fields) == engine._fmt(template, attrs)
+
+
+def test_a_template_indexing_a_text_or_a_missing_key_says_itself() -> None:
+    """(It used to raise from the scoring: TypeError, KeyError.)"""
+    assert engine._fmt("saw {x[k]}", {"x": "text"}) == "saw {x[k]}"
+    assert engine._fmt("saw {x[k]}", {"x": {"j": 1}}, ("x",)) == "saw {x[k]}"
+    assert engine._fmt("saw {x[0]}", {"x": "text"}, ("x",)) == "saw t"  # values as text
+
+
+def test_named_scores_are_saved_as_text_and_read_back_the_same(tmp_path: Path) -> None:
+    """The reasons go to the DB as orjson's UTF-8 bytes, stored as TEXT (not a BLOB)."""
+    from connector.state.codec import reasons_json
+    from connector.state.store import StateStore
+
+    contact = Contact("7", email="sam@gmail.com", job_title="CEO")
+    evs = [
+        Event("t", "1", "7", "form_submit", NOW - timedelta(days=1), {"form": "A demo ✓ Zürich"}),
+        Event("t", "2", "7", "page_view", NOW - timedelta(days=2), {"url": "https://x.io/docs/a"}),
+    ]
+    services = EXAMPLE.named[0]
+    (result,) = score_rows_many(
+        contact, stored_rows(evs, random.Random(0)), None, [services.loaded], NOW
+    )
+    assert [r.rule for r in result.reasons if r.kind == "engagement"] == [
+        "talk_to_services",
+        "docs_page",
+    ]
+    with StateStore.open(tmp_path / "state.db") as store:
+        assert store.save_named_scores("hubspot", [("services", result, True)]) == 1
+        row = store.db.execute(
+            "SELECT typeof(reasons), reasons, scored_at FROM named_scores"
+        ).fetchone()
+        (stored,) = store.named_scores_of("hubspot", "7")
+    expected = reasons_json(result.reasons)
+    assert row == (
+        "text",
+        expected.decode() if isinstance(expected, bytes) else expected,
+        "2026-11-01T12:00:00.000000+00:00",
+    )
+    assert stored.reasons == result.reasons and stored.score == result.score == 65.0
+    assert stored.qualified and stored.grade == result.grade and stored.scored_at == NOW

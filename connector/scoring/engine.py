@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from operator import attrgetter
+from string import Formatter
 from typing import Any, NamedTuple
 
 from connector.fastjson import loads as fast_loads
@@ -31,14 +32,41 @@ class _SafeAttrs(dict[str, Any]):
         return "?"
 
 
-def _fmt(template: str, attrs: Mapping[str, Any]) -> str:
+def _fmt(template: str, attrs: Mapping[str, Any], fields: tuple[str, ...] | None = None) -> str:
+    """The template with the attributes' values (each cut at 80 characters; `?` for a missing
+    one), or as it is when it does not format. `fields`: the only attributes it reads
+    (`_template_fields`), when known: only those are turned into text."""
     if "{" not in template:
         return template
-    safe = _SafeAttrs({k: str(v)[:80] for k, v in attrs.items()})
+    if fields is None:
+        safe = _SafeAttrs({k: str(v)[:80] for k, v in attrs.items()})
+    else:
+        safe = _SafeAttrs({k: str(attrs[k])[:80] for k in fields if k in attrs})
     try:
         return template.format_map(safe)
-    except (ValueError, IndexError, AttributeError):
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):  # `{x[k]}` of a text
         return template
+
+
+def _template_fields(template: str) -> tuple[str, ...] | None:
+    """The attribute names a reason's template reads (`{form}`, `{name!r:>10}`, `{page.title}`
+    reads `page`), or None when that is not plain (positional or nested fields, or a template
+    that does not parse: `_fmt` then reads them all and fails as it always did)."""
+    try:
+        parsed = list(Formatter().parse(template))
+    except ValueError:
+        return None
+    names: list[str] = []
+    for _text, field, spec, _conversion in parsed:
+        if field is None:
+            continue
+        if spec and "{" in spec:
+            return None
+        name = field.split(".", 1)[0].split("[", 1)[0]
+        if not name or name.isdigit():
+            return None
+        names.append(name)
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass(slots=True)
@@ -64,6 +92,7 @@ class _CompiledRule:
     category: str = ""
     cap: int | None = None
     template: str = ""  # the reason's text: the description, or the rule's name
+    fields: tuple[str, ...] | None = None  # the attributes the template reads
     description: str = ""
     hand_raiser: bool = False
     sales_signal: bool = False
@@ -78,6 +107,7 @@ class _CompiledRule:
         self.category = r.category
         self.cap = r.cap
         self.template = r.description or r.name
+        self.fields = _template_fields(self.template)
         self.description = r.description
         self.hand_raiser = r.hand_raiser
         self.sales_signal = r.sales_signal
@@ -1018,12 +1048,12 @@ def _score_items(
             exits.append(acc.exit)
         if decays and pts != 0 and not cr.keeps:
             decaying = True
-        said = _fmt(cr.template, acc.first_attrs)
+        said = _fmt(cr.template, acc.first_attrs, cr.fields)
         text = said
         if acc.labels:
             text += (
                 " ("
-                + ", ".join(lbl if n == 1 else f"{lbl} ×{n}" for lbl, n in acc.labels.items())
+                + ", ".join([lbl if n == 1 else f"{lbl} ×{n}" for lbl, n in acc.labels.items()])
                 + ")"
             )
         elif not cr.is_frequency and len(acc.event_ids) > 1:

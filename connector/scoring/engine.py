@@ -687,19 +687,13 @@ def score_rows_many(
     fused = _fused(models)
     per_model, futures = _rows_items_many(fused, contact, rows, now)
     fits: list[dict[frozenset[str], _Fit]] = [{} for _ in fused.fit_groups]
+    group = fused.fit_group
     return tuple(
         [
             _score_items(
-                cm,
-                model,
-                contact,
-                per_model[i],
-                futures[i],
-                enrichment,
-                now,
-                fits[fused.fit_group[i]],
+                cm, model, contact, per_model[i], futures[i], enrichment, now, fits[group[i]]
             )
-            for i, (cm, model) in enumerate(zip(fused.cms, models, strict=True))
+            for i, (cm, model) in enumerate(zip(fused.cms, fused.models, strict=True))
         ]
     )
 
@@ -798,7 +792,8 @@ class _Fused:
     the models that read it, and one memo from the attributes' JSON text to each model's
     matching rules (the text decoded once for all); which models share their profile fit."""
 
-    def __init__(self, cms: tuple[CompiledModel, ...]) -> None:
+    def __init__(self, models: tuple[LoadedModel, ...], cms: tuple[CompiledModel, ...]) -> None:
+        self.models = models  # held: the key of `_FUSED` is their ids
         self.cms = cms
         readers: dict[str, list[int]] = {}
         for i, cm in enumerate(cms):
@@ -850,13 +845,13 @@ _FUSED: dict[tuple[int, ...], _Fused] = {}
 
 
 def _fused(models: Sequence[LoadedModel]) -> _Fused:
-    cms = tuple([compile_model(m) for m in models])
-    key = tuple([id(cm) for cm in cms])
+    """The models fused, kept by the models' identity (asked once per contact)."""
+    key = tuple([id(m) for m in models])
     fused = _FUSED.get(key)
-    if fused is None or any(a is not b for a, b in zip(fused.cms, cms, strict=True)):
+    if fused is None or any(a is not b for a, b in zip(fused.models, models, strict=True)):
         if len(_FUSED) > 16:
             _FUSED.clear()
-        fused = _FUSED[key] = _Fused(cms)
+        fused = _FUSED[key] = _Fused(tuple(models), tuple([compile_model(m) for m in models]))
     return fused
 
 

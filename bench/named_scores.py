@@ -7,7 +7,8 @@ The rescore is `connector.ops.rescore.recompute_all`, the local half of `leadsco
 on the write backlog), in one process (`--workers`) so that the two runs share the machine
 alike. "One score": the repository's default model. "Three scores": the same model with two
 named scores (`scores:`), so every contact is scored three times from ONE read of its events
-and two `named_scores` rows are saved per contact. `--named full` (the worst case): each named
+(walked once for the three: `score_rows_many`) and two `named_scores` rows are saved per
+contact. `--named full` (the worst case): each named
 score has the default model's whole engagement section (22 rules, as many as the lifecycle
 score); `--named example` (the default): each is the services score of the shipped example
 config/two_products.yaml (5 rules: a product line's score). Both models are run once first

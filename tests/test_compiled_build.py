@@ -20,6 +20,7 @@ BUILD = "LEADSCORE_COMPILE=1 python -m pip wheel --no-build-isolation --no-deps 
 ON_COMPILED = [
     "tests/test_scoring.py",
     "tests/test_scoring_properties.py",
+    "tests/test_scoring_fused.py",
     "tests/test_accounts_scoring.py",
     "tests/test_account_rollup.py",
     "tests/test_state.py",

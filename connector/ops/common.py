@@ -15,7 +15,7 @@ import click
 from connector.enrich.cache import CacheEntry, CompanyCache
 from connector.errors import ConnectorError
 from connector.progress import contacts_progress as contacts_progress  # re-exported
-from connector.scoring import score_rows
+from connector.scoring import score_rows_many
 from connector.state.store import LAST_ID, StateStore
 from connector.types import Contact, Enrichment, Reason, ScoreResult
 
@@ -74,9 +74,10 @@ def rescore_stored(
     times: dict[str, str] | None = None,
 ) -> Iterator[Rescored]:
     """Every live stored contact (with an id in `(after, upto]`) scored with its stored events
-    and enrichment, once per model, as of `now` (exactly what a sync would compute). Streamed
-    in batches; writes nothing. `times`: refilled for each batch with its events' times
-    ({"source:source_id": ISO-8601 text}) before the batch's first contact is yielded."""
+    and enrichment with each model (`score_rows_many`: one walk over a contact's events for
+    all), as of `now` (exactly what a sync would compute). Streamed in batches; writes
+    nothing. `times`: refilled for each batch with its events' times ({"source:source_id":
+    ISO-8601 text}) before the batch's first contact is yielded."""
     pairs = store.iter_contacts_with_event_rows(crm, after=after, upto=upto)
     while True:
         chunk = list(islice(pairs, batch))
@@ -92,7 +93,7 @@ def rescore_stored(
             found = {k.lower(): v for k, v in enricher.enrich_many(emails, now).items()}
         for contact, events in chunk:
             enrichment = found.get((contact.email or "").lower())
-            results = tuple(score_rows(contact, events, enrichment, m, now) for m in models)
+            results = score_rows_many(contact, events, enrichment, models, now)
             yield Rescored(contact, enrichment, results)
 
 

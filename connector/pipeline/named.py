@@ -1,10 +1,11 @@
 """Named scores (a model's `scores:` list, issue 23) in a sync: a post-score stage that
 computes every named score of a scored chunk from the event rows already loaded for it (the
 events are read once, whatever the number of scores), with the same engine
-(`connector.scoring.score_rows`) on each score's derived model (`LoadedModel.named`, built once
-per model load). Its values join each contact's one write through `contact_props`, diff-only
-like every other property, so the several scores of a contact go in ONE batch input; they are
-saved to the state DB with the chunk's scores (`save_chunk`, in the same transaction)."""
+(`connector.scoring.score_rows_many`: one walk over the rows for all) on each score's derived
+model (`LoadedModel.named`, built once per model load). Its values join each contact's one
+write through `contact_props`, diff-only like every other property, so the several scores of
+a contact go in ONE batch input; they are saved to the state DB with the chunk's scores
+(`save_chunk`, in the same transaction)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector.model.loader import NamedModel
 from connector.pipeline.score import Pairs
-from connector.scoring import score_rows
+from connector.scoring import score_rows_many
 from connector.types import Contact, Enrichment, ScoreResult
 
 if TYPE_CHECKING:
@@ -56,8 +57,10 @@ def score_named(
     enrichment: Enrichment | None,
     now: datetime,
 ) -> list[tuple[NamedModel, ScoreResult]]:
-    """Every named score of one contact, from its event rows (read once for all)."""
-    return [(n, score_rows(contact, rows, enrichment, n.loaded, now)) for n in named]
+    """Every named score of one contact, from its event rows (read once, walked once for
+    all: `score_rows_many`)."""
+    results = score_rows_many(contact, rows, enrichment, [n.loaded for n in named], now)
+    return list(zip(named, results, strict=True))
 
 
 def _num(v: float) -> str:

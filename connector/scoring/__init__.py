@@ -3,7 +3,13 @@
 from importlib.machinery import EXTENSION_SUFFIXES
 
 from connector.scoring import engine
-from connector.scoring.engine import CompiledModel, compile_model, score, score_rows
+from connector.scoring.engine import (
+    CompiledModel,
+    compile_model,
+    score,
+    score_rows,
+    score_rows_many,
+)
 from connector.scoring.lifecycle import decide_lifecycle
 
 # True in a build that compiled the core with mypyc (setup.py, LEADSCORE_COMPILE=1; the Docker
@@ -19,4 +25,5 @@ __all__ = [
     "decide_lifecycle",
     "score",
     "score_rows",
+    "score_rows_many",
 ]

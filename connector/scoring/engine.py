@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from operator import attrgetter
+from string import Formatter
 from typing import Any, NamedTuple
 
 from connector.fastjson import loads as fast_loads
@@ -31,14 +32,41 @@ class _SafeAttrs(dict[str, Any]):
         return "?"
 
 
-def _fmt(template: str, attrs: Mapping[str, Any]) -> str:
+def _fmt(template: str, attrs: Mapping[str, Any], fields: tuple[str, ...] | None = None) -> str:
+    """The template with the attributes' values (each cut at 80 characters; `?` for a missing
+    one), or as it is when it does not format. `fields`: the only attributes it reads
+    (`_template_fields`), when known: only those are turned into text."""
     if "{" not in template:
         return template
-    safe = _SafeAttrs({k: str(v)[:80] for k, v in attrs.items()})
+    if fields is None:
+        safe = _SafeAttrs({k: str(v)[:80] for k, v in attrs.items()})
+    else:
+        safe = _SafeAttrs({k: str(attrs[k])[:80] for k in fields if k in attrs})
     try:
         return template.format_map(safe)
-    except (ValueError, IndexError, AttributeError):
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):  # `{x[k]}` of a text
         return template
+
+
+def _template_fields(template: str) -> tuple[str, ...] | None:
+    """The attribute names a reason's template reads (`{form}`, `{name!r:>10}`, `{page.title}`
+    reads `page`), or None when that is not plain (positional or nested fields, or a template
+    that does not parse: `_fmt` then reads them all and fails as it always did)."""
+    try:
+        parsed = list(Formatter().parse(template))
+    except ValueError:
+        return None
+    names: list[str] = []
+    for _text, field, spec, _conversion in parsed:
+        if field is None:
+            continue
+        if spec and "{" in spec:
+            return None
+        name = field.split(".", 1)[0].split("[", 1)[0]
+        if not name or name.isdigit():
+            return None
+        names.append(name)
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass(slots=True)
@@ -64,6 +92,7 @@ class _CompiledRule:
     category: str = ""
     cap: int | None = None
     template: str = ""  # the reason's text: the description, or the rule's name
+    fields: tuple[str, ...] | None = None  # the attributes the template reads
     description: str = ""
     hand_raiser: bool = False
     sales_signal: bool = False
@@ -78,6 +107,7 @@ class _CompiledRule:
         self.category = r.category
         self.cap = r.cap
         self.template = r.description or r.name
+        self.fields = _template_fields(self.template)
         self.description = r.description
         self.hand_raiser = r.hand_raiser
         self.sales_signal = r.sales_signal
@@ -359,6 +389,8 @@ _FREQUENCY_SETS: dict[tuple[_CompiledRule, ...], tuple[_CompiledRule, ...]] = {}
 
 
 _TextHit = tuple[_Matched, Mapping[str, Any]]
+# a profile fit: (fit points, grade, MQL blocked, fit reasons)
+_Fit = tuple[float, str, bool, tuple[Reason, ...]]
 
 
 def _decode_attributes(text: str) -> dict[str, Any]:
@@ -566,6 +598,24 @@ def _fit(
     return round(fit_points, 2), grade, block_mql, tuple(reasons)
 
 
+def _fit_of(
+    cm: CompiledModel,
+    contact: Contact,
+    enrichment: Enrichment | None,
+    fired: set[str],
+    fits: dict[frozenset[str], _Fit] | None,
+) -> _Fit:
+    """`cm.fit`, or the fit another model with the same fit section computed for the same
+    fired rules it reads (`fit` reads nothing else of them)."""
+    if fits is None:
+        return cm.fit(contact, enrichment, frozenset(fired))
+    key = cm.fit_fired_names.intersection(fired)
+    hit = fits.get(key)
+    if hit is None:
+        hit = fits[key] = cm.fit(contact, enrichment, key)
+    return hit
+
+
 def _grade_for(cm: CompiledModel, fit_points: float) -> str:
     g = cm.model.fit.grades
     if fit_points >= g["A"]:
@@ -635,6 +685,33 @@ def score_rows(
     cm = compile_model(model)
     items, future = _row_items(cm, contact, rows, now)
     return _score_items(cm, model, contact, items, future, enrichment, now)
+
+
+def score_rows_many(
+    contact: Contact,
+    rows: Sequence[EventRow],
+    enrichment: Enrichment | None,
+    models: Sequence[LoadedModel],
+    now: datetime,
+) -> tuple[ScoreResult, ...]:
+    """`score_rows` with each of `models` (a model and its named scores, the two models of a
+    simulation), the same results, from ONE walk over the rows: each row's attributes decoded
+    and its time parsed once for all the models, and the profile fit computed once for the
+    models that share it (`_Fused`)."""
+    if len(models) == 1:
+        return (score_rows(contact, rows, enrichment, models[0], now),)
+    fused = _fused(models)
+    per_model, futures = _rows_items_many(fused, contact, rows, now)
+    fits: list[dict[frozenset[str], _Fit]] = [{} for _ in fused.fit_groups]
+    group = fused.fit_group
+    return tuple(
+        [
+            _score_items(
+                cm, model, contact, per_model[i], futures[i], enrichment, now, fits[group[i]]
+            )
+            for i, (cm, model) in enumerate(zip(fused.cms, fused.models, strict=True))
+        ]
+    )
 
 
 def _event_items(
@@ -721,6 +798,124 @@ def _row_items(
     return items, _fromisoformat(future) if future is not None else None
 
 
+# one row's attributes for several models: (decoded attributes, (model index, its match) for
+# each model with a rule that matches)
+_FusedHit = tuple[Mapping[str, Any], tuple[tuple[int, _Matched], ...]]
+
+
+class _Fused:
+    """Several compiled models that score the same rows (`score_rows_many`): per event type,
+    the models that read it, and one memo from the attributes' JSON text to each model's
+    matching rules (the text decoded once for all); which models share their profile fit."""
+
+    def __init__(self, models: tuple[LoadedModel, ...], cms: tuple[CompiledModel, ...]) -> None:
+        self.models = models  # held: the key of `_FUSED` is their ids
+        self.cms = cms
+        readers: dict[str, list[int]] = {}
+        for i, cm in enumerate(cms):
+            for et in cm.by_type:
+                readers.setdefault(et, []).append(i)
+        self.readers: dict[str, tuple[int, ...]] = {et: tuple(v) for et, v in readers.items()}
+        self.memo: dict[str, dict[str | None, _FusedHit]] = {et: {} for et in readers}
+        # models computing the same fit, grouped: the first model of each group, and each
+        # model's group (its fit is `cm.fit` of the group's first model: the same function)
+        self.fit_groups: list[int] = []
+        self.fit_group: list[int] = []
+        for i, cm in enumerate(cms):
+            group = next((g for g, j in enumerate(self.fit_groups) if _same_fit(cms[j], cm)), -1)
+            if group < 0:
+                group = len(self.fit_groups)
+                self.fit_groups.append(i)
+            self.fit_group.append(group)
+
+    def match_text(self, type_: str, text: str | None) -> _FusedHit:
+        """Each model's `CompiledModel.match_text`, memoized on the text, decoded once."""
+        attrs = _decode_attributes(text) if text else {}
+        matches: list[tuple[int, _Matched]] = []
+        for i in self.readers[type_]:
+            matched = self.cms[i].matched(type_, attrs)
+            if matched.all:
+                matches.append((i, matched))
+        hit: _FusedHit = (attrs, tuple(matches))
+        memo = self.memo[type_]
+        if len(memo) >= 100_000:
+            memo.clear()
+        memo[text] = hit
+        return hit
+
+
+def _same_fit(a: CompiledModel, b: CompiledModel) -> bool:
+    """Whether `a.fit` and `b.fit` are the same function of (contact, enrichment, fired): the
+    same fit section, lists and title rules (a named score without a fit of its own)."""
+    if a is b:
+        return True
+    ta, tb = a.loaded.titles, b.loaded.titles
+    return (
+        (ta is tb or ta.table == tb.table)
+        and a.model.fit == b.model.fit
+        and a.model.lists == b.model.lists
+    )
+
+
+_FUSED: dict[tuple[int, ...], _Fused] = {}
+
+
+def _fused(models: Sequence[LoadedModel]) -> _Fused:
+    """The models fused, kept by the models' identity (asked once per contact)."""
+    key = tuple([id(m) for m in models])
+    fused = _FUSED.get(key)
+    if fused is None or any(a is not b for a, b in zip(fused.models, models, strict=True)):
+        if len(_FUSED) > 16:
+            _FUSED.clear()
+        fused = _FUSED[key] = _Fused(tuple(models), tuple([compile_model(m) for m in models]))
+    return fused
+
+
+def _rows_items_many(
+    fused: _Fused, contact: Contact, rows: Sequence[EventRow], now: datetime
+) -> tuple[list[list[_Item]], list[datetime | None]]:
+    """`_row_items` of each of the fused models, from one walk over the rows."""
+    cms = fused.cms
+    memo = fused.memo
+    now_text = _utc_text(now)
+    recycled = _utc_text(contact.recycled_at) if contact.recycled_at is not None else None
+    gones = [_gone_text(cm, now) for cm in cms]
+    futures: list[str | None] = [None for _ in cms]
+    items: list[list[_Item]] = [[] for _ in cms]
+    previous = ""
+    tie = False
+    for _cid, at, key, et, text in rows:
+        if at == previous:
+            tie = True
+        previous = at
+        by_text = memo.get(et)
+        if by_text is None:  # no model reads this type
+            continue
+        if at > now_text:
+            for i in fused.readers[et]:
+                earliest = futures[i]
+                if earliest is None or at < earliest:
+                    futures[i] = at
+            continue
+        if recycled is not None and at <= recycled:
+            continue
+        hit = by_text.get(text)
+        if hit is None:
+            hit = fused.match_text(et, text)
+        attrs, matches = hit
+        ts = -1.0
+        parsed = False
+        for i, matched in matches:
+            if matched.counts_old or at >= gones[i]:
+                if not parsed:
+                    ts = _fromisoformat(at).timestamp()
+                    parsed = True
+                items[i].append((ts, key, matched, attrs))
+    if tie and not _in_key_order(rows):  # equal times: order as `score` does
+        return _rows_items_many(fused, contact, sorted(rows, key=_row_key), now)
+    return items, [_fromisoformat(f) if f is not None else None for f in futures]
+
+
 def _in_key_order(rows: Sequence[EventRow]) -> bool:
     keys = [_row_key(r) for r in rows]
     return all(a <= b for a, b in pairwise(keys))
@@ -786,7 +981,10 @@ def _score_items(
     future: datetime | None,
     enrichment: Enrichment | None,
     now: datetime,
+    fits: dict[frozenset[str], _Fit] | None = None,
 ) -> ScoreResult:
+    """The result from the prepared events. `fits`: profile fits already computed for this
+    contact by models with the same fit (`_Fused`), by the fired rules the fit reads."""
     m = cm.model
     window_s = cm.window_s
     accs: dict[_CompiledRule, _Acc] = {}
@@ -871,12 +1069,12 @@ def _score_items(
             exits.append(acc.exit)
         if decays and pts != 0 and not cr.keeps:
             decaying = True
-        said = _fmt(cr.template, acc.first_attrs)
+        said = _fmt(cr.template, acc.first_attrs, cr.fields)
         text = said
         if acc.labels:
             text += (
                 " ("
-                + ", ".join(lbl if n == 1 else f"{lbl} ×{n}" for lbl, n in acc.labels.items())
+                + ", ".join([lbl if n == 1 else f"{lbl} ×{n}" for lbl, n in acc.labels.items()])
                 + ")"
             )
         elif not cr.is_frequency and len(acc.event_ids) > 1:
@@ -926,7 +1124,7 @@ def _score_items(
         engagement += total
     engagement = round(engagement, 2)
 
-    fit_points, grade, block_mql, fit_reasons = cm.fit(contact, enrichment, frozenset(fired))
+    fit_points, grade, block_mql, fit_reasons = _fit_of(cm, contact, enrichment, fired, fits)
     reasons.extend(fit_reasons)
 
     total = engagement

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from connector.state.base import StoreBase, _db_errors
-from connector.state.codec import decode_dt, decode_reasons, encode_dt, encode_json, reasons_json
+from connector.state.codec import (
+    decode_dt,
+    decode_reasons,
+    encode_json,
+    reasons_json,
+    scored_at_text,
+)
 from connector.types import Reason, ScoreResult
 
 
@@ -34,7 +40,7 @@ class StoredNamedScore:
 _UPSERT = (
     "INSERT INTO named_scores (crm, contact_id, score_name, score, engagement_points, "
     "fit_points, grade, priority, qualified, reasons, model_version, model_fingerprint, "
-    "scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?) "
     "ON CONFLICT (crm, contact_id, score_name) DO UPDATE SET score = excluded.score, "
     "engagement_points = excluded.engagement_points, fit_points = excluded.fit_points, "
     "grade = excluded.grade, priority = excluded.priority, qualified = excluded.qualified, "
@@ -79,26 +85,25 @@ class NamedScoresMixin(StoreBase):
     @_db_errors
     def save_named_scores(self, crm: str, results: Iterable[tuple[str, ScoreResult, bool]]) -> int:
         """Upsert `(score name, result, qualified)` of contacts; returns how many."""
-        rows = []
-        for name, r, qualified in results:
-            reasons = reasons_json(r.reasons)
-            rows.append(
-                (
-                    crm,
-                    r.contact_id,
-                    name,
-                    r.score,
-                    r.engagement_points,
-                    r.fit_points,
-                    r.grade,
-                    r.priority,
-                    int(qualified),
-                    reasons.decode() if isinstance(reasons, bytes) else reasons,
-                    r.model_version,
-                    r.model_fingerprint,
-                    encode_dt(r.scored_at),
-                )
+        # the reasons as UTF-8 bytes, bound as TEXT (as `save_scores`: no decoding to str)
+        rows = [
+            (
+                crm,
+                r.contact_id,
+                name,
+                r.score,
+                r.engagement_points,
+                r.fit_points,
+                r.grade,
+                r.priority,
+                int(qualified),
+                reasons_json(r.reasons),
+                r.model_version,
+                r.model_fingerprint,
+                scored_at_text(r.scored_at),
             )
+            for name, r, qualified in results
+        ]
         if rows:
             with self.transaction():
                 self._conn.executemany(_UPSERT, rows)

@@ -272,3 +272,33 @@ def test_report_shows_conversion_by_account_grade_and_mqa(
     assert '<section id="by-account-grade"><h2>Conversion by account grade</h2>' in html
     assert '<section id="by-mqa"><h2>Conversion at MQA accounts</h2>' in html
     assert "<tr><td>MQA accounts</td><td>23</td><td>12</td><td>2</td>" in html
+
+
+def test_cli_says_when_account_scoring_is_off_on_a_db_with_account_scores(
+    acc: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rescore --dry-run` and `simulate` on a state DB synced with accounts on, run without
+    LEADSCORE_ACCOUNTS: a note on stderr says the contacts are scored without their accounts
+    (the demo's account-MQA MQLs come out as no MQL); with it on, no note."""
+    monkeypatch.setattr(analysis, "_now", lambda: NOW)
+    state = str(tmp_path / "state.db")
+    env = {
+        "LEADSCORE_HUBSPOT_TOKEN": acc.sb.token,
+        "LEADSCORE_HUBSPOT_BASE_URL": acc.sb.url,
+        "COLUMNS": "100",
+    }
+    note = (
+        "note: account scoring is off (LEADSCORE_ACCOUNTS) but the state DB holds 12 account "
+        "score(s): contacts are scored here without their accounts (an MQL at an MQA comes out "
+        "as no MQL); set LEADSCORE_ACCOUNTS=true as the worker has it"
+    )
+    for args in (
+        ["--state", state, "rescore", "--dry-run", "--workers", "1"],
+        ["--state", state, "simulate", "--threshold", "60"],
+    ):
+        res = CliRunner().invoke(cli, args, env=env)
+        assert res.exit_code == 0, res.output
+        assert note in " ".join(res.output.split()), args
+        on = CliRunner().invoke(cli, args, env={**env, "LEADSCORE_ACCOUNTS": "true"})
+        assert on.exit_code == 0, on.output
+        assert "note: account scoring is off" not in on.output

@@ -515,31 +515,19 @@ class AccountStage:
             self.crm,
             [a.partition(":")[2] for a in members_of if a.startswith("company:")],
         )
-        cache = self._cache_entries(members_of, companies)
-        ca, crm, titles = self.ca, self.crm, self.p.model.titles
-        seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
-        out: list[tuple[AccountScoreRow, AccountResult]] = []
-        for account_id, member_rows in members_of.items():
-            people: list[AccountMember] = []
-            for cid, name, title in member_rows:
-                part = parts.get(cid)
-                if part is None:
-                    continue  # not scored: it joins when it is
-                level = seniority.get(title)
-                if level is None:
-                    level = seniority[title] = titles.classify(title).seniority
-                people.append(AccountMember(cid, name, title, level, part[1], part[0], part[2]))
-            account, company_id = self._account_from(account_id, companies, cache)
-            result = score_account(ca, account, people, now)
-            row = account_score_row(
-                crm,
+        return [
+            (
+                account_score_row(
+                    self.crm,
+                    result,
+                    company_id=account.crm_id,
+                    domain=account.company.domain or None,
+                    name=account.company.name,
+                ),
                 result,
-                company_id=company_id,
-                domain=account.company.domain or None,
-                name=account.company.name,
             )
-            out.append((row, result))
-        return out
+            for _, account, result in self.score_parts(members_of, companies, parts, now)
+        ]
 
     def score_parts(
         self,
@@ -551,8 +539,10 @@ class AccountStage:
         """Every account of `members_of` (`live_account_members`) scored from its members'
         parts (contact id -> (engagement points, grade, hits); a member without one is not
         scored yet and left out), each job title classified once: (account id, account,
-        result), one account at a time. Reads the company records' facts from `companies`;
-        writes nothing (`rescore --dry-run`, `simulate`)."""
+        result), one account at a time. Reads the company records' facts from `companies`
+        and the enrichment cache's entries of the accounts' domains in one read; writes
+        nothing (`rescore --dry-run`, `simulate`, the roll-up's `_score_range`, which saves)."""
+        cache = self._cache_entries(members_of, companies)
         ca, titles = self.ca, self.p.model.titles
         seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
         for account_id, rows in members_of.items():
@@ -565,7 +555,7 @@ class AccountStage:
                 if level is None:
                     level = seniority[title] = titles.classify(title).seniority
                 people.append(AccountMember(cid, name, title, level, part[1], part[0], part[2]))
-            account, _ = self._account_from(account_id, companies)
+            account, _ = self._account_from(account_id, companies, cache)
             yield account_id, account, score_account(ca, account, people, now)
 
     def _cache_entries(

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from connector.model.loader import LoadedModel, load_model
 from connector.scoring import compile_model, score, score_rows
+from connector.scoring.accounts import member_hits, scored_hits
 from connector.scoring.engine import keeping_hit_times
 from connector.state.codec import encode_dt, encode_mapping
 from connector.types import Company, Contact, Enrichment, Event, EventRow
@@ -304,3 +305,5 @@ def test_kept_hit_times_are_each_rule_reasons_event_times(
         assert not any(r.rule in rule_names for r in result.reasons[n:])
         for reason, times in zip(result.reasons, result.hit_times, strict=False):
             assert times == tuple(at[k] for k in reason.event_ids)
+        # what simulate records of a member: the hits the sync reads from the events' times
+        assert scored_hits(result) == member_hits(result, at)

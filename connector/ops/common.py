@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from itertools import islice
-from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 import click
@@ -16,6 +16,7 @@ from connector.enrich.cache import CacheEntry, CompanyCache
 from connector.errors import ConnectorError
 from connector.progress import contacts_progress as contacts_progress  # re-exported
 from connector.scoring import score_rows_many
+from connector.scoring.engine import keeping_hit_times
 from connector.state.store import LAST_ID, StateStore
 from connector.types import Contact, Enrichment, Reason, ScoreResult
 
@@ -71,22 +72,16 @@ def rescore_stored(
     batch: int = SCORE_BATCH,
     after: str = "",
     upto: str = LAST_ID,
-    times: dict[str, str] | None = None,
 ) -> Iterator[Rescored]:
     """Every live stored contact (with an id in `(after, upto]`) scored with its stored events
     and enrichment with each model (`score_rows_many`: one walk over a contact's events for
     all), as of `now` (exactly what a sync would compute). Streamed in batches; writes
-    nothing. `times`: refilled for each batch with its events' times ({"source:source_id":
-    ISO-8601 text}) before the batch's first contact is yielded."""
+    nothing."""
     pairs = store.iter_contacts_with_event_rows(crm, after=after, upto=upto)
     while True:
         chunk = list(islice(pairs, batch))
         if not chunk:
             return
-        if times is not None:  # each event's time by key, for the batch being yielded
-            times.clear()
-            for _contact, rows in chunk:
-                times.update(map(_key_and_time, rows))
         found: dict[str, Enrichment] = {}
         if enricher is not None:
             emails = [c.email for c, _ in chunk if c.email]
@@ -97,7 +92,16 @@ def rescore_stored(
             yield Rescored(contact, enrichment, results)
 
 
-_key_and_time = itemgetter(2, 1)  # an event row's (key, time text)
+def with_hit_times(
+    models: Sequence[LoadedModel], rescored: Iterator[Rescored]
+) -> Iterator[Rescored]:
+    """`rescored`, the results of `models` carrying each rule reason's event times (what
+    account scoring reads of a member: `scoring.accounts.member_part`, `scored_hits`), from
+    the times the scorer parsed already."""
+    with ExitStack() as keep:
+        for model in models:
+            keep.enter_context(keeping_hit_times(model))
+        yield from rescored
 
 
 class Rescored(NamedTuple):

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING
 
 from connector.active_model import activate
 from connector.model.loader import LoadedModel, NamedModel
-from connector.ops.common import SCORE_BATCH, Rescored, reason_line, rescore_stored
+from connector.ops.common import (
+    SCORE_BATCH,
+    Rescored,
+    reason_line,
+    rescore_stored,
+    with_hit_times,
+)
 from connector.ops.parallel import by_id_range, tick
 from connector.pipeline import (
     Enricher,
@@ -35,7 +41,6 @@ from connector.pipeline import (
 )
 from connector.pipeline.named import is_qualified, named_properties
 from connector.scoring.accounts import member_part
-from connector.scoring.engine import keeping_hit_times
 from connector.state.named import StoredNamedScore
 from connector.state.store import LAST_ID, StateStore, StoredScore
 from connector.types import (
@@ -582,7 +587,7 @@ def _preview_range(
         upto=upto,
     )
     if members:
-        rescored = _with_hit_times(model, rescored)
+        rescored = with_hit_times([model], rescored)
     for chunk in _chunks(rescored, SCORE_BATCH):
         ids = [r.contact.id for r in chunk]
         stored_scores = store.get_scores_many(crm, ids)
@@ -737,10 +742,10 @@ def _record_members(
     now: datetime,
 ) -> dict[str, str]:
     """What account scoring reads of the chunk's account members, rescored (`model`'s results
-    carry their events' times: `_with_hit_times`; no second read, nothing parsed again). Of
-    a member's rule hits, only what `score_account` reads is kept: the latest one (breadth)
-    and those of the rules the account rules count (`member_part`). Returns each member's
-    account id."""
+    carry their events' times: `ops.common.with_hit_times`; no second read, nothing parsed
+    again). Of a member's rule hits, only what `score_account` reads is kept: the latest one
+    (breadth) and those of the rules the account rules count (`member_part`). Returns each
+    member's account id."""
     ids = [r.contact.id for r in chunk]
     linked = store.account_ids_between(crm, min(ids), max(ids)) if ids else {}
     if not linked:
@@ -760,13 +765,6 @@ def _record_members(
             res = r.results[0]
             into[res.contact_id] = member_part(res, counted, now_ts)
     return mine
-
-
-def _with_hit_times(model: LoadedModel, rescored: Iterator[Rescored]) -> Iterator[Rescored]:
-    """`rescored`, its `model` results carrying each rule's event times (what `member_part`
-    reads), from the times the scorer parsed already."""
-    with keeping_hit_times(model):
-        yield from rescored
 
 
 def _chunks(items: Iterable[Rescored], size: int) -> Iterator[list[Rescored]]:
@@ -878,7 +876,7 @@ def recompute_range(
         upto=upto,
     )
     if member_parts is not None:
-        rescored = _with_hit_times(model, rescored)
+        rescored = with_hit_times([model], rescored)
     for chunk in _chunks(rescored, SCORE_BATCH):
         if member_parts is not None:
             _record_members(store, crm, chunk, member_parts, model, now)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from connector.model.loader import LoadedModel
-from connector.ops.common import num, rescore_stored
+from connector.ops.common import num, rescore_stored, with_hit_times
 from connector.ops.simulate_accounts import (
     AccountContactFlip,
     AccountSides,
@@ -177,15 +177,16 @@ def simulate_threshold(
         acc.parts[1] = acc.parts[0]  # the same points on both sides
     blocked = _blockers(model)
     deferred: list[tuple[Contact, ScoreResult, str | None, bool]] = []
-    times: dict[str, str] | None = {} if acc is not None else None
     counts = [0] * len(points)
-    rescored = rescore_stored(store, crm, [by_points, raised], enricher, now, times=times)
+    rescored = rescore_stored(store, crm, [by_points, raised], enricher, now)
+    if acc is not None:  # the members' parts: their events' times from the scorer
+        rescored = with_hit_times([by_points], rescored)
     for contact, _, (lo, hi) in rescored:
         sim.contacts += 1
         hand = hi.lifecycle.mql_reason
         eligible = lo.lifecycle.mql_reason is not None
-        if acc is not None and times is not None and acc.linked(contact.id):
-            acc.record(0, lo, times)  # tallied once its account is scored
+        if acc is not None and acc.linked(contact.id):
+            acc.record(0, lo)  # tallied once its account is scored
             deferred.append((contact, strip(hi, blocked), hand, eligible))
             continue
         for i, t in enumerate(points):
@@ -272,13 +273,14 @@ def simulate_model(
         acc = AccountSides(store, crm, [current, other], enricher)
     blocked = (_blockers(current), _blockers(other))
     deferred: list[tuple[Contact, ScoreResult, ScoreResult]] = []
-    times: dict[str, str] | None = {} if acc is not None else None
-    rescored = rescore_stored(store, crm, [current, other], enricher, now, times=times)
+    rescored = rescore_stored(store, crm, [current, other], enricher, now)
+    if acc is not None:
+        rescored = with_hit_times([current, other], rescored)
     for contact, _, (a, b) in rescored:
         sim.contacts += 1
-        if acc is not None and times is not None and acc.linked(contact.id):
-            acc.record(0, a, times)
-            acc.record(1, b, times)
+        if acc is not None and acc.linked(contact.id):
+            acc.record(0, a)
+            acc.record(1, b)
             deferred.append((contact, strip(a, blocked[0]), strip(b, blocked[1])))
             continue
         cur, new = _sides(

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from connector.model.loader import LoadedModel
-from connector.scoring.accounts import apply_account_mql, member_hits
+from connector.scoring.accounts import apply_account_mql, scored_hits
 from connector.types import (
     AccountResult,
     Company,
@@ -144,21 +144,13 @@ class AccountSides:
     def linked(self, contact_id: str) -> bool:
         return contact_id in self.account_of
 
-    def record(self, side: int, result: ScoreResult, times: Mapping[str, str]) -> None:
-        """What account scoring reads of a member (`member_hits`, as the sync reads it);
-        `times`: the event times by key of the batch being rescored (ISO-8601 text)."""
-        keys = {
-            k
-            for r in result.reasons
-            if r.kind == "engagement" and r.points > 0
-            for k in r.event_ids
-            if k in times
-        }
-        event_times = {k: datetime.fromisoformat(times[k]).timestamp() for k in keys}
+    def record(self, side: int, result: ScoreResult) -> None:
+        """What account scoring reads of a member (`member_hits`, as the sync reads it), its
+        events' times from the scorer (`result` scored within `ops.common.with_hit_times`)."""
         self.parts[side][result.contact_id] = (
             result.engagement_points,
             result.grade,
-            member_hits(result, event_times),
+            scored_hits(result),
         )
 
     def score(self, now: datetime) -> None:

@@ -83,6 +83,31 @@ def member_hits(
     return tuple(out)
 
 
+def scored_hits(result: ScoreResult) -> tuple[tuple[str, float], ...]:
+    """`member_hits` from the scorer's own event times (`result.hit_times`: scored within
+    `engine.keeping_hit_times`): (rule, event time) for every event behind the contact's
+    positive engagement reasons, in the same order."""
+    by_reason = _hit_times(result)
+    return tuple(
+        (reason.rule, t)
+        for reason, times in zip(result.reasons, by_reason, strict=False)
+        if reason.kind == "engagement" and reason.points > 0
+        for t in times
+    )
+
+
+def _hit_times(result: ScoreResult) -> tuple[tuple[float, ...], ...]:
+    """Each rule reason's event times, which a result scored within
+    `engine.keeping_hit_times` carries (the rule reasons come first)."""
+    by_reason = result.hit_times
+    if by_reason is None:
+        raise ValueError(
+            f"contact {result.contact_id}: scored without its events' times "
+            "(score within scoring.engine.keeping_hit_times)"
+        )
+    return by_reason
+
+
 def member_part(
     result: ScoreResult, counted: frozenset[str], now_ts: float
 ) -> tuple[Any, str, tuple[tuple[str, float], ...]]:
@@ -91,12 +116,7 @@ def member_part(
     the scorer (`result.hit_times`: scored within `engine.keeping_hit_times`). Only the hits
     `score_account` reads are kept: the latest one up to `now_ts` (breadth) and every one of
     the rules in `counted` (those the account rules count)."""
-    by_reason = result.hit_times
-    if by_reason is None:
-        raise ValueError(
-            f"contact {result.contact_id}: scored without its events' times "
-            "(score within scoring.engine.keeping_hit_times)"
-        )
+    by_reason = _hit_times(result)
     hits: list[tuple[str, float]] = []
     latest = -_INF
     latest_rule = ""

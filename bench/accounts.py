@@ -7,11 +7,11 @@ incremental sync with accounts on.
 `full`: a state DB of N synthetic contacts, each the member of one of M companies
 (`contact:i` -> `company:i mod M`, firmographics stored). Timed: the contacts-only rescore
 (`recompute_all`, as bench/rescore_full.py, in every core), then the same with accounts on as
-`leadscore rescore` runs it locally before its CRM writes: the recompute recording each
-member's part (points, grade, rule hits with their events' times), then the roll-up of every
-account from those parts (`AccountStage.rollup`: one read of the members and companies,
-`score_account` by account-id range in the same number of processes, every account's score
-and history saved in one transaction). The two are timed interleaved, `--rounds` times, and
+`leadscore rescore` runs it locally before its CRM writes (`recompute_with_accounts`: the
+accounts cut into id ranges, one a process, each reading its accounts' members in batches
+of whole accounts, scoring them and then their accounts from their parts, and saving both in
+one transaction). The account results read back for the writes (`AccountStage.finish`) are
+timed apart and printed. The two are timed interleaved, `--rounds` times, and
 the fastest of each compared (this VM's speed drifts with the other work on it); the CPU
 seconds of every process are printed beside them (the work done, which the other work on
 the machine moves less). Floor: read the events ordered by contact from SQLite (before and
@@ -32,7 +32,6 @@ contact write batches (100 changed + 100 co-members) + ceil(100/100) company wri
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import resource
 import sqlite3
@@ -132,6 +131,32 @@ def floor(path: Path) -> tuple[float, int]:
     return dt, n
 
 
+def with_accounts(store: StateStore, model: Any, stage: AccountStage, workers: int) -> list[str]:
+    """The rescore with accounts on, as `leadscore rescore` runs it locally before its CRM
+    writes; the ids of the accounts scored. On this tree: one pass, each account scored with
+    its members (`recompute_with_accounts`). On the code before 2026-12-05 (no such
+    function): the recompute recording each member's part, then `AccountStage.rollup`."""
+    try:
+        from connector.ops.rescore import recompute_with_accounts
+    except ImportError:  # the code before: two steps
+        parts: dict[str, Any] = {}
+        old_recompute: Any = recompute_all
+        old_recompute(store, CRM, model, NOW, workers=workers, member_parts=parts)
+        rolled = cast(Any, stage).rollup(parts, NOW, workers=workers)
+        return list(rolled)
+    recompute_with_accounts(store, CRM, model, NOW, stage, workers=workers)
+    return list(stage.state.rolled)
+
+
+def read_back(stage: AccountStage, done: list[str]) -> dict[str, Any]:
+    """The scored accounts' results as the pass's `finish` reads them back for the writes
+    (the code before kept them from the roll-up: nothing to read)."""
+    adopt = getattr(stage, "_adopt_rolled", None)
+    if adopt is not None:
+        adopt()
+    return {a: stage.state.scored[a] for a in done}
+
+
 def full(args: argparse.Namespace) -> None:
     path = args.db or Path(
         f"/tmp/leadscore-bench-accounts-{args.contacts}x{args.events}-{args.companies}.db"
@@ -145,17 +170,11 @@ def full(args: argparse.Namespace) -> None:
         with store.transaction():
             store.db.execute("DELETE FROM write_backlog")
         workers = plan_workers(store, CRM, args.workers)
-        stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
-        # the roll-up in as many processes as the contacts (before 2026-12-04 it had no
-        # `workers`: the bench runs on that code too, for a comparison)
-        takes_workers = "workers" in inspect.signature(stage.rollup).parameters
-        rollup_kwargs: dict[str, Any] = {"workers": workers} if takes_workers else {}
-        print(f"roll-up in {workers if takes_workers else 1} process(es)")
         c_times: list[float] = []
         a_times: list[float] = []
-        r_times: list[float] = []
         c_cpus: list[float] = []
         a_cpus: list[float] = []
+        back_times: list[float] = []
         for _ in range(args.rounds):  # interleaved: this VM's speed drifts within minutes
             with store.transaction():
                 store.db.execute("DELETE FROM write_backlog")
@@ -165,30 +184,26 @@ def full(args: argparse.Namespace) -> None:
             c_cpus.append(cpu_seconds() - u0)
             with store.transaction():
                 store.db.execute("DELETE FROM write_backlog")
-            parts: dict[str, Any] = {}
+            stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
             t0, u0 = time.perf_counter(), cpu_seconds()
-            recompute_all(store, CRM, model, NOW, workers=workers, member_parts=parts)
-            m_dt, u1 = time.perf_counter() - t0, cpu_seconds()
-            t1 = time.perf_counter()
-            done = stage.rollup(parts, NOW, **rollup_kwargs)
-            r_dt = time.perf_counter() - t1
-            a_times.append(m_dt + r_dt)
+            done = with_accounts(store, model, stage, workers)
+            a_times.append(time.perf_counter() - t0)
             a_cpus.append(cpu_seconds() - u0)
-            r_times.append(r_dt)
+            t1 = time.perf_counter()
+            results = read_back(stage, done)
+            back_times.append(time.perf_counter() - t1)
             print(
                 f"contacts only: {scored:,} in {c_times[-1]:.1f}s (CPU {c_cpus[-1]:.1f}s); "
-                f"with accounts: {m_dt:.1f}s (CPU {u1 - u0:.1f}s; recording each member's "
-                f"part) + roll-up of {len(done):,} accounts {r_dt:.1f}s (CPU "
-                f"{a_cpus[-1] - (u1 - u0):.1f}s) = {a_times[-1]:.1f}s (CPU {a_cpus[-1]:.1f}s) "
-                f"({workers} process(es))"
+                f"with accounts ({len(done):,} accounts): {a_times[-1]:.1f}s (CPU "
+                f"{a_cpus[-1]:.1f}s) ({workers} process(es)); the account results read back "
+                f"for the writes (not timed above): {back_times[-1]:.2f}s"
             )
-        mqas = sum(1 for r in done.values() if r.mqa)
-        print(f"{mqas:,} MQA of {len(done):,} accounts")
+        mqas = sum(1 for r in results.values() if r.mqa)
+        print(f"{mqas:,} MQA of {len(results):,} accounts")
         c_dt, with_dt = min(c_times), min(a_times)
         print(
             f"fastest of {args.rounds}: contacts only {c_dt:.1f}s (slowest {max(c_times):.1f}s), "
-            f"with accounts {with_dt:.1f}s (slowest {max(a_times):.1f}s), roll-up alone "
-            f"{min(r_times):.1f}s (slowest {max(r_times):.1f}s)"
+            f"with accounts {with_dt:.1f}s (slowest {max(a_times):.1f}s)"
         )
         print(
             f"CPU seconds of every process, least of {args.rounds}: contacts only "

@@ -25,12 +25,10 @@ An account none of whose members changed is not scored at all.
 from __future__ import annotations
 
 import logging
-import marshal
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from itertools import starmap
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from connector.crm.base import COMPANY_PROPERTIES, CompanyLinks, CompanyPage, CrmCompany
@@ -49,7 +47,7 @@ from connector.state.accounts import (
     account_score_row,
     company_account_id,
     domain_account_id,
-    live_account_members,
+    member_name,
 )
 from connector.state.store import StoredScore
 from connector.types import (
@@ -59,7 +57,6 @@ from connector.types import (
     Company,
     Contact,
     Enrichment,
-    Reason,
     ScoreResult,
     WriteBack,
     WriteOutcome,
@@ -71,9 +68,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# below this many accounts a process, the roll-up runs in one (2,000 take ~0.3 s)
-MIN_ACCOUNTS_PER_PROCESS = 2_000
-PIECES_PER_PROCESS = 4  # id ranges each roll-up process scores, one after the other
+ROLLED_READ = 5_000  # account results a read brings back after a full rescore
 
 NAME_PREFIX = "name:"  # an account keyed by the company field (Marketo without company records)
 COMPANY_WRITE = "company-write"  # company writes in flight (`StateStore.set_in_flight(of=...)`)
@@ -95,6 +90,8 @@ class PassState:
     # score any more; their company record's values are cleared (`_write_companies`)
     emptied: set[str] = field(default_factory=set)
     unwritten: set[str] = field(default_factory=set)  # company writes that failed
+    # accounts a full rescore scored and saved, their results not read back yet
+    rolled: list[str] = field(default_factory=list)
 
 
 class AccountStage:
@@ -444,90 +441,55 @@ class AccountStage:
         self.state.emptied.add(account_id)
         self.store.add_accounts_due(self.crm, [account_id], "no member left, values to clear")
 
-    def rollup(
+    def rows_for(
         self,
+        members_of: Mapping[str, Sequence[tuple[str, str, str | None]]],
         parts: Mapping[str, tuple[float, str, tuple[tuple[str, float], ...]]],
         now: datetime,
-        workers: int | None = 1,
-    ) -> dict[str, AccountResult]:
-        """Every account scored from its members' parts (`parts`: contact id -> (engagement
-        points, grade, hits), recorded while the members were rescored: `leadscore rescore`),
-        saved in one transaction, and kept in the backlog until `finish` has written their
-        members and company records. One read of the accounts' members and companies; no
-        score is read back. `workers`: processes sharing the accounts by id range (None: every
-        core; one below `MIN_ACCOUNTS_PER_PROCESS` accounts a process, or where forking is
-        unsafe: `connector.ops.parallel`); each reads its range's members and companies on a
-        connection of its own, and the rows come back to be saved here."""
-        from connector.ops.parallel import forked, plan_processes
-
-        ids = self.store.account_ids(self.crm)
-        n = plan_processes(workers, len(ids), MIN_ACCOUNTS_PER_PROCESS)
-        if n == 1 or self.store.path == ":memory:":
-            scored = self._score_range(parts, now, "", None)
-        else:
-            # ranges (after, upto] of about equal numbers of accounts, a few a process: the
-            # results of the first are unpacked here while the processes score the rest
-            k = n * PIECES_PER_PROCESS
-            cuts = [""] + [ids[len(ids) * i // k - 1] for i in range(1, k)] + [None]
-            path, timeout = self.store.path, self.store.busy_timeout
-            ca, model, known = self.ca, self.p.model, self.known
-            enricher = getattr(self.p, "enricher", None)  # its local providers (`_local`)
-            stores: list[Any] = []  # a process's own connection, opened by its first piece
-
-            def job(i: int) -> bytes:
-                from connector.state.store import StateStore
-
-                if not stores:
-                    store = StateStore.open(path, busy_timeout=timeout)
-                    stage = AccountStage.detached(store, self.crm, model, enricher)
-                    stage._compiled, stage.known = ca, known
-                    stores.append(stage)
-                got = stores[0]._score_range(parts, now, cast(str, cuts[i]), cuts[i + 1])
-                return marshal.dumps([(row, _pack(r)) for row, r in got])
-
-            scored = [
-                (row, _unpack(r, now))
-                for piece in forked(job, k, n)
-                for row, r in marshal.loads(piece)  # noqa: S302 (our own process wrote it)
-            ]
-        out = {result.account_id: result for _, result in scored}
-        self.state.accounts_scored += len(out)
-        self.state.scored.update(out)
-        with self.store.transaction():
-            self.store.save_account_score_rows(row for row, _ in scored)
-            for gone in ids:  # those with a member or a score before (`out` has no other)
-                if gone not in out:  # everyone left: no score
-                    self.drop(gone)
-            self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
-        return out
-
-    def _score_range(
-        self,
-        parts: Mapping[str, tuple[float, str, tuple[tuple[str, float], ...]]],
-        now: datetime,
-        after: str,
-        upto: str | None,
-    ) -> list[tuple[AccountScoreRow, AccountResult]]:
-        """`rollup`'s work on the accounts with ids in `(after, upto]` (None: no upper
-        bound) that have a live member: their rows to save and their results, by id."""
-        members_of = live_account_members(self.store, self.crm, after, upto)
+    ) -> list[AccountScoreRow]:
+        """The rows to save of `members_of`'s accounts, each scored from its members' parts
+        (`score_parts`; `members_of`: account id -> [(contact id, name, job title)]), their
+        company records read at once: a full rescore's batch of whole accounts
+        (`ops.rescore.recompute_with_accounts`), which saves them with their members'
+        scores. Saves nothing."""
         companies = self.store.get_crm_companies(
             self.crm,
             [a.partition(":")[2] for a in members_of if a.startswith("company:")],
         )
         return [
-            (
-                account_score_row(
-                    self.crm,
-                    result,
-                    company_id=account.crm_id,
-                    domain=account.company.domain or None,
-                    name=account.company.name,
-                ),
+            account_score_row(
+                self.crm,
                 result,
+                company_id=account.crm_id,
+                domain=account.company.domain or None,
+                name=account.company.name,
             )
             for _, account, result in self.score_parts(members_of, companies, parts, now)
         ]
+
+    def rolled_up(self, before: Sequence[str], scored: Sequence[str]) -> None:
+        """A full rescore scored and saved `scored` with their members
+        (`ops.rescore.recompute_with_accounts`): the accounts of `before` (every one with a
+        member or a score when it began) it did not score have no live member left and lose
+        their score; `finish` writes the scored ones, their results read back from the state
+        DB when it needs them (nothing travels back from the rescore's processes)."""
+        done = set(scored)
+        self.state.accounts_scored += len(done)
+        self.state.rolled.extend(scored)
+        with self.store.transaction():
+            for gone in before:
+                if gone not in done:  # everyone left: no score
+                    self.drop(gone)
+
+    def _adopt_rolled(self) -> None:
+        """The results of the accounts a full rescore saved (`rolled_up`), read back in one
+        pass into `state.scored` (an account scored again since keeps that result)."""
+        ids = [a for a in self.state.rolled if a not in self.state.scored]
+        self.state.rolled = []
+        for k in range(0, len(ids), ROLLED_READ):
+            chunk = ids[k : k + ROLLED_READ]
+            stored = self.store.account_scores_many(self.crm, chunk)
+            self.state.scored.update((a, _as_result(stored[a])) for a in chunk if a in stored)
 
     def score_parts(
         self,
@@ -699,11 +661,11 @@ class AccountStage:
             r = results.get(contact.id)
             if r is None:
                 continue  # not scored yet: it joins when it is
-            name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
+            c = contact
             out.append(
                 AccountMember(
-                    contact.id,
-                    name or contact.email or contact.id,
+                    c.id,
+                    member_name(c.first_name, c.last_name, c.email, c.id),
                     contact.job_title,
                     titles.classify(contact.job_title).seniority,
                     r.grade,
@@ -717,6 +679,7 @@ class AccountStage:
     def finish(self, now: datetime, summary: SyncSummary) -> None:
         if not self.enabled():
             return
+        self._adopt_rolled()
         due = [
             a
             for a in dict.fromkeys(
@@ -988,38 +951,6 @@ def company_diff(desired: Mapping[str, str], written: Mapping[str, str]) -> dict
     if not any(desired.values()):
         return {k: v for k, v in desired.items() if written.get(k, "") != v}
     return {k: v for k, v in desired.items() if written.get(k) != v}
-
-
-def _pack(r: AccountResult) -> tuple[Any, ...]:
-    """An account result as plain tuples, what a roll-up process sends back: marshalled (a
-    record pickles ~10x slower than a tuple of its fields, and marshal writes those tuples
-    ~1.7x faster than pickle). `next_change_at` as Unix seconds; `scored_at`, the roll-up's `now`
-    (`score_account`'s), is not sent."""
-    nxt = r.next_change_at
-    return (
-        r.account_id,
-        r.score,
-        r.engagement_points,
-        r.fit_points,
-        r.grade,
-        r.mqa,
-        r.mqa_reason,
-        r.members,
-        r.engaged_contacts,
-        r.model_version,
-        r.model_fingerprint,
-        None if nxt is None else nxt.timestamp(),
-        tuple((x.rule, x.category, x.points, x.text, x.event_ids, x.kind) for x in r.reasons),
-    )
-
-
-def _unpack(t: tuple[Any, ...], now: datetime) -> AccountResult:
-    nxt = t[11]
-    return AccountResult(
-        t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], now,
-        None if nxt is None else datetime.fromtimestamp(nxt, UTC),
-        tuple(starmap(Reason, t[12])),
-    )  # fmt: skip
 
 
 def _id_sort(cid: str) -> tuple[int, str]:

@@ -1,26 +1,28 @@
-"""The full rescore's account roll-up (`AccountStage.rollup`) in several processes saves exactly
-what it saves in one: the same account rows, history rows and backlog, the same results, in
-the same order; and each account gets what the sync's own path (`score_accounts`, from the
-stored scores and their events' times) gives it. On the demo portal and on a synthetic one."""
+"""The full rescore with accounts on (`ops.rescore.recompute_with_accounts`): each account is
+scored with its members, batch by batch, in several processes. In 2 processes it saves exactly
+what it saves in 1 (contact scores, account rows, history, backlog, the accounts due), the
+contacts' scores are the contacts-only rescore's, and each account gets what the sync's own
+path (`score_accounts`, from the stored scores and their events' times) gives it. On the demo
+portal and on a synthetic one."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
-from connector import account_stage
 from connector.account_stage import AccountStage
 from connector.crm.base import CrmCompany
 from connector.enrich.cache import CacheEntry
 from connector.model.loader import LoadedModel, load_model
 from connector.ops import parallel
-from connector.ops.rescore import MemberPart, recompute_all
+from connector.ops.rescore import recompute_all, recompute_with_accounts
 from connector.scoring.accounts import member_part
 from connector.state.accounts import ContactAccount, company_account_id
 from connector.state.store import StateStore
@@ -37,28 +39,30 @@ from .conftest import NOW, Harness
 from .test_ops_rescore_accounts import acc  # noqa: F401  (the demo portal's fixture)
 
 CRM = "hubspot"
+# every table the rescore writes, each in an order that does not depend on which process
+# wrote first (history ids interleave between processes: compared without them)
 TABLES = {
-    "account_scores": "crm, account_id",
-    "account_score_history": "id",
-    "accounts_due": "crm, account_id",
+    "scores": "SELECT * FROM scores ORDER BY crm, contact_id",
+    "score_history": "SELECT crm, contact_id, model_version, score, grade, mql, scored_at, "
+    "stage FROM score_history ORDER BY 1, 2, 3, 4, 5, 6, 7, 8",
+    "write_backlog": "SELECT * FROM write_backlog ORDER BY 1, 2",
+    "account_scores": "SELECT * FROM account_scores ORDER BY crm, account_id",
+    "account_score_history": "SELECT crm, account_id, model_version, score, grade, mqa, "
+    "scored_at FROM account_score_history ORDER BY 1, 2, 3, 4, 5, 6, 7",
+    "accounts_due": "SELECT * FROM accounts_due ORDER BY crm, account_id",
 }
 
 
 @pytest.fixture
 def processes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Processes even for a dozen accounts (the real minimum is 2,000 per process), and for
-    the contacts' recompute (20,000)."""
-    monkeypatch.setattr(account_stage, "MIN_ACCOUNTS_PER_PROCESS", 1)
+    """Processes even for a few dozen contacts (the real minimum is 20,000 a process)."""
     monkeypatch.setattr(parallel, "MIN_CONTACTS_PER_WORKER", 1)
 
 
 def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     conn = sqlite3.connect(path)
     try:
-        return {
-            t: conn.execute(f"SELECT * FROM {t} ORDER BY {order}").fetchall()
-            for t, order in TABLES.items()
-        }
+        return {t: conn.execute(sql).fetchall() for t, sql in TABLES.items()}
     finally:
         conn.close()
 
@@ -70,47 +74,61 @@ def copy(store: StateStore, to: Path) -> Path:
     return to
 
 
-def rollup_in(
-    path: Path, model: LoadedModel, parts: dict[str, MemberPart], workers: int
-) -> tuple[dict[str, AccountResult], dict[str, list[tuple[Any, ...]]], int]:
+def rescore_in(
+    path: Path, model: LoadedModel, workers: int
+) -> tuple[dict[str, AccountResult], dict[str, list[tuple[Any, ...]]], int, int]:
+    """The rescore with accounts on in `workers` processes: the accounts' results as the
+    pass's `finish` reads them back, every table it writes, (contacts scored, accounts
+    scored)."""
     with StateStore.open(path) as store:
         stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
-        out = stage.rollup(parts, NOW, workers=workers)
-        counted = stage.state.accounts_scored
-        assert list(stage.state.scored.items()) == list(out.items())
-    return out, rows(path), counted
+        scored, _ = recompute_with_accounts(store, CRM, model, NOW, stage, workers=workers)
+        rolled = sorted(stage.state.rolled)
+        assert len(rolled) == len(set(rolled)) == stage.state.accounts_scored
+        stage._adopt_rolled()
+        assert stage.state.rolled == [] and sorted(stage.state.scored) == rolled
+        out = {a: stage.state.scored[a] for a in rolled}
+    return out, rows(path), scored, len(out)
 
 
 def check_same_in_one_and_two_processes(
     store: StateStore, model: LoadedModel, tmp_path: Path
 ) -> dict[str, AccountResult]:
-    parts: dict[str, MemberPart] = {}
-    recompute_all(store, CRM, model, NOW, workers=2, member_parts=parts)
+    contacts_only = copy(store, tmp_path / "contacts.db")
+    with StateStore.open(contacts_only) as st:
+        recompute_all(st, CRM, model, NOW, workers=1)
     one, two = copy(store, tmp_path / "one.db"), copy(store, tmp_path / "two.db")
-    res1, rows1, n1 = rollup_in(one, model, parts, workers=1)
-    res2, rows2, n2 = rollup_in(two, model, parts, workers=2)
-    assert list(res2.items()) == list(res1.items())  # equal results, in the same order
-    assert rows2 == rows1  # byte for byte: scores, reasons' text, history ids, backlog
-    assert n1 == n2 == len(res1) == len(rows1["account_scores"])
-    # a second roll-up (the rows exist: updated in place, no new history) agrees too
-    again1, again_rows1, _ = rollup_in(one, model, parts, workers=1)
-    again2, again_rows2, _ = rollup_in(two, model, parts, workers=2)
+    res1, rows1, n1, a1 = rescore_in(one, model, workers=1)
+    res2, rows2, n2, a2 = rescore_in(two, model, workers=2)
+    assert res2 == res1
+    assert rows2 == rows1  # byte for byte: scores, reasons' text, history, backlog, due
+    assert n1 == n2 == len(rows1["scores"]) and a1 == a2 == len(rows1["account_scores"])
+    # the contacts' scores are those of the contacts-only rescore, and so is their backlog
+    plain = rows(contacts_only)
+    assert rows1["scores"] == plain["scores"]
+    assert rows1["write_backlog"] == plain["write_backlog"]
+    assert rows1["accounts_due"] == [(CRM, a, "scored, values to write") for a in sorted(res1)]
+    # a second rescore (the rows exist: updated in place, no new history) agrees too
+    again1, again_rows1, _, _ = rescore_in(one, model, workers=1)
+    again2, again_rows2, _, _ = rescore_in(two, model, workers=2)
     assert again1 == again2 == res1
     assert again_rows1 == again_rows2 == rows1
+    with StateStore.open(two) as st:
+        check_same_as_the_sync_path(st, model, res1)
     return res1
 
 
 def check_same_as_the_sync_path(
     store: StateStore, model: LoadedModel, rolled: dict[str, AccountResult]
 ) -> None:
-    """`score_accounts` reads every member's stored score and its events' times: the roll-up,
-    from the parts the recompute recorded, must agree on every account."""
+    """`score_accounts` reads every member's stored score and its events' times: the rescore,
+    from the parts its scorer kept, must agree on every account."""
     stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
     synced = stage.score_accounts(list(rolled), NOW)
     assert synced == rolled
 
 
-def test_demo_portal_rollup_in_two_processes_is_the_one_process_rollup(
+def test_demo_portal_rescore_with_accounts_in_two_processes_is_the_one_process_rescore(
     acc: Harness,  # noqa: F811
     tmp_path: Path,
     processes: None,
@@ -120,7 +138,9 @@ def test_demo_portal_rollup_in_two_processes_is_the_one_process_rollup(
     assert len(rolled) == 12
     assert sum(r.mqa for r in rolled.values()) == 6
     assert rolled["company:9012"].reasons[0].text.startswith("engagement of 4 people")
-    check_same_as_the_sync_path(acc.store, model, rolled)
+    # the free-mail contacts (no account) were rescored beside the accounts' members
+    members = sum(r.members for r in rolled.values())
+    assert members < acc.store.count_contacts(CRM)
 
 
 def synthetic_store(path: Path, contacts: int, companies: int) -> StateStore:
@@ -167,7 +187,7 @@ def synthetic_store(path: Path, contacts: int, companies: int) -> StateStore:
     return store
 
 
-def test_synthetic_portal_rollup_in_two_processes_is_the_one_process_rollup(
+def test_synthetic_portal_rescore_with_accounts_in_two_processes_is_the_one_process_rescore(
     tmp_path: Path, processes: None
 ) -> None:
     model = load_model(Path(__file__).resolve().parents[1] / "config" / "model.yaml")
@@ -179,7 +199,58 @@ def test_synthetic_portal_rollup_in_two_processes_is_the_one_process_rollup(
         # the cache filled the blank industry of every fifth company
         fit = {x.text for x in rolled["company:700005"].reasons if x.rule == "account_industry"}
         assert fit == {"+15 target industry (industry financial services)"}
-        check_same_as_the_sync_path(store, model, rolled)
+
+
+def test_accounts_are_never_cut_between_processes_or_batches(tmp_path: Path) -> None:
+    """`split_accounts` cuts by members and `account_member_batches` reads whole accounts:
+    a 600-member account is one batch, and every account's members come in one batch."""
+    with synthetic_store(tmp_path / "state.db", 1_200, 60) as store:
+        big = [ContactAccount(str(100_000 + i), "company:700007", "primary_company",
+                              ("700007",)) for i in range(600)]  # fmt: skip
+        store.set_contact_accounts(CRM, big, NOW)
+        ranges = store.split_accounts(CRM, 3)
+        assert ranges[0][0] == "" and ranges[-1][1] == "\U0010ffff" and len(ranges) == 3
+        assert all(a[1] == b[0] for a, b in pairwise(ranges))
+        seen: dict[str, int] = {}
+        sizes: list[list[int]] = []
+        for after, upto in ranges:
+            sizes.append([])
+            for batch in store.account_member_batches(CRM, after, upto, 100):
+                accounts = {a for a, _ in batch}
+                assert all(after < a <= upto for a in accounts)
+                for a in accounts:
+                    assert a not in seen  # no account comes in two batches
+                    seen[a] = sum(1 for x, _ in batch if x == a)
+                sizes[-1].append(len(batch))
+        assert len(seen) == 60 and sum(seen.values()) == 1_200
+        ids = [r[0] for r in store.db.execute("SELECT id FROM contacts").fetchall()]
+        own = {c for c in ids if int(c) % 60 == 7}
+        assert seen["company:700007"] == len(own | {c.contact_id for c in big}) > 600
+        assert max(max(x) for x in sizes) >= 600  # the big account: one batch
+        assert all(n >= 100 for x in sizes for n in x[:-1])  # whole accounts to 100 at least
+
+
+def test_an_account_with_no_live_member_loses_its_score(tmp_path: Path, processes: None) -> None:
+    model = load_model(Path(__file__).resolve().parents[1] / "config" / "model.yaml")
+    with synthetic_store(tmp_path / "state.db", 300, 30) as store:
+        stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
+        recompute_with_accounts(store, CRM, model, NOW, stage, workers=2)
+        assert store.count_account_scores(CRM) == 30
+        ids = [r[0] for r in store.db.execute("SELECT id FROM contacts").fetchall()]
+        gone = [c for c in ids if int(c) % 30 == 3]  # company 700003's 10 members
+        assert len(gone) == 10
+        for cid in gone:
+            store.mark_archived(CRM, cid, NOW)
+        store.clear_accounts_due(CRM, store.account_ids(CRM))  # as a finished pass leaves it
+        stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
+        scored, _ = recompute_with_accounts(store, CRM, model, NOW, stage, workers=2)
+        assert scored == 290
+        assert store.count_account_scores(CRM) == 29
+        assert stage.state.emptied == {"company:700003"}
+        assert "company:700003" not in stage.state.rolled
+        assert len(stage.state.rolled) == stage.state.accounts_scored == 29
+        due = dict(store.db.execute("SELECT account_id, reason FROM accounts_due").fetchall())
+        assert due["company:700003"] == "no member left, values to clear"
 
 
 def _result(
@@ -242,21 +313,25 @@ def test_member_part_keeps_the_latest_hit_and_the_counted_rules_hits() -> None:
         member_part(_result(50, reasons, None), counted, now_ts)
 
 
-def _piece(i: int) -> tuple[int, int]:
+def _piece(st: StateStore, i: int) -> tuple[int, int, str]:
     if i == 3 and os.environ.get("ROLLUP_TEST_FAIL") == "1":
         raise ValueError(f"piece {i} failed")
-    return i, os.getpid()
+    return i, os.getpid(), st.path
 
 
-def test_forked_pieces_come_back_in_order_and_a_failure_is_raised(
-    monkeypatch: pytest.MonkeyPatch,
+def test_pieces_come_back_in_order_and_a_failure_is_raised(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    got = list(parallel.forked(_piece, 6, 2))
-    assert [i for i, _ in got] == [0, 1, 2, 3, 4, 5]
-    pids = {pid for _, pid in got}
-    assert os.getpid() not in pids and 1 <= len(pids) <= 2
-    assert list(parallel.forked(_piece, 3, 1)) == [(0, os.getpid()), (1, os.getpid()),
-                                                    (2, os.getpid())]  # fmt: skip
-    monkeypatch.setenv("ROLLUP_TEST_FAIL", "1")
-    with pytest.raises(ValueError, match="piece 3 failed"):
-        list(parallel.forked(_piece, 6, 2))
+    with StateStore.open(tmp_path / "state.db") as store:
+        got = parallel.by_piece(store, _piece, 6, 2)
+        assert [i for i, _, _ in got] == [0, 1, 2, 3, 4, 5]
+        pids = {pid for _, pid, _ in got}
+        assert os.getpid() not in pids and 1 <= len(pids) <= 2
+        assert {path for _, _, path in got} == {store.path}  # each on a connection of its own
+        assert parallel.by_piece(store, _piece, 3, 1) == [
+            (0, os.getpid(), store.path), (1, os.getpid(), store.path),
+            (2, os.getpid(), store.path),
+        ]  # fmt: skip
+        monkeypatch.setenv("ROLLUP_TEST_FAIL", "1")
+        with pytest.raises(ValueError, match="piece 3 failed"):
+            parallel.by_piece(store, _piece, 6, 2)

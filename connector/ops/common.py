@@ -72,12 +72,13 @@ def rescore_stored(
     batch: int = SCORE_BATCH,
     after: str = "",
     upto: str = LAST_ID,
+    contact_ids: Sequence[str] | None = None,
 ) -> Iterator[Rescored]:
-    """Every live stored contact (with an id in `(after, upto]`) scored with its stored events
-    and enrichment with each model (`score_rows_many`: one walk over a contact's events for
-    all), as of `now` (exactly what a sync would compute). Streamed in batches; writes
-    nothing."""
-    pairs = store.iter_contacts_with_event_rows(crm, after=after, upto=upto)
+    """Every live stored contact (with an id in `(after, upto]`, or of `contact_ids`) scored
+    with its stored events and enrichment with each model (`score_rows_many`: one walk over a
+    contact's events for all), as of `now` (exactly what a sync would compute). Streamed in
+    batches, in id order; writes nothing."""
+    pairs = store.iter_contacts_with_event_rows(crm, contact_ids, after=after, upto=upto)
     while True:
         chunk = list(islice(pairs, batch))
         if not chunk:

@@ -39,10 +39,10 @@ T = TypeVar("T")
 MIN_CONTACTS_PER_WORKER = 20_000
 
 # the job of the pool being run, inherited by its forked workers (never pickled)
-_JOB: tuple[Callable[[StateStore, str, str], object], str, float] | None = None
+_JOB: tuple[Callable[[StateStore, int], object], str, float] | None = None
 # where a job's `tick` goes: the caller's progress callback, or (in a worker) the shared counter
 _TICK: Callable[[int], None] | None = None
-_DONE: Any = None  # a by_id_range's shared array: contacts finished per range
+_DONE: Any = None  # a by_piece's shared array: contacts finished per piece
 PROGRESS_POLL_S = 0.25
 # why this process must not fork now (one entry per `single_process` in force)
 _NO_FORK: list[str] = []
@@ -109,48 +109,6 @@ def _forkable(workers: int | None) -> int:
     return wanted
 
 
-def plan_processes(workers: int | None, items: int, min_per_process: int) -> int:
-    """How many processes `forked` should use for `items` pieces of work: `workers` (None:
-    every core), fewer when there are fewer than `min_per_process` items per process, 1
-    where forking is unsafe."""
-    wanted = _forkable(workers)
-    return 1 if wanted == 1 else max(1, min(wanted, items // max(1, min_per_process)))
-
-
-# the job of the `forked` call being run, inherited by its forked workers (never pickled)
-_PART_JOB: Callable[[int], object] | None = None
-
-
-def forked(job: Callable[[int], T], pieces: int, processes: int) -> Iterator[T]:
-    """`job(0)`, ..., `job(pieces - 1)` in `processes` forked processes (from
-    `plan_processes`), yielded in order as they come: the caller works on the first while
-    the processes make the rest. The results come back pickled, so keep them flat (tuples of
-    plain values pickle ~10x faster than records). A job must not touch the caller's
-    database connection (SQLite's must not cross a fork): it opens its own, or works on what
-    the caller read before. A job's exception is raised here; the pieces not started yet are
-    dropped."""
-    global _PART_JOB
-    if processes == 1:
-        yield from map(job, range(pieces))
-        return
-    ctx = multiprocessing.get_context("fork")
-    _PART_JOB = job
-    pool = ProcessPoolExecutor(max_workers=processes, mp_context=ctx)
-    try:
-        futures = [pool.submit(_run_part, i) for i in range(pieces)]
-        for f in futures:
-            yield f.result()  # type: ignore[misc]
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        _PART_JOB = None
-
-
-def _run_part(i: int) -> object:
-    assert _PART_JOB is not None, "a forked job runs only in a forked process"
-    gc.freeze()  # the parent's heap came with the fork: keep the collector off it
-    return _PART_JOB(i)
-
-
 def by_id_range(
     store: StateStore,
     crm: str,
@@ -163,24 +121,43 @@ def by_id_range(
     `plan_workers` says so; in this process with `store` otherwise. A job's exception is
     raised here, after every range has ended. `progress(n)`: `n` more contacts done (what
     the jobs `tick`), called in this process."""
-    global _JOB, _TICK, _DONE
     n = plan_workers(store, crm, workers)
     ranges = store.split_live_ids(crm, n)
-    if n == 1 or len(ranges) == 1:
+
+    def piece(st: StateStore, i: int) -> T:
+        return job(st, *ranges[i])
+
+    return by_piece(store, piece, len(ranges), min(n, len(ranges)), progress)
+
+
+def by_piece(
+    store: StateStore,
+    job: Callable[[StateStore, int], T],
+    pieces: int,
+    processes: int,
+    progress: Callable[[int], None] | None = None,
+) -> list[T]:
+    """`job(store, i)` for i in `range(pieces)`, in `processes` forked processes (each piece
+    with a `StateStore` of its own on the same file; `plan_workers` says how many), or in
+    this process with `store` when `processes` is 1. The results in piece order; a job's
+    exception is raised here, after every piece has ended. `progress(n)`: `n` more contacts
+    done (what the jobs `tick`), called in this process."""
+    global _JOB, _TICK, _DONE
+    if processes <= 1 or pieces <= 1:
         _TICK = progress
         collector = gc.get_threshold()
         gc.set_threshold(*_BULK_GC)  # as in a worker (`_run`), for the job's length
         try:
-            return [job(store, after, upto) for after, upto in ranges]
+            return [job(store, i) for i in range(pieces)]
         finally:
             gc.set_threshold(*collector)
             _TICK = None
     ctx = multiprocessing.get_context("fork")
-    _DONE = ctx.RawArray("q", len(ranges))  # contacts finished, per range
+    _DONE = ctx.RawArray("q", pieces)  # contacts finished, per piece
     _JOB, _TICK = (job, store.path, store.busy_timeout), None
     try:
-        with ProcessPoolExecutor(max_workers=len(ranges), mp_context=ctx) as pool:
-            futures = [pool.submit(_run, after, upto, i) for i, (after, upto) in enumerate(ranges)]
+        with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
+            futures = [pool.submit(_run, i) for i in range(pieces)]
             heard = 0
             while True:
                 _, running = wait(futures, timeout=PROGRESS_POLL_S, return_when=FIRST_EXCEPTION)
@@ -205,14 +182,14 @@ def by_id_range(
 _BULK_GC = (50_000, 20, 100)
 
 
-def _run(after: str, upto: str, slot: int) -> object:
-    assert _JOB is not None, "a by_id_range worker runs only in a forked process"
+def _run(slot: int) -> object:
+    assert _JOB is not None, "a by_piece worker runs only in a forked process"
     job, path, busy_timeout = _JOB
     global _TICK
     done = _DONE
     assert done is not None
 
-    def add(k: int) -> None:  # this range's own slot: no other process writes it
+    def add(k: int) -> None:  # this piece's own slot: no other process writes it
         done[slot] += k
 
     _TICK = add
@@ -220,6 +197,6 @@ def _run(after: str, upto: str, slot: int) -> object:
     # often (a job holds one batch of contacts; its garbage is freed by reference counting)
     gc.freeze()
     gc.set_threshold(*_BULK_GC)
-    # a range rewrites most of its contacts' score rows: `bulk` checkpoints the WAL less often
+    # a piece rewrites most of its contacts' score rows: `bulk` checkpoints the WAL less often
     with StateStore.open(path, busy_timeout=busy_timeout, bulk=True) as store:
-        return job(store, after, upto)
+        return job(store, slot)

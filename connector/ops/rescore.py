@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -30,7 +30,7 @@ from connector.ops.common import (
     rescore_stored,
     with_hit_times,
 )
-from connector.ops.parallel import by_id_range, tick
+from connector.ops.parallel import by_id_range, by_piece, plan_workers, tick
 from connector.pipeline import (
     Enricher,
     Pipeline,
@@ -40,7 +40,9 @@ from connector.pipeline import (
     write_changes,
 )
 from connector.pipeline.named import is_qualified, named_properties
-from connector.scoring.accounts import member_part
+from connector.scoring.accounts import counted_rules, member_part
+from connector.scoring.engine import keeping_hit_times
+from connector.state.accounts import AccountScoreRow, member_name
 from connector.state.named import StoredNamedScore
 from connector.state.store import LAST_ID, StateStore, StoredScore
 from connector.types import (
@@ -750,12 +752,7 @@ def _record_members(
     linked = store.account_ids_between(crm, min(ids), max(ids)) if ids else {}
     if not linked:
         return {}
-    section = model.model.accounts
-    counted = (
-        frozenset(n for rule in section.engagement.rules for n in rule.rules)
-        if section
-        else frozenset()
-    )
+    counted = counted_rules(model)
     now_ts = now.timestamp()
     mine: dict[str, str] = {}
     for r in chunk:
@@ -856,14 +853,14 @@ def recompute_range(
     upto: str = LAST_ID,
     *,
     write_company_fields: bool = False,
-    member_parts: dict[str, MemberPart] | None = None,
     with_named: bool = True,
+    contact_ids: Sequence[str] | None = None,
 ) -> tuple[int, int]:
-    """Score the live contacts with ids in `(after, upto]` with `model`, save every score, and
-    put those whose CRM values would change on the write backlog (committed with their scores,
-    batch by batch: a stop loses nothing). No CRM call. Returns (scored, put on the backlog).
-    `member_parts`: filled with what account scoring reads of each account member.
-    `with_named`: the model's named scores too, from the same event rows (read once)."""
+    """Score the live contacts with ids in `(after, upto]` (or of `contact_ids`) with `model`,
+    save every score, and put those whose CRM values would change on the write backlog
+    (committed with their scores, batch by batch: a stop loses nothing). No CRM call. Returns
+    (scored, put on the backlog). `with_named`: the model's named scores too, from the same
+    event rows (read once)."""
     scored = backlog = 0
     named = model.named if with_named else ()
     rescored = rescore_stored(
@@ -874,33 +871,50 @@ def recompute_range(
         now,
         after=after,
         upto=upto,
+        contact_ids=contact_ids,
     )
-    if member_parts is not None:
-        rescored = with_hit_times([model], rescored)
     for chunk in _chunks(rescored, SCORE_BATCH):
-        if member_parts is not None:
-            _record_members(store, crm, chunk, member_parts, model, now)
-        written = store.get_written_many(crm, [r.contact.id for r in chunk])
-        changed: list[str] = []
-        named_rows: list[tuple[str, ScoreResult, bool]] = []
-        for contact, enrichment, (result, *named_results) in chunk:
-            before = written[contact.id]
-            write = needs_write(contact, result, before) or (
-                write_company_fields and company_changes(contact, enrichment, before)
-            )
-            for n, r in zip(named, named_results, strict=True):
-                named_rows.append((n.name, r, is_qualified(n, r)))
-                write = write or bool(named_changes(n, r, before))
-            if write:
-                changed.append(contact.id)
-        with store.transaction():
-            store.save_scores(crm, (r.results[0] for r in chunk))
-            store.save_named_scores(crm, named_rows)
-            store.set_write_pending(crm, changed, True)
+        backlog += _save_chunk(store, crm, chunk, named, write_company_fields)
         scored += len(chunk)
-        backlog += len(changed)
-        tick(len(chunk))
     return scored, backlog
+
+
+def _save_chunk(
+    store: StateStore,
+    crm: str,
+    chunk: list[Rescored],
+    named: Sequence[NamedModel],
+    write_company_fields: bool,
+    accounts: tuple[list[AccountScoreRow], list[str]] | None = None,
+) -> int:
+    """Save a chunk's scores (and named scores), put those whose CRM values would change on
+    the write backlog, and save `accounts` (their rows, and their ids kept due until their
+    values are written) in the same transaction. Returns how many went on the backlog."""
+    written = store.get_written_many(crm, [r.contact.id for r in chunk])
+    changed: list[str] = []
+    named_rows: list[tuple[str, ScoreResult, bool]] = []
+    for contact, enrichment, (result, *named_results) in chunk:
+        before = written[contact.id]
+        write = needs_write(contact, result, before) or (
+            write_company_fields and company_changes(contact, enrichment, before)
+        )
+        for n, r in zip(named, named_results, strict=True):
+            named_rows.append((n.name, r, is_qualified(n, r)))
+            write = write or bool(named_changes(n, r, before))
+        if write:
+            changed.append(contact.id)
+    with store.transaction():
+        store.save_scores(crm, (r.results[0] for r in chunk))
+        store.save_named_scores(crm, named_rows)
+        store.set_write_pending(crm, changed, True)
+        if accounts is not None:
+            rows, account_ids = accounts
+            store.save_account_score_rows(rows)
+            # kept in the backlog until `AccountStage.finish` has written their members and
+            # company records: a run stopped in between writes them next pass
+            store.add_accounts_due(crm, account_ids, "scored, values to write")
+    tick(len(chunk))
+    return len(changed)
 
 
 def recompute_all(
@@ -913,20 +927,16 @@ def recompute_all(
     workers: int | None = None,
     write_company_fields: bool = False,
     progress: Callable[[int], None] | None = None,
-    member_parts: dict[str, MemberPart] | None = None,
     with_named: bool = True,
 ) -> tuple[int, int]:
     """`recompute_range` over every live contact, by id range in `workers` processes
     (`connector.ops.parallel`), each with the enricher `enricher_for(its store)` builds.
     Every score row is rewritten: the due-time index is rebuilt once at the end instead of
-    updated row by row (`StateStore.bulk_scoring`). `progress(n)`: `n` more contacts saved.
-    `member_parts`: filled with each account member's part (from every process), for
-    `AccountStage.rollup` to score the accounts without reading the scores back."""
+    updated row by row (`StateStore.bulk_scoring`). `progress(n)`: `n` more contacts saved."""
 
-    def job(st: StateStore, after: str, upto: str) -> tuple[int, int, dict[str, MemberPart]]:
+    def job(st: StateStore, after: str, upto: str) -> tuple[int, int]:
         enricher = enricher_for(st) if enricher_for is not None else None
-        mine: dict[str, MemberPart] | None = {} if member_parts is not None else None
-        scored, backlog = recompute_range(
+        return recompute_range(
             st,
             crm,
             model,
@@ -935,17 +945,123 @@ def recompute_all(
             after,
             upto,
             write_company_fields=write_company_fields,
-            member_parts=mine,
             with_named=with_named,
         )
-        return scored, backlog, mine or {}
 
     with store.bulk_scoring():
         parts = by_id_range(store, crm, job, workers, progress)
-    if member_parts is not None:
-        for p in parts:
-            member_parts.update(p[2])
     return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+def recompute_with_accounts(
+    store: StateStore,
+    crm: str,
+    model: LoadedModel,
+    now: datetime,
+    stage: AccountStage,
+    *,
+    enricher_for: EnricherFor | None = None,
+    workers: int | None = None,
+    write_company_fields: bool = False,
+    progress: Callable[[int], None] | None = None,
+    with_named: bool = True,
+) -> tuple[int, int]:
+    """`recompute_all` with accounts on: every account is scored with its members, in the
+    same pass, from the results just computed. The accounts are cut into id ranges of about
+    equal numbers of members (`StateStore.split_accounts`; an account is never cut), and each
+    range reads its accounts' members in batches of whole accounts, scores them, scores the
+    batch's accounts from their members' parts (`scoring.accounts.member_part`: the points,
+    grade and rule hits with the events' times the scorer kept), and saves the contacts'
+    scores, the backlog and the accounts' rows in one transaction. The contacts with no
+    account are scored by contact-id range beside them. Each piece runs in its own process
+    (`workers`, as `recompute_all`); nothing travels back but counts and the ids of the
+    accounts scored. Then `stage.rolled_up`: the accounts left with no live member lose
+    their score, and the pass's `finish` writes the scored ones (their results read back
+    from the state DB). Returns (contacts scored, put on the backlog)."""
+    n = plan_workers(store, crm, workers)
+    account_ranges = store.split_accounts(crm, n)
+    pieces = [(True, *r) for r in account_ranges] + [
+        (False, *r) for r in store.split_live_ids(crm, n)
+    ]
+    before = store.account_ids(crm)
+    ca, known = stage.ca, stage.known
+
+    def job(st: StateStore, i: int) -> tuple[int, int, list[str]]:
+        with_accounts, after, upto = pieces[i]
+        enricher = enricher_for(st) if enricher_for is not None else None
+        if not with_accounts:
+            alone = st.contact_ids_without_account(crm, after, upto)
+            scored, backlog = recompute_range(
+                st,
+                crm,
+                model,
+                enricher,
+                now,
+                write_company_fields=write_company_fields,
+                with_named=with_named,
+                contact_ids=alone,
+            )
+            return scored, backlog, []
+        mine = stage
+        if st is not store:  # a process's own connection: the caller's compiled section
+            mine = stage.detached(st, crm, model, enricher)  # and the firmographics learned
+            mine._compiled, mine.known = ca, known
+        return _recompute_accounts(
+            st, crm, model, enricher, now, after, upto, mine,
+            write_company_fields=write_company_fields, with_named=with_named,
+        )  # fmt: skip
+
+    with store.bulk_scoring():
+        got = by_piece(store, job, len(pieces), n, progress)
+    stage.rolled_up(before, [a for g in got for a in g[2]])
+    return sum(g[0] for g in got), sum(g[1] for g in got)
+
+
+def _recompute_accounts(
+    store: StateStore,
+    crm: str,
+    model: LoadedModel,
+    enricher: Enricher | None,
+    now: datetime,
+    after: str,
+    upto: str,
+    stage: AccountStage,
+    *,
+    write_company_fields: bool,
+    with_named: bool,
+) -> tuple[int, int, list[str]]:
+    """`recompute_with_accounts`' work on the accounts with ids in `(after, upto]`: (contacts
+    scored, put on the backlog, the accounts scored: those with a live member)."""
+    named = model.named if with_named else ()
+    models = [model, *(n.loaded for n in named)]
+    counted = counted_rules(model)
+    now_ts = now.timestamp()
+    scored = backlog = 0
+    done: list[str] = []
+    with keeping_hit_times(model):
+        for links in store.account_member_batches(crm, after, upto, SCORE_BATCH):
+            ids = [cid for _, cid in links]
+            chunk = list(
+                rescore_stored(store, crm, models, enricher, now, contact_ids=ids, batch=len(ids))
+            )
+            live = {r.contact.id: r for r in chunk}  # archived and merged-away: not read
+            members_of: dict[str, list[tuple[str, str, str | None]]] = {}
+            parts: dict[str, MemberPart] = {}
+            for account_id, cid in links:
+                r = live.get(cid)
+                if r is None:
+                    continue
+                c = r.contact
+                name = member_name(c.first_name, c.last_name, c.email, cid)
+                members_of.setdefault(account_id, []).append((cid, name, c.job_title))
+                parts[cid] = member_part(r.results[0], counted, now_ts)
+            rows = stage.rows_for(members_of, parts, now)
+            backlog += _save_chunk(
+                store, crm, chunk, named, write_company_fields, (rows, list(members_of))
+            )
+            scored += len(chunk)
+            done.extend(members_of)
+    return scored, backlog, done
 
 
 def apply_rescore(
@@ -1004,9 +1120,15 @@ def apply_rescore(
 
     def _recompute_and_write(summary: SyncSummary) -> None:
         stage = pipeline.accounts
-        accounts = stage is not None and stage.enabled()
-        parts: dict[str, MemberPart] | None = {} if accounts else None
-        scored, _ = recompute_all(
+        recompute = recompute_all
+        if stage is not None and stage.enabled():
+            # every account is scored again with its members, from their new scores, before
+            # the writes (their MQL at an MQA reads the new account scores)
+            from connector.account_stage import PassState
+
+            stage.state, stage.contact_props = PassState(), {}
+            recompute = partial(recompute_with_accounts, stage=stage)
+        scored, _ = recompute(
             pipeline.store,
             pipeline.crm,
             model,
@@ -1015,16 +1137,8 @@ def apply_rescore(
             workers=workers,
             write_company_fields=pipeline.options.write_company_fields,
             progress=progress,
-            member_parts=parts,
             with_named=not lifecycle_only,
         )
-        if stage is not None and parts is not None:
-            # every account is scored again after its members, from their new scores, before
-            # the writes (their MQL at an MQA reads the new account scores)
-            from connector.account_stage import PassState
-
-            stage.state, stage.contact_props = PassState(), {}
-            stage.rollup(parts, pipeline.clock(), workers=workers)
         pipeline.score_and_write(pipeline.store.pending_write_ids(pipeline.crm), summary)
         if stage is not None and stage.enabled():
             stage.finish(pipeline.clock(), summary)

@@ -108,6 +108,14 @@ def _hit_times(result: ScoreResult) -> tuple[tuple[float, ...], ...]:
     return by_reason
 
 
+def counted_rules(loaded: LoadedModel) -> frozenset[str]:
+    """The contact rules the model's account rules count (`member_part` keeps all their hits)."""
+    section = loaded.model.accounts
+    if section is None:
+        return frozenset()
+    return frozenset(n for rule in section.engagement.rules for n in rule.rules)
+
+
 def member_part(
     result: ScoreResult, counted: frozenset[str], now_ts: float
 ) -> tuple[Any, str, tuple[tuple[str, float], ...]]:

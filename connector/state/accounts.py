@@ -18,12 +18,13 @@ Read API for views (the CLI's `leadscore accounts`, `explain --account`):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
-from connector.state.base import StoreBase
+from connector.state.base import LAST_ID, StoreBase
 from connector.state.codec import (
     decode_dt,
     decode_opt_dt,
@@ -180,9 +181,13 @@ def live_account_members(
     )
     out: dict[str, list[tuple[str, str, str | None]]] = {}
     for account_id, cid, first, last, email, title in rows:
-        name = " ".join(p for p in (first, last) if p) or email or cid
-        out.setdefault(account_id, []).append((cid, name, title))
+        out.setdefault(account_id, []).append((cid, member_name(first, last, email, cid), title))
     return out
+
+
+def member_name(first: str | None, last: str | None, email: str | None, contact_id: str) -> str:
+    """How account reasons name a member: first and last name, else the e-mail, else the id."""
+    return " ".join(p for p in (first, last) if p) or email or contact_id
 
 
 # one account score as `account_scores` stores it (`account_score_row`)
@@ -398,6 +403,62 @@ class AccountsStateMixin(StoreBase):
             (crm, first, last),
         ).fetchall()
         return dict(rows)
+
+    def split_accounts(self, crm: str, parts: int) -> list[tuple[str, str]]:
+        """The accounts with a member cut into at most `parts` id ranges `(after, upto]` of
+        about equal numbers of members (an account is never cut: its members are scored
+        with it), in id order, covering every id (`after` of the first is "", `upto` of the
+        last `LAST_ID`): the shares of a parallel rescore with accounts on."""
+        ex = self._conn.execute
+        total = ex("SELECT count(*) FROM contact_accounts WHERE crm = ?", (crm,)).fetchone()[0]
+        cuts: list[str] = []
+        for k in range(1, max(1, min(parts, total))):
+            row = ex(
+                "SELECT account_id FROM contact_accounts WHERE crm = ? ORDER BY account_id "
+                "LIMIT 1 OFFSET ?",
+                (crm, total * k // parts - 1),
+            ).fetchone()
+            if row is not None and (not cuts or row[0] > cuts[-1]):
+                cuts.append(row[0])
+        return list(pairwise(["", *cuts, LAST_ID]))
+
+    def account_member_batches(
+        self, crm: str, after: str, upto: str, size: int
+    ) -> Iterator[list[tuple[str, str]]]:
+        """(account id, contact id) of every member (live or not) of the accounts with ids in
+        `(after, upto]`, by account id then contact id, in batches of whole accounts of about
+        `size` members (at least `size`, but for the last; an account larger than `size` is
+        one batch). Each batch is a read of the account index of its own: nothing is held
+        open between batches (the caller writes in between)."""
+        ex = self._conn.execute
+        while True:
+            row = ex(
+                "SELECT account_id FROM contact_accounts WHERE crm = ? AND account_id > ? "
+                "ORDER BY account_id LIMIT 1 OFFSET ?",
+                (crm, after, max(0, size - 1)),
+            ).fetchone()
+            end = upto if row is None or row[0] >= upto else row[0]
+            links = ex(
+                "SELECT account_id, contact_id FROM contact_accounts WHERE crm = ? "
+                "AND account_id > ? AND account_id <= ? ORDER BY account_id, contact_id",
+                (crm, after, end),
+            ).fetchall()
+            if links:
+                yield links
+            if end == upto or not links:
+                return
+            after = end
+
+    def contact_ids_without_account(self, crm: str, after: str, upto: str) -> list[str]:
+        """The live contacts with ids in `(after, upto]` that belong to no account (free and
+        disposable mail, no company), in id order."""
+        rows = self._conn.execute(
+            "SELECT c.id FROM contacts_with_live c WHERE c.crm = ? AND c.id > ? AND c.id <= ? "
+            "AND c.live AND NOT EXISTS (SELECT 1 FROM contact_accounts a "
+            "WHERE a.crm = c.crm AND a.contact_id = c.id) ORDER BY c.id",
+            (crm, after, upto),
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def linked_contact_ids(self, crm: str, contact_ids: Iterable[str]) -> set[str]:
         """Those of these contacts that have an account (`contact_accounts_many`'s keys,

@@ -39,6 +39,7 @@ from connector.scoring.accounts import (
     apply_account_mql,
     compile_accounts,
     member_hits,
+    member_name,
     score_account,
 )
 from connector.state.accounts import (
@@ -47,7 +48,6 @@ from connector.state.accounts import (
     account_score_row,
     company_account_id,
     domain_account_id,
-    member_name,
 )
 from connector.state.store import StoredScore
 from connector.types import (
@@ -442,19 +442,15 @@ class AccountStage:
         self.store.add_accounts_due(self.crm, [account_id], "no member left, values to clear")
 
     def rows_for(
-        self,
-        members_of: Mapping[str, Sequence[tuple[str, str, str | None]]],
-        parts: Mapping[str, tuple[float, str, tuple[tuple[str, float], ...]]],
-        now: datetime,
+        self, members: Mapping[str, Sequence[AccountMember]], now: datetime
     ) -> list[AccountScoreRow]:
-        """The rows to save of `members_of`'s accounts, each scored from its members' parts
-        (`score_parts`; `members_of`: account id -> [(contact id, name, job title)]), their
-        company records read at once: a full rescore's batch of whole accounts
+        """The rows to save of `members`' accounts (account id -> its live members,
+        `scoring.accounts.rescored_members`), each scored from its members, their company
+        records read at once: a full rescore's batch of whole accounts
         (`ops.rescore.recompute_with_accounts`), which saves them with their members'
         scores. Saves nothing."""
         companies = self.store.get_crm_companies(
-            self.crm,
-            [a.partition(":")[2] for a in members_of if a.startswith("company:")],
+            self.crm, [a.partition(":")[2] for a in members if a.startswith("company:")]
         )
         return [
             account_score_row(
@@ -464,7 +460,7 @@ class AccountStage:
                 domain=account.company.domain or None,
                 name=account.company.name,
             )
-            for _, account, result in self.score_parts(members_of, companies, parts, now)
+            for _, account, result in self.score_members(members, companies, now)
         ]
 
     def rolled_up(self, before: Sequence[str], scored: Sequence[str]) -> None:
@@ -500,15 +496,13 @@ class AccountStage:
     ) -> Iterator[tuple[str, Account, AccountResult]]:
         """Every account of `members_of` (`live_account_members`) scored from its members'
         parts (contact id -> (engagement points, grade, hits); a member without one is not
-        scored yet and left out), each job title classified once: (account id, account,
-        result), one account at a time. Reads the company records' facts from `companies`
-        and the enrichment cache's entries of the accounts' domains in one read; writes
-        nothing (`rescore --dry-run`, `simulate`, the roll-up's `_score_range`, which saves)."""
-        cache = self._cache_entries(members_of, companies)
-        ca, titles = self.ca, self.p.model.titles
+        scored yet and left out), each job title classified once: `score_members`
+        (`rescore --dry-run`, `simulate`)."""
+        titles = self.p.model.titles
         seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
+        members: dict[str, list[AccountMember]] = {}
         for account_id, rows in members_of.items():
-            people: list[AccountMember] = []
+            people = members[account_id] = []
             for cid, name, title in rows:
                 part = parts.get(cid)
                 if part is None:
@@ -517,6 +511,20 @@ class AccountStage:
                 if level is None:
                     level = seniority[title] = titles.classify(title).seniority
                 people.append(AccountMember(cid, name, title, level, part[1], part[0], part[2]))
+        return self.score_members(members, companies, now)
+
+    def score_members(
+        self,
+        members: Mapping[str, Sequence[AccountMember]],
+        companies: Mapping[str, CrmCompany],
+        now: datetime,
+    ) -> Iterator[tuple[str, Account, AccountResult]]:
+        """Every account of `members` scored: (account id, account, result), one account at
+        a time. Reads the company records' facts from `companies` and the enrichment cache's
+        entries of the accounts' domains in one read; writes nothing."""
+        cache = self._cache_entries(members, companies)
+        ca = self.ca
+        for account_id, people in members.items():
             account, _ = self._account_from(account_id, companies, cache)
             yield account_id, account, score_account(ca, account, people, now)
 

@@ -23,7 +23,7 @@ from connector.enrich.cache import CacheEntry
 from connector.model.loader import LoadedModel, load_model
 from connector.ops import parallel
 from connector.ops.rescore import recompute_all, recompute_with_accounts
-from connector.scoring.accounts import member_part
+from connector.scoring.accounts import member_name, member_part
 from connector.state.accounts import ContactAccount, company_account_id
 from connector.state.store import StateStore
 from connector.synth import synth_dataset
@@ -335,3 +335,20 @@ def test_pieces_come_back_in_order_and_a_failure_is_raised(
         monkeypatch.setenv("ROLLUP_TEST_FAIL", "1")
         with pytest.raises(ValueError, match="piece 3 failed"):
             parallel.by_piece(store, _piece, 6, 2)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "email", "expected"),
+    [
+        ("Dana", "Whitfield", "d@x.com", "Dana Whitfield"),
+        ("Dana", None, "d@x.com", "Dana"),
+        ("", "Whitfield", None, "Whitfield"),
+        (None, "", "d@x.com", "d@x.com"),
+        (None, None, None, "42"),
+        ("", "", "", "42"),
+    ],
+)
+def test_a_member_is_named_by_first_and_last_name_else_email_else_id(
+    first: str | None, last: str | None, email: str | None, expected: str
+) -> None:
+    assert member_name(first, last, email, "42") == expected

@@ -935,6 +935,10 @@ def test_stored_reasons_decode_to_what_the_stdlib_encoding_of_their_dicts_holds(
     assert repr(json.loads(stored)) == repr(json.loads(encode_json([reason_dict(r)] * 2)))
     if points == points:  # NaN is not equal to itself
         assert decode_reasons(stored) == (r, r)
+        # the very values the stdlib reads: an int stays an int, however long
+        assert [repr(x.points) for x in decode_reasons(stored)] == [
+            repr(x["points"]) for x in json.loads(stored)
+        ]
     if isinstance(points, float) and points in (float("inf"), float("-inf")):
         assert "Infinity" in stored
 

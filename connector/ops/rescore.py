@@ -40,9 +40,9 @@ from connector.pipeline import (
     write_changes,
 )
 from connector.pipeline.named import is_qualified, named_properties
-from connector.scoring.accounts import counted_rules, member_part
+from connector.scoring.accounts import counted_rules, member_part, rescored_members
 from connector.scoring.engine import keeping_hit_times
-from connector.state.accounts import AccountScoreRow, member_name
+from connector.state.accounts import AccountScoreRow
 from connector.state.named import StoredNamedScore
 from connector.state.store import LAST_ID, StateStore, StoredScore
 from connector.types import (
@@ -1036,6 +1036,12 @@ def _recompute_accounts(
     models = [model, *(n.loaded for n in named)]
     counted = counted_rules(model)
     now_ts = now.timestamp()
+    titles = model.titles
+    seniority: dict[str | None, str] = {}  # job titles repeat: classified once each
+
+    def classify(title: str | None) -> str:
+        return titles.classify(title).seniority
+
     scored = backlog = 0
     done: list[str] = []
     with keeping_hit_times(model):
@@ -1045,22 +1051,13 @@ def _recompute_accounts(
                 rescore_stored(store, crm, models, enricher, now, contact_ids=ids, batch=len(ids))
             )
             live = {r.contact.id: r for r in chunk}  # archived and merged-away: not read
-            members_of: dict[str, list[tuple[str, str, str | None]]] = {}
-            parts: dict[str, MemberPart] = {}
-            for account_id, cid in links:
-                r = live.get(cid)
-                if r is None:
-                    continue
-                c = r.contact
-                name = member_name(c.first_name, c.last_name, c.email, cid)
-                members_of.setdefault(account_id, []).append((cid, name, c.job_title))
-                parts[cid] = member_part(r.results[0], counted, now_ts)
-            rows = stage.rows_for(members_of, parts, now)
+            members = rescored_members(links, live, counted, now_ts, seniority, classify)
+            rows = stage.rows_for(members, now)
             backlog += _save_chunk(
-                store, crm, chunk, named, write_company_fields, (rows, list(members_of))
+                store, crm, chunk, named, write_company_fields, (rows, list(members))
             )
             scored += len(chunk)
-            done.extend(members_of)
+            done.extend(members)
     return scored, backlog, done
 
 

@@ -16,7 +16,7 @@ members' rule hits: an account of 5,000 contacts costs 5,000 members' hits, sort
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
@@ -149,6 +149,48 @@ def member_part(
 
 
 _INF = float("inf")
+
+
+def member_name(first: str | None, last: str | None, email: str | None, contact_id: str) -> str:
+    """How account reasons name a member: first and last name, else the e-mail, else the id."""
+    if first and last:
+        return f"{first} {last}"
+    return first or last or email or contact_id
+
+
+def rescored_members(
+    links: Sequence[tuple[str, str]],
+    rescored: Mapping[str, tuple[Contact, Any, tuple[ScoreResult, ...]]],
+    counted: frozenset[str],
+    now_ts: float,
+    seniority: dict[str | None, str],
+    classify: Callable[[str | None], str],
+) -> dict[str, list[AccountMember]]:
+    """{account id: its members} of `links` ((account id, contact id), by account), each
+    member from its contact and its first result in `rescored` (contact id -> (contact,
+    enrichment, results); a contact not there is not live: left out) with its `member_part`.
+    `seniority`: a memo of `classify(job title)` (titles repeat), filled here. A full
+    rescore's batch of whole accounts (`ops.rescore.recompute_with_accounts`)."""
+    out: dict[str, list[AccountMember]] = {}
+    current = ""
+    people: list[AccountMember] = []
+    for account_id, cid in links:
+        got = rescored.get(cid)
+        if got is None:
+            continue
+        contact = got[0]
+        result = got[2][0]
+        title = contact.job_title
+        level = seniority.get(title)
+        if level is None:
+            level = seniority[title] = classify(title)
+        points, grade, hits = member_part(result, counted, now_ts)
+        if account_id != current:
+            people = out.setdefault(account_id, [])
+            current = account_id
+        name = member_name(contact.first_name, contact.last_name, contact.email, cid)
+        people.append(AccountMember(cid, name, title, level, grade, points, hits))
+    return out
 
 
 _engagement_points = attrgetter("engagement_points")

@@ -24,6 +24,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
+from connector.scoring.accounts import member_name
 from connector.state.base import LAST_ID, StoreBase
 from connector.state.codec import (
     decode_dt,
@@ -183,11 +184,6 @@ def live_account_members(
     for account_id, cid, first, last, email, title in rows:
         out.setdefault(account_id, []).append((cid, member_name(first, last, email, cid), title))
     return out
-
-
-def member_name(first: str | None, last: str | None, email: str | None, contact_id: str) -> str:
-    """How account reasons name a member: first and last name, else the e-mail, else the id."""
-    return " ".join(p for p in (first, last) if p) or email or contact_id
 
 
 # one account score as `account_scores` stores it (`account_score_row`)

@@ -109,7 +109,7 @@ class AccountStage:
         cls, store: Any, crm: str, model: LoadedModel, enricher: Enricher | None = None
     ) -> AccountStage:
         """A stage outside any pipeline (the rescore's preview, simulate, calibrate, a
-        roll-up process): `store`, `crm` and `model` are all it reads, and `enricher`'s
+        full rescore's process): `store`, `crm` and `model` are all it reads, and `enricher`'s
         local providers fill the accounts' firmographics (`_local`)."""
         from types import SimpleNamespace
 

@@ -523,7 +523,7 @@ def _company_writes(
 def _preview_dropped(
     store: StateStore, crm: str, stage: AccountStage, live: set[str], out: AccountPreview
 ) -> list[AccountChange]:
-    """The accounts the applied rescore drops (`AccountStage.rollup`: no live member left,
+    """The accounts the applied rescore drops (`AccountStage.rolled_up`: no live member left,
     every member moved away, archived or merged away): counted into `out` (their score goes,
     an MQA stops being one, their company record's values are cleared); their changes."""
     gone = [a for a in store.account_ids(crm) if a not in live]

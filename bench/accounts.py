@@ -7,7 +7,7 @@ incremental sync with accounts on.
 `full`: a state DB of N synthetic contacts, each the member of one of M companies
 (`contact:i` -> `company:i mod M`, firmographics stored). Timed: the contacts-only rescore
 (`recompute_all`, as bench/rescore_full.py, in every core), then the same with accounts on as
-`leadscore rescore` runs it locally before its CRM writes (`recompute_with_accounts`: the
+`leadscore rescore` runs it locally before its CRM writes (`recompute_all(accounts=...)`: the
 accounts cut into id ranges, one a process, each reading its accounts' members in batches
 of whole accounts, scoring them and then their accounts from their parts, and saving both in
 one transaction). The account results read back for the writes (`AccountStage.finish`) are
@@ -32,6 +32,7 @@ contact write batches (100 changed + 100 co-members) + ceil(100/100) company wri
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import resource
 import sqlite3
@@ -134,17 +135,14 @@ def floor(path: Path) -> tuple[float, int]:
 def with_accounts(store: StateStore, model: Any, stage: AccountStage, workers: int) -> list[str]:
     """The rescore with accounts on, as `leadscore rescore` runs it locally before its CRM
     writes; the ids of the accounts scored. On this tree: one pass, each account scored with
-    its members (`recompute_with_accounts`). On the code before 2026-12-05 (no such
-    function): the recompute recording each member's part, then `AccountStage.rollup`."""
-    try:
-        from connector.ops.rescore import recompute_with_accounts
-    except ImportError:  # the code before: two steps
+    its members (`recompute_all(accounts=stage)`). On the code before 2026-12-05 (no such
+    parameter): the recompute recording each member's part, then `AccountStage.rollup`."""
+    recompute: Any = recompute_all
+    if "accounts" not in inspect.signature(recompute_all).parameters:  # the code before
         parts: dict[str, Any] = {}
-        old_recompute: Any = recompute_all
-        old_recompute(store, CRM, model, NOW, workers=workers, member_parts=parts)
-        rolled = cast(Any, stage).rollup(parts, NOW, workers=workers)
-        return list(rolled)
-    recompute_with_accounts(store, CRM, model, NOW, stage, workers=workers)
+        recompute(store, CRM, model, NOW, workers=workers, member_parts=parts)
+        return list(cast(Any, stage).rollup(parts, NOW, workers=workers))
+    recompute(store, CRM, model, NOW, workers=workers, accounts=stage)
     return list(stage.state.rolled)
 
 

@@ -447,7 +447,7 @@ class AccountStage:
         """The rows to save of `members`' accounts (account id -> its live members,
         `scoring.accounts.rescored_members`), each scored from its members, their company
         records read at once: a full rescore's batch of whole accounts
-        (`ops.rescore.recompute_with_accounts`), which saves them with their members'
+        (`ops.rescore.recompute_all(accounts=...)`), which saves them with their members'
         scores. Saves nothing."""
         companies = self.store.get_crm_companies(
             self.crm, [a.partition(":")[2] for a in members if a.startswith("company:")]
@@ -465,7 +465,7 @@ class AccountStage:
 
     def rolled_up(self, before: Sequence[str], scored: Sequence[str]) -> None:
         """A full rescore scored and saved `scored` with their members
-        (`ops.rescore.recompute_with_accounts`): the accounts of `before` (every one with a
+        (`ops.rescore.recompute_all(accounts=...)`): the accounts of `before` (every one with a
         member or a score when it began) it did not score have no live member left and lose
         their score; `finish` writes the scored ones, their results read back from the state
         DB when it needs them (nothing travels back from the rescore's processes)."""

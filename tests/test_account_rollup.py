@@ -1,4 +1,4 @@
-"""The full rescore with accounts on (`ops.rescore.recompute_with_accounts`): each account is
+"""The full rescore with accounts on (`ops.rescore.recompute_all(accounts=...)`): each account is
 scored with its members, batch by batch, in several processes. In 2 processes it saves exactly
 what it saves in 1 (contact scores, account rows, history, backlog, the accounts due), the
 contacts' scores are the contacts-only rescore's, and each account gets what the sync's own
@@ -22,7 +22,7 @@ from connector.crm.base import CrmCompany
 from connector.enrich.cache import CacheEntry
 from connector.model.loader import LoadedModel, load_model
 from connector.ops import parallel
-from connector.ops.rescore import recompute_all, recompute_with_accounts
+from connector.ops.rescore import recompute_all
 from connector.scoring.accounts import member_name, member_part
 from connector.state.accounts import ContactAccount, company_account_id
 from connector.state.store import StateStore
@@ -82,7 +82,7 @@ def rescore_in(
     scored)."""
     with StateStore.open(path) as store:
         stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
-        scored, _ = recompute_with_accounts(store, CRM, model, NOW, stage, workers=workers)
+        scored, _ = recompute_all(store, CRM, model, NOW, workers=workers, accounts=stage)
         rolled = sorted(stage.state.rolled)
         assert len(rolled) == len(set(rolled)) == stage.state.accounts_scored
         stage._adopt_rolled()
@@ -234,7 +234,7 @@ def test_an_account_with_no_live_member_loses_its_score(tmp_path: Path, processe
     model = load_model(Path(__file__).resolve().parents[1] / "config" / "model.yaml")
     with synthetic_store(tmp_path / "state.db", 300, 30) as store:
         stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
-        recompute_with_accounts(store, CRM, model, NOW, stage, workers=2)
+        recompute_all(store, CRM, model, NOW, workers=2, accounts=stage)
         assert store.count_account_scores(CRM) == 30
         ids = [r[0] for r in store.db.execute("SELECT id FROM contacts").fetchall()]
         gone = [c for c in ids if int(c) % 30 == 3]  # company 700003's 10 members
@@ -243,7 +243,7 @@ def test_an_account_with_no_live_member_loses_its_score(tmp_path: Path, processe
             store.mark_archived(CRM, cid, NOW)
         store.clear_accounts_due(CRM, store.account_ids(CRM))  # as a finished pass leaves it
         stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
-        scored, _ = recompute_with_accounts(store, CRM, model, NOW, stage, workers=2)
+        scored, _ = recompute_all(store, CRM, model, NOW, workers=2, accounts=stage)
         assert scored == 290
         assert store.count_account_scores(CRM) == 29
         assert stage.state.emptied == {"company:700003"}

@@ -928,11 +928,19 @@ def recompute_all(
     write_company_fields: bool = False,
     progress: Callable[[int], None] | None = None,
     with_named: bool = True,
+    accounts: AccountStage | None = None,
 ) -> tuple[int, int]:
     """`recompute_range` over every live contact, by id range in `workers` processes
     (`connector.ops.parallel`), each with the enricher `enricher_for(its store)` builds.
     Every score row is rewritten: the due-time index is rebuilt once at the end instead of
-    updated row by row (`StateStore.bulk_scoring`). `progress(n)`: `n` more contacts saved."""
+    updated row by row (`StateStore.bulk_scoring`). `progress(n)`: `n` more contacts saved.
+    `accounts`: with accounts on, every account is scored with its members in the same pass
+    (`_with_accounts`)."""
+    if accounts is not None:
+        return _with_accounts(
+            store, crm, model, now, accounts, enricher_for, workers, write_company_fields,
+            progress, with_named,
+        )  # fmt: skip
 
     def job(st: StateStore, after: str, upto: str) -> tuple[int, int]:
         enricher = enricher_for(st) if enricher_for is not None else None
@@ -953,20 +961,19 @@ def recompute_all(
     return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 
-def recompute_with_accounts(
+def _with_accounts(
     store: StateStore,
     crm: str,
     model: LoadedModel,
     now: datetime,
     stage: AccountStage,
-    *,
-    enricher_for: EnricherFor | None = None,
-    workers: int | None = None,
-    write_company_fields: bool = False,
-    progress: Callable[[int], None] | None = None,
-    with_named: bool = True,
+    enricher_for: EnricherFor | None,
+    workers: int | None,
+    write_company_fields: bool,
+    progress: Callable[[int], None] | None,
+    with_named: bool,
 ) -> tuple[int, int]:
-    """`recompute_all` with accounts on: every account is scored with its members, in the
+    """`recompute_all` with accounts on (`stage`): every account is scored with its members, in the
     same pass, from the results just computed. The accounts are cut into id ranges of about
     equal numbers of members (`StateStore.split_accounts`; an account is never cut), and each
     range reads its accounts' members in batches of whole accounts, scores them, scores the
@@ -1030,7 +1037,7 @@ def _recompute_accounts(
     write_company_fields: bool,
     with_named: bool,
 ) -> tuple[int, int, list[str]]:
-    """`recompute_with_accounts`' work on the accounts with ids in `(after, upto]`: (contacts
+    """`recompute_all(accounts=...)`'s work on the accounts with ids in `(after, upto]`: (contacts
     scored, put on the backlog, the accounts scored: those with a live member)."""
     named = model.named if with_named else ()
     models = [model, *(n.loaded for n in named)]
@@ -1117,15 +1124,14 @@ def apply_rescore(
 
     def _recompute_and_write(summary: SyncSummary) -> None:
         stage = pipeline.accounts
-        recompute = recompute_all
-        if stage is not None and stage.enabled():
+        accounts = stage if stage is not None and stage.enabled() else None
+        if accounts is not None:
             # every account is scored again with its members, from their new scores, before
             # the writes (their MQL at an MQA reads the new account scores)
             from connector.account_stage import PassState
 
-            stage.state, stage.contact_props = PassState(), {}
-            recompute = partial(recompute_with_accounts, stage=stage)
-        scored, _ = recompute(
+            accounts.state, accounts.contact_props = PassState(), {}
+        scored, _ = recompute_all(
             pipeline.store,
             pipeline.crm,
             model,
@@ -1135,6 +1141,7 @@ def apply_rescore(
             write_company_fields=pipeline.options.write_company_fields,
             progress=progress,
             with_named=not lifecycle_only,
+            accounts=accounts,
         )
         pipeline.score_and_write(pipeline.store.pending_write_ids(pipeline.crm), summary)
         if stage is not None and stage.enabled():

@@ -170,7 +170,7 @@ def rescored_members(
     member from its contact and its first result in `rescored` (contact id -> (contact,
     enrichment, results); a contact not there is not live: left out) with its `member_part`.
     `seniority`: a memo of `classify(job title)` (titles repeat), filled here. A full
-    rescore's batch of whole accounts (`ops.rescore.recompute_with_accounts`)."""
+    rescore's batch of whole accounts (`ops.rescore.recompute_all(accounts=...)`)."""
     out: dict[str, list[AccountMember]] = {}
     current = ""
     people: list[AccountMember] = []

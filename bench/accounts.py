@@ -224,10 +224,11 @@ def full(args: argparse.Namespace) -> None:
 PORTAL_COMPANIES = 100
 
 
-def prefill(path: Path, n: int) -> None:
+def prefill(path: Path, n: int, model: Any) -> None:
     """N other contacts (ids from 50,000,000) scored, in N/10 other company accounts with
-    stored account scores: what a portal of that size leaves behind."""
-    model = load_model()
+    stored account scores: what a portal of that size leaves behind. Scored with `model`, the
+    one the syncs then run with (scores of another model would be stale: the first sync would
+    score every account again and write its members)."""
     accounts = max(1, n // 10)
     with StateStore.open(path) as store:
         store.upsert_crm_companies(CRM, [_company(i) for i in range(accounts)], NOW)
@@ -315,7 +316,7 @@ def timed_sync(n_prefill: int, changed: int, rounds: int) -> tuple[list[float], 
         path = Path(tmp) / "state.db"
         model = company_key_model(Path(tmp))
         t0 = time.perf_counter()
-        prefill(path, n_prefill)
+        prefill(path, n_prefill, model)
         print(f"  prefilled {n_prefill:,} contacts in {n_prefill // 10:,} accounts in "
               f"{time.perf_counter() - t0:.0f}s")  # fmt: skip
         times: list[float] = []

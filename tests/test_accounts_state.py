@@ -165,6 +165,18 @@ def test_account_scores_history_views_backlog_and_written(store: StateStore) -> 
     ]
     assert store.stale_account_ids(CRM, "fp") == []  # scored by the model in force
     assert store.stale_account_ids(CRM, "new-model") == ["company:9001", "domain:initech.com"]
+    assert store.stale_account_ids(CRM, "a") == store.stale_account_ids(CRM, "zz")  # both sides
+    # every sync asks: answered from the model index, no account row read (a scan of every
+    # account's reasons grew each sync with the portal)
+    plan = " ".join(
+        str(r[-1])
+        for r in store.db.execute(
+            "EXPLAIN QUERY PLAN SELECT account_id FROM account_scores WHERE crm = ? "
+            "AND (model_fingerprint < ? OR model_fingerprint > ?)",
+            [CRM, "fp", "fp"],
+        ).fetchall()
+    )
+    assert "USING COVERING INDEX account_scores_model" in plan and "SCAN account_scores" not in plan
     store.add_accounts_due(CRM, ["company:9001", "company:9002"], "company changed")
     store.add_accounts_due(CRM, ["company:9001"], "again")  # once
     assert store.accounts_due(CRM) == ["company:9001", "company:9002"]

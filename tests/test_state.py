@@ -119,6 +119,7 @@ def test_migrations_run_once_and_are_recorded(db_path: Path) -> None:
             (8, "accounts"),  # 007 comes from another branch; each applies by its number
             (9, "score_priority"),
             (10, "named_scores"),
+            (11, "account_model_index"),
         ]
         assert first[-1][0] == SCHEMA_VERSION
         s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
@@ -179,6 +180,7 @@ def test_a_new_migration_runs_once_and_a_failing_one_leaves_nothing(
                 (8, "accounts"),
                 (9, "score_priority"),
                 (10, "named_scores"),
+                (11, "account_model_index"),
                 (nxt, "job_note"),
             ]
             assert "note" in s.db.table("jobs").columns_dict

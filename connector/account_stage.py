@@ -669,11 +669,10 @@ class AccountStage:
             r = results.get(contact.id)
             if r is None:
                 continue  # not scored yet: it joins when it is
-            c = contact
             out.append(
                 AccountMember(
-                    c.id,
-                    member_name(c.first_name, c.last_name, c.email, c.id),
+                    contact.id,
+                    member_name(contact.first_name, contact.last_name, contact.email, contact.id),
                     contact.job_title,
                     titles.classify(contact.job_title).seniority,
                     r.grade,

@@ -945,6 +945,10 @@ def test_stored_reasons_decode_to_what_the_stdlib_encoding_of_their_dicts_holds(
         assert "Infinity" in stored
 
 
+def test_stored_reasons_of_null_or_an_empty_list_are_none() -> None:
+    assert decode_reasons(None) == decode_reasons("null") == decode_reasons("[]") == ()
+
+
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(width=64) | _texts,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_texts, inner, max_size=4),

@@ -407,8 +407,9 @@ class AccountsStateMixin(StoreBase):
         last `LAST_ID`): the shares of a parallel rescore with accounts on."""
         ex = self._conn.execute
         total = ex("SELECT count(*) FROM contact_accounts WHERE crm = ?", (crm,)).fetchone()[0]
+        parts = max(1, min(parts, total))  # as `split_live_ids`: no offset below 0
         cuts: list[str] = []
-        for k in range(1, max(1, min(parts, total))):
+        for k in range(1, parts):
             row = ex(
                 "SELECT account_id FROM contact_accounts WHERE crm = ? ORDER BY account_id "
                 "LIMIT 1 OFFSET ?",

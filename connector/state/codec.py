@@ -229,7 +229,7 @@ def reason_dict(r: Reason) -> dict[str, Any]:
 
 def decode_reasons(text: str | None) -> tuple[Reason, ...]:
     """`reasons_json` read back (as the stored text)."""
-    items = _reason_items(text) if text is not None else []
+    items = (_reason_items(text) if text is not None else None) or []
     return tuple(
         Reason(
             rule=d["rule"],

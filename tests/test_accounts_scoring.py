@@ -232,3 +232,30 @@ def test_validation_names_unknown_account_fields_and_rules(tmp_path: Path):
         "rule 'product_pgae' (did you mean 'product_page'?)"
     ) in joined
     assert "target_accounts.txt:2: not a domain: 'not a domain'" in joined
+
+
+@pytest.mark.parametrize("days", ["1e9", ".inf"])
+def test_breadth_window_past_any_date_scores_and_never_changes(tmp_path: Path, days: str):
+    """A breadth window longer than any date (a model's "forever") counts every engaged
+    member with a past event and gives no next change (the end of the window is past year
+    9999), rather than failing the account; a member with only future events stays out."""
+    model = Path(load_model().path)
+    for name in ("titles.yaml", "target_accounts.txt"):
+        (tmp_path / name).write_text((model.parent / name).read_text(encoding="utf-8"))
+    text = model.read_text(encoding="utf-8")
+    assert text.count("      within_days: 30\n      min_points: 10") == 1
+    text = text.replace("      within_days: 30\n", f"      within_days: {days}\n")
+    (tmp_path / "model.yaml").write_text(text, encoding="utf-8")
+    loaded, problems = validate_model_file(tmp_path / "model.yaml")
+    assert loaded is not None, problems
+    ca = compile_accounts(loaded)
+    members = [
+        _member("1", "Old Timer", "vp", 20, [("webinar", _ts(4000))]),
+        _member("2", "Recent Reader", "manager", 20, [("webinar", _ts(1))]),
+        _member("3", "Future Only", "individual", 20, [("webinar", _ts(-3))]),
+    ]
+    r = score_account(ca, ACME, members, NOW)
+    breadth = next(x for x in r.reasons if x.rule == "breadth")
+    assert breadth.points == 15
+    assert breadth.event_ids == ("contact:1", "contact:2")
+    assert r.next_change_at is None

@@ -61,6 +61,9 @@ class CompiledAccounts:
             for seniority in seniorities
         }
         self.target_domains = target_domains
+        self.role_order: list[str] = list(section.engagement.committee.roles)
+        # the contact rules the account rules count
+        self.account_rule_names = frozenset(n for r in section.engagement.rules for n in r.rules)
 
 
 def compile_accounts(loaded: LoadedModel, target_domains: Iterable[str] = ()) -> CompiledAccounts:
@@ -210,22 +213,25 @@ def score_account(
     fit_points, grade, fit_reasons = _fit(ca, account)
 
     # roll-up: each member's points, capped; most engaged first, then by id for a stable order
-    engaged = sorted(
-        (m for m in members if m.engagement_points > 0),
-        key=lambda m: (-m.engagement_points, m.contact_id),
-    )
+    # (sorted by plain tuples, the member's index last: no key function, members never compared)
+    order = [(-m.engagement_points, m.contact_id, i) for i, m in enumerate(members)]
+    order.sort()
+    engaged = [members[i] for points, _, i in order if points < 0]
     counted = engaged if eng.top_contacts is None else engaged[: eng.top_contacts]
-    parts = [(m, min(m.engagement_points, eng.per_contact_cap)) for m in counted]
+    cap = eng.per_contact_cap
+    parts = [(m, min(m.engagement_points, cap)) for m in counted]
     rollup = round(sum(p for _, p in parts), 2)
     if parts:
         shown = ", ".join(
-            f"{_person(m)} {_signed(p)}"
-            + (f" (of {_num(m.engagement_points)})" if p < m.engagement_points else "")
-            for m, p in parts[:_NAMES_SHOWN]
+            [
+                f"{_person(m)} {_signed(p)}"
+                + (f" (of {_num(m.engagement_points)})" if p < m.engagement_points else "")
+                for m, p in parts[:_NAMES_SHOWN]
+            ]
         )
         more = len(parts) - _NAMES_SHOWN
         text = (
-            f"engagement of {_people(len(parts))} (at most {_num(eng.per_contact_cap)} each): "
+            f"engagement of {_people(len(parts))} (at most {_num(cap)} each): "
             + shown
             + (f", …and {more} more" if more > 0 else "")
         )
@@ -237,46 +243,51 @@ def score_account(
                 "account",
                 rollup,
                 text,
-                tuple(f"contact:{m.contact_id}" for m, _ in parts),
+                tuple([f"contact:{m.contact_id}" for m, _ in parts]),
             )
         )
 
     # breadth: distinct people engaged within the breadth window
     b = eng.breadth
-    since = now_ts - b.within_days * DAY
-    recent: list[tuple[AccountMember, float]] = []
+    window = b.within_days * DAY
+    since = now_ts - window
+    recent: list[AccountMember] = []
+    next_change = _INF
     for m in engaged:
         if m.engagement_points < b.min_points:
             continue
-        last = max((t for _, t in m.hits if t <= now_ts), default=None)
-        if last is not None and last >= since:
-            recent.append((m, last))
-    next_change = min((last + b.within_days * DAY for _, last in recent), default=None)
+        last = -_INF  # the member's latest event up to now
+        for _, t in m.hits:
+            if last < t <= now_ts:
+                last = t
+        if last >= since and last > -_INF:
+            recent.append(m)
+            next_change = min(next_change, last + window)
     breadth_points = _tier(b.tiers, len(recent))
     if breadth_points:
-        names = _names([m for m, _ in recent], titles=True)
+        names = _names(recent, titles=True)
         reasons.append(
             Reason(
                 "breadth",
                 "account",
                 float(breadth_points),
                 f"{_people(len(recent))} engaged in {_num(b.within_days)} days: {names}",
-                tuple(f"contact:{m.contact_id}" for m, _ in recent),
+                tuple([f"contact:{m.contact_id}" for m in recent]),
             )
         )
 
     # committee: roles the recently engaged people span
     roles: dict[str, list[AccountMember]] = {}
-    for m, _ in recent:
-        role = ca.role_of.get(m.seniority)
+    role_of = ca.role_of
+    for m in recent:
+        role = role_of.get(m.seniority)
         if role is not None:
             roles.setdefault(role, []).append(m)
     committee_points = _tier(eng.committee.tiers, len(roles))
     if committee_points:
-        order = list(eng.committee.roles)
-        covered = sorted(roles, key=order.index)
+        covered = sorted(roles, key=ca.role_order.index)
         text = f"buying committee, {len(covered)} roles: " + "; ".join(
-            f"{role.replace('_', ' ')} ({_names(roles[role], shown=2)})" for role in covered
+            [f"{role.replace('_', ' ')} ({_names(roles[role], shown=2)})" for role in covered]
         )
         reasons.append(
             Reason(
@@ -284,28 +295,30 @@ def score_account(
                 "account",
                 float(committee_points),
                 text,
-                tuple(f"contact:{m.contact_id}" for r in covered for m in roles[r]),
+                tuple([f"contact:{m.contact_id}" for r in covered for m in roles[r]]),
             )
         )
 
     # account rules: N people matched by given rules within D days of each other
     rule_points = 0.0
-    for rule in eng.rules:
-        fired = _account_rule(rule, members, now_ts)
-        if fired is None:
-            continue
-        rule_points += rule.points
-        who = _names(fired)
-        label = rule.description or rule.name
-        reasons.append(
-            Reason(
-                rule.name,
-                "account",
-                float(rule.points),
-                f"{label}: {who}",
-                tuple(f"contact:{m.contact_id}" for m in fired),
+    if eng.rules:
+        by_rule = _hits_by_rule(members, ca.account_rule_names, now_ts)
+        for rule in eng.rules:
+            fired = _account_rule(rule, members, by_rule)
+            if fired is None:
+                continue
+            rule_points += rule.points
+            who = _names(fired)
+            label = rule.description or rule.name
+            reasons.append(
+                Reason(
+                    rule.name,
+                    "account",
+                    float(rule.points),
+                    f"{label}: {who}",
+                    tuple([f"contact:{m.contact_id}" for m in fired]),
+                )
             )
-        )
 
     score = round(rollup + breadth_points + committee_points + rule_points, 2)
     mqa = sec.mqa
@@ -330,9 +343,18 @@ def score_account(
         model_version=ca.loaded.version,
         model_fingerprint=ca.loaded.fingerprint,
         scored_at=now,
-        next_change_at=None if next_change is None else datetime.fromtimestamp(next_change, UTC),
+        next_change_at=_moment(next_change),
         reasons=tuple(reasons),
     )
+
+
+def _moment(ts: float) -> datetime | None:
+    """The UTC time of `ts`; None past what a datetime holds (a breadth window of "forever":
+    the account never changes by time alone)."""
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _fit(ca: CompiledAccounts, account: Account) -> tuple[float, str, list[Reason]]:
@@ -396,19 +418,36 @@ def _fit_detail(fields: Iterable[str], facts: Mapping[str, Any]) -> str:
     return ", ".join(out)
 
 
+def _hits_by_rule(
+    members: Sequence[AccountMember], names: frozenset[str], now_ts: float
+) -> dict[str, list[tuple[float, int]]]:
+    """(event time, member index) of the members' hits up to `now_ts` of the contact rules
+    `names` (those the account rules count), by rule: one walk over the hits for every rule."""
+    out: dict[str, list[tuple[float, int]]] = {}
+    for i, m in enumerate(members):
+        for name, t in m.hits:
+            if t <= now_ts and name in names:
+                got = out.get(name)
+                if got is None:
+                    out[name] = [(t, i)]
+                else:
+                    got.append((t, i))
+    return out
+
+
 def _account_rule(
-    rule: AccountRule, members: Sequence[AccountMember], now_ts: float
+    rule: AccountRule,
+    members: Sequence[AccountMember],
+    by_rule: Mapping[str, list[tuple[float, int]]],
 ) -> list[AccountMember] | None:
     """The people of the most recent span of `within_days` in which at least `people`
     distinct members were matched by the rule's contact rules; None when no span has them.
-    One sort and one pass: two pointers over the hits, counting hits per member."""
-    wanted = frozenset(rule.rules)
-    hits = sorted(
-        (t, i)
-        for i, m in enumerate(members)
-        for name, t in m.hits
-        if name in wanted and t <= now_ts
-    )
+    `by_rule`: the members' hits by contact rule (`_hits_by_rule`). One sort and one pass:
+    two pointers over the hits, counting hits per member."""
+    hits = [h for name in dict.fromkeys(rule.rules) for h in by_rule.get(name, ())]
+    if len(hits) < rule.people:
+        return None
+    hits.sort()
     span = rule.within_days * DAY
     count: dict[int, int] = {}
     best: list[int] | None = None

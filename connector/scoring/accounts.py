@@ -22,7 +22,7 @@ from operator import attrgetter
 from typing import Any
 
 from connector.model.loader import LoadedModel
-from connector.model.schema import AccountRule, AccountsModel, CountTier, Lifecycle
+from connector.model.schema import AccountsModel, Lifecycle
 from connector.scoring.matchers import FieldCheck, check_all, compile_conditions
 from connector.text import display_text
 from connector.types import (
@@ -64,6 +64,37 @@ class CompiledAccounts:
         self.role_order: list[str] = list(section.engagement.committee.roles)
         # the contact rules the account rules count
         self.account_rule_names = frozenset(n for r in section.engagement.rules for n in r.rules)
+        # the section's numbers and texts as plain attributes: `score_account` reads them for
+        # every account, and a pydantic model's attribute costs a generic lookup each time
+        eng = section.engagement
+        self.version: str = loaded.version
+        self.fingerprint: str = loaded.fingerprint
+        self.cap: float = eng.per_contact_cap
+        self.top: int | None = eng.top_contacts
+        self.breadth_days: float = eng.breadth.within_days
+        self.breadth_min: float = eng.breadth.min_points
+        self.breadth_tiers: list[tuple[int, int]] = [(t.min, t.points) for t in eng.breadth.tiers]
+        self.committee_tiers: list[tuple[int, int]] = [
+            (t.min, t.points) for t in eng.committee.tiers
+        ]
+        # (name, label, points, people, span in seconds, the contact rules it counts, once each)
+        self.rules: list[tuple[str, str, int, int, float, list[str]]] = [
+            (r.name, r.description or r.name, r.points, r.people, r.within_days * DAY,
+             list(dict.fromkeys(r.rules)))
+            for r in eng.rules
+        ]  # fmt: skip
+        self.mqa_threshold: float = section.mqa.threshold
+        self.mqa_grades: list[str] = list(section.mqa.grades)
+        self.mqa_min_people: int = section.mqa.min_people
+        g = section.fit.grades
+        self.grade_a: int = g["A"]
+        self.grade_b: int = g["B"]
+        self.grade_c: int = g["C"]
+        # (name, label, points, the fields it reads, its checks)
+        self.fit_checks: list[tuple[str, str, int, list[str], list[FieldCheck]]] = [
+            (r.name, r.description or r.name, r.points, list(r.when.keys()), checks)
+            for r, checks in self.fit_rules
+        ]
 
 
 def compile_accounts(loaded: LoadedModel, target_domains: Iterable[str] = ()) -> CompiledAccounts:
@@ -205,8 +236,6 @@ def score_account(
     members: Sequence[AccountMember],
     now: datetime,
 ) -> AccountResult:
-    sec = ca.section
-    eng = sec.engagement
     now_ts = now.timestamp()
     reasons: list[Reason] = []
 
@@ -217,8 +246,9 @@ def score_account(
     order = [(-m.engagement_points, m.contact_id, i) for i, m in enumerate(members)]
     order.sort()
     engaged = [members[i] for points, _, i in order if points < 0]
-    counted = engaged if eng.top_contacts is None else engaged[: eng.top_contacts]
-    cap = eng.per_contact_cap
+    top = ca.top
+    counted = engaged if top is None else engaged[:top]
+    cap = ca.cap
     parts = [(m, min(m.engagement_points, cap)) for m in counted]
     rollup = round(sum(p for _, p in parts), 2)
     if parts:
@@ -235,8 +265,8 @@ def score_account(
             + shown
             + (f", …and {more} more" if more > 0 else "")
         )
-        if eng.top_contacts is not None and len(engaged) > len(counted):
-            text += f" (top {eng.top_contacts} of {len(engaged)} engaged)"
+        if top is not None and len(engaged) > len(counted):
+            text += f" (top {top} of {len(engaged)} engaged)"
         reasons.append(
             Reason(
                 "member_engagement",
@@ -248,13 +278,14 @@ def score_account(
         )
 
     # breadth: distinct people engaged within the breadth window
-    b = eng.breadth
-    window = b.within_days * DAY
+    days = ca.breadth_days
+    window = days * DAY
     since = now_ts - window
+    min_points = ca.breadth_min
     recent: list[AccountMember] = []
     next_change = _INF
     for m in engaged:
-        if m.engagement_points < b.min_points:
+        if m.engagement_points < min_points:
             continue
         last = -_INF  # the member's latest event up to now
         for _, t in m.hits:
@@ -263,7 +294,7 @@ def score_account(
         if last >= since and last > -_INF:
             recent.append(m)
             next_change = min(next_change, last + window)
-    breadth_points = _tier(b.tiers, len(recent))
+    breadth_points = _tier(ca.breadth_tiers, len(recent))
     if breadth_points:
         names = _names(recent, titles=True)
         reasons.append(
@@ -271,7 +302,7 @@ def score_account(
                 "breadth",
                 "account",
                 float(breadth_points),
-                f"{_people(len(recent))} engaged in {_num(b.within_days)} days: {names}",
+                f"{_people(len(recent))} engaged in {_num(days)} days: {names}",
                 tuple([f"contact:{m.contact_id}" for m in recent]),
             )
         )
@@ -283,7 +314,7 @@ def score_account(
         role = role_of.get(m.seniority)
         if role is not None:
             roles.setdefault(role, []).append(m)
-    committee_points = _tier(eng.committee.tiers, len(roles))
+    committee_points = _tier(ca.committee_tiers, len(roles))
     if committee_points:
         covered = sorted(roles, key=ca.role_order.index)
         text = f"buying committee, {len(covered)} roles: " + "; ".join(
@@ -301,31 +332,29 @@ def score_account(
 
     # account rules: N people matched by given rules within D days of each other
     rule_points = 0.0
-    if eng.rules:
+    if ca.rules:
         by_rule = _hits_by_rule(members, ca.account_rule_names, now_ts)
-        for rule in eng.rules:
-            fired = _account_rule(rule, members, by_rule)
+        for name, label, points, people, span, names_counted in ca.rules:
+            fired = _account_rule(people, span, names_counted, members, by_rule)
             if fired is None:
                 continue
-            rule_points += rule.points
+            rule_points += points
             who = _names(fired)
-            label = rule.description or rule.name
             reasons.append(
                 Reason(
-                    rule.name,
+                    name,
                     "account",
-                    float(rule.points),
+                    float(points),
                     f"{label}: {who}",
                     tuple([f"contact:{m.contact_id}" for m in fired]),
                 )
             )
 
     score = round(rollup + breadth_points + committee_points + rule_points, 2)
-    mqa = sec.mqa
-    is_mqa = score >= mqa.threshold and grade in mqa.grades and len(engaged) >= mqa.min_people
+    threshold = ca.mqa_threshold
+    is_mqa = score >= threshold and grade in ca.mqa_grades and len(engaged) >= ca.mqa_min_people
     mqa_reason = (
-        f"score {_num(score)} ≥ {_num(mqa.threshold)}, grade {grade}, "
-        f"{_people(len(engaged))} engaged"
+        f"score {_num(score)} ≥ {_num(threshold)}, grade {grade}, {_people(len(engaged))} engaged"
         if is_mqa
         else None
     )
@@ -340,8 +369,8 @@ def score_account(
         mqa_reason=mqa_reason,
         members=len(members),
         engaged_contacts=tuple(m.contact_id for m in engaged),
-        model_version=ca.loaded.version,
-        model_fingerprint=ca.loaded.fingerprint,
+        model_version=ca.version,
+        model_fingerprint=ca.fingerprint,
         scored_at=now,
         next_change_at=_moment(next_change),
         reasons=tuple(reasons),
@@ -374,27 +403,24 @@ def _fit(ca: CompiledAccounts, account: Account) -> tuple[float, str, list[Reaso
     points = 0.0
     reasons: list[Reason] = []
     labels: list[tuple[float, str]] = []
-    for rule, checks in ca.fit_rules:
+    for name, label, rule_points, fields, checks in ca.fit_checks:
         if not check_all(checks, facts.get):
             continue
-        points += rule.points
-        label = rule.description or rule.name
-        detail = _fit_detail(rule.when.keys(), facts)
+        points += rule_points
+        detail = _fit_detail(fields, facts)
         reasons.append(
             Reason(
-                rule.name,
+                name,
                 "account_fit",
-                float(rule.points),
-                f"{_signed(rule.points)} {label}" + (f" ({detail})" if detail else ""),
+                float(rule_points),
+                f"{_signed(rule_points)} {label}" + (f" ({detail})" if detail else ""),
                 (),
                 "fit",
             )
         )
-        labels.append((rule.points, label))
-    g = ca.section.fit.grades
-    grade = (
-        "A" if points >= g["A"] else "B" if points >= g["B"] else "C" if points >= g["C"] else "D"
-    )
+        labels.append((rule_points, label))
+    to_a, to_b, to_c = ca.grade_a, ca.grade_b, ca.grade_c
+    grade = "A" if points >= to_a else "B" if points >= to_b else "C" if points >= to_c else "D"
     best = [lbl for p, lbl in sorted(labels, key=lambda x: -x[0]) if p > 0][:2]
     summary = f"account grade {grade}: " + (", ".join(best) if best else "no firmographic match")
     reasons.append(Reason("grade", "account_fit", round(points, 2), summary, (), "fit"))
@@ -436,23 +462,25 @@ def _hits_by_rule(
 
 
 def _account_rule(
-    rule: AccountRule,
+    people: int,
+    span: float,
+    rules: Sequence[str],
     members: Sequence[AccountMember],
     by_rule: Mapping[str, list[tuple[float, int]]],
 ) -> list[AccountMember] | None:
-    """The people of the most recent span of `within_days` in which at least `people`
-    distinct members were matched by the rule's contact rules; None when no span has them.
-    `by_rule`: the members' hits by contact rule (`_hits_by_rule`). One sort and one pass:
-    two pointers over the hits, counting hits per member."""
-    hits = [h for name in dict.fromkeys(rule.rules) for h in by_rule.get(name, ())]
-    if len(hits) < rule.people:
+    """The people of the most recent `span` (seconds: an account rule's `within_days`) in
+    which at least `people` distinct members were matched by the contact rules `rules`
+    (each once); None when no span has them. `by_rule`: the members' hits by contact rule
+    (`_hits_by_rule`). One sort and one pass: two pointers over the hits, counting hits
+    per member."""
+    hits = [h for name in rules for h in by_rule.get(name, ())]
+    if len(hits) < people:
         return None
     hits.sort()
-    span = rule.within_days * DAY
     count: dict[int, int] = {}
-    best: list[int] | None = None
+    best_lo = best_hi = -1  # the hits of the most recent span with enough people
     lo = 0
-    for t, i in hits:
+    for k, (t, i) in enumerate(hits):
         count[i] = count.get(i, 0) + 1
         while hits[lo][0] < t - span:
             j = hits[lo][1]
@@ -460,10 +488,11 @@ def _account_rule(
             if count[j] == 0:
                 del count[j]
             lo += 1
-        if len(count) >= rule.people:
-            best = list(count)  # later spans overwrite: the most recent one wins
-    if best is None:
+        if len(count) >= people:  # later spans overwrite: the most recent one wins
+            best_lo, best_hi = lo, k
+    if best_hi < 0:
         return None
+    best = {i for _, i in hits[best_lo : best_hi + 1]}
     return sorted((members[i] for i in best), key=lambda m: (-m.engagement_points, m.contact_id))
 
 
@@ -525,11 +554,13 @@ def _of(counted: float, points: float) -> str:
     return f" (of {_num(points)})" if counted < points else ""
 
 
-def _tier(tiers: Sequence[CountTier], n: int) -> int:
+def _tier(tiers: Sequence[tuple[int, int]], n: int) -> int:
+    """The points of the highest tier `n` reaches: tiers as (min, points), ascending by min
+    (validated)."""
     points = 0
-    for t in tiers:  # ascending by `min` (validated)
-        if n >= t.min:
-            points = t.points
+    for least, tier_points in tiers:
+        if n >= least:
+            points = tier_points
     return points
 
 

@@ -24,6 +24,8 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
+import orjson
+
 from connector.scoring.accounts import member_name
 from connector.state.base import LAST_ID, StoreBase
 from connector.state.codec import (
@@ -193,7 +195,8 @@ _UPSERT_ACCOUNT = (
     "INSERT INTO account_scores (crm, account_id, company_id, domain, name, score, "
     "engagement_points, fit_points, grade, mqa, mqa_reason, members, "
     "engaged_contacts, reasons, model_version, model_fingerprint, scored_at, "
-    "next_change_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?, ?) "
+    "next_change_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), "
+    "?, ?, ?, ?) "
     "ON CONFLICT (crm, account_id) DO UPDATE SET company_id = excluded.company_id, "
     "domain = excluded.domain, name = excluded.name, score = excluded.score, "
     "engagement_points = excluded.engagement_points, "
@@ -229,13 +232,26 @@ def account_score_row(
         int(result.mqa),
         result.mqa_reason,
         result.members,
-        json.dumps(list(result.engaged_contacts)),
+        orjson.dumps(result.engaged_contacts),  # UTF-8 bytes, stored as TEXT
         reasons_json(result.reasons),
         result.model_version,
         result.model_fingerprint,
-        encode_dt(result.scored_at),
+        _scored_at(result.scored_at),
         encode_opt_dt(result.next_change_at),
     )
+
+
+def _scored_at(when: datetime) -> str:
+    """`encode_dt(when)`, the last one kept: a rescore's accounts share their `scored_at`
+    (kept as one pair, replaced whole: two threads never see half of one)."""
+    last, text = _LAST_SCORED_AT[0]
+    if last is not when:
+        text = encode_dt(when)
+        _LAST_SCORED_AT[0] = (when, text)
+    return text
+
+
+_LAST_SCORED_AT: list[tuple[datetime | None, str]] = [(None, "")]
 
 
 class AccountsStateMixin(StoreBase):

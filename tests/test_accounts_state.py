@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -142,6 +143,8 @@ def test_account_scores_history_views_backlog_and_written(store: StateStore) -> 
         95, "B", False, "9001", "acme.com"
     )  # fmt: skip
     assert got.engaged_contacts == ("1", "2")
+    stored = "SELECT engaged_contacts FROM account_scores WHERE account_id = 'company:9001'"
+    assert store.db.execute(stored).fetchone() == ('["1","2"]',)
     assert got.reasons[0].text == "2 people engaged in 30 days: A, B"
     assert [h["score"] for h in store.account_score_history(CRM, "company:9001")] == [80, 95]
     assert [a.account_id for a in store.top_accounts(CRM, 5)] == [
@@ -331,3 +334,35 @@ def test_account_ids_between_reads_a_range_of_contact_ids(store: StateStore) -> 
     assert store.account_ids_between(CRM, "11", "11") == {}  # another CRM's
     assert store.account_ids_between(CRM, "3", "3") == {"3": "company:1"}
     assert store.account_ids_between("marketo", "", "9") == {"11": "company:9"}
+
+
+def test_an_account_row_with_a_lone_surrogate_is_stored_replaced(store: StateStore) -> None:
+    # a company name from the CRM, a member's id: replaced as every text of the state DB is
+    # (orjson refuses the ids: they take `encode_json`; the other account keeps orjson's text)
+    odd = replace(account_result("company:9002", 70), engaged_contacts=("7\udc80", "8"))
+    store.save_account_score(CRM, odd, company_id="9002", domain=None, name="Init\ud800ech")
+    store.save_account_score(CRM, account_result("company:9001", 80), company_id="9001",
+                             domain="acme.com", name="Acme")  # fmt: skip
+    got = store.account_score(CRM, "company:9002")
+    assert got is not None and got.engaged_contacts == ("7\ufffd", "8")
+    assert got.name == "Init\ufffdech"
+    rows = store.db.execute(
+        "SELECT account_id, engaged_contacts FROM account_scores ORDER BY account_id"
+    ).fetchall()
+    assert rows == [("company:9001", '["1","2"]'), ("company:9002", '["7\ufffd","8"]')]
+
+
+def test_a_company_record_with_a_lone_surrogate_is_stored_replaced_and_not_changed_again(
+    store: StateStore,
+) -> None:
+    # what the adapters clean already, should a record reach the store uncleaned
+    raw = CrmCompany(
+        id="9002", domain="initech.com", name="Init\ud800ech", industry="Jos\udc80",
+        updated_at=NOW, properties={"note": "x\ud83d"},
+    )  # fmt: skip
+    assert store.upsert_crm_companies(CRM, [raw], NOW) == {"9002"}
+    got = store.get_crm_companies(CRM, ["9002"])["9002"]
+    assert (got.name, got.industry, dict(got.properties)) == (
+        "Init\ufffdech", "Jos\ufffd", {"note": "x\ufffd"}
+    )  # fmt: skip
+    assert store.upsert_crm_companies(CRM, [raw], NOW) == set()  # as stored: no change

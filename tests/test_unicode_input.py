@@ -212,6 +212,41 @@ def test_hubspot_sync_stores_the_cut_emoji_replaced_and_every_contact_flows(
         assert _rows(db, "SELECT count(*) FROM dead_letters") == [(0,)]
 
 
+def test_hubspot_company_name_with_a_cut_emoji_is_stored_replaced_and_its_account_scored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "h.db"
+    with HubSpotSandbox.start(build_demo_portal()) as sb:
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
+        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(db))
+        monkeypatch.setenv("LEADSCORE_ACCOUNTS", "true")
+        runner = CliRunner()
+        assert runner.invoke(cli, ["init-properties"]).exit_code == 0
+        auth = {"Authorization": f"Bearer {sb.token}", "Content-Type": "application/json"}
+        # renamed over HTTP as an import would: the JSON escape of half an emoji
+        body = b'{"properties":{"name":"Initech \\ud83d","industry":"Jos\\ud83d"}}'
+        patched = requests.patch(f"{sb.url}/crm/v3/objects/companies/9002", data=body, headers=auth)
+        assert patched.status_code == 200, patched.text
+        assert sb.company("9002").properties["name"] == "Initech \ud83d"
+
+        first = runner.invoke(cli, ["sync"])
+        assert first.exit_code == 0, first.output
+        assert ", dead-lettered 0," in first.output
+        assert sb.app.internal_errors == []
+        assert _rows(db, "SELECT name, industry FROM crm_companies WHERE id = '9002'") == [
+            ("Initech \ufffd", "Jos\ufffd")
+        ]
+        assert _rows(db, "SELECT name FROM account_scores WHERE account_id = 'company:9002'") == [
+            ("Initech \ufffd",)
+        ]
+        assert "leadscore_account_score" in sb.company("9002").properties
+
+        again = runner.invoke(cli, ["sync"])  # the stored name is not taken for a change
+        assert again.exit_code == 0, again.output
+        assert ", written 0," in again.output and ", dead-lettered 0," in again.output
+
+
 def test_marketo_sync_stores_the_cut_emoji_replaced_and_every_lead_flows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -37,6 +37,7 @@ from connector.state.codec import (
     encode_opt_dt,
     reasons_json,
 )
+from connector.text import clean_row
 from connector.types import AccountResult, CrmCompany, Reason
 
 ACCOUNT_SOURCES = ("primary_company", "company_record", "company_field", "email_domain")
@@ -191,6 +192,19 @@ def live_account_members(
 # one account score as `account_scores` stores it (`account_score_row`)
 AccountScoreRow = tuple[Any, ...]
 
+_UPSERT_COMPANY = (
+    "INSERT INTO crm_companies (crm, id, domain, name, industry, employee_count, "
+    "annual_revenue_usd, country, archived_at, merged_into, updated_at, properties, "
+    "pulled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (crm, id) DO UPDATE SET domain = excluded.domain, "
+    "name = excluded.name, industry = excluded.industry, "
+    "employee_count = excluded.employee_count, "
+    "annual_revenue_usd = excluded.annual_revenue_usd, country = excluded.country, "
+    "archived_at = excluded.archived_at, merged_into = excluded.merged_into, "
+    "updated_at = excluded.updated_at, properties = excluded.properties, "
+    "pulled_at = excluded.pulled_at"
+)
+
 _UPSERT_ACCOUNT = (
     "INSERT INTO account_scores (crm, account_id, company_id, domain, name, score, "
     "engagement_points, fit_points, grade, mqa, mqa_reason, members, "
@@ -232,13 +246,23 @@ def account_score_row(
         int(result.mqa),
         result.mqa_reason,
         result.members,
-        orjson.dumps(result.engaged_contacts),  # UTF-8 bytes, stored as TEXT
+        _ids_json(result.engaged_contacts),
         reasons_json(result.reasons),
         result.model_version,
         result.model_fingerprint,
         _scored_at(result.scored_at),
         encode_opt_dt(result.next_change_at),
     )
+
+
+def _ids_json(ids: tuple[str, ...]) -> bytes | str:
+    """The ids as a JSON list: orjson's UTF-8 bytes (stored as TEXT), or `encode_json`'s text
+    for what orjson refuses (a lone surrogate, which no UTF-8 holds: stored replaced, as every
+    text of the state DB)."""
+    try:
+        return orjson.dumps(ids)
+    except TypeError:  # orjson.JSONEncodeError
+        return encode_json(list(ids))
 
 
 def _scored_at(when: datetime) -> str:
@@ -273,7 +297,8 @@ class AccountsStateMixin(StoreBase):
             prev = old.get(c.id)
             if (
                 prev is None
-                or prev.firmographics() != c.firmographics()
+                # as stored: a lone surrogate in a CRM text is stored replaced (below)
+                or prev.firmographics() != clean_row(c.firmographics())
                 or prev.archived != c.archived
                 or prev.merged_into != c.merged_into
             ):
@@ -305,19 +330,10 @@ class AccountsStateMixin(StoreBase):
                 )
             )
         with self.transaction():
-            self._conn.executemany(
-                "INSERT INTO crm_companies (crm, id, domain, name, industry, employee_count, "
-                "annual_revenue_usd, country, archived_at, merged_into, updated_at, properties, "
-                "pulled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (crm, id) DO UPDATE SET domain = excluded.domain, "
-                "name = excluded.name, industry = excluded.industry, "
-                "employee_count = excluded.employee_count, "
-                "annual_revenue_usd = excluded.annual_revenue_usd, country = excluded.country, "
-                "archived_at = excluded.archived_at, merged_into = excluded.merged_into, "
-                "updated_at = excluded.updated_at, properties = excluded.properties, "
-                "pulled_at = excluded.pulled_at",
-                rows,
-            )
+            try:
+                self._conn.executemany(_UPSERT_COMPANY, rows)
+            except UnicodeEncodeError:  # a lone surrogate in a CRM text: stored replaced
+                self._conn.executemany(_UPSERT_COMPANY, [clean_row(r) for r in rows])
         return changed
 
     def _archived_at(self, crm: str, company_id: str) -> str | None:
@@ -550,9 +566,15 @@ class AccountsStateMixin(StoreBase):
 
     def save_account_score_rows(self, rows: Iterable[AccountScoreRow]) -> None:
         """Save account scores encoded by `account_score_row`, in one statement (a rescore's
-        roll-up saves every account at once); history rows come from the triggers."""
+        roll-up saves every account at once); history rows come from the triggers. A lone
+        surrogate in a text (a company name from the CRM, a member's id) is stored replaced,
+        as `save_scores` stores it."""
+        rows = rows if isinstance(rows, list) else list(rows)
         with self.transaction():
-            self._conn.executemany(_UPSERT_ACCOUNT, rows)
+            try:
+                self._conn.executemany(_UPSERT_ACCOUNT, rows)
+            except UnicodeEncodeError:  # replaced, and every row again: the upsert is idempotent
+                self._conn.executemany(_UPSERT_ACCOUNT, [clean_row(r) for r in rows])
 
     def delete_account_score(self, crm: str, account_id: str) -> None:
         """An account with no member left (everyone moved away) has no score."""

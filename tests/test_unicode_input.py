@@ -147,17 +147,24 @@ def test_sandbox_serves_a_lone_surrogate_as_the_json_escape() -> None:
 # -- a real sync against each sandbox ----------------------------------------------------------
 
 
+def _hubspot_cli(
+    sb: HubSpotSandbox, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[CliRunner, dict[str, str]]:
+    """The CLI pointed at the sandbox and `db`, its properties created; the HTTP headers."""
+    monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
+    monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
+    monkeypatch.setenv("LEADSCORE_STATE_PATH", str(db))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init-properties"]).exit_code == 0
+    return runner, {"Authorization": f"Bearer {sb.token}", "Content-Type": "application/json"}
+
+
 def test_hubspot_sync_stores_the_cut_emoji_replaced_and_every_contact_flows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = tmp_path / "h.db"
     with HubSpotSandbox.start(build_demo_portal()) as sb:
-        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
-        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
-        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(db))
-        runner = CliRunner()
-        assert runner.invoke(cli, ["init-properties"]).exit_code == 0
-        auth = {"Authorization": f"Bearer {sb.token}", "Content-Type": "application/json"}
+        runner, auth = _hubspot_cli(sb, db, monkeypatch)
         # created over HTTP as an import would: the JSON escape of half an emoji
         body = (
             b'{"properties":{"email":"jose.ruiz@acme-analytics.com","firstname":"Jos\\ud83d",'
@@ -216,14 +223,9 @@ def test_hubspot_company_name_with_a_cut_emoji_is_stored_replaced_and_its_accoun
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = tmp_path / "h.db"
+    monkeypatch.setenv("LEADSCORE_ACCOUNTS", "true")
     with HubSpotSandbox.start(build_demo_portal()) as sb:
-        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
-        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
-        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(db))
-        monkeypatch.setenv("LEADSCORE_ACCOUNTS", "true")
-        runner = CliRunner()
-        assert runner.invoke(cli, ["init-properties"]).exit_code == 0
-        auth = {"Authorization": f"Bearer {sb.token}", "Content-Type": "application/json"}
+        runner, auth = _hubspot_cli(sb, db, monkeypatch)
         # renamed over HTTP as an import would: the JSON escape of half an emoji
         body = b'{"properties":{"name":"Initech \\ud83d","industry":"Jos\\ud83d"}}'
         patched = requests.patch(f"{sb.url}/crm/v3/objects/companies/9002", data=body, headers=auth)

@@ -52,9 +52,6 @@ class CompiledAccounts:
             raise ValueError("the model has no accounts section")
         self.loaded = loaded
         self.section: AccountsModel = section
-        self.fit_rules: list[tuple[Any, list[FieldCheck]]] = [
-            (r, compile_conditions(r.when, loaded.model.lists)) for r in section.fit.rules
-        ]
         self.role_of: dict[str, str] = {
             seniority: role
             for role, seniorities in section.engagement.committee.roles.items()
@@ -92,9 +89,10 @@ class CompiledAccounts:
         self.grade_c: int = g["C"]
         # (name, label, points, the fields it reads, its checks)
         self.fit_checks: list[tuple[str, str, int, list[str], list[FieldCheck]]] = [
-            (r.name, r.description or r.name, r.points, list(r.when.keys()), checks)
-            for r, checks in self.fit_rules
-        ]
+            (r.name, r.description or r.name, r.points, list(r.when.keys()),
+             compile_conditions(r.when, loaded.model.lists))
+            for r in section.fit.rules
+        ]  # fmt: skip
 
 
 def compile_accounts(loaded: LoadedModel, target_domains: Iterable[str] = ()) -> CompiledAccounts:

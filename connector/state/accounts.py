@@ -17,14 +17,13 @@ Read API for views (the CLI's `leadscore accounts`, `explain --account`):
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
-
-import orjson
 
 from connector.scoring.accounts import member_name
 from connector.state.base import LAST_ID, StoreBase
@@ -35,6 +34,7 @@ from connector.state.codec import (
     encode_dt,
     encode_json,
     encode_opt_dt,
+    json_text,
     reasons_json,
 )
 from connector.text import clean_row
@@ -246,36 +246,17 @@ def account_score_row(
         int(result.mqa),
         result.mqa_reason,
         result.members,
-        _ids_json(result.engaged_contacts),
+        json_text(result.engaged_contacts),
         reasons_json(result.reasons),
         result.model_version,
         result.model_fingerprint,
-        _scored_at(result.scored_at),
+        _encode_scored_at(result.scored_at),
         encode_opt_dt(result.next_change_at),
     )
 
 
-def _ids_json(ids: tuple[str, ...]) -> bytes | str:
-    """The ids as a JSON list: orjson's UTF-8 bytes (stored as TEXT), or `encode_json`'s text
-    for what orjson refuses (a lone surrogate, which no UTF-8 holds: stored replaced, as every
-    text of the state DB)."""
-    try:
-        return orjson.dumps(ids)
-    except TypeError:  # orjson.JSONEncodeError
-        return encode_json(list(ids))
-
-
-def _scored_at(when: datetime) -> str:
-    """`encode_dt(when)`, the last one kept: a rescore's accounts share their `scored_at`
-    (kept as one pair, replaced whole: two threads never see half of one)."""
-    last, text = _LAST_SCORED_AT[0]
-    if last is not when:
-        text = encode_dt(when)
-        _LAST_SCORED_AT[0] = (when, text)
-    return text
-
-
-_LAST_SCORED_AT: list[tuple[datetime | None, str]] = [(None, "")]
+# a rescore's accounts share their `scored_at`: encoded once
+_encode_scored_at = functools.lru_cache(maxsize=1)(encode_dt)
 
 
 class AccountsStateMixin(StoreBase):
@@ -330,10 +311,7 @@ class AccountsStateMixin(StoreBase):
                 )
             )
         with self.transaction():
-            try:
-                self._conn.executemany(_UPSERT_COMPANY, rows)
-            except UnicodeEncodeError:  # a lone surrogate in a CRM text: stored replaced
-                self._conn.executemany(_UPSERT_COMPANY, [clean_row(r) for r in rows])
+            self._upsert_many(_UPSERT_COMPANY, rows)  # a lone surrogate: stored replaced
         return changed
 
     def _archived_at(self, crm: str, company_id: str) -> str | None:
@@ -569,12 +547,8 @@ class AccountsStateMixin(StoreBase):
         roll-up saves every account at once); history rows come from the triggers. A lone
         surrogate in a text (a company name from the CRM, a member's id) is stored replaced,
         as `save_scores` stores it."""
-        rows = rows if isinstance(rows, list) else list(rows)
         with self.transaction():
-            try:
-                self._conn.executemany(_UPSERT_ACCOUNT, rows)
-            except UnicodeEncodeError:  # replaced, and every row again: the upsert is idempotent
-                self._conn.executemany(_UPSERT_ACCOUNT, [clean_row(r) for r in rows])
+            self._upsert_many(_UPSERT_ACCOUNT, list(rows))
 
     def delete_account_score(self, crm: str, account_id: str) -> None:
         """An account with no member left (everyone moved away) has no score."""

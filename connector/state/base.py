@@ -15,12 +15,13 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from sqlite_utils import Database
 
 from connector.errors import StateError
 from connector.state.codec import encode_json
+from connector.text import clean_row
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -197,6 +198,16 @@ class StoreBase:
         return f"StateStore({self.path!r})"
 
     # -- transactions --------------------------------------------------------------------
+
+    def _upsert_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """`executemany` of an idempotent upsert, within the caller's transaction. Should a
+        lone surrogate refuse to encode (a CRM text the parse step did not see, a model's
+        text), every row again with its strings cleaned (`clean_row`): stored replaced, and
+        the rows saved before the bad one saved again the same."""
+        try:
+            self._conn.executemany(sql, rows)
+        except UnicodeEncodeError:
+            self._conn.executemany(sql, [clean_row(r) for r in rows])
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

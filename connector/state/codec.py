@@ -190,23 +190,32 @@ def reasons_json(reasons: Iterable[Reason]) -> bytes | str:
     binds as TEXT (`CAST(? AS TEXT)`: no decoding to str for SQLite to encode back). orjson
     writes a non-finite number as null and refuses ints past 64 bits: those (no model makes
     them) take the stdlib path, as text."""
-    dicts = [  # `reason_dict` of each, inline (a full rescore makes ~5 per score)
-        {
-            "rule": r.rule,
-            "category": r.category,
-            "points": _points(r),
-            "text": r.text,
-            "event_ids": r.event_ids,
-            "kind": r.kind,
-        }
-        for r in reasons
-    ]
+    return json_text(
+        [  # `reason_dict` of each, inline (a full rescore makes ~5 per score)
+            {
+                "rule": r.rule,
+                "category": r.category,
+                "points": _points(r),
+                "text": r.text,
+                "event_ids": r.event_ids,
+                "kind": r.kind,
+            }
+            for r in reasons
+        ]
+    )
+
+
+def json_text(value: Any) -> bytes | str:
+    """What `encode_json(value)` gives, written by orjson as UTF-8 bytes where orjson writes
+    the same (the store binds them as TEXT: `CAST(? AS TEXT)`), else `encode_json`'s text:
+    orjson writes a non-finite number as null, and refuses ints past 64 bits and lone
+    surrogates."""
     try:
-        out = orjson.dumps(dicts)
-    except TypeError:  # orjson.JSONEncodeError: an int past 64 bits
-        return encode_json(dicts)
+        out = orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return encode_json(value)
     if b"null" in out:  # a non-finite number (or the word in a text: exact either way)
-        return encode_json(dicts)
+        return encode_json(value)
     return out
 
 

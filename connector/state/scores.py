@@ -3,7 +3,6 @@ the writes in flight (sent, outcome not recorded yet)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,6 @@ from connector.state.codec import (
     encode_json,
     score_row,
 )
-from connector.text import clean_row
 from connector.types import LifecycleDecision, Reason, ScoreResult
 
 
@@ -167,11 +165,8 @@ class ScoresMixin(StoreBase):
         """Upsert the current score of each contact; append a `score_history` row when score,
         grade, MQL flag or model version changed. Returns how many results were saved."""
         rows = [score_row(crm, result) for result in results]
-        with self.transaction(), contextlib.closing(self._conn.cursor()) as cursor:
-            try:
-                cursor.executemany(_UPSERT_SCORE, rows)  # history rows: migration 003's triggers
-            except UnicodeEncodeError:  # a lone surrogate in a reason (model text): replaced
-                cursor.executemany(_UPSERT_SCORE, [clean_row(r) for r in rows])  # idempotent
+        with self.transaction():  # history rows: migration 003's triggers
+            self._upsert_many(_UPSERT_SCORE, rows)  # a lone surrogate in a reason: replaced
         return len(rows)
 
     @_db_errors
@@ -310,12 +305,8 @@ class ScoresMixin(StoreBase):
             (_in_flight_key(crm, cid, of), encode_json(dict(props)), when)
             for cid, props in writes.items()
         ]
-        sql = UPSERT_JOB
         with self.transaction():
-            try:
-                self._conn.executemany(sql, rows)
-            except UnicodeEncodeError:  # a lone surrogate in a value: replaced (idempotent)
-                self._conn.executemany(sql, [clean_row(r) for r in rows])
+            self._upsert_many(UPSERT_JOB, rows)  # a lone surrogate in a value: replaced
 
     @_db_errors
     def writes_in_flight(self, crm: str, *, of: str = "write") -> dict[str, dict[str, str]]:

@@ -747,6 +747,7 @@ PLUGINS: tuple[tuple[str, str, str], ...] = (
     ("connector.worker.cli", "run_cmd", "run"),
     ("connector.worker.cli", "backfill_cmd", "backfill"),
     ("connector.calibrate.cli", "calibrate_cmd", "calibrate"),
+    ("connector.ops.optimize", "optimize_cmd", "optimize"),
 )
 
 

@@ -16,6 +16,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Try it", ("demo",)),
     ("Set-up", ("init-properties", "init-model", "validate-model", "sandbox")),
     ("Daily", ("sync", "run", "backfill", "status")),
+    ("Upkeep", ("optimize",)),
     ("Model changes", ("rescore", "simulate", "calibrate")),
     ("Diagnosis", ("explain", "accounts", "report", "dead-letters", "enrich", "score")),
 )
@@ -33,6 +34,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "run": ("leadscore run --webhooks",),
     "backfill": ("leadscore backfill --since 2026-01-01",),
     "status": ("leadscore status", "leadscore status --json"),
+    "optimize": ("leadscore optimize --check", "leadscore optimize"),
     "rescore": ("leadscore rescore --model model.v2.yaml --dry-run",),
     "simulate": ("leadscore simulate --threshold 90", "leadscore simulate --model model.v2.yaml"),
     "calibrate": ("leadscore calibrate --horizon 90d --out model.suggested.yaml",),

@@ -61,6 +61,8 @@ class Status:
     configured_model: str | None = None  # "path: version (fingerprint)" of the configured file
     configured_notes: list[str] = field(default_factory=list)  # why it is not in force, ...
     stored_models: list[tuple[str, str, int]] = field(default_factory=list)  # version, fp, n
+    events_spread: float = 0.0  # `StateStore.events_layout`: the sampled share stored apart
+    optimize_hint: bool = False  # spread enough, on enough events, for `leadscore optimize`
 
     @property
     def open_dead_letters(self) -> int:
@@ -123,6 +125,8 @@ def build_status(
     ]
     st.contacts = store.count_contacts(crm)
     st.events = store.count_events(crm)
+    layout = store.events_layout(events=st.events)
+    st.events_spread, st.optimize_hint = layout.spread, layout.worth_optimizing
     st.pending_writes = len(store.pending_write_ids(crm))
     st.dead_letters = Counter(d.kind for d in store.open_dead_letters(crm))
     st.due = len(store.due_contact_ids(crm, now))

@@ -388,6 +388,11 @@ def print_status(console: Console, st: Status, state_path: str) -> None:
         + (f" ({dl})" if dl else "")
         + f" · due for rescore {st.due}"
     )
+    if st.optimize_hint:
+        console.print(
+            f"[yellow]{st.events_spread:.0%} of the events lie apart from their contact's "
+            "others: `leadscore optimize` makes full rescores read them in order[/yellow]"
+        )
     cursors = Table(title="Cursors", title_justify="left")
     cursors.add_column("stream")
     cursors.add_column("position")

@@ -42,6 +42,7 @@ from connector.state.codec import decode_dt
 from connector.state.companies import CompaniesMixin, CompanyCacheView
 from connector.state.contacts import _COUNT_LIVE_CONTACTS, _LIVE_ID_AT, ContactsMixin
 from connector.state.dead_letters import DeadLetter, DeadLettersMixin
+from connector.state.layout import EventsLayoutMixin
 from connector.state.leases import BULK_LEASE, DUE_INDEX, LeasesMixin
 from connector.state.models import ActiveModel, ModelsMixin
 from connector.state.named import NamedScoresMixin
@@ -92,6 +93,7 @@ class StateStore(
     WebhookEventsMixin,
     AccountsStateMixin,
     NamedScoresMixin,
+    EventsLayoutMixin,
     StoreBase,
 ):
     """The SQLite state DB. Open with `StateStore.open(path)` or `StateStore.memory()`.

@@ -1,0 +1,243 @@
+"""`leadscore optimize`: the events rewritten in contact order, nothing lost or reordered."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from collections import namedtuple
+from datetime import timedelta
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import connector.state.layout as layout_mod
+from connector.cli import cli
+from connector.errors import StateError
+from connector.model.loader import load_model
+from connector.ops.rescore import recompute_all
+from connector.ops.status import build_status
+from connector.state.layout import NEAR_ROWS, NotEnoughDisk
+from connector.state.store import StateStore
+from connector.synth import synth_dataset
+from connector.types import Event
+
+from .conftest import NOW
+
+CRM = "hubspot"
+CONTACTS = 120  # a contact's neighbouring events, inserted a day at a time, lie this far apart
+DAYS = 8
+
+
+def _arrived_by_day(store: StateStore) -> list[str]:
+    """Contacts with their events stored as syncs store them: a day at a time, for everyone.
+    Contact 5 also has two events at the same moment, inserted "z" before "a" (a tie the
+    reads break by insertion order)."""
+    people = list(synth_dataset(CONTACTS, DAYS, NOW, seed=3))
+    store.upsert_contacts(CRM, [c for c, _, _ in people], at=NOW)
+    oldest_first = [sorted(events, key=lambda e: e.occurred_at) for _, _, events in people]
+    for day in range(DAYS):
+        store.insert_events(CRM, [events[day] for events in oldest_first])
+    tie = NOW - timedelta(days=1)
+    five = people[5][0].id
+    store.insert_events(
+        CRM,
+        [Event("web", f"{five}-{k}", five, "page_view", tie, {"url": "/pricing"}) for k in "za"],
+    )
+    return [c.id for c, _, _ in people]
+
+
+def _rows(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Every event row (sorted), and the events table's schema entries."""
+    with sqlite3.connect(path) as conn:
+        rows = sorted(conn.execute("SELECT * FROM events").fetchall())
+        schema = sorted(
+            conn.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name = 'events'"
+            ).fetchall()
+        )
+    return rows, schema
+
+
+def _rowids(path: Path, contact_id: str) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT rowid FROM events WHERE contact_id = ? ORDER BY occurred_at, rowid",
+                (contact_id,),
+            )
+        ]
+
+
+def test_optimize_stores_each_contacts_events_together_and_loses_or_reorders_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    with StateStore.open(path) as store:
+        ids = _arrived_by_day(store)
+        before_rows, before_schema = _rows(path)
+        before_events = {cid: store.events_for(CRM, cid) for cid in ids}
+        assert CONTACTS > NEAR_ROWS
+        spread = store.events_layout()
+        # contact 5 (sampled) has its tie side by side: every other neighbour lies apart
+        assert (spread.events, spread.contacts_sampled) == (CONTACTS * DAYS + 2, 68)
+        assert spread.pairs == 478
+        assert (spread.apart, spread.spread) == (477, 0.998)
+        gaps = _rowids(path, ids[7])
+        assert [b - a for a, b in pairwise(gaps)] == [CONTACTS] * (DAYS - 1)
+
+        done = store.recluster_events()
+
+        assert done.events == CONTACTS * DAYS + 2
+        assert (done.before.spread, done.after.spread, done.after.apart) == (0.998, 0.0, 0)
+        # the sample now meets every contact (8 rows each, a sample every ~5 rows)
+        assert (done.after.contacts_sampled, done.after.pairs) == (CONTACTS, CONTACTS * 7 + 2)
+        assert _rows(path) == (before_rows, before_schema)  # every row, the same table
+        assert {cid: store.events_for(CRM, cid) for cid in ids} == before_events
+        tied = [e.source_id for e in store.events_for(CRM, ids[5])][-2:]
+        assert tied == [f"{ids[5]}-z", f"{ids[5]}-a"]  # the tie keeps its insertion order
+        for cid in ids:
+            got = _rowids(path, cid)
+            assert got == list(range(got[0], got[0] + len(got)))  # side by side, in order
+        assert store.events_layout().spread == 0.0
+        # the unique key still holds, and new events go in as before
+        replay = before_events[ids[0]][:2]
+        assert store.insert_events(CRM, replay) == set()
+        fresh = Event("web", "fresh-1", ids[0], "page_view", NOW, {"url": "/demo"})
+        assert store.insert_events(CRM, [fresh]) == {ids[0]}
+        assert store.events_for(CRM, ids[0])[-1] == fresh
+        assert not layout_mod.EventsLayout(1, 1, 1, 1, 1.0).worth_optimizing  # too few events
+
+
+def test_a_full_rescore_gives_the_same_scores_after_optimize(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    model = load_model()
+    with StateStore.open(path) as store:
+        _arrived_by_day(store)
+        recompute_all(store, CRM, model, NOW, workers=1)
+        query = "SELECT * FROM scores ORDER BY contact_id"
+        before = store.db.execute(query).fetchall()
+        assert len(before) == CONTACTS and any(r[2] > 0 for r in before)
+        store.recluster_events()
+        recompute_all(store, CRM, model, NOW, workers=1)
+        assert store.db.execute(query).fetchall() == before
+
+
+def test_optimize_refuses_without_free_disk_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.db"
+    with StateStore.open(path) as store:
+        _arrived_by_day(store)
+    before = _rows(path)
+    size = path.stat().st_size
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(layout_mod.shutil, "disk_usage", lambda _p: usage(0, 0, 2 * size - 1))
+    with StateStore.open(path) as store, pytest.raises(NotEnoughDisk) as err:
+        store.recluster_events()
+    assert "optimize needs" in str(err.value) and "nothing changed" in str(err.value)
+    res = CliRunner().invoke(cli, ["--state", str(path), "optimize"])
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == [f"error: {err.value}"]
+    assert _rows(path) == before
+    with StateStore.open(path) as store:
+        assert store.events_layout().spread == 0.998
+
+
+def test_cli_check_then_optimize_then_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.db"
+    with StateStore.open(path) as store:
+        _arrived_by_day(store)
+    run = CliRunner().invoke
+    total = CONTACTS * DAYS + 2
+    monkeypatch.setattr(layout_mod, "SPREAD_HINT_EVENTS", total)  # a test-sized table
+
+    res = run(cli, ["--state", str(path), "status"])
+    assert res.exit_code == 0, res.output
+    assert "100% of the events lie apart from their contact's others" in res.output
+    assert "`leadscore optimize`" in res.output
+
+    res = run(cli, ["--state", str(path), "optimize", "--check"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith(f"{total:,} events, 100% stored apart from their contact's")
+    assert lines[1] == "worth optimizing: `leadscore optimize`"
+    with StateStore.open(path) as store:
+        assert store.events_layout().spread == 0.998  # --check changed nothing
+
+    res = run(cli, ["--state", str(path), "optimize", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["events"] == total
+    assert (doc["before"]["spread"], doc["after"]["spread"]) == (0.998, 0.0)
+    assert doc["after"]["worth_optimizing"] is False
+
+    res = run(cli, ["--state", str(path), "optimize"])
+    assert res.exit_code == 0, res.output
+    assert f"rewrote {total:,} events in contact order in" in res.output
+    assert "before: " in res.output and "after:  " in res.output
+
+    with StateStore.open(path) as store:
+        st = build_status(store, CRM, NOW)
+    assert (st.events_spread, st.optimize_hint) == (0.0, False)
+    res = run(cli, ["--state", str(path), "status"])
+    assert res.exit_code == 0, res.output
+    assert "leadscore optimize" not in res.output
+
+
+def test_optimize_without_a_state_db_is_one_line(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["--state", str(tmp_path / "none.db"), "optimize"])
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == [
+        f"error: no state DB at {tmp_path / 'none.db'}; run `leadscore sync` first "
+        "(or pass --state PATH)"
+    ]
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_optimize_refuses_beside_a_running_worker_and_check_still_answers(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with StateStore.open(path) as store:
+        _arrived_by_day(store)
+        store.hold_run_lease(timedelta(hours=2))  # this (live) process: a worker
+    before = _rows(path)
+    res = CliRunner().invoke(cli, ["--state", str(path), "optimize"])
+    assert res.exit_code == 6
+    assert res.output.strip().splitlines() == [
+        f"error: a `leadscore run` worker (pid {os.getpid()} on {socket.gethostname()}) is "
+        f"using {path}; stop it, run `leadscore optimize`, then start it again"
+    ]
+    assert _rows(path) == before
+    res = CliRunner().invoke(cli, ["--state", str(path), "optimize", "--check"])
+    assert res.exit_code == 0 and "stored apart" in res.output
+
+
+def test_an_empty_events_table_reads_as_together_and_optimizes_to_itself(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with StateStore.open(path) as store:
+        assert store.events_layout() == layout_mod.EventsLayout(0, 0, 0, 0, 0.0)
+        done = store.recluster_events()
+        assert (done.events, done.after) == (0, layout_mod.EventsLayout(0, 0, 0, 0, 0.0))
+        fresh = Event("web", "w-1", "c1", "page_view", NOW, {})
+        assert store.insert_events(CRM, [fresh]) == {"c1"}
+        assert store.events_for(CRM, "c1") == [fresh]
+
+
+def test_an_events_table_it_does_not_know_is_left_as_it_is(tmp_path: Path) -> None:
+    """A later migration that changes the events table must teach optimize its columns: until
+    then the rewrite refuses (a copy with the old columns would lose the new one)."""
+    path = tmp_path / "state.db"
+    with StateStore.open(path) as store:
+        _arrived_by_day(store)
+        store.db.execute("ALTER TABLE events ADD COLUMN campaign TEXT")
+        before = _rows(path)
+        with pytest.raises(StateError, match=r"events table: unexpected columns .*campaign"):
+            store.recluster_events()
+        assert _rows(path) == before
+        assert store.count_contacts(CRM) == CONTACTS  # the connection's TEMP view still there

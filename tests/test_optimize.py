@@ -50,6 +50,14 @@ def _arrived_by_day(store: StateStore) -> list[str]:
     return [c.id for c, _, _ in people]
 
 
+def _spread_db(tmp_path: Path) -> Path:
+    """A state DB file holding `_arrived_by_day`'s contacts and events."""
+    path = tmp_path / "state.db"
+    with StateStore.open(path) as store:
+        _arrived_by_day(store)
+    return path
+
+
 def _rows(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     """Every event row (sorted), and the events table's schema entries."""
     with sqlite3.connect(path) as conn:
@@ -130,9 +138,7 @@ def test_a_full_rescore_gives_the_same_scores_after_optimize(tmp_path: Path) -> 
 def test_optimize_refuses_without_free_disk_and_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "state.db"
-    with StateStore.open(path) as store:
-        _arrived_by_day(store)
+    path = _spread_db(tmp_path)
     before = _rows(path)
     size = path.stat().st_size
     usage = namedtuple("usage", "total used free")
@@ -151,9 +157,7 @@ def test_optimize_refuses_without_free_disk_and_changes_nothing(
 def test_cli_check_then_optimize_then_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "state.db"
-    with StateStore.open(path) as store:
-        _arrived_by_day(store)
+    path = _spread_db(tmp_path)
     run = CliRunner().invoke
     total = CONTACTS * DAYS + 2
     monkeypatch.setattr(layout_mod, "SPREAD_HINT_EVENTS", total)  # a test-sized table
@@ -202,9 +206,8 @@ def test_optimize_without_a_state_db_is_one_line(tmp_path: Path) -> None:
 
 
 def test_optimize_refuses_beside_a_running_worker_and_check_still_answers(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
+    path = _spread_db(tmp_path)
     with StateStore.open(path) as store:
-        _arrived_by_day(store)
         store.hold_run_lease(timedelta(hours=2))  # this (live) process: a worker
     before = _rows(path)
     res = CliRunner().invoke(cli, ["--state", str(path), "optimize"])
@@ -232,9 +235,8 @@ def test_an_empty_events_table_reads_as_together_and_optimizes_to_itself(tmp_pat
 def test_an_events_table_it_does_not_know_is_left_as_it_is(tmp_path: Path) -> None:
     """A later migration that changes the events table must teach optimize its columns: until
     then the rewrite refuses (a copy with the old columns would lose the new one)."""
-    path = tmp_path / "state.db"
+    path = _spread_db(tmp_path)
     with StateStore.open(path) as store:
-        _arrived_by_day(store)
         store.db.execute("ALTER TABLE events ADD COLUMN campaign TEXT")
         before = _rows(path)
         with pytest.raises(StateError, match=r"events table: unexpected columns .*campaign"):

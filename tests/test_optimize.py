@@ -91,17 +91,16 @@ def test_optimize_stores_each_contacts_events_together_and_loses_or_reorders_not
         before_events = {cid: store.events_for(CRM, cid) for cid in ids}
         assert CONTACTS > NEAR_ROWS
         spread = store.events_layout()
-        # contact 5 (sampled) has its tie side by side: every other neighbour lies apart
-        assert (spread.events, spread.contacts_sampled) == (CONTACTS * DAYS + 2, 68)
-        assert spread.pairs == 478
-        assert (spread.apart, spread.spread) == (477, 0.998)
+        # 200 rowids spread by the golden ratio meet 61 contacts, each with 7 neighbours apart
+        assert (spread.events, spread.contacts_sampled) == (CONTACTS * DAYS + 2, 61)
+        assert (spread.pairs, spread.apart, spread.spread) == (427, 427, 1.0)
         gaps = _rowids(path, ids[7])
         assert [b - a for a, b in pairwise(gaps)] == [CONTACTS] * (DAYS - 1)
 
         done = store.recluster_events()
 
         assert done.events == CONTACTS * DAYS + 2
-        assert (done.before.spread, done.after.spread, done.after.apart) == (0.998, 0.0, 0)
+        assert (done.before.spread, done.after.spread, done.after.apart) == (1.0, 0.0, 0)
         # the sample now meets every contact (8 rows each, a sample every ~5 rows)
         assert (done.after.contacts_sampled, done.after.pairs) == (CONTACTS, CONTACTS * 7 + 2)
         assert _rows(path) == (before_rows, before_schema)  # every row, the same table
@@ -151,7 +150,7 @@ def test_optimize_refuses_without_free_disk_and_changes_nothing(
     assert res.output.strip().splitlines() == [f"error: {err.value}"]
     assert _rows(path) == before
     with StateStore.open(path) as store:
-        assert store.events_layout().spread == 0.998
+        assert store.events_layout().spread == 1.0
 
 
 def test_cli_check_then_optimize_then_status(
@@ -173,13 +172,13 @@ def test_cli_check_then_optimize_then_status(
     assert lines[0].startswith(f"{total:,} events, 100% stored apart from their contact's")
     assert lines[1] == "worth optimizing: `leadscore optimize`"
     with StateStore.open(path) as store:
-        assert store.events_layout().spread == 0.998  # --check changed nothing
+        assert store.events_layout().spread == 1.0  # --check changed nothing
 
     res = run(cli, ["--state", str(path), "optimize", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     assert doc["events"] == total
-    assert (doc["before"]["spread"], doc["after"]["spread"]) == (0.998, 0.0)
+    assert (doc["before"]["spread"], doc["after"]["spread"]) == (1.0, 0.0)
     assert doc["after"]["worth_optimizing"] is False
 
     res = run(cli, ["--state", str(path), "optimize"])
@@ -243,3 +242,70 @@ def test_an_events_table_it_does_not_know_is_left_as_it_is(tmp_path: Path) -> No
             store.recluster_events()
         assert _rows(path) == before
         assert store.count_contacts(CRM) == CONTACTS  # the connection's TEMP view still there
+
+
+def test_one_busy_contact_neither_hides_the_spread_nor_slows_the_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each sampled contact weighs the same, and at most `LAYOUT_ROWS` of its events are read:
+    a contact with many events stored side by side (a bot, an import) neither outvotes the
+    spread contacts nor makes `status` read all of its rows."""
+    monkeypatch.setattr(layout_mod, "LAYOUT_ROWS", 50)
+    path = _spread_db(tmp_path)
+    busy = [
+        Event("web", f"busy-{k}", "busy", "page_view", NOW - timedelta(seconds=k), {})
+        for k in range(3000)
+    ]
+    reads: list[str] = []
+    with StateStore.open(path) as store:
+        store.insert_events(CRM, busy)
+        store._conn.set_trace_callback(reads.append)
+        got = store.events_layout()
+        store._conn.set_trace_callback(None)
+    # the busy contact holds 3,000 of 3,962 rows: most of the sample lands on it, once
+    assert got.events == CONTACTS * DAYS + 2 + 3000
+    per_contact = [r for r in reads if "ORDER BY occurred_at, rowid LIMIT 50" in r]
+    assert len(per_contact) == got.contacts_sampled == 42
+    # its 49 side-by-side pairs (of 50 rows read) count as one contact of spread 0
+    assert got.pairs == 49 + 7 * (got.contacts_sampled - 1)
+    assert got.apart == 7 * (got.contacts_sampled - 1)
+    expected = round((got.contacts_sampled - 1) / got.contacts_sampled, 3)
+    assert got.spread == expected == 0.976  # pooled pairs would say 287 / 336 = 0.854, and
+    # without the cap 287 / 3,286 = 0.087: the spread contacts drowned
+    assert got.worth_optimizing is False  # (4k events: under the hint's minimum)
+
+
+def test_ctrl_c_during_the_rewrite_stops_it_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _spread_db(tmp_path)
+    before = _rows(path)
+    calls = []
+
+    def interrupted() -> int:  # what a pending SIGINT does the first time SQLite calls back
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(layout_mod, "_keep_going", interrupted)
+    monkeypatch.setattr(layout_mod, "_PROGRESS_STEPS", 100)
+    with StateStore.open(path) as store:
+        with pytest.raises(KeyboardInterrupt):
+            store.recluster_events()
+        assert calls  # the copy was under way
+        assert store.count_contacts(CRM) == CONTACTS  # the connection still whole
+        assert not store._conn.in_transaction
+    assert _rows(path) == before
+
+
+def test_a_disk_that_fills_during_the_rewrite_is_one_line_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = _spread_db(tmp_path)
+    before = _rows(path)
+    with StateStore.open(path) as store:
+        pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+        store.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # a disk that is all but full
+        with pytest.raises(NotEnoughDisk, match="the disk filled during optimize"):
+            store.recluster_events()
+        assert store.count_contacts(CRM) == CONTACTS
+    assert _rows(path) == before

@@ -33,11 +33,12 @@ def optimize_cmd(ctx: click.Context, check: bool, as_json: bool) -> None:
     """Rewrite the stored events in contact order: faster full rescores after months of syncs.
 
     Syncs append each day's events of many contacts, so one contact's events end up spread
-    over the file and a full rescore reads a page per event. This rewrites the events table in
-    contact order, in one transaction (other processes wait), and reports the spread before
-    and after. Not beside a running `leadscore run` worker (stop it first). It needs free disk
-    of twice the DB file; the old pages stay in the file as free space the DB reuses.
-    `leadscore status` says when it is worth it.
+    over the file and a full rescore reads a page per event. This rewrites the events table
+    in contact order, in one transaction, and reports the spread before and after. Not beside
+    a running `leadscore run` worker (stop it first); a sync started meanwhile gives up after
+    its busy timeout. Ctrl-C stops it, nothing changed. It needs free disk of twice the DB
+    file; the old pages stay in the file as free space the DB reuses. `leadscore status`
+    says when it is worth it.
     """
     settings = settings_from(ctx)
     store = open_existing_store(settings)

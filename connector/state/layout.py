@@ -18,14 +18,17 @@ new rowids follow the old ones within a contact.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
 from connector.errors import ConnectorError, StateError
-from connector.state.base import CONTACTS_VIEW, StoreBase
+from connector.state.base import CONTACTS_VIEW, StoreBase, _db_errors
 
 LAYOUT_SAMPLE = 200  # contacts sampled by `events_layout`: a few ms, even at 20M events
+LAYOUT_ROWS = 1000  # events read of each sampled contact, at most
+_GOLDEN = 0.6180339887498949  # the sample's rowids: k * this, modulo 1, times the largest
 SPREAD_HINT = 0.5  # `status` suggests `leadscore optimize` from this spread up ...
 SPREAD_HINT_EVENTS = 100_000  # ... on a table of at least this many events
 # two neighbouring events are "stored apart" when more rows than this lie between them: more
@@ -43,8 +46,9 @@ class NotEnoughDisk(ConnectorError):
 class EventsLayout:
     """How spread the events of a contact are in the file: `spread` is the share of
     neighbouring events (by contact, then time) stored apart (more than `NEAR_ROWS` rows
-    between them), over the sampled contacts (0: each contact's events stored together;
-    ~1: every event on a page of its own)."""
+    between them), the mean over the sampled contacts with two events or more (0: each
+    contact's events stored together; ~1: every event on a page of its own). `pairs` and
+    `apart`: the sampled contacts' neighbouring events, and of those the ones apart."""
 
     events: int  # rows in the table (every CRM)
     contacts_sampled: int
@@ -65,10 +69,14 @@ class Reclustered:
 
 
 class EventsLayoutMixin(StoreBase):
+    @_db_errors
     def events_layout(self, sample: int = LAYOUT_SAMPLE, events: int | None = None) -> EventsLayout:
-        """Estimated from the events of up to `sample` contacts, those of the rows at evenly
-        spaced rowids (the same sample each time for the same file). `events`: the table's
-        row count when the caller has it (counting 20M rows takes a second)."""
+        """Estimated from up to `sample` contacts: those of the rows at `sample` rowids spread
+        by the golden ratio over the table (the same sample each time for the same file, and
+        no stride for a sync's size to fall in step with). Each contact weighs the same (a
+        contact with a million events does not outvote the rest), and at most its first
+        `LAYOUT_ROWS` events are read. `events`: the count to show and to weigh the hint by,
+        when the caller has it (counting 20M rows takes a second; `status` passes its CRM's)."""
         ex = self._conn.execute
         if events is None:
             events = int(ex("SELECT count(*) FROM events").fetchone()[0])
@@ -76,34 +84,42 @@ class EventsLayoutMixin(StoreBase):
         keys: dict[tuple[str, str], None] = {}
         if top:
             for k in range(sample):
+                at = 1 + int((k * _GOLDEN) % 1.0 * top)
                 row = ex(
                     "SELECT crm, contact_id FROM events WHERE rowid >= ? ORDER BY rowid LIMIT 1",
-                    (1 + top * k // sample,),
+                    (at,),
                 ).fetchone()
                 if row is not None:
                     keys[(row[0], row[1])] = None
         pairs = apart = 0
+        shares: list[float] = []
         for crm, contact_id in keys:
             ids = [
                 r[0]
                 for r in ex(
                     "SELECT rowid FROM events WHERE crm = ? AND contact_id = ? "
-                    "ORDER BY occurred_at, rowid",
-                    (crm, contact_id),
+                    "ORDER BY occurred_at, rowid LIMIT ?",
+                    (crm, contact_id, LAYOUT_ROWS),
                 )
             ]
-            pairs += max(0, len(ids) - 1)
-            apart += sum(1 for a, b in pairwise(ids) if abs(b - a) > NEAR_ROWS)
-        spread = apart / pairs if pairs else 0.0
+            if len(ids) < 2:
+                continue
+            far = sum(1 for a, b in pairwise(ids) if abs(b - a) > NEAR_ROWS)
+            pairs += len(ids) - 1
+            apart += far
+            shares.append(far / (len(ids) - 1))
+        spread = sum(shares) / len(shares) if shares else 0.0
         return EventsLayout(events, len(keys), pairs, apart, round(spread, 3))
 
+    @_db_errors
     def recluster_events(self) -> Reclustered:
         """Rewrite the events table in contact order (see the module's doc), in one
         transaction: a copy, then the old table dropped and the copy renamed, with the same
         columns, indexes and text as before. Other processes wait meanwhile (or give up after
         their busy timeout). Needs free disk for the copy and its WAL: refused with less free
-        space than twice the DB file's size (`NotEnoughDisk`). The old table's pages stay in
-        the file as free pages, which the DB reuses as it grows."""
+        space than twice the DB file's size, or when a disk fills meanwhile (`NotEnoughDisk`,
+        rolled back). Ctrl-C aborts the copy (`KeyboardInterrupt`, rolled back). The old
+        table's pages stay in the file as free pages, which the DB reuses as it grows."""
         before = self.events_layout()
         path = Path(self.path)
         if path.exists():
@@ -121,6 +137,10 @@ class EventsLayoutMixin(StoreBase):
         # the indexes' sorts spill to temporary files, not memory (20M events: ~5 GB). A
         # change of temp_store drops the connection's TEMP objects: the view comes back after
         ex("PRAGMA temp_store = FILE")
+        # Ctrl-C stops the copy within a moment (Python sees it only between statements, and
+        # one statement copies every event): SQLite calls this often, and a KeyboardInterrupt
+        # raised in it aborts the statement
+        self._conn.set_progress_handler(_keep_going, _PROGRESS_STEPS)
         try:
             with self.transaction():
                 ex("DROP TABLE IF EXISTS events_reclustered")
@@ -131,11 +151,31 @@ class EventsLayoutMixin(StoreBase):
                 ex("ALTER TABLE events_reclustered RENAME TO events")
                 ex(_CREATE_EVENTS_KEY)
                 ex(_CREATE_EVENTS_CONTACT_TIME)
+        except sqlite3.OperationalError as exc:  # rolled back: nothing changed
+            if str(exc) == "interrupted":  # by Ctrl-C, in `_keep_going`
+                raise KeyboardInterrupt from exc
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+                raise NotEnoughDisk(
+                    f"state DB {self.path}: the disk filled during optimize (its copy and WAL "
+                    "go beside the DB; the index sorts to SQLite's temporary directory: "
+                    "SQLITE_TMPDIR, else /var/tmp or /tmp); nothing changed"
+                ) from exc
+            raise
         finally:
+            self._conn.set_progress_handler(None, 0)
             ex("PRAGMA temp_store = MEMORY")  # as `configure_connection` sets it
             ex(CONTACTS_VIEW)
         ex("PRAGMA wal_checkpoint(TRUNCATE)")
         return Reclustered(moved, before, self.events_layout())
+
+
+_PROGRESS_STEPS = 100_000  # SQLite VM steps between calls of `_keep_going` (~ms)
+
+
+def _keep_going() -> int:
+    """SQLite's progress handler during the rewrite: 0 goes on. A pending Ctrl-C is raised
+    as soon as Python runs this, which makes SQLite abort the statement ("interrupted")."""
+    return 0
 
 
 # The events table as migration 001 creates it (sqlite-utils' text, which the rename keeps:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import sqlite3
+import threading
 from collections import namedtuple
 from datetime import timedelta
 from itertools import pairwise
@@ -20,10 +22,14 @@ from connector.errors import StateError
 from connector.model.loader import load_model
 from connector.ops.rescore import recompute_all
 from connector.ops.status import build_status
+from connector.sandbox.demo_portal import build_portal
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.settings import load_settings
 from connector.state.layout import NEAR_ROWS, NotEnoughDisk
 from connector.state.store import StateStore
 from connector.synth import synth_dataset
 from connector.types import Event
+from connector.worker.cli import run_worker
 
 from .conftest import NOW
 
@@ -309,3 +315,40 @@ def test_a_disk_that_fills_during_the_rewrite_is_one_line_and_changes_nothing(
             store.recluster_events()
         assert store.count_contacts(CRM) == CONTACTS
     assert _rows(path) == before
+
+
+@pytest.mark.parametrize("optimized", [False, True])
+def test_the_run_worker_says_at_start_when_optimize_is_worth_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    optimized: bool,
+) -> None:
+    path = _spread_db(tmp_path)
+    if optimized:
+        with StateStore.open(path) as store:
+            store.recluster_events()
+    monkeypatch.setattr(layout_mod, "SPREAD_HINT_EVENTS", CONTACTS * DAYS)  # a test-sized table
+    monkeypatch.setenv("LEADSCORE_ENV_FILE", str(tmp_path / "none.env"))
+    with HubSpotSandbox.start(build_portal(5, events_per_contact=1, seed=5)) as sb:
+        settings = load_settings(
+            crm="hubspot",
+            hubspot_base_url=sb.url,
+            hubspot_token=sb.token,
+            state_path=path,
+            http_port=0,
+            sync_interval_minutes=60,
+        )
+        stop = threading.Event()
+        with caplog.at_level(logging.WARNING, logger="connector.worker"):
+            code = run_worker(settings, load_model(), stop=stop, on_ready=lambda _s: stop.set())
+    assert code == 0
+    hints = [r.getMessage() for r in caplog.records if "leadscore optimize" in r.getMessage()]
+    if optimized:
+        assert hints == []
+    else:
+        assert hints == [
+            f"100% of the {CONTACTS * DAYS + 2:,} stored events lie apart from their contact's "
+            "others: full rescores read a page per event. Stop the worker and run "
+            "`leadscore optimize` (it rewrites them in contact order)"
+        ]

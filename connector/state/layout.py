@@ -6,8 +6,9 @@ contact's events sit together; every later sync appends the day's events of many
 after months one contact's events are spread over as many pages as it has events. A full
 rescore reads every contact's events in contact order through the (crm, contact_id,
 occurred_at) index: on a spread table that is one page read per event instead of one per few
-contacts (measured at 200,000 contacts and 4M events: the contacts-only rescore 28.1 s instead
-of 17.7 s, the bare read 9.5 s instead of 3.7 s; `bench/events_layout.py`).
+contacts (measured at 200,000 contacts and 4M events, one process: the contacts-only rescore
+28.1 s instead of 17.7 s, the bare read 9.5 s instead of 3.7 s; 1M contacts, two processes:
+77.5 s instead of 41.2 s; `bench/events_layout.py`).
 
 `events_layout` estimates the spread from a sample of contacts; `recluster_events` rewrites the
 table in (crm, contact_id, occurred_at, rowid) order, so each contact's events are adjacent
@@ -37,7 +38,8 @@ NEAR_ROWS = 64
 
 
 class NotEnoughDisk(ConnectorError):
-    """`recluster_events` refused: too little free disk for the copy (nothing changed)."""
+    """`recluster_events` refused, or stopped by a full disk: too little room for the copy
+    (rolled back: nothing changed)."""
 
     exit_code = 1
 
@@ -50,7 +52,7 @@ class EventsLayout:
     contact's events stored together; ~1: every event on a page of its own). `pairs` and
     `apart`: the sampled contacts' neighbouring events, and of those the ones apart."""
 
-    events: int  # rows in the table (every CRM)
+    events: int  # rows in the table (every CRM's; or the count the caller passed)
     contacts_sampled: int
     pairs: int  # neighbouring events of the sampled contacts
     apart: int  # of those, stored apart

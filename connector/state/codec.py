@@ -190,19 +190,7 @@ def reasons_json(reasons: Iterable[Reason]) -> bytes | str:
     binds as TEXT (`CAST(? AS TEXT)`: no decoding to str for SQLite to encode back). orjson
     writes a non-finite number as null and refuses ints past 64 bits: those (no model makes
     them) take the stdlib path, as text."""
-    return json_text(
-        [  # `reason_dict` of each, inline (a full rescore makes ~5 per score)
-            {
-                "rule": r.rule,
-                "category": r.category,
-                "points": _points(r),
-                "text": r.text,
-                "event_ids": r.event_ids,
-                "kind": r.kind,
-            }
-            for r in reasons
-        ]
-    )
+    return json_text([reason_dict(r) for r in reasons])
 
 
 def json_text(value: Any) -> bytes | str:

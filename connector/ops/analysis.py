@@ -28,6 +28,7 @@ from connector.ops.common import (
     fail,
     load_model_or_exit,
     open_existing_store,
+    refuse_beside_a_run_worker,
     settings_from,
 )
 from connector.pipeline import Enricher
@@ -303,15 +304,11 @@ def _rescore_named(
 
 def _refuse_beside_a_run_worker(store: StateStore) -> None:
     """Applying a rescore syncs, rewrites every score and writes to the CRM: not beside a
-    `leadscore run` worker doing the same on this state DB (exit 6, as for a locked DB)."""
-    holder = store.run_lease_holder()
-    if holder is None:
-        return
-    fail(
-        f"a `leadscore run` worker (pid {holder['pid']} on {holder['host']}) is using "
-        f"{store.path}; stop it, apply the rescore, then start it again (it resumes where it "
-        "stopped). `leadscore rescore --dry-run` previews meanwhile",
-        6,
+    `leadscore run` worker doing the same on this state DB."""
+    refuse_beside_a_run_worker(
+        store,
+        "apply the rescore, then start it again (it resumes where it stopped). "
+        "`leadscore rescore --dry-run` previews meanwhile",
     )
 
 

@@ -138,6 +138,20 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def refuse_beside_a_run_worker(store: StateStore, then: str) -> None:
+    """Exit 6 (as for a locked DB) when a `leadscore run` worker uses this state DB: a command
+    that rewrites what the worker reads and writes (`rescore`, `optimize`) waits for it to
+    stop. `then`: what to do once it is stopped ("stop it, {then}")."""
+    holder = store.run_lease_holder()
+    if holder is None:
+        return
+    fail(
+        f"a `leadscore run` worker (pid {holder['pid']} on {holder['host']}) is using "
+        f"{store.path}; stop it, {then}",
+        6,
+    )
+
+
 def open_existing_store(settings: Settings) -> StateStore:
     """The state DB, which must exist already (these commands never create one)."""
     path = settings.state_path

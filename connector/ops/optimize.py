@@ -12,7 +12,13 @@ import time
 import click
 
 from connector.errors import ConnectorError
-from connector.ops.common import console, fail, open_existing_store, settings_from
+from connector.ops.common import (
+    console,
+    fail,
+    open_existing_store,
+    refuse_beside_a_run_worker,
+    settings_from,
+)
 from connector.state.layout import EventsLayout
 
 
@@ -58,13 +64,8 @@ def optimize_cmd(ctx: click.Context, check: bool, as_json: bool) -> None:
                 else "no need to optimize"
             )
             return
-        holder = store.run_lease_holder()
-        if holder is not None:  # its passes would wait on the rewrite, and give up
-            fail(
-                f"a `leadscore run` worker (pid {holder['pid']} on {holder['host']}) is using "
-                f"{store.path}; stop it, run `leadscore optimize`, then start it again",
-                6,
-            )
+        # its passes would wait on the rewrite, and give up
+        refuse_beside_a_run_worker(store, "run `leadscore optimize`, then start it again")
         t0 = time.perf_counter()
         with out.status("rewriting the events in contact order …"):
             done = store.recluster_events()

@@ -168,7 +168,7 @@ class EventsLayoutMixin(StoreBase):
             ex("PRAGMA temp_store = MEMORY")  # as `configure_connection` sets it
             ex(CONTACTS_VIEW)
         ex("PRAGMA wal_checkpoint(TRUNCATE)")
-        return Reclustered(moved, before, self.events_layout())
+        return Reclustered(moved, before, self.events_layout(events=moved))  # every row moved
 
 
 _PROGRESS_STEPS = 100_000  # SQLite VM steps between calls of `_keep_going` (~ms)

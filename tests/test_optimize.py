@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import sqlite3
+import subprocess
 import threading
 from collections import namedtuple
 from datetime import timedelta
@@ -147,7 +149,7 @@ def test_optimize_refuses_without_free_disk_and_changes_nothing(
     before = _rows(path)
     size = path.stat().st_size
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(layout_mod.shutil, "disk_usage", lambda _p: usage(0, 0, 2 * size - 1))
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(0, 0, 2 * size - 1))
     with StateStore.open(path) as store, pytest.raises(NotEnoughDisk) as err:
         store.recluster_events()
     assert "optimize needs" in str(err.value) and "nothing changed" in str(err.value)
@@ -352,3 +354,58 @@ def test_the_run_worker_says_at_start_when_optimize_is_worth_it(
             "others: full rescores read a page per event. Stop the worker and run "
             "`leadscore optimize` (it rewrites them in contact order)"
         ]
+
+
+def test_a_process_that_finds_the_db_locked_by_the_rewrite_is_told_who_holds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _spread_db(tmp_path)
+    seen: list[str] = []
+
+    def meanwhile() -> int:  # called by SQLite during the copy: the write lock is held
+        if not seen:
+            with StateStore.open(path, busy_timeout=0.05) as other:
+                with pytest.raises(StateError) as err:
+                    other.set_job("a-sync", {"cursor": 1})  # any write
+                seen.append(str(err.value))
+        return 0
+
+    monkeypatch.setattr(layout_mod, "_keep_going", meanwhile)
+    monkeypatch.setattr(layout_mod, "_PROGRESS_STEPS", 100)
+    with StateStore.open(path) as store:
+        done = store.recluster_events()
+        assert done.events == CONTACTS * DAYS + 2
+        assert store.get_job(layout_mod.OPTIMIZE_JOB) is None  # the marker goes with it
+    assert len(seen) == 1
+    assert seen[0].startswith(
+        f"state DB {path} is locked: `leadscore optimize` (pid {os.getpid()} on "
+        f"{socket.gethostname()}) is rewriting its events, since "
+    )
+    assert "; run this again once it ends (gave up after 0.05s): database is locked" in seen[0]
+
+
+def test_the_marker_of_an_interrupted_or_dead_rewrite_names_nobody(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _spread_db(tmp_path)
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(layout_mod, "_keep_going", interrupted)
+    monkeypatch.setattr(layout_mod, "_PROGRESS_STEPS", 100)
+    with StateStore.open(path) as store:
+        with pytest.raises(KeyboardInterrupt):
+            store.recluster_events()
+        assert store.get_job(layout_mod.OPTIMIZE_JOB) is None
+        assert store._lock_holder() is None
+        # a rewrite killed -9 leaves its marker: a dead pid on this host names nobody
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        store.set_job(layout_mod.OPTIMIZE_JOB, {"pid": dead.pid, "host": socket.gethostname()})
+        assert store._lock_holder() is None
+        store.set_job(layout_mod.OPTIMIZE_JOB, {"pid": os.getpid(), "host": "other-container"})
+        held = store._lock_holder()
+        assert held is not None and held.startswith(
+            f"`leadscore optimize` (pid {os.getpid()} on other-container) is rewriting"
+        )

@@ -40,13 +40,20 @@ LAST_ID = "\U0010ffff"  # sorts after every contact id (SQLite compares text as 
 # ---------------------------------------------------------------------------- errors
 
 
-def _translate(exc: sqlite3.Error, label: str, timeout: float) -> StateError | None:
-    """The StateError a caller can act on, or None for a programming error (re-raise)."""
+def _translate(
+    exc: sqlite3.Error,
+    label: str,
+    timeout: float,
+    holder: Callable[[], str | None] | None = None,
+) -> StateError | None:
+    """The StateError a caller can act on, or None for a programming error (re-raise).
+    `holder()`: who holds a locked DB, when the DB says so (`StoreBase._lock_holder`)."""
     base = "_".join((getattr(exc, "sqlite_errorname", "") or "").split("_")[:2])
     text = str(exc)
     if base in _LOCKED or "database is locked" in text:
+        who = holder() if holder is not None else None
         return StateError(
-            f"state DB {label} is locked: another process holds it "
+            f"state DB {label} is locked: {who or 'another process holds it'} "
             f"(gave up after {timeout:g}s): {text}"
         )
     if base in _INVALID or "not a database" in text or "malformed" in text:
@@ -57,12 +64,15 @@ def _translate(exc: sqlite3.Error, label: str, timeout: float) -> StateError | N
 
 
 @contextlib.contextmanager
-def translated_errors(label: str, timeout: float) -> Iterator[None]:
-    """Raise SQLite's locked/corrupt/unusable errors as `StateError` naming the file."""
+def translated_errors(
+    label: str, timeout: float, holder: Callable[[], str | None] | None = None
+) -> Iterator[None]:
+    """Raise SQLite's locked/corrupt/unusable errors as `StateError` naming the file (and,
+    for a locked one, the process `holder()` names)."""
     try:
         yield
     except sqlite3.Error as exc:
-        translated = _translate(exc, label, timeout)
+        translated = _translate(exc, label, timeout, holder)
         if translated is None:
             raise
         raise translated from exc
@@ -75,7 +85,7 @@ def _db_errors(
 
     @functools.wraps(method)
     def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with translated_errors(self.path, self.busy_timeout):
+        with translated_errors(self.path, self.busy_timeout, self._lock_holder):
             return method(self, *args, **kwargs)
 
     return wrapper
@@ -88,7 +98,7 @@ def _db_errors_iter(
 
     @functools.wraps(method)
     def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
-        with translated_errors(self.path, self.busy_timeout):
+        with translated_errors(self.path, self.busy_timeout, self._lock_holder):
             yield from method(self, *args, **kwargs)
 
     return wrapper
@@ -196,6 +206,11 @@ class StoreBase:
 
     def __repr__(self) -> str:
         return f"StateStore({self.path!r})"
+
+    def _lock_holder(self) -> str | None:
+        """Who holds this DB locked, when a long writer says so in the DB (`leadscore
+        optimize`: `EventsLayoutMixin`); None here."""
+        return None
 
     # -- transactions --------------------------------------------------------------------
 

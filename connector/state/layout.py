@@ -18,14 +18,19 @@ new rowids follow the old ones within a contact.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import socket
 import sqlite3
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
 from connector.errors import ConnectorError, StateError
-from connector.state.base import CONTACTS_VIEW, StoreBase, _db_errors
+from connector.state.base import CONTACTS_VIEW, UPSERT_JOB, StoreBase, _db_errors, _now
+from connector.state.codec import decode_dt, decode_mapping, encode_dt, encode_json
+from connector.state.leases import _process_alive
 
 LAYOUT_SAMPLE = 200  # contacts sampled by `events_layout`: a few ms, even at 20M events
 LAYOUT_ROWS = 1000  # events read of each sampled contact, at most
@@ -35,6 +40,9 @@ SPREAD_HINT_EVENTS = 100_000  # ... on a table of at least this many events
 # two neighbouring events are "stored apart" when more rows than this lie between them: more
 # than a few pages (an event row is ~150-250 bytes, ~20 a page of 4 KiB)
 NEAR_ROWS = 64
+# the `jobs` row naming the process rewriting the events (committed before its transaction,
+# deleted after): a sync that finds the DB locked meanwhile says who holds it
+OPTIMIZE_JOB = "optimize"
 
 
 class NotEnoughDisk(ConnectorError):
@@ -136,6 +144,18 @@ class EventsLayoutMixin(StoreBase):
         columns = tuple((r[1], r[2], r[3]) for r in ex("PRAGMA table_info(events)"))
         if columns != _COLUMNS:  # a later migration changed the table: this must follow it
             raise StateError(f"events table: unexpected columns {columns}; nothing changed")
+        self._mark_optimizing(True)
+        try:
+            moved = self._rewrite_events()
+        finally:
+            with contextlib.suppress(sqlite3.Error):  # a marker left says "not alive" anyway
+                self._mark_optimizing(False)
+        ex("PRAGMA wal_checkpoint(TRUNCATE)")
+        return Reclustered(moved, before, self.events_layout(events=moved))  # every row moved
+
+    def _rewrite_events(self) -> int:
+        """The copy of `recluster_events`, in one transaction; the rows moved."""
+        ex = self._conn.execute
         # the indexes' sorts spill to temporary files, not memory (20M events: ~5 GB). A
         # change of temp_store drops the connection's TEMP objects: the view comes back after
         ex("PRAGMA temp_store = FILE")
@@ -167,8 +187,38 @@ class EventsLayoutMixin(StoreBase):
             self._conn.set_progress_handler(None, 0)
             ex("PRAGMA temp_store = MEMORY")  # as `configure_connection` sets it
             ex(CONTACTS_VIEW)
-        ex("PRAGMA wal_checkpoint(TRUNCATE)")
-        return Reclustered(moved, before, self.events_layout(events=moved))  # every row moved
+        return int(moved)
+
+    def _mark_optimizing(self, on: bool) -> None:
+        with self.transaction():
+            if on:
+                owner = {"pid": os.getpid(), "host": socket.gethostname()}
+                self._conn.execute(
+                    UPSERT_JOB, (OPTIMIZE_JOB, encode_json(owner), encode_dt(_now()))
+                )
+            else:
+                self._conn.execute("DELETE FROM jobs WHERE name = ?", (OPTIMIZE_JOB,))
+
+    def _lock_holder(self) -> str | None:
+        """The `leadscore optimize` rewriting this DB's events, for the error of a process
+        that found the DB locked: the rewrite holds the write lock for minutes (153 s at 20M
+        events), longer than any busy timeout. None when there is none (or it died here)."""
+        with contextlib.suppress(sqlite3.Error, ValueError):
+            row = self._conn.execute(
+                "SELECT state, updated_at FROM jobs WHERE name = ?", (OPTIMIZE_JOB,)
+            ).fetchone()
+            if row is None:
+                return None
+            owner = decode_mapping(row[0])
+            pid, host = owner.get("pid"), owner.get("host")
+            if host == socket.gethostname() and not _process_alive(pid):
+                return None
+            since = decode_dt(row[1]).strftime("%Y-%m-%d %H:%M:%S UTC")
+            return (
+                f"`leadscore optimize` (pid {pid} on {host}) is rewriting its events, "
+                f"since {since}; run this again once it ends"
+            )
+        return None
 
 
 _PROGRESS_STEPS = 100_000  # SQLite VM steps between calls of `_keep_going` (~ms)

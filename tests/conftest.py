@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,7 +70,7 @@ def make_harness(
     model: LoadedModel | None = None,
     options: SyncOptions | None = None,
     **sandbox_kwargs: Any,
-) -> Iterator[Harness]:
+) -> Generator[Harness, None, None]:
     kwargs: dict[str, Any] = {"now": NOW, "search_rate_limit": 10_000, "time_scale": 0.01}
     kwargs.update(sandbox_kwargs)
     with HubSpotSandbox.start(portal, **kwargs) as sb:

@@ -56,6 +56,7 @@ from connector.sandbox.base import Faults, Request, Response  # noqa: E402
 from connector.sandbox.demo_portal import build_demo_portal  # noqa: E402
 from connector.sandbox.hubspot import HubSpotSandbox  # noqa: E402
 from connector.settings import Settings, load_settings  # noqa: E402
+from connector.state.base import StoreBase  # noqa: E402
 from connector.state.store import StateStore  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
@@ -917,7 +918,7 @@ def child_main(hook: str, args: list[str]) -> None:
     real = StateStore._commit
     count = [0]
 
-    def hooked(self: StateStore) -> None:
+    def hooked(self: StoreBase) -> None:
         count[0] += 1
         if count[0] == target:
             os.kill(os.getpid(), signal.SIGKILL)  # the transaction is open: never committed

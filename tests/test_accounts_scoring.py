@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from connector.model.loader import load_model, validate_model_file
-from connector.scoring.accounts import apply_account_mql, compile_accounts, score_account
+from connector.scoring.accounts import (
+    CompiledAccounts,
+    apply_account_mql,
+    compile_accounts,
+    score_account,
+)
 from connector.types import (
     MQL,
     Account,
@@ -55,18 +60,18 @@ ACME = Account(
 
 
 @pytest.fixture(scope="module")
-def ca():  # the default model's accounts section
+def ca() -> CompiledAccounts:  # the default model's accounts section
     loaded = load_model()
     assert loaded.model.accounts is not None
     return compile_accounts(loaded, loaded.target_accounts)
 
 
-def test_default_model_loads_target_accounts_into_the_fingerprint():
+def test_default_model_loads_target_accounts_into_the_fingerprint() -> None:
     loaded = load_model()
     assert "acme-analytics.com" in loaded.target_accounts
 
 
-def test_fit_grade_from_firmographics_and_target_list(ca):
+def test_fit_grade_from_firmographics_and_target_list(ca: CompiledAccounts) -> None:
     r = score_account(ca, ACME, [], NOW)
     # target 30 + size 20 + industry 15 + revenue 10 + country 5
     assert r.fit_points == 80
@@ -78,7 +83,7 @@ def test_fit_grade_from_firmographics_and_target_list(ca):
     assert r.score == 0 and not r.mqa and r.engaged_contacts == ()
 
 
-def test_buying_committee_makes_an_mqa_where_no_single_person_is_hot(ca):
+def test_buying_committee_makes_an_mqa_where_no_single_person_is_hot(ca: CompiledAccounts) -> None:
     members = [
         _member("1", "Dana Whitfield", "vp", 45, [("product_page", _ts(3))], "VP Marketing"),
         _member("2", "Robin Hale", "manager", 40, [("product_page", _ts(5))], "Marketing Mgr"),
@@ -112,7 +117,7 @@ def test_buying_committee_makes_an_mqa_where_no_single_person_is_hot(ca):
     assert r.next_change_at == NOW - timedelta(days=10) + timedelta(days=30)
 
 
-def test_per_contact_cap_stops_one_noisy_contact(ca):
+def test_per_contact_cap_stops_one_noisy_contact(ca: CompiledAccounts) -> None:
     intern = _member("9", "Noisy Intern", "entry", 400, [("product_page", _ts(1))] * 40)
     r = score_account(ca, ACME, [intern], NOW)
     assert r.engagement_points == 50  # capped
@@ -122,7 +127,7 @@ def test_per_contact_cap_stops_one_noisy_contact(ca):
     assert rollup.text == "engagement of 1 person (at most 50 each): Noisy Intern +50 (of 400)"
 
 
-def test_account_rule_needs_people_within_the_span(ca):
+def test_account_rule_needs_people_within_the_span(ca: CompiledAccounts) -> None:
     far_apart = [
         _member("1", "A", "vp", 10, [("product_page", _ts(20))]),
         _member("2", "B", "manager", 10, [("product_page", _ts(5))]),
@@ -137,7 +142,7 @@ def test_account_rule_needs_people_within_the_span(ca):
     assert "pricing_together" in {x.rule for x in r.reasons}
 
 
-def test_old_engagement_counts_in_the_rollup_but_not_in_breadth(ca):
+def test_old_engagement_counts_in_the_rollup_but_not_in_breadth(ca: CompiledAccounts) -> None:
     members = [
         _member("1", "A", "vp", 30, [("webinar_attended", _ts(45))]),
         _member("2", "B", "manager", 30, [("webinar_attended", _ts(40))]),
@@ -150,7 +155,7 @@ def test_old_engagement_counts_in_the_rollup_but_not_in_breadth(ca):
     assert r.next_change_at is None
 
 
-def test_large_account_counts_top_contacts_and_stays_linear(ca):
+def test_large_account_counts_top_contacts_and_stays_linear(ca: CompiledAccounts) -> None:
     members = [
         _member(str(i), f"P{i}", "individual", 10 + i % 7, [("product_page", _ts(i % 25))])
         for i in range(5000)
@@ -165,7 +170,7 @@ def test_large_account_counts_top_contacts_and_stays_linear(ca):
     assert elapsed < 2.0  # linear; a quadratic pass over 5,000 members would take minutes
 
 
-def test_contact_at_an_mqa_becomes_mql_at_the_lower_bar(ca):
+def test_contact_at_an_mqa_becomes_mql_at_the_lower_bar(ca: CompiledAccounts) -> None:
     loaded = load_model()
     members = [
         _member("1", "Dana", "vp", 50, [("product_page", _ts(1))]),
@@ -212,7 +217,7 @@ def test_contact_at_an_mqa_becomes_mql_at_the_lower_bar(ca):
         assert apply_account_mql(contact, other, acct, ca, loaded.model.lifecycle) is other
 
 
-def test_validation_names_unknown_account_fields_and_rules(tmp_path: Path):
+def test_validation_names_unknown_account_fields_and_rules(tmp_path: Path) -> None:
     text = (Path(load_model().path)).read_text(encoding="utf-8")
     (tmp_path / "titles.yaml").write_text(
         (Path(load_model().path).parent / "titles.yaml").read_text(encoding="utf-8"),
@@ -235,7 +240,7 @@ def test_validation_names_unknown_account_fields_and_rules(tmp_path: Path):
 
 
 @pytest.mark.parametrize("days", ["1e9", ".inf"])
-def test_breadth_window_past_any_date_scores_and_never_changes(tmp_path: Path, days: str):
+def test_breadth_window_past_any_date_scores_and_never_changes(tmp_path: Path, days: str) -> None:
     """A breadth window longer than any date (a model's "forever") counts every engaged
     member with a past event and gives no next change (the end of the window is past year
     9999), rather than failing the account; a member with only future events stays out."""

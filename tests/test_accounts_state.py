@@ -225,11 +225,12 @@ def test_key_resolution_primary_several_archived_merged_and_free_mail(store: Sta
             "5": CompanyLinks("20", ("20",)),  # only an archived company: the domain
             "6": CompanyLinks("50", ("50",)),
         }
-        enrich = {
-            **{c.email: Enrichment("corporate", f"x{c.id}.com") for c in contacts[:6]},
-            "someone@gmail.com": Enrichment("free", "gmail.com"),
-            "temp@mailinator.com": Enrichment("disposable", "mailinator.com"),
-        }
+        enrich: dict[str, Enrichment] = {}
+        for c in contacts[:6]:
+            assert c.email is not None
+            enrich[c.email] = Enrichment("corporate", f"x{c.id}.com")
+        enrich["someone@gmail.com"] = Enrichment("free", "gmail.com")
+        enrich["temp@mailinator.com"] = Enrichment("disposable", "mailinator.com")
         got = stage.resolve(contacts, enrich, links)
     finally:
         stage.p.adapter.close()
@@ -362,6 +363,7 @@ def test_a_company_record_with_a_lone_surrogate_is_stored_replaced_and_not_chang
     )  # fmt: skip
     assert store.upsert_crm_companies(CRM, [raw], NOW) == {"9002"}
     got = store.get_crm_companies(CRM, ["9002"])["9002"]
+    assert got.properties is not None
     assert (got.name, got.industry, dict(got.properties)) == (
         "Init\ufffdech", "Jos\ufffd", {"note": "x\ufffd"}
     )  # fmt: skip

@@ -50,9 +50,9 @@ def test_stage_only_conversions_keep_their_date_after_two_syncs(tmp_path: Path) 
             sql_at[rec.id] = first + timedelta(days=30)
     for when, cid, stage in sorted(changes):
         _at(portal, when)
-        rec = portal.resolve(cid)
-        assert rec is not None
-        portal.apply(rec, {"lifecyclestage": stage}, source="CRM_UI")
+        current = portal.resolve(cid)
+        assert current is not None
+        portal.apply(current, {"lifecyclestage": stage}, source="CRM_UI")
     _at(portal, NOW)
     model = load_model()
     h = make_harness(tmp_path, portal)
@@ -63,8 +63,9 @@ def test_stage_only_conversions_keep_their_date_after_two_syncs(tmp_path: Path) 
         portal.advance(3600)
         harness.pipeline.sync(rescore_all=True)  # the second sync: lastmodifieddate moved again
         for cid in sql_at:
-            rec = portal.resolve(cid)
-            assert rec is not None and rec.properties["lastmodifieddate"] >= iso_ms(to_ms(NOW))
+            current = portal.resolve(cid)
+            assert current is not None
+            assert current.properties["lastmodifieddate"] >= iso_ms(to_ms(NOW))
         ds = Dataset(harness.store, "hubspot", model, H, NOW + timedelta(hours=1))
         assert ds.counts.undated == 0
         assert ds.counts.converted == len(sql_at) + 1 == 7

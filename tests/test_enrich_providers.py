@@ -414,7 +414,7 @@ def test_http_timeout_is_passed_to_requests(fake_time: FakeTime) -> None:
     seen: list[object] = []
 
     class Session(requests.Session):
-        def get(self, url: str | bytes, **kw: object) -> requests.Response:  # type: ignore[override]
+        def get(self, url: str | bytes, **kw: object) -> requests.Response:
             seen.append(kw.get("timeout"))
             response = requests.Response()
             response.status_code = 404
@@ -570,7 +570,7 @@ def test_api_keys_never_in_logs_errors_or_reprs(
     ]
     for name, kwargs in scenarios:
         rsps.reset()
-        rsps.get(PDL_URL, **kwargs)  # type: ignore[arg-type]
+        rsps.get(PDL_URL, **kwargs)
         provider = pdl(fake_time, cooldown_seconds=0.0)
         result = provider.lookup("bigco-example.com")
         seen += [repr(provider), str(provider), repr(result), result.detail]

@@ -130,7 +130,7 @@ def test_retry_resends_the_company_fields_the_failed_write_carried(harness_facto
             "computer software",
             "US",
         )
-        assert robin["leadscore_grade"] == h.store.get_score(CRM, "112").grade  # type: ignore[union-attr]
+        assert robin["leadscore_grade"] == h.store.get_score(CRM, "112").grade
         assert h.sb.contact("112").properties["company"] == "Acme Analytics"
         h.sb.clear_log()
         assert h.pipeline.sync().written == 0  # nothing left for the next sync

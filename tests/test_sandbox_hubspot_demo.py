@@ -394,6 +394,8 @@ def test_loaded_demo_portal_has_companies_roll_ups() -> None:
     assert portal.companies["9009"].properties["num_associated_contacts"] == str(
         sum(1 for c in portal.live_contacts() if c.properties["email"].endswith("@tinyshop.io"))
     )  # the archived Jamie is not counted
-    assert portal.resolve("109").properties["associatedcompanyid"] == "9004"
-    assert portal.resolve("108").properties["associatedcompanyid"] == "9003"
-    assert "associatedcompanyid" not in portal.resolve("102").properties
+    c109, c108, c102 = portal.resolve("109"), portal.resolve("108"), portal.resolve("102")
+    assert c109 is not None and c108 is not None and c102 is not None
+    assert c109.properties["associatedcompanyid"] == "9004"
+    assert c108.properties["associatedcompanyid"] == "9003"
+    assert "associatedcompanyid" not in c102.properties

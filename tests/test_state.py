@@ -1007,7 +1007,7 @@ def drop_due_index_as(db_path: Path, host: str, pid: int, age: timedelta) -> Non
 
 def has_due_index(db_path: Path) -> bool:
     raw = sqlite3.connect(db_path)
-    found = raw.execute(
+    found: tuple[int] | None = raw.execute(
         "SELECT count(*) FROM sqlite_master WHERE name = 'scores_crm_next_change'"
     ).fetchone()
     raw.close()

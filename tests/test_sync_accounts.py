@@ -25,6 +25,7 @@ from connector.sandbox.demo_portal import PRICING, PRODUCT, _Builder
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.hubspot.object_types import COMPANIES
 from connector.settings import load_settings
+from connector.state.accounts import StoredAccountScore
 from connector.state.store import StateStore
 from connector.types import MQL
 
@@ -475,8 +476,10 @@ def test_company_writes_that_keep_failing_are_dead_lettered_and_written_next_pas
     assert first.dead_lettered == 4  # the four live companies; contacts all written
     assert first.notes == ["accounts: 5 scored, 4 company write(s) failed (kept for the next sync)"]
     letters = acc.store.open_dead_letters("hubspot", "company_write")
-    assert sorted(d.contact_id for d in letters) == [ACME, NORTHWIND, GLOBEX, STEALTH]
-    assert all(d.reason.startswith(f"company {d.contact_id}: ") for d in letters)
+    assert sorted((d.contact_id for d in letters), key=str) == [ACME, NORTHWIND, GLOBEX, STEALTH]
+    assert all(
+        d.reason is not None and d.reason.startswith(f"company {d.contact_id}: ") for d in letters
+    )
     assert company_writes(acc) == {}
     due = acc.store.accounts_due("hubspot")
     assert due == [f"company:{i}" for i in sorted((ACME, NORTHWIND, GLOBEX, STEALTH))]
@@ -566,6 +569,7 @@ def test_marketo_company_records_are_read_by_external_company_id() -> None:
         finally:
             adapter.close()
         query = rsps.calls[1].request.url
+    assert query is not None
     assert got == [
         CrmCompany("NW-1", "northwind-data.com", "Northwind Data", "computer software", 400,
                    60_000_000.0, "US")
@@ -674,5 +678,5 @@ def test_a_rescore_outside_the_sync_keeps_the_firmographics_file_s_accounts(
     assert [r.path for r in acc.sb.requests if "batch/update" in r.path] == []
 
 
-def _account_scores(h: Harness) -> dict[str, Any]:
-    return h.store.account_scores_many("hubspot", h.store.account_ids("hubspot"))  # type: ignore[no-any-return]
+def _account_scores(h: Harness) -> dict[str, StoredAccountScore]:
+    return h.store.account_scores_many("hubspot", h.store.account_ids("hubspot"))

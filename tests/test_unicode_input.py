@@ -13,6 +13,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 import requests
@@ -25,8 +26,9 @@ from connector.files import write_private
 from connector.model.loader import validate_model_file
 from connector.parse import contact_from_json, event_from_json
 from connector.retry import RetryPolicy
-from connector.sandbox.base import PROXY_PAGE, Faults, Request, Response, json_bytes
+from connector.sandbox.base import Faults, Request, Response, json_bytes
 from connector.sandbox.demo_portal import build_demo_portal
+from connector.sandbox.faults import PROXY_PAGE
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.marketo import MarketoSandbox
 from connector.sandbox.marketo_demo import build_instance
@@ -130,7 +132,7 @@ def test_logs_and_exported_files_take_such_text(tmp_path: Path) -> None:
     finally:
         logger.removeHandler(handler)
     stream.flush()
-    line = stream.buffer.getvalue().decode("utf-8")  # type: ignore[attr-defined]
+    line = stream.buffer.getvalue().decode("utf-8")
     assert json.loads(line)["message"] == "contact Jos\ufffd: Ruiz[31m"
     out = tmp_path / "report.html"
     write_private(out, f"<td>{CUT}{CONTROLS}</td>")
@@ -180,7 +182,8 @@ def test_hubspot_sync_stores_the_cut_emoji_replaced_and_every_contact_flows(
         assert served.status_code == 200
         assert b'"firstname":"Jos\\ud83d"' in served.content  # what the real API sends
         # what HubSpot's own validation keeps out of HTTP writes: into the fixture directly
-        sb.portal.contacts["103"].properties.update(jobtitle=LONG, company=12345)
+        # (the ignore: an int in the str-only properties dict is the bad data under test)
+        sb.portal.contacts["103"].properties.update(jobtitle=LONG, company=12345)  # type: ignore[call-overload]
         visit = sb.add_event(
             jose, "e_visited_page", {"hs_url": "https://acme.example/pricing", "hs_page_title": CUT}
         )
@@ -207,7 +210,8 @@ def test_hubspot_sync_stores_the_cut_emoji_replaced_and_every_contact_flows(
             ("page_view", '{"url":"https://acme.example/pricing","title":"Jos\ufffd"}')
         ]
         assert _rows(db, "SELECT count(*) FROM dead_letters") == [(0,)]
-        scores = dict(_rows(db, "SELECT contact_id, score FROM scores WHERE crm = 'hubspot'"))
+        rows = _rows(db, "SELECT contact_id, score FROM scores WHERE crm = 'hubspot'")
+        scores = dict(cast(list[tuple[str, float]], rows))  # contact_id TEXT, score REAL
         assert len(scores) == 55
         for cid in (jose, "101", "103"):  # written back, the bad ones like the rest
             assert sb.contact(cid).properties["leadscore_score"] == str(round(scores[cid]))

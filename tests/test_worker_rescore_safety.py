@@ -168,3 +168,58 @@ def dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
+
+
+def test_a_second_run_worker_on_the_same_state_db_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers would sync the same contacts; and before, the second's lease replaced the
+    first's and its clean stop removed it, so `rescore` applied beside the first."""
+    from connector.errors import StateError
+    from connector.model.loader import load_model
+    from connector.sandbox.demo_portal import build_portal
+    from connector.sandbox.hubspot import HubSpotSandbox
+    from connector.settings import load_settings
+    from connector.worker.cli import run_worker
+
+    path = tmp_path / "state.db"
+    first = subprocess.Popen(["sleep", "60"])  # a live process on this host: worker A
+    try:
+        with StateStore.open(path) as store:
+            store.hold_run_lease(timedelta(hours=2))
+            store.db.execute(
+                "UPDATE jobs SET state = json_set(state, '$.pid', ?) WHERE name = ?",
+                (first.pid, RUN_WORKER_JOB),
+            )
+            lease_a = store.get_job(RUN_WORKER_JOB)
+        monkeypatch.setenv("LEADSCORE_ENV_FILE", str(tmp_path / "none.env"))
+        with HubSpotSandbox.start(build_portal(5, events_per_contact=1, seed=5)) as sb:
+            settings = load_settings(
+                crm="hubspot",
+                hubspot_base_url=sb.url,
+                hubspot_token=sb.token,
+                state_path=path,
+                http_port=0,
+            )
+            stop = threading.Event()
+            stop.set()  # without the refusal, the worker would start and stop at once (exit 0)
+            with pytest.raises(StateError) as err:
+                run_worker(settings, load_model(), stop=stop)
+            assert str(err.value) == (
+                f"another `leadscore run` worker (pid {first.pid} on {socket.gethostname()}) is "
+                f"using {path}: one worker per state DB; stop it first"
+            )
+            assert err.value.exit_code == 6
+            assert [r.path for r in sb.requests if r.method != "GET"] == []  # nothing synced
+        with StateStore.open(path) as store:
+            assert store.get_job(RUN_WORKER_JOB) == lease_a  # worker A's lease, untouched
+        first.kill()
+        first.wait()
+        with StateStore.open(path) as store:  # A gone: its lease no longer counts
+            store.claim_run_lease(timedelta(hours=2))
+            job = store.get_job(RUN_WORKER_JOB)
+            assert job is not None and job["pid"] == os.getpid()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()

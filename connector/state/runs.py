@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from connector.errors import StateError
 from connector.state.base import UPSERT_JOB, StoreBase, _db_errors, _now
 from connector.state.codec import (
     decode_dt,
@@ -191,6 +192,24 @@ class RunsMixin(StoreBase):
                 "lease_s": lease.total_seconds(),
             },
         )
+
+    @_db_errors
+    def claim_run_lease(self, lease: timedelta) -> None:
+        """Take the run lease for this process, in one transaction with the check: a
+        `StateError` (exit 6) names the other live worker holding it. One `leadscore run`
+        worker per state DB: two would sync the same contacts, and the second's lease would
+        hide the first from `rescore` and `optimize` once it stopped."""
+        with self.transaction():
+            holder = self.run_lease_holder()
+            if holder is not None and (holder["pid"], holder["host"]) != (
+                os.getpid(),
+                socket.gethostname(),
+            ):
+                raise StateError(
+                    f"another `leadscore run` worker (pid {holder['pid']} on {holder['host']}) "
+                    f"is using {self.path}: one worker per state DB; stop it first"
+                )
+            self.hold_run_lease(lease)
 
     @_db_errors
     def release_run_lease(self) -> bool:

@@ -88,8 +88,10 @@ class Worker:
     def start(self) -> None:
         self._started.enter_context(single_process("inside the leadscore run worker's threads"))
         with self.lock:
+            # a StateError when another worker holds it: nothing scheduled
+            self.pipeline.store.claim_run_lease(self.lease)
             self._holds_lease = True
-            self._renew_lease(force=True)
+            self._lease_renewed = time.monotonic()
         now = datetime.now(UTC)
         self.scheduler.add_job(
             self.run_sync,

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from connector.errors import ConfigError
 from connector.resources import DEFAULTS_DIR, DEMO_DATA_DIR
@@ -202,6 +203,15 @@ def unknown_env_names(
     return out
 
 
+def _unparsed(exc: SettingsError) -> str:
+    """`LEADSCORE_NAME: not valid JSON (the parser's reason)` for pydantic-settings' error,
+    which names the field in its text and keeps the parser's error as its cause."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    name = f"LEADSCORE_{found.group(1).upper()}" if found else "a setting"
+    why = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+    return f"{name}: not valid JSON{why}"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings; a bad configuration lists all its errors at once, by name: unknown
     `LEADSCORE_*` names (with the closest real one) and invalid values."""
@@ -212,6 +222,9 @@ def load_settings(**overrides: object) -> Settings:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"])
             lines.append(f"LEADSCORE_{name.upper()}: {err['msg']}")
+        settings = None
+    except SettingsError as exc:  # a JSON-valued setting that is not JSON
+        lines.append(_unparsed(exc))
         settings = None
     if lines:
         raise ConfigError("invalid settings: " + "; ".join(lines))

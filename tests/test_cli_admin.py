@@ -144,6 +144,27 @@ def test_a_misspelt_name_in_the_env_file_is_named_with_the_file(tmp_path: Path) 
     assert unknown_env_names({}, CONFIG_DIR / "leadscore.env.example") == []
 
 
+def test_a_json_setting_that_is_not_json_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LEADSCORE_MARKETO_FIELD_MAP", "{bad json")
+    res = CliRunner().invoke(cli, ["sync", "--state", str(tmp_path / "s.db")])
+    assert res.exit_code == 2
+    assert res.output == (
+        "error: invalid settings: LEADSCORE_MARKETO_FIELD_MAP: not valid JSON (Expecting "
+        "property name enclosed in double quotes: line 1 column 2 (char 1))\n"
+    )
+    monkeypatch.delenv("LEADSCORE_MARKETO_FIELD_MAP")
+    env = tmp_path / "leadscore.env"  # the same from the env file
+    env.write_text('LEADSCORE_MARKETO_STAGE_VALUES=["MQL"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(_env_file=env)
+    assert str(info.value).startswith(
+        "invalid settings: LEADSCORE_MARKETO_STAGE_VALUES: not valid JSON ("
+    )
+    assert not (tmp_path / "s.db").exists()
+
+
 # ------------------------------------------------------------------ 9: the state DB
 
 

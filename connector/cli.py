@@ -315,13 +315,20 @@ def demo_cmd(ctx: click.Context, keep_path: str | None, show_all: bool) -> None:
 
 
 @cli.command("init-properties")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="The model whose properties to create (default: LEADSCORE_MODEL_PATH): a model "
+    "with more scores before its `rescore`.",
+)
 @click.pass_context
-def init_properties_cmd(ctx: click.Context) -> None:
+def init_properties_cmd(ctx: click.Context, model_path: str | None) -> None:
     """Create the lead_scoring property group and our properties in the CRM (idempotent)."""
     from connector.app import build_adapter
 
     settings = _settings(ctx)
-    model = _load_model_or_exit(str(settings.model_path))
+    model = _load_model_or_exit(model_path or str(settings.model_path))
     try:
         adapter = build_adapter(settings)
         from connector.crm.hubspot import HubSpotAdapter

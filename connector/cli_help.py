@@ -24,8 +24,11 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # One example (or two) per command, shown under its --help.
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "demo": ("leadscore demo", "leadscore demo --keep-state demo.db --all"),
-    "init-properties": ("leadscore init-properties",),
-    "init-model": ("leadscore init-model",),
+    "init-properties": (
+        "leadscore init-properties",
+        "leadscore init-properties --model model.v2.yaml",
+    ),
+    "init-model": ("leadscore init-model ./model",),
     "validate-model": ("leadscore validate-model config/model.yaml",),
     "sandbox": ("leadscore sandbox hubspot --port 8765",),
     "sandbox hubspot": ("leadscore sandbox hubspot --port 8765",),

@@ -95,7 +95,7 @@ EXIT_CODES: dict[int, str] = {
     2: "bad usage or configuration (settings, model file, missing properties, state path)",
     3: "stopped cleanly, committed work kept (calibrate: too little data to suggest)",
     4: "daily API quota reached (the next run resumes)",
-    5: "token missing, wrong or refused (401/403)",
+    5: "token refused by the CRM (401/403; a missing token is 2)",
     6: "state DB unusable (corrupt, locked, from a newer leadscore)",
     7: "CRM unreachable (connection refused, DNS, TLS, timeout)",
     130: "interrupted (Ctrl-C; a backfill resumes when run again)",

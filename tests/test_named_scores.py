@@ -307,6 +307,28 @@ def test_a_sync_refuses_a_portal_without_the_named_properties(tmp_path: Path) ->
         assert (summary.status, summary.exit_code, summary.written) == ("error", 2, 0)
 
 
+def test_init_properties_model_creates_a_new_models_properties_before_its_rescore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The missing-properties error of `rescore --model` says to run init-properties; with the
+    configured one-score model, init-properties alone finds nothing to do."""
+    with HubSpotSandbox.start(portal="fixtures/hubspot_demo_portal.json") as sb:
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
+        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(tmp_path / "s.db"))
+        monkeypatch.delenv("LEADSCORE_MODEL_PATH", raising=False)
+        run = CliRunner().invoke
+        assert run(cli, ["init-properties"]).exit_code == 0
+        again = run(cli, ["init-properties"])
+        assert again.output == "all properties already exist; nothing to do\n"
+        res = run(cli, ["init-properties", "--model", str(EXAMPLE)])
+        assert res.exit_code == 0, res.output
+        assert res.output == "created: " + ", ".join(SERVICES_KEYS) + "\n"
+        res = run(cli, ["init-properties", "--model", str(tmp_path / "none.yaml")])
+        assert res.exit_code == 2
+        assert str(tmp_path / "none.yaml") in res.output
+
+
 def test_init_properties_creates_each_named_scores_properties(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -217,7 +217,8 @@ class SchemaMixin(HubSpotCalls):
             raise MissingPropertiesError(
                 "HubSpot portal lacks properties "
                 + ", ".join(missing)
-                + ": run `leadscore init-properties` first",
+                + ": run `leadscore init-properties` first (with `--model PATH` for a model "
+                "not yet in force)",
                 missing,
                 "run `leadscore init-properties`",
             )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from connector.errors import ConfigError
-from connector.settings import CONFIG_DIR, load_settings
+from connector.settings import CONFIG_DIR, default_state_path, load_settings
 
 
 def test_the_example_env_file_loads(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -15,11 +13,14 @@ def test_the_example_env_file_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     from connector.settings import Settings
 
     s = Settings(_env_file=str(CONFIG_DIR / "leadscore.env.example"))  # type: ignore[call-arg]
+    # a copy used outside Docker keeps the default state DB, loopback and plain logs (it set
+    # the image's /data/leadscore.db, 0.0.0.0 and JSON logs: a laptop got a /data directory)
     assert (s.crm, s.state_path, s.sync_interval_minutes) == (
         "hubspot",
-        Path("/data/leadscore.db"),
+        default_state_path(),
         15,
     )
+    assert (s.http_host, s.http_port, s.log_json) == ("127.0.0.1", 9464, False)
     assert s.hubspot_token is not None
     assert s.hubspot_token.get_secret_value() == "pat-na1-xxxxxxxx"
     assert "pat-na1" not in repr(s) and "pat-na1" not in str(s.hubspot_token)

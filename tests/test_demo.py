@@ -151,8 +151,9 @@ def test_demo_fits_a_100_column_screen_personas_first() -> None:
     assert "by stage: subscriber 5 · lead 29 · MQL 19 · SQL 1" in text
     # the accounts table after the contacts: the MQAs, hottest first; Northwind Data's four
     # people (none an MQL alone) make an MQA together
-    assert lines[start].rstrip() == (
-        "Accounts: 6 MQA of 12 scored (`leadscore accounts`, `explain --account DOMAIN`)"
+    assert lines[start].rstrip() == (  # Wayne Enterprises, the sixth MQA, is not shown
+        "Accounts: 6 MQA of 12 scored; the 5 hottest here (`leadscore accounts`, "
+        "`explain --account DOMAIN`)"
     )
     assert [line.rstrip() for line in lines[start + 3 : start + 8]] == [
         "Acme Analytics     A       375   MQA   6/6: Hannah Foster (Marketing Operations "

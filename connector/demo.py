@@ -90,10 +90,10 @@ def run_demo(
             enricher = build_enricher(settings, cache=store.company_cache)
             clock = (lambda: fixed_now) if fixed_now is not None else (lambda: datetime.now(UTC))
             pipeline = Pipeline(store, adapter, loaded, enricher=enricher, clock=clock)
-            if crm == "hubspot":  # the demo portal has companies: accounts are scored too
-                from connector.account_stage import AccountStage
+            # the demo portal and instance have companies: accounts are scored too
+            from connector.account_stage import AccountStage
 
-                pipeline.accounts = AccountStage(pipeline)
+            pipeline.accounts = AccountStage(pipeline)
             first = pipeline.sync()
             out.print(first.line())
             rows = [reader(c.id) for c in store.iter_contacts(crm)]
@@ -158,7 +158,7 @@ def _sandbox(crm: str, now: datetime | None) -> Iterator[tuple[Any, Any, Any]]:
             source = build_demo_instance()
         with MarketoSandbox.start(source, now=now) as msb:
             adapter = MarketoAdapter(
-                msb.url, SecretStr(msb.client_id), SecretStr(msb.client_secret)
+                msb.url, SecretStr(msb.client_id), SecretStr(msb.client_secret), accounts=True
             )
             yield msb, adapter, lambda cid: _marketo_row(msb, cid, DEFAULT_FIELD_MAP)
         return
@@ -177,6 +177,8 @@ def _hubspot_row(sb: Any, cid: str) -> dict[str, Any]:
         "mql_reason": props.get(PROPERTY_NAMES["mql_reason"]) or "",
         "mismatch": props.get(PROPERTY_NAMES["profile_mismatch"]) == "true",
         "reasons": props.get(PROPERTY_NAMES["reasons"]) or "",
+        "account_score": props.get(PROPERTY_NAMES["account_score"]) or "",
+        "account_grade": props.get(PROPERTY_NAMES["account_grade"]) or "",
     }
 
 
@@ -199,6 +201,8 @@ def _marketo_row(sb: Any, cid: str, fields: dict[str, str]) -> dict[str, Any]:
         "mql_reason": get("mql_reason") or "",
         "mismatch": str(get("profile_mismatch")).lower() == "true",
         "reasons": get("reasons") or "",
+        "account_score": "" if get("account_score") is None else str(get("account_score")),
+        "account_grade": get("account_grade") or "",
     }
 
 
@@ -240,12 +244,17 @@ def _summary(rows: list[dict[str, Any]], shown: int) -> list[str]:
         for r in rows:
             label = short_stage(r[key]) if key == "stage" else (r[key] or "—")
             got[label] = got.get(label, 0) + 1
-        ranked = sorted(got, key=lambda k: (order.index(k) if k in order else len(order), k))
-        return " · ".join(f"{k} {got[k]}" for k in ranked)
+        # in funnel order: a Marketo demo status ranks as the stage it stands for
+        rank = [k.lower().replace("open", "lead") for k in got]
+        ranked = sorted(
+            zip(rank, got, strict=True),
+            key=lambda rk: (order.index(rk[0]) if rk[0] in order else len(order), rk[1]),
+        )
+        return " · ".join(f"{k} {got[k]}" for _, k in ranked)
 
-    stages = ("subscriber", "lead", "MQL", "SQL", "opportunity", "customer")
+    stages = ("subscriber", "lead", "mql", "sql", "opportunity", "customer")
     return [
-        f"All {len(rows)} contacts by grade: {counts('grade', ('A', 'B', 'C', 'D'))}",
+        f"All {len(rows)} contacts by grade: {counts('grade', ('a', 'b', 'c', 'd'))}",
         f"              by stage: {counts('stage', stages)}",
         f"…and {len(rows) - shown} more: `leadscore demo --all` lists them; "
         "`demo --keep-state PATH` to explain any.",

@@ -93,7 +93,20 @@ def test_marketo_demo_gives_the_same_personas_and_an_idle_resync(tmp_path: Path)
     )
     assert rows["riley.chen1987@gmail.com"]["mql_reason"] == "hand-raiser: Request a demo"
     assert rows["taylor.brooks@globex.co.uk"]["stage"] == "SQL"
-    assert "What sales sees in Marketo now" in (tmp_path / "out.txt").read_text()
+    text = (tmp_path / "out.txt").read_text()
+    assert "What sales sees in Marketo now" in text
+    # the same story as on HubSpot: accounts scored from the leads' company records, the
+    # account values on each lead's fields, the two more MQLs at an MQA
+    assert "by stage: Subscriber 5 · Open 29 · MQL 19 · SQL 1" in text
+    assert "Accounts: 6 MQA of 12 scored; the 5 hottest here" in text
+    assert "Northwind Data     A       174   MQA   4/4: " in text
+    robin = rows["robin.hale@acme-analytics.com"]
+    assert (robin["stage"], robin["mql_reason"]) == (
+        "MQL",
+        "account MQA: company:ACC-9001 (score 60 ≥ 60 at an MQA)",
+    )
+    # accountScore__c, accountGrade__c: as leadscore_account_score/_grade on HubSpot
+    assert (robin["account_score"], robin["account_grade"]) == ("375", "A")
 
 
 def test_crm_option_selects_the_marketo_demo() -> None:

@@ -24,8 +24,8 @@
 
 The instance has the custom fields the connector writes by default: ``leadGrade__c``,
 ``leadScoreReasons__c``, ``leadScoreModel__c``, ``leadScoredAt__c``, ``mqlReason__c``,
-``profileMismatch__c``, ``leadPriority__c`` (``leadScore`` and ``leadStatus`` are standard
-fields).
+``profileMismatch__c``, ``leadPriority__c``, and for account scoring ``accountScore__c`` and
+``accountGrade__c`` (``leadScore`` and ``leadStatus`` are standard fields).
 """
 
 from __future__ import annotations
@@ -79,6 +79,9 @@ CUSTOM_FIELDS: list[dict[str, Any]] = [
     {"name": "mqlReason__c", "displayName": "MQL Reason", "dataType": "string", "length": 255},
     {"name": "profileMismatch__c", "displayName": "Profile Mismatch", "dataType": "boolean"},
     {"name": "leadPriority__c", "displayName": "Lead Priority", "dataType": "string", "length": 10},
+    # account scoring's values on each lead (LEADSCORE_ACCOUNTS=true; `leadscore demo`)
+    {"name": "accountScore__c", "displayName": "Account Score", "dataType": "integer"},
+    {"name": "accountGrade__c", "displayName": "Account Grade", "dataType": "string", "length": 10},
 ]  # fmt: skip
 
 _EMAIL_TYPES = {"DELIVERED": 7, "BOUNCE": 8, "UNSUBSCRIBED": 9, "OPEN": 10, "CLICK": 11}

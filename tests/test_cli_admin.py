@@ -96,6 +96,22 @@ def test_a_real_sync_still_needs_init_properties(portal: HubSpotSandbox, tmp_pat
     assert _writes(portal) == 0
 
 
+def test_a_refused_token_is_one_line_exit_5_with_the_scopes(
+    portal: HubSpotSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", "pat-na1-revoked")
+    res = CliRunner().invoke(cli, ["--state", str(tmp_path / "s.db"), "sync"])
+    assert res.exit_code == 5
+    text = " ".join(res.output.split())
+    assert "pat-na1-revoked" not in text
+    assert text.startswith("sync hubspot auth: pulled 0, ")
+    assert (
+        "HubSpot refused the token (HTTP 401): Authentication credentials are invalid: the "
+        "access token is unknown, expired or revoked. Check LEADSCORE_HUBSPOT_TOKEN and the "
+        "private app's scopes: "
+    ) in text  # one period after the CRM's own sentence, not two
+
+
 # ------------------------------------------------------------------ 7: one list of scopes
 
 

@@ -370,7 +370,7 @@ class HubSpotCalls:
             return _RateLimited(f"HubSpot rate limit ({policy or 'unknown policy'})", wait)
         if status in (401, 403):
             refused = AuthError(
-                f"HubSpot refused the token (HTTP {status}): {message[:120]}. "
+                f"HubSpot refused the token (HTTP {status}): {message[:120].rstrip('.')}. "
                 "Check LEADSCORE_HUBSPOT_TOKEN and the private app's scopes: "
                 + scopes_text()
                 + (

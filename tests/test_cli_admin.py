@@ -259,6 +259,11 @@ def test_a_backfill_into_a_fresh_state_db_is_refused_too(
     refused = runner.invoke(cli, args)
     assert refused.exit_code == 2, refused.output
     assert "already carries a leadscore score" in refused.output
+    # the same command again would meet the same refusal: fix it first
+    assert refused.output.rstrip().endswith(
+        "committed page(s); fix the error above, then run the same command again to resume "
+        "from there."
+    )
     assert _writes(portal) == writes
     allowed = runner.invoke(cli, [*args, "--allow-fresh-state"])
     assert allowed.exit_code == 0, allowed.output

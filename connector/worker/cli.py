@@ -362,9 +362,12 @@ def backfill_cmd(
             f"contact(s), {job.events} event(s); live cursors untouched."
         )
         sys.exit(summary.exit_code)
+    # settings, token or state DB: the same command again meets the same error
+    fix_first = summary.exit_code in (2, 5, 6) and not interrupted
     click.echo(
-        f"Backfill stopped at stage {job.stage} after {job.pages} committed page(s); run the "
-        "same command again to resume from there.",
+        f"Backfill stopped at stage {job.stage} after {job.pages} committed page(s); "
+        + ("fix the error above, then run " if fix_first else "run ")
+        + "the same command again to resume from there.",
         err=True,
     )
     if interrupted:

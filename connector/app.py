@@ -126,6 +126,11 @@ def open_app(
         loaded, active = found.model, found.active
         for line in found.notes:
             on_note(line)
+    if settings.accounts and loaded.model.accounts is None:
+        on_note(
+            f"warning: LEADSCORE_ACCOUNTS=true, but model {loaded.version} has no `accounts:` "
+            "section: no account is scored (stored account scores stay as they are)"
+        )
     enricher = build_enricher(settings, store)
     pipeline = Pipeline(
         store,

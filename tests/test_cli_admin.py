@@ -346,3 +346,34 @@ def test_the_installed_command_answers_a_missing_file_in_one_line(tmp_path: Path
     assert res.returncode == 1
     assert res.stderr == f"error: {tmp_path / 'missing.jsonl'}: No such file or directory\n"
     assert res.stdout == ""
+
+
+def test_accounts_on_with_a_model_without_an_accounts_section_is_warned(
+    portal: HubSpotSandbox, tmp_path: Path
+) -> None:
+    import yaml
+
+    doc = yaml.safe_load((CONFIG_DIR / "model.yaml").read_text())
+    del doc["accounts"]
+    doc["version"] = "no-accounts"
+    model = tmp_path / "model.yaml"
+    model.write_text(yaml.safe_dump(doc))
+    res = CliRunner().invoke(
+        cli,
+        ["sync", "--dry-run", "--state", str(tmp_path / "s.db"), "--model", str(model)],
+        env={"LEADSCORE_ACCOUNTS": "true"},
+    )
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.output.splitlines() if "LEADSCORE_ACCOUNTS" in line]
+    assert warned == [
+        "warning: LEADSCORE_ACCOUNTS=true, but model no-accounts has no `accounts:` section: "
+        "no account is scored (stored account scores stay as they are)"
+    ]
+    # the shipped model has the section: no warning
+    res = CliRunner().invoke(
+        cli,
+        ["sync", "--dry-run", "--state", str(tmp_path / "s.db")],
+        env={"LEADSCORE_ACCOUNTS": "true"},
+    )
+    assert res.exit_code == 0, res.output
+    assert "LEADSCORE_ACCOUNTS" not in res.output

@@ -8,11 +8,14 @@ company writes out. Called by the pipeline at three points of a pass:
 - `on_chunk(pairs, results, now)`, for every chunk of scored contacts, before its writes are
   planned: their companies are read (associations v4), their account keys resolved and
   stored, and only the accounts they belong to (and those they left) are scored, from the
-  members' stored scores and this chunk's fresh ones; members at an MQA get the lower MQL bar
+  members' stored scores and this chunk's fresh ones: those a member's part in changed, and
+  those due anyway (the backlog: firmographics changed; a breadth window closing; another
+  model), so the members' writes carry the new values; members at an MQA get the lower MQL bar
   (`apply_account_mql`); each contact's `account_score`/`account_grade` join its write
   (diff-only, like the other properties) through `contact_props`;
-- `finish(now, summary)`: the backlog (firmographics, breadth windows closing) is scored;
-  members of accounts scored this pass that were not in a chunk get their account values and
+- `finish(now, summary)`: the backlog (firmographics, breadth windows closing) no chunk
+  scored is scored; members of accounts scored this pass that were not in a chunk (or were
+  planned before a later chunk scored their account again) get their account values and
   MQL through the same write path; company records are written diff-only, batched, with a
   per-record outcome (a 404 marks the company archived; retryable errors are retried, then
   dead-lettered).
@@ -81,10 +84,11 @@ def name_account_id(name: str) -> str:
 @dataclass
 class PassState:
     """What one pass learned: accounts scored (with their result), contacts handled in a
-    chunk (their writes carry the account values already)."""
+    chunk (their writes carry the account values already, those of the result kept)."""
 
     scored: dict[str, AccountResult] = field(default_factory=dict)
-    in_chunk: set[str] = field(default_factory=set)
+    # contacts handled in a chunk -> the account result their write carried (None: none)
+    in_chunk: dict[str, AccountResult | None] = field(default_factory=dict)
     accounts_scored: int = 0  # score_account calls (tests count them)
     # accounts left with no live member (everyone moved away, archived or merged away): no
     # score any more; their company record's values are cleared (`_write_companies`)
@@ -370,14 +374,20 @@ class AccountStage:
         dirty |= {r[0] for cid, r in resolved.items() if r and cid in moved}
         dirty |= {old for old in moved.values() if old}
         dirty |= set(left.values())
+        # the other accounts of the chunk: one this pass scored already keeps its result; one
+        # due for a reason of its own (its firmographics changed, its breadth window closed,
+        # another model, never scored, values left to write) is scored now, before its
+        # members' writes are planned: `finish` would score it after them, and they would
+        # carry the account's old values (`_write_members` skips the contacts of a chunk)
+        self._adopt_rolled()
+        accounts = {r[0] for r in resolved.values() if r}
+        earlier = {a: self.state.scored[a] for a in accounts - dirty if a in self.state.scored}
+        rest = accounts - dirty - earlier.keys()
+        known = self.store.account_scores_many(self.crm, rest) if rest else {}
+        dirty |= self._due_among(rest, known, now)
         scored = self.score_accounts(sorted(dirty), now, fresh)
-        rest = {r[0] for r in resolved.values() if r and r[0] not in scored}
-        if rest:
-            known = self.store.account_scores_many(self.crm, rest)
-            scored.update({a: _as_result(known[a]) for a in rest if a in known})
-            unknown = sorted(a for a in rest if a not in known)  # never scored yet
-            if unknown:
-                scored.update(self.score_accounts(unknown, now, fresh))
+        scored.update(earlier)
+        scored.update({a: _as_result(known[a]) for a in rest if a not in scored and a in known})
         out: list[ScoreResult] = []
         for contact, result in zip(contacts, results, strict=True):
             r = resolved.get(contact.id)
@@ -385,9 +395,28 @@ class AccountStage:
             if acc is not None:
                 result = self._mql(contact, result, acc)
             self.contact_props[contact.id] = _contact_values(acc)
-            self.state.in_chunk.add(contact.id)
+            self.state.in_chunk[contact.id] = acc
             out.append(result)
         return out
+
+    def _due_among(
+        self, account_ids: set[str], known: Mapping[str, StoredAccountScore], now: datetime
+    ) -> set[str]:
+        """Those of `account_ids` that `finish` would score this pass: in the backlog, never
+        scored, their score changing by `now`, or scored by another model."""
+        if not account_ids:
+            return set()
+        due: set[str] = self.store.accounts_due_among(self.crm, account_ids)
+        fingerprint = self.p.model.fingerprint
+        for a in account_ids - due:
+            k = known.get(a)
+            if (
+                k is None
+                or k.model_fingerprint != fingerprint
+                or (k.next_change_at is not None and k.next_change_at <= now)
+            ):
+                due.add(a)
+        return due
 
     def _mql(self, contact: Contact, result: ScoreResult, acc: AccountResult) -> ScoreResult:
         model = self.p.model.model
@@ -716,16 +745,22 @@ class AccountStage:
             self.store.clear_accounts_due(self.crm, done)
 
     def _write_members(self, now: datetime, summary: SyncSummary) -> None:
-        """Members of the accounts scored this pass that no chunk wrote: their account values
-        (and an MQL at an MQA) through the pipeline's write path, diff-only."""
+        """Members of the accounts scored this pass that no chunk wrote, or that a chunk wrote
+        with the account's values from before a later chunk scored it again: their account
+        values (and an MQL at an MQA) through the pipeline's write path, diff-only."""
         from connector.pipeline import _iso
 
+        # a contact a chunk planned with other values than the account's final ones (a later
+        # chunk changed another member and scored the account again) is written again, diff-
+        # only against what its chunk's write recorded (a dry run records none: left out)
+        again = not self.p.options.dry_run
+        planned = self.state.in_chunk
         others: list[str] = []
-        for account_id in self.state.scored:
+        for account_id, final in self.state.scored.items():
             others.extend(
                 m
                 for m in self.store.account_member_ids(self.crm, account_id)
-                if m not in self.state.in_chunk
+                if m not in planned or (again and _shown(planned[m]) != _shown(final))
             )
         if not others:
             return
@@ -993,6 +1028,11 @@ def _as_result(s: StoredAccountScore) -> AccountResult:
         next_change_at=s.next_change_at,
         reasons=s.reasons,
     )
+
+
+def _shown(acc: AccountResult | None) -> tuple[Any, ...]:
+    """What of an account its members' writes carry: their values and the MQA's lower bar."""
+    return (None,) if acc is None else (round(acc.score), acc.grade, acc.mqa)
 
 
 def _contact_values(acc: AccountResult | None) -> dict[str, str]:

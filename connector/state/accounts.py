@@ -681,6 +681,15 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return [r[0] for r in rows]
 
+    def accounts_due_among(self, crm: str, account_ids: Iterable[str]) -> set[str]:
+        """Those of `account_ids` in the backlog (one read, by key)."""
+        rows = self._conn.execute(
+            "SELECT account_id FROM accounts_due WHERE crm = ? AND account_id IN "
+            "(SELECT value FROM json_each(?))",
+            (crm, _param(account_ids)),
+        ).fetchall()
+        return {r[0] for r in rows}
+
     def clear_accounts_due(self, crm: str, account_ids: Iterable[str]) -> None:
         with self.transaction():
             self._conn.execute(

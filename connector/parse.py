@@ -7,6 +7,7 @@ record or line and dead-letter it, and the rest flows on.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,10 @@ from connector.types import Contact, Event
 T = TypeVar("T")
 MIN_TS = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TEXT = 10_000  # longer free text is cut: a 1 MB "job title" is not a job title
+# a company's firmographic numbers past these are no company's: read as unreadable (the largest
+# employer has about 2.3 million people; 10^15 is more than any revenue in any currency)
+MAX_EMPLOYEES = 10_000_000
+MAX_REVENUE = 1e15
 
 
 def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
@@ -75,6 +80,28 @@ def _short(value: Any) -> str:
         return f"a {value.bit_length()}-bit integer"
     text = repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
+
+
+def opt_number(value: Any, field: str, upper: float) -> float | None:
+    """A CRM number (text such as `"850"`, `"1.2e8"`, or a JSON number) between 0 and `upper`;
+    None when blank. Anything else raises InputError naming the field: not a number (`lots`,
+    `NaN`, `inf`, `1e400`) or not a plausible one (negative, or `1e20` employees, which would
+    not even fit the state DB's integers)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool | dict | list):
+        raise InputError(f"{field}: expected a number, got {type(value).__name__}")
+    try:
+        number = float(value) if isinstance(value, int | float) else float(str(value).strip())
+    except (ValueError, OverflowError):  # float(10**400) overflows
+        raise InputError(f"{field}: not a number ({_short(value)})") from None
+    if not math.isfinite(number):
+        raise InputError(f"{field}: not a number ({_short(value)})")
+    if not 0 <= number <= upper:
+        raise InputError(
+            f"{field}: not a plausible number ({_short(value)}: expected 0 to {upper:,.0f})"
+        )
+    return number
 
 
 def opt_timestamp(value: Any, field: str) -> datetime | None:

@@ -178,6 +178,12 @@ class CrmCompany:
         )
 
 
+def company_record_id(company_id: str) -> str:
+    """The record id a company's input dead letter is kept under (`company:<id>`), so that it
+    never shares one with a contact of the same number."""
+    return f"company:{company_id}"
+
+
 @record
 class Enrichment:
     """What enrichment knows about a contact's e-mail address and company."""

@@ -150,6 +150,29 @@ def normalize_domain(text: str) -> str:
         raise ValueError(_one_line(str(exc)).replace("after the @-sign ", "")) from None
 
 
+def company_domain(text: str) -> str | None:
+    """A CRM company's domain field as people fill it (`ACME.com.`, `www.acme.com`,
+    `https://acme.com/about`, `acme.com:443`, `info@acme.com`, `Bücher.de`) → the registrable
+    domain in the form an e-mail address gives (`parse_email`): `acme.com`, `xn--bcher-kva.de`.
+    None for a value that is no domain (`one.com, two.com`, `two words.com`, control
+    characters, a public suffix, an unknown TLD): such a company has no domain."""
+    value = text.strip()
+    if "@" in value.lstrip("@"):  # an address (`info@acme.com`): its domain
+        value = value.rpartition("@")[2]
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme.isalpha():
+        value = rest
+    for end in "/?#":  # a path, query or fragment (with or without a scheme)
+        value = value.split(end, 1)[0]
+    host, colon, port = value.rpartition(":")
+    if colon and port.isdigit():
+        value = host
+    try:
+        return registrable_domain(normalize_domain(value))
+    except ValueError:
+        return None
+
+
 def load_domain_lists(path: Path | str | None = None) -> DomainLists:
     """Build the effective lists, once per override file (cached).
 

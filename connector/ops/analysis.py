@@ -37,6 +37,7 @@ from connector.state.store import DeadLetter, StateStore
 
 if TYPE_CHECKING:
     from connector.model.loader import LoadedModel, NamedModel
+    from connector.ops.dead_letters import RecordLabel
     from connector.ops.simulate import Simulation
     from connector.settings import Settings
 
@@ -571,7 +572,7 @@ def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None, as_json:
 
     Exit 1 when a retried write fails again.
     """
-    from connector.ops.dead_letters import contact_labels, list_dead_letters
+    from connector.ops.dead_letters import contact_labels, list_dead_letters, record_labels
     from connector.ops.views import print_dead_letters
 
     if retry and kind == "input":
@@ -585,8 +586,11 @@ def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None, as_json:
     store = open_existing_store(settings)
     try:
         letters = list_dead_letters(store, settings.crm, kind)
-        labels = contact_labels(
-            store, settings.crm, [d.contact_id for d in letters if d.contact_id]
+        shown = record_labels(store, settings.crm, letters)
+        labels = contact_labels(  # the write dead letters' contacts, which a retry reports on
+            store,
+            settings.crm,
+            [d.contact_id for d in letters if d.kind == "write" and d.contact_id],
         )
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
@@ -596,9 +600,14 @@ def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None, as_json:
         if as_json:
             from connector.jsonout import emit
 
-            emit({"open": len(letters), "dead_letters": [_letter_json(d, labels) for d in letters]})
+            emit(
+                {
+                    "open": len(letters),
+                    "dead_letters": [_letter_json(d, shown.get(d.id)) for d in letters],
+                }
+            )
             return
-        print_dead_letters(out, letters, labels, kind)
+        print_dead_letters(out, letters, shown, kind)
         return
     if not any(d.kind == "write" for d in letters):
         if as_json:
@@ -640,13 +649,19 @@ def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None, as_json:
     sys.exit(1 if result.still_open else 0)
 
 
-def _letter_json(d: DeadLetter, labels: dict[str, str]) -> dict[str, object]:
-    """One dead letter for --json (its payload stays out: `leadscore dead-letters` is a list)."""
+def _letter_json(d: DeadLetter, record: RecordLabel | None) -> dict[str, object]:
+    """One dead letter for --json (its payload stays out: `leadscore dead-letters` is a list):
+    a contact's names it in `contact_id`/`contact` (its e-mail), a company's in
+    `company_id`/`company` (its name, else its domain)."""
+    contact = record if record is not None and record.kind == "contact" else None
+    company = record if record is not None and record.kind == "company" else None
     return {
         "id": d.id,
         "kind": d.kind,
-        "contact_id": d.contact_id,
-        "contact": labels.get(d.contact_id or "") or None,
+        "contact_id": contact.id if contact else None,
+        "contact": contact.name if contact else None,
+        "company_id": company.id if company else None,
+        "company": company.name if company else None,
         "reason": d.reason,
         "attempts": d.attempts,
         "first_seen_at": d.first_seen_at.isoformat(),

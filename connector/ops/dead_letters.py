@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from connector.pipeline import Pipeline, SyncSummary
 from connector.state.store import DeadLetter, StateStore
-from connector.types import ScoreResult, WriteBack
+from connector.types import ScoreResult, WriteBack, company_record_id
 
 KINDS: tuple[str, ...] = ("write", "input")
 
@@ -74,6 +74,51 @@ def list_dead_letters(store: StateStore, crm: str, kind: str | None = None) -> l
 def contact_labels(store: StateStore, crm: str, ids: list[str]) -> dict[str, str]:
     """`{id: e-mail}` for the ids the state DB knows (for display)."""
     return {c.id: c.email or c.id for c in store.iter_contacts(crm, ids, include_inactive=True)}
+
+
+def record_of(d: DeadLetter) -> tuple[str, str] | None:
+    """What a dead letter is about: `("company", id)` for a company's (a company write, or a
+    company record that could not be read, kept under `company_record_id`), else
+    `("contact", id)`; None when it names no record."""
+    rid = d.contact_id
+    if not rid:
+        return None
+    if d.kind == "company_write":
+        return "company", rid
+    company = company_record_id("")
+    if d.kind == "input" and rid.startswith(company):
+        return "company", rid.removeprefix(company)
+    return "contact", rid
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLabel:
+    """What a dead letter is about, for display: a contact (`name`: its e-mail) or a company
+    (`name`: its name, else its domain); `name` None when the state DB does not know it."""
+
+    kind: str  # contact | company
+    id: str
+    name: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "company":
+            return f"company {self.id}" + (f" ({self.name})" if self.name else "")
+        return f"{self.name} ({self.id})" if self.name and self.name != self.id else self.id
+
+
+def record_labels(store: StateStore, crm: str, letters: list[DeadLetter]) -> dict[int, RecordLabel]:
+    """`{dead letter id: what it is about}`: `riley@x.com (102)`, `company 9050 (Acme)`."""
+    records = {d.id: r for d in letters if (r := record_of(d)) is not None}
+    contacts = contact_labels(store, crm, [i for k, i in records.values() if k == "contact"])
+    companies = store.get_crm_companies(crm, [i for k, i in records.values() if k == "company"])
+    out: dict[int, RecordLabel] = {}
+    for dl_id, (kind, rid) in records.items():
+        if kind == "company":
+            c = companies.get(rid)
+            out[dl_id] = RecordLabel(kind, rid, (c.name or c.domain) if c is not None else None)
+        else:
+            out[dl_id] = RecordLabel(kind, rid, contacts.get(rid))
+    return out
 
 
 def _iso(dt: datetime) -> str:

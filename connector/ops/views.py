@@ -11,7 +11,7 @@ from rich.text import Text
 
 from connector.ops.accounts import AccountExplanation, AccountRow
 from connector.ops.common import iso_min, num, signed
-from connector.ops.dead_letters import RetryResult
+from connector.ops.dead_letters import RecordLabel, RetryResult
 from connector.ops.rescore import (
     NO_GRADE,
     NO_SCORE,
@@ -440,14 +440,16 @@ def _who(contact_id: str | None, labels: dict[str, str]) -> str:
 
 
 def print_dead_letters(
-    console: Console, letters: list[DeadLetter], labels: dict[str, str], kind: str | None
+    console: Console, letters: list[DeadLetter], labels: dict[int, RecordLabel], kind: str | None
 ) -> None:
+    """The open dead letters; `labels`: what each is about (`record_labels`: a contact or a
+    company), by dead letter id."""
     if not letters:
         console.print(f"No open {kind + ' ' if kind else ''}dead letters.")
         return
     table = Table(title=f"Open dead letters: {len(letters)}", title_justify="left")
     table.add_column("#", justify="right")
-    table.add_column("contact", overflow="ellipsis", no_wrap=True, max_width=36)
+    table.add_column("record", overflow="ellipsis", no_wrap=True, max_width=36)
     table.add_column("kind")
     table.add_column("attempts", justify="right")
     table.add_column("reason", overflow="fold", max_width=70)
@@ -456,7 +458,7 @@ def print_dead_letters(
     for d in letters:
         table.add_row(
             str(d.id),
-            _who(d.contact_id, labels),
+            str(labels[d.id]) if d.id in labels else "—",
             d.kind,
             str(d.attempts),
             d.reason or "",

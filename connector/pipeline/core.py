@@ -226,7 +226,7 @@ class Pipeline:
             if self.before_pass is not None:
                 self.before_pass()
             body(summary)
-            if summary.dead_lettered and self.options.fail_on_dead_letters:
+            if summary.dead_letters and self.options.fail_on_dead_letters:  # input too
                 summary.status, summary.exit_code = "partial", 1
         except QuotaExhaustedError as exc:
             summary.status, summary.exit_code, summary.message = "quota", exc.exit_code, str(exc)
@@ -260,7 +260,7 @@ class Pipeline:
                 status,
                 summary.counts(),
                 summary.api_calls,
-                summary.dead_lettered + summary.bad_records,
+                summary.dead_letters,
                 summary.message or None,
                 at=self.clock(),
             )

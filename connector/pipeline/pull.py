@@ -124,6 +124,8 @@ class Puller(Stage):
                 self.store.add_dead_letter(
                     self.crm, "input", bad.record_id, bad.payload, bad.reason, now
                 )
+            # read cleanly: an input dead letter of an earlier read of it is resolved
+            self.store.resolve_input_dead_letters(self.crm, (c.id for c in page.contacts), now)
             for gone in page.archived:  # deleted in the CRM: stop scoring and writing it
                 self.store.mark_archived(self.crm, gone, now)
                 touched.discard(gone)
@@ -193,6 +195,7 @@ class Puller(Stage):
             if page.contacts:  # contacts the stream saw first (Marketo): upsert them
                 ids = [c.id for c in page.contacts]
                 self._upsert_carried(page.contacts, now)
+                self.store.resolve_input_dead_letters(self.crm, ids, now)
                 touched.update(ids)
                 self.store.set_write_pending(self.crm, ids, True)
                 summary.pulled += len(ids)

@@ -85,13 +85,23 @@ class SyncSummary:
             "api_calls_by_kind": self.api_calls_by_kind,
         }
 
+    @property
+    def dead_letters(self) -> int:
+        """Every record dead-lettered this run: writes the CRM refused (`dead_lettered`) and
+        records it sent that could not be read (`bad_records`, kind `input`)."""
+        return self.dead_lettered + self.bad_records
+
     def line(self) -> str:
-        """The one-line summary a run logs and prints."""
+        """The one-line summary a run logs and prints. `dead-lettered` counts both kinds;
+        the bad input records among them are named: `dead-lettered 3 (2 bad input)`."""
+        dead = f"{self.dead_letters}" + (
+            f" ({self.bad_records} bad input)" if self.bad_records else ""
+        )
         return (
             f"{self.kind} {self.crm} {self.status}: pulled {self.pulled}, new events "
             f"{self.new_events}, scored {self.scored}, written {self.written}, repaired "
             f"{self.repaired}, unchanged "
-            f"{self.unchanged}, dead-lettered {self.dead_lettered}, API calls {self.api_calls}"
+            f"{self.unchanged}, dead-lettered {dead}, API calls {self.api_calls}"
             f" ({self.rate_limited} rate-limited), {self.duration_s:.1f}s"
             + (f" — {self.message}" if self.message else "")
         )

@@ -37,8 +37,9 @@ from connector.state.codec import (
     json_text,
     reasons_json,
 )
+from connector.state.dead_letters import resolve_input
 from connector.text import clean_row
-from connector.types import AccountResult, CrmCompany, Reason
+from connector.types import AccountResult, CrmCompany, Reason, company_record_id
 
 ACCOUNT_SOURCES = ("primary_company", "company_record", "company_field", "email_domain")
 
@@ -312,6 +313,8 @@ class AccountsStateMixin(StoreBase):
             )
         with self.transaction():
             self._upsert_many(_UPSERT_COMPANY, rows)  # a lone surrogate: stored replaced
+            # read cleanly: an input dead letter of an earlier read of it is resolved
+            resolve_input(self._conn, crm, (company_record_id(c.id) for c in items), at)
         return changed
 
     def _archived_at(self, crm: str, company_id: str) -> str | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -125,3 +127,26 @@ class DeadLettersMixin(StoreBase):
                 (encode_dt(at), crm, kind, contact_id),
             )
         return int(cur.rowcount)
+
+    @_db_errors
+    def resolve_input_dead_letters(self, crm: str, record_ids: Iterable[str], at: datetime) -> int:
+        """Resolve the open `input` dead letters of records read cleanly again (a contact, or
+        a company under `company_record_id`): the CRM's record was fixed. Returns how many."""
+        with self.transaction():
+            return resolve_input(self._conn, crm, record_ids, at)
+
+
+def resolve_input(
+    conn: sqlite3.Connection, crm: str, record_ids: Iterable[str], at: datetime
+) -> int:
+    """`resolve_input_dead_letters` on a connection (for the other mixins, in their
+    transaction)."""
+    ids = json.dumps(list(dict.fromkeys(record_ids)))
+    if ids == "[]":
+        return 0
+    cur = conn.execute(
+        "UPDATE dead_letters SET resolved_at = ? WHERE crm = ? AND kind = 'input' "
+        "AND resolved_at IS NULL AND contact_id IN (SELECT value FROM json_each(?))",
+        (encode_dt(at), crm, ids),
+    )
+    return int(cur.rowcount)

@@ -27,11 +27,13 @@ from connector.crm.hubspot.calls import (
     log,
 )
 from connector.crm.hubspot.properties import COMPANY_READ_PROPERTIES
+from connector.enrich.email import company_domain
 from connector.errors import (
     ConnectorError,
     InputError,
 )
-from connector.parse import opt_text, parse_timestamp
+from connector.parse import MAX_EMPLOYEES, MAX_REVENUE, opt_number, opt_text, parse_timestamp
+from connector.types import company_record_id
 
 PRIMARY_COMPANY_TYPE_ID = 1  # contact → company "Primary" (HUBSPOT_DEFINED); 279 is unlabeled
 MAX_ASSOCIATION_INPUTS = 1000  # associations v4 batch read, since 2025-02-10
@@ -45,11 +47,9 @@ def _company_from(cid: str, props: Mapping[str, Any]) -> tuple[CrmCompany, list[
     """A company search/read result → CrmCompany and the ids merged into it."""
     if not isinstance(props, Mapping):
         raise InputError(f"properties: expected an object, got {type(props).__name__}")
-    domain = (opt_text(props.get("domain"), "domain") or "").strip().lower()
-    domain = domain.removeprefix("https://").removeprefix("http://").removeprefix("www.")
-    domain = domain.split("/", 1)[0]
-    employees = _number(props.get("numberofemployees"), "numberofemployees")
-    revenue = _number(props.get("annualrevenue"), "annualrevenue")
+    domain = _domain(cid, opt_text(props.get("domain"), "domain"))
+    employees = opt_number(props.get("numberofemployees"), "numberofemployees", MAX_EMPLOYEES)
+    revenue = opt_number(props.get("annualrevenue"), "annualrevenue", MAX_REVENUE)
     updated = props.get("hs_lastmodifieddate")
     merged_raw = opt_text(props.get("hs_merged_object_ids"), "hs_merged_object_ids") or ""
     merged = [m.strip() for m in merged_raw.split(";") if m.strip() and m.strip() != cid]
@@ -57,7 +57,7 @@ def _company_from(cid: str, props: Mapping[str, Any]) -> tuple[CrmCompany, list[
         raise InputError(f"hs_merged_object_ids: not a list of ids ({merged_raw[:60]!r})")
     company = CrmCompany(
         id=cid,
-        domain=domain or None,
+        domain=domain,
         name=opt_text(props.get("name"), "name"),
         industry=opt_text(props.get("industry"), "industry"),
         employee_count=int(employees) if employees is not None else None,
@@ -68,16 +68,15 @@ def _company_from(cid: str, props: Mapping[str, Any]) -> tuple[CrmCompany, list[
     return company, merged
 
 
-def _number(raw: Any, name: str) -> float | None:
-    if raw is None or raw == "":
+def _domain(cid: str, raw: str | None) -> str | None:
+    """The company's `domain` as an e-mail address's domain reads (`company_domain`); a value
+    that is no domain is read as none (the company is still read), with a warning."""
+    if raw is None:
         return None
-    try:
-        value = float(str(raw))
-    except ValueError:
-        raise InputError(f"{name}: not a number ({str(raw)[:40]!r})") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise InputError(f"{name}: not a number ({str(raw)[:40]!r})")
-    return value
+    domain = company_domain(raw)
+    if domain is None:
+        log.warning("hubspot company %s: domain %r is not a domain: read as none", cid, raw[:80])
+    return domain
 
 
 class CompaniesMixin(HubSpotCalls):
@@ -123,7 +122,7 @@ class CompaniesMixin(HubSpotCalls):
                     company, merged = _company_from(str(num_id), obj.get("properties") or {})
                 except InputError as exc:
                     rid = _rid(raw_id, pos)
-                    page.bad.append(BadRecord(rid, f"company {rid}: {exc}", obj))
+                    page.bad.append(BadRecord(company_record_id(rid), f"company {rid}: {exc}", obj))
                     continue
                 page.companies.append(company)
                 page.companies.extend(CrmCompany(m, merged_into=company.id) for m in merged)

@@ -82,7 +82,7 @@ def _rollup_events(cid: str, props: Mapping[str, Any]) -> list[Event]:
     if views not in (None, "") and last:
         try:
             count = int(float(str(views)))
-        except ValueError:
+        except (ValueError, OverflowError):  # `NaN`; `inf`, `1e400` (no int holds them)
             raise InputError(f"hs_analytics_num_page_views: not a number ({views!r})") from None
         at = parse_timestamp(last, "hs_analytics_last_visit_timestamp")
         first = max(1, count - MAX_ROLLUP_VIEWS + 1)

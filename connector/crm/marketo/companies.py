@@ -4,11 +4,14 @@ offers them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from connector.crm.base import CrmCompany
 from connector.crm.marketo.calls import MAX_BATCH, MarketoApiError, MarketoCalls, log
 from connector.crm.marketo.config import COMPANY_FIELDS_READ
-from connector.parse import opt_text
+from connector.enrich.email import company_domain
+from connector.errors import InputError
+from connector.parse import MAX_EMPLOYEES, MAX_REVENUE, opt_number, opt_text
 
 # answers meaning "this instance offers no company records" (CRM-synced or disabled)
 COMPANIES_UNAVAILABLE = frozenset({"404", "405", "605", "610"})
@@ -51,22 +54,36 @@ class CompaniesMixin(MarketoCalls):
             for rec in data.get("result") or []:
                 if not isinstance(rec, dict) or not rec.get("externalCompanyId"):
                     continue
-                employees = rec.get("numberOfEmployees")
-                revenue = rec.get("annualRevenue")
-                website = str(rec.get("website") or "").lower()
-                host = website.removeprefix("https://").removeprefix("http://")
-                domain = host.removeprefix("www.").split("/", 1)[0] or None
-                out.append(
-                    CrmCompany(
-                        id=str(rec["externalCompanyId"]),
-                        domain=domain,
-                        name=opt_text(rec.get("company"), "company"),
-                        industry=opt_text(rec.get("industry"), "industry"),
-                        employee_count=int(employees) if isinstance(employees, int) else None,
-                        annual_revenue_usd=float(revenue)
-                        if isinstance(revenue, int | float) and not isinstance(revenue, bool)
-                        else None,
-                        country=opt_text(rec.get("billingCountry"), "billingCountry"),
-                    )
-                )
+                out.append(_company(rec))
         return out
+
+
+def _company(rec: dict[str, Any]) -> CrmCompany:
+    """One company record. Its `website` reads as an e-mail address's domain
+    (`company_domain`: `https://www.Acme.com/about` → `acme.com`); a website, employee count
+    or revenue that cannot be read (`lots`, `NaN`, `1e400`, 10^20 employees) is read as blank,
+    with a warning naming the company and the field (the lead's account stays the company)."""
+    cid = str(rec["externalCompanyId"])
+    website = opt_text(rec.get("website"), "website")
+    domain = company_domain(website) if website else None
+    if website and domain is None:
+        log.warning(
+            "marketo company %s: website %r is not a domain: read as none", cid, website[:80]
+        )
+    numbers: dict[str, float | None] = {}
+    for field, upper in (("numberOfEmployees", MAX_EMPLOYEES), ("annualRevenue", MAX_REVENUE)):
+        try:
+            numbers[field] = opt_number(rec.get(field), field, upper)
+        except InputError as exc:
+            log.warning("marketo company %s: %s: read as blank", cid, exc)
+            numbers[field] = None
+    employees, revenue = numbers["numberOfEmployees"], numbers["annualRevenue"]
+    return CrmCompany(
+        id=cid,
+        domain=domain,
+        name=opt_text(rec.get("company"), "company"),
+        industry=opt_text(rec.get("industry"), "industry"),
+        employee_count=int(employees) if employees is not None else None,
+        annual_revenue_usd=revenue,
+        country=opt_text(rec.get("billingCountry"), "billingCountry"),
+    )

@@ -491,9 +491,16 @@ def explain_cmd(
         return
     assert who is not None
     if contacts_path is None:
-        # without --model: the state DB's model in force
+        # without --model: the state DB's model in force; without --now and --model: the
+        # stored score, a recompute as of now compared with it
         _explain_from_state(
-            click.get_current_context(), who, model, now, as_json, in_force=model_path is None
+            click.get_current_context(),
+            who,
+            model,
+            now,
+            as_json,
+            in_force=model_path is None,
+            as_of=now_text is not None or model_path is not None,
         )
         return
     run = score_files(contacts_path, events_path, model, now, enrich=_offline_enrich())
@@ -526,12 +533,17 @@ def _emit_explanation(
     history: list[dict[str, Any]] | None,
     model: LoadedModel | None = None,
     named: list[tuple[Any, Any]] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> None:
     from connector.explain import NotCounted
     from connector.jsonout import emit
     from connector.pipeline.named import is_qualified, named_reasons
+    from connector.types import ScoreResult
 
+    assert isinstance(result, ScoreResult)
     doc: dict[str, object] = result_json(contact, result)
+    doc["scored_at"] = result.scored_at.isoformat()
+    doc.update(extra or {})
     doc["not_counted"] = [n.as_json() for n in skipped if isinstance(n, NotCounted)]
     doc["history"] = history
     if named and model is not None:  # a model with named scores: the lifecycle one's name
@@ -567,10 +579,12 @@ def _named_results(
     return [(n, score(contact, events, enrichment, n.loaded, now)) for n in model.named]
 
 
-def _print_named(named: list[tuple[Any, Any]], events: Any) -> None:
+def _print_named(named: list[tuple[Any, Any]], events: Any, as_of: str | None = None) -> None:
     from connector.views import print_named_explanation
 
     console = _console()
+    if named and as_of:
+        console.print(f"the other scores, recomputed as of {as_of}:", highlight=False)
     for n, r in named:
         print_named_explanation(console, n.name, n.threshold, r, events)
 
@@ -582,12 +596,18 @@ def _explain_from_state(
     now: datetime,
     as_json: bool = False,
     in_force: bool = False,
+    as_of: bool = False,
 ) -> None:
-    """Explain from the state DB: the stored contact and events, scored as of now (with the
-    model in force when `in_force`, else with `model`)."""
+    """Explain from the state DB. The stored score (what the sync saved and wrote, its own
+    scored_at), with its account's part when accounts are on, and a recompute as of `now`
+    said to match it or not; with `as_of` (--now or --model given) the recompute is explained
+    and the stored score compared. The recompute scores as the sync does: the model in force
+    when `in_force` (else `model`), and with accounts on the MQA's lower MQL bar from the
+    contact's account as last scored (`AccountStage`, the sync's own step)."""
     from connector.active_model import in_force_or
     from connector.app import build_enricher
-    from connector.explain import history_lines, not_counted
+    from connector.explain import account_part, differences, history_lines, not_counted, verdict
+    from connector.ops.analysis import note_accounts_off
     from connector.scoring import score
     from connector.state.store import StateStore
     from connector.views import print_explanation
@@ -620,32 +640,97 @@ def _explain_from_state(
         enrichment = None
         if enricher is not None and contact.email:
             enrichment = enricher.enrich_many([contact.email], now).get(contact.email)
-        result = score(contact, events, enrichment, model, now)
-        skipped = not_counted(contact, events, result, model, now)
+        fresh = score(contact, events, enrichment, model, now)
+        account = _contact_account(store, settings, contact, model)
+        if account is not None:
+            fresh = account[0]._mql(contact, fresh, account[1])
+        else:
+            note_accounts_off(store, settings)
+        stored = store.get_score(crm, contact.id)
+        kept = stored.to_result() if stored is not None else None
+        result = fresh if as_of or kept is None else kept
+        now_text = now.isoformat()
+        if result is fresh:
+            when = f"recomputed as of {now_text}" + ("" if as_of else " (no stored score yet)")
+            diff = differences(kept, fresh) if kept is not None else []
+            compared = (
+                "no stored score yet"
+                if kept is None
+                else f"the stored score (scored at {kept.scored_at.isoformat()}): "
+                + (f"{verdict(kept)} — differs: " + "; ".join(diff) if diff else "the same")
+            )
+        else:
+            assert kept is not None
+            when = f"stored score, scored at {kept.scored_at.isoformat()}"
+            diff = differences(kept, fresh)
+            compared = f"recomputed as of now ({now_text}): " + (
+                f"{verdict(fresh)} — differs from the stored score: " + "; ".join(diff)
+                if diff
+                else "the same as the stored score"
+            )
+        part = account_part(account[2], result, model) if account is not None else None
+        skipped = not_counted(
+            contact, events, result, model, result.scored_at, stored=result is kept
+        )
         rows = store.score_history(crm, contact.id)
         named = _named_results(model, contact, events, enrichment, now)
         if as_json:
-            _emit_explanation(contact, result, skipped, rows, model, named)
+            other = fresh if result is kept else kept
+            extra: dict[str, object] = {
+                "explained": "stored" if result is kept else "recomputed",
+                "account": part.as_json() if part is not None else None,
+                "recomputed" if result is kept else "stored": None
+                if other is None
+                else {
+                    "scored_at": other.scored_at.isoformat(),
+                    "score": other.score,
+                    "grade": other.grade,
+                    "priority": other.priority,
+                    "mql": other.lifecycle.mql,
+                    "mql_reason": other.lifecycle.mql_reason,
+                    "model_version": other.model_version,
+                    "model_fingerprint": other.model_fingerprint,
+                    "same": not diff,
+                    "differences": diff,
+                },
+            }
+            if result is kept:
+                extra["named_scores_as_of"] = now_text if named else None
+            _emit_explanation(contact, result, skipped, rows, model, named, extra)
             return
-        texts = [n.text for n in skipped]
         print_explanation(
             _console(),
             contact,
             result,
             events,
-            texts,
+            [n.text for n in skipped],
             history_lines(rows),
             score_name=model.lifecycle_name if named else None,
+            when=when,
+            account=part,
+            compared=compared,
         )
-        _print_named(named, events)
-        stored = store.get_score(crm, contact.id)
-        if stored is not None and stored.model_fingerprint != result.model_fingerprint:
-            click.echo(
-                f"note: the stored score used model {stored.model_version} "
-                f"({stored.model_fingerprint}); this explanation uses {model.version}"
-            )
+        _print_named(named, events, now_text if result is kept else None)
     finally:
         store.close()
+
+
+def _contact_account(
+    store: Any, settings: Settings, contact: Any, model: LoadedModel
+) -> tuple[Any, Any, Any] | None:
+    """With accounts on (the setting and the model's section): the sync's account stage, the
+    contact's account as last scored (its result) and its stored row; None otherwise or when
+    the contact has no scored account."""
+    from connector.account_stage import AccountStage, _as_result
+
+    if not settings.accounts:
+        return None
+    stage = AccountStage.detached(store, settings.crm, model)
+    if not stage.enabled():
+        return None
+    link = store.contact_accounts_many(settings.crm, [contact.id]).get(contact.id)
+    row = store.account_score(settings.crm, link.account_id) if link is not None else None
+    return None if row is None else (stage, _as_result(row), row)
 
 
 def _open_state_or_exit(settings: Settings) -> Any:
@@ -665,19 +750,29 @@ def _open_state_or_exit(settings: Settings) -> Any:
 def _explain_account(
     ctx: click.Context, key: str, model: LoadedModel, now: datetime, as_json: bool
 ) -> None:
-    """`explain --account`: the stored account score, its people, members and history."""
+    """`explain --account`: the stored account score, its people, members and history. The
+    key is read as `find_account` reads it (a domain normalised, a merged company's survivor;
+    notes say so, and name the other accounts a domain matches)."""
     from connector.active_model import in_force_or
-    from connector.ops.accounts import explain_account
-    from connector.ops.views import print_account_explanation
+    from connector.ops.accounts import explain_found, find_account
 
     settings = _settings(ctx)
     store = _open_state_or_exit(settings)
     try:
         model = in_force_or(store, settings.crm, model)
-        found = explain_account(store, settings.crm, key, model, now)
+        lookup = find_account(store, settings.crm, key, model)
+        found = (
+            explain_found(store, settings.crm, lookup, model)
+            if lookup.account is not None
+            else None
+        )
     finally:
         store.close()
     if found is None:
+        from connector.views import crm_text
+
+        for note in lookup.notes:
+            click.echo(f"note: {crm_text(note, 400)}", err=True)
         click.echo(
             f"error: no scored account {key!r} in {settings.state_path} (a domain, a CRM "
             "company id or an account id; `leadscore accounts` lists them)",
@@ -689,6 +784,8 @@ def _explain_account(
 
         emit(found)
         return
+    from connector.ops.views import print_account_explanation
+
     print_account_explanation(_console(), found)
 
 
@@ -705,7 +802,7 @@ def _explain_account(
 @click.pass_context
 def accounts_cmd(ctx: click.Context, top_n: int, as_json: bool) -> None:
     """The hottest accounts: grade, score, MQA and reason, engaged people, members."""
-    from connector.ops.accounts import top_account_rows
+    from connector.ops.accounts import count_mqas, top_account_rows
     from connector.ops.views import print_accounts
 
     settings = _settings(ctx)
@@ -713,14 +810,15 @@ def accounts_cmd(ctx: click.Context, top_n: int, as_json: bool) -> None:
     try:
         rows = top_account_rows(store, settings.crm, top_n)
         scored = store.count_account_scores(settings.crm)
+        mqas = count_mqas(store, settings.crm)
     finally:
         store.close()
     if as_json:
         from connector.jsonout import emit
 
-        emit({"scored": scored, "accounts": rows})
+        emit({"scored": scored, "mqas": mqas, "accounts": rows})
         return
-    print_accounts(_console(), rows, scored)
+    print_accounts(_console(), rows, scored, mqas, accounts_on=settings.accounts)
 
 
 def _state_cache(settings: Settings):  # type: ignore[no-untyped-def]

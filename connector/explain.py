@@ -1,5 +1,6 @@
-"""What `explain` adds to a score: the events that did not count and why, and the score's
-history. Pure: reads the contact, its events, the score and the model; no I/O."""
+"""What `explain` adds to a score: the events that did not count and why, the score's
+history, the account's part in it (an MQA's lower MQL bar) and how a recompute differs from
+the stored score. Pure: reads the contact, its events, the scores and the model; no I/O."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from typing import Any
 
 from connector.model.loader import LoadedModel
 from connector.scoring import compile_model
+from connector.state.accounts import StoredAccountScore
 from connector.types import Contact, Event, ScoreResult
+
+ACCOUNT_MQL = "account MQA"  # how an MQL reason through the contact's account begins
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,13 @@ def not_counted(
     result: ScoreResult,
     model: LoadedModel,
     now: datetime,
+    *,
+    stored: bool = False,
 ) -> list[NotCounted]:
     """The contact's events that add nothing to `result`, grouped by reason: after `now`,
     before the recycle date, outside the window, matched by no rule, matched only by a pattern
-    rule that did not fire; and the rules whose cap was reached."""
+    rule that did not fire; and the rules whose cap was reached. `stored`: `result` is the
+    stored score and `now` its scoring time (later events came after it)."""
     cm = compile_model(model)
     window_days = model.model.engagement.window_days
     try:
@@ -130,13 +137,17 @@ def not_counted(
             )
     if future:
         first = future[0].occurred_at
+        when = (
+            "the stored score was computed (the first {:%Y-%m-%d %H:%M}): a recompute counts them"
+            if stored
+            else "the scoring time (the first {:%Y-%m-%d %H:%M}): they count when their time comes"
+        )
         out.append(
             NotCounted(
                 "future",
                 len(future),
                 first,
-                f"{_plural(len(future), 'event')} after the scoring time (the first "
-                f"{first:%Y-%m-%d %H:%M}): they count when their time comes",
+                f"{_plural(len(future), 'event')} after " + when.format(first),
             )
         )
     return out
@@ -175,3 +186,148 @@ def history_lines(rows: Sequence[Mapping[str, Any]], limit: int = 10) -> list[st
         dropped = len(lines) - limit
         lines = [f"… {dropped} earlier change(s)", *lines[-limit:]]
     return lines
+
+
+# ------------------------------------------------------------------------ the account's part
+
+
+@dataclass(frozen=True)
+class AccountPart:
+    """The contact's account as its score sees it (accounts on): the account's stored score
+    and verdict, the MQA's lower MQL bar, and whether the contact's MQL is the account's."""
+
+    account_id: str
+    name: str | None
+    domain: str | None
+    score: float
+    grade: str
+    mqa: bool
+    mqa_reason: str | None
+    scored_at: datetime
+    contact_mql_threshold: float | None  # the MQL bar at an MQA (None: the model has none)
+    mql_threshold: float  # the usual MQL bar
+    contact_grades: tuple[str, ...]  # the grades the lower bar is for
+    mql_by_account: bool  # the contact's MQL verdict is its account's
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "name": self.name,
+            "domain": self.domain,
+            "score": self.score,
+            "grade": self.grade,
+            "mqa": self.mqa,
+            "mqa_reason": self.mqa_reason,
+            "scored_at": self.scored_at.isoformat(),
+            "contact_mql_threshold": self.contact_mql_threshold,
+            "mql_threshold": self.mql_threshold,
+            "contact_grades": list(self.contact_grades),
+            "mql_by_account": self.mql_by_account,
+        }
+
+    def bar_text(self) -> str:
+        """`not an MQA`, or what the MQA does for its contacts and for this one."""
+        if not self.mqa:
+            return "not an MQA"
+        out = f"MQA ({self.mqa_reason})" if self.mqa_reason else "MQA"
+        if self.contact_mql_threshold is not None:
+            grades = " or ".join(self.contact_grades)
+            out += (
+                f": a grade {grades} contact is an MQL from {_num(self.contact_mql_threshold)} "
+                f"points instead of {_num(self.mql_threshold)}"
+            )
+            out += (
+                "; this contact's MQL is the account's"
+                if self.mql_by_account
+                else "; not what decides this contact's verdict"
+            )
+        return out
+
+
+def by_account(reason: str | None) -> bool:
+    """Whether an MQL reason is the account's (`apply_account_mql`'s `account MQA: ...`)."""
+    return reason is not None and reason.startswith(ACCOUNT_MQL)
+
+
+def account_part(
+    account: StoredAccountScore, result: ScoreResult, model: LoadedModel
+) -> AccountPart:
+    """`account`'s part in `result` (the contact's score), by `model`'s MQA bar."""
+    section = model.model.accounts
+    mqa = section.mqa if section is not None else None
+    return AccountPart(
+        account_id=account.account_id,
+        name=account.name,
+        domain=account.domain,
+        score=account.score,
+        grade=account.grade,
+        mqa=account.mqa,
+        mqa_reason=account.mqa_reason,
+        scored_at=account.scored_at,
+        contact_mql_threshold=mqa.contact_mql_threshold if mqa is not None else None,
+        mql_threshold=model.model.lifecycle.mql.threshold,
+        contact_grades=tuple(mqa.contact_grades) if mqa is not None else (),
+        mql_by_account=by_account(result.lifecycle.mql_reason),
+    )
+
+
+# ------------------------------------------------------------------------ stored vs recomputed
+
+
+def verdict(r: ScoreResult) -> str:
+    """`score 60, grade B, MQL (reason)` / `..., no MQL`: a score in one phrase."""
+    lc = r.lifecycle
+    mql = f"MQL ({lc.mql_reason})" if lc.mql and lc.mql_reason else "MQL" if lc.mql else "no MQL"
+    return f"score {_num(r.score)}, grade {r.grade}, {mql}"
+
+
+def differences(before: ScoreResult, after: ScoreResult, shown: int = 5) -> list[str]:
+    """What differs from `before` to `after`, as `score 60 → 45`, `grade B → C`, `MQL yes
+    (…) → no`, `model a → b`, and the rules whose points moved (the first `shown`); [] when
+    they say the same."""
+    out: list[str] = []
+    if before.score != after.score:
+        out.append(f"score {_num(before.score)} → {_num(after.score)}")
+    if before.grade != after.grade:
+        out.append(f"grade {before.grade} → {after.grade}")
+    if (before.priority or "—") != (after.priority or "—"):
+        out.append(f"priority {before.priority or '—'} → {after.priority or '—'}")
+    b, a = before.lifecycle, after.lifecycle
+    if (b.mql, b.mql_reason) != (a.mql, a.mql_reason):
+        out.append(f"MQL {_yes(b.mql, b.mql_reason)} → {_yes(a.mql, a.mql_reason)}")
+    if b.target_stage != a.target_stage:
+        out.append(f"stage to write {b.target_stage or '—'} → {a.target_stage or '—'}")
+    if before.model_fingerprint != after.model_fingerprint:
+        out.append(
+            f"model {before.model_version} ({before.model_fingerprint}) → "
+            f"{after.model_version} ({after.model_fingerprint})"
+        )
+    old, new = _points(before), _points(after)
+    moved = [
+        f"{rule} {_opt(old.get(rule))} → {_opt(new.get(rule))}"
+        for rule in dict.fromkeys([*old, *new])
+        if old.get(rule) != new.get(rule)
+    ]
+    if len(moved) > shown:
+        moved = [*moved[:shown], f"…and {len(moved) - shown} more rule(s)"]
+    if moved:
+        out.append("points by rule: " + ", ".join(moved))
+    return out
+
+
+def _points(r: ScoreResult) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for x in r.reasons:
+        if x.rule != "grade":
+            out[x.rule] = out.get(x.rule, 0.0) + x.points
+    return out
+
+
+def _opt(v: float | None) -> str:
+    return "—" if v is None else _num(v)
+
+
+def _yes(mql: bool, reason: str | None) -> str:
+    if not mql:
+        return "no"
+    return f"yes ({reason})" if reason else "yes"

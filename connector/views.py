@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, shown_text
 from connector.types import Contact, Event, ScoreResult
+
+if TYPE_CHECKING:
+    from connector.explain import AccountPart
+
+EMAIL_SHOWN = 80  # characters of an e-mail address (CRM text) the terminal shows
+DOMAIN_SHOWN = 60  # characters of a domain (CRM text)
+ID_SHOWN = 40  # characters of a CRM id
+EVENT_SHOWN = 120  # characters of an event's form, page, campaign name
+REASON_SHOWN = 400  # characters of a reason (it may quote a title, a form name: CRM text)
+
+
+def crm_text(text: str | None, limit: int) -> str:
+    """CRM text as the terminal shows it, in rich markup: as reasons show names
+    (`shown_text`: no control characters, at most `limit` characters, "…"), its `[` kept
+    literal."""
+    return escape(shown_text(text or "", limit))
+
 
 STAGE_SHORT = {
     "subscriber": "subscriber",
@@ -63,15 +84,24 @@ def print_explanation(
     not_counted: Sequence[str] = (),
     history: Sequence[str] = (),
     score_name: str | None = None,
+    *,
+    when: str | None = None,
+    account: AccountPart | None = None,
+    compared: str | None = None,
 ) -> None:
     """Every point with its rule and the events behind it; then the events that add nothing
     and why, and the stored score's history (lines from `connector.explain`). `score_name`:
-    the lifecycle score's name, in a model with named scores."""
+    the lifecycle score's name, in a model with named scores. `when`: which score this is and
+    its time (default `scored at <its scored_at>`); `account`: the contact's account and its
+    part in the verdict; `compared`: how the other score (stored or recomputed) compares.
+    CRM text (name, title, e-mail, event names) shows as reasons show it (`crm_text`)."""
     by_key = {f"{e.source}:{e.source_id}": e for e in events}
     name = " ".join(x for x in (contact.first_name, contact.last_name) if x)
+    title = crm_text(contact.job_title, TITLE_SHOWN) if contact.job_title else "—"
     console.print(
-        f"[bold]{contact.email or contact.id}[/bold] {name} · id {contact.id}"
-        f" · title {contact.job_title or '—'}"
+        f"[bold]{crm_text(contact.email or contact.id, EMAIL_SHOWN)}[/bold]"
+        f"{' ' + crm_text(name, NAME_SHOWN) if name else ''} · id {crm_text(contact.id, ID_SHOWN)}"
+        f" · title {title}"
     )
     console.print(
         f"score {score_name + ' ' if score_name else ''}[bold]{_num(result.score)}[/bold]"
@@ -79,31 +109,44 @@ def print_explanation(
         f" · grade [bold]{result.grade}[/bold] (fit {_num(result.fit_points)})"
         f" · priority [bold]{result.priority or '—'}[/bold]"
         f" · model {result.model_version} ({result.model_fingerprint})"
-        f" · scored at {result.scored_at.isoformat()}"
+        f" · {when or 'scored at ' + result.scored_at.isoformat()}"
     )
     lc = result.lifecycle
     stage = short_stage(lc.current_stage)
     if lc.target_stage:
         stage += f" → {short_stage(lc.target_stage)}"
-    extra = f" · {lc.note}" if lc.note else ""
-    mql = f" · MQL: {lc.mql_reason}" if lc.mql_reason else ""
+    extra = f" · {crm_text(lc.note, REASON_SHOWN)}" if lc.note else ""
+    mql = f" · MQL: {crm_text(lc.mql_reason, REASON_SHOWN)}" if lc.mql_reason else ""
     flag = " · behaviour yes, profile no" if result.profile_mismatch else ""
     console.print(f"stage {stage}{mql}{flag}{extra}")
+    if account is not None:
+        label = crm_text(account.name or account.domain or "", NAME_SHOWN)
+        if account.domain and account.name and account.domain.lower() != account.name.lower():
+            label += f" ({crm_text(account.domain, DOMAIN_SHOWN)})"
+        console.print(
+            f"account {crm_text(account.account_id, EMAIL_SHOWN)}{' ' + label if label else ''}"
+            f" (scored {account.scored_at:%Y-%m-%d %H:%M} UTC): "
+            f"score {_num(account.score)}, grade {account.grade}, "
+            f"{crm_text(account.bar_text(), REASON_SHOWN)}",
+            highlight=False,
+        )
     if result.next_change_at:
         console.print(f"next change with no new events: {result.next_change_at.isoformat()}")
+    if compared:
+        console.print(crm_text(compared, 4 * REASON_SHOWN), highlight=False)
     fit = Table(title="Profile (fit)", title_justify="left")
     fit.add_column("points", justify="right")
     fit.add_column("rule")
     fit.add_column("why", overflow="fold")
     for r in result.reasons:
         if r.kind == "fit" and r.rule != "grade":
-            fit.add_row(_num(r.points), r.rule, r.text)
+            fit.add_row(_num(r.points), r.rule, crm_text(r.text, REASON_SHOWN))
     console.print(fit)
     _print_engagement(console, result, by_key, "Engagement")
     if not_counted:
         console.print("[bold]Not counted[/bold]")
         for line in not_counted:
-            console.print(f"  {line}", highlight=False)
+            console.print(f"  {crm_text(line, REASON_SHOWN)}", highlight=False)
     if history:
         console.print("[bold]History[/bold]")
         for line in history:
@@ -135,11 +178,13 @@ def _print_engagement(
             what = a.get("form") or a.get("name") or a.get("url") or a.get("campaign") or ""
             text = str(what)
             if text.startswith(("https://", "http://")):  # the page: its path says enough
-                text = urlsplit(text).path or text
-            lines.append(f"{ev.occurred_at:%Y-%m-%d %H:%M} {ev.type} {text}")
+                with suppress(ValueError):  # not a URL after all (`http://[`): as it is
+                    text = urlsplit(text).path or text
+            text = crm_text(text, EVENT_SHOWN)  # a form or campaign name is CRM text
+            lines.append(f"{ev.occurred_at:%Y-%m-%d %H:%M} {crm_text(ev.type, 40)} {text}")
         if len(r.event_ids) > 8:
             lines.append(f"… and {len(r.event_ids) - 8} more")
-        eng.add_row(_num(r.points), r.rule, r.text, "\n".join(lines))
+        eng.add_row(_num(r.points), r.rule, crm_text(r.text, REASON_SHOWN), "\n".join(lines))
     if eng.row_count:
         console.print(eng)
     else:

@@ -5,6 +5,7 @@ with accounts on at NOW, through the CLI: exact tables at 100 columns, exact JSO
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def _run(db: Path, *args: str, columns: str = "100") -> tuple[int, list[str]]:
 
 
 ACCOUNTS_TOP3 = [
-    "The 3 hottest of 12 scored account(s) (1 of them MQA)",
+    "The 3 hottest of 12 scored account(s) (6 MQA)",  # every MQA, not those shown
     "┏━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━┳━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓",
     "┃ account                 ┃ grade ┃ score ┃ MQA                ┃ engaged people                    ┃",
     "┡━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━╇━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩",
@@ -66,7 +67,7 @@ def test_accounts_json_has_every_scored_field_and_the_people(demo_db: Path) -> N
     assert res.exit_code == 0
     assert res.stdout.count("\n") == 1
     doc = json.loads(res.stdout)
-    assert doc["scored"] == 12
+    assert (doc["scored"], doc["mqas"]) == (12, 6)
     # every scored account (12 of the 13 companies: Vandelay Industries has no member)
     assert [(a["name"], a["grade"], a["score"], a["mqa"]) for a in doc["accounts"]] == [
         ("Acme Analytics", "A", 375.0, True),
@@ -249,4 +250,169 @@ def test_accounts_on_a_state_db_without_account_scores_says_how_to_get_them(
         "No scored accounts yet: turn on LEADSCORE_ACCOUNTS=true and run `leadscore sync`.\n",
     )
     res = CliRunner().invoke(cli, ["--state", str(db), "accounts", "--json"])
-    assert json.loads(res.stdout) == {"accounts": [], "scored": 0}
+    assert json.loads(res.stdout) == {"accounts": [], "mqas": 0, "scored": 0}
+    # with account scoring on already, only the sync is missing
+    res = CliRunner().invoke(
+        cli, ["--state", str(db), "accounts"], env={"LEADSCORE_ACCOUNTS": "true"}
+    )
+    assert (res.exit_code, res.output) == (
+        0,
+        "No scored accounts yet: run `leadscore sync` to score them.\n",
+    )
+
+
+def test_accounts_counts_every_mqa_whatever_the_rows_shown(demo_db: Path) -> None:
+    for top, shown in (("1", 1), ("3", 3), ("20", 12)):
+        code, lines = _run(demo_db, "accounts", "--top", top)
+        assert code == 0
+        assert lines[0] == f"The {shown} hottest of 12 scored account(s) (6 MQA)"
+
+
+@pytest.fixture
+def dirty_db(demo_db: Path, tmp_path: Path) -> Path:
+    """The demo's state DB with CRM text as testers found it: control characters in a company
+    name, a 10 kB name and domain, a contact's name and title with escape sequences; and a
+    company merged into Acme Analytics (9020), an e-mail-domain account beside Acme's record."""
+    from connector.state.store import StateStore
+    from connector.types import AccountResult, CrmCompany
+
+    db = tmp_path / "dirty.db"
+    with sqlite3.connect(demo_db) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+        dst.execute(
+            "UPDATE account_scores SET name = ? WHERE account_id = 'company:9001'",
+            ("Ctrl\x00\x07\x1b[31mRed\r\nCo",),
+        )
+        dst.execute(
+            "UPDATE account_scores SET domain = ?, name = ? WHERE account_id = 'company:9004'",
+            ("x" * 10_000 + ".com", "Big " + "N" * 10_000),
+        )
+        dst.execute(
+            "UPDATE contacts SET first_name = ?, last_name = ? WHERE id = '112'",
+            ("Robin\x1b[2J", "\x1b]0;pwned\x07Hale\x00\n[bold]x"),
+        )
+    store = StateStore.open(db)
+    try:
+        old = CrmCompany("9020", domain="old-acme.com", name="Old Acme", merged_into="9001")
+        store.upsert_crm_companies("hubspot", [old], NOW)
+        mail = AccountResult(
+            "domain:acme-analytics.com", 40.0, 40.0, 0.0, "C", False, None, 1, (),
+            "2026.11-default", "1f804c095b9b", NOW, None,
+        )  # fmt: skip
+        store.save_account_score(
+            "hubspot", mail, company_id=None, domain="acme-analytics.com", name=None
+        )
+    finally:
+        store.close()
+    return db
+
+
+def test_accounts_and_explain_account_show_crm_text_cleaned_and_shortened(dirty_db: Path) -> None:
+    res = CliRunner().invoke(
+        cli, ["--state", str(dirty_db), "accounts", "--top", "2"], env={"COLUMNS": "100"}
+    )
+    assert res.exit_code == 0
+    for control in ("\x1b", "\x00", "\x07", "\r"):
+        assert control not in res.output
+    assert [line.rstrip() for line in res.output.splitlines()] == [
+        "The 2 hottest of 13 scored account(s) (6 MQA)",
+        "┏━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━┳━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓",
+        "┃ account                  ┃ grade ┃ score ┃ MQA                ┃ engaged people                   ┃",
+        "┡━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━╇━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩",
+        "│ Ctrl[31mRed  Co          │   A   │   375 │ MQA: score 375 ≥   │ Hannah Foster, Marketing Operat… │",
+        "│ acme-analytics.com       │       │       │ 100, grade A, 6    │ Cameron Larsen, Software Engine… │",
+        "│ 6 members                │       │       │ people engaged     │ Mateo Rossi, Sales Development … │",
+        "│                          │       │       │                    │ …and 3 more                      │",
+        "│ Big NNNNNNNNNNNNNNNNNNN… │   C   │   315 │ —                  │ Blake Rossi, Marketing Operatio… │",
+        "│ xxxxxxxxxxxxxxxxxxxxxxx… │       │       │                    │ Rowan Garcia, Product Marketing… │",
+        "│ 5 members                │       │       │                    │ Kendall Anderson, CEO            │",
+        "│                          │       │       │                    │ …and 2 more                      │",
+        "└──────────────────────────┴───────┴───────┴────────────────────┴──────────────────────────────────┘",
+    ]
+    code, lines = _run(dirty_db, "explain", "--account", "9004")
+    assert code == 0
+    assert lines[:3] == [  # a 10 kB name and domain: 60 characters each
+        "Big NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNN…",
+        "(xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…) — company:9004: score 315, grade C,",
+        "not an MQA; model 2026.11-default, scored 2026-11-01 12:00 UTC",
+    ]
+    res = CliRunner().invoke(
+        cli, ["--state", str(dirty_db), "explain", "--account", "9001"], env={"COLUMNS": "100"}
+    )
+    for control in ("\x1b", "\x00", "\x07", "\r"):
+        assert control not in res.output
+    lines = [line.rstrip() for line in res.output.splitlines()]
+    assert lines[:2] == [
+        "Ctrl[31mRed  Co (acme-analytics.com) — company:9001: score 375, grade A, MQA (score 375 ≥ 100, grade",
+        "A, 6 people engaged); model 2026.11-default, scored 2026-11-01 12:00 UTC",
+    ]
+    assert lines[8:10] == [  # a member's name as reasons show it, its markup kept literal
+        "│        │                        │ +50 (of 129), Cameron Larsen  │ Dana Whitfield, Robin[2J       │",
+        "│        │                        │ +50 (of 126), Mateo Rossi +50 │ ]0;pwnedHale [bold]x           │",
+    ]
+    # --json: the stored values as they are
+    res = CliRunner().invoke(
+        cli, ["--state", str(dirty_db), "explain", "--account", "9004", "--json"]
+    )
+    doc = json.loads(res.stdout)
+    assert (len(doc["name"]), len(doc["domain"])) == (10_004, 10_004)
+
+
+EXPLAIN_ACME_HEAD = [
+    "Acme Analytics (acme-analytics.com) — company:9001: score 375, grade A, MQA (score 375 ≥ 100, grade",
+    "A, 6 people engaged); model 2026.11-default, scored 2026-11-01 12:00 UTC",
+]
+
+
+def test_explain_account_reads_a_domain_as_people_write_it(demo_db: Path) -> None:
+    for key in (
+        "acme-analytics.com",
+        "ACME-Analytics.COM",
+        "www.acme-analytics.com",
+        "https://acme-analytics.com/",
+        "http://www.acme-analytics.com/pricing",
+        "domain:ACME-analytics.com",
+    ):
+        code, lines = _run(demo_db, "explain", "--account", key)
+        assert (code, lines[:2]) == (0, EXPLAIN_ACME_HEAD), key
+
+
+def test_explain_account_of_a_merged_company_shows_its_survivor(dirty_db: Path) -> None:
+    for key in ("9020", "company:9020"):
+        code, lines = _run(dirty_db, "explain", "--account", key)
+        assert code == 0
+        assert lines[:2] == [
+            "note: company 9020 was merged into 9001: showing its survivor",
+            "Ctrl[31mRed  Co (acme-analytics.com) — company:9001: score 375, grade A, MQA (score 375 ≥ 100, grade",
+        ]
+    res = CliRunner().invoke(
+        cli, ["--state", str(dirty_db), "explain", "--account", "9020", "--json"]
+    )
+    doc = json.loads(res.stdout)
+    assert (doc["account_id"], doc["notes"]) == (
+        "company:9001",
+        ["company 9020 was merged into 9001: showing its survivor"],
+    )
+
+
+def test_explain_account_of_a_domain_with_several_accounts_names_the_others(
+    dirty_db: Path,
+) -> None:
+    code, lines = _run(dirty_db, "explain", "--account", "www.acme-analytics.com")
+    assert code == 0
+    assert lines[:3] == [
+        "note: showing company:9001; the domain also matches domain:acme-analytics.com (acme-analytics.com,",
+        "score 40): `leadscore explain --account ID` for one of them",
+        "Ctrl[31mRed  Co (acme-analytics.com) — company:9001: score 375, grade A, MQA (score 375 ≥ 100, grade",
+    ]
+    res = CliRunner().invoke(
+        cli, ["--state", str(dirty_db), "explain", "--account", "acme-analytics.com", "--json"]
+    )
+    doc = json.loads(res.stdout)
+    assert (doc["account_id"], doc["also_matching"]) == (
+        "company:9001",
+        [{"account_id": "domain:acme-analytics.com", "name": "acme-analytics.com", "score": 40.0}],
+    )
+    # the e-mail-domain account itself, by its account id
+    code, lines = _run(dirty_db, "explain", "--account", "domain:acme-analytics.com")
+    assert lines[0].startswith("acme-analytics.com — domain:acme-analytics.com: score 40, grade C")

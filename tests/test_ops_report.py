@@ -328,3 +328,32 @@ def test_sqls_that_never_were_mqls_are_sales_sourced_not_in_the_funnel(tmp_path:
     assert '<div class="n">4</div><div class="l">sales-sourced</div>' in page
     assert row("C", "2", "0", "0", "0", "—", "—", "—", sales="1") in page
     store.close()
+
+
+def test_report_terminal_shows_a_program_name_cleaned_and_shortened() -> None:
+    """A program is CRM text (a form, webinar or campaign name): no control character reaches
+    the terminal, its markup stays literal, and a 10 kB name takes a few lines, not hundreds."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from connector.ops.report import _table
+
+    out = StringIO()
+    rows = [
+        Funnel("form: Demo\x1b[2J\x00\r\nRequest [bold]x", 3, 2, 1),
+        Funnel("webinar: " + "W" * 10_000, 1, 1),
+    ]
+    Console(file=out, width=120).print(_table("By program", "program", rows))
+    assert [line.rstrip() for line in out.getvalue().splitlines()] == [
+        "By program",
+        "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━┳━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━┓",
+        "┃ program                         ┃ contacts ┃ MQL ┃ SQL ┃ customers ┃ sales-sourced ┃ MQL→SQL ┃ SQL→cust. ┃ MQL→cust. ┃",  # noqa: E501
+        "┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━╇━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━┩",
+        "│ form: Demo[2J  Request [bold]x  │        3 │   2 │   1 │         0 │             0 │     50% │        0% │        0% │",  # noqa: E501
+        "│ webinar:                        │        1 │   1 │   0 │         0 │             0 │      0% │         — │        0% │",  # noqa: E501
+        "│ WWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW │          │     │     │           │               │         │           │           │",  # noqa: E501
+        "│ WWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW │          │     │     │           │               │         │           │           │",  # noqa: E501
+        "│ WWWWWWWWWWWWWWWWWWWWWWWW…       │          │     │     │           │               │         │           │           │",  # noqa: E501
+        "└─────────────────────────────────┴──────────┴─────┴─────┴───────────┴───────────────┴─────────┴───────────┴───────────┘",
+    ]

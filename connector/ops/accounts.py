@@ -11,7 +11,12 @@ from typing import Any
 
 from connector.model.loader import LoadedModel
 from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, member_hits, shown_text
-from connector.state.accounts import AccountMemberRow, StoredAccountScore
+from connector.state.accounts import (
+    AccountMemberRow,
+    StoredAccountScore,
+    company_account_id,
+    domain_account_id,
+)
 from connector.state.store import StateStore
 from connector.types import Reason
 
@@ -94,6 +99,14 @@ def top_account_rows(store: StateStore, crm: str, n: int) -> list[AccountRow]:
     return [_row(a, store.account_members(crm, a.account_id)) for a in store.top_accounts(crm, n)]
 
 
+def count_mqas(store: StateStore, crm: str) -> int:
+    """How many scored accounts are MQAs (all of them, not only those a table shows)."""
+    row = store.db.execute(
+        "SELECT count(*) FROM account_scores WHERE crm = ? AND mqa", (crm,)
+    ).fetchone()
+    return int(row[0])
+
+
 def demo_account_rows(store: StateStore, crm: str, n: int) -> list[AccountRow]:
     """The demo's table: the MQAs first (hottest first), then the hottest of the others."""
     every = store.top_accounts(crm, 10_000)
@@ -146,6 +159,94 @@ class AccountExplanation:
     members: tuple[MemberLine, ...]
     not_counted: tuple[str, ...]
     history: tuple[dict[str, Any], ...]
+    # how the key asked for was read (`find_account`): a merged company's survivor, and the
+    # other accounts the same domain names (the shown one not among them)
+    notes: tuple[str, ...] = ()
+    also_matching: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLookup:
+    """The stored account a key names (`find_account`): `notes` say how it was reached (a
+    merged company stands for its survivor), `others` the other scored accounts of the same
+    domain (an e-mail-domain account beside company records), highest score first."""
+
+    account: StoredAccountScore | None
+    notes: tuple[str, ...] = ()
+    others: tuple[StoredAccountScore, ...] = ()
+
+
+def find_account(store: StateStore, crm: str, key: str, model: LoadedModel) -> AccountLookup:
+    """The stored account `key` names: an account id (`company:9001`, `domain:acme.com`), a
+    CRM company id (`9001`; a company merged into another stands for its survivor, as the
+    sync resolves it) or a domain as a person writes it (`ACME.com`, `www.acme.com`,
+    `https://acme.com/`: normalised as enrichment normalises an e-mail's domain, the
+    registrable domain tried after the host). A domain names its company accounts (highest
+    score first) before its e-mail-domain account; the others it names are in `others`."""
+    k = key.strip()
+    kind, sep, rest = k.partition(":")
+    if sep and kind in ("company", "domain", "name"):
+        found = store.account_score(crm, k)
+        if found is not None or kind == "name":
+            return AccountLookup(found)
+        if kind == "company":
+            return _survivor(store, crm, rest, model)
+        k = rest
+    elif k:
+        found = store.account_score(crm, company_account_id(k))
+        if found is not None:
+            return AccountLookup(found)
+        merged = _survivor(store, crm, k, model)
+        if merged.account is not None or merged.notes:
+            return merged
+    return _by_domain(store, crm, k)
+
+
+def _survivor(store: StateStore, crm: str, company_id: str, model: LoadedModel) -> AccountLookup:
+    """A company merged away (or archived) in the CRM: the account of the live company it
+    stands for, followed as the sync follows it (`AccountStage._follow`)."""
+    from connector.account_stage import AccountStage
+
+    c = store.get_crm_companies(crm, [company_id]).get(company_id)
+    if c is None:
+        return AccountLookup(None)
+    if c.archived:
+        return AccountLookup(None, (f"company {company_id} is archived in the CRM",))
+    if c.merged_into is None:
+        return AccountLookup(None)
+    live = AccountStage.detached(store, crm, model)._follow(company_id, {})
+    if live is None:
+        return AccountLookup(
+            None, (f"company {company_id} was merged into {c.merged_into}, no longer live",)
+        )
+    note = f"company {company_id} was merged into {live}: showing its survivor"
+    return AccountLookup(store.account_score(crm, company_account_id(live)), (note,))
+
+
+def _by_domain(store: StateStore, crm: str, key: str) -> AccountLookup:
+    from connector.enrich.email import normalize_domain, registrable_domain
+
+    tried = [key.lower()]
+    try:
+        host = normalize_domain(key)
+    except ValueError:
+        host = ""
+    if host:
+        tried += [host, registrable_domain(host) or host]
+    for d in dict.fromkeys(t for t in tried if t):
+        ids = [company_account_id(c) for c in store.company_ids_by_domain(crm, d)]
+        matches = sorted(
+            store.account_scores_many(crm, ids).values(), key=lambda a: (-a.score, a.account_id)
+        )
+        by_mail = store.account_score(crm, domain_account_id(d))
+        if by_mail is not None:
+            matches.append(by_mail)
+        if not matches:  # an account keyed otherwise that carries the domain
+            other = store.get_account(crm, d)
+            matches = [other] if other is not None else []
+        if matches:
+            return AccountLookup(matches[0], (), tuple(matches[1:]))
+    return AccountLookup(None)
 
 
 def _people_of(r: Reason, names: dict[str, str]) -> tuple[str, ...]:
@@ -160,12 +261,19 @@ def _people_of(r: Reason, names: dict[str, str]) -> tuple[str, ...]:
 def explain_account(
     store: StateStore, crm: str, key: str, model: LoadedModel, now: datetime
 ) -> AccountExplanation | None:
-    """The stored account (by id, company id or domain) explained, as of when it was scored
-    (its stored points); None when unknown. `now` is kept for callers' symmetry with the
-    contact explanation."""
-    a = store.get_account(crm, key)
-    if a is None:
-        return None
+    """The stored account (by id, company id or domain: `find_account`) explained, as of when
+    it was scored (its stored points); None when unknown. `now` is kept for callers'
+    symmetry with the contact explanation."""
+    found = find_account(store, crm, key, model)
+    return None if found.account is None else explain_found(store, crm, found, model)
+
+
+def explain_found(
+    store: StateStore, crm: str, found: AccountLookup, model: LoadedModel
+) -> AccountExplanation:
+    """`explain_account` of an account `find_account` found."""
+    a = found.account
+    assert a is not None
     rows = store.account_members(crm, a.account_id)
     names = {m.contact_id: m.name for m in rows}
     contacts = {c.id: c for c in store.iter_contacts(crm, [m.contact_id for m in rows])}
@@ -274,6 +382,11 @@ def explain_account(
         tuple(members),
         tuple(skipped),
         tuple(store.account_score_history(crm, a.account_id)),
+        found.notes,
+        tuple(
+            {"account_id": o.account_id, "name": account_label(o), "score": o.score}
+            for o in found.others
+        ),
     )
 
 

@@ -49,11 +49,13 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from connector.crm.base import CRM_MQL_DATE
 from connector.errors import ConnectorError, InputError
 from connector.files import write_private
 from connector.ops.common import pct
+from connector.scoring.accounts import shown_text
 from connector.scoring.engine import priority_bands, priority_label
 from connector.state.codec import decode_mapping
 from connector.state.store import StateStore
@@ -84,6 +86,7 @@ _CUSTOMER_RANK = stage_rank("customer")
 _KNOWN = len(LIFECYCLE_ORDER)
 HTML_PROGRAM_ROWS = 25
 TERMINAL_PROGRAM_ROWS = 15
+KEY_SHOWN = 96  # characters of a row's key (a program: CRM text) the terminal table shows
 
 
 # ------------------------------------------------------------------------ data
@@ -494,7 +497,9 @@ def _table(title: str, key: str, rows: Sequence[Funnel]) -> Table:
         table.add_column(col, justify="right")
     for f in rows:
         table.add_row(
-            f.key,
+            # a program is CRM text (a form, webinar or campaign name, a source): as reasons
+            # show names, no control characters and at most two lines of the column
+            Text(shown_text(f.key, KEY_SHOWN)),
             str(f.contacts),
             str(f.mqls),
             str(f.sqls),

@@ -26,7 +26,7 @@ from connector.pipeline import PlannedWrite
 from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, shown_text
 from connector.state.store import DeadLetter
 from connector.text import display_text
-from connector.views import short_stage
+from connector.views import DOMAIN_SHOWN, EMAIL_SHOWN, crm_text, short_stage
 
 MAX_FLIPS = 30
 MEMBERS_SHOWN = 50  # `explain --account`: members listed in the terminal (--json: all)
@@ -503,8 +503,20 @@ def accounts_table(
         show_edge=not compact,
         pad_edge=not compact,
     )
+    # CRM text as reasons show it (`crm_text`: no control characters, at most so long)
+    names = {r.account_id: shown_text(r.name, NAME_SHOWN) for r in rows}
+    domains = {r.account_id: shown_text(r.domain or "", DOMAIN_SHOWN) for r in rows}
     account_w = min(
-        24, max((len(r.name if compact else r.domain or r.name) for r in rows), default=7)
+        24,
+        max(
+            (
+                len(
+                    names[r.account_id] if compact else domains[r.account_id] or names[r.account_id]
+                )
+                for r in rows
+            ),
+            default=7,
+        ),
     )
     table.add_column(
         "account", overflow="ellipsis", no_wrap=True, min_width=account_w, max_width=24
@@ -527,9 +539,10 @@ def accounts_table(
         max_width=max(16, width - used),
     )
     for r in rows:
+        name, domain = names[r.account_id], domains[r.account_id]
         if compact:
             line = f"{len(r.engaged)}/{r.members}: " + r.people(4)
-            table.add_row(r.name, r.grade, num(r.score), "MQA" if r.mqa else "—", line)
+            table.add_row(Text(name), r.grade, num(r.score), "MQA" if r.mqa else "—", Text(line))
             continue
         mqa = Text(f"MQA: {r.mqa_reason}", style="bold green") if r.mqa else Text("—")
         people = [
@@ -539,37 +552,63 @@ def accounts_table(
         ]
         if len(r.engaged) > 3:
             people.append(f"…and {len(r.engaged) - 3} more")
-        account = r.name + (f"\n{r.domain}" if r.domain and r.domain != r.name else "")
+        account = name + (f"\n{domain}" if domain and r.domain != r.name else "")
         table.add_row(
-            f"{account}\n{r.members} member{'' if r.members == 1 else 's'}",
+            Text(f"{account}\n{r.members} member{'' if r.members == 1 else 's'}"),
             r.grade,
             num(r.score),
             mqa,
-            "\n".join(people) or "—",
+            Text("\n".join(people) or "—"),
         )
     return table
 
 
-def print_accounts(console: Console, rows: list[AccountRow], scored: int) -> None:
+def print_accounts(
+    console: Console, rows: list[AccountRow], scored: int, mqas: int, *, accounts_on: bool
+) -> None:
+    """`leadscore accounts`: the hottest `rows` of the `scored` accounts, `mqas` of which
+    (all of them, shown or not) are MQAs."""
     if not rows:
         console.print(
-            "No scored accounts yet: turn on LEADSCORE_ACCOUNTS=true and run `leadscore sync`."
+            "No scored accounts yet: run `leadscore sync` to score them."
+            if accounts_on
+            else "No scored accounts yet: turn on LEADSCORE_ACCOUNTS=true and run "
+            "`leadscore sync`.",
+            highlight=False,
         )
         return
-    mqas = sum(1 for r in rows if r.mqa)
     console.print(
         accounts_table(
             rows,
-            f"The {len(rows)} hottest of {scored} scored account(s) ({mqas} of them MQA)",
+            f"The {len(rows)} hottest of {scored} scored account(s) ({mqas} MQA)",
             width=console.width,
         )
     )
 
 
 def print_account_explanation(console: Console, x: AccountExplanation) -> None:
-    where = f" ({x.domain})" if x.domain and x.domain.lower() != x.name.lower() else ""
+    for note in x.notes:
+        console.print(f"note: {crm_text(note, 400)}", highlight=False)
+    if x.also_matching:
+        others = ", ".join(
+            f"{crm_text(o['account_id'], EMAIL_SHOWN)} ({crm_text(o['name'], NAME_SHOWN)}, "
+            f"score {num(o['score'])})"
+            for o in x.also_matching
+        )
+        console.print(
+            f"note: showing {crm_text(x.account_id, EMAIL_SHOWN)}; the domain also matches "
+            f"{others}: `leadscore explain --account ID` for one of them",
+            highlight=False,
+        )
+    name = crm_text(x.name, NAME_SHOWN)
+    where = (
+        f" ({crm_text(x.domain, DOMAIN_SHOWN)})"
+        if x.domain and x.domain.lower() != x.name.lower()
+        else ""
+    )
     console.print(
-        f"[bold]{x.name}[/bold]{where} — {x.account_id}: score [bold]{num(x.score)}[/bold], "
+        f"[bold]{name}[/bold]{where} — {crm_text(x.account_id, EMAIL_SHOWN)}: "
+        f"score [bold]{num(x.score)}[/bold], "
         f"grade [bold]{x.grade}[/bold], "
         + (f"[bold green]MQA[/bold green] ({x.mqa_reason})" if x.mqa else "not an MQA")
         + f"; model {x.model_version}, scored {iso_min(x.scored_at)} UTC",
@@ -589,7 +628,12 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
             text = text[len(signed(p.points)) + 1 :]
         # names as reasons show them (a 10 kB name, control characters); --json: whole
         people = ", ".join(shown_text(n, NAME_SHOWN) for n in p.people)
-        points.add_row(signed(p.points), p.rule, display_text(text), people or "—")
+        points.add_row(
+            signed(p.points),
+            p.rule,
+            Text(" ".join(display_text(text).splitlines())),
+            Text(people or "—"),
+        )
     console.print(points)
     shown = x.members[:MEMBERS_SHOWN]
     more = len(x.members) - len(shown)
@@ -607,8 +651,8 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
     members.add_column("counted", justify="right", no_wrap=True, min_width=7)
     for m in shown:
         members.add_row(
-            shown_text(m.email or m.name, NAME_SHOWN),
-            shown_text(m.title, TITLE_SHOWN) if m.title else "—",
+            Text(shown_text(m.email or m.name, NAME_SHOWN)),
+            Text(shown_text(m.title, TITLE_SHOWN) if m.title else "—"),
             "—" if m.score is None else num(m.score),
             m.grade or "—",
             short_stage(m.stage),

@@ -288,23 +288,44 @@ def result_json(contact: object, r: object) -> dict[str, object]:
     "--keep-state",
     "keep_path",
     type=click.Path(dir_okay=False),
-    help="Keep the demo's state DB at this path (to try explain, report, ...).",
+    help="Keep the demo's state DB at this path (to try explain, report, ...): a new file, or "
+    "one an earlier demo kept (started afresh); any other state DB is refused, never written.",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False),
+    help="The same as --keep-state (also before the command: `leadscore --state PATH demo`). "
+    "Without either, a temporary state DB: LEADSCORE_STATE_PATH is never used.",
 )
 @click.option(
     "--all", "show_all", is_flag=True, help="List every contact, not only the six personas."
 )
 @click.pass_context
-def demo_cmd(ctx: click.Context, keep_path: str | None, show_all: bool) -> None:
+def demo_cmd(
+    ctx: click.Context, keep_path: str | None, state_path: str | None, show_all: bool
+) -> None:
     """Sandbox + demo portal: a full sync, the scored contacts with reasons, an idle resync.
 
     With `leadscore --crm marketo demo`: the Marketo sandbox with the same personas."""
     from connector.demo import run_demo
 
-    crm = str((ctx.obj or {}).get("crm", "hubspot"))
+    obj = ctx.obj or {}
+    crm = str(obj.get("crm", "hubspot"))
+    # `--state` after the command wins over one before it, as for every command
+    given = state_path or (str(obj["state_path"]) if obj.get("state_path") else None)
+    if given and keep_path and Path(given).resolve() != Path(keep_path).resolve():
+        click.echo(
+            f"error: --state {given} and --keep-state {keep_path} name two state DBs; the demo "
+            "keeps one: give one of them",
+            err=True,
+        )
+        sys.exit(2)
+    kept = keep_path or given
     try:
         result = run_demo(
             _console(),
-            state_path=Path(keep_path) if keep_path else None,
+            state_path=Path(kept) if kept else None,
             crm=crm,
             show_all=show_all,
         )

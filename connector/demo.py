@@ -5,9 +5,10 @@ sync writes nothing."""
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,9 +20,11 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.crm.hubspot import PROPERTY_NAMES, HubSpotAdapter
+from connector.errors import ConfigError, ConnectorError
 from connector.model.loader import LoadedModel, load_model
 from connector.pipeline import Pipeline, SyncSummary
 from connector.settings import FIXTURES_DIR, load_settings
+from connector.state.codec import decode_mapping
 from connector.state.store import StateStore
 from connector.views import short_stage
 
@@ -36,6 +39,10 @@ PERSONAS: tuple[str, ...] = (
     "casey@initech.com",
 )
 MARKETO_FIXTURE = FIXTURES_DIR / "marketo_demo_instance.json"
+# The jobs row that marks a state DB the demo made: {"crm", "last_run"}, the newest run the
+# demo recorded there. A run recorded after it (a sync against a real portal) makes the file
+# a state DB like any other, which the demo never writes into.
+DEMO_JOB = "demo"
 
 
 @dataclass
@@ -53,6 +60,62 @@ def _portal_source() -> Any:
     from connector.sandbox.demo_portal import build_demo_portal
 
     return build_demo_portal()
+
+
+def demo_state_kind(path: Path) -> str:
+    """What is at `path`, read without writing (no lock, no -wal or -shm file made): "new"
+    (nothing there, an empty file or an empty SQLite DB; a directory too, which opening
+    refuses), "demo" (a state DB an earlier demo made, closed, and not used since) or "other"
+    (any other state DB, one open or not closed cleanly (its -wal or -shm file is there), or
+    a file that is no SQLite DB)."""
+    if not path.exists() or path.is_dir():
+        return "new"
+    if any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm", "-journal")):
+        return "other"
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error:
+        return "other"
+    try:
+        tables = {
+            str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if not tables:
+            return "new"
+        if not {"jobs", "runs"} <= tables:
+            return "other"
+        row = conn.execute("SELECT state FROM jobs WHERE name = ?", (DEMO_JOB,)).fetchone()
+        last = conn.execute("SELECT max(id) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return "other"
+    finally:
+        conn.close()
+    try:
+        marker = decode_mapping(row[0]) if row is not None else None
+    except ValueError:
+        return "other"
+    return "demo" if marker is not None and marker.get("last_run") == last else "other"
+
+
+def claim_demo_state(path: Path) -> bool:
+    """Make `path` ready for the demo's state DB: True when it held an earlier demo's, removed
+    to start afresh (a demo synced into its old state shows another story). Any other state
+    DB is refused (`ConfigError`, exit 2) and left as it is: the demo never writes into it."""
+    kind = demo_state_kind(path)
+    if kind == "new":
+        return False
+    if kind == "other":
+        raise ConfigError(
+            f"{path} exists and is not a state DB an earlier demo kept (closed and unused "
+            "since); the demo writes into no other file: give a new path, or remove it yourself"
+        )
+    path.unlink()
+    return True
+
+
+def _mark_demo(store: StateStore, crm: str) -> None:
+    last = store.last_runs(crm, 1)
+    store.set_job(DEMO_JOB, {"crm": crm, "last_run": last[0].id if last else None})
 
 
 @contextmanager
@@ -79,11 +142,15 @@ def run_demo(
     out = console or Console()
     loaded = model or load_model()
     fixed_now = now
+    afresh = claim_demo_state(state_path) if state_path is not None else False
     with _state_path(state_path) as db_path, _sandbox(crm, fixed_now) as (sb, adapter, reader):
         name = {"hubspot": "HubSpot", "marketo": "Marketo"}.get(crm, crm)
         out.print(f"[bold]{name} sandbox[/bold] with the demo data on {sb.url}")
+        if afresh:
+            out.print(f"(state DB {db_path}: an earlier demo's, started afresh)", highlight=False)
         store = StateStore.open(db_path)
         try:
+            _mark_demo(store, crm)
             created = adapter.ensure_properties()
             out.print(f"init-properties: {_created_line(created)}")
             settings = load_settings()
@@ -132,6 +199,8 @@ def run_demo(
                     "`leadscore sync` (see README)."
                 )
         finally:
+            with suppress(ConnectorError):  # the error in flight (if any) is the one to show
+                _mark_demo(store, crm)
             adapter.close()
             store.close()
         return DemoResult(first, second, created, rows, db_path)

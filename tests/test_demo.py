@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
+import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
@@ -197,3 +201,155 @@ def test_demo_all_lists_everyone_and_never_breaks_an_email() -> None:
             first.endswith("…") and any(e.startswith(first[:-1]) for e in emails)
         ), first
     assert any(f.endswith("…") for f in firsts)  # 80 columns: the longest are cut
+
+
+def _pinned_demo(args: list[str]) -> Any:
+    """`leadscore ARGS` with the demo on the portal's own clock (NOW), 400 columns wide."""
+    import functools
+
+    import connector.demo
+
+    pinned = functools.partial(connector.demo.run_demo, now=NOW)
+    with mock.patch.object(connector.demo, "run_demo", pinned):
+        return CliRunner().invoke(cli, args, env={"COLUMNS": "400"})
+
+
+def _demo_rows(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with closing(sqlite3.connect(db)) as conn:
+        return {
+            "jobs": conn.execute("SELECT name, state FROM jobs").fetchall(),
+            "runs": conn.execute("SELECT id, crm, kind, status FROM runs ORDER BY id").fetchall(),
+            "counts": conn.execute(
+                "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM scores), "
+                "(SELECT count(*) FROM account_scores)"
+            ).fetchall(),
+        }
+
+
+# what a demo leaves in the state DB it keeps: its two syncs, and the row marking it the demo's
+DEMO_ROWS = {
+    "jobs": [("demo", '{"crm":"hubspot","last_run":2}')],
+    "runs": [(1, "hubspot", "sync", "ok"), (2, "hubspot", "sync", "ok")],
+    "counts": [(55, 54, 12)],
+}
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_the_state_option_keeps_the_demos_state_db_as_keep_state_does(
+    tmp_path: Path, where: str
+) -> None:
+    db = tmp_path / "demo.db"
+    args = ["--state", str(db), "demo"] if where == "before" else ["demo", "--state", str(db)]
+    res = _pinned_demo(args)
+    assert res.exit_code == 0, res.output
+    assert res.stderr == ""
+    assert res.stdout.splitlines()[-1] == (
+        f"State DB kept at {db}: try `leadscore --state {db} explain casey@initech.com`"
+    )
+    assert _demo_rows(db) == DEMO_ROWS
+    explained = CliRunner().invoke(cli, ["--state", str(db), "explain", "casey@initech.com"])
+    assert explained.exit_code == 0, explained.output
+
+
+def test_state_and_keep_state_naming_two_files_are_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    one, two = tmp_path / "one.db", tmp_path / "two.db"
+    for args in (
+        ["--state", str(one), "demo", "--keep-state", str(two)],
+        ["demo", "--state", str(one), "--keep-state", str(two)],
+    ):
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 2, res.output
+        assert res.stdout == ""
+        assert res.stderr == (
+            f"error: --state {one} and --keep-state {two} name two state DBs; the demo keeps "
+            "one: give one of them\n"
+        )
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_state_and_keep_state_naming_one_file_twice_is_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = _pinned_demo(["--state", "demo.db", "demo", "--keep-state", str(tmp_path / "demo.db")])
+    assert res.exit_code == 0, res.output
+    assert _demo_rows(tmp_path / "demo.db") == DEMO_ROWS
+
+
+def _a_state_db(path: Path) -> None:
+    """A state DB the worker has used: a sync run recorded, nothing of the demo's."""
+    from connector.state.store import StateStore
+
+    with StateStore.open(path) as store:
+        store.start_run("hubspot", "sync", at=NOW)
+
+
+@pytest.mark.parametrize("option", ["--state before", "--state", "--keep-state"])
+@pytest.mark.parametrize("kind", ["state DB", "demo DB used since", "not a DB"])
+def test_the_demo_never_writes_into_another_state_db(
+    tmp_path: Path, option: str, kind: str
+) -> None:
+    """An existing file that is not a state DB an earlier demo kept, untouched since, is
+    refused (exit 2), byte for byte as it was, no -wal or -shm file made beside it."""
+    from connector.state.store import StateStore
+
+    db = tmp_path / "state.db"
+    if kind == "state DB":
+        _a_state_db(db)
+    elif kind == "not a DB":
+        db.write_text("my notes\n")
+    else:
+        assert _pinned_demo(["demo", "--keep-state", str(db)]).exit_code == 0
+        with StateStore.open(db) as store:  # then a sync of a real portal in it
+            store.start_run("hubspot", "sync", at=NOW)
+    before = db.read_bytes()
+    flag = option.removesuffix(" before")
+    args = ["--state", str(db), "demo"] if option.endswith("before") else ["demo", flag, str(db)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2, res.output
+    assert res.stdout == ""
+    assert res.stderr == (
+        f"error: {db} exists and is not a state DB an earlier demo kept (closed and unused "
+        "since); the demo writes into no other file: give a new path, or remove it yourself\n"
+    )
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.db"]
+
+
+def test_a_state_db_an_earlier_demo_kept_is_started_afresh(tmp_path: Path) -> None:
+    """The demo again on its own state DB: the same full sync as the first time (synced into
+    its old state, the second demo's portal would meet the first one's cursors)."""
+    db = tmp_path / "demo.db"
+    first = _pinned_demo(["demo", "--keep-state", str(db)])
+    assert first.exit_code == 0, first.output
+    again = _pinned_demo(["--state", str(db), "demo"])
+    assert again.exit_code == 0, again.output
+    lines = again.stdout.splitlines()
+    assert lines[1] == f"(state DB {db}: an earlier demo's, started afresh)"
+    assert lines[2] == "init-properties: created group lead_scoring and 18 properties"
+    full_sync = (
+        "sync hubspot ok: pulled 54, new events 2342, scored 54, written 66, repaired 0, "
+        "unchanged 0, dead-lettered 0, API calls 11 (0 rate-limited)"
+    )
+    # the same first sync as the first demo's (to its duration)
+    assert lines[3].rsplit(", ", 1)[0] == full_sync
+    assert first.stdout.splitlines()[2].rsplit(", ", 1)[0] == full_sync
+    assert _demo_rows(db) == DEMO_ROWS
+
+
+def test_demo_help_says_what_state_does() -> None:
+    res = CliRunner().invoke(cli, ["demo", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert (
+        "--keep-state FILE Keep the demo's state DB at this path (to try explain, report, ...): "
+        "a new file, or one an earlier demo kept (started afresh); any other state DB is "
+        "refused, never written." in text
+    )
+    assert (
+        "--state FILE The same as --keep-state (also before the command: `leadscore --state "
+        "PATH demo`). Without either, a temporary state DB: LEADSCORE_STATE_PATH is never used."
+        in text
+    )

@@ -83,8 +83,64 @@ class App:
         self.store.close()
 
 
-def _log_note(line: str) -> None:
+def log_note(line: str) -> None:
+    """A note or warning as a warning log record (its `note: `/`warning: ` prefix dropped):
+    what the worker and JSON log mode (LEADSCORE_LOG_JSON) show."""
     log.warning("%s", line.removeprefix("warning: ").removeprefix("note: "))
+
+
+def accounts_gap(model: LoadedModel) -> str | None:
+    """Why `model` scores no account whatever LEADSCORE_ACCOUNTS says (None: it can)."""
+    section = model.model.accounts
+    if section is None:
+        return f"model {model.version} has no `accounts:` section"
+    if not section.enabled:
+        return f"model {model.version} has its `accounts:` section off (enabled: false)"
+    return None
+
+
+def accounts_off_note(
+    settings: Settings, model: LoadedModel, store: StateStore, *, preview: bool = False
+) -> str | None:
+    """The one-line note for a state DB that holds account scores while this command scores
+    contacts without their accounts (LEADSCORE_ACCOUNTS off, or `model` scores none: see
+    `accounts_gap`); None when accounts are scored or none is stored. `preview` (rescore
+    --dry-run, simulate, explain): contacts are scored here, nothing is written. Else (sync,
+    backfill, run) the stored account scores go stale; with the setting on and a model that
+    scores no account, `open_app`'s warning says so and this is None."""
+    gap = accounts_gap(model)
+    if settings.accounts and (gap is None or not preview):
+        return None
+    held = store.count_account_scores(settings.crm)
+    if not held:
+        return None
+    if settings.accounts:  # a preview with a model that scores no account
+        return (
+            f"note: LEADSCORE_ACCOUNTS=true, but {gap}: contacts are scored here without their "
+            f"accounts (an MQL at an MQA comes out as no MQL) although the state DB holds "
+            f"{held:,} account score(s)"
+        )
+    if preview:
+        what = "contacts are scored here without their accounts (an MQL at an MQA comes out as "
+        what += "no MQL)"
+        remedy = "set LEADSCORE_ACCOUNTS=true as the worker has it"
+    else:
+        what = "they are left to go stale, and contacts are scored without their accounts (no "
+        what += "MQL by an account's MQA)"
+        remedy = "set LEADSCORE_ACCOUNTS=true to score accounts again"
+    off = "LEADSCORE_ACCOUNTS"
+    if gap is not None:  # the setting alone would not do: say what the model lacks
+        off += f", and {gap}"
+        section = (
+            "an `accounts:` section"
+            if model.model.accounts is None
+            else "its `accounts:` section enabled"
+        )
+        remedy = f"scoring accounts takes LEADSCORE_ACCOUNTS=true and a model with {section}"
+    return (
+        f"note: account scoring is off ({off}) but the state DB holds {held:,} account "
+        f"score(s): {what}; {remedy}"
+    )
 
 
 @contextmanager
@@ -93,15 +149,17 @@ def open_app(
     model: LoadedModel | None = None,
     *,
     rollout: bool = False,
-    on_note: Callable[[str], None] = _log_note,
+    on_note: Callable[[str], None] = log_note,
 ) -> Iterator[App]:
     """The pieces wired from `settings`. `model`: the configured model (default: the file of
     `settings.model_path`). The pipeline scores with the model in force
     (`connector.active_model`): a configured model named explicitly that is not the active one
     raises `ModelNotInForceError` before anything is written, and the pipeline follows a
     rollout made meanwhile by another process. `on_note(line)` gets the warnings to show
-    before any write (stored scores from another model, ...). `rollout=True` (`leadscore
-    rescore`): `model` is used as given; the rescore makes it the active model."""
+    before any write (stored scores from another model, stored account scores this run leaves
+    stale, ...): once, when the app opens (a worker's start). `rollout=True` (`leadscore
+    rescore`): `model` is used as given; the rescore makes it the active model (its preview
+    has said what accounts off means)."""
     loaded = model or load_model(settings.model_path)
     adapter = build_adapter(settings)  # a missing token fails here, before any file exists
     try:
@@ -126,11 +184,21 @@ def open_app(
         loaded, active = found.model, found.active
         for line in found.notes:
             on_note(line)
-    if settings.accounts and loaded.model.accounts is None:
+    gap = accounts_gap(loaded)
+    if settings.accounts and gap is not None:
         on_note(
-            f"warning: LEADSCORE_ACCOUNTS=true, but model {loaded.version} has no `accounts:` "
-            "section: no account is scored (stored account scores stay as they are)"
+            f"warning: LEADSCORE_ACCOUNTS=true, but {gap}: no account is scored (stored "
+            "account scores stay as they are)"
         )
+    if not rollout:
+        try:
+            stale = accounts_off_note(settings, loaded, store)
+        except BaseException:
+            adapter.close()
+            store.close()
+            raise
+        if stale is not None:
+            on_note(stale)
     enricher = build_enricher(settings, store)
     pipeline = Pipeline(
         store,

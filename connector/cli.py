@@ -387,7 +387,7 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None, as_json:
     """One incremental pass: pull, score, write back what changed.
 
     Logs go to standard error, as JSON lines with LEADSCORE_LOG_JSON=true."""
-    from connector.app import open_app
+    from connector.app import log_note, open_app
     from connector.worker.logs import configure_logging, settings_secrets
 
     settings = _settings(
@@ -403,7 +403,8 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None, as_json:
     ctx.call_on_close(lambda: _drop_log_handler(handler))
     model = _load_model_or_exit(str(settings.model_path), exit_code=2)
     try:
-        with open_app(settings, model, on_note=_note) as app:
+        # the notes before any write: JSON lines in JSON log mode, like every other line there
+        with open_app(settings, model, on_note=log_note if settings.log_json else _note) as app:
             summary = app.pipeline.sync()
     except ConnectorError as exc:
         _fail(exc)
@@ -666,7 +667,7 @@ def _explain_from_state(
         if account is not None:
             fresh = account[0]._mql(contact, fresh, account[1])
         else:
-            note_accounts_off(store, settings)
+            note_accounts_off(store, settings, model)
         stored = store.get_score(crm, contact.id)
         kept = stored.to_result() if stored is not None else None
         result = fresh if as_of or kept is None else kept

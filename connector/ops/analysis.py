@@ -131,7 +131,7 @@ def rescore_cmd(
         if total == 0:
             fail(f"no {settings.crm} contacts in {settings.state_path}; run `leadscore sync` first")
         check_score_name(model, score_name)
-        note_accounts_off(store, settings)
+        note_accounts_off(store, settings, model)
         if score_name is not None and model.named_score(score_name) is not None:
             _rescore_named(ctx, settings, store, model, score_name, dry_run, as_json, total)
             return
@@ -369,7 +369,7 @@ def simulate_cmd(
         if store.count_contacts(settings.crm) == 0:
             fail(f"no {settings.crm} contacts in {settings.state_path}; run `leadscore sync` first")
         _check_mqa_section(mqa_threshold, other or current)
-        note_accounts_off(store, settings)
+        note_accounts_off(store, settings, other or current)
         enricher = analysis_enricher(settings, store)
         accounts = settings.accounts
         # a score new in --model (not in the model in force yet) is previewed against none
@@ -468,20 +468,15 @@ def _simulate_named(
     )
 
 
-def note_accounts_off(store: StateStore, settings: Settings) -> None:
-    """A state DB holding account scores, previewed with account scoring off: say so on
-    stderr (every contact is then scored without its account: an MQL at its account's MQA
-    comes out as no MQL)."""
-    if settings.accounts:
-        return
-    n = store.count_account_scores(settings.crm)
-    if n:
-        click.echo(
-            f"note: account scoring is off (LEADSCORE_ACCOUNTS) but the state DB holds {n:,} "
-            "account score(s): contacts are scored here without their accounts (an MQL at an "
-            "MQA comes out as no MQL); set LEADSCORE_ACCOUNTS=true as the worker has it",
-            err=True,
-        )
+def note_accounts_off(store: StateStore, settings: Settings, model: LoadedModel) -> None:
+    """A state DB holding account scores, previewed without account scoring (the setting off,
+    or `model` without an `accounts:` section): say so on stderr (every contact is then
+    scored without its account: an MQL at its account's MQA comes out as no MQL)."""
+    from connector.app import accounts_off_note
+
+    line = accounts_off_note(settings, model, store, preview=True)
+    if line is not None:
+        click.echo(line, err=True)
 
 
 def _check_mqa_threshold(mqa_threshold: float | None, accounts_on: bool) -> None:

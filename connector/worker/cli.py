@@ -52,6 +52,10 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _echo_note(line: str) -> None:
+    click.echo(line, err=True)
+
+
 def _settings(ctx: click.Context, **more: object) -> Settings:
     overrides = dict(ctx.obj or {})
     overrides.update({k: v for k, v in more.items() if v is not None})
@@ -316,7 +320,7 @@ def backfill_cmd(
     """Pull the full history of a window, then score and write back what changed. Resumable:
     after a crash or Ctrl-C, the same command continues from the last committed page. Never
     moves the live sync's cursors."""
-    from connector.app import open_app
+    from connector.app import log_note, open_app
 
     try:
         since = parse_timestamp(since_text, "--since")
@@ -342,7 +346,9 @@ def backfill_cmd(
             raise StopRunError(f"interrupted ({interrupted[0]})")
 
     try:
-        with open_app(settings, model) as app, stop_on_signals(interrupted.append):
+        # the notes before any write: on stderr as `sync` has them (log records in JSON mode)
+        note = log_note if settings.log_json else _echo_note
+        with open_app(settings, model, on_note=note) as app, stop_on_signals(interrupted.append):
             app.pipeline.checkpoint = checkpoint
             result = run_backfill(
                 app.pipeline,

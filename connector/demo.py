@@ -188,10 +188,14 @@ def run_demo(
             )
             if keep_state or state_path is not None:
                 flag = "" if crm == "hubspot" else " --crm marketo"
+                # the demo scored accounts: later commands on its DB need the setting too,
+                # or they note that account scoring is off
                 out.print(
-                    f"State DB kept at {db_path}: try `leadscore{flag} --state {db_path} "
-                    "explain casey@initech.com`",
+                    f"State DB kept at {db_path}; the demo scored accounts, so give later "
+                    f"commands LEADSCORE_ACCOUNTS=true as it did: try `LEADSCORE_ACCOUNTS=true "
+                    f"leadscore{flag} --state {db_path} explain casey@initech.com`",
                     highlight=False,
+                    soft_wrap=True,
                 )
             else:
                 out.print(

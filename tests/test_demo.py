@@ -244,11 +244,24 @@ def test_the_state_option_keeps_the_demos_state_db_as_keep_state_does(
     assert res.exit_code == 0, res.output
     assert res.stderr == ""
     assert res.stdout.splitlines()[-1] == (
-        f"State DB kept at {db}: try `leadscore --state {db} explain casey@initech.com`"
+        f"State DB kept at {db}; the demo scored accounts, so give later commands "
+        f"LEADSCORE_ACCOUNTS=true as it did: try `LEADSCORE_ACCOUNTS=true leadscore --state {db} "
+        "explain casey@initech.com`"
     )
     assert _demo_rows(db) == DEMO_ROWS
-    explained = CliRunner().invoke(cli, ["--state", str(db), "explain", "casey@initech.com"])
+    # the command it suggests: Casey's stored score with its account's part, and no note
+    explained = CliRunner().invoke(
+        cli,
+        ["--state", str(db), "explain", "casey@initech.com"],
+        env={"LEADSCORE_ACCOUNTS": "true", "COLUMNS": "200"},
+    )
     assert explained.exit_code == 0, explained.output
+    assert "note:" not in explained.output
+    assert "account company:9002 Initech (initech.com)" in explained.output
+    # without the setting it notes that account scoring is off
+    bare = CliRunner().invoke(cli, ["--state", str(db), "explain", "casey@initech.com"])
+    assert bare.exit_code == 0, bare.output
+    assert bare.output.startswith("note: account scoring is off (LEADSCORE_ACCOUNTS)")
 
 
 def test_state_and_keep_state_naming_two_files_are_refused_before_anything_runs(

@@ -32,7 +32,16 @@ from connector.calibrate import (
 from connector.calibrate.fit import PointChange
 from connector.calibrate.observe import Dataset
 from connector.calibrate.outcomes import SignalTypes, outcome_for
-from connector.calibrate.stats import lift_interval, ranked, wilson
+from connector.calibrate.stats import (
+    Interval,
+    ci_text,
+    fixed,
+    lift_interval,
+    num,
+    pct,
+    ranked,
+    wilson,
+)
 from connector.calibrate.suggest import edit_yaml, model_edits, write_suggested
 from connector.errors import ConfigError
 from connector.model.loader import DEFAULT_MODEL_PATH, LoadedModel, load_model, validate_model_file
@@ -295,6 +304,38 @@ def test_wilson_interval_matches_the_textbook() -> None:
     assert zero is not None and zero.low == 0 and 0 < zero.high < 0.2
 
 
+def test_wilson_bounds_are_exact_at_none_and_all() -> None:
+    """Computed, wilson(0, 3).low came out 5.55e-17 and wilson(10, 10).high 0.9999999999999999
+    (shown in --json as the interval's low and high)."""
+    for n in range(1, 200):
+        none, every = wilson(0, n), wilson(n, n)
+        assert none is not None and every is not None
+        assert (none.value, none.low) == (0.0, 0.0) and 0 < none.high < 1
+        assert (every.value, every.high) == (1.0, 1.0) and 0 < every.low < 1
+
+
+def test_values_print_rounded_and_zero_within_float_error_prints_as_zero() -> None:
+    artefact = 0.1 + 0.2 - 0.3  # 5.551115123125783e-17
+    assert num(artefact) == "0" and num(-artefact) == "0"
+    assert (num(96.0), num(2.5), num(174.00000000000003), num(1e6)) == (
+        "96",
+        "2.5",
+        "174",
+        "1000000",
+    )
+    assert (fixed(-artefact), fixed(0.456)) == ("0.00", "0.46")
+    assert (pct(-artefact), pct(artefact, 0), pct(0.2058), pct(None)) == (
+        "0.0%",
+        "0%",
+        "20.6%",
+        "–",
+    )
+    assert ci_text(Interval(0.0, artefact, 0.5614970317550454)) == "0.0% [0%–56%]"
+    assert ci_text(Interval(1.0, 0.3424, 1 - 1e-16)) == "100.0% [34%–100%]"
+    assert ci_text(Interval(0.46, 0.28, 0.74), as_pct=False) == "0.46 [0.28–0.74]"
+    assert ci_text(None) == "–"
+
+
 def test_lift_interval_is_finite_with_empty_cells() -> None:
     li = lift_interval(12, 40, 0, 60)
     assert li is not None and math.isfinite(li.value) and li.low > 1
@@ -470,6 +511,25 @@ def test_html_fragment_is_self_contained(result: CalibrationResult) -> None:
     assert "pricing_repeat" in page and "ROC AUC" in page and "Nothing was applied" in page
     full = render_calibration_page(result)
     assert full.startswith("<!doctype html>") and page.count("<section") == 1
+
+
+def test_the_lift_chart_makes_room_for_a_long_rule_name(result: CalibrationResult) -> None:
+    """The chart's labels end at its plot (text-anchor end): a name longer than the labels'
+    column ran off the picture's left edge."""
+    import dataclasses
+
+    page = render_calibration_html(result)
+    assert '<svg xmlns="http://www.w3.org/2000/svg" width="640" height=' in page
+    assert '<text x="194" y="20" text-anchor="end">' in page  # labels end 6px before the plot
+    long = "webinar_attended_product_launch_2026:full"  # 41 characters
+    renamed = tuple(
+        dataclasses.replace(x, name=long) if x.name == "pricing_repeat" else x for x in result.lift
+    )
+    page = render_calibration_html(dataclasses.replace(result, lift=renamed))
+    label_w = 12 + 7 * len(long)  # 299: about 7px a character of 11px text
+    assert f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + 440}" height=' in page
+    assert f'<text x="{label_w - 6}" y="20" text-anchor="end">' in page
+    assert f">{long}</text>" in page
 
 
 def test_too_little_data_suggests_nothing(misset: LoadedModel) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -145,8 +146,6 @@ def test_calibrate_json_is_one_document_with_the_suggestion(
 ) -> None:
     """--json: the calibration as one JSON document on stdout (the suggested model's YAML is
     the file --out names); the page's line goes to stderr."""
-    import json
-
     db, model = setup
     res = run(
         monkeypatch, tmp_path, "--state", str(db), "calibrate", "--model", str(model),
@@ -162,3 +161,52 @@ def test_calibrate_json_is_one_document_with_the_suggestion(
     assert doc["comparison"]["suggested"]["auc"] > doc["comparison"]["current"]["auc"]
     assert doc["accounts"] is None  # account scoring off
     assert res.stderr == "wrote calibration.html (report page)\n"
+
+
+def test_calibrate_tables_fit_80_columns_with_every_rule_name_whole(
+    setup: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns the tables lose their borders and wrap at spaces (a rule's kind and an
+    interval go on a second line) instead of cutting rule names and intervals with `…`; at
+    200 they keep their borders and one line a rule."""
+    db, model = setup
+    args = ("--state", str(db), "calibrate", "--model", str(model), "--now", NOW_ARG)
+    monkeypatch.setenv("COLUMNS", "80")
+    res = run(monkeypatch, tmp_path, *args)
+    assert res.exit_code == 0, res.output
+    lines = [line.rstrip() for line in res.output.splitlines()]
+    assert max(len(line) for line in lines) <= 80 and "…" not in res.output
+    start = lines.index(
+        "     Rules: conversion with and without (95% intervals), highest lift first"
+    )
+    assert lines[start + 1 : start + 12] == [
+        "                                      converted converted",
+        "rule (kind)            points   fired      with   without         lift verdict",
+        "─" * 80,
+        "demo_request             +100 34 (5%)     52.9%     18.9%         2.81 helps",
+        "(engagement)                          [37%–69%] [16%–22%]  [1.97–4.00]",
+        "pricing_repeat             +2     196     37.8%     13.7%         2.76 helps",
+        "(engagement)                    (29%) [31%–45%] [11%–17%]  [2.07–3.68]",
+        "webinar_attended          +50     152     38.8%     15.4%         2.53 helps",
+        "(engagement)                    (22%) [31%–47%] [13%–19%]  [1.91–3.35]",
+        "webinar_attended:full     +50     152     38.8%     15.4%         2.53 helps",
+        "(tier)                          (22%) [31%–47%] [13%–19%]  [1.91–3.35]",
+    ]
+    assert "fit:company_size_enterprise     +15       +15     –       0 kept:   fewer than" in lines
+    doc = run(monkeypatch, tmp_path, *args, "--json")
+    names = [r["name"] for r in json.loads(doc.stdout)["lift"] if r["fired"]]
+    assert len(names) == 13
+    for name in names:  # each on a line of its own table row, whole
+        assert any(line.split(" ")[0] == name for line in lines), name
+
+    monkeypatch.setenv("COLUMNS", "200")
+    res = run(monkeypatch, tmp_path, *args)
+    lines = [line.rstrip() for line in res.output.splitlines()]
+    head = lines.index(
+        "┃ rule (kind)                    ┃  points ┃      fired ┃  converted with ┃ converted "
+        "without ┃             lift ┃ verdict         ┃"
+    )
+    assert lines[head + 2] == (
+        "│ demo_request (engagement)      │    +100 │    34 (5%) │ 52.9% [37%–69%] │   18.9% "
+        "[16%–22%] │ 2.81 [1.97–4.00] │ helps           │"
+    )

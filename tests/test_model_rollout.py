@@ -140,7 +140,7 @@ def test_a_rollout_is_not_undone_by_the_next_sync(
     assert status.exit_code == 0, status.output
     assert (
         f"model in use: 2026.12-v2 ({v2.fingerprint}); "
-        f"in stored scores: 2026.12-v2 ({v2.fingerprint}): 54" in status.output
+        f"scores stored: 54 from 2026.12-v2 ({v2.fingerprint})" in status.output
     )
     assert f"model in force (state DB): 2026.12-v2 ({v2.fingerprint}), rolled out " in status.output
     assert (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,8 +30,8 @@ def test_status_after_a_sync_with_dead_letters(demo: Harness, tmp_path: Path) ->
     assert len(st.runs) == 1
     run = st.runs[0]
     assert (run.kind, run.status, run.api_calls) == ("sync", "ok", summary.api_calls)
-    assert run_counts(run).startswith(f"pulled {summary.pulled}, events {summary.new_events}")
-    assert f"dead {summary.dead_lettered}" in run_counts(run)
+    assert run_counts(run).startswith(f"pulled {summary.pulled}, new events {summary.new_events:,}")
+    assert f"dead-lettered {summary.dead_lettered}" in run_counts(run)
     assert run_duration(run).endswith("s")
     assert [c.stream for c in st.cursors] == ["contacts", "events:email", "events:events"]
     assert all(c.position is None and c.since is not None for c in st.cursors)
@@ -77,4 +79,127 @@ def test_status_on_a_fresh_db_and_a_broken_model_file(
     assert res.exit_code == 0, res.output
     assert "invalid model file" in res.output
     assert "no sync has run yet" in res.output
-    assert "no scores yet" in res.output
+    assert "scores stored: none yet" in " ".join(res.output.split())
+
+
+def _busy_db(path: Path) -> None:
+    """A state DB as months of work leave it: a long backfill with big counts, a rescore
+    whose writes were refused (its message holds `[...]`), a stopped and a failed sync, a
+    sync under 0.1 s and a webhook pass still running; a contacts pass interrupted on a
+    long paging token, an events cursor stored with a +02:00 offset, a cursor of another
+    shape."""
+    at = datetime(2026, 12, 6, 21, 0, 5, 123456, tzinfo=UTC)
+    with StateStore.open(path) as store:
+        runs: list[tuple[str, str, dict[str, int], int, str | None, timedelta]] = [
+            ("backfill", "ok", {"pulled": 123456, "new_events": 2345678, "scored": 123456,
+             "written": 98765}, 12345, None, timedelta(hours=2, minutes=15, seconds=7)),
+            ("rescore", "partial", {"scored": 54, "written": 3, "dead_lettered": 2}, 4,
+             "2 write(s) dead-lettered: HubSpot refused property leadscore_grade value 'E' "
+             "[not an option] for contact 1234567; see `leadscore dead-letters`",
+             timedelta(seconds=75)),
+            ("sync", "stopped", {"pulled": 10}, 2, "stopped by SIGTERM", timedelta(seconds=1)),
+            ("sync", "failed", {"pulled": 0}, 5, "HubSpot unreachable at "
+             "http://127.0.0.1:9: connection refused (properties.list)", timedelta(seconds=3.3)),
+            ("sync", "ok", {"pulled": 54, "unchanged": 54}, 6, None, timedelta(seconds=0.03)),
+        ]  # fmt: skip
+        for n, (kind, status, counts, calls, message, took) in enumerate(runs):
+            begun = at + timedelta(hours=3 * n)
+            run = store.start_run(CRM, kind, at=begun)
+            store.finish_run(run, status, counts, calls, message=message, at=begun + took)
+        store.start_run(CRM, "webhook", at=at + timedelta(hours=15))
+        store.set_cursor(CRM, "contacts", json.dumps({
+            "since": "2026-12-06T20:16:01.530754+00:00",
+            "position": "GIYDAOBNGEYS2MBWKQYDAORQGA5DAMBOGAYDAKZQGAYDALBQ"}))  # fmt: skip
+        store.set_cursor(CRM, "events:email", json.dumps(
+            {"position": None, "high_water": "2026-12-03T20:25:32.5+02:00"}))  # fmt: skip
+        store.set_cursor(CRM, "legacy", "a cursor value of another shape, from an older leadscore")
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE cursors SET updated_at = ?", ("2026-12-07T12:30:59.987654+00:00",))
+
+
+def test_status_tables_fit_80_columns_in_utc_minutes_and_whole_words(tmp_path: Path) -> None:
+    """Times are UTC to the minute (no seconds or microseconds, a cursor's offset converted),
+    counts have thousands separators, durations read 2h15m07s or <0.1s, a run with nothing
+    counted shows —, nothing is cut inside a word at 80 columns, and each run's message is a
+    line of its own under the table, whole (markup-like text kept)."""
+    db = tmp_path / "busy.db"
+    _busy_db(db)
+    res = CliRunner().invoke(cli, ["--state", str(db), "status"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    lines = [line.rstrip() for line in res.output.splitlines()]
+    assert max(map(len, lines)) <= 80
+    start = lines.index("stored: contacts 0 · events 0 · scored 0")
+    assert lines[start:] == [
+        "stored: contacts 0 · events 0 · scored 0",
+        "queues: pending writes 0 · open dead letters 0 · due for rescore 0",
+        "Cursors",
+        "┏━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━┓",
+        "┃ stream       ┃ position (UTC)                             ┃ updated (UTC)    ┃",
+        "┡━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━┩",
+        "│ contacts     │ up to 2026-12-06 20:16; pass in progress,  │ 2026-12-07 12:30 │",
+        "│              │ resumes after GIYDAOBNGEYS2MBW…            │                  │",
+        "│ events:email │ up to 2026-12-03 18:25                     │ 2026-12-07 12:30 │",
+        "│ legacy       │ a cursor value of another shape, from an   │ 2026-12-07 12:30 │",
+        "│              │ older leadscore                            │                  │",
+        "└──────────────┴────────────────────────────────────────────┴──────────────────┘",
+        "Last 6 run(s)",
+        "┏━━━┳━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━┓",
+        "┃   ┃          ┃         ┃ started    ┃          ┃                    ┃    API ┃",
+        "┃ # ┃ kind     ┃ status  ┃ (UTC)      ┃ duration ┃ counts             ┃  calls ┃",
+        "┡━━━╇━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━┩",
+        "│ 6 │ webhook  │ running │ 2026-12-07 │  running │ —                  │      0 │",
+        "│   │          │         │ 12:00      │          │                    │        │",
+        "│ 5 │ sync     │ ok      │ 2026-12-07 │    <0.1s │ pulled 54,         │      6 │",
+        "│   │          │         │ 09:00      │          │ unchanged 54       │        │",
+        "│ 4 │ sync     │ failed  │ 2026-12-07 │     3.3s │ —                  │      5 │",
+        "│   │          │         │ 06:00      │          │                    │        │",
+        "│ 3 │ sync     │ stopped │ 2026-12-07 │     1.0s │ pulled 10          │      2 │",
+        "│   │          │         │ 03:00      │          │                    │        │",
+        "│ 2 │ rescore  │ partial │ 2026-12-07 │    1m15s │ scored 54, written │      4 │",
+        "│   │          │         │ 00:00      │          │ 3, dead-lettered 2 │        │",
+        "│ 1 │ backfill │ ok      │ 2026-12-06 │ 2h15m07s │ pulled 123,456,    │ 12,345 │",
+        "│   │          │         │ 21:00      │          │ new events         │        │",
+        "│   │          │         │            │          │ 2,345,678, scored  │        │",
+        "│   │          │         │            │          │ 123,456, written   │        │",
+        "│   │          │         │            │          │ 98,765             │        │",
+        "└───┴──────────┴─────────┴────────────┴──────────┴────────────────────┴────────┘",
+        "run 4 (sync, failed): HubSpot unreachable at http://127.0.0.1:9: connection",
+        "refused (properties.list)",
+        "run 3 (sync, stopped): stopped by SIGTERM",
+        "run 2 (rescore, partial): 2 write(s) dead-lettered: HubSpot refused property",
+        "leadscore_grade value 'E' [not an option] for contact 1234567; see `leadscore",
+        "dead-letters`",
+    ]
+    res = CliRunner().invoke(cli, ["--state", str(db), "status"], env={"COLUMNS": "200"})
+    lines = [line.rstrip() for line in res.output.splitlines()]
+    counts = [  # the counts column, as wide as its longest
+        "—",
+        "pulled 54, unchanged 54",
+        "—",
+        "pulled 10",
+        "scored 54, written 3, dead-lettered 2",
+        "pulled 123,456, new events 2,345,678, scored 123,456, written 98,765",
+    ]
+    assert lines[-10:-4] == [
+        f"│ {n} │ {kind:<8} │ {status:<7} │ {started} │ {took:>8} │ {c:<68} │ {calls:>9} │"
+        for (n, kind, status, started, took, calls), c in zip(
+            [
+                (6, "webhook", "running", "2026-12-07 12:00", "running", "0"),
+                (5, "sync", "ok", "2026-12-07 09:00", "<0.1s", "6"),
+                (4, "sync", "failed", "2026-12-07 06:00", "3.3s", "5"),
+                (3, "sync", "stopped", "2026-12-07 03:00", "1.0s", "2"),
+                (2, "rescore", "partial", "2026-12-07 00:00", "1m15s", "4"),
+                (1, "backfill", "ok", "2026-12-06 21:00", "2h15m07s", "12,345"),
+            ],
+            counts,
+            strict=True,
+        )
+    ]
+    assert lines[-3:] == [
+        "run 4 (sync, failed): HubSpot unreachable at http://127.0.0.1:9: connection refused "
+        "(properties.list)",
+        "run 3 (sync, stopped): stopped by SIGTERM",
+        "run 2 (rescore, partial): 2 write(s) dead-lettered: HubSpot refused property "
+        "leadscore_grade value 'E' [not an option] for contact 1234567; see `leadscore "
+        "dead-letters`",
+    ]

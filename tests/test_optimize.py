@@ -178,7 +178,10 @@ def test_cli_check_then_optimize_then_status(
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     assert lines[0].startswith(f"{total:,} events, 100% stored apart from their contact's")
-    assert lines[1] == "worth optimizing: `leadscore optimize`"
+    assert lines[1] == (
+        "worth optimizing: 100% stored apart, on 962 events: a full rescore reads a page for "
+        "each event stored apart; run `leadscore optimize`"
+    )
     with StateStore.open(path) as store:
         assert store.events_layout().spread == 1.0  # --check changed nothing
 
@@ -200,6 +203,49 @@ def test_cli_check_then_optimize_then_status(
     res = run(cli, ["--state", str(path), "status"])
     assert res.exit_code == 0, res.output
     assert "leadscore optimize" not in res.output
+    res = run(cli, ["--state", str(path), "optimize", "--check"])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[1] == (
+        "no need to optimize: 0% stored apart: under 50%, each contact's events mostly lie "
+        "together already"
+    )
+
+
+def test_check_on_a_small_db_says_why_no_optimize_is_needed(tmp_path: Path) -> None:
+    """Under 100,000 events the order hardly matters: --check says so in one line, however
+    spread they are; --json carries the reason and both bars."""
+    path = _spread_db(tmp_path)  # every event apart from its contact's previous one
+    res = CliRunner().invoke(cli, ["--state", str(path), "optimize", "--check"])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines() == [
+        "962 events, 100% stored apart from their contact's previous one (61 contacts sampled)",
+        "no need to optimize: 962 events stored: under 100,000, a full rescore reads them fast "
+        "whatever their order",
+    ]
+    res = CliRunner().invoke(cli, ["--state", str(path), "optimize", "--check", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["worth_optimizing"] is False
+    assert (doc["events"], doc["spread"], doc["min_events"], doc["min_spread"]) == (
+        962, 1.0, 100_000, 0.5,
+    )  # fmt: skip
+    assert doc["reason"] == (
+        "962 events stored: under 100,000, a full rescore reads them fast whatever their order"
+    )
+
+
+def test_a_spread_just_under_the_bar_does_not_read_as_the_bar() -> None:
+    near = layout_mod.EventsLayout(250_000, 200, 1000, 498, 0.498)
+    assert not near.worth_optimizing
+    assert near.reason == (
+        "49.8% stored apart: under 50%, each contact's events mostly lie together already"
+    )
+    at = layout_mod.EventsLayout(250_000, 200, 1000, 500, 0.5)
+    assert at.worth_optimizing
+    assert at.reason == (
+        "50% stored apart, on 250,000 events: a full rescore reads a page for each event "
+        "stored apart"
+    )
 
 
 def test_optimize_without_a_state_db_is_one_line(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from connector.calibrate.observe import Feature, Observation
-from connector.calibrate.stats import lift_interval
+from connector.calibrate.stats import lift_interval, num
 from connector.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -415,7 +415,7 @@ def score_bands(obs: Sequence[Observation], threshold: float) -> tuple[Band, ...
 
 
 def _fmt(v: float) -> str:
-    return f"{v:g}"
+    return num(v)
 
 
 def _band_label(lo: float | None, hi: float | None) -> str:

@@ -18,7 +18,8 @@ from rich.table import Table
 from connector.calibrate.caps import CapChange
 from connector.calibrate.core import CalibrationResult, Comparison, Suggestion
 from connector.calibrate.fit import Band, ModelMetrics, PointChange
-from connector.calibrate.stats import Interval, RuleLift, ranked, wilson
+from connector.calibrate.stats import RuleLift, ci_text, num, pct, ranked, wilson
+from connector.console import fit_table
 
 BAND_NAMES = (
     "below 0",
@@ -41,26 +42,10 @@ def next_steps(r: CalibrationResult, out_path: str | None) -> str:
     return text
 
 
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v:.1%}"
-
-
-def _ci(i: Interval | None, pct: bool = True) -> str:
-    if i is None:
-        return "–"
-    if pct:
-        return f"{i.value:.1%} [{i.low:.0%}–{i.high:.0%}]"
-    return f"{i.value:.2f} [{i.low:.2f}–{i.high:.2f}]"
-
-
 def _pts(p: int | None, grade: str | None = None) -> str:
     if p is None:
         return f"grade {grade}" if grade else "–"
     return f"{p:+d}" if p else "0"
-
-
-def _num(v: float) -> str:
-    return f"{v:g}"
 
 
 def _bar(r: CalibrationResult) -> str:
@@ -84,7 +69,7 @@ def summary_lines(r: CalibrationResult) -> list[str]:
             else []
         ),
         f"{c.contacts:,} contact(s): {c.labelled:,} with a known outcome, {c.converted:,} "
-        f"converted ({_pct(c.converted / c.labelled if c.labelled else None)}), "
+        f"converted ({pct(c.converted / c.labelled if c.labelled else None)}), "
         f"{c.not_converted:,} did not.",
         f"Left out: {c.inside_horizon:,} still inside their horizon, {c.converted_before:,} "
         f"converted before engaging, {c.no_engagement:,} never engaged, {c.undated:,} "
@@ -103,7 +88,8 @@ def flag_lines(r: CalibrationResult) -> list[str]:
         out.append(
             "Points the wrong way: "
             + "; ".join(
-                f"{x.name} ({_pts(x.points, x.grade)}, lift {_ci(x.lift, False)})" for x in wrong
+                f"{x.name} ({_pts(x.points, x.grade)}, lift {ci_text(x.lift, False)})"
+                for x in wrong
             )
         )
     never = r.never_fire
@@ -160,9 +146,9 @@ def candidate_rows(s: Suggestion) -> list[list[str]]:
             [
                 c.key,
                 f"{c.fired:,}",
-                _pct(c.fired_converted / c.fired if c.fired else None),
-                _pct(c.not_fired_converted / c.not_fired if c.not_fired else None),
-                _ci(c.lift, False),
+                pct(c.fired_converted / c.fired if c.fired else None),
+                pct(c.not_fired_converted / c.not_fired if c.not_fired else None),
+                ci_text(c.lift, False),
                 "yes" if c.strong else "no",
                 "–" if c.points is None else f"{c.points:+d}",
                 f"NEW: {c.name}" if c.added else ("profile: propose to sales" if c.event is None
@@ -193,7 +179,7 @@ def mql_sql_line(c: Comparison) -> str:
     for name, m in (("suggested", c.suggested), ("current", c.current)):
         hits = round(m.precision * m.mql)
         parts.append(
-            f"{name} (threshold {_num(m.threshold)}): {_ci(wilson(hits, m.mql))} of "
+            f"{name} (threshold {num(m.threshold)}): {ci_text(wilson(hits, m.mql))} of "
             f"{m.mql:,} MQLs reached SQL"
         )
     return "Expected MQL → SQL rate on the held-out contacts (95% interval): " + "; ".join(parts)
@@ -212,8 +198,7 @@ def baseline_line(c: Comparison) -> str:
 def lift_rich(rows: Sequence[RuleLift]) -> Table:
     t = Table(title="Rules: conversion with and without (95% intervals), highest lift first")
     for col, justify in (
-        ("rule", "left"),
-        ("kind", "left"),
+        ("rule (kind)", "left"),
         ("points", "right"),
         ("fired", "right"),
         ("converted with", "right"),
@@ -227,13 +212,12 @@ def lift_rich(rows: Sequence[RuleLift]) -> Table:
             continue
         style = {"wrong way": "bold red", "helps": "green", "hurts": "yellow"}.get(x.verdict, "")
         t.add_row(
-            x.name,
-            x.kind,
+            f"{x.name} ({x.kind})",  # wraps before the kind in a narrow terminal
             _pts(x.points, x.grade),
             f"{x.fired:,} ({x.fired_share:.0%})",
-            _ci(x.rate_with),
-            _ci(x.rate_without),
-            _ci(x.lift, False),
+            ci_text(x.rate_with),
+            ci_text(x.rate_without),
+            ci_text(x.lift, False),
             x.verdict,
             style=style,
         )
@@ -246,8 +230,8 @@ def _odds(c: PointChange) -> str:
 
 def changes_rich(changes: Sequence[PointChange]) -> Table:
     t = Table(title="Suggested points (odds × per unit: how each unit changes the odds)")
+    t.add_column("rule", no_wrap=True)  # a rule's name whole (`fit_table` keeps it so)
     for col, justify in (
-        ("rule", "left"),
         ("current", "right"),
         ("suggested", "right"),
         ("odds × / unit", "right"),
@@ -294,14 +278,14 @@ def comparison_rich(
             f"{sug.contacts:,} / {sug.converted:,}",
         ),
         ("ROC AUC (peak score)", _auc(cur), _auc(sug)),
-        (bar, _num(cur.threshold), _num(sug.threshold)),
+        (bar, num(cur.threshold), num(sug.threshold)),
         (
             "MQLs (rate)",
-            f"{cur.mql:,} ({_pct(cur.mql_rate)})",
-            f"{sug.mql:,} ({_pct(sug.mql_rate)})",
+            f"{cur.mql:,} ({pct(cur.mql_rate)})",
+            f"{sug.mql:,} ({pct(sug.mql_rate)})",
         ),
-        ("precision at threshold", _pct(cur.precision), _pct(sug.precision)),
-        ("recall at threshold", _pct(cur.recall), _pct(sug.recall)),
+        ("precision at threshold", pct(cur.precision), pct(sug.precision)),
+        ("recall at threshold", pct(cur.recall), pct(sug.recall)),
     ):
         t.add_row(label, a, b)
     bands = Table(title="Conversion by score band (held-out contacts, 95% intervals)")
@@ -314,7 +298,11 @@ def comparison_rich(
         cells = [band_name]
         for m in (cur, sug):
             band = m.bands[i]
-            cells += [band.label, f"{band.contacts:,}", _ci(wilson(band.converted, band.contacts))]
+            cells += [
+                band.label,
+                f"{band.contacts:,}",
+                ci_text(wilson(band.converted, band.contacts)),
+            ]
         bands.add_row(*cells)
     return t, bands
 
@@ -328,7 +316,7 @@ def print_calibration(
 ) -> None:
     for line in summary_lines(r):
         console.print(line, highlight=False)
-    console.print(lift_rich(r.lift))
+    console.print(fit_table(console, lift_rich(r.lift)))
     for line in flag_lines(r):
         console.print(line, highlight=False)
     if r.insufficient is not None:
@@ -337,12 +325,12 @@ def print_calibration(
         return
     s, cmp_ = r.suggestion, r.comparison
     assert s is not None and cmp_ is not None
-    console.print(changes_rich(s.changes))
+    console.print(fit_table(console, changes_rich(s.changes)))
     for line in [*cap_lines(s.caps), *grade_lines(s)]:
         console.print(line, highlight=False)
     cands = candidates_rich(s)
     if cands is not None:
-        console.print(cands)
+        console.print(fit_table(console, cands))
     kept = [c.feature for c in s.changes if c.status == "kept: never fires"]
     if kept:
         console.print(
@@ -350,9 +338,9 @@ def print_calibration(
             highlight=False,
         )
     console.print(
-        f"{_bar(r)} {_num(s.current_threshold)} → {_num(s.threshold)}; MQL rate on the "
-        f"training contacts: current {_pct(s.train_mql_rate_current)} → suggested "
-        f"{_pct(s.train_mql_rate)} (target {_pct(s.target_mql_rate)}).",
+        f"{_bar(r)} {num(s.current_threshold)} → {num(s.threshold)}; MQL rate on the "
+        f"training contacts: current {pct(s.train_mql_rate_current)} → suggested "
+        f"{pct(s.train_mql_rate)} (target {pct(s.target_mql_rate)}).",
         highlight=False,
     )
     for c in s.sign_flips:
@@ -368,10 +356,10 @@ def print_calibration(
         cmp_.train_contacts,
         "threshold" if r.named else "MQL threshold",
     )
-    console.print(t)
+    console.print(fit_table(console, t))
     console.print(baseline_line(cmp_), highlight=False)
     console.print(mql_sql_line(cmp_), highlight=False)
-    console.print(b)
+    console.print(fit_table(console, b))
     for note in r.notes:
         console.print(f"note: {note}", highlight=False)
     _print_accounts(console, r)
@@ -438,7 +426,10 @@ def _forest_svg(rows: Sequence[RuleLift]) -> str:
     shown = [x for x in ranked(rows) if x.lift is not None]
     if not shown:
         return ""
-    w, label_w, row_h = 640, 200, 18
+    # the labels' column as wide as the longest name (11px text: about 6-7px a character), so
+    # a long rule name (of ordinary letters) is not clipped at the picture's left edge
+    label_w = max(200, 12 + 7 * max(len(x.name) for x in shown))
+    w, row_h = label_w + 440, 18
     h = row_h * len(shown) + 30
     lo_v, hi_v = math.log(0.1), math.log(10.0)
     span = w - label_w - 20
@@ -471,7 +462,7 @@ def _forest_svg(rows: Sequence[RuleLift]) -> str:
         )
         parts.append(
             f'<circle cx="{x_of(li.value):.1f}" cy="{y}" r="4" fill="{c}">'
-            f"<title>{_e(row.name)}: lift {_e(_ci(li, False))}</title></circle>"
+            f"<title>{_e(row.name)}: lift {_e(ci_text(li, False))}</title></circle>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -554,9 +545,9 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
                     _e(x.kind),
                     _e(_pts(x.points, x.grade)),
                     _e(f"{x.fired:,} ({x.fired_share:.0%})"),
-                    _e(_ci(x.rate_with)),
-                    _e(_ci(x.rate_without)),
-                    _e(_ci(x.lift, False)),
+                    _e(ci_text(x.rate_with)),
+                    _e(ci_text(x.rate_without)),
+                    _e(ci_text(x.lift, False)),
                     f'<span class="{verdict_cls.get(x.verdict, "muted")}">{_e(x.verdict)}</span>',
                 ]
                 for x in fired
@@ -611,9 +602,9 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
             f'<p class="muted">Never fired in training, points kept: {_e(", ".join(kept))}</p>'
         )
     out.append(
-        f"<p>{_e(_bar(r))} {_e(_num(s.current_threshold))} → <b>{_e(_num(s.threshold))}</b>; "
-        f"MQL rate on the training contacts: current {_e(_pct(s.train_mql_rate_current))} → "
-        f"suggested <b>{_e(_pct(s.train_mql_rate))}</b> (target {_e(_pct(s.target_mql_rate))}).</p>"
+        f"<p>{_e(_bar(r))} {_e(num(s.current_threshold))} → <b>{_e(num(s.threshold))}</b>; "
+        f"MQL rate on the training contacts: current {_e(pct(s.train_mql_rate_current))} → "
+        f"suggested <b>{_e(pct(s.train_mql_rate))}</b> (target {_e(pct(s.target_mql_rate))}).</p>"
     )
     for x in s.sign_flips:
         applied = "applied" if x.status == "sign flipped" else "not applied"
@@ -649,16 +640,16 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
                 ],
                 [
                     "threshold" if r.named else "MQL threshold",
-                    _e(_num(cur.threshold)),
-                    _e(_num(sug.threshold)),
+                    _e(num(cur.threshold)),
+                    _e(num(sug.threshold)),
                 ],
                 [
                     "MQLs (rate)",
-                    _e(f"{cur.mql:,} ({_pct(cur.mql_rate)})"),
-                    _e(f"{sug.mql:,} ({_pct(sug.mql_rate)})"),
+                    _e(f"{cur.mql:,} ({pct(cur.mql_rate)})"),
+                    _e(f"{sug.mql:,} ({pct(sug.mql_rate)})"),
                 ],
-                ["precision at threshold", _e(_pct(cur.precision)), _e(_pct(sug.precision))],
-                ["recall at threshold", _e(_pct(cur.recall)), _e(_pct(sug.recall))],
+                ["precision at threshold", _e(pct(cur.precision)), _e(pct(sug.precision))],
+                ["recall at threshold", _e(pct(cur.recall)), _e(pct(sug.recall))],
             ],
         )
     )
@@ -698,7 +689,7 @@ def _accounts_html(r: CalibrationResult) -> str:
 
 
 def _band_cells(b: Band) -> list[str]:
-    return [_e(b.label), _e(f"{b.contacts:,}"), _e(_ci(wilson(b.converted, b.contacts)))]
+    return [_e(b.label), _e(f"{b.contacts:,}"), _e(ci_text(wilson(b.converted, b.contacts)))]
 
 
 def render_calibration_page(

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.calibrate.accounts import AccountCalibration, GroupRate, ThresholdRow
-from connector.calibrate.stats import Interval
+from connector.calibrate.stats import ci_text, fixed, num, pct
+from connector.console import fit_table
 
 LEFT_OUT = {
     "inside_horizon": "a member still inside its horizon",
@@ -21,23 +22,9 @@ LEFT_OUT = {
 MAX_THRESHOLDS = 12  # rows of the threshold table (around the current and suggested ones)
 
 
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v:.1%}"
-
-
-def _ci(i: Interval | None) -> str:
-    return "–" if i is None else f"{i.value:.1%} [{i.low:.0%}–{i.high:.0%}]"
-
-
-def _num(v: float) -> str:
-    return f"{v:g}"
-
-
 def rule_text(a: AccountCalibration) -> str:
     r = a.rule
-    return (
-        f"score {_num(r.threshold)}+, grade {', '.join(r.grades)}, {r.min_people}+ people engaged"
-    )
+    return f"score {num(r.threshold)}+, grade {', '.join(r.grades)}, {r.min_people}+ people engaged"
 
 
 def summary_lines(a: AccountCalibration) -> list[str]:
@@ -47,14 +34,13 @@ def summary_lines(a: AccountCalibration) -> list[str]:
         "within the horizon; it is replayed day by day from its members' scores, as the sync "
         "rolls it up, up to its first conversion.",
         f"{a.accounts:,} account(s): {a.labelled:,} with a known outcome, {a.converted:,} "
-        f"converted ({_pct(a.converted / a.labelled if a.labelled else None)}), "
+        f"converted ({pct(a.converted / a.labelled if a.labelled else None)}), "
         f"{a.not_converted:,} did not" + (f"; left out: {left}" if left else "") + ".",
     ]
 
 
 def lift_line(a: AccountCalibration) -> str:
-    i = a.contact_lift
-    lift = "–" if i is None else f"{i.value:.2f} [{i.low:.2f}–{i.high:.2f}]"
+    lift = ci_text(a.contact_lift, as_pct=False)
     return (
         "Lift of being at an MQA for a contact (converted at an MQA / at another account, "
         f"95% interval): {lift}."
@@ -68,11 +54,11 @@ def threshold_lines(a: AccountCalibration) -> list[str]:
     if s is None:
         return ["MQA threshold: no threshold separates the accounts. Nothing suggested."]
     out = [
-        f"Suggested MQA threshold: {_num(s.threshold)} (current {_num(a.rule.threshold)}): "
+        f"Suggested MQA threshold: {num(s.threshold)} (current {num(a.rule.threshold)}): "
         + _row_text(s)
     ]
     if c is not None and c.threshold != s.threshold:
-        out.append(f"At the current threshold {_num(c.threshold)}: " + _row_text(c))
+        out.append(f"At the current threshold {num(c.threshold)}: " + _row_text(c))
     out.append(
         "Not applied: set `accounts.mqa.threshold` in the model and preview it with "
         "`leadscore simulate --mqa-threshold N`."
@@ -82,9 +68,9 @@ def threshold_lines(a: AccountCalibration) -> list[str]:
 
 def _row_text(r: ThresholdRow) -> str:
     return (
-        f"{r.mqas:,} MQA(s), {_ci(r.mqa_rate)} converted; the others {_ci(r.other_rate)}; "
-        f"{_pct(r.recall)} of the converting accounts were MQAs, "
-        f"{_pct(r.false_rate)} of the others."
+        f"{r.mqas:,} MQA(s), {ci_text(r.mqa_rate)} converted; the others {ci_text(r.other_rate)}; "
+        f"{pct(r.recall)} of the converting accounts were MQAs, "
+        f"{pct(r.false_rate)} of the others."
     )
 
 
@@ -92,7 +78,7 @@ GROUP_HEAD = ("converted", "rate (95%)")
 
 
 def _group_cells(g: GroupRate) -> list[str]:
-    return [f"{g.total:,}", f"{g.converted:,}", _ci(g.rate)]
+    return [f"{g.total:,}", f"{g.converted:,}", ci_text(g.rate)]
 
 
 def _head(first: str) -> list[str]:
@@ -130,14 +116,14 @@ def threshold_cells(a: AccountCalibration, r: ThresholdRow) -> list[str]:
     if r is a.suggested:
         mark.append("suggested")
     return [
-        _num(r.threshold),
+        num(r.threshold),
         f"{r.mqas:,}",
         f"{r.mqas_converted:,}",
-        _ci(r.mqa_rate),
-        _ci(r.other_rate),
-        _pct(r.recall),
-        _pct(r.false_rate),
-        "–" if r.separation is None else f"{r.separation:.2f}",
+        ci_text(r.mqa_rate),
+        ci_text(r.other_rate),
+        pct(r.recall),
+        pct(r.false_rate),
+        "–" if r.separation is None else fixed(r.separation),
         ", ".join(mark),
     ]
 
@@ -151,7 +137,7 @@ def print_accounts(console: Console, a: AccountCalibration) -> None:
             t.add_column(h, justify="right" if i else "left")
         for g in groups:
             t.add_row(g.key, *_group_cells(g))
-        console.print(t)
+        console.print(fit_table(console, t))
     console.print(lift_line(a), highlight=False)
     rows = shown_thresholds(a)
     if rows and a.insufficient is None:
@@ -164,7 +150,7 @@ def print_accounts(console: Console, a: AccountCalibration) -> None:
             t.add_column(h, justify="left" if i == len(THRESHOLD_HEAD) - 1 else "right")
         for r in rows:
             t.add_row(*threshold_cells(a, r), style="bold" if r is a.suggested else "")
-        console.print(t)
+        console.print(fit_table(console, t))
     for line in threshold_lines(a):
         console.print(line, highlight=False)
 

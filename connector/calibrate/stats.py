@@ -35,14 +35,49 @@ class Interval:
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> Interval | None:
-    """Wilson score interval of a proportion; None when n is 0."""
+    """Wilson score interval of a proportion; None when n is 0. With no success the interval
+    starts at 0 exactly, with every one it ends at 1 (computed, they come out 5.55e-17 and
+    0.9999999999999999)."""
     if n <= 0:
         return None
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return Interval(p, low, high)
+
+
+def _shown(v: float, places: int) -> float:
+    """`v` to print at `places` decimals: 0 when it rounds to 0 there (a float error such as
+    0.1 + 0.2 - 0.3 = 5.55e-17 prints as 0, and nothing prints as -0)."""
+    return 0.0 if round(v, places) == 0 else v
+
+
+def fixed(v: float, places: int = 2) -> str:
+    """`0.46`, `0.00` (never `-0.00`)."""
+    return f"{_shown(v, places):.{places}f}"
+
+
+def pct(v: float | None, digits: int = 1) -> str:
+    """A share as a percentage (`20.6%`, `0.0%`, never `-0.0%`); `–` for none."""
+    return "–" if v is None else f"{_shown(v, digits + 2):.{digits}%}"
+
+
+def num(v: float) -> str:
+    """A threshold or score: at most two decimals, without trailing zeros (`96`, `2.5`, `0`
+    for 5.55e-17, never an exponent)."""
+    return f"{_shown(v, 2):.2f}".rstrip("0").rstrip(".")
+
+
+def ci_text(i: Interval | None, as_pct: bool = True) -> str:
+    """`52.9% [37%–69%]` (a rate) or `2.81 [1.97–4.00]` (a ratio); `–` for none."""
+    if i is None:
+        return "–"
+    if as_pct:
+        return f"{pct(i.value)} [{pct(i.low, 0)}–{pct(i.high, 0)}]"
+    return f"{fixed(i.value)} [{fixed(i.low)}–{fixed(i.high)}]"
 
 
 def lift_interval(a: int, n1: int, c: int, n0: int, z: float = Z95) -> Interval | None:

@@ -31,7 +31,10 @@ def layout_line(layout: EventsLayout) -> str:
 
 @click.command("optimize")
 @click.option(
-    "--check", is_flag=True, help="Only estimate how spread the events are; change nothing."
+    "--check",
+    is_flag=True,
+    help="Only estimate how spread the events are and say whether optimizing is worth it, and "
+    "why; change nothing.",
 )
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON document.")
 @click.pass_context
@@ -59,9 +62,9 @@ def optimize_cmd(ctx: click.Context, check: bool, as_json: bool) -> None:
                 return
             out.print(layout_line(layout))
             out.print(
-                "worth optimizing: `leadscore optimize`"
+                f"worth optimizing: {layout.reason}; run `leadscore optimize`"
                 if layout.worth_optimizing
-                else "no need to optimize"
+                else f"no need to optimize: {layout.reason}"
             )
             return
         # its passes would wait on the rewrite, and give up

@@ -6,24 +6,27 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from connector.active_model import describe, describe_active, rebuild, version_not_bumped
 from connector.errors import ConfigError
 from connector.model.loader import LoadedModel
+from connector.scoring.accounts import shown_text
 from connector.state.store import RunRecord, StateStore
 
-# run counts worth a column, in order (the rest stay in the DB)
+# run counts worth a column, in order (the rest stay in the DB), named as a sync's summary
+# line names them
 RUN_COUNTS: tuple[tuple[str, str], ...] = (
     ("pulled", "pulled"),
-    ("new_events", "events"),
+    ("new_events", "new events"),
     ("scored", "scored"),
     ("written", "written"),
     ("repaired", "repaired"),
     ("unchanged", "unchanged"),
-    ("dead_lettered", "dead"),
+    ("dead_lettered", "dead-lettered"),
 )
+TOKEN_SHOWN = 16  # characters of a CRM's paging token a cursor shows (the rest: "…")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +38,20 @@ class CursorInfo:
     raw: str
 
     def describe(self) -> str:
+        """`up to 2026-12-06 20:16` (UTC), and a pass in progress with the page it resumes
+        after (an opaque token: its start); a value of another shape as it is, cut at a space
+        with "…"."""
         parts = []
         if self.since is not None:
-            parts.append(f"up to {self.since:%Y-%m-%d %H:%M:%S}")
+            parts.append(f"up to {self.since:%Y-%m-%d %H:%M}")
         if self.position is not None:
-            parts.append(f"pass in progress, resumes after {self.position}")
-        return "; ".join(parts) or ("not started" if self.raw in ("", "{}") else self.raw[:60])
+            token = self.position
+            if len(token) > TOKEN_SHOWN:
+                token = token[:TOKEN_SHOWN] + "…"
+            parts.append(f"pass in progress, resumes after {token}")
+        if parts:
+            return "; ".join(parts)
+        return "not started" if self.raw in ("", "{}") else shown_text(self.raw, 60)
 
 
 @dataclass
@@ -93,9 +104,10 @@ def _dt(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def build_status(
@@ -159,15 +171,21 @@ def build_status(
 
 
 def run_duration(run: RunRecord) -> str:
+    """`<0.1s`, `3.3s`, `1m15s`, `2h15m07s`."""
     d = run.duration
     if d is None:
         return "running" if run.status == "running" else "—"
     s = d.total_seconds()
+    if s < 0.05:
+        return "<0.1s"
     if s < 60:
         return f"{s:.1f}s"
-    return f"{int(s // 60)}m{int(s % 60):02d}s"
+    whole = int(s)
+    hours, minutes, seconds = whole // 3600, whole // 60 % 60, whole % 60
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
 
 
 def run_counts(run: RunRecord) -> str:
+    """`pulled 54, new events 2,342, scored 54, written 66`; `—` when all are 0."""
     c = run.counts
-    return ", ".join(f"{label} {c[k]}" for k, label in RUN_COUNTS if c.get(k))
+    return ", ".join(f"{label} {c[k]:,}" for k, label in RUN_COUNTS if c.get(k)) or "—"

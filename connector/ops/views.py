@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from connector.console import fit_table
 from connector.ops.accounts import AccountExplanation, AccountRow
 from connector.ops.common import iso_min, num, signed
 from connector.ops.dead_letters import RecordLabel, RetryResult
@@ -29,6 +30,7 @@ from connector.text import display_text
 from connector.views import DOMAIN_SHOWN, EMAIL_SHOWN, crm_text, short_stage
 
 MAX_FLIPS = 30
+MESSAGE_SHOWN = 300  # characters of a run's message `status` shows (longer: cut at a space, "…")
 MEMBERS_SHOWN = 50  # `explain --account`: members listed in the terminal (--json: all)
 
 
@@ -369,8 +371,8 @@ def print_status(console: Console, st: Status, state_path: str) -> None:
         in_use = st.model_in_use or "—"
     if st.model_problem and st.active_model is not None:
         console.print(f"[red]invalid configured model file: {st.model_problem}[/red]")
-    stored = ", ".join(f"{v} ({fp}): {n}" for v, fp, n in st.stored_models) or "no scores yet"
-    console.print(f"model in use: {in_use}; in stored scores: {stored}")
+    stored = ", ".join(f"{n:,} from {v} ({fp})" for v, fp, n in st.stored_models) or "none yet"
+    console.print(f"model in use: {in_use}; scores stored: {stored}")
     if st.active_model is not None:
         console.print(f"model in force (state DB): {st.active_model}")
     if st.configured_model is not None:
@@ -378,15 +380,14 @@ def print_status(console: Console, st: Status, state_path: str) -> None:
         console.print(f"configured model file: {st.configured_model}{notes}")
     if st.scored_with_other_models:
         console.print(
-            f"[yellow]{st.scored_with_other_models} stored score(s) come from another model: "
+            f"[yellow]{st.scored_with_other_models:,} stored score(s) come from another model: "
             "preview with `leadscore rescore --dry-run`, apply with `leadscore rescore`[/yellow]"
         )
-    dl = ", ".join(f"{k} {n}" for k, n in sorted(st.dead_letters.items()))
+    dl = ", ".join(f"{k} {n:,}" for k, n in sorted(st.dead_letters.items()))
+    console.print(f"stored: contacts {st.contacts:,} · events {st.events:,} · scored {st.scored:,}")
     console.print(
-        f"contacts {st.contacts} · events {st.events} · scored {st.scored} · "
-        f"pending writes {st.pending_writes} · open dead letters {st.open_dead_letters}"
-        + (f" ({dl})" if dl else "")
-        + f" · due for rescore {st.due}"
+        f"queues: pending writes {st.pending_writes:,} · open dead letters "
+        f"{st.open_dead_letters:,}" + (f" ({dl})" if dl else "") + f" · due for rescore {st.due:,}"
     )
     if st.optimize_hint:
         console.print(
@@ -395,13 +396,13 @@ def print_status(console: Console, st: Status, state_path: str) -> None:
         )
     cursors = Table(title="Cursors", title_justify="left")
     cursors.add_column("stream")
-    cursors.add_column("position")
-    cursors.add_column("updated")
+    cursors.add_column("position (UTC)")
+    cursors.add_column("updated (UTC)")
     for c in st.cursors:
-        cursors.add_row(c.stream, c.describe(), iso_min(c.updated_at))
+        cursors.add_row(c.stream, Text(c.describe()), iso_min(c.updated_at))
     if not st.cursors:
         cursors.add_row("—", "no sync has run yet", "")
-    console.print(cursors)
+    console.print(fit_table(console, cursors))
     runs = Table(title=f"Last {len(st.runs)} run(s)", title_justify="left")
     for col, just in (
         ("#", "right"),
@@ -411,9 +412,8 @@ def print_status(console: Console, st: Status, state_path: str) -> None:
         ("duration", "right"),
         ("counts", "left"),
         ("API calls", "right"),
-        ("message", "left"),
     ):
-        runs.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+        runs.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in st.runs:
         color = {"ok": "green", "partial": "yellow", "running": "cyan"}.get(r.status, "red")
         runs.add_row(
@@ -423,10 +423,14 @@ def print_status(console: Console, st: Status, state_path: str) -> None:
             iso_min(r.started_at),
             run_duration(r),
             run_counts(r),
-            str(r.api_calls),
-            (r.message or "")[:80],
+            f"{r.api_calls:,}",
         )
-    console.print(runs)
+    console.print(fit_table(console, runs))
+    for r in st.runs:  # a run's message is a sentence: a line of its own, under the table
+        if r.message:
+            console.print(
+                Text(f"run {r.id} ({r.kind}, {r.status}): {shown_text(r.message, MESSAGE_SHOWN)}")
+            )
 
 
 # ------------------------------------------------------------------------ dead letters

@@ -70,6 +70,41 @@ class EventsLayout:
     def worth_optimizing(self) -> bool:
         return self.spread >= SPREAD_HINT and self.events >= SPREAD_HINT_EVENTS
 
+    @property
+    def min_events(self) -> int:
+        """Optimizing is worth it from this many events (`SPREAD_HINT_EVENTS`) ..."""
+        return SPREAD_HINT_EVENTS
+
+    @property
+    def min_spread(self) -> float:
+        """... with this share of neighbouring events stored apart (`SPREAD_HINT`)."""
+        return SPREAD_HINT
+
+    @property
+    def reason(self) -> str:
+        """Why optimizing is, or is not, worth it: one line for `optimize --check`."""
+        share, bar = _share(self.spread, SPREAD_HINT), _share(SPREAD_HINT, SPREAD_HINT)
+        if self.events < SPREAD_HINT_EVENTS:
+            return (
+                f"{self.events:,} events stored: under {SPREAD_HINT_EVENTS:,}, a full rescore "
+                "reads them fast whatever their order"
+            )
+        if self.spread < SPREAD_HINT:
+            return (
+                f"{share} stored apart: under {bar}, each contact's events mostly lie together "
+                "already"
+            )
+        return (
+            f"{share} stored apart, on {self.events:,} events: a full rescore reads a page for "
+            "each event stored apart"
+        )
+
+
+def _share(x: float, bar: float) -> str:
+    """`38%`; one decimal where a whole percent would read as the bar itself (`49.8%`)."""
+    whole = f"{x:.0%}"
+    return f"{x:.1%}" if x != bar and whole == f"{bar:.0%}" else whole
+
 
 @dataclass(frozen=True, slots=True)
 class Reclustered:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from connector.model.loader import load_model
 from connector.ops.status import build_status, run_counts, run_duration
 from connector.state.store import StateStore
 
-from .conftest import NOW, Harness
+from .conftest import NOW, Harness, make_harness
 from .test_ops_rescore import DEFAULT_VERSION, changed_model, dump
 
 CRM = "hubspot"
@@ -203,3 +204,51 @@ def test_status_tables_fit_80_columns_in_utc_minutes_and_whole_words(tmp_path: P
         "leadscore_grade value 'E' [not an option] for contact 1234567; see `leadscore "
         "dead-letters`",
     ]
+
+
+@pytest.fixture
+def demo_accounts(tmp_path: Path) -> Iterator[Harness]:
+    """The demo portal, accounts on (as `leadscore demo` runs it)."""
+    from connector.account_stage import AccountStage
+    from connector.sandbox.demo_portal import build_demo_portal
+
+    for h in make_harness(tmp_path, build_demo_portal()):
+        h.adapter.accounts = True
+        h.adapter.ensure_properties()
+        h.pipeline.accounts = AccountStage(h.pipeline)
+        yield h
+
+
+def test_status_counts_the_scored_accounts_their_mqas_and_those_due(
+    demo_accounts: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo portal with accounts on: 12 accounts, 6 of them MQAs (as `leadscore demo`
+    shows); an account in the backlog, or whose score changes by then, is due."""
+    h = demo_accounts
+    assert h.pipeline.sync().status == "ok"
+    st = build_status(h.store, CRM, NOW, load_model())
+    assert (st.accounts, st.mqas, st.accounts_due) == (12, 6, 0)
+    h.store.add_accounts_due(CRM, ["company:9001"], "firmographics")
+    assert build_status(h.store, CRM, NOW).accounts_due == 1
+    # a month on, people leave the 30-day breadth windows: those accounts' scores change
+    changing = h.store.due_account_ids(CRM, NOW + timedelta(days=30))
+    assert "company:9001" in changing and len(changing) > 1
+    later = build_status(h.store, CRM, NOW + timedelta(days=30))
+    assert later.accounts_due == len(changing)
+    monkeypatch.setattr("connector.ops.analysis._now", lambda: NOW)  # the portal's clock
+    res = CliRunner().invoke(cli, ["--state", str(h.store.path), "status"])
+    assert res.exit_code == 0, res.output
+    assert (
+        "accounts: scored 12 · MQA 6 · due for rescore 1 (`leadscore accounts` lists the hottest)"
+    ) in res.output.splitlines()
+    doc = json.loads(
+        CliRunner().invoke(cli, ["--state", str(h.store.path), "status", "--json"]).output
+    )
+    assert (doc["accounts"], doc["mqas"], doc["accounts_due"]) == (12, 6, 1)
+
+
+def test_status_without_accounts_shows_no_accounts_line(demo: Harness, tmp_path: Path) -> None:
+    assert demo.pipeline.sync().status == "ok"
+    res = CliRunner().invoke(cli, ["--state", str(tmp_path / "state.db"), "status"])
+    assert res.exit_code == 0, res.output
+    assert "accounts:" not in res.output

@@ -74,6 +74,12 @@ class Status:
     stored_models: list[tuple[str, str, int]] = field(default_factory=list)  # version, fp, n
     events_spread: float = 0.0  # `StateStore.events_layout`: the sampled share stored apart
     optimize_hint: bool = False  # spread enough, on enough events, for `leadscore optimize`
+    # account-based scoring (issue 21): scored accounts, MQAs among them, and those the next
+    # sync scores again (its backlog: firmographics changed, members moved; or a score
+    # changing by now)
+    accounts: int = 0
+    mqas: int = 0
+    accounts_due: int = 0
 
     @property
     def open_dead_letters(self) -> int:
@@ -144,6 +150,12 @@ def build_status(
     st.due = len(store.due_contact_ids(crm, now))
     st.stored_models = store.stored_models(crm)
     st.scored = sum(n for _, _, n in st.stored_models)
+    st.accounts = store.count_account_scores(crm)
+    if st.accounts:
+        from connector.ops.accounts import count_mqas
+
+        st.mqas = count_mqas(store, crm)
+        st.accounts_due = len(set(store.accounts_due(crm)) | set(store.due_account_ids(crm, now)))
     if model is not None:
         st.model_in_use = describe(model.version, model.fingerprint)
         st.configured_model = f"{model.path}: {st.model_in_use}"

@@ -389,6 +389,12 @@ def print_status(console: Console, st: Status, state_path: str) -> None:
         f"queues: pending writes {st.pending_writes:,} · open dead letters "
         f"{st.open_dead_letters:,}" + (f" ({dl})" if dl else "") + f" · due for rescore {st.due:,}"
     )
+    if st.accounts:
+        console.print(
+            f"accounts: scored {st.accounts:,} · MQA {st.mqas:,} · due for rescore "
+            f"{st.accounts_due:,} (`leadscore accounts` lists the hottest)",
+            highlight=False,
+        )
     if st.optimize_hint:
         console.print(
             f"[yellow]{st.events_spread:.0%} of the events lie apart from their contact's "

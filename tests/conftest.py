@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -104,6 +105,32 @@ def make_harness(
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Harness]:
     yield from make_harness(tmp_path, build_demo_portal())
+
+
+@pytest.fixture
+def demo_accounts(tmp_path: Path) -> Iterator[Harness]:
+    """The demo portal with accounts on (as `leadscore demo` runs it): the company group and
+    properties created, the log cleared."""
+    from connector.account_stage import AccountStage
+
+    for h in make_harness(tmp_path, build_demo_portal()):
+        h.adapter.accounts = True
+        h.adapter.ensure_properties()  # the company group and properties too
+        h.sb.clear_log()
+        h.pipeline.accounts = AccountStage(h.pipeline)
+        yield h
+
+
+@pytest.fixture
+def no_log_handler() -> Iterator[None]:
+    """`run` and `backfill` install a log handler on the stream of the moment (a CliRunner's,
+    capsys'): take it off after the test, or a later test logs into a closed stream."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == "leadscore":
+            root.removeHandler(handler)
+            handler.close()
 
 
 @pytest.fixture

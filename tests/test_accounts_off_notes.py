@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import shutil
 import sqlite3
 import threading
@@ -82,16 +81,6 @@ def held(tmp_path: Path) -> Iterator[tuple[HubSpotSandbox, Path, dict[str, str]]
             "LEADSCORE_STATE_PATH": str(db),
         }
         yield sb, db, env
-
-
-@pytest.fixture
-def no_log_handler() -> Iterator[None]:
-    yield
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == "leadscore":
-            root.removeHandler(handler)
-            handler.close()
 
 
 def _rows(db: Path) -> dict[str, Any]:

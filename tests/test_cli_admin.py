@@ -3,7 +3,6 @@ settings, the default state DB, a fresh DB against a scored portal, no traceback
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,17 +17,7 @@ from connector.sandbox.demo_portal import build_demo_portal
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.settings import CONFIG_DIR, default_state_path, load_settings
 
-
-@pytest.fixture(autouse=True)
-def _no_log_handler() -> Iterator[None]:
-    """`run` and `backfill` install a log handler on the stream of the moment (a CliRunner's,
-    capsys'): take it off after each test, or a later test logs into a closed stream."""
-    yield
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == "leadscore":
-            root.removeHandler(handler)
-            handler.close()
+pytestmark = pytest.mark.usefixtures("no_log_handler")  # conftest
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from connector.model.loader import load_model
 from connector.ops.status import build_status, run_counts, run_duration
 from connector.state.store import StateStore
 
-from .conftest import NOW, Harness, make_harness
+from .conftest import NOW, Harness
 from .test_ops_rescore import DEFAULT_VERSION, changed_model, dump
 
 CRM = "hubspot"
@@ -204,19 +203,6 @@ def test_status_tables_fit_80_columns_in_utc_minutes_and_whole_words(tmp_path: P
         "leadscore_grade value 'E' [not an option] for contact 1234567; see `leadscore "
         "dead-letters`",
     ]
-
-
-@pytest.fixture
-def demo_accounts(tmp_path: Path) -> Iterator[Harness]:
-    """The demo portal, accounts on (as `leadscore demo` runs it)."""
-    from connector.account_stage import AccountStage
-    from connector.sandbox.demo_portal import build_demo_portal
-
-    for h in make_harness(tmp_path, build_demo_portal()):
-        h.adapter.accounts = True
-        h.adapter.ensure_properties()
-        h.pipeline.accounts = AccountStage(h.pipeline)
-        yield h
 
 
 def test_status_counts_the_scored_accounts_their_mqas_and_those_due(

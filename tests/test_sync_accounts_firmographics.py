@@ -9,7 +9,6 @@ US +5)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,27 +16,15 @@ import pytest
 from hubspot import HubSpot
 from hubspot.crm.companies import SimplePublicObjectInput
 
-from connector.account_stage import AccountStage
-from connector.sandbox.demo_portal import build_demo_portal
 from connector.sandbox.hubspot.sandbox import HubSpotSandbox
 from connector.types import MQL
 
-from .conftest import NOW, Harness, make_harness
+from .conftest import NOW, Harness
 from .test_sync_accounts import company_writes, contact_writes
 
 ACME = "9001"
 MEMBERS = {"101", "112", "136", "138", "139", "149"}
 WRITE_PATHS = ("/batch/update", "/batch/upsert", "/batch/create")
-
-
-@pytest.fixture
-def demo_accounts(tmp_path: Path) -> Iterator[Harness]:
-    for h in make_harness(tmp_path, build_demo_portal()):
-        h.adapter.accounts = True
-        h.adapter.ensure_properties()  # the company group and properties too
-        h.sb.clear_log()
-        h.pipeline.accounts = AccountStage(h.pipeline)
-        yield h
 
 
 def sdk(sb: HubSpotSandbox) -> HubSpot:

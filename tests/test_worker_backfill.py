@@ -4,7 +4,6 @@ uninterrupted backfill, writes nothing twice, and never moves the live cursors."
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -187,16 +186,6 @@ def test_an_unfinished_backfill_of_another_window_needs_restart(
         assert fresh.summary.status == "ok" and not fresh.resumed
         with pytest.raises(ConfigError, match="before"):
             run_backfill(h.pipeline, NOW, NOW)
-
-
-@pytest.fixture
-def no_log_handler() -> Iterator[None]:
-    yield
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == "leadscore":
-            root.removeHandler(handler)
-            handler.close()
 
 
 def test_backfill_command_shows_progress_and_resumes(

@@ -4,7 +4,6 @@ page, exits 0, and the next sync finishes the job with nothing written twice."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -139,16 +138,6 @@ def test_sigterm_mid_sync_exits_0_at_a_committed_page_and_the_next_sync_finishes
     assert len(counts) == N_CONTACTS
     assert set(counts.values()) == {1}, [k for k, v in counts.items() if v > 1][:5]
     assert not written_before  # stopped while pulling: nothing had been written yet
-
-
-@pytest.fixture
-def no_log_handler() -> Iterator[None]:
-    yield
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == "leadscore":
-            root.removeHandler(handler)
-            handler.close()
 
 
 def test_run_with_webhooks_needs_the_client_secret(

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import sqlite3
+import subprocess
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -85,9 +91,9 @@ def test_status_on_a_fresh_db_and_a_broken_model_file(
 def _busy_db(path: Path) -> None:
     """A state DB as months of work leave it: a long backfill with big counts, a rescore
     whose writes were refused (its message holds `[...]`), a stopped and a failed sync, a
-    sync under 0.1 s and a webhook pass still running; a contacts pass interrupted on a
-    long paging token, an events cursor stored with a +02:00 offset, a cursor of another
-    shape."""
+    sync under 0.1 s and a webhook pass still running (in another container: pid 4242 on
+    worker-2); a contacts pass interrupted on a long paging token, an events cursor stored
+    with a +02:00 offset, a cursor of another shape."""
     at = datetime(2026, 12, 6, 21, 0, 5, 123456, tzinfo=UTC)
     with StateStore.open(path) as store:
         runs: list[tuple[str, str, dict[str, int], int, str | None, timedelta]] = [
@@ -115,15 +121,23 @@ def _busy_db(path: Path) -> None:
         store.set_cursor(CRM, "legacy", "a cursor value of another shape, from an older leadscore")
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE cursors SET updated_at = ?", ("2026-12-07T12:30:59.987654+00:00",))
+        conn.execute("UPDATE runs SET pid = 4242, host = 'worker-2' WHERE kind = 'webhook'")
 
 
-def test_status_tables_fit_80_columns_in_utc_minutes_and_whole_words(tmp_path: Path) -> None:
+def test_status_tables_fit_80_columns_in_utc_minutes_and_whole_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Times are UTC to the minute (no seconds or microseconds, a cursor's offset converted),
     counts have thousands separators, durations read 2h15m07s or <0.1s, a run with nothing
     counted shows —, nothing is cut inside a word at 80 columns, and each run's message is a
-    line of its own under the table, whole (markup-like text kept)."""
+    line of its own under the table, whole (markup-like text kept); a running run's line
+    names its process."""
     db = tmp_path / "busy.db"
     _busy_db(db)
+    # half an hour after the webhook pass started (its process, of another host, unchecked)
+    monkeypatch.setattr(
+        "connector.ops.analysis._now", lambda: datetime(2026, 12, 7, 12, 30, tzinfo=UTC)
+    )
     res = CliRunner().invoke(cli, ["--state", str(db), "status"], env={"COLUMNS": "80"})
     assert res.exit_code == 0, res.output
     lines = [line.rstrip() for line in res.output.splitlines()]
@@ -163,6 +177,8 @@ def test_status_tables_fit_80_columns_in_utc_minutes_and_whole_words(tmp_path: P
         "│   │          │         │            │          │ 123,456, written   │        │",
         "│   │          │         │            │          │ 98,765             │        │",
         "└───┴──────────┴─────────┴────────────┴──────────┴────────────────────┴────────┘",
+        "run 6 (webhook, running): the process (pid 4242 on worker-2) runs on another",
+        "host (not checked from here)",
         "run 4 (sync, failed): HubSpot unreachable at http://127.0.0.1:9: connection",
         "refused (properties.list)",
         "run 3 (sync, stopped): stopped by SIGTERM",
@@ -180,7 +196,7 @@ def test_status_tables_fit_80_columns_in_utc_minutes_and_whole_words(tmp_path: P
         "scored 54, written 3, dead-lettered 2",
         "pulled 123,456, new events 2,345,678, scored 123,456, written 98,765",
     ]
-    assert lines[-10:-4] == [
+    assert lines[-11:-5] == [
         f"│ {n} │ {kind:<8} │ {status:<7} │ {started} │ {took:>8} │ {c:<68} │ {calls:>9} │"
         for (n, kind, status, started, took, calls), c in zip(
             [
@@ -195,7 +211,9 @@ def test_status_tables_fit_80_columns_in_utc_minutes_and_whole_words(tmp_path: P
             strict=True,
         )
     ]
-    assert lines[-3:] == [
+    assert lines[-4:] == [
+        "run 6 (webhook, running): the process (pid 4242 on worker-2) runs on another host "
+        "(not checked from here)",
         "run 4 (sync, failed): HubSpot unreachable at http://127.0.0.1:9: connection refused "
         "(properties.list)",
         "run 3 (sync, stopped): stopped by SIGTERM",
@@ -238,3 +256,196 @@ def test_status_without_accounts_shows_no_accounts_line(demo: Harness, tmp_path:
     res = CliRunner().invoke(cli, ["--state", str(tmp_path / "state.db"), "status"])
     assert res.exit_code == 0, res.output
     assert "accounts:" not in res.output
+
+
+def test_status_shows_a_run_whose_process_is_gone_as_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On host leadscore-1: a webhook pass whose process is gone (pid 4999999: above any pid
+    Linux gives) is `interrupted`; a sync of another host started 10 minutes ago `running`,
+    a rescore of another host started 3 hours ago `probably interrupted`; a sync from before
+    migration 012 (no process recorded) `running` as before. Each line names the process;
+    `--json` carries the status shown, pid and host."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "leadscore-1")
+    now = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
+    monkeypatch.setattr("connector.ops.analysis._now", lambda: now)
+    db = tmp_path / "state.db"
+    with StateStore.open(db) as store:
+        done = store.start_run(CRM, "backfill", at=now - timedelta(hours=5))
+        store.finish_run(done, "ok", {"pulled": 5}, 3, at=now - timedelta(hours=4))
+        runs = [
+            store.start_run(CRM, kind, at=now - ago)
+            for kind, ago in (
+                ("sync", timedelta(hours=4)),
+                ("rescore", timedelta(hours=3)),
+                ("sync", timedelta(minutes=10)),
+                ("webhook", timedelta(minutes=5)),
+            )
+        ]
+    with sqlite3.connect(db) as conn:
+        for (pid, host, start), run in zip(
+            [(None, None, None), (4242, "worker-2", 7), (4243, "worker-2", 8),
+             (4999999, "leadscore-1", 9)],
+            runs,
+            strict=True,
+        ):  # fmt: skip
+            conn.execute(
+                "UPDATE runs SET pid = ?, host = ?, process_start = ? WHERE id = ?",
+                (pid, host, start, run),
+            )
+        conn.execute("UPDATE runs SET pid = 4241, process_start = 6 WHERE id = ?", (done,))
+    conn.close()
+    res = CliRunner().invoke(cli, ["--state", str(db), "status"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    lines = [line.rstrip() for line in res.output.splitlines()]
+    assert lines[lines.index("Last 5 run(s)") :] == [
+        "Last 5 run(s)",
+        "┏━━━┳━━━━━━━━━━┳━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━┓",
+        "┃   ┃          ┃             ┃                  ┃          ┃          ┃    API ┃",
+        "┃ # ┃ kind     ┃ status      ┃ started (UTC)    ┃ duration ┃ counts   ┃  calls ┃",
+        "┡━━━╇━━━━━━━━━━╇━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━┩",
+        "│ 5 │ webhook  │ interrupted │ 2026-12-07 14:55 │        — │ —        │      0 │",
+        "│ 4 │ sync     │ running     │ 2026-12-07 14:50 │  running │ —        │      0 │",
+        "│ 3 │ rescore  │ probably    │ 2026-12-07 12:00 │        — │ —        │      0 │",
+        "│   │          │ interrupted │                  │          │          │        │",
+        "│ 2 │ sync     │ running     │ 2026-12-07 11:00 │  running │ —        │      0 │",
+        "│ 1 │ backfill │ ok          │ 2026-12-07 10:00 │ 1h00m00s │ pulled 5 │      3 │",
+        "└───┴──────────┴─────────────┴──────────────────┴──────────┴──────────┴────────┘",
+        "run 5 (webhook, interrupted): the process (pid 4999999 on leadscore-1) ended",
+        "without finishing it",
+        "run 4 (sync, running): the process (pid 4243 on worker-2) runs on another host",
+        "(not checked from here)",
+        "run 3 (rescore, probably interrupted): the process (pid 4242 on worker-2) runs",
+        "on another host (not checked from here) and has not finished it in 2 hours",
+    ]
+    res = CliRunner().invoke(cli, ["--state", str(db), "status", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["runs"] == [
+        {
+            "id": run,
+            "crm": CRM,
+            "kind": kind,
+            "started_at": (now - ago).isoformat(),
+            "finished_at": None,
+            "duration": None,
+            "status": status,
+            "counts": {},
+            "api_calls": 0,
+            "errors": 0,
+            "message": message,
+            "pid": pid,
+            "host": host,
+            "process_start": start,
+        }
+        for run, kind, ago, status, message, pid, host, start in [
+            (runs[3], "webhook", timedelta(minutes=5), "interrupted",
+             "the process (pid 4999999 on leadscore-1) ended without finishing it",
+             4999999, "leadscore-1", 9),
+            (runs[2], "sync", timedelta(minutes=10), "running",
+             "the process (pid 4243 on worker-2) runs on another host (not checked from here)",
+             4243, "worker-2", 8),
+            (runs[1], "rescore", timedelta(hours=3), "probably interrupted",
+             "the process (pid 4242 on worker-2) runs on another host (not checked from here) "
+             "and has not finished it in 2 hours", 4242, "worker-2", 7),
+            (runs[0], "sync", timedelta(hours=4), "running", None, None, None, None),
+        ]
+    ] + [
+        {
+            "id": done,
+            "crm": CRM,
+            "kind": "backfill",
+            "started_at": (now - timedelta(hours=5)).isoformat(),
+            "finished_at": (now - timedelta(hours=4)).isoformat(),
+            "duration": 3600.0,
+            "status": "ok",
+            "counts": {"pulled": 5},
+            "api_calls": 3,
+            "errors": 0,
+            "message": None,
+            "pid": 4241,
+            "host": "leadscore-1",
+            "process_start": 6,
+        }
+    ]  # fmt: skip
+    with sqlite3.connect(db) as conn:  # status only reads: the DB still says running
+        assert conn.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone() == (4,)
+    conn.close()
+
+
+def _status(db: Path) -> tuple[list[str], dict[str, Any]]:
+    """`leadscore status`'s lines at 200 columns, and the first run of `status --json`."""
+    env = {"COLUMNS": "200"}
+    text = CliRunner().invoke(cli, ["--state", str(db), "status"], env=env)
+    assert text.exit_code == 0, text.output
+    doc = CliRunner().invoke(cli, ["--state", str(db), "status", "--json"])
+    assert doc.exit_code == 0, doc.output
+    run: dict[str, Any] = json.loads(doc.output)["runs"][0]
+    return [line.rstrip() for line in text.output.splitlines()], run
+
+
+def test_a_leadscore_sync_killed_mid_run_shows_running_then_interrupted(tmp_path: Path) -> None:
+    """A real `leadscore sync` process, held at its first contacts search (its run row
+    written): `status` shows its run `running`, naming its pid on this host; SIGKILLed, the
+    same run `interrupted` (the DB still says running: status only reads). The next run
+    started here records it `interrupted`, finished_at left NULL."""
+    from .reliability_matrix import LEADSCORE, child_env, sandbox
+
+    db, host = tmp_path / "state.db", socket.gethostname()
+    with sandbox(now=None) as sb:
+        real, reached, release = sb.app.route, threading.Event(), threading.Event()
+
+        def held(req: Any) -> Any:
+            if req.path.rstrip("/").endswith("/search"):
+                reached.set()
+                release.wait(60)
+            return real(req)
+
+        sb.app.route = held  # type: ignore[method-assign]
+        proc = subprocess.Popen(
+            [*LEADSCORE, "sync"], env=child_env(sb, db), cwd=tmp_path,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            assert reached.wait(60), "the child never searched"
+            lines, run = _status(db)
+            os.kill(proc.pid, signal.SIGKILL)
+            assert proc.wait(30) == -signal.SIGKILL
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        who = f"the process (pid {proc.pid} on {host})"
+        assert (run["id"], run["kind"], run["status"], run["pid"], run["host"]) == (
+            1, "sync", "running", proc.pid, host,
+        )  # fmt: skip
+        assert (run["finished_at"], run["message"]) == (None, f"{who} is at work")
+        assert lines[-1] == f"run 1 (sync, running): {who} is at work"
+        started = run["started_at"][:16].replace("T", " ")
+        assert [line for line in lines if line.startswith("│ 1 ")] == [
+            f"│ 1 │ sync │ running │ {started} │  running │ —      │         0 │"
+        ]
+
+        lines, run = _status(db)
+        assert (run["id"], run["status"], run["pid"], run["host"], run["finished_at"]) == (
+            1, "interrupted", proc.pid, host, None,
+        )  # fmt: skip
+        assert run["message"] == f"{who} ended without finishing it"
+        assert lines[-1] == f"run 1 (sync, interrupted): {who} ended without finishing it"
+        assert [line for line in lines if line.startswith("│ 1 ")] == [
+            f"│ 1 │ sync │ interrupted │ {started} │        — │ —      │         0 │"
+        ]
+        with StateStore.open(db) as store:
+            assert store.db.execute("SELECT status FROM runs WHERE id = 1").fetchone() == (
+                "running",
+            )
+            later = store.start_run(CRM, "sync")
+            assert store.db.execute(
+                "SELECT status, finished_at, message, pid, host FROM runs WHERE id = 1"
+            ).fetchone() == (
+                "interrupted",
+                None,
+                f"{who} ended without finishing it (found when run {later} started)",
+                proc.pid,
+                host,
+            )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import sqlite3
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -22,9 +25,11 @@ from connector.state import (
     RUN_FAILED,
     RUN_OK,
     SCHEMA_VERSION,
+    RunRecord,
     StateStore,
     migrations,
 )
+from connector.state import runs as runs_mod
 from connector.state.base import configure_connection
 from connector.state.codec import (
     decode_dt,
@@ -35,6 +40,8 @@ from connector.state.codec import (
     reason_dict,
     reasons_json,
 )
+from connector.state.leases import process_start
+from connector.state.runs import UNCHECKED_RUN, seen_run
 from connector.types import Company, Contact, Event, LifecycleDecision, Reason, ScoreResult
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -120,6 +127,7 @@ def test_migrations_run_once_and_are_recorded(db_path: Path) -> None:
             (9, "score_priority"),
             (10, "named_scores"),
             (11, "account_model_index"),
+            (12, "run_process"),
         ]
         assert first[-1][0] == SCHEMA_VERSION
         s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
@@ -181,6 +189,7 @@ def test_a_new_migration_runs_once_and_a_failing_one_leaves_nothing(
                 (9, "score_priority"),
                 (10, "named_scores"),
                 (11, "account_model_index"),
+                (12, "run_process"),
                 (nxt, "job_note"),
             ]
             assert "note" in s.db.table("jobs").columns_dict
@@ -736,6 +745,131 @@ def test_runs(store: StateStore) -> None:
     assert store.last_successful_run("marketo", "sync") is None
     with pytest.raises(ValueError, match="no run"):
         store.finish_run(999, RUN_OK, {}, 0, 0, None)
+    # each run names its process: pid, host and start (Linux: ticks after boot)
+    me = (os.getpid(), socket.gethostname(), process_start(os.getpid()))
+    assert [(r.pid, r.host, r.process_start) for r in runs] == [me, me]
+    assert isinstance(me[2], int) or not Path("/proc").is_dir()
+
+
+def dead_pid() -> int:
+    """The pid of a process of this host that has ended (reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _shown(run: RunRecord, now: datetime) -> tuple[str, str | None]:
+    seen = seen_run(run, now)
+    return seen.status, seen.message
+
+
+def test_a_running_run_is_shown_by_whether_its_process_is_there() -> None:
+    """Here: its pid alive with the start recorded → running; gone, or taken since by a
+    process that started at another time → interrupted. Of another host (the pid says
+    nothing): running, then probably interrupted after `UNCHECKED_RUN`. A run from before
+    migration 012 (no process) or a finished one: as stored. A process killed but not yet
+    reaped (a zombie) is gone."""
+    here, me, dead = socket.gethostname(), os.getpid(), dead_pid()
+    start = process_start(me)
+    assert timedelta(hours=2) == UNCHECKED_RUN
+
+    def run(
+        pid: int | None, host: str | None, begun: timedelta, process_start: int | None = None
+    ) -> RunRecord:
+        return RunRecord(
+            1, CRM, "sync", NOW - begun, None, "running", pid=pid, host=host,
+            process_start=process_start,
+        )  # fmt: skip
+
+    cases = [
+        (run(me, here, timedelta(days=3), process_start=start), "running", "is at work"),
+        (run(me, here, timedelta(0)), "running", "is at work"),  # no start recorded: pid only
+        (run(dead, here, timedelta(0)), "interrupted", "ended without finishing it"),
+        # the pid taken since by a process that started at another time
+        (run(me, here, timedelta(0), process_start=-1), "interrupted",
+         "ended without finishing it"),
+        (run(me, "elsewhere", timedelta(hours=1, minutes=59)), "running",
+         "runs on another host (not checked from here)"),
+        (run(me, "elsewhere", timedelta(hours=2)), "probably interrupted",
+         "runs on another host (not checked from here) and has not finished it in 2 hours"),
+    ]  # fmt: skip
+    for r, status, says in cases:
+        assert _shown(r, NOW) == (status, f"the process (pid {r.pid} on {r.host}) {says}"), r
+    zombie = subprocess.Popen(["sleep", "60"])  # killed, not yet reaped by its parent (us)
+    try:
+        zombie_start = process_start(zombie.pid)
+        os.kill(zombie.pid, signal.SIGKILL)
+        os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)
+        os.kill(zombie.pid, 0)  # its pid still answers
+        assert _shown(run(zombie.pid, here, timedelta(0), zombie_start), NOW) == (
+            "interrupted",
+            f"the process (pid {zombie.pid} on {here}) ended without finishing it",
+        )
+    finally:
+        zombie.wait()
+    old = run(None, None, timedelta(days=30))
+    assert seen_run(old, NOW) is old  # from before migration 012: running, as today
+    done = RunRecord(1, CRM, "sync", NOW, NOW, "ok", pid=dead, host=here)
+    assert seen_run(done, NOW) is done
+
+
+def test_starting_a_run_records_the_runs_of_its_host_left_by_a_gone_process(
+    store: StateStore,
+) -> None:
+    """In start_run's transaction, one UPDATE: the `running` runs of this host whose process
+    is gone become `interrupted` (any CRM; finished_at stays NULL, the message names the
+    process and the run that found it). A live process's, another host's, one from before
+    migration 012 and a finished one are left as they are."""
+    here, dead = socket.gethostname(), dead_pid()
+    ids = [store.start_run(crm, "sync", at=NOW) for crm in (CRM, CRM, "marketo", CRM, CRM, CRM)]
+    live, gone, gone_marketo, other_host, old, finished = ids
+    store.finish_run(finished, RUN_OK, at=NOW)
+    store.db.execute(
+        "UPDATE runs SET pid = ? WHERE id IN (?, ?, ?)", (dead, gone, gone_marketo, finished)
+    )
+    store.db.execute("UPDATE runs SET host = 'elsewhere', pid = ? WHERE id = ?", (dead, other_host))
+    store.db.execute(
+        "UPDATE runs SET host = NULL, pid = NULL, process_start = NULL WHERE id = ?", (old,)
+    )
+    before = store.db.execute(
+        "SELECT * FROM runs WHERE id IN (?, ?, ?, ?)", (live, other_host, old, finished)
+    ).fetchall()
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        new = store.start_run(CRM, "rescore", at=NOW + timedelta(hours=1))
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert [s.split()[0] for s in statements] == ["BEGIN", "INSERT", "SELECT", "UPDATE", "COMMIT"]
+    ended = (
+        f"the process (pid {dead} on {here}) ended without finishing it "
+        f"(found when run {new} started)"
+    )
+    assert store.db.execute(
+        "SELECT id, crm, status, finished_at, message FROM runs WHERE id IN (?, ?)",
+        (gone, gone_marketo),
+    ).fetchall() == [
+        (gone, CRM, "interrupted", None, ended),
+        (gone_marketo, "marketo", "interrupted", None, ended),
+    ]
+    assert (
+        store.db.execute(
+            "SELECT * FROM runs WHERE id IN (?, ?, ?, ?)", (live, other_host, old, finished)
+        ).fetchall()
+        == before
+    )
+    interrupted = store.get_run(gone)
+    assert interrupted is not None and seen_run(interrupted, NOW) is interrupted
+    statements.clear()
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        store.start_run(CRM, "sync", at=NOW + timedelta(hours=2))  # nothing left to mark
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert [s.split()[0] for s in statements] == ["BEGIN", "INSERT", "SELECT", "COMMIT"]
+    assert "runs_running" in " ".join(
+        str(r) for r in store.db.execute(f"EXPLAIN QUERY PLAN {runs_mod._RUNNING_ON_HOST}", (here,))
+    )
 
 
 def test_dead_letter_repeat_bumps_attempts(store: StateStore) -> None:
@@ -991,6 +1125,41 @@ def test_a_db_from_before_the_history_triggers_gets_them_and_keeps_its_history(
         new.save_scores(CRM, [score_result("1", 10.0, scored_at=NOW + timedelta(hours=1))])
         new.save_scores(CRM, [score_result("1", 20.0, scored_at=NOW + timedelta(hours=2))])
         assert [h["score"] for h in new.score_history(CRM, "1")] == [10.0, 10.0, 20.0]
+
+
+def test_a_db_from_before_run_processes_keeps_its_runs(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 012 on a DB of schema 11: every run kept as it was, with no process (pid,
+    host, start NULL); its `running` run is shown as running, as before, and is not marked
+    interrupted by a new run (nothing says its process is gone)."""
+    real = migrations.MIGRATIONS
+    assert migrations._version(real[-1]) == (12, "run_process")
+    monkeypatch.setattr(migrations, "MIGRATIONS", real[:11])
+    with StateStore.open(db_path) as old:  # schema 11
+        assert "pid" not in old.db.table("runs").columns_dict
+        old.db.execute(
+            "INSERT INTO runs (crm, kind, started_at, finished_at, status, counts, api_calls, "
+            "errors, message) VALUES (?, 'sync', ?, ?, 'ok', '{\"pulled\": 3}', 4, 0, NULL), "
+            "(?, 'backfill', ?, NULL, 'running', NULL, 0, 0, NULL)",
+            (CRM, encode_dt(NOW), encode_dt(NOW + timedelta(seconds=5)), CRM,
+             encode_dt(NOW + timedelta(hours=1))),
+        )  # fmt: skip
+        rows = old.db.execute("SELECT * FROM runs ORDER BY id").fetchall()
+    monkeypatch.setattr(migrations, "MIGRATIONS", real)
+    with StateStore.open(db_path) as new:
+        assert [v for v, _, _ in new.applied_migrations()][-1] == 12
+        assert new.db.execute("SELECT * FROM runs ORDER BY id").fetchall() == [
+            (*row, None, None, None) for row in rows
+        ]
+        later = new.start_run(CRM, "sync", at=NOW + timedelta(days=1))
+        assert [(r.id, r.status, r.pid) for r in new.last_runs(CRM)] == [
+            (later, "running", os.getpid()),
+            (2, "running", None),
+            (1, "ok", None),
+        ]
+        stale = new.get_run(2)
+        assert stale is not None and seen_run(stale, NOW + timedelta(days=9)) is stale
 
 
 def drop_due_index_as(db_path: Path, host: str, pid: int, age: timedelta) -> None:

@@ -13,6 +13,7 @@ from connector.active_model import describe, describe_active, rebuild, version_n
 from connector.errors import ConfigError
 from connector.model.loader import LoadedModel
 from connector.scoring.accounts import shown_text
+from connector.state.runs import RUN_RUNNING, seen_run
 from connector.state.store import RunRecord, StateStore
 
 # run counts worth a column, in order (the rest stay in the DB), named as a sync's summary
@@ -58,6 +59,8 @@ class CursorInfo:
 class Status:
     crm: str
     now: datetime
+    # as shown (`seen_run`): a `running` run whose process is gone is `interrupted`, with a
+    # message naming the process
     runs: list[RunRecord] = field(default_factory=list)
     cursors: list[CursorInfo] = field(default_factory=list)
     contacts: int = 0
@@ -130,7 +133,7 @@ def build_status(
     (`explicit`: named by LEADSCORE_MODEL_PATH); the model in use is the state DB's model in
     force when there is one (connector.active_model), else the configured one."""
     st = Status(crm, now)
-    st.runs = store.last_runs(crm, runs)
+    st.runs = [seen_run(r, now) for r in store.last_runs(crm, runs)]
     db = store.db
     st.cursors = [
         _cursor(stream, value, updated)
@@ -186,7 +189,7 @@ def run_duration(run: RunRecord) -> str:
     """`<0.1s`, `3.3s`, `1m15s`, `2h15m07s`."""
     d = run.duration
     if d is None:
-        return "running" if run.status == "running" else "—"
+        return "running" if run.status == RUN_RUNNING else "—"
     s = d.total_seconds()
     if s < 0.05:
         return "<0.1s"

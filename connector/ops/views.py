@@ -421,7 +421,12 @@ def print_status(console: Console, st: Status, state_path: str) -> None:
     ):
         runs.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in st.runs:
-        color = {"ok": "green", "partial": "yellow", "running": "cyan"}.get(r.status, "red")
+        color = {
+            "ok": "green",
+            "partial": "yellow",
+            "running": "cyan",
+            "probably interrupted": "yellow",
+        }.get(r.status, "red")
         runs.add_row(
             str(r.id),
             r.kind,

@@ -3,6 +3,7 @@
 from connector.state.migrations import SCHEMA_VERSION
 from connector.state.store import (
     RUN_FAILED,
+    RUN_INTERRUPTED,
     RUN_OK,
     RUN_PARTIAL,
     RUN_RUNNING,
@@ -17,6 +18,7 @@ from connector.state.store import (
 
 __all__ = [
     "RUN_FAILED",
+    "RUN_INTERRUPTED",
     "RUN_OK",
     "RUN_PARTIAL",
     "RUN_RUNNING",

@@ -30,7 +30,7 @@ from pathlib import Path
 from connector.errors import ConnectorError, StateError
 from connector.state.base import CONTACTS_VIEW, UPSERT_JOB, StoreBase, _db_errors, _now
 from connector.state.codec import decode_dt, decode_mapping, encode_dt, encode_json
-from connector.state.leases import _process_alive
+from connector.state.leases import process_alive
 
 LAYOUT_SAMPLE = 200  # contacts sampled by `events_layout`: a few ms, even at 20M events
 LAYOUT_ROWS = 1000  # events read of each sampled contact, at most
@@ -246,7 +246,7 @@ class EventsLayoutMixin(StoreBase):
                 return None
             owner = decode_mapping(row[0])
             pid, host = owner.get("pid"), owner.get("host")
-            if host == socket.gethostname() and not _process_alive(pid):
+            if process_alive(host, pid) is False:
                 return None
             since = decode_dt(row[1]).strftime("%Y-%m-%d %H:%M:%S UTC")
             return (

@@ -39,6 +39,51 @@ def _process_alive(pid: object) -> bool:
     return True
 
 
+def _stat(pid: int) -> tuple[str, int] | None:
+    """Process `pid`'s state letter and start (Linux: fields 3 and 22 of /proc/PID/stat);
+    None where the system does not tell (no /proc, the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        # field 2, the command name, may hold spaces and parentheses: count after its ")"
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        return fields[0].decode("ascii"), int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_start(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks after the host's boot (Linux); None where
+    the system does not tell. A later process given the same pid (a restarted container's
+    pid 1) has another."""
+    stat = _stat(pid)
+    return None if stat is None else stat[1]
+
+
+def this_process() -> tuple[int, str, int | None]:
+    """This process as a run records it: pid, host name, `process_start`."""
+    pid = os.getpid()
+    return pid, socket.gethostname(), process_start(pid)
+
+
+def process_alive(host: object, pid: object, start: object = None) -> bool | None:
+    """Whether the process `pid` of `host` is still there: True or False for one of this
+    host; None for one of another host or container, where its pid says nothing (its
+    caller decides by age, as the leases do). A process killed but not yet reaped by its
+    parent (a zombie) is gone. With the `start` recorded with it (see `process_start`), a
+    live process of that pid that started at another time is another process: the recorded
+    one is gone. Where the system does not tell the state or start, the pid alone decides."""
+    if host != socket.gethostname():
+        return None
+    if not _process_alive(pid) or not isinstance(pid, int):
+        return False
+    stat = _stat(pid)
+    if stat is None:
+        return True
+    state, started = stat
+    return state not in ("Z", "X") and (not isinstance(start, int) or started == start)
+
+
 class LeasesMixin(StoreBase):
     """The due-time index and the lease of the rescore that dropped it."""
 
@@ -58,10 +103,7 @@ class LeasesMixin(StoreBase):
         if row is not None:
             owner = decode_mapping(row[0])
             young = _now() - decode_dt(row[1]) < BULK_LEASE
-            if owner.get("host") == socket.gethostname():
-                if young and _process_alive(owner.get("pid")):
-                    return
-            elif young:
+            if young and process_alive(owner.get("host"), owner.get("pid")) is not False:
                 return
         self._build_due_index()
 

@@ -389,6 +389,20 @@ def m011_account_model_index(db: Database) -> None:
     )
 
 
+def m012_run_process(db: Database) -> None:
+    """Who runs each run: its process's pid, host name and start (in clock ticks after boot,
+    where the system tells it; a later process given the same pid, as a restarted container's
+    pid 1, has another). `leadscore status` shows a `running` run whose process is gone as
+    `interrupted`, and a process starting a run records that of the runs of its own host
+    (`connector.state.runs`). Runs from before have none of the three: shown as they are.
+    The partial index finds a host's unfinished runs (a few rows) without reading the
+    table."""
+    db.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+    db.execute("ALTER TABLE runs ADD COLUMN host TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN process_start INTEGER")
+    db.execute("CREATE INDEX IF NOT EXISTS runs_running ON runs (host) WHERE status = 'running'")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_write_backlog,
@@ -401,6 +415,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m009_score_priority,
     m010_named_scores,
     m011_account_model_index,
+    m012_run_process,
 )
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,13 +20,22 @@ from connector.state.codec import (
     redact,
     redact_text,
 )
-from connector.state.leases import BULK_LEASE, _process_alive
+from connector.state.leases import BULK_LEASE, process_alive, this_process
 
 RUN_RUNNING = "running"
 RUN_OK = "ok"
 RUN_PARTIAL = "partial"
 RUN_FAILED = "failed"
 RUN_STOPPED = "stopped"
+# a run whose process ended without finishing it (killed: SIGKILL, out of memory, its
+# container stopped): `status` shows it so, and `start_run` records it so for the runs of its
+# own host (finished_at stays NULL: when the process died is not known)
+RUN_INTERRUPTED = "interrupted"
+# shown only, never stored: a run of another host or container (its pid cannot be checked
+# from here) unfinished after `UNCHECKED_RUN`
+RUN_PROBABLY_INTERRUPTED = "probably interrupted"
+# as long as a rescore of another host is left its due-index lease
+UNCHECKED_RUN = BULK_LEASE
 # the `jobs` row of a `leadscore run` worker using this DB (renewed after each of its runs)
 RUN_WORKER_JOB = "run-worker"
 
@@ -43,6 +52,11 @@ class RunRecord:
     api_calls: int = 0
     errors: int = 0
     message: str | None = None
+    # the process that runs it (NULL in runs from before migration 012): its pid, its host
+    # name and its `process_start` (None where the system does not tell)
+    pid: int | None = None
+    host: str | None = None
+    process_start: int | None = None
 
     @property
     def duration(self) -> timedelta | None:
@@ -50,17 +64,31 @@ class RunRecord:
 
 
 _SELECT_RUN = """
-SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message
+SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message,
+    pid, host, process_start
 FROM runs WHERE id = ?
 """
 _LAST_RUNS = """
-SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message
+SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message,
+    pid, host, process_start
 FROM runs WHERE crm = ? ORDER BY id DESC LIMIT ?
 """
 _LAST_RUN_WITH_STATUS = """
-SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message
+SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message,
+    pid, host, process_start
 FROM runs WHERE crm = ? AND kind = ? AND status = ? ORDER BY id DESC LIMIT 1
 """
+# the unfinished runs of a host (the status a literal, RUN_RUNNING: so SQLite uses the partial
+# index `runs_running` of migration 012)
+_RUNNING_ON_HOST = (
+    "SELECT id, pid, process_start FROM runs WHERE status = 'running' AND host = ? "
+    "AND pid IS NOT NULL"
+)
+# those found gone: the message as `seen_run` says it, and the run that found them
+_MARK_INTERRUPTED = (
+    "UPDATE runs SET status = ?, message = 'the process (pid ' || pid || ' on ' || host || "
+    "') ' || ? WHERE id IN (SELECT value FROM json_each(?))"
+)
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
@@ -75,7 +103,44 @@ def _run(row: Sequence[Any]) -> RunRecord:
         api_calls=row[7] or 0,
         errors=row[8] or 0,
         message=row[9],
+        pid=row[10],
+        host=row[11],
+        process_start=row[12],
     )
+
+
+_ENDED = "ended without finishing it"
+
+
+def _process(pid: object, host: object) -> str:
+    return f"the process (pid {pid} on {host})"
+
+
+def seen_run(run: RunRecord, now: datetime) -> RunRecord:
+    """`run` as `leadscore status` shows it. A `running` run that names its process:
+    `interrupted` when that process, of this host, is gone; of another host or container
+    (where its pid says nothing), still `running` unless it started `UNCHECKED_RUN` ago or
+    more: `probably interrupted`. Its message says which process and why. Any other run (a
+    finished one, a run from before migration 012, which names no process) as it is: a run
+    of a kind is not taken for dead because a later one of that kind finished, as two may
+    overlap (a `leadscore sync` beside the worker's, a webhook pass inside another pass)."""
+    if run.status != RUN_RUNNING or run.pid is None or run.host is None:
+        return run
+    who = _process(run.pid, run.host)
+    alive = process_alive(run.host, run.pid, run.process_start)
+    if alive is False:
+        return replace(run, status=RUN_INTERRUPTED, message=f"{who} {_ENDED}")
+    if alive:
+        return replace(run, message=f"{who} is at work")
+    elsewhere = f"{who} runs on another host (not checked from here)"
+    if now - run.started_at >= UNCHECKED_RUN:
+        hours = UNCHECKED_RUN.total_seconds() / 3600
+        return replace(
+            run,
+            status=RUN_PROBABLY_INTERRUPTED,
+            message=f"{elsewhere} and has not finished it in {hours:g} hours",
+        )
+    return replace(run, message=elsewhere)
 
 
 class RunsMixin(StoreBase):
@@ -104,13 +169,33 @@ class RunsMixin(StoreBase):
 
     @_db_errors
     def start_run(self, crm: str, kind: str, *, at: datetime | None = None) -> int:
+        """Record a run of this process (its pid, host name and start: see `seen_run`). In the
+        same transaction, the runs of this host left `running` by a process that is gone
+        (killed) become `interrupted`, whatever their CRM, with a message naming the process
+        and this run; their finished_at stays NULL (when the process died is not known)."""
+        pid, host, start = this_process()
         with self.transaction():
             cursor = self._conn.execute(
-                "INSERT INTO runs (crm, kind, started_at, status, api_calls, errors) "
-                "VALUES (?, ?, ?, ?, 0, 0)",
-                (crm, kind, encode_dt(at or _now()), RUN_RUNNING),
+                "INSERT INTO runs (crm, kind, started_at, status, api_calls, errors, pid, host, "
+                "process_start) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)",
+                (crm, kind, encode_dt(at or _now()), RUN_RUNNING, pid, host, start),
             )
-        return int(cursor.lastrowid or 0)
+            run_id = int(cursor.lastrowid or 0)
+            gone = [
+                other
+                for other, other_pid, other_start in self._conn.execute(_RUNNING_ON_HOST, (host,))
+                if other != run_id and process_alive(host, other_pid, other_start) is False
+            ]
+            if gone:
+                self._conn.execute(
+                    _MARK_INTERRUPTED,
+                    (
+                        RUN_INTERRUPTED,
+                        f"{_ENDED} (found when run {run_id} started)",
+                        encode_json(gone),
+                    ),
+                )
+        return run_id
 
     @_db_errors
     def finish_run(
@@ -233,9 +318,8 @@ class RunsMixin(StoreBase):
             return None
         holder = decode_mapping(row[0])
         renewed = decode_dt(row[1])
-        if holder.get("host") == socket.gethostname():
-            alive = _process_alive(holder.get("pid"))
-        else:
+        alive = process_alive(holder.get("host"), holder.get("pid"))
+        if alive is None:
             term = holder.get("lease_s")
             seconds = float(term) if isinstance(term, int | float) else BULK_LEASE.total_seconds()
             alive = _now() - renewed < timedelta(seconds=seconds)

@@ -48,6 +48,7 @@ from connector.state.models import ActiveModel, ModelsMixin
 from connector.state.named import NamedScoresMixin
 from connector.state.runs import (
     RUN_FAILED,
+    RUN_INTERRUPTED,
     RUN_OK,
     RUN_PARTIAL,
     RUN_RUNNING,
@@ -66,6 +67,7 @@ __all__ = [  # the names imported from here before the split (tests: the two liv
     "DUE_INDEX",
     "LAST_ID",
     "RUN_FAILED",
+    "RUN_INTERRUPTED",
     "RUN_OK",
     "RUN_PARTIAL",
     "RUN_RUNNING",

@@ -3,6 +3,7 @@ run's `PlannedWrite`s)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -43,7 +44,7 @@ class SyncSummary:
     run_id: int | None = None
     status: str = "ok"
     message: str = ""
-    pulled: int = 0
+    pulled: int = 0  # distinct contacts pulled (see `note_pulled`)
     new_events: int = 0
     unmatched_events: int = 0
     merged: int = 0
@@ -65,6 +66,16 @@ class SyncSummary:
     changes: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     planned: list[PlannedWrite] = field(default_factory=list)  # a dry run's first writes
     notes: list[str] = field(default_factory=list)  # one line each, for the person running it
+    # the ids behind `pulled`: a contact read twice in one pass counts once
+    _pulled_ids: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def note_pulled(self, ids: Iterable[str]) -> None:
+        """Count these contacts as pulled, each once per pass: Marketo hands a lead out again
+        on every lead-change page it changed in (and an activity page may bring a lead a
+        lead-change page already did), HubSpot's lookback re-reads a contact modified while
+        its pages were read."""
+        self._pulled_ids.update(ids)
+        self.pulled = len(self._pulled_ids)
 
     def counts(self) -> dict[str, Any]:
         return {

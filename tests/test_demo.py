@@ -23,7 +23,11 @@ def test_demo_syncs_the_portal_and_the_second_sync_writes_nothing(tmp_path: Path
         console.file.close()
     assert result.first.status == "ok" and result.second.status == "ok"
     # 54 contacts and the 12 companies that have members (accounts are on in the demo)
-    assert result.first.scored == 54 and result.first.written == 54 + 12
+    assert (result.first.scored, result.first.written, result.first.companies_written) == (
+        54,
+        54,
+        12,
+    )
     assert result.first.api_calls_by_kind["companies.batch_update"] == 1
     assert result.second.written == 0
     assert result.second.api_calls_by_kind.get("contacts.batch_update", 0) == 0

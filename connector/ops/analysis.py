@@ -199,7 +199,7 @@ def rescore_cmd(
         sys.exit(applied.exit_code or 1)
     click.echo(applied.rescore.line())
     differs = ""
-    contacts = applied.written - applied.companies_written
+    contacts = applied.written
     if contacts != preview.to_write or applied.companies_written != companies:
         differs = (
             f"; the sync first pulled {applied.sync.pulled} changed contact(s) from the CRM, "

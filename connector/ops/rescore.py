@@ -829,11 +829,12 @@ class Applied:
 
     @property
     def written(self) -> int:
+        """Contacts written by both runs."""
         return self.sync.written + (self.rescore.written if self.rescore is not None else 0)
 
     @property
     def companies_written(self) -> int:
-        """Of `written`, the company records (account scoring)."""
+        """Company records written by both runs (account scoring)."""
         later = self.rescore.companies_written if self.rescore is not None else 0
         return self.sync.companies_written + later
 

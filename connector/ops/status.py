@@ -12,6 +12,7 @@ from typing import Any
 from connector.active_model import describe, describe_active, rebuild, version_not_bumped
 from connector.errors import ConfigError
 from connector.model.loader import LoadedModel
+from connector.pipeline.summary import companies_part
 from connector.state.store import RunRecord, StateStore
 
 # run counts worth a column, in order (the rest stay in the DB)
@@ -169,5 +170,14 @@ def run_duration(run: RunRecord) -> str:
 
 
 def run_counts(run: RunRecord) -> str:
+    """A run's counts as the summary line words them (those that are not 0): `written 12
+    (+3 companies)` when company records were written beside the contacts."""
     c = run.counts
-    return ", ".join(f"{label} {c[k]}" for k, label in RUN_COUNTS if c.get(k))
+    companies = int(c.get("companies_written") or 0)
+    parts = []
+    for k, label in RUN_COUNTS:
+        if k == "written" and (c.get(k) or companies):
+            parts.append(f"{label} {c.get(k) or 0}{companies_part(companies)}")
+        elif c.get(k):
+            parts.append(f"{label} {c[k]}")
+    return ", ".join(parts)

@@ -50,9 +50,10 @@ class SyncSummary:
     merged: int = 0
     bad_records: int = 0
     scored: int = 0
-    to_write: int = 0
-    written: int = 0  # contacts and company records
-    companies_written: int = 0  # of which company records (account scoring)
+    to_write: int = 0  # contacts planned for a write
+    companies_to_write: int = 0  # company records planned for a write (account scoring)
+    written: int = 0  # contacts written
+    companies_written: int = 0  # company records written (account scoring), apart
     repaired: int = 0  # contacts whose CRM values had drifted from our last write, rewritten
     unchanged: int = 0
     write_retries: int = 0
@@ -86,7 +87,9 @@ class SyncSummary:
             "bad_records": self.bad_records,
             "scored": self.scored,
             "to_write": self.to_write,
+            "companies_to_write": self.companies_to_write,
             "written": self.written,
+            "companies_written": self.companies_written,
             "repaired": self.repaired,
             "unchanged": self.unchanged,
             "write_retries": self.write_retries,
@@ -103,16 +106,27 @@ class SyncSummary:
         return self.dead_lettered + self.bad_records
 
     def line(self) -> str:
-        """The one-line summary a run logs and prints. `dead-lettered` counts both kinds;
-        the bad input records among them are named: `dead-lettered 3 (2 bad input)`."""
+        """The one-line summary a run logs and prints. `written` counts contacts; the
+        company records written beside them (account scoring) follow it: `written 12
+        (+3 companies)`. `dead-lettered` counts both kinds; the bad input records among them
+        are named: `dead-lettered 3 (2 bad input)`."""
         dead = f"{self.dead_letters}" + (
             f" ({self.bad_records} bad input)" if self.bad_records else ""
         )
+        written = f"{self.written}{companies_part(self.companies_written)}"
         return (
             f"{self.kind} {self.crm} {self.status}: pulled {self.pulled}, new events "
-            f"{self.new_events}, scored {self.scored}, written {self.written}, repaired "
+            f"{self.new_events}, scored {self.scored}, written {written}, repaired "
             f"{self.repaired}, unchanged "
             f"{self.unchanged}, dead-lettered {dead}, API calls {self.api_calls}"
             f" ({self.rate_limited} rate-limited), {self.duration_s:.1f}s"
             + (f" — {self.message}" if self.message else "")
         )
+
+
+def companies_part(n: int) -> str:
+    """What follows a contact count when company records were written too: " (+3
+    companies)", " (+1 company)"; nothing for none."""
+    if not n:
+        return ""
+    return f" (+{n} {'company' if n == 1 else 'companies'})"

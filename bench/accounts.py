@@ -361,6 +361,7 @@ def incremental(args: argparse.Namespace) -> None:
             f"  sync of {args.changed} changed contacts in {args.changed} accounts: median "
             f"{results[n] * 1000:.0f} ms ({', '.join(f'{t * 1000:.0f}' for t in times)}); "
             f"{last.api_calls} calls {last.api_calls_by_kind}, written {last.written}"
+            f" (+{last.companies_written} companies)"
         )
     n = args.changed
     bound = (

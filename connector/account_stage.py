@@ -848,7 +848,7 @@ class AccountStage:
             diff = company_diff(desired, written[company_id])
             if diff:
                 pending.append(WriteBack(company_id, diff))
-        summary.to_write += len(pending)
+        summary.companies_to_write += len(pending)
         if self.p.options.dry_run or not pending:
             summary.changes.extend((f"company:{w.contact_id}", dict(w.properties)) for w in pending)
             return
@@ -930,7 +930,6 @@ class AccountStage:
     def _company_written(self, w: WriteBack, at: datetime, summary: SyncSummary) -> None:
         self.store.record_account_written(self.crm, w.contact_id, w.properties, at)
         self.store.resolve_dead_letters_for(self.crm, "company_write", w.contact_id, at)
-        summary.written += 1
         summary.companies_written += 1
 
     def _company_dead_letter(

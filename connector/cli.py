@@ -418,7 +418,9 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None, as_json:
     if dry_run and summary.status == "ok":
         from connector.ops.views import print_sync_preview
 
-        print_sync_preview(_console(), summary.planned, len(summary.changes))
+        print_sync_preview(
+            _console(), summary.planned, summary.to_write, summary.companies_to_write
+        )
     click.echo(summary.line())
     sys.exit(summary.exit_code)
 

@@ -182,7 +182,8 @@ def run_demo(
                 if "write" in k or k == write_kind or "batch_update" in k
             )
             out.print(
-                f"[bold]second sync:[/bold] {second.written} write(s), {second.unchanged} "
+                f"[bold]second sync:[/bold] {second.written + second.companies_written} "
+                f"write(s), {second.unchanged} "
                 f"contact(s) unchanged, {second.api_calls} API call(s), write calls "
                 f"{write_calls}"
             )

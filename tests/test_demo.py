@@ -27,7 +27,11 @@ def test_demo_syncs_the_portal_and_the_second_sync_writes_nothing(tmp_path: Path
         console.file.close()
     assert result.first.status == "ok" and result.second.status == "ok"
     # 54 contacts and the 12 companies that have members (accounts are on in the demo)
-    assert result.first.scored == 54 and result.first.written == 54 + 12
+    assert (result.first.scored, result.first.written, result.first.companies_written) == (
+        54,
+        54,
+        12,
+    )
     assert result.first.api_calls_by_kind["companies.batch_update"] == 1
     assert result.second.written == 0
     assert result.second.api_calls_by_kind.get("contacts.batch_update", 0) == 0
@@ -343,8 +347,8 @@ def test_a_state_db_an_earlier_demo_kept_is_started_afresh(tmp_path: Path) -> No
     assert lines[1] == f"(state DB {db}: an earlier demo's, started afresh)"
     assert lines[2] == "init-properties: created group lead_scoring and 18 properties"
     full_sync = (
-        "sync hubspot ok: pulled 54, new events 2342, scored 54, written 66, repaired 0, "
-        "unchanged 0, dead-lettered 0, API calls 11 (0 rate-limited)"
+        "sync hubspot ok: pulled 54, new events 2342, scored 54, written 54 (+12 companies), "
+        "repaired 0, unchanged 0, dead-lettered 0, API calls 11 (0 rate-limited)"
     )
     # the same first sync as the first demo's (to its duration)
     assert lines[3].rsplit(", ", 1)[0] == full_sync

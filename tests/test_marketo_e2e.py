@@ -14,12 +14,12 @@ import pytest
 from pydantic import SecretStr
 
 from connector.app import open_app
-from connector.crm.base import CRM_MQL_DATE
+from connector.crm.base import CRM_MQL_DATE, ContactPage, EventPage
 from connector.crm.marketo import MarketoAdapter
 from connector.enrich.enricher import build_enricher
 from connector.model.loader import load_model
 from connector.ops.report import build_report
-from connector.pipeline import Pipeline
+from connector.pipeline import Pipeline, SyncSummary
 from connector.retry import RetryPolicy
 from connector.sandbox.marketo import (
     WEBINAR_ATTENDED,
@@ -29,7 +29,7 @@ from connector.sandbox.marketo import (
 )
 from connector.settings import Settings, load_settings
 from connector.state.store import StateStore
-from connector.types import MQL, SQL
+from connector.types import MQL, SQL, Contact
 
 ANCHOR = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)  # the demo fixture's anchor
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "marketo_demo_instance.json"
@@ -55,6 +55,7 @@ def pipeline_for(sb: MarketoSandbox, store: StateStore) -> Iterator[Pipeline]:
         SecretStr(sb.client_id),
         SecretStr(sb.client_secret),
         retry=RetryPolicy(attempts=4, base_seconds=0.001, max_seconds=0.02, seed=1),
+        export_poll_s=0.01,  # the sandbox's exports finish in export_seconds
     )
     enricher = build_enricher(offline_settings(), cache=store.company_cache)
     try:
@@ -133,6 +134,56 @@ def test_first_sync_scores_the_personas_and_an_idle_resync_writes_nothing(tmp_pa
             cursor = json.loads(app.store.get_cursor(CRM, "events:activities") or "{}")
             assert cursor["position"] is None and cursor["high_water"]
         assert sb.internal_errors == []
+
+
+def test_pulled_counts_each_lead_once_though_lead_changes_hand_it_out_on_several_pages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Marketo hands a lead out again on every lead-change page it changed in: the resync
+    after the first write-back read lead 148 on two pages and said "pulled 55" for 54 leads
+    (and a sync after a backfill, which re-reads a year of lead changes, "pulled 104")."""
+    with (
+        MarketoSandbox.start(DEMO, now=ANCHOR) as sb,
+        StateStore.memory() as store,
+        pipeline_for(sb, store) as pipeline,
+    ):
+        assert pipeline.sync().status == "ok"
+        handed_out: list[str] = []
+        pull = pipeline.adapter.pull_contacts
+
+        def recording(*args: Any) -> Iterator[ContactPage]:
+            for page in pull(*args):
+                handed_out.extend(c.id for c in page.contacts)
+                yield page
+
+        monkeypatch.setattr(pipeline.adapter, "pull_contacts", recording)
+        second = pipeline.sync()
+        live = len(sb.instance.live_leads())
+        assert live == 54 and len(set(handed_out)) == live
+        assert len(handed_out) > live  # some lead came on more than one page
+        assert second.pulled == live
+        assert second.line().startswith(
+            "sync marketo ok: pulled 54, new events 0, scored 54, written 0, repaired 0, "
+            "unchanged 54, dead-lettered 0, API calls "
+        )
+
+
+def test_a_lead_an_activity_page_brings_again_is_not_pulled_twice() -> None:
+    """Leads come on lead-change pages and, seen first by an activity, with the activity
+    page: `pulled` counts the distinct leads of the pass over both."""
+    with (
+        MarketoSandbox.start(DEMO, now=ANCHOR) as sb,
+        StateStore.memory() as store,
+        pipeline_for(sb, store) as pipeline,
+    ):
+        summary = SyncSummary(CRM)
+        pipeline.save_contact_page(ContactPage([Contact("101"), Contact("102")], "lc:1"), summary)
+        pipeline.save_contact_page(ContactPage([Contact("101")], "lc:2"), summary)
+        assert summary.pulled == 2
+        page = EventPage([], "a:1", None, contacts=[Contact("102"), Contact("103")])
+        pipeline.save_event_page(page, summary)
+        assert summary.pulled == 3
+        assert summary.line().startswith(f"sync {CRM} ok: pulled 3, new events 0, scored 0,")
 
 
 def test_incremental_sync_sees_new_activities_and_edits_to_old_leads() -> None:
@@ -239,6 +290,15 @@ def test_backfill_goes_through_bulk_export_and_never_moves_the_live_cursors(
         assert store.count_contacts(CRM) > 0
         dana = store.get_score(CRM, "101")
         assert dana is not None and dana.score == 110 and dana.grade == "A"
+        live = len(sb.instance.live_leads())
+        assert (result.summary.pulled, result.summary.written) == (live, live) == (54, 54)
+        # the live cursors start a year back: the first sync reads every lead change since,
+        # most leads on several pages (it said "pulled 104")
+        after = pipeline.sync()
+        assert after.line().startswith(
+            "sync marketo ok: pulled 54, new events 0, scored 54, written 0, repaired 0, "
+            "unchanged 54, dead-lettered 0, API calls "
+        )
 
 
 def test_writes_applied_but_unanswered_are_each_applied_once(tmp_path: Path) -> None:

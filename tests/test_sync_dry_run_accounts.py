@@ -24,7 +24,9 @@ def test_sync_dry_run_plans_what_the_sync_writes(acc: Harness) -> None:
     acc.sb.clear_log()
     real = p.sync()
     assert real.status == "ok", real.message
-    assert real.written == planned.to_write == 13  # 9 contacts, 4 companies
+    assert (real.written, real.companies_written) == (planned.to_write, planned.companies_to_write)
+    assert (planned.to_write, planned.companies_to_write) == (9, 4)
+    assert ", written 9 (+4 companies), repaired 0, " in real.line()
     names = {**PROPERTY_NAMES, **COMPANY_PROPERTY_NAMES}
     sent = {cid: {k: v for k, v in props.items() if k != "leadscore_scored_at"}
             for cid, props in contact_writes(acc).items()}  # fmt: skip

@@ -32,12 +32,14 @@ from connector.ops.common import (
     settings_from,
 )
 from connector.pipeline import Enricher
+from connector.pipeline.summary import companies_part
 from connector.progress import contacts_progress
 from connector.state.store import DeadLetter, StateStore
 
 if TYPE_CHECKING:
     from connector.model.loader import LoadedModel, NamedModel
     from connector.ops.dead_letters import RecordLabel
+    from connector.ops.rescore import Applied
     from connector.ops.simulate import Simulation
     from connector.settings import Settings
 
@@ -193,13 +195,11 @@ def rescore_cmd(
                 )
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
-    click.echo(applied.sync.line())
-    if applied.rescore is None:
-        click.echo("error: the sync before the rescore stopped; nothing was rescored", err=True)
+    if not _print_runs(applied):
         sys.exit(applied.exit_code or 1)
-    click.echo(applied.rescore.line())
+    assert applied.rescore is not None
     differs = ""
-    contacts = applied.written - applied.companies_written
+    contacts = applied.written
     if contacts != preview.to_write or applied.companies_written != companies:
         differs = (
             f"; the sync first pulled {applied.sync.pulled} changed contact(s) from the CRM, "
@@ -212,7 +212,7 @@ def rescore_cmd(
         )
     click.echo(
         f"rescored with model {model.version}: wrote {contacts} contact(s) "
-        f"(the preview said {preview.to_write}){wrote_companies}{differs}"
+        f"(the preview said {preview.to_write}){wrote_companies}{_by_the_sync(applied)}{differs}"
     )
     if active is None or active.fingerprint != model.fingerprint:
         click.echo(
@@ -231,6 +231,33 @@ def rescore_cmd(
                 err=True,
             )
     sys.exit(applied.exit_code)
+
+
+def _print_runs(applied: Applied) -> bool:
+    """The summary lines of an applied rescore's two runs, the first named as the sync before
+    the rescore (its `written` are the contacts it pulled, already scored with the new model;
+    the rescore's line counts only the rescore's own writes). False when the sync stopped and
+    nothing was rescored."""
+    click.echo(f"before the rescore, {applied.sync.line()}")
+    if applied.rescore is None:
+        click.echo("error: the sync before the rescore stopped; nothing was rescored", err=True)
+        return False
+    click.echo(applied.rescore.line())
+    return True
+
+
+def _by_the_sync(applied: Applied, *, of_them: bool = True) -> str:
+    """Beside the contacts an applied rescore wrote: how many the sync before it wrote
+    (`of_them`: counted in that total; else besides it), nothing when it wrote none, so that
+    neither summary line reads as the whole."""
+    sync = applied.sync
+    if not (sync.written or sync.companies_written):
+        return ""
+    which = "of them" if of_them else "contact(s) besides"
+    return (
+        f"; the sync before the rescore wrote {sync.written} {which}"
+        f"{companies_part(sync.companies_written)}, scored with the new model"
+    )
 
 
 def check_score_name(
@@ -291,14 +318,13 @@ def _rescore_named(
                 applied = apply_rescore(app.pipeline, model, progress=advance, score=name)
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
-    click.echo(applied.sync.line())
-    if applied.rescore is None:
-        click.echo("error: the sync before the rescore stopped; nothing was rescored", err=True)
+    if not _print_runs(applied):
         sys.exit(applied.exit_code or 1)
-    click.echo(applied.rescore.line())
+    assert applied.rescore is not None
     click.echo(
         f"rescored score {name} with model {model.version}: wrote {applied.rescore.written} "
         f"contact(s), its properties only (the preview said {preview.to_write})"
+        f"{_by_the_sync(applied, of_them=False)}"
     )
     sys.exit(applied.exit_code)
 

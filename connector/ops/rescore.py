@@ -829,11 +829,12 @@ class Applied:
 
     @property
     def written(self) -> int:
+        """Contacts written by both runs."""
         return self.sync.written + (self.rescore.written if self.rescore is not None else 0)
 
     @property
     def companies_written(self) -> int:
-        """Of `written`, the company records (account scoring)."""
+        """Company records written by both runs (account scoring)."""
         later = self.rescore.companies_written if self.rescore is not None else 0
         return self.sync.companies_written + later
 
@@ -1131,7 +1132,7 @@ def apply_rescore(
             from connector.account_stage import PassState
 
             accounts.state, accounts.contact_props = PassState(), {}
-        scored, _ = recompute_all(
+        scored, queued = recompute_all(
             pipeline.store,
             pipeline.crm,
             model,
@@ -1147,6 +1148,9 @@ def apply_rescore(
         if stage is not None and stage.enabled():
             stage.finish(pipeline.clock(), summary)
         summary.scored = scored  # each contact once (those written were scored twice)
+        # those the recompute left off the backlog: their CRM values stay as they are (the
+        # backlog's are counted unchanged or written by the pass above)
+        summary.unchanged += max(0, scored - queued)
 
     return Applied(first, pipeline.run_pass("rescore", body))
 

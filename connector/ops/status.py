@@ -12,6 +12,7 @@ from typing import Any
 from connector.active_model import describe, describe_active, rebuild, version_not_bumped
 from connector.errors import ConfigError
 from connector.model.loader import LoadedModel
+from connector.pipeline.summary import companies_part
 from connector.scoring.accounts import shown_text
 from connector.state.runs import RUN_RUNNING, seen_run
 from connector.state.store import RunRecord, StateStore
@@ -201,6 +202,15 @@ def run_duration(run: RunRecord) -> str:
 
 
 def run_counts(run: RunRecord) -> str:
-    """`pulled 54, new events 2,342, scored 54, written 66`; `—` when all are 0."""
+    """A run's counts as the summary line words them (those that are not 0; thousands
+    separated): `pulled 54, new events 2,342, scored 54, written 54 (+12 companies)`, company
+    records written beside the contacts in brackets; `—` when all are 0."""
     c = run.counts
-    return ", ".join(f"{label} {c[k]:,}" for k, label in RUN_COUNTS if c.get(k)) or "—"
+    companies = int(c.get("companies_written") or 0)
+    parts = []
+    for k, label in RUN_COUNTS:
+        if k == "written" and (c.get(k) or companies):
+            parts.append(f"{label} {c.get(k) or 0:,}{companies_part(companies)}")
+        elif c.get(k):
+            parts.append(f"{label} {c[k]:,}")
+    return ", ".join(parts) or "—"

@@ -199,8 +199,11 @@ def planned_change(p: PlannedWrite) -> ContactChange:
     )
 
 
-def print_sync_preview(console: Console, planned: list[PlannedWrite], total: int) -> None:
-    """`sync --dry-run`: the first planned writes in a table, then how many more."""
+def print_sync_preview(
+    console: Console, planned: list[PlannedWrite], total: int, companies: int = 0
+) -> None:
+    """`sync --dry-run`: the first planned contact writes in a table, then how many more;
+    `total` contacts, and `companies` company records (account scoring) besides."""
     if planned:
         console.print(
             _sample_table(
@@ -210,7 +213,11 @@ def print_sync_preview(console: Console, planned: list[PlannedWrite], total: int
         )
     if total > len(planned):
         console.print(f"…and {total - len(planned)} more")
-    console.print(f"Would update {total} contact(s) (dry run, nothing written).", highlight=False)
+    and_companies = f" and {companies} company record(s)" if companies else ""
+    console.print(
+        f"Would update {total} contact(s){and_companies} (dry run, nothing written).",
+        highlight=False,
+    )
 
 
 # ------------------------------------------------------------------------ simulate

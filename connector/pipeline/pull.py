@@ -133,7 +133,7 @@ class Puller(Stage):
             self.store.set_write_pending(self.crm, page.archived, False)
             # "to score" is committed with the page: a stopped run loses no work
             self.store.set_write_pending(self.crm, touched, True)
-        summary.pulled += len(page.contacts)
+        summary.note_pulled(c.id for c in page.contacts)
         summary.bad_records += len(page.bad)
         return touched
 
@@ -198,7 +198,7 @@ class Puller(Stage):
                 self.store.resolve_input_dead_letters(self.crm, ids, now)
                 touched.update(ids)
                 self.store.set_write_pending(self.crm, ids, True)
-                summary.pulled += len(ids)
+                summary.note_pulled(ids)
             events = list(page.events)
             if page.unresolved:
                 by_email = self.store.find_contact_ids_by_email(

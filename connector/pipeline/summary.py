@@ -3,6 +3,7 @@ run's `PlannedWrite`s)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -43,15 +44,16 @@ class SyncSummary:
     run_id: int | None = None
     status: str = "ok"
     message: str = ""
-    pulled: int = 0
+    pulled: int = 0  # distinct contacts pulled (see `note_pulled`)
     new_events: int = 0
     unmatched_events: int = 0
     merged: int = 0
     bad_records: int = 0
     scored: int = 0
-    to_write: int = 0
-    written: int = 0  # contacts and company records
-    companies_written: int = 0  # of which company records (account scoring)
+    to_write: int = 0  # contacts planned for a write
+    companies_to_write: int = 0  # company records planned for a write (account scoring)
+    written: int = 0  # contacts written
+    companies_written: int = 0  # company records written (account scoring), apart
     repaired: int = 0  # contacts whose CRM values had drifted from our last write, rewritten
     unchanged: int = 0
     write_retries: int = 0
@@ -65,6 +67,16 @@ class SyncSummary:
     changes: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     planned: list[PlannedWrite] = field(default_factory=list)  # a dry run's first writes
     notes: list[str] = field(default_factory=list)  # one line each, for the person running it
+    # the ids behind `pulled`: a contact read twice in one pass counts once
+    _pulled_ids: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def note_pulled(self, ids: Iterable[str]) -> None:
+        """Count these contacts as pulled, each once per pass: Marketo hands a lead out again
+        on every lead-change page it changed in (and an activity page may bring a lead a
+        lead-change page already did), HubSpot's lookback re-reads a contact modified while
+        its pages were read."""
+        self._pulled_ids.update(ids)
+        self.pulled = len(self._pulled_ids)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -75,7 +87,9 @@ class SyncSummary:
             "bad_records": self.bad_records,
             "scored": self.scored,
             "to_write": self.to_write,
+            "companies_to_write": self.companies_to_write,
             "written": self.written,
+            "companies_written": self.companies_written,
             "repaired": self.repaired,
             "unchanged": self.unchanged,
             "write_retries": self.write_retries,
@@ -92,16 +106,27 @@ class SyncSummary:
         return self.dead_lettered + self.bad_records
 
     def line(self) -> str:
-        """The one-line summary a run logs and prints. `dead-lettered` counts both kinds;
-        the bad input records among them are named: `dead-lettered 3 (2 bad input)`."""
+        """The one-line summary a run logs and prints. `written` counts contacts; the
+        company records written beside them (account scoring) follow it: `written 12
+        (+3 companies)`. `dead-lettered` counts both kinds; the bad input records among them
+        are named: `dead-lettered 3 (2 bad input)`."""
         dead = f"{self.dead_letters}" + (
             f" ({self.bad_records} bad input)" if self.bad_records else ""
         )
+        written = f"{self.written}{companies_part(self.companies_written)}"
         return (
             f"{self.kind} {self.crm} {self.status}: pulled {self.pulled}, new events "
-            f"{self.new_events}, scored {self.scored}, written {self.written}, repaired "
+            f"{self.new_events}, scored {self.scored}, written {written}, repaired "
             f"{self.repaired}, unchanged "
             f"{self.unchanged}, dead-lettered {dead}, API calls {self.api_calls}"
             f" ({self.rate_limited} rate-limited), {self.duration_s:.1f}s"
             + (f" — {self.message}" if self.message else "")
         )
+
+
+def companies_part(n: int) -> str:
+    """What follows a contact count when company records were written too: " (+3
+    companies)", " (+1 company)"; nothing for none."""
+    if not n:
+        return ""
+    return f" (+{n} {'company' if n == 1 else 'companies'})"

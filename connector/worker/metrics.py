@@ -7,6 +7,7 @@ calls and 429s are read from the adapter, so a pass nested in another is never c
 Names (all labelled by `crm`):
     leadscore_contacts_scored_total            contacts scored
     leadscore_contacts_written_total           contacts written back (successful records)
+    leadscore_companies_written_total          company records written back (account scoring)
     leadscore_write_unchanged_total            contacts scored with nothing to write
     leadscore_contacts_repaired_total          contacts rewritten because the CRM showed other
                                                values than our last write (hand edits)
@@ -44,6 +45,12 @@ class WorkerMetrics:
         self.scored = Counter("leadscore_contacts_scored", "Contacts scored", ["crm"], registry=r)
         self.written = Counter(
             "leadscore_contacts_written", "Contacts written back to the CRM", ["crm"], registry=r
+        )
+        self.companies_written = Counter(
+            "leadscore_companies_written",
+            "Company records written back to the CRM (account scoring)",
+            ["crm"],
+            registry=r,
         )
         self.unchanged = Counter(
             "leadscore_write_unchanged",
@@ -111,7 +118,14 @@ class WorkerMetrics:
         self._seen_calls: dict[str, int] = {}
         self._seen_limited = 0
         # make the always-present series exist (at 0) before the first run
-        for c in (self.scored, self.written, self.repaired, self.unchanged, self.rate_limited):
+        for c in (
+            self.scored,
+            self.written,
+            self.companies_written,
+            self.repaired,
+            self.unchanged,
+            self.rate_limited,
+        ):
             c.labels(crm)
         for kind in ("write", "input"):
             self.dead_letters.labels(crm, kind)
@@ -122,6 +136,7 @@ class WorkerMetrics:
         crm = self.crm
         self.scored.labels(crm).inc(summary.scored)
         self.written.labels(crm).inc(summary.written)
+        self.companies_written.labels(crm).inc(summary.companies_written)
         self.unchanged.labels(crm).inc(summary.unchanged)
         self.repaired.labels(crm).inc(summary.repaired)
         self.dead_letters.labels(crm, "write").inc(summary.dead_lettered)

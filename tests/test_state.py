@@ -1004,7 +1004,11 @@ def test_bulk_scoring_drops_the_due_index_while_it_runs_and_builds_it_again(
     assert "scores_crm_next_change" in due_plan(store)
     with store.bulk_scoring():
         assert "scores_crm_next_change" not in due_plan(store)
-        assert store.get_job("bulk-scoring") == {"pid": os.getpid(), "host": os.uname().nodename}
+        assert store.get_job("bulk-scoring") == {
+            "pid": os.getpid(),
+            "host": os.uname().nodename,
+            "start": process_start(os.getpid()),
+        }
         store.save_scores(CRM, [score_result("late", next_change_at=NOW + timedelta(days=1))])
         assert store.due_contact_ids(CRM, NOW) == ["due"]  # right without it, by a scan
     assert "scores_crm_next_change" in due_plan(store)
@@ -1162,14 +1166,20 @@ def test_a_db_from_before_run_processes_keeps_its_runs(
         assert stale is not None and seen_run(stale, NOW + timedelta(days=9)) is stale
 
 
-def drop_due_index_as(db_path: Path, host: str, pid: int, age: timedelta) -> None:
-    """What a rescore's `bulk_scoring` leaves while it runs (or after it died)."""
+def drop_due_index_as(
+    db_path: Path, host: str, pid: int, age: timedelta, start: int | None = None
+) -> None:
+    """What a rescore's `bulk_scoring` leaves while it runs (or after it died); `start`: the
+    process start it records (none: as before it did)."""
     raw = sqlite3.connect(db_path)
+    owner: dict[str, object] = {"pid": pid, "host": host}
+    if start is not None:
+        owner["start"] = start
     with raw:
         raw.execute('DROP INDEX "scores_crm_next_change"')
         raw.execute(
             "INSERT INTO jobs (name, state, updated_at) VALUES ('bulk-scoring', ?, ?)",
-            (encode_json({"pid": pid, "host": host}), encode_dt(datetime.now(UTC) - age)),
+            (encode_json(owner), encode_dt(datetime.now(UTC) - age)),
         )
     raw.close()
 
@@ -1198,6 +1208,23 @@ def test_who_rebuilds_a_dropped_due_index(
     StateStore.open(db_path).close()
     drop_due_index_as(
         db_path, os.uname().nodename if host == "here" else host, pid or os.getpid(), age
+    )
+    with StateStore.open(db_path) as s:
+        assert has_due_index(db_path) is rebuilt
+        assert (s.get_job("bulk-scoring") is None) is rebuilt
+
+
+@pytest.mark.parametrize(("shift", "rebuilt"), [(0, False), (-1, True)])
+def test_a_dropped_due_index_whose_pid_was_reused_is_rebuilt(
+    db_path: Path, shift: int, rebuilt: bool
+) -> None:
+    """A restarted container's pid 1: the same pid on the same host, started at another
+    time, is not the rescore that dropped the index (which died with the container)."""
+    StateStore.open(db_path).close()
+    start = process_start(os.getpid())
+    assert start is not None
+    drop_due_index_as(
+        db_path, os.uname().nodename, os.getpid(), timedelta(minutes=5), start + shift
     )
     with StateStore.open(db_path) as s:
         assert has_due_index(db_path) is rebuilt

@@ -21,6 +21,7 @@ from connector.cli import cli
 from connector.ops import parallel
 from connector.ops.parallel import by_id_range, plan_workers
 from connector.state.codec import encode_dt
+from connector.state.leases import process_start
 from connector.state.store import RUN_WORKER_JOB, StateStore
 from connector.synth import synth_dataset
 from connector.worker.scheduler import Worker
@@ -106,6 +107,7 @@ def test_rescore_refuses_to_apply_while_a_run_worker_holds_the_state_db(
         assert demo.store.get_job(RUN_WORKER_JOB) == {
             "pid": os.getpid(),
             "host": socket.gethostname(),
+            "start": process_start(os.getpid()),  # a later process of the same pid is another
             "lease_s": 10800.0,  # 3 x the longer interval (at least 2 hours)
         }
         demo.sb.clear_log()
@@ -140,11 +142,16 @@ def test_a_lease_counts_while_its_process_lives_or_within_its_term_elsewhere(
         assert holder is not None
         assert (holder["pid"], holder["host"]) == (os.getpid(), socket.gethostname())
 
-        def put(host: str, pid: int, age: timedelta) -> None:
+        # the lease records when its process started: a restarted container's pid 1 (the
+        # same pid on the same host, started later) is not the worker that took it
+        start = store.get_job(RUN_WORKER_JOB)
+        assert start is not None and start["start"] == process_start(os.getpid()) is not None
+
+        def put(host: str, pid: int, age: timedelta, **more: int) -> None:
             store.db.execute(
                 "UPDATE jobs SET state = ?, updated_at = ? WHERE name = ?",
                 (
-                    json.dumps({"pid": pid, "host": host, "lease_s": 7200.0}),
+                    json.dumps({"pid": pid, "host": host, "lease_s": 7200.0, **more}),
                     encode_dt(datetime.now(UTC) - age),
                     RUN_WORKER_JOB,
                 ),
@@ -152,6 +159,11 @@ def test_a_lease_counts_while_its_process_lives_or_within_its_term_elsewhere(
 
         dead = dead_pid()
         put(socket.gethostname(), dead, timedelta(0))  # this host, its process gone
+        assert store.run_lease_holder() is None
+        here = socket.gethostname()
+        put(here, os.getpid(), timedelta(0), start=start["start"])  # this very process
+        assert store.run_lease_holder() is not None
+        put(here, os.getpid(), timedelta(0), start=start["start"] - 1)  # its pid, reused
         assert store.run_lease_holder() is None
         put("another-host", dead, timedelta(hours=1))  # elsewhere, renewed an hour ago
         other = store.run_lease_holder()
@@ -187,9 +199,9 @@ def test_a_second_run_worker_on_the_same_state_db_refuses_to_start(
     try:
         with StateStore.open(path) as store:
             store.hold_run_lease(timedelta(hours=2))
-            store.db.execute(
-                "UPDATE jobs SET state = json_set(state, '$.pid', ?) WHERE name = ?",
-                (first.pid, RUN_WORKER_JOB),
+            store.db.execute(  # as worker A records itself: its pid and its start
+                "UPDATE jobs SET state = json_set(state, '$.pid', ?, '$.start', ?) WHERE name = ?",
+                (first.pid, process_start(first.pid), RUN_WORKER_JOB),
             )
             lease_a = store.get_job(RUN_WORKER_JOB)
         monkeypatch.setenv("LEADSCORE_ENV_FILE", str(tmp_path / "none.env"))

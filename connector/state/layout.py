@@ -19,9 +19,7 @@ new rowids follow the old ones within a contact.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import socket
 import sqlite3
 from dataclasses import dataclass
 from itertools import pairwise
@@ -30,7 +28,7 @@ from pathlib import Path
 from connector.errors import ConnectorError, StateError
 from connector.state.base import CONTACTS_VIEW, UPSERT_JOB, StoreBase, _db_errors, _now
 from connector.state.codec import decode_dt, decode_mapping, encode_dt, encode_json
-from connector.state.leases import process_alive
+from connector.state.leases import process_record, recorded_alive
 
 LAYOUT_SAMPLE = 200  # contacts sampled by `events_layout`: a few ms, even at 20M events
 LAYOUT_ROWS = 1000  # events read of each sampled contact, at most
@@ -227,7 +225,7 @@ class EventsLayoutMixin(StoreBase):
     def _mark_optimizing(self, on: bool) -> None:
         with self.transaction():
             if on:
-                owner = {"pid": os.getpid(), "host": socket.gethostname()}
+                owner = process_record()
                 self._conn.execute(
                     UPSERT_JOB, (OPTIMIZE_JOB, encode_json(owner), encode_dt(_now()))
                 )
@@ -246,7 +244,7 @@ class EventsLayoutMixin(StoreBase):
                 return None
             owner = decode_mapping(row[0])
             pid, host = owner.get("pid"), owner.get("host")
-            if process_alive(host, pid) is False:
+            if recorded_alive(owner) is False:
                 return None
             since = decode_dt(row[1]).strftime("%Y-%m-%d %H:%M:%S UTC")
             return (

@@ -8,8 +8,9 @@ import contextlib
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
+from typing import Any
 
 from connector.state.base import UPSERT_JOB, StoreBase, _db_errors, _now
 from connector.state.codec import decode_dt, decode_mapping, encode_dt, encode_json
@@ -84,6 +85,20 @@ def process_alive(host: object, pid: object, start: object = None) -> bool | Non
     return state not in ("Z", "X") and (not isinstance(start, int) or started == start)
 
 
+def process_record() -> dict[str, Any]:
+    """This process as a lease or job marker records it: `{pid, host, start}` (`start`:
+    `process_start`, so that a restarted container's pid 1 is not taken for the process that
+    recorded it)."""
+    pid, host, start = this_process()
+    return {"pid": pid, "host": host, "start": start}
+
+
+def recorded_alive(owner: Mapping[str, Any]) -> bool | None:
+    """`process_alive` of a process recorded by `process_record` (or before it, without its
+    start: the pid alone decides)."""
+    return process_alive(owner.get("host"), owner.get("pid"), owner.get("start"))
+
+
 class LeasesMixin(StoreBase):
     """The due-time index and the lease of the rescore that dropped it."""
 
@@ -103,7 +118,7 @@ class LeasesMixin(StoreBase):
         if row is not None:
             owner = decode_mapping(row[0])
             young = _now() - decode_dt(row[1]) < BULK_LEASE
-            if young and process_alive(owner.get("host"), owner.get("pid")) is not False:
+            if young and recorded_alive(owner) is not False:
                 return
         self._build_due_index()
 
@@ -114,7 +129,7 @@ class LeasesMixin(StoreBase):
 
     @_db_errors
     def _take_lease(self) -> None:
-        owner = {"pid": os.getpid(), "host": socket.gethostname()}
+        owner = process_record()
         with self.transaction():
             self._conn.execute(UPSERT_JOB, (_BULK_JOB, encode_json(owner), encode_dt(_now())))
             self._conn.execute(_DROP_DUE_INDEX)

@@ -20,7 +20,13 @@ from connector.state.codec import (
     redact,
     redact_text,
 )
-from connector.state.leases import BULK_LEASE, process_alive, this_process
+from connector.state.leases import (
+    BULK_LEASE,
+    process_alive,
+    process_record,
+    recorded_alive,
+    this_process,
+)
 
 RUN_RUNNING = "running"
 RUN_OK = "ok"
@@ -269,14 +275,7 @@ class RunsMixin(StoreBase):
     def hold_run_lease(self, lease: timedelta) -> None:
         """Record (or renew) that this process runs a `leadscore run` worker on this DB. Seen
         from another host, it holds the DB for `lease` after the last renewal."""
-        self.set_job(
-            RUN_WORKER_JOB,
-            {
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "lease_s": lease.total_seconds(),
-            },
-        )
+        self.set_job(RUN_WORKER_JOB, {**process_record(), "lease_s": lease.total_seconds()})
 
     @_db_errors
     def claim_run_lease(self, lease: timedelta) -> None:
@@ -318,7 +317,7 @@ class RunsMixin(StoreBase):
             return None
         holder = decode_mapping(row[0])
         renewed = decode_dt(row[1])
-        alive = process_alive(holder.get("host"), holder.get("pid"))
+        alive = recorded_alive(holder)
         if alive is None:
             term = holder.get("lease_s")
             seconds = float(term) if isinstance(term, int | float) else BULK_LEASE.total_seconds()

@@ -649,6 +649,37 @@ def test_bulk_lead_export_lifecycle_csv_nulls_and_ranges(http: requests.Session)
         assert bad.status_code == 416
 
 
+@pytest.mark.parametrize(("end_shift", "exported"), [(0, True), (-1, False)])
+def test_a_bulk_export_window_takes_in_the_whole_second_it_ends_on(
+    http: requests.Session, end_shift: int, exported: bool
+) -> None:
+    """Marketo's export windows and record times are whole seconds (ISO 8601 without
+    milliseconds): a lead updated at 10:00:00.700 is in a window ending at 10:00:00, not in
+    one ending at 09:59:59."""
+    second = datetime(2026, 1, 15, 10, tzinfo=UTC)
+    with MarketoSandbox.start(DEMO, export_seconds=0.01) as sb:
+        lead = sb.instance.leads[101]
+        lead.updated_ms = int(second.timestamp()) * 1000 + 700
+        token = token_of(sb, http)
+        window = {
+            "startAt": (second - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "endAt": (second + timedelta(seconds=end_shift)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        base = "/bulk/v1/leads/export"
+        body = {"fields": ["id"], "filter": {"updatedAt": window}}
+        job = call(sb, http, "POST", f"{base}/create.json", token=token, json=body)["result"][0]
+        export = f"{base}/{job['exportId']}"
+        call(sb, http, "POST", f"{export}/enqueue.json", token=token)
+        for _ in range(200):
+            status = call(sb, http, "GET", f"{export}/status.json", token=token)["result"][0]
+            if status["status"] == "Completed":
+                break
+            time.sleep(0.01)
+        auth = {"Authorization": f"Bearer {token}"}
+        rows = http.get(f"{sb.url}{export}/file.json", headers=auth).text.splitlines()
+        assert rows == (["id", "101"] if exported else ["id"])
+
+
 def test_bulk_export_queue_limits_cancel_and_failure(http: requests.Session) -> None:
     with MarketoSandbox.start(DEMO, export_seconds=60) as sb:
         token = token_of(sb, http)

@@ -111,14 +111,14 @@ class BulkAPI(MarketoApi):
             writer.writerow(job.fields)
             for rec in self.instance.live_leads():
                 stamp = rec.created_ms if job.window_field == "createdAt" else rec.updated_ms
-                if start <= stamp <= end:
+                if start <= _second(stamp) <= end:
                     data = self.instance.lead_json(rec, job.fields)
                     writer.writerow([cell(data.get(f)) for f in job.fields])
                     rows += 1
         else:
             writer.writerow(job.fields)
             for act in self.instance.activities:
-                if not start <= act.date_ms <= end:
+                if not start <= _second(act.date_ms) <= end:
                     continue
                 if job.type_ids is not None and act.type_id not in job.type_ids:
                     continue
@@ -263,3 +263,9 @@ class BulkAPI(MarketoApi):
             headers={"Content-Range": f"bytes {first}-{last}/{total}"},
             content_type="text/csv",
         )
+
+
+def _second(ms: int) -> int:
+    """A record's time as Marketo holds it, to the second (its API writes and filters
+    datetimes without milliseconds): a window's ends take in the whole second they name."""
+    return ms - ms % 1000

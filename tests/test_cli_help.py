@@ -93,3 +93,27 @@ def test_ctrl_c_exits_130_whatever_the_command(
     res = CliRunner().invoke(cli, ["--state", str(tmp_path / "s.db"), "status"])
     assert res.exit_code == 130 == max(EXIT_CODES)
     assert res.stderr == "interrupted\n"
+
+
+def test_python_dash_m_connector_is_the_leadscore_command(tmp_path: Path) -> None:
+    """`python -m connector` runs the same CLI (a checkout without the script on PATH), with
+    its one-line errors and exit codes."""
+    import subprocess
+    import sys
+
+    helped = subprocess.run(
+        [sys.executable, "-m", "connector", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("Usage: python -m connector [OPTIONS] COMMAND [ARGS]...")
+    missing = tmp_path / "none.db"
+    failed = subprocess.run(
+        [sys.executable, "-m", "connector", "status", "--state", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        f"error: no state DB at {missing}; run `leadscore sync` first (or pass --state PATH)\n"
+    )

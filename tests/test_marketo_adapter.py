@@ -529,6 +529,55 @@ def test_bulk_export_rows_resume_and_failed_exports_are_recreated() -> None:
         assert len(events) == len(recent) > 10 and {e.type for e in events} == {"page_view"}
 
 
+def test_a_page_committed_before_a_crash_is_not_handed_out_again() -> None:
+    """The caller commits a page (its position in the backfill job) and dies before asking
+    for the next, so the export's own progress never heard of it: resumed with that
+    position, no row comes twice."""
+    data = build_instance(30, 0, created_within_days=10)
+    now = datetime.now(UTC)
+    since, until = now - timedelta(days=12), now + timedelta(minutes=1)
+    with MarketoSandbox.start(data, export_seconds=0.01) as sb, StateStore.memory() as store:
+        with adapter_for(sb, export_poll_s=0.01) as ad:
+            gen = ad.backfill_export(
+                since, until, store, window_field="createdAt", rows_per_page=10
+            )
+            first, second = next(gen), next(gen)
+            gen.close()  # the second page was committed: the process died right after
+        assert second.position is not None and second.position.endswith(":20")
+        with adapter_for(sb, export_poll_s=0.01) as ad:
+            rest = list(
+                ad.backfill_export(
+                    since,
+                    until,
+                    store,
+                    window_field="createdAt",
+                    rows_per_page=10,
+                    position=second.position,
+                )
+            )
+        taken = [c.id for p in (first, second, *rest) for c in p.contacts]
+        assert sorted(taken, key=int) == [str(i) for i in range(1, 31)]  # each once
+
+
+def test_export_windows_are_whole_seconds_that_neither_overlap_nor_leave_a_gap() -> None:
+    """Marketo's startAt/endAt are inclusive whole seconds: [since, until) is cut into
+    windows of at most 30 days whose ends are the last second before the next's start."""
+    data = build_instance(5, 0, created_within_days=10)
+    since = datetime(2026, 8, 1, 0, 0, 0, 250_000, tzinfo=UTC)
+    until = datetime(2026, 9, 15, 12, 0, 0, tzinfo=UTC)
+    with MarketoSandbox.start(data, export_seconds=0.01) as sb, StateStore.memory() as store:
+        with adapter_for(sb, export_poll_s=0.01) as ad:
+            list(ad.backfill_export(since, until, store, window_field="createdAt"))
+        windows = [
+            (j.filter["createdAt"]["startAt"], j.filter["createdAt"]["endAt"])
+            for j in sorted(sb.instance.exports.values(), key=lambda j: j.created_ms)
+        ]
+    assert windows == [
+        ("2026-08-01T00:00:01Z", "2026-08-31T00:00:00Z"),
+        ("2026-08-31T00:00:01Z", "2026-09-15T11:59:59Z"),
+    ]
+
+
 # -- writes whose answer never came ----------------------------------------------------------
 
 SCORES = [

@@ -261,8 +261,8 @@ def _contact_pages(
     """Marketo backfills through bulk export (resumable by export id in the jobs table, as
     the API intends for large instances); other CRMs page their normal read."""
     export = getattr(adapter, "backfill_export", None)
-    if export is not None:
-        return cast(Iterator[ContactPage], export(since, until, store))
+    if export is not None:  # `position`: the last page committed, not handed out again
+        return cast(Iterator[ContactPage], export(since, until, store, position=position))
     return cast(Iterator[ContactPage], adapter.pull_contacts(since, until, position))
 
 
@@ -271,7 +271,7 @@ def _event_pages(
 ) -> Iterator[EventPage]:
     export = getattr(adapter, "backfill_activities_export", None)
     if export is not None and stream == "activities":
-        return cast(Iterator[EventPage], export(since, until, store))
+        return cast(Iterator[EventPage], export(since, until, store, position=position))
     return cast(Iterator[EventPage], adapter.pull_events(stream, since, until, position))
 
 

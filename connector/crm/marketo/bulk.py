@@ -3,13 +3,16 @@ export id through a :class:`JobStore`."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import math
 import re
 from collections.abc import Generator, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from connector.crm.base import (
@@ -51,17 +54,20 @@ class BulkMixin(ActivitiesMixin):
         *,
         window_field: str = "updatedAt",
         rows_per_page: int = 1000,
+        position: str | None = None,
     ) -> Generator[ContactPage, None, None]:
         """Every lead whose `window_field` falls in [since, until), through bulk lead
         exports of <= 30 days each. Resumable: the export id and the rows already handed out
         are kept in `job_store` after each step, so a new adapter with the same store polls
         the same export (no second export) and skips the rows the caller already took.
-        Progress for a page is saved when the caller asks for the next one."""
+        Progress for a page is saved when the caller asks for the next one, or is read from
+        `position`: the last page the caller committed (a crash between its commit and the
+        next page: that page is not handed out again)."""
         if window_field not in ("createdAt", "updatedAt"):
             raise ConfigError("window_field must be createdAt or updatedAt")
         fields = ["id", *self._read_fields()]
         for rows, pos in self._export(
-            "leads", since, until, job_store, fields, window_field, rows_per_page
+            "leads", since, until, job_store, fields, window_field, rows_per_page, position
         ):
             page = ContactPage(contacts=[], position=pos)
             for row in rows:
@@ -75,7 +81,13 @@ class BulkMixin(ActivitiesMixin):
             yield page
 
     def backfill_activities_export(
-        self, since: datetime, until: datetime, job_store: JobStore, *, rows_per_page: int = 1000
+        self,
+        since: datetime,
+        until: datetime,
+        job_store: JobStore,
+        *,
+        rows_per_page: int = 1000,
+        position: str | None = None,
     ) -> Generator[EventPage, None, None]:
         """Activities of the configured types in [since, until) through bulk activity
         exports (resumable like `backfill_export`)."""
@@ -89,7 +101,7 @@ class BulkMixin(ActivitiesMixin):
             "attributes",
         ]
         for rows, pos in self._export(
-            "activities", since, until, job_store, fields, "createdAt", rows_per_page
+            "activities", since, until, job_store, fields, "createdAt", rows_per_page, position
         ):
             page = EventPage(events=[], position=pos, high_water=None)
             for row in rows:
@@ -120,7 +132,10 @@ class BulkMixin(ActivitiesMixin):
         fields: list[str],
         window_field: str,
         rows_per_page: int,
+        committed: str | None = None,
     ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """The rows of `kind` in [since, until), a page at a time, with the position
+        `export:<id>:<rows through>`; `committed`: the last position the caller committed."""
         if until <= since:
             raise ConfigError("backfill: until must be after since")
         name = f"marketo:export:{kind}:{window_field}:{_iso(since)}:{_iso(until)}"
@@ -138,11 +153,16 @@ class BulkMixin(ActivitiesMixin):
         base = f"/bulk/v1/{kind}/export"
         while state["window"] < len(windows):
             start, end = windows[state["window"]]
+            seconds = _whole_seconds(start, end)
+            if seconds is None:  # no whole second in it: Marketo holds no record time there
+                state.update(window=state["window"] + 1, export_id=None, rows_done=0)
+                store.set_job(name, state)
+                continue
             if state["export_id"] is None:
                 body: dict[str, Any] = {
                     "format": "CSV",
                     "fields": fields,
-                    "filter": {window_field: {"startAt": _iso(start), "endAt": _iso(end)}},
+                    "filter": {window_field: {"startAt": seconds[0], "endAt": seconds[1]}},
                 }
                 if kind == "activities":
                     body["filter"]["activityTypeIds"] = sorted(self.activity_types())
@@ -164,6 +184,10 @@ class BulkMixin(ActivitiesMixin):
                 continue
             rows = self._download(kind, export_id)
             done = int(state["rows_done"])
+            mine = f"export:{export_id}:"
+            if committed is not None and committed.startswith(mine):
+                with contextlib.suppress(ValueError):  # committed beyond what was saved
+                    done = max(done, int(committed.removeprefix(mine)))
             for i in range(done, len(rows), max(1, rows_per_page)):
                 chunk = rows[i : i + rows_per_page]
                 yield chunk, f"export:{export_id}:{i + len(chunk)}"
@@ -239,3 +263,16 @@ class BulkMixin(ActivitiesMixin):
             {k: (None if v == "null" else v) for k, v in row.items() if k is not None}
             for row in reader
         ]
+
+
+def _whole_seconds(start: datetime, end: datetime) -> tuple[str, str] | None:
+    """The window [start, end) as Marketo's inclusive `startAt`/`endAt`, whole seconds (its
+    record times have no milliseconds): the first second at or after `start`, the last
+    before `end`. Consecutive windows neither overlap nor leave a gap; None when no whole
+    second lies in the window."""
+    first = math.ceil(start.timestamp())
+    last = math.ceil(end.timestamp()) - 1
+    if last < first:
+        return None
+    at = partial(datetime.fromtimestamp, tz=UTC)
+    return _iso(at(first)), _iso(at(last))

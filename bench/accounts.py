@@ -277,7 +277,7 @@ def portal_with_companies() -> dict[str, Any]:
             "id": str(9_000 + i),
             "properties": {
                 "name": f"Portal Company {i}",
-                "domain": f"portal{i}.example",
+                "domain": f"portal{i}-bench.com",  # a real TLD: `.example` reads as no domain
                 "industry": "computer software",
                 "numberofemployees": "400",
                 "annualrevenue": "60000000",

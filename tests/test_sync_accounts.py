@@ -577,20 +577,6 @@ def test_marketo_company_records_are_read_by_external_company_id() -> None:
     assert "filterType=externalCompanyId" in query and "filterValues=NW-1" in query
 
 
-@pytest.fixture
-def demo_accounts(tmp_path: Path) -> Iterator[Harness]:
-    from connector.sandbox.demo_portal import build_demo_portal
-
-    from .conftest import make_harness
-
-    for h in make_harness(tmp_path, build_demo_portal()):
-        h.adapter.accounts = True
-        h.adapter.ensure_properties()  # the company group and properties too
-        h.sb.clear_log()
-        h.pipeline.accounts = AccountStage(h.pipeline)
-        yield h
-
-
 def test_demo_portal_accounts_northwind_data_is_an_mqa_and_the_lower_bar_makes_three_mqls(
     demo_accounts: Harness,
 ) -> None:

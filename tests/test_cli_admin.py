@@ -72,7 +72,9 @@ def test_dry_run_needs_no_properties_and_shows_a_table(
         "…and 34 more",
         "Would update 54 contact(s) (dry run, nothing written).",
     ]
-    assert lines[-1].startswith("sync hubspot ok: pulled 54, new events 2342, scored 54, written 0")
+    assert lines[-1].startswith(
+        "sync hubspot ok: pulled 54, new events 2,342, scored 54, written 0"
+    )
     assert "'leadscore" not in res.output  # no Python repr of property dicts
     assert _writes(portal) == 0
     assert not any(r.method == "POST" and "/properties/" in r.path for r in portal.requests)

@@ -347,7 +347,7 @@ def test_a_state_db_an_earlier_demo_kept_is_started_afresh(tmp_path: Path) -> No
     assert lines[1] == f"(state DB {db}: an earlier demo's, started afresh)"
     assert lines[2] == "init-properties: created group lead_scoring and 18 properties"
     full_sync = (
-        "sync hubspot ok: pulled 54, new events 2342, scored 54, written 54 (+12 companies), "
+        "sync hubspot ok: pulled 54, new events 2,342, scored 54, written 54 (+12 companies), "
         "repaired 0, unchanged 0, dead-lettered 0, API calls 11 (0 rate-limited)"
     )
     # the same first sync as the first demo's (to its duration)

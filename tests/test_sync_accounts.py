@@ -585,7 +585,7 @@ def test_demo_portal_accounts_northwind_data_is_an_mqa_and_the_lower_bar_makes_t
     assert first.status == "ok", first.message
     assert (first.written, first.companies_written, first.dead_lettered) == (54, 12, 0)
     assert first.line().startswith(
-        "sync hubspot ok: pulled 54, new events 2342, scored 54, written 54 (+12 companies), "
+        "sync hubspot ok: pulled 54, new events 2,342, scored 54, written 54 (+12 companies), "
         "repaired 0, unchanged 0, dead-lettered 0, API calls "
     )
     assert first.notes == ["accounts: 12 scored"]

@@ -110,16 +110,16 @@ class SyncSummary:
         company records written beside them (account scoring) follow it: `written 12
         (+3 companies)`. `dead-lettered` counts both kinds; the bad input records among them
         are named: `dead-lettered 3 (2 bad input)`."""
-        dead = f"{self.dead_letters}" + (
-            f" ({self.bad_records} bad input)" if self.bad_records else ""
+        dead = f"{self.dead_letters:,}" + (
+            f" ({self.bad_records:,} bad input)" if self.bad_records else ""
         )
-        written = f"{self.written}{companies_part(self.companies_written)}"
-        return (
-            f"{self.kind} {self.crm} {self.status}: pulled {self.pulled}, new events "
-            f"{self.new_events}, scored {self.scored}, written {written}, repaired "
-            f"{self.repaired}, unchanged "
-            f"{self.unchanged}, dead-lettered {dead}, API calls {self.api_calls}"
-            f" ({self.rate_limited} rate-limited), {self.duration_s:.1f}s"
+        written = f"{self.written:,}{companies_part(self.companies_written)}"
+        return (  # counts with thousands separators, as `leadscore status` shows them
+            f"{self.kind} {self.crm} {self.status}: pulled {self.pulled:,}, new events "
+            f"{self.new_events:,}, scored {self.scored:,}, written {written}, repaired "
+            f"{self.repaired:,}, unchanged "
+            f"{self.unchanged:,}, dead-lettered {dead}, API calls {self.api_calls:,}"
+            f" ({self.rate_limited:,} rate-limited), {self.duration_s:.1f}s"
             + (f" — {self.message}" if self.message else "")
         )
 
@@ -129,4 +129,4 @@ def companies_part(n: int) -> str:
     companies)", " (+1 company)"; nothing for none."""
     if not n:
         return ""
-    return f" (+{n} {'company' if n == 1 else 'companies'})"
+    return f" (+{n:,} {'company' if n == 1 else 'companies'})"

@@ -408,8 +408,11 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None, as_json:
             summary = app.pipeline.sync()
     except ConnectorError as exc:
         _fail(exc)
-    for note in summary.notes:
-        click.echo(f"note: {note}", err=as_json)
+    for note in summary.notes:  # as the notes before it: a log record in JSON log mode
+        if settings.log_json:
+            log_note(note)
+        else:
+            click.echo(f"note: {note}", err=as_json)
     if as_json:
         from connector.jsonout import emit
 
@@ -433,8 +436,9 @@ def _drop_log_handler(handler: logging.Handler) -> None:
 
 
 def sync_json(summary: object, *, dry_run: bool) -> dict[str, object]:
-    """A sync's summary for --json: status, exit code, every count, and in a dry run the
-    properties each contact would get."""
+    """A sync's summary for --json: status, exit code, every count, its notes (a dry run
+    before `init-properties`: what is missing), and in a dry run the properties each contact
+    would get."""
     from connector.pipeline import SyncSummary
 
     assert isinstance(summary, SyncSummary)
@@ -448,6 +452,7 @@ def sync_json(summary: object, *, dry_run: bool) -> dict[str, object]:
         "api_calls": summary.api_calls,
         "duration_s": round(summary.duration_s, 3),
         "dry_run": dry_run,
+        "notes": list(summary.notes),
         **summary.counts(),
     }
     if dry_run:

@@ -219,3 +219,29 @@ def test_sync_json_and_json_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert [(s["kind"], s["status"], s["exit_code"]) for s in summaries] == [("sync", "ok", 0)]
         assert sb.token not in real.stderr + real.stdout
         assert not [h for h in logging.getLogger().handlers if h.get_name() == "leadscore"]
+
+
+def test_a_dry_run_before_init_properties_notes_in_json_and_in_json_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The note of what is missing reaches a machine reader: in the --json document, and in
+    JSON log mode as a warning record (every line of stderr JSON, none plain text)."""
+    with HubSpotSandbox.start(build_demo_portal()) as sb:
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
+        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(tmp_path / "h.db"))
+        note = (
+            "the CRM lacks 9 of our properties (leadscore_fit_score, leadscore_grade, "
+            "leadscore_model_version, …): run `leadscore init-properties` before a real sync "
+            "(this dry run writes nothing)"
+        )
+        plain = CliRunner().invoke(cli, ["sync", "--dry-run", "--json"])
+        assert plain.exit_code == 0, plain.output
+        assert _json(plain)["notes"] == [note]
+        assert plain.stderr.splitlines() == [f"note: {note}"]
+        monkeypatch.setenv("LEADSCORE_LOG_JSON", "true")
+        logged = CliRunner().invoke(cli, ["sync", "--dry-run", "--json"])
+        assert logged.exit_code == 0, logged.output
+        assert _json(logged)["notes"] == [note]
+        records = [json.loads(line) for line in logged.stderr.splitlines()]
+        assert [r["message"] for r in records if r["level"] == "warning"] == [note]

@@ -167,7 +167,7 @@ def open_app(
     except BaseException:
         adapter.close()
         raise
-    active = None
+    active = stale = None
     if not rollout:
         try:
             found = model_in_force(
@@ -177,6 +177,7 @@ def open_app(
                 explicit=configured_explicitly(settings),
                 record=not settings.dry_run,
             )
+            stale = accounts_off_note(settings, found.model, store)
         except BaseException:
             adapter.close()
             store.close()
@@ -190,15 +191,8 @@ def open_app(
             f"warning: LEADSCORE_ACCOUNTS=true, but {gap}: no account is scored (stored "
             "account scores stay as they are)"
         )
-    if not rollout:
-        try:
-            stale = accounts_off_note(settings, loaded, store)
-        except BaseException:
-            adapter.close()
-            store.close()
-            raise
-        if stale is not None:
-            on_note(stale)
+    if stale is not None:
+        on_note(stale)
     enricher = build_enricher(settings, store)
     pipeline = Pipeline(
         store,

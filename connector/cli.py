@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 
-from connector.cli_common import add_global_options, run_cli
+from connector.cli_common import add_global_options, note_sink, run_cli
 from connector.cli_help import COMPLETION, SectionedGroup, exit_codes_text, with_examples
 from connector.errors import ConfigError, ConnectorError, InputError
 from connector.model.loader import DEFAULT_MODEL_PATH, LoadedModel, validate_model_file
@@ -60,11 +60,6 @@ def _settings(ctx: click.Context, **more: object) -> Settings:
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-
-
-def _note(line: str) -> None:
-    """A warning to show before anything is written (on stderr)."""
-    click.echo(line, err=True)
 
 
 def _fail(exc: ConnectorError) -> NoReturn:
@@ -404,7 +399,7 @@ def sync_cmd(ctx: click.Context, dry_run: bool, model_path: str | None, as_json:
     model = _load_model_or_exit(str(settings.model_path), exit_code=2)
     try:
         # the notes before any write: JSON lines in JSON log mode, like every other line there
-        with open_app(settings, model, on_note=log_note if settings.log_json else _note) as app:
+        with open_app(settings, model, on_note=note_sink(settings.log_json)) as app:
             summary = app.pipeline.sync()
     except ConnectorError as exc:
         _fail(exc)

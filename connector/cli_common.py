@@ -81,6 +81,17 @@ def add_global_options(group: click.Group) -> None:
             )
 
 
+def note_sink(log_json: bool) -> Callable[[str], None]:
+    """Where a command shows the notes it has before any write (`open_app`'s `on_note`): a
+    warning log record in JSON log mode (LEADSCORE_LOG_JSON), like every other line there;
+    else a plain line on stderr."""
+    if log_json:
+        from connector.app import log_note
+
+        return log_note
+    return lambda line: click.echo(line, err=True)
+
+
 def run_cli(group: click.Group) -> None:
     """Run the CLI; a user error anywhere ends in one line on stderr and a non-zero exit code,
     never a traceback. A file the user named that cannot be read or written (missing, a

@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 from rich.progress import TaskID
 
+from connector.cli_common import note_sink
 from connector.console import make_console
 from connector.errors import ConfigError, ConnectorError, InputError, StopRunError
 from connector.model.loader import LoadedModel, validate_model_file
@@ -50,10 +51,6 @@ STAGE_LABELS = {
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
-
-
-def _echo_note(line: str) -> None:
-    click.echo(line, err=True)
 
 
 def _settings(ctx: click.Context, **more: object) -> Settings:
@@ -320,7 +317,7 @@ def backfill_cmd(
     """Pull the full history of a window, then score and write back what changed. Resumable:
     after a crash or Ctrl-C, the same command continues from the last committed page. Never
     moves the live sync's cursors."""
-    from connector.app import log_note, open_app
+    from connector.app import open_app
 
     try:
         since = parse_timestamp(since_text, "--since")
@@ -347,7 +344,7 @@ def backfill_cmd(
 
     try:
         # the notes before any write: on stderr as `sync` has them (log records in JSON mode)
-        note = log_note if settings.log_json else _echo_note
+        note = note_sink(settings.log_json)
         with open_app(settings, model, on_note=note) as app, stop_on_signals(interrupted.append):
             app.pipeline.checkpoint = checkpoint
             result = run_backfill(

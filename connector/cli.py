@@ -826,7 +826,7 @@ def _explain_account(
 @click.pass_context
 def accounts_cmd(ctx: click.Context, top_n: int, as_json: bool) -> None:
     """The hottest accounts: grade, score, MQA and reason, engaged people, members."""
-    from connector.ops.accounts import count_mqas, top_account_rows
+    from connector.ops.accounts import top_account_rows
     from connector.ops.views import print_accounts
 
     settings = _settings(ctx)
@@ -834,7 +834,7 @@ def accounts_cmd(ctx: click.Context, top_n: int, as_json: bool) -> None:
     try:
         rows = top_account_rows(store, settings.crm, top_n)
         scored = store.count_account_scores(settings.crm)
-        mqas = count_mqas(store, settings.crm)
+        mqas = store.count_mqas(settings.crm)
     finally:
         store.close()
     if as_json:

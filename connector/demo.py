@@ -291,7 +291,7 @@ def _accounts(store: StateStore, crm: str, width: int) -> Table:
 
     rows = demo_account_rows(store, crm, DEMO_ACCOUNTS)
     scored = store.count_account_scores(crm)
-    mqas = sum(1 for a in store.top_accounts(crm, scored) if a.mqa)
+    mqas = store.count_mqas(crm)
     shown = f"; the {len(rows)} hottest here" if len(rows) < scored else ""
     return accounts_table(
         rows,

@@ -99,14 +99,6 @@ def top_account_rows(store: StateStore, crm: str, n: int) -> list[AccountRow]:
     return [_row(a, store.account_members(crm, a.account_id)) for a in store.top_accounts(crm, n)]
 
 
-def count_mqas(store: StateStore, crm: str) -> int:
-    """How many scored accounts are MQAs (all of them, not only those a table shows)."""
-    row = store.db.execute(
-        "SELECT count(*) FROM account_scores WHERE crm = ? AND mqa", (crm,)
-    ).fetchone()
-    return int(row[0])
-
-
 def demo_account_rows(store: StateStore, crm: str, n: int) -> list[AccountRow]:
     """The demo's table: the MQAs first (hottest first), then the hottest of the others."""
     every = store.top_accounts(crm, 10_000)

@@ -156,9 +156,7 @@ def build_status(
     st.scored = sum(n for _, _, n in st.stored_models)
     st.accounts = store.count_account_scores(crm)
     if st.accounts:
-        from connector.ops.accounts import count_mqas
-
-        st.mqas = count_mqas(store, crm)
+        st.mqas = store.count_mqas(crm)
         st.accounts_due = len(set(store.accounts_due(crm)) | set(store.due_account_ids(crm, now)))
     if model is not None:
         st.model_in_use = describe(model.version, model.fingerprint)

@@ -592,6 +592,13 @@ class AccountsStateMixin(StoreBase):
         ).fetchone()
         return int(row[0])
 
+    def count_mqas(self, crm: str) -> int:
+        """How many scored accounts are MQAs (all of them, not only those a table shows)."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM account_scores WHERE crm = ? AND mqa", (crm,)
+        ).fetchone()
+        return int(row[0])
+
     def get_account(self, crm: str, key: str) -> StoredAccountScore | None:
         """An account by its id (`company:123`, `domain:acme.com`), its CRM company id
         (`123`) or a domain (`acme.com`: the company account with that domain, else the

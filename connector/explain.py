@@ -11,10 +11,9 @@ from typing import Any
 
 from connector.model.loader import LoadedModel
 from connector.scoring import compile_model
+from connector.scoring.accounts import by_account
 from connector.state.accounts import StoredAccountScore
 from connector.types import Contact, Event, ScoreResult
-
-ACCOUNT_MQL = "account MQA"  # how an MQL reason through the contact's account begins
 
 
 @dataclass(frozen=True)
@@ -242,11 +241,6 @@ class AccountPart:
                 else "; not what decides this contact's verdict"
             )
         return out
-
-
-def by_account(reason: str | None) -> bool:
-    """Whether an MQL reason is the account's (`apply_account_mql`'s `account MQA: ...`)."""
-    return reason is not None and reason.startswith(ACCOUNT_MQL)
 
 
 def account_part(

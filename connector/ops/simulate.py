@@ -29,11 +29,11 @@ from connector.ops.simulate_accounts import (
     AccountSides,
     AccountSimulation,
     accounts_enabled,
-    by_account,
     strip,
     with_mqa_threshold,
 )
 from connector.pipeline import Enricher
+from connector.scoring.accounts import by_account
 from connector.state.store import StateStore
 from connector.types import Contact, ScoreResult
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from connector.model.loader import LoadedModel
-from connector.scoring.accounts import apply_account_mql, scored_hits
+from connector.scoring.accounts import apply_account_mql, by_account, scored_hits
 from connector.types import (
     AccountResult,
     Company,
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from connector.state.store import StateStore
 
 NO_ACCOUNT_GRADE = "—"  # a side whose model has no (enabled) accounts section
-ACCOUNT_MQL = "account MQA"  # how an MQL verdict through the account begins
 
 
 def accounts_enabled(model: LoadedModel) -> bool:
@@ -235,10 +234,6 @@ def _label(account_id: str, company: Company) -> str:
 
 def _grade(result: AccountResult | None) -> str:
     return NO_ACCOUNT_GRADE if result is None else result.grade
-
-
-def by_account(reason: str | None) -> bool:
-    return reason is not None and reason.startswith(ACCOUNT_MQL)
 
 
 def strip(result: ScoreResult, blocked: frozenset[str]) -> ScoreResult:

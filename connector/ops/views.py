@@ -21,10 +21,10 @@ from connector.ops.rescore import (
     RescorePreview,
 )
 from connector.ops.simulate import GRADES, Simulation
-from connector.ops.simulate_accounts import AccountSimulation, by_account
+from connector.ops.simulate_accounts import AccountSimulation
 from connector.ops.status import Status, run_counts, run_duration
 from connector.pipeline import PlannedWrite
-from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, shown_text
+from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, by_account, shown_text
 from connector.state.store import DeadLetter
 from connector.text import display_text
 from connector.views import DOMAIN_SHOWN, EMAIL_SHOWN, crm_text, short_stage

@@ -517,6 +517,14 @@ def account_mql_candidate(
     )
 
 
+ACCOUNT_MQL = "account MQA"  # how an MQL reason through the contact's account begins
+
+
+def by_account(reason: str | None) -> bool:
+    """Whether an MQL reason is the account's (`apply_account_mql`'s `account MQA: ...`)."""
+    return reason is not None and reason.startswith(ACCOUNT_MQL)
+
+
 def apply_account_mql(
     contact: Contact,
     result: ScoreResult,
@@ -535,7 +543,7 @@ def apply_account_mql(
     assert mqa.contact_mql_threshold is not None  # a candidate has a bar
     decision = result.lifecycle
     reason = (
-        f"account MQA: {account.account_id} (score {_num(result.score)} ≥ "
+        f"{ACCOUNT_MQL}: {account.account_id} (score {_num(result.score)} ≥ "
         f"{_num(mqa.contact_mql_threshold)} at an MQA)"
     )
     shown = stage_rank(decision.current_stage) >= stage_rank(MQL)

@@ -492,19 +492,17 @@ class AccountStage:
             for _, account, result in self.score_members(members, companies, now)
         ]
 
-    def rolled_up(self, before: Sequence[str], scored: Sequence[str]) -> None:
+    def rolled_up(self, gone: Sequence[str], scored: Sequence[str]) -> None:
         """A full rescore scored and saved `scored` with their members
-        (`ops.rescore.recompute_all(accounts=...)`): the accounts of `before` (every one with a
-        member or a score when it began) it did not score have no live member left and lose
-        their score; `finish` writes the scored ones, their results read back from the state
-        DB when it needs them (nothing travels back from the rescore's processes)."""
-        done = set(scored)
-        self.state.accounts_scored += len(done)
+        (`ops.rescore.recompute_all(accounts=...)`) and found `gone` (accounts with a score or
+        a member, none of them live) left: those lose their score; `finish` writes the scored
+        ones, their results read back from the state DB when it needs them (nothing travels
+        back from the rescore's processes but the two lists of ids)."""
+        self.state.accounts_scored += len(set(scored))
         self.state.rolled.extend(scored)
         with self.store.transaction():
-            for gone in before:
-                if gone not in done:  # everyone left: no score
-                    self.drop(gone)
+            for account_id in gone:  # everyone left: no score
+                self.drop(account_id)
 
     def _adopt_rolled(self) -> None:
         """The results of the accounts a full rescore saved (`rolled_up`), read back in one

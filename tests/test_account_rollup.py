@@ -241,16 +241,25 @@ def test_an_account_with_no_live_member_loses_its_score(tmp_path: Path, processe
         assert len(gone) == 10
         for cid in gone:
             store.mark_archived(CRM, cid, NOW)
+        # company 700028's members lose their link (a score row, no member at all), in the
+        # other process's range of accounts than 700003's
+        unlinked = [c for c in ids if int(c) % 30 == 28]
+        store.clear_contact_accounts(CRM, unlinked)
+        ranges = store.split_accounts(CRM, 2)
+        assert [a for a, b in ranges if a < "company:700003" <= b] != [
+            a for a, b in ranges if a < "company:700028" <= b
+        ]
         store.clear_accounts_due(CRM, store.account_ids(CRM))  # as a finished pass leaves it
         stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
         scored, _ = recompute_all(store, CRM, model, NOW, workers=2, accounts=stage)
-        assert scored == 290
-        assert store.count_account_scores(CRM) == 29
-        assert stage.state.emptied == {"company:700003"}
+        assert scored == 290  # the unlinked 10 among them, scored with no account
+        assert store.count_account_scores(CRM) == 28
+        assert stage.state.emptied == {"company:700003", "company:700028"}
         assert "company:700003" not in stage.state.rolled
-        assert len(stage.state.rolled) == stage.state.accounts_scored == 29
+        assert len(stage.state.rolled) == stage.state.accounts_scored == 28
         due = dict(store.db.execute("SELECT account_id, reason FROM accounts_due").fetchall())
         assert due["company:700003"] == "no member left, values to clear"
+        assert due["company:700028"] == "no member left, values to clear"
 
 
 def _result(

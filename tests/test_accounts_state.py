@@ -337,6 +337,26 @@ def test_account_ids_between_reads_a_range_of_contact_ids(store: StateStore) -> 
     assert store.account_ids_between("marketo", "", "9") == {"11": "company:9"}
 
 
+def test_contacts_without_account_are_the_live_ones_of_the_range_with_no_link(
+    store: StateStore,
+) -> None:
+    """What a rescore with accounts on scores beside the accounts' members: the live contacts
+    of `(after, upto]` with no account (archived ones and other CRMs' links left out)."""
+    ids = ["10", "11", "12", "2", "3", "4"]  # text order: "10" < "11" < "12" < "2" < "3" < "4"
+    store.upsert_contacts(CRM, [Contact(i, f"{i}@gmail.com") for i in ids], at=NOW)
+    store.set_contact_accounts(
+        CRM, [ContactAccount("11", "company:1", "primary_company", ("1",))], NOW
+    )
+    store.set_contact_accounts(
+        "marketo", [ContactAccount("12", "company:9", "primary_company", ("9",))], NOW
+    )
+    store.mark_archived(CRM, "3", NOW)
+    assert store.contact_ids_without_account(CRM, "", "\U0010ffff") == ["10", "12", "2", "4"]
+    assert store.contact_ids_without_account(CRM, "10", "3") == ["12", "2"]  # (after, upto]
+    assert store.contact_ids_without_account(CRM, "11", "11") == []
+    assert store.contact_ids_without_account("marketo", "", "\U0010ffff") == []  # none stored
+
+
 def test_an_account_row_with_a_lone_surrogate_is_stored_replaced(store: StateStore) -> None:
     # a company name from the CRM, a member's id: replaced as every text of the state DB is
     # (orjson refuses the ids: they take `encode_json`; the other account keeps orjson's text)

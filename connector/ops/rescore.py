@@ -991,10 +991,9 @@ def _with_accounts(
     pieces = [(True, *r) for r in account_ranges] + [
         (False, *r) for r in store.split_live_ids(crm, n)
     ]
-    before = store.account_ids(crm)
     ca, known = stage.ca, stage.known
 
-    def job(st: StateStore, i: int) -> tuple[int, int, list[str]]:
+    def job(st: StateStore, i: int) -> tuple[int, int, list[str], list[str]]:
         with_accounts, after, upto = pieces[i]
         enricher = enricher_for(st) if enricher_for is not None else None
         if not with_accounts:
@@ -1009,7 +1008,7 @@ def _with_accounts(
                 with_named=with_named,
                 contact_ids=alone,
             )
-            return scored, backlog, []
+            return scored, backlog, [], []
         mine = stage
         if st is not store:  # a process's own connection: the caller's compiled section
             mine = stage.detached(st, crm, model, enricher)  # and the firmographics learned
@@ -1021,7 +1020,7 @@ def _with_accounts(
 
     with store.bulk_scoring():
         got = by_piece(store, job, len(pieces), n, progress)
-    stage.rolled_up(before, [a for g in got for a in g[2]])
+    stage.rolled_up([a for g in got for a in g[3]], [a for g in got for a in g[2]])
     return sum(g[0] for g in got), sum(g[1] for g in got)
 
 
@@ -1037,9 +1036,10 @@ def _recompute_accounts(
     *,
     write_company_fields: bool,
     with_named: bool,
-) -> tuple[int, int, list[str]]:
+) -> tuple[int, int, list[str], list[str]]:
     """`recompute_all(accounts=...)`'s work on the accounts with ids in `(after, upto]`: (contacts
-    scored, put on the backlog, the accounts scored: those with a live member)."""
+    scored, put on the backlog, the accounts scored: those with a live member, the accounts
+    left with none: those of the range with a score or a member, all archived or merged)."""
     named = model.named if with_named else ()
     models = [model, *(n.loaded for n in named)]
     counted = counted_rules(model)
@@ -1066,7 +1066,9 @@ def _recompute_accounts(
             )
             scored += len(chunk)
             done.extend(members)
-    return scored, backlog, done
+    scored_ids = set(done)
+    gone = [a for a in store.account_ids(crm, after, upto) if a not in scored_ids]
+    return scored, backlog, done, gone
 
 
 def apply_rescore(

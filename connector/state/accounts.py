@@ -461,11 +461,13 @@ class AccountsStateMixin(StoreBase):
 
     def contact_ids_without_account(self, crm: str, after: str, upto: str) -> list[str]:
         """The live contacts with ids in `(after, upto]` that belong to no account (free and
-        disposable mail, no company), in id order."""
+        disposable mail, no company), in id order. One merge of two range scans in id order
+        (the live contacts' index, the links' key), not a look-up of the links per contact:
+        0.08 s instead of 0.22–0.36 s for 500,000 contacts that all have an account."""
         rows = self._conn.execute(
-            "SELECT c.id FROM contacts_with_live c WHERE c.crm = ? AND c.id > ? AND c.id <= ? "
-            "AND c.live AND NOT EXISTS (SELECT 1 FROM contact_accounts a "
-            "WHERE a.crm = c.crm AND a.contact_id = c.id) ORDER BY c.id",
+            "SELECT id FROM contacts_with_live WHERE crm = ?1 AND live AND id > ?2 AND id <= ?3 "
+            "EXCEPT SELECT contact_id FROM contact_accounts "
+            "WHERE crm = ?1 AND contact_id > ?2 AND contact_id <= ?3 ORDER BY 1",
             (crm, after, upto),
         ).fetchall()
         return [r[0] for r in rows]
@@ -577,12 +579,15 @@ class AccountsStateMixin(StoreBase):
         """The `n` highest-scored accounts, highest first (ties by account id)."""
         return [_account_row(r) for r in self._conn.execute(_TOP_ACCOUNTS, (crm, n))]
 
-    def account_ids(self, crm: str) -> list[str]:
-        """Every account that has a member or a score (a rescore scores them all)."""
+    def account_ids(self, crm: str, after: str = "", upto: str = LAST_ID) -> list[str]:
+        """Every account that has a member or a score (a rescore scores them all), in id order;
+        those with ids in `(after, upto]` (a range of `split_accounts`) when given."""
         rows = self._conn.execute(
-            "SELECT account_id FROM contact_accounts WHERE crm = ? UNION "
-            "SELECT account_id FROM account_scores WHERE crm = ? ORDER BY 1",
-            (crm, crm),
+            "SELECT account_id FROM contact_accounts "
+            "WHERE crm = ?1 AND account_id > ?2 AND account_id <= ?3 UNION "
+            "SELECT account_id FROM account_scores "
+            "WHERE crm = ?1 AND account_id > ?2 AND account_id <= ?3 ORDER BY 1",
+            (crm, after, upto),
         ).fetchall()
         return [r[0] for r in rows]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import tempfile
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.test_scoring_properties import (
     enrichments,
     events_with_ties,
     recycle_times,
+    scratch_folder,
     stored_rows,
 )
 
@@ -138,7 +138,7 @@ def _with_named(folder: Path) -> LoadedModel:
     return load_model(folder / "model.yaml")
 
 
-SEVERAL = _with_named(Path(tempfile.mkdtemp(prefix="leadscore-fused-")))
+SEVERAL = _with_named(scratch_folder("leadscore-fused-"))
 POOL = [
     MODEL,
     DECAYING["linear"],

@@ -3,8 +3,10 @@ new events never raises a score, a negative event never raises it."""
 
 from __future__ import annotations
 
+import atexit
 import math
 import random
+import shutil
 import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -153,10 +155,18 @@ def test_adding_a_negative_event_never_raises_the_score(
     assert after.score <= before.score
 
 
+def scratch_folder(prefix: str) -> Path:
+    """A temporary folder for the model files these modules load at import (no `tmp_path`
+    there), removed when the test process exits."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def load_model_text(path: str | Path, *edits: tuple[str, str]) -> LoadedModel:
     """A copy of a model file (beside its title rules) with text replacements applied."""
     src = Path(path)
-    folder = Path(tempfile.mkdtemp(prefix="leadscore-model-"))
+    folder = scratch_folder("leadscore-model-")
     (folder / "titles.yaml").write_text((src.parent / "titles.yaml").read_text())
     text = src.read_text()
     for old, new in edits:

@@ -372,6 +372,11 @@ def test_explain_account_reads_a_domain_as_people_write_it(demo_db: Path) -> Non
         "https://acme-analytics.com/",
         "http://www.acme-analytics.com/pricing",
         "domain:ACME-analytics.com",
+        # as a CRM company's domain field reads them (`enrich.email.company_domain`)
+        "info@acme-analytics.com",
+        "acme-analytics.com:443",
+        "acme-analytics.com/about",
+        " Acme-Analytics.com. ",
     ):
         code, lines = _run(demo_db, "explain", "--account", key)
         assert (code, lines[:2]) == (0, EXPLAIN_ACME_HEAD), key

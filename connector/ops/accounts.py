@@ -216,7 +216,10 @@ def _survivor(store: StateStore, crm: str, company_id: str, model: LoadedModel) 
 
 
 def _by_domain(store: StateStore, crm: str, key: str) -> AccountLookup:
-    from connector.enrich.email import normalize_domain, registrable_domain
+    """The account of a domain as an admin types it: as given, as a host, its registrable
+    domain, and as a CRM company's domain field reads (`company_domain`: an address, a
+    port, a path without a scheme)."""
+    from connector.enrich.email import company_domain, normalize_domain, registrable_domain
 
     tried = [key.lower()]
     try:
@@ -225,6 +228,7 @@ def _by_domain(store: StateStore, crm: str, key: str) -> AccountLookup:
         host = ""
     if host:
         tried += [host, registrable_domain(host) or host]
+    tried.append(company_domain(key) or "")
     for d in dict.fromkeys(t for t in tried if t):
         ids = [company_account_id(c) for c in store.company_ids_by_domain(crm, d)]
         matches = sorted(

@@ -8,6 +8,7 @@ import math
 import random
 import shutil
 import tempfile
+from collections.abc import Generator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.model.loader import LoadedModel, load_model
-from connector.scoring import compile_model, score, score_rows
+from connector.scoring import compile_model, score, score_rows, score_rows_many
 from connector.scoring.accounts import member_hits, scored_hits
 from connector.scoring.engine import keeping_hit_times
 from connector.state.codec import encode_dt, encode_mapping
@@ -278,6 +279,51 @@ def test_memoized_matching_by_range_bucket_is_exact(values: list[Any]) -> None:
         fresh = [(cr.name, pts, label) for cr, pts, label in cm._match("webinar_attended", attrs)]
         memo = [(cr.name, pts, label) for cr, pts, label in cm.matches("webinar_attended", attrs)]
         assert memo == fresh, v
+
+
+def test_hit_times_are_kept_until_the_last_holder_leaves_in_any_order() -> None:
+    """A generator suspended inside `keeping_hit_times` (`ops.common.with_hit_times`) leaves it
+    when it is collected, maybe while another holder is scoring: that must not turn the
+    times off for the other one (a `simulate --accounts` failed so: "scored without its
+    events' times")."""
+    contact = Contact("1", "a@acme.com")
+    rows = stored_rows(
+        [Event("web", "1", "1", "page_view", NOW, {"url": "/pricing"})], random.Random(0)
+    )
+
+    def kept() -> bool:
+        return score_rows(contact, rows, None, MODEL, NOW).hit_times is not None
+
+    def holder() -> Generator[bool, None, None]:
+        with keeping_hit_times(MODEL):
+            yield kept()
+            yield kept()
+
+    first, second = holder(), holder()
+    assert (next(first), next(second)) == (True, True)
+    first.close()  # the first holder leaves first: the second still keeps the times
+    assert next(second) is True
+    second.close()
+    assert kept() is False
+
+
+def test_hit_times_survive_the_compiled_models_cache_turning_over() -> None:
+    """Models compiled while a holder is in force (a worker that loads many models, a test
+    run) must not drop the compiled model that keeps the times, nor leave the fused scorer
+    of several models holding one that does not (a simulate with accounts failed so)."""
+    contact = Contact("1", "a@acme.com")
+    rows = stored_rows(
+        [Event("web", "1", "1", "page_view", NOW, {"url": "/pricing"})], random.Random(0)
+    )
+    other = replace(MODEL)  # another loaded model: scored beside MODEL, never keeping times
+    assert score_rows_many(contact, rows, None, [MODEL, other], NOW)[0].hit_times is None
+    with keeping_hit_times(MODEL):
+        for _ in range(40):  # more models than the cache keeps
+            compile_model(replace(MODEL))
+        a, b = score_rows_many(contact, rows, None, [MODEL, other], NOW)
+        assert a.hit_times is not None and b.hit_times is None
+        assert score_rows(contact, rows, None, MODEL, NOW).hit_times is not None
+    assert score_rows_many(contact, rows, None, [MODEL, other], NOW)[0].hit_times is None
 
 
 @settings(max_examples=200, deadline=None)

@@ -151,6 +151,7 @@ class CompiledModel:
         self.loaded = loaded
         self.model = m
         self.hit_times = False  # results carry their rules' event times (`keeping_hit_times`)
+        self.hit_time_holders = 0  # the `keeping_hit_times` in force for this model
         self.window_s = m.engagement.window_days * DAY
         decay = m.engagement.decay
         self.decay_mode = decay.mode
@@ -414,7 +415,13 @@ def compile_model(loaded: LoadedModel) -> CompiledModel:
     cm = _COMPILED.get(key)
     if cm is None or cm.loaded is not loaded:
         if len(_COMPILED) > 32:
+            # those keeping their hit times stay: `keeping_hit_times` set it on them, and a
+            # model compiled again would score without; the fused scorers hold compiled
+            # models too, so they are built again from these
+            held = {k: c for k, c in _COMPILED.items() if c.hit_time_holders}
             _COMPILED.clear()
+            _COMPILED.update(held)
+            _FUSED.clear()
         cm = _COMPILED[key] = CompiledModel(loaded)
     return cm
 
@@ -422,14 +429,18 @@ def compile_model(loaded: LoadedModel) -> CompiledModel:
 @contextlib.contextmanager
 def keeping_hit_times(loaded: LoadedModel) -> Iterator[None]:
     """Within it, `loaded`'s results carry each rule reason's event times
-    (`ScoreResult.hit_times`, what account scoring reads), in this process."""
+    (`ScoreResult.hit_times`, what account scoring reads), in this process. Counted, not
+    saved and restored: holders may leave in any order (a generator suspended inside one,
+    `ops.common.with_hit_times`, is closed whenever it is collected, maybe while another
+    holder scores), and the times are kept until the last one leaves."""
     cm = compile_model(loaded)
-    before = cm.hit_times
+    cm.hit_time_holders += 1
     cm.hit_times = True
     try:
         yield
     finally:
-        cm.hit_times = before
+        cm.hit_time_holders -= 1
+        cm.hit_times = cm.hit_time_holders > 0
 
 
 def _decay_weight(cm: CompiledModel, age_s: float, keeps: bool) -> float:

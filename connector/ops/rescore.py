@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from connector.active_model import activate
 from connector.model.loader import LoadedModel, NamedModel
 from connector.ops.common import (
+    MEMBER_READ_BATCH,
     SCORE_BATCH,
     Rescored,
     reason_line,
@@ -1056,7 +1057,9 @@ def _recompute_accounts(
         for links in store.account_member_batches(crm, after, upto, SCORE_BATCH):
             ids = [cid for _, cid in links]
             chunk = list(
-                rescore_stored(store, crm, models, enricher, now, contact_ids=ids, batch=len(ids))
+                rescore_stored(
+                    store, crm, models, enricher, now, contact_ids=ids, batch=MEMBER_READ_BATCH
+                )
             )
             live = {r.contact.id: r for r in chunk}  # archived and merged-away: not read
             members = rescored_members(links, live, counted, now_ts, seniority, classify)

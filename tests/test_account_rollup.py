@@ -361,3 +361,30 @@ def test_a_member_is_named_by_first_and_last_name_else_email_else_id(
     first: str | None, last: str | None, email: str | None, expected: str
 ) -> None:
     assert member_name(first, last, email, "42") == expected
+
+
+def test_a_full_rescore_reads_its_contacts_a_few_at_a_time(tmp_path: Path) -> None:
+    """Each read of a full rescore is `READ_BATCH` contacts and their events (scored while the
+    rows just read are in the CPU's caches; see `ops.common.READ_BATCH`): 300 contacts by id
+    range, then the same 300 as the members of 30 accounts, one process each time."""
+    from connector.ops.common import READ_BATCH
+
+    model = load_model(Path(__file__).resolve().parents[1] / "config" / "model.yaml")
+    with synthetic_store(tmp_path / "state.db", 300, 30) as store:
+        seen: list[str] = []
+        store._conn.set_trace_callback(seen.append)
+        try:
+            recompute_all(store, CRM, model, NOW, workers=1)
+            by_range = [s for s in seen if "FROM events" in s and "ORDER BY contact_id" in s]
+            seen.clear()
+            stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
+            assert recompute_all(store, CRM, model, NOW, workers=1, accounts=stage)[0] == 300
+            by_id = [s for s in seen if "FROM events" in s and "ORDER BY contact_id" in s]
+        finally:
+            store._conn.set_trace_callback(None)
+    assert READ_BATCH == 20
+    assert len(by_range) == 300 // READ_BATCH  # (the last read of contacts finds none)
+    # the members of a batch of whole accounts (here all 30 accounts: a batch holds 500
+    # members at least) in reads of 20, not one read of 300
+    assert len(by_id) == 300 // READ_BATCH
+    assert all(s.count('"') == 2 * READ_BATCH for s in by_id)  # 20 ids in each list

@@ -28,11 +28,14 @@ if TYPE_CHECKING:
     from connector.settings import Settings
 
 SCORE_BATCH = 500
-# contacts read by id (a full rescore's account members) are read and scored this many at a
-# time, in reads of their own: the members of 5,000 accounts (50,000 contacts spread over a
-# 1M-contact DB, compiled, one process) cost 6.3-6.6 s of CPU read 500+ at a time (a batch
-# of whole accounts), 6.2-6.4 s at 150-300, 5.8 s at 75, 5.5-5.6 s at 10-20 and 5.7 s at 3
-MEMBER_READ_BATCH = 20
+# a full rescore reads and scores its contacts this many at a time, each batch a read of its
+# own, and saves them SCORE_BATCH at a time: the rows of a large read were mostly out of the
+# CPU's caches by the time they were scored (measured on a 1M-contact DB, compiled, one
+# process: 100,000 contacts by id range in 4.6-4.8 s of CPU read 20 or 50 at a time against
+# 5.2-5.5 s read 1,000 at a time; the members of 5,000 accounts, 50,000 contacts by id, in
+# 5.5-5.6 s read 10-20 at a time, 5.8 s at 75, 6.2-6.4 s at 150-300 and 6.3-6.6 s read a
+# batch of whole accounts, 500+, at once)
+READ_BATCH = 20
 
 
 # ------------------------------------------------------------------------ enrichment
@@ -82,13 +85,12 @@ def rescore_stored(
     """Every live stored contact (with an id in `(after, upto]`, or of `contact_ids`) scored
     with its stored events and enrichment with each model (`score_rows_many`: one walk over a
     contact's events for all), as of `now` (exactly what a sync would compute). Streamed in
-    batches, in id order; writes nothing. With `contact_ids`, each batch of `batch` contacts
-    is also one read of the state DB: their events are scored while the rows just read are
-    still in the CPU's caches (see `MEMBER_READ_BATCH`)."""
-    if contact_ids is None:
-        pairs = store.iter_contacts_with_event_rows(crm, after=after, upto=upto)
-    else:
-        pairs = store.iter_contacts_with_event_rows(crm, contact_ids, batch=batch)
+    batches of `batch` contacts, in id order, each batch one read of the state DB (a full
+    rescore's are small, `READ_BATCH`: their events are scored while the rows just read are
+    still in the CPU's caches); writes nothing."""
+    pairs = store.iter_contacts_with_event_rows(
+        crm, contact_ids, batch=batch, after=after, upto=upto
+    )
     while True:
         chunk = list(islice(pairs, batch))
         if not chunk:

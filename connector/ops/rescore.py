@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from connector.active_model import activate
 from connector.model.loader import LoadedModel, NamedModel
 from connector.ops.common import (
-    MEMBER_READ_BATCH,
+    READ_BATCH,
     SCORE_BATCH,
     Rescored,
     reason_line,
@@ -871,6 +871,7 @@ def recompute_range(
         [model, *(n.loaded for n in named)],  # the events read once for every score
         enricher,
         now,
+        batch=READ_BATCH,
         after=after,
         upto=upto,
         contact_ids=contact_ids,
@@ -1057,9 +1058,7 @@ def _recompute_accounts(
         for links in store.account_member_batches(crm, after, upto, SCORE_BATCH):
             ids = [cid for _, cid in links]
             chunk = list(
-                rescore_stored(
-                    store, crm, models, enricher, now, contact_ids=ids, batch=MEMBER_READ_BATCH
-                )
+                rescore_stored(store, crm, models, enricher, now, contact_ids=ids, batch=READ_BATCH)
             )
             live = {r.contact.id: r for r in chunk}  # archived and merged-away: not read
             members = rescored_members(links, live, counted, now_ts, seniority, classify)

@@ -979,13 +979,14 @@ def _with_accounts(
     """`recompute_all` with accounts on (`stage`): every account is scored with its members, in the
     same pass, from the results just computed. The accounts are cut into id ranges of about
     equal numbers of members (`StateStore.split_accounts`; an account is never cut), and each
-    range reads its accounts' members in batches of whole accounts, scores them, scores the
-    batch's accounts from their members' parts (`scoring.accounts.member_part`: the points,
-    grade and rule hits with the events' times the scorer kept), and saves the contacts'
-    scores, the backlog and the accounts' rows in one transaction. The contacts with no
-    account are scored by contact-id range beside them. Each piece runs in its own process
-    (`workers`, as `recompute_all`); nothing travels back but counts and the ids of the
-    accounts scored. Then `stage.rolled_up`: the accounts left with no live member lose
+    range reads its accounts' members in batches of whole accounts (20 contacts a read:
+    `READ_BATCH`), scores them, scores the batch's accounts from their members' parts
+    (`scoring.accounts.member_part`: the points, grade and rule hits with the events' times
+    the scorer kept), and saves the contacts' scores, the backlog and the accounts' rows in
+    one transaction. The contacts with no account are scored by contact-id range beside
+    them. Each piece runs in its own process (`workers`, as `recompute_all`); nothing travels
+    back but counts and the ids of the accounts scored and of those left with no live
+    member. Then `stage.rolled_up`: the accounts left with no live member lose
     their score, and the pass's `finish` writes the scored ones (their results read back
     from the state DB). Returns (contacts scored, put on the backlog)."""
     n = plan_workers(store, crm, workers)

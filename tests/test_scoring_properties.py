@@ -281,15 +281,19 @@ def test_memoized_matching_by_range_bucket_is_exact(values: list[Any]) -> None:
         assert memo == fresh, v
 
 
+# one contact with one pricing-page view, as stored: what the hit-times holder tests score
+PRICING_VIEW = (
+    Contact("1", "a@acme.com"),
+    stored_rows([Event("web", "1", "1", "page_view", NOW, {"url": "/pricing"})], random.Random(0)),
+)
+
+
 def test_hit_times_are_kept_until_the_last_holder_leaves_in_any_order() -> None:
     """A generator suspended inside `keeping_hit_times` (`ops.common.with_hit_times`) leaves it
     when it is collected, maybe while another holder is scoring: that must not turn the
     times off for the other one (a `simulate --accounts` failed so: "scored without its
     events' times")."""
-    contact = Contact("1", "a@acme.com")
-    rows = stored_rows(
-        [Event("web", "1", "1", "page_view", NOW, {"url": "/pricing"})], random.Random(0)
-    )
+    contact, rows = PRICING_VIEW
 
     def kept() -> bool:
         return score_rows(contact, rows, None, MODEL, NOW).hit_times is not None
@@ -311,10 +315,7 @@ def test_hit_times_survive_the_compiled_models_cache_turning_over() -> None:
     """Models compiled while a holder is in force (a worker that loads many models, a test
     run) must not drop the compiled model that keeps the times, nor leave the fused scorer
     of several models holding one that does not (a simulate with accounts failed so)."""
-    contact = Contact("1", "a@acme.com")
-    rows = stored_rows(
-        [Event("web", "1", "1", "page_view", NOW, {"url": "/pricing"})], random.Random(0)
-    )
+    contact, rows = PRICING_VIEW
     other = replace(MODEL)  # another loaded model: scored beside MODEL, never keeping times
     assert score_rows_many(contact, rows, None, [MODEL, other], NOW)[0].hit_times is None
     with keeping_hit_times(MODEL):

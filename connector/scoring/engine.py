@@ -150,8 +150,9 @@ class CompiledModel:
         m = loaded.model
         self.loaded = loaded
         self.model = m
-        self.hit_times = False  # results carry their rules' event times (`keeping_hit_times`)
-        self.hit_time_holders = 0  # the `keeping_hit_times` in force for this model
+        # the `keeping_hit_times` in force for this model: while any is, its results carry
+        # their rules' event times
+        self.hit_time_holders = 0
         self.window_s = m.engagement.window_days * DAY
         decay = m.engagement.decay
         self.decay_mode = decay.mode
@@ -435,12 +436,10 @@ def keeping_hit_times(loaded: LoadedModel) -> Iterator[None]:
     holder scores), and the times are kept until the last one leaves."""
     cm = compile_model(loaded)
     cm.hit_time_holders += 1
-    cm.hit_times = True
     try:
         yield
     finally:
         cm.hit_time_holders -= 1
-        cm.hit_times = cm.hit_time_holders > 0
 
 
 def _decay_weight(cm: CompiledModel, age_s: float, keeps: bool) -> float:
@@ -1002,7 +1001,7 @@ def _score_items(
     now_ts = now.timestamp()
     today_idx = int(now_ts // DAY)  # today's UTC day number
     no_decay = cm.decay_mode == "none"
-    keep_times = cm.hit_times
+    keep_times = cm.hit_time_holders > 0
     counted: dict[_CompiledRule, list[_Item]] = {}  # frequency rule -> its events
     for item in items:  # oldest first: a rule's first counted event is its oldest
         matched = item[2]

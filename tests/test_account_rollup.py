@@ -376,10 +376,12 @@ def test_a_full_rescore_reads_its_contacts_a_few_at_a_time(tmp_path: Path) -> No
         try:
             recompute_all(store, CRM, model, NOW, workers=1)
             by_range = [s for s in seen if "FROM events" in s and "ORDER BY contact_id" in s]
+            dropped = [s for s in seen if s.startswith("DROP INDEX")]
             seen.clear()
             stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
             assert recompute_all(store, CRM, model, NOW, workers=1, accounts=stage)[0] == 300
             by_id = [s for s in seen if "FROM events" in s and "ORDER BY contact_id" in s]
+            dropped_too = [s for s in seen if s.startswith("DROP INDEX")]
         finally:
             store._conn.set_trace_callback(None)
     assert READ_BATCH == 20
@@ -388,3 +390,11 @@ def test_a_full_rescore_reads_its_contacts_a_few_at_a_time(tmp_path: Path) -> No
     # members at least) in reads of 20, not one read of 300
     assert len(by_id) == 300 // READ_BATCH
     assert all(s.count('"') == 2 * READ_BATCH for s in by_id)  # 20 ids in each list
+    # every row rewritten: the due index dropped while it runs, and with accounts on the
+    # account scores' indexes too (`StateStore.bulk_scoring`)
+    assert dropped == ['DROP INDEX IF EXISTS "scores_crm_next_change"']
+    assert dropped_too == [
+        f'DROP INDEX IF EXISTS "{n}"'
+        for n in ("scores_crm_next_change", "account_scores_next", "account_scores_score",
+                  "account_scores_model")
+    ]  # fmt: skip

@@ -3,6 +3,7 @@ that need no CRM: key resolution, scoring a 5,000-contact account without quadra
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,6 +19,8 @@ from connector.crm.hubspot import HubSpotAdapter
 from connector.model.loader import load_model
 from connector.pipeline import Pipeline
 from connector.state.accounts import ContactAccount
+from connector.state.codec import encode_dt
+from connector.state.leases import ACCOUNT_INDEXES, DUE_INDEX
 from connector.state.store import StateStore
 from connector.types import (
     AccountResult,
@@ -192,6 +195,77 @@ def test_account_scores_history_views_backlog_and_written(store: StateStore) -> 
     }
     store.delete_account_score(CRM, "company:9001")
     assert store.account_score(CRM, "company:9001") is None
+
+
+def _indexes(store: StateStore) -> set[str]:
+    """Which of the indexes a `bulk_scoring` may drop are there."""
+    names = (DUE_INDEX, *ACCOUNT_INDEXES)
+    return {
+        r[0]
+        for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        if r[0] in names
+    }
+
+
+def _plan(store: StateStore, sql: str, params: list[object]) -> str:
+    rows = store.db.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    return " ".join(str(r[-1]) for r in rows)
+
+
+_TOP = "SELECT account_id FROM account_scores WHERE crm = ? ORDER BY score DESC LIMIT 5"
+
+
+def test_a_bulk_scoring_with_accounts_drops_their_indexes_and_builds_them_again(
+    store: StateStore,
+) -> None:
+    """A rescore with accounts on rewrites every account row: their three secondary indexes
+    go with the due index while it runs (every row would move in each of them) and come
+    back at the end; the account queries answer the same meanwhile, by a scan."""
+    everything = {DUE_INDEX, *ACCOUNT_INDEXES}
+    store.save_account_score(CRM, account_result("company:9001", 80), company_id="9001",
+                             domain="acme.com", name="Acme")  # fmt: skip
+    assert _indexes(store) == everything
+    assert "account_scores_score" in _plan(store, _TOP + " -- 1", [CRM])
+    with store.bulk_scoring():  # contacts only: the account indexes stay
+        assert _indexes(store) == set(ACCOUNT_INDEXES)
+    with store.bulk_scoring(accounts=True):
+        assert _indexes(store) == set()
+        assert "account_scores_score" not in _plan(store, _TOP + " -- 2", [CRM])
+        store.save_account_score(CRM, account_result("domain:initech.com", 120, "A", True),
+                                 company_id=None, domain="initech.com", name=None)  # fmt: skip
+        assert [a.account_id for a in store.top_accounts(CRM)] == [
+            "domain:initech.com",
+            "company:9001",
+        ]
+        assert store.due_account_ids(CRM, NOW + timedelta(days=31)) == [
+            "company:9001",
+            "domain:initech.com",
+        ]
+        assert store.stale_account_ids(CRM, "new-model") == ["company:9001", "domain:initech.com"]
+    assert _indexes(store) == everything
+    assert "account_scores_score" in _plan(store, _TOP + " -- 3", [CRM])
+    assert store.get_job("bulk-scoring") is None
+
+
+def test_account_indexes_a_dead_rescore_left_dropped_come_back_at_the_next_open(
+    tmp_path: Path,
+) -> None:
+    """Only the account indexes missing (the due index there): `open` still sees a
+    `bulk_scoring` that died, and builds what it dropped."""
+    path = tmp_path / "state.db"
+    StateStore.open(path).close()
+    raw = sqlite3.connect(path)
+    with raw:
+        for name in ACCOUNT_INDEXES:
+            raw.execute(f"DROP INDEX {name}")
+        raw.execute(  # its process: gone long ago (pid 1 on another host, 3 hours old)
+            "INSERT INTO jobs (name, state, updated_at) VALUES ('bulk-scoring', ?, ?)",
+            ('{"pid": 1, "host": "elsewhere"}', encode_dt(datetime.now(UTC) - timedelta(hours=3))),
+        )
+    raw.close()
+    with StateStore.open(path) as s:
+        assert _indexes(s) == {DUE_INDEX, *ACCOUNT_INDEXES}
+        assert s.get_job("bulk-scoring") is None
 
 
 def _stage(store: StateStore) -> AccountStage:

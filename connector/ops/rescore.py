@@ -1021,7 +1021,7 @@ def _with_accounts(
             write_company_fields=write_company_fields, with_named=with_named,
         )  # fmt: skip
 
-    with store.bulk_scoring():
+    with store.bulk_scoring(accounts=True):
         got = by_piece(store, job, len(pieces), n, progress)
     stage.rolled_up([a for g in got for a in g[3]], [a for g in got for a in g[2]])
     return sum(g[0] for g in got), sum(g[1] for g in got)

@@ -192,7 +192,15 @@ def test_calibrate_tables_fit_80_columns_with_every_rule_name_whole(
         "webinar_attended:full     +50     152     38.8%     15.4%         2.53 helps",
         "(tier)                          (22%) [31%–47%] [13%–19%]  [1.91–3.35]",
     ]
-    assert "fit:company_size_enterprise     +15       +15     –       0 kept:   fewer than" in lines
+    # the note the 14 profile rules share is shown once, under the table, not on every row
+    assert "fit:company_size_enterprise     +15       +15     –       0 kept:      [1]" in lines
+    assert "[1] fewer than four distinct profile scores: grades kept" in lines
+    assert res.output.count("fewer than four") == 1 and res.output.count("[2]") == 0
+    # a note of one rule stays on its row
+    assert res.output.count("strongly:") == 1
+    assert (
+        "product_guide                   +15        +1 ×1.00     117 sign kept  the data" in lines
+    )
     doc = run(monkeypatch, tmp_path, *args, "--json")
     names = [r["name"] for r in json.loads(doc.stdout)["lift"] if r["fired"]]
     assert len(names) == 13

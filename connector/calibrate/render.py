@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -228,7 +229,17 @@ def _odds(c: PointChange) -> str:
     return "–" if c.odds_ratio is None else f"×{c.odds_ratio:.2f}"
 
 
-def changes_rich(changes: Sequence[PointChange]) -> Table:
+def changes_rich(changes: Sequence[PointChange]) -> tuple[Table, list[str]]:
+    """The suggested points as a table, and its footnotes: a note that several rules share
+    (the profile's rules all kept, "≈ no effect" on many) is shown once under the table, each
+    row marking it `[n]`, instead of wrapping into the same five lines on every row of a
+    narrow terminal."""
+    shown = [c for c in changes if c.status != "kept: never fires"]
+    repeated = Counter(c.note for c in shown if c.note)
+    marks: dict[str, str] = {}
+    for c in shown:  # numbered in the order the rows show them
+        if repeated[c.note] > 1 and c.note not in marks:
+            marks[c.note] = f"[{len(marks) + 1}]"
     t = Table(title="Suggested points (odds × per unit: how each unit changes the odds)")
     t.add_column("rule", no_wrap=True)  # a rule's name whole (`fit_table` keeps it so)
     for col, justify in (
@@ -240,9 +251,7 @@ def changes_rich(changes: Sequence[PointChange]) -> Table:
         ("note", "left"),
     ):
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for c in changes:
-        if c.status == "kept: never fires":
-            continue
+    for c in shown:
         style = (
             "bold red"
             if c.status in ("sign flipped", "new sign")
@@ -255,10 +264,10 @@ def changes_rich(changes: Sequence[PointChange]) -> Table:
             _odds(c),
             f"{c.fires:,}",
             c.status,
-            c.note,
+            marks.get(c.note, c.note),
             style=style,
         )
-    return t
+    return t, [f"{mark} {note}" for note, mark in marks.items()]
 
 
 def comparison_rich(
@@ -325,7 +334,10 @@ def print_calibration(
         return
     s, cmp_ = r.suggestion, r.comparison
     assert s is not None and cmp_ is not None
-    console.print(fit_table(console, changes_rich(s.changes)))
+    table, footnotes = changes_rich(s.changes)
+    console.print(fit_table(console, table))
+    for line in footnotes:
+        console.print(line, highlight=False)
     for line in [*cap_lines(s.caps), *grade_lines(s)]:
         console.print(line, highlight=False)
     cands = candidates_rich(s)

@@ -16,7 +16,8 @@ the fastest of each compared (this VM's speed drifts with the other work on it);
 seconds of every process are printed beside them (the work done, which the other work on
 the machine moves less). Floor: read the events ordered by contact from SQLite (before and
 after, averaged). Prints the ratio (contacts + accounts) / floor (target <= 3) and the
-accounts' overhead (contacts + accounts) / contacts (target <= 1.15), in time and in CPU.
+accounts' overhead (contacts + accounts) / contacts (target <= 1.15), in time and in CPU,
+fastest over fastest and round by round.
 
 `incremental`: a 1,000-contact sandbox portal with 100 companies, each with two members
 (contacts 1..100 and 101..200), synced with accounts on and settled, beside a state DB
@@ -206,6 +207,17 @@ def full(args: argparse.Namespace) -> None:
         print(
             f"CPU seconds of every process, least of {args.rounds}: contacts only "
             f"{min(c_cpus):.1f}s, with accounts {min(a_cpus):.1f}s"
+        )
+        # each round's two passes ran minutes apart: their ratios show how far this VM's
+        # drift moves the one below (fastest over fastest)
+        rounds = [a / c for a, c in zip(a_times, c_times, strict=True)]
+        cpu_rounds = [a / c for a, c in zip(a_cpus, c_cpus, strict=True)]
+        print(
+            "with accounts / contacts only, round by round: "
+            + ", ".join(f"{r:.3f}" for r in rounds)
+            + f" (median {statistics.median(rounds):.3f}); in CPU seconds: "
+            + ", ".join(f"{r:.3f}" for r in cpu_rounds)
+            + f" (median {statistics.median(cpu_rounds):.3f})"
         )
     f_after, _ = floor(path)
     f_dt = (f_before + f_after) / 2

@@ -27,6 +27,7 @@ An account none of whose members changed is not scored at all.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -506,13 +507,24 @@ class AccountStage:
 
     def _adopt_rolled(self) -> None:
         """The results of the accounts a full rescore saved (`rolled_up`), read back in one
-        pass into `state.scored` (an account scored again since keeps that result)."""
+        pass into `state.scored` (an account scored again since keeps that result).
+
+        With the cyclic garbage collector paused: the results are records, tuples and
+        strings (no reference cycles: reference counting frees them), ~12 objects an
+        account, all kept, and each collection would walk the ones kept so far (100,000
+        accounts: 5.5 s of CPU with it, 2.7 s without)."""
         ids = [a for a in self.state.rolled if a not in self.state.scored]
         self.state.rolled = []
-        for k in range(0, len(ids), ROLLED_READ):
-            chunk = ids[k : k + ROLLED_READ]
-            stored = self.store.account_scores_many(self.crm, chunk)
-            self.state.scored.update((a, _as_result(stored[a])) for a in chunk if a in stored)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for k in range(0, len(ids), ROLLED_READ):
+                chunk = ids[k : k + ROLLED_READ]
+                stored = self.store.account_scores_many(self.crm, chunk)
+                self.state.scored.update((a, _as_result(stored[a])) for a in chunk if a in stored)
+        finally:
+            if collecting:
+                gc.enable()
 
     def score_parts(
         self,

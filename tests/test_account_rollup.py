@@ -7,6 +7,7 @@ portal and on a synthetic one."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 from datetime import datetime, timedelta
@@ -398,3 +399,42 @@ def test_a_full_rescore_reads_its_contacts_a_few_at_a_time(tmp_path: Path) -> No
         for n in ("scores_crm_next_change", "account_scores_next", "account_scores_score",
                   "account_scores_model")
     ]  # fmt: skip
+
+
+def test_the_read_back_after_a_full_rescore_pauses_the_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The account results a full rescore saved are read back for the writes with the cyclic
+    collector paused (each collection would walk every result kept so far: half the read-back's
+    time at 100,000 accounts), and it runs again after, as it did before."""
+    model = load_model(Path(__file__).resolve().parents[1] / "config" / "model.yaml")
+    with synthetic_store(tmp_path / "state.db", 300, 30) as store:
+        stage = AccountStage(cast(Any, SimpleNamespace(store=store, crm=CRM, model=model)))
+        recompute_all(store, CRM, model, NOW, workers=1, accounts=stage)
+        rolled = list(stage.state.rolled)
+        assert len(rolled) == 30
+        read = store.account_scores_many
+        seen: list[bool] = []
+
+        def spy(crm: str, ids: Any) -> Any:
+            seen.append(gc.isenabled())
+            return read(crm, ids)
+
+        monkeypatch.setattr(store, "account_scores_many", spy)
+        assert gc.isenabled()
+        stage._adopt_rolled()
+        assert seen == [False] and gc.isenabled()
+        stored = store.account_score(CRM, "company:700007")
+        assert stored is not None
+        got = stage.state.scored["company:700007"]
+        assert (got.score, got.grade, got.reasons) == (stored.score, stored.grade, stored.reasons)
+        assert sorted(stage.state.scored) == sorted(rolled)
+        # a caller that paused the collector itself finds it paused still
+        stage.state.scored.clear()
+        stage.state.rolled = rolled
+        gc.disable()
+        try:
+            stage._adopt_rolled()
+            assert not gc.isenabled() and len(stage.state.scored) == 30
+        finally:
+            gc.enable()

@@ -772,6 +772,12 @@ class AccountStage:
                 for m in self.store.account_member_ids(self.crm, account_id)
                 if m not in planned or (again and _shown(planned[m]) != _shown(final))
             )
+        # a contact with a write whose outcome is unknown (this pass's, or one the CRM could not
+        # be asked about) waits for the next run to settle it, as the chunks leave it
+        # (`settle_in_flight`): sent now, what may have arrived would be sent twice (a dry run
+        # sends nothing and shows them, as its chunks do)
+        unsettled = {} if self.p.options.dry_run else self.store.writes_in_flight(self.crm)
+        others = [m for m in others if m not in unsettled]
         if not others:
             return
         self.contact_props = {}

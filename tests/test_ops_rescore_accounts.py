@@ -278,6 +278,21 @@ def test_a_rescore_that_moves_no_account_value_reads_only_mqa_members_for_their_
     stage._write_members(NOW, summary)
     assert set(read) == members_of_mqas | {outside}
     assert summary.to_write == 1
+    # the same member with a write whose outcome is unknown (an interrupted run's, the CRM
+    # not asked yet): left to the next run's check, not sent a second time
+    acc.store.db.execute(
+        "DELETE FROM written WHERE crm = ? AND contact_id = ? AND property = 'account_score'",
+        (CRM, outside),
+    )
+    acc.store.set_in_flight(CRM, {outside: {"account_score": "1"}})
+    acc.sb.clear_log()
+    read.clear()
+    summary = SyncSummary(crm=CRM, kind="rescore")
+    stage._write_members(NOW, summary)
+    assert set(read) == members_of_mqas and summary.to_write == 0
+    assert acc.sb.requests == [] and acc.store.writes_in_flight(CRM) == {
+        outside: {"account_score": "1"}
+    }
 
 
 def test_report_shows_conversion_by_account_grade_and_mqa(

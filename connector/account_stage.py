@@ -740,6 +740,7 @@ class AccountStage:
             self.score_accounts(due, now)
         self._write_members(now, summary)
         self._write_companies(now, summary)
+        summary.accounts_scored = self.state.accounts_scored
         if self.state.accounts_scored:
             summary.notes.append(
                 f"accounts: {self.state.accounts_scored} scored"

@@ -109,6 +109,9 @@ def test_status_and_metrics_count_companies_apart() -> None:
     )
     assert run_counts(run({"written": 0, "companies_written": 1})) == "written 0 (+1 company)"
     assert run_counts(run({"pulled": 5, "written": 4})) == "pulled 5, written 4"
+    assert run_counts(run({"scored": 54, "accounts_scored": 12, "written": 54})) == (
+        "scored 54, accounts scored 12, written 54"
+    )
     summary = SyncSummary("hubspot", written=4, companies_written=2)
     assert ", written 4 (+2 companies), repaired 0," in summary.line()
     metrics = WorkerMetrics("hubspot")

@@ -181,6 +181,58 @@ def test_metrics_endpoint_counts_a_sync(demo: Harness, tmp_path: Path) -> None:
     assert value("leadscore_last_success_timestamp_seconds", kind="sync") == NOW.timestamp()
 
 
+def metric_samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    code, body = get(url + "/metrics")
+    assert code == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+def test_metrics_count_the_accounts_scored_and_the_mqas(
+    demo_accounts: Harness, tmp_path: Path
+) -> None:
+    """With accounts on: `leadscore_accounts_scored_total` counts the accounts each run scored
+    and `leadscore_mqa_accounts` is the state DB's MQA count after a run that scored some; an
+    idle sync scores none and leaves both as they were. Accounts off: both 0."""
+    store = demo_accounts.store
+    crm = (("crm", "hubspot"),)
+    service = service_for(demo_accounts, tmp_path)
+    with service:
+        service.start(schedule=False)
+        first = service.worker.run_sync()
+        assert first is not None and first.status == "ok"
+        after_first = metric_samples(service.url)
+        demo_accounts.clock[0] += timedelta(minutes=5)
+        idle = service.worker.run_sync()
+        assert idle is not None and idle.status == "ok"
+        after_idle = metric_samples(service.url)
+    mqas = store.count_mqas("hubspot")
+    scored = store.count_account_scores("hubspot")
+    assert (first.accounts_scored, mqas, scored) == (12, 6, 12)
+    assert first.counts()["accounts_scored"] == 12
+    assert after_first[("leadscore_accounts_scored_total", crm)] == 12
+    assert after_first[("leadscore_mqa_accounts", crm)] == 6
+    assert idle.accounts_scored == 0
+    assert after_idle[("leadscore_accounts_scored_total", crm)] == 12
+    assert after_idle[("leadscore_mqa_accounts", crm)] == 6
+
+
+def test_metrics_show_no_account_without_accounts(demo: Harness, tmp_path: Path) -> None:
+    service = service_for(demo, tmp_path)
+    with service:
+        service.start(schedule=False)
+        summary = service.worker.run_sync()
+        assert summary is not None and summary.status == "ok" and summary.scored > 0
+        samples = metric_samples(service.url)
+    crm = (("crm", "hubspot"),)
+    assert summary.accounts_scored == 0
+    assert samples[("leadscore_accounts_scored_total", crm)] == 0
+    assert ("leadscore_mqa_accounts", crm) not in samples  # never set: no account scored
+
+
 def test_healthz_is_200_after_a_sync_and_503_when_stale_or_never_synced(
     demo: Harness, tmp_path: Path
 ) -> None:

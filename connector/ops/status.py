@@ -23,6 +23,7 @@ RUN_COUNTS: tuple[tuple[str, str], ...] = (
     ("pulled", "pulled"),
     ("new_events", "new events"),
     ("scored", "scored"),
+    ("accounts_scored", "accounts scored"),
     ("written", "written"),
     ("repaired", "repaired"),
     ("unchanged", "unchanged"),

@@ -54,6 +54,7 @@ class SyncSummary:
     companies_to_write: int = 0  # company records planned for a write (account scoring)
     written: int = 0  # contacts written
     companies_written: int = 0  # company records written (account scoring), apart
+    accounts_scored: int = 0  # accounts scored this pass (account scoring; 0 when off)
     repaired: int = 0  # contacts whose CRM values had drifted from our last write, rewritten
     unchanged: int = 0
     write_retries: int = 0
@@ -90,6 +91,7 @@ class SyncSummary:
             "companies_to_write": self.companies_to_write,
             "written": self.written,
             "companies_written": self.companies_written,
+            "accounts_scored": self.accounts_scored,
             "repaired": self.repaired,
             "unchanged": self.unchanged,
             "write_retries": self.write_retries,

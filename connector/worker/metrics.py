@@ -8,6 +8,9 @@ Names (all labelled by `crm`):
     leadscore_contacts_scored_total            contacts scored
     leadscore_contacts_written_total           contacts written back (successful records)
     leadscore_companies_written_total          company records written back (account scoring)
+    leadscore_accounts_scored_total            accounts scored (account scoring)
+    leadscore_mqa_accounts                     marketing-qualified accounts in the state DB, after
+                                               the last run that scored accounts
     leadscore_write_unchanged_total            contacts scored with nothing to write
     leadscore_contacts_repaired_total          contacts rewritten because the CRM showed other
                                                values than our last write (hand edits)
@@ -49,6 +52,15 @@ class WorkerMetrics:
         self.companies_written = Counter(
             "leadscore_companies_written",
             "Company records written back to the CRM (account scoring)",
+            ["crm"],
+            registry=r,
+        )
+        self.accounts_scored = Counter(
+            "leadscore_accounts_scored", "Accounts scored (account scoring)", ["crm"], registry=r
+        )
+        self.mqa_accounts = Gauge(
+            "leadscore_mqa_accounts",
+            "Marketing-qualified accounts in the state DB, after the last run that scored accounts",
             ["crm"],
             registry=r,
         )
@@ -122,6 +134,7 @@ class WorkerMetrics:
             self.scored,
             self.written,
             self.companies_written,
+            self.accounts_scored,
             self.repaired,
             self.unchanged,
             self.rate_limited,
@@ -137,6 +150,7 @@ class WorkerMetrics:
         self.scored.labels(crm).inc(summary.scored)
         self.written.labels(crm).inc(summary.written)
         self.companies_written.labels(crm).inc(summary.companies_written)
+        self.accounts_scored.labels(crm).inc(summary.accounts_scored)
         self.unchanged.labels(crm).inc(summary.unchanged)
         self.repaired.labels(crm).inc(summary.repaired)
         self.dead_letters.labels(crm, "write").inc(summary.dead_lettered)
@@ -167,6 +181,9 @@ class WorkerMetrics:
 
     def set_open_dead_letters(self, n: int) -> None:
         self.dead_letters_open.labels(self.crm).set(n)
+
+    def set_mqa_accounts(self, n: int) -> None:
+        self.mqa_accounts.labels(self.crm).set(n)
 
     def set_last_success(self, kind: str, at: datetime) -> None:
         self.last_success.labels(self.crm, kind).set(at.timestamp())

@@ -188,6 +188,13 @@ class Worker:
                 log.debug("could not count dead letters", exc_info=True)
             else:
                 self.metrics.set_open_dead_letters(opened)
+            if summary.accounts_scored:  # a count over every scored account: only when it moved
+                try:
+                    mqas = self.pipeline.store.count_mqas(self.pipeline.crm)
+                except Exception:  # metrics never fail a run
+                    log.debug("could not count MQAs", exc_info=True)
+                else:
+                    self.metrics.set_mqa_accounts(mqas)
         if summary.status not in ("ok", "stopped"):
             log.error("%s run ended %s: %s", summary.kind, summary.status, summary.message)
         self.history.append(summary)

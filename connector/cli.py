@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -12,8 +14,8 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 
-from connector.cli_common import add_global_options, note_sink, run_cli
-from connector.cli_help import COMPLETION, SectionedGroup, exit_codes_text, with_examples
+from connector.cli_common import add_global_options, note_sink, run_cli, with_global_options
+from connector.cli_help import COMPLETION, LazyGroup, SectionedGroup, exit_codes_text
 from connector.errors import ConfigError, ConnectorError, InputError
 from connector.model.loader import DEFAULT_MODEL_PATH, LoadedModel, validate_model_file
 from connector.offline import EnrichFn
@@ -859,53 +861,65 @@ def _state_cache(settings: Settings):  # type: ignore[no-untyped-def]
     return store.company_cache
 
 
-@cli.group("sandbox")
-def sandbox_group() -> None:
-    """Run a CRM emulator on 127.0.0.1 for manual trials."""
+sandbox_group = LazyGroup("sandbox", help="Run a CRM emulator on 127.0.0.1 for manual trials.")
+sandbox_group.example_prefix = "sandbox "
+cli.add_command(sandbox_group)
+
+# Commands that live beside the code they drive, imported only when one of them runs (or shows
+# its own --help): (where, the command's name, module, attribute, its short help in the
+# list of `leadscore --help`, which `tests/test_cli_help.py` checks against the command's own)
+LAZY: tuple[tuple[LazyGroup, str, str, str, str], ...] = (
+    (sandbox_group, "hubspot", "connector.sandbox.hubspot_cli", "sandbox_hubspot_cmd",
+     "Run a local HubSpot API sandbox (loopback only) until Ctrl-C."),
+    (sandbox_group, "marketo", "connector.sandbox.marketo_cli", "sandbox_marketo_cmd",
+     "Run a local Marketo REST/bulk API sandbox (loopback only) until Ctrl-C."),
+    (cli, "rescore", "connector.ops.analysis", "rescore_cmd",
+     "After a model change: before → after for every stored contact, then apply it."),
+    (cli, "simulate", "connector.ops.analysis", "simulate_cmd",
+     "What-if on the stored data: MQLs now vs at another threshold or with another model."),
+    (cli, "status", "connector.ops.analysis", "status_cmd",
+     "Last runs, cursors, queues and model versions, from the state DB (no CRM call)."),
+    (cli, "dead-letters", "connector.ops.analysis", "dead_letters_cmd",
+     "Open dead letters (contact, kind, attempts, reason); --retry re-sends the writes."),
+    (cli, "report", "connector.ops.report", "report_cmd",
+     "Conversion MQL → SQL → customer by grade, score band, program and model version."),
+    (cli, "run", "connector.worker.cli", "run_cmd",
+     "Run the worker: a sync every LEADSCORE_SYNC_INTERVAL_MINUTES, a rescore of contacts..."),
+    (cli, "backfill", "connector.worker.cli", "backfill_cmd",
+     "Pull the full history of a window, then score and write back what changed."),
+    (cli, "calibrate", "connector.calibrate.cli", "calibrate_cmd",
+     "How did the scored leads convert, and should the points change? Suggests a model..."),
+    (cli, "optimize", "connector.ops.optimize", "optimize_cmd",
+     "Rewrite the stored events in contact order: faster full rescores after months of syncs."),
+)  # fmt: skip
 
 
-# Commands that live beside the code they drive. A module that is not there (yet) is skipped;
-# any other import error is a bug and surfaces.
-PLUGINS: tuple[tuple[str, str, str], ...] = (
-    ("connector.sandbox.marketo_cli", "sandbox_marketo_cmd", "sandbox marketo"),
-    ("connector.ops.analysis", "rescore_cmd", "rescore"),
-    ("connector.ops.analysis", "simulate_cmd", "simulate"),
-    ("connector.ops.analysis", "status_cmd", "status"),
-    ("connector.ops.analysis", "dead_letters_cmd", "dead-letters"),
-    ("connector.ops.report", "report_cmd", "report"),
-    ("connector.worker.cli", "run_cmd", "run"),
-    ("connector.worker.cli", "backfill_cmd", "backfill"),
-    ("connector.calibrate.cli", "calibrate_cmd", "calibrate"),
-    ("connector.ops.optimize", "optimize_cmd", "optimize"),
-)
+def _attribute(module: str, attr: str) -> Callable[[], click.Command]:
+    def load() -> click.Command:
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command), f"{module}.{attr}"
+        return command
+
+    return load
 
 
-def _register_plugins() -> None:
-    import importlib
-
+def _enrich_command() -> click.Command:
     from connector.enrich.cli import make_enrich_command
-    from connector.sandbox.hubspot_cli import sandbox_hubspot_cmd
 
-    cli.add_command(make_enrich_command(_state_cache))
-    sandbox_group.add_command(sandbox_hubspot_cmd, "hubspot")
-    for module, attr, name in PLUGINS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module.startswith(exc.name):
-                continue  # not built yet
-            raise
-        command = getattr(mod, attr)
-        if name.startswith("sandbox "):
-            sandbox_group.add_command(command, name.split()[1])
-        else:
-            cli.add_command(command, name)
+    return make_enrich_command(_state_cache)
 
 
-_register_plugins()
-for _name, _command in cli.commands.items():
-    with_examples(_command, _name)
-add_global_options(cli)  # `leadscore sync --state x.db` as well as `leadscore --state x.db sync`
+for _group, _name, _module, _attr, _short in LAZY:
+    _group.add_lazy(_name, _attribute(_module, _attr), _short)
+cli.add_lazy(
+    "enrich",
+    _enrich_command,
+    "Show what enrichment makes of EMAIL: domain, kind, each provider's answer, cache.",
+)
+# `leadscore sync --state x.db` as well as `leadscore --state x.db sync`: the commands here
+# now, and each lazy one as it is loaded
+add_global_options(cli)
+cli.on_load = with_global_options
 
 
 def main() -> None:

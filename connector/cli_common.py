@@ -51,34 +51,39 @@ def add_global_options(group: click.Group) -> None:
     `leadscore sync --state x.db` works as `leadscore --state x.db sync` does, and the
     commands that pull (`PULLING_COMMANDS`) `--allow-fresh-state`."""
     for name, command in group.commands.items():
-        if isinstance(command, click.Group):
+        with_global_options(name, command)
+
+
+def with_global_options(name: str, command: click.Command) -> None:
+    """`add_global_options` for one command of the top group (a group: left as it is)."""
+    if isinstance(command, click.Group):
+        return
+    have = {o for p in command.params for o in getattr(p, "opts", [])}
+    if name in PULLING_COMMANDS and "--allow-fresh-state" not in have:
+        command.params.append(
+            click.Option(
+                ["--allow-fresh-state", "_global_allow_fresh_state"],
+                is_flag=True,
+                default=False,
+                expose_value=False,
+                is_eager=True,
+                callback=_store("allow_fresh_state"),
+                help=FRESH_STATE_HELP,
+            )
+        )
+    for flag, key, kind, text in GLOBAL_OPTIONS:
+        if flag in have:
             continue
-        have = {o for p in command.params for o in getattr(p, "opts", [])}
-        if name in PULLING_COMMANDS and "--allow-fresh-state" not in have:
-            command.params.append(
-                click.Option(
-                    ["--allow-fresh-state", "_global_allow_fresh_state"],
-                    is_flag=True,
-                    default=False,
-                    expose_value=False,
-                    is_eager=True,
-                    callback=_store("allow_fresh_state"),
-                    help=FRESH_STATE_HELP,
-                )
+        command.params.append(
+            click.Option(
+                [flag, f"_global_{key}"],
+                type=kind,
+                expose_value=False,
+                is_eager=True,  # stored before the command's callback reads settings
+                callback=_store(key),
+                help=text,
             )
-        for flag, key, kind, text in GLOBAL_OPTIONS:
-            if flag in have:
-                continue
-            command.params.append(
-                click.Option(
-                    [flag, f"_global_{key}"],
-                    type=kind,
-                    expose_value=False,
-                    is_eager=True,  # stored before the command's callback reads settings
-                    callback=_store(key),
-                    help=text,
-                )
-            )
+        )
 
 
 def note_sink(log_json: bool) -> Callable[[str], None]:

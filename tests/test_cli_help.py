@@ -9,15 +9,16 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from connector.cli import cli
-from connector.cli_help import SECTIONS
+from connector.cli import LAZY, cli
+from connector.cli_help import SECTIONS, LazyGroup
 from connector.errors import EXIT_CODES
 
 
 def _walk(cmd: click.Command, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], click.Command]]:
     out = [(path, cmd)]
     if isinstance(cmd, click.Group):
-        for name, sub in sorted(cmd.commands.items()):
+        every = cmd.load_all() if isinstance(cmd, LazyGroup) else cmd.commands
+        for name, sub in sorted(every.items()):
             out.extend(_walk(sub, (*path, name)))
     return out
 
@@ -31,7 +32,7 @@ def test_top_help_groups_the_commands_and_lists_the_exit_codes() -> None:
     for title, names in SECTIONS:
         block = text.split(f"{title}:\n", 1)[1].split("\n\n", 1)[0]
         listed = [line.split()[0] for line in block.splitlines() if line[2] != " "]
-        assert listed == [n for n in names if n in cli.commands], title
+        assert listed == [n for n in names if n in cli.list_commands(click.Context(cli))], title
     assert "Other:" not in text  # every command has its section
     assert "Exit codes (every command):" in text
     for code, meaning in EXIT_CODES.items():
@@ -54,6 +55,65 @@ def test_every_command_has_help_an_example_and_every_option_a_description() -> N
             shown = CliRunner().invoke(cli, [*path, "--help"])
             assert shown.exit_code == 0, name
             assert f"  $ leadscore {name}" in shown.output
+
+
+def test_the_lazy_commands_are_listed_with_their_own_short_help() -> None:
+    """`leadscore --help` lists a lazy command from `LAZY`'s text without importing it: the
+    text is the command's own short help, as click words it from its docstring."""
+    assert len(LAZY) >= 11
+    every: list[tuple[LazyGroup, str]] = [(g, name) for g, name, *_ in LAZY] + [(cli, "enrich")]
+    for group, name in every:
+        listed = group.lazy[name][1]
+        command = group.get_command(click.Context(group), name)
+        assert command is not None, name
+        assert listed == command.get_short_help_str(90), name
+
+
+LAZY_MODULES = (
+    "connector.calibrate.cli",
+    "connector.enrich.cli",
+    "connector.sandbox.hubspot_cli",
+    "connector.sandbox.marketo_cli",
+    "connector.ops.analysis",
+    "connector.ops.report",
+    "connector.worker.cli",
+    "connector.ops.optimize",
+)
+
+
+def _loaded_after(args: list[str]) -> set[str]:
+    """Which of `LAZY_MODULES` a fresh interpreter has imported after running the CLI with
+    `args` (its output discarded)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, contextlib, io\n"
+        "from connector.cli import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    try: cli({args!r})\n"
+        "    except SystemExit: pass\n"
+        f"print(','.join(m for m in {LAZY_MODULES!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(filter(None, out.stdout.strip().split(",")))
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    assert _loaded_after(["--help"]) == set()
+    assert _loaded_after(["status", "--help"]) == {"connector.ops.analysis"}
+    assert _loaded_after(["sandbox", "--help"]) == set()
+    assert _loaded_after(["sandbox", "marketo", "--help"]) == {"connector.sandbox.marketo_cli"}
+
+
+def test_a_lazy_command_takes_the_global_options_after_its_name(tmp_path: Path) -> None:
+    """`--state` and `--crm` after a lazy command's name, as after an eager one's."""
+    missing = tmp_path / "none.db"
+    out = CliRunner().invoke(cli, ["status", "--crm", "marketo", "--state", str(missing)])
+    assert out.exit_code == 1  # as before the command was lazy: the --state given was read
+    assert f"no state DB at {missing};" in out.output
+    shown = CliRunner().invoke(cli, ["rescore", "--help"])
+    assert "--allow-fresh-state" in shown.output and "--state FILE" in shown.output
 
 
 def test_the_bash_completion_script_generates_and_completes() -> None:

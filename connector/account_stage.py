@@ -47,6 +47,7 @@ from connector.scoring.accounts import (
     score_account,
 )
 from connector.state.accounts import (
+    MEMBER_DELETED_AT_WRITE,
     AccountScoreRow,
     ContactAccount,
     StoredAccountScore,
@@ -726,6 +727,8 @@ class AccountStage:
         if not self.enabled():
             return
         self._adopt_rolled()
+        # a member's write found it deleted after its account was scored with it: again
+        left = set(self.store.accounts_due(self.crm, MEMBER_DELETED_AT_WRITE))
         due = [
             a
             for a in dict.fromkeys(
@@ -734,7 +737,7 @@ class AccountStage:
                 # a model rolled out (`leadscore rescore`): every account under the new one
                 + self.store.stale_account_ids(self.crm, self.p.model.fingerprint)
             )
-            if a not in self.state.scored and a not in self.state.emptied
+            if (a not in self.state.scored or a in left) and a not in self.state.emptied
         ]
         if due:
             self.score_accounts(due, now)

@@ -116,6 +116,8 @@ class Puller(Stage):
             touched |= self.store.insert_events(self.crm, page.events)
             for absorbed, survivor in page.merged.items():
                 if self.store.merged_into(self.crm, absorbed) != survivor:
+                    # its account is scored again without it (the survivor's with its events)
+                    self.store.add_member_accounts_due(self.crm, [absorbed], "member merged away")
                     self.store.merge_contacts(self.crm, absorbed, survivor, now)
                     summary.merged += 1
                     touched.discard(absorbed)
@@ -126,6 +128,7 @@ class Puller(Stage):
                 )
             # read cleanly: an input dead letter of an earlier read of it is resolved
             self.store.resolve_input_dead_letters(self.crm, (c.id for c in page.contacts), now)
+            self.store.add_member_accounts_due(self.crm, page.archived, "member deleted")
             for gone in page.archived:  # deleted in the CRM: stop scoring and writing it
                 self.store.mark_archived(self.crm, gone, now)
                 touched.discard(gone)

@@ -14,6 +14,7 @@ from datetime import datetime
 from connector.errors import RetryableError
 from connector.pipeline.stage import Stage, log
 from connector.pipeline.summary import SyncSummary
+from connector.state.accounts import MEMBER_DELETED_AT_WRITE
 from connector.types import MQL, ScoreResult, WriteBack, WriteOutcome
 
 
@@ -102,6 +103,9 @@ class Writer(Stage):
                 if out.ok:
                     self._succeeded(w, meta[w.contact_id], at, summary)
                 elif out.archived:
+                    self.store.add_member_accounts_due(
+                        self.crm, [w.contact_id], MEMBER_DELETED_AT_WRITE
+                    )
                     self.store.mark_archived(self.crm, w.contact_id, at)
                     self.store.set_write_pending(self.crm, [w.contact_id], False)
                     summary.archived += 1

@@ -164,6 +164,11 @@ def _company_row(row: Sequence[Any]) -> CrmCompany:
     )
 
 
+# why an account is due when a member's write found the contact deleted (404): the pass may
+# have scored the account with it already, and scores it again (`AccountStage.finish`)
+MEMBER_DELETED_AT_WRITE = "member deleted (found at write)"
+
+
 def _param(items: Iterable[str]) -> str:
     return json.dumps(list(dict.fromkeys(items)))
 
@@ -690,9 +695,27 @@ class AccountsStateMixin(StoreBase):
                 [(crm, a, reason) for a in dict.fromkeys(account_ids)],
             )
 
-    def accounts_due(self, crm: str) -> list[str]:
+    def add_member_accounts_due(self, crm: str, contact_ids: Iterable[str], reason: str) -> None:
+        """The accounts of these contacts due (`add_accounts_due`): each of them leaves its
+        account (merged into another contact, deleted in the CRM), which must be scored again
+        without it: the reason replaces one the account was due for already (`finish` reads
+        `MEMBER_DELETED_AT_WRITE`). Nothing for a contact with no account (accounts off: none
+        has one)."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO accounts_due (crm, account_id, reason) "
+                "SELECT crm, account_id, ? FROM contact_accounts "
+                "WHERE crm = ? AND contact_id IN (SELECT value FROM json_each(?)) "
+                "ON CONFLICT (crm, account_id) DO UPDATE SET reason = excluded.reason",
+                (reason, crm, _param(contact_ids)),
+            )
+
+    def accounts_due(self, crm: str, reason: str | None = None) -> list[str]:
+        """The accounts in the backlog (`reason`: only those put there for it)."""
         rows = self._conn.execute(
-            "SELECT account_id FROM accounts_due WHERE crm = ? ORDER BY account_id", (crm,)
+            "SELECT account_id FROM accounts_due WHERE crm = ?1 AND (?2 IS NULL OR reason = ?2) "
+            "ORDER BY account_id",
+            (crm, reason),
         ).fetchall()
         return [r[0] for r in rows]
 

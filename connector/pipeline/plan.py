@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from connector.crm.base import CHECKED_PROPERTIES
+from connector.crm.base import CHECKED_PROPERTIES, CONTACT_ACCOUNT_PROPERTIES
 from connector.pipeline.stage import Stage, iso
 from connector.pipeline.summary import PlannedWrite, SyncSummary
 from connector.types import Contact, Enrichment, ScoreResult, WriteBack
@@ -161,7 +161,10 @@ class Planner(Stage):
         if not read:
             return
         written = self.store.get_written_many(self.crm, [c.id for c in read])
-        checked = CHECKED_PROPERTIES + self.pipeline.named.checked_keys()
+        # the account's values on the contact too, where the CRM read them (accounts on)
+        checked = (
+            CHECKED_PROPERTIES + CONTACT_ACCOUNT_PROPERTIES + self.pipeline.named.checked_keys()
+        )
         for c in read:
             last = written.get(c.id, {})
             shown = c.crm_values or {}

@@ -17,7 +17,7 @@ import requests
 import urllib3
 from pydantic import SecretStr
 
-from connector.crm.base import ApiStats
+from connector.crm.base import CONTACT_ACCOUNT_PROPERTIES, ApiStats
 from connector.crm.hubspot.properties import (
     ACCOUNT_SCOPES,
     CHECKED_NAMES,
@@ -262,14 +262,21 @@ class HubSpotCalls:
             return found
         return named_property_names(self.named_scores).get(key, key)
 
-    def checked_names(self) -> dict[str, str]:
-        """Our score properties read back with the contacts: HubSpot name → our key."""
+    def checked_names(self, *, accounts: bool | None = None) -> dict[str, str]:
+        """Our score properties read back with the contacts: HubSpot name → our key (with
+        accounts on, the account's values on the contact too: a hand edit is written again).
+        `accounts`: with the account's properties or not (None: as account scoring is)."""
         named = named_property_names(self.named_scores)
-        return {**CHECKED_NAMES, **{hs: key for key, hs in named.items()}}
+        keys = (
+            CONTACT_ACCOUNT_PROPERTIES if (self.accounts if accounts is None else accounts) else ()
+        )
+        account = {PROPERTY_NAMES[k]: k for k in keys}
+        return {**CHECKED_NAMES, **account, **{hs: key for key, hs in named.items()}}
 
     def read_properties(self) -> list[str]:
         """What a contact read asks for: the profile, ours, and the named scores'."""
-        return READ_PROPERTIES + list(named_property_names(self.named_scores).values())
+        account = [PROPERTY_NAMES[k] for k in CONTACT_ACCOUNT_PROPERTIES] if self.accounts else []
+        return READ_PROPERTIES + account + list(named_property_names(self.named_scores).values())
 
     # -- the one place a call is made -------------------------------------------------------
     def _call(self, kind: str, fn: Callable[[], T], *, search: bool = False) -> T:

@@ -70,7 +70,9 @@ class SchemaMixin(HubSpotCalls):
         listed = [p for p in _results(data, "properties") if isinstance(p, Mapping)]
         if object_type != "contacts":
             return {str(p.get("name")) for p in listed}
-        checked = self.checked_names()
+        # the account's properties whether account scoring is on or not: turning it off and on
+        # again is no re-creation (those that exist keep their stamps)
+        checked = self.checked_names(accounts=True)
         self._stamps = {
             checked[str(p.get("name"))]: str(p.get("createdAt") or "")
             for p in listed

@@ -3,7 +3,7 @@ field exists (Marketo fields are created in the admin UI, not by us)."""
 
 from __future__ import annotations
 
-from connector.crm.base import CHECKED_PROPERTIES
+from connector.crm.base import CHECKED_PROPERTIES, CONTACT_ACCOUNT_PROPERTIES
 from connector.crm.marketo.calls import MarketoCalls, log
 from connector.crm.marketo.config import (
     ACCOUNT_FIELDS,
@@ -86,13 +86,24 @@ class FieldsMixin(MarketoCalls):
         for extra in (self.config.stage_field, self.config.status_field):
             if extra and extra not in names:
                 names.append(extra)
-        if self.accounts and "externalCompanyId" in self.describe():
-            names.append("externalCompanyId")  # the lead's company record
+        company = self._company_field()
+        if company:
+            names.append(company)
         return names
 
+    def _company_field(self) -> str | None:
+        """`externalCompanyId`, the lead's company record, with accounts on where the instance
+        has it: read with the leads and watched for changes (a lead moved to another company
+        by that field alone moves to that account)."""
+        if self.accounts and "externalCompanyId" in self.describe():
+            return "externalCompanyId"
+        return None
+
     def _checked_fields(self) -> dict[str, str]:
-        """Our score properties mapped onto this instance: Marketo field → our name. Read with
-        the leads and watched for changes, so a hand edit is seen and written again."""
+        """Our score properties mapped onto this instance: Marketo field → our name (with
+        accounts on, the account's values on the lead too). Read with the leads and watched
+        for changes, so a hand edit is seen and written again."""
         fmap = self.field_map()
         named = [k for k in named_field_map(self.named_scores) if fmap.get(k)]
-        return {fmap[p]: p for p in (*CHECKED_PROPERTIES, *named) if fmap.get(p)}
+        account = CONTACT_ACCOUNT_PROPERTIES if self.accounts else ()
+        return {fmap[p]: p for p in (*CHECKED_PROPERTIES, *account, *named) if fmap.get(p)}

@@ -206,7 +206,7 @@ class LeadsMixin(FieldsMixin):
         self, since: datetime | None, until: datetime | None, token: str | None
     ) -> Iterator[ContactPage]:
         watched = [f for f in (*PROFILE_FIELDS, self.config.stage_field, self.config.status_field,
-                               *self._checked_fields()) if f]  # fmt: skip
+                               *self._checked_fields(), self._company_field()) if f]  # fmt: skip
         params = {"fields": ",".join(dict.fromkeys(watched)), "batchSize": str(self.page_size)}
         start = token or self._paging_token(since)
         for results, nxt, _more in self._paged(

@@ -104,6 +104,19 @@ def opt_number(value: Any, field: str, upper: float) -> float | None:
     return number
 
 
+def watched_share(watched: Any, total: Any) -> float | None:
+    """The share of a webinar watched, 0..1, from the minutes watched and its length as a CRM
+    sends them (numbers or text); None where they make no duration: text, a length of 0 or
+    less, infinite or NaN (`"inf"`, `"1e400"`, a 400-digit integer), whatever the other."""
+    try:
+        w, t = float(watched), float(total)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not (math.isfinite(w) and math.isfinite(t)) or t <= 0:
+        return None
+    return max(0.0, min(1.0, w / t))
+
+
 def opt_timestamp(value: Any, field: str) -> datetime | None:
     return None if value in (None, "") else parse_timestamp(value, field)
 

@@ -28,7 +28,7 @@ from connector.errors import (
     InputError,
     RetryableError,
 )
-from connector.parse import MAX_TEXT, opt_text, parse_timestamp
+from connector.parse import MAX_TEXT, opt_text, parse_timestamp, watched_share
 from connector.text import clean_value
 from connector.types import Event
 
@@ -41,16 +41,6 @@ EMAIL_TYPES = {
     "BOUNCE": "email_bounce",
     "UNSUBSCRIBED": "email_unsubscribe",
 }
-
-
-def _share(watched: Any, total: Any) -> float | None:
-    try:
-        w, t = float(watched), float(total)
-    except (TypeError, ValueError, OverflowError):  # a 400-digit integer is no duration
-        return None
-    if t <= 0 or w != w or t != t:
-        return None
-    return max(0.0, min(1.0, w / t))
 
 
 def _rollup_events(cid: str, props: Mapping[str, Any]) -> list[Event]:
@@ -208,7 +198,7 @@ class EventsMixin(HubSpotCalls):
                 "name": props.get("webinar_name"),
                 "minutes_watched": props.get("minutes_watched"),
             }
-            share = _share(props.get("minutes_watched"), props.get("webinar_minutes"))
+            share = watched_share(props.get("minutes_watched"), props.get("webinar_minutes"))
             if share is not None:
                 attrs["watched_share"] = share
         elif etype.endswith("_webinar_registered"):

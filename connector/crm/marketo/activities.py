@@ -18,7 +18,7 @@ from connector.errors import (
     ConfigError,
     InputError,
 )
-from connector.parse import opt_text, parse_timestamp
+from connector.parse import opt_text, parse_timestamp, watched_share
 from connector.text import clean_value
 from connector.types import Event
 
@@ -33,16 +33,6 @@ STATUS_CHANGE_TYPES = frozenset({"change data value", "change status in progress
 def _squash(name: str) -> str:
     """ "Lead Status" and "leadStatus" -> "leadstatus": a field's display and REST names."""
     return re.sub(r"[\s_]+", "", name).lower()
-
-
-def _share(watched: Any, total: Any) -> float | None:
-    try:
-        w, t = float(watched), float(total)
-    except (TypeError, ValueError):
-        return None
-    if t <= 0 or w != w or t != t:
-        return None
-    return max(0.0, min(1.0, w / t))
 
 
 class ActivitiesMixin(LeadsMixin):
@@ -178,7 +168,7 @@ class ActivitiesMixin(LeadsMixin):
             if etype == "webinar_attended":
                 watched = attrs.get("Minutes Watched")
                 out["minutes_watched"] = watched
-                share = _share(watched, attrs.get("Webinar Minutes"))
+                share = watched_share(watched, attrs.get("Webinar Minutes"))
                 if share is not None:
                     out["watched_share"] = share
         elif type_name.lower() in STATUS_CHANGE_TYPES:

@@ -112,6 +112,14 @@ def test_status_and_metrics_count_companies_apart() -> None:
     assert run_counts(run({"scored": 54, "accounts_scored": 12, "written": 54})) == (
         "scored 54, accounts scored 12, written 54"
     )
+    # dead letters as the summary line counts them: both kinds, the bad input named
+    assert run_counts(run({"pulled": 9, "dead_lettered": 1, "bad_records": 2})) == (
+        "pulled 9, dead-lettered 3 (2 bad input)"
+    )
+    assert run_counts(run({"bad_records": 2})) == "dead-lettered 2 (2 bad input)"
+    summary = SyncSummary("hubspot", pulled=9, dead_lettered=1, bad_records=2)
+    assert ", dead-lettered 3 (2 bad input), " in summary.line()
+    assert (summary.counts()["dead_letters"], summary.counts()["dead_lettered"]) == (3, 1)
     summary = SyncSummary("hubspot", written=4, companies_written=2)
     assert ", written 4 (+2 companies), repaired 0," in summary.line()
     metrics = WorkerMetrics("hubspot")

@@ -203,13 +203,18 @@ def run_duration(run: RunRecord) -> str:
 def run_counts(run: RunRecord) -> str:
     """A run's counts as the summary line words them (those that are not 0; thousands
     separated): `pulled 54, new events 2,342, scored 54, written 54 (+12 companies)`, company
-    records written beside the contacts in brackets; `—` when all are 0."""
+    records written beside the contacts in brackets; dead letters of both kinds, the bad input
+    records among them named (`dead-lettered 3 (2 bad input)`); `—` when all are 0."""
     c = run.counts
     companies = int(c.get("companies_written") or 0)
+    bad = int(c.get("bad_records") or 0)
     parts = []
     for k, label in RUN_COUNTS:
         if k == "written" and (c.get(k) or companies):
             parts.append(f"{label} {c.get(k) or 0:,}{companies_part(companies)}")
+        elif k == "dead_lettered" and bad:
+            dead = int(c.get(k) or 0) + bad
+            parts.append(f"{label} {dead:,} ({bad:,} bad input)")
         elif c.get(k):
             parts.append(f"{label} {c[k]:,}")
     return ", ".join(parts) or "—"

@@ -96,6 +96,7 @@ class SyncSummary:
             "unchanged": self.unchanged,
             "write_retries": self.write_retries,
             "dead_lettered": self.dead_lettered,
+            "dead_letters": self.dead_letters,
             "archived": self.archived,
             "rate_limited": self.rate_limited,
             "api_calls_by_kind": self.api_calls_by_kind,

@@ -113,6 +113,9 @@ class CrmAdapter(Protocol):
 
 # The account values a contact (HubSpot) or lead (Marketo) carries, by our names.
 CONTACT_ACCOUNT_PROPERTIES: tuple[str, ...] = ("account_score", "account_grade")
+# The CRMs whose adapter writes company records (`write_companies`): Marketo's account values
+# go on each lead's fields only. What a preview counts without an adapter at hand.
+WRITES_COMPANY_RECORDS = frozenset({"hubspot"})
 # The values written on a company record (HubSpot), by our names.
 COMPANY_PROPERTIES: tuple[str, ...] = (
     "account_score",

@@ -22,6 +22,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from connector.active_model import activate
+from connector.crm.base import WRITES_COMPANY_RECORDS
 from connector.model.loader import LoadedModel, NamedModel
 from connector.ops.common import (
     READ_BATCH,
@@ -513,10 +514,13 @@ def _company_writes(
     written: Mapping[str, Mapping[str, str]],
 ) -> bool:
     """Whether the applied rescore writes this company record (`result` None: its values
-    cleared): a live record whose values differ from those last written."""
+    cleared): a live record whose values differ from those last written, in a CRM whose
+    company records we write (not Marketo's)."""
     from connector.account_stage import company_diff
 
     if record is None or record.archived or record.merged_into:
+        return False
+    if stage.crm not in WRITES_COMPANY_RECORDS:
         return False
     return bool(company_diff(stage.company_changes(result), written.get(record.id, {})))
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from connector.crm.base import CHECKED_PROPERTIES, CONTACT_ACCOUNT_PROPERTIES
 from connector.pipeline.stage import Stage, iso
 from connector.pipeline.summary import PlannedWrite, SyncSummary
+from connector.scoring.accounts import by_account
 from connector.types import Contact, Enrichment, ScoreResult, WriteBack
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ def planned_changes(
     Empty when there is nothing to write. (`leadscore rescore --dry-run` counts with this.)"""
     desired = desired_properties(result)
     _drop_stage_shown(contact, desired, written)
+    _clear_account_reason(desired, written)
     return diff_properties(desired, dict(written))
 
 
@@ -105,6 +107,7 @@ def needs_write(contact: Contact, result: ScoreResult, written: Mapping[str, str
     of every contact; after a model change its version alone answers."""
     desired = _desired(result, None)
     _drop_stage_shown(contact, desired, written)
+    _clear_account_reason(desired, written)
     if any(written.get(k) != v for k, v in desired.items()):
         return True
     return written.get("reasons") != result.top_reasons()
@@ -119,6 +122,14 @@ def _drop_stage_shown(
         and "lifecycle_stage" not in written
     ):
         desired.pop("lifecycle_stage")  # the CRM already shows it
+
+
+def _clear_account_reason(desired: dict[str, str], written: Mapping[str, str]) -> None:
+    """An MQL reason its account gave (`account MQA: …`) lasts as long as the account is an
+    MQA: once the result has none, the one written is cleared (written blank). A reason of
+    the contact's own (`threshold`, a hand-raiser) stays, as its MQL stage does."""
+    if "mql_reason" not in desired and by_account(written.get("mql_reason")):
+        desired["mql_reason"] = ""
 
 
 def company_fill(contact: Contact, enrichment: Enrichment | None) -> dict[str, str]:

@@ -541,7 +541,11 @@ def apply_account_mql(
     """A contact at an MQA becomes MQL at the lower contact threshold the model names, when
     its grade is allowed and nothing else decided its stage (an MQL, SQL, recycle or a block
     keep their decision; `account_mql_candidate`). `blocked`: names of force rules that block
-    MQL. A contact the CRM shows at MQL already keeps the verdict at every pass."""
+    MQL. A contact the CRM shows at MQL already keeps the verdict at every pass. A result
+    that carries an earlier pass's account verdict (a stored score) is first taken back to the
+    contact's own (`without_account_mql`): at an account that is no MQA any more, that is
+    what it gets."""
+    result = without_account_mql(contact, result, lifecycle)
     if not account.mqa or not account_mql_candidate(result, ca, blocked):
         return result
     mqa = ca.section.mqa
@@ -559,6 +563,24 @@ def apply_account_mql(
         mql_reason=reason,
     )
     return dataclasses.replace(result, lifecycle=new)
+
+
+def without_account_mql(contact: Contact, result: ScoreResult, lifecycle: Lifecycle) -> ScoreResult:
+    """`result` with the verdict the contact has of its own where its MQL was its account's
+    (`apply_account_mql`: only a contact nothing else decided gets one), as the scorer
+    decides it for such a contact: no MQL reason, MQL only where the CRM shows the stage
+    already (stages move forward only), the initial stage for a contact with none. Any other
+    result as it is."""
+    decision = result.lifecycle
+    if not by_account(decision.mql_reason):
+        return result
+    current = contact.lifecycle_stage or None
+    rank = stage_rank(current)
+    target = None
+    if rank < 0 and lifecycle.initial_stage and lifecycle.write_stage:
+        target = lifecycle.initial_stage
+    own = LifecycleDecision(current, target, mql=rank == stage_rank(MQL), mql_reason=None)
+    return dataclasses.replace(result, lifecycle=own)
 
 
 def _of(counted: float, points: float) -> str:

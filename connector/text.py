@@ -8,7 +8,10 @@ writes apply it again only when an encode fails, so clean text costs one regex s
 
 Control characters (NUL, ESC...) are kept in stored values (a name is stored as the CRM
 holds it); `display_text` also drops C0 controls other than tab, newline and carriage
-return, for the places text is shown: log lines and exported files (the HTML report).
+return, DEL and the C1 controls, and the bidirectional formatting characters (U+202E
+"right-to-left override" and its kin: a name holding one reverses the rest of a terminal's
+line and pushes a table's columns out of line), for the places text is shown: tables, log
+lines and exported files (the HTML report).
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from collections.abc import Sequence
 from typing import Any
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# C0 but tab, LF, CR; DEL and C1; the bidi marks, embeddings, overrides and isolates (ALM,
+# LRM, RLM, LRE…RLO, LRI…PDI). Zero-width joiners stay: emoji sequences and scripts use them.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def clean_text(text: str) -> str:
@@ -45,8 +52,9 @@ def clean_row(row: Sequence[Any]) -> tuple[Any, ...]:
 
 
 def display_text(text: str) -> str:
-    """`clean_text`, and C0 control characters other than tab, newline and CR removed: text
-    that can be written to a UTF-8 log line or file and shown without garbling it."""
+    """`clean_text`, and control characters other than tab, newline and CR removed (C0, DEL,
+    C1, bidi formatting: see above): text that can be written to a UTF-8 log line, file or
+    table and shown without garbling it."""
     return _CONTROL.sub("", clean_text(text))
 
 

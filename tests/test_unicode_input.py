@@ -464,3 +464,46 @@ def test_marketo_bulk_export_with_a_cut_emoji_reads_every_lead() -> None:
     assert sorted(leads, key=int) == [str(i) for i in range(1, 13)]
     assert [p.bad for p in pages] == [[] for _ in pages]
     assert leads["3"].first_name == "Jos?"
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\u202eevil\u202c Bob", "evil Bob"),  # right-to-left override ... pop
+        ("Acme\u200f Inc\u200e", "Acme Inc"),  # RLM, LRM
+        ("A\u2066B\u2067C\u2068D\u2069", "ABCD"),  # isolates
+        ("del\x7f and C1\x85\x9b", "del and C1"),
+        ("family \U0001f468\u200d\U0001f469", "family \U0001f468\u200d\U0001f469"),  # ZWJ stays
+        ("tab\tand\nnewline", "tab\tand\nnewline"),
+    ],
+)
+def test_display_text_drops_bidi_and_c1_controls(raw: str, shown: str) -> None:
+    from connector.scoring.accounts import shown_text
+    from connector.text import display_text
+
+    assert display_text(raw) == shown
+    assert shown_text(raw, 60) == shown.replace("\t", " ").replace("\n", " ")
+
+
+def test_a_company_name_with_a_right_to_left_override_shows_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`accounts` and `explain --account` show a renamed company's name without the override
+    that would reverse the rest of the line; the name is stored as the CRM holds it."""
+    db = tmp_path / "h.db"
+    monkeypatch.setenv("LEADSCORE_ACCOUNTS", "true")
+    monkeypatch.setenv("COLUMNS", "160")
+    with HubSpotSandbox.start(build_demo_portal()) as sb:
+        runner, auth = _hubspot_cli(sb, db, monkeypatch)
+        body = json.dumps({"properties": {"name": "Initech \u202eevil\u202c"}})
+        patched = requests.patch(f"{sb.url}/crm/v3/objects/companies/9002", data=body, headers=auth)
+        assert patched.status_code == 200, patched.text
+        assert runner.invoke(cli, ["sync"]).exit_code == 0
+        assert _rows(db, "SELECT name FROM crm_companies WHERE id = '9002'") == [
+            ("Initech \u202eevil\u202c",)
+        ]
+        for args in (["accounts", "--top", "20"], ["explain", "--account", "9002"]):
+            out = runner.invoke(cli, args)
+            assert out.exit_code == 0, out.output
+            assert "Initech evil" in out.output, args
+            assert "\u202e" not in out.output and "\u202c" not in out.output, args

@@ -226,3 +226,42 @@ def test_marketorestpython_client_unmodified(sb: MarketoSandbox) -> None:
         ("POST", "/rest/v1/companies.json", "GET"),  # a form POST with _method=GET
         ("POST", "/rest/v1/companies.json", "POST"),
     ]
+
+
+def test_marketorestpython_list_fields_are_read_whole(sb: MarketoSandbox) -> None:
+    """The client's documented list form of `fields` reaches the sandbox as repeated
+    parameters (`fields=email&fields=company`): read as one list, as Marketo reads it, not
+    cut to its first field (found driving the sandbox with marketorestpython)."""
+    mc = MarketoClient("123-ABC-456", sb.client_id, sb.client_secret)
+    mc.host = sb.url
+    lead = mc.get_lead_by_id(101, fields=["email", "company", "externalCompanyId"])
+    assert lead == [
+        {
+            "id": 101,
+            "email": "dana.whitfield@acme-analytics.com",
+            "company": "Acme Analytics",
+            "externalCompanyId": "ACC-9001",
+        }
+    ]
+    many = mc.get_multiple_leads_by_filter_type("id", ["101", "102"], fields=["email", "company"])
+    assert [sorted(r) for r in many] == [["company", "email", "id"]] * 2
+    rows = mc.get_companies("externalCompanyId", ["ACC-9012"], fields=FIELDS.split(","))
+    assert rows == [NORTHWIND_DATA]
+
+
+def test_a_currency_that_is_no_number_is_refused(sb: MarketoSandbox) -> None:
+    """`1e400` or `NaN` for a currency field is refused per record (1003), as Marketo refuses
+    it; before, the sandbox kept it and then sent bare `Infinity`/`NaN`, which is no JSON."""
+    mc = MarketoClient("123-ABC-456", sb.client_id, sb.client_secret)
+    mc.host = sb.url
+    result = mc.create_update_companies(
+        [
+            {"externalCompanyId": "ACC-9012", "annualRevenue": "1e400"},
+            {"externalCompanyId": "ACC-9011", "annualRevenue": "NaN"},
+            {"externalCompanyId": "ACC-9010", "annualRevenue": "2500000"},
+        ],
+        action="updateOnly",
+    )
+    assert [r["status"] for r in result] == ["skipped", "skipped", "updated"]
+    assert {r["reasons"][0]["code"] for r in result[:2]} == {"1003"}
+    assert sb.instance.companies[9010].values["annualRevenue"] == 2_500_000.0

@@ -4,6 +4,7 @@ faults, routing, and the request log with what each envelope said)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import threading
@@ -170,6 +171,7 @@ class MarketoApp(
             inflight = self._inflight
         try:
             req, effective = self._method_override(req)
+            req = _joined_lists(req)
             if req.path.rstrip("/") == "/identity/oauth/token":
                 resp = self._identity(req)
             else:
@@ -222,3 +224,17 @@ class MarketoApp(
         if known:
             return self.error("610", f"Requested resource not found ({req.method} {path})")
         return self.error("610")
+
+
+# The comma-separated list parameters, which a client may also send repeated (`fields=email&
+# fields=company`, as requests encodes marketorestpython's documented list form): read as one
+# list, as Marketo does, never cut to the first value.
+LIST_PARAMS = frozenset({"fields", "filterValues", "activityTypeIds", "leadIds"})
+
+
+def _joined_lists(req: Request) -> Request:
+    repeated = {k for k, v in req.query.items() if k in LIST_PARAMS and len(v) > 1}
+    if not repeated:
+        return req
+    query = {k: ([",".join(v)] if k in repeated else v) for k, v in req.query.items()}
+    return dataclasses.replace(req, query=query)

@@ -4,6 +4,7 @@ written value is coerced, and ``/rest/v1/leads.json`` (GET by filter, POST sync)
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -129,9 +130,12 @@ def coerce(fdef: FieldDef, raw: object) -> Any:
         if isinstance(raw, bool):
             raise bad
         try:
-            return float(raw)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            number = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
             raise bad from None
+        if not math.isfinite(number):  # "1e400", "NaN": no number Marketo keeps (nor JSON)
+            raise bad
+        return number
     if t == "boolean":
         if isinstance(raw, bool):
             return raw

@@ -483,3 +483,45 @@ def _contact(cid: str, email: str) -> Any:
     from connector.types import Contact
 
     return Contact(id=cid, email=email)
+
+
+def test_dead_letters_name_an_event_s_contact_and_an_unread_company_s_name(
+    tmp_path: Path,
+) -> None:
+    """An engagement record that could not be read names the contact its payload names (a
+    HubSpot event's objectId, an e-mail event's recipient, a Marketo activity's leadId), not
+    the event id as a contact; a company never stored names itself from the record the CRM
+    sent (found reading `dead-letters` after a future-dated event and a -5 revenue)."""
+    state = tmp_path / "state.db"
+    with StateStore.open(state) as store:
+        store.upsert_contacts(CRM, [_contact("161", "ed@numericdomain.io")], at=NOW)
+        store.add_dead_letter(
+            CRM, "input", "5da31974-399a", {"objectId": "161", "eventType": "e_visited_page"},
+            "event 5da31974-399a: occurred_at is more than 1 day(s) in the future", NOW,
+        )  # fmt: skip
+        store.add_dead_letter(
+            CRM, "input", "77", {"recipient": "pat@elsewhere.com", "type": "OPEN"},
+            "e-mail event 77: created: not a timestamp", NOW,
+        )  # fmt: skip
+        store.add_dead_letter(
+            CRM, "input", "company:9015",
+            {"id": "9015", "properties": {"name": "Negative Revenue LLC", "annualrevenue": "-5"}},
+            "company 9015: annualrevenue: not a plausible number", NOW,
+        )  # fmt: skip
+    table = CliRunner().invoke(cli, ["--state", str(state), "dead-letters"], env={"COLUMNS": "220"})
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert any("event of ed@numericdomain.io (161)" in line for line in lines), table.output
+    assert any("event of pat@elsewhere.com" in line for line in lines), table.output
+    assert any("company 9015 (Negative Revenue LLC)" in line for line in lines), table.output
+    doc = json.loads(
+        CliRunner().invoke(cli, ["--state", str(state), "dead-letters", "--json"]).output
+    )
+    assert [
+        (d["contact_id"], d["contact"], d["event_id"], d["company_id"], d["company"])
+        for d in doc["dead_letters"]
+    ] == [
+        ("161", "ed@numericdomain.io", "5da31974-399a", None, None),
+        (None, "pat@elsewhere.com", "77", None, None),
+        (None, None, None, "9015", "Negative Revenue LLC"),
+    ]

@@ -673,16 +673,24 @@ def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None, as_json:
 def _letter_json(d: DeadLetter, record: RecordLabel | None) -> dict[str, object]:
     """One dead letter for --json (its payload stays out: `leadscore dead-letters` is a list):
     a contact's names it in `contact_id`/`contact` (its e-mail), a company's in
-    `company_id`/`company` (its name, else its domain)."""
+    `company_id`/`company` (its name, else its domain), an event's in `event_id` and its
+    contact's `contact_id`/`contact`."""
     contact = record if record is not None and record.kind == "contact" else None
     company = record if record is not None and record.kind == "company" else None
+    event = record if record is not None and record.kind == "event" else None
+    # an event's contact: its id, or an e-mail event's recipient address (no id: `contact`)
+    by_address = event is not None and "@" in (event.owner or "")
+    event_contact = (event.owner if by_address else event.name) if event else None
     return {
         "id": d.id,
         "kind": d.kind,
-        "contact_id": contact.id if contact else None,
-        "contact": contact.name if contact else None,
+        "contact_id": contact.id
+        if contact
+        else (event.owner if event and not by_address else None),
+        "contact": contact.name if contact else event_contact,
         "company_id": company.id if company else None,
         "company": company.name if company else None,
+        "event_id": event.id if event else None,
         "reason": d.reason,
         "attempts": d.attempts,
         "first_seen_at": d.first_seen_at.isoformat(),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from connector.pipeline import Pipeline, SyncSummary
 from connector.state.store import DeadLetter, StateStore
@@ -78,8 +79,10 @@ def contact_labels(store: StateStore, crm: str, ids: list[str]) -> dict[str, str
 
 def record_of(d: DeadLetter) -> tuple[str, str] | None:
     """What a dead letter is about: `("company", id)` for a company's (a company write, or a
-    company record that could not be read, kept under `company_record_id`), else
-    `("contact", id)`; None when it names no record."""
+    company record that could not be read, kept under `company_record_id`), `("event", id)`
+    for an engagement record that could not be read (its payload names its contact: a
+    HubSpot event's `objectId`, an e-mail event's `recipient`, a Marketo activity's
+    `leadId`), else `("contact", id)`; None when it names no record."""
     rid = d.contact_id
     if not rid:
         return None
@@ -88,7 +91,30 @@ def record_of(d: DeadLetter) -> tuple[str, str] | None:
     company = company_record_id("")
     if d.kind == "input" and rid.startswith(company):
         return "company", rid.removeprefix(company)
+    if d.kind == "input" and event_owner(d.payload) is not None:
+        return "event", rid
     return "contact", rid
+
+
+def event_owner(payload: Any) -> str | None:
+    """The contact an engagement record names (its id, or an e-mail event's recipient); None
+    for any other payload (a contact's or lead's own record)."""
+    if not isinstance(payload, dict):
+        return None
+    for key in ("objectId", "leadId", "recipient"):
+        value = payload.get(key)
+        if value is not None and not isinstance(value, bool | dict | list) and str(value):
+            return str(value)
+    return None
+
+
+def _company_name(payload: Any) -> str | None:
+    """A company record's name (else its domain) from the record the CRM sent."""
+    props = payload.get("properties") if isinstance(payload, dict) else None
+    if not isinstance(props, dict):
+        return None
+    name = props.get("name") or props.get("domain")
+    return str(name) if name else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,26 +122,43 @@ class RecordLabel:
     """What a dead letter is about, for display: a contact (`name`: its e-mail) or a company
     (`name`: its name, else its domain); `name` None when the state DB does not know it."""
 
-    kind: str  # contact | company
+    kind: str  # contact | company | event
     id: str
     name: str | None = None
+    # an event's: the contact it names (an id, or an e-mail event's recipient address)
+    owner: str | None = None
 
     def __str__(self) -> str:
         if self.kind == "company":
             return f"company {self.id}" + (f" ({self.name})" if self.name else "")
+        if self.kind == "event":
+            return f"event of {self.contact_text()}"
         return f"{self.name} ({self.id})" if self.name and self.name != self.id else self.id
+
+    def contact_text(self) -> str:
+        """An event's contact as a contact is shown: `ed@x.io (161)`, its id, or the address."""
+        owner = self.owner or "?"
+        return f"{self.name} ({owner})" if self.name and self.name != owner else owner
 
 
 def record_labels(store: StateStore, crm: str, letters: list[DeadLetter]) -> dict[int, RecordLabel]:
     """`{dead letter id: what it is about}`: `riley@x.com (102)`, `company 9050 (Acme)`."""
     records = {d.id: r for d in letters if (r := record_of(d)) is not None}
-    contacts = contact_labels(store, crm, [i for k, i in records.values() if k == "contact"])
+    payloads = {d.id: d.payload for d in letters}
+    owners = {i: event_owner(payloads[i]) or "" for i, (k, _) in records.items() if k == "event"}
+    contacts = contact_labels(
+        store, crm, [i for k, i in records.values() if k == "contact"] + list(owners.values())
+    )
     companies = store.get_crm_companies(crm, [i for k, i in records.values() if k == "company"])
     out: dict[int, RecordLabel] = {}
     for dl_id, (kind, rid) in records.items():
         if kind == "company":
             c = companies.get(rid)
-            out[dl_id] = RecordLabel(kind, rid, (c.name or c.domain) if c is not None else None)
+            name = (c.name or c.domain) if c is not None else _company_name(payloads[dl_id])
+            out[dl_id] = RecordLabel(kind, rid, name)
+        elif kind == "event":
+            owner = owners[dl_id]
+            out[dl_id] = RecordLabel(kind, rid, contacts.get(owner), owner)
         else:
             out[dl_id] = RecordLabel(kind, rid, contacts.get(rid))
     return out

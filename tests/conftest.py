@@ -147,3 +147,25 @@ def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
     tables get a wide one, so a phrase is not cut across cell lines. The width itself is tested
     in tests/test_console.py and tests/test_demo.py, which set COLUMNS themselves."""
     monkeypatch.setenv("COLUMNS", "200")
+
+
+def shipped_model_variant(
+    tmp_path: Path, version: str, edit: Callable[[dict[str, Any]], None]
+) -> Path:
+    """The shipped model file as `version`, changed by `edit` (its parsed YAML), written in a
+    folder of its own beside copies of the shipped title rules and target-account list."""
+    import shutil
+
+    import yaml
+
+    src = Path(load_model().path)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("titles.yaml", "target_accounts.txt"):
+        shutil.copy(src.parent / name, folder / name)
+    doc = yaml.safe_load(src.read_text())
+    doc["version"] = version
+    edit(doc)
+    path = folder / "model.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path

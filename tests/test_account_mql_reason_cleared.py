@@ -6,30 +6,24 @@ and no MQA (found rolling out a model by hand)."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
-
-import yaml
+from typing import Any
 
 from connector.model.loader import LoadedModel, load_model
 from connector.ops.rescore import apply_rescore
 from connector.scoring.accounts import by_account
 
-from .conftest import NOW, Harness
+from .conftest import NOW, Harness, shipped_model_variant
 
 
 def mqa_bar(tmp_path: Path, threshold: int) -> LoadedModel:
-    src = Path(load_model().path)
-    folder = tmp_path / "models"
-    folder.mkdir()
-    for name in ("titles.yaml", "target_accounts.txt"):
-        shutil.copy(src.parent / name, folder / name)
-    doc = yaml.safe_load(src.read_text())
-    doc["version"] = f"2026.12-mqa{threshold}"
-    doc["accounts"]["mqa"]["threshold"] = threshold
-    (folder / "model.yaml").write_text(yaml.safe_dump(doc))
-    return load_model(folder / "model.yaml")
+    """The shipped model with the MQA bar at `threshold`."""
+
+    def edit(doc: dict[str, Any]) -> None:
+        doc["accounts"]["mqa"]["threshold"] = threshold
+
+    return load_model(shipped_model_variant(tmp_path, f"2026.12-mqa{threshold}", edit))
 
 
 def test_an_account_mql_reason_goes_when_the_account_stops_being_an_mqa(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import CliRunner
 from pydantic import SecretStr
 
@@ -33,7 +31,7 @@ from connector.state.store import StateStore
 from connector.worker.cli import run_worker
 from connector.worker.logs import configure_logging
 
-from .conftest import NOW
+from .conftest import NOW, shipped_model_variant
 
 ROBIN = "112"  # grade B, 60 points: an MQL by Acme Analytics' MQA only
 ROBIN_MQA = "account MQA: company:9001 (score 60 ≥ 60 at an MQA)"
@@ -102,20 +100,14 @@ def _rows(db: Path) -> dict[str, Any]:
 def _model_file(tmp_path: Path, accounts: str) -> Path:
     """The shipped model as version `no-accounts`, its `accounts:` section dropped
     (`accounts="none"`) or turned off (`accounts="off"`), beside the shipped title rules."""
-    src = Path(load_model().path)
-    folder = tmp_path / "models"
-    folder.mkdir()
-    for name in ("titles.yaml", "target_accounts.txt"):
-        shutil.copy(src.parent / name, folder / name)
-    doc = yaml.safe_load(src.read_text())
-    doc["version"] = "no-accounts"
-    if accounts == "none":
-        del doc["accounts"]
-    else:
-        doc["accounts"]["enabled"] = False
-    path = folder / "model.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+
+    def edit(doc: dict[str, Any]) -> None:
+        if accounts == "none":
+            del doc["accounts"]
+        else:
+            doc["accounts"]["enabled"] = False
+
+    return shipped_model_variant(tmp_path, "no-accounts", edit)
 
 
 def test_sync_with_accounts_off_says_the_stored_account_scores_go_stale(

@@ -5,18 +5,15 @@ contact(s) and 12 company record(s)" where the applied rescore then wrote none (
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-
-import yaml
 
 from connector.crm.base import WRITES_COMPANY_RECORDS
 from connector.crm.hubspot import HubSpotAdapter
 from connector.crm.marketo import MarketoAdapter
-from connector.model.loader import load_model
 from connector.ops.rescore import preview_rescore
 
 from .conftest import NOW
+from .test_account_mql_reason_cleared import mqa_bar
 from .test_sync_accounts import marketo_accounts
 
 
@@ -30,16 +27,7 @@ def test_a_marketo_rescore_preview_counts_no_company_record(tmp_path: Path) -> N
     clock = [NOW]
     with marketo_accounts(tmp_path, clock) as (_sb, pipeline):
         assert pipeline.sync().status == "ok"
-        src = Path(load_model().path)
-        folder = tmp_path / "models"
-        folder.mkdir()
-        for name in ("titles.yaml", "target_accounts.txt"):
-            shutil.copy(src.parent / name, folder / name)
-        doc = yaml.safe_load(src.read_text())
-        doc["version"] = "2026.12-mqa160"
-        doc["accounts"]["mqa"]["threshold"] = 160
-        (folder / "model.yaml").write_text(yaml.safe_dump(doc))
-        changed = load_model(folder / "model.yaml")
+        changed = mqa_bar(tmp_path, 160)
         preview = preview_rescore(pipeline.store, "marketo", changed, None, NOW, sample=50)
         assert preview.accounts is not None
         assert preview.accounts.stopped_mqa > 0  # the accounts do change

@@ -182,19 +182,15 @@ class Worker:
         if self.metrics is not None:
             self.metrics.observe_run(summary, finished_at=self.pipeline.clock())
             self.metrics.observe_api(self.pipeline.adapter.stats)
-            try:
-                opened = self.pipeline.store.count_open_dead_letters(self.pipeline.crm)
-            except Exception:  # metrics never fail a run
-                log.debug("could not count dead letters", exc_info=True)
-            else:
-                self.metrics.set_open_dead_letters(opened)
+            store, crm = self.pipeline.store, self.pipeline.crm
+            _gauge(
+                "dead letters",
+                store.count_open_dead_letters,
+                crm,
+                self.metrics.set_open_dead_letters,
+            )
             if summary.accounts_scored:  # a count over every scored account: only when it moved
-                try:
-                    mqas = self.pipeline.store.count_mqas(self.pipeline.crm)
-                except Exception:  # metrics never fail a run
-                    log.debug("could not count MQAs", exc_info=True)
-                else:
-                    self.metrics.set_mqa_accounts(mqas)
+                _gauge("MQAs", store.count_mqas, crm, self.metrics.set_mqa_accounts)
         if summary.status not in ("ok", "stopped"):
             log.error("%s run ended %s: %s", summary.kind, summary.status, summary.message)
         self.history.append(summary)
@@ -212,3 +208,14 @@ class Worker:
         self._renew_lease()
         if where == "page" and self.interleave is not None:
             self.interleave()
+
+
+def _gauge(what: str, count: Callable[[str], int], crm: str, put: Callable[[int], None]) -> None:
+    """A gauge set from a count of the state DB; a count that fails is logged, and never
+    fails the run."""
+    try:
+        n = count(crm)
+    except Exception:
+        log.debug("could not count %s", what, exc_info=True)
+    else:
+        put(n)

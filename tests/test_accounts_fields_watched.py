@@ -80,3 +80,28 @@ def test_a_marketo_lead_moved_by_its_company_record_id_moves_to_that_account(
         initech = store.account_score("marketo", "company:ACC-9002")
         assert initech is not None
         assert sb.lead(121).values["accountScore__c"] == round(initech.score)
+
+
+def test_an_account_score_typed_on_a_contact_with_no_account_is_cleared(
+    demo_accounts: Harness,
+) -> None:
+    """A contact with no account (free mail) shows no account values; one typed there by hand
+    is cleared at the next sync (written blank, counted repaired), as a contact that leaves its
+    account has them cleared."""
+    h = demo_accounts
+    assert h.pipeline.sync().status == "ok"
+    free = next(
+        c.id
+        for c in h.store.iter_contacts("hubspot")
+        if (c.email or "").endswith("@gmail.com")
+        and not h.store.contact_accounts_many("hubspot", [c.id])
+    )
+    assert h.sb.contact(free).properties.get("leadscore_account_score") in (None, "")
+    h.sb.set_property(free, "leadscore_account_score", "999")
+    h.clock[0] = NOW + timedelta(minutes=15)
+    summary = h.pipeline.sync()
+    assert summary.status == "ok" and summary.repaired == 1
+    assert h.sb.contact(free).properties.get("leadscore_account_score") in (None, "")
+    h.clock[0] = NOW + timedelta(minutes=30)
+    again = h.pipeline.sync()
+    assert (again.repaired, again.written) == (0, 0)

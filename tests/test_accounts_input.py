@@ -525,3 +525,24 @@ def test_dead_letters_name_an_event_s_contact_and_an_unread_company_s_name(
         (None, "pat@elsewhere.com", "77", None, None),
         (None, None, None, "9015", "Negative Revenue LLC"),
     ]
+
+
+def test_a_future_dated_event_s_dead_letter_names_its_contact(tmp_path: Path) -> None:
+    """The dead letter of an event dated a year ahead (kept under the event's id, its payload
+    naming the contact as `contact_id`) shows the contact, in the table and in --json."""
+    with harness(tmp_path) as h:
+        url = {"hs_url": "https://www.leadscore-demo.com/pricing"}
+        h.sb.add_event("302", "e_visited_page", url, NOW + timedelta(days=400))
+        summary = h.pipeline.sync()
+        assert summary.bad_records == 1
+        email = h.store.get_contact(CRM, "302")
+        assert email is not None and email.email
+        state = str(h.store.path)
+        doc = json.loads(
+            CliRunner().invoke(cli, ["--state", state, "dead-letters", "--json"]).output
+        )
+        [letter] = doc["dead_letters"]
+        assert (letter["contact_id"], letter["contact"]) == ("302", email.email)
+        assert letter["event_id"] and letter["event_id"] != "302"
+        table = CliRunner().invoke(cli, ["--state", state, "dead-letters"], env={"COLUMNS": "200"})
+        assert f"event of {email.email} (302)" in table.output, table.output

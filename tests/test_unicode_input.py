@@ -37,6 +37,8 @@ from connector.text import clean_text, display_text
 from connector.types import Contact, Event, LifecycleDecision, Reason, ScoreResult
 from connector.worker.logs import JsonFormatter, RedactingFilter
 
+from .conftest import shipped_model_variant
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CUT = "Jos\ud83d"  # "José" + half of an emoji, as a CRM import left it
 LONG = "x" * 10_240
@@ -502,8 +504,12 @@ def test_a_company_name_with_a_right_to_left_override_shows_without_it(
         assert _rows(db, "SELECT name FROM crm_companies WHERE id = '9002'") == [
             ("Initech \u202eevil\u202c",)
         ]
-        for args in (["accounts", "--top", "20"], ["explain", "--account", "9002"]):
+        no_mqa = shipped_model_variant(
+            tmp_path, "2026.12-no-mqa", lambda doc: doc["accounts"]["mqa"].update(threshold=1000)
+        )
+        rescore = ["rescore", "--dry-run", "--model", str(no_mqa), "--sample", "20"]
+        for args in (["accounts", "--top", "20"], ["explain", "--account", "9002"], rescore):
             out = runner.invoke(cli, args)
             assert out.exit_code == 0, out.output
-            assert "Initech evil" in out.output, args
+            assert "Initech evil" in out.output, args  # Initech shown (an MQA no more)
             assert "\u202e" not in out.output and "\u202c" not in out.output, args

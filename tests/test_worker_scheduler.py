@@ -220,6 +220,25 @@ def test_metrics_count_the_accounts_scored_and_the_mqas(
     assert after_idle[("leadscore_mqa_accounts", crm)] == 6
 
 
+def test_a_restarted_worker_shows_the_mqas_after_a_first_pass_that_scores_none(
+    demo_accounts: Harness, tmp_path: Path
+) -> None:
+    """The MQA gauge is the state DB's count from the first pass on, also when that pass
+    scores no account (a restart on a settled portal): before, it stayed unset until some
+    pass scored an account, and a dashboard showed no data after every restart."""
+    assert demo_accounts.pipeline.sync().accounts_scored == 12  # scored before the restart
+    demo_accounts.clock[0] += timedelta(minutes=5)
+    service = service_for(demo_accounts, tmp_path)
+    with service:
+        service.start(schedule=False)
+        first = service.worker.run_sync()
+        assert first is not None and first.status == "ok" and first.accounts_scored == 0
+        samples = metric_samples(service.url)
+    crm = (("crm", "hubspot"),)
+    assert samples[("leadscore_mqa_accounts", crm)] == 6
+    assert samples[("leadscore_accounts_scored_total", crm)] == 0
+
+
 def test_metrics_show_no_account_without_accounts(demo: Harness, tmp_path: Path) -> None:
     service = service_for(demo, tmp_path)
     with service:

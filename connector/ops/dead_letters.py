@@ -101,7 +101,7 @@ def event_owner(payload: Any) -> str | None:
     for any other payload (a contact's or lead's own record)."""
     if not isinstance(payload, dict):
         return None
-    for key in ("objectId", "leadId", "recipient"):
+    for key in ("contact_id", "objectId", "leadId", "recipient"):
         value = payload.get(key)
         if value is not None and not isinstance(value, bool | dict | list) and str(value):
             return str(value)

@@ -58,7 +58,7 @@ def print_preview(console: Console, p: RescorePreview, *, dry_run: bool) -> None
     for label, c in (("largest rise", p.largest_up), ("largest drop", p.largest_down)):
         if c is not None:
             parts.append(
-                f"{label} {signed(c.delta)} ({c.label}: {num(c.before_score or 0)} → "
+                f"{label} {signed(c.delta)} ({_label(c.label)}: {num(c.before_score or 0)} → "
                 f"{num(c.after_score)})"
             )
     console.print(f"score change over {p.delta_n} scored contact(s): " + "; ".join(parts))
@@ -95,7 +95,7 @@ def _print_account_preview(console: Console, a: AccountPreview) -> None:
         if c.dropped:
             mqa += " (no live member left: values cleared)"
         table.add_row(
-            c.label,
+            _label(c.label),
             f"{before} → {'—' if c.dropped else num(c.after_score)}",
             f"{c.before_grade or '—'} → {c.after_grade}",
             mqa,
@@ -149,7 +149,7 @@ def _sample_table(rows: list[ContactChange], title: str) -> Table:
             f"[green]now[/green] {r}" for r in c.added
         ]
         table.add_row(
-            c.label,
+            _label(c.label),
             f"{before} → {num(c.after_score)}",
             f"{c.before_grade or '—'} → {c.after_grade}",
             (c.stage or "—") if with_stage else mql,
@@ -264,7 +264,11 @@ def print_simulation(console: Console, s: Simulation, *, score: str | None = Non
             if f.simulated.score != f.current.score:
                 score = f"{score} → {num(f.simulated.score)}"
             flips.add_row(
-                f.label, grade, score, _sim_short(f.current.mql), _sim_short(f.simulated.mql)
+                _label(f.label),
+                grade,
+                score,
+                _sim_short(f.current.mql),
+                _sim_short(f.simulated.mql),
             )
         console.print(flips)
     else:
@@ -306,7 +310,7 @@ def _print_account_simulation(console: Console, a: AccountSimulation) -> None:
             if f.simulated_grade != grade:
                 grade = f"{grade} → {f.simulated_grade}"
             mqa = f"becomes MQA ({f.simulated_reason})" if f.gained else "stops being MQA"
-            table.add_row(f.label, score, grade, mqa)
+            table.add_row(_label(f.label), score, grade, mqa)
         console.print(table)
     else:
         console.print("No account would change its MQA verdict.")
@@ -324,7 +328,7 @@ def _print_account_simulation(console: Console, a: AccountSimulation) -> None:
         table.add_column("simulated", no_wrap=True)
         for c in a.contact_flips[:MAX_FLIPS]:
             table.add_row(
-                c.label,
+                _label(c.label),
                 c.account,
                 c.grade,
                 num(c.score),
@@ -697,3 +701,9 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
                 f"grade {h['grade']}" + (", MQA" if h["mqa"] else ""),
                 highlight=False,
             )
+
+
+def _label(text: str) -> str:
+    """A contact's or account's label in a table: as reasons name people (`shown_text`: no
+    control or bidi characters, at most `NAME_SHOWN` characters)."""
+    return shown_text(text, NAME_SHOWN)

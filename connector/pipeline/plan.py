@@ -182,7 +182,14 @@ class Planner(Stage):
             drift = {
                 k: shown[k]
                 for k in checked
-                if k in last and k in shown and not same_value(last[k], shown[k])
+                if k in shown
+                and (
+                    not same_value(last[k], shown[k])
+                    if k in last
+                    # the account's values on a contact we never wrote them to (it has no
+                    # account): whatever shows there is no value of ours, and is cleared
+                    else bool(shown[k]) and k in CONTACT_ACCOUNT_PROPERTIES
+                )
             }
             if drift:
                 self.drift[c.id] = drift

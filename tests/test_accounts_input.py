@@ -546,3 +546,31 @@ def test_a_future_dated_event_s_dead_letter_names_its_contact(tmp_path: Path) ->
         assert letter["event_id"] and letter["event_id"] != "302"
         table = CliRunner().invoke(cli, ["--state", state, "dead-letters"], env={"COLUMNS": "200"})
         assert f"event of {email.email} (302)" in table.output, table.output
+
+
+@pytest.mark.parametrize(
+    ("industry", "stored"),
+    [
+        ("COMPUTER_SOFTWARE", "computer software"),  # HubSpot's dropdown code
+        ("INFORMATION_TECHNOLOGY_AND_SERVICES", "information technology and services"),
+        ("computer software", "computer software"),  # a text property: as it is
+        ("Retail", "Retail"),
+    ],
+)
+def test_hubspot_s_industry_codes_read_as_the_words_of_their_label(
+    tmp_path: Path, industry: str, stored: str
+) -> None:
+    """Real HubSpot answers `industry` with its dropdown's internal values; the model's
+    industry lists name the industries in words: `COMPUTER_SOFTWARE` is read as `computer
+    software` and earns the target-industry points (before, it never matched)."""
+    with harness(tmp_path) as h:
+        set_company(h, NORTHWIND, industry=industry)
+        assert h.pipeline.sync().status == "ok"
+        row = stored_company(h, NORTHWIND)
+        assert row is not None and row[2] == stored
+        account = h.store.account_score(CRM, f"company:{NORTHWIND}")
+        assert account is not None
+        target = [r for r in account.reasons if r.rule == "account_industry"]
+        assert bool(target) == (
+            stored.lower() in ("computer software", "information technology and services")
+        )

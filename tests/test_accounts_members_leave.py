@@ -60,6 +60,7 @@ def test_a_lead_deleted_in_marketo_leaves_its_account(tmp_path: Path) -> None:
         before = store.account_score("marketo", "company:ACC-9001")
         assert before is not None and before.members == 6
         leaving = before.engaged_contacts[0]
+        sb.instance.advance(14 * 60)  # deleted a minute before the next sync
         sb.delete_lead(int(leaving))
         clock[0] = NOW + timedelta(minutes=15)
         summary = pipeline.sync()
@@ -74,6 +75,10 @@ def test_a_lead_deleted_in_marketo_leaves_its_account(tmp_path: Path) -> None:
             for m in store.account_members("marketo", "company:ACC-9001")
         }
         assert set(written.values()) == {round(after.score)}, written
+        # the next sync reads the deletion again (its lookback): no news, no account scored
+        clock[0] = NOW + timedelta(minutes=20)
+        again = pipeline.sync()
+        assert (again.status, again.accounts_scored, again.written) == ("ok", 0, 0)
 
 
 def test_a_member_found_deleted_at_write_time_leaves_its_account_in_the_same_pass(

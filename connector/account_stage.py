@@ -459,7 +459,9 @@ class AccountStage:
             self.state.scored[account_id] = result
         # kept in the backlog until `finish` has written their members and company record:
         # a run stopped in between writes them next pass
-        self.store.add_accounts_due(self.crm, list(out), "scored, values to write")
+        self.store.add_accounts_due(
+            self.crm, list(out), "scored, values to write", replace_reason=True
+        )
         self.store.clear_accounts_due(
             self.crm, [a for a in done if a not in out and a not in self.state.emptied]
         )
@@ -742,6 +744,13 @@ class AccountStage:
         if due:
             self.score_accounts(due, now)
         self._write_members(now, summary)
+        # a member found deleted by those writes (HubSpot shows a deletion no other way: a
+        # deleted contact is never pulled again): its account again, and its other members'
+        # new values, diff-only (once; one found by that round waits for the next pass)
+        gone = self.store.accounts_due(self.crm, MEMBER_DELETED_AT_WRITE)
+        if gone:
+            self.score_accounts(gone, now)
+            self._write_members(now, summary)
         self._write_companies(now, summary)
         summary.accounts_scored = self.state.accounts_scored
         if self.state.accounts_scored:
@@ -751,10 +760,13 @@ class AccountStage:
                    "sync)" if self.state.unwritten else "")
             )  # fmt: skip
         if not self.p.options.dry_run:  # a company write that failed stays due: next pass
+            # and an account whose member a write found deleted after it was scored (the
+            # second round's): scored again next pass
+            later = set(self.store.accounts_due(self.crm, MEMBER_DELETED_AT_WRITE))
             done = [
                 a
                 for a in (*self.state.scored, *self.state.emptied)
-                if a not in self.state.unwritten
+                if a not in self.state.unwritten and a not in later
             ]
             self.store.clear_accounts_due(self.crm, done)
 
@@ -807,7 +819,7 @@ class AccountStage:
             result = s.to_result()
             if acc is not None:
                 mql = self._mql(contact, result, acc)
-                if mql is not result:
+                if mql != result:  # the account's verdict changed what is stored
                     changed_scores.append(mql)
                     result = mql
             self.contact_props[contact.id] = _contact_values(acc)

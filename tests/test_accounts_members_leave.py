@@ -109,3 +109,37 @@ def test_a_member_found_deleted_at_write_time_leaves_its_account_in_the_same_pas
     assert leaving not in after.engaged_contacts
     assert h.store.accounts_due(CRM) == []
     assert _unchanged_by_a_full_rescore(h, CRM, ACME)
+
+
+def test_a_member_deleted_in_hubspot_and_found_by_its_account_values_write_leaves(
+    demo_accounts: Harness,
+) -> None:
+    """HubSpot shows a deleted contact no other way than a 404 on a write (search never
+    returns it again). Here the write is of its account's new values (the company changed,
+    the member was not pulled): the account is scored again without it in the same pass, and
+    its other members get those values. Before, the account kept the member (found in
+    review)."""
+    from .test_sync_accounts_firmographics import edit_company, move_to
+
+    h = demo_accounts
+    assert h.pipeline.sync().status == "ok"
+    before = h.store.account_score(CRM, ACME)
+    assert before is not None and before.members == 6
+    leaving = before.engaged_contacts[-1]
+    move_to(h, 15)
+    h.sb.archive(leaving)  # deleted in HubSpot: never pulled again
+    edit_company(h, numberofemployees="12", industry="retail", annualrevenue="1000000")
+    summary = h.pipeline.sync()
+    assert summary.status == "ok" and summary.archived == 1
+    after = h.store.account_score(CRM, ACME)
+    assert after is not None and after.members == 5 and leaving not in after.engaged_contacts
+    assert h.store.accounts_due(CRM) == []
+    assert _unchanged_by_a_full_rescore(h, CRM, ACME)
+    shown = {
+        m.contact_id: h.sb.contact(m.contact_id).properties.get("leadscore_account_score")
+        for m in h.store.account_members(CRM, ACME)
+    }
+    assert set(shown.values()) == {str(round(after.score))}, shown
+    move_to(h, 30)
+    again = h.pipeline.sync()
+    assert (again.accounts_scored, again.written) == (0, 0)

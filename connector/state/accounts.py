@@ -169,6 +169,16 @@ def _company_row(row: Sequence[Any]) -> CrmCompany:
 MEMBER_DELETED_AT_WRITE = "member deleted (found at write)"
 
 
+_DUE_KEEPING = (
+    "INSERT INTO accounts_due (crm, account_id, reason) VALUES (?, ?, ?) "
+    "ON CONFLICT (crm, account_id) DO NOTHING"
+)
+_DUE_REPLACING = (
+    "INSERT INTO accounts_due (crm, account_id, reason) VALUES (?, ?, ?) "
+    "ON CONFLICT (crm, account_id) DO UPDATE SET reason = excluded.reason"
+)
+
+
 def _param(items: Iterable[str]) -> str:
     return json.dumps(list(dict.fromkeys(items)))
 
@@ -687,11 +697,15 @@ class AccountsStateMixin(StoreBase):
         return sorted(r[0] for r in rows)
 
     # -- the backlog of accounts to rescore ---------------------------------------------
-    def add_accounts_due(self, crm: str, account_ids: Iterable[str], reason: str) -> None:
+    def add_accounts_due(
+        self, crm: str, account_ids: Iterable[str], reason: str, *, replace_reason: bool = False
+    ) -> None:
+        """Put these accounts in the backlog for `reason`; one there already keeps its own
+        (`replace_reason`: takes this one: an account just scored is due only for its values'
+        writes, whatever made it due before)."""
         with self.transaction():
             self._conn.executemany(
-                "INSERT INTO accounts_due (crm, account_id, reason) VALUES (?, ?, ?) "
-                "ON CONFLICT (crm, account_id) DO NOTHING",
+                _DUE_REPLACING if replace_reason else _DUE_KEEPING,
                 [(crm, a, reason) for a in dict.fromkeys(account_ids)],
             )
 

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from connector.crm.hubspot import PROPERTY_NAMES, HubSpotAdapter
 from connector.errors import ConfigError, ConnectorError
@@ -26,6 +27,7 @@ from connector.pipeline import Pipeline, SyncSummary
 from connector.settings import FIXTURES_DIR, load_settings
 from connector.state.codec import decode_mapping
 from connector.state.store import StateStore
+from connector.text import display_text
 from connector.views import short_stage
 
 DEMO_FIXTURE = FIXTURES_DIR / "hubspot_demo_portal.json"
@@ -369,11 +371,11 @@ def _table(
         if r["mismatch"]:
             why.append("⚑ behaviour yes, profile no")
         why.append(r["reasons"])
-        table.add_row(
-            r["email"],
+        table.add_row(  # CRM text: plain text, never markup
+            Text(display_text(r["email"])),
             r["priority"] or r["grade"],
             r["score"],
             short_stage(r["stage"]),
-            "; ".join(why),
+            Text(display_text("; ".join(why))),
         )
     return table

@@ -574,3 +574,21 @@ def test_hubspot_s_industry_codes_read_as_the_words_of_their_label(
         assert bool(target) == (
             stored.lower() in ("computer software", "information technology and services")
         )
+
+
+def test_dead_letters_show_crm_text_as_plain_text(tmp_path: Path) -> None:
+    """A company name from the record that failed to read, and the reason quoting its value,
+    are shown as text: `[/]` is no markup (the command once ended in a markup error with no
+    output) and a right-to-left override does not reach the terminal."""
+    state = tmp_path / "state.db"
+    with StateStore.open(state) as store:
+        store.add_dead_letter(
+            CRM, "input", "company:9016",
+            {"id": "9016", "properties": {"name": "Evil [/] Corp\u202e", "annualrevenue": "[b]"}},
+            "company 9016: annualrevenue: not a number ('[b]')", NOW,
+        )  # fmt: skip
+    out = CliRunner().invoke(cli, ["--state", str(state), "dead-letters"], env={"COLUMNS": "220"})
+    assert out.exit_code == 0, out.output
+    assert "company 9016 (Evil [/] Corp)" in out.output
+    assert "not a number ('[b]')" in out.output
+    assert "\u202e" not in out.output

@@ -513,3 +513,42 @@ def test_a_company_name_with_a_right_to_left_override_shows_without_it(
             assert out.exit_code == 0, out.output
             assert "Initech evil" in out.output, args  # Initech shown (an MQA no more)
             assert "\u202e" not in out.output and "\u202c" not in out.output, args
+
+
+def test_crm_text_that_looks_like_markup_is_shown_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A company named `Initech [/] [bold]x[/bold]` and a title `[red]Director[/red]` (rich's
+    markup syntax) are shown literally by every command that names them: `[/]` once ended
+    `explain --account`, `rescore --dry-run` and `simulate` in a markup error (found in
+    review)."""
+    db = tmp_path / "h.db"
+    monkeypatch.setenv("LEADSCORE_ACCOUNTS", "true")
+    monkeypatch.setenv("COLUMNS", "200")
+    name = "Initech [/] [bold]x[/bold]"
+    with HubSpotSandbox.start(build_demo_portal()) as sb:
+        runner, auth = _hubspot_cli(sb, db, monkeypatch)
+        for path, props in (
+            ("companies/9002", {"name": name}),
+            ("contacts/107", {"jobtitle": "[red]Director[/red] of Sales Operations"}),
+        ):
+            patched = requests.patch(
+                f"{sb.url}/crm/v3/objects/{path}", data=json.dumps({"properties": props}),
+                headers=auth,
+            )  # fmt: skip
+            assert patched.status_code == 200, patched.text
+        assert runner.invoke(cli, ["sync"]).exit_code == 0
+        no_mqa = shipped_model_variant(
+            tmp_path, "2026.12-no-mqa", lambda doc: doc["accounts"]["mqa"].update(threshold=1000)
+        )
+        for args in (
+            ["accounts"],
+            ["explain", "--account", "9002"],
+            ["rescore", "--dry-run", "--model", str(no_mqa), "--sample", "20"],
+            ["simulate", "--model", str(no_mqa)],
+        ):
+            out = runner.invoke(cli, args)
+            assert out.exit_code == 0, (args, out.output)
+            assert "Initech [/] [bold]x" in out.output, args  # literal (a narrow column cuts it)
+        explained = runner.invoke(cli, ["explain", "--account", "9002"])
+        assert "[red]Direct" in explained.output  # the title, literal (its column cuts it)

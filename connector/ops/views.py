@@ -27,7 +27,7 @@ from connector.pipeline import PlannedWrite
 from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, by_account, shown_text
 from connector.state.store import DeadLetter
 from connector.text import display_text
-from connector.views import DOMAIN_SHOWN, EMAIL_SHOWN, crm_text, short_stage
+from connector.views import DOMAIN_SHOWN, EMAIL_SHOWN, REASON_SHOWN, crm_text, short_stage
 
 MAX_FLIPS = 30
 MESSAGE_SHOWN = 300  # characters of a run's message `status` shows (longer: cut at a space, "…")
@@ -37,7 +37,9 @@ MEMBERS_SHOWN = 50  # `explain --account`: members listed in the terminal (--jso
 def _mql_short(reason: str | None) -> str:
     if reason is None:
         return "no"
-    return "yes (hand-raiser)" if reason.startswith("hand-raiser") else f"yes ({reason})"
+    if reason.startswith("hand-raiser"):
+        return "yes (hand-raiser)"
+    return f"yes ({crm_text(reason, REASON_SHOWN)})"  # an account's may name it: CRM text
 
 
 # ------------------------------------------------------------------------ rescore
@@ -145,8 +147,8 @@ def _sample_table(rows: list[ContactChange], title: str) -> Table:
         mql = _mql_short(c.before_mql)
         if (c.before_mql is None) != (c.after_mql is None) or c.before_mql != c.after_mql:
             mql = f"{mql} → {_mql_short(c.after_mql)}"
-        why = [f"[dim]was[/dim] {r}" for r in c.removed] + [
-            f"[green]now[/green] {r}" for r in c.added
+        why = [f"[dim]was[/dim] {crm_text(r, REASON_SHOWN)}" for r in c.removed] + [
+            f"[green]now[/green] {crm_text(r, REASON_SHOWN)}" for r in c.added
         ]
         table.add_row(
             _label(c.label),
@@ -329,7 +331,7 @@ def _print_account_simulation(console: Console, a: AccountSimulation) -> None:
         for c in a.contact_flips[:MAX_FLIPS]:
             table.add_row(
                 _label(c.label),
-                c.account,
+                _label(c.account),
                 c.grade,
                 num(c.score),
                 _sim_short(c.current),
@@ -462,7 +464,8 @@ def _who(contact_id: str | None, labels: dict[str, str]) -> str:
     if not contact_id:
         return "—"
     label = labels.get(contact_id, "")
-    return f"{label} ({contact_id})" if label and label != contact_id else contact_id
+    shown = f"{label} ({contact_id})" if label and label != contact_id else contact_id
+    return crm_text(shown, NAME_SHOWN)
 
 
 def print_dead_letters(
@@ -484,10 +487,12 @@ def print_dead_letters(
     for d in letters:
         table.add_row(
             str(d.id),
-            str(labels[d.id]) if d.id in labels else "—",
+            # CRM text (a name from the very record that failed to read): plain text, never
+            # markup (`[/]` in a name), without control or bidi characters
+            Text(shown_text(str(labels[d.id]), MESSAGE_SHOWN)) if d.id in labels else "—",
             d.kind,
             str(d.attempts),
-            d.reason or "",
+            Text(display_text(d.reason or "")),
             iso_min(d.first_seen_at),
             iso_min(d.last_tried_at),
         )
@@ -647,7 +652,7 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
     points.add_column("people", overflow="fold", ratio=1)
     for p in x.points:
         if p.rule == "grade" and p.category == "account_fit":  # the sum of the fit rules
-            points.add_row(f"fit {num(p.points)}", "grade", p.text, "—")
+            points.add_row(f"fit {num(p.points)}", "grade", Text(display_text(p.text)), "—")
             continue
         text = p.text
         if p.category == "account_fit" and text.startswith(signed(p.points) + " "):
@@ -690,8 +695,8 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
         console.print(f"…and {more} more member(s)", highlight=False)
     if x.not_counted:
         console.print("[bold]Did not count[/bold]")
-        for line in x.not_counted:
-            console.print(f"  - {line}", highlight=False)
+        for line in x.not_counted:  # they name people: CRM text, never markup
+            console.print(Text(f"  - {display_text(line)}"), highlight=False)
     if x.history:
         console.print("[bold]History[/bold]")
         for h in x.history:
@@ -704,6 +709,7 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
 
 
 def _label(text: str) -> str:
-    """A contact's or account's label in a table: as reasons name people (`shown_text`: no
-    control or bidi characters, at most `NAME_SHOWN` characters)."""
-    return shown_text(text, NAME_SHOWN)
+    """A contact's or account's label in a table or a line of markup: as reasons name people
+    (`crm_text`: no control or bidi characters, at most `NAME_SHOWN` characters, its `[`
+    literal: a name holding `[/]` is no markup)."""
+    return crm_text(text, NAME_SHOWN)

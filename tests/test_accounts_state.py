@@ -462,3 +462,19 @@ def test_a_company_record_with_a_lone_surrogate_is_stored_replaced_and_not_chang
         "Init\ufffdech", "Jos\ufffd", {"note": "x\ufffd"}
     )  # fmt: skip
     assert store.upsert_crm_companies(CRM, [raw], NOW) == set()  # as stored: no change
+
+
+def test_counting_the_mqas_reads_the_partial_index_not_the_rows(tmp_path: Path) -> None:
+    """`count_mqas` (status, the worker's MQA gauge after runs that scored accounts) searches
+    the MQAs' partial index: it read every account row and its reasons (~0.13 s at 100,000
+    accounts; 1.8 ms with the index, measured on the full-size bench DB's rows)."""
+    with StateStore.open(tmp_path / "s.db") as store:
+        seen: list[str] = []
+        store.db.conn.set_trace_callback(seen.append)
+        assert store.count_mqas("hubspot") == 0
+        store.db.conn.set_trace_callback(None)
+        [sql] = [s for s in seen if "account_scores" in s]
+        plan = store.db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
+        assert [row[3] for row in plan] == [
+            "SEARCH account_scores USING INDEX account_scores_mqa (crm=?)"
+        ]

@@ -128,6 +128,7 @@ def test_migrations_run_once_and_are_recorded(db_path: Path) -> None:
             (10, "named_scores"),
             (11, "account_model_index"),
             (12, "run_process"),
+            (13, "mqa_index"),
         ]
         assert first[-1][0] == SCHEMA_VERSION
         s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
@@ -190,6 +191,7 @@ def test_a_new_migration_runs_once_and_a_failing_one_leaves_nothing(
                 (10, "named_scores"),
                 (11, "account_model_index"),
                 (12, "run_process"),
+                (13, "mqa_index"),
                 (nxt, "job_note"),
             ]
             assert "note" in s.db.table("jobs").columns_dict
@@ -1138,7 +1140,7 @@ def test_a_db_from_before_run_processes_keeps_its_runs(
     host, start NULL); its `running` run is shown as running, as before, and is not marked
     interrupted by a new run (nothing says its process is gone)."""
     real = migrations.MIGRATIONS
-    assert migrations._version(real[-1]) == (12, "run_process")
+    assert migrations._version(real[11]) == (12, "run_process")
     monkeypatch.setattr(migrations, "MIGRATIONS", real[:11])
     with StateStore.open(db_path) as old:  # schema 11
         assert "pid" not in old.db.table("runs").columns_dict
@@ -1152,7 +1154,7 @@ def test_a_db_from_before_run_processes_keeps_its_runs(
         rows = old.db.execute("SELECT * FROM runs ORDER BY id").fetchall()
     monkeypatch.setattr(migrations, "MIGRATIONS", real)
     with StateStore.open(db_path) as new:
-        assert [v for v, _, _ in new.applied_migrations()][-1] == 12
+        assert [v for v, _, _ in new.applied_migrations()][-2:] == [12, 13]
         assert new.db.execute("SELECT * FROM runs ORDER BY id").fetchall() == [
             (*row, None, None, None) for row in rows
         ]

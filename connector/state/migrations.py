@@ -403,6 +403,13 @@ def m012_run_process(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS runs_running ON runs (host) WHERE status = 'running'")
 
 
+def m013_mqa_index(db: Database) -> None:
+    """The MQA accounts, a partial index (MQAs only): `status` and the worker's MQA gauge,
+    after every run that scores an account, count them, which read every account row and
+    its reasons (~0.4 s at 200,000 accounts, holding the worker's lock; 0.7 ms with it)."""
+    db.execute("CREATE INDEX IF NOT EXISTS account_scores_mqa ON account_scores (crm) WHERE mqa")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_write_backlog,
@@ -416,6 +423,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m010_named_scores,
     m011_account_model_index,
     m012_run_process,
+    m013_mqa_index,
 )
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")

@@ -56,6 +56,7 @@ from connector.state.accounts import (
     domain_account_id,
 )
 from connector.state.store import StoredScore
+from connector.text import industry_words
 from connector.types import (
     Account,
     AccountMember,
@@ -600,7 +601,7 @@ class AccountStage:
             company = Company(
                 domain=c.domain or "",
                 name=c.name,
-                industry=c.industry,
+                industry=industry_words(c.industry),
                 employee_count=c.employee_count,
                 annual_revenue_usd=c.annual_revenue_usd,
                 country=c.country,
@@ -622,7 +623,7 @@ class AccountStage:
             company = Company(
                 domain=domain,
                 name=c.name if c else None,
-                industry=c.industry if c else None,
+                industry=industry_words(c.industry) if c else None,
                 employee_count=c.employee_count if c else None,
                 annual_revenue_usd=c.annual_revenue_usd if c else None,
                 country=c.country if c else None,

@@ -66,3 +66,16 @@ def shown_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def industry_words(raw: str | None) -> str | None:
+    """An industry as the model's industry lists and the firmographics files name it: a CRM
+    dropdown's internal code (HubSpot's `COMPUTER_SOFTWARE`, `FINANCIAL_SERVICES`) as the
+    words of its label, lower case (`computer software`); free text as it is. Applied where a
+    company is read and where a stored one is scored (rows stored before keep their code)."""
+    if raw is None or not _INDUSTRY_CODE.fullmatch(raw):
+        return raw
+    return raw.replace("_", " ").lower()
+
+
+_INDUSTRY_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")

@@ -592,3 +592,27 @@ def test_dead_letters_show_crm_text_as_plain_text(tmp_path: Path) -> None:
     assert "company 9016 (Evil [/] Corp)" in out.output
     assert "not a number ('[b]')" in out.output
     assert "\u202e" not in out.output
+
+
+def test_an_industry_code_stored_before_is_read_as_its_words_when_scored(tmp_path: Path) -> None:
+    """A company stored by an earlier version with HubSpot's code (`COMPUTER_SOFTWARE`) is
+    scored as `computer software` (a rescore reads no company again)."""
+    with harness(tmp_path) as h:
+        assert h.pipeline.sync().status == "ok"
+        h.clock[0] = NOW + timedelta(hours=1)
+        assert h.pipeline.sync().status == "ok"  # the companies our writes touched, read back
+        account = f"company:{NORTHWIND}"
+        h.store.db.execute(
+            "UPDATE crm_companies SET industry = 'COMPUTER_SOFTWARE' WHERE crm = ? AND id = ?",
+            (CRM, NORTHWIND),
+        )
+        h.store.add_accounts_due(CRM, [account], "test: scored again")
+        h.clock[0] = NOW + timedelta(hours=3)
+        synced = h.pipeline.sync()
+        assert synced.status == "ok" and synced.accounts_scored == 1  # nothing read again
+        assert stored_company(h, NORTHWIND)[2] == "COMPUTER_SOFTWARE"  # type: ignore[index]
+        stored = h.store.account_score(CRM, account)
+        assert stored is not None
+        assert [r.rule for r in stored.reasons if r.rule == "account_industry"] == [
+            "account_industry"
+        ]

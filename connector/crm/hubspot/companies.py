@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -34,6 +33,7 @@ from connector.errors import (
     InputError,
 )
 from connector.parse import MAX_EMPLOYEES, MAX_REVENUE, opt_number, opt_text, parse_timestamp
+from connector.text import industry_words
 from connector.types import company_record_id
 
 PRIMARY_COMPANY_TYPE_ID = 1  # contact → company "Primary" (HUBSPOT_DEFINED); 279 is unlabeled
@@ -60,26 +60,13 @@ def _company_from(cid: str, props: Mapping[str, Any]) -> tuple[CrmCompany, list[
         id=cid,
         domain=domain,
         name=opt_text(props.get("name"), "name"),
-        industry=_industry(opt_text(props.get("industry"), "industry")),
+        industry=industry_words(opt_text(props.get("industry"), "industry")),
         employee_count=int(employees) if employees is not None else None,
         annual_revenue_usd=revenue,
         country=opt_text(props.get("country"), "country"),
         updated_at=parse_timestamp(updated, "hs_lastmodifieddate") if updated else None,
     )
     return company, merged
-
-
-def _industry(raw: str | None) -> str | None:
-    """HubSpot's `industry` is a dropdown whose internal values are codes
-    (`COMPUTER_SOFTWARE`, `FINANCIAL_SERVICES`): read as the words its label says, lower case
-    (`computer software`), as the model's industry lists and the firmographics files name
-    them. Free text (a portal whose property was made a text field) as it is."""
-    if raw is None or not _INDUSTRY_CODE.fullmatch(raw):
-        return raw
-    return raw.replace("_", " ").lower()
-
-
-_INDUSTRY_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 
 
 def _domain(cid: str, raw: str | None) -> str | None:

@@ -206,3 +206,28 @@ def test_explain_shows_a_contacts_crm_text_cleaned_and_shortened(
     # --json keeps the stored values as they are
     res = CliRunner().invoke(cli, ["--state", str(db), "explain", ROBIN, "--json"], env=ON)
     assert json.loads(res.stdout)["account"]["name"] == "Ctrl\x00\x07\x1b[31mRed\r\nCo"
+
+
+def test_explain_with_another_model_scores_the_account_under_it(
+    demo_db: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`explain --model` with a model whose MQA bar is 400: Acme (375) is no MQA under it, so
+    Robin's MQL is not the account's, as `simulate` and `rescore --dry-run` say. Before,
+    explain kept the stored MQA verdict and applied the other model's contact bar (found by
+    comparing the three commands by hand)."""
+    from .conftest import shipped_model_variant
+
+    m400 = shipped_model_variant(
+        tmp_path, "2026.12-mqa400", lambda doc: doc["accounts"]["mqa"].update(threshold=400)
+    )
+    _at(monkeypatch, NOW)
+    res = CliRunner().invoke(
+        cli, ["--state", str(demo_db), "explain", ROBIN, "--model", str(m400), "--json"], env=ON
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert not (doc["mql_reason"] or "").startswith("account MQA")
+    account = doc["account"]
+    assert (account["score"], account["mqa"], account["mql_by_account"]) == (375.0, False, False)
+    same = CliRunner().invoke(cli, ["--state", str(demo_db), "explain", ROBIN, "--json"], env=ON)
+    assert json.loads(same.stdout)["account"]["mqa"] is True  # the stored verdict, unchanged

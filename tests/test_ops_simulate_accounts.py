@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +326,33 @@ def test_cli_simulate_accounts_on_before_any_account_is_resolved(
         "Accounts: none with members in the state DB yet (a sync with LEADSCORE_ACCOUNTS=true "
         "resolves them)."
     )
+
+
+def test_an_sql_contact_at_an_mqa_gets_no_mql_from_it_in_simulate(acc: Harness) -> None:
+    """The MQA's lower bar never makes a contact at a stage sales set past MQL an MQL, in the
+    sync nor in `simulate` (which tried every contact as a plain lead, and so counted Taylor,
+    SQL with 75 points at Globex, an MQA, where the sync and `rescore --dry-run` did not;
+    found comparing them by hand)."""
+    [cid] = acc.store.find_contact_ids_by_email(CRM, ["taylor.brooks@globex.co.uk"]).values()
+    for name, minutes in (("Scoring that sales trusts", "60"), ("Account playbooks", "35")):
+        props = {"webinar_name": name, "minutes_watched": minutes, "webinar_minutes": "60"}
+        acc.sb.add_event(cid, "pe4242_webinar_attended", props, NOW - timedelta(hours=1))
+    acc.clock[0] = NOW + timedelta(minutes=15)
+    assert acc.pipeline.sync().status == "ok"
+    taylor = acc.store.get_score(CRM, cid)
+    assert taylor is not None and 60 <= taylor.score < 100 and not taylor.mql
+    contact = acc.store.get_contact(CRM, cid)
+    assert contact is not None and contact.lifecycle_stage == "salesqualifiedlead"
+    globex = acc.store.account_score(
+        CRM, acc.store.contact_accounts_many(CRM, [cid])[cid].account_id
+    )
+    assert globex is not None and globex.mqa
+    stored = dict(
+        acc.store.db.execute("SELECT contact_id, mql_reason FROM scores WHERE mql = 1").fetchall()
+    )
+    sim = simulate_threshold(
+        acc.store, CRM, load_model(), _enricher(acc), acc.clock[0], 100, accounts=True
+    )
+    assert sim.current_mqls == sim.simulated_mqls == len(stored)
+    assert sim.accounts is not None
+    assert sim.accounts.account_mqls == [3, 3]

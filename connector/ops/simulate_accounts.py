@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING
 from connector.model.loader import LoadedModel
 from connector.scoring.accounts import apply_account_mql, by_account, scored_hits
 from connector.types import (
+    MQL,
     AccountResult,
     Company,
     Contact,
     LifecycleDecision,
     ScoreResult,
+    stage_rank,
 )
 
 if TYPE_CHECKING:
@@ -168,7 +170,9 @@ class AccountSides:
 
     def verdict(self, side: int, contact: Contact, result: ScoreResult) -> str | None:
         """The MQL verdict the contact's account gives it on `side` (the MQA's lower bar),
-        tried on the contact as a plain lead; None when its account gives none."""
+        tried on the contact as a plain lead, but at the stage sales set past MQL, where the
+        sync and the rescore never give one (the account's bar is no sales signal); None
+        when its account gives none."""
         stage = self.stages[side]
         account_id = self.account_of.get(result.contact_id)
         acc = self.results[side].get(account_id) if account_id is not None else None
@@ -176,10 +180,12 @@ class AccountSides:
             return None
         model = self.models[side].model
         blocked = frozenset(f.name for f in model.fit.force if f.block_mql)
+        current = result.lifecycle.current_stage
+        owned = current if stage_rank(current) > stage_rank(MQL) else None  # SQL and on
         plain = dataclasses.replace(
             result,
             lifecycle=LifecycleDecision(
-                None, None, mql=False, mql_reason=None, recycled=result.lifecycle.recycled
+                owned, None, mql=False, mql_reason=None, recycled=result.lifecycle.recycled
             ),
         )
         out = apply_account_mql(contact, plain, acc, stage.ca, model.lifecycle, blocked)

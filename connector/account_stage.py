@@ -445,9 +445,7 @@ class AccountStage:
                 self.drop(account_id)
                 continue
             contacts = list(self.store.iter_contacts(self.crm, list(member_ids)))
-            account, company_id = self._account(account_id, contacts)
-            members = self._members(contacts, fresh)
-            result = score_account(self.ca, account, members, now)
+            account, company_id, result = self.score_of(account_id, contacts, fresh, now)
             self.state.accounts_scored += 1
             self.store.save_account_score(
                 self.crm,
@@ -467,6 +465,23 @@ class AccountStage:
             self.crm, [a for a in done if a not in out and a not in self.state.emptied]
         )
         return out
+
+    def score_of(
+        self,
+        account_id: str,
+        contacts: Sequence[Contact],
+        fresh: Mapping[str, ScoreResult],
+        now: datetime,
+    ) -> tuple[Account, str | None, AccountResult]:
+        """The account, its company id and its score from its member `contacts` (their
+        stored scores, `fresh` ones first); saves nothing (`score_accounts` saves it;
+        `explain --model` scores an account under another model with it)."""
+        account, company_id = self._account(account_id, contacts)
+        return (
+            account,
+            company_id,
+            score_account(self.ca, account, self._members(contacts, fresh), now),
+        )
 
     def drop(self, account_id: str) -> None:
         """An account left with no live member loses its score; its company record's values

@@ -671,7 +671,7 @@ def _explain_from_state(
         if account is not None and account[2].model_fingerprint != model.fingerprint:
             # the account as this model scores it (`--model`: another model than the one
             # that scored it), as `simulate` and `rescore --dry-run` do
-            account = _account_under(store, settings, account, contact, model, now, enricher)
+            account = _account_under(store, settings, account, model, now, enricher)
         if account is not None:
             fresh = account[0]._mql(contact, fresh, account[1])
         else:
@@ -767,38 +767,28 @@ def _account_under(
     store: Any,
     settings: Settings,
     account: tuple[Any, Any, Any],
-    contact: Any,
     model: LoadedModel,
     now: datetime,
     enricher: Any,
 ) -> tuple[Any, Any, Any]:
-    """`_contact_account`'s account scored again under `model` from its live members, each
-    scored with `model` as of `now` (their parts: points, grade, rule hits), as a rescore's
-    preview scores it; reads only. The row explain shows carries the new score, grade and
-    MQA verdict (as of `now`, by `model`)."""
+    """`_contact_account`'s account scored again under `model` (its stage's) from its live
+    members, each scored with `model` as of `now`, as the sync scores an account
+    (`AccountStage.score_of`); reads only. The row explain shows carries the new score,
+    grade and MQA verdict."""
     from dataclasses import replace
 
     from connector.scoring import score
-    from connector.scoring.accounts import counted_rules, member_name, member_part
-    from connector.scoring.engine import keeping_hit_times
 
     stage, _, row = account
     crm = settings.crm
-    ids = store.account_member_ids(crm, row.account_id)
-    members = list(store.iter_contacts(crm, ids))
+    members = list(store.iter_contacts(crm, store.account_member_ids(crm, row.account_id)))
     emails = [m.email for m in members if m.email]
     found = enricher.enrich_many(emails, now) if enricher is not None and emails else {}
-    counted, now_ts = counted_rules(model), now.timestamp()
-    parts = {}
-    with keeping_hit_times(model):
-        for m in members:
-            result = score(m, store.events_for(crm, m.id), found.get(m.email or ""), model, now)
-            parts[m.id] = member_part(result, counted, now_ts)
-    rows = [(m.id, member_name(m.first_name, m.last_name, m.email, m.id), m.job_title)
-            for m in members]  # fmt: skip
-    company = row.account_id.partition(":")[2] if row.account_id.startswith("company:") else ""
-    companies = store.get_crm_companies(crm, [company]) if company else {}
-    [(_, _, result)] = list(stage.score_parts({row.account_id: rows}, companies, parts, now))
+    fresh = {
+        m.id: score(m, store.events_for(crm, m.id), found.get(m.email or ""), model, now)
+        for m in members
+    }
+    _, _, result = stage.score_of(row.account_id, members, fresh, now)
     shown = replace(
         row, score=result.score, grade=result.grade, mqa=result.mqa,
         mqa_reason=result.mqa_reason, scored_at=now, model_version=result.model_version,

@@ -17,8 +17,9 @@ import requests
 import urllib3
 from pydantic import SecretStr
 
-from connector.crm.base import CONTACT_ACCOUNT_PROPERTIES, ApiStats
+from connector.crm.base import ApiStats
 from connector.crm.hubspot.properties import (
+    ACCOUNT_CHECKED_NAMES,
     ACCOUNT_SCOPES,
     CHECKED_NAMES,
     PROPERTY_NAMES,
@@ -267,15 +268,14 @@ class HubSpotCalls:
         accounts on, the account's values on the contact too: a hand edit is written again).
         `accounts`: with the account's properties or not (None: as account scoring is)."""
         named = named_property_names(self.named_scores)
-        keys = (
-            CONTACT_ACCOUNT_PROPERTIES if (self.accounts if accounts is None else accounts) else ()
-        )
-        account = {PROPERTY_NAMES[k]: k for k in keys}
+        with_account = self.accounts if accounts is None else accounts
+        account = ACCOUNT_CHECKED_NAMES if with_account else {}
         return {**CHECKED_NAMES, **account, **{hs: key for key, hs in named.items()}}
 
     def read_properties(self) -> list[str]:
-        """What a contact read asks for: the profile, ours, and the named scores'."""
-        account = [PROPERTY_NAMES[k] for k in CONTACT_ACCOUNT_PROPERTIES] if self.accounts else []
+        """What a contact read asks for: the profile, ours (with accounts on, the account's
+        values on the contact), and the named scores'."""
+        account = list(ACCOUNT_CHECKED_NAMES) if self.accounts else []
         return READ_PROPERTIES + account + list(named_property_names(self.named_scores).values())
 
     # -- the one place a call is made -------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 from connector.crm.base import (
     CHECKED_PROPERTIES,
+    CONTACT_ACCOUNT_PROPERTIES,
     STAGE,
 )
 
@@ -271,6 +272,8 @@ CONTACT_PROPERTIES = [
 # written again): HubSpot name → our name. Kept out of `Contact.properties`.
 CHECKED_NAMES: dict[str, str] = {PROPERTY_NAMES[p]: p for p in CHECKED_PROPERTIES}
 READ_PROPERTIES = CONTACT_PROPERTIES + list(CHECKED_NAMES)
+# with accounts on, the account's values on the contact too, read back and checked the same way
+ACCOUNT_CHECKED_NAMES: dict[str, str] = {PROPERTY_NAMES[p]: p for p in CONTACT_ACCOUNT_PROPERTIES}
 
 # Roll-ups every plan has: read with the contacts when the events API is unavailable.
 ROLLUP_PROPERTIES = [

@@ -132,6 +132,14 @@ def _clear_account_reason(desired: dict[str, str], written: Mapping[str, str]) -
         desired["mql_reason"] = ""
 
 
+def _drifted(key: str, last: Mapping[str, str], shown: str) -> bool:
+    """Whether the CRM shows other than our last write of `key`. An account value on a
+    contact we never wrote one to (it has no account) is no value of ours: drift, cleared."""
+    if key in last:
+        return not same_value(last[key], shown)
+    return bool(shown) and key in CONTACT_ACCOUNT_PROPERTIES
+
+
 def company_fill(contact: Contact, enrichment: Enrichment | None) -> dict[str, str]:
     """Company facts for the CRM fields that are still blank. Never overwrites what a person
     (or a form) entered; free and disposable mail never get a company."""
@@ -179,18 +187,7 @@ class Planner(Stage):
         for c in read:
             last = written.get(c.id, {})
             shown = c.crm_values or {}
-            drift = {
-                k: shown[k]
-                for k in checked
-                if k in shown
-                and (
-                    not same_value(last[k], shown[k])
-                    if k in last
-                    # the account's values on a contact we never wrote them to (it has no
-                    # account): whatever shows there is no value of ours, and is cleared
-                    else bool(shown[k]) and k in CONTACT_ACCOUNT_PROPERTIES
-                )
-            }
+            drift = {k: shown[k] for k in checked if k in shown and _drifted(k, last, shown[k])}
             if drift:
                 self.drift[c.id] = drift
             else:

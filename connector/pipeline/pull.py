@@ -128,9 +128,7 @@ class Puller(Stage):
                 )
             # read cleanly: an input dead letter of an earlier read of it is resolved
             self.store.resolve_input_dead_letters(self.crm, (c.id for c in page.contacts), now)
-            # a deletion read again (the lookback) is no news: its account was scored then
-            leaving = [g for g in page.archived if self.store.is_writable(self.crm, g)]
-            self.store.add_member_accounts_due(self.crm, leaving, "member deleted")
+            self.store.add_member_accounts_due(self.crm, page.archived, "member deleted")
             for gone in page.archived:  # deleted in the CRM: stop scoring and writing it
                 self.store.mark_archived(self.crm, gone, now)
                 touched.discard(gone)

@@ -714,12 +714,14 @@ class AccountsStateMixin(StoreBase):
         account (merged into another contact, deleted in the CRM), which must be scored again
         without it: the reason replaces one the account was due for already (`finish` reads
         `MEMBER_DELETED_AT_WRITE`). Nothing for a contact with no account (accounts off: none
-        has one)."""
+        has one), nor for one gone already (a deletion read again is no news: its account
+        was scored then)."""
         with self.transaction():
             self._conn.execute(
                 "INSERT INTO accounts_due (crm, account_id, reason) "
-                "SELECT crm, account_id, ? FROM contact_accounts "
-                "WHERE crm = ? AND contact_id IN (SELECT value FROM json_each(?)) "
+                "SELECT a.crm, a.account_id, ? FROM contact_accounts a JOIN contacts_with_live c "
+                "ON c.crm = a.crm AND c.id = a.contact_id WHERE a.crm = ? AND c.live "
+                "AND a.contact_id IN (SELECT value FROM json_each(?)) "
                 "ON CONFLICT (crm, account_id) DO UPDATE SET reason = excluded.reason",
                 (reason, crm, _param(contact_ids)),
             )

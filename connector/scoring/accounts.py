@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from connector.model.loader import LoadedModel
 from connector.model.schema import AccountsModel, Lifecycle
+from connector.scoring.lifecycle import decide_lifecycle
 from connector.scoring.matchers import FieldCheck, check_all, compile_conditions
 from connector.text import display_text
 from connector.types import (
@@ -566,20 +567,17 @@ def apply_account_mql(
 
 
 def without_account_mql(contact: Contact, result: ScoreResult, lifecycle: Lifecycle) -> ScoreResult:
-    """`result` with the verdict the contact has of its own where its MQL was its account's
-    (`apply_account_mql`: only a contact nothing else decided gets one), as the scorer
-    decides it for such a contact: no MQL reason, MQL only where the CRM shows the stage
-    already (stages move forward only), the initial stage for a contact with none. Any other
-    result as it is."""
-    decision = result.lifecycle
-    if not by_account(decision.mql_reason):
+    """`result` with the verdict the contact has of its own where its MQL was its account's,
+    as the scorer decides it (`decide_lifecycle`) for such a contact: `apply_account_mql`
+    gives one only to a contact nothing else decided (no hand-raiser, no sales signal, no
+    block), so no MQL reason, MQL only where the CRM shows the stage already, the initial
+    stage for a contact with none. Any other result as it is."""
+    if not by_account(result.lifecycle.mql_reason):
         return result
-    current = contact.lifecycle_stage or None
-    rank = stage_rank(current)
-    target = None
-    if rank < 0 and lifecycle.initial_stage and lifecycle.write_stage:
-        target = lifecycle.initial_stage
-    own = LifecycleDecision(current, target, mql=rank == stage_rank(MQL), mql_reason=None)
+    own = decide_lifecycle(
+        contact, score=result.score, grade=result.grade, hand_raiser=None, block_mql=False,
+        sales_signal=None, policy=lifecycle,
+    )  # fmt: skip
     return dataclasses.replace(result, lifecycle=own)
 
 

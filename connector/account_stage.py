@@ -94,6 +94,9 @@ class PassState:
     # contacts handled in a chunk -> the account result their write carried (None: none)
     in_chunk: dict[str, AccountResult | None] = field(default_factory=dict)
     accounts_scored: int = 0  # score_account calls (tests count them)
+    # the accounts scored, each once: an account whose members fall in two chunks is scored
+    # in each, and counts once in the run's summary and the worker's metric
+    distinct: set[str] = field(default_factory=set)
     # accounts left with no live member (everyone moved away, archived or merged away): no
     # score any more; their company record's values are cleared (`_write_companies`)
     emptied: set[str] = field(default_factory=set)
@@ -447,6 +450,7 @@ class AccountStage:
             contacts = list(self.store.iter_contacts(self.crm, list(member_ids)))
             account, company_id, result = self.score_of(account_id, contacts, fresh, now)
             self.state.accounts_scored += 1
+            self.state.distinct.add(account_id)
             self.store.save_account_score(
                 self.crm,
                 result,
@@ -519,6 +523,7 @@ class AccountStage:
         ones, their results read back from the state DB when it needs them (nothing travels
         back from the rescore's processes but the two lists of ids)."""
         self.state.accounts_scored += len(set(scored))
+        self.state.distinct.update(scored)
         self.state.rolled.extend(scored)
         with self.store.transaction():
             for account_id in gone:  # everyone left: no score
@@ -768,10 +773,10 @@ class AccountStage:
             self.score_accounts(gone, now)
             self._write_members(now, summary)
         self._write_companies(now, summary)
-        summary.accounts_scored = self.state.accounts_scored
-        if self.state.accounts_scored:
+        summary.accounts_scored = len(self.state.distinct)
+        if self.state.distinct:
             summary.notes.append(
-                f"accounts: {self.state.accounts_scored} scored"
+                f"accounts: {len(self.state.distinct)} scored"
                 + (f", {len(self.state.unwritten)} company write(s) failed (kept for the next "
                    "sync)" if self.state.unwritten else "")
             )  # fmt: skip

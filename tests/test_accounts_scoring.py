@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from connector.model.loader import load_model, validate_model_file
+from connector.pipeline.plan import desired_properties
 from connector.scoring.accounts import (
     CompiledAccounts,
     apply_account_mql,
@@ -19,6 +20,7 @@ from connector.types import (
     MQL,
     Account,
     AccountMember,
+    AccountResult,
     Company,
     Contact,
     LifecycleDecision,
@@ -215,6 +217,37 @@ def test_contact_at_an_mqa_becomes_mql_at_the_lower_bar(ca: CompiledAccounts) ->
         ),
     ):
         assert apply_account_mql(contact, other, acct, ca, loaded.model.lifecycle) is other
+
+
+def test_a_verdicts_reason_shows_the_score_as_the_crm_does(ca: CompiledAccounts) -> None:
+    """Decay moves a contact at an MQA from 64.94 to 64.86 points and its account by as
+    little: the MQL reason and the MQA reason name the score as the score properties show it
+    (65; the account's rounded too), so neither reason, nor what is written, changes (before:
+    "score 64.9 ≥ 60", one more write of an unchanged verdict at each decay step that moved
+    the first decimal)."""
+    loaded = load_model()
+
+    def account(rowan: float) -> AccountResult:
+        return score_account(ca, ACME, [
+            _member("1", "Dana", "vp", 50, [("product_page", _ts(1))]),
+            _member("2", "Robin", "manager", 50, [("product_page", _ts(2))]),
+            _member("3", "Rowan", "individual", rowan, [("email_click", _ts(3))]),
+        ], NOW)  # fmt: skip
+
+    before, after = account(19.74), account(19.66)
+    assert (before.score, after.score) == (194.74, 194.66)
+    assert before.mqa_reason == after.mqa_reason == "score 195 ≥ 100, grade A, 3 people engaged"
+    contact = Contact("2", email="robin@acme-analytics.com", lifecycle_stage="lead")
+    planned = []
+    for score in (64.94, 64.86):
+        base = ScoreResult(
+            "2", score, score, 60, "B", LifecycleDecision("lead", None, False, None), False,
+            "v", "f", NOW, None,
+        )  # fmt: skip
+        got = apply_account_mql(contact, base, before, ca, loaded.model.lifecycle)
+        assert got.lifecycle.mql_reason == "account MQA: company:9001 (score 65 ≥ 60 at an MQA)"
+        planned.append(desired_properties(got))
+    assert planned[0] == planned[1] and planned[0]["score"] == "65"
 
 
 def test_validation_names_unknown_account_fields_and_rules(tmp_path: Path) -> None:

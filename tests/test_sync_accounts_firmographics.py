@@ -214,3 +214,28 @@ def test_an_account_scored_again_by_a_later_chunk_rewrites_the_members_of_an_ear
         assert writes.count(("POST", "/crm/v3/objects/companies/batch/update")) == 1
         again, _ = sync_at(h, 20)
         assert again == []
+
+
+def test_an_account_scored_in_two_chunks_counts_once_in_the_summary(tmp_path: Path) -> None:
+    """Northwind Data's members 202 and 204 in two score chunks (2 contacts a chunk), a new
+    event each: the account is scored in each chunk (the calls counted), and the run's
+    summary, its note and the metric count it once (a synthetic portal's sync said "402
+    scored" for 400 accounts)."""
+    from .test_sync_accounts import NORTHWIND, accounts_harness
+
+    for h in accounts_harness(tmp_path):
+        h.pipeline.options.score_batch = 2
+        assert h.pipeline.sync().status == "ok"
+        stage = h.pipeline.accounts
+        assert stage is not None
+        url = "https://www.leadscore-demo.com/product/explain"
+        move_to(h, 5)
+        h.sb.add_event("202", "e_visited_page", {"hs_url": url}, h.clock[0])
+        h.sb.add_event("204", "e_visited_page", {"hs_url": url}, h.clock[0])
+        move_to(h, 10)
+        summary = h.pipeline.sync()
+        assert summary.status == "ok"
+        assert stage.state.accounts_scored == 2  # one account, scored by two chunks
+        assert stage.state.distinct == {f"company:{NORTHWIND}"}
+        assert summary.accounts_scored == summary.counts()["accounts_scored"] == 1
+        assert "accounts: 1 scored" in summary.notes

@@ -239,6 +239,42 @@ def test_a_restarted_worker_shows_the_mqas_after_a_first_pass_that_scores_none(
     assert samples[("leadscore_accounts_scored_total", crm)] == 0
 
 
+def test_the_mqa_gauge_follows_a_run_that_only_drops_an_account(tmp_path: Path) -> None:
+    """Marketo: both members of an MQA of two are deleted; the next run scores no account,
+    only drops that account's score, and the gauge shows the state DB's count after it
+    (before, it kept the count of the last run that scored an account)."""
+    from .test_sync_accounts import marketo_accounts
+
+    clock = [NOW]
+    crm = (("crm", "marketo"),)
+    with marketo_accounts(tmp_path, clock) as (sb, pipeline):
+        store = pipeline.store
+        service = WorkerService(
+            pipeline, state_path=tmp_path / "state.db", sync_interval_s=3600,
+            rescore_interval_s=3600,
+        )  # fmt: skip
+        with service:
+            service.start(schedule=False)
+            first = service.worker.run_sync()
+            assert first is not None and first.status == "ok"
+            mqas = store.count_mqas("marketo")
+            assert metric_samples(service.url)[("leadscore_mqa_accounts", crm)] == mqas
+            pair = next(
+                a.account_id for a in store.top_accounts("marketo", 100) if a.mqa and a.members == 2
+            )
+            sb.instance.advance(14 * 60)
+            for m in store.account_members("marketo", pair):
+                sb.delete_lead(int(m.contact_id))
+            clock[0] = NOW + timedelta(minutes=15)
+            dropped = service.worker.run_sync()
+            assert dropped is not None and dropped.status == "ok"
+            samples = metric_samples(service.url)
+        assert (dropped.archived, dropped.accounts_scored) == (2, 0)
+        assert store.account_score("marketo", pair) is None
+        assert store.count_mqas("marketo") == mqas - 1
+        assert samples[("leadscore_mqa_accounts", crm)] == mqas - 1
+
+
 def test_metrics_show_no_account_without_accounts(demo: Harness, tmp_path: Path) -> None:
     service = service_for(demo, tmp_path)
     with service:

@@ -358,7 +358,7 @@ def score_account(
     threshold = ca.mqa_threshold
     is_mqa = score >= threshold and grade in ca.mqa_grades and len(engaged) >= ca.mqa_min_people
     mqa_reason = (
-        f"score {_num(score)} ≥ {_num(threshold)}, grade {grade}, {_people(len(engaged))} engaged"
+        f"score {_shown(score)} ≥ {_num(threshold)}, grade {grade}, {_people(len(engaged))} engaged"
         if is_mqa
         else None
     )
@@ -553,7 +553,7 @@ def apply_account_mql(
     assert mqa.contact_mql_threshold is not None  # a candidate has a bar
     decision = result.lifecycle
     reason = (
-        f"{ACCOUNT_MQL}: {account.account_id} (score {_num(result.score)} ≥ "
+        f"{ACCOUNT_MQL}: {account.account_id} (score {_shown(result.score)} ≥ "
         f"{_num(mqa.contact_mql_threshold)} at an MQA)"
     )
     shown = stage_rank(decision.current_stage) >= stage_rank(MQL)
@@ -649,6 +649,13 @@ def _people(n: int) -> str:
 
 def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
+
+
+def _shown(score: float) -> str:
+    """A score in a verdict's reason as the CRM's score property shows it (a whole number):
+    the reason moves only when that does, not with every step of decay (each step would be
+    one more write of an unchanged verdict)."""
+    return str(round(score))
 
 
 def _signed(points: float) -> str:

@@ -62,6 +62,7 @@ def build_enricher(settings: Settings, store: StateStore) -> Enricher | None:
 def sync_options(settings: Settings) -> SyncOptions:
     return SyncOptions(
         lookback=timedelta(minutes=settings.lookback_minutes),
+        events_lookback=timedelta(days=settings.events_lookback_days),
         dry_run=settings.dry_run,
         write_retry_attempts=settings.write_retry_attempts,
         fail_on_dead_letters=settings.fail_on_dead_letters,

@@ -122,6 +122,14 @@ class Settings(BaseSettings):
     lookback_minutes: float = Field(
         10.0, ge=0, description="Re-read this far behind the cursor (search index lag)."
     )
+    events_lookback_days: float = Field(
+        3.0,
+        ge=0,
+        le=365,
+        description="Re-read engagement this far behind the events cursor: events that reach "
+        "the CRM dated in the past (custom events sent with an earlier occurredAt, late "
+        "imports, backdated Marketo activities); 0 = only LEADSCORE_LOOKBACK_MINUTES.",
+    )
     request_timeout_seconds: float = Field(30.0, gt=0)
     retry_attempts: int = Field(5, ge=1, le=20)
     retry_max_seconds: float = Field(30.0, gt=0)

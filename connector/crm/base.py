@@ -97,6 +97,13 @@ class CrmAdapter(Protocol):
 
     def event_streams(self) -> Sequence[str]: ...
 
+    def backdated_streams(self) -> Sequence[str]:
+        """The event streams whose events can reach the CRM dated in the past: the stream is
+        read by occurrence time, and the sender sets it (a custom event sent with an earlier
+        `occurredAt`, a late import). The sync reads them again `events_lookback` behind
+        their cursor."""
+        ...
+
     def pull_events(
         self, stream: str, since: datetime | None, until: datetime | None, position: str | None
     ) -> Iterator[EventPage]: ...

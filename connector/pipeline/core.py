@@ -87,6 +87,10 @@ class Pipeline:
         self.named = NamedScoreStage(self)
         self.post_score.append(self.named)
         self.model = model  # tells the adapter the model's named scores
+        # the contacts this state DB holds (Marketo: the leads an activity page need not read)
+        use_stored = getattr(adapter, "use_stored_contacts", None)
+        if callable(use_stored):
+            use_stored(self._stored_contact_ids)
         # Called at safe points with "page" (a pulled page was just committed: nothing is
         # planned in memory), "score" (before a score chunk) or "write" (before a write batch).
         # It may raise StopRunError to stop the run cleanly there (the worker's shutdown); at
@@ -100,6 +104,10 @@ class Pipeline:
         self._accounts: AccountStage | None = None
         # passes running now: 2 while a webhook refresh runs between two pages of a sync
         self.passes_running = 0
+
+    def _stored_contact_ids(self, ids: Sequence[str]) -> set[str]:
+        """The ids among `ids` this state DB holds as live contacts."""
+        return {c.id for c in self.store.iter_contacts(self.crm, ids)}
 
     @property
     def model(self) -> LoadedModel:

@@ -153,7 +153,12 @@ class Puller(Stage):
 
     # -- engagement -------------------------------------------------------------------------
     def pull_events(self, summary: SyncSummary) -> set[str]:
+        """Each event stream from its cursor, the newest event time read (`high_water`, never
+        past now), less a margin: the lookback for index lag, and for a stream whose events
+        can arrive dated in the past (`backdated_streams`) `events_lookback` when longer.
+        Events read again are stored once (by their CRM id) and touch no contact."""
         touched: set[str] = set()
+        backdated = set(self.adapter.backdated_streams())
         for stream in self.adapter.event_streams():
             key = f"events:{stream}"
             cur = self.cursor(key)
@@ -161,7 +166,10 @@ class Puller(Stage):
             if cur.get("position") is not None:
                 since = parse_dt(cur.get("since"))
             else:
-                since = high - self.options.lookback if high is not None else None
+                margin = self.options.lookback
+                if stream in backdated:
+                    margin = max(margin, self.options.events_lookback)
+                since = high - margin if high is not None else None
             for page in self.adapter.pull_events(stream, since, None, cur.get("position")):
                 with self.store.transaction():
                     touched |= self.pipeline.save_event_page(page, summary)

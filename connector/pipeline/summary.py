@@ -12,6 +12,9 @@ from typing import Any
 @dataclass
 class SyncOptions:
     lookback: timedelta = timedelta(minutes=10)
+    # how far behind its cursor a stream whose events can arrive dated in the past
+    # (`CrmAdapter.backdated_streams`) is read again (LEADSCORE_EVENTS_LOOKBACK_DAYS)
+    events_lookback: timedelta = timedelta(days=3)
     dry_run: bool = False
     write_retry_attempts: int = 3
     score_batch: int = 500

@@ -104,6 +104,13 @@ class EventsMixin(HubSpotCalls):
     def event_streams(self) -> Sequence[str]:
         return ("email",) if self.rollups else ("events", "email")
 
+    def backdated_streams(self) -> Sequence[str]:
+        """The events API: filtered by `occurredAt`, which the sender of a custom event sets
+        (`POST /events/v3/send` takes a past one) and an import carries (a form submission's
+        `submittedAt`), with no filter by when HubSpot received it. Marketing e-mail events
+        are dated by HubSpot when they happen (`created`): no re-read."""
+        return () if self.rollups else ("events",)
+
     def pull_events(
         self, stream: str, since: datetime | None, until: datetime | None, position: str | None
     ) -> Iterator[EventPage]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -97,6 +97,7 @@ class MarketoAdapter(BulkMixin, WritesMixin, CompaniesMixin):
         self._fields: dict[str, FieldInfo] | None = None
         self._types: dict[int, tuple[str, str]] | None = None
         self._known: set[str] = set()  # lead ids already handed out as Contacts (bounded)
+        self._stored_leads: Callable[[Sequence[str]], set[str]] | None = None
         self._status_stages = {k.lower(): v for k, v in self.config.status_stages.items()}
         self._warned_statuses: set[str] = set()
 

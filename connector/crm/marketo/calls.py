@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -110,8 +110,17 @@ class MarketoCalls:
     _fields: dict[str, FieldInfo] | None
     _types: dict[int, tuple[str, str]] | None
     _known: set[str]
+    # the ids among these the caller stores already, live (`use_stored_contacts`)
+    _stored_leads: Callable[[Sequence[str]], set[str]] | None
     _status_stages: dict[str, str]
     _warned_statuses: set[str]
+
+    def use_stored_contacts(self, stored: Callable[[Sequence[str]], set[str]]) -> None:
+        """`stored(ids)`: the ids among these the caller's state DB holds, live. A lead an
+        activity page brings is read with the page only when it is not one of them (a new
+        process starts with no lead known: without this it read every lead of the activities
+        the sync reads again behind its cursor, and scored it again)."""
+        self._stored_leads = stored
 
     # -- our fields ------------------------------------------------------------------------
     def use_named_scores(self, names: tuple[str, ...]) -> None:

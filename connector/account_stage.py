@@ -227,12 +227,7 @@ class AccountStage:
         """Store one pulled page (`save_companies`; its bad records dead-lettered). Call it in
         the transaction that saves the position after the page."""
         self.save_companies(page.companies, summary)
-        at = self.p.clock()
-        for bad in page.bad:
-            self.store.add_dead_letter(
-                self.crm, "input", bad.record_id, bad.payload, bad.reason, at
-            )
-        summary.bad_records += len(page.bad)
+        summary.bad_records += self.p.puller.dead_letter_bad(page.bad, self.p.clock())
 
     def save_companies(self, companies: Sequence[CrmCompany], summary: SyncSummary) -> None:
         """Store company records; queue their accounts when their facts changed; contacts of

@@ -55,9 +55,13 @@ def add_global_options(group: click.Group) -> None:
 
 
 def with_global_options(name: str, command: click.Command) -> None:
-    """`add_global_options` for one command of the top group (a group: left as it is)."""
+    """`add_global_options` for one command of the top group (a group: left as it is, unless
+    it runs itself as a command, as `dead-letters` does: then it and its commands)."""
     if isinstance(command, click.Group):
-        return
+        if not command.invoke_without_command:
+            return
+        for sub_name, sub in command.commands.items():
+            with_global_options(sub_name, sub)
     have = {o for p in command.params for o in getattr(p, "opts", [])}
     if name in PULLING_COMMANDS and "--allow-fresh-state" not in have:
         command.params.append(

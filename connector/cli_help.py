@@ -49,6 +49,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "accounts": ("leadscore accounts --top 10", "leadscore accounts --json"),
     "report": ("leadscore report --html report.html --since 2026-01-01",),
     "dead-letters": ("leadscore dead-letters", "leadscore dead-letters --retry"),
+    "dead-letters dismiss": ("leadscore dead-letters dismiss 12 15",),
     "enrich": ("leadscore enrich pat@example.com --all",),
     "score": ("leadscore score --contacts contacts.jsonl --events events.jsonl --json",),
 }

@@ -11,7 +11,7 @@ import json
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from connector.pipeline import Pipeline, SyncOptions
 from connector.retry import RetryPolicy
 from connector.sandbox.base import Request, Response
 from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.hubspot.events import WebEvent
 from connector.sandbox.hubspot.object_types import COMPANIES
 from connector.settings import load_settings
 from connector.state.store import StateStore
@@ -546,6 +547,105 @@ def test_a_future_dated_event_s_dead_letter_names_its_contact(tmp_path: Path) ->
         assert letter["event_id"] and letter["event_id"] != "302"
         table = CliRunner().invoke(cli, ["--state", state, "dead-letters"], env={"COLUMNS": "200"})
         assert f"event of {email.email} (302)" in table.output, table.output
+
+
+def _move_event(h: Harness, ev: WebEvent, when: datetime) -> None:
+    """The event `ev` dated `when` in the sandbox (as an edit in the CRM would)."""
+    portal = h.sb.portal
+    with portal.lock:
+        for bucket in (
+            portal.events,
+            portal.events_by_contact[ev.object_id],
+            portal.events_by_type[ev.event_type],
+        ):
+            bucket.remove(ev)
+        ev.occurred_ms = int(when.timestamp() * 1000)
+        portal._insert_event(ev)
+
+
+def test_a_dismissed_future_dated_event_fails_no_sync_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event dated a year ahead is read again by every sync (no cursor passes now) and,
+    with LEADSCORE_FAIL_ON_DEAD_LETTERS, failed every one. Dismissed (`leadscore dead-letters
+    dismiss`), the next sync reads it again, the same, and exits 0: the dead letter stays
+    dismissed, untouched, counted nowhere (summary, run, status). The event moved in the CRM
+    (another payload, still in the future) reopens it and fails the sync again."""
+    from connector.ops import analysis
+    from connector.ops.status import build_status
+
+    dismissed_at = NOW + timedelta(minutes=20)
+    monkeypatch.setattr(analysis, "_now", lambda: dismissed_at)
+    with harness(tmp_path) as h:
+        h.pipeline.options.fail_on_dead_letters = True
+        url = {"hs_url": "https://www.leadscore-demo.com/pricing"}
+        ev = h.sb.add_event("302", "e_visited_page", url, NOW + timedelta(days=400))
+        first = h.pipeline.sync()
+        assert (first.status, first.exit_code, first.bad_records) == ("partial", 1, 1)
+        h.clock[0] = NOW + timedelta(minutes=15)
+        again = h.pipeline.sync()  # read again: fails again
+        assert (again.status, again.exit_code, again.bad_records) == ("partial", 1, 1)
+        [letter] = h.store.open_dead_letters(CRM)
+        assert (letter.contact_id, letter.attempts) == (ev.id, 2)
+        contact = h.store.get_contact(CRM, "302")
+        assert contact is not None
+        state = str(h.store.path)
+        res = CliRunner().invoke(cli, ["--state", state, "dead-letters", "dismiss", str(letter.id)])
+        assert (res.exit_code, res.stdout, res.stderr) == (
+            0,
+            f"dismissed dead letter {letter.id} (event of {contact.email} (302))\n",
+            "",
+        )
+        row = (
+            "SELECT id, kind, contact_id, payload, reason, attempts, first_seen_at, "
+            "last_tried_at, resolved_at, dismissed_at FROM dead_letters"
+        )
+        payload = (
+            f'{{"source":"hubspot_events","id":"{ev.id}","contact_id":"302","type":"page_view",'
+            '"occurred_at":"2027-12-06T12:00:00.000Z"}'
+        )
+        reason = (
+            f"event {ev.id}: occurred_at 2027-12-06T12:00:00.000Z is more than 1 day(s) in "
+            "the future"
+        )
+        dismissed = (letter.id, "input", ev.id, payload, reason, 2,
+                     "2026-11-01T12:00:00.000000+00:00", "2026-11-01T12:15:00.000000+00:00",
+                     None, "2026-11-01T12:20:00.000000+00:00")  # fmt: skip
+        assert h.store.db.execute(row).fetchall() == [dismissed]
+
+        h.clock[0] = NOW + timedelta(minutes=30)
+        h.sb.clear_log()
+        quiet = h.pipeline.sync()
+        assert (quiet.status, quiet.exit_code, quiet.bad_records, quiet.dead_letters) == (
+            "ok",
+            0,
+            0,
+            0,
+        )
+        assert ", dead-lettered 0, " in quiet.line()
+        assert any("/events/v3/events" in r.path for r in h.sb.requests)  # it was read again
+        assert h.store.db.execute(row).fetchall() == [dismissed]
+        run = h.store.last_runs(CRM, 1)[0]
+        assert (run.status, run.errors, run.counts["bad_records"]) == ("ok", 0, 0)
+        st = build_status(h.store, CRM, h.clock[0], load_model())
+        assert (st.dead_letters, st.open_dead_letters) == ({}, 0)
+        listing = CliRunner().invoke(cli, ["--state", state, "dead-letters"])
+        assert listing.stdout.splitlines() == [
+            "No open dead letters.",
+            "1 dismissed dead letter(s) not shown (`--all` lists them).",
+        ]
+
+        # moved a day on in the CRM, still a year ahead: another payload, reopened
+        _move_event(h, ev, NOW + timedelta(days=401))
+        h.clock[0] = NOW + timedelta(minutes=45)
+        moved = h.pipeline.sync()
+        assert (moved.status, moved.exit_code, moved.bad_records) == ("partial", 1, 1)
+        assert h.store.db.execute(row).fetchall() == [
+            (letter.id, "input", ev.id, payload.replace("12-06", "12-07"),
+             reason.replace("12-06", "12-07"), 3, "2026-11-01T12:00:00.000000+00:00",
+             "2026-11-01T12:45:00.000000+00:00", None, None)
+        ]  # fmt: skip
+        assert open_letters(h) == [("input", ev.id, reason.replace("12-06", "12-07"), 3)]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ what succeeds, bumping the attempts of what fails again."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from connector.cli import cli
+from connector.crm.base import BadRecord, ContactPage, EventPage
+from connector.ops import analysis
 from connector.ops.dead_letters import list_dead_letters, retry_write_dead_letters
-from connector.pipeline import SyncOptions
+from connector.pipeline import SyncOptions, SyncSummary
 from connector.sandbox.base import Faults
 from connector.sandbox.demo_portal import build_demo_portal
+from connector.state.store import StateStore
+from connector.types import Contact
 
 from .conftest import NOW, Harness
 
@@ -134,3 +139,152 @@ def test_retry_resends_the_company_fields_the_failed_write_carried(harness_facto
         assert h.sb.contact("112").properties["company"] == "Acme Analytics"
         h.sb.clear_log()
         assert h.pipeline.sync().written == 0  # nothing left for the next sync
+
+
+def _letters_db(path: Path) -> None:
+    """A state DB with an input dead letter of a contact (1), one of an event (2), a write
+    dead letter (3), a resolved input one (4) and another CRM's (5)."""
+    with StateStore.open(path) as store:
+        store.upsert_contacts(CRM, [Contact(id="102", email="riley@x.com")], at=NOW)
+        store.add_dead_letter(CRM, "input", "102", {"id": "102"}, "contact 102: bad date", NOW)
+        store.add_dead_letter(
+            CRM, "input", "ev-9", {"id": "ev-9", "contact_id": "102"}, "event ev-9: future", NOW
+        )
+        store.add_dead_letter(CRM, "write", "102", {"leadscore_grade": "D"}, "INVALID", NOW)
+        store.add_dead_letter(CRM, "input", "103", {"id": "103"}, "contact 103: bad", NOW)
+        store.resolve_input_dead_letters(CRM, ["103"], NOW)
+        store.add_dead_letter("marketo", "input", "7", {}, "lead 7: bad", NOW)
+
+
+def test_dismiss_names_each_id_and_fails_on_unknown_ones_after_dismissing_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dead-letters dismiss ID...`: one line per id, in order; an unknown id (another CRM's,
+    none, no number) or a write dead letter is an error line naming it, exit 1, the others
+    dismissed all the same; again, exit 0. The listing leaves the dismissed ones out (a line
+    says how many), `--all` and `--json` show them with their state."""
+    monkeypatch.setattr(analysis, "_now", lambda: NOW + timedelta(hours=1))
+    state = tmp_path / "state.db"
+    _letters_db(state)
+    base = ["--state", str(state), "dead-letters"]
+    res = CliRunner().invoke(cli, [*base, "dismiss", "1", "9", "2", "3", "4", "5", "x1"])
+    assert res.exit_code == 1
+    assert res.stdout.splitlines() == [
+        "dismissed dead letter 1 (riley@x.com (102))",
+        "dismissed dead letter 2 (event of riley@x.com (102))",
+        "dead letter 4 is resolved already (its record read cleanly)",
+    ]
+    assert res.stderr.splitlines() == [
+        "error: no dead letter 9 in the state DB for hubspot",
+        "error: dead letter 3 is not an input dead letter: only those are dismissed "
+        "(`leadscore dead-letters --retry` re-sends writes)",
+        "error: no dead letter 5 in the state DB for hubspot",
+        "error: no dead letter x1 in the state DB for hubspot",
+    ]
+    with StateStore.open(state) as store:
+        assert store.db.execute(
+            "SELECT id, crm, kind, attempts, resolved_at, dismissed_at FROM dead_letters "
+            "ORDER BY id"
+        ).fetchall() == [
+            (1, CRM, "input", 1, None, "2026-11-01T13:00:00.000000+00:00"),
+            (2, CRM, "input", 1, None, "2026-11-01T13:00:00.000000+00:00"),
+            (3, CRM, "write", 1, None, None),
+            (4, CRM, "input", 1, "2026-11-01T12:00:00.000000+00:00", None),
+            (5, "marketo", "input", 1, None, None),
+        ]
+
+    monkeypatch.setattr(analysis, "_now", lambda: NOW + timedelta(hours=2))
+    again = CliRunner().invoke(cli, [*base, "dismiss", "2"])
+    assert (again.exit_code, again.stdout, again.stderr) == (
+        0,
+        "dead letter 2 (event of riley@x.com (102)) was dismissed already, at "
+        "2026-11-01 13:00 UTC\n",
+        "",
+    )
+
+    listing = CliRunner().invoke(cli, base, env={"COLUMNS": "200"})
+    assert listing.exit_code == 0
+    lines = listing.stdout.splitlines()
+    assert lines[0].strip() == "Open dead letters: 1"
+    assert lines[-1] == "2 dismissed dead letter(s) not shown (`--all` lists them)."
+    assert "INVALID" in listing.stdout and "future" not in listing.stdout
+    inputs = CliRunner().invoke(cli, [*base, "--kind", "input"])
+    assert inputs.stdout.splitlines() == [
+        "No open input dead letters.",
+        "2 dismissed input dead letter(s) not shown (`--all` lists them).",
+    ]
+    every = CliRunner().invoke(cli, [*base, "--all"], env={"COLUMNS": "200"})
+    assert every.stdout.splitlines()[0].strip() == "Dead letters: 1 open, 2 dismissed"
+    assert "dismissed (UTC)" in every.stdout and "2026-11-01 13:00" in every.stdout
+
+    doc = json.loads(CliRunner().invoke(cli, [*base, "--json"]).stdout)
+    assert (doc["open"], doc["dismissed"]) == (1, 2)
+    assert [(d["id"], d["state"], d["dismissed_at"]) for d in doc["dead_letters"]] == [
+        (3, "open", None)
+    ]
+    doc = json.loads(CliRunner().invoke(cli, [*base, "--all", "--json"]).stdout)
+    assert [(d["id"], d["state"], d["dismissed_at"]) for d in doc["dead_letters"]] == [
+        (1, "dismissed", "2026-11-01T13:00:00+00:00"),
+        (2, "dismissed", "2026-11-01T13:00:00+00:00"),
+        (3, "open", None),
+    ]
+
+
+def test_dismiss_all_input_and_its_usage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--all-input` dismisses every open input dead letter (never a write one); ids and
+    `--all-input` together, or neither, or a listing option before `dismiss`: one line, exit
+    2, nothing dismissed."""
+    monkeypatch.setattr(analysis, "_now", lambda: NOW + timedelta(hours=1))
+    state = tmp_path / "state.db"
+    _letters_db(state)
+    base = ["--state", str(state), "dead-letters"]
+    for args, error in (
+        (["dismiss"], "error: name the dead letters to dismiss by id (`leadscore dead-letters` "
+         "lists them), or give --all-input alone"),
+        (["dismiss", "1", "--all-input"], "error: name the dead letters to dismiss by id "
+         "(`leadscore dead-letters` lists them), or give --all-input alone"),
+        (["--json", "dismiss", "1"], "error: --retry, --kind, --all and --json list or "
+         "retry; `dismiss` takes its own options"),
+    ):  # fmt: skip
+        res = CliRunner().invoke(cli, [*base, *args])
+        assert (res.exit_code, res.stdout, res.stderr.splitlines()) == (2, "", [error]), args
+    with StateStore.open(state) as store:
+        assert len(store.open_dead_letters(CRM)) == 3
+    res = CliRunner().invoke(cli, [*base, "dismiss", "--all-input"])
+    assert (res.exit_code, res.stderr) == (0, "")
+    assert res.stdout.splitlines() == [
+        "dismissed dead letter 1 (riley@x.com (102))",
+        "dismissed dead letter 2 (event of riley@x.com (102))",
+    ]
+    with StateStore.open(state) as store:
+        assert [d.id for d in store.open_dead_letters(CRM)] == [3]
+        assert [d.id for d in store.open_dead_letters("marketo")] == [5]
+    res = CliRunner().invoke(cli, [*base, "dismiss", "--all-input", "--state", str(state)])
+    assert (res.exit_code, res.stdout) == (0, "No open input dead letters to dismiss.\n")
+
+
+def test_a_page_s_bad_records_count_but_a_dismissed_one_read_again_the_same(
+    demo: Harness,
+) -> None:
+    """A page's bad records (contacts', events', companies' alike) count as the run's bad
+    input, except one an admin dismissed read again with the same payload; read with another
+    payload, it counts and is open again."""
+    bad = [
+        BadRecord("900", "contact 900: bad date", {"id": "900", "createdate": "x"}),
+        BadRecord("901", "contact 901: bad date", {"id": "901", "createdate": "y"}),
+    ]
+    first = SyncSummary(CRM)
+    demo.pipeline.save_contact_page(ContactPage([], None, bad=bad), first)
+    assert first.bad_records == 2
+    assert demo.store.dismiss_dead_letters(CRM, [1], NOW) == {1: "dismissed"}
+    again = SyncSummary(CRM)
+    demo.pipeline.save_event_page(EventPage([], None, None, bad=bad), again)
+    assert again.bad_records == 1
+    assert [(d.id, d.attempts) for d in demo.store.open_dead_letters(CRM)] == [(2, 2)]
+    changed = [BadRecord("900", "contact 900: bad date", {"id": "900", "createdate": "z"})]
+    third = SyncSummary(CRM)
+    demo.pipeline.save_contact_page(ContactPage([], None, bad=changed), third)
+    assert third.bad_records == 1
+    assert [(d.id, d.attempts) for d in demo.store.open_dead_letters(CRM)] == [(1, 2), (2, 2)]

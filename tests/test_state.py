@@ -129,6 +129,7 @@ def test_migrations_run_once_and_are_recorded(db_path: Path) -> None:
             (11, "account_model_index"),
             (12, "run_process"),
             (13, "mqa_index"),
+            (14, "dead_letter_dismissal"),
         ]
         assert first[-1][0] == SCHEMA_VERSION
         s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
@@ -192,6 +193,7 @@ def test_a_new_migration_runs_once_and_a_failing_one_leaves_nothing(
                 (11, "account_model_index"),
                 (12, "run_process"),
                 (13, "mqa_index"),
+                (14, "dead_letter_dismissal"),
                 (nxt, "job_note"),
             ]
             assert "note" in s.db.table("jobs").columns_dict
@@ -878,7 +880,7 @@ def test_dead_letter_repeat_bumps_attempts(store: StateStore) -> None:
     payload = {"properties": {"ls_score": "50"}, "access_token": "pat-secret"}
     d1 = store.add_dead_letter(CRM, "write", "1", payload, "400 INVALID_OPTION", NOW)
     d2 = store.add_dead_letter(CRM, "write", "1", payload, "400 again", NOW + timedelta(hours=1))
-    assert d1 == d2
+    assert d1 is not None and d1 == d2
     store.add_dead_letter(CRM, "input", "1", {"email": "x"}, "bad email", NOW)
     store.add_dead_letter(CRM, "event", None, {"raw": 1}, "no contact", NOW)
     open_ = store.open_dead_letters(CRM)
@@ -902,6 +904,119 @@ def test_dead_letter_repeat_bumps_attempts(store: StateStore) -> None:
     assert d3 != d1  # after resolution a new failure opens a new dead letter
     assert store.count_open_dead_letters(CRM) == 3
     assert store.count_open_dead_letters("marketo") == 0
+
+
+_DL_ROW = (
+    "SELECT id, kind, contact_id, payload, reason, attempts, first_seen_at, last_tried_at, "
+    "resolved_at, dismissed_at FROM dead_letters ORDER BY id"
+)
+
+
+def test_a_dismissed_input_dead_letter_stays_so_until_its_payload_changes(
+    store: StateStore,
+) -> None:
+    """Dismissed, the same record read again with the same payload (its keys in another
+    order too) leaves the row as it is and returns None (not counted); another payload
+    reopens it (attempts go on, the new payload and reason kept); a clean read resolves a
+    dismissed one; a write dead letter, a resolved one and another CRM's are not
+    dismissed."""
+    later = NOW + timedelta(hours=1)
+    payload = {"id": "e1", "occurred_at": "2027-12-01T00:00:00.000Z", "token": "pat-1"}
+    d1 = store.add_dead_letter(CRM, "input", "e1", payload, "e1: in the future", NOW)
+    d2 = store.add_dead_letter(CRM, "input", "c2", {"email": 5}, "c2: email: not text", NOW)
+    w = store.add_dead_letter(CRM, "write", "7", {"x": "1"}, "400", NOW)
+    other = store.add_dead_letter("marketo", "input", "9", {}, "bad", NOW)
+    assert (d1, d2, w, other) == (1, 2, 3, 4)
+    assert store.dismiss_dead_letters(CRM, [1, 3, 4, 99, 1], later) == {
+        1: "dismissed",
+        3: "not input",
+        4: "unknown",
+        99: "unknown",
+    }
+    assert store.dismiss_dead_letters(CRM, [1], later + timedelta(hours=1)) == {
+        1: "already dismissed"
+    }
+    assert [d.id for d in store.open_dead_letters(CRM)] == [2, 3]
+    assert [d.id for d in store.open_dead_letters(CRM, with_dismissed=True)] == [1, 2, 3]
+    assert store.count_open_dead_letters(CRM) == 2
+    stored_payload = '{"id":"e1","occurred_at":"2027-12-01T00:00:00.000Z","token":"**********"}'
+    row1 = (1, "input", "e1", stored_payload, "e1: in the future", 1, encode_dt(NOW),
+            encode_dt(NOW), None, encode_dt(later))  # fmt: skip
+    assert store.db.execute(_DL_ROW).fetchall()[0] == row1
+
+    # read again, the same (keys in another order, another secret masked the same): as it was
+    same = {"token": "pat-2", "occurred_at": "2027-12-01T00:00:00.000Z", "id": "e1"}
+    assert store.add_dead_letter(CRM, "input", "e1", same, "e1: in the future", later) is None
+    assert store.db.execute(_DL_ROW).fetchall()[0] == row1
+    assert store.count_open_dead_letters(CRM) == 2
+
+    # read again with another payload: reopened, the same row
+    moved = {**payload, "occurred_at": "2027-12-02T00:00:00.000Z"}
+    at = later + timedelta(hours=2)
+    assert store.add_dead_letter(CRM, "input", "e1", moved, "e1: moved", at) == 1
+    assert store.db.execute(_DL_ROW).fetchall()[0] == (
+        1, "input", "e1", stored_payload.replace("12-01", "12-02"), "e1: moved", 2,
+        encode_dt(NOW), encode_dt(at), None, None,
+    )  # fmt: skip
+    assert [d.id for d in store.open_dead_letters(CRM)] == [1, 2, 3]
+
+    # dismissed again, then read cleanly: resolved, as an open one is
+    assert store.dismiss_dead_letters(CRM, [1, 2], at) == {1: "dismissed", 2: "dismissed"}
+    assert store.resolve_input_dead_letters(CRM, ["c2"], at) == 1
+    assert store.dismiss_dead_letters(CRM, [2], at) == {2: "resolved"}
+    assert [(d.id, d.resolved_at) for d in store.open_dead_letters(CRM, with_dismissed=True)] == [
+        (1, None),
+        (3, None),
+    ]
+    # resolved, the same bad record read again opens a new dead letter (the record changed)
+    assert store.add_dead_letter(CRM, "input", "c2", {"email": 5}, "c2: again", at) == 5
+
+
+def test_a_db_from_before_dead_letter_dismissal_keeps_its_dead_letters(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 014 on a DB of schema 13: its dead letters kept as they were, open (no
+    dismissal, no payload hash); a repeat bumps one as before; one dismissed gets its
+    payload's hash then and stays dismissed when read again the same."""
+    real = migrations.MIGRATIONS
+    assert migrations._version(real[13]) == (14, "dead_letter_dismissal")
+    monkeypatch.setattr(migrations, "MIGRATIONS", real[:13])
+    with StateStore.open(db_path) as old:  # schema 13
+        assert "dismissed_at" not in old.db.table("dead_letters").columns_dict
+        old.db.execute(
+            "INSERT INTO dead_letters (crm, kind, contact_id, payload, reason, attempts, "
+            "first_seen_at, last_tried_at) VALUES "
+            "(?, 'input', 'e1', '{\"id\": \"e1\", \"type\": \"visit\"}', 'future', 1, ?, ?), "
+            "(?, 'input', 'c2', '{\"email\": 5}', 'not text', 3, ?, ?)",
+            (CRM, encode_dt(NOW), encode_dt(NOW), CRM, encode_dt(NOW), encode_dt(NOW)),
+        )
+        rows = old.db.execute("SELECT * FROM dead_letters ORDER BY id").fetchall()
+    monkeypatch.setattr(migrations, "MIGRATIONS", real)
+    later = NOW + timedelta(hours=1)
+    with StateStore.open(db_path) as new:
+        assert [v for v, _, _ in new.applied_migrations()][12:] == [13, 14]
+        assert new.db.execute("SELECT * FROM dead_letters ORDER BY id").fetchall() == [
+            (*row, None, None) for row in rows
+        ]
+        assert [(d.id, d.attempts, d.dismissed_at) for d in new.open_dead_letters(CRM)] == [
+            (1, 1, None),
+            (2, 3, None),
+        ]
+        assert new.add_dead_letter(CRM, "input", "c2", {"email": 5}, "not text", later) == 2
+        assert new.dismiss_dead_letters(CRM, [1], later) == {1: "dismissed"}
+        # the hash of the payload stored before (spaced JSON), as a new read's
+        assert (
+            new.add_dead_letter(CRM, "input", "e1", {"type": "visit", "id": "e1"}, "x", later)
+            is None
+        )
+        assert new.db.execute(
+            "SELECT id, attempts, last_tried_at, dismissed_at, payload_hash IS NOT NULL "
+            "FROM dead_letters ORDER BY id"
+        ).fetchall() == [
+            (1, 1, encode_dt(NOW), encode_dt(later), 1),
+            (2, 4, encode_dt(later), None, 1),
+        ]
+        assert new.count_open_dead_letters(CRM) == 1
 
 
 def test_jobs(store: StateStore) -> None:
@@ -1154,7 +1269,7 @@ def test_a_db_from_before_run_processes_keeps_its_runs(
         rows = old.db.execute("SELECT * FROM runs ORDER BY id").fetchall()
     monkeypatch.setattr(migrations, "MIGRATIONS", real)
     with StateStore.open(db_path) as new:
-        assert [v for v, _, _ in new.applied_migrations()][-2:] == [12, 13]
+        assert [v for v, _, _ in new.applied_migrations()][11:] == [12, 13, 14]
         assert new.db.execute("SELECT * FROM runs ORDER BY id").fetchall() == [
             (*row, None, None, None) for row in rows
         ]

@@ -583,30 +583,44 @@ def status_cmd(ctx: click.Context, n_runs: int, as_json: bool) -> None:
 # ------------------------------------------------------------------------ dead letters
 
 
-@click.command("dead-letters")
+@click.group("dead-letters", invoke_without_command=True, subcommand_metavar="[dismiss ID...]")
 @click.option("--retry", is_flag=True, help="Re-send the write dead letters (diff-only).")
 @click.option("--kind", type=click.Choice(["write", "input"]), help="Only this kind.")
+@click.option(
+    "--all", "with_dismissed", is_flag=True, help="The dismissed dead letters too (marked)."
+)
 @click.option("--json", "as_json", is_flag=True, help="The dead letters (or retry) as JSON.")
 @click.pass_context
-def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None, as_json: bool) -> None:
+def dead_letters_cmd(
+    ctx: click.Context, retry: bool, kind: str | None, with_dismissed: bool, as_json: bool
+) -> None:
     """Open dead letters (contact, kind, attempts, reason); --retry re-sends the writes.
 
-    Exit 1 when a retried write fails again.
+    `dismiss ID...` dismisses input dead letters known and accepted. Exit 1 when a retried
+    write fails again.
     """
     from connector.ops.dead_letters import contact_labels, list_dead_letters, record_labels
     from connector.ops.views import print_dead_letters
 
+    if ctx.invoked_subcommand is not None:
+        if retry or kind or with_dismissed or as_json:
+            fail(f"--retry, --kind, --all and --json list or retry; `{ctx.invoked_subcommand}` "
+                 "takes its own options", 2)  # fmt: skip
+        return
     if retry and kind == "input":
         fail(
             "input dead letters are records the CRM sent that could not be read; they are "
             "not re-sent (fix the record in the CRM and the next sync pulls it again)",
             2,
         )
+    if retry and with_dismissed:
+        fail("--all lists the dismissed dead letters too; --retry re-sends the open writes", 2)
     settings = settings_from(ctx)
     out = console()
     store = open_existing_store(settings)
     try:
-        letters = list_dead_letters(store, settings.crm, kind)
+        unresolved = list_dead_letters(store, settings.crm, kind, with_dismissed=True)
+        letters = [d for d in unresolved if with_dismissed or d.dismissed_at is None]
         shown = record_labels(store, settings.crm, letters)
         labels = contact_labels(  # the write dead letters' contacts, which a retry reports on
             store,
@@ -617,18 +631,20 @@ def dead_letters_cmd(ctx: click.Context, retry: bool, kind: str | None, as_json:
         fail(str(exc), exc.exit_code)
     finally:
         store.close()
+    dismissed = sum(d.dismissed_at is not None for d in unresolved)
     if not retry:
         if as_json:
             from connector.jsonout import emit
 
             emit(
                 {
-                    "open": len(letters),
+                    "open": len(unresolved) - dismissed,
+                    "dismissed": dismissed,
                     "dead_letters": [_letter_json(d, shown.get(d.id)) for d in letters],
                 }
             )
             return
-        print_dead_letters(out, letters, shown, kind)
+        print_dead_letters(out, letters, shown, kind, hidden=0 if with_dismissed else dismissed)
         return
     if not any(d.kind == "write" for d in letters):
         if as_json:
@@ -695,4 +711,51 @@ def _letter_json(d: DeadLetter, record: RecordLabel | None) -> dict[str, object]
         "attempts": d.attempts,
         "first_seen_at": d.first_seen_at.isoformat(),
         "last_tried_at": d.last_tried_at.isoformat(),
+        "state": "open" if d.dismissed_at is None else "dismissed",
+        "dismissed_at": d.dismissed_at.isoformat() if d.dismissed_at else None,
     }
+
+
+@dead_letters_cmd.command("dismiss")
+@click.argument("ids", nargs=-1, metavar="ID...")
+@click.option("--all-input", is_flag=True, help="Every open input dead letter.")
+@click.pass_context
+def dismiss_cmd(ctx: click.Context, ids: tuple[str, ...], all_input: bool) -> None:
+    """Dismiss accepted input dead letters by id.
+
+    The ids are those `leadscore dead-letters` shows. A dismissed dead letter is not listed
+    (`--all` shows it), counted, nor fails a sync with LEADSCORE_FAIL_ON_DEAD_LETTERS while its
+    record reads the same; read again with another payload it reopens, read cleanly it is
+    resolved. One line per id. Exit 1 when an id is unknown or not an input dead letter (the
+    others are dismissed all the same).
+    """
+    from connector.ops.dead_letters import dismiss_dead_letters, list_dead_letters, record_labels
+    from connector.ops.views import dismissal_line
+
+    if bool(ids) == all_input:
+        fail("name the dead letters to dismiss by id (`leadscore dead-letters` lists them), "
+             "or give --all-input alone", 2)  # fmt: skip
+    settings = settings_from(ctx)
+    store = open_existing_store(settings)
+    try:
+        if all_input:
+            ids = tuple(str(d.id) for d in list_dead_letters(store, settings.crm, "input"))
+        letters = list_dead_letters(store, settings.crm, with_dismissed=True)
+        labels = record_labels(store, settings.crm, letters)
+        dismissed_at = {d.id: d.dismissed_at for d in letters}
+        outcomes = dismiss_dead_letters(store, settings.crm, list(ids), _now())
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    finally:
+        store.close()
+    if not outcomes:
+        click.echo("No open input dead letters to dismiss.")
+        return
+    errors = 0
+    for i, outcome in outcomes:
+        n = int(i) if outcome != "unknown" else -1
+        line = dismissal_line(i, outcome, labels.get(n), dismissed_at.get(n), settings.crm)
+        error = outcome in ("unknown", "not input")
+        errors += error
+        click.echo(f"error: {line}" if error else line, err=error)
+    sys.exit(1 if errors else 0)

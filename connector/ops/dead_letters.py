@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.pipeline import Pipeline, SyncSummary
+from connector.state.dead_letters import Dismissal
 from connector.state.store import DeadLetter, StateStore
 from connector.types import ScoreResult, WriteBack, company_record_id
 
@@ -67,9 +68,22 @@ class RetryResult:
         )
 
 
-def list_dead_letters(store: StateStore, crm: str, kind: str | None = None) -> list[DeadLetter]:
-    """Open dead letters, oldest first (`kind`: write, input, or None for all)."""
-    return store.open_dead_letters(crm, kind)
+def list_dead_letters(
+    store: StateStore, crm: str, kind: str | None = None, *, with_dismissed: bool = False
+) -> list[DeadLetter]:
+    """Open dead letters, oldest first (`kind`: write, input, or None for all); the
+    dismissed ones too `with_dismissed`."""
+    return store.open_dead_letters(crm, kind, with_dismissed=with_dismissed)
+
+
+def dismiss_dead_letters(
+    store: StateStore, crm: str, ids: list[str], at: datetime
+) -> list[tuple[str, Dismissal]]:
+    """Dismiss the input dead letters `ids` (as the admin typed them): each id with what
+    became of it, in order; an id that is no number is `unknown`."""
+    numbers = {i: int(i) for i in ids if i.isascii() and i.isdigit()}
+    done = store.dismiss_dead_letters(crm, numbers.values(), at)
+    return [(i, done[numbers[i]] if i in numbers else "unknown") for i in ids]
 
 
 def contact_labels(store: StateStore, crm: str, ids: list[str]) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 from rich import box
 from rich.console import Console
@@ -25,6 +26,7 @@ from connector.ops.simulate_accounts import AccountSimulation
 from connector.ops.status import Status, run_counts, run_duration
 from connector.pipeline import PlannedWrite
 from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, by_account, shown_text
+from connector.state.dead_letters import Dismissal
 from connector.state.store import DeadLetter
 from connector.text import display_text
 from connector.views import DOMAIN_SHOWN, EMAIL_SHOWN, REASON_SHOWN, crm_text, short_stage
@@ -469,14 +471,28 @@ def _who(contact_id: str | None, labels: dict[str, str]) -> str:
 
 
 def print_dead_letters(
-    console: Console, letters: list[DeadLetter], labels: dict[int, RecordLabel], kind: str | None
+    console: Console,
+    letters: list[DeadLetter],
+    labels: dict[int, RecordLabel],
+    kind: str | None,
+    *,
+    hidden: int = 0,
 ) -> None:
-    """The open dead letters; `labels`: what each is about (`record_labels`: a contact or a
-    company), by dead letter id."""
+    """The open dead letters, and the dismissed ones among `letters` (`--all`: a `dismissed
+    (UTC)` column); `labels`: what each is about (`record_labels`: a contact or a company), by dead
+    letter id; `hidden`: how many dismissed ones are not shown (a line says so)."""
+    what = f"{kind} dead letter" if kind else "dead letter"
+    note = f"{hidden:,} dismissed {what}(s) not shown (`--all` lists them)." if hidden else None
     if not letters:
-        console.print(f"No open {kind + ' ' if kind else ''}dead letters.")
+        console.print(f"No open {what}s.")
+        if note:
+            console.print(note)
         return
-    table = Table(title=f"Open dead letters: {len(letters)}", title_justify="left")
+    dismissed = sum(d.dismissed_at is not None for d in letters)
+    title = f"Open dead letters: {len(letters)}"
+    if dismissed:
+        title = f"Dead letters: {len(letters) - dismissed} open, {dismissed} dismissed"
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("record", overflow="ellipsis", no_wrap=True, max_width=36)
     table.add_column("kind")
@@ -484,7 +500,10 @@ def print_dead_letters(
     table.add_column("reason", overflow="fold", max_width=70)
     table.add_column("first seen (UTC)")
     table.add_column("last tried (UTC)")
+    if dismissed:
+        table.add_column("dismissed (UTC)")
     for d in letters:
+        shown_dismissed = [iso_min(d.dismissed_at)] if dismissed else []
         table.add_row(
             str(d.id),
             # CRM text (a name from the very record that failed to read): plain text, never
@@ -495,8 +514,35 @@ def print_dead_letters(
             Text(display_text(d.reason or "")),
             iso_min(d.first_seen_at),
             iso_min(d.last_tried_at),
+            *shown_dismissed,
         )
     console.print(table)
+    if note:
+        console.print(note)
+
+
+def dismissal_line(
+    dl_id: str,
+    outcome: Dismissal,
+    label: RecordLabel | None,
+    dismissed_at: datetime | None,
+    crm: str,
+) -> str:
+    """What `dead-letters dismiss` says of one id (an error's text for `unknown` and `not
+    input`, without its `error: `)."""
+    about = f" ({shown_text(str(label), MESSAGE_SHOWN)})" if label is not None else ""
+    if outcome == "dismissed":
+        return f"dismissed dead letter {dl_id}{about}"
+    if outcome == "already dismissed":
+        return f"dead letter {dl_id}{about} was dismissed already, at {iso_min(dismissed_at)} UTC"
+    if outcome == "resolved":
+        return f"dead letter {dl_id} is resolved already (its record read cleanly)"
+    if outcome == "not input":
+        return (
+            f"dead letter {dl_id} is not an input dead letter: only those are dismissed "
+            "(`leadscore dead-letters --retry` re-sends writes)"
+        )
+    return f"no dead letter {shown_text(dl_id, 40)} in the state DB for {crm}"
 
 
 def print_retry(console: Console, r: RetryResult, labels: dict[str, str]) -> None:

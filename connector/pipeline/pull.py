@@ -6,11 +6,12 @@ from the last committed page and loses nothing."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from connector.crm.base import CRM_MQL_DATE, ContactPage, EventPage
+from connector.crm.base import CRM_MQL_DATE, BadRecord, ContactPage, EventPage
 from connector.errors import ConfigError
 from connector.pipeline.stage import Stage, iso, parse_dt
 from connector.pipeline.summary import SyncSummary
@@ -122,10 +123,7 @@ class Puller(Stage):
                     summary.merged += 1
                     touched.discard(absorbed)
                     touched.add(survivor)
-            for bad in page.bad:
-                self.store.add_dead_letter(
-                    self.crm, "input", bad.record_id, bad.payload, bad.reason, now
-                )
+            bad_records = self.dead_letter_bad(page.bad, now)
             # read cleanly: an input dead letter of an earlier read of it is resolved
             self.store.resolve_input_dead_letters(self.crm, (c.id for c in page.contacts), now)
             self.store.add_member_accounts_due(self.crm, page.archived, "member deleted")
@@ -137,7 +135,7 @@ class Puller(Stage):
             # "to score" is committed with the page: a stopped run loses no work
             self.store.set_write_pending(self.crm, touched, True)
         summary.note_pulled(c.id for c in page.contacts)
-        summary.bad_records += len(page.bad)
+        summary.bad_records += bad_records
         return touched
 
     def _upsert_carried(self, contacts: list[Contact], now: datetime) -> None:
@@ -229,12 +227,18 @@ class Puller(Stage):
             touched |= new_for
             self.store.set_write_pending(self.crm, new_for, True)
             summary.new_events += n_new
-            for bad in page.bad:
-                self.store.add_dead_letter(
-                    self.crm, "input", bad.record_id, bad.payload, bad.reason, now
-                )
-        summary.bad_records += len(page.bad)
+            bad_records = self.dead_letter_bad(page.bad, now)
+        summary.bad_records += bad_records
         return touched
+
+    def dead_letter_bad(self, bad: Iterable[BadRecord], now: datetime) -> int:
+        """Dead-letter a page's bad records (contacts, events, companies); returns how many
+        count as this run's bad input: not those an admin dismissed, read again the same."""
+        return sum(
+            self.store.add_dead_letter(self.crm, "input", b.record_id, b.payload, b.reason, now)
+            is not None
+            for b in bad
+        )
 
     def _drop_future_events(
         self, events: list[Event], now: datetime, summary: SyncSummary
@@ -247,7 +251,7 @@ class Puller(Stage):
             return events
         for e in events:
             if e.occurred_at > limit:
-                self.store.add_dead_letter(
+                added = self.store.add_dead_letter(
                     self.crm,
                     "input",
                     e.source_id,
@@ -257,7 +261,7 @@ class Puller(Stage):
                     f"{MAX_FUTURE_SKEW.days} day(s) in the future",
                     now,
                 )  # fmt: skip
-                summary.bad_records += 1
+                summary.bad_records += added is not None  # dismissed, the same: not counted
         return keep
 
 

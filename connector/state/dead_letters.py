@@ -1,13 +1,18 @@
-"""Dead letters: failures kept for an admin (one open row per crm, kind and contact)."""
+"""Dead letters: failures kept for an admin (one unresolved row per crm, kind and contact).
+
+An unresolved dead letter is open, or dismissed by an admin (`dismissed_at`; input dead
+letters only): the same record read again with the same payload (`payload_hash`) leaves a
+dismissed one as it is, uncounted; a different payload reopens it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from connector.state.base import StoreBase, _db_errors
 from connector.state.codec import (
@@ -20,6 +25,9 @@ from connector.state.codec import (
     redact_text,
 )
 from connector.text import clean_row
+
+# what `dismiss_dead_letters` did with each id asked for
+Dismissal = Literal["dismissed", "already dismissed", "resolved", "not input", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,23 +42,40 @@ class DeadLetter:
     first_seen_at: datetime
     last_tried_at: datetime
     resolved_at: datetime | None
+    dismissed_at: datetime | None
 
 
+# A repeat of an unresolved dead letter bumps `attempts` and keeps the newest payload and
+# reason, and reopens a dismissed one, unless it is dismissed and its payload is the same:
+# then the update is skipped (and RETURNING gives no row).
 _ADD_DEAD_LETTER = """
 INSERT INTO dead_letters (crm, kind, contact_id, payload, reason, attempts, first_seen_at,
-  last_tried_at)
-VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)
+  last_tried_at, payload_hash)
+VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6, ?7)
 ON CONFLICT (crm, kind, contact_id) WHERE resolved_at IS NULL DO UPDATE SET
   attempts = attempts + 1, payload = excluded.payload, reason = excluded.reason,
-  last_tried_at = excluded.last_tried_at
+  last_tried_at = excluded.last_tried_at, payload_hash = excluded.payload_hash,
+  dismissed_at = NULL
+WHERE dismissed_at IS NULL OR payload_hash IS NOT excluded.payload_hash
 RETURNING id
 """
-_OPEN_DEAD_LETTERS = """
+_UNRESOLVED_DEAD_LETTERS = """
 SELECT id, crm, kind, contact_id, payload, reason, attempts, first_seen_at, last_tried_at,
-  resolved_at
+  resolved_at, dismissed_at
 FROM dead_letters WHERE crm = ?1 AND resolved_at IS NULL AND (?2 IS NULL OR kind = ?2)
+  AND (?3 OR dismissed_at IS NULL)
 ORDER BY id
 """
+
+
+def payload_hash(stored: str) -> str:
+    """The SHA-256 of a stored payload (its JSON text) in canonical form: keys sorted, no
+    spaces, so that a CRM sending the same record with its keys in another order is the
+    same payload."""
+    canonical = json.dumps(
+        decode_json(stored), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _dead_letter(row: Sequence[Any]) -> DeadLetter:
@@ -65,6 +90,7 @@ def _dead_letter(row: Sequence[Any]) -> DeadLetter:
         first_seen_at=decode_dt(row[7]),
         last_tried_at=decode_dt(row[8]),
         resolved_at=decode_opt_dt(row[9]),
+        dismissed_at=decode_opt_dt(row[10]),
     )
 
 
@@ -82,24 +108,68 @@ class DeadLettersMixin(StoreBase):
         payload: Any,
         reason: str,
         at: datetime,
-    ) -> int:
-        """Record a failure; a repeat for the same open (crm, kind, contact) bumps `attempts`
-        and keeps the newest payload and reason. Secrets in payload/reason are masked.
-        Returns the dead letter's id."""
+    ) -> int | None:
+        """Record a failure; a repeat for the same unresolved (crm, kind, contact) bumps
+        `attempts`, keeps the newest payload and reason, and reopens a dismissed one. Secrets
+        in payload/reason are masked. Returns the dead letter's id; None when it is a
+        dismissed one read again with the same payload (left as it is: no new failure, not
+        to be counted)."""
         when = encode_dt(at)
         # a dead letter is kept whatever its text: lone surrogates and controls are cleaned
         row = clean_row(
             (crm, kind, contact_id or "", encode_json(redact(payload)), redact_text(reason), when)
         )
         with self.transaction():
-            rows = self._conn.execute(_ADD_DEAD_LETTER, row).fetchall()  # drain RETURNING
-        return int(rows[0][0])
+            rows = self._conn.execute(  # drain RETURNING
+                _ADD_DEAD_LETTER, (*row, payload_hash(row[3]))
+            ).fetchall()
+        return int(rows[0][0]) if rows else None
 
     @_db_errors
-    def open_dead_letters(self, crm: str, kind: str | None = None) -> list[DeadLetter]:
-        """Unresolved dead letters, oldest first."""
-        rows = self._conn.execute(_OPEN_DEAD_LETTERS, (crm, kind)).fetchall()
-        return [_dead_letter(r) for r in rows]
+    def open_dead_letters(
+        self, crm: str, kind: str | None = None, *, with_dismissed: bool = False
+    ) -> list[DeadLetter]:
+        """Unresolved dead letters, oldest first: the open ones, and `with_dismissed` the
+        dismissed ones too."""
+        rows = self._conn.execute(_UNRESOLVED_DEAD_LETTERS, (crm, kind, with_dismissed))
+        return [_dead_letter(r) for r in rows.fetchall()]
+
+    @_db_errors
+    def dismiss_dead_letters(
+        self, crm: str, ids: Iterable[int], at: datetime
+    ) -> dict[int, Dismissal]:
+        """Dismiss the open input dead letters `ids` of `crm` (known and accepted: no longer
+        open, counted or failing a run while their record reads the same). Returns what
+        became of each id: a write dead letter is not dismissed (a retry or the next write
+        settles it), nor a resolved one; an id of another CRM is unknown."""
+        wanted = list(dict.fromkeys(ids))
+        with self.transaction():
+            found = {
+                r[0]: r
+                for r in self._conn.execute(
+                    "SELECT id, kind, resolved_at, dismissed_at, payload, payload_hash "
+                    "FROM dead_letters WHERE crm = ? AND id IN (SELECT value FROM json_each(?))",
+                    (crm, json.dumps(wanted)),
+                ).fetchall()
+            }
+            out: dict[int, Dismissal] = {}
+            for i in wanted:
+                row = found.get(i)
+                if row is None:
+                    out[i] = "unknown"
+                elif row[1] != "input":
+                    out[i] = "not input"
+                elif row[2] is not None:
+                    out[i] = "resolved"
+                elif row[3] is not None:
+                    out[i] = "already dismissed"
+                else:  # a row from before migration 014 gets its payload's hash now
+                    self._conn.execute(
+                        "UPDATE dead_letters SET dismissed_at = ?, payload_hash = ? WHERE id = ?",
+                        (encode_dt(at), row[5] or payload_hash(row[4]), i),
+                    )
+                    out[i] = "dismissed"
+        return out
 
     @_db_errors
     def resolve_dead_letter(self, dead_letter_id: int, at: datetime) -> bool:
@@ -113,8 +183,11 @@ class DeadLettersMixin(StoreBase):
 
     @_db_errors
     def count_open_dead_letters(self, crm: str) -> int:
+        """Open dead letters (unresolved, not dismissed)."""
         row = self._conn.execute(
-            "SELECT count(*) FROM dead_letters WHERE crm = ? AND resolved_at IS NULL", (crm,)
+            "SELECT count(*) FROM dead_letters WHERE crm = ? AND resolved_at IS NULL "
+            "AND dismissed_at IS NULL",
+            (crm,),
         ).fetchone()
         return int(row[0])
 

@@ -410,6 +410,17 @@ def m013_mqa_index(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS account_scores_mqa ON account_scores (crm) WHERE mqa")
 
 
+def m014_dead_letter_dismissal(db: Database) -> None:
+    """An admin dismisses a dead letter known and accepted (`leadscore dead-letters
+    dismiss`): `dismissed_at` is when. `payload_hash` is the SHA-256 of the stored payload
+    as canonical JSON (`connector.state.dead_letters.payload_hash`): the same record read
+    again with the same payload leaves a dismissed dead letter as it is, a different one
+    reopens it. Rows from before have neither: open as they were; one dismissed gets its
+    hash then."""
+    db.execute("ALTER TABLE dead_letters ADD COLUMN dismissed_at TEXT")
+    db.execute("ALTER TABLE dead_letters ADD COLUMN payload_hash TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_write_backlog,
@@ -424,6 +435,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m011_account_model_index,
     m012_run_process,
     m013_mqa_index,
+    m014_dead_letter_dismissal,
 )
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")

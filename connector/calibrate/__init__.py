@@ -32,13 +32,18 @@
    recall of "would have been an MQL", conversion by score band, current vs suggested, and a
    plain logistic regression on the same features and split (`baseline_auc`).
 6. **Output**: a YAML file (suggest.py: the current file with only points, caps, grades,
-   `lifecycle.mql.threshold` and `version` changed and new rules appended, marked `# NEW`,
-   comments kept), the terminal tables and an HTML fragment (render.py). Nothing is applied.
+   `lifecycle.mql.threshold`, the accounts section's contact-scale numbers and `version`
+   changed and new rules appended, marked `# NEW`, comments kept), the terminal tables and an
+   HTML fragment (render.py). Nothing is applied. The accounts section follows the new contact
+   scale (accounts_refit.py): its numbers on the contact points' scale times the MQL
+   threshold's change, and the MQA threshold that keeps the current MQAs on the stored data
+   (scored by `simulate --model`'s machinery), each change and the MQAs before and after
+   reported.
 
 7. **Accounts** (accounts.py, with account scoring on): account outcomes from the members'
    outcomes, each account replayed with the sync's account scorer; conversion by account grade
-   and MQA, the lift of an MQA for its contacts, and a suggested MQA threshold (reported, never
-   written to the model).
+   and MQA, the lift of an MQA for its contacts, and a suggested MQA threshold (reported on the
+   current model's points, never written to the model).
 
 8. **Named scores** (target.py, `calibrate --score NAME`): a score of the model's `scores:` is
    calibrated as above on the model the sync scores it with (its own rules, window, decay and

@@ -78,15 +78,18 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 def state_enrich_fn(settings: Settings, store: StateStore) -> EnrichFn | None:
     """Enrichment that never calls out: the local firmographics file and the domain heuristic,
-    then whatever the sync cached in the state DB for the domain (of any age)."""
+    then whatever the sync cached in the state DB for the domain (of any age). The function
+    also answers `local_company(domain)` (the local providers), as the enricher an account
+    roll-up asks for blank firmographics does (calibrate's accounts refit scores the accounts
+    as `simulate` does)."""
     try:
-        from connector.enrich.enricher import offline_enrich_fn
+        from connector.enrich.enricher import offline_enricher
     except ImportError:  # pragma: no cover - enrichment not in this build
         return None
-    base = offline_enrich_fn(settings.firmographics_path, settings.freemail_path)
+    base = offline_enricher(settings.firmographics_path, settings.freemail_path)
 
     def enrich(emails: list[str], now: datetime) -> dict[str, Enrichment]:
-        found = base(emails, now)
+        found = base.enrich_many(emails, now)
         out: dict[str, Enrichment] = {}
         for email, e in found.items():
             weak = e.company is None or e.company.source == "heuristic"
@@ -97,6 +100,7 @@ def state_enrich_fn(settings: Settings, store: StateStore) -> EnrichFn | None:
             out[email] = e
         return out
 
+    enrich.local_company = base.local_company  # type: ignore[attr-defined]
     return enrich
 
 

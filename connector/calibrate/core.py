@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.calibrate.accounts import AccountCalibration, account_coverage
+from connector.calibrate.accounts_refit import AccountsRefit, merged_additions, refit_accounts
 from connector.calibrate.candidates import (
     Candidate,
     candidate_features,
@@ -101,6 +102,7 @@ class Suggestion:
     header: tuple[str, ...]
     model: LoadedModel  # validated by the real loader
     text: str  # the YAML (title table by absolute path; `write_suggestion` makes it relative)
+    accounts: AccountsRefit | None = None  # the accounts section refit to the new scale
 
     @property
     def sign_flips(self) -> list[PointChange]:
@@ -313,7 +315,25 @@ def calibrate(
     edits, adds = target.scope(
         model_edits(model, changes, threshold, version, caps, grades), additions
     )
-    header = _header(model, ds.counts.labelled, o, now, changes, threshold, caps, grades, target)
+    acc_refit: AccountsRefit | None = None
+    if not target.named:  # the accounts roll the lifecycle score up
+        found = refit_accounts(
+            model,
+            threshold / current_t if threshold > 0 and current_t > 0 else 1.0,
+            edits,
+            adds,
+            store=store,
+            crm=crm,
+            now=now,
+            enrich=enrich,
+            use_data=o.accounts,
+        )
+        if found is not None and (found[2].numbers or found[2].current_mqas is not None):
+            acc_edits, acc_adds, acc_refit = found
+            edits, adds = {**edits, **acc_edits}, merged_additions(adds, acc_adds)
+    header = _header(
+        model, ds.counts.labelled, o, now, changes, threshold, caps, grades, target, acc_refit
+    )
     header[-1:-1] = [
         f"NEW rule {c.name}: {c.points:+d} ({c.key}: lift {c.lift.value:.2f} "
         f"[{c.lift.low:.2f}-{c.lift.high:.2f}] on {c.fired} training contacts)."
@@ -341,6 +361,7 @@ def calibrate(
         header=tuple(header),
         model=suggested,
         text=text,
+        accounts=acc_refit,
     )
     all_feats = [*features_of(model), *fit_features_of(model), *force_features_of(model)]
     comparison = Comparison(
@@ -372,6 +393,7 @@ def _header(
     caps: Sequence[CapChange] = (),
     grades: GradeFit | None = None,
     target: ScoreTarget | None = None,
+    accounts: AccountsRefit | None = None,
 ) -> list[str]:
     days = o.horizon / timedelta(days=1)
     lines = [
@@ -395,13 +417,17 @@ def _header(
     else:
         lines += [
             "Only points (engagement, tiers, profile), the caps that scale with them, the grades,",
-            "lifecycle.mql.threshold and version differ from it. NOT applied: review it, check it",
+            "lifecycle.mql.threshold"
+            + (", the accounts section's points and thresholds" if accounts else "")
+            + " and version differ from it. NOT applied: review it, check it",
             "with `leadscore validate-model`, preview it with `leadscore simulate --model` and",
             "`leadscore rescore --dry-run --model`, then apply it with "
             "`leadscore rescore --model`.",
         ]
         if threshold != old_t:
             lines.append(f"MQL threshold: {old_t:g} -> {threshold:g}.")
+        if accounts is not None:
+            lines += _accounts_header(accounts)
     if grades is not None:
         g, p = grades.grades, grades.score_points
         lines.append(
@@ -424,6 +450,21 @@ def _header(
                 f"(would be {c.data_suggests:+d}); decide with sales."
             )
     return [*lines, ""]
+
+
+def _accounts_header(a: AccountsRefit) -> list[str]:
+    changed = "; ".join(f"{n.label} {n.current:g} -> {n.suggested:g}" for n in a.numbers)
+    lines = [
+        f"Accounts refit to the new contact scale (x{a.scale:g}, the MQL threshold's): "
+        + (changed or "nothing changed")
+        + "."
+    ]
+    if a.current_mqas is not None:
+        lines.append(
+            f"MQA threshold chosen to keep the current MQAs: {a.current_mqas} MQA(s) now, "
+            f"{a.suggested_mqas} with this model on the same data ({a.kept_mqas} kept)."
+        )
+    return lines
 
 
 def write_suggestion(

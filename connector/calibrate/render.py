@@ -16,6 +16,7 @@ from datetime import timedelta
 from rich.console import Console
 from rich.table import Table
 
+from connector.calibrate.accounts_refit import KEPT
 from connector.calibrate.caps import CapChange
 from connector.calibrate.core import CalibrationResult, Comparison, Suggestion
 from connector.calibrate.fit import Band, ModelMetrics, PointChange
@@ -126,6 +127,54 @@ def grade_lines(s: Suggestion) -> list[str]:
         + ", ".join(s.model.model.lifecycle.mql.grades)
         + "."
     ]
+
+
+NAMES_SHOWN = 5  # accounts named in a list before "…and N more"
+
+
+def _names(labels: Sequence[str]) -> str:
+    more = len(labels) - NAMES_SHOWN
+    return ", ".join(labels[:NAMES_SHOWN]) + (f", …and {more} more" if more > 0 else "")
+
+
+def account_refit_lines(r: CalibrationResult) -> list[str]:
+    """What the suggestion did to the accounts section (accounts_refit.py): every number
+    changed, old → new, and the MQAs now and with the suggested model on the same data."""
+    s = r.suggestion
+    a = s.accounts if s is not None else None
+    if s is None or a is None:
+        return []
+    changed = "; ".join(f"{n.label} {num(n.current)} → {num(n.suggested)}" for n in a.numbers)
+    out = [
+        f"Accounts section refit to the suggested contact points (scale ×{num(a.scale)}, the "
+        f"MQL threshold's {num(s.current_threshold)} → {num(s.threshold)}): "
+        + (changed or "no number changes")
+        + "."
+    ]
+    if a.method == KEPT:
+        moved = [
+            *([f"would become MQAs: {_names(a.gained)}"] if a.gained else []),
+            *([f"would stop being MQAs: {_names(a.lost)}"] if a.lost else []),
+        ]
+        out.append(
+            f"MQA threshold {num(a.mqa_threshold)} → {num(a.suggested_mqa_threshold)}, chosen "
+            f"on the stored data to keep the current MQAs: of {a.accounts:,} account(s), "
+            f"{a.current_mqas:,} MQA(s) with the current model, {a.suggested_mqas:,} with the "
+            f"suggested one ({a.kept_mqas:,} kept"
+            + ("; " + "; ".join(moved) if moved else "")
+            + ")."
+        )
+    else:
+        out.append(
+            "MQA threshold scaled with the contact points: no account data to keep the current "
+            "MQAs with (account scoring off, or no account with a live member)."
+        )
+    if r.accounts is not None and r.accounts.suggested is not None:
+        out.append(
+            f"The MQA threshold the account outcomes suggest below "
+            f"({num(r.accounts.suggested.threshold)}) is on the current model's points."
+        )
+    return out
 
 
 CANDIDATE_COLUMNS = (
@@ -338,7 +387,7 @@ def print_calibration(
     console.print(fit_table(console, table))
     for line in footnotes:
         console.print(line, highlight=False)
-    for line in [*cap_lines(s.caps), *grade_lines(s)]:
+    for line in [*cap_lines(s.caps), *grade_lines(s), *account_refit_lines(r)]:
         console.print(line, highlight=False)
     cands = candidates_rich(s)
     if cands is not None:
@@ -597,7 +646,10 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
             left_also=(5, 6),
         )
     )
-    out += [f"<p>{_e(line)}</p>" for line in [*cap_lines(s.caps), *grade_lines(s)]]
+    out += [
+        f"<p>{_e(line)}</p>"
+        for line in [*cap_lines(s.caps), *grade_lines(s), *account_refit_lines(r)]
+    ]
     rows = candidate_rows(s)[:15]
     if rows:
         out.append("<h3>Rules it would add (what no current rule counts)</h3>")

@@ -2,7 +2,8 @@
 
 The current file's text is edited in place, scalar by scalar, at the positions PyYAML's composer
 reports: `points` of engagement rules, `points` of tiers, the rule and category `cap`s that scale
-with them (caps.py), `lifecycle.mql.threshold` and `version`
+with them (caps.py), `lifecycle.mql.threshold`, the accounts section's numbers on the contact
+scale (accounts_refit.py; a key the file leaves to its default is added) and `version`
 (plus `title_rules` when the new file lives in another folder, so it still finds the title table).
 Comments, key order and flow style stay as the team wrote them, so a plain diff shows exactly
 what changed. The edited text is parsed back and compared with the intended content; if they
@@ -208,6 +209,36 @@ def model_edits(
             int(threshold) if float(threshold).is_integer() else threshold
         )
     return edits
+
+
+def edits_or_additions(
+    model: LoadedModel, values: dict[PathKey, Any]
+) -> tuple[dict[PathKey, Any], Additions]:
+    """`values` (path → value) as edits of the model file where it has the key, else as
+    additions under the deepest mapping it has (a key left to its default: `per_contact_cap`
+    not written, a whole `breadth:` left out), several under one missing mapping merged."""
+    raw = yaml.safe_load(Path(model.path).read_text(encoding="utf-8"))
+    edits: dict[PathKey, Any] = {}
+    missing: dict[PathKey, dict[str, Any]] = {}
+    for path, value in values.items():
+        node, depth = raw, 0
+        while depth < len(path) and _has(node, path[depth]):
+            node = node[path[depth]]
+            depth += 1
+        if depth == len(path):
+            edits[path] = value
+            continue
+        tree = missing.setdefault(path[:depth], {})
+        for key in path[depth:-1]:
+            tree = tree.setdefault(str(key), {})
+        tree[str(path[-1])] = value
+    return edits, {path: list(tree.items()) for path, tree in missing.items()}
+
+
+def _has(node: Any, key: str | int) -> bool:
+    if isinstance(key, int):
+        return isinstance(node, list) and key < len(node)
+    return isinstance(node, dict) and key in node
 
 
 def render_suggested(

@@ -370,19 +370,27 @@ def build_enricher(
     )
 
 
-def offline_enrich_fn(
+def offline_enricher(
     firmographics_path: Path | None = DEFAULT_FIRMOGRAPHICS_PATH,
     freemail_path: Path | None = None,
-) -> Callable[[list[str], datetime], dict[str, Enrichment]]:
-    """`enrich_many` over the local firmographics file and the domain heuristic only, with an
-    in-memory cache: for offline scoring, which never calls out."""
+) -> Enricher:
+    """An enricher over the local firmographics file and the domain heuristic only, with an
+    in-memory cache: it never calls out."""
     providers: list[Provider] = []
     if firmographics_path is not None:
         local = _local_provider(Path(firmographics_path))
         if local is not None:
             providers.append(local)
     providers.append(HeuristicProvider())
-    enricher = Enricher(providers, InMemoryCompanyCache(), lists=load_domain_lists(freemail_path))
+    return Enricher(providers, InMemoryCompanyCache(), lists=load_domain_lists(freemail_path))
+
+
+def offline_enrich_fn(
+    firmographics_path: Path | None = DEFAULT_FIRMOGRAPHICS_PATH,
+    freemail_path: Path | None = None,
+) -> Callable[[list[str], datetime], dict[str, Enrichment]]:
+    """`enrich_many` of `offline_enricher`: for offline scoring, which never calls out."""
+    enricher = offline_enricher(firmographics_path, freemail_path)
 
     def enrich(emails: list[str], now: datetime) -> dict[str, Enrichment]:
         return enricher.enrich_many(emails, now)

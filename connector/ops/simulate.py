@@ -259,6 +259,25 @@ def simulate_model(
     """MQLs with the current model vs another model file, by grade, and who flips.
     `accounts`: account scoring is on (the setting); `mqa_threshold`: the other model with
     this MQA threshold."""
+    return model_sides(
+        store, crm, current, other, enricher, now, accounts=accounts, mqa_threshold=mqa_threshold
+    )[0]
+
+
+def model_sides(
+    store: StateStore,
+    crm: str,
+    current: LoadedModel,
+    other: LoadedModel,
+    enricher: Enricher | None,
+    now: datetime,
+    *,
+    accounts: bool = False,
+    mqa_threshold: float | None = None,
+) -> tuple[Simulation, AccountSides | None]:
+    """`simulate_model`, with its accounts as each side scored them (`AccountSides.results`,
+    by side; None without account scoring): `calibrate` picks the suggested model's MQA
+    threshold from them (connector.calibrate.accounts_refit)."""
     if mqa_threshold is not None and accounts_enabled(other):
         other = with_mqa_threshold(other, mqa_threshold)
     sim = Simulation(
@@ -304,7 +323,7 @@ def simulate_model(
     _order(sim)
     if acc is not None:
         sim.accounts = _account_summary(sim, acc)
-    return sim
+    return sim, acc
 
 
 def _tally(sim: Simulation, cid: str, label: str, cur: Side, new: Side) -> None:

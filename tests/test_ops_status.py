@@ -66,6 +66,28 @@ def test_status_after_a_sync_with_dead_letters(demo: Harness, tmp_path: Path) ->
     assert dump(demo.store) == before  # status only reads
 
 
+def test_status_counts_the_scores_of_live_contacts_and_the_queues_in_their_indexes(
+    demo: Harness,
+) -> None:
+    """A contact archived and one merged away keep their stored scores (history), and
+    `scored` leaves them out as `contacts` does (it said `contacts 52 · scored 54`). The due
+    and pending counts are counted in their indexes, and equal the lists the sync reads."""
+    assert demo.pipeline.sync().status == "ok"
+    store = demo.store
+    store.mark_archived(CRM, "105", NOW)
+    store._conn.execute(
+        "UPDATE contacts SET merged_into = '101' WHERE crm = ? AND id = '106'", (CRM,)
+    )
+    store.set_write_pending(CRM, ["101", "102", "103"], True)
+    model = load_model()
+    st = build_status(store, CRM, NOW + timedelta(days=90), model)
+    assert st.contacts == store.count_contacts(CRM) == 52
+    assert store.count_contacts(CRM, include_inactive=True) == 55  # one merged in the demo
+    assert st.scored == 52 and st.stored_models == [(model.version, model.fingerprint, 52)]
+    assert st.pending_writes == len(store.pending_write_ids(CRM)) == 3
+    assert st.due == len(store.due_contact_ids(CRM, NOW + timedelta(days=90))) > 0
+
+
 def test_status_without_a_state_db_is_one_line_exit_1(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["--state", str(tmp_path / "none.db"), "status"])
     assert res.exit_code == 1

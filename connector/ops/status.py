@@ -150,9 +150,9 @@ def build_status(
     st.events = store.count_events(crm)
     layout = store.events_layout(events=st.events)
     st.events_spread, st.optimize_hint = layout.spread, layout.worth_optimizing
-    st.pending_writes = len(store.pending_write_ids(crm))
+    st.pending_writes = store.count_pending_writes(crm)
     st.dead_letters = Counter(d.kind for d in store.open_dead_letters(crm))
-    st.due = len(store.due_contact_ids(crm, now))
+    st.due = store.count_due_contacts(crm, now)
     st.stored_models = store.stored_models(crm)
     st.scored = sum(n for _, _, n in st.stored_models)
     st.accounts = store.count_account_scores(crm)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from connector.model.loader import load_model, validate_model_file
+from connector.model.loader import LoadedModel, load_model, validate_model_file
+from connector.model.schema import AccountForce
 from connector.pipeline.plan import desired_properties
 from connector.scoring.accounts import (
     CompiledAccounts,
@@ -297,3 +299,154 @@ def test_breadth_window_past_any_date_scores_and_never_changes(tmp_path: Path, d
     assert breadth.points == 15
     assert breadth.event_ids == ("contact:1", "contact:2")
     assert r.next_change_at is None
+
+
+# a vendor's company (config/model.yaml `lists.vendors`), the size, industry, revenue and
+# country of Acme: grade B (50 fit points) on its firmographics
+VENDOR = Account(
+    "company:9100",
+    Company(
+        domain="cloudhostco.com",
+        name="CloudHost Co",
+        industry="computer software",
+        employee_count=850,
+        annual_revenue_usd=120_000_000,
+        country="US",
+    ),
+    crm_id="9100",
+)
+COMMITTEE = [
+    _member("1", "Dana Whitfield", "vp", 45, [("product_page", _ts(3))], "VP Marketing"),
+    _member("2", "Robin Hale", "manager", 40, [("product_page", _ts(5))], "Marketing Mgr"),
+    _member("3", "Rowan Okafor", "individual", 20, [("email_click", _ts(10))], "Analyst"),
+]
+
+
+def _with_force(loaded: LoadedModel, *force: dict[str, object]) -> CompiledAccounts:
+    """The default model's accounts section with these `fit.force` rules instead of its own."""
+    accounts = loaded.model.accounts
+    assert accounts is not None
+    rules = [AccountForce.model_validate(f) for f in force]
+    fit = accounts.fit.model_copy(update={"force": rules})
+    model = loaded.model.model_copy(update={"accounts": accounts.model_copy(update={"fit": fit})})
+    return compile_accounts(dataclasses.replace(loaded, model=model), loaded.target_accounts)
+
+
+def test_a_vendor_account_keeps_its_points_but_is_forced_to_d_and_never_an_mqa(
+    ca: CompiledAccounts,
+) -> None:
+    """Three engaged people at a vendor's company: an MQA on its points and grade B, but the
+    default model's account force rule makes it grade D and blocks it from MQA; every point
+    is still explained."""
+    without = score_account(_with_force(load_model()), VENDOR, COMMITTEE, NOW)
+    assert (without.score, without.grade, without.mqa) == (180, "B", True)
+    assert without.mqa_reason == "score 180 ≥ 100, grade B, 3 people engaged"
+
+    r = score_account(ca, VENDOR, COMMITTEE, NOW)
+    # roll-up 45+40+20 = 105; breadth 30; committee 20; pricing/product by 2 people 25
+    assert (r.score, r.engagement_points, r.fit_points) == (180, 105, 50)
+    assert r.grade == "D"
+    assert not r.mqa and r.mqa_reason is None
+    assert r.engaged_contacts == ("1", "2", "3")
+    assert [(x.rule, x.points, x.text) for x in r.reasons if x.kind == "fit"] == [
+        ("account_size_midmarket", 20, "+20 company size 51-5,000 (850 employees)"),
+        ("account_industry", 15, "+15 target industry (industry computer software)"),
+        ("account_revenue", 10, "+10 revenue of $10M or more (revenue $120M)"),
+        ("account_country", 5, "+5 target country (country US)"),
+        (
+            "account_vendor",
+            0,
+            "grade D forced: vendor domain (domain cloudhostco.com); blocked from MQA",
+        ),
+        ("grade", 50, "account grade D: vendor domain"),
+    ]
+    # the engagement reasons: those of the account without the rule
+    assert [x for x in r.reasons if x.kind != "fit"] == [
+        x for x in without.reasons if x.kind != "fit"
+    ]
+    assert [x.rule for x in r.reasons if x.kind != "fit"] == [
+        "member_engagement",
+        "breadth",
+        "committee",
+        "pricing_together",
+    ]
+
+
+def test_a_force_rule_lowers_the_grade_only_and_block_mqa_holds_at_any_grade() -> None:
+    """A forced grade applies where it is worse than the fit points' grade (as a contact's);
+    `block_mqa` blocks an account whatever its grade; without it the account may be an MQA."""
+    loaded = load_model()
+    lower = _with_force(
+        loaded, {"name": "reseller", "when": {"name": {"glob": "acme*"}}, "grade": "B"}
+    )
+    r = score_account(lower, ACME, COMMITTEE, NOW)
+    assert (r.fit_points, r.grade, r.mqa) == (80, "B", True)  # A on its points, forced B
+    assert r.mqa_reason == "score 180 ≥ 100, grade B, 3 people engaged"
+    fit = [x.text for x in r.reasons if x.kind == "fit"]
+    assert fit[-2:] == [
+        "grade B forced: reseller (name Acme Analytics)",
+        "account grade B: reseller",
+    ]
+    block = _with_force(
+        loaded,
+        {"name": "partner", "when": {"domain": "acme-analytics.com"}, "grade": "A",
+         "block_mqa": True, "description": "partner"},
+    )  # fmt: skip
+    r = score_account(block, ACME, COMMITTEE, NOW)
+    assert (r.score, r.grade, r.mqa, r.mqa_reason) == (180, "A", False, None)
+    assert [x.text for x in r.reasons if x.rule == "partner"] == [
+        "grade A forced: partner (domain acme-analytics.com); blocked from MQA"
+    ]
+    # a forced B on an account graded D on its points: D stays (the worse grade wins)
+    nothing = Account("company:1", Company("", name="Acme Nothing"), crm_id="1")
+    r = score_account(lower, nothing, [], NOW)
+    assert (r.fit_points, r.grade) == (0, "D")
+
+
+def test_validation_names_bad_account_force_rules(tmp_path: Path) -> None:
+    """An account force rule is checked as a contact's: unknown keys (with a "did you mean"),
+    fields the account has not, a grade that is none, lists the model has not (and an
+    account fit rule's unknown list too, which once passed and failed the sync)."""
+    (tmp_path / "model.yaml").write_text(
+        """version: "x"
+title_rules: null
+lists: {vendors: [cloudhostco.com]}
+accounts:
+  fit:
+    rules:
+      - {name: size, when: {industry: {in_list: industries}}, points: 10}
+    force:
+      - {name: vendor, when: {domain: {in_list: vendor}}, grade: D, block_mqa: true}
+      - {name: typo, when: {domian: x.com}, grade: E, block_mql: true}
+""",
+        encoding="utf-8",
+    )
+    loaded, problems = validate_model_file(tmp_path / "model.yaml")
+    assert loaded is None
+    assert problems == [
+        "line 10 (rule typo): accounts.fit.force[1].when: unknown account field(s) domian; "
+        "known: employee_count, annual_revenue_usd, industry, industry_group, country, domain, "
+        "name, target_account",
+        "line 10 (rule typo): accounts.fit.force[1].grade: Input should be 'A', 'B', 'C' or 'D'",
+        "line 10 (rule typo): accounts.fit.force[1].block_mql: unknown key (did you mean "
+        "'block_mqa'?)",
+        "line 7 (rule size): accounts.fit.rules[0].when.industry.in_list: unknown list "
+        "'industries'",
+        "line 9 (rule vendor): accounts.fit.force[0].when.domain.in_list: unknown list 'vendor' "
+        "(did you mean 'vendors'?)",
+    ]
+    (tmp_path / "model.yaml").write_text(
+        """version: "x"
+title_rules: null
+accounts:
+  fit:
+    rules:
+      - {name: vendor, when: {country: US}, points: 5}
+    force:
+      - {name: vendor, when: {country: US}}
+""",
+        encoding="utf-8",
+    )
+    loaded, problems = validate_model_file(tmp_path / "model.yaml")
+    assert loaded is None
+    assert problems == ["line 3: accounts: duplicate account rule name(s): vendor"]

@@ -6,6 +6,7 @@ the VP Marketing of the Northwind Data committee), outcomes 91 days after the po
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, time, timedelta
@@ -70,7 +71,7 @@ PEAKS = {
     "Stark Industries (stark-industries.com)": ("C", "converted", 308.0),
     "Wayne Enterprises (wayne-enterprises.com)": ("B", "not_converted", 124.0),
     "TinyShop (tinyshop.io)": ("D", "not_converted", 149.0),
-    "RivalScore (rivalscore.io)": ("B", "not_converted", None),
+    "RivalScore (rivalscore.io)": ("D", "not_converted", None),  # a competitor: forced D
     "Stanford University (stanford.edu)": ("C", "not_converted", None),
     "Northwind Data (northwind-data.com)": ("A", "converted", 174.0),
 }
@@ -92,7 +93,7 @@ def test_accounts_convert_when_a_member_does_by_grade_and_mqa(sqls: Harness) -> 
     )
     seen = {o.label: (o.grade, o.status, o.peak(2)) for o in a.observations}
     assert seen == PEAKS
-    assert _rates(a.by_grade) == {"A": (2, 2), "B": (4, 0), "C": (4, 1), "D": (1, 0)}
+    assert _rates(a.by_grade) == {"A": (2, 2), "B": (3, 0), "C": (4, 1), "D": (2, 0)}
     assert _rates(a.by_mqa) == {"MQA": (5, 2), "not MQA": (6, 1)}
     assert [g.rate.value if g.rate else None for g in a.by_mqa] == [0.4, 1 / 6]
     # contacts: at an MQA during their own observation, at another account, none
@@ -107,12 +108,12 @@ def test_accounts_convert_when_a_member_does_by_grade_and_mqa(sqls: Harness) -> 
     # too few accounts to suggest an MQA threshold: said, nothing suggested
     assert a.suggested is None
     assert a.insufficient == (
-        "not enough data: 2 converted and 4 not converted account(s) of grade A, B with a "
+        "not enough data: 2 converted and 3 not converted account(s) of grade A, B with a "
         "known outcome; at least 10 of each are needed to suggest an MQA threshold "
         "(--min-accounts)"
     )
     assert a.current is not None
-    assert (a.current.mqas, a.current.mqas_converted, a.current.others) == (5, 2, 1)
+    assert (a.current.mqas, a.current.mqas_converted, a.current.others) == (5, 2, 0)
 
 
 def test_the_replay_rolls_accounts_up_as_the_sync_does(sqls: Harness) -> None:
@@ -128,7 +129,8 @@ def test_the_replay_rolls_accounts_up_as_the_sync_does(sqls: Harness) -> None:
 
 def test_a_suggested_mqa_threshold_separates_the_converting_accounts(sqls: Harness) -> None:
     """With a lower minimum: 174 (Northwind Data's committee) makes both converting A/B
-    accounts MQAs and one of the four others (Initech), the best separation."""
+    accounts MQAs and one of the three others (Initech), the best separation (RivalScore, a
+    competitor forced to grade D, is none of them)."""
     a = _calibrate(sqls, min_account_conversions=2).accounts
     assert a is not None and a.insufficient is None
     rows = {
@@ -136,11 +138,11 @@ def test_a_suggested_mqa_threshold_separates_the_converting_accounts(sqls: Harne
         for r in a.thresholds
     }
     assert rows == {
-        100: (5, 2, 1.0, 0.75, 0.25),
-        124: (5, 2, 1.0, 0.75, 0.25),
-        173: (4, 2, 1.0, 0.5, 0.5),
-        174: (3, 2, 1.0, 0.25, 0.75),
-        275: (2, 1, 0.5, 0.25, 0.25),
+        100: (5, 2, 1.0, 1.0, 0.0),
+        124: (5, 2, 1.0, 1.0, 0.0),
+        173: (4, 2, 1.0, 2 / 3, 1 - 2 / 3),
+        174: (3, 2, 1.0, 1 / 3, 1 - 1 / 3),
+        275: (2, 1, 0.5, 1 / 3, 0.5 - 1 / 3),
         375: (1, 1, 0.5, 0.0, 0.5),
     }
     assert a.suggested_threshold == 174 and a.current is not None
@@ -148,12 +150,12 @@ def test_a_suggested_mqa_threshold_separates_the_converting_accounts(sqls: Harne
     lines = threshold_lines(a)
     assert lines[0] == (
         "Suggested MQA threshold: 174 (current 100): 3 MQA(s), 66.7% [21%–94%] converted; the "
-        "others 0.0% [0%–56%]; 100.0% of the converting accounts were MQAs, 25.0% of the others."
+        "others 0.0% [0%–66%]; 100.0% of the converting accounts were MQAs, 33.3% of the others."
     )
     html = render_accounts_html(a)
     assert (
         '<tr class="good"><td class="l">174</td><td>3</td><td>2</td><td>66.7% [21%–94%]</td>'
-        "<td>0.0% [0%–56%]</td><td>100.0%</td><td>25.0%</td><td>0.75</td><td>suggested</td></tr>"
+        "<td>0.0% [0%–66%]</td><td>100.0%</td><td>33.3%</td><td>0.67</td><td>suggested</td></tr>"
         in html
     )
 
@@ -173,6 +175,9 @@ def test_a_contact_counts_at_an_mqa_only_inside_its_own_observation() -> None:
     assert rule.mqa(o) and not rule.mqa(o, 131)
     c = AccountObservation("company:2", "Y", "C", "converted", 3, day[0], day[2], o.trail)
     assert not rule.mqa(c) and not c.mqa_between(day[0], day[2] + timedelta(days=1), 0, rule)
+    # blocked from MQA by an account force rule: never an MQA, whatever its grade and peak
+    b = dataclasses.replace(o, blocked=True)
+    assert not rule.mqa(b) and not b.mqa_between(day[0], day[2] + timedelta(days=1), 0, rule)
 
 
 def test_cli_calibrate_prints_and_writes_the_accounts(sqls: Harness, tmp_path: Path) -> None:
@@ -197,9 +202,9 @@ def test_cli_calibrate_prints_and_writes_the_accounts(sqls: Harness, tmp_path: P
         "┃ account grade ┃ accounts ┃ converted ┃        rate (95%) ┃",
         "┡━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━┩",
         "│ A             │        2 │         2 │ 100.0% [34%–100%] │",
-        "│ B             │        4 │         0 │     0.0% [0%–49%] │",
+        "│ B             │        3 │         0 │     0.0% [0%–56%] │",
         "│ C             │        4 │         1 │    25.0% [5%–70%] │",
-        "│ D             │        1 │         0 │     0.0% [0%–79%] │",
+        "│ D             │        2 │         0 │     0.0% [0%–66%] │",
         "└───────────────┴──────────┴───────────┴───────────────────┘",
     ]
     assert (
@@ -207,7 +212,7 @@ def test_cli_calibrate_prints_and_writes_the_accounts(sqls: Harness, tmp_path: P
         "interval): 2.70 [0.31–23.69]." in lines
     )
     assert lines[-3:] == [
-        "MQA threshold: not enough data: 2 converted and 4 not converted account(s) of grade A, "
+        "MQA threshold: not enough data: 2 converted and 3 not converted account(s) of grade A, "
         "B with a known outcome; at least",
         "10 of each are needed to suggest an MQA threshold (--min-accounts). Nothing suggested.",
         f"wrote {page} (report page)",
@@ -256,7 +261,7 @@ def test_cli_min_accounts_lowers_the_account_minimum(sqls: Harness, tmp_path: Pa
     acc = json.loads(res.stdout)["accounts"]
     assert acc["suggested_threshold"] is None
     assert acc["insufficient"] == (
-        "not enough data: 2 converted and 4 not converted account(s) of grade A, B with a known "
+        "not enough data: 2 converted and 3 not converted account(s) of grade A, B with a known "
         "outcome; at least 3 of each are needed to suggest an MQA threshold (--min-accounts)"
     )
     for bad, why in (("0", "0 is not in the range x>=1."), ("x", "'x' is not a valid integer")):

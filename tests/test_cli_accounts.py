@@ -80,7 +80,7 @@ def test_accounts_json_has_every_scored_field_and_the_people(demo_db: Path) -> N
         ("Globex", "B", 131.0, True),
         ("Wayne Enterprises", "B", 124.0, True),
         ("Umbrella Health", "C", 50.0, False),
-        ("RivalScore", "B", 50.0, False),
+        ("RivalScore", "D", 50.0, False),  # a competitor: forced D
         ("Stanford University", "C", 10.0, False),
     ]
     northwind = next(a for a in doc["accounts"] if a["name"] == "Northwind Data")

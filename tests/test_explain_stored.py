@@ -17,11 +17,13 @@ from rich.console import Console
 import connector.cli as cli_module
 from connector.cli import cli
 from connector.demo import run_demo
+from connector.model.loader import load_model
 
 from .conftest import NOW
 
 ROBIN = "robin.hale@acme-analytics.com"
 ON = {"COLUMNS": "100", "LEADSCORE_ACCOUNTS": "true"}
+FP = load_model().fingerprint  # the default model's
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def _run(db: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, 
 
 ROBIN_HEAD = [
     "robin.hale@acme-analytics.com Robin Hale · id 112 · title Marketing Manager",
-    "score 60 (engagement 60) · grade B (fit 75) · priority B2 · model 2026.11-default (1f804c095b9b) ·",
+    f"score 60 (engagement 60) · grade B (fit 75) · priority B2 · model 2026.11-default ({FP}) ·",
     "stored score, scored at 2026-11-01T12:00:00+00:00",
     "stage MQL · MQL: account MQA: company:9001 (score 60 ≥ 60 at an MQA)",
     "account company:9001 Acme Analytics (acme-analytics.com) (scored 2026-11-01 12:00 UTC): score 375,",
@@ -109,7 +111,7 @@ def test_explain_json_has_the_stored_score_its_time_and_the_account(
         "mql": True,
         "mql_reason": "account MQA: company:9001 (score 60 ≥ 60 at an MQA)",
         "model_version": "2026.11-default",
-        "model_fingerprint": "1f804c095b9b",
+        "model_fingerprint": FP,
         "same": True,
         "differences": [],
     }
@@ -136,7 +138,7 @@ def test_explain_with_now_explains_the_recompute_and_compares_the_stored_score(
     assert code == 0
     assert lines[:13] == [
         "robin.hale@acme-analytics.com Robin Hale · id 112 · title Marketing Manager",
-        "score 35 (engagement 35) · grade B (fit 75) · priority B3 · model 2026.11-default (1f804c095b9b) ·",
+        f"score 35 (engagement 35) · grade B (fit 75) · priority B3 · model 2026.11-default ({FP}) ·",
         "recomputed as of 2026-12-26T12:00:00+00:00",
         "stage MQL",
         "account company:9001 Acme Analytics (acme-analytics.com) (scored 2026-11-01 12:00 UTC): score 375,",

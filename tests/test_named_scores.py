@@ -22,6 +22,7 @@ from connector.errors import MissingPropertiesError
 from connector.model.loader import (
     DEFAULT_MODEL_PATH,
     LoadedModel,
+    fingerprint,
     load_model,
     validate_model_file,
 )
@@ -130,10 +131,16 @@ def test_the_example_model_declares_two_scores_and_the_default_keeps_its_fingerp
     assert derived.fit == m.model.fit and derived.accounts is None
     assert derived.lifecycle.mql.threshold == 60 and not derived.lifecycle.write_stage
     assert services.loaded.fingerprint == m.fingerprint
-    # a one-score model: no named scores, the fingerprint from before named scores existed
+    # a one-score model: no named scores, the fingerprint from before named scores existed;
+    # an accounts section without `fit.force` rules: the one from before them (the default
+    # model without its account force rules is the default model of before them)
     default = load_model()
     assert default.named == () and default.score_names() == ["lifecycle"]
-    assert default.fingerprint == "1f804c095b9b"
+    accounts = default.model.accounts
+    assert accounts is not None and accounts.fit.force
+    fit = accounts.fit.model_copy(update={"force": []})
+    before = default.model.model_copy(update={"accounts": accounts.model_copy(update={"fit": fit})})
+    assert fingerprint(before, default.titles.table, default.target_accounts) == "1f804c095b9b"
 
 
 def _bad_model(tmp_path: Path, scores: str) -> Path:

@@ -274,6 +274,80 @@ def test_northwind_committee_is_an_mqa_and_writes_land_on_companies_and_contacts
     assert acc.pipeline.accounts.state.accounts_scored == 0
 
 
+VENDOR = "9100"
+
+
+def _vendor_portal() -> dict[str, Any]:
+    """A vendor's company (config/model.yaml `lists.vendors`) whose three people engage as
+    Northwind Data's buying committee does above."""
+    b = _Builder(seed=21)
+    for cid, first, last, title in (
+        ("401", "Dana", "Whitfield", "VP Marketing"),
+        ("402", "Robin", "Hale", "Marketing Manager"),
+        ("403", "Rowan", "Okafor", "Marketing Analyst"),
+    ):
+        b.contact(cid, first, last, f"{first.lower()}@cloudhostco.com", title, "lead",
+                  company="CloudHost Co", country="US")  # fmt: skip
+    b.webinar("401", -5, "Scoring that sales trusts", 60)
+    b.view("401", -4, PRODUCT[0])
+    b.view("401", -3, PRODUCT[1])
+    b.view("402", -6, PRICING)
+    b.view("402", -5, PRICING)
+    b.view("402", -5, PRODUCT[2])
+    b.view("403", -16, PRODUCT[0])
+    b.view("403", -12, PRODUCT[3])
+    b.view("403", -8, PRODUCT[2])
+    b.webinar("403", -10, "Pipeline forecasting basics", 35)
+    data = b.fixture(forms=True)
+    data["companies"] = [
+        {"id": VENDOR, "properties": {"name": "CloudHost Co", "domain": "cloudhostco.com",
+                                      "industry": "computer software",
+                                      "numberofemployees": "400",
+                                      "annualrevenue": "60000000", "country": "US"}},
+    ]  # fmt: skip
+    data["associations"] = [
+        {"contact": c, "company": VENDOR, "primary": True} for c in ("401", "402", "403")
+    ]
+    return data
+
+
+def test_a_vendor_s_engaged_company_is_grade_d_and_no_mqa_on_its_record(tmp_path: Path) -> None:
+    """The default model's account force rule: a vendor's company with three engaged people
+    (hot on its points, grade B on its firmographics) is written grade D with no MQA reason,
+    and its people (each forced D and blocked from MQL by the contact model) get no MQL
+    through it."""
+    for h in accounts_harness(tmp_path, portal=_vendor_portal()):
+        summary = h.pipeline.sync()
+        assert summary.status == "ok", summary.message
+        assert summary.dead_lettered == 0
+        stored = h.store.account_score("hubspot", f"company:{VENDOR}")
+        assert stored is not None
+        # the points of Northwind Data's committee above, fit 50 (B on its points), forced D
+        assert (stored.score, stored.engagement_points, stored.fit_points) == (210, 135, 50)
+        assert (stored.grade, stored.mqa, stored.mqa_reason) == ("D", False, None)
+        assert stored.engaged_contacts == ("401", "403", "402")
+        written = company_writes(h)[VENDOR]
+        assert written["leadscore_account_score"] == "210"
+        assert written["leadscore_account_grade"] == "D"
+        assert written["leadscore_mqa_reason"] == ""
+        assert written["leadscore_account_reasons"] == (
+            "+135 engagement of 3 people (at most 50 each): Dana Whitfield +50 (of 70), "
+            "Rowan Okafor +50 (of 55), Robin Hale +35; +30 3 people engaged in 30 days: Dana "
+            "Whitfield (VP Marketing), Rowan Okafor (Marketing Analyst), Robin Hale (Marketing "
+            "Manager); +25 pricing or product pages by 2+ people within 7 days: Dana "
+            "Whitfield, Rowan Okafor, Robin Hale; account grade D: vendor domain; … +1 more"
+        )
+        company = h.sb.company(VENDOR).properties
+        assert company["leadscore_account_grade"] == "D"
+        assert company["leadscore_mqa_reason"] == ""
+        for cid in ("401", "402", "403"):
+            props = h.sb.contact(cid).properties
+            assert props["leadscore_account_grade"] == "D", cid
+            assert props["leadscore_grade"] == "D", cid
+            assert props["lifecyclestage"] == "lead", cid
+            assert not props.get("leadscore_mql_reason"), cid
+
+
 def test_one_new_event_rescores_only_its_account(acc: Harness) -> None:
     acc.pipeline.sync()
     acc.sb.clear_log()

@@ -39,7 +39,7 @@ from connector.calibrate.observe import Dataset, as_plain_lead, checkpoints
 from connector.calibrate.outcomes import Outcome, outcome_for
 from connector.calibrate.stats import Interval, lift_interval, wilson
 from connector.model.loader import LoadedModel
-from connector.scoring.accounts import member_hits, score_account
+from connector.scoring.accounts import account_fit, member_hits, score_account
 from connector.scoring.engine import score
 from connector.types import AccountMember, Contact, Enrichment, Event
 
@@ -59,6 +59,7 @@ class AccountObservation:
     first_engaged_at: datetime | None
     end: datetime | None  # checkpoints are strictly before this
     trail: tuple[tuple[datetime, float, int], ...] = ()  # (checkpoint, score, engaged people)
+    blocked: bool = False  # a `force` rule of the account fit blocks it from MQA
 
     @property
     def converted(self) -> bool:
@@ -74,7 +75,7 @@ class AccountObservation:
 
     def mqa_between(self, start: datetime, end: datetime, threshold: float, rule: MqaRule) -> bool:
         """Was it an MQA at some checkpoint in [start, end)?"""
-        if self.grade not in rule.grades:
+        if self.blocked or self.grade not in rule.grades:
             return False
         return any(
             start <= at < end and s >= threshold and n >= rule.min_people for at, s, n in self.trail
@@ -90,7 +91,7 @@ class MqaRule:
     def mqa(self, o: AccountObservation, threshold: float | None = None) -> bool:
         t = self.threshold if threshold is None else threshold
         peak = o.peak(self.min_people)
-        return o.grade in self.grades and peak is not None and peak >= t
+        return not o.blocked and o.grade in self.grades and peak is not None and peak >= t
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,14 +192,22 @@ def account_coverage(
             account_of[cid] = account_id
         contact_outcomes.update(outcomes)
         status, start, end = _account_outcome(outcomes.values(), ds)
-        grade = score_account(stage.ca, account, [], ds.as_of).grade
+        grade, blocked = account_fit(stage.ca, account)
         trail: tuple[tuple[datetime, float, int], ...] = ()
         if start is not None and end is not None:
             names = {cid: (name, title) for cid, name, title in rows}
             trail = _replay(ds, model, stage, account, pairs, names, start, end)
         observations.append(
             AccountObservation(
-                account_id, label or account_id, grade, status, len(ids), start, end, trail
+                account_id,
+                label or account_id,
+                grade,
+                status,
+                len(ids),
+                start,
+                end,
+                trail,
+                blocked,
             )
         )
     return _summarise(observations, contact_outcomes, account_of, ds, rule, min_conversions)
@@ -379,7 +388,7 @@ def _summarise(
         contacts[0].converted, contacts[0].total, contacts[1].converted, contacts[1].total
     )
 
-    eligible = [o for o in labelled if o.grade in rule.grades]
+    eligible = [o for o in labelled if o.grade in rule.grades and not o.blocked]
     peaks = sorted({round(p, 2) for o in eligible if (p := o.peak(rule.min_people)) is not None})
     candidates = sorted(set(peaks) | {rule.threshold})
     rows = tuple(_row(eligible, rule, t) for t in candidates)

@@ -133,6 +133,9 @@ def fingerprint(
     if not model.scores and model.lifecycle_score is None:  # one score: as before them
         dumped.pop("scores")
         dumped.pop("lifecycle_score")
+    accounts = dumped.get("accounts")
+    if accounts is not None and not accounts["fit"]["force"]:  # the fingerprint from before them
+        accounts["fit"].pop("force")
     content: dict[str, Any] = {"model": dumped, "titles": titles.model_dump()}
     if targets:
         content["target_accounts"] = sorted(targets)

@@ -286,6 +286,16 @@ ACCOUNT_FIT_FIELDS: tuple[str, ...] = (
 )
 
 
+def _account_fields(v: Conditions) -> Conditions:
+    """An account rule's `when` tests only the account's facts (`ACCOUNT_FIT_FIELDS`)."""
+    unknown = sorted(set(v) - set(ACCOUNT_FIT_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"unknown account field(s) {', '.join(unknown)}; known: {', '.join(ACCOUNT_FIT_FIELDS)}"
+        )
+    return v
+
+
 class AccountFitRule(_Strict):
     name: str
     when: Conditions
@@ -295,13 +305,25 @@ class AccountFitRule(_Strict):
     @field_validator("when")
     @classmethod
     def _known_fields(cls, v: Conditions) -> Conditions:
-        unknown = sorted(set(v) - set(ACCOUNT_FIT_FIELDS))
-        if unknown:
-            raise ValueError(
-                f"unknown account field(s) {', '.join(unknown)}; "
-                f"known: {', '.join(ACCOUNT_FIT_FIELDS)}"
-            )
-        return v
+        return _account_fields(v)
+
+
+class AccountForce(_Strict):
+    """A condition on the account's facts that forces its grade (a competitor's or a vendor's
+    domain → D), like the contact fit's `force` (`ForceGrade`): the grade becomes `grade`
+    where that is worse than the fit points' grade (`A` leaves it as it is); `block_mqa`: the
+    account is never an MQA, whatever its score. Its engagement points still count."""
+
+    name: str
+    when: Conditions
+    grade: Grade = "D"
+    block_mqa: bool = False
+    description: str | None = None
+
+    @field_validator("when")
+    @classmethod
+    def _known_fields(cls, v: Conditions) -> Conditions:
+        return _account_fields(v)
 
 
 def _default_account_grades() -> dict[GradeABC, int]:
@@ -311,6 +333,7 @@ def _default_account_grades() -> dict[GradeABC, int]:
 class AccountFit(_Strict):
     rules: list[AccountFitRule] = Field(default_factory=list)
     grades: dict[GradeABC, int] = Field(default_factory=_default_account_grades)
+    force: list[AccountForce] = Field(default_factory=list)
 
     @field_validator("grades")
     @classmethod
@@ -446,7 +469,11 @@ class AccountsModel(_Strict):
 
     @model_validator(mode="after")
     def _unique_rule_names(self) -> AccountsModel:
-        names = [r.name for r in self.fit.rules] + [r.name for r in self.engagement.rules]
+        names = (
+            [r.name for r in self.fit.rules]
+            + [f.name for f in self.fit.force]
+            + [r.name for r in self.engagement.rules]
+        )
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"duplicate account rule name(s): {', '.join(dup)}")
@@ -679,6 +706,11 @@ def semantic_problems(raw: object) -> list[Problem]:
                     f"unknown engagement rule {n!r}{did_you_mean(str(n), known_rules)}",
                 )
             )
+    acc_fit = _as_dict(_as_dict(raw.get("accounts")).get("fit"))
+    for section in ("rules", "force"):
+        for i, item in enumerate(_as_list(acc_fit.get(section))):
+            if isinstance(item, dict):
+                check_when(("accounts", "fit", section, i, "when"), item.get("when"))
     acc_eng = _as_dict(_as_dict(raw.get("accounts")).get("engagement"))
     for i, rule in enumerate(_as_list(acc_eng.get("rules"))):
         for j, n in enumerate(_as_list(_as_dict(rule).get("rules"))):

@@ -96,6 +96,13 @@ class CompiledAccounts:
              compile_conditions(r.when, loaded.model.lists))
             for r in section.fit.rules
         ]  # fmt: skip
+        # (name, label, grade, blocks MQA, the fields it reads, its checks): the `force`
+        # rules (a competitor's or vendor's domain); none: `_fit` walks an empty list
+        self.force_checks: list[tuple[str, str, str, bool, list[str], list[FieldCheck]]] = [
+            (f.name, f.description or f.name, f.grade, f.block_mqa, list(f.when.keys()),
+             compile_conditions(f.when, loaded.model.lists))
+            for f in section.fit.force
+        ]  # fmt: skip
 
 
 def compile_accounts(loaded: LoadedModel, target_domains: Iterable[str] = ()) -> CompiledAccounts:
@@ -243,7 +250,7 @@ def score_account(
     now_ts = now.timestamp()
     reasons: list[Reason] = []
 
-    fit_points, grade, fit_reasons = _fit(ca, account)
+    fit_points, grade, blocked, fit_reasons = _fit(ca, account)
 
     # roll-up: each member's points, capped; most engaged first, then by id for a stable order
     # (sorted by plain tuples, the member's index last: no key function, members never compared)
@@ -356,7 +363,12 @@ def score_account(
 
     score = round(rollup + breadth_points + committee_points + rule_points, 2)
     threshold = ca.mqa_threshold
-    is_mqa = score >= threshold and grade in ca.mqa_grades and len(engaged) >= ca.mqa_min_people
+    is_mqa = (
+        not blocked
+        and score >= threshold
+        and grade in ca.mqa_grades
+        and len(engaged) >= ca.mqa_min_people
+    )
     mqa_reason = (
         f"score {_shown(score)} ≥ {_num(threshold)}, grade {grade}, {_people(len(engaged))} engaged"
         if is_mqa
@@ -390,7 +402,9 @@ def _moment(ts: float) -> datetime | None:
         return None
 
 
-def _fit(ca: CompiledAccounts, account: Account) -> tuple[float, str, list[Reason]]:
+def _fit(ca: CompiledAccounts, account: Account) -> tuple[float, str, bool, list[Reason]]:
+    """(fit points, grade, blocked from MQA by a `force` rule, the fit reasons: each rule's,
+    each force rule's, then the grade's)."""
     c = account.company
     domain = (c.domain or "").lower() or None
     target = account.target or (domain is not None and domain in ca.target_domains)
@@ -425,10 +439,34 @@ def _fit(ca: CompiledAccounts, account: Account) -> tuple[float, str, list[Reaso
         labels.append((rule_points, label))
     to_a, to_b, to_c = ca.grade_a, ca.grade_b, ca.grade_c
     grade = "A" if points >= to_a else "B" if points >= to_b else "C" if points >= to_c else "D"
-    best = [lbl for p, lbl in sorted(labels, key=lambda x: -x[0]) if p > 0][:2]
-    summary = f"account grade {grade}: " + (", ".join(best) if best else "no firmographic match")
+    blocked = False
+    forced: list[str] = []
+    for name, label, forced_grade, blocks, fields, checks in ca.force_checks:
+        if not check_all(checks, facts.get):
+            continue
+        if forced_grade > grade:  # "A" < "B" < "C" < "D": the worse grade wins
+            grade = forced_grade
+        blocked = blocked or blocks
+        forced.append(label)
+        detail = _fit_detail(fields, facts)
+        text = f"grade {forced_grade} forced: {label}" + (f" ({detail})" if detail else "")
+        if blocks:
+            text += "; blocked from MQA"
+        reasons.append(Reason(name, "account_fit", 0.0, text, (), "fit"))
+    if forced:
+        summary = f"account grade {grade}: " + ", ".join(forced)
+    else:
+        best = [lbl for p, lbl in sorted(labels, key=lambda x: -x[0]) if p > 0][:2]
+        summary = f"account grade {grade}: " + (", ".join(best) or "no firmographic match")
     reasons.append(Reason("grade", "account_fit", round(points, 2), summary, (), "fit"))
-    return round(points, 2), grade, reasons
+    return round(points, 2), grade, blocked, reasons
+
+
+def account_fit(ca: CompiledAccounts, account: Account) -> tuple[str, bool]:
+    """The account's grade and whether a `force` rule blocks it from MQA: what
+    `score_account` makes of its fit, without its members."""
+    _, grade, blocked, _ = _fit(ca, account)
+    return grade, blocked
 
 
 def _fit_detail(fields: Iterable[str], facts: Mapping[str, Any]) -> str:

@@ -329,7 +329,7 @@ def _member_result(cid: str, points: float, key: str) -> ScoreResult:
         grade="B",
         lifecycle=LifecycleDecision("lead", None, False, None),
         profile_mismatch=False,
-        model_version="2026.11-default",
+        model_version="2026.12-default",
         model_fingerprint="fp",
         scored_at=NOW,
         next_change_at=None,

@@ -109,7 +109,7 @@ def test_accounts_json_has_every_scored_field_and_the_people(demo_db: Path) -> N
 
 EXPLAIN_NORTHWIND = [
     "Northwind Data (northwind-data.com) — company:9012: score 174, grade A, MQA (score 174 ≥ 100, grade",
-    "A, 4 people engaged); model 2026.11-default, scored 2026-11-01 12:00 UTC",
+    "A, 4 people engaged); model 2026.12-default, scored 2026-11-01 12:00 UTC",
     "Points",
     "┏━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓",
     "┃ points ┃ rule                   ┃ why                           ┃ people                         ┃",
@@ -156,7 +156,7 @@ EXPLAIN_NORTHWIND = [
     "│ tom.becker@northwind-data.com  │ Revenue Operation… │    15 │   B   │ lead  │      15 │      15 │",
     "└────────────────────────────────┴────────────────────┴───────┴───────┴───────┴─────────┴─────────┘",
     "History",
-    "  2026-11-01 12:00  2026.11-default: score 174, grade A, MQA",
+    "  2026-11-01 12:00  2026.12-default: score 174, grade A, MQA",
 ]
 
 
@@ -210,7 +210,7 @@ def test_explain_account_says_what_did_not_count(demo_db: Path) -> None:
         ("grade", 80.0),
     ]
     assert doc["history"] == [
-        {"grade": "A", "model_version": "2026.11-default", "mqa": True, "score": 375.0,
+        {"grade": "A", "model_version": "2026.12-default", "mqa": True, "score": 375.0,
          "scored_at": "2026-11-01T12:00:00+00:00"}
     ]  # fmt: skip
 
@@ -297,7 +297,7 @@ def dirty_db(demo_db: Path, tmp_path: Path) -> Path:
         store.upsert_crm_companies("hubspot", [old], NOW)
         mail = AccountResult(
             "domain:acme-analytics.com", 40.0, 40.0, 0.0, "C", False, None, 1, (),
-            "2026.11-default", "1f804c095b9b", NOW, None,
+            "2026.12-default", "1f804c095b9b", NOW, None,
         )  # fmt: skip
         store.save_account_score(
             "hubspot", mail, company_id=None, domain="acme-analytics.com", name=None
@@ -334,7 +334,7 @@ def test_accounts_and_explain_account_show_crm_text_cleaned_and_shortened(dirty_
     assert lines[:3] == [  # a 10 kB name and domain: 60 characters each
         "Big NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNN…",
         "(xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…) — company:9004: score 315, grade C,",
-        "not an MQA; model 2026.11-default, scored 2026-11-01 12:00 UTC",
+        "not an MQA; model 2026.12-default, scored 2026-11-01 12:00 UTC",
     ]
     res = CliRunner().invoke(
         cli, ["--state", str(dirty_db), "explain", "--account", "9001"], env={"COLUMNS": "100"}
@@ -344,7 +344,7 @@ def test_accounts_and_explain_account_show_crm_text_cleaned_and_shortened(dirty_
     lines = [line.rstrip() for line in res.output.splitlines()]
     assert lines[:2] == [
         "Ctrl[31mRed  Co (acme-analytics.com) — company:9001: score 375, grade A, MQA (score 375 ≥ 100, grade",
-        "A, 6 people engaged); model 2026.11-default, scored 2026-11-01 12:00 UTC",
+        "A, 6 people engaged); model 2026.12-default, scored 2026-11-01 12:00 UTC",
     ]
     assert lines[8:10] == [  # a member's name as reasons show it, its markup kept literal
         "│        │                        │ +50 (of 129), Cameron Larsen  │ Dana Whitfield, Robin[2J       │",
@@ -360,7 +360,7 @@ def test_accounts_and_explain_account_show_crm_text_cleaned_and_shortened(dirty_
 
 EXPLAIN_ACME_HEAD = [
     "Acme Analytics (acme-analytics.com) — company:9001: score 375, grade A, MQA (score 375 ≥ 100, grade",
-    "A, 6 people engaged); model 2026.11-default, scored 2026-11-01 12:00 UTC",
+    "A, 6 people engaged); model 2026.12-default, scored 2026-11-01 12:00 UTC",
 ]
 
 

@@ -164,7 +164,7 @@ def test_report_json(synced: list[str]) -> None:
         ("C", 13, 4),
         ("D", 16, 0),
     ]
-    assert doc["models_in_scores"] == [{"version": "2026.11-default", "contacts": 54}]
+    assert doc["models_in_scores"] == [{"version": "2026.12-default", "contacts": 54}]
     assert doc["unscored"] == 0 and doc["since"] is None
 
 

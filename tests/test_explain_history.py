@@ -32,8 +32,8 @@ def test_explain_of_casey_shows_the_events_outside_the_window_and_the_history(
     assert lines[at + 1 : at + 2] == ["  3 events, the last 2026-08-01, outside the 60-day window"]
     at = lines.index("History")
     assert lines[at + 1 :] == [
-        "  first scored 75 (grade A) on 2026-09-22 (model 2026.11-default)",
-        "  75 → 0 on 2026-11-01 (model 2026.11-default)",
+        "  first scored 75 (grade A) on 2026-09-22 (model 2026.12-default)",
+        "  75 → 0 on 2026-11-01 (model 2026.12-default)",
     ]
 
 

@@ -50,7 +50,7 @@ def _run(db: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, 
 
 ROBIN_HEAD = [
     "robin.hale@acme-analytics.com Robin Hale · id 112 · title Marketing Manager",
-    f"score 60 (engagement 60) · grade B (fit 75) · priority B2 · model 2026.11-default ({FP}) ·",
+    f"score 60 (engagement 60) · grade B (fit 75) · priority B2 · model 2026.12-default ({FP}) ·",
     "stored score, scored at 2026-11-01T12:00:00+00:00",
     "stage MQL · MQL: account MQA: company:9001 (score 60 ≥ 60 at an MQA)",
     "account company:9001 Acme Analytics (acme-analytics.com) (scored 2026-11-01 12:00 UTC): score 375,",
@@ -72,7 +72,7 @@ def test_explain_shows_the_stored_score_with_its_account_and_its_own_time(
     ]
     assert lines[-2:] == [
         "History",
-        "  first scored 60 (grade B, MQL) on 2026-11-01 (model 2026.11-default)",
+        "  first scored 60 (grade B, MQL) on 2026-11-01 (model 2026.12-default)",
     ]
     # the same on every call: the stored score's time, not the command's
     assert _run(demo_db, "explain", ROBIN)[1] == lines
@@ -110,7 +110,7 @@ def test_explain_json_has_the_stored_score_its_time_and_the_account(
         "priority": "B2",
         "mql": True,
         "mql_reason": "account MQA: company:9001 (score 60 ≥ 60 at an MQA)",
-        "model_version": "2026.11-default",
+        "model_version": "2026.12-default",
         "model_fingerprint": FP,
         "same": True,
         "differences": [],
@@ -138,7 +138,7 @@ def test_explain_with_now_explains_the_recompute_and_compares_the_stored_score(
     assert code == 0
     assert lines[:13] == [
         "robin.hale@acme-analytics.com Robin Hale · id 112 · title Marketing Manager",
-        f"score 35 (engagement 35) · grade B (fit 75) · priority B3 · model 2026.11-default ({FP}) ·",
+        f"score 35 (engagement 35) · grade B (fit 75) · priority B3 · model 2026.12-default ({FP}) ·",
         "recomputed as of 2026-12-26T12:00:00+00:00",
         "stage MQL",
         "account company:9001 Acme Analytics (acme-analytics.com) (scored 2026-11-01 12:00 UTC): score 375,",

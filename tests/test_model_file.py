@@ -9,7 +9,7 @@ from connector.model.loader import DEFAULT_MODEL_PATH, load_model, validate_mode
 def test_default_model_loads_with_stable_fingerprint() -> None:
     a = load_model()
     b = load_model(DEFAULT_MODEL_PATH)
-    assert a.version == "2026.11-default"
+    assert a.version == "2026.12-default"
     assert a.fingerprint == b.fingerprint
     assert len(a.fingerprint) == 12
 

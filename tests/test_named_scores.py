@@ -139,7 +139,9 @@ def test_the_example_model_declares_two_scores_and_the_default_keeps_its_fingerp
     accounts = default.model.accounts
     assert accounts is not None and accounts.fit.force
     fit = accounts.fit.model_copy(update={"force": []})
-    before = default.model.model_copy(update={"accounts": accounts.model_copy(update={"fit": fit})})
+    before = default.model.model_copy(
+        update={"version": "2026.11-default", "accounts": accounts.model_copy(update={"fit": fit})}
+    )  # the version it had then
     assert fingerprint(before, default.titles.table, default.target_accounts) == "1f804c095b9b"
 
 

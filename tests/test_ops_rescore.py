@@ -20,7 +20,7 @@ from connector.types import MQL, Reason
 from .conftest import NOW, Harness
 
 CRM = "hubspot"
-DEFAULT_VERSION = 'version: "2026.11-default"'
+DEFAULT_VERSION = 'version: "2026.12-default"'
 
 
 def model_file(tmp_path: Path, name: str, *edits: tuple[str, str]) -> Path:
@@ -116,7 +116,7 @@ def test_a_new_model_version_is_written_to_everyone_and_remembered(
     )
     live = demo.store.count_contacts(CRM)
     assert preview.to_write == preview.write_properties["model_version"] == live
-    assert preview.stored_versions == {f"2026.11-default ({load_model().fingerprint})": live}
+    assert preview.stored_versions == {f"2026.12-default ({load_model().fingerprint})": live}
     assert preview.score_changes > 0 and preview.mean_delta > 0
     assert preview.largest_up is not None and preview.largest_down is None
     assert len(preview.sample) == 3
@@ -130,7 +130,7 @@ def test_a_new_model_version_is_written_to_everyone_and_remembered(
     assert sorted(demo.written_ids()) == sorted(preview.write_ids)
     assert {s.model_version for s in demo.store.iter_scores(CRM)} == {"2026.12-product15"}
     history = demo.store.score_history(CRM, "101")
-    assert [h["model_version"] for h in history][-2:] == ["2026.11-default", "2026.12-product15"]
+    assert [h["model_version"] for h in history][-2:] == ["2026.12-default", "2026.12-product15"]
     stored = {s.contact_id: (s.score, s.grade, s.mql_reason) for s in demo.store.iter_scores(CRM)}
     assert {k: stored[k] for k in preview.after} == preview.after
 
@@ -153,7 +153,7 @@ def test_cli_dry_run_writes_nothing_and_bad_input_is_one_line(
         cli, ["--state", state, "rescore", "--dry-run", "--model", str(path), "--sample", "2"]
     )
     assert res.exit_code == 0, res.output
-    assert "Rescore preview — model 2026.11-default" in res.output
+    assert "Rescore preview — model 2026.12-default" in res.output
     assert "Grade: stored (rows) → rescored (columns)" in res.output
     assert "(dry run, nothing written)" in res.output
     assert dump(demo.store) == before
@@ -171,7 +171,7 @@ def test_cli_dry_run_writes_nothing_and_bad_input_is_one_line(
     assert f"wrote {expected} contact(s) (the preview said {expected})" in res.output
     assert len(set(demo.written_ids())) == expected
     # threshold 80 under the same version: the rescore says so, and the model is now in force
-    assert f"warning: version not bumped: {path} is version 2026.11-default" in res.output
+    assert f"warning: version not bumped: {path} is version 2026.12-default" in res.output
     assert "(recorded in the state DB): sync, run and backfill score with it" in res.output
     active = demo.store.get_active_model(CRM)
     assert active is not None and active.fingerprint == load_model(path).fingerprint

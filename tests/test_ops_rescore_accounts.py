@@ -45,7 +45,7 @@ def accounts_model(tmp_path: Path) -> Path:
         shutil.copy(src.parent / name, folder / name)
     text = src.read_text()
     for old, new in (
-        ('version: "2026.11-default"', 'version: "2026.12-accounts"'),
+        ('version: "2026.12-default"', 'version: "2026.12-accounts"'),
         ("    grades: {A: 60, B: 40, C: 20}", "    grades: {A: 85, B: 40, C: 20}"),
         ("  mqa: {threshold: 100, grades", "  mqa: {threshold: 150, grades"),
     ):

@@ -90,7 +90,7 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_validate_model_init_model_and_de
 
     ok = _run([leadscore, "validate-model"], work, env)
     assert ok.returncode == 0, ok.stderr
-    assert re.fullmatch(r"OK 2026\.11-default [0-9a-f]{12}\n", ok.stdout), ok.stdout
+    assert re.fullmatch(r"OK 2026\.12-default [0-9a-f]{12}\n", ok.stdout), ok.stdout
 
     init = _run([leadscore, "init-model", "mine"], work, env)
     assert init.returncode == 0, init.stderr

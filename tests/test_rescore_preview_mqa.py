@@ -41,7 +41,7 @@ def _model(tmp_path: Path, *edits: tuple[str, str]) -> Path:
 # an MQA from 150 points (was 100): Globex and Wayne Enterprises stop being MQAs; at an MQA a
 # grade-A/B contact is MQL from 40 points (was 60)
 NEW_BARS = (
-    ('version: "2026.11-default"', 'version: "2026.12-mqa"'),
+    ('version: "2026.12-default"', 'version: "2026.12-mqa"'),
     ("  mqa: {threshold: 100, grades", "  mqa: {threshold: 150, grades"),
     ("contact_mql_threshold: 60,", "contact_mql_threshold: 40,"),
 )

@@ -107,7 +107,7 @@ def test_worked_example_is_110_and_mql_without_a_hand_raise() -> None:
     assert top.endswith("grade A: decision-making title, company size 51-5,000")
     pricing = next(x for x in r.reasons if x.rule == "pricing_repeat")
     assert len(pricing.event_ids) == 2
-    assert r.model_version == "2026.11-default"
+    assert r.model_version == "2026.12-default"
     assert r.model_fingerprint == MODEL.fingerprint
 
 

@@ -228,7 +228,7 @@ def test_northwind_committee_is_an_mqa_and_writes_land_on_companies_and_contacts
         ),
         "leadscore_engaged_contacts": "3",
         "leadscore_mqa_reason": "score 210 ≥ 100, grade A, 3 people engaged",
-        "leadscore_model_version": "2026.11-default",
+        "leadscore_model_version": "2026.12-default",
     }
     assert companies[ACME]["leadscore_account_reasons"] == (
         "+10 engagement of 1 person (at most 50 each): Alex Moreau +10; account grade A: "

@@ -45,7 +45,7 @@ def test_demo_portal_personas_land_in_the_crm_and_an_idle_resync_writes_nothing(
         assert crm(demo, cid, "leadscore_score") == score, cid
         assert crm(demo, cid, "lifecyclestage") == stage, cid
         assert crm(demo, cid, "leadscore_mql_reason") == mql_reason, cid
-        assert crm(demo, cid, "leadscore_model_version") == "2026.11-default"
+        assert crm(demo, cid, "leadscore_model_version") == "2026.12-default"
     assert crm(demo, "101", "leadscore_reasons") == (
         "+50 watched webinar 'Scoring that sales trusts' (full); +25 pricing page twice in 7 "
         "days; +25 visits on 3 days within 3 days; +10 30+ pages viewed; grade A: "
@@ -188,7 +188,7 @@ def test_merges_move_state_to_the_survivor_and_archived_contacts_stop_being_writ
 def _model_version(tmp_path: Path, version: str) -> LoadedModel:
     src = Path(load_model().path)
     (tmp_path / "titles.yaml").write_text((src.parent / "titles.yaml").read_text())
-    text = src.read_text().replace('version: "2026.11-default"', f'version: "{version}"')
+    text = src.read_text().replace('version: "2026.12-default"', f'version: "{version}"')
     (tmp_path / f"{version}.yaml").write_text(text)
     return load_model(tmp_path / f"{version}.yaml")
 

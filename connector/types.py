@@ -178,6 +178,14 @@ class CrmCompany:
         )
 
 
+def event_record_id(event_id: str) -> str:
+    """The record id an engagement record's input dead letter is kept under (`event:<id>`):
+    an event's id never shares one with a contact's (numeric Marketo activity and lead ids,
+    HubSpot e-mail event ids), so a contact read cleanly never resolves an event's dead letter,
+    nor an event's a contact's."""
+    return f"event:{event_id}"
+
+
 def company_record_id(company_id: str) -> str:
     """The record id a company's input dead letter is kept under (`company:<id>`), so that it
     never shares one with a contact of the same number."""

@@ -586,7 +586,7 @@ def test_a_dismissed_future_dated_event_fails_no_sync_until_it_changes(
         again = h.pipeline.sync()  # read again: fails again
         assert (again.status, again.exit_code, again.bad_records) == ("partial", 1, 1)
         [letter] = h.store.open_dead_letters(CRM)
-        assert (letter.contact_id, letter.attempts) == (ev.id, 2)
+        assert (letter.contact_id, letter.attempts) == (f"event:{ev.id}", 2)
         contact = h.store.get_contact(CRM, "302")
         assert contact is not None
         state = str(h.store.path)
@@ -608,7 +608,7 @@ def test_a_dismissed_future_dated_event_fails_no_sync_until_it_changes(
             f"event {ev.id}: occurred_at 2027-12-06T12:00:00.000Z is more than 1 day(s) in "
             "the future"
         )
-        dismissed = (letter.id, "input", ev.id, payload, reason, 2,
+        dismissed = (letter.id, "input", f"event:{ev.id}", payload, reason, 2,
                      "2026-11-01T12:00:00.000000+00:00", "2026-11-01T12:15:00.000000+00:00",
                      None, "2026-11-01T12:20:00.000000+00:00")  # fmt: skip
         assert h.store.db.execute(row).fetchall() == [dismissed]
@@ -641,11 +641,11 @@ def test_a_dismissed_future_dated_event_fails_no_sync_until_it_changes(
         moved = h.pipeline.sync()
         assert (moved.status, moved.exit_code, moved.bad_records) == ("partial", 1, 1)
         assert h.store.db.execute(row).fetchall() == [
-            (letter.id, "input", ev.id, payload.replace("12-06", "12-07"),
+            (letter.id, "input", f"event:{ev.id}", payload.replace("12-06", "12-07"),
              reason.replace("12-06", "12-07"), 3, "2026-11-01T12:00:00.000000+00:00",
              "2026-11-01T12:45:00.000000+00:00", None, None)
         ]  # fmt: skip
-        assert open_letters(h) == [("input", ev.id, reason.replace("12-06", "12-07"), 3)]
+        assert open_letters(h) == [("input", f"event:{ev.id}", reason.replace("12-06", "12-07"), 3)]
 
 
 @pytest.mark.parametrize(

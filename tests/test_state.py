@@ -130,6 +130,7 @@ def test_migrations_run_once_and_are_recorded(db_path: Path) -> None:
             (12, "run_process"),
             (13, "mqa_index"),
             (14, "dead_letter_dismissal"),
+            (15, "event_dead_letter_ids"),
         ]
         assert first[-1][0] == SCHEMA_VERSION
         s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
@@ -194,6 +195,7 @@ def test_a_new_migration_runs_once_and_a_failing_one_leaves_nothing(
                 (12, "run_process"),
                 (13, "mqa_index"),
                 (14, "dead_letter_dismissal"),
+                (15, "event_dead_letter_ids"),
                 (nxt, "job_note"),
             ]
             assert "note" in s.db.table("jobs").columns_dict
@@ -994,7 +996,7 @@ def test_a_db_from_before_dead_letter_dismissal_keeps_its_dead_letters(
     monkeypatch.setattr(migrations, "MIGRATIONS", real)
     later = NOW + timedelta(hours=1)
     with StateStore.open(db_path) as new:
-        assert [v for v, _, _ in new.applied_migrations()][12:] == [13, 14]
+        assert [v for v, _, _ in new.applied_migrations()][12:] == [13, 14, 15]
         assert new.db.execute("SELECT * FROM dead_letters ORDER BY id").fetchall() == [
             (*row, None, None) for row in rows
         ]
@@ -1269,7 +1271,7 @@ def test_a_db_from_before_run_processes_keeps_its_runs(
         rows = old.db.execute("SELECT * FROM runs ORDER BY id").fetchall()
     monkeypatch.setattr(migrations, "MIGRATIONS", real)
     with StateStore.open(db_path) as new:
-        assert [v for v, _, _ in new.applied_migrations()][11:] == [12, 13, 14]
+        assert [v for v, _, _ in new.applied_migrations()][11:] == [12, 13, 14, 15]
         assert new.db.execute("SELECT * FROM runs ORDER BY id").fetchall() == [
             (*row, None, None, None) for row in rows
         ]

@@ -19,7 +19,7 @@ from typing import Any
 from connector.pipeline import Pipeline, SyncSummary
 from connector.state.dead_letters import Dismissal
 from connector.state.store import DeadLetter, StateStore
-from connector.types import ScoreResult, WriteBack, company_record_id
+from connector.types import ScoreResult, WriteBack, company_record_id, event_record_id
 
 KINDS: tuple[str, ...] = ("write", "input")
 
@@ -102,10 +102,12 @@ def record_of(d: DeadLetter) -> tuple[str, str] | None:
         return None
     if d.kind == "company_write":
         return "company", rid
-    company = company_record_id("")
+    company, event = company_record_id(""), event_record_id("")
     if d.kind == "input" and rid.startswith(company):
         return "company", rid.removeprefix(company)
-    if d.kind == "input" and event_owner(d.payload) is not None:
+    if d.kind == "input" and rid.startswith(event):
+        return "event", rid.removeprefix(event)
+    if d.kind == "input" and event_owner(d.payload) is not None:  # kept before migration 015
         return "event", rid
     return "contact", rid
 

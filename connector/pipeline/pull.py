@@ -15,7 +15,7 @@ from connector.crm.base import CRM_MQL_DATE, BadRecord, ContactPage, EventPage
 from connector.errors import ConfigError
 from connector.pipeline.stage import Stage, iso, parse_dt
 from connector.pipeline.summary import SyncSummary
-from connector.types import Contact, Event
+from connector.types import Contact, Event, event_record_id
 
 if TYPE_CHECKING:
     from connector.pipeline.core import Pipeline
@@ -224,6 +224,11 @@ class Puller(Stage):
             ]
             resolved = self._drop_future_events(resolved, now, summary)
             new_for, n_new = self.store.insert_events_counted(self.crm, resolved)
+            # an event read cleanly settles its dead letter (one dated too far ahead, now
+            # within the day; one that could not be read, read again)
+            self.store.resolve_input_dead_letters(
+                self.crm, [event_record_id(e.source_id) for e in resolved], now
+            )
             touched |= new_for
             self.store.set_write_pending(self.crm, new_for, True)
             summary.new_events += n_new
@@ -254,7 +259,7 @@ class Puller(Stage):
                 added = self.store.add_dead_letter(
                     self.crm,
                     "input",
-                    e.source_id,
+                    event_record_id(e.source_id),
                     {"source": e.source, "id": e.source_id, "contact_id": e.contact_id,
                      "type": e.type, "occurred_at": iso(e.occurred_at)},
                     f"event {e.source_id}: occurred_at {iso(e.occurred_at)} is more than "

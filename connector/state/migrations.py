@@ -421,6 +421,25 @@ def m014_dead_letter_dismissal(db: Database) -> None:
     db.execute("ALTER TABLE dead_letters ADD COLUMN payload_hash TEXT")
 
 
+def m015_event_dead_letter_ids(db: Database) -> None:
+    """An engagement record's input dead letter is kept under `event:<id>`
+    (`connector.types.event_record_id`), as a company's is under `company:<id>`: under its
+    bare id, a contact of the same number read cleanly resolved it (numeric Marketo activity
+    and lead ids, HubSpot e-mail event ids). The ones kept before: those whose payload names
+    a contact (an event's `contact_id`, a HubSpot event's `objectId`, a Marketo activity's
+    `leadId`, an e-mail event's `recipient`: `ops.dead_letters.event_owner`)."""
+    db.execute(
+        "UPDATE dead_letters SET contact_id = 'event:' || contact_id WHERE kind = 'input' "
+        "AND contact_id != '' AND contact_id NOT LIKE 'company:%' "
+        "AND contact_id NOT LIKE 'event:%' AND json_valid(payload) "
+        "AND json_type(payload) = 'object' AND ("
+        "json_extract(payload, '$.contact_id') IS NOT NULL "
+        "OR json_extract(payload, '$.objectId') IS NOT NULL "
+        "OR json_extract(payload, '$.leadId') IS NOT NULL "
+        "OR json_extract(payload, '$.recipient') IS NOT NULL)"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_write_backlog,
@@ -436,6 +455,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m012_run_process,
     m013_mqa_index,
     m014_dead_letter_dismissal,
+    m015_event_dead_letter_ids,
 )
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")

@@ -30,7 +30,7 @@ from connector.errors import (
 )
 from connector.parse import MAX_TEXT, opt_text, parse_timestamp, watched_share
 from connector.text import clean_value
-from connector.types import Event
+from connector.types import Event, event_record_id
 
 MAX_ROLLUP_VIEWS = 200  # page views derived per contact at most (enough for every volume rule)
 
@@ -153,7 +153,7 @@ class EventsMixin(HubSpotCalls):
                     ev = self._event_from(item)
                 except InputError as exc:
                     rid = _rid(item.get("id") if isinstance(item, Mapping) else None, pos)
-                    page.bad.append(BadRecord(rid, f"event {rid}: {exc}", item))
+                    page.bad.append(BadRecord(event_record_id(rid), f"event {rid}: {exc}", item))
                     continue
                 if ev is not None:
                     page.events.append(ev)
@@ -248,7 +248,9 @@ class EventsMixin(HubSpotCalls):
                     recipient, ev = self._email_event_from(item)
                 except InputError as exc:
                     rid = _rid(item.get("id") if isinstance(item, dict) else None, pos)
-                    page.bad.append(BadRecord(rid, f"e-mail event {rid}: {exc}", item))
+                    page.bad.append(
+                        BadRecord(event_record_id(rid), f"e-mail event {rid}: {exc}", item)
+                    )
                     continue
                 if ev is None:
                     continue

@@ -20,7 +20,7 @@ from connector.errors import (
 )
 from connector.parse import opt_text, parse_timestamp, watched_share
 from connector.text import clean_value
-from connector.types import Event
+from connector.types import Event, event_record_id
 
 MAX_TYPE_IDS = 10
 SOURCE = "marketo"
@@ -109,7 +109,7 @@ class ActivitiesMixin(LeadsMixin):
                     ev = self._event_from(act)
                 except InputError as exc:
                     rid = str(act.get("marketoGUID") or act.get("id") or "?")
-                    page.bad.append(BadRecord(rid, f"activity: {exc}", act))
+                    page.bad.append(BadRecord(event_record_id(rid), f"activity: {exc}", act))
                     continue
                 if ev is None:
                     continue

@@ -28,6 +28,7 @@ from connector.errors import (
     InputError,
     RetryableError,
 )
+from connector.types import event_record_id
 
 EXPORT_WINDOW = timedelta(days=30)  # Marketo allows 31; a day of margin for boundaries
 
@@ -114,7 +115,7 @@ class BulkMixin(ActivitiesMixin):
                     ev = self._event_from(act)
                 except (InputError, ValueError) as exc:
                     rid = str(row.get("marketoGUID") or "?")
-                    page.bad.append(BadRecord(rid, f"activity: {exc}", row))
+                    page.bad.append(BadRecord(event_record_id(rid), f"activity: {exc}", row))
                     continue
                 if ev is None:
                     continue

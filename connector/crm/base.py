@@ -62,6 +62,7 @@ class EventPage:
     unresolved: list[tuple[str, Event]] = field(default_factory=list)  # (email, event)
     bad: list[BadRecord] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)  # first seen here: upsert them first
+    merged: dict[str, str] = field(default_factory=dict)  # absorbed id → survivor id (Marketo)
 
 
 @dataclass

@@ -365,8 +365,10 @@ class Pipeline:
 
     def save_event_page(self, page: EventPage, summary: SyncSummary) -> set[str]:
         """Store one page of pulled engagement (idempotent by source id; e-mail events matched
-        to contacts by address) and mark the contacts that gained events "to score". Returns
-        them. Call it inside the transaction that saves the position after the page."""
+        to contacts by address), record the merges it read (Marketo's Merge Leads: the
+        absorbed lead's events move to the survivor) and mark the contacts that gained events
+        "to score". Returns them. Call it inside the transaction that saves the position
+        after the page."""
         return self.puller.save_event_page(page, summary)
 
     def changes_for(

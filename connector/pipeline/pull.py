@@ -115,14 +115,7 @@ class Puller(Stage):
             self.pipeline.planner.note_drift(page.contacts)
             touched.update(c.id for c in page.contacts)
             touched |= self.store.insert_events(self.crm, page.events)
-            for absorbed, survivor in page.merged.items():
-                if self.store.merged_into(self.crm, absorbed) != survivor:
-                    # its account is scored again without it (the survivor's with its events)
-                    self.store.add_member_accounts_due(self.crm, [absorbed], "member merged away")
-                    self.store.merge_contacts(self.crm, absorbed, survivor, now)
-                    summary.merged += 1
-                    touched.discard(absorbed)
-                    touched.add(survivor)
+            self._apply_merges(page.merged, touched, summary, now)
             bad_records = self.dead_letter_bad(page.bad, now)
             # read cleanly: an input dead letter of an earlier read of it is resolved
             self.store.resolve_input_dead_letters(self.crm, (c.id for c in page.contacts), now)
@@ -137,6 +130,21 @@ class Puller(Stage):
         summary.note_pulled(c.id for c in page.contacts)
         summary.bad_records += bad_records
         return touched
+
+    def _apply_merges(
+        self, merged: dict[str, str], touched: set[str], summary: SyncSummary, now: datetime
+    ) -> None:
+        """Record merges (absorbed id -> survivor id) not recorded yet: the absorbed contact's
+        events move to the survivor (scored with them, `touched`), it stops being scored and
+        written, and its account is scored again without it. A merge read again is a no-op."""
+        for absorbed, survivor in merged.items():
+            if self.store.merged_into(self.crm, absorbed) != survivor:
+                # its account is scored again without it (the survivor's with its events)
+                self.store.add_member_accounts_due(self.crm, [absorbed], "member merged away")
+                self.store.merge_contacts(self.crm, absorbed, survivor, now)
+                summary.merged += 1
+                touched.discard(absorbed)
+                touched.add(survivor)
 
     def _upsert_carried(self, contacts: list[Contact], now: datetime) -> None:
         """Upsert pulled contacts, keeping what the worker maintains itself (`carry_state`)."""
@@ -208,6 +216,12 @@ class Puller(Stage):
                 touched.update(ids)
                 self.store.set_write_pending(self.crm, ids, True)
                 summary.note_pulled(ids)
+            if page.merged:  # before the events: one of the absorbed lead's goes to the survivor
+                merged: set[str] = set()
+                self._apply_merges(page.merged, merged, summary, now)
+                touched -= set(page.merged)
+                touched |= merged
+                self.store.set_write_pending(self.crm, merged, True)
             events = list(page.events)
             if page.unresolved:
                 by_email = self.store.find_contact_ids_by_email(

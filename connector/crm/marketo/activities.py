@@ -1,5 +1,6 @@
 """Activities: type discovery (types.json), the activity streams by paging token (leads seen
-first in an activity travel with the events) and parsing an activity into an `Event`."""
+first in an activity travel with the events), parsing an activity into an `Event`, and the
+Merge Leads activity read into the page's merges (loser id -> winner id)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,23 @@ SOURCE = "marketo"
 
 # Activity types read (when configured in LEADSCORE_MARKETO_ACTIVITY_TYPES) as status changes
 STATUS_CHANGE_TYPES = frozenset({"change data value", "change status in progression"})
+
+# The activity Marketo logs on the winning lead of a merge (type 32 in Marketo's own list,
+# found by name in types.json as every type is). "Merge IDs" holds the losers' ids ("[43,44]")
+# (Adobe's Experience Platform field mappings for Marketo, activityTypeId 32; Fivetran's
+# `activity_merge_leads.merge_ids`). Always read, in the first activity stream with room.
+MERGE_LEADS = "merge leads"
+MERGE_IDS = "Merge IDs"
+
+
+def merged_ids(value: Any, winner: str) -> list[str]:
+    """The losers' ids a Merge Leads activity names: "[43,44]", "43, 44", 43 or [43, 44]
+    (the winner's own id, if listed, left out). InputError naming the value otherwise."""
+    items = value if isinstance(value, list) else re.split(r"[\s,;]+", str(value).strip("[] "))
+    ids = [str(i).strip() for i in items if str(i).strip()]
+    if not ids or any(not i.isdigit() for i in ids) or isinstance(value, bool):
+        raise InputError(f"{MERGE_IDS}: not a list of lead ids ({str(value)[:60]!r})")
+    return [i for i in dict.fromkeys(ids) if i != winner]
 
 
 def _squash(name: str) -> str:
@@ -61,11 +79,36 @@ class ActivitiesMixin(LeadsMixin):
                     "none of the configured Marketo activity types exist in this instance "
                     "(LEADSCORE_MARKETO_ACTIVITY_TYPES)"
                 )
+            merge = [
+                int(t["id"])
+                for t in data.get("result") or []
+                if isinstance(t, dict)
+                and isinstance(t.get("id"), int)
+                and str(t.get("name") or "").lower() == MERGE_LEADS
+                and int(t["id"]) not in found
+            ]
+            self._merge_type = merge[0] if merge else None
+            if self._merge_type is None:
+                log.warning(
+                    "Marketo instance has no 'Merge Leads' activity type: a merged-away lead "
+                    "is seen as deleted only, its events stay its own"
+                )
             self._types = found
         return self._types
 
+    def merge_type(self) -> int | None:
+        """The Merge Leads activity type id (read from types.json with the others)."""
+        self.activity_types()
+        return self._merge_type
+
     def _type_groups(self) -> list[list[int]]:
+        """The type ids read together (<= 10 a call): the configured ones in id order, then
+        Merge Leads, last, so it joins the last group where it has room (no extra call) and
+        never moves a configured type to another stream (each has its own cursor)."""
         ids = sorted(self.activity_types())
+        merge = self.merge_type()
+        if merge is not None:
+            ids.append(merge)
         return [ids[i : i + MAX_TYPE_IDS] for i in range(0, len(ids), MAX_TYPE_IDS)]
 
     def event_streams(self) -> Sequence[str]:
@@ -99,27 +142,41 @@ class ActivitiesMixin(LeadsMixin):
             "batchSize": str(self.page_size),
         }
         start = position or self._paging_token(since)
+        merge_type = self.merge_type()
         for results, nxt, _more in self._paged(
             "activities.list", "/rest/v1/activities.json", params, start
         ):
             page = EventPage(events=[], position=nxt, high_water=None)
             past_until = False
+            winners: list[str] = []
             for act in results:
                 try:
-                    ev = self._event_from(act)
+                    if merge_type is not None and act.get("activityTypeId") == merge_type:
+                        at, winner, losers = self._merge_from(act)
+                        ev = None
+                    else:
+                        ev = self._event_from(act)
+                        if ev is None:
+                            continue
+                        at = ev.occurred_at
                 except InputError as exc:
                     rid = str(act.get("marketoGUID") or act.get("id") or "?")
                     page.bad.append(BadRecord(event_record_id(rid), f"activity: {exc}", act))
                     continue
-                if ev is None:
-                    continue
-                if until is not None and ev.occurred_at >= until:
+                if until is not None and at >= until:
                     past_until = True
                     continue
-                page.events.append(ev)
-                if page.high_water is None or ev.occurred_at > page.high_water:
-                    page.high_water = ev.occurred_at
-            unknown = list(dict.fromkeys(e.contact_id for e in page.events))
+                if ev is not None:
+                    page.events.append(ev)
+                else:  # in log order: a lead merged on after this merge follows it
+                    winners.append(winner)
+                    for loser in losers:
+                        page.merged.pop(loser, None)
+                        page.merged[loser] = winner
+                if page.high_water is None or at > page.high_water:
+                    page.high_water = at
+            # a winner never seen yet is read like an activity's lead (its profile scores it)
+            unknown = list(dict.fromkeys([*(e.contact_id for e in page.events), *winners]))
             unknown = [cid for cid in unknown if cid not in self._known and cid.isdigit()]
             if unknown and self._stored_leads is not None:
                 # leads the caller stores already: their changes come as lead changes, so an
@@ -137,6 +194,31 @@ class ActivitiesMixin(LeadsMixin):
             yield page
             if past_until:
                 return
+
+    def _merge_from(self, act: Mapping[str, Any]) -> tuple[datetime, str, list[str]]:
+        """A Merge Leads activity: (when, the winner (the activity's lead), the losers)."""
+        guid = opt_text(act.get("marketoGUID"), "marketoGUID")
+        if guid is None:
+            raise InputError("marketoGUID: missing")
+        winner = opt_text(act.get("leadId"), "leadId")
+        if winner is None or not winner.isdigit():
+            raise InputError(f"{guid}: leadId missing")
+        at = parse_timestamp(act.get("activityDate"), "activityDate")
+        raw = act.get("attributes") or []
+        attrs = (
+            {str(a.get("name")).lower(): a.get("value") for a in raw if isinstance(a, dict)}
+            if isinstance(raw, list)
+            else {str(k).lower(): v for k, v in raw.items()}
+            if isinstance(raw, Mapping)
+            else {}
+        )
+        if MERGE_IDS.lower() not in attrs:
+            raise InputError(f"{guid}: Merge Leads without '{MERGE_IDS}'")
+        try:
+            losers = merged_ids(attrs[MERGE_IDS.lower()], winner)
+        except InputError as exc:
+            raise InputError(f"{guid}: {exc}") from None
+        return at, winner, losers
 
     def _event_from(self, act: Mapping[str, Any]) -> Event | None:
         guid = opt_text(act.get("marketoGUID"), "marketoGUID")

@@ -96,6 +96,7 @@ class MarketoAdapter(BulkMixin, WritesMixin, CompaniesMixin):
         self._refresh_at = 0.0
         self._fields: dict[str, FieldInfo] | None = None
         self._types: dict[int, tuple[str, str]] | None = None
+        self._merge_type: int | None = None  # Merge Leads, found with the types
         self._known: set[str] = set()  # lead ids already handed out as Contacts (bounded)
         self._stored_leads: Callable[[Sequence[str]], set[str]] | None = None
         self._status_stages = {k.lower(): v for k, v in self.config.status_stages.items()}

@@ -109,6 +109,7 @@ class MarketoCalls:
     _refresh_at: float
     _fields: dict[str, FieldInfo] | None
     _types: dict[int, tuple[str, str]] | None
+    _merge_type: int | None
     _known: set[str]
     # the ids among these the caller stores already, live (`use_stored_contacts`)
     _stored_leads: Callable[[Sequence[str]], set[str]] | None

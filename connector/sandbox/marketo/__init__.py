@@ -18,7 +18,9 @@ Endpoints (``reference/marketo-api.md`` is the spec this follows):
   ``batchSize`` (<= 300), ``nextPageToken``; more than 1,000 matches -> 1003. POST
   ``{action, lookupField: id|email, input (<= 300)}`` with per-record created/updated/skipped
   and reasons (1004 not found, 1005 exists, 1006 field not found, 1007 multiple match, 1003
-  invalid value). ``/rest/v1/lead/{id}.json``; ``/rest/v1/leads/delete.json``.
+  invalid value). ``/rest/v1/lead/{id}.json``; ``/rest/v1/leads/delete.json``;
+  ``POST /rest/v1/leads/{id}/merge.json?leadId=|leadIds=&mergeInCRM=`` (the path's lead wins;
+  ``{requestId, success}`` with no ``result``; see ``Instance.merge_leads``).
 * ``/rest/v1/leads/describe.json`` and ``describe2.json`` (instance-specific field names).
 * ``/rest/v1/activities/types.json``, ``pagingtoken.json?sinceDatetime=``,
   ``/rest/v1/activities.json`` (<= 10 ``activityTypeIds``, <= 30 ``leadIds``),
@@ -50,7 +52,10 @@ Behaviour worth knowing (each one is exercised in ``tests/test_marketo_sandbox.p
   A page with nothing to return has no ``result`` key at all, as on the real API.
 * Writes bump ``updatedAt`` and log a Change Data Value (13) activity per changed field
   (Change Score, 22, for ``leadScore``); creates log New Lead (12); deletes log Delete Lead (37),
-  which ``deletedleads.json`` reports.
+  which ``deletedleads.json`` reports. A merge moves the losers' activities to the winner,
+  deletes the losers (as a delete does), fills the winner's empty fields from them and logs
+  Merge Leads (32) on the winner with ``Merge IDs`` ("[43,44]"), ``Merge Source``, ``Merged in
+  Sales`` and ``Master Updated``.
 * Bulk export: at most 2 jobs processing and 10 queued (1029); a job takes ``export_seconds``
   to process; ``fail_next_export = True`` makes the next one end ``Failed``.
 * Faults: the generic :class:`~connector.sandbox.base.Faults` (5xx, dropped connections,
@@ -78,6 +83,7 @@ from connector.sandbox.marketo.activities import (
     DELETE_LEAD,
     MAX_LEAD_IDS,
     MAX_TYPE_IDS,
+    MERGE_LEADS,
     NEW_LEAD,
     WEBINAR_ATTENDED,
     WEBINAR_REGISTERED,
@@ -100,6 +106,7 @@ from connector.sandbox.marketo.instance import DEFAULT_MUNCHKIN, Instance
 from connector.sandbox.marketo.leads import (
     MAX_FILTER_VALUES,
     MAX_MATCHES,
+    MAX_MERGE_LOSERS,
     STANDARD_FIELDS,
     FieldDef,
     LeadRecord,
@@ -123,9 +130,11 @@ __all__ = [
     "MAX_FILTER_VALUES",
     "MAX_LEAD_IDS",
     "MAX_MATCHES",
+    "MAX_MERGE_LOSERS",
     "MAX_PROCESSING",
     "MAX_QUEUED",
     "MAX_TYPE_IDS",
+    "MERGE_LEADS",
     "NEW_LEAD",
     "STANDARD_FIELDS",
     "WEBINAR_ATTENDED",

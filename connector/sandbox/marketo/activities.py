@@ -29,6 +29,9 @@ CHANGE_DATA_VALUE = 13
 CHANGE_SCORE = 22
 
 
+MERGE_LEADS = 32
+
+
 DELETE_LEAD = 37
 
 
@@ -108,6 +111,12 @@ def standard_activity_types() -> list[ActivityType]:
                      ("Score Name", "integer"), (("Change Value", "string"),
                                                  ("New Value", "integer"),
                                                  ("Old Value", "integer"), ("Reason", "string"))),
+        # logged on the winner; its attribute names as Adobe's Experience Platform maps them
+        # (``attributes.Merge IDs`` etc. for activityTypeId 32), "Merge IDs" as Fivetran
+        # stores it: the losers' ids in brackets, "[43,44]"
+        ActivityType(32, "Merge Leads", "Merge two or more leads", ("Lead ID", "integer"),
+                     (("Merge IDs", "string"), ("Merge Source", "string"),
+                      ("Merged in Sales", "boolean"), ("Master Updated", "boolean"))),
         ActivityType(37, "Delete Lead", "Delete a person", ("Lead ID", "integer"),
                      (("Remove from CRM", "boolean"),)),
         ActivityType(46, "Interesting Moment", "Interesting moment", ("Milestone ID", "integer"),

@@ -108,6 +108,7 @@ class MarketoApp(
             ("GET", r"/rest/v1/leads\.json", self._get_leads),
             ("POST", r"/rest/v1/leads\.json", self._sync_leads),
             ("POST", r"/rest/v1/leads/delete\.json", self._delete_leads),
+            ("POST", r"/rest/v1/leads/(?P<id>\d+)/merge\.json", self._merge_leads),
             ("GET", r"/rest/v1/lead/(?P<id>\d+)\.json", self._get_lead),
             ("GET", r"/rest/v1/leads/describe\.json", self._describe),
             ("GET", r"/rest/v1/leads/describe2\.json", self._describe2),

@@ -16,6 +16,7 @@ from connector.sandbox.marketo.activities import (
     CHANGE_DATA_VALUE,
     CHANGE_SCORE,
     DELETE_LEAD,
+    MERGE_LEADS,
     NEW_LEAD,
     ActivityRecord,
     ActivityType,
@@ -257,6 +258,60 @@ class Instance:
                 guid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"marketo/delete-lead/{rec.id}")),
             )
             return rec
+
+    def merge_leads(
+        self,
+        winner_id: int,
+        loser_ids: Sequence[int],
+        *,
+        source: str = "Web service API",
+    ) -> ActivityRecord:
+        """Merge live leads into a live winner, as Marketo does: the losers' activity logs
+        move to the winner (Marketo keeps the history on the surviving record), each loser is
+        deleted as a delete does (Delete Lead, in ``deletedleads.json``), a field empty on the
+        winner takes the first loser's value in ``loser_ids`` order, the winner's
+        ``updatedAt`` moves and Merge Leads (32) is logged on it. The caller has checked
+        that the ids exist and differ (``LeadsAPI._merge_leads``)."""
+        with self.lock:
+            winner = self.lead(winner_id)
+            losers = [self.lead(i) for i in loser_ids]
+            if winner is None or any(r is None or r.id == winner.id for r in losers):
+                raise ValueError(f"cannot merge {list(loser_ids)} into {winner_id}")
+            live = [r for r in losers if r is not None]
+            at = max(self.now_ms(), winner.updated_ms + 1)
+            moved = {r.id for r in live}
+            for act in self.activities:
+                if act.lead_id in moved:
+                    act.lead_id = winner.id
+            fills: dict[str, Any] = {}
+            for rec in live:
+                for name, value in rec.values.items():
+                    fdef = self.fields.get(name)
+                    if fdef is None or fdef.read_only or value is None or value == "":
+                        continue
+                    if winner.values.get(name) in (None, "") and name not in fills:
+                        fills[name] = render(fdef, value)
+            for rec in live:
+                self.delete_lead(rec.id, at_ms=at)
+            if fills:
+                self.update_lead(winner, fills, source="Merge Leads", at_ms=at)
+            winner.updated_ms = at
+            name = " ".join(
+                str(v) for v in (winner.values.get("firstName"), winner.values.get("lastName")) if v
+            )
+            return self.add_activity(
+                winner.id,
+                MERGE_LEADS,
+                name or str(winner.id),
+                [
+                    ("Merge IDs", "[" + ",".join(str(r.id) for r in live) + "]"),
+                    ("Merge Source", source),
+                    ("Merged in Sales", False),  # no CRM is synced with the sandbox
+                    ("Master Updated", bool(fills)),  # (our reading: the winner took values)
+                ],
+                at_ms=at,
+                primary_value_id=winner.id,
+            )
 
     def lead_json(self, rec: LeadRecord, fields: Sequence[str]) -> JsonDict:
         out: JsonDict = {"id": rec.id}

@@ -147,3 +147,7 @@ class MarketoSandbox(RunningSandbox[MarketoApp]):
 
     def delete_lead(self, lead_id: int) -> None:
         self.instance.delete_lead(lead_id)
+
+    def merge_leads(self, winner_id: int, *loser_ids: int) -> ActivityRecord:
+        """Merge leads as a user does in the UI (Person Actions > Merge People)."""
+        return self.instance.merge_leads(winner_id, loser_ids, source="Marketo UI")

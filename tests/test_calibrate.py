@@ -437,6 +437,10 @@ def test_written_yaml_validates_and_changes_only_points_and_caps(
     assert "product_guide points the wrong way" in text
     new = yaml.safe_load(text)
     old = yaml.safe_load(Path(misset.path).read_text(encoding="utf-8"))
+    # the priority bands follow the points (test_calibrate_priority_refit): the MQL threshold
+    # is kept, so band 1 (its bar) stays; band 2 keeps its share of the contacts
+    bands = [{"name": "1", "min": 100}, {"name": "2", "min": 20}, {"name": "3", "min": 0}]
+    assert "priority" not in old and new.pop("priority") == {"bands": bands}
     for raw in (new, old):
         raw.pop("version")
         raw["lifecycle"]["mql"].pop("threshold")

@@ -293,7 +293,7 @@ def test_a_model_without_accounts_calibrates_as_before(
     s = r.suggestion
     assert r.accounts is None and s is not None and s.accounts is None
     assert s.threshold == 103
-    assert not [p for p in [*s.edits, *s.additions] if p[0] == "accounts"]
+    assert not [p for p in [*s.edits, *s.additions] if p[:1] == ("accounts",)]
     assert "accounts" not in yaml.safe_load(s.text) and "Accounts refit" not in s.text
     assert account_refit_lines(r) == []
 

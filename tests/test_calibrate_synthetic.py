@@ -243,7 +243,8 @@ def test_proposed_rules_include_the_planted_feature_and_not_the_noise(
     assert rule.points == planted.points and rule.cap == planted.points
     assert rule.category == "suggested" and "(new: suggested by calibrate)" in rule.description
     assert f"NEW rule new_page_scholarship: {planted.points:+d}" in s.text
-    assert s.text.count("# NEW: suggested by calibrate") == 2  # the rule and its category
+    # the rule, its category and the default priority bands, refit (priority_refit.py)
+    assert s.text.count("# NEW: suggested by calibrate") == 3
     out = tmp_path / "suggested.yaml"
     out.write_text(s.text, encoding="utf-8")
     assert validate_model_file(out)[1] == []

@@ -38,7 +38,10 @@
    scale (accounts_refit.py): its numbers on the contact points' scale times the MQL
    threshold's change, and the MQA threshold that keeps the current MQAs on the stored data
    (scored by `simulate --model`'s machinery), each change and the MQAs before and after
-   reported.
+   reported. The priority bands follow too (priority_refit.py): on the same machinery's
+   scores, each band's minimum keeps the share of the contacts at or above it, a band at the
+   MQL threshold follows the threshold (too few contacts: the minimums scaled), every band's
+   minimum and contacts before and after reported.
 
 7. **Accounts** (accounts.py, with account scoring on): account outcomes from the members'
    outcomes, each account replayed with the sync's account scorer; conversion by account grade

@@ -38,7 +38,7 @@ Every number changed is reported (old → new), with the MQAs now and with the s
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -123,31 +123,43 @@ def contact_scale_numbers(section: AccountsModel) -> list[tuple[PathKey, str, fl
 def keep_mqas(current: Collection[str], eligible: Mapping[str, float], target: float) -> int:
     """The whole-number MQA threshold whose MQAs (the `eligible` accounts, those of an MQA
     grade with enough people engaged, scoring at or above it) differ from `current` in the
-    fewest accounts. Several thresholds give the same MQAs (every one between two accounts'
-    scores): the scaled threshold `target` when it is one of them, else the middle of the gap
-    between the accounts on either side (the widest margin: the nearest account is as far as
-    can be), else (no account below, or none above) the one next to the accounts; then the
-    nearest to `target`. At a whole threshold T a score s counts when floor(s) >= T."""
-    aim = round(target)
+    fewest accounts (`pick_threshold`'s choice among the thresholds that do so). At a whole
+    threshold T a score s counts when floor(s) >= T."""
     levels = sorted({math.floor(s) for s in eligible.values()}, reverse=True)
     ordered = sorted(eligible, key=lambda a: (-eligible[a], a))
-    top = max(aim, levels[0] + 1) if levels else aim  # above every score: no MQA
-    diff = len(current)  # every current MQA lost
-    best = (diff, abs(top - target), top)
+    diff = len(current)  # above every score: every current MQA lost
+    top = diff
+    plateaus: list[tuple[int, float]] = []
     i = 0
-    for j, level in enumerate(levels):
+    for level in levels:
         while i < len(ordered) and math.floor(eligible[ordered[i]]) >= level:
             diff += -1 if ordered[i] in current else 1
             i += 1
-        # the whole thresholds with these MQAs: from the next level + 1 up to this one
-        low = levels[j + 1] + 1 if j + 1 < len(levels) else None
+        plateaus.append((level, diff))
+    return pick_threshold(plateaus, top, target)
+
+
+def pick_threshold(plateaus: Sequence[tuple[int, float]], top: float, target: float) -> int:
+    """The whole threshold of the least cost. `plateaus`: (level, cost), the distinct whole
+    score levels highest first, each with the cost of every whole threshold from the next
+    level + 1 up to it (they count the same records); `top`: the cost above every level.
+    Several thresholds cost the least: the scaled threshold `target` when it is one of them,
+    else the middle of the gap between the records on either side (the widest margin: the
+    nearest record is as far as can be), else (no record below, or none above) the one next
+    to the records; then the nearest to `target`."""
+    aim = round(target)
+    first = max(aim, plateaus[0][0] + 1) if plateaus else aim  # above every score
+    best = (top, abs(first - target), first)
+    for j, (level, cost) in enumerate(plateaus):
+        # the whole thresholds with these records: from the next level + 1 up to this one
+        low = plateaus[j + 1][0] + 1 if j + 1 < len(plateaus) else None
         if low is None:
             t = min(aim, level)
         elif low <= aim <= level:
             t = aim
         else:
             t = (low + level) // 2
-        best = min(best, (diff, abs(t - target), t))
+        best = min(best, (cost, abs(t - target), t))
     return best[2]
 
 

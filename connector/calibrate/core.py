@@ -7,6 +7,7 @@ the admin reviews the file, `simulate`s it and then `rescore`s.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from connector.calibrate.observe import (
     fit_features_of,
     force_features_of,
 )
+from connector.calibrate.priority_refit import SHARES, PriorityRefit, refit_priority
 from connector.calibrate.stats import RuleLift, lift_table
 from connector.calibrate.suggest import (
     Additions,
@@ -103,6 +105,7 @@ class Suggestion:
     model: LoadedModel  # validated by the real loader
     text: str  # the YAML (title table by absolute path; `write_suggestion` makes it relative)
     accounts: AccountsRefit | None = None  # the accounts section refit to the new scale
+    priority: PriorityRefit | None = None  # the priority bands refit (the lifecycle score's)
 
     @property
     def sign_flips(self) -> list[PointChange]:
@@ -316,7 +319,11 @@ def calibrate(
         model_edits(model, changes, threshold, version, caps, grades), additions
     )
     acc_refit: AccountsRefit | None = None
-    if not target.named:  # the accounts roll the lifecycle score up
+    bands: PriorityRefit | None = None
+    if not target.named:  # the bands and the accounts read the lifecycle score
+        band_edits, band_adds, bands = refit_priority(
+            model, threshold, edits, adds, store=store, crm=crm, now=now, enrich=enrich
+        )
         found = refit_accounts(
             model,
             threshold / current_t if threshold > 0 and current_t > 0 else 1.0,
@@ -331,8 +338,19 @@ def calibrate(
         if found is not None and (found[2].numbers or found[2].current_mqas is not None):
             acc_edits, acc_adds, acc_refit = found
             edits, adds = {**edits, **acc_edits}, merged_additions(adds, acc_adds)
+        edits, adds = {**edits, **band_edits}, merged_additions(adds, band_adds)
     header = _header(
-        model, ds.counts.labelled, o, now, changes, threshold, caps, grades, target, acc_refit
+        model,
+        ds.counts.labelled,
+        o,
+        now,
+        changes,
+        threshold,
+        caps,
+        grades,
+        target,
+        acc_refit,
+        bands,
     )
     header[-1:-1] = [
         f"NEW rule {c.name}: {c.points:+d} ({c.key}: lift {c.lift.value:.2f} "
@@ -362,6 +380,7 @@ def calibrate(
         model=suggested,
         text=text,
         accounts=acc_refit,
+        priority=bands,
     )
     all_feats = [*features_of(model), *fit_features_of(model), *force_features_of(model)]
     comparison = Comparison(
@@ -394,6 +413,7 @@ def _header(
     grades: GradeFit | None = None,
     target: ScoreTarget | None = None,
     accounts: AccountsRefit | None = None,
+    priority: PriorityRefit | None = None,
 ) -> list[str]:
     days = o.horizon / timedelta(days=1)
     lines = [
@@ -415,19 +435,24 @@ def _header(
         if threshold != old_t:
             lines.append(f"Threshold of {target.name}: {old_t:g} -> {threshold:g}.")
     else:
-        lines += [
-            "Only points (engagement, tiers, profile), the caps that scale with them, the grades,",
-            "lifecycle.mql.threshold"
+        lines += textwrap.wrap(
+            "Only points (engagement, tiers, profile), the caps that scale with them, the "
+            "grades, lifecycle.mql.threshold"
             + (", the accounts section's points and thresholds" if accounts else "")
-            + " and version differ from it. NOT applied: review it, check it",
-            "with `leadscore validate-model`, preview it with `leadscore simulate --model` and",
-            "`leadscore rescore --dry-run --model`, then apply it with "
-            "`leadscore rescore --model`.",
-        ]
+            + (", the priority bands" if priority is not None and priority.changed else "")
+            + " and version differ from it. NOT applied: review it, check it with `leadscore "
+            "validate-model`, preview it with `leadscore simulate --model` and `leadscore "
+            "rescore --dry-run --model`, then apply it with `leadscore rescore --model`.",
+            width=88,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
         if threshold != old_t:
             lines.append(f"MQL threshold: {old_t:g} -> {threshold:g}.")
         if accounts is not None:
             lines += _accounts_header(accounts)
+        if priority is not None:
+            lines += _priority_header(priority)
     if grades is not None:
         g, p = grades.grades, grades.score_points
         lines.append(
@@ -464,6 +489,23 @@ def _accounts_header(a: AccountsRefit) -> list[str]:
             f"MQA threshold chosen to keep the current MQAs: {a.current_mqas} MQA(s) now, "
             f"{a.suggested_mqas} with this model on the same data ({a.kept_mqas} kept)."
         )
+    return lines
+
+
+def _priority_header(p: PriorityRefit) -> list[str]:
+    how = (
+        f"on {p.contacts} stored contacts (contacts now -> with this model)"
+        if p.method == SHARES
+        else f"x{p.scale:g} ({p.contacts} scored contact(s): too few to keep the bands' shares)"
+    )
+    lines = [f"Priority bands {'refit' if p.changed else 'kept'} {how}:"]
+    for b in p.bands:
+        counts = (
+            f"; {b.contacts_now} -> {b.contacts_suggested} contacts"
+            if b.contacts_now is not None
+            else ""
+        )
+        lines.append(f"  band {b.name}: min {b.current:g} -> {b.suggested:g} ({b.how}{counts})")
     return lines
 
 

@@ -20,6 +20,7 @@ from connector.calibrate.accounts_refit import KEPT
 from connector.calibrate.caps import CapChange
 from connector.calibrate.core import CalibrationResult, Comparison, Suggestion
 from connector.calibrate.fit import Band, ModelMetrics, PointChange
+from connector.calibrate.priority_refit import MIN_CONTACTS, SHARES
 from connector.calibrate.stats import RuleLift, ci_text, num, pct, ranked, wilson
 from connector.console import fit_table
 
@@ -175,6 +176,39 @@ def account_refit_lines(r: CalibrationResult) -> list[str]:
             f"({num(r.accounts.suggested.threshold)}) is on the current model's points."
         )
     return out
+
+
+def priority_refit_lines(s: Suggestion) -> list[str]:
+    """What the suggestion did to the priority bands (priority_refit.py): every band's minimum,
+    old → new, and its contacts now and with the suggested model on the same data."""
+    p = s.priority
+    if p is None:
+        return []
+    verb = "refit" if p.changed else "kept"
+    bands = "; ".join(f"{b.name} {num(b.current)} → {num(b.suggested)} ({b.how})" for b in p.bands)
+    if p.method != SHARES:
+        return [
+            f"Priority bands {verb}, scaled with the contact points (×{num(p.scale)}, the MQL "
+            f"threshold's {num(s.current_threshold)} → {num(s.threshold)}): {p.contacts:,} "
+            f"stored contact(s) scored, too few (under {MIN_CONTACTS}) to keep each band's "
+            f"share of: {bands}."
+        ]
+
+    def counts(values: Sequence[int | None]) -> str:
+        return ", ".join(f"{n:,}" for n in values if n is not None)
+
+    moved = "; ".join(
+        f"{b.name}: {b.contacts_now:,} → {b.contacts_suggested:,}"
+        for b in p.bands
+        if b.contacts_now is not None and b.contacts_suggested is not None
+    )
+    return [
+        f"Priority bands {verb} to the suggested contact points, on {p.contacts:,} stored "
+        "contacts scored with both models (each band keeps its share of them; a band at the MQL "
+        f"threshold follows it; the last band's minimum is scaled): {bands}.",
+        f"Contacts per band, now → with the suggestion: {moved} (with the bands left as they "
+        f"were: {counts([b.contacts_unrefit for b in p.bands])}).",
+    ]
 
 
 CANDIDATE_COLUMNS = (
@@ -387,7 +421,8 @@ def print_calibration(
     console.print(fit_table(console, table))
     for line in footnotes:
         console.print(line, highlight=False)
-    for line in [*cap_lines(s.caps), *grade_lines(s), *account_refit_lines(r)]:
+    refits = [*account_refit_lines(r), *priority_refit_lines(s)]
+    for line in [*cap_lines(s.caps), *grade_lines(s), *refits]:
         console.print(line, highlight=False)
     cands = candidates_rich(s)
     if cands is not None:
@@ -648,7 +683,12 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
     )
     out += [
         f"<p>{_e(line)}</p>"
-        for line in [*cap_lines(s.caps), *grade_lines(s), *account_refit_lines(r)]
+        for line in [
+            *cap_lines(s.caps),
+            *grade_lines(s),
+            *account_refit_lines(r),
+            *priority_refit_lines(s),
+        ]
     ]
     rows = candidate_rows(s)[:15]
     if rows:

@@ -3,8 +3,9 @@
 The current file's text is edited in place, scalar by scalar, at the positions PyYAML's composer
 reports: `points` of engagement rules, `points` of tiers, the rule and category `cap`s that scale
 with them (caps.py), `lifecycle.mql.threshold`, the accounts section's numbers on the contact
-scale (accounts_refit.py; a key the file leaves to its default is added) and `version`
-(plus `title_rules` when the new file lives in another folder, so it still finds the title table).
+scale (accounts_refit.py; a key the file leaves to its default is added), the priority bands'
+minimums (priority_refit.py; the default bands added whole) and `version` (plus
+`title_rules` when the new file lives in another folder, so it still finds the title table).
 Comments, key order and flow style stay as the team wrote them, so a plain diff shows exactly
 what changed. The edited text is parsed back and compared with the intended content; if they
 differ (an unusual layout: anchors, a missing key), the content is dumped whole instead.

@@ -436,7 +436,7 @@ def simulate_cmd(
     if as_json:
         from connector.jsonout import emit
 
-        doc = jsonable(sim, skip=("by_grade", "curve"))
+        doc = jsonable(sim, skip=("by_grade", "curve", "shown"))
         doc["by_grade"] = {
             g: {"current": now_n, "simulated": sim_n} for g, (now_n, sim_n) in sim.by_grade.items()
         }

@@ -18,6 +18,7 @@ scores read points, never the MQL threshold, so the curve stays two scoring pass
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -78,6 +79,9 @@ class Simulation:
     current_threshold: float | None = None
     simulated_threshold: float | None = None
     accounts: AccountSimulation | None = None  # with account scoring on
+    # contacts by their score as the CRM shows it (rounded, as the priority label reads it),
+    # each side: calibrate refits the priority bands from them (calibrate/priority_refit.py)
+    shown: tuple[Counter[int], Counter[int]] = field(default_factory=lambda: (Counter(), Counter()))
 
     @property
     def gained(self) -> int:
@@ -327,6 +331,8 @@ def model_sides(
 
 
 def _tally(sim: Simulation, cid: str, label: str, cur: Side, new: Side) -> None:
+    sim.shown[0][round(cur.score)] += 1
+    sim.shown[1][round(new.score)] += 1
     sim._count(cur, 0)
     sim._count(new, 1)
     if (cur.mql is None) != (new.mql is None):

@@ -266,14 +266,21 @@ class AccountStage:
             if c.properties.get("externalCompanyId")
         }
         companies: dict[str, CrmCompany] = self.store.get_crm_companies(self.crm, wanted)
-        missing = [c for c in wanted if c not in companies]
+        marketo = self.p.adapter.name == "marketo"
+        # a Marketo record stored before its own number was kept (the property `id`, which
+        # `explain --account` finds it by) is read once more
+        missing = [
+            c
+            for c in wanted
+            if c not in companies
+            or (marketo and not companies[c].archived and not (companies[c].properties or {}))
+        ]
         if missing and self._capable("get_companies"):
             fetched = self.p.adapter.get_companies(missing)  # type: ignore[attr-defined]
             self.store.upsert_crm_companies(self.crm, fetched, self.p.clock())
             companies.update({c.id: c for c in fetched})
         # Marketo: the lead's company record where the instance offers it, else its company
         # field (HubSpot contacts have no company record key: primary company, else domain)
-        marketo = self.p.adapter.name == "marketo"
         company_records = self._capable("get_companies") and bool(
             getattr(self.p.adapter, "companies_available", True)
         )

@@ -463,7 +463,8 @@ def sync_json(summary: object, *, dry_run: bool) -> dict[str, object]:
     "--account",
     "account_key",
     metavar="DOMAIN|ID",
-    help="Explain an account (a company domain, CRM company id or account id) instead.",
+    help="Explain an account (a company domain, CRM company id, account id or company name) "
+    "instead.",
 )
 @click.option(
     "--contacts",
@@ -839,7 +840,7 @@ def _explain_account(
             click.echo(f"note: {crm_text(note, 400)}", err=True)
         click.echo(
             f"error: no scored account {key!r} in {settings.state_path} (a domain, a CRM "
-            "company id or an account id; `leadscore accounts` lists them)",
+            "company id, an account id or a company name; `leadscore accounts` lists them)",
             err=True,
         )
         sys.exit(1)

@@ -219,8 +219,8 @@ def test_explain_account_errors_are_one_line_with_an_exit_code(demo_db: Path) ->
     res = CliRunner().invoke(cli, ["--state", str(demo_db), "explain", "--account", "nowhere.com"])
     assert res.exit_code == 1
     assert res.output == (
-        f"error: no scored account 'nowhere.com' in {demo_db} (a domain, a CRM company id or "
-        "an account id; `leadscore accounts` lists them)\n"
+        f"error: no scored account 'nowhere.com' in {demo_db} (a domain, a CRM company id, an "
+        "account id or a company name; `leadscore accounts` lists them)\n"
     )
     res = CliRunner().invoke(cli, ["--state", str(demo_db), "explain"])
     assert (res.exit_code, res.output) == (

@@ -265,3 +265,45 @@ def test_a_currency_that_is_no_number_is_refused(sb: MarketoSandbox) -> None:
     assert [r["status"] for r in result] == ["skipped", "skipped", "updated"]
     assert {r["reasons"][0]["code"] for r in result[:2]} == {"1003"}
     assert sb.instance.companies[9010].values["annualRevenue"] == 2_500_000.0
+
+
+def test_a_json_query_reads_an_external_company_id_with_a_comma_whole(
+    sb: MarketoSandbox, http: requests.Session
+) -> None:
+    """`filterValues` is comma-separated, so `Acme, Inc.` cannot be asked for in it (the
+    third-party client's query finds nothing); the lead database's JSON query form (a POST
+    with `?_method=GET`, the values in `input`) reads it whole, and is a query, not a sync."""
+    mc = MarketoClient("123-ABC-456", sb.client_id, sb.client_secret)
+    mc.host = sb.url
+    created = mc.create_update_companies(
+        [{"externalCompanyId": "Acme, Inc.", "company": "Acme, Inc.", "website": "acme-inc.com"}]
+    )
+    assert created == [{"seq": 0, "id": 9014, "status": "created"}]
+    assert mc.get_companies("externalCompanyId", ["Acme, Inc."]) == []  # read as Acme + Inc.
+    q = "/rest/v1/companies.json"
+    body = {
+        "filterType": "dedupeFields",
+        "fields": ["externalCompanyId", "company", "website"],
+        "input": [{"externalCompanyId": "acme, inc."}, {"externalCompanyId": "ACC-9012"}],
+    }
+    got = call(sb, http, "POST", q, params={"_method": "GET"}, json=body)
+    assert got["result"] == [
+        {"seq": 0, "id": 9012, "externalCompanyId": "ACC-9012", "company": "Northwind Data",
+         "website": "https://www.northwind-data.com"},
+        {"seq": 1, "id": 9014, "externalCompanyId": "Acme, Inc.", "company": "Acme, Inc.",
+         "website": "acme-inc.com"},
+    ]  # fmt: skip
+    assert len(sb.instance.companies) == 14  # nothing created or updated by the query
+    assert sb.calls(q)[-1].effective_method == "GET"
+    both = call(sb, http, "POST", q, params={"_method": "GET"},
+                json={**body, "filterValues": "ACC-9012"})  # fmt: skip
+    assert both["errors"] == [
+        {"code": "1003", "message": "filterValues cannot be given with input"}
+    ]
+    other = call(sb, http, "POST", q, params={"_method": "GET"},
+                 json={**body, "input": [{"company": "Globex"}]})  # fmt: skip
+    assert other["errors"] == [
+        {"code": "1003", "message": "Each input record needs 'externalCompanyId' and nothing else"}
+    ]
+    by_alias = call(sb, http, "GET", q, params={"filterType": "idField", "filterValues": "9012"})
+    assert [c["externalCompanyId"] for c in by_alias["result"]] == ["ACC-9012"]

@@ -644,11 +644,13 @@ def test_marketo_company_records_are_read_by_external_company_id() -> None:
             adapter.close()
         query = rsps.calls[1].request.url
     assert query is not None
+    # Marketo's own number is kept: `explain --account 7` finds it
     assert got == [
         CrmCompany("NW-1", "northwind-data.com", "Northwind Data", "computer software", 400,
-                   60_000_000.0, "US")
+                   60_000_000.0, "US", properties={"id": "7"})
     ]  # fmt: skip
     assert "filterType=externalCompanyId" in query and "filterValues=NW-1" in query
+    assert "fields=id%2CexternalCompanyId%2C" in query
 
 
 def test_demo_portal_accounts_northwind_data_is_an_mqa_and_the_lower_bar_makes_three_mqls(

@@ -171,10 +171,12 @@ class AccountLookup:
 def find_account(store: StateStore, crm: str, key: str, model: LoadedModel) -> AccountLookup:
     """The stored account `key` names: an account id (`company:9001`, `domain:acme.com`), a
     CRM company id (`9001`; a company merged into another stands for its survivor, as the
-    sync resolves it) or a domain as a person writes it (`ACME.com`, `www.acme.com`,
+    sync resolves it; Marketo: the `externalCompanyId` `ACC-9001`, else the record's own
+    number `9001` its UI shows), a domain as a person writes it (`ACME.com`, `www.acme.com`,
     `https://acme.com/`: normalised as enrichment normalises an e-mail's domain, the
-    registrable domain tried after the host). A domain names its company accounts (highest
-    score first) before its e-mail-domain account; the others it names are in `others`."""
+    registrable domain tried after the host), else a company name (`Acme Analytics`, any
+    case) that names one account only. A domain names its company accounts (highest score
+    first) before its e-mail-domain account; the others it names are in `others`."""
     k = key.strip()
     kind, sep, rest = k.partition(":")
     if sep and kind in ("company", "domain", "name"):
@@ -182,7 +184,8 @@ def find_account(store: StateStore, crm: str, key: str, model: LoadedModel) -> A
         if found is not None or kind == "name":
             return AccountLookup(found)
         if kind == "company":
-            return _survivor(store, crm, rest, model)
+            by_number = _by_number(store, crm, rest)
+            return by_number if by_number.account else _survivor(store, crm, rest, model)
         k = rest
     elif k:
         found = store.account_score(crm, company_account_id(k))
@@ -191,7 +194,38 @@ def find_account(store: StateStore, crm: str, key: str, model: LoadedModel) -> A
         merged = _survivor(store, crm, k, model)
         if merged.account is not None or merged.notes:
             return merged
-    return _by_domain(store, crm, k)
+        by_number = _by_number(store, crm, k)
+        if by_number.account is not None:
+            return by_number
+    by_domain = _by_domain(store, crm, k)
+    if by_domain.account is not None or kind == "domain":
+        return by_domain
+    return _by_name(store, crm, k)
+
+
+def _by_number(store: StateStore, crm: str, number: str) -> AccountLookup:
+    """The account of a company record the CRM numbers apart from its id (a Marketo
+    company's own `id`, its account keyed by its `externalCompanyId`)."""
+    ids = [company_account_id(c) for c in store.company_ids_by_number(crm, number)]
+    found = sorted(
+        store.account_scores_many(crm, ids).values(), key=lambda a: (-a.score, a.account_id)
+    )
+    return AccountLookup(found[0], (), tuple(found[1:])) if found else AccountLookup(None)
+
+
+def _by_name(store: StateStore, crm: str, name: str) -> AccountLookup:
+    """The account a company name names, when it names one only; several: none, and a note
+    naming them (an id or a domain tells them apart)."""
+    found = store.accounts_named(crm, name)
+    if len(found) == 1:
+        return AccountLookup(found[0])
+    if not found:
+        return AccountLookup(None)
+    shown = ", ".join(a.account_id for a in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    return AccountLookup(
+        None, (f"{len(found)} accounts are named {name!r}: {shown}{more}; give one's id",)
+    )
 
 
 def _survivor(store: StateStore, crm: str, company_id: str, model: LoadedModel) -> AccountLookup:

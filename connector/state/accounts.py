@@ -9,8 +9,9 @@ An account id is `company:<crm company id>` or `domain:<registrable domain>`.
 
 Read API for views (the CLI's `leadscore accounts`, `explain --account`):
 - `top_accounts(crm, n)` -> list[StoredAccountScore], highest score first;
-- `get_account(crm, key)` -> StoredAccountScore | None, `key` an account id, a company id or a
-  domain;
+- `get_account(crm, key)` -> StoredAccountScore | None, `key` an account id, a company id (a
+  Marketo company's own number too) or a domain;
+- `accounts_named(crm, name)` -> list[StoredAccountScore], the accounts of a company name;
 - `account_members(crm, account_id)` -> list[AccountMemberRow], highest contact score first;
 - `account_score(crm, account_id)` -> StoredAccountScore | None.
 """
@@ -122,6 +123,13 @@ _ACCOUNT_BY_DOMAIN = (
     "grade, mqa, mqa_reason, members, engaged_contacts, reasons, model_version, "
     "model_fingerprint, scored_at, next_change_at FROM account_scores "
     "WHERE crm = ? AND lower(domain) = ? ORDER BY score DESC LIMIT 1"
+)
+
+_ACCOUNTS_NAMED = (
+    "SELECT crm, account_id, company_id, domain, name, score, engagement_points, fit_points, "
+    "grade, mqa, mqa_reason, members, engaged_contacts, reasons, model_version, "
+    "model_fingerprint, scored_at, next_change_at FROM account_scores "
+    "WHERE crm = ?1 AND (lower(name) = ?2 OR account_id = ?3) ORDER BY score DESC, account_id"
 )
 
 
@@ -364,6 +372,28 @@ class AccountsStateMixin(StoreBase):
             (crm, domain.lower()),
         ).fetchall()
         return [r[0] for r in rows]
+
+    def company_ids_by_number(self, crm: str, number: str) -> list[str]:
+        """The live company records a CRM keeps under another number than their id (the
+        property `id`: a Marketo company's own number, its id being its `externalCompanyId`)."""
+        if not number.isdigit():
+            return []
+        rows = self._conn.execute(
+            "SELECT id FROM crm_companies WHERE crm = ? AND properties IS NOT NULL "
+            "AND json_extract(properties, '$.id') = ? "
+            "AND archived_at IS NULL AND merged_into IS NULL ORDER BY id",
+            (crm, number),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def accounts_named(self, crm: str, name: str) -> list[StoredAccountScore]:
+        """The scored accounts a company name names (`Acme Analytics`, any case and spacing):
+        those whose company record (or company field) has that name, highest score first."""
+        wanted = " ".join(name.lower().split())
+        if not wanted:
+            return []
+        rows = self._conn.execute(_ACCOUNTS_NAMED, (crm, wanted, "name:" + wanted)).fetchall()
+        return [_account_row(r) for r in rows]
 
     # -- contact -> account ---------------------------------------------------------------
     def set_contact_accounts(
@@ -621,11 +651,15 @@ class AccountsStateMixin(StoreBase):
 
     def get_account(self, crm: str, key: str) -> StoredAccountScore | None:
         """An account by its id (`company:123`, `domain:acme.com`), its CRM company id
-        (`123`) or a domain (`acme.com`: the company account with that domain, else the
-        domain-keyed one)."""
+        (`123`; Marketo: the `externalCompanyId`, else the record's own number) or a domain
+        (`acme.com`: the company account with that domain, else the domain-keyed one)."""
         k = key.strip()
         for candidate in (k, company_account_id(k), domain_account_id(k)):
             found = self.account_score(crm, candidate)
+            if found is not None:
+                return found
+        for company_id in self.company_ids_by_number(crm, k):
+            found = self.account_score(crm, company_account_id(company_id))
             if found is not None:
                 return found
         row = self._conn.execute(_ACCOUNT_BY_DOMAIN, (crm, k.lower())).fetchone()

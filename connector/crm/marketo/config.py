@@ -46,7 +46,7 @@ def named_field_map(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
-COMPANY_FIELDS_READ = "externalCompanyId,company,industry,numberOfEmployees,annualRevenue," + (
+COMPANY_FIELDS_READ = "id,externalCompanyId,company,industry,numberOfEmployees,annualRevenue," + (
     "billingCountry,website"
 )
 # our lifecycle stage -> the status value written to the stage field

@@ -43,7 +43,9 @@ Behaviour worth knowing (each one is exercised in ``tests/test_marketo_sandbox.p
   ``hold_seconds`` keeps each call in flight that long (to provoke 615).
 * Form-encoded POSTs carrying ``_method=GET`` are answered as the GET with the form fields as
   parameters (what ``marketorestpython`` sends for long queries); the log keeps ``POST`` with
-  ``effective_method == "GET"``.
+  ``effective_method == "GET"``. So are JSON POSTs with ``?_method=GET`` (the query form for
+  keys a comma-separated ``filterValues`` cannot carry): the body's members are the
+  parameters, its ``input`` records the values (``companies.json`` reads them).
 * Activity paging scans the time-ordered activity log: a page returns the matches among at
   most ``scan_limit`` scanned activities, so pages are **short or empty while moreResult is
   true** whenever filters are selective; ``empty_page_every = n`` additionally answers every

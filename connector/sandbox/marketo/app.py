@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 from connector.sandbox.base import (
@@ -138,6 +139,8 @@ class MarketoApp(
     # -- the request pipeline ----------------------------------------------------------------
     def _method_override(self, req: Request) -> tuple[Request, str]:
         ctype = (req.header("content-type") or "").lower()
+        if req.method == "POST" and isinstance(req.json, dict):
+            return _json_query(req, req.json)
         if req.method != "POST" or "application/x-www-form-urlencoded" not in ctype:
             return req, req.method
         form = parse_qs(req.raw_body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -225,6 +228,22 @@ class MarketoApp(
         if known:
             return self.error("610", f"Requested resource not found ({req.method} {path})")
         return self.error("610")
+
+
+def _json_query(req: Request, body: dict[str, Any]) -> tuple[Request, str]:
+    """A JSON POST with ``_method=GET`` in the query string: the lead database's query form
+    for keys a comma-separated ``filterValues`` cannot carry (compound keys, a value with a
+    comma). The body's members are the query's parameters (a list joined with commas), its
+    ``input`` records stay in ``json`` for the handler; without ``_method=GET`` it is a POST."""
+    if [v.upper() for v in req.query.get("_method", [])] != ["GET"]:
+        return req, req.method
+    query = {k: list(v) for k, v in req.query.items() if k != "_method"}
+    for k, v in body.items():
+        if k == "input" or v is None:
+            continue
+        text = ",".join(str(x) for x in v) if isinstance(v, list) else str(v)
+        query.setdefault(k, []).append(text)
+    return dataclasses.replace(req, method="GET", query=query), "GET"
 
 
 # The comma-separated list parameters, which a client may also send repeated (`fields=email&

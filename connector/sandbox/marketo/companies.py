@@ -1,10 +1,15 @@
 """Companies: ``GET /rest/v1/companies/describe.json``, ``GET /rest/v1/companies.json``
-(``filterType`` = ``externalCompanyId``, ``id`` or ``company``; ``filterValues`` <= 300;
-``fields``; ``nextPageToken``) and ``POST /rest/v1/companies/sync.json`` (``action`` =
-``createOrUpdate`` (default), ``createOnly`` or ``updateOnly``; ``dedupeBy`` = ``dedupeFields``
-(default: ``externalCompanyId``) or ``idField`` (``id``); at most 300 records; a result per
-record ``{seq, id, status: created|updated|skipped, reasons?}``).
-``POST /rest/v1/companies.json`` is answered the same way (the third-party
+(``filterType`` = ``externalCompanyId``, ``id`` or ``company``, or their aliases
+``dedupeFields`` and ``idField``; ``filterValues`` <= 300, comma-separated; ``fields``;
+``nextPageToken``), also as ``POST /rest/v1/companies.json?_method=GET`` with a JSON body
+(``{filterType, fields, input: [{externalCompanyId}], nextPageToken?}``: the lead database's
+query form for keys a comma-separated list cannot carry, such as an ``externalCompanyId`` with
+a comma in it; documented by Marketo for compound keys, unverified for companies), and
+``POST /rest/v1/companies/sync.json`` (``action`` = ``createOrUpdate`` (default),
+``createOnly`` or ``updateOnly``; ``dedupeBy`` = ``dedupeFields`` (default:
+``externalCompanyId``) or ``idField`` (``id``); at most 300 records; a result per record
+``{seq, id, status: created|updated|skipped, reasons?}``).
+``POST /rest/v1/companies.json`` without ``_method=GET`` is answered the same way (the third-party
 ``marketorestpython`` client posts there; unverified against Marketo).
 
 A lead belongs to the company whose ``externalCompanyId`` it carries (the lead field of the same
@@ -50,6 +55,7 @@ COMPANY_FIELDS: tuple[tuple[str, str, str, int | None, bool], ...] = (
     ("updatedAt", "Updated At", "datetime", None, True),
 )
 SEARCHABLE = ("externalCompanyId", "id", "company")
+FILTER_ALIASES = {"dedupeFields": "externalCompanyId", "idField": "id"}
 DEFAULT_FIELDS = ("id", "externalCompanyId", "company")
 
 
@@ -66,6 +72,18 @@ class CompanyRecord:
     values: dict[str, Any]  # typed values by REST field name
     created_ms: int
     updated_ms: int
+
+
+def _input_values(records: object, field: str) -> list[str]:
+    """The values of a JSON query's ``input``: records of the one key field, kept whole."""
+    if not isinstance(records, list) or len(records) > MAX_COMPANY_FILTER_VALUES:
+        raise _BadRequest("1003", f"input must be a list of at most {MAX_COMPANY_FILTER_VALUES}")
+    values = []
+    for rec in records:
+        if not isinstance(rec, dict) or set(rec) != {field} or rec[field] in (None, ""):
+            raise _BadRequest("1003", f"Each input record needs '{field}' and nothing else")
+        values.append(str(rec[field]))
+    return values
 
 
 class CompaniesAPI(MarketoApi):
@@ -112,10 +130,17 @@ class CompaniesAPI(MarketoApi):
         )
 
     def _companies_query(self, req: Request, _: dict[str, str]) -> Response:
-        filter_type = req.param("filterType")
-        if filter_type not in SEARCHABLE:
+        filter_type = req.param("filterType") or ""
+        field = FILTER_ALIASES.get(filter_type, filter_type)
+        if field not in SEARCHABLE:
             raise _BadRequest("1003", f"Invalid filterType '{filter_type}'")
-        values = _split(req.param("filterValues"))
+        records = req.json.get("input") if isinstance(req.json, dict) else None
+        if records is not None:  # a JSON query (POST with _method=GET): values kept whole
+            if req.param("filterValues") is not None:
+                raise _BadRequest("1003", "filterValues cannot be given with input")
+            values = _input_values(records, field)
+        else:
+            values = _split(req.param("filterValues"))
         if not values:
             raise _BadRequest("1003", "filterValues is required")
         if len(values) > MAX_COMPANY_FILTER_VALUES:
@@ -126,12 +151,12 @@ class CompaniesAPI(MarketoApi):
                 raise _BadRequest("1006", f"Field '{name}' not found")
         batch = self._int(req, "batchSize", MAX_COMPANY_BATCH, MAX_COMPANY_BATCH)
         pool = sorted(self.instance.companies.values(), key=lambda c: c.id)
-        if filter_type == "id":
+        if field == "id":
             wanted = {int(v) for v in values if v.isdigit()}
             matches = [c for c in pool if c.id in wanted]
         else:
             lowered = {v.lower() for v in values}
-            matches = [c for c in pool if str(c.values.get(filter_type) or "").lower() in lowered]
+            matches = [c for c in pool if str(c.values.get(field) or "").lower() in lowered]
         offset, key = _query_offset(req, "companies", filter_type, values, fields)
         page = matches[offset : offset + batch]
         result = [self._company_json(c, fields, offset + i) for i, c in enumerate(page)]

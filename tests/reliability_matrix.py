@@ -475,7 +475,9 @@ def faults_timeouts(tmp: Path) -> Row:
     c, tried, outcome = _fault_run(
         # 1 s: past the 2 s delays, and far enough above an honest answer that a loaded
         # machine times none out (at 0.5 s one did, and the row moved)
-        tmp, lambda s: Faults(seed=s, slow_rate=0.1, slow_seconds=2.0), timeout_s=1.0
+        tmp,
+        lambda s: Faults(seed=s, slow_rate=0.1, slow_seconds=2.0),
+        timeout_s=1.0,
     )
     return c.row(
         "Faults",

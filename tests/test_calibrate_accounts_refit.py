@@ -26,7 +26,7 @@ from connector.calibrate.accounts_refit import (
     KEPT,
     SCALED,
     AccountNumber,
-    _Enricher,
+    OfflineEnricher,
     contact_scale_numbers,
     keep_mqas,
     scaled,
@@ -256,7 +256,7 @@ def test_with_the_clis_enrichment_the_accounts_are_scored_as_simulate_does(
     ]
     assert (a.current_mqas, a.suggested_mqas, a.kept_mqas) == (23, 20, 18)
     assert enrich is not None
-    sim = simulate_model(store, CRM, current, s.model, _Enricher(enrich), NOW, accounts=True)
+    sim = simulate_model(store, CRM, current, s.model, OfflineEnricher(enrich), NOW, accounts=True)
     assert sim.accounts is not None
     assert (sim.accounts.current_mqas, sim.accounts.simulated_mqas) == (23, 20)
 

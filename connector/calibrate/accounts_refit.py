@@ -164,7 +164,7 @@ def pick_threshold(plateaus: Sequence[tuple[int, float]], top: float, target: fl
 
 
 @dataclass(frozen=True, slots=True)
-class _Enricher:
+class OfflineEnricher:
     """calibrate's enrichment (never calls out) as the enricher simulate's account roll-up
     takes: `enrich_many`, and `local_company` for a company's blank firmographics (the
     function's own, `cli.state_enrich_fn`; else none: the enrichment cache fills them)."""
@@ -261,7 +261,7 @@ def _on_the_data(
         crm,
         model,
         with_mqa_threshold(draft, -math.inf),
-        _Enricher(enrich) if enrich is not None else None,
+        OfflineEnricher(enrich) if enrich is not None else None,
         now,
         accounts=True,
     )

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connector.calibrate.accounts_refit import _Enricher, pick_threshold, scaled
+from connector.calibrate.accounts_refit import OfflineEnricher, pick_threshold, scaled
 from connector.calibrate.observe import EnrichFn
 from connector.calibrate.suggest import Additions, PathKey, edits_or_additions, load_suggested
 from connector.model.loader import LoadedModel
@@ -110,7 +110,7 @@ def refit_priority(
     bands = priority_bands(model.model)
     draft, _ = load_suggested(model, edits, (), additions)
     sim, _ = model_sides(
-        store, crm, model, draft, _Enricher(enrich) if enrich is not None else None, now
+        store, crm, model, draft, OfflineEnricher(enrich) if enrich is not None else None, now
     )
     on_data = sim.contacts >= min_contacts
     mins: list[float] = []

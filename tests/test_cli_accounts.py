@@ -215,6 +215,34 @@ def test_explain_account_says_what_did_not_count(demo_db: Path) -> None:
     ]  # fmt: skip
 
 
+def test_explain_account_says_why_an_account_is_no_mqa(demo_db: Path) -> None:
+    """An account that is no MQA says which part of the MQA definition it misses: a hot
+    account of grade C (Northwind Logistics, 315 points), and a competitor (RivalScore: its
+    force rule blocks it, besides its score, grade and one engaged person); an MQA none."""
+    code, lines = _run(demo_db, "explain", "--account", "northwind-logistics.com", columns="200")
+    assert code == 0
+    assert lines[0].startswith(
+        "Northwind Logistics (northwind-logistics.com) — company:9004: score 315, grade C, "
+        "not an MQA (grade C, not A or B); model 2026.12-default"
+    ), lines[0]
+    got = {}
+    for key in ("rivalscore.io", "acme-analytics.com"):
+        res = CliRunner().invoke(
+            cli, ["--state", str(demo_db), "explain", "--account", key, "--json"]
+        )
+        assert res.exit_code == 0
+        got[key] = json.loads(res.stdout)["not_mqa"]
+    assert got == {
+        "rivalscore.io": [
+            "blocked: competitor domain",
+            "score 50 < 100",
+            "grade D, not A or B",
+            "1 person engaged, 2 needed",
+        ],
+        "acme-analytics.com": [],
+    }
+
+
 def test_explain_account_errors_are_one_line_with_an_exit_code(demo_db: Path) -> None:
     res = CliRunner().invoke(cli, ["--state", str(demo_db), "explain", "--account", "nowhere.com"])
     assert res.exit_code == 1
@@ -334,7 +362,7 @@ def test_accounts_and_explain_account_show_crm_text_cleaned_and_shortened(dirty_
     assert lines[:3] == [  # a 10 kB name and domain: 60 characters each
         "Big NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNN…",
         "(xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…) — company:9004: score 315, grade C,",
-        "not an MQA; model 2026.12-default, scored 2026-11-01 12:00 UTC",
+        "not an MQA (grade C, not A or B); model 2026.12-default, scored 2026-11-01 12:00 UTC",
     ]
     res = CliRunner().invoke(
         cli, ["--state", str(dirty_db), "explain", "--account", "9001"], env={"COLUMNS": "100"}

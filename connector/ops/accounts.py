@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from connector.model.loader import LoadedModel
+from connector.model.schema import AccountsModel
 from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, member_hits, shown_text
 from connector.state.accounts import (
     AccountMemberRow,
@@ -155,6 +156,10 @@ class AccountExplanation:
     # other accounts the same domain names (the shown one not among them)
     notes: tuple[str, ...] = ()
     also_matching: tuple[dict[str, Any], ...] = ()
+    # an account that is no MQA: what of the model's MQA definition it misses, each named
+    # (`score 80 < 100`, `grade C, not A or B`, `1 person engaged, 2 needed`, `blocked:
+    # vendor domain`); empty for an MQA
+    not_mqa: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +401,7 @@ def explain_found(
     why = tuple(
         AccountPoint(r.rule, r.category, r.points, r.text, _people_of(r, names)) for r in a.reasons
     )
+    missing = () if a.mqa or section is None else _not_mqa(a, section)
     return AccountExplanation(
         a.account_id,
         account_label(a),
@@ -417,7 +423,27 @@ def explain_found(
             {"account_id": o.account_id, "name": account_label(o), "score": o.score}
             for o in found.others
         ),
+        missing,
     )
+
+
+def _not_mqa(a: StoredAccountScore, section: AccountsModel) -> tuple[str, ...]:
+    """What of `section`'s MQA definition the stored account `a` misses, as it was scored:
+    a force rule that blocks MQAs (its reason kept with the account's), the score, the grade,
+    the engaged people."""
+    mqa = section.mqa
+    blocking = {f.name: f.description or f.name for f in section.fit.force if f.block_mqa}
+    out = [f"blocked: {blocking[r.rule]}" for r in a.reasons if r.rule in blocking]
+    if a.score < mqa.threshold:
+        out.append(f"score {round(a.score)} < {_num(mqa.threshold)}")
+    if a.grade not in mqa.grades:
+        out.append(f"grade {a.grade}, not {' or '.join(mqa.grades)}")
+    engaged = len(a.engaged_contacts)
+    if engaged < mqa.min_people:
+        out.append(
+            f"{engaged} {'person' if engaged == 1 else 'people'} engaged, {mqa.min_people} needed"
+        )
+    return tuple(out)
 
 
 def _people_ids(r: Reason) -> list[str]:

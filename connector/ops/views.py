@@ -687,7 +687,11 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
         f"[bold]{name}[/bold]{where} — {crm_text(x.account_id, EMAIL_SHOWN)}: "
         f"score [bold]{num(x.score)}[/bold], "
         f"grade [bold]{x.grade}[/bold], "
-        + (f"[bold green]MQA[/bold green] ({x.mqa_reason})" if x.mqa else "not an MQA")
+        + (
+            f"[bold green]MQA[/bold green] ({x.mqa_reason})"
+            if x.mqa
+            else "not an MQA" + (f" ({'; '.join(x.not_mqa)})" if x.not_mqa else "")
+        )
         + f"; model {x.model_version}, scored {iso_min(x.scored_at)} UTC",
         highlight=False,
     )

@@ -1395,3 +1395,42 @@ def test_every_connection_gets_the_same_settings_and_the_live_view(db_path: Path
         assert live == [("3",)]
     finally:
         raw.close()
+
+
+def test_every_store_call_that_runs_sql_names_the_file_on_a_sqlite_error(
+    db_path: Path,
+) -> None:
+    """A corrupt or locked state DB is a `StateError` naming the file (exit 6) from every
+    store call, not a raw sqlite3 error and a traceback: each public method that runs SQL is
+    wrapped (`_db_errors`). The account state's calls were not, nor two queue calls of the
+    sync and `status` (found by a review)."""
+    import inspect
+
+    unwrapped = [
+        fn.__qualname__
+        for name, fn in inspect.getmembers(StateStore, inspect.isfunction)
+        if not name.startswith("_")
+        and name != "close"
+        and "_conn" in inspect.getsource(inspect.unwrap(fn))
+        and not hasattr(fn, "__wrapped__")
+    ]
+    assert unwrapped == []
+
+    class Malformed:  # what SQLite raises on a damaged page
+        def execute(self, *args: object, **kwargs: object) -> None:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+
+    with StateStore.open(db_path) as store:
+        real = store._conn
+        store._conn = Malformed()  # type: ignore[assignment]
+        try:
+            for call in (
+                lambda: store.pending_write_ids(CRM),
+                lambda: store.count_pending_writes(CRM),
+                lambda: store.account_score(CRM, "company:1"),
+                lambda: list(store.account_member_batches(CRM, "", "~", 10)),
+            ):
+                with pytest.raises(StateError, match=str(db_path)):
+                    call()
+        finally:
+            store._conn = real

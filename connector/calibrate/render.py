@@ -23,6 +23,7 @@ from connector.calibrate.fit import Band, ModelMetrics, PointChange
 from connector.calibrate.priority_refit import MIN_CONTACTS, SHARES
 from connector.calibrate.stats import RuleLift, ci_text, num, pct, ranked, wilson
 from connector.console import fit_table
+from connector.scoring.accounts import NAME_SHOWN, shown_text
 
 BAND_NAMES = (
     "below 0",
@@ -134,8 +135,11 @@ NAMES_SHOWN = 5  # accounts named in a list before "…and N more"
 
 
 def _names(labels: Sequence[str]) -> str:
+    """Accounts by name as the CRM holds them (`shown_text`: no control characters, at most
+    `NAME_SHOWN` characters each), then "…and N more"."""
     more = len(labels) - NAMES_SHOWN
-    return ", ".join(labels[:NAMES_SHOWN]) + (f", …and {more} more" if more > 0 else "")
+    shown = [shown_text(label, NAME_SHOWN) for label in labels[:NAMES_SHOWN]]
+    return ", ".join(shown) + (f", …and {more} more" if more > 0 else "")
 
 
 def account_refit_lines(r: CalibrationResult) -> list[str]:
@@ -421,9 +425,11 @@ def print_calibration(
     console.print(fit_table(console, table))
     for line in footnotes:
         console.print(line, highlight=False)
-    refits = [*account_refit_lines(r), *priority_refit_lines(s)]
-    for line in [*cap_lines(s.caps), *grade_lines(s), *refits]:
+    for line in [*cap_lines(s.caps), *grade_lines(s)]:
         console.print(line, highlight=False)
+    # plain text, company names among it as the CRM holds them ("Initech [/] …" is no markup)
+    for line in [*account_refit_lines(r), *priority_refit_lines(s)]:
+        console.print(line, highlight=False, markup=False)
     cands = candidates_rich(s)
     if cands is not None:
         console.print(fit_table(console, cands))

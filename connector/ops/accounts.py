@@ -435,7 +435,7 @@ def _not_mqa(a: StoredAccountScore, section: AccountsModel) -> tuple[str, ...]:
     blocking = {f.name: f.description or f.name for f in section.fit.force if f.block_mqa}
     out = [f"blocked: {blocking[r.rule]}" for r in a.reasons if r.rule in blocking]
     if a.score < mqa.threshold:
-        out.append(f"score {round(a.score)} < {_num(mqa.threshold)}")
+        out.append(f"score {_num(a.score)} < {_num(mqa.threshold)}")  # 99.6: never "100 < 100"
     if a.grade not in mqa.grades:
         out.append(f"grade {a.grade}, not {' or '.join(mqa.grades)}")
     engaged = len(a.engaged_contacts)

@@ -136,9 +136,15 @@ class Puller(Stage):
     ) -> None:
         """Record merges (absorbed id -> survivor id) not recorded yet: the absorbed contact's
         events move to the survivor (scored with them, `touched`), it stops being scored and
-        written, and its account is scored again without it. A merge read again is a no-op."""
-        for absorbed, survivor in merged.items():
-            if self.store.merged_into(self.crm, absorbed) != survivor:
+        written, and its account is scored again without it. A merge read again is a no-op,
+        also through a chain (a contact merged into one merged since into a third: Marketo
+        moves the first Merge Leads activity to the third, which reads it again)."""
+        resolve = self.store.resolve_id
+        # the merges of contacts not merged yet first: a page can bring both links of a chain
+        # (103 into 101, and the Merge Leads of 102 into 103 that moved to 101 with it)
+        fresh = {a: self.store.merged_into(self.crm, a) is None for a in merged}
+        for absorbed, survivor in sorted(merged.items(), key=lambda m: not fresh[m[0]]):
+            if resolve(self.crm, absorbed) != resolve(self.crm, survivor):
                 # its account is scored again without it (the survivor's with its events)
                 self.store.add_member_accounts_due(self.crm, [absorbed], "member merged away")
                 self.store.merge_contacts(self.crm, absorbed, survivor, now)
@@ -252,10 +258,11 @@ class Puller(Stage):
 
     def dead_letter_bad(self, bad: Iterable[BadRecord], now: datetime) -> int:
         """Dead-letter a page's bad records (contacts, events, companies); returns how many
-        count as this run's bad input: not those an admin dismissed, read again the same."""
+        count as this run's bad input: those that are news (`add_input_dead_letter`), not a
+        record read again as it was (an event the re-read margin brings back at every sync,
+        one an admin dismissed)."""
         return sum(
-            self.store.add_dead_letter(self.crm, "input", b.record_id, b.payload, b.reason, now)
-            is not None
+            self.store.add_input_dead_letter(self.crm, b.record_id, b.payload, b.reason, now)
             for b in bad
         )
 
@@ -268,19 +275,18 @@ class Puller(Stage):
         keep = [e for e in events if e.occurred_at <= limit]
         if len(keep) == len(events):
             return events
-        for e in events:
-            if e.occurred_at > limit:
-                added = self.store.add_dead_letter(
-                    self.crm,
-                    "input",
-                    event_record_id(e.source_id),
-                    {"source": e.source, "id": e.source_id, "contact_id": e.contact_id,
-                     "type": e.type, "occurred_at": iso(e.occurred_at)},
-                    f"event {e.source_id}: occurred_at {iso(e.occurred_at)} is more than "
-                    f"{MAX_FUTURE_SKEW.days} day(s) in the future",
-                    now,
-                )  # fmt: skip
-                summary.bad_records += added is not None  # dismissed, the same: not counted
+        ahead = [
+            BadRecord(
+                event_record_id(e.source_id),
+                f"event {e.source_id}: occurred_at {iso(e.occurred_at)} is more than "
+                f"{MAX_FUTURE_SKEW.days} day(s) in the future",
+                {"source": e.source, "id": e.source_id, "contact_id": e.contact_id,
+                 "type": e.type, "occurred_at": iso(e.occurred_at)},
+            )
+            for e in events
+            if e.occurred_at > limit
+        ]  # fmt: skip
+        summary.bad_records += self.dead_letter_bad(ahead, now)
         return keep
 
 

@@ -370,7 +370,8 @@ def score_account(
         and len(engaged) >= ca.mqa_min_people
     )
     mqa_reason = (
-        f"score {_shown(score)} ≥ {_num(threshold)}, grade {grade}, {_people(len(engaged))} engaged"
+        f"score {_shown(score, threshold)} ≥ {_num(threshold)}, grade {grade}, "
+        f"{_people(len(engaged))} engaged"
         if is_mqa
         else None
     )
@@ -590,9 +591,10 @@ def apply_account_mql(
     mqa = ca.section.mqa
     assert mqa.contact_mql_threshold is not None  # a candidate has a bar
     decision = result.lifecycle
+    bar = mqa.contact_mql_threshold
     reason = (
-        f"{ACCOUNT_MQL}: {account.account_id} (score {_shown(result.score)} ≥ "
-        f"{_num(mqa.contact_mql_threshold)} at an MQA)"
+        f"{ACCOUNT_MQL}: {account.account_id} (score {_shown(result.score, bar)} ≥ "
+        f"{_num(bar)} at an MQA)"
     )
     shown = stage_rank(decision.current_stage) >= stage_rank(MQL)
     new = LifecycleDecision(
@@ -689,11 +691,12 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
 
 
-def _shown(score: float) -> str:
-    """A score in a verdict's reason as the CRM's score property shows it (a whole number):
-    the reason moves only when that does, not with every step of decay (each step would be
-    one more write of an unchanged verdict)."""
-    return str(round(score))
+def _shown(score: float, bar: float) -> str:
+    """A score in a verdict's reason held against `bar`: as the CRM's score property shows it
+    (a whole number), so the reason moves only when that does, not with every step of decay
+    (each step would be one more write of an unchanged verdict); to a tenth against a bar
+    that is no whole number ("60.4 ≥ 60.4", never "60 ≥ 60.4")."""
+    return str(round(score)) if float(bar).is_integer() else f"{score:.1f}"
 
 
 def _signed(points: float) -> str:

@@ -27,7 +27,7 @@ from itertools import pairwise
 from typing import Any
 
 from connector.scoring.accounts import member_name
-from connector.state.base import LAST_ID, StoreBase
+from connector.state.base import LAST_ID, StoreBase, _db_errors, _db_errors_iter
 from connector.state.codec import (
     decode_dt,
     decode_opt_dt,
@@ -125,12 +125,10 @@ _ACCOUNT_BY_DOMAIN = (
     "WHERE crm = ? AND lower(domain) = ? ORDER BY score DESC LIMIT 1"
 )
 
-_ACCOUNTS_NAMED = (
-    "SELECT crm, account_id, company_id, domain, name, score, engagement_points, fit_points, "
-    "grade, mqa, mqa_reason, members, engaged_contacts, reasons, model_version, "
-    "model_fingerprint, scored_at, next_change_at FROM account_scores "
-    "WHERE crm = ?1 AND (lower(name) = ?2 OR account_id = ?3) ORDER BY score DESC, account_id"
-)
+
+def _name_key(name: str) -> str:
+    """A company name as `accounts_named` compares it: any case (Unicode), any spacing."""
+    return " ".join(name.casefold().split())
 
 
 def _account_row(row: Sequence[Any]) -> StoredAccountScore:
@@ -288,6 +286,7 @@ class AccountsStateMixin(StoreBase):
     transactions); every statement is a literal, lists travel as one JSON parameter."""
 
     # -- companies ---------------------------------------------------------------------
+    @_db_errors
     def upsert_crm_companies(
         self, crm: str, companies: Iterable[CrmCompany], at: datetime
     ) -> set[str]:
@@ -346,6 +345,7 @@ class AccountsStateMixin(StoreBase):
         ).fetchone()
         return None if row is None else row[0]
 
+    @_db_errors
     def get_crm_companies(self, crm: str, ids: Iterable[str]) -> dict[str, CrmCompany]:
         rows = self._conn.execute(
             "SELECT id, domain, name, industry, employee_count, annual_revenue_usd, country, "
@@ -355,6 +355,7 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return {r[0]: _company_row(r) for r in rows}
 
+    @_db_errors
     def mark_company_archived(self, crm: str, company_id: str, at: datetime) -> None:
         """The CRM no longer has it (404 on write): never written again."""
         with self.transaction():
@@ -365,6 +366,7 @@ class AccountsStateMixin(StoreBase):
                 (crm, company_id, encode_dt(at), encode_dt(at)),
             )
 
+    @_db_errors
     def company_ids_by_domain(self, crm: str, domain: str) -> list[str]:
         rows = self._conn.execute(
             "SELECT id FROM crm_companies WHERE crm = ? AND lower(domain) = ? "
@@ -373,6 +375,7 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return [r[0] for r in rows]
 
+    @_db_errors
     def company_ids_by_number(self, crm: str, number: str) -> list[str]:
         """The live company records a CRM keeps under another number than their id (the
         property `id`: a Marketo company's own number, its id being its `externalCompanyId`)."""
@@ -386,16 +389,28 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return [r[0] for r in rows]
 
+    @_db_errors
     def accounts_named(self, crm: str, name: str) -> list[StoredAccountScore]:
         """The scored accounts a company name names (`Acme Analytics`, any case and spacing):
         those whose company record (or company field) has that name, highest score first."""
-        wanted = " ".join(name.lower().split())
+        wanted = _name_key(name)
         if not wanted:
             return []
-        rows = self._conn.execute(_ACCOUNTS_NAMED, (crm, wanted, "name:" + wanted)).fetchall()
-        return [_account_row(r) for r in rows]
+        keyed = "name:" + " ".join(name.lower().split())  # `account_stage.name_account_id`
+        # compared here, not by SQLite's `lower` (ASCII only, spacing as stored): a full read
+        # of the names either way (no index holds them), ~50 ms at 100,000 accounts
+        ids = [
+            account_id
+            for account_id, stored in self._conn.execute(
+                "SELECT account_id, name FROM account_scores WHERE crm = ?", (crm,)
+            )
+            if account_id == keyed or (stored and _name_key(stored) == wanted)
+        ]
+        found = self.account_scores_many(crm, ids)
+        return sorted(found.values(), key=lambda a: (-a.score, a.account_id))
 
     # -- contact -> account ---------------------------------------------------------------
+    @_db_errors
     def set_contact_accounts(
         self, crm: str, links: Iterable[ContactAccount], at: datetime
     ) -> dict[str, str | None]:
@@ -423,6 +438,7 @@ class AccountsStateMixin(StoreBase):
             )
         return moved
 
+    @_db_errors
     def clear_contact_accounts(self, crm: str, contact_ids: Iterable[str]) -> dict[str, str]:
         """Forget the account of contacts that no longer have one; returns {contact: old}."""
         ids = list(contact_ids)
@@ -435,6 +451,7 @@ class AccountsStateMixin(StoreBase):
             )
         return {cid: x.account_id for cid, x in before.items()}
 
+    @_db_errors
     def contact_accounts_many(
         self, crm: str, contact_ids: Iterable[str]
     ) -> dict[str, ContactAccount]:
@@ -447,6 +464,7 @@ class AccountsStateMixin(StoreBase):
             r[0]: ContactAccount(r[0], r[1], r[2], tuple(json.loads(r[3] or "[]"))) for r in rows
         }
 
+    @_db_errors
     def account_ids_between(self, crm: str, first: str, last: str) -> dict[str, str]:
         """{contact id: account id} of the contacts with an account and an id from `first` to
         `last`: one range scan of the table's key (a rescore asks for each batch of contacts
@@ -458,6 +476,7 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return dict(rows)
 
+    @_db_errors
     def split_accounts(self, crm: str, parts: int) -> list[tuple[str, str]]:
         """The accounts with a member cut into at most `parts` id ranges `(after, upto]` of
         about equal numbers of members (an account is never cut: its members are scored
@@ -477,6 +496,7 @@ class AccountsStateMixin(StoreBase):
                 cuts.append(row[0])
         return list(pairwise(["", *cuts, LAST_ID]))
 
+    @_db_errors_iter
     def account_member_batches(
         self, crm: str, after: str, upto: str, size: int
     ) -> Iterator[list[tuple[str, str]]]:
@@ -504,6 +524,7 @@ class AccountsStateMixin(StoreBase):
                 return
             after = end
 
+    @_db_errors
     def contact_ids_without_account(self, crm: str, after: str, upto: str) -> list[str]:
         """The live contacts with ids in `(after, upto]` that belong to no account (free and
         disposable mail, no company), in id order. One merge of two range scans in id order
@@ -517,6 +538,7 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return [r[0] for r in rows]
 
+    @_db_errors
     def linked_contact_ids(self, crm: str, contact_ids: Iterable[str]) -> set[str]:
         """Those of these contacts that have an account (`contact_accounts_many`'s keys,
         without decoding the rows: a rescore asks for every batch)."""
@@ -527,6 +549,7 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return {r[0] for r in rows}
 
+    @_db_errors
     def account_member_ids(self, crm: str, account_id: str) -> list[str]:
         """The live contacts of an account (archived and merged-away contacts left out)."""
         rows = self._conn.execute(
@@ -537,6 +560,7 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return [r[0] for r in rows]
 
+    @_db_errors
     def account_ids_with_company(self, crm: str, company_ids: Iterable[str]) -> set[str]:
         """Accounts keyed by these companies, and accounts whose members list one of them."""
         ids = list(company_ids)
@@ -549,6 +573,7 @@ class AccountsStateMixin(StoreBase):
         out.update(r[0] for r in rows)
         return out
 
+    @_db_errors
     def contacts_with_company(self, crm: str, company_ids: Iterable[str]) -> list[str]:
         """Contacts associated with one of these companies (primary or not)."""
         rows = self._conn.execute(
@@ -560,6 +585,7 @@ class AccountsStateMixin(StoreBase):
         return [r[0] for r in rows]
 
     # -- events -------------------------------------------------------------------------
+    @_db_errors
     def event_times(self, crm: str, keys: Iterable[str]) -> dict[str, float]:
         """{"source:source_id": Unix time} of the stored events with these keys."""
         out: dict[str, float] = {}
@@ -600,6 +626,7 @@ class AccountsStateMixin(StoreBase):
         with self.transaction():
             self._upsert_many(_UPSERT_ACCOUNT, list(rows))
 
+    @_db_errors
     def delete_account_score(self, crm: str, account_id: str) -> None:
         """An account with no member left (everyone moved away) has no score."""
         with self.transaction():
@@ -607,10 +634,12 @@ class AccountsStateMixin(StoreBase):
                 "DELETE FROM account_scores WHERE crm = ? AND account_id = ?", (crm, account_id)
             )
 
+    @_db_errors
     def account_score(self, crm: str, account_id: str) -> StoredAccountScore | None:
         row = self._conn.execute(_SELECT_ACCOUNT, (crm, account_id)).fetchone()
         return None if row is None else _account_row(row)
 
+    @_db_errors
     def account_scores_many(
         self, crm: str, account_ids: Iterable[str]
     ) -> dict[str, StoredAccountScore]:
@@ -620,10 +649,12 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return {r[1]: _account_row(r) for r in rows}
 
+    @_db_errors
     def top_accounts(self, crm: str, n: int = 20) -> list[StoredAccountScore]:
         """The `n` highest-scored accounts, highest first (ties by account id)."""
         return [_account_row(r) for r in self._conn.execute(_TOP_ACCOUNTS, (crm, n))]
 
+    @_db_errors
     def account_ids(self, crm: str, after: str = "", upto: str = LAST_ID) -> list[str]:
         """Every account that has a member or a score (a rescore scores them all), in id order;
         those with ids in `(after, upto]` (a range of `split_accounts`) when given."""
@@ -636,12 +667,14 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return [r[0] for r in rows]
 
+    @_db_errors
     def count_account_scores(self, crm: str) -> int:
         row = self._conn.execute(
             "SELECT count(*) FROM account_scores WHERE crm = ?", (crm,)
         ).fetchone()
         return int(row[0])
 
+    @_db_errors
     def count_mqas(self, crm: str) -> int:
         """How many scored accounts are MQAs (all of them, not only those a table shows)."""
         row = self._conn.execute(
@@ -649,6 +682,7 @@ class AccountsStateMixin(StoreBase):
         ).fetchone()
         return int(row[0])
 
+    @_db_errors
     def get_account(self, crm: str, key: str) -> StoredAccountScore | None:
         """An account by its id (`company:123`, `domain:acme.com`), its CRM company id
         (`123`; Marketo: the `externalCompanyId`, else the record's own number) or a domain
@@ -665,6 +699,7 @@ class AccountsStateMixin(StoreBase):
         row = self._conn.execute(_ACCOUNT_BY_DOMAIN, (crm, k.lower())).fetchone()
         return None if row is None else _account_row(row)
 
+    @_db_errors
     def account_members(self, crm: str, account_id: str) -> list[AccountMemberRow]:
         """The live members of an account, highest contact score first (unscored last)."""
         rows = self._conn.execute(
@@ -693,6 +728,7 @@ class AccountsStateMixin(StoreBase):
             )
         return out
 
+    @_db_errors
     def account_score_history(self, crm: str, account_id: str) -> list[dict[str, Any]]:
         rows = self._conn.execute(
             "SELECT model_version, score, grade, mqa, scored_at FROM account_score_history "
@@ -710,6 +746,7 @@ class AccountsStateMixin(StoreBase):
             for r in rows
         ]
 
+    @_db_errors
     def due_account_ids(self, crm: str, now: datetime) -> list[str]:
         """Accounts whose score changes by `now` (a person leaves the breadth window)."""
         rows = self._conn.execute(
@@ -719,6 +756,7 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return [r[0] for r in rows]
 
+    @_db_errors
     def stale_account_ids(self, crm: str, fingerprint: str) -> list[str]:
         """Accounts scored by another model than `fingerprint` (a rollout: rescored next)."""
         rows = self._conn.execute(
@@ -731,6 +769,7 @@ class AccountsStateMixin(StoreBase):
         return sorted(r[0] for r in rows)
 
     # -- the backlog of accounts to rescore ---------------------------------------------
+    @_db_errors
     def add_accounts_due(
         self, crm: str, account_ids: Iterable[str], reason: str, *, replace_reason: bool = False
     ) -> None:
@@ -743,6 +782,7 @@ class AccountsStateMixin(StoreBase):
                 [(crm, a, reason) for a in dict.fromkeys(account_ids)],
             )
 
+    @_db_errors
     def add_member_accounts_due(self, crm: str, contact_ids: Iterable[str], reason: str) -> None:
         """The accounts of these contacts due (`add_accounts_due`): each of them leaves its
         account (merged into another contact, deleted in the CRM), which must be scored again
@@ -760,6 +800,7 @@ class AccountsStateMixin(StoreBase):
                 (reason, crm, _param(contact_ids)),
             )
 
+    @_db_errors
     def accounts_due(self, crm: str, reason: str | None = None) -> list[str]:
         """The accounts in the backlog (`reason`: only those put there for it)."""
         rows = self._conn.execute(
@@ -769,6 +810,7 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return [r[0] for r in rows]
 
+    @_db_errors
     def accounts_due_among(self, crm: str, account_ids: Iterable[str]) -> set[str]:
         """Those of `account_ids` in the backlog (one read, by key)."""
         rows = self._conn.execute(
@@ -778,6 +820,7 @@ class AccountsStateMixin(StoreBase):
         ).fetchall()
         return {r[0] for r in rows}
 
+    @_db_errors
     def clear_accounts_due(self, crm: str, account_ids: Iterable[str]) -> None:
         with self.transaction():
             self._conn.execute(
@@ -787,6 +830,7 @@ class AccountsStateMixin(StoreBase):
             )
 
     # -- company values written ---------------------------------------------------------
+    @_db_errors
     def get_account_written_many(
         self, crm: str, company_ids: Iterable[str]
     ) -> dict[str, dict[str, str]]:
@@ -801,6 +845,7 @@ class AccountsStateMixin(StoreBase):
             out[cid][prop] = value
         return out
 
+    @_db_errors
     def record_account_written(
         self, crm: str, company_id: str, props: Mapping[str, str], at: datetime
     ) -> None:

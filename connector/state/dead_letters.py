@@ -126,6 +126,26 @@ class DeadLettersMixin(StoreBase):
         return int(rows[0][0]) if rows else None
 
     @_db_errors
+    def add_input_dead_letter(
+        self, crm: str, record_id: str, payload: Any, reason: str, at: datetime
+    ) -> bool:
+        """`add_dead_letter` for a record the CRM sent that could not be read; returns whether
+        it is news: a record not dead-lettered yet (or resolved since), or one whose payload
+        changed (a dismissed one reopens). The same record read again the same, which the
+        events' re-read margin does at every sync for days, is none: an open one counts its
+        attempt, a dismissed one is left as it is, and neither is counted again as bad input
+        (a run's `bad_records`, the metric, `LEADSCORE_FAIL_ON_DEAD_LETTERS`)."""
+        rid, stored = clean_row((record_id or "", encode_json(redact(payload))))
+        with self.transaction():
+            before = self._conn.execute(
+                "SELECT payload_hash FROM dead_letters WHERE crm = ? AND kind = 'input' AND "
+                "contact_id = ? AND resolved_at IS NULL",
+                (crm, rid),
+            ).fetchone()
+            self.add_dead_letter(crm, "input", record_id, payload, reason, at)
+        return before is None or before[0] != payload_hash(stored)
+
+    @_db_errors
     def open_dead_letters(
         self, crm: str, kind: str | None = None, *, with_dismissed: bool = False
     ) -> list[DeadLetter]:

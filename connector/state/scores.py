@@ -292,12 +292,14 @@ class ScoresMixin(StoreBase):
         ).fetchone()
         return int(row[0])
 
+    @_db_errors
     def count_pending_writes(self, crm: str) -> int:
         row = self._conn.execute(
             "SELECT count(*) FROM write_backlog WHERE crm = ?", (crm,)
         ).fetchone()
         return int(row[0])
 
+    @_db_errors
     def pending_write_ids(self, crm: str) -> list[str]:
         rows = self._conn.execute(
             "SELECT contact_id FROM write_backlog WHERE crm = ? ORDER BY contact_id", (crm,)

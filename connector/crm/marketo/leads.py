@@ -23,7 +23,7 @@ from connector.errors import (
 )
 from connector.parse import opt_text, parse_timestamp
 from connector.text import clean_value, shown_value
-from connector.types import MQL, Contact
+from connector.types import MQL, Contact, event_record_id
 
 KNOWN_IDS_MAX = 1_000_000
 
@@ -219,7 +219,8 @@ class LeadsMixin(FieldsMixin):
             for act in results:
                 lid = act.get("leadId")
                 if lid is None:
-                    page.bad.append(BadRecord(str(act.get("id", "?")), "lead change: no leadId"))
+                    rid = event_record_id(str(act.get("id", "?")))  # an activity's id
+                    page.bad.append(BadRecord(rid, "lead change: no leadId", act))
                     continue
                 if until is not None and self._at(act) >= until:
                     past_until = True

@@ -290,7 +290,7 @@ def portal_with_companies() -> dict[str, Any]:
             "properties": {
                 "name": f"Portal Company {i}",
                 "domain": f"portal{i}-bench.com",  # a real TLD: `.example` reads as no domain
-                "industry": "computer software",
+                "industry": "COMPUTER_SOFTWARE",  # HubSpot's dropdown code
                 "numberofemployees": "400",
                 "annualrevenue": "60000000",
                 "country": "US",

@@ -20,6 +20,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from connector.industries import HUBSPOT_INDUSTRY_LABELS
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # C0 but tab, LF, CR; DEL and C1; the bidi marks, embeddings, overrides and isolates (ALM,
 # LRM, RLM, LRE…RLO, LRI…PDI). Zero-width joiners stay: emoji sequences and scripts use them.
@@ -70,12 +72,15 @@ def shown_value(value: Any) -> str:
 
 def industry_words(raw: str | None) -> str | None:
     """An industry as the model's industry lists and the firmographics files name it: a CRM
-    dropdown's internal code (HubSpot's `COMPUTER_SOFTWARE`, `FINANCIAL_SERVICES`) as the
-    words of its label, lower case (`computer software`); free text as it is. Applied where a
-    company is read and where a stored one is scored (rows stored before keep their code)."""
+    dropdown's internal code (HubSpot's `COMPUTER_SOFTWARE`, `HOSPITAL_HEALTH_CARE`) as its
+    label in lower case (`computer software`, `hospital & health care`: the labels of
+    :data:`connector.industries.HUBSPOT_INDUSTRIES`), a code not in that list as its words
+    (`MY_OWN_OPTION` → `my own option`); free text as it is. Applied where a company is read
+    and where a stored one is scored (rows stored before keep their code)."""
     if raw is None or not _INDUSTRY_CODE.fullmatch(raw):
         return raw
-    return raw.replace("_", " ").lower()
+    label = HUBSPOT_INDUSTRY_LABELS.get(raw)
+    return label.lower() if label is not None else raw.replace("_", " ").lower()
 
 
 _INDUSTRY_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")

@@ -159,7 +159,7 @@ def _big_portal() -> dict[str, Any]:
             "properties": {
                 "name": "Bigco",
                 "domain": "bigco.com",
-                "industry": "computer software",
+                "industry": "COMPUTER_SOFTWARE",
                 "numberofemployees": "4000",
                 "country": "US",
             },

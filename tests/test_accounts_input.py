@@ -40,6 +40,7 @@ from connector.sandbox.hubspot.events import WebEvent
 from connector.sandbox.hubspot.object_types import COMPANIES
 from connector.settings import load_settings
 from connector.state.store import StateStore
+from connector.text import industry_words
 from connector.types import CrmCompany
 
 from .conftest import NOW, Harness
@@ -655,8 +656,8 @@ def test_a_dismissed_future_dated_event_fails_no_sync_until_it_changes(
     [
         ("COMPUTER_SOFTWARE", "computer software"),  # HubSpot's dropdown code
         ("INFORMATION_TECHNOLOGY_AND_SERVICES", "information technology and services"),
-        ("computer software", "computer software"),  # a text property: as it is
-        ("Retail", "Retail"),
+        ("HOSPITAL_HEALTH_CARE", "hospital & health care"),  # its label, as the files name it
+        ("RETAIL", "retail"),
     ],
 )
 def test_hubspot_s_industry_codes_read_as_the_words_of_their_label(
@@ -664,7 +665,9 @@ def test_hubspot_s_industry_codes_read_as_the_words_of_their_label(
 ) -> None:
     """Real HubSpot answers `industry` with its dropdown's internal values; the model's
     industry lists name the industries in words: `COMPUTER_SOFTWARE` is read as `computer
-    software` and earns the target-industry points (before, it never matched)."""
+    software` and earns the target-industry points (before, it never matched). The sandbox's
+    `industry` is that dropdown too, so free text cannot be written (see
+    test_industry_words_reads_a_code_as_its_label_and_text_as_it_is)."""
     with harness(tmp_path) as h:
         set_company(h, NORTHWIND, industry=industry)
         assert h.pipeline.sync().status == "ok"
@@ -676,6 +679,26 @@ def test_hubspot_s_industry_codes_read_as_the_words_of_their_label(
         assert bool(target) == (
             stored.lower() in ("computer software", "information technology and services")
         )
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ("HOSPITAL_HEALTH_CARE", "hospital & health care"),  # the label, not "hospital health"
+        ("HEALTH_WELLNESS_AND_FITNESS", "health, wellness and fitness"),
+        ("MY_OWN_OPTION", "my own option"),  # a code of no HubSpot option: its words
+        ("computer software", "computer software"),  # text (Marketo, a stored row): as it is
+        ("Retail", "Retail"),
+        (None, None),
+    ],
+)
+def test_industry_words_reads_a_code_as_its_label_and_text_as_it_is(
+    raw: str | None, words: str | None
+) -> None:
+    """HubSpot's code → its label in lower case, the words fixtures/firmographics.csv and the
+    enrichers use (`hospital & health care`: before, the underscores became spaces and the
+    `&` was lost)."""
+    assert industry_words(raw) == words
 
 
 def test_dead_letters_show_crm_text_as_plain_text(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_a_member_deleted_in_hubspot_and_found_by_its_account_values_write_leave
     leaving = before.engaged_contacts[-1]
     move_to(h, 15)
     h.sb.archive(leaving)  # deleted in HubSpot: never pulled again
-    edit_company(h, numberofemployees="12", industry="retail", annualrevenue="1000000")
+    edit_company(h, numberofemployees="12", industry="RETAIL", annualrevenue="1000000")
     summary = h.pipeline.sync()
     assert summary.status == "ok" and summary.archived == 1
     after = h.store.account_score(CRM, ACME)

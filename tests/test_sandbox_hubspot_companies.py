@@ -42,8 +42,9 @@ from hubspot.crm.companies import (
 from hubspot.crm.companies.exceptions import ApiException, NotFoundException
 from hubspot.crm.properties import PropertyCreate
 
+from connector.industries import HUBSPOT_INDUSTRIES
 from connector.sandbox.base import parse_time_ms
-from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.hubspot import HubSpotSandbox, load_portal
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TOKEN = "test-token"
@@ -68,7 +69,7 @@ PORTAL: dict[str, Any] = {
                 "name": "Acme",
                 "domain": "acme.com",
                 "numberofemployees": "850",
-                "industry": "computer software",
+                "industry": "COMPUTER_SOFTWARE",
                 "createdate": "2026-09-01T00:00:00Z",
                 "hs_lastmodifieddate": "2026-09-02T00:00:00Z",
             },
@@ -160,8 +161,8 @@ def test_company_create_get_update_archive(sb: HubSpotSandbox) -> None:
         "hs_object_id": "9001",
         "name": "Acme",
     }
-    updated = api.update("9003", SimplePublicObjectInput(properties={"industry": "software"}))
-    assert updated.properties["industry"] == "software"
+    updated = api.update("9003", SimplePublicObjectInput(properties={"industry": "INTERNET"}))
+    assert updated.properties["industry"] == "INTERNET"
     assert parse_time_ms(updated.properties["hs_lastmodifieddate"]) > parse_time_ms(stamp)
     assert "lastmodifieddate" not in sb.company("9003").properties
     with pytest.raises(ApiException) as exc:
@@ -186,7 +187,7 @@ def test_company_create_get_update_archive(sb: HubSpotSandbox) -> None:
         ),
         ("GET", "/crm/v3/objects/companies/9003", None, 200),
         ("GET", "/crm/v3/objects/companies/9001", None, 200),
-        ("PATCH", "/crm/v3/objects/companies/9003", {"properties": {"industry": "software"}}, 200),
+        ("PATCH", "/crm/v3/objects/companies/9003", {"properties": {"industry": "INTERNET"}}, 200),
         (
             "PATCH",
             "/crm/v3/objects/companies/9003",
@@ -389,6 +390,125 @@ def test_company_properties_and_groups(sb: HubSpotSandbox) -> None:
     r = http(sb, "GET", "/crm/v3/properties/companies/email")
     assert r.status_code == 404
     assert r.json()["message"] == "Unable to find property named 'email' for object type COMPANY"
+
+
+def test_company_industry_is_hubspot_s_dropdown_of_industry_codes(sb: HubSpotSandbox) -> None:
+    """`GET /crm/v3/properties/companies/industry` as HubSpot answers it: an enumeration
+    shown as a select, whose options are the industry codes with their labels in order (a
+    contact's `industry` stays a text property, as in HubSpot)."""
+    props = sdk(sb).crm.properties.core_api
+    industry = props.get_by_name("companies", "industry")
+    assert (industry.type, industry.field_type, industry.label) == (
+        "enumeration",
+        "select",
+        "Industry",
+    )
+    assert industry.hubspot_defined is True
+    assert industry.modification_metadata.read_only_definition is True
+    options = [o.to_dict() for o in industry.options]
+    assert len(options) == 147
+    assert options[0] == {
+        "label": "Accounting",
+        "value": "ACCOUNTING",
+        "display_order": 0,
+        "hidden": False,
+        "description": None,
+    }
+    by_value = {o["value"]: o for o in options}
+    assert by_value["COMPUTER_SOFTWARE"]["label"] == "Computer Software"
+    assert by_value["INFORMATION_TECHNOLOGY_AND_SERVICES"]["label"] == (
+        "Information Technology and Services"
+    )
+    assert by_value["HOSPITAL_HEALTH_CARE"]["label"] == "Hospital & Health Care"
+    assert [(o["value"], o["label"], o["display_order"]) for o in options] == [
+        (value, label, i) for i, (value, label) in enumerate(HUBSPOT_INDUSTRIES)
+    ]
+    contact = props.get_by_name("contacts", "industry")
+    assert (contact.type, contact.field_type, contact.options) == ("string", "text", [])
+
+
+def test_company_industry_takes_a_code_and_refuses_free_text(sb: HubSpotSandbox) -> None:
+    """The official SDK: a company created with `COMPUTER_SOFTWARE` reads it back; one created
+    with "financial services" is refused with HubSpot's INVALID_OPTION answer (nothing is
+    created); a batch update with one bad value answers 207 and writes only the good one."""
+    api = sdk(sb).crm.companies
+    created = api.basic_api.create(
+        SimplePublicObjectInputForCreate(
+            properties={"name": "Initech", "domain": "initech.com", "industry": "COMPUTER_SOFTWARE"}
+        )
+    )
+    assert created.properties["industry"] == "COMPUTER_SOFTWARE"
+    got = api.basic_api.get_by_id(created.id, properties=["industry"])
+    assert got.properties["industry"] == "COMPUTER_SOFTWARE"
+    with pytest.raises(ApiException) as exc:
+        api.basic_api.create(
+            SimplePublicObjectInputForCreate(
+                properties={"name": "Vandelay", "industry": "financial services"}
+            )
+        )
+    assert exc.value.status == 400
+    body = json.loads(exc.value.body)
+    options = ", ".join(sorted(value for value, _ in HUBSPOT_INDUSTRIES))
+    problem = f"financial services was not one of the allowed options: [{options}]"
+    detail = [
+        {
+            "isValid": False,
+            "message": problem,
+            "error": "INVALID_OPTION",
+            "name": "industry",
+            "localizedErrorMessage": problem,
+            "portalId": 4242,
+        }
+    ]
+    assert body == {
+        "status": "error",
+        "message": "Property values were not valid: " + json.dumps(detail, separators=(",", ":")),
+        "correlationId": body["correlationId"],
+        "category": "VALIDATION_ERROR",
+    }
+    assert sorted(c.id for c in sb.portal.companies.values()) == ["9001", "9002", created.id]
+    batch = http(
+        sb,
+        "POST",
+        "/crm/v3/objects/companies/batch/update",
+        json={
+            "inputs": [
+                {"id": "9001", "properties": {"industry": "INTERNET"}},
+                {"id": "9002", "properties": {"industry": "Financial Services"}},
+            ]
+        },
+    )
+    assert batch.status_code == 207
+    answer = batch.json()
+    assert [r["id"] for r in answer["results"]] == ["9001"]
+    assert answer["numErrors"] == 1
+    error = answer["errors"][0]
+    assert (error["category"], error["context"]) == (
+        "INVALID_OPTION",
+        {"ids": ["9002"], "propertyName": ["industry"]},
+    )
+    assert error["errors"] == [
+        {
+            "message": f"Financial Services was not one of the allowed options: [{options}]",
+            "code": "INVALID_OPTION",
+            "context": {"propertyName": ["industry"]},
+        }
+    ]
+    assert sb.company("9001").properties["industry"] == "INTERNET"
+    assert "industry" not in sb.company("9002").properties
+
+
+def test_a_fixture_company_with_free_text_industry_is_refused() -> None:
+    """A fixture can hold no value a client could not have written: free text in `industry`
+    stops the load, naming the company and the property."""
+    portal = json.loads(json.dumps(PORTAL))
+    portal["companies"][1]["properties"]["industry"] = "financial services"
+    with pytest.raises(ValueError) as exc:
+        load_portal(portal, now=NOW)
+    assert str(exc.value).startswith(
+        "fixture company 9002: industry: financial services was not one of the allowed "
+        "options: [ACCOUNTING, AIRLINES_AVIATION, "
+    )
 
 
 # -- associations v4 --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from connector.sandbox.demo_portal import (
     main,
 )
 from connector.sandbox.hubspot import HubSpotSandbox, load_portal
+from connector.text import industry_words
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "hubspot_demo_portal.json"
 ANCHOR_DT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -326,13 +327,34 @@ def test_cli_command_serves_the_demo_portal_until_interrupted(
     assert CliRunner().invoke(hubspot_cli.sandbox_hubspot_cmd, ["--port", "70000"]).exit_code == 2
 
 
+def test_cli_command_refuses_a_fixture_with_free_text_industry_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fixture whose company holds a value HubSpot's `industry` dropdown refuses: one line
+    naming the file, the company and the property, exit 1 (before: it was served)."""
+    monkeypatch.setattr(hubspot_cli, "wait_for_interrupt", lambda stop: None)  # no blocking
+    bad = tmp_path / "portal.json"
+    bad.write_text(
+        json.dumps({"companies": [{"id": "7", "properties": {"name": "X", "industry": "retail"}}]}),
+        encoding="utf-8",
+    )
+    out = CliRunner().invoke(hubspot_cli.sandbox_hubspot_cmd, ["--fixtures", str(bad)])
+    assert out.exit_code == 1
+    lines = out.output.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"Error: {bad}: fixture company 7: industry: retail was not one of the allowed options: "
+        "[ACCOUNTING, AIRLINES_AVIATION, "
+    )
+
+
 def test_demo_companies_and_associations() -> None:
     companies = {c["id"]: c["properties"] for c in DEMO["companies"]}
     assert list(companies) == [str(i) for i in range(9001, 9014)]
     assert companies["9012"] == {
         "name": "Northwind Data",
         "numberofemployees": "400",
-        "industry": "computer software",
+        "industry": "COMPUTER_SOFTWARE",  # HubSpot's dropdown stores its internal value
         "country": "US",
         "domain": "northwind-data.com",
         "annualrevenue": "60000000",
@@ -347,7 +369,11 @@ def test_demo_companies_and_associations() -> None:
     for props in companies.values():
         if props.get("domain"):
             row = rows[props["domain"]]
-            assert (props["name"], props["industry"], props["numberofemployees"]) == (
+            assert (
+                props["name"],
+                industry_words(props["industry"]),
+                props["numberofemployees"],
+            ) == (
                 row[1],
                 row[2],
                 row[4],

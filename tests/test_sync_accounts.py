@@ -78,14 +78,14 @@ def _portal() -> dict[str, Any]:
     data = b.fixture(forms=True)
     data["companies"] = [
         {"id": ACME, "properties": {"name": "Acme Analytics", "domain": "acme-analytics.com",
-                                    "industry": "computer software", "numberofemployees": "850",
+                                    "industry": "COMPUTER_SOFTWARE", "numberofemployees": "850",
                                     "annualrevenue": "120000000", "country": "US"}},
         {"id": NORTHWIND, "properties": {"name": "Northwind Data", "domain": "northwind-data.com",
-                                         "industry": "computer software",
+                                         "industry": "COMPUTER_SOFTWARE",
                                          "numberofemployees": "400",
                                          "annualrevenue": "60000000", "country": "US"}},
         {"id": GLOBEX, "properties": {"name": "Globex", "domain": "globex.co.uk",
-                                      "industry": "financial services",
+                                      "industry": "FINANCIAL_SERVICES",
                                       "numberofemployees": "12000", "country": "GB"}},
         {"id": STEALTH, "properties": {"name": "Stealth Startup"}},
         {"id": ACME_DUP, "properties": {"name": "Acme (dup)", "domain": "acmeanalytics.io"}},
@@ -301,7 +301,7 @@ def _vendor_portal() -> dict[str, Any]:
     data = b.fixture(forms=True)
     data["companies"] = [
         {"id": VENDOR, "properties": {"name": "CloudHost Co", "domain": "cloudhostco.com",
-                                      "industry": "computer software",
+                                      "industry": "COMPUTER_SOFTWARE",
                                       "numberofemployees": "400",
                                       "annualrevenue": "60000000", "country": "US"}},
     ]  # fmt: skip

@@ -97,7 +97,7 @@ def test_a_firmographic_edit_writes_the_company_and_its_members_in_the_same_pass
     idle_at, edit_at = TIMINGS[timing]
     settled(h, idle_at)
     move_to(h, edit_at)
-    edit_company(h, numberofemployees="12", industry="retail")  # 80 fit points -> 45: B
+    edit_company(h, numberofemployees="12", industry="RETAIL")  # 80 fit points -> 45: B
     writes, pulled = sync_at(h)
     assert (pulled >= len(MEMBERS)) == (timing == "members pulled again")
     acme = h.store.account_score("hubspot", f"company:{ACME}")
@@ -126,7 +126,7 @@ def test_an_edit_flipping_back_and_forth_writes_each_grade_in_its_own_pass(
     h = demo_accounts
     settled(h, 5)
     for i, (employees, industry, grade) in enumerate(
-        [("12", "retail", "B"), ("850", "computer software", "A"), ("12", "retail", "B")]
+        [("12", "RETAIL", "B"), ("850", "COMPUTER_SOFTWARE", "A"), ("12", "RETAIL", "B")]
     ):
         move_to(h, 10 + 5 * i)  # the members are pulled again every time
         edit_company(h, numberofemployees=employees, industry=industry)
@@ -174,7 +174,7 @@ def test_an_edit_that_ends_the_mqa_writes_company_and_members_in_the_same_pass(
     robin = h.store.get_score("hubspot", "112")
     assert robin is not None and robin.mql and robin.score == 60
     move_to(h, edit_at)
-    edit_company(h, numberofemployees="12", industry="retail", annualrevenue="1000000")
+    edit_company(h, numberofemployees="12", industry="RETAIL", annualrevenue="1000000")
     writes, _ = sync_at(h)
     acme = h.store.account_score("hubspot", f"company:{ACME}")
     assert acme is not None and (acme.score, acme.grade, acme.mqa) == (375, "C", False)
@@ -239,3 +239,27 @@ def test_an_account_scored_in_two_chunks_counts_once_in_the_summary(tmp_path: Pa
         assert stage.state.distinct == {f"company:{NORTHWIND}"}
         assert summary.accounts_scored == summary.counts()["accounts_scored"] == 1
         assert "accounts: 1 scored" in summary.notes
+
+
+def test_the_demo_s_industry_codes_are_stored_as_the_words_of_their_label(
+    demo_accounts: Harness,
+) -> None:
+    """The demo portal holds HubSpot's industry codes, as a real portal does; the sync stores
+    each company's industry as its label's words, the words of the model's target industries
+    and of fixtures/firmographics.csv (Acme's software earns its +15)."""
+    h = demo_accounts
+    assert h.sb.company("9005").properties["industry"] == "HOSPITAL_HEALTH_CARE"
+    assert h.sb.company(ACME).properties["industry"] == "COMPUTER_SOFTWARE"
+    sync_at(h, 0)
+    stored = dict(
+        h.store.db.execute(
+            "SELECT id, industry FROM crm_companies WHERE crm = 'hubspot' AND id IN (?, ?)",
+            (ACME, "9005"),
+        ).fetchall()
+    )
+    assert stored == {ACME: "computer software", "9005": "hospital & health care"}
+    acme = h.store.account_score("hubspot", f"company:{ACME}")
+    assert acme is not None
+    assert [(r.rule, r.text) for r in acme.reasons if r.rule == "account_industry"] == [
+        ("account_industry", "+15 target industry (industry computer software)")
+    ]

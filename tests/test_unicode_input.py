@@ -232,8 +232,9 @@ def test_hubspot_company_name_with_a_cut_emoji_is_stored_replaced_and_its_accoun
     monkeypatch.setenv("LEADSCORE_ACCOUNTS", "true")
     with HubSpotSandbox.start(build_demo_portal()) as sb:
         runner, auth = _hubspot_cli(sb, db, monkeypatch)
-        # renamed over HTTP as an import would: the JSON escape of half an emoji
-        body = b'{"properties":{"name":"Initech \\ud83d","industry":"Jos\\ud83d"}}'
+        # renamed over HTTP as an import would: the JSON escape of half an emoji (industry is
+        # a dropdown, as in HubSpot: the second text is the country, a text property)
+        body = b'{"properties":{"name":"Initech \\ud83d","country":"Jos\\ud83d"}}'
         patched = requests.patch(f"{sb.url}/crm/v3/objects/companies/9002", data=body, headers=auth)
         assert patched.status_code == 200, patched.text
         assert sb.company("9002").properties["name"] == "Initech \ud83d"
@@ -242,7 +243,7 @@ def test_hubspot_company_name_with_a_cut_emoji_is_stored_replaced_and_its_accoun
         assert first.exit_code == 0, first.output
         assert ", dead-lettered 0," in first.output
         assert sb.app.internal_errors == []
-        assert _rows(db, "SELECT name, industry FROM crm_companies WHERE id = '9002'") == [
+        assert _rows(db, "SELECT name, country FROM crm_companies WHERE id = '9002'") == [
             ("Initech \ufffd", "Jos\ufffd")
         ]
         assert _rows(db, "SELECT name FROM account_scores WHERE account_id = 'company:9002'") == [

@@ -126,31 +126,33 @@ COMPANY_DOMAINS = {
 }
 FREE_DOMAINS = ("gmail.com", "yahoo.com", "hotmail.com")
 # The demo companies (id, name, domain, employees, industry, annual revenue USD, country,
-# additional domains): the firmographics of fixtures/firmographics.csv for the corporate domains
+# additional domains): the industry as HubSpot's dropdown stores it (its internal value, whose
+# label in lower case is the firmographics file's industry: connector.industries); the
+# firmographics of fixtures/firmographics.csv for the corporate domains
 # of the demo contacts, the Northwind Data buying committee's company and one company a rep
 # created without a domain (no contacts).
 DEMO_COMPANIES: tuple[tuple[str, str, str, int, str, int, str, str], ...] = (
-    ("9001", "Acme Analytics", "acme-analytics.com", 850, "computer software", 120_000_000, "US",
+    ("9001", "Acme Analytics", "acme-analytics.com", 850, "COMPUTER_SOFTWARE", 120_000_000, "US",
      "acmeanalytics.io"),
-    ("9002", "Initech", "initech.com", 300, "information technology and services", 45_000_000,
+    ("9002", "Initech", "initech.com", 300, "INFORMATION_TECHNOLOGY_AND_SERVICES", 45_000_000,
      "CA", "initech.ca"),
-    ("9003", "Globex", "globex.co.uk", 12000, "financial services", 2_100_000_000, "GB",
+    ("9003", "Globex", "globex.co.uk", 12000, "FINANCIAL_SERVICES", 2_100_000_000, "GB",
      "globex.com;globex-group.com"),
-    ("9004", "Northwind Logistics", "northwind-logistics.com", 2400, "logistics and supply chain",
+    ("9004", "Northwind Logistics", "northwind-logistics.com", 2400, "LOGISTICS_AND_SUPPLY_CHAIN",
      400_000_000, "DE", "northwind-logistics.de"),
-    ("9005", "Umbrella Health", "umbrella-health.com", 7000, "hospital & health care",
+    ("9005", "Umbrella Health", "umbrella-health.com", 7000, "HOSPITAL_HEALTH_CARE",
      900_000_000, "US", ""),
-    ("9006", "Hooli", "hooli.io", 1500, "internet", 250_000_000, "US", "hooli.com"),
-    ("9007", "Stark Industries", "stark-industries.com", 40000, "machinery", 9_000_000_000, "US",
+    ("9006", "Hooli", "hooli.io", 1500, "INTERNET", 250_000_000, "US", "hooli.com"),
+    ("9007", "Stark Industries", "stark-industries.com", 40000, "MACHINERY", 9_000_000_000, "US",
      "starkindustries.com"),
-    ("9008", "Wayne Enterprises", "wayne-enterprises.com", 25000, "financial services",
+    ("9008", "Wayne Enterprises", "wayne-enterprises.com", 25000, "FINANCIAL_SERVICES",
      5_000_000_000, "US", ""),
-    ("9009", "TinyShop", "tinyshop.io", 4, "retail", 300_000, "US", ""),
-    ("9010", "RivalScore", "rivalscore.io", 120, "computer software", 15_000_000, "US", ""),
-    ("9011", "Stanford University", "stanford.edu", 15000, "higher education", 0, "US", ""),
-    ("9012", "Northwind Data", "northwind-data.com", 400, "computer software", 60_000_000, "US",
+    ("9009", "TinyShop", "tinyshop.io", 4, "RETAIL", 300_000, "US", ""),
+    ("9010", "RivalScore", "rivalscore.io", 120, "COMPUTER_SOFTWARE", 15_000_000, "US", ""),
+    ("9011", "Stanford University", "stanford.edu", 15000, "HIGHER_EDUCATION", 0, "US", ""),
+    ("9012", "Northwind Data", "northwind-data.com", 400, "COMPUTER_SOFTWARE", 60_000_000, "US",
      ""),
-    ("9013", "Vandelay Industries", "", 140, "import and export", 32_000_000, "US", ""),
+    ("9013", "Vandelay Industries", "", 140, "IMPORT_AND_EXPORT", 32_000_000, "US", ""),
 )  # fmt: skip
 NORTHWIND_DATA = "9012"
 # a contact associated with a second company (unlabeled): its primary company still wins

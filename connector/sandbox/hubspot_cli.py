@@ -67,14 +67,17 @@ def run_sandbox(
     stop: threading.Event,
 ) -> None:
     portal = load_fixture(fixtures)
-    sandbox = HubSpotSandbox.start(
-        portal,
-        token=token,
-        port=port,
-        rate_limit=rate_limit,
-        daily_limit=daily_limit,
-        faults=Faults(seed=seed, error_rate=error_rate),
-    )
+    try:
+        sandbox = HubSpotSandbox.start(
+            portal,
+            token=token,
+            port=port,
+            rate_limit=rate_limit,
+            daily_limit=daily_limit,
+            faults=Faults(seed=seed, error_rate=error_rate),
+        )
+    except ValueError as exc:  # a fixture a client could not have written (or not JSON)
+        raise click.ClickException(f"{fixtures or 'the demo portal'}: {exc}") from None
     with sandbox:
         live = len(sandbox.portal.live_contacts())
         companies = len(sandbox.portal.live_records(COMPANIES))

@@ -56,6 +56,7 @@ from connector.sandbox.marketo import (
     WEBINAR_REGISTERED,
     webinar_activity_types,
 )
+from connector.text import industry_words
 
 MUNCHKIN_ID = "123-ABC-456"
 HOST = SITE.removeprefix("https://")
@@ -278,7 +279,7 @@ def _company(co: dict[str, Any]) -> dict[str, Any]:
     if props.get("domain"):
         out["website"] = f"https://www.{props['domain']}"
     out["numberOfEmployees"] = int(props["numberofemployees"])
-    out["industry"] = props["industry"]
+    out["industry"] = industry_words(props["industry"])  # Marketo's is text: the words
     if props.get("annualrevenue"):
         out["annualRevenue"] = float(props["annualrevenue"])
     out["billingCountry"] = props["country"]

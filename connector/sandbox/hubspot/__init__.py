@@ -38,7 +38,8 @@ Endpoints (paths with or without a trailing slash; ``contacts`` may also be spel
   (``idProperty`` = ``email`` or a unique-value property), ``/batch/archive``, ``/merge``;
 * ``/crm/v3/properties/{contacts|companies}`` (+ ``/{name}``, ``/groups``, ``/groups/{name}``),
   one catalogue per type (companies: ``name, domain, hs_additional_domains, numberofemployees,
-  industry, annualrevenue, country, ... hs_lastmodifieddate, num_associated_contacts``);
+  industry, annualrevenue, country, ... hs_lastmodifieddate, num_associated_contacts``; a
+  company's ``industry`` is HubSpot's dropdown of industry codes, ``COMPUTER_SOFTWARE``...);
 * associations v4 between contacts and companies (see ``associations``):
   ``GET /crm/v4/objects/{type}/{id}/associations/{toType}``, ``PUT .../default/{toType}/{toId}``,
   ``PUT|DELETE .../{toType}/{toId}``, ``POST /crm/v4/associations/{from}/{to}/batch/read``

@@ -13,7 +13,12 @@ from connector.sandbox.hubspot.events import EmailEvent, WebEvent
 from connector.sandbox.hubspot.forms import Form
 from connector.sandbox.hubspot.object_types import COMPANIES
 from connector.sandbox.hubspot.portal import DEFAULT_PORTAL_ID, Portal, _deterministic_id
-from connector.sandbox.hubspot.properties import PropertyGroup, _property_from_spec, _title
+from connector.sandbox.hubspot.properties import (
+    PropertyGroup,
+    _normalize_value,
+    _property_from_spec,
+    _title,
+)
 
 
 def load_portal(data: Mapping[str, Any] | str | Path, now: datetime | None = None) -> Portal:
@@ -35,7 +40,9 @@ def load_portal(data: Mapping[str, Any] | str | Path, now: datetime | None = Non
          "associations": [{"contact": "101", "company": "9001", "primary": true}]}
 
     Associations are loaded after the contacts and companies and before the merges; they set
-    ``associatedcompanyid`` and ``num_associated_contacts`` without bumping any date.
+    ``associatedcompanyid`` and ``num_associated_contacts`` without bumping any date. A
+    company's dropdown value (``industry``, ``lifecyclestage``) must be one of the property's
+    options, as the API would require (ValueError naming the company and property).
     """
     data, now, when = read_fixture(data, now)
     portal = Portal(int(data.get("portal_id", DEFAULT_PORTAL_ID)), now=now)
@@ -122,6 +129,7 @@ def load_portal(data: Mapping[str, Any] | str | Path, now: datetime | None = Non
                 raw.pop("createdate", None) or co.get("createdAt"), base_ms - 30 * _DAY_MS
             )
             modified = when(raw.pop("hs_lastmodifieddate", None) or co.get("updatedAt"), created)
+            _check_options(portal, str(co["id"]), raw)
             rec = portal.create_object(COMPANIES, raw, object_id=str(co["id"]), created_ms=created)
             rec.updated_ms = max(modified, created)
             rec.properties["hs_lastmodifieddate"] = iso_ms(rec.updated_ms)
@@ -149,3 +157,16 @@ def load_portal(data: Mapping[str, Any] | str | Path, now: datetime | None = Non
                 rec.properties["lastmodifieddate"] = iso_ms(latest)
             rec.history.clear()
     return portal
+
+
+def _check_options(portal: Portal, company_id: str, values: Mapping[str, str]) -> None:
+    """A fixture company's enumeration values are options of their property (the API refuses
+    any other: a fixture must not hold what no client could have written)."""
+    props = portal.properties_of(COMPANIES)
+    for name, value in values.items():
+        pdef = props.get(name)
+        if pdef is None or pdef.type != "enumeration":
+            continue
+        _, problem = _normalize_value(pdef, value)
+        if problem is not None:
+            raise ValueError(f"fixture company {company_id}: {name}: {problem.message[:200]}")

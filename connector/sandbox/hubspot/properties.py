@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector.industries import HUBSPOT_INDUSTRIES
 from connector.sandbox.base import DAY_MS as _DAY_MS
 from connector.sandbox.base import JsonDict, Request, Response, iso_ms, parse_time_ms
 from connector.sandbox.hubspot.api import HubSpotApi, _is_int
@@ -281,7 +282,7 @@ _COMPANY_PROPERTY_TABLE: tuple[tuple[str, str, str, str, str, bool], ...] = (
     ("domain", "Company Domain Name", "string", "text", _CO, False),
     ("hs_additional_domains", "Additional Domains", "string", "text", _CO, False),
     ("numberofemployees", "Number of Employees", "number", "number", _CO, False),
-    ("industry", "Industry", "string", "text", _CO, False),
+    ("industry", "Industry", "enumeration", "select", _CO, False),
     ("annualrevenue", "Annual Revenue", "number", "number", _CO, False),
     ("country", "Country/Region", "string", "text", _CO, False),
     ("city", "City", "string", "text", _CO, False),
@@ -300,9 +301,12 @@ _COMPANY_PROPERTY_TABLE: tuple[tuple[str, str, str, str, str, bool], ...] = (
 
 
 def default_company_properties(created_ms: int) -> list[PropertyDef]:
-    """HubSpot's default company properties (the ones account scoring reads)."""
+    """HubSpot's default company properties (the ones account scoring reads); `industry` is
+    HubSpot's dropdown (:data:`connector.industries.HUBSPOT_INDUSTRIES`), as in a real portal
+    (a contact's `industry` is text)."""
     stages = [(s, _STAGE_LABELS.get(s, _title(s))) for s in LIFECYCLE_STAGES]
-    return _hubspot_defined(_COMPANY_PROPERTY_TABLE, {"lifecyclestage": stages}, _CO, created_ms)
+    options = {"lifecyclestage": stages, "industry": list(HUBSPOT_INDUSTRIES)}
+    return _hubspot_defined(_COMPANY_PROPERTY_TABLE, options, _CO, created_ms)
 
 
 ROLLUP_PROPERTIES: tuple[str, ...] = (

@@ -305,6 +305,9 @@ def _pages_note(stage: str, pages: int) -> str:
     type=click.Path(dir_okay=False),
     help="Model file [default: LEADSCORE_MODEL_PATH].",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="The run's summary (and dry-run changes) as JSON."
+)
 @click.pass_context
 def backfill_cmd(
     ctx: click.Context,
@@ -313,6 +316,7 @@ def backfill_cmd(
     restart: bool,
     dry_run: bool,
     model_path: str | None,
+    as_json: bool,
 ) -> None:
     """Pull the full history of a window, then score and write back what changed. Resumable:
     after a crash or Ctrl-C, the same command continues from the last committed page. Never
@@ -335,7 +339,7 @@ def backfill_cmd(
         secrets=settings_secrets(settings),
     )
     model = _model(settings.model_path)
-    console = make_console()
+    console = make_console(stderr=as_json)  # --json: the document alone on stdout
     interrupted: list[str] = []
 
     def checkpoint(where: str) -> None:
@@ -357,6 +361,16 @@ def backfill_cmd(
     except ConnectorError as exc:
         _fail(str(exc), exc.exit_code)
     summary, job = result.summary, result.job
+    if as_json:  # `sync --json`'s keys, and the job's
+        from connector.cli import sync_json
+        from connector.jsonout import emit
+
+        emit({**sync_json(summary, dry_run=dry_run), "backfill": job.to_state()})
+        sys.exit(EXIT_INTERRUPTED if interrupted else summary.exit_code)
+    if dry_run and summary.status == "ok":  # what it would write, as `sync --dry-run` shows it
+        from connector.ops.views import print_sync_preview
+
+        print_sync_preview(console, summary.planned, summary.to_write, summary.companies_to_write)
     click.echo(summary.line())
     if summary.status == "ok":
         click.echo(

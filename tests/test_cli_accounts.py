@@ -449,3 +449,26 @@ def test_explain_account_of_a_domain_with_several_accounts_names_the_others(
     # the e-mail-domain account itself, by its account id
     code, lines = _run(dirty_db, "explain", "--account", "domain:acme-analytics.com")
     assert lines[0].startswith("acme-analytics.com — domain:acme-analytics.com: score 40, grade C")
+
+
+def test_explain_account_prints_a_force_rule_s_description_as_text(
+    demo_db: Path, tmp_path: Path
+) -> None:
+    """The model file's description of a force rule is text in the header's "why not an
+    MQA": `competitor [/] rival` ended `explain --account` in a MarkupError (a review)."""
+    from typing import Any
+
+    from .conftest import shipped_model_variant
+
+    def edit(doc: dict[str, Any]) -> None:
+        force = doc["accounts"]["fit"]["force"]
+        next(f for f in force if f["name"] == "account_competitor")["description"] = (
+            "competitor [/] rival [bold]x"
+        )
+
+    model = shipped_model_variant(tmp_path, "2026.12-brackets", edit)
+    code, lines = _run(
+        demo_db, "explain", "--account", "rivalscore.io", "--model", str(model), columns="300"
+    )
+    assert code == 0
+    assert "not an MQA (blocked: competitor [/] rival [bold]x; score 50 < 100;" in lines[0]

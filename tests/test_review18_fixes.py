@@ -131,3 +131,47 @@ def test_calibrate_prints_a_company_name_that_looks_like_markup_as_it_is(tmp_pat
     print_calibration(Console(width=400, file=out), r)
     line = next(x for x in out.getvalue().splitlines() if "would become MQAs" in x)
     assert "Co 13 [/] Holdings[31m" in line and "\x1b" not in line
+
+
+def test_a_merge_that_reverses_an_earlier_one_is_recorded() -> None:
+    """A merged into B is recorded; the CRM then says B was merged into A: the newer fact
+    wins (the store's reversal), where the chain check above had skipped it (a second
+    review found it)."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from connector.pipeline import SyncSummary
+    from connector.pipeline.pull import Puller
+    from connector.types import Contact
+
+    at = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    with StateStore.memory() as store:
+        contacts = [Contact(id="A", email="a@acme.com"), Contact(id="B", email="b@acme.com")]
+        store.upsert_contacts("hubspot", contacts, at=at)
+        store.merge_contacts("hubspot", "A", "B", at)
+        stage = SimpleNamespace(store=store, crm="hubspot")  # what the method reads of it
+        touched: set[str] = set()
+        summary = SyncSummary("hubspot")
+        Puller._apply_merges(stage, {"B": "A"}, touched, summary, at)  # type: ignore[arg-type]
+        assert (summary.merged, touched) == (1, {"A"})
+        assert (store.resolve_id("hubspot", "A"), store.resolve_id("hubspot", "B")) == ("A", "A")
+
+
+def test_an_account_just_under_the_bar_never_reads_as_at_it() -> None:
+    """99.96 under 100 read "score 100.0 < 100"; a verdict against a bar that is no whole
+    number keeps the whole number while it still reads over the bar (the reason then moves
+    with the score property only)."""
+    from connector.model.schema import AccountsModel
+    from connector.ops.accounts import _not_mqa
+    from connector.scoring.accounts import _shown
+    from connector.state.accounts import _account_row
+
+    section = load_model().model.accounts
+    assert isinstance(section, AccountsModel)
+    got = []
+    for score in (99.96, 99.6, 12.0):
+        row = list(_ROW)
+        row[1], row[5], row[12] = "company:1", score, '["1", "2"]'
+        got.append(_not_mqa(_account_row(row), section))
+    assert got == [("score 99.96 < 100",), ("score 99.6 < 100",), ("score 12 < 100",)]
+    assert (_shown(72.31, 60.4), _shown(72.24, 60.4), _shown(60.44, 60.4)) == ("72", "72", "60.4")

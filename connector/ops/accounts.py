@@ -435,7 +435,7 @@ def _not_mqa(a: StoredAccountScore, section: AccountsModel) -> tuple[str, ...]:
     blocking = {f.name: f.description or f.name for f in section.fit.force if f.block_mqa}
     out = [f"blocked: {blocking[r.rule]}" for r in a.reasons if r.rule in blocking]
     if a.score < mqa.threshold:
-        out.append(f"score {_num(a.score)} < {_num(mqa.threshold)}")  # 99.6: never "100 < 100"
+        out.append(f"score {_under(a.score, mqa.threshold)} < {_num(mqa.threshold)}")
     if a.grade not in mqa.grades:
         out.append(f"grade {a.grade}, not {' or '.join(mqa.grades)}")
     engaged = len(a.engaged_contacts)
@@ -444,6 +444,13 @@ def _not_mqa(a: StoredAccountScore, section: AccountsModel) -> tuple[str, ...]:
             f"{engaged} {'person' if engaged == 1 else 'people'} engaged, {mqa.min_people} needed"
         )
     return tuple(out)
+
+
+def _under(score: float, bar: float) -> str:
+    """A score under `bar` as a reason shows it, never reading as the bar or over it (99.6 and
+    99.96 under 100: "99.6", "99.96"; an account's score has two decimals at most)."""
+    shown = _num(score)
+    return shown if float(shown) < bar else f"{score:.2f}"
 
 
 def _people_ids(r: Reason) -> list[str]:

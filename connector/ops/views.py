@@ -7,6 +7,7 @@ from datetime import datetime
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -690,7 +691,8 @@ def print_account_explanation(console: Console, x: AccountExplanation) -> None:
         + (
             f"[bold green]MQA[/bold green] ({x.mqa_reason})"
             if x.mqa
-            else "not an MQA" + (f" ({'; '.join(x.not_mqa)})" if x.not_mqa else "")
+            # a force rule's description is the model file's text: no markup
+            else "not an MQA" + (f" ({escape('; '.join(x.not_mqa))})" if x.not_mqa else "")
         )
         + f"; model {x.model_version}, scored {iso_min(x.scored_at)} UTC",
         highlight=False,

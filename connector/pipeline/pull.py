@@ -139,18 +139,24 @@ class Puller(Stage):
         written, and its account is scored again without it. A merge read again is a no-op,
         also through a chain (a contact merged into one merged since into a third: Marketo
         moves the first Merge Leads activity to the third, which reads it again)."""
-        resolve = self.store.resolve_id
+        resolve, merged_into = self.store.resolve_id, self.store.merged_into
         # the merges of contacts not merged yet first: a page can bring both links of a chain
         # (103 into 101, and the Merge Leads of 102 into 103 that moved to 101 with it)
-        fresh = {a: self.store.merged_into(self.crm, a) is None for a in merged}
+        fresh = {a: merged_into(self.crm, a) is None for a in merged}
         for absorbed, survivor in sorted(merged.items(), key=lambda m: not fresh[m[0]]):
-            if resolve(self.crm, absorbed) != resolve(self.crm, survivor):
-                # its account is scored again without it (the survivor's with its events)
-                self.store.add_member_accounts_due(self.crm, [absorbed], "member merged away")
-                self.store.merge_contacts(self.crm, absorbed, survivor, now)
-                summary.merged += 1
-                touched.discard(absorbed)
-                touched.add(survivor)
+            # known already: both end at a survivor that is live (a reversal, the survivor
+            # merged away into the absorbed one, is news: the newer fact wins)
+            if (
+                resolve(self.crm, absorbed) == resolve(self.crm, survivor)
+                and merged_into(self.crm, survivor) is None
+            ):
+                continue
+            # its account is scored again without it (the survivor's with its events)
+            self.store.add_member_accounts_due(self.crm, [absorbed], "member merged away")
+            self.store.merge_contacts(self.crm, absorbed, survivor, now)
+            summary.merged += 1
+            touched.discard(absorbed)
+            touched.add(survivor)
 
     def _upsert_carried(self, contacts: list[Contact], now: datetime) -> None:
         """Upsert pulled contacts, keeping what the worker maintains itself (`carry_state`)."""

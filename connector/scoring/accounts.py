@@ -692,11 +692,12 @@ def _num(v: float) -> str:
 
 
 def _shown(score: float, bar: float) -> str:
-    """A score in a verdict's reason held against `bar`: as the CRM's score property shows it
-    (a whole number), so the reason moves only when that does, not with every step of decay
-    (each step would be one more write of an unchanged verdict); to a tenth against a bar
-    that is no whole number ("60.4 ≥ 60.4", never "60 ≥ 60.4")."""
-    return str(round(score)) if float(bar).is_integer() else f"{score:.1f}"
+    """A score that reached `bar`, in its verdict's reason: as the CRM's score property shows
+    it (a whole number), so the reason moves only when that does, not with every step of
+    decay (each step would be one more write of an unchanged verdict); to a tenth only where
+    the whole number would read under the bar ("60.4 ≥ 60.4", never "60 ≥ 60.4")."""
+    whole = round(score)
+    return str(whole) if whole >= bar else f"{score:.1f}"
 
 
 def _signed(points: float) -> str:

@@ -114,8 +114,8 @@ def _busy_db(path: Path) -> None:
     """A state DB as months of work leave it: a long backfill with big counts, a rescore
     whose writes were refused (its message holds `[...]`), a stopped and a failed sync, a
     sync under 0.1 s and a webhook pass still running (in another container: pid 4242 on
-    worker-2); a contacts pass interrupted on a long paging token, an events cursor stored
-    with a +02:00 offset, a cursor of another shape."""
+    worker-2, its heartbeat at 12:25); a contacts pass interrupted on a long paging token,
+    an events cursor stored with a +02:00 offset, a cursor of another shape."""
     at = datetime(2026, 12, 6, 21, 0, 5, 123456, tzinfo=UTC)
     with StateStore.open(path) as store:
         runs: list[tuple[str, str, dict[str, int], int, str | None, timedelta]] = [
@@ -134,7 +134,8 @@ def _busy_db(path: Path) -> None:
             begun = at + timedelta(hours=3 * n)
             run = store.start_run(CRM, kind, at=begun)
             store.finish_run(run, status, counts, calls, message=message, at=begun + took)
-        store.start_run(CRM, "webhook", at=at + timedelta(hours=15))
+        webhook = store.start_run(CRM, "webhook", at=at + timedelta(hours=15))
+        store.beat_runs([webhook], at + timedelta(hours=15, minutes=25))  # at work
         store.set_cursor(CRM, "contacts", json.dumps({
             "since": "2026-12-06T20:16:01.530754+00:00",
             "position": "GIYDAOBNGEYS2MBWKQYDAORQGA5DAMBOGAYDAKZQGAYDALBQ"}))  # fmt: skip
@@ -284,10 +285,11 @@ def test_status_shows_a_run_whose_process_is_gone_as_interrupted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On host leadscore-1: a webhook pass whose process is gone (pid 4999999: above any pid
-    Linux gives) is `interrupted`; a sync of another host started 10 minutes ago `running`,
-    a rescore of another host started 3 hours ago `probably interrupted`; a sync from before
+    Linux gives) is `interrupted`; a rescore of another host started 3 hours ago whose
+    heartbeat is a minute old `running`, a sync of another host started 20 minutes ago whose
+    heartbeat is 15 minutes old `probably interrupted`, saying since when; a sync from before
     migration 012 (no process recorded) `running` as before. Each line names the process;
-    `--json` carries the status shown, pid and host."""
+    `--json` carries the status shown, pid, host and heartbeat."""
     monkeypatch.setattr(socket, "gethostname", lambda: "leadscore-1")
     now = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
     monkeypatch.setattr("connector.ops.analysis._now", lambda: now)
@@ -300,10 +302,12 @@ def test_status_shows_a_run_whose_process_is_gone_as_interrupted(
             for kind, ago in (
                 ("sync", timedelta(hours=4)),
                 ("rescore", timedelta(hours=3)),
-                ("sync", timedelta(minutes=10)),
+                ("sync", timedelta(minutes=20)),
                 ("webhook", timedelta(minutes=5)),
             )
         ]
+        store.beat_runs([runs[1]], now - timedelta(minutes=1))
+        store.beat_runs([runs[2]], now - timedelta(minutes=15))
     with sqlite3.connect(db) as conn:
         for (pid, host, start), run in zip(
             [(None, None, None), (4242, "worker-2", 7), (4243, "worker-2", 8),
@@ -327,18 +331,19 @@ def test_status_shows_a_run_whose_process_is_gone_as_interrupted(
         "┃ # ┃ kind     ┃ status      ┃ started (UTC)    ┃ duration ┃ counts   ┃  calls ┃",
         "┡━━━╇━━━━━━━━━━╇━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━┩",
         "│ 5 │ webhook  │ interrupted │ 2026-12-07 14:55 │        — │ —        │      0 │",
-        "│ 4 │ sync     │ running     │ 2026-12-07 14:50 │  running │ —        │      0 │",
-        "│ 3 │ rescore  │ probably    │ 2026-12-07 12:00 │        — │ —        │      0 │",
+        "│ 4 │ sync     │ probably    │ 2026-12-07 14:40 │        — │ —        │      0 │",
         "│   │          │ interrupted │                  │          │          │        │",
+        "│ 3 │ rescore  │ running     │ 2026-12-07 12:00 │  running │ —        │      0 │",
         "│ 2 │ sync     │ running     │ 2026-12-07 11:00 │  running │ —        │      0 │",
         "│ 1 │ backfill │ ok          │ 2026-12-07 10:00 │ 1h00m00s │ pulled 5 │      3 │",
         "└───┴──────────┴─────────────┴──────────────────┴──────────┴──────────┴────────┘",
         "run 5 (webhook, interrupted): the process (pid 4999999 on leadscore-1) ended",
         "without finishing it",
-        "run 4 (sync, running): the process (pid 4243 on worker-2) runs on another host",
-        "(not checked from here)",
-        "run 3 (rescore, probably interrupted): the process (pid 4242 on worker-2) runs",
-        "on another host (not checked from here) and has not finished it in 2 hours",
+        "run 4 (sync, probably interrupted): the process (pid 4243 on worker-2) runs on",
+        "another host (not checked from here) and has shown no progress since 14:45 UTC",
+        "(15 min)",
+        "run 3 (rescore, running): the process (pid 4242 on worker-2) runs on another",
+        "host (not checked from here)",
     ]
     res = CliRunner().invoke(cli, ["--state", str(db), "status", "--json"])
     assert res.exit_code == 0, res.output
@@ -358,18 +363,21 @@ def test_status_shows_a_run_whose_process_is_gone_as_interrupted(
             "pid": pid,
             "host": host,
             "process_start": start,
+            "heartbeat_at": (now - beat).isoformat(),
         }
-        for run, kind, ago, status, message, pid, host, start in [
+        for run, kind, ago, status, message, pid, host, start, beat in [
             (runs[3], "webhook", timedelta(minutes=5), "interrupted",
              "the process (pid 4999999 on leadscore-1) ended without finishing it",
-             4999999, "leadscore-1", 9),
-            (runs[2], "sync", timedelta(minutes=10), "running",
-             "the process (pid 4243 on worker-2) runs on another host (not checked from here)",
-             4243, "worker-2", 8),
-            (runs[1], "rescore", timedelta(hours=3), "probably interrupted",
-             "the process (pid 4242 on worker-2) runs on another host (not checked from here) "
-             "and has not finished it in 2 hours", 4242, "worker-2", 7),
-            (runs[0], "sync", timedelta(hours=4), "running", None, None, None, None),
+             4999999, "leadscore-1", 9, timedelta(minutes=5)),
+            (runs[2], "sync", timedelta(minutes=20), "probably interrupted",
+             "the process (pid 4243 on worker-2) runs on another host (not checked from here) "
+             "and has shown no progress since 14:45 UTC (15 min)", 4243, "worker-2", 8,
+             timedelta(minutes=15)),
+            (runs[1], "rescore", timedelta(hours=3), "running",
+             "the process (pid 4242 on worker-2) runs on another host (not checked from here)",
+             4242, "worker-2", 7, timedelta(minutes=1)),
+            (runs[0], "sync", timedelta(hours=4), "running", None, None, None, None,
+             timedelta(hours=4)),
         ]
     ] + [
         {
@@ -387,6 +395,7 @@ def test_status_shows_a_run_whose_process_is_gone_as_interrupted(
             "pid": 4241,
             "host": "leadscore-1",
             "process_start": 6,
+            "heartbeat_at": (now - timedelta(hours=5)).isoformat(),
         }
     ]  # fmt: skip
     with sqlite3.connect(db) as conn:  # status only reads: the DB still says running

@@ -41,7 +41,7 @@ from connector.state.codec import (
     reasons_json,
 )
 from connector.state.leases import process_start
-from connector.state.runs import UNCHECKED_RUN, seen_run
+from connector.state.runs import HEARTBEAT_EVERY, SILENT_RUN, UNCHECKED_RUN, seen_run
 from connector.types import Company, Contact, Event, LifecycleDecision, Reason, ScoreResult
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -131,6 +131,7 @@ def test_migrations_run_once_and_are_recorded(db_path: Path) -> None:
             (13, "mqa_index"),
             (14, "dead_letter_dismissal"),
             (15, "event_dead_letter_ids"),
+            (16, "run_heartbeat"),
         ]
         assert first[-1][0] == SCHEMA_VERSION
         s.upsert_contacts(CRM, [contact("1", "a@acme.com")], at=NOW)
@@ -196,6 +197,7 @@ def test_a_new_migration_runs_once_and_a_failing_one_leaves_nothing(
                 (13, "mqa_index"),
                 (14, "dead_letter_dismissal"),
                 (15, "event_dead_letter_ids"),
+                (16, "run_heartbeat"),
                 (nxt, "job_note"),
             ]
             assert "note" in s.db.table("jobs").columns_dict
@@ -996,7 +998,7 @@ def test_a_db_from_before_dead_letter_dismissal_keeps_its_dead_letters(
     monkeypatch.setattr(migrations, "MIGRATIONS", real)
     later = NOW + timedelta(hours=1)
     with StateStore.open(db_path) as new:
-        assert [v for v, _, _ in new.applied_migrations()][12:] == [13, 14, 15]
+        assert [v for v, _, _ in new.applied_migrations()][12:] == [13, 14, 15, 16]
         assert new.db.execute("SELECT * FROM dead_letters ORDER BY id").fetchall() == [
             (*row, None, None) for row in rows
         ]
@@ -1271,9 +1273,9 @@ def test_a_db_from_before_run_processes_keeps_its_runs(
         rows = old.db.execute("SELECT * FROM runs ORDER BY id").fetchall()
     monkeypatch.setattr(migrations, "MIGRATIONS", real)
     with StateStore.open(db_path) as new:
-        assert [v for v, _, _ in new.applied_migrations()][11:] == [12, 13, 14, 15]
+        assert [v for v, _, _ in new.applied_migrations()][11:] == [12, 13, 14, 15, 16]
         assert new.db.execute("SELECT * FROM runs ORDER BY id").fetchall() == [
-            (*row, None, None, None) for row in rows
+            (*row, None, None, None, None) for row in rows
         ]
         later = new.start_run(CRM, "sync", at=NOW + timedelta(days=1))
         assert [(r.id, r.status, r.pid) for r in new.last_runs(CRM)] == [
@@ -1283,6 +1285,87 @@ def test_a_db_from_before_run_processes_keeps_its_runs(
         ]
         stale = new.get_run(2)
         assert stale is not None and seen_run(stale, NOW + timedelta(days=9)) is stale
+
+
+def test_a_db_from_before_run_heartbeats_keeps_its_runs_on_the_two_hour_rule(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 016 on a DB of schema 15: every run kept as it was, with no heartbeat; its
+    `running` run of another host stays on the rule from before (running until 2 hours from
+    its start, then probably interrupted). A run started after it has its start as its first
+    heartbeat, and `beat_runs` moves a running run's heartbeat, never a finished one's."""
+    real = migrations.MIGRATIONS
+    assert migrations._version(real[15]) == (16, "run_heartbeat")
+    monkeypatch.setattr(migrations, "MIGRATIONS", real[:15])
+    with StateStore.open(db_path) as old:  # schema 15
+        assert "heartbeat_at" not in old.db.table("runs").columns_dict
+        old.db.execute(
+            "INSERT INTO runs (crm, kind, started_at, finished_at, status, counts, api_calls, "
+            "errors, message, pid, host, process_start) VALUES "
+            "(?, 'sync', ?, ?, 'ok', '{\"pulled\": 3}', 4, 0, NULL, 11, 'worker-2', 5), "
+            "(?, 'backfill', ?, NULL, 'running', NULL, 0, 0, NULL, 12, 'worker-2', 6)",
+            (CRM, encode_dt(NOW), encode_dt(NOW + timedelta(seconds=5)), CRM, encode_dt(NOW)),
+        )
+        rows = old.db.execute("SELECT * FROM runs ORDER BY id").fetchall()
+    monkeypatch.setattr(migrations, "MIGRATIONS", real)
+    with StateStore.open(db_path) as new:
+        assert [v for v, _, _ in new.applied_migrations()][14:] == [15, 16]
+        assert new.db.execute("SELECT * FROM runs ORDER BY id").fetchall() == [
+            (*row, None) for row in rows
+        ]
+        backfill = new.get_run(2)
+        assert backfill is not None and backfill.heartbeat_at is None
+        who = "the process (pid 12 on worker-2) runs on another host (not checked from here)"
+        assert _shown(backfill, NOW + timedelta(hours=1, minutes=59)) == ("running", who)
+        assert _shown(backfill, NOW + timedelta(hours=2)) == (
+            "probably interrupted",
+            f"{who} and has not finished it in 2 hours",
+        )
+        later = new.start_run(CRM, "sync", at=NOW + timedelta(days=1))
+        run = new.get_run(later)
+        assert run is not None and run.heartbeat_at == NOW + timedelta(days=1)
+        new.beat_runs([1, 2, later], NOW + timedelta(days=1, minutes=3))
+        assert [(r.id, r.heartbeat_at) for r in new.last_runs(CRM)] == [
+            (later, NOW + timedelta(days=1, minutes=3)),
+            (2, NOW + timedelta(days=1, minutes=3)),
+            (1, None),  # finished: left as it was
+        ]
+
+
+def test_a_run_of_another_host_is_running_while_its_heartbeat_is_fresh() -> None:
+    """Another host's run (its pid says nothing here) with a heartbeat: `running` while the
+    heartbeat is younger than `SILENT_RUN` (10 minutes), whatever its age (a backfill 3 hours
+    in); `probably interrupted` once it is that old, the message saying since when (UTC, to
+    the minute; with its date when not today) and how long."""
+    assert timedelta(minutes=10) == SILENT_RUN
+    assert timedelta(minutes=1) == HEARTBEAT_EVERY  # ten beats missed before it looks dead
+    now = datetime(2026, 12, 7, 5, 52, 30, tzinfo=UTC)
+
+    def run(begun: timedelta, beat: timedelta) -> RunRecord:
+        return RunRecord(
+            7, CRM, "backfill", now - begun, None, "running", pid=4242, host="worker-2",
+            process_start=9, heartbeat_at=now - beat,
+        )  # fmt: skip
+
+    who = "the process (pid 4242 on worker-2) runs on another host (not checked from here)"
+    assert _shown(run(timedelta(hours=3), timedelta(seconds=40)), now) == ("running", who)
+    assert _shown(run(timedelta(hours=3), timedelta(minutes=9, seconds=59)), now) == (
+        "running",
+        who,
+    )
+    assert _shown(run(timedelta(hours=3), timedelta(minutes=10)), now) == (
+        "probably interrupted",
+        f"{who} and has shown no progress since 05:42 UTC (10 min)",
+    )
+    # died 5 minutes after it started: seen so 15 minutes after its start, not 2 hours
+    assert _shown(run(timedelta(minutes=20), timedelta(minutes=15)), now) == (
+        "probably interrupted",
+        f"{who} and has shown no progress since 05:37 UTC (15 min)",
+    )
+    assert _shown(run(timedelta(days=2), timedelta(hours=30, minutes=5)), now) == (
+        "probably interrupted",
+        f"{who} and has shown no progress since 2026-12-05 23:47 UTC (30h05m)",
+    )
 
 
 def drop_due_index_as(

@@ -1141,6 +1141,12 @@ def apply_rescore(
             from connector.account_stage import PassState
 
             accounts.state, accounts.contact_props = PassState(), {}
+
+        def recomputed(n: int) -> None:  # the run's heartbeat as the contacts are saved
+            pipeline.beat()
+            if progress is not None:
+                progress(n)
+
         scored, queued = recompute_all(
             pipeline.store,
             pipeline.crm,
@@ -1149,7 +1155,7 @@ def apply_rescore(
             enricher_for=enricher_for,
             workers=workers,
             write_company_fields=pipeline.options.write_company_fields,
-            progress=progress,
+            progress=recomputed,
             with_named=not lifecycle_only,
             accounts=accounts,
         )
@@ -1192,6 +1198,7 @@ def _apply_named(
                 meta[contact.id] = result
         store.save_named_scores(crm, rows)
         summary.scored += len(chunk)
+        pipeline.beat()
         if progress is not None:
             progress(len(chunk))
     summary.to_write += len(writes)

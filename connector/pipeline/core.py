@@ -42,6 +42,7 @@ from connector.pipeline.stage import id_key, log
 from connector.pipeline.summary import SyncOptions, SyncSummary
 from connector.pipeline.write import Writer
 from connector.state import RUN_FAILED, RUN_OK, RUN_PARTIAL, RUN_STOPPED
+from connector.state.runs import HEARTBEAT_EVERY
 from connector.state.store import StateStore
 from connector.types import Contact, Enrichment, ScoreResult, WriteBack
 
@@ -104,6 +105,9 @@ class Pipeline:
         self._accounts: AccountStage | None = None
         # passes running now: 2 while a webhook refresh runs between two pages of a sync
         self.passes_running = 0
+        # their runs, and when their heartbeat was last recorded (`beat`)
+        self._open_runs: list[int] = []
+        self._beaten_at: datetime | None = None
 
     def _stored_contact_ids(self, ids: Sequence[str]) -> set[str]:
         """The ids among `ids` this state DB holds as live contacts."""
@@ -228,7 +232,11 @@ class Pipeline:
         planner.drift, planner.repairing = {}, set()
         calls_before = dict(self.adapter.stats.calls)
         limited_before = self.adapter.stats.rate_limited
-        summary.run_id = self.store.start_run(self.crm, kind, at=self.clock())
+        at = self.clock()
+        summary.run_id = self.store.start_run(self.crm, kind, at=at)
+        if not self._open_runs:  # its start is its first heartbeat (a nested pass: the outer's)
+            self._beaten_at = at
+        self._open_runs.append(summary.run_id)
         self.passes_running += 1
         try:
             if self.before_pass is not None:
@@ -250,6 +258,7 @@ class Pipeline:
             raise
         finally:
             self.passes_running -= 1
+            self._open_runs.remove(summary.run_id)
             planner.drift, planner.repairing = outer
             summary.duration_s = time.monotonic() - started
             now_calls = self.adapter.stats.calls
@@ -334,8 +343,23 @@ class Pipeline:
             self.writer.write(buffer, meta, now, summary)
 
     def _checkpoint(self, where: str) -> None:
+        self.beat()
         if self.checkpoint is not None:
             self.checkpoint(where)
+
+    def beat(self) -> None:
+        """Record the heartbeat of the runs this pipeline has open (`runs.heartbeat_at`: how
+        `leadscore status` tells a long run of another host at work from a dead one), at most
+        every `HEARTBEAT_EVERY` by `clock`: called at every safe point ("page", "score",
+        "write") and as a rescore's contacts are recomputed, it costs one small UPDATE a
+        minute, not one per page."""
+        if not self._open_runs:
+            return
+        now = self.clock()
+        if self._beaten_at is not None and now - self._beaten_at < HEARTBEAT_EVERY:
+            return
+        self.store.beat_runs(self._open_runs, now)
+        self._beaten_at = now
 
     # the stage methods under their names from before the split (code outside this package
     # written against the single module calls them)

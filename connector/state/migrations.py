@@ -440,6 +440,15 @@ def m015_event_dead_letter_ids(db: Database) -> None:
     )
 
 
+def m016_run_heartbeat(db: Database) -> None:
+    """When a running run last made progress (`connector.state.runs`: its start, then at the
+    pipeline's safe points at most once a minute). `leadscore status` shows a run of another
+    host or container, whose pid cannot be checked from here, `probably interrupted` once its
+    heartbeat is 10 minutes old. Runs from before have none: 2 hours from their start, as
+    before."""
+    db.execute("ALTER TABLE runs ADD COLUMN heartbeat_at TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_write_backlog,
@@ -456,6 +465,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m013_mqa_index,
     m014_dead_letter_dismissal,
     m015_event_dead_letter_ids,
+    m016_run_heartbeat,
 )
 
 _NAME = re.compile(r"^m(\d{3})_(\w+)$")

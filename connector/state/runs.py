@@ -6,7 +6,7 @@ import os
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.errors import StateError
@@ -38,10 +38,22 @@ RUN_STOPPED = "stopped"
 # own host (finished_at stays NULL: when the process died is not known)
 RUN_INTERRUPTED = "interrupted"
 # shown only, never stored: a run of another host or container (its pid cannot be checked
-# from here) unfinished after `UNCHECKED_RUN`
+# from here) that has shown no progress for `SILENT_RUN` (its heartbeat), or, recorded before
+# migration 016 (no heartbeat), unfinished after `UNCHECKED_RUN`
 RUN_PROBABLY_INTERRUPTED = "probably interrupted"
 # as long as a rescore of another host is left its due-index lease
 UNCHECKED_RUN = BULK_LEASE
+# a running run records its heartbeat (`runs.heartbeat_at`) at the pipeline's safe points
+# (`Pipeline.beat`) at most this often: one small UPDATE a minute, not one per page
+HEARTBEAT_EVERY = timedelta(minutes=1)
+# a run of another host whose heartbeat is this old is shown `probably interrupted`: ten
+# beats missed. A safe point comes every few seconds in a sync, backfill or rescore; the
+# longest waits between two are a page's or a write batch's CRM calls with their retries
+# (5 attempts, 30 s apart at most: ~2 minutes a call), well under ten minutes, so a run at
+# work does not look dead, and one killed elsewhere is seen so ten minutes after its last
+# progress (not two hours after its start). One wait is not covered: a Marketo bulk export
+# queued at Marketo (`marketo_export_poll_seconds` × polls) beats only as its pages come
+SILENT_RUN = timedelta(minutes=10)
 # the `jobs` row of a `leadscore run` worker using this DB (renewed after each of its runs)
 RUN_WORKER_JOB = "run-worker"
 
@@ -63,6 +75,9 @@ class RunRecord:
     pid: int | None = None
     host: str | None = None
     process_start: int | None = None
+    # when it last made progress (its start, then at most every `HEARTBEAT_EVERY`; NULL in
+    # runs from before migration 016)
+    heartbeat_at: datetime | None = None
 
     @property
     def duration(self) -> timedelta | None:
@@ -71,17 +86,17 @@ class RunRecord:
 
 _SELECT_RUN = """
 SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message,
-    pid, host, process_start
+    pid, host, process_start, heartbeat_at
 FROM runs WHERE id = ?
 """
 _LAST_RUNS = """
 SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message,
-    pid, host, process_start
+    pid, host, process_start, heartbeat_at
 FROM runs WHERE crm = ? ORDER BY id DESC LIMIT ?
 """
 _LAST_RUN_WITH_STATUS = """
 SELECT id, crm, kind, started_at, finished_at, status, counts, api_calls, errors, message,
-    pid, host, process_start
+    pid, host, process_start, heartbeat_at
 FROM runs WHERE crm = ? AND kind = ? AND status = ? ORDER BY id DESC LIMIT 1
 """
 # the unfinished runs of a host (the status a literal, RUN_RUNNING: so SQLite uses the partial
@@ -112,6 +127,7 @@ def _run(row: Sequence[Any]) -> RunRecord:
         pid=row[10],
         host=row[11],
         process_start=row[12],
+        heartbeat_at=decode_opt_dt(row[13]),
     )
 
 
@@ -122,14 +138,25 @@ def _process(pid: object, host: object) -> str:
     return f"the process (pid {pid} on {host})"
 
 
+def _at_minute(at: datetime, now: datetime) -> str:
+    """`05:12 UTC`, with its date when not `now`'s day; and how long ago (`40 min`, `3h05m`)."""
+    at, now = at.astimezone(UTC), now.astimezone(UTC)
+    when = at.strftime("%H:%M" if at.date() == now.date() else "%Y-%m-%d %H:%M")
+    minutes = max(0, int((now - at).total_seconds() // 60))
+    ago = f"{minutes} min" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+    return f"{when} UTC ({ago})"
+
+
 def seen_run(run: RunRecord, now: datetime) -> RunRecord:
     """`run` as `leadscore status` shows it. A `running` run that names its process:
     `interrupted` when that process, of this host, is gone; of another host or container
-    (where its pid says nothing), still `running` unless it started `UNCHECKED_RUN` ago or
-    more: `probably interrupted`. Its message says which process and why. Any other run (a
-    finished one, a run from before migration 012, which names no process) as it is: a run
-    of a kind is not taken for dead because a later one of that kind finished, as two may
-    overlap (a `leadscore sync` beside the worker's, a webhook pass inside another pass)."""
+    (where its pid says nothing), still `running` while its heartbeat is younger than
+    `SILENT_RUN`, else `probably interrupted` (recorded before migration 016, with no
+    heartbeat: unless it started `UNCHECKED_RUN` ago or more). Its message says which
+    process and why. Any other run (a finished one, a run from before migration 012, which
+    names no process) as it is: a run of a kind is not taken for dead because a later one of
+    that kind finished, as two may overlap (a `leadscore sync` beside the worker's, a webhook
+    pass inside another pass)."""
     if run.status != RUN_RUNNING or run.pid is None or run.host is None:
         return run
     who = _process(run.pid, run.host)
@@ -139,6 +166,15 @@ def seen_run(run: RunRecord, now: datetime) -> RunRecord:
     if alive:
         return replace(run, message=f"{who} is at work")
     elsewhere = f"{who} runs on another host (not checked from here)"
+    if run.heartbeat_at is not None:
+        if now - run.heartbeat_at >= SILENT_RUN:
+            return replace(
+                run,
+                status=RUN_PROBABLY_INTERRUPTED,
+                message=f"{elsewhere} and has shown no progress since "
+                f"{_at_minute(run.heartbeat_at, now)}",
+            )
+        return replace(run, message=elsewhere)
     if now - run.started_at >= UNCHECKED_RUN:
         hours = UNCHECKED_RUN.total_seconds() / 3600
         return replace(
@@ -175,16 +211,18 @@ class RunsMixin(StoreBase):
 
     @_db_errors
     def start_run(self, crm: str, kind: str, *, at: datetime | None = None) -> int:
-        """Record a run of this process (its pid, host name and start: see `seen_run`). In the
+        """Record a run of this process (its pid, host name and start: see `seen_run`; its
+        heartbeat: its start, `beat_runs` then). In the
         same transaction, the runs of this host left `running` by a process that is gone
         (killed) become `interrupted`, whatever their CRM, with a message naming the process
         and this run; their finished_at stays NULL (when the process died is not known)."""
         pid, host, start = this_process()
+        stamp = encode_dt(at or _now())
         with self.transaction():
             cursor = self._conn.execute(
                 "INSERT INTO runs (crm, kind, started_at, status, api_calls, errors, pid, host, "
-                "process_start) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)",
-                (crm, kind, encode_dt(at or _now()), RUN_RUNNING, pid, host, start),
+                "process_start, heartbeat_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?, ?)",
+                (crm, kind, stamp, RUN_RUNNING, pid, host, start, stamp),
             )
             run_id = int(cursor.lastrowid or 0)
             gone = [
@@ -202,6 +240,17 @@ class RunsMixin(StoreBase):
                     ),
                 )
         return run_id
+
+    @_db_errors
+    def beat_runs(self, run_ids: Sequence[int], at: datetime) -> None:
+        """Record that these runs, still `running`, made progress at `at` (their heartbeat,
+        one small UPDATE: `Pipeline.beat` calls it at most every `HEARTBEAT_EVERY`)."""
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE runs SET heartbeat_at = ? WHERE status = 'running' "
+                "AND id IN (SELECT value FROM json_each(?))",
+                (encode_dt(at), encode_json(list(run_ids))),
+            )
 
     @_db_errors
     def finish_run(

@@ -308,5 +308,4 @@ def _bump(counts: dict[str, int], key: str) -> dict[str, int]:
 
 
 def _checkpoint(pipeline: Pipeline) -> None:
-    if pipeline.checkpoint is not None:
-        pipeline.checkpoint("page")
+    pipeline._checkpoint("page")  # the run's heartbeat, then the hook

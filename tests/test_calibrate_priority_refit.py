@@ -15,6 +15,7 @@ import html
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -42,6 +43,7 @@ from connector.calibrate.render import (
 from connector.calibrate.suggest import load_suggested
 from connector.model.loader import LoadedModel, load_model, validate_model_file
 from connector.model.schema import PriorityBand
+from connector.ops import simulate
 from connector.ops.common import rescore_stored
 from connector.state.store import StateStore
 from tests.test_calibrate import CRM, NOW, build_history, misset_model
@@ -170,6 +172,50 @@ def test_the_report_lists_the_bands(result: CalibrationResult) -> None:
         "contacts_suggested": 63,
         "contacts_unrefit": 46,
     }
+
+
+@pytest.mark.parametrize("accounts", [True, False])
+def test_one_pass_over_the_stored_contacts_per_calibration(
+    portal: tuple[StateStore, LoadedModel], accounts: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bands' refit reads the accounts refit's simulation (a contact's score does not
+    read the accounts section): one `model_sides` pass per calibration, with account scoring
+    on (was two) or off; the suggestion is byte for byte the one of a pass of its own."""
+    store, current = portal
+    calls: list[bool] = []
+    real = simulate.model_sides
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(bool(kwargs.get("accounts")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(simulate, "model_sides", counting)
+    options = CalibrationOptions(accounts=accounts, rate_tolerance=0.0)
+    shared = calibrate(store, CRM, current, now=NOW, options=options).suggestion
+    assert calls == [accounts]
+    assert shared is not None and shared.priority is not None and shared.threshold == 103
+    assert (shared.priority.method, shared.priority.contacts) == (SHARES, 1400)
+    assert _bands(shared.priority) == [
+        ("1", 100, 103, BY_THRESHOLD),
+        ("2", 50, 20, BY_SHARE),
+        ("3", 0, 0, LAST),
+    ]
+    assert _counts(shared.priority) == [(36, 5, 5), (33, 63, 46), (1331, 1332, 1349)]
+    a = shared.accounts
+    assert a is not None and (a.suggested_mqa_threshold, a.current_mqas, a.kept_mqas) == (
+        (67, 23, 18) if accounts else (103, None, None)
+    )
+
+    # the bands on a pass of their own (as before): the same file, byte for byte
+    def alone(*args: Any, **kwargs: Any) -> Any:
+        return refit_priority(*args, **{**kwargs, "sim": None})
+
+    monkeypatch.setattr("connector.calibrate.core.refit_priority", alone)
+    calls.clear()
+    before = calibrate(store, CRM, current, now=NOW, options=options).suggestion
+    assert calls == ([True, False] if accounts else [False])
+    assert before is not None and before.text == shared.text
+    assert (before.priority, before.accounts) == (shared.priority, shared.accounts)
 
 
 def test_bands_the_file_writes_are_edited_in_place_each_keeping_its_share(

@@ -41,7 +41,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.calibrate.observe import EnrichFn
 from connector.calibrate.suggest import Additions, PathKey, edits_or_additions, load_suggested
@@ -49,6 +49,9 @@ from connector.model.loader import LoadedModel
 from connector.model.schema import AccountsModel
 from connector.state.store import StateStore
 from connector.types import Company, Enrichment
+
+if TYPE_CHECKING:
+    from connector.ops.simulate import Simulation
 
 KEPT = "kept the current MQAs"  # the threshold chosen on the data
 SCALED = "scaled"  # no account data: the threshold scaled like the rest
@@ -199,12 +202,14 @@ def refit_accounts(
     now: datetime,
     enrich: EnrichFn | None = None,
     use_data: bool = False,
-) -> tuple[dict[PathKey, Any], Additions, AccountsRefit] | None:
+) -> tuple[dict[PathKey, Any], Additions, AccountsRefit, Simulation | None] | None:
     """The edits and additions that refit `model`'s accounts section to the suggestion's
-    scale (see the module docstring), and what they do; None: the model has no accounts
-    section. `edits`/`additions`: the suggestion's own (the contact points), for the draft
-    the accounts are scored with; `use_data`: account scoring is on (the setting). Reads the
-    state DB; writes nothing."""
+    scale (see the module docstring), what they do, and the simulation of the stored contacts
+    it ran (None: not on the data), which the priority bands' refit reads too (a contact's
+    score does not read the accounts section: its shown scores are the suggestion's); None:
+    the model has no accounts section. `edits`/`additions`: the suggestion's own (the contact
+    points), for the draft the accounts are scored with; `use_data`: account scoring is on
+    (the setting). Reads the state DB; writes nothing."""
     section = model.model.accounts
     if section is None:
         return None
@@ -219,8 +224,9 @@ def refit_accounts(
     new_t = float(scaled(old_t, scale))
     counts: dict[str, Any] = {}
     method = SCALED
+    sim: Simulation | None = None
     if use_data and section.enabled:
-        found = _on_the_data(
+        found, sim = _on_the_data(
             model, values, edits, additions, store, crm, now, enrich, old_t * scale
         )
         if found is not None:
@@ -231,7 +237,7 @@ def refit_accounts(
         numbers.append(AccountNumber("accounts.mqa.threshold", "mqa.threshold", old_t, new_t))
     acc_edits, acc_adds = edits_or_additions(model, values)
     refit = AccountsRefit(scale, tuple(numbers), old_t, new_t, method, **counts)
-    return acc_edits, acc_adds, refit
+    return acc_edits, acc_adds, refit, sim
 
 
 def _on_the_data(
@@ -244,11 +250,11 @@ def _on_the_data(
     now: datetime,
     enrich: EnrichFn | None,
     target: float,
-) -> tuple[float, dict[str, Any]] | None:
+) -> tuple[tuple[float, dict[str, Any]] | None, Simulation]:
     """(the MQA threshold that keeps the current MQAs, the counts of the report) from the
     accounts scored by `simulate --model`'s machinery with the current model and with the
     draft suggestion at an MQA threshold of −∞ (its MQAs: every account of an MQA grade with
-    enough people engaged); None: no account with a live member."""
+    enough people engaged), None: no account with a live member; and that simulation."""
     from connector.ops.simulate import model_sides
     from connector.ops.simulate_accounts import with_mqa_threshold
 
@@ -256,7 +262,7 @@ def _on_the_data(
     draft, _ = load_suggested(
         model, {**edits, **acc_edits}, (), merged_additions(additions, acc_adds)
     )
-    _, sides = model_sides(
+    sim, sides = model_sides(
         store,
         crm,
         model,
@@ -266,7 +272,7 @@ def _on_the_data(
         accounts=True,
     )
     if sides is None or not sides.members_of:
-        return None
+        return None, sim
     current = {a for a, r in sides.results[0].items() if r.mqa}
     eligible = {a: r.score for a, r in sides.results[1].items() if r.mqa}
     threshold = keep_mqas(current, eligible, target)
@@ -275,14 +281,17 @@ def _on_the_data(
     def labels(ids: Iterable[str]) -> tuple[str, ...]:
         return tuple(sorted(sides.labels.get(a, a) for a in ids))
 
-    return float(threshold), {
-        "accounts": len(sides.members_of),
-        "current_mqas": len(current),
-        "suggested_mqas": len(suggested),
-        "kept_mqas": len(current & suggested),
-        "gained": labels(suggested - current),
-        "lost": labels(current - suggested),
-    }
+    return (
+        float(threshold),
+        {
+            "accounts": len(sides.members_of),
+            "current_mqas": len(current),
+            "suggested_mqas": len(suggested),
+            "kept_mqas": len(current & suggested),
+            "gained": labels(suggested - current),
+            "lost": labels(current - suggested),
+        },
+    ), sim
 
 
 def _key(path: PathKey) -> str:

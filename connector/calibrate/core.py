@@ -321,9 +321,8 @@ def calibrate(
     acc_refit: AccountsRefit | None = None
     bands: PriorityRefit | None = None
     if not target.named:  # the bands and the accounts read the lifecycle score
-        band_edits, band_adds, bands = refit_priority(
-            model, threshold, edits, adds, store=store, crm=crm, now=now, enrich=enrich
-        )
+        # one pass over the stored contacts for both refits: the accounts refit's simulation
+        # (when it runs one) gives the bands their contacts' shown scores
         found = refit_accounts(
             model,
             threshold / current_t if threshold > 0 and current_t > 0 else 1.0,
@@ -335,8 +334,19 @@ def calibrate(
             enrich=enrich,
             use_data=o.accounts,
         )
+        band_edits, band_adds, bands = refit_priority(
+            model,
+            threshold,
+            edits,
+            adds,
+            store=store,
+            crm=crm,
+            now=now,
+            enrich=enrich,
+            sim=found[3] if found is not None else None,
+        )
         if found is not None and (found[2].numbers or found[2].current_mqas is not None):
-            acc_edits, acc_adds, acc_refit = found
+            acc_edits, acc_adds, acc_refit, _ = found
             edits, adds = {**edits, **acc_edits}, merged_additions(adds, acc_adds)
         edits, adds = {**edits, **band_edits}, merged_additions(adds, band_adds)
     header = _header(

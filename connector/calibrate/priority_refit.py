@@ -10,10 +10,12 @@ every score: a named score's run leaves them as they are):
 1. **On the stored data, each band keeps its share of the contacts.** The contacts are scored
    by `simulate --model`'s machinery (`ops.simulate.model_sides`: every stored contact
    rescored with the current model and with the draft suggestion, as of the calibration's
-   `now`), and each band's minimum becomes the whole score at or above which as many contacts
-   score with the suggested model as score at or above the current minimum with the current
-   model (`pick_threshold`, as the MQA threshold is picked: of the minimums that do it equally
-   well, the scaled one when it is one of them, else the middle of the gap). A band is a rank:
+   `now`; with account scoring on, the accounts refit's pass: one pass per calibration, a
+   contact's score not reading the accounts section), and each band's minimum becomes the
+   whole score at or above which as many contacts score with the suggested model as score at
+   or above the current minimum with the current model (`pick_threshold`, as the MQA
+   threshold is picked: of the minimums that do it equally well, the scaled one when it is
+   one of them, else the middle of the gap). A band is a rank:
    "the hottest few percent", sized to what sales can work. The refit reorders the contacts on
    purpose (the converters up), so the same contacts in the same band would undo it, and one
    factor cannot carry a minimum over either (the refit moves rules unevenly: one from 90 to
@@ -41,7 +43,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.calibrate.accounts_refit import OfflineEnricher, pick_threshold, scaled
 from connector.calibrate.observe import EnrichFn
@@ -49,6 +51,9 @@ from connector.calibrate.suggest import Additions, PathKey, edits_or_additions, 
 from connector.model.loader import LoadedModel
 from connector.scoring.engine import priority_bands, priority_label
 from connector.state.store import StateStore
+
+if TYPE_CHECKING:
+    from connector.ops.simulate import Simulation
 
 SHARES = "kept each band's share of the contacts"  # chosen on the stored data
 SCALED = "scaled"  # too few scored contacts: every minimum scaled
@@ -98,20 +103,25 @@ def refit_priority(
     now: datetime,
     enrich: EnrichFn | None = None,
     min_contacts: int = MIN_CONTACTS,
+    sim: Simulation | None = None,
 ) -> tuple[dict[PathKey, Any], Additions, PriorityRefit]:
     """The edits and additions that refit `model`'s priority bands to the suggestion (see the
     module docstring), and what they do. `threshold`: the suggested MQL threshold;
     `edits`/`additions`: the suggestion's own, for the draft the contacts are scored with.
+    `sim`: the stored contacts already simulated with `model` and a draft with these contact
+    points as of `now` (the accounts refit's: a contact's score does not read the accounts
+    section, so its edits and MQA threshold leave `sim.shown` as it is); None: simulated here.
     Reads the state DB; writes nothing."""
     from connector.ops.simulate import model_sides
 
     current_t = float(model.model.lifecycle.mql.threshold)
     scale = threshold / current_t if threshold > 0 and current_t > 0 else 1.0
     bands = priority_bands(model.model)
-    draft, _ = load_suggested(model, edits, (), additions)
-    sim, _ = model_sides(
-        store, crm, model, draft, OfflineEnricher(enrich) if enrich is not None else None, now
-    )
+    if sim is None:
+        draft, _ = load_suggested(model, edits, (), additions)
+        sim, _ = model_sides(
+            store, crm, model, draft, OfflineEnricher(enrich) if enrich is not None else None, now
+        )
     on_data = sim.contacts >= min_contacts
     mins: list[float] = []
     how: list[str] = []

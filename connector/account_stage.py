@@ -54,6 +54,7 @@ from connector.state.accounts import (
     account_score_row,
     company_account_id,
     domain_account_id,
+    name_account_id,
 )
 from connector.state.store import StoredScore
 from connector.text import industry_words
@@ -77,12 +78,7 @@ log = logging.getLogger(__name__)
 
 ROLLED_READ = 5_000  # account results a read brings back after a full rescore
 
-NAME_PREFIX = "name:"  # an account keyed by the company field (Marketo without company records)
 COMPANY_WRITE = "company-write"  # company writes in flight (`StateStore.set_in_flight(of=...)`)
-
-
-def name_account_id(name: str) -> str:
-    return NAME_PREFIX + " ".join(name.lower().split())
 
 
 @dataclass

@@ -11,7 +11,13 @@ from typing import Any
 
 from connector.model.loader import LoadedModel
 from connector.model.schema import AccountsModel
-from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, member_hits, shown_text
+from connector.scoring.accounts import (
+    NAME_SHOWN,
+    TITLE_SHOWN,
+    member_hits,
+    mqa_misses,
+    shown_text,
+)
 from connector.state.accounts import (
     AccountMemberRow,
     StoredAccountScore,
@@ -428,29 +434,10 @@ def explain_found(
 
 
 def _not_mqa(a: StoredAccountScore, section: AccountsModel) -> tuple[str, ...]:
-    """What of `section`'s MQA definition the stored account `a` misses, as it was scored:
-    a force rule that blocks MQAs (its reason kept with the account's), the score, the grade,
-    the engaged people."""
-    mqa = section.mqa
-    blocking = {f.name: f.description or f.name for f in section.fit.force if f.block_mqa}
-    out = [f"blocked: {blocking[r.rule]}" for r in a.reasons if r.rule in blocking]
-    if a.score < mqa.threshold:
-        out.append(f"score {_under(a.score, mqa.threshold)} < {_num(mqa.threshold)}")
-    if a.grade not in mqa.grades:
-        out.append(f"grade {a.grade}, not {' or '.join(mqa.grades)}")
-    engaged = len(a.engaged_contacts)
-    if engaged < mqa.min_people:
-        out.append(
-            f"{engaged} {'person' if engaged == 1 else 'people'} engaged, {mqa.min_people} needed"
-        )
-    return tuple(out)
-
-
-def _under(score: float, bar: float) -> str:
-    """A score under `bar` as a reason shows it, never reading as the bar or over it (99.6 and
-    99.96 under 100: "99.6", "99.96"; an account's score has two decimals at most)."""
-    shown = _num(score)
-    return shown if float(shown) < bar else f"{score:.2f}"
+    """What of `section`'s MQA definition the stored account `a` misses, as it was scored
+    (a force rule's block is kept among its reasons)."""
+    rules = [r.rule for r in a.reasons]
+    return mqa_misses(section, a.score, a.grade, len(a.engaged_contacts), rules)
 
 
 def _people_ids(r: Reason) -> list[str]:

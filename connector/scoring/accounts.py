@@ -394,6 +394,24 @@ def score_account(
     )
 
 
+def mqa_misses(
+    section: AccountsModel, score: float, grade: str, engaged: int, rules: Iterable[str]
+) -> tuple[str, ...]:
+    """What of the MQA definition (`score_account`'s `is_mqa`) an account misses, each named:
+    a force rule among its `rules` that blocks MQAs (`blocked: vendor domain`), the score, the
+    grade, the engaged people; empty for an MQA."""
+    mqa = section.mqa
+    blocking = {f.name: f.description or f.name for f in section.fit.force if f.block_mqa}
+    out = [f"blocked: {blocking[r]}" for r in rules if r in blocking]
+    if score < mqa.threshold:
+        out.append(f"score {_under(score, mqa.threshold)} < {_num(mqa.threshold)}")
+    if grade not in mqa.grades:
+        out.append(f"grade {grade}, not {' or '.join(mqa.grades)}")
+    if engaged < mqa.min_people:
+        out.append(f"{_people(engaged)} engaged, {mqa.min_people} needed")
+    return tuple(out)
+
+
 def _moment(ts: float) -> datetime | None:
     """The UTC time of `ts`; None past what a datetime holds (a breadth window of "forever":
     the account never changes by time alone)."""
@@ -698,6 +716,13 @@ def _shown(score: float, bar: float) -> str:
     the whole number would read under the bar ("60.4 ≥ 60.4", never "60 ≥ 60.4")."""
     whole = round(score)
     return str(whole) if whole >= bar else f"{score:.1f}"
+
+
+def _under(score: float, bar: float) -> str:
+    """`_shown`'s twin for a score under `bar`: never reading as the bar or over it (99.6 and
+    99.96 under 100: "99.6", "99.96"; an account's score has two decimals at most)."""
+    shown = _num(score)
+    return shown if float(shown) < bar else f"{score:.2f}"
 
 
 def _signed(points: float) -> str:

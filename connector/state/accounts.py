@@ -53,6 +53,13 @@ def domain_account_id(domain: str) -> str:
     return f"domain:{domain.lower()}"
 
 
+NAME_PREFIX = "name:"  # an account keyed by the company field (Marketo without company records)
+
+
+def name_account_id(name: str) -> str:
+    return NAME_PREFIX + " ".join(name.lower().split())
+
+
 @dataclass(frozen=True, slots=True)
 class ContactAccount:
     """The account a contact belongs to: `source` says which key gave it; `company_ids` every
@@ -396,7 +403,7 @@ class AccountsStateMixin(StoreBase):
         wanted = _name_key(name)
         if not wanted:
             return []
-        keyed = "name:" + " ".join(name.lower().split())  # `account_stage.name_account_id`
+        keyed = name_account_id(name)
         # compared here, not by SQLite's `lower` (ASCII only, spacing as stored): a full read
         # of the names either way (no index holds them), ~50 ms at 100,000 accounts
         ids = [

@@ -78,6 +78,18 @@ def payload_hash(stored: str) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _dead_letter_row(
+    crm: str, kind: str, record_id: str | None, payload: Any, reason: str, at: datetime
+) -> tuple[Any, ...]:
+    """`_ADD_DEAD_LETTER`'s parameters: the payload and reason with secrets masked, kept
+    whatever their text (lone surrogates and controls cleaned), the payload's hash last."""
+    row = clean_row(
+        (crm, kind, record_id or "", encode_json(redact(payload)), redact_text(reason),
+         encode_dt(at))
+    )  # fmt: skip
+    return (*row, payload_hash(row[3]))
+
+
 def _dead_letter(row: Sequence[Any]) -> DeadLetter:
     return DeadLetter(
         id=row[0],
@@ -114,15 +126,14 @@ class DeadLettersMixin(StoreBase):
         in payload/reason are masked. Returns the dead letter's id; None when it is a
         dismissed one read again with the same payload (left as it is: no new failure, not
         to be counted)."""
-        when = encode_dt(at)
-        # a dead letter is kept whatever its text: lone surrogates and controls are cleaned
-        row = clean_row(
-            (crm, kind, contact_id or "", encode_json(redact(payload)), redact_text(reason), when)
-        )
         with self.transaction():
-            rows = self._conn.execute(  # drain RETURNING
-                _ADD_DEAD_LETTER, (*row, payload_hash(row[3]))
-            ).fetchall()
+            return self._upsert_dead_letter(
+                _dead_letter_row(crm, kind, contact_id, payload, reason, at)
+            )
+
+    def _upsert_dead_letter(self, row: tuple[Any, ...]) -> int | None:
+        """`add_dead_letter` of a row `_dead_letter_row` built (inside a transaction)."""
+        rows = self._conn.execute(_ADD_DEAD_LETTER, row).fetchall()  # drain RETURNING
         return int(rows[0][0]) if rows else None
 
     @_db_errors
@@ -135,15 +146,15 @@ class DeadLettersMixin(StoreBase):
         events' re-read margin does at every sync for days, is none: an open one counts its
         attempt, a dismissed one is left as it is, and neither is counted again as bad input
         (a run's `bad_records`, the metric, `LEADSCORE_FAIL_ON_DEAD_LETTERS`)."""
-        rid, stored = clean_row((record_id or "", encode_json(redact(payload))))
+        row = _dead_letter_row(crm, "input", record_id, payload, reason, at)
         with self.transaction():
             before = self._conn.execute(
                 "SELECT payload_hash FROM dead_letters WHERE crm = ? AND kind = 'input' AND "
                 "contact_id = ? AND resolved_at IS NULL",
-                (crm, rid),
+                (crm, row[2]),
             ).fetchone()
-            self.add_dead_letter(crm, "input", record_id, payload, reason, at)
-        return before is None or before[0] != payload_hash(stored)
+            self._upsert_dead_letter(row)
+        return before is None or before[0] != row[-1]
 
     @_db_errors
     def open_dead_letters(

@@ -155,11 +155,6 @@ _WRITTEN_LIVE_CONTACTS = (
 )
 
 
-# the contacts whose score changes by a time (`due_contact_ids`, `count_due_contacts`): what
-# the `scores_crm_next_change` index answers
-_DUE = "FROM scores WHERE crm = ? AND next_change_at <= ?"
-
-
 class ScoresMixin(StoreBase):
     """Scores, score history, the write backlog, written values, writes in flight."""
 
@@ -224,7 +219,9 @@ class ScoresMixin(StoreBase):
     def due_contact_ids(self, crm: str, now: datetime) -> list[str]:
         """Contacts whose score changes by `now` (an event ages out): earliest first."""
         rows = self._conn.execute(
-            f"SELECT contact_id {_DUE} ORDER BY next_change_at, contact_id", (crm, encode_dt(now))
+            "SELECT contact_id FROM scores WHERE crm = ? AND next_change_at <= ? "
+            "ORDER BY next_change_at, contact_id",
+            (crm, encode_dt(now)),
         ).fetchall()
         return [r[0] for r in rows]
 
@@ -289,7 +286,10 @@ class ScoresMixin(StoreBase):
     def count_due_contacts(self, crm: str, now: datetime) -> int:
         """How many contacts `due_contact_ids` would name: counted in the due index alone (the
         ids list reads every due score row for its id: 37 s at 1M contacts, all due)."""
-        row = self._conn.execute(f"SELECT count(*) {_DUE}", (crm, encode_dt(now))).fetchone()
+        row = self._conn.execute(
+            "SELECT count(*) FROM scores WHERE crm = ? AND next_change_at <= ?",
+            (crm, encode_dt(now)),
+        ).fetchone()
         return int(row[0])
 
     @_db_errors

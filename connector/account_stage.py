@@ -496,7 +496,7 @@ class AccountStage:
         self, members: Mapping[str, Sequence[AccountMember]], now: datetime
     ) -> list[AccountScoreRow]:
         """The rows to save of `members`' accounts (account id -> its live members,
-        `scoring.accounts.rescored_members`), each scored from its members, their company
+        `scoring.accounts.collect_members`), each scored from its members, their company
         records read at once: a full rescore's batch of whole accounts
         (`ops.rescore.recompute_all(accounts=...)`), which saves them with their members'
         scores. Saves nothing."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import sqlite3
+from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -23,14 +24,17 @@ from connector.crm.base import CrmCompany
 from connector.enrich.cache import CacheEntry
 from connector.model.loader import LoadedModel, load_model
 from connector.ops import parallel
+from connector.ops.common import Rescored
 from connector.ops.rescore import recompute_all
-from connector.scoring.accounts import member_name, member_part
+from connector.scoring.accounts import collect_members, member_name, member_part
 from connector.state.accounts import ContactAccount, company_account_id
 from connector.state.store import StateStore
 from connector.synth import synth_dataset
 from connector.types import (
+    AccountMember,
     AccountResult,
     Company,
+    Contact,
     LifecycleDecision,
     Reason,
     ScoreResult,
@@ -321,6 +325,44 @@ def test_member_part_keeps_the_latest_hit_and_the_counted_rules_hits() -> None:
     # a result scored without its events' times: a clear error, not an empty part
     with pytest.raises(ValueError, match="contact 7: scored without its events' times"):
         member_part(_result(50, reasons, None), counted, now_ts)
+
+
+def test_members_are_collected_as_their_contacts_are_scored() -> None:
+    """`collect_members` builds each member as the stream yields its contact (the rescore's
+    batch of whole accounts): every item goes to `into` as it came, each account's members in
+    the order of the links, a contact the stream does not yield (not live) left out, and an
+    account with no live member too; each job title classified once."""
+    t = datetime(2026, 10, 30, 10, tzinfo=NOW.tzinfo).timestamp()
+    hit = (Reason("webinar", "engagement", 30.0, "", ("e:1",)),)
+
+    def item(cid: str, first: str, title: str, points: float) -> Rescored:
+        contact = Contact(cid, f"{first.lower()}@acme.example", first, "Lee", title)
+        result = replace(_result(points, hit, ((t,),)), contact_id=cid)
+        return Rescored(contact, None, (result,))
+
+    links = [("company:1", "c1"), ("company:1", "c3"), ("company:1", "c4"), ("company:2", "c2"),
+             ("company:3", "c5")]  # fmt: skip
+    # the stream yields by contact id (c4 and c5 are not live: never yielded)
+    stream = [item("c1", "Ann", "VP Sales", 30.0), item("c2", "Bo", "CTO", 10.0),
+              item("c3", "Cy", "VP Sales", 20.0)]  # fmt: skip
+    classified: list[str | None] = []
+
+    def classify(title: str | None) -> str:
+        classified.append(title)
+        return {"VP Sales": "vp", "CTO": "executive"}[title or ""]
+
+    into: list[Rescored] = []
+    memo: dict[str | None, str] = {}
+    got = collect_members(iter(stream), links, frozenset(), NOW.timestamp(), memo, classify, into)
+    assert into == stream and all(type(r) is Rescored for r in into)  # as they came
+    assert list(got) == ["company:1", "company:2"]  # the links' order; company:3: none live
+    hits = (("webinar", t),)
+    assert got["company:1"] == [
+        AccountMember("c1", "Ann Lee", "VP Sales", "vp", "B", 30.0, hits),
+        AccountMember("c3", "Cy Lee", "VP Sales", "vp", "B", 20.0, hits),
+    ]
+    assert got["company:2"] == [AccountMember("c2", "Bo Lee", "CTO", "executive", "B", 10.0, hits)]
+    assert classified == ["VP Sales", "CTO"] and memo == {"VP Sales": "vp", "CTO": "executive"}
 
 
 def _piece(st: StateStore, i: int) -> tuple[int, int, str]:

@@ -42,7 +42,7 @@ from connector.pipeline import (
     write_changes,
 )
 from connector.pipeline.named import is_qualified, named_properties
-from connector.scoring.accounts import counted_rules, member_part, rescored_members
+from connector.scoring.accounts import collect_members, counted_rules, member_part
 from connector.scoring.engine import keeping_hit_times
 from connector.state.accounts import AccountScoreRow
 from connector.state.named import StoredNamedScore
@@ -1062,11 +1062,13 @@ def _recompute_accounts(
     with keeping_hit_times(model):
         for links in store.account_member_batches(crm, after, upto, SCORE_BATCH):
             ids = [cid for _, cid in links]
-            chunk = list(
-                rescore_stored(store, crm, models, enricher, now, contact_ids=ids, batch=READ_BATCH)
+            chunk: list[Rescored] = []  # archived and merged-away: not read
+            scored_now = rescore_stored(
+                store, crm, models, enricher, now, contact_ids=ids, batch=READ_BATCH
             )
-            live = {r.contact.id: r for r in chunk}  # archived and merged-away: not read
-            members = rescored_members(links, live, counted, now_ts, seniority, classify)
+            members = collect_members(
+                scored_now, links, counted, now_ts, seniority, classify, chunk
+            )
             rows = stage.rows_for(members, now)
             backlog += _save_chunk(
                 store, crm, chunk, named, write_company_fields, (rows, list(members))

@@ -575,8 +575,8 @@ def _account_rule(
             best_lo, best_hi = lo, k
     if best_hi < 0:
         return None
-    best = sorted(set(who[best_lo : best_hi + 1]))
-    return sorted([members[i] for i in best], key=_most_engaged)
+    # each member once, most engaged first (contact ids are unique: the order is total)
+    return sorted([members[i] for i in set(who[best_lo : best_hi + 1])], key=_most_engaged)
 
 
 def _most_engaged(m: AccountMember) -> tuple[float, str]:

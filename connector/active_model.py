@@ -159,9 +159,9 @@ def model_in_force(
     model (False for a dry run)."""
     active = store.get_active_model(crm)
     if active is None:
-        if record:
-            active = activate(store, crm, configured, applied_by=APPLIED_BY_FIRST_RUN, now=now)
-        return _with_stale_note(store, crm, InForce(configured, active))
+        if not record:
+            return _with_stale_note(store, crm, InForce(configured, None))
+        return _first_run(store, crm, configured, now or datetime.now(UTC))
     in_force = rebuild(active)
     if in_force.fingerprint == configured.fingerprint:
         return _with_stale_note(store, crm, InForce(configured, active))
@@ -198,6 +198,27 @@ def stale_scores_note(store: StateStore, crm: str, model: LoadedModel) -> str | 
         f"{describe(model.version, model.fingerprint)} ({which}); this run rescores only the "
         "contacts that change: `leadscore rescore` rescores everybody with the model in force"
     )
+
+
+def _first_run(store: StateStore, crm: str, configured: LoadedModel, now: datetime) -> InForce:
+    """Before any rollout, `configured` becomes the model in force. Scores stored before then
+    come from dry runs (which record no model): those of another model (`sync --dry-run
+    --model other.yaml` on a new state DB) are made due, so this run rescores them all with
+    the model in force, and says so."""
+    others = [(v, fp, n) for v, fp, n in store.stored_models(crm) if fp != configured.fingerprint]
+    active = activate(store, crm, configured, applied_by=APPLIED_BY_FIRST_RUN, now=now)
+    if not others:
+        return InForce(configured, active)
+    store.set_other_models_due(crm, configured.fingerprint, now)
+    total = sum(n for _, _, n in others)
+    which = ", ".join(f"{describe(v, fp)}: {n}" for v, fp, n in others[:3])
+    named = describe(configured.version, configured.fingerprint)
+    note = (
+        f"note: {total} stored score(s) come from another model ({which}), scored before "
+        f"this state DB had a model in force (a dry run): this run rescores them with the "
+        f"model in force {named}"
+    )
+    return InForce(configured, active, [note])
 
 
 def _with_stale_note(store: StateStore, crm: str, found: InForce) -> InForce:

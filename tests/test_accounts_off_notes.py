@@ -183,8 +183,10 @@ def test_a_model_that_scores_no_account_is_named_not_the_setting(
     res = CliRunner().invoke(cli, ["sync", "--model", model], env=env)
     assert res.exit_code == 0, res.output
     lines = res.stderr.splitlines()
-    # the scores stored by the shipped model are another warning (not ours)
-    assert lines[0].startswith("warning: 54 stored score(s) come from another model ")
+    # the scores stored by the shipped model before any model was in force: rescored now
+    assert lines[0].startswith("note: 54 stored score(s) come from another model (")
+    assert lines[0].endswith("this run rescores them with the model in force no-accounts "
+                             f"({load_model(model).fingerprint})")  # fmt: skip
     assert lines[1:] == [f"note: {_stale_without(gap, remedy)}"]
     assert _rows(db)["account_scores"] == before["account_scores"]
     on = CliRunner().invoke(

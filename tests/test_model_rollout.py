@@ -284,6 +284,40 @@ def test_a_dry_run_on_a_new_state_db_records_no_model(
     assert db_rows(tmp_path / "state.db", "SELECT count(*) FROM active_model") == [(0,)]
 
 
+def test_the_first_real_run_rescores_what_a_dry_run_with_another_model_stored(
+    sandbox: HubSpotSandbox, tmp_path: Path
+) -> None:
+    """`sync --dry-run --model v2` on a new state DB stores v2's scores but records no model;
+    the first real sync (the default model, now in force) rescores every one of them with the
+    default model and says so, instead of warning that it rescores only what changes."""
+    runner = CliRunner()
+    state = tmp_path / "state.db"
+    v2 = load_model(model_file(tmp_path, "model.v2", (DEFAULT_VERSION, V2), THRESHOLD_80))
+    v1 = load_model()
+    dry = runner.invoke(cli, ["sync", "--dry-run", "--model", str(v2.path)])
+    assert dry.exit_code == 0, dry.output
+    assert db_rows(state, "SELECT model_version, count(*) FROM scores GROUP BY 1") == [
+        ("2026.12-v2", 54)
+    ]
+    res = runner.invoke(cli, ["sync"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert (
+        f"note: 54 stored score(s) come from another model (2026.12-v2 ({v2.fingerprint}): "
+        "54), scored before this state DB had a model in force (a dry run): this run rescores "
+        f"them with the model in force {v1.version} ({v1.fingerprint})"
+    ) in lines
+    assert not any("come from another model than" in line for line in lines)
+    assert "scored 54," in lines[-1] and "written 54," in lines[-1]
+    assert db_rows(state, "SELECT model_fingerprint, count(*) FROM scores GROUP BY 1") == [
+        (v1.fingerprint, 54)
+    ]
+    assert crm_versions(sandbox, state) == {v1.version}
+    again = runner.invoke(cli, ["sync"])  # nothing written twice
+    assert again.exit_code == 0, again.output
+    assert "written 0," in again.output and "unchanged 54," in again.output, again.output
+
+
 def test_the_stored_model_rebuilds_exactly(tmp_path: Path) -> None:
     """The state DB's content is all the worker needs: same fingerprint, same scores."""
     path = model_file(tmp_path, "model.v2", (DEFAULT_VERSION, V2), THRESHOLD_80)

@@ -105,3 +105,15 @@ class ModelsMixin(StoreBase):
         ranked = sorted(((n, v, fp) for (v, fp), n in counts.items() if n > 0),
                         key=lambda x: (-x[0], x[1]))  # fmt: skip
         return [(v, fp, n) for n, v, fp in ranked]
+
+    @_db_errors
+    def set_other_models_due(self, crm: str, fingerprint: str, at: datetime) -> int:
+        """Make the stored scores of every model but `fingerprint` due at `at` (the next pass
+        rescores them: a new state DB's first real run after a dry run with another model).
+        Returns how many."""
+        with self.transaction():
+            cur = self._conn.execute(
+                "UPDATE scores SET next_change_at = ? WHERE crm = ? AND model_fingerprint IS NOT ?",
+                (encode_dt(at), crm, fingerprint),
+            )
+        return cur.rowcount

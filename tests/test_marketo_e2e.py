@@ -427,3 +427,60 @@ def test_a_lead_marketo_made_an_mql_counts_in_the_reports_funnel_not_as_sales_so
         assert casey.properties[CRM_MQL_DATE] == expected
         again = build_report(store, CRM, pipeline.clock()).total
         assert (again.mqls, again.sqls, again.sales_sourced) == (17, 1, 2)
+
+
+def test_a_backfill_waiting_in_marketos_export_queue_records_its_heartbeat(
+    tmp_path: Path,
+) -> None:
+    """A bulk export Marketo keeps queued or processing can take hours: the backfill's run
+    records its heartbeat while it polls (at most once a minute), so that `leadscore status`
+    on another host does not call it `probably interrupted` 10 minutes into the wait. Each
+    poll here stands for 25 s of the pipeline's clock; at every poll the run's heartbeat is
+    at most a minute and a poll old."""
+    import time
+    from datetime import timedelta
+
+    from connector.state.runs import HEARTBEAT_EVERY
+    from connector.worker.backfill import run_backfill
+
+    poll = 0.013  # the exports' poll interval: told apart from the adapter's other sleeps
+    clock = [ANCHOR]
+    ages: list[timedelta] = []
+    with (
+        MarketoSandbox.start(DEMO, now=ANCHOR, export_seconds=0.15) as sb,
+        StateStore.open(tmp_path / "s.db") as store,
+    ):
+
+        def sleep(seconds: float) -> None:
+            time.sleep(seconds)
+            if seconds != poll:
+                return
+            clock[0] += timedelta(seconds=25)
+            (beat,) = store.db.execute(
+                "SELECT heartbeat_at FROM runs WHERE status = 'running'"
+            ).fetchone()
+            ages.append(clock[0] - datetime.fromisoformat(beat))
+
+        adapter = MarketoAdapter(
+            sb.url,
+            SecretStr(sb.client_id),
+            SecretStr(sb.client_secret),
+            retry=RetryPolicy(attempts=4, base_seconds=0.001, max_seconds=0.02, seed=1),
+            export_poll_s=poll,
+            sleep=sleep,
+        )
+        enricher = build_enricher(offline_settings(), cache=store.company_cache)
+        try:
+            pipeline = Pipeline(
+                store, adapter, load_model(), enricher=enricher, clock=lambda: clock[0]
+            )
+            result = run_backfill(pipeline, ANCHOR - timedelta(days=400), ANCHOR)
+        finally:
+            adapter.close()
+        assert result.summary.status == "ok", result.summary.message
+        # several exports (leads and activities, 30-day windows), each polled a while
+        assert len(ages) >= 20, len(ages)
+        assert max(ages) <= HEARTBEAT_EVERY + timedelta(seconds=25), max(ages)
+        run = store.get_run(result.summary.run_id or 0)
+        assert run is not None and run.heartbeat_at is not None
+        assert run.heartbeat_at >= clock[0] - HEARTBEAT_EVERY - timedelta(seconds=25)

@@ -200,7 +200,8 @@ def _run_stages(
         if observer is not None:
             observer.stage(job, stage, None)
         if stage == "contacts":
-            for page in _contact_pages(adapter, store, since, until, job.position):
+            pages = _contact_pages(adapter, store, since, until, job.position, pipeline.beat)
+            for page in pages:
                 commit(
                     {
                         "position": page.position,
@@ -215,7 +216,8 @@ def _run_stages(
                 _checkpoint(pipeline)
         elif stage.startswith("events:"):
             stream = stage.split(":", 1)[1]
-            for epage in _event_pages(adapter, store, stream, since, until, job.position):
+            epages = _event_pages(adapter, store, stream, since, until, job.position, pipeline.beat)
+            for epage in epages:
                 n = len(epage.events) + len(epage.unresolved)
                 commit(
                     {
@@ -256,22 +258,38 @@ def _run_stages(
 
 
 def _contact_pages(
-    adapter: Any, store: Any, since: datetime, until: datetime, position: str | None
+    adapter: Any,
+    store: Any,
+    since: datetime,
+    until: datetime,
+    position: str | None,
+    beat: Callable[[], None],
 ) -> Iterator[ContactPage]:
     """Marketo backfills through bulk export (resumable by export id in the jobs table, as
-    the API intends for large instances); other CRMs page their normal read."""
+    the API intends for large instances; `beat`, the run's heartbeat, at each poll of an
+    export Marketo has queued or is processing); other CRMs page their normal read."""
     export = getattr(adapter, "backfill_export", None)
     if export is not None:  # `position`: the last page committed, not handed out again
-        return cast(Iterator[ContactPage], export(since, until, store, position=position))
+        return cast(
+            Iterator[ContactPage], export(since, until, store, position=position, on_wait=beat)
+        )
     return cast(Iterator[ContactPage], adapter.pull_contacts(since, until, position))
 
 
 def _event_pages(
-    adapter: Any, store: Any, stream: str, since: datetime, until: datetime, position: str | None
+    adapter: Any,
+    store: Any,
+    stream: str,
+    since: datetime,
+    until: datetime,
+    position: str | None,
+    beat: Callable[[], None],
 ) -> Iterator[EventPage]:
     export = getattr(adapter, "backfill_activities_export", None)
     if export is not None and stream == "activities":
-        return cast(Iterator[EventPage], export(since, until, store, position=position))
+        return cast(
+            Iterator[EventPage], export(since, until, store, position=position, on_wait=beat)
+        )
     return cast(Iterator[EventPage], adapter.pull_events(stream, since, until, position))
 
 

@@ -10,7 +10,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
@@ -56,6 +56,7 @@ class BulkMixin(ActivitiesMixin):
         window_field: str = "updatedAt",
         rows_per_page: int = 1000,
         position: str | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> Generator[ContactPage, None, None]:
         """Every lead whose `window_field` falls in [since, until), through bulk lead
         exports of <= 30 days each. Resumable: the export id and the rows already handed out
@@ -63,13 +64,16 @@ class BulkMixin(ActivitiesMixin):
         the same export (no second export) and skips the rows the caller already took.
         Progress for a page is saved when the caller asks for the next one, or is read from
         `position`: the last page the caller committed (a crash between its commit and the
-        next page: that page is not handed out again)."""
+        next page: that page is not handed out again). `on_wait()` is called at each poll of
+        an export Marketo has not finished (queued or processing: minutes, or hours behind
+        other exports): the backfill records its run's heartbeat there."""
         if window_field not in ("createdAt", "updatedAt"):
             raise ConfigError("window_field must be createdAt or updatedAt")
         fields = ["id", *self._read_fields()]
         for rows, pos in self._export(
-            "leads", since, until, job_store, fields, window_field, rows_per_page, position
-        ):
+            "leads", since, until, job_store, fields, window_field, rows_per_page, position,
+            on_wait,
+        ):  # fmt: skip
             page = ContactPage(contacts=[], position=pos)
             for row in rows:
                 try:
@@ -89,9 +93,10 @@ class BulkMixin(ActivitiesMixin):
         *,
         rows_per_page: int = 1000,
         position: str | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> Generator[EventPage, None, None]:
         """Activities of the configured types in [since, until) through bulk activity
-        exports (resumable like `backfill_export`)."""
+        exports (resumable like `backfill_export`, `on_wait` as there)."""
         fields = [
             "marketoGUID",
             "leadId",
@@ -102,8 +107,9 @@ class BulkMixin(ActivitiesMixin):
             "attributes",
         ]
         for rows, pos in self._export(
-            "activities", since, until, job_store, fields, "createdAt", rows_per_page, position
-        ):
+            "activities", since, until, job_store, fields, "createdAt", rows_per_page, position,
+            on_wait,
+        ):  # fmt: skip
             page = EventPage(events=[], position=pos, high_water=None)
             for row in rows:
                 try:
@@ -134,9 +140,11 @@ class BulkMixin(ActivitiesMixin):
         window_field: str,
         rows_per_page: int,
         committed: str | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> Iterator[tuple[list[dict[str, Any]], str]]:
         """The rows of `kind` in [since, until), a page at a time, with the position
-        `export:<id>:<rows through>`; `committed`: the last position the caller committed."""
+        `export:<id>:<rows through>`; `committed`: the last position the caller committed;
+        `on_wait()`: called at each poll of an unfinished export."""
         if until <= since:
             raise ConfigError("backfill: until must be after since")
         name = f"marketo:export:{kind}:{window_field}:{_iso(since)}:{_iso(until)}"
@@ -172,7 +180,7 @@ class BulkMixin(ActivitiesMixin):
                 state.update(export_id=str(job["exportId"]), rows_done=0, status="Created")
                 store.set_job(name, state)
             export_id = str(state["export_id"])
-            status = self._await_export(kind, export_id, store, name, state)
+            status = self._await_export(kind, export_id, store, name, state, on_wait)
             if status != "Completed":
                 state["failures"] += 1
                 if state["failures"] > 2:
@@ -199,7 +207,13 @@ class BulkMixin(ActivitiesMixin):
         store.delete_job(name)
 
     def _await_export(
-        self, kind: str, export_id: str, store: JobStore, name: str, state: dict[str, Any]
+        self,
+        kind: str,
+        export_id: str,
+        store: JobStore,
+        name: str,
+        state: dict[str, Any],
+        on_wait: Callable[[], None] | None = None,
     ) -> str:
         base = f"/bulk/v1/{kind}/export/{export_id}"
         for _ in range(max(1, self.export_max_polls)):
@@ -220,6 +234,8 @@ class BulkMixin(ActivitiesMixin):
                 continue
             if status in ("Completed", "Failed", "Cancelled"):
                 return status
+            if on_wait is not None:  # a run waiting in Marketo's queue is at work
+                on_wait()
             self._sleep(self.export_poll_s)  # Queued / Processing: wait for Marketo
         raise ConnectorError(
             f"Marketo {kind} export {export_id} not finished after {self.export_max_polls} "

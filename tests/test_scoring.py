@@ -323,6 +323,55 @@ def test_lead_status_from_sales_makes_sql_points_never_do() -> None:
     assert r4.lifecycle.note == "SQL from sales signal: meeting booked with sales"
 
 
+def test_a_reason_of_several_events_names_each_distinct_one() -> None:
+    """A rule whose text reads the event ("downloaded '{form}'") fired by several events:
+    the same guide twice reads "×2"; different guides are each named (oldest first, with
+    their counts), at most three, then "…and N more". A tiered rule ("watched webinar
+    '{name}'", tiers by the share watched) names each distinct webinar once and keeps its
+    tier labels' counts. The points do not change."""
+    contact = Contact("1", email="dana@acme-analytics.com", job_title="VP Marketing")
+
+    def text(events: Events, rule: str = "product_guide") -> tuple[str, float]:
+        r = score(contact, events.items, CORPORATE_ACME, MODEL, NOW)
+        (reason,) = [x for x in r.reasons if x.rule == rule]
+        return reason.text, reason.points
+
+    ev = Events()
+    ev.add("form_submit", 9, form="Scoring guide")
+    ev.add("form_submit", 5, form="Scoring guide")
+    same = text(ev)
+    assert same == ("downloaded 'Scoring guide' ×2", 30)
+    ev.add("form_submit", 3, form="ABM whitepaper")
+    assert text(ev) == ("downloaded 'Scoring guide' ×2; downloaded 'ABM whitepaper'", 45)
+    ev.add("form_submit", 2, form="Intent datasheet")
+    ev.add("form_submit", 1, form="Committee case study")
+    ev.add("form_submit", 0.5, form="Committee case study")
+    assert text(ev)[0] == (
+        "downloaded 'Scoring guide' ×2; downloaded 'ABM whitepaper'; "
+        "downloaded 'Intent datasheet'; …and 1 more (product capped at 60)"
+    )
+    # the text reads only the form: other attributes that differ change nothing
+    other = Events()
+    other.add("form_submit", 9, form="Scoring guide", page="/a")
+    other.add("form_submit", 5, form="Scoring guide", page="/b")
+    assert text(other) == same
+    # a value the template cannot hash (a list) is compared by its text
+    odd = Events()
+    odd.add("form_submit", 9, form=["guide", "b"])
+    odd.add("form_submit", 5, form=["guide", "b"])
+    odd.add("form_submit", 4, form="Scoring guide")
+    assert text(odd)[0] == "downloaded '['guide', 'b']' ×2; downloaded 'Scoring guide'"
+    # tiered: the labels count the events, the webinars are named once each
+    web = Events()
+    web.add("webinar_attended", 9, name="Scoring 101", watched_share=0.95)
+    web.add("webinar_attended", 5, name="Scoring 101", watched_share=0.2)
+    assert text(web, "webinar_attended")[0] == "watched webinar 'Scoring 101' (full, part)"
+    web.add("webinar_attended", 3, name="ABM in practice", watched_share=0.3)
+    assert text(web, "webinar_attended")[0] == (
+        "watched webinar 'Scoring 101'; watched webinar 'ABM in practice' (full, part ×2)"
+    )
+
+
 def _fields(c: Contact) -> dict[str, Any]:
     return {f: getattr(c, f) for f in c.__slots__}  # type: ignore[attr-defined]
 

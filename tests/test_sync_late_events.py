@@ -381,9 +381,10 @@ def test_a_marketo_activity_dated_before_the_lookback_is_left_to_backfill(tmp_pa
         assert {k: v for k, v in write.items() if k != "leadScoredAt__c"} == {
             "id": 109,
             "leadScore": 85,
-            "leadScoreReasons__c": "+30 downloaded 'Download the ROI whitepaper' ×2; +30 "
-            "product page ×3; +25 visits on 3 days within 3 days; grade B: company size "
-            "51-5,000, manager title",
+            # the two guides named apart (it read "'Download the ROI whitepaper' ×2")
+            "leadScoreReasons__c": "+30 downloaded 'Download the ROI whitepaper'; downloaded "
+            "'Download the scoring guide'; +30 product page ×3; +25 visits on 3 days within 3 "
+            "days; grade B: company size 51-5,000, manager title",
         }
         assert (outside.guid, "109", "2026-10-27T12:00:00.000000+00:00") in marketo_events(state)
 

@@ -48,6 +48,48 @@ def _fmt(template: str, attrs: Mapping[str, Any], fields: tuple[str, ...] | None
         return template
 
 
+SEVERAL_SHOWN = 3  # the distinct texts a reason of several events names, at most
+
+
+def _several(
+    cr: _CompiledRule,
+    attrs: list[Mapping[str, Any]] | None,
+    said: str,
+    n: int,
+    counted: bool = True,
+) -> str:
+    """The text of a rule that `n` events fired: "downloaded 'Guide' ×3" when every event
+    reads the same (`said`, the first's text); when the template reads the events'
+    attributes and they differ, each distinct text with its count, oldest first:
+    "downloaded 'Guide' ×2; downloaded 'Checklist'", at most `SEVERAL_SHOWN`, then "…and N
+    more" (N the other distinct texts). Each distinct set of the attributes the template
+    reads is formatted once. `counted=False` (a tiered rule, whose tier labels count the
+    events): the texts without counts."""
+    if attrs is None:
+        return f"{said} ×{n}" if counted else said
+    fields = cr.fields
+    texts: dict[Any, str] = {}
+    counts: dict[str, int] = {}
+    for a in attrs:
+        key: Any = a if fields is None else tuple([a.get(f) for f in fields])
+        try:
+            text = texts.get(key)
+        except TypeError:  # an unhashable attribute value (a list): formatted to compare
+            key, text = None, None
+        if text is None:
+            text = said if a is attrs[0] else _fmt(cr.template, a, fields)
+            if key is not None:
+                texts[key] = text
+        counts[text] = counts.get(text, 0) + 1
+    if len(counts) == 1:
+        return f"{said} ×{n}" if counted else said
+    shown = [
+        t if c == 1 or not counted else f"{t} ×{c}" for t, c in list(counts.items())[:SEVERAL_SHOWN]
+    ]
+    more = len(counts) - SEVERAL_SHOWN
+    return "; ".join(shown) + (f"; …and {more} more" if more > 0 else "")
+
+
 def _template_fields(template: str) -> tuple[str, ...] | None:
     """The attribute names a reason's template reads (`{form}`, `{name!r:>10}`, `{page.title}`
     reads `page`), or None when that is not plain (positional or nested fields, or a template
@@ -93,6 +135,7 @@ class _CompiledRule:
     cap: int | None = None
     template: str = ""  # the reason's text: the description, or the rule's name
     fields: tuple[str, ...] | None = None  # the attributes the template reads
+    varies: bool = False  # the template reads attributes: its text may differ event by event
     description: str = ""
     hand_raiser: bool = False
     sales_signal: bool = False
@@ -108,6 +151,7 @@ class _CompiledRule:
         self.cap = r.cap
         self.template = r.description or r.name
         self.fields = _template_fields(self.template)
+        self.varies = "{" in self.template
         self.description = r.description
         self.hand_raiser = r.hand_raiser
         self.sales_signal = r.sales_signal
@@ -125,7 +169,7 @@ class _CompiledRule:
 class _Acc:
     """What one rule collected from a contact's events (made once per fired rule)."""
 
-    __slots__ = ("event_ids", "exit", "first_attrs", "labels", "points", "times")
+    __slots__ = ("attrs", "event_ids", "exit", "first_attrs", "labels", "points", "times")
 
     def __init__(
         self,
@@ -134,6 +178,7 @@ class _Acc:
         first_attrs: Mapping[str, Any],
         exit: float | None,  # seconds until the oldest counted event leaves the window
         times: list[float] | None,  # the events' Unix times, when kept (`keeping_hit_times`)
+        attrs: list[Mapping[str, Any]] | None = None,  # every event's, when the text reads them
     ) -> None:
         self.points = points
         self.event_ids = event_ids
@@ -141,6 +186,7 @@ class _Acc:
         self.labels: dict[str, int] | None = None  # tier label -> events
         self.first_attrs = first_attrs
         self.exit = exit
+        self.attrs = attrs
 
 
 class CompiledModel:
@@ -1027,6 +1073,7 @@ def _score_items(
                     item[3],
                     None if keeps else window_s - age,
                     [item[0]] if keep_times else None,
+                    [item[3]] if cr.varies else None,
                 )
             else:
                 acc.points += points
@@ -1034,6 +1081,9 @@ def _score_items(
                 times = acc.times
                 if times is not None:
                     times.append(item[0])
+                seen = acc.attrs
+                if seen is not None:
+                    seen.append(item[3])
             if label is not None:
                 if acc.labels is None:
                     acc.labels = {label: 1}
@@ -1082,13 +1132,15 @@ def _score_items(
         said = _fmt(cr.template, acc.first_attrs, cr.fields)
         text = said
         if acc.labels:
+            if acc.attrs is not None and len(acc.attrs) > 1:  # each distinct text, once
+                text = _several(cr, acc.attrs, said, len(acc.attrs), counted=False)
             text += (
                 " ("
                 + ", ".join([lbl if n == 1 else f"{lbl} ×{n}" for lbl, n in acc.labels.items()])
                 + ")"
             )
         elif not cr.is_frequency and len(acc.event_ids) > 1:
-            text += f" ×{len(acc.event_ids)}"
+            text = _several(cr, acc.attrs, said, len(acc.event_ids))
         category = cr.category
         reasons.append(
             Reason(cr.name, category, pts, text + capped, tuple(acc.event_ids), "engagement")

@@ -289,7 +289,10 @@ def differences(before: ScoreResult, after: ScoreResult, shown: int = 5) -> list
     b, a = before.lifecycle, after.lifecycle
     if (b.mql, b.mql_reason) != (a.mql, a.mql_reason):
         out.append(f"MQL {_yes(b.mql, b.mql_reason)} → {_yes(a.mql, a.mql_reason)}")
-    if b.target_stage != a.target_stage:
+    # a stage the stored score had to write and the CRM now shows (the sync wrote it) is no
+    # difference: the recompute, reading that stage, has nothing left to write
+    written = a.target_stage is None and b.target_stage == a.current_stage
+    if b.target_stage != a.target_stage and not written:
         out.append(f"stage to write {b.target_stage or '—'} → {a.target_stage or '—'}")
     if before.model_fingerprint != after.model_fingerprint:
         out.append(

@@ -18,6 +18,8 @@ import connector.cli as cli_module
 from connector.cli import cli
 from connector.demo import run_demo
 from connector.model.loader import load_model
+from connector.sandbox.demo_portal import build_demo_portal
+from connector.sandbox.hubspot import HubSpotSandbox
 
 from .conftest import NOW
 
@@ -76,6 +78,40 @@ def test_explain_shows_the_stored_score_with_its_account_and_its_own_time(
     ]
     # the same on every call: the stored score's time, not the command's
     assert _run(demo_db, "explain", ROBIN)[1] == lines
+
+
+def test_explain_right_after_the_sync_that_wrote_a_stage_says_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Riley's score stored by a first sync had MQL to write (`stage lead → MQL`); the sync
+    wrote it, so a recompute reads the MQL stage and has nothing to write: the same score,
+    not `differs from the stored score: stage to write marketingqualifiedlead → —`."""
+    db = tmp_path / "state.db"
+    with HubSpotSandbox.start(build_demo_portal()) as sb:
+        env = {
+            "COLUMNS": "100",
+            "LEADSCORE_ENV_FILE": str(tmp_path / "none.env"),
+            "LEADSCORE_HUBSPOT_BASE_URL": sb.url,
+            "LEADSCORE_HUBSPOT_TOKEN": sb.token,
+        }
+        runner = CliRunner()
+        for command in (["init-properties"], ["sync"]):
+            res = runner.invoke(cli, ["--state", str(db), *command], env=env)
+            assert res.exit_code == 0, res.output
+        assert sb.contact("102").properties["lifecyclestage"] == "marketingqualifiedlead"
+    (scored_at,) = (
+        sqlite3.connect(db)
+        .execute("SELECT scored_at FROM scores WHERE contact_id = '102'")
+        .fetchone()
+    )
+    now = datetime.fromisoformat(scored_at) + timedelta(minutes=1)
+    _at(monkeypatch, now)
+    code, lines = _run(db, "explain", "riley.chen1987@gmail.com", env=env)
+    assert code == 0
+    assert (
+        "stage lead → MQL · MQL: hand-raiser: Request a demo · behaviour yes, profile no" in lines
+    )
+    assert f"recomputed as of now ({now.isoformat()}): the same as the stored score" in lines
 
 
 def test_explain_json_has_the_stored_score_its_time_and_the_account(

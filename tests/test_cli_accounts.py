@@ -243,6 +243,29 @@ def test_explain_account_says_why_an_account_is_no_mqa(demo_db: Path) -> None:
     }
 
 
+def test_explain_account_suggests_the_accounts_a_part_of_a_name_or_domain_names(
+    demo_db: Path,
+) -> None:
+    """`northwind` names no account (not a whole name, domain or id): the error says so, after
+    a note naming the accounts whose name or domain contains it, highest score first; a key
+    shorter than 3 characters, or matching nothing, gets the error alone."""
+    res = CliRunner().invoke(cli, ["--state", str(demo_db), "explain", "--account", "NorthWind"])
+    assert res.exit_code == 1
+    assert res.output == (
+        "note: did you mean Northwind Logistics (northwind-logistics.com), Northwind Data "
+        "(northwind-data.com)?\n"
+        f"error: no scored account 'NorthWind' in {demo_db} (a domain, a CRM company id, an "
+        "account id or a company name; `leadscore accounts` lists them)\n"
+    )
+    res = CliRunner().invoke(cli, ["--state", str(demo_db), "explain", "--account", "-logistics"])
+    assert res.output.startswith(
+        "note: did you mean Northwind Logistics (northwind-logistics.com)?\n"
+    )
+    for key in ("no", "zzz-nowhere"):
+        res = CliRunner().invoke(cli, ["--state", str(demo_db), "explain", "--account", key])
+        assert res.exit_code == 1 and res.output.startswith("error: no scored account"), key
+
+
 def test_explain_account_errors_are_one_line_with_an_exit_code(demo_db: Path) -> None:
     res = CliRunner().invoke(cli, ["--state", str(demo_db), "explain", "--account", "nowhere.com"])
     assert res.exit_code == 1

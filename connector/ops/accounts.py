@@ -231,7 +231,14 @@ def _by_name(store: StateStore, crm: str, name: str) -> AccountLookup:
     if len(found) == 1:
         return AccountLookup(found[0])
     if not found:
-        return AccountLookup(None)
+        near = store.accounts_containing(crm, name)
+        if not near:
+            return AccountLookup(None)
+        shown = ", ".join(
+            f"{a.name or a.account_id}" + (f" ({a.domain})" if a.domain else "") for a in near[:5]
+        )
+        more = f" and {len(near) - 5} more" if len(near) > 5 else ""
+        return AccountLookup(None, (f"did you mean {shown}{more}?",))
     shown = ", ".join(a.account_id for a in found[:5])
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
     return AccountLookup(

@@ -416,6 +416,24 @@ class AccountsStateMixin(StoreBase):
         found = self.account_scores_many(crm, ids)
         return sorted(found.values(), key=lambda a: (-a.score, a.account_id))
 
+    @_db_errors
+    def accounts_containing(self, crm: str, text: str) -> list[StoredAccountScore]:
+        """The scored accounts whose company name or domain contains `text` (any case and
+        spacing; at least 3 characters), highest score first: what `explain --account`
+        suggests for a key that names no account (`northwind`)."""
+        wanted = _name_key(text)
+        if len(wanted) < 3:
+            return []
+        ids = [
+            account_id
+            for account_id, name, domain in self._conn.execute(
+                "SELECT account_id, name, domain FROM account_scores WHERE crm = ?", (crm,)
+            )
+            if (name and wanted in _name_key(name)) or (domain and wanted in domain.lower())
+        ]
+        found = self.account_scores_many(crm, ids)
+        return sorted(found.values(), key=lambda a: (-a.score, a.account_id))
+
     # -- contact -> account ---------------------------------------------------------------
     @_db_errors
     def set_contact_accounts(

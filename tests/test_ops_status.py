@@ -281,6 +281,29 @@ def test_status_without_accounts_shows_no_accounts_line(demo: Harness, tmp_path:
     assert "accounts:" not in res.output
 
 
+def test_a_dry_run_is_recorded_and_shown_apart_from_a_real_sync(
+    demo: Harness, tmp_path: Path
+) -> None:
+    """A dry run's run row is `sync (dry run)`: `status` shows it so, and the last successful
+    sync (what the worker's health check and its schedule read) is not a dry run."""
+    demo.pipeline.options.dry_run = True
+    assert demo.pipeline.sync().status == "ok"
+    assert demo.store.last_successful_run("hubspot", "sync") is None
+    demo.pipeline.options.dry_run = False
+    real = demo.pipeline.sync()
+    assert real.status == "ok"
+    last = demo.store.last_successful_run("hubspot", "sync")
+    assert last is not None and last.id == real.run_id
+    assert [(r.kind, r.status) for r in demo.store.last_runs("hubspot")] == [
+        ("sync", "ok"),
+        ("sync (dry run)", "ok"),
+    ]
+    res = CliRunner().invoke(cli, ["--state", str(tmp_path / "state.db"), "status", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert [r["kind"] for r in doc["runs"]] == ["sync", "sync (dry run)"]
+
+
 def test_status_shows_a_run_whose_process_is_gone_as_interrupted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -233,7 +233,10 @@ class Pipeline:
         calls_before = dict(self.adapter.stats.calls)
         limited_before = self.adapter.stats.rate_limited
         at = self.clock()
-        summary.run_id = self.store.start_run(self.crm, kind, at=at)
+        # a dry run is recorded apart (`status` shows it so; the health check and the worker,
+        # which ask for the last successful "sync", never take one for a real sync)
+        recorded = f"{kind} (dry run)" if self.options.dry_run else kind
+        summary.run_id = self.store.start_run(self.crm, recorded, at=at)
         if not self._open_runs:  # its start is its first heartbeat (a nested pass: the outer's)
             self._beaten_at = at
         self._open_runs.append(summary.run_id)

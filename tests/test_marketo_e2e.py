@@ -49,17 +49,26 @@ def sandbox_clock(sb: MarketoSandbox) -> Callable[[], datetime]:
 
 
 @contextmanager
-def pipeline_for(sb: MarketoSandbox, store: StateStore) -> Iterator[Pipeline]:
+def pipeline_for(
+    sb: MarketoSandbox,
+    store: StateStore,
+    clock: Callable[[], datetime] | None = None,
+    **adapter_kw: Any,
+) -> Iterator[Pipeline]:
+    """A pipeline on the sandbox (its own clock unless `clock`); `adapter_kw` to the adapter."""
+    adapter_kw.setdefault("export_poll_s", 0.01)  # the sandbox's exports take export_seconds
     adapter = MarketoAdapter(
         sb.url,
         SecretStr(sb.client_id),
         SecretStr(sb.client_secret),
         retry=RetryPolicy(attempts=4, base_seconds=0.001, max_seconds=0.02, seed=1),
-        export_poll_s=0.01,  # the sandbox's exports finish in export_seconds
+        **adapter_kw,
     )
     enricher = build_enricher(offline_settings(), cache=store.company_cache)
     try:
-        yield Pipeline(store, adapter, load_model(), enricher=enricher, clock=sandbox_clock(sb))
+        yield Pipeline(
+            store, adapter, load_model(), enricher=enricher, clock=clock or sandbox_clock(sb)
+        )
     finally:
         adapter.close()
 
@@ -461,22 +470,10 @@ def test_a_backfill_waiting_in_marketos_export_queue_records_its_heartbeat(
             ).fetchone()
             ages.append(clock[0] - datetime.fromisoformat(beat))
 
-        adapter = MarketoAdapter(
-            sb.url,
-            SecretStr(sb.client_id),
-            SecretStr(sb.client_secret),
-            retry=RetryPolicy(attempts=4, base_seconds=0.001, max_seconds=0.02, seed=1),
-            export_poll_s=poll,
-            sleep=sleep,
-        )
-        enricher = build_enricher(offline_settings(), cache=store.company_cache)
-        try:
-            pipeline = Pipeline(
-                store, adapter, load_model(), enricher=enricher, clock=lambda: clock[0]
-            )
+        with pipeline_for(
+            sb, store, clock=lambda: clock[0], export_poll_s=poll, sleep=sleep
+        ) as pipeline:
             result = run_backfill(pipeline, ANCHOR - timedelta(days=400), ANCHOR)
-        finally:
-            adapter.close()
         assert result.summary.status == "ok", result.summary.message
         # several exports (leads and activities, 30-day windows), each polled a while
         assert len(ages) >= 20, len(ages)

@@ -108,12 +108,15 @@ class ModelsMixin(StoreBase):
 
     @_db_errors
     def set_other_models_due(self, crm: str, fingerprint: str, at: datetime) -> int:
-        """Make the stored scores of every model but `fingerprint` due at `at` (the next pass
-        rescores them: a new state DB's first real run after a dry run with another model).
-        Returns how many."""
+        """Make the stored scores of the live contacts of every model but `fingerprint` due at
+        `at` (the next pass rescores them: a new state DB's first real run after a dry run
+        with another model; an archived or merged-away contact is never rescored, so never
+        made due). Returns how many."""
         with self.transaction():
             cur = self._conn.execute(
-                "UPDATE scores SET next_change_at = ? WHERE crm = ? AND model_fingerprint IS NOT ?",
+                "UPDATE scores SET next_change_at = ?1 WHERE crm = ?2 "
+                "AND model_fingerprint IS NOT ?3 AND contact_id IN (SELECT id FROM contacts "
+                "WHERE crm = ?2 AND archived_at IS NULL AND merged_into IS NULL)",
                 (encode_dt(at), crm, fingerprint),
             )
         return cur.rowcount

@@ -185,14 +185,23 @@ def model_in_force(
     return _with_stale_note(store, crm, InForce(in_force, active, notes))
 
 
-def stale_scores_note(store: StateStore, crm: str, model: LoadedModel) -> str | None:
-    """A warning when stored scores come from another model than `model` (a rollout that did
-    not finish, or scores from before one)."""
+def _other_models(store: StateStore, crm: str, model: LoadedModel) -> tuple[int, str] | None:
+    """How many stored scores come from another model than `model`, and those models named
+    with their counts (the first three); None when none does."""
     others = [(v, fp, n) for v, fp, n in store.stored_models(crm) if fp != model.fingerprint]
     if not others:
         return None
-    total = sum(n for _, _, n in others)
     which = ", ".join(f"{describe(v, fp)}: {n}" for v, fp, n in others[:3])
+    return sum(n for _, _, n in others), which
+
+
+def stale_scores_note(store: StateStore, crm: str, model: LoadedModel) -> str | None:
+    """A warning when stored scores come from another model than `model` (a rollout that did
+    not finish, or scores from before one)."""
+    others = _other_models(store, crm, model)
+    if others is None:
+        return None
+    total, which = others
     return (
         f"warning: {total} stored score(s) come from another model than the one in force "
         f"{describe(model.version, model.fingerprint)} ({which}); this run rescores only the "
@@ -205,13 +214,12 @@ def _first_run(store: StateStore, crm: str, configured: LoadedModel, now: dateti
     come from dry runs (which record no model): those of another model (`sync --dry-run
     --model other.yaml` on a new state DB) are made due, so this run rescores them all with
     the model in force, and says so."""
-    others = [(v, fp, n) for v, fp, n in store.stored_models(crm) if fp != configured.fingerprint]
+    others = _other_models(store, crm, configured)
     active = activate(store, crm, configured, applied_by=APPLIED_BY_FIRST_RUN, now=now)
-    if not others:
+    if others is None:
         return InForce(configured, active)
     store.set_other_models_due(crm, configured.fingerprint, now)
-    total = sum(n for _, _, n in others)
-    which = ", ".join(f"{describe(v, fp)}: {n}" for v, fp, n in others[:3])
+    total, which = others
     named = describe(configured.version, configured.fingerprint)
     note = (
         f"note: {total} stored score(s) come from another model ({which}), scored before "

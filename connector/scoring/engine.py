@@ -1131,9 +1131,8 @@ def _score_items(
             decaying = True
         said = _fmt(cr.template, acc.first_attrs, cr.fields)
         text = said
-        if acc.labels:
-            if acc.attrs is not None and len(acc.attrs) > 1:  # each distinct text, once
-                text = _several(cr, acc.attrs, said, len(acc.attrs), counted=False)
+        if acc.labels:  # each distinct text once: the labels count the events
+            text = _several(cr, acc.attrs, said, len(acc.event_ids), counted=False)
             text += (
                 " ("
                 + ", ".join([lbl if n == 1 else f"{lbl} ×{n}" for lbl, n in acc.labels.items()])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
@@ -404,17 +404,9 @@ class AccountsStateMixin(StoreBase):
         if not wanted:
             return []
         keyed = name_account_id(name)
-        # compared here, not by SQLite's `lower` (ASCII only, spacing as stored): a full read
-        # of the names either way (no index holds them), ~50 ms at 100,000 accounts
-        ids = [
-            account_id
-            for account_id, stored in self._conn.execute(
-                "SELECT account_id, name FROM account_scores WHERE crm = ?", (crm,)
-            )
-            if account_id == keyed or (stored and _name_key(stored) == wanted)
-        ]
-        found = self.account_scores_many(crm, ids)
-        return sorted(found.values(), key=lambda a: (-a.score, a.account_id))
+        return self._accounts_where(
+            crm, lambda aid, stored, _: aid == keyed or bool(stored and _name_key(stored) == wanted)
+        )
 
     @_db_errors
     def accounts_containing(self, crm: str, text: str) -> list[StoredAccountScore]:
@@ -424,12 +416,25 @@ class AccountsStateMixin(StoreBase):
         wanted = _name_key(text)
         if len(wanted) < 3:
             return []
+        return self._accounts_where(
+            crm,
+            lambda _, name, domain: bool(
+                (name and wanted in _name_key(name)) or (domain and wanted in domain.lower())
+            ),
+        )
+
+    def _accounts_where(
+        self, crm: str, keep: Callable[[str, str | None, str | None], bool]
+    ) -> list[StoredAccountScore]:
+        """The scored accounts `keep(account id, name, domain)` keeps, highest score first.
+        Compared here, not by SQLite's `lower` (ASCII only, spacing as stored): a full read of
+        the names either way (no index holds them), ~50 ms at 100,000 accounts."""
         ids = [
             account_id
             for account_id, name, domain in self._conn.execute(
                 "SELECT account_id, name, domain FROM account_scores WHERE crm = ?", (crm,)
             )
-            if (name and wanted in _name_key(name)) or (domain and wanted in domain.lower())
+            if keep(account_id, name, domain)
         ]
         found = self.account_scores_many(crm, ids)
         return sorted(found.values(), key=lambda a: (-a.score, a.account_id))

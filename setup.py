@@ -23,6 +23,7 @@ from setuptools import setup
 # store and the types too measured no faster, and their classes could no longer be patched.)
 COMPILED = [
     "connector/fastjson.py",
+    "connector/member.py",
     "connector/scoring/accounts.py",
     "connector/scoring/engine.py",
     "connector/scoring/matchers.py",

@@ -13,6 +13,8 @@ from typing import Any, Literal, TypeVar
 
 from typing_extensions import dataclass_transform
 
+from connector.member import AccountMember as AccountMember
+
 _T = TypeVar("_T")
 
 
@@ -325,20 +327,6 @@ class Account:
     company: Company  # firmographics (domain may be empty for a company with no domain)
     crm_id: str | None = None  # the CRM's company id; None for a domain-keyed account
     target: bool = False  # on the model's target-account list
-
-
-@record
-class AccountMember:
-    """What account scoring reads of one member contact: its score now and, for every
-    engagement rule that gave it positive points, the times (Unix seconds) of the events."""
-
-    contact_id: str
-    name: str
-    title: str | None
-    seniority: str
-    grade: str
-    engagement_points: float
-    hits: tuple[tuple[str, float], ...] = ()  # (engagement rule name, event time)
 
 
 @record

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from connector.model.loader import LoadedModel, load_model, validate_model_file
 from connector.model.schema import AccountForce
@@ -63,11 +66,16 @@ ACME = Account(
 )
 
 
-@pytest.fixture(scope="module")
-def ca() -> CompiledAccounts:  # the default model's accounts section
+@functools.cache
+def _default_ca() -> CompiledAccounts:  # the default model's accounts section
     loaded = load_model()
     assert loaded.model.accounts is not None
     return compile_accounts(loaded, loaded.target_accounts)
+
+
+@pytest.fixture(scope="module")
+def ca() -> CompiledAccounts:
+    return _default_ca()
 
 
 def test_default_model_loads_target_accounts_into_the_fingerprint() -> None:
@@ -144,6 +152,66 @@ def test_account_rule_needs_people_within_the_span(ca: CompiledAccounts) -> None
     ]
     r = score_account(ca, ACME, close, NOW)
     assert "pricing_together" in {x.rule for x in r.reasons}
+
+
+def _rule_people_by_brute_force(
+    members: list[AccountMember], rules: set[str], people: int, span: float
+) -> tuple[str, ...]:
+    """What an account rule names, read off its definition: of the spans of `span` seconds
+    that end at a hit (up to now) of `rules`, the most recent one with `people` distinct
+    members, its members most engaged first; () when none."""
+    now = NOW.timestamp()
+    hits = [(t, m) for m in members for r, t in m.hits if r in rules and t <= now]
+    for end in sorted({t for t, _ in hits}, reverse=True):
+        inside = {m.contact_id: m for t, m in hits if end - span <= t <= end}
+        if len(inside) >= people:
+            ranked = sorted(inside.values(), key=lambda m: (-m.engagement_points, m.contact_id))
+            return tuple(f"contact:{m.contact_id}" for m in ranked)
+    return ()
+
+
+_hit_rules = st.sampled_from(["pricing_repeat", "product_page", "webinar_attended"])
+
+
+@settings(max_examples=300, deadline=None)
+# the latest hit alone in its span; the span before holds two people, one exactly 7 days
+# before the other (a span holds both its ends)
+@example(
+    [(10, [("product_page", 240)]), (10, [("product_page", 408)]), (10, [("pricing_repeat", 24)])]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=-20, max_value=60),  # points
+            # hit times: whole days and hours ago (ties are common), some in the future
+            st.lists(
+                st.tuples(_hit_rules, st.integers(min_value=-48, max_value=24 * 40)),
+                max_size=6,
+            ),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_account_rule_names_the_most_recent_span_with_enough_people(
+    drawn: list[tuple[int, list[tuple[str, int]]]],
+) -> None:
+    """The account rule (2+ people by pricing or product pages within 7 days) names exactly
+    the people of the most recent such span, whatever the hits' order, ties and members'
+    points, as a brute-force reading of its definition does (the pass finds the span ending
+    at the latest hit without a sort, the others by one sort of the hits by time)."""
+    ca = _default_ca()
+    members = [
+        _member(
+            str(k), f"P{k}", "manager", points, [(r, NOW.timestamp() - h * 3600) for r, h in hits]
+        )
+        for k, (points, hits) in enumerate(drawn)
+    ]
+    r = score_account(ca, ACME, members, NOW)
+    fired = next((x.event_ids for x in r.reasons if x.rule == "pricing_together"), ())
+    assert fired == _rule_people_by_brute_force(
+        members, {"pricing_repeat", "product_page"}, 2, 7 * DAY
+    )
 
 
 def test_old_engagement_counts_in_the_rollup_but_not_in_breadth(ca: CompiledAccounts) -> None:

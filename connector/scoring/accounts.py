@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, Final
 
+from connector.member import AccountMember
 from connector.model.loader import LoadedModel
 from connector.model.schema import AccountsModel, Lifecycle
 from connector.scoring.lifecycle import decide_lifecycle
@@ -29,7 +30,6 @@ from connector.text import display_text
 from connector.types import (
     MQL,
     Account,
-    AccountMember,
     AccountResult,
     Contact,
     LifecycleDecision,
@@ -260,6 +260,7 @@ def score_account(
 ) -> AccountResult:
     now_ts = now.timestamp()
     reasons: list[Reason] = []
+    memo = _Shown()
 
     fit_points, grade, blocked, fit_reasons = _fit(ca, account)
 
@@ -276,7 +277,7 @@ def score_account(
     if parts:
         shown = ", ".join(
             [
-                f"{_person(m)} {_signed(p)}"
+                f"{memo.person(m)} {_signed(p)}"
                 + (f" (of {_num(m.engagement_points)})" if p < m.engagement_points else "")
                 for m, p in parts[:_NAMES_SHOWN]
             ]
@@ -318,7 +319,7 @@ def score_account(
             next_change = min(next_change, last + window)
     breadth_points = _tier(ca.breadth_tiers, len(recent))
     if breadth_points:
-        names = _names(recent, titles=True)
+        names = _names(recent, memo, titles=True)
         reasons.append(
             Reason(
                 "breadth",
@@ -340,7 +341,7 @@ def score_account(
     if committee_points:
         covered = sorted(roles, key=ca.role_order.index)
         text = f"buying committee, {len(covered)} roles: " + "; ".join(
-            [f"{role.replace('_', ' ')} ({_names(roles[role], shown=2)})" for role in covered]
+            [f"{role.replace('_', ' ')} ({_names(roles[role], memo, shown=2)})" for role in covered]
         )
         reasons.append(
             Reason(
@@ -356,12 +357,13 @@ def score_account(
     rule_points = 0.0
     if ca.rules:
         by_rule = _hits_by_rule(members, ca.account_rule_names, now_ts)
+        ranked = [i for _, _, i in order]
         for name, label, points, people, span, names_counted in ca.rules:
-            fired = _account_rule(people, span, names_counted, members, by_rule)
+            fired = _account_rule(people, span, names_counted, members, by_rule, ranked)
             if fired is None:
                 continue
             rule_points += points
-            who = _names(fired)
+            who = _names(fired, memo)
             reasons.append(
                 Reason(
                     name,
@@ -518,18 +520,20 @@ def _fit_detail(fields: Iterable[str], facts: Mapping[str, Any]) -> str:
 
 def _hits_by_rule(
     members: Sequence[AccountMember], names: frozenset[str], now_ts: float
-) -> dict[str, list[tuple[float, int]]]:
-    """(event time, member index) of the members' hits up to `now_ts` of the contact rules
-    `names` (those the account rules count), by rule: one walk over the hits for every rule."""
-    out: dict[str, list[tuple[float, int]]] = {}
+) -> dict[str, tuple[list[float], list[int]]]:
+    """The members' hits up to `now_ts` of the contact rules `names` (those the account rules
+    count), by rule: (their event times, the index of each one's member), two lists side by
+    side (no tuple a hit: the compiled build boxed each time into one and out again). One
+    walk over the hits for every rule."""
+    out: dict[str, tuple[list[float], list[int]]] = {}
     for i, m in enumerate(members):
         for name, t in m.hits:
             if t <= now_ts and name in names:
                 got = out.get(name)
                 if got is None:
-                    out[name] = [(t, i)]
-                else:
-                    got.append((t, i))
+                    got = out[name] = ([], [])
+                got[0].append(t)
+                got[1].append(i)
     return out
 
 
@@ -538,49 +542,72 @@ def _account_rule(
     span: float,
     rules: Sequence[str],
     members: Sequence[AccountMember],
-    by_rule: Mapping[str, list[tuple[float, int]]],
+    by_rule: Mapping[str, tuple[list[float], list[int]]],
+    ranked: Sequence[int],
 ) -> list[AccountMember] | None:
     """The people of the most recent `span` (seconds: an account rule's `within_days`) in
     which at least `people` distinct members were matched by the contact rules `rules`
-    (each once); None when no span has them. `by_rule`: the members' hits by contact rule
-    (`_hits_by_rule`). One sort and one pass: two pointers over the hits, counting hits
-    per member."""
-    hits = [h for name in rules for h in by_rule.get(name, ())]
-    n = len(hits)
+    (each once), most engaged first (`ranked`: the members' indexes in that order); None
+    when no span has them. `by_rule`: the members' hits by contact rule (`_hits_by_rule`).
+    The span that ends at the latest hit first, in one pass (no sort); else one sort and
+    one pass: two pointers over the hits in time order, counting hits per member.
+
+    The hits are sorted by time alone (their indexes, by a float key: a sort of (time,
+    member) tuples compared tuple by tuple cost ~650 instructions a hit): hits at the same
+    time end the same spans, so their order among themselves changes no span's people."""
+    times: list[float] = []
+    who: list[int] = []
+    for name in rules:
+        got = by_rule.get(name)
+        if got is not None:
+            times.extend(got[0])
+            who.extend(got[1])
+    n = len(times)
     if n < people:
         return None
-    hits.sort()
-    # the hits' times and members apart, and a count of hits per member in a list: the
-    # compiled build reads them unboxed, where a dict of counts boxed every int (~3,000
-    # instructions a hit)
-    times = [t for t, _ in hits]
-    who = [i for _, i in hits]
+    # the most recent span ends at the latest hit: the people with a hit in it, without a
+    # sort (an account whose rule holds now: the usual case)
+    start = max(times) - span
+    chosen = [False] * len(members)
+    inside = 0
+    for h in range(n):
+        if times[h] >= start:
+            i = who[h]
+            if not chosen[i]:
+                chosen[i] = True
+                inside += 1
+    if inside >= people:
+        return [members[i] for i in ranked if chosen[i]]
+    order = sorted(range(n), key=times.__getitem__)
+    # a count of hits per member in a list: the compiled build reads them unboxed, where a
+    # dict of counts boxed every int
     count = [0] * len(members)
     inside = 0  # members with a hit in the span
     best_lo = best_hi = -1  # the hits of the most recent span with enough people
     lo = 0
     for k in range(n):
-        i = who[k]
-        if count[i] == 0:
+        h = order[k]
+        i = who[h]
+        c = count[i]
+        if c == 0:
             inside += 1
-        count[i] += 1
-        start = times[k] - span
-        while times[lo] < start:
-            j = who[lo]
-            count[j] -= 1
-            if count[j] == 0:
+        count[i] = c + 1
+        start = times[h] - span
+        while times[order[lo]] < start:
+            j = who[order[lo]]
+            c = count[j] - 1
+            count[j] = c
+            if c == 0:
                 inside -= 1
             lo += 1
         if inside >= people:  # later spans overwrite: the most recent one wins
             best_lo, best_hi = lo, k
     if best_hi < 0:
         return None
-    # each member once, most engaged first (contact ids are unique: the order is total)
-    return sorted([members[i] for i in set(who[best_lo : best_hi + 1])], key=_most_engaged)
-
-
-def _most_engaged(m: AccountMember) -> tuple[float, str]:
-    return (-m.engagement_points, m.contact_id)
+    chosen = [False] * len(members)
+    for k in range(best_lo, best_hi + 1):
+        chosen[who[order[k]]] = True
+    return [members[i] for i in ranked if chosen[i]]
 
 
 def account_mql_candidate(
@@ -680,17 +707,47 @@ def _tier(tiers: Sequence[tuple[int, int]], n: int) -> int:
 
 
 def _names(
-    members: Sequence[AccountMember], *, shown: int = _NAMES_SHOWN, titles: bool = False
+    members: Sequence[AccountMember],
+    memo: _Shown,
+    *,
+    shown: int = _NAMES_SHOWN,
+    titles: bool = False,
 ) -> str:
     """The first `shown` people by name (with their titles), then "…and N more"."""
     head = members[:shown]
     if titles:
-        out = ", ".join([_person(m) + _title(m) for m in head])
+        out = ", ".join([memo.person(m) + memo.title(m) for m in head])
     else:
-        out = ", ".join([_person(m) for m in head])
+        out = ", ".join([memo.person(m) for m in head])
     if len(members) > shown:
         out += f", …and {len(members) - shown} more"
     return out
+
+
+class _Shown:
+    """How one account's reasons show its members' names and job titles (`_person`,
+    `_title`): each checked once, however many of the reasons name the member (up to four:
+    its engagement, breadth, committee and account rules)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.titles: dict[str, str] = {}
+
+    def person(self, m: AccountMember) -> str:
+        cid = m.contact_id
+        got = self.names.get(cid)
+        if got is None:
+            got = self.names[cid] = _person(m)
+        return got
+
+    def title(self, m: AccountMember) -> str:
+        title = m.title
+        if not title:
+            return ""
+        got = self.titles.get(title)
+        if got is None:
+            got = self.titles[title] = _title(m)
+        return got
 
 
 def _person(m: AccountMember) -> str:
@@ -732,7 +789,9 @@ def _people(n: int) -> str:
 
 
 def _num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
+    f = float(v)
+    # `f % 1.0 == 0.0`: `f.is_integer()` (inf and nan: neither), read without a method call
+    return str(int(v)) if f % 1.0 == 0.0 else f"{v:.1f}"
 
 
 def _shown(score: float, bar: float) -> str:

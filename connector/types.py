@@ -244,11 +244,13 @@ class ScoreResult:
     reasons: tuple[Reason, ...] = ()
     hand_raiser: bool = False
     priority: str = ""  # grade + engagement band (A1 … D3); "" for a score stored before it
-    # the Unix times of each engagement rule's events: `hit_times[i]` those of `reasons[i]`'s
-    # `event_ids`, for the rule reasons that come first. Only when the scorer was asked
-    # (`scoring.engine.keeping_hit_times`: account scoring reads them); never stored, compared
-    # or shown
-    hit_times: tuple[tuple[float, ...], ...] | None = field(default=None, compare=False, repr=False)
+    # the Unix times of the events of each engagement rule reason with points over 0, as
+    # (rule, the times in its `event_ids` order), in reason order. Only when the scorer was
+    # asked (`scoring.engine.keeping_hit_times`: account scoring reads them, a member's
+    # positive reasons' events); never stored, compared or shown
+    hit_times: tuple[tuple[str, tuple[float, ...]], ...] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def mql_reason(self) -> str | None:

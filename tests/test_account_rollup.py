@@ -272,9 +272,16 @@ def _result(
     reasons: tuple[Reason, ...],
     times: tuple[tuple[float, ...], ...] | None,
 ) -> ScoreResult:
+    """A result with the rule reasons' event times (`times[i]`: those of `reasons[i]`) kept
+    as the scorer keeps them: (rule, times) of the rule reasons with points over 0."""
+    kept = (
+        None
+        if times is None
+        else tuple((r.rule, t) for r, t in zip(reasons, times, strict=False) if r.points > 0)
+    )
     return ScoreResult(
         "7", points, points, 0.0, "B", LifecycleDecision(None, None, False, None), False,
-        "v", "f", NOW, None, reasons, hit_times=times,
+        "v", "f", NOW, None, reasons, hit_times=kept,
     )  # fmt: skip
 
 

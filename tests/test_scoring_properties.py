@@ -338,9 +338,9 @@ def test_hit_times_survive_the_compiled_models_cache_turning_over() -> None:
 def test_kept_hit_times_are_each_rule_reasons_event_times(
     contact: Contact, evs: list[Event], enr: Enrichment | None, mode: str, seed: int
 ) -> None:
-    """Within `keeping_hit_times`, a result carries, for each rule reason (they come first),
-    the Unix time of each of its events, in its `event_ids` order (frequency rules' bursts
-    too); the score is the same, and outside it no times are kept."""
+    """Within `keeping_hit_times`, a result carries, for each rule reason with points over 0,
+    its rule and the Unix time of each of its events, in its `event_ids` order (frequency
+    rules' bursts too); the score is the same, and outside it no times are kept."""
     model = MODEL if mode == "none" else DECAYING[mode]
     rows = stored_rows(evs, random.Random(seed))
     kept = list({(e.source, e.source_id): e for e in reversed(evs)}.values())
@@ -357,10 +357,10 @@ def test_kept_hit_times_are_each_rule_reasons_event_times(
     for result in results:
         assert result == plain
         assert result.hit_times is not None
-        n = len(result.hit_times)
-        assert all(r.rule in rule_names for r in result.reasons[:n])
-        assert not any(r.rule in rule_names for r in result.reasons[n:])
-        for reason, times in zip(result.reasons, result.hit_times, strict=False):
-            assert times == tuple(at[k] for k in reason.event_ids)
+        assert result.hit_times == tuple(
+            (r.rule, tuple(at[k] for k in r.event_ids))
+            for r in result.reasons
+            if r.rule in rule_names and r.points > 0
+        )
         # what simulate records of a member: the hits the sync reads from the events' times
         assert scored_hits(result) == member_hits(result, at)

@@ -129,18 +129,12 @@ def scored_hits(result: ScoreResult) -> tuple[tuple[str, float], ...]:
     """`member_hits` from the scorer's own event times (`result.hit_times`: scored within
     `engine.keeping_hit_times`): (rule, event time) for every event behind the contact's
     positive engagement reasons, in the same order."""
-    by_reason = _hit_times(result)
-    return tuple(
-        (reason.rule, t)
-        for reason, times in zip(result.reasons, by_reason, strict=False)
-        if reason.kind == "engagement" and reason.points > 0
-        for t in times
-    )
+    return tuple((rule, t) for rule, times in _hit_times(result) for t in times)
 
 
-def _hit_times(result: ScoreResult) -> tuple[tuple[float, ...], ...]:
-    """Each rule reason's event times, which a result scored within
-    `engine.keeping_hit_times` carries (the rule reasons come first)."""
+def _hit_times(result: ScoreResult) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """The events' times of each positive engagement rule reason, as (rule, times), which a
+    result scored within `engine.keeping_hit_times` carries."""
     by_reason = result.hit_times
     if by_reason is None:
         raise ValueError(
@@ -166,25 +160,19 @@ def member_part(
     the scorer (`result.hit_times`: scored within `engine.keeping_hit_times`). Only the hits
     `score_account` reads are kept: the latest one up to `now_ts` (breadth) and every one of
     the rules in `counted` (those the account rules count)."""
-    by_reason = _hit_times(result)
-    reasons = result.reasons
     hits: list[tuple[str, float]] = []
     latest = -_INF
     latest_rule = ""
-    # the rule reasons come first, each with its events' times (walked by index: the compiled
-    # build runs a `zip(..., strict=False)` as a generic iterator, ~35% more for this part)
-    for i in range(min(len(reasons), len(by_reason))):
-        reason = reasons[i]
-        if reason.points <= 0 or reason.kind != "engagement":
-            continue
-        rule = reason.rule
+    # the scorer's (rule, times) of the positive rule reasons: no reason read (each field of
+    # a `Reason`, an interpreted record, is a generic look-up from the compiled build)
+    for rule, times in _hit_times(result):
         if rule in counted:
-            for t in by_reason[i]:
+            for t in times:
                 hits.append((rule, t))
                 if latest < t <= now_ts:
                     latest, latest_rule = t, rule
         else:
-            for t in by_reason[i]:
+            for t in times:
                 if latest < t <= now_ts:
                     latest, latest_rule = t, rule
     if latest_rule and latest_rule not in counted:  # a counted rule's hits are all kept

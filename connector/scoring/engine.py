@@ -1107,7 +1107,8 @@ def _score_items(
         )
 
     reasons: list[Reason] = []
-    hit_times: list[tuple[float, ...]] | None = [] if keep_times else None  # by reason
+    # the events' times of each rule reason with points over 0: (rule, times), in reason order
+    hit_times: list[tuple[str, tuple[float, ...]]] | None = [] if keep_times else None
     fired: set[str] = set()
     hand_raise_text: str | None = None
     sales_signal: str | None = None
@@ -1144,8 +1145,8 @@ def _score_items(
         reasons.append(
             Reason(cr.name, category, pts, text + capped, tuple(acc.event_ids), "engagement")
         )
-        if hit_times is not None and acc.times is not None:
-            hit_times.append(tuple(acc.times))
+        if hit_times is not None and acc.times is not None and pts > 0:
+            hit_times.append((cr.name, tuple(acc.times)))
         by_cat[category] = by_cat.get(category, 0.0) + pts
         if cr.hand_raiser and hand_raise_text is None:
             attrs = acc.first_attrs

@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connector.types import Contact, Event, LifecycleDecision, Reason, ScoreResult
+from connector.types import AccountMember, Contact, Event, LifecycleDecision, Reason, ScoreResult
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,10 +60,11 @@ def test_mypy_rejects_assigning_a_field(tmp_path: Path) -> None:
     does not pass."""
     snippet = tmp_path / "mutate.py"
     snippet.write_text(
-        "from connector.types import Event, Reason\n"
-        "def f(r: Reason, e: Event) -> None:\n"
+        "from connector.types import AccountMember, Event, Reason\n"
+        "def f(r: Reason, e: Event, m: AccountMember) -> None:\n"
         "    r.points = 1.0\n"
         "    e.type = 'x'\n"
+        "    m.engagement_points = 2.0\n"
     )
     proc = subprocess.run(
         [
@@ -83,6 +84,27 @@ def test_mypy_rejects_assigning_a_field(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     errors = [line for line in proc.stdout.splitlines() if " error: " in line]
-    assert len(errors) == 2, proc.stdout
+    assert len(errors) == 3, proc.stdout
     assert '"points"' in errors[0] and '"Reason"' in errors[0] and "read-only" in errors[0]
     assert '"type"' in errors[1] and '"Event"' in errors[1] and "read-only" in errors[1]
+    # `AccountMember` (a plain class, native in the compiled build): its fields are Final
+    assert '"engagement_points"' in errors[2] and "final" in errors[2].lower()
+
+
+def test_account_member_compares_hashes_and_pickles_by_its_fields() -> None:
+    """`AccountMember` is no record (a plain class, so that the compiled build makes it a
+    native one: connector/member.py) but behaves as one: equal and hashed by its fields,
+    picklable, shown with them."""
+    hits = (("pricing_page", 1_790_000_000.5),)
+    a = AccountMember("c1", "Dana Whitfield", "VP Marketing", "vp", "A", 45.0, hits)
+    b = AccountMember("c1", "Dana Whitfield", "VP Marketing", "vp", "A", 45.0, hits)
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != AccountMember("c1", "Dana Whitfield", "VP Marketing", "vp", "A", 44.0, hits)
+    assert a != ("c1", "Dana Whitfield")  # another type: never equal
+    assert AccountMember("c2", "x", None, "entry", "D", 0.0).hits == ()
+    assert pickle.loads(pickle.dumps(a)) == a
+    assert repr(a) == (
+        "AccountMember(contact_id='c1', name='Dana Whitfield', title='VP Marketing', "
+        "seniority='vp', grade='A', engagement_points=45.0, "
+        "hits=(('pricing_page', 1790000000.5),))"
+    )

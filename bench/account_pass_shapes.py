@@ -26,11 +26,10 @@ import hashlib
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from accounts import CRM, MODEL, NOW, build_full
+from accounts import CRM, MODEL, NOW, build_full, db_path
 
 from connector.account_stage import AccountStage
 from connector.model.loader import LoadedModel, load_model
@@ -124,7 +123,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--probe-first", action="store_true", help="run the shapes in reverse order")
     args = ap.parse_args()
-    path = Path(f"/tmp/leadscore-bench-accounts-{args.contacts}x{args.events}-{args.companies}.db")
+    path = db_path(args.contacts, args.companies, args.events)
     if not path.exists():
         build_full(path, args.contacts, args.companies, args.events)
     model = load_model(MODEL)

@@ -89,6 +89,11 @@ def cpu_seconds() -> float:
     return time.process_time() + kids.ru_utime + kids.ru_stime
 
 
+def db_path(contacts: int, companies: int, per_contact: int) -> Path:
+    """Where `full` keeps the state DB of that size (built once, reused by later runs)."""
+    return Path(f"/tmp/leadscore-bench-accounts-{contacts}x{per_contact}-{companies}.db")
+
+
 def build_full(path: Path, contacts: int, companies: int, per_contact: int) -> None:
     t0 = time.perf_counter()
     with StateStore.open(path) as store:
@@ -157,9 +162,7 @@ def read_back(stage: AccountStage, done: list[str]) -> dict[str, Any]:
 
 
 def full(args: argparse.Namespace) -> None:
-    path = args.db or Path(
-        f"/tmp/leadscore-bench-accounts-{args.contacts}x{args.events}-{args.companies}.db"
-    )
+    path = args.db or db_path(args.contacts, args.companies, args.events)
     if not path.exists():
         build_full(path, args.contacts, args.companies, args.events)
     model = load_model(MODEL)

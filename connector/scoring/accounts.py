@@ -564,37 +564,36 @@ def _account_rule(
             if not chosen[i]:
                 chosen[i] = True
                 inside += 1
-    if inside >= people:
-        return [members[i] for i in ranked if chosen[i]]
-    order = sorted(range(n), key=times.__getitem__)
-    # a count of hits per member in a list: the compiled build reads them unboxed, where a
-    # dict of counts boxed every int
-    count = [0] * len(members)
-    inside = 0  # members with a hit in the span
-    best_lo = best_hi = -1  # the hits of the most recent span with enough people
-    lo = 0
-    for k in range(n):
-        h = order[k]
-        i = who[h]
-        c = count[i]
-        if c == 0:
-            inside += 1
-        count[i] = c + 1
-        start = times[h] - span
-        while times[order[lo]] < start:
-            j = who[order[lo]]
-            c = count[j] - 1
-            count[j] = c
+    if inside < people:  # an earlier span, if any: the hits in time order
+        order = sorted(range(n), key=times.__getitem__)
+        # a count of hits per member in a list: the compiled build reads them unboxed, where
+        # a dict of counts boxed every int
+        count = [0] * len(members)
+        inside = 0  # members with a hit in the span
+        best_lo = best_hi = -1  # the hits of the most recent span with enough people
+        lo = 0
+        for k in range(n):
+            h = order[k]
+            i = who[h]
+            c = count[i]
             if c == 0:
-                inside -= 1
-            lo += 1
-        if inside >= people:  # later spans overwrite: the most recent one wins
-            best_lo, best_hi = lo, k
-    if best_hi < 0:
-        return None
-    chosen = [False] * len(members)
-    for k in range(best_lo, best_hi + 1):
-        chosen[who[order[k]]] = True
+                inside += 1
+            count[i] = c + 1
+            start = times[h] - span
+            while times[order[lo]] < start:
+                j = who[order[lo]]
+                c = count[j] - 1
+                count[j] = c
+                if c == 0:
+                    inside -= 1
+                lo += 1
+            if inside >= people:  # later spans overwrite: the most recent one wins
+                best_lo, best_hi = lo, k
+        if best_hi < 0:
+            return None
+        chosen = [False] * len(members)
+        for k in range(best_lo, best_hi + 1):
+            chosen[who[order[k]]] = True
     return [members[i] for i in ranked if chosen[i]]
 
 

@@ -24,6 +24,7 @@ from setuptools import setup
 COMPILED = [
     "connector/fastjson.py",
     "connector/member.py",
+    "connector/reason.py",
     "connector/scoring/accounts.py",
     "connector/scoring/engine.py",
     "connector/scoring/matchers.py",

@@ -28,7 +28,7 @@ ON_COMPILED = [
     "tests/test_ops_rescore.py",
     "tests/test_pipeline_plan.py",
     "tests/test_sync_hubspot.py",
-    "tests/test_types.py",  # `AccountMember`, a native class of the compiled build
+    "tests/test_types.py",  # `AccountMember` and `Reason`, native classes of the compiled build
 ]
 
 

@@ -163,8 +163,7 @@ def member_part(
     hits: list[tuple[str, float]] = []
     latest = -_INF
     latest_rule = ""
-    # the scorer's (rule, times) of the positive rule reasons: no reason read (each field of
-    # a `Reason`, an interpreted record, is a generic look-up from the compiled build)
+    # the scorer's (rule, times) of the positive rule reasons: no walk over the reasons
     for rule, times in _hit_times(result):
         if rule in counted:
             for t in times:

@@ -13,7 +13,6 @@ import json.scanner
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from operator import attrgetter
 from typing import Any, cast
 
 import orjson
@@ -207,17 +206,14 @@ def json_text(value: Any) -> bytes | str:
     return out
 
 
-# read as the object it is: the compiled build (mypyc) would turn an int read as `float` into
-# a float, and lose digits past 2**53
-_points = attrgetter("points")
-
-
 def reason_dict(r: Reason) -> dict[str, Any]:
     """A reason as the JSON object the state DB keeps."""
     return {
         "rule": r.rule,
         "category": r.category,
-        "points": _points(r),
+        # the object it is (`Reason.points` is `float | int`: an int stays one in the
+        # compiled build, whose `float` would be a C double)
+        "points": r.points,
         "text": r.text,
         "event_ids": r.event_ids,
         "kind": r.kind,

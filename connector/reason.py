@@ -1,0 +1,65 @@
+"""`Reason`, one rule that fired with its points and the events behind them (re-exported by
+`connector.types`). A module of its own, compiled with the scoring core (setup.py's
+`COMPILED`), as `connector.member` is for `AccountMember`: in the compiled build a native
+class, whose `__init__` is C and whose fields the engine, the account scoring and the row
+codec read as C struct members. A contact's score carries ~8 reasons and an account's ~10;
+as a `record` each one ran an interpreted `__init__` (~2,900 instructions called from the
+compiled engine) and each field read from compiled code was a generic attribute look-up.
+
+Equality, hash, repr and pickling are a frozen dataclass's, written out (a dataclass's
+`__init__` stays interpreted in the compiled build).
+
+It imports nothing of the project, so `connector.types` can import it."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, final
+
+ReasonKind = Literal["fit", "engagement", "lifecycle"]
+
+
+@final
+class Reason:
+    """One rule that fired: its points and the events behind them. Immutable, as a `record`:
+    the type checker refuses an assignment to a field."""
+
+    __slots__ = ("category", "event_ids", "kind", "points", "rule", "text")
+
+    def __init__(
+        self,
+        rule: str,
+        category: str,
+        # `float | int`, not `float`: the compiled build stores a `float` field as a C double
+        # and would turn the whole points of a reason read back from JSON (`50`) into `50.0`,
+        # changing the stored text and losing digits past 2**53
+        points: float | int,
+        text: str,
+        event_ids: tuple[str, ...] = (),
+        kind: ReasonKind = "engagement",
+    ) -> None:
+        self.rule: Final = rule
+        self.category: Final = category
+        self.points: Final = points
+        self.text: Final = text
+        self.event_ids: Final = event_ids
+        self.kind: Final = kind
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.rule, self.category, self.points, self.text, self.event_ids, self.kind)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # pickled by its fields
+        return (Reason, self._key())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Reason):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Reason(rule={self.rule!r}, category={self.category!r}, points={self.points!r}, "
+            f"text={self.text!r}, event_ids={self.event_ids!r}, kind={self.kind!r})"
+        )

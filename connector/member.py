@@ -4,18 +4,20 @@
 reads as C struct members and whose `__init__` is C. As a `record` (an interpreted class)
 each field read from compiled code was a generic attribute look-up, and each of the million
 members a full rescore builds ran an interpreted `__init__` (a dataclass's `__init__` stays
-interpreted in the compiled build too: hence a plain class, its `__init__`, equality, hash
-repr and pickling written out).
+interpreted in the compiled build too: hence a plain class, its `__init__` and repr written
+out, its equality, hash and pickling by its fields from `connector.byfields.ByFields`).
 
-It imports nothing of the project, so `connector.types` can import it."""
+It imports nothing of the project but `connector.byfields`, so `connector.types` can import it."""
 
 from __future__ import annotations
 
 from typing import Any, Final, final
 
+from connector.byfields import ByFields
+
 
 @final
-class AccountMember:
+class AccountMember(ByFields):
     """What account scoring reads of one member contact: its score now and, for every
     engagement rule that gave it positive points, the times (Unix seconds) of the events.
     Immutable, as a `record`: the type checker refuses an assignment to a field."""
@@ -50,17 +52,6 @@ class AccountMember:
             self.engagement_points,
             self.hits,
         )
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # pickled by its fields
-        return (AccountMember, self._key())
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AccountMember):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
 
     def __repr__(self) -> str:
         return (

@@ -6,20 +6,23 @@ codec read as C struct members. A contact's score carries ~8 reasons and an acco
 as a `record` each one ran an interpreted `__init__` (~2,900 instructions called from the
 compiled engine) and each field read from compiled code was a generic attribute look-up.
 
-Equality, hash, repr and pickling are a frozen dataclass's, written out (a dataclass's
-`__init__` stays interpreted in the compiled build).
+Equality, hash, repr and pickling are a frozen dataclass's: the repr written out, the rest by
+its fields from `connector.byfields.ByFields` (a dataclass's `__init__` stays interpreted in
+the compiled build).
 
-It imports nothing of the project, so `connector.types` can import it."""
+It imports nothing of the project but `connector.byfields`, so `connector.types` can import it."""
 
 from __future__ import annotations
 
 from typing import Any, Final, Literal, final
 
+from connector.byfields import ByFields
+
 ReasonKind = Literal["fit", "engagement", "lifecycle"]
 
 
 @final
-class Reason:
+class Reason(ByFields):
     """One rule that fired: its points and the events behind them. Immutable, as a `record`:
     the type checker refuses an assignment to a field."""
 
@@ -46,17 +49,6 @@ class Reason:
 
     def _key(self) -> tuple[Any, ...]:
         return (self.rule, self.category, self.points, self.text, self.event_ids, self.kind)
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # pickled by its fields
-        return (Reason, self._key())
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Reason):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
 
     def __repr__(self) -> str:
         return (

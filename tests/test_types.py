@@ -119,6 +119,8 @@ def test_reason_compares_hashes_pickles_and_shows_as_the_record_did() -> None:
     b = Reason(rule="demo", category="hand_raiser", points=40.0, text="asked for a demo",
                event_ids=("hubspot:1",))  # fmt: skip
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert (a != b) is False and a != Reason("demo", "hand_raiser", 41.0, "asked for a demo")
+    assert a != AccountMember("demo", "hand_raiser", None, "vp", "A", 40.0)  # another class
     assert a.kind == "engagement" and Reason("g", "fit", 0.0, "x", kind="fit").kind == "fit"
     assert a != Reason("demo", "hand_raiser", 40.0, "asked for a demo", ("hubspot:2",))
     assert a != ("demo", "hand_raiser", 40.0)  # another type: never equal

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from connector.crm.hubspot import PROPERTY_NAMES, HubSpotAdapter
 from connector.errors import ConfigError, ConnectorError
 from connector.model.loader import LoadedModel, load_model
 from connector.pipeline import Pipeline, SyncSummary
+from connector.sandbox.demo_portal import ANCHOR
 from connector.settings import FIXTURES_DIR, load_settings
 from connector.state.codec import decode_mapping
 from connector.state.store import StateStore
@@ -54,6 +55,24 @@ class DemoResult:
     created: list[str]
     rows: list[dict[str, Any]]
     state_path: Path
+
+
+# the demo data's anchor, both fixtures' (the sandbox shifts their times by `now - anchor`)
+DEMO_ANCHOR = datetime.fromisoformat(ANCHOR)
+
+
+def demo_clock(real: datetime) -> datetime:
+    """The demo's clock at the real time `real`: the latest moment up to it at the demo data's
+    anchor time of day (12:00 UTC), so a demo run at any hour scores exactly the same. The
+    sandbox shifts the fixture's times by `now - anchor`; a shift of whole days keeps each
+    event on its UTC day and at its age, where any other shift moves the events near
+    midnight to another day, and a rule over calendar days ("visits on 3 days") fires at
+    some hours and not at others."""
+    return DEMO_ANCHOR + (real - DEMO_ANCHOR) // timedelta(days=1) * timedelta(days=1)
+
+
+def _real_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _portal_source() -> Any:
@@ -143,11 +162,14 @@ def run_demo(
 
     out = console or Console()
     loaded = model or load_model()
-    fixed_now = now
+    fixed_now = now if now is not None else demo_clock(_real_now())
     afresh = claim_demo_state(state_path) if state_path is not None else False
     with _state_path(state_path) as db_path, _sandbox(crm, fixed_now) as (sb, adapter, reader):
         name = {"hubspot": "HubSpot", "marketo": "Marketo"}.get(crm, crm)
-        out.print(f"[bold]{name} sandbox[/bold] with the demo data on {sb.url}")
+        out.print(
+            f"[bold]{name} sandbox[/bold] with the demo data on {sb.url}, its clock at "
+            f"{fixed_now:%Y-%m-%d %H:%M} UTC"
+        )
         if afresh:
             out.print(f"(state DB {db_path}: an earlier demo's, started afresh)", highlight=False)
         store = StateStore.open(db_path)
@@ -157,8 +179,7 @@ def run_demo(
             out.print(f"init-properties: {_created_line(created)}")
             settings = load_settings()
             enricher = build_enricher(settings, cache=store.company_cache)
-            clock = (lambda: fixed_now) if fixed_now is not None else (lambda: datetime.now(UTC))
-            pipeline = Pipeline(store, adapter, loaded, enricher=enricher, clock=clock)
+            pipeline = Pipeline(store, adapter, loaded, enricher=enricher, clock=lambda: fixed_now)
             # the demo portal and instance have companies: accounts are scored too
             from connector.account_stage import AccountStage
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -370,3 +371,59 @@ def test_demo_help_says_what_state_does() -> None:
         "PATH demo`). Without either, a temporary state DB: LEADSCORE_STATE_PATH is never used."
         in text
     )
+
+
+def test_the_demo_clock_is_the_latest_anchor_time_of_day_up_to_now() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from connector.demo import DEMO_ANCHOR, demo_clock
+
+    noon7, noon8 = datetime(2026, 12, 7, 12, tzinfo=UTC), datetime(2026, 12, 8, 12, tzinfo=UTC)
+    assert datetime(2026, 11, 1, 12, tzinfo=UTC) == DEMO_ANCHOR
+    for fixture in (DEMO_FIXTURE, DEMO_FIXTURE.with_name("marketo_demo_instance.json")):
+        anchor = json.loads(fixture.read_text())["anchor"]
+        assert datetime.fromisoformat(anchor) == DEMO_ANCHOR  # both shift by whole days
+    day = datetime(2026, 12, 8, tzinfo=UTC)
+    assert demo_clock(day) == demo_clock(day + timedelta(hours=11, minutes=59)) == noon7
+    assert demo_clock(day + timedelta(hours=12)) == noon8
+    assert demo_clock(day + timedelta(hours=23, minutes=59)) == noon8
+    assert demo_clock(DEMO_ANCHOR - timedelta(seconds=1)) == DEMO_ANCHOR - timedelta(days=1)
+
+
+@pytest.mark.parametrize("crm", ["hubspot", "marketo"])
+def test_the_demo_scores_the_same_at_any_hour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crm: str
+) -> None:
+    """Run at 01:30 and at 19:30 UTC (the demo clock a day and a half apart), the demo
+    prints the same scores: its clock is the data's. With the real time as its clock, events
+    near midnight moved to another UTC day, and "visits on 3 days" fired at some hours only
+    (Globex's account score read 131 at 01:30 and 144 at 19:30)."""
+    from datetime import UTC, datetime
+
+    import connector.demo as demo
+
+    seen: list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], str]] = []
+    for hour in (1, 19):
+        real = datetime(2026, 12, 8, hour, 30, tzinfo=UTC)
+        monkeypatch.setattr(demo, "_real_now", lambda real=real: real)
+        db = tmp_path / f"{crm}-{hour}.db"
+        console = Console(file=open(tmp_path / "out.txt", "w"), width=200)  # noqa: SIM115
+        try:
+            run_demo(console, state_path=db, crm=crm)
+        finally:
+            console.file.close()
+        out = (tmp_path / "out.txt").read_text()
+        with closing(sqlite3.connect(db)) as conn:
+            contacts = conn.execute(
+                "SELECT contact_id, score, grade, mql, reasons FROM scores ORDER BY 1"
+            ).fetchall()
+            accounts = conn.execute(
+                "SELECT account_id, score, grade, mqa, reasons FROM account_scores ORDER BY 1"
+            ).fetchall()
+        clock = "2026-12-07 12:00 UTC" if hour == 1 else "2026-12-08 12:00 UTC"
+        assert f"its clock at {clock}" in out
+        # what follows the sandbox's line, but the syncs' durations and the state DB's name
+        shown = re.sub(r"\d+\.\ds\n", "", out.split("\n", 1)[1].replace(str(db), "DB"))
+        seen.append((contacts, accounts, shown))
+    assert len(seen[0][0]) == 54 and len(seen[0][1]) == 12
+    assert seen[0] == seen[1]  # scores, reasons, and every line printed

@@ -68,6 +68,7 @@ from connector.types import (
     ScoreResult,
     WriteBack,
     WriteOutcome,
+    crm_score,
 )
 
 if TYPE_CHECKING:
@@ -875,7 +876,7 @@ class AccountStage:
         if result is None:
             return dict.fromkeys(COMPANY_PROPERTIES, "")
         return {
-            "account_score": str(round(result.score)),
+            "account_score": crm_score(result.score),
             "account_grade": result.grade,
             "account_reasons": result.top_reasons(),
             "engaged_contacts": str(len(result.engaged_contacts)),
@@ -1099,11 +1100,11 @@ def _as_result(s: StoredAccountScore) -> AccountResult:
 
 def _shown(acc: AccountResult | None) -> tuple[Any, ...]:
     """What of an account its members' writes carry: their values and the MQA's lower bar."""
-    return (None,) if acc is None else (round(acc.score), acc.grade, acc.mqa)
+    return (None,) if acc is None else (crm_score(acc.score), acc.grade, acc.mqa)
 
 
 def _contact_values(acc: AccountResult | None) -> dict[str, str]:
     """The account values a contact shows; blank when it has no account (cleared once)."""
     if acc is None:
         return {"account_score": "", "account_grade": ""}
-    return {"account_score": str(round(acc.score)), "account_grade": acc.grade}
+    return {"account_score": crm_score(acc.score), "account_grade": acc.grade}

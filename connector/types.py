@@ -6,6 +6,7 @@ compared by their fields, free of any I/O.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,6 +77,14 @@ LIFECYCLE_ORDER: tuple[str, ...] = (
 )
 MQL = "marketingqualifiedlead"
 SQL = "salesqualifiedlead"
+
+
+def crm_score(points: float) -> str:
+    """A score as the CRM's whole-number properties show it (the contact's score and fit, a
+    named score, the account's score): rounded down, so it reads as a bar (the MQL threshold,
+    a priority band, the MQA threshold, all whole numbers) only once the score has reached
+    it. Rounded to the nearest, 99.6 read "100" on a contact that was no MQL at 100."""
+    return str(math.floor(points))
 
 
 def stage_rank(stage: str | None) -> int:

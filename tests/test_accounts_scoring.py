@@ -7,6 +7,7 @@ import functools
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from hypothesis import example, given, settings
@@ -292,7 +293,7 @@ def test_contact_at_an_mqa_becomes_mql_at_the_lower_bar(ca: CompiledAccounts) ->
 def test_a_verdicts_reason_shows_the_score_as_the_crm_does(ca: CompiledAccounts) -> None:
     """Decay moves a contact at an MQA from 64.94 to 64.86 points and its account by as
     little: the MQL reason and the MQA reason name the score as the score properties show it
-    (65; the account's rounded too), so neither reason, nor what is written, changes (before:
+    (64, rounded down; the account's too), so neither reason, nor what is written, changes (before:
     "score 64.9 ≥ 60", one more write of an unchanged verdict at each decay step that moved
     the first decimal)."""
     loaded = load_model()
@@ -306,7 +307,7 @@ def test_a_verdicts_reason_shows_the_score_as_the_crm_does(ca: CompiledAccounts)
 
     before, after = account(19.74), account(19.66)
     assert (before.score, after.score) == (194.74, 194.66)
-    assert before.mqa_reason == after.mqa_reason == "score 195 ≥ 100, grade A, 3 people engaged"
+    assert before.mqa_reason == after.mqa_reason == "score 194 ≥ 100, grade A, 3 people engaged"
     contact = Contact("2", email="robin@acme-analytics.com", lifecycle_stage="lead")
     planned = []
     for score in (64.94, 64.86):
@@ -315,9 +316,15 @@ def test_a_verdicts_reason_shows_the_score_as_the_crm_does(ca: CompiledAccounts)
             "v", "f", NOW, None,
         )  # fmt: skip
         got = apply_account_mql(contact, base, before, ca, loaded.model.lifecycle)
-        assert got.lifecycle.mql_reason == "account MQA: company:9001 (score 65 ≥ 60 at an MQA)"
+        assert got.lifecycle.mql_reason == "account MQA: company:9001 (score 64 ≥ 60 at an MQA)"
         planned.append(desired_properties(got))
-    assert planned[0] == planned[1] and planned[0]["score"] == "65"
+    assert planned[0] == planned[1] and planned[0]["score"] == "64"
+    # an account short of a bar never reads as it, on its company or on its contacts
+    from connector.account_stage import AccountStage, _contact_values
+
+    short = dataclasses.replace(before, score=99.6)
+    assert _contact_values(short)["account_score"] == "99"
+    assert AccountStage.company_changes(cast(Any, None), short)["account_score"] == "99"
 
 
 def test_validation_names_unknown_account_fields_and_rules(tmp_path: Path) -> None:

@@ -63,9 +63,10 @@ def test_default_labels_at_every_band_edge() -> None:
         ("A", 110): "A1",
         ("A", 100): "A1",
         ("A", 99.4): "A2",
-        ("A", 99.5): "A1",  # the CRM shows 100 (leadscore_score is rounded)
+        ("A", 99.5): "A2",  # the CRM shows 99 (leadscore_score is rounded down)
+        ("A", 99.99): "A2",
         ("B", 50): "B2",
-        ("B", 49.5): "B2",  # shown as 50
+        ("B", 49.5): "B3",  # shown as 49
         ("B", 49.4): "B3",
         ("C", 0): "C3",
         ("C", 0.01): "C3",

@@ -97,7 +97,8 @@ def test_no_reason_contradicts_its_own_comparison() -> None:
     section = load_model().model.accounts
     assert isinstance(section, AccountsModel)
     assert _not_mqa(stored, section) == ("score 99.6 < 100",)
-    assert (_shown(64.94, 60), _shown(60.44, 60.4), _shown(99.6, 100)) == ("65", "60.4", "100")
+    # as the CRM's whole-number score shows it: rounded down (`types.crm_score`)
+    assert (_shown(64.94, 60), _shown(60.44, 60.4), _shown(100.6, 100)) == ("64", "60.4", "100")
 
 
 def test_calibrate_prints_a_company_name_that_looks_like_markup_as_it_is(tmp_path: Path) -> None:

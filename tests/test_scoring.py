@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connector.model.loader import DEFAULT_MODEL_PATH as MODEL_PATH
 from connector.model.loader import load_model
@@ -569,3 +572,42 @@ def test_content_forms_match_whole_words(form: str, rules: dict[str, int]) -> No
     ev.add("form_submit", 1, form=form, form_id="f-1")
     r = score(Contact("2", email="riley@gmail.com"), ev.items, GMAIL, MODEL, NOW)
     assert by_rule(r) == rules
+
+
+def test_a_score_short_of_a_bar_never_reads_as_it_in_the_crm(tmp_path: Path) -> None:
+    """Two full webinars, one of them 0.48 days old under linear decay: 99.6 points, no MQL
+    at 100. The CRM's whole-number score read "100" (rounded to the nearest) and the
+    priority A1 (the band of 100+): a rep saw 100 and no MQL. Rounded down, it reads 99 and
+    A2; at 100 points, 100, A1 and an MQL."""
+    from connector.pipeline.named import named_properties
+    from connector.pipeline.plan import desired_properties
+
+    src = Path(MODEL.path)
+    (tmp_path / "model.yaml").write_text(
+        src.read_text(encoding="utf-8").replace("mode: none", "mode: linear")
+    )
+    (tmp_path / "titles.yaml").write_text((src.parent / "titles.yaml").read_text())
+    linear = load_model(tmp_path / "model.yaml")
+    got = {}
+    for age in (0.48, 0.0):
+        ev = Events()
+        ev.add("webinar_attended", age, name="W", watched_share=1.0)
+        ev.add("webinar_attended", 0, name="X", watched_share=1.0)
+        r = score(dana(), ev.items, CORPORATE_ACME, linear, NOW)
+        shown = desired_properties(r)
+        got[r.score] = (r.lifecycle.mql, shown["score"], shown["priority"], r.priority)
+    assert got == {99.6: (False, "99", "A2", "A2"), 100.0: (True, "100", "A1", "A1")}
+    named = load_model(Path(MODEL.path).parent / "two_products.yaml").named[0]
+    short = replace(r, score=99.6)
+    assert named_properties(named, short)[named.key("score")] == "99"
+
+
+@given(
+    points=st.integers(min_value=-100_000, max_value=100_000).map(lambda c: c / 100),
+    bar=st.integers(min_value=-200, max_value=400),
+)
+def test_the_crm_score_reaches_a_whole_bar_only_with_the_score(points: float, bar: int) -> None:
+    from connector.types import crm_score
+
+    assert (int(crm_score(points)) >= bar) == (points >= bar)
+    assert int(crm_score(points)) <= points < int(crm_score(points)) + 1

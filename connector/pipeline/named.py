@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from connector.model.loader import NamedModel
 from connector.pipeline.score import Pairs
 from connector.scoring import score_rows_many
-from connector.types import Contact, Enrichment, ScoreResult
+from connector.types import Contact, Enrichment, ScoreResult, crm_score
 
 if TYPE_CHECKING:
     from connector.pipeline.core import Pipeline
@@ -43,7 +43,7 @@ def named_reasons(named: NamedModel, result: ScoreResult) -> str:
 def named_properties(named: NamedModel, result: ScoreResult) -> dict[str, str]:
     """What the CRM should show for one named score, by our keys (`services_score`, ...)."""
     return {
-        named.key("score"): _num(result.score),
+        named.key("score"): crm_score(result.score),
         named.key("grade"): result.grade,
         named.key("reasons"): named_reasons(named, result),
         named.key("priority"): result.priority,

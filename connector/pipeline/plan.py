@@ -13,7 +13,7 @@ from connector.crm.base import CHECKED_PROPERTIES, CONTACT_ACCOUNT_PROPERTIES
 from connector.pipeline.stage import Stage, iso
 from connector.pipeline.summary import PlannedWrite, SyncSummary
 from connector.scoring.accounts import by_account
-from connector.types import Contact, Enrichment, ScoreResult, WriteBack
+from connector.types import Contact, Enrichment, ScoreResult, WriteBack, crm_score
 
 if TYPE_CHECKING:
     from connector.pipeline.core import Pipeline
@@ -29,9 +29,9 @@ def desired_properties(result: ScoreResult) -> dict[str, str]:
 def _desired(result: ScoreResult, reasons: str | None) -> dict[str, str]:
     """`desired_properties`, without "reasons" when `reasons` is None."""
     props = {
-        "score": _num(result.score),
+        "score": crm_score(result.score),
         "grade": result.grade,
-        "fit_score": _num(result.fit_points),
+        "fit_score": crm_score(result.fit_points),
     }
     if reasons is not None:
         props["reasons"] = reasons
@@ -44,10 +44,6 @@ def _desired(result: ScoreResult, reasons: str | None) -> dict[str, str]:
     if result.lifecycle.target_stage:
         props["lifecycle_stage"] = result.lifecycle.target_stage
     return props
-
-
-def _num(v: float) -> str:
-    return str(round(v))
 
 
 def same_value(last: str, shown: str) -> bool:

@@ -16,6 +16,7 @@ members' rule hits: an account of 5,000 contacts costs 5,000 members' hits, sort
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -782,10 +783,11 @@ def _num(v: float) -> str:
 
 def _shown(score: float, bar: float) -> str:
     """A score that reached `bar`, in its verdict's reason: as the CRM's score property shows
-    it (a whole number), so the reason moves only when that does, not with every step of
-    decay (each step would be one more write of an unchanged verdict); to a tenth only where
-    the whole number would read under the bar ("60.4 ≥ 60.4", never "60 ≥ 60.4")."""
-    whole = round(score)
+    it (a whole number, rounded down: `types.crm_score`), so the reason moves only when that
+    does, not with every step of decay (each step would be one more write of an unchanged
+    verdict); to a tenth only where the whole number would read under the bar ("60.6 ≥
+    60.4", never "60 ≥ 60.4")."""
+    whole = math.floor(score)
     return str(whole) if whole >= bar else f"{score:.1f}"
 
 

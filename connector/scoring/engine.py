@@ -7,6 +7,7 @@ Same input, same output. Duplicate event ids count once.
 from __future__ import annotations
 
 import contextlib
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -691,9 +692,10 @@ def priority_bands(model: ScoringModel) -> tuple[tuple[float, str], ...]:
 def priority_label(grade: str, score: float, bands: Sequence[tuple[float, str]]) -> str:
     """The priority label `<grade><band>` (A1 … D3): the first band whose minimum the score
     reaches, bands highest first; below every minimum, the last band. The score as the CRM
-    shows it (rounded as `leadscore_score` is written): a rep who reads 100 reads A1, and the
-    label changes only with the score shown, never in a write of its own."""
-    shown = round(score)
+    shows it (rounded down, as `leadscore_score` is written: `types.crm_score`): a rep who
+    reads 100 reads A1 (and 99.6 reads 99 and A2), and the label changes only with the score
+    shown, never in a write of its own."""
+    shown = math.floor(score)
     for low, name in bands:
         if shown >= low:
             return grade + name

@@ -353,6 +353,9 @@ def init_properties_cmd(ctx: click.Context, model_path: str | None) -> None:
 
         if isinstance(adapter, HubSpotAdapter):  # the priority options: the model's labels
             adapter.priority_labels = tuple(model.model.priority.labels())
+            adapter.named_priority_labels = {
+                n.name: n.priority_labels for n in model.named if n.own_priority
+            }
         use = getattr(adapter, "use_named_scores", None)
         if callable(use):  # each named score's properties (Marketo: checks its fields)
             use(tuple(n.name for n in model.named))

@@ -26,6 +26,7 @@ from connector.model.loader import (
     load_model,
     validate_model_file,
 )
+from connector.model.schema import Priority
 from connector.sandbox.demo_portal import build_demo_portal
 from connector.sandbox.hubspot import HubSpotSandbox
 
@@ -41,12 +42,13 @@ SERVICES_KEYS = (
     "leadscore_services_priority",
 )
 
-# the demo personas' services score as the CRM shows it: score, grade, priority, reasons
+# the demo personas' services score as the CRM shows it: score, grade, priority (its own
+# bands: 60+, 30+, below), reasons
 SERVICES = {
     "101": (
         "80",
         "A",
-        "A2",
+        "A1",
         "qualified (60+); +40 watched webinar 'Scoring that sales trusts' (full); "
         "+30 implementation docs ×10 (docs capped at 30); +10 pricing page twice in 7 days; "
         "grade A: decision-making title, company size 51-5,000",
@@ -54,14 +56,14 @@ SERVICES = {
     "102": (
         "60",
         "D",
-        "D2",
+        "D1",
         "qualified (60+); +60 asked to talk ('Request a demo'); grade D: no profile match",
     ),
     "103": ("0", "D", "D3", "grade D: no profile match"),
     "104": (
         "70",
         "D",
-        "D2",
+        "D1",
         "qualified (60+); +60 asked to talk ('Contact Us'); +10 pricing page twice in 7 days; "
         "grade D: competitor domain",
     ),
@@ -131,6 +133,13 @@ def test_the_example_model_declares_two_scores_and_the_default_keeps_its_fingerp
     assert derived.fit == m.model.fit and derived.accounts is None
     assert derived.lifecycle.mql.threshold == 60 and not derived.lifecycle.write_stage
     assert services.loaded.fingerprint == m.fingerprint
+    # its own priority bands; the analytics score keeps the default ones
+    assert services.own_priority and [(b.name, b.min) for b in derived.priority.bands] == [
+        ("1", 60),
+        ("2", 30),
+        ("3", 0),
+    ]
+    assert m.model.priority == Priority() and services.priority_labels[:3] == ("A1", "A2", "A3")
     # a one-score model: no named scores, the fingerprint from before named scores existed;
     # an accounts section without `fit.force` rules: the one from before them (the default
     # model without its account force rules is the default model of before them)
@@ -143,6 +152,78 @@ def test_the_example_model_declares_two_scores_and_the_default_keeps_its_fingerp
         update={"version": "2026.11-default", "accounts": accounts.model_copy(update={"fit": fit})}
     )  # the version it had then
     assert fingerprint(before, default.titles.table, default.target_accounts) == "1f804c095b9b"
+
+
+def _own_bands(tmp_path: Path, bands: str | None) -> Path:
+    """The example with the services score's bands replaced by `bands` (None: none of its
+    own, the lifecycle score's), beside a copy of its title rules."""
+    (tmp_path / "titles.yaml").write_text((EXAMPLE.parent / "titles.yaml").read_text())
+    text = EXAMPLE.read_text()
+    old = (
+        '    priority:\n      bands: [{name: "1", min: 60}, {name: "2", min: 30}, '
+        '{name: "3", min: 0}]\n'
+    )
+    assert text.count(old) == 1
+    text = text.replace(old, "" if bands is None else f"    priority:\n      bands: {bands}\n")
+    path = tmp_path / "own_bands.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_named_scores_own_bands_label_it_and_shared_ones_keep_the_fingerprint(
+    tmp_path: Path,
+) -> None:
+    """A score on another scale than the lifecycle score's (qualified at 60) labels by its
+    own bands: 80 points read A1 where the shared 100/50/0 read A2. A model whose named
+    scores have no bands of their own keeps the fingerprint it had before they could."""
+    shared = load_model(_own_bands(tmp_path, None))
+    (services,) = shared.named
+    assert not services.own_priority and services.loaded.model.priority == Priority()
+    # the example as it was before its own bands (and before they existed): bccae2daa91c
+    assert shared.fingerprint == "bccae2daa91c"
+    assert load_model(EXAMPLE).fingerprint != shared.fingerprint  # its bands are the model's
+    hot = load_model(_own_bands(tmp_path, "[{name: hot, min: 60}, {name: warm, min: 0}]"))
+    (named,) = hot.named
+    assert named.priority_labels == ("Ahot", "Awarm", "Bhot", "Bwarm", "Chot", "Cwarm",
+                                     "Dhot", "Dwarm")  # fmt: skip
+    from connector.scoring import score
+
+    from .test_scoring import CORPORATE_ACME, Events, dana
+
+    ev = Events()
+    ev.add("webinar_attended", 1, name="W", watched_share=1.0)  # +40
+    for age in (1, 2, 3, 4, 5, 6, 7, 8):
+        ev.page("https://example.com/docs/setup", age)  # +5 each, docs capped at 30
+    got = {
+        label: score(dana(), ev.items, CORPORATE_ACME, n.loaded, NOW)
+        for label, n in (("shared", services), ("own", named))
+    }
+    assert got["shared"].score == got["own"].score == 70.0
+    assert (got["shared"].priority, got["own"].priority) == ("A2", "Ahot")
+    bad = _own_bands(tmp_path, "[{name: a, min: 10}, {name: b, min: 20}]")
+    problems = validate_model_file(bad)
+    assert any("band minimums must descend" in str(p) for p in problems), problems
+
+
+def test_init_properties_gives_a_named_score_its_own_priority_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _own_bands(tmp_path, "[{name: hot, min: 60}, {name: warm, min: 0}]")
+    with HubSpotSandbox.start(portal="fixtures/hubspot_demo_portal.json") as sb:
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
+        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(tmp_path / "s.db"))
+        monkeypatch.setenv("LEADSCORE_MODEL_PATH", str(path))
+        res = CliRunner().invoke(cli, ["init-properties"])
+        assert res.exit_code == 0, res.output
+        from hubspot import HubSpot
+
+        api = HubSpot(access_token=sb.token, host=sb.url).crm.properties.core_api
+        listed = {p.name: p for p in api.get_all("contacts").results}
+        own = [o.value for o in listed["leadscore_services_priority"].options]
+        assert own == [g + b for g in "ABCD" for b in ("hot", "warm")]
+        lifecycle = [o.value for o in listed["leadscore_priority"].options]
+        assert lifecycle == [g + b for g in "ABCD" for b in "123"]
 
 
 def _bad_model(tmp_path: Path, scores: str) -> Path:
@@ -249,8 +330,8 @@ def test_a_sync_writes_every_score_of_a_contact_in_one_batch_input(two: Harness)
     )
     fp = _two().fingerprint
     assert rows.fetchall() == [
-        ("101", 80.0, 80.0, 90.0, "A", "A2", 1, "2026.11-two-products", fp),
-        ("102", 60.0, 60.0, -10.0, "D", "D2", 1, "2026.11-two-products", fp),
+        ("101", 80.0, 80.0, 90.0, "A", "A1", 1, "2026.11-two-products", fp),
+        ("102", 60.0, 60.0, -10.0, "D", "D1", 1, "2026.11-two-products", fp),
         ("103", 0.0, 0.0, -10.0, "D", "D3", 0, "2026.11-two-products", fp),
     ]
     assert two.store.get_written("hubspot", "101")["services_score"] == "80"
@@ -458,7 +539,7 @@ def test_rescore_of_one_named_score_writes_only_its_properties(
         lifecycle_rows
     )
     (dana_row,) = two.store.named_scores_of("hubspot", "101")
-    assert (dana_row.score, dana_row.priority, dana_row.qualified) == (85.0, "A2", True)
+    assert (dana_row.score, dana_row.priority, dana_row.qualified) == (85.0, "A1", True)
     two.sb.clear_log()
     again = apply_rescore(two.pipeline, model, score="services")
     assert again.rescore is not None and again.written == 0 and batch_updates(two) == []
@@ -542,7 +623,7 @@ def test_explain_shows_every_score_the_lifecycle_one_first(two: Harness) -> None
     out = res.output
     assert "score analytics 110 (engagement 110) · grade A (fit 90) · priority A1" in out
     assert (
-        "score services: 80 (engagement 80) · grade A (fit 90) · priority A2 · qualified (60+)"
+        "score services: 80 (engagement 80) · grade A (fit 90) · priority A1 · qualified (60+)"
         in (out)
     )
     assert out.index("score analytics") < out.index("Engagement (services)")
@@ -781,10 +862,10 @@ def test_marketo_writes_the_mapped_fields_of_a_named_score(
                 for cid in ("101", "102", "103", "104", "112")
             }
             assert got == {
-                "101": (80, "A", "A2"),
-                "102": (60, "D", "D2"),
+                "101": (80, "A", "A1"),
+                "102": (60, "D", "D1"),
                 "103": (0, "D", "D3"),
-                "104": (70, "D", "D2"),
+                "104": (70, "D", "D1"),
                 "112": (15, "B", "B3"),
             }
             assert "servicesReasons__c" not in sb.lead(101).values

@@ -90,6 +90,12 @@ class NamedModel:
     loaded: LoadedModel
     threshold: float | None
     description: str = ""
+    own_priority: bool = False  # its own priority bands (else the lifecycle score's)
+
+    @property
+    def priority_labels(self) -> tuple[str, ...]:
+        """Its priority labels, best first (A1 … D3 with the default bands)."""
+        return tuple(self.loaded.model.priority.labels())
 
     def key(self, suffix: str) -> str:
         """Our property key: `services_score`, `services_grade`, ..."""
@@ -115,13 +121,16 @@ def derive_named(base: LoadedModel, score: NamedScore) -> NamedModel:
             "engagement": score.engagement,
             "fit": score.fit if score.fit is not None else m.fit,
             "lifecycle": lifecycle,
+            "priority": score.priority if score.priority is not None else m.priority,
             "accounts": None,
             "scores": [],
             "lifecycle_score": None,
         }
     )
     loaded = LoadedModel(derived, base.titles, base.path, base.fingerprint, ())
-    return NamedModel(score.name, loaded, score.threshold, score.description)
+    return NamedModel(
+        score.name, loaded, score.threshold, score.description, score.priority is not None
+    )
 
 
 def fingerprint(
@@ -133,6 +142,9 @@ def fingerprint(
     if not model.scores and model.lifecycle_score is None:  # one score: as before them
         dumped.pop("scores")
         dumped.pop("lifecycle_score")
+    for named in dumped.get("scores", ()):
+        if named.get("priority", 0) is None:  # the shared bands: as before their own
+            named.pop("priority")
     accounts = dumped.get("accounts")
     if accounts is not None and not accounts["fit"]["force"]:  # the fingerprint from before them
         accounts["fit"].pop("force")

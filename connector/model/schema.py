@@ -587,6 +587,11 @@ class NamedScore(_Strict):
     threshold: float | None = Field(
         default=None, description="Qualified at or above this score (reported only)."
     )
+    priority: Priority | None = Field(
+        default=None,
+        description="Its own priority bands (a score on another scale than the lifecycle "
+        "score's: a threshold of 60 wants a top band at 60); absent: the lifecycle score's.",
+    )
 
 
 class ScoringModel(_Strict):

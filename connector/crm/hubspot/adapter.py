@@ -70,6 +70,8 @@ class HubSpotAdapter(SchemaMixin, ContactsMixin, EventsMixin, CompaniesMixin, Wr
         self.priority_labels = tuple(priority_labels)
         # the model's named scores (`use_named_scores`; the pipeline sets them from its model)
         self.named_scores: tuple[str, ...] = ()
+        # a named score's priority options where its bands are its own (name -> labels)
+        self.named_priority_labels: dict[str, tuple[str, ...]] = {}
         self.rollups = False
         self._probed = False
         self._stamps: dict[str, str] = {}

@@ -229,6 +229,7 @@ class HubSpotCalls:
     extra_properties: tuple[str, ...]
     priority_labels: tuple[str, ...]
     named_scores: tuple[str, ...]
+    named_priority_labels: dict[str, tuple[str, ...]]
     rollups: bool
     accounts: bool
     _token: SecretStr

@@ -5,7 +5,7 @@ Every property declaration lives here; `schema.py` creates and checks them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connector.crm.base import (
@@ -147,8 +147,13 @@ def named_property_names(names: Sequence[str]) -> dict[str, str]:
     }
 
 
-def named_property_defs(names: Sequence[str], labels: Sequence[str]) -> list[dict[str, Any]]:
-    """The property definitions of these named scores (`labels`: the priority options)."""
+def named_property_defs(
+    names: Sequence[str],
+    labels: Sequence[str],
+    own: Mapping[str, Sequence[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """The property definitions of these named scores (`labels`: the priority options;
+    `own`: a named score's own options, where its bands are its own)."""
     defs: list[dict[str, Any]] = []
     for n in names:
         title = n.replace("_", " ").capitalize()
@@ -173,7 +178,7 @@ def named_property_defs(names: Sequence[str], labels: Sequence[str]) -> list[dic
                 "fieldType": "textarea",
             },
             {
-                **priority_property(labels),
+                **priority_property((own or {}).get(n, labels)),
                 "name": f"leadscore_{n}_priority",
                 "label": f"{title} priority (grade + engagement)",
             },

@@ -106,7 +106,9 @@ class SchemaMixin(HubSpotCalls):
         return (
             PROPERTY_DEFS
             + (CONTACT_ACCOUNT_DEFS if self.accounts else [])
-            + named_property_defs(self.named_scores, self.priority_labels)
+            + named_property_defs(
+                self.named_scores, self.priority_labels, self.named_priority_labels
+            )
         )
 
     def ensure_properties(self) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -205,21 +206,30 @@ def test_a_named_scores_own_bands_label_it_and_shared_ones_keep_the_fingerprint(
     assert any("band minimums must descend" in str(p) for p in problems), problems
 
 
-def test_init_properties_gives_a_named_score_its_own_priority_options(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = _own_bands(tmp_path, "[{name: hot, min: 60}, {name: warm, min: 0}]")
+@contextmanager
+def _initialised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: Path
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`leadscore init-properties` with `model` against a fresh sandbox: (what it printed,
+    the contact properties as the SDK lists them), the sandbox still running."""
     with HubSpotSandbox.start(portal="fixtures/hubspot_demo_portal.json") as sb:
         monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
         monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
         monkeypatch.setenv("LEADSCORE_STATE_PATH", str(tmp_path / "s.db"))
-        monkeypatch.setenv("LEADSCORE_MODEL_PATH", str(path))
+        monkeypatch.setenv("LEADSCORE_MODEL_PATH", str(model))
         res = CliRunner().invoke(cli, ["init-properties"])
         assert res.exit_code == 0, res.output
         from hubspot import HubSpot
 
         api = HubSpot(access_token=sb.token, host=sb.url).crm.properties.core_api
-        listed = {p.name: p for p in api.get_all("contacts").results}
+        yield res.output, {p.name: p for p in api.get_all("contacts").results}
+
+
+def test_init_properties_gives_a_named_score_its_own_priority_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _own_bands(tmp_path, "[{name: hot, min: 60}, {name: warm, min: 0}]")
+    with _initialised(tmp_path, monkeypatch, path) as (_, listed):
         own = [o.value for o in listed["leadscore_services_priority"].options]
         assert own == [g + b for g in "ABCD" for b in ("hot", "warm")]
         lifecycle = [o.value for o in listed["leadscore_priority"].options]
@@ -422,18 +432,8 @@ def test_init_properties_model_creates_a_new_models_properties_before_its_rescor
 def test_init_properties_creates_each_named_scores_properties(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with HubSpotSandbox.start(portal="fixtures/hubspot_demo_portal.json") as sb:
-        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
-        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
-        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(tmp_path / "s.db"))
-        monkeypatch.setenv("LEADSCORE_MODEL_PATH", str(EXAMPLE))
-        res = CliRunner().invoke(cli, ["init-properties"])
-        assert res.exit_code == 0, res.output
-        assert res.output.rstrip().endswith(", ".join(SERVICES_KEYS))
-        from hubspot import HubSpot
-
-        api = HubSpot(access_token=sb.token, host=sb.url).crm.properties.core_api
-        listed = {p.name: p for p in api.get_all("contacts").results}
+    with _initialised(tmp_path, monkeypatch, EXAMPLE) as (output, listed):
+        assert output.rstrip().endswith(", ".join(SERVICES_KEYS))
         got = {
             k: (listed[k].type, listed[k].field_type, listed[k].group_name, listed[k].label)
             for k in SERVICES_KEYS

@@ -158,7 +158,7 @@ def test_the_suggested_file_changes_the_services_entry_alone(
     assert new["docs_page"] != 5 and new["pricing_repeat"] != 10  # the data moved them
     # what the file must be: the original with the services entry's numbers replaced
     expected = copy.deepcopy(before)
-    expected["version"] = "2026.11-two-products-calibrated-2027-01-31"
+    expected["version"] = "2026.12-two-products-calibrated-2027-01-31"
     entry = expected["scores"][0]
     entry["threshold"] = s.threshold
     for rule in entry["engagement"]["rules"]:
@@ -208,7 +208,7 @@ def test_cli_calibrates_a_named_score_and_simulate_runs_on_the_file(
         s.threshold
     )
     res = CliRunner().invoke(cli, ["validate-model", out], env=env)
-    assert res.exit_code == 0 and res.output.startswith("OK 2026.11-two-products-calibrated-")
+    assert res.exit_code == 0 and res.output.startswith("OK 2026.12-two-products-calibrated-")
     res = CliRunner().invoke(
         cli, ["--state", str(portal.store.path), "simulate", "--score", "services", "--model",
               out], env=env)  # fmt: skip

@@ -177,11 +177,14 @@ def test_a_named_scores_own_bands_label_it_and_shared_ones_keep_the_fingerprint(
     """A score on another scale than the lifecycle score's (qualified at 60) labels by its
     own bands: 80 points read A1 where the shared 100/50/0 read A2. A model whose named
     scores have no bands of their own keeps the fingerprint it had before they could."""
-    shared = load_model(_own_bands(tmp_path, None))
+    path = _own_bands(tmp_path, None)
+    shared = load_model(path)
     (services,) = shared.named
     assert not services.own_priority and services.loaded.model.priority == Priority()
-    # the example as it was before its own bands (and before they existed): bccae2daa91c
-    assert shared.fingerprint == "bccae2daa91c"
+    # the example as it was before its own bands (and before they existed), version and all:
+    # the fingerprint it had then, bccae2daa91c
+    path.write_text(path.read_text().replace("2026.12-two-products", "2026.11-two-products"))
+    assert load_model(path).fingerprint == "bccae2daa91c"
     assert load_model(EXAMPLE).fingerprint != shared.fingerprint  # its bands are the model's
     hot = load_model(_own_bands(tmp_path, "[{name: hot, min: 60}, {name: warm, min: 0}]"))
     (named,) = hot.named
@@ -296,7 +299,7 @@ def test_validate_model_names_duplicate_names_and_property_clashes_with_their_li
 def test_validate_model_accepts_the_example() -> None:
     res = CliRunner().invoke(cli, ["validate-model", str(EXAMPLE)])
     assert res.exit_code == 0, res.output
-    assert res.output.startswith(f"OK 2026.11-two-products {_two().fingerprint}")
+    assert res.output.startswith(f"OK 2026.12-two-products {_two().fingerprint}")
 
 
 # ------------------------------------------------------------------ HubSpot: a sync
@@ -340,9 +343,9 @@ def test_a_sync_writes_every_score_of_a_contact_in_one_batch_input(two: Harness)
     )
     fp = _two().fingerprint
     assert rows.fetchall() == [
-        ("101", 80.0, 80.0, 90.0, "A", "A1", 1, "2026.11-two-products", fp),
-        ("102", 60.0, 60.0, -10.0, "D", "D1", 1, "2026.11-two-products", fp),
-        ("103", 0.0, 0.0, -10.0, "D", "D3", 0, "2026.11-two-products", fp),
+        ("101", 80.0, 80.0, 90.0, "A", "A1", 1, "2026.12-two-products", fp),
+        ("102", 60.0, 60.0, -10.0, "D", "D1", 1, "2026.12-two-products", fp),
+        ("103", 0.0, 0.0, -10.0, "D", "D3", 0, "2026.12-two-products", fp),
     ]
     assert two.store.get_written("hubspot", "101")["services_score"] == "80"
     stored = two.store.named_scores_of("hubspot", "101")
@@ -696,7 +699,7 @@ def test_report_of_a_named_score_tables_its_values_and_its_verdict(
     assert services.priority_cell("A", "1").contacts == 0
     assert services.priority_cell("A", "2").contacts == 1
     assert lifecycle.priority_cell("A", "1").contacts >= 1
-    assert services.models_in_scores == [("2026.11-two-products", 54)]
+    assert services.models_in_scores == [("2026.12-two-products", 54)]
 
     path = str(two.store.path)
     res = CliRunner().invoke(cli, ["--state", path, "report", "--score", "services", "--json"])

@@ -140,7 +140,7 @@ def test_the_example_model_declares_two_scores_and_the_default_keeps_its_fingerp
         ("2", 30),
         ("3", 0),
     ]
-    assert m.model.priority == Priority() and services.priority_labels[:3] == ("A1", "A2", "A3")
+    assert m.model.priority == Priority() and derived.priority != m.model.priority
     # a one-score model: no named scores, the fingerprint from before named scores existed;
     # an accounts section without `fit.force` rules: the one from before them (the default
     # model without its account force rules is the default model of before them)
@@ -695,9 +695,16 @@ def test_report_of_a_named_score_tables_its_values_and_its_verdict(
     assert [(f.key, f.contacts) for f in lifecycle.by_band] != [
         (f.key, f.contacts) for f in services.by_band
     ]
-    # Dana is A1 on the lifecycle score (110), A2 on services (80): nobody reaches 100 there
-    assert services.priority_cell("A", "1").contacts == 0
-    assert services.priority_cell("A", "2").contacts == 1
+    # Dana is A1 on the lifecycle score (110) and on services (80, its own bands: 60+), as
+    # the sync wrote her (the shared bands put her in A2: nobody reaches 100 there)
+    assert services.priority_cell("A", "1").contacts == 1
+    written = dict(
+        two.store.db.execute(
+            "SELECT priority, count(*) FROM named_scores WHERE score_name = 'services' "
+            "GROUP BY priority"
+        ).fetchall()
+    )
+    assert {f.key: f.contacts for f in services.by_priority if f.contacts} == written
     assert lifecycle.priority_cell("A", "1").contacts >= 1
     assert services.models_in_scores == [("2026.12-two-products", 54)]
 

@@ -4,6 +4,7 @@ written to the CRM, shown by explain and the demo, and the report's grade × ban
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -329,3 +330,15 @@ def test_after_an_upgrade_one_rescore_writes_the_priority_once_to_every_contact(
     )
     demo.sb.clear_log()
     assert demo.pipeline.sync().written == 0 and demo.writes() == []
+
+
+def test_simulate_counts_each_contact_at_the_score_the_crm_shows() -> None:
+    """`calibrate` refits the bands from simulate's shown scores: 99.6 is shown 99 (band 2, as
+    the sync labels it), not 100."""
+    from connector.ops.simulate import Side, Simulation, _tally
+
+    sim = Simulation("hubspot", datetime(2026, 11, 1, tzinfo=UTC), "now", "sim")
+    for cid, score in (("1", 99.6), ("2", 100.0), ("3", 49.5), ("4", -0.4)):
+        _tally(sim, cid, cid, Side(score, "A", None), Side(score + 0.5, "A", None))
+    assert dict(sim.shown[0]) == {99: 1, 100: 1, 49: 1, -1: 1}
+    assert dict(sim.shown[1]) == {100: 2, 50: 1, 0: 1}

@@ -262,14 +262,20 @@ def _contact_accounts(store: StateStore, crm: str) -> dict[str, tuple[str, bool]
     return {str(cid): (str(grade), bool(mqa)) for cid, grade, mqa in rows}
 
 
-def bands_in_force(store: StateStore, crm: str) -> tuple[tuple[float, str], ...]:
-    """The priority bands of the model in force; the default bands before any rollout."""
+def bands_in_force(
+    store: StateStore, crm: str, score: str | None = None
+) -> tuple[tuple[float, str], ...]:
+    """The priority bands of the model in force (of its named score `score`, whose bands may
+    be its own, as the sync labels it); the default bands before any rollout."""
     from connector.active_model import rebuild
     from connector.model.schema import ScoringModel
 
     active = store.get_active_model(crm)
-    model = rebuild(active).model if active is not None else ScoringModel(version="default")
-    return priority_bands(model)
+    if active is None:
+        return priority_bands(ScoringModel(version="default"))
+    loaded = rebuild(active)
+    named = loaded.named_score(score) if score is not None else None
+    return priority_bands((named.loaded if named is not None else loaded).model)
 
 
 def _band_ranges(bands: Sequence[tuple[float, str]]) -> list[str]:
@@ -299,7 +305,7 @@ def build_report(
     docstring). `bands`: the priority bands (default: the model in force's). `score`: a named
     score's name: its values in the score tables, and conversion by its verdict (qualified
     or not); the conversion itself (MQL → SQL → customer) is the lifecycle's. Reads only."""
-    bands = tuple(bands) if bands is not None else bands_in_force(store, crm)
+    bands = tuple(bands) if bands is not None else bands_in_force(store, crm, score)
     cells = {g + name: Funnel(g + name) for g in GRADES for _, name in bands}
     total = Funnel("all contacts")
     grades = {g: Funnel(g) for g in GRADES}

@@ -79,8 +79,9 @@ class Simulation:
     current_threshold: float | None = None
     simulated_threshold: float | None = None
     accounts: AccountSimulation | None = None  # with account scoring on
-    # contacts by their score as the CRM shows it (rounded, as the priority label reads it),
-    # each side: calibrate refits the priority bands from them (calibrate/priority_refit.py)
+    # contacts by their score as the CRM shows it (rounded down, as the priority label reads
+    # it: `types.crm_score`), each side: calibrate refits the priority bands from them
+    # (calibrate/priority_refit.py)
     shown: tuple[Counter[int], Counter[int]] = field(default_factory=lambda: (Counter(), Counter()))
 
     @property
@@ -331,8 +332,8 @@ def model_sides(
 
 
 def _tally(sim: Simulation, cid: str, label: str, cur: Side, new: Side) -> None:
-    sim.shown[0][round(cur.score)] += 1
-    sim.shown[1][round(new.score)] += 1
+    sim.shown[0][math.floor(cur.score)] += 1
+    sim.shown[1][math.floor(new.score)] += 1
     sim._count(cur, 0)
     sim._count(new, 1)
     if (cur.mql is None) != (new.mql is None):

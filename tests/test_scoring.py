@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.model.loader import DEFAULT_MODEL_PATH as MODEL_PATH
-from connector.model.loader import load_model
+from connector.model.loader import LoadedModel, load_model
 from connector.scoring import score, score_rows
 from connector.state.codec import encode_dt, encode_json
 from connector.types import Company, Contact, Enrichment, Event, EventRow, ScoreResult
@@ -491,19 +491,23 @@ def test_invalid_email_gives_a_reason_not_a_crash() -> None:
     assert r.grade == "D"  # 30 (title) + 10 (dept executive? no) - 30 invalid
 
 
-def test_linear_decay_and_half_life(tmp_path: Path) -> None:
+def with_decay(tmp_path: Path, mode: str) -> LoadedModel:
+    """The default model with decay `mode` (linear, half_life), beside its title rules."""
     src = Path(MODEL.path)
-    text = src.read_text(encoding="utf-8").replace("mode: none", "mode: linear")
+    text = src.read_text(encoding="utf-8").replace("mode: none", f"mode: {mode}")
     (tmp_path / "model.yaml").write_text(text)
     (tmp_path / "titles.yaml").write_text((src.parent / "titles.yaml").read_text())
-    linear = load_model(tmp_path / "model.yaml")
+    return load_model(tmp_path / "model.yaml")
+
+
+def test_linear_decay_and_half_life(tmp_path: Path) -> None:
+    linear = with_decay(tmp_path, "linear")
     ev = Events()
     ev.add("webinar_attended", 30, name="W", watched_share=1.0)
     r = score(dana(), ev.items, CORPORATE_ACME, linear, NOW)
     assert r.score == 25.0  # half the window gone, half the points
     assert r.next_change_at == NOW + timedelta(days=1)
-    (tmp_path / "model.yaml").write_text(text.replace("mode: linear", "mode: half_life"))
-    half = load_model(tmp_path / "model.yaml")
+    half = with_decay(tmp_path, "half_life")
     assert score(dana(), ev.items, CORPORATE_ACME, half, NOW).score == 25.0  # 30-day half-life
 
 
@@ -582,12 +586,7 @@ def test_a_score_short_of_a_bar_never_reads_as_it_in_the_crm(tmp_path: Path) -> 
     from connector.pipeline.named import named_properties
     from connector.pipeline.plan import desired_properties
 
-    src = Path(MODEL.path)
-    (tmp_path / "model.yaml").write_text(
-        src.read_text(encoding="utf-8").replace("mode: none", "mode: linear")
-    )
-    (tmp_path / "titles.yaml").write_text((src.parent / "titles.yaml").read_text())
-    linear = load_model(tmp_path / "model.yaml")
+    linear = with_decay(tmp_path, "linear")
     got = {}
     for age in (0.48, 0.0):
         ev = Events()

@@ -143,8 +143,8 @@ def fingerprint(
         dumped.pop("scores")
         dumped.pop("lifecycle_score")
     for named in dumped.get("scores", ()):
-        if named.get("priority", 0) is None:  # the shared bands: as before their own
-            named.pop("priority")
+        if named.get("priority") is None:  # the shared bands: as before their own
+            named.pop("priority", None)
     accounts = dumped.get("accounts")
     if accounts is not None and not accounts["fit"]["force"]:  # the fingerprint from before them
         accounts["fit"].pop("force")

@@ -14,6 +14,7 @@ from connector.scoring import compile_model
 from connector.scoring.accounts import by_account
 from connector.state.accounts import StoredAccountScore
 from connector.types import Contact, Event, ScoreResult
+from connector.types import shown_num as _num
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,6 @@ def not_counted(
             )
         )
     return out
-
-
-def _num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
 
 
 def history_lines(rows: Sequence[Mapping[str, Any]], limit: int = 10) -> list[str]:

@@ -87,6 +87,21 @@ def crm_score(points: float) -> str:
     return str(math.floor(points))
 
 
+def shown_num(v: float) -> str:
+    """A score or points as the terminal shows them (tables, `explain`, previews, reports):
+    a whole number bare, else to a tenth rounded down, as the CRM's whole-number properties
+    round down (`crm_score`): 99.96 reads "99.9" beside the CRM's 99, never "100.0" on a
+    contact that is no MQL at 100."""
+    f = float(v)
+    if f.is_integer():
+        return str(int(f))
+    if not math.isfinite(f):
+        return f"{f:.1f}"
+    # round(…, 6) first: 0.3 * 10 is 3.0000000000000004 and 0.7 * 10 is 7.000000000000001,
+    # and a tenth just under its binary neighbour must not lose it either
+    return f"{math.floor(round(f * 10, 9)) / 10:.1f}"
+
+
 def stage_rank(stage: str | None) -> int:
     """Rank of a lifecycle stage; -1 for empty, 99 for an unknown stage (never touched)."""
     if not stage:
@@ -299,8 +314,7 @@ def _largest_first(r: Reason) -> tuple[float, str]:
 
 
 def _signed(points: float) -> str:
-    value = int(points) if float(points).is_integer() else round(points, 1)
-    return f"+{value}" if points >= 0 else f"{value}"
+    return ("+" if points >= 0 else "") + shown_num(points)
 
 
 @record

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, shown_text
 from connector.types import Contact, Event, ScoreResult
+from connector.types import shown_num as _num
 
 if TYPE_CHECKING:
     from connector.explain import AccountPart
@@ -44,10 +45,6 @@ STAGE_SHORT = {
 
 def short_stage(stage: str | None) -> str:
     return STAGE_SHORT.get(stage or "", stage or "—")
-
-
-def _num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
 
 
 def scores_table(rows: Iterable[tuple[Contact, ScoreResult]], title: str = "Scores") -> Table:

@@ -159,9 +159,9 @@ def test_a_merge_that_reverses_an_earlier_one_is_recorded() -> None:
 
 
 def test_an_account_just_under_the_bar_never_reads_as_at_it() -> None:
-    """99.96 under 100 read "score 100.0 < 100"; a verdict against a bar that is no whole
-    number keeps the whole number while it still reads over the bar (the reason then moves
-    with the score property only)."""
+    """99.96 under 100 read "score 100.0 < 100" (now "99.9": shown rounded down); a verdict
+    against a bar that is no whole number keeps the whole number while it still reads over
+    the bar (the reason then moves with the score property only)."""
     from connector.model.schema import AccountsModel
     from connector.ops.accounts import _not_mqa
     from connector.scoring.accounts import _shown
@@ -174,5 +174,5 @@ def test_an_account_just_under_the_bar_never_reads_as_at_it() -> None:
         row = list(_ROW)
         row[1], row[5], row[12] = "company:1", score, '["1", "2"]'
         got.append(_not_mqa(_account_row(row), section))
-    assert got == [("score 99.96 < 100",), ("score 99.6 < 100",), ("score 12 < 100",)]
+    assert got == [("score 99.9 < 100",), ("score 99.6 < 100",), ("score 12 < 100",)]
     assert (_shown(72.31, 60.4), _shown(72.24, 60.4), _shown(60.44, 60.4)) == ("72", "72", "60.4")

@@ -601,6 +601,47 @@ def test_a_score_short_of_a_bar_never_reads_as_it_in_the_crm(tmp_path: Path) -> 
     assert named_properties(named, short)[named.key("score")] == "99"
 
 
+def test_the_terminal_shows_a_score_short_of_a_bar_under_it(tmp_path: Path) -> None:
+    """99.96 points (a full webinar 0.048 days old under linear decay): the CRM reads 99, and
+    the demo's table, `explain` and the score's history read 99.9. Rounded to the nearest
+    tenth they read "100.0" on a contact that is no MQL at 100."""
+    from rich.console import Console
+
+    from connector.explain import history_lines
+    from connector.pipeline.plan import desired_properties
+    from connector.views import print_explanation, scores_table
+
+    ev = Events()
+    ev.add("webinar_attended", 0.048, name="W", watched_share=1.0)
+    ev.add("webinar_attended", 0, name="X", watched_share=1.0)
+    r = score(dana(), ev.items, CORPORATE_ACME, with_decay(tmp_path, "linear"), NOW)
+    assert (r.score, r.lifecycle.mql, desired_properties(r)["score"]) == (99.96, False, "99")
+    console = Console(record=True, width=300)
+    console.print(scores_table([(dana(), r)]))
+    print_explanation(console, dana(), r, ev.items)
+    lines = history_lines([{"scored_at": NOW, "model_version": "v1", "score": r.score,
+                            "grade": r.grade, "mql": 0}])  # fmt: skip
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if "dana.whitfield@" in line and "│" in line)
+    cells = [c.strip() for c in row.split("│")[1:-1]]
+    assert cells[1:4] == ["A", "A2", "99.9"]  # grade, priority, score
+    assert cells[6].startswith("+99.9 watched webinar 'W'")  # the CRM's reasons text too
+    assert "score 99.9 (engagement 99.9)" in text
+    assert "100.0" not in text and "100.0" not in lines[0]
+    assert lines[0].startswith("first scored 99.9 (grade")
+
+
+@given(st.integers(min_value=-1_000_000, max_value=1_000_000).map(lambda c: c / 100))
+def test_a_shown_number_is_the_value_rounded_down_to_a_tenth(v: float) -> None:
+    from connector.scoring.accounts import _num  # the compiled build's copy, in account reasons
+    from connector.types import shown_num
+
+    got = shown_num(v)
+    assert _num(v) == got
+    assert float(got) <= v < float(got) + 0.1
+    assert got == str(int(v)) if v == int(v) else got == f"{float(got):.1f}"
+
+
 @given(
     points=st.integers(min_value=-100_000, max_value=100_000).map(lambda c: c / 100),
     bar=st.integers(min_value=-200, max_value=400),

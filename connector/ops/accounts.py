@@ -26,6 +26,7 @@ from connector.state.accounts import (
 )
 from connector.state.store import StateStore
 from connector.types import Reason
+from connector.types import shown_num as _num
 
 DAY = 86400.0
 PEOPLE_SHOWN = 3  # engaged people named in the accounts table before "…and N more"
@@ -449,7 +450,3 @@ def _not_mqa(a: StoredAccountScore, section: AccountsModel) -> tuple[str, ...]:
 
 def _people_ids(r: Reason) -> list[str]:
     return [k.partition(":")[2] for k in r.event_ids if k.startswith("contact:")]
-
-
-def _num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else f"{v:.1f}"

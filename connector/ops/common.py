@@ -19,6 +19,7 @@ from connector.scoring import score_rows_many
 from connector.scoring.engine import keeping_hit_times
 from connector.state.store import LAST_ID, StateStore
 from connector.types import Contact, Enrichment, Reason, ScoreResult
+from connector.types import shown_num as num
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -181,10 +182,6 @@ def open_existing_store(settings: Settings) -> StateStore:
 
 
 # ------------------------------------------------------------------------ formatting
-
-
-def num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
 
 
 def signed(v: float) -> str:

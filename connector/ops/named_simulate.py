@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from connector.model.loader import NamedModel
-from connector.ops.common import num, rescore_stored
+from connector.ops.common import rescore_stored
 from connector.ops.simulate import Flip, Side, Simulation, curve_thresholds
 from connector.pipeline import Enricher
 from connector.state.store import StateStore
+from connector.types import shown_num as num
 
 VERDICT = "qualified"
 

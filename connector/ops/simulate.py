@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from connector.model.loader import LoadedModel
-from connector.ops.common import num, rescore_stored, with_hit_times
+from connector.ops.common import rescore_stored, with_hit_times
 from connector.ops.simulate_accounts import (
     AccountContactFlip,
     AccountSides,
@@ -37,6 +37,7 @@ from connector.pipeline import Enricher
 from connector.scoring.accounts import by_account
 from connector.state.store import StateStore
 from connector.types import Contact, ScoreResult
+from connector.types import shown_num as num
 
 GRADES: tuple[str, ...] = ("A", "B", "C", "D")
 

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from connector.console import fit_table
 from connector.ops.accounts import AccountExplanation, AccountRow
-from connector.ops.common import iso_min, num, signed
+from connector.ops.common import iso_min, signed
 from connector.ops.dead_letters import RecordLabel, RetryResult
 from connector.ops.rescore import (
     NO_GRADE,
@@ -30,6 +30,7 @@ from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, by_account, show
 from connector.state.dead_letters import Dismissal
 from connector.state.store import DeadLetter
 from connector.text import display_text
+from connector.types import shown_num as num
 from connector.views import DOMAIN_SHOWN, EMAIL_SHOWN, REASON_SHOWN, crm_text, short_stage
 
 MAX_FLIPS = 30

@@ -405,7 +405,7 @@ def mqa_misses(
     blocking = {f.name: f.description or f.name for f in section.fit.force if f.block_mqa}
     out = [f"blocked: {blocking[r]}" for r in rules if r in blocking]
     if score < mqa.threshold:
-        out.append(f"score {_under(score, mqa.threshold)} < {_num(mqa.threshold)}")
+        out.append(f"score {_num(score)} < {_num(mqa.threshold)}")  # rounded down: under it
     if grade not in mqa.grades:
         out.append(f"grade {grade}, not {' or '.join(mqa.grades)}")
     if engaged < mqa.min_people:
@@ -776,9 +776,15 @@ def _people(n: int) -> str:
 
 
 def _num(v: float) -> str:
+    """`types.shown_num` in the compiled build (no call out to interpreted code in the account
+    pass): a whole number bare, else to a tenth rounded down."""
     f = float(v)
     # `f % 1.0 == 0.0`: `f.is_integer()` (inf and nan: neither), read without a method call
-    return str(int(v)) if f % 1.0 == 0.0 else f"{v:.1f}"
+    if f % 1.0 == 0.0:
+        return str(int(v))
+    if f - f != 0.0:  # inf or nan
+        return f"{f:.1f}"
+    return f"{math.floor(round(f * 10, 9)) / 10:.1f}"
 
 
 def _shown(score: float, bar: float) -> str:
@@ -789,13 +795,6 @@ def _shown(score: float, bar: float) -> str:
     60.4", never "60 ≥ 60.4")."""
     whole = math.floor(score)
     return str(whole) if whole >= bar else f"{score:.1f}"
-
-
-def _under(score: float, bar: float) -> str:
-    """`_shown`'s twin for a score under `bar`: never reading as the bar or over it (99.6 and
-    99.96 under 100: "99.6", "99.96"; an account's score has two decimals at most)."""
-    shown = _num(score)
-    return shown if float(shown) < bar else f"{score:.2f}"
 
 
 def _signed(points: float) -> str:

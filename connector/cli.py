@@ -344,6 +344,7 @@ def demo_cmd(
 def init_properties_cmd(ctx: click.Context, model_path: str | None) -> None:
     """Create the lead_scoring property group and our properties in the CRM (idempotent)."""
     from connector.app import build_adapter
+    from connector.model.loader import priority_labels_of
 
     settings = _settings(ctx)
     model = _load_model_or_exit(model_path or str(settings.model_path))
@@ -352,10 +353,7 @@ def init_properties_cmd(ctx: click.Context, model_path: str | None) -> None:
         from connector.crm.hubspot import HubSpotAdapter
 
         if isinstance(adapter, HubSpotAdapter):  # the priority options: the model's labels
-            adapter.priority_labels = tuple(model.model.priority.labels())
-            adapter.named_priority_labels = {
-                n.name: n.priority_labels for n in model.named if n.own_priority
-            }
+            adapter.use_priority_labels(*priority_labels_of(model))
         use = getattr(adapter, "use_named_scores", None)
         if callable(use):  # each named score's properties (Marketo: checks its fields)
             use(tuple(n.name for n in model.named))

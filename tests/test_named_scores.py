@@ -239,6 +239,64 @@ def test_init_properties_gives_a_named_score_its_own_priority_options(
         assert lifecycle == [g + b for g in "ABCD" for b in "123"]
 
 
+def test_renamed_bands_stop_the_sync_until_init_properties_adds_their_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A portal set up with the example (services bands 1/2/3), then the services bands
+    renamed hot/warm/cold. HubSpot refuses a dropdown value that is no option: before, the
+    sync wrote and every write naming a new label was refused and dead-lettered, and
+    init-properties left an existing property as it was. Now the sync stops before writing,
+    naming the property and its missing options; init-properties adds them (one PATCH: the
+    model's labels first, the old ones kept after, contacts still hold them); the sync then
+    writes the new labels."""
+    (tmp_path / "renamed").mkdir()
+    renamed = _own_bands(
+        tmp_path / "renamed", "[{name: hot, min: 60}, {name: warm, min: 30}, {name: cold, min: 0}]"
+    )
+    with HubSpotSandbox.start(portal="fixtures/hubspot_demo_portal.json") as sb:
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_BASE_URL", sb.url)
+        monkeypatch.setenv("LEADSCORE_HUBSPOT_TOKEN", sb.token)
+        monkeypatch.setenv("LEADSCORE_STATE_PATH", str(tmp_path / "s.db"))
+        monkeypatch.setenv("LEADSCORE_MODEL_PATH", str(EXAMPLE))
+        run = CliRunner().invoke
+        assert run(cli, ["init-properties"]).exit_code == 0
+        monkeypatch.setenv("LEADSCORE_MODEL_PATH", str(renamed))
+        sb.clear_log()
+        res = run(cli, ["sync"])
+        assert res.exit_code == 2, res.output
+        new = [g + b for g in "ABCD" for b in ("hot", "warm", "cold")]
+        assert (
+            "HubSpot property leadscore_services_priority lacks the options "
+            + ", ".join(new)
+            + " (the model's priority labels; HubSpot refuses a value that is no option of "
+            "its dropdown): run `leadscore init-properties` to add them"
+        ) in res.output
+        assert [r.path for r in sb.requests if "batch/update" in r.path] == []
+        with sqlite3.connect(tmp_path / "s.db") as db:
+            assert db.execute("SELECT COUNT(*) FROM dead_letters").fetchone() == (0,)
+        sb.clear_log()
+        res = run(cli, ["init-properties"])
+        assert res.output == f"created: options {', '.join(new)} of leadscore_services_priority\n"
+        patches = [(r.method, r.path, r.status) for r in sb.requests if r.method == "PATCH"]
+        assert patches == [
+            ("PATCH", "/crm/v3/properties/contacts/leadscore_services_priority", 200)
+        ]
+        from hubspot import HubSpot
+
+        api = HubSpot(access_token=sb.token, host=sb.url).crm.properties.core_api
+        prop = api.get_by_name("contacts", "leadscore_services_priority")
+        assert [o.value for o in prop.options] == new + [g + b for g in "ABCD" for b in "123"]
+        lifecycle = api.get_by_name("contacts", "leadscore_priority")
+        assert [o.value for o in lifecycle.options] == [g + b for g in "ABCD" for b in "123"]
+        again = run(cli, ["init-properties"])
+        assert again.output == "all properties already exist; nothing to do\n"
+        res = run(cli, ["sync"])
+        assert res.exit_code == 0, res.output
+        got = {cid: sb.contact(cid).properties.get("leadscore_services_priority")
+               for cid in ("101", "102", "105", "112")}  # fmt: skip
+        assert got == {"101": "Ahot", "102": "Dhot", "105": "Dcold", "112": "Bcold"}
+
+
 def _bad_model(tmp_path: Path, scores: str) -> Path:
     text = EXAMPLE.read_text().replace("title_rules: titles.yaml", "title_rules: null")
     head, _, _ = text.partition("scores:\n")

@@ -193,6 +193,48 @@ def test_init_properties_creates_the_enumeration_with_the_models_labels(
         assert [v for v, _ in prop.options] == ["AH", "AL", "BH", "BL", "CH", "CL", "DH", "DL"]
 
 
+def test_renamed_bands_are_checked_before_a_sync_writes(demo: Harness, tmp_path: Path) -> None:
+    """The portal's leadscore_priority has the default options (A1 … D3); the model now names
+    its bands H and L. A dry run notes the missing options and writes nothing; a real sync
+    stops before writing (status error, exit 2, nothing dead-lettered); once init-properties'
+    step has added the options, the sync writes the new labels."""
+    from connector.errors import MissingPropertiesError
+    from connector.pipeline.summary import SyncOptions
+
+    custom = _model_file(tmp_path, "priority: {bands: [{name: H, min: 60}, {name: L, min: 0}]}")
+    demo.pipeline.model = load_model(custom)
+    with pytest.raises(MissingPropertiesError) as err:
+        demo.adapter.check_properties()
+    new = ["AH", "AL", "BH", "BL", "CH", "CL", "DH", "DL"]
+    assert err.value.missing == [f"leadscore_priority (options {', '.join(new)})"]
+    demo.pipeline.options = SyncOptions(dry_run=True)
+    dry = demo.pipeline.sync()
+    assert dry.status == "ok" and demo.writes() == []
+    assert any(
+        "lacks 1 of our properties (leadscore_priority (options AH, AL, BH" in n for n in dry.notes
+    ), dry.notes
+    demo.pipeline.options = SyncOptions()
+    demo.pipeline.properties_checked = False
+    stopped = demo.pipeline.sync()
+    assert (stopped.status, stopped.exit_code, stopped.written, stopped.dead_lettered) == (
+        "error",
+        2,
+        0,
+        0,
+    )
+    assert demo.writes() == []
+    assert demo.adapter.ensure_properties() == [f"options {', '.join(new)} of leadscore_priority"]
+    options = [v for v, _ in demo.sb.portal.properties["leadscore_priority"].options]
+    assert options == new + [g + b for g in "ABCD" for b in "123"]
+    done = demo.pipeline.sync()
+    assert (done.status, done.dead_lettered) == ("ok", 0)
+    assert {cid: crm(demo, cid, "leadscore_priority") for cid in ("101", "103", "109")} == {
+        "101": "AH",
+        "103": "DL",
+        "109": "BL",
+    }
+
+
 def test_explain_shows_the_priority(demo: Harness, tmp_path: Path) -> None:
     demo.pipeline.sync()
     path = str(demo.store.path)

@@ -106,6 +106,13 @@ class NamedModel:
         return tuple(self.key(s) for s in NAMED_SUFFIXES)
 
 
+def priority_labels_of(loaded: LoadedModel) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The labels `loaded` writes to the priority dropdowns: the lifecycle score's (and every
+    named score's without bands of its own), and {named score: its own}."""
+    own = {n.name: n.priority_labels for n in loaded.named if n.own_priority}
+    return tuple(loaded.model.priority.labels()), own
+
+
 def derive_named(base: LoadedModel, score: NamedScore) -> NamedModel:
     """The model a named score is computed with: the base with its engagement, its fit (or
     the shared one), no accounts, no named scores, and its threshold as the MQL threshold

@@ -33,7 +33,7 @@ from connector.errors import (
     QuotaExhaustedError,
     StopRunError,
 )
-from connector.model.loader import LoadedModel
+from connector.model.loader import LoadedModel, priority_labels_of
 from connector.pipeline.named import NamedScoreStage
 from connector.pipeline.plan import Planner
 from connector.pipeline.pull import Puller
@@ -130,6 +130,9 @@ class Pipeline:
             use(self._named_names)
         if self._named_names != before:  # other properties now: checked again before writing
             self.properties_checked = False
+        labels = getattr(self.adapter, "use_priority_labels", None)
+        if callable(labels) and labels(*priority_labels_of(loaded)):
+            self.properties_checked = False  # other dropdown options: checked again
 
     @property
     def accounts(self) -> AccountStage | None:

@@ -72,6 +72,8 @@ class HubSpotAdapter(SchemaMixin, ContactsMixin, EventsMixin, CompaniesMixin, Wr
         self.named_scores: tuple[str, ...] = ()
         # a named score's priority options where its bands are its own (name -> labels)
         self.named_priority_labels: dict[str, tuple[str, ...]] = {}
+        # the options of our priority dropdowns as the last properties list read them
+        self._options: dict[str, tuple[str, ...]] = {}
         self.rollups = False
         self._probed = False
         self._stamps: dict[str, str] = {}

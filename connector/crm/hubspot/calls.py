@@ -22,6 +22,7 @@ from connector.crm.hubspot.properties import (
     ACCOUNT_CHECKED_NAMES,
     ACCOUNT_SCOPES,
     CHECKED_NAMES,
+    PRIORITY_PROPERTY,
     PROPERTY_NAMES,
     READ_PROPERTIES,
     named_property_names,
@@ -230,6 +231,7 @@ class HubSpotCalls:
     priority_labels: tuple[str, ...]
     named_scores: tuple[str, ...]
     named_priority_labels: dict[str, tuple[str, ...]]
+    _options: dict[str, tuple[str, ...]]
     rollups: bool
     accounts: bool
     _token: SecretStr
@@ -255,6 +257,27 @@ class HubSpotCalls:
         if names != self.named_scores:
             self.named_scores = names
             self._stamps = {}
+
+    def use_priority_labels(
+        self, labels: tuple[str, ...], own: Mapping[str, tuple[str, ...]]
+    ) -> bool:
+        """The labels the model writes to the priority dropdowns: `labels` to
+        `leadscore_priority` (and to each named score's without bands of its own), `own[name]`
+        to `leadscore_<name>_priority`. init-properties makes them the options; the startup
+        check requires them (HubSpot refuses a value that is no option of its dropdown).
+        Returns whether they changed."""
+        own = dict(own)
+        if labels == self.priority_labels and own == self.named_priority_labels:
+            return False
+        self.priority_labels, self.named_priority_labels = labels, own
+        return True
+
+    def priority_options_wanted(self) -> dict[str, tuple[str, ...]]:
+        """{priority property: the labels the model writes to it}, the named scores' too."""
+        out = {PRIORITY_PROPERTY: self.priority_labels}
+        for n in self.named_scores:
+            out[f"leadscore_{n}_priority"] = self.named_priority_labels.get(n, self.priority_labels)
+        return out
 
     def hs_name(self, key: str) -> str:
         """The HubSpot property name of one of our keys (`services_score` →

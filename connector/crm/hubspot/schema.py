@@ -51,6 +51,14 @@ def _snake(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _option_values(prop: Mapping[str, Any]) -> tuple[str, ...]:
+    """A listed property's option values, in their order."""
+    options = prop.get("options")
+    if not isinstance(options, list):
+        return ()
+    return tuple(str(o.get("value")) for o in options if isinstance(o, Mapping))
+
+
 class SchemaMixin(HubSpotCalls):
     """init-properties, check_properties, property stamps and the engagement probe."""
 
@@ -70,6 +78,10 @@ class SchemaMixin(HubSpotCalls):
         listed = [p for p in _results(data, "properties") if isinstance(p, Mapping)]
         if object_type != "contacts":
             return {str(p.get("name")) for p in listed}
+        dropdowns = self.priority_options_wanted()
+        self._options = {
+            str(p.get("name")): _option_values(p) for p in listed if str(p.get("name")) in dropdowns
+        }
         # the account's properties whether account scoring is on or not: turning it off and on
         # again is no re-creation (those that exist keep their stamps)
         checked = self.checked_names(accounts=True)
@@ -111,10 +123,24 @@ class SchemaMixin(HubSpotCalls):
             )
         )
 
+    def lacking_options(self) -> dict[str, list[str]]:
+        """{priority dropdown: the labels the model writes that are no option of it}, for
+        those the last properties list found (a missing property is missing, not this)."""
+        out: dict[str, list[str]] = {}
+        for name, labels in self.priority_options_wanted().items():
+            have = self._options.get(name)
+            if have is None:
+                continue
+            lacking = [v for v in labels if v not in have]
+            if lacking:
+                out[name] = lacking
+        return out
+
     def ensure_properties(self) -> list[str]:
         created: list[str] = []
         contact_defs = self._contact_defs()
         self._ensure_for("contacts", contact_defs, created)
+        self._add_options(created)
         if self.accounts:
             self._ensure_for("companies", COMPANY_PROPERTY_DEFS, created)
         return created
@@ -172,6 +198,41 @@ class SchemaMixin(HubSpotCalls):
             if checked:
                 created.append(f"{label}{spec['name']}")
 
+    def _add_options(self, created: list[str]) -> None:
+        """Give each existing priority dropdown the labels the model writes that it lacks
+        (bands renamed, or a named score's own): the model's labels in its order, then the
+        options it had and the model no longer writes, kept (contacts may still hold them
+        until rescored). One PATCH a dropdown; `created` names what was added."""
+        from hubspot.crm.properties import PropertyUpdate
+
+        for name, lacking in self.lacking_options().items():
+            wanted = self.priority_options_wanted()[name]
+            values = [*wanted, *(v for v in self._options[name] if v not in wanted)]
+            options = [{"label": v, "value": v, "displayOrder": i} for i, v in enumerate(values)]
+            body = PropertyUpdate(**_snake({"options": options}))
+            update = partial(
+                self._props.update_with_http_info,
+                "contacts",
+                name,
+                body,
+                _request_timeout=self.timeout_s,
+                _preload_content=False,
+            )
+            try:
+                self._call("properties.update", partial(_read_raw, update))
+            except _HttpError as exc:
+                raise ConfigError(
+                    f"cannot add the options {', '.join(lacking)} to property {name}: "
+                    f"{exc}{_so_far(created)}"
+                ) from None
+            except RetryableError as exc:
+                raise RetryableError(
+                    f"cannot add the options {', '.join(lacking)} to property {name}: "
+                    f"{exc}{_so_far(created)}"
+                ) from None
+            self._options[name] = tuple(values)
+            created.append(f"options {', '.join(lacking)} of {name}")
+
     def _create_checked(
         self,
         kind: str,
@@ -224,6 +285,19 @@ class SchemaMixin(HubSpotCalls):
                 + ": run `leadscore init-properties` first (with `--model PATH` for a model "
                 "not yet in force)",
                 missing,
+                "run `leadscore init-properties`",
+            )
+        lacking = self.lacking_options()
+        if lacking:
+            raise MissingPropertiesError(
+                "HubSpot "
+                + "; ".join(
+                    f"property {name} lacks the options {', '.join(values)}"
+                    for name, values in lacking.items()
+                )
+                + " (the model's priority labels; HubSpot refuses a value that is no option "
+                "of its dropdown): run `leadscore init-properties` to add them",
+                [f"{name} (options {', '.join(values)})" for name, values in lacking.items()],
                 "run `leadscore init-properties`",
             )
         self.probe_engagement()

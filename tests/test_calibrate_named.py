@@ -95,6 +95,7 @@ def _alone(folder: Path) -> Path:
     alone = {k: v for k, v in raw.items() if k not in ("scores", "lifecycle_score")}
     alone["engagement"] = engagement
     alone["lifecycle"]["mql"]["threshold"] = services["threshold"]
+    alone["priority"] = services["priority"]  # its own bands, the one-score model's
     # a forced grade on lifecycle rules firing never holds for services (none of its rules):
     # left out here, where the loader would reject the names
     alone["fit"]["force"] = [f for f in raw["fit"]["force"] if "fired" not in f["when"]]
@@ -129,6 +130,7 @@ def test_a_named_score_is_calibrated_as_that_score_alone_would_be(
     ]  # fmt: skip
     assert (s.threshold, s.current_threshold) == (a.threshold, 60.0)
     assert s.caps == a.caps
+    assert s.priority is not None and s.priority == a.priority  # its own bands, refit alike
     assert s.grades is None  # the shared profile is the lifecycle score's: kept
     assert named.notes[0] == (
         "the profile (fit points and grades) was not refit: services shares the fit section "
@@ -148,7 +150,19 @@ def test_the_suggested_file_changes_the_services_entry_alone(
     portal: Harness, folder: Path, named: CalibrationResult, tmp_path: Path
 ) -> None:
     s = named.suggestion
-    assert s is not None and s.priority is None  # the bands are shared: left as they are
+    assert s is not None and s.priority is not None  # services' bands are its own: refit
+    # as of the calibration's now (91 days on) the 90-day window leaves every services score
+    # at 0: band 1 follows the threshold, band 2 is scaled (no share to keep)
+    assert [(b.name, b.current, b.suggested, b.how) for b in s.priority.bands] == [
+        ("1", 60, 58, "the MQL threshold's"),
+        ("2", 30, 29, "as many contacts at or above it"),
+        ("3", 0, 0, "last band"),
+    ]
+    assert [(b.contacts_now, b.contacts_suggested) for b in s.priority.bands] == [
+        (0, 0),
+        (0, 0),
+        (54, 54),
+    ]
     source = folder / "two_products.yaml"
     out = folder / "services.suggested.yaml"
     write_suggestion(named, load_model(source), out)
@@ -161,6 +175,8 @@ def test_the_suggested_file_changes_the_services_entry_alone(
     expected["version"] = "2026.12-two-products-calibrated-2027-01-31"
     entry = expected["scores"][0]
     entry["threshold"] = s.threshold
+    entry["priority"]["bands"][0]["min"] = 58
+    entry["priority"]["bands"][1]["min"] = 29
     for rule in entry["engagement"]["rules"]:
         if rule["name"] in new:
             rule["points"] = new[rule["name"]]
@@ -222,6 +238,11 @@ def test_cli_calibrates_a_named_score_and_simulate_runs_on_the_file(
         flat
     )
     assert f"Threshold of services 60 → {s.threshold:g}" in flat
+    assert (
+        "Priority bands of score services refit to the suggested contact points, on 54 stored "
+        "contacts" in flat
+    )
+    assert "1 60 → 58 (the MQL threshold's); 2 30 → 29 (as many contacts at or above it)" in flat
     assert f"leadscore simulate --score services --model {out}" in flat
 
 
@@ -276,6 +297,9 @@ def test_a_score_with_its_own_fit_and_no_threshold_refits_them_in_its_entry(
     assert (s.threshold, s.current_threshold) == (a.threshold, 100.0)
     assert s.threshold != 100.0  # 30% of the training contacts qualify below it
     assert s.grades is not None and s.grades == a.grades
+    # its own bands (60/30/0, band 1 not at the lifecycle's 100 that stands in for its
+    # threshold) keep their shares on its contacts, as the one-score model's do
+    assert s.priority is not None and s.priority == a.priority and s.priority.changed
     out = folder / "own_fit.suggested.yaml"
     write_suggestion(named, load_model(variant), out)
     text = out.read_text(encoding="utf-8")
@@ -287,6 +311,8 @@ def test_a_score_with_its_own_fit_and_no_threshold_refits_them_in_its_entry(
     expected["version"] = s.version
     entry = expected["scores"][0]
     entry["threshold"] = s.threshold  # added: the entry had none
+    for band, refit in zip(entry["priority"]["bands"], s.priority.bands, strict=True):
+        band["min"] = int(refit.suggested)
     fit_points = {c.rule: c.suggested for c in s.changes if c.section == "fit"}
     for rule in entry["fit"]["rules"]:
         rule["points"] = fit_points[rule["name"]]

@@ -344,3 +344,62 @@ def test_keep_share_exact_cases() -> None:
     # everybody: next to the lowest (or the scaled one below it)
     assert keep_share(now, new, 0, 3) == 3
     assert keep_share(now, new, 0, 9) == 5
+
+
+def test_a_named_scores_own_bands_are_refit_as_the_lifecycle_scores_are(
+    portal: tuple[StateStore, LoadedModel], result: CalibrationResult, tmp_path: Path
+) -> None:
+    """`calibrate --score twin`: a named score with the lifecycle score's rules, threshold and
+    bands written as its own. Its bands are refit on its contacts' shown scores exactly as the
+    lifecycle score's are (the same minimums, the same counts), and the suggested file edits
+    them in its entry, in place; the model's own bands are not touched. Before, a named
+    score's run left its bands as they were, so band 1 no longer matched its threshold."""
+    store, current = portal
+    raw = yaml.safe_load(Path(current.path).read_text(encoding="utf-8"))
+    twin = {
+        "name": "twin",
+        "threshold": 100,
+        "priority": {
+            "bands": [{"name": n, "min": m} for n, m in (("1", 100), ("2", 50), ("3", 0))]
+        },
+        "engagement": raw["engagement"],
+    }
+    raw["scores"] = [twin]
+    path = tmp_path / "twin.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    model = load_model(path)
+    named = calibrate(
+        store, CRM, model, now=NOW, options=CalibrationOptions(rate_tolerance=0.0), score="twin"
+    )
+    s, lifecycle = named.suggestion, result.suggestion
+    assert s is not None and lifecycle is not None, named.insufficient
+    assert (s.current_threshold, s.threshold) == (100, 103)
+    assert s.priority is not None and lifecycle.priority is not None
+    assert (
+        _bands(s.priority)
+        == _bands(lifecycle.priority)
+        == [
+            ("1", 100, 103, BY_THRESHOLD),
+            ("2", 50, 20, BY_SHARE),
+            ("3", 0, 0, LAST),
+        ]
+    )
+    assert _counts(s.priority) == _counts(lifecycle.priority)
+    assert s.edits[("scores", 0, "priority", "bands", 0, "min")] == 103
+    assert s.edits[("scores", 0, "priority", "bands", 1, "min")] == 20
+    assert not [k for k in s.edits if k[0] == "priority"] and () not in s.additions
+    written = write_suggestion(named, model, tmp_path / "twin.suggested.yaml")
+    own = written.named_score("twin")
+    assert own is not None and own.own_priority
+    assert [(b.name, b.min) for b in own.loaded.model.priority.bands] == [
+        ("1", 103), ("2", 20), ("3", 0)
+    ]  # fmt: skip
+    assert written.model.priority == model.model.priority  # the lifecycle's: as they were
+    text = (tmp_path / "twin.suggested.yaml").read_text(encoding="utf-8")
+    assert (
+        "# Priority bands of twin refit on 1400 stored contacts (contacts now -> with this "
+        "model):\n"
+        "#   band 1: min 100 -> 103 (the MQL threshold's; 36 -> 5 contacts)\n"
+        "#   band 2: min 50 -> 20 (as many contacts at or above it; 33 -> 63 contacts)\n"
+    ) in text
+    assert "its threshold, its priority bands and version differ;" in text

@@ -349,6 +349,28 @@ def calibrate(
             acc_edits, acc_adds, acc_refit, _ = found
             edits, adds = {**edits, **acc_edits}, merged_additions(adds, acc_adds)
         edits, adds = {**edits, **band_edits}, merged_additions(adds, band_adds)
+    elif target.index is not None and _own_bands(whole, target.name):
+        # a named score's own bands follow its suggested points, as the lifecycle score's do
+        # (its contacts, its shown scores now and with the suggestion)
+        from connector.calibrate.accounts_refit import OfflineEnricher
+        from connector.ops.simulate import model_sides
+
+        draft, _ = load_suggested(whole, edits, (), adds)
+        offline = OfflineEnricher(enrich) if enrich is not None else None
+        sim, _ = model_sides(store, crm, model, target.view(draft), offline, now)
+        band_edits, band_adds, bands = refit_priority(
+            model,
+            threshold,
+            {},
+            {},
+            store=store,
+            crm=crm,
+            now=now,
+            sim=sim,
+            entry=("scores", target.index),
+            source=whole,
+        )
+        edits, adds = {**edits, **band_edits}, merged_additions(adds, band_adds)
     header = _header(
         model,
         ds.counts.labelled,
@@ -436,14 +458,18 @@ def _header(
         lines += [
             f"Only score {target.name} was calibrated: the points of its rules and tiers, the",
             f"caps that scale with them{', its profile' if target.own_fit else ''}, its "
-            "threshold and version differ;",
+            + ("threshold, its priority bands" if priority is not None and priority.changed
+               else "threshold")
+            + " and version differ;",
             f"everything outside {where} is as it was.",
             "NOT applied: review it, check it with `leadscore validate-model`, preview it with",
             f"`leadscore simulate --score {target.name} --model`, then apply it with",
             "`leadscore rescore --model`.",
-        ]
+        ]  # fmt: skip
         if threshold != old_t:
             lines.append(f"Threshold of {target.name}: {old_t:g} -> {threshold:g}.")
+        if priority is not None:  # its own bands (a score sharing the model's leaves them)
+            lines += _priority_header(priority, target.name)
     else:
         lines += textwrap.wrap(
             "Only points (engagement, tiers, profile), the caps that scale with them, the "
@@ -502,13 +528,19 @@ def _accounts_header(a: AccountsRefit) -> list[str]:
     return lines
 
 
-def _priority_header(p: PriorityRefit) -> list[str]:
+def _own_bands(whole: LoadedModel, name: str) -> bool:
+    found = whole.named_score(name)
+    return found is not None and found.own_priority
+
+
+def _priority_header(p: PriorityRefit, score: str | None = None) -> list[str]:
     how = (
         f"on {p.contacts} stored contacts (contacts now -> with this model)"
         if p.method == SHARES
         else f"x{p.scale:g} ({p.contacts} scored contact(s): too few to keep the bands' shares)"
     )
-    lines = [f"Priority bands {'refit' if p.changed else 'kept'} {how}:"]
+    whose = f"Priority bands of {score}" if score is not None else "Priority bands"
+    lines = [f"{whose} {'refit' if p.changed else 'kept'} {how}:"]
     for b in p.bands:
         counts = (
             f"; {b.contacts_now} -> {b.contacts_suggested} contacts"

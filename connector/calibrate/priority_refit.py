@@ -104,6 +104,8 @@ def refit_priority(
     enrich: EnrichFn | None = None,
     min_contacts: int = MIN_CONTACTS,
     sim: Simulation | None = None,
+    entry: PathKey = (),
+    source: LoadedModel | None = None,
 ) -> tuple[dict[PathKey, Any], Additions, PriorityRefit]:
     """The edits and additions that refit `model`'s priority bands to the suggestion (see the
     module docstring), and what they do. `threshold`: the suggested MQL threshold;
@@ -111,7 +113,9 @@ def refit_priority(
     `sim`: the stored contacts already simulated with `model` and a draft with these contact
     points as of `now` (the accounts refit's: a contact's score does not read the accounts
     section, so its edits and MQA threshold leave `sim.shown` as it is); None: simulated here.
-    Reads the state DB; writes nothing."""
+    A named score with bands of its own (`calibrate --score NAME`): `model` is the model it is
+    computed with, `sim` its two sides, `entry` its place in the file (`("scores", i)`) and
+    `source` the whole model file, where the edits land. Reads the state DB; writes nothing."""
     from connector.ops.simulate import model_sides
 
     current_t = float(model.model.lifecycle.mql.threshold)
@@ -160,7 +164,7 @@ def refit_priority(
         ),
         sim.contacts,
     )
-    return *_edits(model, refit), refit
+    return *_edits(source or model, refit, entry), refit
 
 
 def keep_share(current: Counter[int], suggested: Counter[int], low: float, target: float) -> int:
@@ -186,20 +190,23 @@ def band_counts(shown: Counter[int], bands: Sequence[tuple[float, str]]) -> list
     return [per[name] for _, name in bands]
 
 
-def _edits(model: LoadedModel, refit: PriorityRefit) -> tuple[dict[PathKey, Any], Additions]:
-    """The changed minimums as edits of the model file where it writes its bands, else the
-    whole `priority: {bands: [...]}` added; nothing changed: nothing."""
+def _edits(
+    model: LoadedModel, refit: PriorityRefit, entry: PathKey = ()
+) -> tuple[dict[PathKey, Any], Additions]:
+    """The changed minimums as edits of the model file where it writes its bands (under
+    `entry`: a named score's own), else the whole `priority: {bands: [...]}` added; nothing
+    changed: nothing."""
     if not refit.changed:
         return {}, {}
     values: dict[PathKey, Any] = {
-        ("priority", "bands", i, "min"): _number(b.suggested)
+        (*entry, "priority", "bands", i, "min"): _number(b.suggested)
         for i, b in enumerate(refit.bands)
         if b.suggested != b.current
     }
     edits, adds = edits_or_additions(model, values)
     if adds:  # the file leaves the bands to their defaults: write them whole
         whole = [{"name": b.name, "min": _number(b.suggested)} for b in refit.bands]
-        edits, adds = edits_or_additions(model, {("priority", "bands"): whole})
+        edits, adds = edits_or_additions(model, {(*entry, "priority", "bands"): whole})
     return edits, adds
 
 

@@ -182,17 +182,19 @@ def account_refit_lines(r: CalibrationResult) -> list[str]:
     return out
 
 
-def priority_refit_lines(s: Suggestion) -> list[str]:
+def priority_refit_lines(s: Suggestion, score: str | None = None) -> list[str]:
     """What the suggestion did to the priority bands (priority_refit.py): every band's minimum,
-    old → new, and its contacts now and with the suggested model on the same data."""
+    old → new, and its contacts now and with the suggested model on the same data. `score`:
+    the named score whose own bands they are."""
     p = s.priority
     if p is None:
         return []
     verb = "refit" if p.changed else "kept"
+    whose = f"Priority bands of score {score}" if score else "Priority bands"
     bands = "; ".join(f"{b.name} {num(b.current)} → {num(b.suggested)} ({b.how})" for b in p.bands)
     if p.method != SHARES:
         return [
-            f"Priority bands {verb}, scaled with the contact points (×{num(p.scale)}, the MQL "
+            f"{whose} {verb}, scaled with the contact points (×{num(p.scale)}, the MQL "
             f"threshold's {num(s.current_threshold)} → {num(s.threshold)}): {p.contacts:,} "
             f"stored contact(s) scored, too few (under {MIN_CONTACTS}) to keep each band's "
             f"share of: {bands}."
@@ -207,7 +209,7 @@ def priority_refit_lines(s: Suggestion) -> list[str]:
         if b.contacts_now is not None and b.contacts_suggested is not None
     )
     return [
-        f"Priority bands {verb} to the suggested contact points, on {p.contacts:,} stored "
+        f"{whose} {verb} to the suggested contact points, on {p.contacts:,} stored "
         "contacts scored with both models (each band keeps its share of them; a band at the MQL "
         f"threshold follows it; the last band's minimum is scaled): {bands}.",
         f"Contacts per band, now → with the suggestion: {moved} (with the bands left as they "
@@ -428,7 +430,7 @@ def print_calibration(
     for line in [*cap_lines(s.caps), *grade_lines(s)]:
         console.print(line, highlight=False)
     # plain text, company names among it as the CRM holds them ("Initech [/] …" is no markup)
-    for line in [*account_refit_lines(r), *priority_refit_lines(s)]:
+    for line in [*account_refit_lines(r), *priority_refit_lines(s, r.score if r.named else None)]:
         console.print(line, highlight=False, markup=False)
     cands = candidates_rich(s)
     if cands is not None:
@@ -693,7 +695,7 @@ def render_calibration_html(result: CalibrationResult, out_path: str | None = No
             *cap_lines(s.caps),
             *grade_lines(s),
             *account_refit_lines(r),
-            *priority_refit_lines(s),
+            *priority_refit_lines(s, r.score if r.named else None),
         ]
     ]
     rows = candidate_rows(s)[:15]

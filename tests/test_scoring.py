@@ -599,6 +599,12 @@ def test_a_score_short_of_a_bar_never_reads_as_it_in_the_crm(tmp_path: Path) -> 
     named = load_model(Path(MODEL.path).parent / "two_products.yaml").named[0]
     short = replace(r, score=99.6)
     assert named_properties(named, short)[named.key("score")] == "99"
+    # a bar that is no whole number reads as written: qualified at 59.7 of 59.6 said
+    # "qualified (60+)" (rounded) beside a score of 59
+    bar = replace(named, threshold=59.6)
+    got59 = named_properties(bar, replace(r, score=59.7))
+    assert got59[named.key("score")] == "59"
+    assert got59[named.key("reasons")].startswith("qualified (59.6+); ")
 
 
 def test_the_terminal_shows_a_score_short_of_a_bar_under_it(tmp_path: Path) -> None:

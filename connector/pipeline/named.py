@@ -17,6 +17,7 @@ from connector.model.loader import NamedModel
 from connector.pipeline.score import Pairs
 from connector.scoring import score_rows_many
 from connector.types import Contact, Enrichment, ScoreResult, crm_score
+from connector.types import shown_num as _num
 
 if TYPE_CHECKING:
     from connector.pipeline.core import Pipeline
@@ -61,10 +62,6 @@ def score_named(
     all: `score_rows_many`)."""
     results = score_rows_many(contact, rows, enrichment, [n.loaded for n in named], now)
     return list(zip(named, results, strict=True))
-
-
-def _num(v: float) -> str:
-    return str(round(v))
 
 
 class NamedScoreStage:

@@ -29,10 +29,13 @@ class MissingPropertiesError(ConfigError):
     (`leadscore init-properties` on HubSpot). A dry run notes it and goes on: it writes
     nothing."""
 
-    def __init__(self, message: str, missing: list[str], remedy: str) -> None:
+    def __init__(
+        self, message: str, missing: list[str], remedy: str, dry_note: str | None = None
+    ) -> None:
         super().__init__(message)
         self.missing = missing
         self.remedy = remedy
+        self.dry_note = dry_note  # what a dry run notes instead of "lacks N properties"
 
 
 class InputError(ConnectorError):

@@ -13,7 +13,7 @@ from connector.model.loader import LoadedModel
 from connector.scoring import compile_model
 from connector.scoring.accounts import by_account
 from connector.state.accounts import StoredAccountScore
-from connector.types import Contact, Event, ScoreResult
+from connector.types import Contact, Event, ScoreResult, shown_bar
 from connector.types import shown_num as _num
 
 
@@ -229,8 +229,9 @@ class AccountPart:
         if self.contact_mql_threshold is not None:
             grades = " or ".join(self.contact_grades)
             out += (
-                f": a grade {grades} contact is an MQL from {_num(self.contact_mql_threshold)} "
-                f"points instead of {_num(self.mql_threshold)}"
+                f": a grade {grades} contact is an MQL from "
+                f"{shown_bar(self.contact_mql_threshold)} points instead of "
+                f"{shown_bar(self.mql_threshold)}"
             )
             out += (
                 "; this contact's MQL is the account's"

@@ -14,6 +14,7 @@ It imports nothing of the project but `connector.byfields`, so `connector.types`
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final, Literal, final
 
 from connector.byfields import ByFields
@@ -55,3 +56,26 @@ class Reason(ByFields):
             f"Reason(rule={self.rule!r}, category={self.category!r}, points={self.points!r}, "
             f"text={self.text!r}, event_ids={self.event_ids!r}, kind={self.kind!r})"
         )
+
+
+def shown_points(v: float) -> str:
+    """A score or points as leadscore shows them, in a reason's text, the terminal, `explain`:
+    a whole number bare, else to a tenth rounded down, as the CRM's whole-number properties
+    round down (`types.crm_score`): 99.96 reads "99.9" beside the CRM's 99, never "100.0" on
+    a contact that is no MQL at 100. Here (a compiled module) for the scoring core's reason
+    texts; `types.shown_num` is this."""
+    f = float(v)
+    # `f % 1.0 == 0.0`: `f.is_integer()` (inf and nan: neither), read without a method call
+    if f % 1.0 == 0.0:
+        return str(int(f))
+    if f - f != 0.0:  # inf or nan
+        return f"{f:.1f}"
+    # round(…, 9) first: 0.3 * 10 is 3.0000000000000004 and 0.7 * 10 is 7.000000000000001
+    return f"{math.floor(round(f * 10, 9)) / 10:.1f}"
+
+
+def shown_bar(v: float) -> str:
+    """A bar (a threshold the model file writes) as written: 60, 59.6, 60.45; never rounded,
+    so a score shown rounded down never reads as over a bar it is under, nor the other way."""
+    f = float(v)
+    return str(int(f)) if f % 1.0 == 0.0 else f"{f:g}"

@@ -16,6 +16,8 @@ from typing_extensions import dataclass_transform
 
 from connector.member import AccountMember as AccountMember
 from connector.reason import Reason as Reason
+from connector.reason import shown_bar as shown_bar
+from connector.reason import shown_points
 
 _T = TypeVar("_T")
 
@@ -87,19 +89,9 @@ def crm_score(points: float) -> str:
     return str(math.floor(points))
 
 
-def shown_num(v: float) -> str:
-    """A score or points as the terminal shows them (tables, `explain`, previews, reports):
-    a whole number bare, else to a tenth rounded down, as the CRM's whole-number properties
-    round down (`crm_score`): 99.96 reads "99.9" beside the CRM's 99, never "100.0" on a
-    contact that is no MQL at 100."""
-    f = float(v)
-    if f.is_integer():
-        return str(int(f))
-    if not math.isfinite(f):
-        return f"{f:.1f}"
-    # round(…, 6) first: 0.3 * 10 is 3.0000000000000004 and 0.7 * 10 is 7.000000000000001,
-    # and a tenth just under its binary neighbour must not lose it either
-    return f"{math.floor(round(f * 10, 9)) / 10:.1f}"
+# how scores, points and bars read (the terminal, `explain`, reason texts): `connector.reason`,
+# compiled with the scoring core
+shown_num = shown_points
 
 
 def stage_rank(stage: str | None) -> int:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from connector.scoring.accounts import NAME_SHOWN, TITLE_SHOWN, shown_text
-from connector.types import Contact, Event, ScoreResult
+from connector.types import Contact, Event, ScoreResult, shown_bar
 from connector.types import shown_num as _num
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ def print_named_explanation(
     qualified = threshold is not None and result.score >= threshold
     verdict = ""
     if threshold is not None:
-        verdict = f" · {'qualified' if qualified else 'not qualified'} ({_num(threshold)}+)"
+        verdict = f" · {'qualified' if qualified else 'not qualified'} ({shown_bar(threshold)}+)"
     console.print(
         f"[bold]score {name}[/bold]: [bold]{_num(result.score)}[/bold]"
         f" (engagement {_num(result.engagement_points)})"

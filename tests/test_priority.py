@@ -4,8 +4,9 @@ written to the CRM, shown by explain and the demo, and the report's grade × ban
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -22,6 +23,7 @@ from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.marketo import MarketoSandbox
 from connector.scoring.engine import priority_bands, priority_label
 from connector.state.store import StateStore
+from connector.worker.passes import refresh_contacts, rescore_due
 
 from .conftest import Harness
 from .test_marketo_e2e import ANCHOR, FIXTURE, offline_settings, sandbox_clock
@@ -210,9 +212,10 @@ def test_renamed_bands_are_checked_before_a_sync_writes(demo: Harness, tmp_path:
     demo.pipeline.options = SyncOptions(dry_run=True)
     dry = demo.pipeline.sync()
     assert dry.status == "ok" and demo.writes() == []
-    assert any(
-        "lacks 1 of our properties (leadscore_priority (options AH, AL, BH" in n for n in dry.notes
-    ), dry.notes
+    assert dry.notes == [
+        f"HubSpot property leadscore_priority lacks the options {', '.join(new)}: run "
+        "`leadscore init-properties` to add them before a real sync (this dry run writes nothing)"
+    ]
     demo.pipeline.options = SyncOptions()
     demo.pipeline.properties_checked = False
     stopped = demo.pipeline.sync()
@@ -222,10 +225,25 @@ def test_renamed_bands_are_checked_before_a_sync_writes(demo: Harness, tmp_path:
         0,
         0,
     )
+    # the worker's other passes check before they write too (they wrote, and every write
+    # naming a new label was refused and dead-lettered)
+    demo.clock[0] = demo.clock[0] + timedelta(days=40)  # events leave the window: contacts due
+    assert demo.store.due_contact_ids("hubspot", demo.clock[0])
+    for other in (rescore_due(demo.pipeline), refresh_contacts(demo.pipeline, ["101"])):
+        assert (other.status, other.exit_code, other.written, other.dead_lettered) == (
+            "error",
+            2,
+            0,
+            0,
+        )
     assert demo.writes() == []
+    # an option a HubSpot admin relabelled keeps its label; the model's labels come first
+    prop = demo.sb.portal.properties["leadscore_priority"]
+    prop.options = [(v, "A1 - hottest" if v == "A1" else label) for v, label in prop.options]
     assert demo.adapter.ensure_properties() == [f"options {', '.join(new)} of leadscore_priority"]
-    options = [v for v, _ in demo.sb.portal.properties["leadscore_priority"].options]
-    assert options == new + [g + b for g in "ABCD" for b in "123"]
+    assert prop.options == [(v, v) for v in new] + [
+        (g + b, "A1 - hottest" if g + b == "A1" else g + b) for g in "ABCD" for b in "123"
+    ]
     done = demo.pipeline.sync()
     assert (done.status, done.dead_lettered) == ("ok", 0)
     assert {cid: crm(demo, cid, "leadscore_priority") for cid in ("101", "103", "109")} == {
@@ -233,6 +251,52 @@ def test_renamed_bands_are_checked_before_a_sync_writes(demo: Harness, tmp_path:
         "103": "DL",
         "109": "BL",
     }
+
+
+def test_options_removed_while_the_worker_runs_are_checked_again(
+    demo: Harness, tmp_path: Path
+) -> None:
+    """The check passed, then the dropdown lost the options (a HubSpot admin deleted them, a
+    property re-created by hand): the pass's writes are refused (INVALID_OPTION) and
+    dead-lettered, and the next pass checks again and stops before writing, rather than
+    dead-lettering every write of every pass until the worker restarts."""
+    custom = _model_file(tmp_path, "priority: {bands: [{name: H, min: 60}, {name: L, min: 0}]}")
+    demo.pipeline.model = load_model(custom)
+    demo.pipeline.properties_checked = True  # as if checked before the options went away
+    first = demo.pipeline.sync()
+    assert (first.written, first.dead_lettered) == (0, 54)
+    assert demo.pipeline.properties_checked is False
+    demo.sb.clear_log()
+    second = demo.pipeline.sync()
+    assert (second.status, second.exit_code, second.written, second.dead_lettered) == (
+        "error",
+        2,
+        0,
+        0,
+    )
+    assert demo.writes() == []
+
+
+def test_a_listing_without_options_is_not_judged_nor_patched(demo: Harness, tmp_path: Path) -> None:
+    """A properties list whose dropdown carries no `options` (a proxy's trimmed answer): the
+    check cannot tell what the dropdown lacks, so it reports nothing and init-properties sends
+    no PATCH; a blind PATCH of the model's labels alone would have deleted every other option."""
+    custom = _model_file(tmp_path, "priority: {bands: [{name: H, min: 60}, {name: L, min: 0}]}")
+    demo.pipeline.model = load_model(custom)
+    prop = demo.sb.portal.properties["leadscore_priority"]
+    listed = prop.to_json
+
+    def without_options() -> dict[str, Any]:
+        out = dict(listed())
+        del out["options"]
+        return out
+
+    prop.to_json = without_options  # type: ignore[method-assign]
+    demo.adapter.check_properties()  # nothing judged: no error
+    assert demo.adapter.lacking_options() == {}
+    assert demo.adapter.ensure_properties() == []
+    assert [r.method for r in demo.sb.requests if r.method == "PATCH"] == []
+    assert [v for v, _ in prop.options] == [g + b for g in "ABCD" for b in "123"]
 
 
 def test_explain_shows_the_priority(demo: Harness, tmp_path: Path) -> None:

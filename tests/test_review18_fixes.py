@@ -176,3 +176,12 @@ def test_an_account_just_under_the_bar_never_reads_as_at_it() -> None:
         got.append(_not_mqa(_account_row(row), section))
     assert got == [("score 99.9 < 100",), ("score 99.6 < 100",), ("score 12 < 100",)]
     assert (_shown(72.31, 60.4), _shown(72.24, 60.4), _shown(60.44, 60.4)) == ("72", "72", "60.4")
+    # rounded down, never up past the CRM's whole number, and two decimals where a tenth would
+    # read under a bar of two decimals
+    assert (_shown(60.96, 60.4), _shown(60.46, 60.45)) == ("60.9", "60.46")
+    section = section.model_copy(
+        update={"mqa": section.mqa.model_copy(update={"threshold": 60.45})}
+    )
+    row = list(_ROW)
+    row[1], row[5], row[12] = "company:1", 60.42, '["1", "2"]'
+    assert _not_mqa(_account_row(row), section) == ("score 60.4 < 60.45",)

@@ -60,7 +60,7 @@ def print_preview(console: Console, p: RescorePreview, *, dry_run: bool) -> None
     console.print(p.headline() + (f" ({p.stage_to_mql} moved to MQL)" if p.stage_to_mql else ""))
     for named in p.named.values():  # the model's other scores (the counts above cover all)
         console.print(named.headline(), highlight=False)
-    parts = [f"mean {signed(round(p.mean_delta, 1))}"]
+    parts = [f"mean {signed(p.mean_delta)}"]
     for label, c in (("largest rise", p.largest_up), ("largest drop", p.largest_down)):
         if c is not None:
             parts.append(

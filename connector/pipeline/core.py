@@ -155,8 +155,7 @@ class Pipeline:
         def body(summary: SyncSummary) -> None:
             if self.options.check_properties:
                 listed = not self.properties_checked
-                if listed:
-                    self._check_properties(summary)
+                self.check_before_writing(summary)
                 if not self.options.dry_run:
                     self._refill_recreated_properties(refresh=not listed)
             self.arm_fresh_state_guard()
@@ -178,6 +177,15 @@ class Pipeline:
 
         return self.run_pass("sync", body)
 
+    def check_before_writing(self, summary: SyncSummary) -> None:
+        """Every pass that writes (a sync, the worker's due rescores and webhook refreshes)
+        checks the CRM's properties and the priority dropdowns' options first, until a check
+        passes (again after the model changes or a write finds the CRM's schema changed): a
+        missing property or option stops the pass before it writes anything, rather than
+        every write being refused and dead-lettered."""
+        if self.options.check_properties and not self.properties_checked:
+            self._check_properties(summary)
+
     def _check_properties(self, summary: SyncSummary) -> None:
         """The CRM must have our properties before a real sync writes; a dry run writes
         nothing, so it only notes what is missing (and still probes the events API)."""
@@ -188,7 +196,9 @@ class Pipeline:
                 raise
             shown = ", ".join(exc.missing[:3]) + (", …" if len(exc.missing) > 3 else "")
             summary.notes.append(
-                f"the CRM lacks {len(exc.missing)} of our properties ({shown}): "
+                f"{exc.dry_note} (this dry run writes nothing)"
+                if exc.dry_note
+                else f"the CRM lacks {len(exc.missing)} of our properties ({shown}): "
                 f"{exc.remedy} before a real sync (this dry run writes nothing)"
             )
             probe = getattr(self.adapter, "probe_engagement", None)

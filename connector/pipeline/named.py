@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from connector.model.loader import NamedModel
 from connector.pipeline.score import Pairs
 from connector.scoring import score_rows_many
-from connector.types import Contact, Enrichment, ScoreResult, crm_score
-from connector.types import shown_num as _num
+from connector.types import Contact, Enrichment, ScoreResult, crm_score, shown_bar
 
 if TYPE_CHECKING:
     from connector.pipeline.core import Pipeline
@@ -36,7 +35,7 @@ def named_reasons(named: NamedModel, result: ScoreResult) -> str:
     if not is_qualified(named, result):
         return result.top_reasons()
     assert named.threshold is not None
-    head = f"qualified ({_num(named.threshold)}+)"
+    head = f"qualified ({shown_bar(named.threshold)}+)"
     rest = result.top_reasons(max_chars=REASONS_MAX - len(head) - 2)
     return f"{head}; {rest}" if rest else head
 

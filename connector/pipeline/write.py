@@ -119,8 +119,9 @@ class Writer(Stage):
                     self._dead_letter(w, reason, at, summary)
                     continue
                 else:
-                    if _missing_property(out.error):  # deleted in the CRM: the next run
-                        self.pipeline.properties_checked = False  # checks (and refills) again
+                    if _schema_changed(out.error):  # deleted in the CRM, or an option of a
+                        # dropdown: the next pass checks (and refills) before it writes again
+                        self.pipeline.properties_checked = False
                     self._dead_letter(w, out.error or "write failed", at, summary)
                     self.store.set_write_pending(self.crm, [w.contact_id], False)
                 settled.append(w.contact_id)
@@ -195,6 +196,13 @@ class Writer(Stage):
         return set()
 
 
-def _missing_property(error: str | None) -> bool:
+def _schema_changed(error: str | None) -> bool:
+    """A write refused because the CRM's properties changed under us: a property deleted, or
+    an option of a dropdown removed (HubSpot's PROPERTY_DOESNT_EXIST, INVALID_OPTION)."""
     text = (error or "").lower()
-    return "property_doesnt_exist" in text or ("property" in text and "does not exist" in text)
+    return (
+        "property_doesnt_exist" in text
+        or ("property" in text and "does not exist" in text)
+        or "invalid_option" in text
+        or "was not one of the allowed options" in text
+    )

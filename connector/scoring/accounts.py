@@ -25,6 +25,8 @@ from typing import Any, Final
 from connector.member import AccountMember
 from connector.model.loader import LoadedModel
 from connector.model.schema import AccountsModel, Lifecycle
+from connector.reason import shown_bar as _bar
+from connector.reason import shown_points as _num
 from connector.scoring.lifecycle import decide_lifecycle
 from connector.scoring.matchers import FieldCheck, check_all, compile_conditions
 from connector.text import display_text
@@ -371,7 +373,7 @@ def score_account(
         and len(engaged) >= ca.mqa_min_people
     )
     mqa_reason = (
-        f"score {_shown(score, threshold)} ≥ {_num(threshold)}, grade {grade}, "
+        f"score {_shown(score, threshold)} ≥ {_bar(threshold)}, grade {grade}, "
         f"{_people(len(engaged))} engaged"
         if is_mqa
         else None
@@ -405,7 +407,7 @@ def mqa_misses(
     blocking = {f.name: f.description or f.name for f in section.fit.force if f.block_mqa}
     out = [f"blocked: {blocking[r]}" for r in rules if r in blocking]
     if score < mqa.threshold:
-        out.append(f"score {_num(score)} < {_num(mqa.threshold)}")  # rounded down: under it
+        out.append(f"score {_num(score)} < {_bar(mqa.threshold)}")  # rounded down: under it
     if grade not in mqa.grades:
         out.append(f"grade {grade}, not {' or '.join(mqa.grades)}")
     if engaged < mqa.min_people:
@@ -652,7 +654,7 @@ def apply_account_mql(
     bar = mqa.contact_mql_threshold
     reason = (
         f"{ACCOUNT_MQL}: {account.account_id} (score {_shown(result.score, bar)} ≥ "
-        f"{_num(bar)} at an MQA)"
+        f"{_bar(bar)} at an MQA)"
     )
     shown = stage_rank(decision.current_stage) >= stage_rank(MQL)
     new = LifecycleDecision(
@@ -775,18 +777,6 @@ def _people(n: int) -> str:
     return f"{n} {'person' if n == 1 else 'people'}"
 
 
-def _num(v: float) -> str:
-    """`types.shown_num` in the compiled build (no call out to interpreted code in the account
-    pass): a whole number bare, else to a tenth rounded down."""
-    f = float(v)
-    # `f % 1.0 == 0.0`: `f.is_integer()` (inf and nan: neither), read without a method call
-    if f % 1.0 == 0.0:
-        return str(int(v))
-    if f - f != 0.0:  # inf or nan
-        return f"{f:.1f}"
-    return f"{math.floor(round(f * 10, 9)) / 10:.1f}"
-
-
 def _shown(score: float, bar: float) -> str:
     """A score that reached `bar`, in its verdict's reason: as the CRM's score property shows
     it (a whole number, rounded down: `types.crm_score`), so the reason moves only when that
@@ -794,7 +784,10 @@ def _shown(score: float, bar: float) -> str:
     verdict); to a tenth only where the whole number would read under the bar ("60.6 ≥
     60.4", never "60 ≥ 60.4")."""
     whole = math.floor(score)
-    return str(whole) if whole >= bar else f"{score:.1f}"
+    if whole >= bar:
+        return str(whole)
+    tenth = _num(score)  # rounded down too; two decimals where the tenth is under the bar
+    return tenth if float(tenth) >= bar else f"{math.floor(round(score * 100, 9)) / 100:.2f}"
 
 
 def _signed(points: float) -> str:

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from connector.fastjson import loads as fast_loads
 from connector.model.loader import LoadedModel
 from connector.model.schema import EngagementRule, ForceGrade, Match, ScoringModel, Tier
+from connector.reason import shown_points
 from connector.scoring.lifecycle import decide_lifecycle
 from connector.scoring.matchers import FieldCheck, check_all, compile_conditions
 from connector.types import Contact, Enrichment, Event, EventRow, Reason, ScoreResult
@@ -703,8 +704,7 @@ def priority_label(grade: str, score: float, bands: Sequence[tuple[float, str]])
 
 
 def _signed(points: float) -> str:
-    v = int(points) if float(points).is_integer() else round(points, 1)
-    return f"+{v}" if points >= 0 else f"{v}"
+    return ("+" if points >= 0 else "") + shown_points(points)
 
 
 _chronological = attrgetter("occurred_at", "source", "source_id")

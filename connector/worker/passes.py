@@ -28,6 +28,7 @@ def rescore_due(pipeline: Pipeline) -> SyncSummary:
     """Score the due contacts and write what changed. No API call when nothing changed."""
 
     def body(summary: SyncSummary) -> None:
+        pipeline.check_before_writing(summary)
         due = pipeline.store.due_contact_ids(pipeline.crm, pipeline.clock())
         score_and_write(pipeline, due, summary)
 
@@ -48,6 +49,7 @@ def refresh_contacts(
     ids = list(dict.fromkeys(contact_ids))
 
     def body(summary: SyncSummary) -> None:
+        pipeline.check_before_writing(summary)
         touched: set[str] = set()
         fetch_page = getattr(adapter, "fetch_contact_page", None)
         fetch_events = getattr(adapter, "pull_contact_events", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import requests
 from hubspot import HubSpot
@@ -73,7 +74,7 @@ class HubSpotAdapter(SchemaMixin, ContactsMixin, EventsMixin, CompaniesMixin, Wr
         # a named score's priority options where its bands are its own (name -> labels)
         self.named_priority_labels: dict[str, tuple[str, ...]] = {}
         # the options of our priority dropdowns as the last properties list read them
-        self._options: dict[str, tuple[str, ...]] = {}
+        self._options: dict[str, list[dict[str, Any]]] = {}
         self.rollups = False
         self._probed = False
         self._stamps: dict[str, str] = {}

@@ -231,7 +231,7 @@ class HubSpotCalls:
     priority_labels: tuple[str, ...]
     named_scores: tuple[str, ...]
     named_priority_labels: dict[str, tuple[str, ...]]
-    _options: dict[str, tuple[str, ...]]
+    _options: dict[str, list[dict[str, Any]]]  # a priority dropdown's options, as listed
     rollups: bool
     accounts: bool
     _token: SecretStr

@@ -44,19 +44,30 @@ def _snake(spec: Mapping[str, Any]) -> dict[str, Any]:
             from hubspot.crm.properties import OptionInput
 
             v = [
-                OptionInput(label=o["label"], value=o["value"], display_order=o["displayOrder"])
+                OptionInput(
+                    label=o["label"],
+                    value=o["value"],
+                    display_order=o["displayOrder"],
+                    hidden=o.get("hidden"),
+                    description=o.get("description"),
+                )
                 for o in v
             ]
         out[key] = v
     return out
 
 
-def _option_values(prop: Mapping[str, Any]) -> tuple[str, ...]:
-    """A listed property's option values, in their order."""
-    options = prop.get("options")
-    if not isinstance(options, list):
-        return ()
-    return tuple(str(o.get("value")) for o in options if isinstance(o, Mapping))
+def _option(value: str, order: int, listed: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One option of a dropdown's new list: an existing one as HubSpot listed it (its label,
+    hidden and description kept), a new one labelled with its value."""
+    out: dict[str, Any] = {"label": value, "value": value, "displayOrder": order}
+    if listed is not None:
+        out["label"] = str(listed.get("label") or value)
+        if isinstance(listed.get("hidden"), bool):
+            out["hidden"] = listed["hidden"]
+        if listed.get("description"):
+            out["description"] = str(listed["description"])
+    return out
 
 
 class SchemaMixin(HubSpotCalls):
@@ -79,9 +90,12 @@ class SchemaMixin(HubSpotCalls):
         if object_type != "contacts":
             return {str(p.get("name")) for p in listed}
         dropdowns = self.priority_options_wanted()
-        self._options = {
-            str(p.get("name")): _option_values(p) for p in listed if str(p.get("name")) in dropdowns
-        }
+        self._options = {}
+        for p in listed:
+            name = str(p.get("name"))
+            options = p.get("options")
+            if name in dropdowns and isinstance(options, list):  # none listed: not judged
+                self._options[name] = [dict(o) for o in options if isinstance(o, Mapping)]
         # the account's properties whether account scoring is on or not: turning it off and on
         # again is no re-creation (those that exist keep their stamps)
         checked = self.checked_names(accounts=True)
@@ -128,9 +142,10 @@ class SchemaMixin(HubSpotCalls):
         those the last properties list found (a missing property is missing, not this)."""
         out: dict[str, list[str]] = {}
         for name, labels in self.priority_options_wanted().items():
-            have = self._options.get(name)
-            if have is None:
+            listed = self._options.get(name)
+            if listed is None:
                 continue
+            have = {str(o.get("value")) for o in listed}
             lacking = [v for v in labels if v not in have]
             if lacking:
                 out[name] = lacking
@@ -207,8 +222,9 @@ class SchemaMixin(HubSpotCalls):
 
         for name, lacking in self.lacking_options().items():
             wanted = self.priority_options_wanted()[name]
-            values = [*wanted, *(v for v in self._options[name] if v not in wanted)]
-            options = [{"label": v, "value": v, "displayOrder": i} for i, v in enumerate(values)]
+            old = {str(o.get("value")): o for o in self._options[name]}
+            values = [*wanted, *(v for v in old if v not in wanted)]
+            options = [_option(v, i, old.get(v)) for i, v in enumerate(values)]
             body = PropertyUpdate(**_snake({"options": options}))
             update = partial(
                 self._props.update_with_http_info,
@@ -230,7 +246,7 @@ class SchemaMixin(HubSpotCalls):
                     f"cannot add the options {', '.join(lacking)} to property {name}: "
                     f"{exc}{_so_far(created)}"
                 ) from None
-            self._options[name] = tuple(values)
+            self._options[name] = options
             created.append(f"options {', '.join(lacking)} of {name}")
 
     def _create_checked(
@@ -289,16 +305,16 @@ class SchemaMixin(HubSpotCalls):
             )
         lacking = self.lacking_options()
         if lacking:
+            what = "HubSpot " + "; ".join(
+                f"property {name} lacks the options {', '.join(values)}"
+                for name, values in lacking.items()
+            )
             raise MissingPropertiesError(
-                "HubSpot "
-                + "; ".join(
-                    f"property {name} lacks the options {', '.join(values)}"
-                    for name, values in lacking.items()
-                )
-                + " (the model's priority labels; HubSpot refuses a value that is no option "
-                "of its dropdown): run `leadscore init-properties` to add them",
+                what + " (the model's priority labels; HubSpot refuses a value that is no "
+                "option of its dropdown): run `leadscore init-properties` to add them",
                 [f"{name} (options {', '.join(values)})" for name, values in lacking.items()],
                 "run `leadscore init-properties`",
+                dry_note=what + ": run `leadscore init-properties` to add them before a real sync",
             )
         self.probe_engagement()
         absent = sorted(set(self.extra_properties) - names)

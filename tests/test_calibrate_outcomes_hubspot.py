@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 from connector.calibrate.observe import Dataset
 from connector.model.loader import load_model
@@ -49,10 +50,12 @@ def test_stage_only_conversions_keep_their_date_after_two_syncs(tmp_path: Path) 
             changes.append((first + timedelta(days=30), rec.id, "salesqualifiedlead"))
             sql_at[rec.id] = first + timedelta(days=30)
     for when, cid, stage in sorted(changes):
-        _at(portal, when)
         current = portal.resolve(cid)
         assert current is not None
-        portal.apply(current, {"lifecyclestage": stage}, source="CRM_UI")
+        # stamped at exactly `when`: the portal's clock runs on with the real one, and a
+        # millisecond passing between setting it and the change made the date 12:00:00.001
+        with patch.object(portal, "now_ms", return_value=to_ms(when)):
+            portal.apply(current, {"lifecyclestage": stage}, source="CRM_UI")
     _at(portal, NOW)
     model = load_model()
     h = make_harness(tmp_path, portal)

@@ -640,6 +640,19 @@ def test_the_terminal_shows_a_score_short_of_a_bar_under_it(tmp_path: Path) -> N
     assert lines[0].startswith("first scored 99.9 (grade")
 
 
+def test_the_rescore_previews_mean_change_rounds_down() -> None:
+    """`rescore --dry-run`'s "mean" read `round(delta, 1)`: +99.96 on average printed +100."""
+    from rich.console import Console
+
+    from connector.ops.rescore import RescorePreview
+    from connector.ops.views import print_preview
+
+    p = RescorePreview("hubspot", NOW, "v2", "abc", delta_sum=199.92, delta_n=2)
+    console = Console(record=True, width=200)
+    print_preview(console, p, dry_run=True)
+    assert "score change over 2 scored contact(s): mean +99.9\n" in console.export_text()
+
+
 @given(st.integers(min_value=-1_000_000, max_value=1_000_000).map(lambda c: c / 100))
 def test_a_shown_number_is_the_value_rounded_down_to_a_tenth(v: float) -> None:
     from connector.types import shown_num

@@ -74,6 +74,13 @@ def shown_points(v: float) -> str:
     return f"{math.floor(round(f * 10, 9)) / 10:.1f}"
 
 
+def shown_signed(v: float) -> str:
+    """`shown_points` with its sign, as a reason's text starts ("+30 ...", "-10 ..."): one
+    function for the engine's, the accounts' and the CLI's texts, which `ops.common` reads
+    back by it."""
+    return ("+" if v >= 0 else "") + shown_points(v)
+
+
 def shown_bar(v: float) -> str:
     """A bar (a threshold the model file writes) as written: 60, 59.6, 60.45; never rounded,
     so a score shown rounded down never reads as over a bar it is under, nor the other way."""

@@ -18,6 +18,7 @@ from connector.member import AccountMember as AccountMember
 from connector.reason import Reason as Reason
 from connector.reason import shown_bar as shown_bar
 from connector.reason import shown_points
+from connector.reason import shown_signed as shown_signed
 
 _T = TypeVar("_T")
 
@@ -268,7 +269,7 @@ class ScoreResult:
         then the grade and why ("+50 watched webinar 'X' (full); ...; grade B: manager title")."""
         engagement = [r for r in self.reasons if r.kind == "engagement" and r.points != 0]
         engagement.sort(key=_largest_first)
-        parts = [f"{_signed(r.points)} {r.text}" for r in engagement[:limit]]
+        parts = [f"{shown_signed(r.points)} {r.text}" for r in engagement[:limit]]
         parts += [r.text for r in self.reasons if r.rule == "grade"]
         out = ""
         for part in parts:
@@ -303,10 +304,6 @@ def _fit_reasons(parts: Sequence[str], tail: Sequence[str], max_chars: int) -> s
 
 def _largest_first(r: Reason) -> tuple[float, str]:
     return (-abs(r.points), r.rule)
-
-
-def _signed(points: float) -> str:
-    return ("+" if points >= 0 else "") + shown_num(points)
 
 
 @record
@@ -362,6 +359,6 @@ class AccountResult:
             (r for r in self.reasons if r.kind == "engagement" and r.points != 0),
             key=_largest_first,
         )
-        texts = [f"{_signed(r.points)} {r.text}" for r in parts]
+        texts = [f"{shown_signed(r.points)} {r.text}" for r in parts]
         grade = [r.text for r in self.reasons if r.rule == "grade"]
         return _fit_reasons(texts, grade, max_chars)

@@ -19,7 +19,7 @@ from connector.scoring import score_rows_many
 from connector.scoring.engine import keeping_hit_times
 from connector.state.store import LAST_ID, StateStore
 from connector.types import Contact, Enrichment, Reason, ScoreResult
-from connector.types import shown_num as num
+from connector.types import shown_signed as signed
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -182,10 +182,6 @@ def open_existing_store(settings: Settings) -> StateStore:
 
 
 # ------------------------------------------------------------------------ formatting
-
-
-def signed(v: float) -> str:
-    return ("+" if v >= 0 else "") + num(v)
 
 
 def pct(x: float | None) -> str:

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from connector.console import fit_table
 from connector.ops.accounts import AccountExplanation, AccountRow
-from connector.ops.common import iso_min, signed
+from connector.ops.common import iso_min
 from connector.ops.dead_letters import RecordLabel, RetryResult
 from connector.ops.rescore import (
     NO_GRADE,
@@ -31,6 +31,7 @@ from connector.state.dead_letters import Dismissal
 from connector.state.store import DeadLetter
 from connector.text import display_text
 from connector.types import shown_num as num
+from connector.types import shown_signed as signed
 from connector.views import DOMAIN_SHOWN, EMAIL_SHOWN, REASON_SHOWN, crm_text, short_stage
 
 MAX_FLIPS = 30

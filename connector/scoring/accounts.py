@@ -27,6 +27,7 @@ from connector.model.loader import LoadedModel
 from connector.model.schema import AccountsModel, Lifecycle
 from connector.reason import shown_bar as _bar
 from connector.reason import shown_points as _num
+from connector.reason import shown_signed as _signed
 from connector.scoring.lifecycle import decide_lifecycle
 from connector.scoring.matchers import FieldCheck, check_all, compile_conditions
 from connector.text import display_text
@@ -788,7 +789,3 @@ def _shown(score: float, bar: float) -> str:
         return str(whole)
     tenth = _num(score)  # rounded down too; two decimals where the tenth is under the bar
     return tenth if float(tenth) >= bar else f"{math.floor(round(score * 100, 9)) / 100:.2f}"
-
-
-def _signed(points: float) -> str:
-    return ("+" if points >= 0 else "") + _num(points)

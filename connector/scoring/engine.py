@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from connector.fastjson import loads as fast_loads
 from connector.model.loader import LoadedModel
 from connector.model.schema import EngagementRule, ForceGrade, Match, ScoringModel, Tier
-from connector.reason import shown_points
+from connector.reason import shown_signed as _signed
 from connector.scoring.lifecycle import decide_lifecycle
 from connector.scoring.matchers import FieldCheck, check_all, compile_conditions
 from connector.types import Contact, Enrichment, Event, EventRow, Reason, ScoreResult
@@ -701,10 +701,6 @@ def priority_label(grade: str, score: float, bands: Sequence[tuple[float, str]])
         if shown >= low:
             return grade + name
     return grade + bands[-1][1]
-
-
-def _signed(points: float) -> str:
-    return ("+" if points >= 0 else "") + shown_points(points)
 
 
 _chronological = attrgetter("occurred_at", "source", "source_id")

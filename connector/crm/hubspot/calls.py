@@ -276,7 +276,9 @@ class HubSpotCalls:
         """{priority property: the labels the model writes to it}, the named scores' too."""
         out = {PRIORITY_PROPERTY: self.priority_labels}
         for n in self.named_scores:
-            out[f"leadscore_{n}_priority"] = self.named_priority_labels.get(n, self.priority_labels)
+            out[self.hs_name(f"{n}_priority")] = self.named_priority_labels.get(
+                n, self.priority_labels
+            )
         return out
 
     def hs_name(self, key: str) -> str:

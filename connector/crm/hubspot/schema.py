@@ -220,8 +220,9 @@ class SchemaMixin(HubSpotCalls):
         until rescored). One PATCH a dropdown; `created` names what was added."""
         from hubspot.crm.properties import PropertyUpdate
 
+        wanted_of = self.priority_options_wanted()
         for name, lacking in self.lacking_options().items():
-            wanted = self.priority_options_wanted()[name]
+            wanted = wanted_of[name]
             old = {str(o.get("value")): o for o in self._options[name]}
             values = [*wanted, *(v for v in old if v not in wanted)]
             options = [_option(v, i, old.get(v)) for i, v in enumerate(values)]
